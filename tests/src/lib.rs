@@ -1,0 +1,373 @@
+//! Test support: an isolated environment per test (its own database and broker namespace),
+//! a probe worker whose behaviour is scripted by its messages, and waiting with deadlines.
+//!
+//! Every test gets a fresh namespace and database, so tests run in parallel without seeing
+//! each other, against the real RabbitMQ and PostgreSQL.
+
+use std::{future::Future, time::Duration};
+
+use lapin::{BasicProperties, Channel, Connection, options::*, types::FieldTable};
+use orderly_contracts::{Envelope, Message};
+use orderly_runtime::{
+    Handler, HandlerContext, HandlerError, Incoming, Settings,
+    broker::Names,
+    config::{ConsumerSettings, RetrySettings},
+    topology::{self, QueueKind, QueueSpec},
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Broker URL of the machine's RabbitMQ.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The probe worker's name (queue and schema).
+pub const PROBE: &str = "probe";
+/// The routing key probes are published under.
+pub const PROBE_TYPE: &str = "test.probe";
+
+/// A scripted test message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// A number the test chooses.
+    pub n: u32,
+    /// Fail transiently while the attempt is at most this.
+    #[serde(default)]
+    pub fail_transient_until: u32,
+    /// Fail permanently.
+    #[serde(default)]
+    pub fail_permanent: bool,
+    /// Sleep this long inside the handler.
+    #[serde(default)]
+    pub sleep_ms: u64,
+    /// Emit one `test.probe.echo` message.
+    #[serde(default)]
+    pub emit: bool,
+    /// Fail transiently while the switch of this name is on (a broken dependency).
+    #[serde(default)]
+    pub fail_while_switch: Option<String>,
+}
+
+impl Message for Probe {
+    const TYPE: &'static str = PROBE_TYPE;
+    const VERSION: u16 = 1;
+}
+
+/// What the probe emits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeEcho {
+    /// The probe's number.
+    pub n: u32,
+}
+
+impl Message for ProbeEcho {
+    const TYPE: &'static str = "test.probe.echo";
+    const VERSION: u16 = 1;
+}
+
+/// The probe handler: records each attempt outside the transaction (so rolled-back attempts
+/// are still seen) and its effect inside it (so an effect exists once per committed handling).
+#[derive(Debug, Clone)]
+pub struct ProbeHandler {
+    /// A pool outside the handler's transaction.
+    pub side: PgPool,
+}
+
+impl Handler for ProbeHandler {
+    async fn handle(
+        &self,
+        msg: &Incoming,
+        cx: &mut HandlerContext<'_>,
+    ) -> Result<(), HandlerError> {
+        let env = msg.decode::<Probe>()?;
+        let p = env.payload;
+        sqlx::query("insert into probe.attempts (message_id, attempt) values ($1, $2) on conflict do nothing")
+            .bind(env.message_id)
+            .bind(msg.attempt as i32)
+            .execute(&self.side)
+            .await?;
+        if p.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(p.sleep_ms)).await;
+        }
+        if let Some(switch) = &p.fail_while_switch {
+            let broken: bool =
+                sqlx::query_scalar("select exists(select 1 from probe.switches where name = $1)")
+                    .bind(switch)
+                    .fetch_one(&self.side)
+                    .await?;
+            if broken {
+                return Err(HandlerError::transient(anyhow::anyhow!(
+                    "dependency {switch} is down"
+                )));
+            }
+        }
+        if p.fail_permanent {
+            return Err(HandlerError::permanent(format!("probe {} refuses", p.n)));
+        }
+        if msg.attempt <= p.fail_transient_until {
+            return Err(HandlerError::transient(anyhow::anyhow!(
+                "probe {} fails attempt {}",
+                p.n,
+                msg.attempt
+            )));
+        }
+        sqlx::query("insert into probe.effects (message_id, n) values ($1, $2)")
+            .bind(env.message_id)
+            .bind(p.n as i32)
+            .execute(&mut *cx.conn)
+            .await?;
+        if p.emit {
+            cx.emit(ProbeEcho { n: p.n });
+        }
+        Ok(())
+    }
+}
+
+/// One test's private world.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// Settings pointing at the private database and namespace.
+    pub settings: Settings,
+    /// Broker names of the namespace.
+    pub names: Names,
+    /// A pool on the private database (probe schema first on the search path).
+    pub pool: PgPool,
+    /// A broker connection for the test's own publishing and inspection.
+    pub connection: Connection,
+    /// A channel with publisher confirms.
+    pub channel: Channel,
+    database: String,
+    specs: Vec<QueueSpec>,
+}
+
+impl TestEnv {
+    /// Creates the database and namespace, migrates, installs the probe schema and declares
+    /// the probe queue (consuming `test.probe`) plus an outbound queue for echoes.
+    pub async fn new(retry: RetrySettings, consumer: ConsumerSettings) -> anyhow::Result<Self> {
+        ensure_services();
+        orderly_runtime::telemetry::init("warn");
+        let suffix = Uuid::now_v7().simple().to_string();
+        let suffix = &suffix[suffix.len() - 12..];
+        let namespace = format!("t-{suffix}");
+        let database = format!("orderly_t_{suffix}");
+        let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+        orderly_runtime::db::ensure_database(&database_url).await?;
+        orderly_runtime::db::migrate(&database_url).await?;
+        let pool = orderly_runtime::db::connect(&database_url, PROBE, 4).await?;
+        sqlx::query("select orderly_messaging.install('probe')")
+            .execute(&pool)
+            .await?;
+        sqlx::raw_sql(
+            "create table probe.effects (message_id uuid not null, n int not null);
+             create table probe.attempts (message_id uuid not null, attempt int not null, primary key (message_id, attempt));
+             create table probe.switches (name text primary key);",
+        )
+        .execute(&pool)
+        .await?;
+        let settings = Settings {
+            broker_url: BROKER_URL.into(),
+            database_url,
+            namespace: namespace.clone(),
+            http_addr: "127.0.0.1:0".into(),
+            consumer: consumer.clone(),
+            retry: retry.clone(),
+            ..Settings::default()
+        };
+        let names = Names::new(namespace.clone());
+        let connection =
+            orderly_runtime::broker::connect(BROKER_URL, &format!("test-{namespace}")).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let specs = vec![
+            QueueSpec {
+                name: PROBE.into(),
+                bindings: vec![PROBE_TYPE.into()],
+                kind: QueueKind::Worker {
+                    delivery_limit: consumer.delivery_limit,
+                    max_attempts: retry.max_attempts,
+                },
+            },
+            QueueSpec {
+                name: "out.echo".into(),
+                bindings: vec![ProbeEcho::TYPE.into()],
+                kind: QueueKind::Outbound { max_length: 10_000 },
+            },
+        ];
+        topology::declare(&channel, &names, &specs).await?;
+        Ok(Self {
+            settings,
+            names,
+            pool,
+            connection,
+            channel,
+            database,
+            specs,
+        })
+    }
+
+    /// Default retry settings with short delays, for tests.
+    pub fn fast_retry(max_attempts: u32) -> RetrySettings {
+        RetrySettings {
+            max_attempts,
+            initial_delay_ms: 50,
+            max_delay_ms: 400,
+        }
+    }
+
+    /// Publishes a probe as an outside producer would; returns its message id.
+    pub async fn publish_probe(&self, probe: Probe) -> anyhow::Result<Uuid> {
+        let env = Envelope::new("test", format!("probe-{}", probe.n), probe);
+        self.publish_raw(PROBE_TYPE, &env.to_json(), Some(env.message_id))
+            .await?;
+        Ok(env.message_id)
+    }
+
+    /// Publishes raw bytes to the events exchange under `routing_key`, confirmed.
+    pub async fn publish_raw(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        id: Option<Uuid>,
+    ) -> anyhow::Result<()> {
+        let mut props = BasicProperties::default().with_delivery_mode(2);
+        if let Some(id) = id {
+            props = props.with_message_id(id.to_string().into());
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.names.events_exchange().into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                props,
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(
+            matches!(confirm, lapin::Confirmation::Ack(None)),
+            "publish not confirmed: {confirm:?}"
+        );
+        Ok(())
+    }
+
+    /// Messages ready in a queue (full name).
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let ch = self.connection.create_channel().await?;
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = ch.close(200, "ok".into()).await;
+        Ok(q.message_count())
+    }
+
+    /// How many effect rows the probe wrote for `id`.
+    pub async fn effects(&self, id: Uuid) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("select count(*) from probe.effects where message_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// All effect rows.
+    pub async fn total_effects(&self) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar("select count(*) from probe.effects")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Distinct attempts the handler saw for `id`.
+    pub async fn attempts(&self, id: Uuid) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("select count(*) from probe.attempts where message_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Turns a named dependency switch on (broken) or off.
+    pub async fn switch(&self, name: &str, broken: bool) -> anyhow::Result<()> {
+        let sql = if broken {
+            "insert into probe.switches values ($1) on conflict do nothing"
+        } else {
+            "delete from probe.switches where name = $1"
+        };
+        sqlx::query(sql).bind(name).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A pool for the probe handler's side records.
+    pub async fn side_pool(&self) -> anyhow::Result<PgPool> {
+        Ok(orderly_runtime::db::connect(&self.settings.database_url, PROBE, 4).await?)
+    }
+
+    /// Deletes the namespace's queues and the database.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        let ch = self.connection.create_channel().await?;
+        topology::delete(&ch, &self.names, &self.specs).await?;
+        let _ = self.connection.close(200, "done".into()).await;
+        self.pool.close().await;
+        let admin = orderly_runtime::db::connect(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "public",
+            1,
+        )
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "drop database if exists \"{}\" with (force)",
+            self.database
+        )))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+        Ok(())
+    }
+}
+
+/// Waits until `check` returns true, polling every 25 ms, failing after `deadline`.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            anyhow::bail!("timed out after {deadline:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Panics with a clear message when the services are not reachable (the test scripts start
+/// them; see `scripts/services`).
+pub fn ensure_services() {
+    for (name, addr) in [
+        ("PostgreSQL", "127.0.0.1:5432"),
+        ("RabbitMQ", "127.0.0.1:5672"),
+    ] {
+        let Ok(sock) = addr.parse() else { continue };
+        if std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
+            panic!("{name} is not reachable at {addr}: run `scripts/services` first");
+        }
+    }
+}

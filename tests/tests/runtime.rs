@@ -1,0 +1,431 @@
+//! The reliability contract of the messaging runtime, against the real RabbitMQ and
+//! PostgreSQL. Each test has its own namespace and database.
+
+use std::{sync::Arc, sync::atomic::AtomicBool, time::Duration};
+
+use orderly_contracts::Envelope;
+use orderly_runtime::{
+    Host,
+    config::ConsumerSettings,
+    consumer::ConsumerFaults,
+    dlq::DeadLetters,
+    outbox::{self, OutboxMessage, Relay, RelayExit, RelayFaults},
+};
+use orderly_tests::{PROBE, Probe, ProbeEcho, ProbeHandler, TestEnv, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn consumer() -> ConsumerSettings {
+    ConsumerSettings {
+        prefetch: 16,
+        concurrency: 2,
+        batch_size: 8,
+        delivery_limit: 5,
+    }
+}
+
+async fn host(env: &TestEnv) -> anyhow::Result<Host> {
+    let mut host = Host::new(env.settings.clone());
+    host.start_worker(
+        PROBE,
+        ProbeHandler {
+            side: env.side_pool().await?,
+        },
+    )
+    .await?;
+    Ok(host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivery_after_commit_without_ack_has_no_second_effect() -> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    let faults = ConsumerFaults {
+        crash_after_commit: Arc::new(AtomicBool::new(true)),
+    };
+    let mut host = Host::new(env.settings.clone());
+    host.start_worker_with(
+        PROBE,
+        ProbeHandler {
+            side: env.side_pool().await?,
+        },
+        faults.clone(),
+    )
+    .await?;
+    let metrics = host.metrics();
+
+    let id = env
+        .publish_probe(Probe {
+            n: 1,
+            ..Probe::default()
+        })
+        .await?;
+    // The first session commits, "crashes" before acking, reconnects, and gets the
+    // redelivery, which the inbox turns into a duplicate.
+    wait_until(
+        "the redelivery is recognised as a duplicate",
+        DEADLINE,
+        || async { Ok(metrics.count(PROBE, orderly_runtime::metrics::Outcome::Duplicate) >= 1) },
+    )
+    .await?;
+    assert!(
+        !faults
+            .crash_after_commit
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "the crash was simulated"
+    );
+    assert_eq!(env.effects(id).await?, 1, "exactly one effect");
+    assert_eq!(env.queue_depth(&env.names.queue(PROBE)).await?, 0);
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_crash_after_publish_loses_nothing_and_the_duplicate_is_dropped() -> anyhow::Result<()>
+{
+    let env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    // A message sitting in the probe's outbox, addressed to the probe itself.
+    let env_msg = Envelope::new(
+        "probe",
+        "probe-7",
+        Probe {
+            n: 7,
+            ..Probe::default()
+        },
+    );
+    let mut conn = env.pool.acquire().await?;
+    outbox::insert(&mut conn, &[OutboxMessage::from_envelope(&env_msg)]).await?;
+    drop(conn);
+
+    let metrics = Arc::new(orderly_runtime::metrics::Metrics::default());
+    let relay = |faults| {
+        Relay::new(
+            PROBE,
+            env.pool.clone(),
+            env.settings.broker_url.clone(),
+            env.names.clone(),
+            &env.settings.relay,
+            metrics.clone(),
+        )
+        .with_faults(faults)
+    };
+    let token = tokio_util::sync::CancellationToken::new();
+    let exit = relay(RelayFaults {
+        crash_after_publish: true,
+    })
+    .run(token.clone())
+    .await;
+    assert_eq!(exit, RelayExit::Crashed);
+    let status = outbox::status(&env.pool).await?;
+    assert_eq!(
+        status.pending, 1,
+        "the row is still pending after the crash"
+    );
+
+    // A fresh relay publishes it again; the consumer sees two copies and applies one.
+    let relay_task = tokio::spawn(relay(RelayFaults::default()).run(token.clone()));
+    let mut host = Host::new(env.settings.clone());
+    host.start_worker(
+        PROBE,
+        ProbeHandler {
+            side: env.side_pool().await?,
+        },
+    )
+    .await?;
+    let m = host.metrics();
+    wait_until("both copies consumed", DEADLINE, || async {
+        Ok(m.count(PROBE, orderly_runtime::metrics::Outcome::Handled)
+            + m.count(PROBE, orderly_runtime::metrics::Outcome::Duplicate)
+            >= 2)
+    })
+    .await?;
+    assert_eq!(
+        m.count(PROBE, orderly_runtime::metrics::Outcome::Duplicate),
+        1
+    );
+    assert_eq!(env.effects(env_msg.message_id).await?, 1);
+    wait_until("the outbox row is marked published", DEADLINE, || async {
+        Ok(outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    token.cancel();
+    relay_task.await?;
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unroutable_message_stays_pending_and_is_reported() -> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    // `test.nobody` has no binding anywhere in this namespace.
+    let mut stray = OutboxMessage::from_envelope(&Envelope::new("probe", "c", ProbeEcho { n: 1 }));
+    stray.message_type = "test.nobody".into();
+    let routed = OutboxMessage::from_envelope(&Envelope::new("probe", "c", ProbeEcho { n: 2 }));
+    let mut conn = env.pool.acquire().await?;
+    outbox::insert(&mut conn, &[stray, routed]).await?;
+    drop(conn);
+
+    let host = host(&env).await?;
+    wait_until(
+        "the routable row is published and the stray one has failed",
+        DEADLINE,
+        || async {
+            let s = outbox::status(&env.pool).await?;
+            Ok(s.published == 1 && s.failing == 1)
+        },
+    )
+    .await?;
+    let stuck = outbox::stuck(&env.pool, 10).await?;
+    assert_eq!(stuck.len(), 1);
+    let error = stuck[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("unroutable") && error.contains("test.nobody"),
+        "{error}"
+    );
+    assert_eq!(
+        env.queue_depth(&env.names.queue("out.echo")).await?,
+        1,
+        "the routable one arrived"
+    );
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_are_dead_lettered_at_once_with_the_field_and_the_queue_goes_on()
+-> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(5), consumer()).await?;
+    let host = host(&env).await?;
+
+    env.publish_raw(orderly_tests::PROBE_TYPE, b"this is not json", None)
+        .await?;
+    let mut wrong = serde_json::to_value(Envelope::new(
+        "test",
+        "c",
+        Probe {
+            n: 2,
+            ..Probe::default()
+        },
+    ))?;
+    wrong["payload"]["n"] = serde_json::json!("two");
+    env.publish_raw(
+        orderly_tests::PROBE_TYPE,
+        wrong.to_string().as_bytes(),
+        None,
+    )
+    .await?;
+    let good = env
+        .publish_probe(Probe {
+            n: 3,
+            ..Probe::default()
+        })
+        .await?;
+
+    let dlq = env.names.dead_letter_queue(PROBE);
+    wait_until(
+        "two dead letters and the good message handled",
+        DEADLINE,
+        || async { Ok(env.queue_depth(&dlq).await? == 2 && env.effects(good).await? == 1) },
+    )
+    .await?;
+    let ch = env.connection.create_channel().await?;
+    let letters = DeadLetters::new(&ch, &env.names, PROBE).list(10).await?;
+    let _ = ch.close(200, "ok".into()).await;
+    assert_eq!(letters.len(), 2);
+    assert!(
+        letters[0].reason.contains("undecodable"),
+        "{}",
+        letters[0].reason
+    );
+    assert!(
+        letters[1].reason.contains("payload.n"),
+        "reason names the field: {}",
+        letters[1].reason
+    );
+    assert!(
+        letters.iter().all(|l| l.attempts == Some(1)),
+        "no retries were spent"
+    );
+    assert_eq!(
+        env.queue_depth(&dlq).await?,
+        2,
+        "listing leaves them in place"
+    );
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_retry_with_delay_then_succeed_once() -> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(5), consumer()).await?;
+    let host = host(&env).await?;
+    let started = std::time::Instant::now();
+    let id = env
+        .publish_probe(Probe {
+            n: 1,
+            fail_transient_until: 3,
+            ..Probe::default()
+        })
+        .await?;
+    let other = env
+        .publish_probe(Probe {
+            n: 2,
+            ..Probe::default()
+        })
+        .await?;
+    wait_until("handled after three failures", DEADLINE, || async {
+        Ok(env.effects(id).await? == 1)
+    })
+    .await?;
+    // Delays of at least 50 + 100 + 200 ms were waited (jitter only adds).
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.attempts(id).await?, 4);
+    assert_eq!(
+        env.effects(other).await?,
+        1,
+        "the neighbour was not held up"
+    );
+    assert_eq!(
+        env.queue_depth(&env.names.dead_letter_queue(PROBE)).await?,
+        0
+    );
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_forever_is_dead_lettered_after_exactly_the_budget_with_two_copies()
+-> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(4), consumer()).await?;
+    let first = host(&env).await?;
+    let second = host(&env).await?;
+    let ids = [
+        env.publish_probe(Probe {
+            n: 1,
+            fail_transient_until: u32::MAX,
+            ..Probe::default()
+        })
+        .await?,
+        env.publish_probe(Probe {
+            n: 2,
+            fail_transient_until: u32::MAX,
+            ..Probe::default()
+        })
+        .await?,
+    ];
+    let dlq = env.names.dead_letter_queue(PROBE);
+    wait_until("both dead-lettered", DEADLINE, || async {
+        Ok(env.queue_depth(&dlq).await? == 2)
+    })
+    .await?;
+    for id in ids {
+        assert_eq!(env.attempts(id).await?, 4, "exactly the budget of attempts");
+        assert_eq!(env.effects(id).await?, 0);
+    }
+    let ch = env.connection.create_channel().await?;
+    let letters = DeadLetters::new(&ch, &env.names, PROBE).list(10).await?;
+    let _ = ch.close(200, "ok".into()).await;
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.reason.contains("gave up after 4 attempts") && l.attempts == Some(4)),
+        "{letters:?}"
+    );
+    first.stop(Duration::from_secs(10)).await;
+    second.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_letter_is_handled_once_and_a_second_replay_does_nothing()
+-> anyhow::Result<()> {
+    let env = TestEnv::new(TestEnv::fast_retry(2), consumer()).await?;
+    let host = host(&env).await?;
+    let m = host.metrics();
+    // A dependency is down: the message spends its budget and is dead-lettered.
+    env.switch("tax-service", true).await?;
+    let id = env
+        .publish_probe(Probe {
+            n: 1,
+            fail_while_switch: Some("tax-service".into()),
+            ..Probe::default()
+        })
+        .await?;
+    let dlq = env.names.dead_letter_queue(PROBE);
+    wait_until("dead-lettered", DEADLINE, || async {
+        Ok(env.queue_depth(&dlq).await? == 1)
+    })
+    .await?;
+    assert_eq!(env.effects(id).await?, 0);
+
+    // The dependency is back; the operator replays.
+    env.switch("tax-service", false).await?;
+    let ch = env.connection.create_channel().await?;
+    assert_eq!(
+        DeadLetters::new(&ch, &env.names, PROBE)
+            .replay(&[id.to_string()])
+            .await?,
+        1
+    );
+    wait_until("handled after replay", DEADLINE, || async {
+        Ok(env.effects(id).await? == 1)
+    })
+    .await?;
+    assert_eq!(
+        env.queue_depth(&dlq).await?,
+        0,
+        "the dead letter was removed"
+    );
+
+    // Replaying again finds nothing; and even a stray second copy of the same message in the
+    // dead-letter queue, replayed, has no effect (the inbox knows it).
+    assert_eq!(
+        DeadLetters::new(&ch, &env.names, PROBE)
+            .replay(&[id.to_string()])
+            .await?,
+        0
+    );
+    let body = Envelope::new(
+        "test",
+        "probe-1",
+        Probe {
+            n: 1,
+            ..Probe::default()
+        },
+    );
+    let copy = Envelope {
+        message_id: id,
+        ..body
+    };
+    let confirm = env
+        .channel
+        .basic_publish(
+            env.names.dead_letter_exchange().into(),
+            env.names.queue(PROBE).into(),
+            lapin::options::BasicPublishOptions::default(),
+            &copy.to_json(),
+            lapin::BasicProperties::default().with_message_id(id.to_string().into()),
+        )
+        .await?
+        .await?;
+    assert!(confirm.is_ack());
+    assert_eq!(
+        DeadLetters::new(&ch, &env.names, PROBE)
+            .replay(&[id.to_string()])
+            .await?,
+        1
+    );
+    wait_until(
+        "the stray copy is recognised as a duplicate",
+        DEADLINE,
+        || async { Ok(m.count(PROBE, orderly_runtime::metrics::Outcome::Duplicate) == 1) },
+    )
+    .await?;
+    assert_eq!(env.effects(id).await?, 1, "still exactly one effect");
+    let _ = ch.close(200, "ok".into()).await;
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}

@@ -1,0 +1,149 @@
+//! RabbitMQ connections, names and message properties.
+//!
+//! Every name the runtime declares is derived here from the namespace, so two environments
+//! (or two tests) on one broker never see each other's messages.
+
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+use crate::config::redact_url;
+
+/// Header: handling attempt this delivery is (1 for the first).
+pub const HEADER_ATTEMPT: &str = "x-orderly-attempt";
+/// Header on dead letters: why the message was dead-lettered.
+pub const HEADER_DEAD_REASON: &str = "x-orderly-dead-reason";
+/// Header on dead letters: the queue it was taken from (where a replay sends it back).
+pub const HEADER_ORIGINAL_QUEUE: &str = "x-orderly-original-queue";
+/// Header on dead letters: when it was dead-lettered (RFC 3339).
+pub const HEADER_DEAD_AT: &str = "x-orderly-dead-at";
+/// Header: W3C traceparent of the producing span.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+
+/// The names of everything on the broker for one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    namespace: String,
+}
+
+impl Names {
+    /// Names under `namespace`.
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    /// The namespace itself.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The topic exchange every event is published to, with its type as routing key.
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    /// The direct exchange the broker dead-letters to (delivery limit exceeded).
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dead-letter", self.namespace)
+    }
+
+    /// A consumer's (or outbound) queue.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}.{queue}", self.namespace)
+    }
+
+    /// The dead-letter queue of a consumer queue.
+    pub fn dead_letter_queue(&self, queue: &str) -> String {
+        format!("{}.{queue}.dlq", self.namespace)
+    }
+
+    /// The delay queue holding messages before their `attempt`-th handling attempt.
+    pub fn retry_queue(&self, queue: &str, attempt: u32) -> String {
+        format!("{}.{queue}.retry.{attempt}", self.namespace)
+    }
+}
+
+/// The broker could not be reached, naming what was tried.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach RabbitMQ at {url}: {source}")]
+pub struct BrokerUnreachable {
+    /// The URL with its password redacted.
+    pub url: String,
+    /// What lapin said.
+    #[source]
+    pub source: lapin::Error,
+}
+
+/// Opens one AMQP connection named `name` (visible in the broker's connection list).
+pub async fn connect(url: &str, name: &str) -> Result<Connection, BrokerUnreachable> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, props)
+        .await
+        .map_err(|source| BrokerUnreachable {
+            url: redact_url(url),
+            source,
+        })
+}
+
+/// Reads a string header.
+pub fn header_str<'a>(props: &'a BasicProperties, key: &str) -> Option<&'a str> {
+    match props.headers().as_ref()?.inner().get(key)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Reads an integer header of any width.
+pub fn header_u32(props: &BasicProperties, key: &str) -> Option<u32> {
+    let value = props.headers().as_ref()?.inner().get(key)?;
+    let n: i64 = match value {
+        AMQPValue::ShortShortInt(n) => i64::from(*n),
+        AMQPValue::ShortShortUInt(n) => i64::from(*n),
+        AMQPValue::ShortInt(n) => i64::from(*n),
+        AMQPValue::ShortUInt(n) => i64::from(*n),
+        AMQPValue::LongInt(n) => i64::from(*n),
+        AMQPValue::LongUInt(n) => i64::from(*n),
+        AMQPValue::LongLongInt(n) => *n,
+        _ => return None,
+    };
+    u32::try_from(n).ok()
+}
+
+/// Returns `headers` with `key` set to a string.
+pub fn with_str(mut headers: FieldTable, key: &str, value: impl Into<String>) -> FieldTable {
+    headers.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value.into())),
+    );
+    headers
+}
+
+/// Returns `headers` with `key` set to an integer.
+pub fn with_int(mut headers: FieldTable, key: &str, value: i64) -> FieldTable {
+    headers.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
+    headers
+}
+
+/// Persistent JSON message properties for an envelope.
+pub fn envelope_properties(
+    message_id: &str,
+    message_type: &str,
+    correlation_id: &str,
+    producer: &str,
+    occurred_at_unix: u64,
+    headers: FieldTable,
+) -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_message_id(message_id.into())
+        .with_type(message_type.into())
+        .with_correlation_id(correlation_id.into())
+        .with_app_id(producer.into())
+        .with_timestamp(occurred_at_unix)
+        .with_headers(headers)
+}

@@ -1,0 +1,261 @@
+//! Configuration: defaults, then an optional TOML file, then `ORDERLY__`-prefixed environment
+//! variables (`ORDERLY__BROKER_URL`, `ORDERLY__WORKERS__ORDERS__PREFETCH`, ...).
+//!
+//! Secrets (the passwords inside the URLs) never reach a log line: [`Settings`] prints them
+//! through [`redact_url`].
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything a process needs to run workers and operator commands.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Settings {
+    /// AMQP URL of the broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub broker_url: String,
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Prefix of every exchange and queue name, so environments and tests never collide.
+    pub namespace: String,
+    /// Address of the health and metrics endpoint; port 0 picks a free one.
+    pub http_addr: String,
+    /// Defaults for every worker, overridable per worker under `workers.<name>`.
+    pub consumer: ConsumerSettings,
+    /// Per-worker overrides.
+    #[serde(default)]
+    pub workers: BTreeMap<String, ConsumerSettings>,
+    /// Retry policy for transient handler failures.
+    pub retry: RetrySettings,
+    /// Outbox relay tuning.
+    pub relay: RelaySettings,
+}
+
+/// How one worker consumes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// Unacknowledged deliveries the broker may push to this process (basic.qos).
+    pub prefetch: u16,
+    /// Batches handled at the same time, each in its own database transaction.
+    pub concurrency: usize,
+    /// Most deliveries handled in one database transaction.
+    pub batch_size: usize,
+    /// Deliveries of one message before the broker dead-letters it by itself (a message
+    /// that crashes the process every time). Quorum queue `x-delivery-limit`.
+    pub delivery_limit: u32,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self {
+            prefetch: 64,
+            concurrency: 4,
+            batch_size: 32,
+            delivery_limit: 10,
+        }
+    }
+}
+
+/// Retry budget and backoff for transient failures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RetrySettings {
+    /// Total handling attempts, the first one included, before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the first retry, in milliseconds.
+    pub initial_delay_ms: u64,
+    /// Upper bound of any one delay, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            initial_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+        }
+    }
+}
+
+/// Outbox relay tuning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// Rows published per database transaction.
+    pub batch_size: i64,
+    /// Poll interval when no notification arrives (a safety net; commits wake the relay).
+    pub poll_interval_ms: u64,
+    /// How long published rows are kept for inspection before they are pruned.
+    pub retention_hours: u32,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 256,
+            poll_interval_ms: 1_000,
+            retention_hours: 72,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            broker_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            database_url: "postgres://postgres@127.0.0.1:5432/orderly".into(),
+            namespace: "orderly".into(),
+            http_addr: "127.0.0.1:9464".into(),
+            consumer: ConsumerSettings::default(),
+            workers: BTreeMap::new(),
+            retry: RetrySettings::default(),
+            relay: RelaySettings::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads defaults, then `file` if it exists, then `ORDERLY__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed("ORDERLY__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ns_ok = !self.namespace.is_empty()
+            && self.namespace.len() <= 64
+            && self
+                .namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ns_ok {
+            return Err(ConfigError(format!(
+                "namespace `{}` must be 1-64 characters of [A-Za-z0-9-_.]",
+                self.namespace
+            )));
+        }
+        for (name, c) in std::iter::once(("consumer", &self.consumer))
+            .chain(self.workers.iter().map(|(k, v)| (k.as_str(), v)))
+        {
+            if c.prefetch == 0 || c.concurrency == 0 || c.batch_size == 0 || c.delivery_limit == 0 {
+                return Err(ConfigError(format!(
+                    "{name}: prefetch, concurrency, batch_size and delivery_limit must be positive"
+                )));
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError("retry.max_attempts must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Consumer settings for `worker`: its override, else the defaults.
+    pub fn consumer_for(&self, worker: &str) -> ConsumerSettings {
+        self.workers
+            .get(worker)
+            .cloned()
+            .unwrap_or_else(|| self.consumer.clone())
+    }
+
+    /// The poll interval as a duration.
+    pub fn relay_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.relay.poll_interval_ms)
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("broker_url", &redact_url(&self.broker_url))
+            .field("database_url", &redact_url(&self.database_url))
+            .field("namespace", &self.namespace)
+            .field("http_addr", &self.http_addr)
+            .field("consumer", &self.consumer)
+            .field("workers", &self.workers)
+            .field("retry", &self.retry)
+            .field("relay", &self.relay)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("amqp://guest:guest@h:5672/%2f"),
+            "amqp://guest:***@h:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@h/db"),
+            "postgres://postgres@h/db"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+        let s = Settings {
+            broker_url: "amqp://u:hunter2@h".into(),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn rejects_bad_namespace_and_zero_limits() {
+        let mut s = Settings {
+            namespace: "has space".into(),
+            ..Settings::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("namespace"));
+        s.namespace = "ok".into();
+        s.consumer.prefetch = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("prefetch"));
+    }
+
+    #[test]
+    fn per_worker_override_falls_back_to_defaults() {
+        let mut s = Settings::default();
+        let custom = ConsumerSettings {
+            prefetch: 7,
+            ..ConsumerSettings::default()
+        };
+        s.workers.insert("orders".into(), custom.clone());
+        assert_eq!(s.consumer_for("orders"), custom);
+        assert_eq!(s.consumer_for("inventory"), ConsumerSettings::default());
+    }
+}

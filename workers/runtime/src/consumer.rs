@@ -1,0 +1,651 @@
+//! The consumer: deliveries in, exactly-once effects, acknowledgements out.
+//!
+//! # The cycle
+//! 1. Take a delivery and whatever else the broker has already pushed (up to `batch_size`).
+//! 2. Decode each envelope. Undecodable bodies go to the dead-letter queue at once.
+//! 3. In **one** transaction: record every message id in the inbox (`on conflict do
+//!    nothing`: the ones already there are duplicates), run the handler for each new one,
+//!    write the outgoing messages to the outbox, commit.
+//! 4. Then, for each message: ack (handled or duplicate); or publish it to its retry queue
+//!    with the next attempt number and ack (transient failure within budget); or publish it
+//!    to the dead-letter queue with the reason and ack (permanent failure, spent budget).
+//!
+//! A crash between 3 and 4 redelivers the batch; the inbox rows make the second run a no-op.
+//!
+//! # A failure inside a batch
+//! The first run of a batch uses no savepoints (two round trips per message saved). If any
+//! handler fails, that transaction is rolled back and the batch is run again with a savepoint
+//! per message, so the failing message is set aside and the others commit: one message
+//! cannot take its neighbours down, and each keeps its exactly-once guarantee.
+//!
+//! # When the database is down
+//! A connection error is nobody's fault: the batch is kept (unacknowledged, so the prefetch
+//! limit stops the flow) and tried again with backoff until the database answers. Messages
+//! are not retried or dead-lettered for it. Readiness reports `db` down meanwhile.
+//!
+//! # Broker loss and shutdown
+//! A broker error ends the session; the consumer reconnects with backoff and resumes. Unacked
+//! deliveries are redelivered by the broker to whoever consumes next, and deduplicated by the
+//! inbox. On shutdown the consumer cancels its subscription, finishes every delivery it holds
+//! (including ones buffered but not started), acknowledges them and closes the channel.
+
+use std::{sync::Arc, time::Instant};
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::{
+    BasicProperties, Channel,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions,
+        BasicQosOptions, ConfirmSelectOptions,
+    },
+    types::FieldTable,
+};
+use orderly_contracts::{RawEnvelope, decode_raw};
+use sqlx::{Acquire, PgConnection, PgPool};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+use uuid::Uuid;
+
+use crate::{
+    broker::{self, HEADER_ATTEMPT, Names},
+    config::ConsumerSettings,
+    handler::{Handler, HandlerContext, HandlerError, Incoming},
+    health::Health,
+    metrics::{Metrics, Outcome},
+    outbox::{self, OutboxMessage},
+    retry::RetryPolicy,
+};
+
+/// Fault injection for tests: simulate a process crash at a chosen point.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerFaults {
+    /// After the first batch commits, drop the connection without acknowledging (as a
+    /// crashed process would), then reconnect like a restarted one.
+    pub crash_after_commit: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Everything a consumer needs, shared by its batch tasks.
+#[derive(Debug)]
+struct Inner<H> {
+    /// The worker's name: its queue, its schema, and the producer of what it emits.
+    name: String,
+    /// The consumer name recorded in the inbox (the queue name).
+    queue: String,
+    handler: H,
+    pool: PgPool,
+    names: Names,
+    broker_url: String,
+    settings: ConsumerSettings,
+    retry: RetryPolicy,
+    metrics: Arc<Metrics>,
+    health: Health,
+    faults: ConsumerFaults,
+}
+
+/// One worker's consumer of one queue.
+#[derive(Debug)]
+pub struct Consumer<H> {
+    inner: Arc<Inner<H>>,
+}
+
+impl<H> Clone for Consumer<H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// What the transaction decided for one delivery.
+#[derive(Debug)]
+enum Verdict {
+    Handled,
+    Duplicate,
+    Retry(String),
+    Dead(String),
+}
+
+/// A delivery with its decoded envelope (or why it could not be decoded).
+struct Item {
+    delivery: Delivery,
+    decoded: Result<Incoming, String>,
+}
+
+/// Why a batch could not be finished.
+enum BatchError {
+    /// The database is unreachable; try the same batch again later.
+    Unavailable(sqlx::Error),
+}
+
+/// Why a session ended.
+enum SessionEnd {
+    Shutdown,
+    Crashed,
+}
+
+impl<H: Handler> Consumer<H> {
+    /// A consumer for worker `name` on its queue `name`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: impl Into<String>,
+        handler: H,
+        pool: PgPool,
+        names: Names,
+        broker_url: impl Into<String>,
+        settings: ConsumerSettings,
+        retry: RetryPolicy,
+        metrics: Arc<Metrics>,
+        health: Health,
+    ) -> Self {
+        let name = name.into();
+        Self {
+            inner: Arc::new(Inner {
+                queue: name.clone(),
+                name,
+                handler,
+                pool,
+                names,
+                broker_url: broker_url.into(),
+                settings,
+                retry,
+                metrics,
+                health,
+                faults: ConsumerFaults::default(),
+            }),
+        }
+    }
+
+    /// Injects faults (tests). Call before the consumer is cloned or run.
+    #[must_use]
+    pub fn with_faults(mut self, faults: ConsumerFaults) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.faults = faults;
+        }
+        self
+    }
+
+    /// Consumes until `shutdown`, reconnecting after broker loss.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let inner = self.inner;
+        let mut backoff = crate::retry::reconnect_backoff();
+        let check = format!("{}.broker", inner.name);
+        loop {
+            match Inner::session(&inner, &shutdown).await {
+                Ok(SessionEnd::Shutdown) => {
+                    info!(worker = %inner.name, "consumer stopped");
+                    return;
+                }
+                Ok(SessionEnd::Crashed) => {
+                    warn!(worker = %inner.name, "simulated crash; restarting the session");
+                    backoff = crate::retry::reconnect_backoff();
+                }
+                Err(err) => {
+                    inner.health.set(&check, false);
+                    let delay = backoff.next().unwrap_or(std::time::Duration::from_secs(5));
+                    warn!(worker = %inner.name, error = %format!("{err:#}"), ?delay, "broker session ended; reconnecting");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<H: Handler> Inner<H> {
+    async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
+        let connection =
+            broker::connect(&self.broker_url, &format!("orderly-{}", self.name)).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .await?;
+        let publisher = connection.create_channel().await?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.name, Uuid::now_v7());
+        let mut deliveries = channel
+            .basic_consume(
+                self.names.queue(&self.queue).into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.health.set(&format!("{}.broker", self.name), true);
+        info!(worker = %self.name, queue = %self.names.queue(&self.queue), "consuming");
+
+        let mut tasks: JoinSet<anyhow::Result<bool>> = JoinSet::new();
+        let mut pending_error: Option<anyhow::Error> = None;
+        let mut crashed = false;
+        loop {
+            // Backpressure: at most `concurrency` batches in flight.
+            while tasks.len() >= self.settings.concurrency {
+                if let Some(result) = tasks.join_next().await {
+                    crashed |= settle(result, &mut pending_error);
+                }
+            }
+            if crashed || pending_error.is_some() {
+                break;
+            }
+            let first = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(result) = tasks.join_next(), if !tasks.is_empty() => {
+                    crashed |= settle(result, &mut pending_error);
+                    continue;
+                }
+                next = deliveries.next() => next,
+            };
+            let delivery = match first {
+                Some(Ok(d)) => d,
+                Some(Err(err)) => {
+                    pending_error = Some(err.into());
+                    break;
+                }
+                None => {
+                    pending_error = Some(anyhow::anyhow!("the broker cancelled the consumer"));
+                    break;
+                }
+            };
+            let mut batch = vec![delivery];
+            while batch.len() < self.settings.batch_size {
+                match deliveries.next().now_or_never() {
+                    Some(Some(Ok(d))) => batch.push(d),
+                    Some(Some(Err(err))) => {
+                        pending_error = Some(err.into());
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
+            }
+            let this = self.clone();
+            let publisher = publisher.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move { this.process(batch, &publisher, &stop).await });
+        }
+
+        if !crashed && pending_error.is_none() {
+            // Graceful: stop the flow, then finish what we hold, buffered deliveries included.
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+            let mut rest: Vec<Vec<Delivery>> = Vec::new();
+            while let Some(Some(Ok(d))) = deliveries.next().now_or_never() {
+                match rest.last_mut() {
+                    Some(chunk) if chunk.len() < self.settings.batch_size => chunk.push(d),
+                    _ => rest.push(vec![d]),
+                }
+            }
+            for chunk in rest {
+                let this = self.clone();
+                let publisher = publisher.clone();
+                let stop = CancellationToken::new();
+                tasks.spawn(async move { this.process(chunk, &publisher, &stop).await });
+            }
+        }
+        while let Some(result) = tasks.join_next().await {
+            crashed |= settle(result, &mut pending_error);
+        }
+        if crashed {
+            let _ = connection.close(320, "simulated crash".into()).await;
+            return Ok(SessionEnd::Crashed);
+        }
+        let _ = connection.close(200, "shutdown".into()).await;
+        match pending_error {
+            Some(err) if !shutdown.is_cancelled() => Err(err),
+            _ => Ok(SessionEnd::Shutdown),
+        }
+    }
+
+    /// Handles one batch end to end. Returns `Ok(true)` when a crash was simulated.
+    async fn process(
+        self: Arc<Self>,
+        batch: Vec<Delivery>,
+        publisher: &Channel,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        let items: Vec<Item> = batch.into_iter().map(decode).collect();
+
+        let mut backoff = crate::retry::reconnect_backoff();
+        let db_check = format!("{}.db", self.name);
+        let verdicts = loop {
+            match self.transact(&items, false).await {
+                Ok(v) => break v,
+                Err(BatchError::Unavailable(err)) => {
+                    self.health.set(&db_check, false);
+                    let delay = backoff.next().unwrap_or(std::time::Duration::from_secs(5));
+                    warn!(worker = %self.name, error = %err, ?delay, "database unavailable; holding the batch");
+                    tokio::select! {
+                        // Leave the deliveries unacknowledged: the broker gives them back.
+                        () = shutdown.cancelled() => return Ok(false),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        };
+        self.health.set(&db_check, true);
+        let committed = items
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, v)| matches!(v, Verdict::Handled))
+            .count();
+        self.metrics
+            .batch(&self.name, items.len(), started.elapsed().as_secs_f64());
+        if committed > 0
+            && self
+                .faults
+                .crash_after_commit
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(true);
+        }
+
+        for (item, verdict) in items.iter().zip(verdicts) {
+            self.settle_delivery(item, verdict, publisher).await?;
+        }
+        Ok(false)
+    }
+
+    /// Runs the batch in one transaction. `careful` puts each message in its own savepoint.
+    async fn transact(&self, items: &[Item], careful: bool) -> Result<Vec<Verdict>, BatchError> {
+        let unavailable = |e: sqlx::Error| BatchError::Unavailable(e);
+        let mut verdicts: Vec<Option<Verdict>> = items
+            .iter()
+            .map(|i| {
+                i.decoded
+                    .as_ref()
+                    .err()
+                    .map(|reason| Verdict::Dead(reason.clone()))
+            })
+            .collect();
+        let handle: Vec<(usize, &Incoming)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(n, i)| i.decoded.as_ref().ok().map(|inc| (n, inc)))
+            .collect();
+        if handle.is_empty() {
+            return Ok(verdicts
+                .into_iter()
+                .map(|v| v.unwrap_or(Verdict::Duplicate))
+                .collect());
+        }
+
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let fresh = match self.claim(&mut tx, &handle).await {
+            Ok(fresh) => fresh,
+            Err(err) if crate::db::is_connection_error(&err) => return Err(unavailable(err)),
+            Err(err) => {
+                // A conflict with a concurrent batch over the same ids: try them later.
+                drop(tx);
+                for (n, _) in &handle {
+                    verdicts[*n] = Some(Verdict::Retry(format!("inbox: {err}")));
+                }
+                return Ok(verdicts
+                    .into_iter()
+                    .map(|v| v.unwrap_or(Verdict::Duplicate))
+                    .collect());
+            }
+        };
+
+        let mut outgoing: Vec<OutboxMessage> = Vec::new();
+        let mut failed_ids: Vec<Uuid> = Vec::new();
+        for (n, incoming) in &handle {
+            let id = incoming.envelope.message_id;
+            if !fresh.contains(&id) {
+                verdicts[*n] = Some(Verdict::Duplicate);
+                continue;
+            }
+            let span = info_span!(
+                "handle",
+                worker = %self.name,
+                message_id = %id,
+                message_type = %incoming.envelope.message_type,
+                correlation_id = %incoming.envelope.correlation_id,
+                causation_id = ?incoming.envelope.causation_id,
+                attempt = incoming.attempt,
+            );
+            let result = if careful {
+                let mut sp = tx.begin().await.map_err(unavailable)?;
+                let result = self.run_handler(&mut sp, incoming).instrument(span).await;
+                match &result {
+                    Ok(_) => sp.commit().await.map_err(unavailable)?,
+                    Err(_) => sp.rollback().await.map_err(unavailable)?,
+                }
+                result
+            } else {
+                self.run_handler(&mut tx, incoming).instrument(span).await
+            };
+            match result {
+                Ok(mut out) => {
+                    outgoing.append(&mut out);
+                    verdicts[*n] = Some(Verdict::Handled);
+                }
+                Err(HandlerError::Unavailable(err)) => return Err(unavailable(err)),
+                Err(err) if !careful => {
+                    // Start over with a savepoint per message, so the others can commit.
+                    debug!(worker = %self.name, error = %err, "a handler failed; rerunning the batch with savepoints");
+                    drop(tx);
+                    return Box::pin(self.transact(items, true)).await;
+                }
+                Err(HandlerError::Transient(err)) => {
+                    self.metrics.failure(&self.name, "transient");
+                    failed_ids.push(id);
+                    verdicts[*n] = Some(Verdict::Retry(format!("{err:#}")));
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    self.metrics.failure(&self.name, "permanent");
+                    failed_ids.push(id);
+                    verdicts[*n] = Some(Verdict::Dead(reason));
+                }
+            }
+        }
+
+        let finish = async {
+            outbox::insert(&mut tx, &outgoing).await?;
+            if !failed_ids.is_empty() {
+                // Their inbox rows were claimed up front; the handler's effects were rolled
+                // back, so the claim must go too (a retry must run the handler again).
+                sqlx::query("delete from inbox where consumer = $1 and message_id = any($2)")
+                    .bind(&self.queue)
+                    .bind(&failed_ids)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        };
+        match finish.await {
+            Ok(()) => {}
+            Err(err) if crate::db::is_connection_error(&err) => return Err(unavailable(err)),
+            Err(err) => {
+                // The commit itself failed (e.g. a serialization conflict): nothing happened,
+                // every message of the batch is tried again later.
+                for (n, _) in &handle {
+                    if matches!(verdicts[*n], Some(Verdict::Handled)) {
+                        verdicts[*n] = Some(Verdict::Retry(format!("commit failed: {err}")));
+                    }
+                }
+            }
+        }
+        Ok(verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or(Verdict::Duplicate))
+            .collect())
+    }
+
+    /// Records the batch's ids in the inbox; returns the ids that were not there before.
+    async fn claim(
+        &self,
+        conn: &mut PgConnection,
+        handle: &[(usize, &Incoming)],
+    ) -> sqlx::Result<Vec<Uuid>> {
+        let ids: Vec<Uuid> = handle.iter().map(|(_, i)| i.envelope.message_id).collect();
+        let types: Vec<&str> = handle
+            .iter()
+            .map(|(_, i)| i.envelope.message_type.as_str())
+            .collect();
+        sqlx::query_scalar(
+            "insert into inbox (consumer, message_id, message_type)
+             select $1, id, t from unnest($2::uuid[], $3::text[]) as m(id, t)
+             on conflict do nothing returning message_id",
+        )
+        .bind(&self.queue)
+        .bind(&ids)
+        .bind(&types)
+        .fetch_all(conn)
+        .await
+    }
+
+    async fn run_handler(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> Result<Vec<OutboxMessage>, HandlerError> {
+        let mut cx = HandlerContext {
+            conn,
+            outgoing: Vec::new(),
+            cause: &incoming.envelope,
+            producer: &self.name,
+        };
+        self.handler.handle(incoming, &mut cx).await?;
+        Ok(cx.outgoing)
+    }
+
+    /// Acks, retries or dead-letters one delivery after the transaction.
+    async fn settle_delivery(
+        &self,
+        item: &Item,
+        verdict: Verdict,
+        publisher: &Channel,
+    ) -> anyhow::Result<()> {
+        let attempt = item.decoded.as_ref().map_or(1, |i| i.attempt);
+        let outcome = match verdict {
+            Verdict::Handled => Outcome::Handled,
+            Verdict::Duplicate => Outcome::Duplicate,
+            Verdict::Retry(reason) => match self.retry.next_delay(attempt) {
+                Some(delay) => {
+                    let headers = broker::with_int(
+                        headers_of(&item.delivery.properties),
+                        HEADER_ATTEMPT,
+                        i64::from(attempt + 1),
+                    );
+                    let props = item
+                        .delivery
+                        .properties
+                        .clone()
+                        .with_headers(headers)
+                        .with_expiration(delay.as_millis().to_string().into());
+                    let queue = self.names.retry_queue(&self.queue, attempt + 1);
+                    publish_confirmed(publisher, "", &queue, &item.delivery.data, props).await?;
+                    info!(worker = %self.name, attempt, ?delay, %reason, "transient failure; retrying later");
+                    Outcome::Retried
+                }
+                None => {
+                    let reason = format!("gave up after {attempt} attempts; last error: {reason}");
+                    self.dead_letter(item, &reason, publisher).await?;
+                    Outcome::DeadLettered
+                }
+            },
+            Verdict::Dead(reason) => {
+                self.dead_letter(item, &reason, publisher).await?;
+                Outcome::DeadLettered
+            }
+        };
+        item.delivery.acker.ack(BasicAckOptions::default()).await?;
+        self.metrics.message(&self.name, outcome);
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        item: &Item,
+        reason: &str,
+        publisher: &Channel,
+    ) -> anyhow::Result<()> {
+        warn!(worker = %self.name, %reason, "dead-lettering a message");
+        let attempt = item.decoded.as_ref().map_or(1, |i| i.attempt);
+        let mut headers = headers_of(&item.delivery.properties);
+        headers = broker::with_str(headers, broker::HEADER_DEAD_REASON, reason);
+        headers = broker::with_str(headers, broker::HEADER_ORIGINAL_QUEUE, self.queue.clone());
+        headers = broker::with_str(
+            headers,
+            broker::HEADER_DEAD_AT,
+            chrono::Utc::now().to_rfc3339(),
+        );
+        headers = broker::with_int(headers, HEADER_ATTEMPT, i64::from(attempt));
+        let props = item.delivery.properties.clone().with_headers(headers);
+        publish_confirmed(
+            publisher,
+            &self.names.dead_letter_exchange(),
+            &self.names.queue(&self.queue),
+            &item.delivery.data,
+            props,
+        )
+        .await
+    }
+}
+
+/// Folds a finished batch task into the session state; true if it simulated a crash.
+fn settle(
+    result: Result<anyhow::Result<bool>, tokio::task::JoinError>,
+    error: &mut Option<anyhow::Error>,
+) -> bool {
+    match result {
+        Ok(Ok(crashed)) => crashed,
+        Ok(Err(err)) => {
+            error.get_or_insert(err);
+            false
+        }
+        Err(join) => {
+            error.get_or_insert(anyhow::anyhow!("batch task failed: {join}"));
+            false
+        }
+    }
+}
+
+fn decode(delivery: Delivery) -> Item {
+    let attempt = broker::header_u32(&delivery.properties, HEADER_ATTEMPT)
+        .unwrap_or(1)
+        .max(1);
+    let decoded = decode_raw(&delivery.data)
+        .map(|envelope: RawEnvelope| Incoming { envelope, attempt })
+        .map_err(|e| format!("undecodable message: {e}"));
+    Item { delivery, decoded }
+}
+
+fn headers_of(props: &BasicProperties) -> FieldTable {
+    props.headers().clone().unwrap_or_default()
+}
+
+/// Publishes with `mandatory` and waits for the broker's confirm; a return or nack is an
+/// error (the message must not be acked if its copy did not land).
+pub(crate) async fn publish_confirmed(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> anyhow::Result<()> {
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirmation = channel
+        .basic_publish(exchange.into(), routing_key.into(), options, body, props)
+        .await?
+        .await?;
+    match confirmation {
+        lapin::Confirmation::Ack(None) | lapin::Confirmation::NotRequested => Ok(()),
+        lapin::Confirmation::Ack(Some(_)) => {
+            anyhow::bail!("unroutable: nothing bound for `{routing_key}` on exchange `{exchange}`")
+        }
+        lapin::Confirmation::Nack(_) => {
+            anyhow::bail!("the broker refused the message for `{routing_key}`")
+        }
+    }
+}

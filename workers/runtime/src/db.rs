@@ -1,0 +1,147 @@
+//! PostgreSQL connections and migrations.
+//!
+//! Each worker gets a pool whose `search_path` is its own schema: the runtime's SQL names
+//! `outbox` and `inbox` unqualified and lands in the right worker's tables, and a worker's
+//! queries cannot reach another worker's tables by accident.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::config::redact_url;
+
+/// The migrations under the workspace's `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Why the database could not be used, naming what was tried.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL does not parse.
+    #[error("database URL {url} is invalid: {source}")]
+    BadUrl { url: String, source: sqlx::Error },
+    /// Nothing answered, or it refused us.
+    #[error("cannot reach PostgreSQL at {url}: {source}")]
+    Unreachable { url: String, source: sqlx::Error },
+    /// Migrations failed.
+    #[error("migrating {url} failed: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Opens a pool for `schema` (its `search_path`), checking that the database answers.
+pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    let redacted = redact_url(url);
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|source| DbError::BadUrl {
+            url: redacted.clone(),
+            source,
+        })?
+        .options([("search_path", format!("{schema},public"))])
+        .application_name(&format!("orderly-{schema}"));
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Unreachable {
+            url: redacted,
+            source,
+        })
+}
+
+/// Applies every pending migration. Safe to run from several processes at once: sqlx takes an
+/// advisory lock.
+pub async fn migrate(url: &str) -> Result<(), DbError> {
+    let pool = connect(url, "public", 2).await?;
+    let result = MIGRATOR
+        .run(&pool)
+        .await
+        .map_err(|source| DbError::Migrate {
+            url: redact_url(url),
+            source,
+        });
+    pool.close().await;
+    result
+}
+
+/// Creates the database named in `url` when it does not exist yet (for fresh machines and
+/// per-test databases), connecting to the `postgres` maintenance database to do so.
+pub async fn ensure_database(url: &str) -> Result<(), DbError> {
+    let redacted = redact_url(url);
+    let target = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
+        url: redacted.clone(),
+        source,
+    })?;
+    let Some(name) = target.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let admin = target.clone().database("postgres");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(admin)
+        .await
+        .map_err(|source| DbError::Unreachable {
+            url: redacted.clone(),
+            source,
+        })?;
+    let exists: bool =
+        sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .map_err(|source| DbError::Unreachable {
+                url: redacted.clone(),
+                source,
+            })?;
+    if !exists {
+        let sql = format!("create database \"{}\"", name.replace('"', "\"\""));
+        if let Err(source) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {
+            // Another process may have created it in the meantime.
+            let duplicate = source
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|c| c == "42P04" || c == "23505");
+            if !duplicate {
+                pool.close().await;
+                return Err(DbError::Unreachable {
+                    url: redacted,
+                    source,
+                });
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// True for errors that mean "the database is not there right now", as opposed to an error
+/// in what we asked it. The consumer pauses on these instead of failing messages.
+pub fn is_connection_error(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-03: admin shutdown, crash shutdown,
+            // cannot connect now (starting up).
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// True for errors that go away when the transaction is simply tried again.
+pub fn is_retryable(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
+}

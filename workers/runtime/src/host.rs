@@ -1,0 +1,207 @@
+//! A process hosting one or more workers: their consumers, their outbox relays, the HTTP
+//! endpoints, and the shutdown story.
+//!
+//! # Shutdown
+//! One [`CancellationToken`] is the whole story. SIGTERM or Ctrl-C cancels it; each consumer
+//! then stops taking deliveries, finishes and acknowledges the ones it holds, and closes its
+//! channel; each relay flushes what was committed; the process exits 0. A second signal, or
+//! the grace period running out, ends the process at once: anything unacknowledged is
+//! redelivered and deduplicated, so this is safe, only slower.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    broker::{self, Names},
+    config::Settings,
+    consumer::{Consumer, ConsumerFaults},
+    db,
+    handler::Handler,
+    health::{self, Health},
+    metrics::Metrics,
+    outbox::Relay,
+    retry::RetryPolicy,
+    topology::{self, QueueSpec},
+};
+
+/// A process's workers and the infrastructure they share.
+#[derive(Debug)]
+pub struct Host {
+    settings: Settings,
+    names: Names,
+    metrics: Arc<Metrics>,
+    health: Health,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    pools: Vec<PgPool>,
+}
+
+impl Host {
+    /// A host with nothing running yet.
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            names: Names::new(settings.namespace.clone()),
+            settings,
+            metrics: Arc::new(Metrics::default()),
+            health: Health::default(),
+            shutdown: CancellationToken::new(),
+            tasks: JoinSet::new(),
+            pools: Vec::new(),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The broker names of this namespace.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The process's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The process's readiness checks.
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// The token whose cancellation stops everything.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Declares `specs` (and the exchanges) on the broker.
+    pub async fn declare(&self, specs: &[QueueSpec]) -> anyhow::Result<()> {
+        let connection = broker::connect(&self.settings.broker_url, "orderly-topology").await?;
+        let channel = connection.create_channel().await?;
+        topology::declare(&channel, &self.names, specs).await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(())
+    }
+
+    /// Opens a pool for worker `name` (its schema).
+    pub async fn pool_for(&mut self, name: &str) -> anyhow::Result<PgPool> {
+        let consumer = self.settings.consumer_for(name);
+        let size = u32::try_from(consumer.concurrency + 2).unwrap_or(16);
+        let pool = db::connect(&self.settings.database_url, name, size).await?;
+        self.pools.push(pool.clone());
+        Ok(pool)
+    }
+
+    /// Starts worker `name`: its consumer (on queue `name`) and its outbox relay.
+    pub async fn start_worker<H: Handler>(&mut self, name: &str, handler: H) -> anyhow::Result<()> {
+        self.start_worker_with(name, handler, ConsumerFaults::default())
+            .await
+    }
+
+    /// Like [`Host::start_worker`], with faults injected (tests).
+    pub async fn start_worker_with<H: Handler>(
+        &mut self,
+        name: &str,
+        handler: H,
+        faults: ConsumerFaults,
+    ) -> anyhow::Result<()> {
+        let pool = self.pool_for(name).await?;
+        let consumer = Consumer::new(
+            name,
+            handler,
+            pool.clone(),
+            self.names.clone(),
+            self.settings.broker_url.clone(),
+            self.settings.consumer_for(name),
+            RetryPolicy::from(&self.settings.retry),
+            self.metrics.clone(),
+            self.health.clone(),
+        )
+        .with_faults(faults);
+        self.tasks.spawn(consumer.run(self.shutdown.clone()));
+        self.start_relay(name, pool);
+        Ok(())
+    }
+
+    /// Starts an outbox relay for `schema`.
+    pub fn start_relay(&mut self, schema: &str, pool: PgPool) {
+        let relay = Relay::new(
+            schema,
+            pool,
+            self.settings.broker_url.clone(),
+            self.names.clone(),
+            &self.settings.relay,
+            self.metrics.clone(),
+        );
+        let token = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            relay.run(token).await;
+        });
+    }
+
+    /// Serves `/healthz`, `/readyz` and `/metrics` on the configured address.
+    pub async fn serve_http(&self) -> anyhow::Result<SocketAddr> {
+        let addr = health::serve(
+            &self.settings.http_addr,
+            self.health.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", self.settings.http_addr))?;
+        info!(%addr, "health and metrics endpoint listening");
+        Ok(addr)
+    }
+
+    /// Waits for SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        info!("shutdown requested; finishing messages in hand");
+        self.stop(Duration::from_secs(30)).await;
+    }
+
+    /// Cancels everything and waits up to `grace` for it to finish.
+    pub async fn stop(mut self, grace: Duration) {
+        self.shutdown.cancel();
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        tokio::select! {
+            () = drain => info!("all workers stopped"),
+            () = tokio::time::sleep(grace) => warn!(?grace, "grace period over; stopping anyway"),
+            () = wait_for_signal() => warn!("second signal; stopping at once"),
+        }
+        for pool in self.pools {
+            pool.close().await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

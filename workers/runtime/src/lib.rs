@@ -1,0 +1,35 @@
+//! The messaging runtime every Orderly worker runs on, written once.
+//!
+//! A worker supplies a [`Handler`]; the runtime supplies everything that makes it reliable:
+//! - [`topology`]: quorum queues with delivery limits, dead-letter and retry queues, declared
+//!   idempotently under a namespace;
+//! - [`consumer`]: batched deliveries, the inbox (exactly-once effects), retries with backoff
+//!   and jitter through delay queues, dead letters with reasons, pausing while the database
+//!   is down, reconnecting after broker loss, graceful shutdown;
+//! - [`outbox`]: the transactional outbox and its relay (publisher confirms, `mandatory`,
+//!   woken by `LISTEN/NOTIFY`, safe with several relays);
+//! - [`dlq`]: operator access to dead letters;
+//! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`host`]: one process hosting workers, with its shutdown story.
+//!
+//! Architecture invariant: handlers never publish. The only code that talks to the broker on
+//! a handler's behalf is the outbox relay; the consumer itself only moves the message it was
+//! given (to its retry or dead-letter queue).
+
+pub mod broker;
+pub mod config;
+pub mod consumer;
+pub mod db;
+pub mod dlq;
+pub mod handler;
+pub mod health;
+pub mod host;
+pub mod metrics;
+pub mod outbox;
+pub mod retry;
+pub mod telemetry;
+pub mod topology;
+
+pub use config::Settings;
+pub use handler::{Handler, HandlerContext, HandlerError, Incoming};
+pub use host::Host;

@@ -1,0 +1,207 @@
+//! Prometheus metrics of one process, exposed at `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabels {
+    consumer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    consumer: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SchemaLabels {
+    schema: String,
+}
+
+/// How one message ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler succeeded and its effects committed.
+    Handled,
+    /// Already handled before; acknowledged without effect.
+    Duplicate,
+    /// Failed transiently; scheduled for another attempt.
+    Retried,
+    /// Sent to the dead-letter queue.
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Duplicate => "duplicate",
+            Self::Retried => "retried",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// All of a process's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    messages: Family<OutcomeLabels, Counter>,
+    failures: Family<OutcomeLabels, Counter>,
+    latency: Family<ConsumerLabels, Histogram>,
+    batch: Family<ConsumerLabels, Histogram>,
+    outbox_published: Family<SchemaLabels, Counter>,
+    outbox_failed: Family<SchemaLabels, Counter>,
+    outbox_backlog: Family<SchemaLabels, Gauge>,
+    outbox_age: Family<SchemaLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let messages = Family::<OutcomeLabels, Counter>::default();
+        let failures = Family::<OutcomeLabels, Counter>::default();
+        let latency = Family::<ConsumerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ])
+        });
+        let batch = Family::<ConsumerLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+        });
+        let outbox_published = Family::<SchemaLabels, Counter>::default();
+        let outbox_failed = Family::<SchemaLabels, Counter>::default();
+        let outbox_backlog = Family::<SchemaLabels, Gauge>::default();
+        let outbox_age = Family::<SchemaLabels, Gauge<f64, AtomicU64>>::default();
+        let mut registry = Registry::with_prefix("orderly");
+        registry.register(
+            "messages",
+            "Messages by consumer and outcome",
+            messages.clone(),
+        );
+        registry.register(
+            "handler_failures",
+            "Handler failures by consumer and kind (transient, permanent, undecodable)",
+            failures.clone(),
+        );
+        registry.register(
+            "handler_duration_seconds",
+            "Time from taking a batch to committing it, per message",
+            latency.clone(),
+        );
+        registry.register(
+            "batch_size",
+            "Deliveries handled per transaction",
+            batch.clone(),
+        );
+        registry.register(
+            "outbox_published",
+            "Outbox rows confirmed by the broker",
+            outbox_published.clone(),
+        );
+        registry.register(
+            "outbox_publish_failures",
+            "Outbox rows refused or unroutable",
+            outbox_failed.clone(),
+        );
+        registry.register(
+            "outbox_backlog",
+            "Pending outbox rows",
+            outbox_backlog.clone(),
+        );
+        registry.register(
+            "outbox_oldest_age_seconds",
+            "Age of the oldest pending outbox row",
+            outbox_age.clone(),
+        );
+        Self {
+            registry,
+            messages,
+            failures,
+            latency,
+            batch,
+            outbox_published,
+            outbox_failed,
+            outbox_backlog,
+            outbox_age,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one message's outcome.
+    pub fn message(&self, consumer: &str, outcome: Outcome) {
+        self.messages
+            .get_or_create(&OutcomeLabels {
+                consumer: consumer.to_owned(),
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a handler failure of `kind`.
+    pub fn failure(&self, consumer: &str, kind: &'static str) {
+        self.failures
+            .get_or_create(&OutcomeLabels {
+                consumer: consumer.to_owned(),
+                outcome: kind,
+            })
+            .inc();
+    }
+
+    /// Records a batch: its size and the per-message latency.
+    pub fn batch(&self, consumer: &str, size: usize, seconds: f64) {
+        let labels = ConsumerLabels {
+            consumer: consumer.to_owned(),
+        };
+        self.batch.get_or_create(&labels).observe(size as f64);
+        let hist = self.latency.get_or_create(&labels);
+        for _ in 0..size {
+            hist.observe(seconds);
+        }
+    }
+
+    /// Counts relay results.
+    pub fn outbox_published(&self, schema: &str, published: u64, failed: u64) {
+        let labels = SchemaLabels {
+            schema: schema.to_owned(),
+        };
+        self.outbox_published
+            .get_or_create(&labels)
+            .inc_by(published);
+        self.outbox_failed.get_or_create(&labels).inc_by(failed);
+    }
+
+    /// Sets the backlog gauges.
+    pub fn outbox_backlog(&self, schema: &str, pending: i64, oldest_age_seconds: f64) {
+        let labels = SchemaLabels {
+            schema: schema.to_owned(),
+        };
+        self.outbox_backlog.get_or_create(&labels).set(pending);
+        self.outbox_age
+            .get_or_create(&labels)
+            .set(oldest_age_seconds);
+    }
+
+    /// Reads a message counter (tests and the demo's progress display).
+    pub fn count(&self, consumer: &str, outcome: Outcome) -> u64 {
+        self.messages
+            .get_or_create(&OutcomeLabels {
+                consumer: consumer.to_owned(),
+                outcome: outcome.label(),
+            })
+            .get()
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,211 @@
+//! Declares exchanges and queues, idempotently, from a list of [`QueueSpec`]s.
+//!
+//! Per consumer queue `Q` (all quorum queues, so they survive the loss of a node):
+//! - `ns.Q`: bound to `ns.events` for each message type `Q` consumes; an explicit
+//!   `x-delivery-limit` after which the broker dead-letters a message that keeps coming back
+//!   unacknowledged (a message that crashes the process);
+//! - `ns.Q.dlq`: the dead letters, bound to `ns.dead-letter` under `ns.Q`. The runtime
+//!   publishes here itself (with the reason) for permanent failures and spent budgets; the
+//!   broker routes here when the delivery limit is exceeded;
+//! - `ns.Q.retry.N` for N in 2..=max_attempts: delay queues. A message waiting for its N-th
+//!   attempt sits in `retry.N` with a per-message expiration (the backoff delay with jitter);
+//!   when it expires, the broker dead-letters it back to `ns.Q` through the default
+//!   exchange. One queue per attempt keeps delays of one size together, so a short delay
+//!   never waits behind a long one (expiry happens at the head of a queue) beyond the
+//!   jitter spread of that one attempt. Dead-lettering uses the at-least-once strategy, so a
+//!   message in delay cannot be lost between queues.
+//!
+//! Outbound queues (`ns.out.*`) hold events for outside consumers, with a length limit and
+//! `reject-publish` overflow: when the outside consumer falls behind, the broker nacks, the
+//! outbox keeps the row pending and the backlog is visible, instead of dropping messages.
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+use crate::broker::Names;
+
+/// What kind of queue a [`QueueSpec`] describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Consumed by an Orderly worker: delivery limit, dead-letter queue, retry queues.
+    Worker {
+        /// Deliveries before the broker dead-letters a message by itself.
+        delivery_limit: u32,
+        /// Handling attempts in the retry budget (one retry queue per attempt after the first).
+        max_attempts: u32,
+    },
+    /// Consumed by an outside system: a length limit and nothing else.
+    Outbound {
+        /// Messages the queue holds before the broker refuses more.
+        max_length: u32,
+    },
+}
+
+/// One queue and the message types routed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Name without the namespace (`orders`, `out.warehouse`).
+    pub name: String,
+    /// Routing keys (message types) bound from the events exchange.
+    pub bindings: Vec<String>,
+    /// Worker or outbound.
+    pub kind: QueueKind,
+}
+
+fn arg_str(table: &mut FieldTable, key: &str, value: &str) {
+    table.insert(
+        ShortString::from(key),
+        AMQPValue::LongString(LongString::from(value)),
+    );
+}
+
+fn arg_int(table: &mut FieldTable, key: &str, value: i64) {
+    table.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    arg_str(&mut args, "x-queue-type", "quorum");
+    args
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+/// Declares the exchanges every namespace has.
+pub async fn declare_exchanges(channel: &Channel, names: &Names) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            names.events_exchange().into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            names.dead_letter_exchange().into(),
+            ExchangeKind::Direct,
+            options,
+            FieldTable::default(),
+        )
+        .await
+}
+
+/// Declares one queue with everything around it. Safe to repeat; arguments must not change
+/// for an existing queue (the broker refuses that with PRECONDITION_FAILED).
+pub async fn declare_queue(
+    channel: &Channel,
+    names: &Names,
+    spec: &QueueSpec,
+) -> lapin::Result<()> {
+    let queue = names.queue(&spec.name);
+    let mut args = quorum();
+    match spec.kind {
+        QueueKind::Worker {
+            delivery_limit,
+            max_attempts,
+        } => {
+            arg_int(&mut args, "x-delivery-limit", i64::from(delivery_limit));
+            arg_str(
+                &mut args,
+                "x-dead-letter-exchange",
+                &names.dead_letter_exchange(),
+            );
+            arg_str(&mut args, "x-dead-letter-routing-key", &queue);
+            arg_str(&mut args, "x-dead-letter-strategy", "at-least-once");
+            arg_str(&mut args, "x-overflow", "reject-publish");
+
+            let dlq = names.dead_letter_queue(&spec.name);
+            channel
+                .queue_declare(dlq.clone().into(), durable(), quorum())
+                .await?;
+            channel
+                .queue_bind(
+                    dlq.into(),
+                    names.dead_letter_exchange().into(),
+                    queue.clone().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+
+            for attempt in 2..=max_attempts {
+                let mut retry_args = quorum();
+                arg_str(&mut retry_args, "x-dead-letter-exchange", "");
+                arg_str(&mut retry_args, "x-dead-letter-routing-key", &queue);
+                arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
+                arg_str(&mut retry_args, "x-overflow", "reject-publish");
+                channel
+                    .queue_declare(
+                        names.retry_queue(&spec.name, attempt).into(),
+                        durable(),
+                        retry_args,
+                    )
+                    .await?;
+            }
+        }
+        QueueKind::Outbound { max_length } => {
+            arg_int(&mut args, "x-max-length", i64::from(max_length));
+            arg_str(&mut args, "x-overflow", "reject-publish");
+        }
+    }
+    channel
+        .queue_declare(queue.clone().into(), durable(), args)
+        .await?;
+    for key in &spec.bindings {
+        channel
+            .queue_bind(
+                queue.clone().into(),
+                names.events_exchange().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares the exchanges and every queue in `specs`.
+pub async fn declare(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> lapin::Result<()> {
+    declare_exchanges(channel, names).await?;
+    for spec in specs {
+        declare_queue(channel, names, spec).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every queue and exchange in `specs` (tests clean up after themselves).
+pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> lapin::Result<()> {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    for spec in specs {
+        let mut queues = vec![names.queue(&spec.name)];
+        if let QueueKind::Worker { max_attempts, .. } = spec.kind {
+            queues.push(names.dead_letter_queue(&spec.name));
+            queues.extend((2..=max_attempts).map(|a| names.retry_queue(&spec.name, a)));
+        }
+        for q in queues {
+            channel
+                .queue_delete(q.into(), QueueDeleteOptions::default())
+                .await?;
+        }
+    }
+    for exchange in [names.events_exchange(), names.dead_letter_exchange()] {
+        channel
+            .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
+            .await?;
+    }
+    Ok(())
+}
