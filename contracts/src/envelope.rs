@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::error::ContractError;
+use crate::validate::Validate;
 
 /// A message type with a fixed name and schema version.
 ///
@@ -124,6 +125,16 @@ impl RawEnvelope {
     /// Decodes the payload as `P`, checking type and version first.
     pub fn decode<P: Message>(self) -> Result<Envelope<P>, ContractError> {
         self.decode_versions::<P>(&[P::VERSION])
+    }
+
+    /// Decodes the payload as `P` like [`RawEnvelope::decode`], then checks its cross-field
+    /// business rules ([`Validate`]). What a consumer should call: a payload that passes is
+    /// well-formed and consistent; one that fails is bad input, to be dead-lettered with the
+    /// error's field and reason, never retried.
+    pub fn decode_valid<P: Message + Validate>(self) -> Result<Envelope<P>, ContractError> {
+        let envelope = self.decode::<P>()?;
+        envelope.payload.validate()?;
+        Ok(envelope)
     }
 
     /// Like [`RawEnvelope::decode`], accepting any of `versions` (a consumer that reads an

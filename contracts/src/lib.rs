@@ -6,10 +6,33 @@
 //! table that says which queue receives which message type. Workers and outside producers
 //! agree on these types; the JSON Schemas under `docs/contracts/` are generated from them.
 //!
+//! Code map:
+//!
+//! - [`envelope`]: the [`Envelope`] and decoding. A consumer calls [`decode_raw`] on the
+//!   body, then [`RawEnvelope::decode_valid`] for its payload type.
+//! - [`types`]: validated values (`Sku`, `Gtin`, `VatId`, `Amount`, ...). Parse, don't
+//!   validate: a value that decoded is well-formed.
+//! - [`messages`]: one payload struct per message type, by area.
+//! - [`validate`]: [`Validate`], the cross-field business rules of each payload.
+//! - [`error`]: [`ContractError`], the field path and reason of any refusal.
+//! - [`routing`]: the exchange, the queues and which message types each receives.
+//! - [`catalog`](mod@catalog): every message type with its schema, golden example and validator.
+//!
 //! Architecture invariant: this crate does no I/O and depends on no worker.
 
+#[macro_use]
+mod macros;
+
+pub mod catalog;
 pub mod envelope;
 pub mod error;
+mod examples;
+pub mod messages;
+pub mod routing;
+pub mod types;
+pub mod validate;
 
+pub use catalog::{MessageSpec, catalog};
 pub use envelope::{Envelope, Message, RawEnvelope, TraceContext, decode_raw};
 pub use error::ContractError;
+pub use validate::Validate;

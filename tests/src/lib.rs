@@ -82,7 +82,7 @@ impl Handler for ProbeHandler {
     ) -> Result<(), HandlerError> {
         let env = msg.decode::<Probe>()?;
         let p = env.payload;
-        sqlx::query("insert into probe.attempts (message_id, attempt) values ($1, $2) on conflict do nothing")
+        sqlx::query("insert into probe.attempts (message_id, attempt) values ($1, $2)")
             .bind(env.message_id)
             .bind(msg.attempt as i32)
             .execute(&self.side)
@@ -160,7 +160,7 @@ impl TestEnv {
             .await?;
         sqlx::raw_sql(
             "create table probe.effects (message_id uuid not null, n int not null);
-             create table probe.attempts (message_id uuid not null, attempt int not null, primary key (message_id, attempt));
+             create table probe.attempts (message_id uuid not null, attempt int not null);
              create table probe.switches (name text primary key);",
         )
         .execute(&pool)
@@ -293,12 +293,59 @@ impl TestEnv {
 
     /// Distinct attempts the handler saw for `id`.
     pub async fn attempts(&self, id: Uuid) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(
+            "select count(distinct attempt) from probe.attempts where message_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// How often the handler was started for `id`, all attempts together.
+    pub async fn starts(&self, id: Uuid) -> anyhow::Result<i64> {
         Ok(
             sqlx::query_scalar("select count(*) from probe.attempts where message_id = $1")
                 .bind(id)
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+
+    /// Closes every broker connection of this namespace's workers (not the test's own), as
+    /// `rabbitmqctl close_all_connections` would for them.
+    pub fn close_worker_connections(&self) -> anyhow::Result<usize> {
+        let out = std::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_connections", "pid", "client_properties"])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "rabbitmqctl list_connections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let marker = format!("@{}", self.names.namespace());
+        let mut closed = 0;
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&marker))
+        {
+            let Some(pid) = line.split_whitespace().next() else {
+                continue;
+            };
+            let status = std::process::Command::new("rabbitmqctl")
+                .args([
+                    "-q",
+                    "close_connection",
+                    pid,
+                    "test: broker connection lost",
+                ])
+                .status()?;
+            anyhow::ensure!(
+                status.success(),
+                "rabbitmqctl close_connection {pid} failed"
+            );
+            closed += 1;
+        }
+        Ok(closed)
     }
 
     /// Turns a named dependency switch on (broken) or off.

@@ -197,8 +197,11 @@ impl<H: Handler> Consumer<H> {
 
 impl<H: Handler> Inner<H> {
     async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
-        let connection =
-            broker::connect(&self.broker_url, &format!("orderly-{}", self.name)).await?;
+        let connection = broker::connect(
+            &self.broker_url,
+            &format!("orderly-{}@{}", self.name, self.names.namespace()),
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         channel
             .basic_qos(self.settings.prefetch, BasicQosOptions::default())
@@ -377,8 +380,10 @@ impl<H: Handler> Inner<H> {
         }
 
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        let fresh = match self.claim(&mut tx, &handle).await {
-            Ok(fresh) => fresh,
+        // Ids claimed by this batch; each is taken out when its first copy is handled, so a
+        // second copy of the same message in the same batch is a duplicate too.
+        let mut fresh: std::collections::HashSet<Uuid> = match self.claim(&mut tx, &handle).await {
+            Ok(fresh) => fresh.into_iter().collect(),
             Err(err) if crate::db::is_connection_error(&err) => return Err(unavailable(err)),
             Err(err) => {
                 // A conflict with a concurrent batch over the same ids: try them later.
@@ -397,7 +402,7 @@ impl<H: Handler> Inner<H> {
         let mut failed_ids: Vec<Uuid> = Vec::new();
         for (n, incoming) in &handle {
             let id = incoming.envelope.message_id;
-            if !fresh.contains(&id) {
+            if !fresh.remove(&id) {
                 verdicts[*n] = Some(Verdict::Duplicate);
                 continue;
             }

@@ -7,7 +7,7 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    PgPool,
+    Connection, PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
 
@@ -43,6 +43,15 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Pg
         })?
         .options([("search_path", format!("{schema},public"))])
         .application_name(&format!("orderly-{schema}"));
+    // One direct connection first: a pool only says "timed out" when the server refuses,
+    // while a connection says why (refused, unknown database, authentication).
+    let probe = sqlx::PgConnection::connect_with(&options)
+        .await
+        .map_err(|source| DbError::Unreachable {
+            url: redacted.clone(),
+            source,
+        })?;
+    let _ = probe.close().await;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
@@ -82,42 +91,36 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
         return Ok(());
     };
     let admin = target.clone().database("postgres");
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(admin)
+    let unreachable = |source| DbError::Unreachable {
+        url: redacted.clone(),
+        source,
+    };
+    let mut conn = sqlx::PgConnection::connect_with(&admin)
         .await
-        .map_err(|source| DbError::Unreachable {
-            url: redacted.clone(),
-            source,
-        })?;
+        .map_err(unreachable)?;
     let exists: bool =
         sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
             .bind(&name)
-            .fetch_one(&pool)
+            .fetch_one(&mut conn)
             .await
-            .map_err(|source| DbError::Unreachable {
-                url: redacted.clone(),
-                source,
-            })?;
+            .map_err(unreachable)?;
     if !exists {
         let sql = format!("create database \"{}\"", name.replace('"', "\"\""));
-        if let Err(source) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {
+        if let Err(source) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+        {
             // Another process may have created it in the meantime.
             let duplicate = source
                 .as_database_error()
                 .and_then(|e| e.code())
                 .is_some_and(|c| c == "42P04" || c == "23505");
             if !duplicate {
-                pool.close().await;
-                return Err(DbError::Unreachable {
-                    url: redacted,
-                    source,
-                });
+                return Err(unreachable(source));
             }
         }
     }
-    pool.close().await;
+    let _ = conn.close().await;
     Ok(())
 }
 

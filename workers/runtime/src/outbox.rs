@@ -232,8 +232,11 @@ impl Relay {
     }
 
     async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<RelayExit> {
-        let connection =
-            broker::connect(&self.broker_url, &format!("orderly-relay-{}", self.schema)).await?;
+        let connection = broker::connect(
+            &self.broker_url,
+            &format!("orderly-relay-{}@{}", self.schema, self.names.namespace()),
+        )
+        .await?;
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())

@@ -209,3 +209,27 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
     }
     Ok(())
 }
+
+/// Orderly's own topology: every route of the contracts' routing table, with the worker
+/// queues' limits taken from `settings`.
+pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
+    use orderly_contracts::routing::{self, QueueKind as RouteKind};
+    routing::ROUTES
+        .iter()
+        .map(|route| QueueSpec {
+            name: route.queue.to_owned(),
+            bindings: route
+                .message_types
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            kind: match route.kind {
+                RouteKind::Worker => QueueKind::Worker {
+                    delivery_limit: settings.consumer_for(route.queue).delivery_limit,
+                    max_attempts: settings.retry.max_attempts,
+                },
+                RouteKind::Outbound { max_length } => QueueKind::Outbound { max_length },
+            },
+        })
+        .collect()
+}

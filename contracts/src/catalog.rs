@@ -1,0 +1,281 @@
+//! The message catalog: every message type with its version, JSON Schema, golden example and
+//! validator, as one list that tools iterate over.
+//!
+//! The committed files under `docs/contracts/` are generated from this list and checked
+//! against it by `contracts/tests/schemas.rs`, so the schemas other teams read cannot drift
+//! from the types the workers compile against. Tools (the CLI's `validate` command, the
+//! dead-letter inspector, the load generator) use the same list to check or produce any
+//! message by its type name without a match over 27 types.
+
+use schemars::JsonSchema;
+use serde_json::Value;
+
+use crate::envelope::{Envelope, Message, RawEnvelope};
+use crate::error::ContractError;
+use crate::examples;
+use crate::messages::*;
+use crate::validate::Validate;
+
+/// Everything known about one message type and version.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageSpec {
+    /// Dotted type, the routing key: `order.placed`.
+    pub message_type: &'static str,
+    /// Schema version.
+    pub version: u16,
+    /// JSON Schema (2020-12) of the whole envelope with this payload, `message_type` and
+    /// `schema_version` pinned to this spec's.
+    pub schema: fn() -> Value,
+    /// A realistic golden example envelope with fixed ids and timestamps.
+    pub example: fn() -> Value,
+    /// Decodes a raw envelope as this type and version and runs its business rules.
+    pub validate: fn(RawEnvelope) -> Result<(), ContractError>,
+    /// Like `validate`, then re-encodes: the canonical wire form of a valid message (VAT ids
+    /// normalised, absent optional fields left out, defaults written out).
+    pub normalize: fn(RawEnvelope) -> Result<Value, ContractError>,
+}
+
+impl MessageSpec {
+    /// Base name of this spec's committed files: `order.placed.v1`.
+    pub fn file_stem(&self) -> String {
+        format!("{}.v{}", self.message_type, self.version)
+    }
+}
+
+/// The schema of `Envelope<P>`, with the envelope's type and version pinned to `P`'s and the
+/// payload's description (what the message means) as the document's description.
+fn schema_of<P: Message + JsonSchema>() -> Value {
+    let mut schema = schemars::schema_for!(Envelope<P>).to_value();
+    let payload_description = schema
+        .pointer("/properties/payload/$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/"))
+        .and_then(|path| schema.pointer(&format!("/{path}/description")))
+        .cloned();
+    if let Some(root) = schema.as_object_mut() {
+        root.insert(
+            "title".into(),
+            format!("{} v{}", P::TYPE, P::VERSION).into(),
+        );
+        root.insert(
+            "$comment".into(),
+            "Generated from orderly-contracts; do not edit. Regenerate with: \
+             UPDATE_CONTRACTS=1 cargo test -p orderly-contracts --test schemas"
+                .into(),
+        );
+        if let Some(description) = payload_description {
+            root.insert("description".into(), description);
+        }
+    }
+    for (field, value) in [
+        ("message_type", Value::from(P::TYPE)),
+        ("schema_version", P::VERSION.into()),
+    ] {
+        if let Some(property) = schema
+            .pointer_mut(&format!("/properties/{field}"))
+            .and_then(Value::as_object_mut)
+        {
+            property.insert("const".into(), value);
+        }
+    }
+    unwrap_descriptions(&mut schema);
+    schema
+}
+
+/// Doc comments are wrapped at 100 columns; schema readers want paragraphs. Joins the lines
+/// of each paragraph of every `description`, keeping blank-line paragraph breaks.
+fn unwrap_descriptions(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match child {
+                    Value::String(text) if key == "description" => {
+                        *text = text
+                            .split("\n\n")
+                            .map(|paragraph| {
+                                paragraph
+                                    .lines()
+                                    .map(str::trim)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n\n");
+                    }
+                    _ => unwrap_descriptions(child),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_descriptions),
+        _ => {}
+    }
+}
+
+fn validate_as<P: Message + Validate>(raw: RawEnvelope) -> Result<(), ContractError> {
+    raw.decode_valid::<P>().map(drop)
+}
+
+fn normalize_as<P: Message + Validate>(raw: RawEnvelope) -> Result<Value, ContractError> {
+    let envelope = raw.decode_valid::<P>()?;
+    serde_json::to_value(&envelope)
+        .map_err(|e| ContractError::new("", format!("cannot encode: {e}")))
+}
+
+macro_rules! spec {
+    ($payload:ty, $example:path) => {
+        MessageSpec {
+            message_type: <$payload as Message>::TYPE,
+            version: <$payload as Message>::VERSION,
+            schema: schema_of::<$payload>,
+            example: $example,
+            validate: validate_as::<$payload>,
+            normalize: normalize_as::<$payload>,
+        }
+    };
+}
+
+/// Every message type, in lifecycle order.
+pub fn catalog() -> Vec<MessageSpec> {
+    vec![
+        spec!(OrderPlaced, examples::order_placed),
+        spec!(OrderAccepted, examples::order_accepted),
+        spec!(OrderOnHold, examples::order_on_hold),
+        spec!(OrderStatusChanged, examples::order_status_changed),
+        spec!(OrderCancelRequested, examples::order_cancel_requested),
+        spec!(OrderCancelled, examples::order_cancelled),
+        spec!(OrderRefundRequested, examples::order_refund_requested),
+        spec!(OrderExceptionResolved, examples::order_exception_resolved),
+        spec!(OrderCompleted, examples::order_completed),
+        spec!(ProductUpserted, examples::product_upserted),
+        spec!(InventoryAdjusted, examples::inventory_adjusted),
+        spec!(StockReserved, examples::stock_reserved),
+        spec!(StockUnavailable, examples::stock_unavailable),
+        spec!(StockReleased, examples::stock_released),
+        spec!(StockLevelChanged, examples::stock_level_changed),
+        spec!(ShipmentRequested, examples::shipment_requested),
+        spec!(ShipmentUpdated, examples::shipment_updated),
+        spec!(ShipmentDispatched, examples::shipment_dispatched),
+        spec!(ShipmentDelivered, examples::shipment_delivered),
+        spec!(ShipmentException, examples::shipment_exception),
+        spec!(InvoiceRequested, examples::invoice_requested),
+        spec!(InvoiceIssued, examples::invoice_issued),
+        spec!(CreditNoteIssued, examples::credit_note_issued),
+        spec!(NotificationRequested, examples::notification_requested),
+        spec!(NotificationSent, examples::notification_sent),
+        spec!(NotificationFailed, examples::notification_failed),
+        spec!(
+            StoreInvoiceSettingsUpdated,
+            examples::store_invoice_settings_updated
+        ),
+    ]
+}
+
+/// The spec of one type and version.
+pub fn spec(message_type: &str, version: u16) -> Option<MessageSpec> {
+    catalog()
+        .into_iter()
+        .find(|s| s.message_type == message_type && s.version == version)
+}
+
+/// Checks any raw envelope against the spec its `message_type` and `schema_version` name.
+pub fn validate_any(raw: RawEnvelope) -> Result<(), ContractError> {
+    match spec(&raw.message_type, raw.schema_version) {
+        Some(spec) => (spec.validate)(raw),
+        None if catalog().iter().any(|s| s.message_type == raw.message_type) => {
+            Err(ContractError::new(
+                "schema_version",
+                format!(
+                    "version {} of `{}` does not exist",
+                    raw.schema_version, raw.message_type
+                ),
+            ))
+        }
+        None => Err(ContractError::new(
+            "message_type",
+            format!("`{}` is not a known message type", raw.message_type),
+        )),
+    }
+}
+
+/// Pretty JSON with object keys sorted and a trailing newline: the committed files' format,
+/// independent of serde_json's `preserve_order` feature.
+pub fn to_canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&sorted(value)).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::all_message_types;
+
+    #[test]
+    fn catalog_lists_every_type_once_in_routing_order() {
+        let types: Vec<_> = catalog().iter().map(|s| s.message_type).collect();
+        assert_eq!(types, all_message_types());
+        assert!(catalog().iter().all(|s| s.version == 1));
+    }
+
+    #[test]
+    fn schemas_pin_type_and_version() {
+        let spec = spec("order.placed", 1).expect("order.placed v1");
+        let schema = (spec.schema)();
+        assert_eq!(
+            schema.pointer("/properties/message_type/const"),
+            Some(&Value::from("order.placed"))
+        );
+        assert_eq!(
+            schema.pointer("/properties/schema_version/const"),
+            Some(&Value::from(1))
+        );
+        assert_eq!(
+            schema.pointer("/title"),
+            Some(&Value::from("order.placed v1"))
+        );
+    }
+
+    #[test]
+    fn validate_any_dispatches_on_type_and_version() {
+        let raw = |v: Value| serde_json::from_value::<RawEnvelope>(v).expect("raw envelope");
+        let example = examples::order_placed();
+        assert_eq!(validate_any(raw(example.clone())), Ok(()));
+        let mut unknown = example.clone();
+        unknown["message_type"] = "order.teleported".into();
+        assert_eq!(
+            validate_any(raw(unknown)).expect_err("unknown").field,
+            "message_type"
+        );
+        let mut future = example;
+        future["schema_version"] = 2.into();
+        assert_eq!(
+            validate_any(raw(future)).expect_err("v2").field,
+            "schema_version"
+        );
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": 0}], "c": null}});
+        assert_eq!(
+            to_canonical_json(&v),
+            "{\n  \"a\": {\n    \"c\": null,\n    \"d\": [\n      1,\n      {\n        \"y\": 0,\n        \"z\": 0\n      }\n    ]\n  },\n  \"b\": 1\n}\n"
+        );
+    }
+}

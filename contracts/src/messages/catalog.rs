@@ -1,0 +1,85 @@
+//! The product catalog as Orderly needs it: what a SKU is, its GTINs and VAT category.
+//! The catalog itself lives in the merchant's PIM; it pushes every change.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Message;
+use crate::error::ContractError;
+use crate::types::{CountryCode, Gtin, Sku, TaxCategory};
+use crate::validate::{At, Validate, count, ensure, first_duplicate, text};
+
+fn yes() -> bool {
+    true
+}
+
+/// `catalog.product_upserted`: a product was created or changed in the catalog.
+///
+/// One catalog serves every store. The message carries the whole product (not a diff), so
+/// applying it twice or late is safe: consumers keep the version with the newest
+/// `updated_at` and ignore older ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductUpserted {
+    /// The product's SKU.
+    pub sku: Sku,
+    /// Every GTIN the product is sold under (an EAN-13 and a UPC-A, or none for
+    /// unbranded goods). Marketplace lines are matched by these; each GTIN once.
+    pub gtins: Vec<Gtin>,
+    /// Product name.
+    pub title: String,
+    /// VAT category, for lines that do not bring their own.
+    pub tax_category: TaxCategory,
+    /// Whether the product is sold. Inactive products are kept (old orders refer to them)
+    /// but new lines for them become order item exceptions.
+    pub active: bool,
+    /// Whether stock is counted (false for services, gift cards, digital goods: always
+    /// available, never reserved). Defaults to true.
+    #[serde(default = "yes")]
+    pub stock_tracked: bool,
+    /// Shipping weight in grams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_grams: Option<u32>,
+    /// Customs tariff number (HS code, 6 to 10 digits), for exports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hs_code: Option<String>,
+    /// Country of origin, for customs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_of_origin: Option<CountryCode>,
+    /// When the product last changed in the catalog; the newest wins.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Message for ProductUpserted {
+    const TYPE: &'static str = "catalog.product_upserted";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for ProductUpserted {
+    fn validate(&self) -> Result<(), ContractError> {
+        count(&self.gtins, 0, 20).at("payload.gtins")?;
+        if let Some(i) = first_duplicate(&self.gtins, Gtin::to_gtin14) {
+            return Err(ContractError::new(
+                format!("payload.gtins[{i}]"),
+                format!(
+                    "GTIN {} is listed twice (possibly with different padding)",
+                    self.gtins[i]
+                ),
+            ));
+        }
+        text(&self.title, 500).at("payload.title")?;
+        ensure(self.weight_grams != Some(0), || {
+            "a shipped product weighs something; leave it out if unknown".to_owned()
+        })
+        .at("payload.weight_grams")?;
+        if let Some(hs) = &self.hs_code {
+            ensure(
+                (6..=10).contains(&hs.len()) && hs.bytes().all(|b| b.is_ascii_digit()),
+                || format!("`{hs}` is not an HS code (6 to 10 digits, no dots)"),
+            )
+            .at("payload.hs_code")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,422 @@
+//! Parts shared by several payloads: addresses, customers, actors, order references,
+//! document references and totals, and the price arithmetic every order-shaped payload
+//! checks the same way.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ContractError;
+use crate::types::{
+    Amount, Channel, CountryCode, CurrencyCode, EmailAddress, Locale, Quantity, TaxRate, VatId,
+};
+use crate::validate::{
+    At, count, ensure, first_duplicate, matches_total, minor_units, opt_text, sum, text, times,
+};
+
+/// A postal address as it goes on a parcel label or an invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    /// Person the address is for ("Jörg Schäfer").
+    pub name: String,
+    /// Company, for business addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// Street lines, 1 to 3 ("Hauptstraße 12", "Hinterhaus, 3. OG").
+    pub lines: Vec<String>,
+    /// Postal code as written locally ("10115", "SW1A 1AA"). Absent only where the country
+    /// has none (Hong Kong, parts of Ireland before Eircode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// City or town.
+    pub city: String,
+    /// State, province or county where the country uses one on addresses ("CA", "Bayern").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Country.
+    pub country: CountryCode,
+    /// Phone number for the carrier, in any common notation ("+49 30 1234567").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl Address {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        text(&self.name, 200).at_with(|| format!("{at}.name"))?;
+        opt_text(self.company.as_ref(), 200).at_with(|| format!("{at}.company"))?;
+        count(&self.lines, 1, 3).at_with(|| format!("{at}.lines"))?;
+        for (i, line) in self.lines.iter().enumerate() {
+            text(line, 200).at_with(|| format!("{at}.lines[{i}]"))?;
+        }
+        opt_text(self.postal_code.as_ref(), 16).at_with(|| format!("{at}.postal_code"))?;
+        text(&self.city, 100).at_with(|| format!("{at}.city"))?;
+        opt_text(self.region.as_ref(), 100).at_with(|| format!("{at}.region"))?;
+        if let Some(phone) = &self.phone {
+            phone_number(phone).at_with(|| format!("{at}.phone"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Digits with the usual separators, optionally a leading `+`; 3 to 32 characters.
+fn phone_number(s: &str) -> Result<(), String> {
+    let shape_ok = (3..=32).contains(&s.len())
+        && s.trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit() || " ()./-".contains(c))
+        && s.chars().any(|c| c.is_ascii_digit());
+    ensure(shape_ok, || {
+        format!("`{s}` is not a phone number (digits, spaces, + ( ) . / -)")
+    })
+}
+
+/// A phone number in E.164 form (`+491701234567`), as SMS gateways want it.
+pub(crate) fn e164(s: &str) -> Result<(), String> {
+    let digits = s.strip_prefix('+').unwrap_or("");
+    ensure(
+        (7..=15).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0'),
+        || format!("`{s}` is not an E.164 phone number like +491701234567"),
+    )
+}
+
+/// The buyer, as the producer knows them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// The producer's customer id (shop account, marketplace buyer id). Absent for guest
+    /// checkouts and anonymous till sales.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Email address. Required for storefront orders; marketplaces and tills often have none
+    /// (or only a relay address), and then the marketplace talks to the buyer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+    /// Full name as the buyer gave it.
+    pub name: String,
+    /// Language for everything the customer reads (emails, invoice).
+    pub locale: Locale,
+    /// Whether the buyer buys as a business (B2B): decides reverse charge with a valid VAT id.
+    pub is_business: bool,
+    /// The buyer's VAT id; only for businesses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_id: Option<VatId>,
+}
+
+impl Customer {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        opt_text(self.id.as_ref(), 128).at_with(|| format!("{at}.id"))?;
+        text(&self.name, 200).at_with(|| format!("{at}.name"))?;
+        ensure(self.vat_id.is_none() || self.is_business, || {
+            "a VAT id is only accepted for business customers (is_business = true)".to_owned()
+        })
+        .at_with(|| format!("{at}.vat_id"))
+    }
+}
+
+/// How to reach the customer: what notifications need, without the rest of the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerContact {
+    /// Full name, for salutations.
+    pub name: String,
+    /// Email address, if the customer gave us one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+    /// Language for messages to the customer.
+    pub locale: Locale,
+}
+
+impl CustomerContact {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        text(&self.name, 200).at_with(|| format!("{at}.name"))
+    }
+}
+
+string_enum! {
+    /// Who asked for something.
+    pub enum ActorKind {
+        /// The buyer (via the storefront).
+        Customer = "customer",
+        /// A person on our side, through the admin API or CLI.
+        Operator = "operator",
+        /// A marketplace, via its connector.
+        Marketplace = "marketplace",
+        /// An automated rule (fraud check, timeout).
+        System = "system",
+    }
+}
+
+/// Who asked for an action, for the order timeline and the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    /// What kind of actor.
+    pub kind: ActorKind,
+    /// Their id (operator login, customer id, rule name). Required for operators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl Actor {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        opt_text(self.id.as_ref(), 128).at_with(|| format!("{at}.id"))?;
+        ensure(
+            self.kind != ActorKind::Operator || self.id.is_some(),
+            || "operators must be named: every operator action is audited".to_owned(),
+        )
+        .at_with(|| format!("{at}.id"))
+    }
+}
+
+/// Names an order either by Orderly's id or by the producer's own reference.
+///
+/// Exactly one of: `order_id`, or `channel` with `external_order_id`. A storefront only
+/// knows its own order number; operators know ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRef {
+    /// Orderly's order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
+    /// The channel the order came through (with `external_order_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// The producer's order number (with `channel`); unique per store and channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_order_id: Option<String>,
+}
+
+impl OrderRef {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        let by_id = self.order_id.is_some();
+        let by_external = self.channel.is_some() && self.external_order_id.is_some();
+        let partial_external = self.channel.is_some() != self.external_order_id.is_some();
+        ensure(by_id != by_external && !partial_external, || {
+            "name the order by exactly one of: order_id, or channel with external_order_id"
+                .to_owned()
+        })
+        .at(at)?;
+        opt_text(self.external_order_id.as_ref(), 128).at_with(|| format!("{at}.external_order_id"))
+    }
+}
+
+/// A quantity of one order line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineQuantity {
+    /// The order line (`line_id` from the order).
+    pub line_id: String,
+    /// How many units of it.
+    pub quantity: Quantity,
+}
+
+/// Checks a list of line quantities: each line id present and named once.
+pub(crate) fn check_line_quantities(lines: &[LineQuantity], at: &str) -> Result<(), ContractError> {
+    for (i, line) in lines.iter().enumerate() {
+        text(&line.line_id, 64).at_with(|| format!("{at}[{i}].line_id"))?;
+    }
+    unique_lines(lines, |l| l.line_id.as_str(), at)
+}
+
+/// Each line id at most once in `items`.
+pub(crate) fn unique_lines<'a, T>(
+    items: &'a [T],
+    line_id: impl Fn(&'a T) -> &'a str,
+    at: &str,
+) -> Result<(), ContractError> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    match items.iter().position(|item| !seen.insert(line_id(item))) {
+        None => Ok(()),
+        Some(i) => Err(ContractError::new(
+            format!("{at}[{i}].line_id"),
+            format!("line `{}` appears more than once", line_id(&items[i])),
+        )),
+    }
+}
+
+/// A stored document (invoice PDF, credit note PDF) that consumers fetch themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRef {
+    /// Where to fetch it (`s3://bucket/key` or `https://...`).
+    pub uri: String,
+    /// Media type, `application/pdf` for invoices.
+    pub media_type: String,
+    /// SHA-256 of the content, 64 lowercase hex digits: proves the file is the one issued.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size_bytes: u64,
+}
+
+impl DocumentRef {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        text(&self.uri, 2048).at_with(|| format!("{at}.uri"))?;
+        ensure(
+            self.uri
+                .split_once("://")
+                .is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty()),
+            || format!("`{}` is not an absolute URI (scheme://...)", self.uri),
+        )
+        .at_with(|| format!("{at}.uri"))?;
+        ensure(
+            self.media_type
+                .split_once('/')
+                .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty()),
+            || {
+                format!(
+                    "`{}` is not a media type like application/pdf",
+                    self.media_type
+                )
+            },
+        )
+        .at_with(|| format!("{at}.media_type"))?;
+        ensure(
+            self.sha256.len() == 64
+                && self
+                    .sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            || "must be 64 lowercase hex digits".to_owned(),
+        )
+        .at_with(|| format!("{at}.sha256"))
+    }
+}
+
+/// One VAT rate's share of a document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxBreakdown {
+    /// The rate applied.
+    pub rate: TaxRate,
+    /// Net amount taxed at this rate.
+    pub net: Amount,
+    /// Tax at this rate.
+    pub tax: Amount,
+}
+
+/// The totals of an invoice or credit note. Credit notes carry positive amounts: the amount
+/// credited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentTotals {
+    /// Sum of net amounts.
+    pub net: Amount,
+    /// Sum of tax.
+    pub tax: Amount,
+    /// `net + tax`.
+    pub gross: Amount,
+    /// Net and tax per rate; rates appear once each.
+    pub breakdown: Vec<TaxBreakdown>,
+}
+
+impl DocumentTotals {
+    pub(crate) fn check(&self, at: &str, currency: CurrencyCode) -> Result<(), ContractError> {
+        count(&self.breakdown, 1, 20).at_with(|| format!("{at}.breakdown"))?;
+        if let Some(i) = first_duplicate(&self.breakdown, |b| b.rate) {
+            return Err(ContractError::new(
+                format!("{at}.breakdown[{i}].rate"),
+                format!("rate {} appears more than once", self.breakdown[i].rate),
+            ));
+        }
+        for (name, amount) in [("net", self.net), ("tax", self.tax), ("gross", self.gross)] {
+            minor_units(amount, currency).at_with(|| format!("{at}.{name}"))?;
+        }
+        let net =
+            sum(self.breakdown.iter().map(|b| b.net.value())).at_with(|| format!("{at}.net"))?;
+        matches_total(self.net, net, "the breakdown's net amounts")
+            .at_with(|| format!("{at}.net"))?;
+        let tax =
+            sum(self.breakdown.iter().map(|b| b.tax.value())).at_with(|| format!("{at}.tax"))?;
+        matches_total(self.tax, tax, "the breakdown's tax amounts")
+            .at_with(|| format!("{at}.tax"))?;
+        matches_total(self.gross, self.net.value() + self.tax.value(), "net + tax")
+            .at_with(|| format!("{at}.gross"))
+    }
+}
+
+/// A priced order line, for the arithmetic shared by orders and invoice requests.
+pub(crate) trait PricedLine {
+    fn quantity(&self) -> Quantity;
+    fn unit_price(&self) -> Amount;
+    fn discount(&self) -> Amount;
+}
+
+/// The amounts of an order-shaped payload, checked together.
+pub(crate) struct Pricing<'a, L> {
+    pub(crate) currency: CurrencyCode,
+    pub(crate) prices_include_tax: bool,
+    pub(crate) lines: &'a [L],
+    pub(crate) shipping: Amount,
+    pub(crate) discount: Amount,
+    /// Tax the producer charged; `None` where the payload does not state it.
+    pub(crate) tax: Option<Amount>,
+    /// The stated total; `None` where the payload does not state one.
+    pub(crate) total: Option<Amount>,
+}
+
+impl<L: PricedLine> Pricing<'_, L> {
+    /// Line discounts within their lines, the order discount within the order, totals in the
+    /// currency's minor units, and `total = Σ(quantity × unit_price − discount) + shipping −
+    /// discount (+ tax when prices exclude it)` within one cent.
+    pub(crate) fn check(&self) -> Result<(), ContractError> {
+        let mut line_amounts = Vec::with_capacity(self.lines.len());
+        for (i, line) in self.lines.iter().enumerate() {
+            let gross = times(line.unit_price(), line.quantity().get())
+                .at_with(|| format!("payload.lines[{i}]"))?;
+            ensure(line.discount().value() <= gross, || {
+                format!(
+                    "discount {} is more than the line's {} × {} = {gross}",
+                    line.discount(),
+                    line.quantity(),
+                    line.unit_price()
+                )
+            })
+            .at_with(|| format!("payload.lines[{i}].discount"))?;
+            line_amounts.push(gross - line.discount().value());
+        }
+        let subtotal = sum(line_amounts).at("payload.lines")?;
+        let before_discount = subtotal + self.shipping.value();
+        ensure(self.discount.value() <= before_discount, || {
+            format!(
+                "discount {} is more than lines + shipping = {before_discount}",
+                self.discount
+            )
+        })
+        .at("payload.discount")?;
+        minor_units(self.shipping, self.currency).at("payload.shipping")?;
+        minor_units(self.discount, self.currency).at("payload.discount")?;
+        if let Some(tax) = self.tax {
+            minor_units(tax, self.currency).at("payload.tax")?;
+        }
+        let Some(total) = self.total else {
+            return Ok(());
+        };
+        minor_units(total, self.currency).at("payload.total")?;
+        let (expected, how) = if self.prices_include_tax {
+            (
+                before_discount - self.discount.value(),
+                "lines + shipping − discount",
+            )
+        } else {
+            let tax = self.tax.ok_or_else(|| {
+                ContractError::new(
+                    "payload.tax",
+                    "required when prices exclude tax: it is part of the total",
+                )
+            })?;
+            (
+                before_discount - self.discount.value() + tax.value(),
+                "lines + shipping − discount + tax",
+            )
+        };
+        matches_total(total, expected, how).at("payload.total")
+    }
+}
+
+/// Sequence numbers and revisions count from 1, so 0 can never look newer than "nothing yet".
+pub(crate) fn counts_from_one(value: u64, at: &str) -> Result<(), ContractError> {
+    ensure(value >= 1, || "counts from 1".to_owned()).at(at)
+}

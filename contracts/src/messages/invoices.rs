@@ -1,0 +1,329 @@
+//! Invoices and credit notes.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::common::{
+    Address, Customer, DocumentRef, DocumentTotals, PricedLine, Pricing, unique_lines,
+};
+use crate::envelope::Message;
+use crate::error::ContractError;
+use crate::types::{
+    Amount, CountryCode, CurrencyCode, EmailAddress, Quantity, Sku, StoreId, TaxCategory, VatId,
+};
+use crate::validate::{At, Validate, count, ensure, text};
+
+/// Most lines one invoice may have.
+const MAX_LINES: usize = 1000;
+
+string_enum! {
+    /// When a store invoices.
+    pub enum InvoiceTiming {
+        /// When the order is accepted: one invoice for the whole order.
+        OnOrder = "on_order",
+        /// When goods are dispatched: one invoice per shipment, for what it contains.
+        OnShipment = "on_shipment",
+    }
+}
+
+/// A line to invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceLine {
+    /// The order line.
+    pub line_id: String,
+    /// The product.
+    pub sku: Sku,
+    /// Product name as it goes on the invoice.
+    pub title: String,
+    /// Units invoiced (for per-shipment invoices: units in the shipment).
+    pub quantity: Quantity,
+    /// Price of one unit as ordered, gross or net as `prices_include_tax` says.
+    pub unit_price: Amount,
+    /// The share of the line's discount that falls on these units.
+    pub discount: Amount,
+    /// VAT category; invoicing turns it into a rate for the place of supply.
+    pub tax_category: TaxCategory,
+}
+
+impl PricedLine for InvoiceLine {
+    fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+    fn unit_price(&self) -> Amount {
+        self.unit_price
+    }
+    fn discount(&self) -> Amount {
+        self.discount
+    }
+}
+
+/// `invoice.requested`: issue an invoice for (part of) an order.
+///
+/// Self-contained: carries the buyer, the addresses and the priced lines, so that invoicing
+/// needs no copy of the order. Invoicing decides the VAT treatment (domestic, intra-EU
+/// reverse charge with a valid VAT id, OSS distance sale, zero-rated export), numbers the
+/// invoice gap-free in the store's series and renders the PDF. Issued once per
+/// `request_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceRequested {
+    /// Id of the request; `invoice.issued` echoes it, and a repeat issues nothing new.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store, whose invoice settings (seller, VAT id, number series) apply.
+    pub store_id: StoreId,
+    /// Why now: the store's invoice timing.
+    pub timing: InvoiceTiming,
+    /// The shipment being invoiced; required when `timing` is `on_shipment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<Uuid>,
+    /// The order number the buyer knows.
+    pub external_order_id: String,
+    /// When the order was placed (the invoice shows it).
+    pub placed_at: DateTime<Utc>,
+    /// Currency of every amount.
+    pub currency: CurrencyCode,
+    /// Whether unit prices, discount and shipping include VAT.
+    pub prices_include_tax: bool,
+    /// The buyer.
+    pub buyer: Customer,
+    /// Invoice address.
+    pub billing_address: Address,
+    /// Delivery address: its country is the place of supply for distance sales and exports.
+    pub shipping_address: Address,
+    /// What to invoice, at least one line.
+    pub lines: Vec<InvoiceLine>,
+    /// Shipping to invoice with these lines (usually on the first invoice of an order, 0 on
+    /// the others).
+    pub shipping: Amount,
+    /// Order-level discount to apply to this invoice.
+    pub discount: Amount,
+}
+
+impl Message for InvoiceRequested {
+    const TYPE: &'static str = "invoice.requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for InvoiceRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        ensure(
+            self.timing != InvoiceTiming::OnShipment || self.shipment_id.is_some(),
+            || "required when invoicing on shipment".to_owned(),
+        )
+        .at("payload.shipment_id")?;
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        self.buyer.check("payload.buyer")?;
+        self.billing_address.check("payload.billing_address")?;
+        self.shipping_address.check("payload.shipping_address")?;
+        count(&self.lines, 1, MAX_LINES).at("payload.lines")?;
+        for (i, line) in self.lines.iter().enumerate() {
+            text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
+            text(&line.title, 500).at_with(|| format!("payload.lines[{i}].title"))?;
+        }
+        unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
+        Pricing {
+            currency: self.currency,
+            prices_include_tax: self.prices_include_tax,
+            lines: &self.lines,
+            shipping: self.shipping,
+            discount: self.discount,
+            tax: None,
+            total: None,
+        }
+        .check()
+    }
+}
+
+string_enum! {
+    /// How VAT was applied to a document.
+    pub enum VatTreatment {
+        /// Taxed at the seller's rates: domestic sales, and EU consumer sales while the
+        /// seller is under the EUR 10,000 distance-sales threshold.
+        Domestic = "domestic",
+        /// Intra-EU sale to a business with a valid VAT id: no VAT charged, the buyer
+        /// accounts for it (reverse charge).
+        IntraEuReverseCharge = "intra_eu_reverse_charge",
+        /// EU consumer sale above the threshold: taxed at the destination country's rates,
+        /// declared under the One-Stop-Shop.
+        OssDistanceSale = "oss_distance_sale",
+        /// Export outside the EU: zero-rated.
+        ExportZeroRated = "export_zero_rated",
+    }
+}
+
+/// Buyer details that accounting exports and OSS reports need without opening the PDF.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBuyer {
+    /// Buyer name (company, or person).
+    pub name: String,
+    /// Buyer's country (billing address).
+    pub country: CountryCode,
+    /// Buyer's VAT id, for reverse-charge documents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_id: Option<VatId>,
+    /// Where to send the document, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAddress>,
+}
+
+/// A document number as printed: 1 to 64 of `A-Z a-z 0-9 - / _ .`.
+fn document_number(s: &str) -> Result<(), String> {
+    ensure(
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-/_.".contains(&b)),
+        || format!("`{s}` is not a document number (1 to 64 of A-Z, a-z, 0-9, - / _ .)"),
+    )
+}
+
+fn check_document(
+    number: &str,
+    number_field: &str,
+    buyer: &DocumentBuyer,
+    treatment: VatTreatment,
+    totals: &DocumentTotals,
+    currency: CurrencyCode,
+    pdf: &DocumentRef,
+) -> Result<(), ContractError> {
+    document_number(number).at(number_field)?;
+    text(&buyer.name, 200).at("payload.buyer.name")?;
+    ensure(
+        treatment != VatTreatment::IntraEuReverseCharge || buyer.vat_id.is_some(),
+        || "a reverse-charge document must show the buyer's VAT id".to_owned(),
+    )
+    .at("payload.buyer.vat_id")?;
+    ensure(
+        treatment != VatTreatment::IntraEuReverseCharge || totals.tax.is_zero(),
+        || {
+            format!(
+                "a reverse-charge document charges no VAT, this one charges {}",
+                totals.tax
+            )
+        },
+    )
+    .at("payload.totals.tax")?;
+    totals.check("payload.totals", currency)?;
+    pdf.check("payload.pdf")
+}
+
+/// `invoice.issued`: an invoice was numbered, stored and rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceIssued {
+    /// Orderly's invoice id.
+    pub invoice_id: Uuid,
+    /// The number printed on it, gap-free within the store's series (`RE-2026-000123`).
+    pub invoice_number: String,
+    /// The `invoice.requested` this answers.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (the seller).
+    pub store_id: StoreId,
+    /// The shipment invoiced, for per-shipment invoices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_id: Option<Uuid>,
+    /// The invoice date.
+    pub issued_at: DateTime<Utc>,
+    /// Currency of the totals.
+    pub currency: CurrencyCode,
+    /// How VAT was applied.
+    pub vat_treatment: VatTreatment,
+    /// The buyer, as invoiced.
+    pub buyer: DocumentBuyer,
+    /// Net, tax and gross totals with the per-rate breakdown.
+    pub totals: DocumentTotals,
+    /// The rendered PDF.
+    pub pdf: DocumentRef,
+}
+
+impl Message for InvoiceIssued {
+    const TYPE: &'static str = "invoice.issued";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for InvoiceIssued {
+    fn validate(&self) -> Result<(), ContractError> {
+        check_document(
+            &self.invoice_number,
+            "payload.invoice_number",
+            &self.buyer,
+            self.vat_treatment,
+            &self.totals,
+            self.currency,
+            &self.pdf,
+        )
+    }
+}
+
+string_enum! {
+    /// Why a credit note was issued.
+    pub enum CreditReason {
+        /// A refund (`order.refund_requested`).
+        Refund = "refund",
+        /// A cancellation of invoiced lines (`order.cancelled`).
+        Cancellation = "cancellation",
+    }
+}
+
+/// `credit_note.issued`: a credit note was issued against an invoice, reversing (part of) it
+/// with the invoice's VAT treatment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditNoteIssued {
+    /// Orderly's credit note id.
+    pub credit_note_id: Uuid,
+    /// The number printed on it, gap-free within the store's credit note series.
+    pub credit_note_number: String,
+    /// The invoice it credits.
+    pub invoice_id: Uuid,
+    /// That invoice's number (credit notes must quote it).
+    pub invoice_number: String,
+    /// The refund or cancellation request it answers, if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
+    /// Why.
+    pub reason: CreditReason,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (the seller).
+    pub store_id: StoreId,
+    /// The credit note date.
+    pub issued_at: DateTime<Utc>,
+    /// Currency of the totals (the invoice's).
+    pub currency: CurrencyCode,
+    /// The invoice's VAT treatment, reversed.
+    pub vat_treatment: VatTreatment,
+    /// The buyer, as on the invoice.
+    pub buyer: DocumentBuyer,
+    /// Amounts credited (positive).
+    pub totals: DocumentTotals,
+    /// The rendered PDF.
+    pub pdf: DocumentRef,
+}
+
+impl Message for CreditNoteIssued {
+    const TYPE: &'static str = "credit_note.issued";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for CreditNoteIssued {
+    fn validate(&self) -> Result<(), ContractError> {
+        document_number(&self.invoice_number).at("payload.invoice_number")?;
+        check_document(
+            &self.credit_note_number,
+            "payload.credit_note_number",
+            &self.buyer,
+            self.vat_treatment,
+            &self.totals,
+            self.currency,
+            &self.pdf,
+        )
+    }
+}

@@ -1,0 +1,757 @@
+//! The order's own messages: what producers send about orders, and what the orders worker
+//! announces as an order moves through its lifecycle.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::common::{
+    Actor, Address, Customer, CustomerContact, LineQuantity, OrderRef, PricedLine, Pricing,
+    check_line_quantities, counts_from_one, unique_lines,
+};
+use crate::envelope::Message;
+use crate::error::ContractError;
+use crate::types::{
+    Amount, Channel, CurrencyCode, Gtin, OrderStatus, Quantity, Sku, StoreId, TaxCategory,
+};
+use crate::validate::{At, Validate, count, ensure, opt_text, text};
+
+/// Most lines an order may have; more is a broken producer, not a big customer.
+const MAX_LINES: usize = 1000;
+
+string_enum! {
+    /// Where the buyer's payment stands when the order is placed.
+    pub enum PaymentStatus {
+        /// Authorised (card hold); captured later, usually on shipment.
+        Authorized = "authorized",
+        /// Paid in full (captured, or collected by the marketplace or at the till).
+        Paid = "paid",
+        /// Expected later: bank transfer, pay on invoice.
+        Pending = "pending",
+    }
+}
+
+/// How the order is paid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// Where the payment stands.
+    pub status: PaymentStatus,
+    /// Payment method as the producer names it (`card`, `paypal`, `klarna`, `invoice`,
+    /// `marketplace`, `cash`).
+    pub method: String,
+    /// The payment provider's reference (PSP transaction id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+impl Payment {
+    fn check(&self) -> Result<(), ContractError> {
+        text(&self.method, 64).at("payload.payment.method")?;
+        opt_text(self.reference.as_ref(), 256).at("payload.payment.reference")
+    }
+}
+
+/// One line of a placed order, as the producer sent it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLine {
+    /// The producer's id for this line, unique within the order and stable across re-pushes
+    /// (a marketplace's order item id, the storefront's line number).
+    pub line_id: String,
+    /// Our SKU. Storefront, till and manual orders identify products by SKU. Exactly one of
+    /// `sku` and `gtin` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// The product's GTIN/EAN. Marketplace orders usually identify products this way; the
+    /// orders worker matches it to a SKU, or raises an order item exception.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<Gtin>,
+    /// Product name as the buyer saw it.
+    pub title: String,
+    /// Units ordered.
+    pub quantity: Quantity,
+    /// Price of one unit, gross or net as the order's `prices_include_tax` says.
+    pub unit_price: Amount,
+    /// Discount on the whole line (not per unit), same tax basis as the price. Defaults to 0.
+    #[serde(default)]
+    pub discount: Amount,
+    /// VAT category, if the producer knows it; otherwise the catalog's is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_category: Option<TaxCategory>,
+}
+
+impl PricedLine for OrderLine {
+    fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+    fn unit_price(&self) -> Amount {
+        self.unit_price
+    }
+    fn discount(&self) -> Amount {
+        self.discount
+    }
+}
+
+/// `order.placed`: a new order, or a new revision of one, from the storefront, a marketplace
+/// connector, a till or an operator.
+///
+/// Orders are identified by `(store_id, channel, external_order_id)`: a re-push with a higher
+/// `revision` updates the stored order, the same or a lower revision is a duplicate. The
+/// orders worker matches lines to the catalog and answers with `order.accepted` or
+/// `order.on_hold`. Correlation id: `{store_id}/{channel}/{external_order_id}` (the order id
+/// does not exist yet).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPlaced {
+    /// The store the order belongs to.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// The marketplace's name (`amazon.de`, `bol.com`, `zalando`); required for marketplace
+    /// orders, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number, unique per store and channel.
+    pub external_order_id: String,
+    /// Revision of this order at the producer, from 1; a re-push after a change carries a
+    /// higher revision.
+    pub revision: u32,
+    /// When the buyer placed the order.
+    pub placed_at: DateTime<Utc>,
+    /// Currency of every amount in the order.
+    pub currency: CurrencyCode,
+    /// Whether unit prices, discounts and shipping include VAT (consumer shops) or not
+    /// (B2B shops; then `tax` is required and added to the total).
+    pub prices_include_tax: bool,
+    /// The buyer.
+    pub customer: Customer,
+    /// Invoice address.
+    pub billing_address: Address,
+    /// Delivery address.
+    pub shipping_address: Address,
+    /// The ordered items, at least one.
+    pub lines: Vec<OrderLine>,
+    /// Shipping charged to the buyer, same tax basis as the prices.
+    pub shipping: Amount,
+    /// Discount on the whole order (vouchers), same tax basis as the prices. Defaults to 0.
+    #[serde(default)]
+    pub discount: Amount,
+    /// VAT the producer charged in total. Required when prices exclude tax; informational
+    /// otherwise (invoicing decides the VAT that is finally charged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<Amount>,
+    /// What the buyer pays: lines + shipping − discount (+ tax when prices exclude it),
+    /// within one cent.
+    pub total: Amount,
+    /// How the order is paid.
+    pub payment: Payment,
+}
+
+impl Message for OrderPlaced {
+    const TYPE: &'static str = "order.placed";
+    const VERSION: u16 = 1;
+}
+
+/// Checks shared by `order.placed` and `order.accepted`.
+fn check_order_header(
+    channel: Channel,
+    marketplace: Option<&String>,
+    external_order_id: &str,
+    revision: u32,
+) -> Result<(), ContractError> {
+    match (channel, marketplace) {
+        (Channel::Marketplace, None) => {
+            return Err(ContractError::new(
+                "payload.marketplace",
+                "required for marketplace orders",
+            ));
+        }
+        (Channel::Marketplace, Some(name)) => text(name, 64).at("payload.marketplace")?,
+        (_, Some(_)) => {
+            return Err(ContractError::new(
+                "payload.marketplace",
+                format!("only marketplace orders name a marketplace, this is a {channel} order"),
+            ));
+        }
+        (_, None) => {}
+    }
+    text(external_order_id, 128).at("payload.external_order_id")?;
+    counts_from_one(u64::from(revision), "payload.revision")
+}
+
+fn check_customer(customer: &Customer, channel: Channel) -> Result<(), ContractError> {
+    customer.check("payload.customer")?;
+    ensure(
+        channel != Channel::Storefront || customer.email.is_some(),
+        || "required for storefront orders".to_owned(),
+    )
+    .at("payload.customer.email")
+}
+
+impl Validate for OrderPlaced {
+    fn validate(&self) -> Result<(), ContractError> {
+        check_order_header(
+            self.channel,
+            self.marketplace.as_ref(),
+            &self.external_order_id,
+            self.revision,
+        )?;
+        check_customer(&self.customer, self.channel)?;
+        self.billing_address.check("payload.billing_address")?;
+        self.shipping_address.check("payload.shipping_address")?;
+        self.payment.check()?;
+        count(&self.lines, 1, MAX_LINES).at("payload.lines")?;
+        for (i, line) in self.lines.iter().enumerate() {
+            text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
+            text(&line.title, 500).at_with(|| format!("payload.lines[{i}].title"))?;
+            match (&line.sku, &line.gtin) {
+                (Some(_), None) | (None, Some(_)) => {}
+                (None, None) => {
+                    return Err(ContractError::new(
+                        format!("payload.lines[{i}]"),
+                        "a line needs a `sku` or a `gtin` to identify the product",
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ContractError::new(
+                        format!("payload.lines[{i}]"),
+                        "give exactly one of `sku` and `gtin`, not both: which one wins would be a guess",
+                    ));
+                }
+            }
+        }
+        unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
+        Pricing {
+            currency: self.currency,
+            prices_include_tax: self.prices_include_tax,
+            lines: &self.lines,
+            shipping: self.shipping,
+            discount: self.discount,
+            tax: self.tax,
+            total: Some(self.total),
+        }
+        .check()
+    }
+}
+
+/// One line of an accepted order: matched to a SKU and a VAT category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedLine {
+    /// The producer's line id.
+    pub line_id: String,
+    /// The SKU the line was matched to (given, or found by GTIN).
+    pub sku: Sku,
+    /// The GTIN the producer sent, if it identified the line by GTIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<Gtin>,
+    /// Product name as the buyer saw it.
+    pub title: String,
+    /// Units ordered.
+    pub quantity: Quantity,
+    /// Price of one unit, gross or net as `prices_include_tax` says.
+    pub unit_price: Amount,
+    /// Discount on the whole line.
+    pub discount: Amount,
+    /// VAT category (from the order, or the catalog).
+    pub tax_category: TaxCategory,
+}
+
+impl PricedLine for AcceptedLine {
+    fn quantity(&self) -> Quantity {
+        self.quantity
+    }
+    fn unit_price(&self) -> Amount {
+        self.unit_price
+    }
+    fn discount(&self) -> Amount {
+        self.discount
+    }
+}
+
+/// `order.accepted`: the order is valid, every line matched a product; inventory now
+/// reserves stock.
+///
+/// Carries the whole accepted order (a snapshot with SKUs and VAT categories resolved), so
+/// that inventory, fulfillment and outside consumers need no second source for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAccepted {
+    /// Orderly's order id (also the envelope's correlation id from here on).
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// Marketplace name, for marketplace orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number.
+    pub external_order_id: String,
+    /// The `order.placed` revision that was accepted.
+    pub revision: u32,
+    /// When the buyer placed the order; backorders are served oldest first by this.
+    pub placed_at: DateTime<Utc>,
+    /// Currency of every amount.
+    pub currency: CurrencyCode,
+    /// Whether prices include VAT.
+    pub prices_include_tax: bool,
+    /// The buyer.
+    pub customer: Customer,
+    /// Invoice address.
+    pub billing_address: Address,
+    /// Delivery address.
+    pub shipping_address: Address,
+    /// The lines, matched.
+    pub lines: Vec<AcceptedLine>,
+    /// Shipping charged.
+    pub shipping: Amount,
+    /// Order-level discount.
+    pub discount: Amount,
+    /// VAT the producer charged, when stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax: Option<Amount>,
+    /// What the buyer pays.
+    pub total: Amount,
+    /// How the order is paid.
+    pub payment: Payment,
+}
+
+impl Message for OrderAccepted {
+    const TYPE: &'static str = "order.accepted";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderAccepted {
+    fn validate(&self) -> Result<(), ContractError> {
+        check_order_header(
+            self.channel,
+            self.marketplace.as_ref(),
+            &self.external_order_id,
+            self.revision,
+        )?;
+        self.customer.check("payload.customer")?;
+        self.billing_address.check("payload.billing_address")?;
+        self.shipping_address.check("payload.shipping_address")?;
+        self.payment.check()?;
+        count(&self.lines, 1, MAX_LINES).at("payload.lines")?;
+        for (i, line) in self.lines.iter().enumerate() {
+            text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
+            text(&line.title, 500).at_with(|| format!("payload.lines[{i}].title"))?;
+        }
+        unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
+        Pricing {
+            currency: self.currency,
+            prices_include_tax: self.prices_include_tax,
+            lines: &self.lines,
+            shipping: self.shipping,
+            discount: self.discount,
+            tax: self.tax,
+            total: Some(self.total),
+        }
+        .check()
+    }
+}
+
+string_enum! {
+    /// Why a line could not be matched to a product.
+    pub enum ItemProblem {
+        /// No product has this SKU.
+        UnknownSku = "unknown_sku",
+        /// No product has this GTIN (and no remembered mapping exists).
+        UnknownGtin = "unknown_gtin",
+        /// The product exists but is no longer sold.
+        InactiveProduct = "inactive_product",
+    }
+}
+
+/// An order item exception: one line an operator has to resolve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemException {
+    /// Id of the exception; `order.exception_resolved` names it.
+    pub exception_id: Uuid,
+    /// The line it is about.
+    pub line_id: String,
+    /// The SKU the line carried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// The GTIN the line carried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<Gtin>,
+    /// Product name from the order, to help the operator find the product.
+    pub title: String,
+    /// What is wrong.
+    pub problem: ItemProblem,
+}
+
+/// `order.on_hold`: the order is stored but waits for an operator; nothing is reserved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderOnHold {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// Marketplace name, for marketplace orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number.
+    pub external_order_id: String,
+    /// The `order.placed` revision that is on hold.
+    pub revision: u32,
+    /// The lines that need resolving, at least one.
+    pub exceptions: Vec<ItemException>,
+}
+
+impl Message for OrderOnHold {
+    const TYPE: &'static str = "order.on_hold";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderOnHold {
+    fn validate(&self) -> Result<(), ContractError> {
+        check_order_header(
+            self.channel,
+            self.marketplace.as_ref(),
+            &self.external_order_id,
+            self.revision,
+        )?;
+        count(&self.exceptions, 1, MAX_LINES).at("payload.exceptions")?;
+        for (i, e) in self.exceptions.iter().enumerate() {
+            text(&e.line_id, 64).at_with(|| format!("payload.exceptions[{i}].line_id"))?;
+            text(&e.title, 500).at_with(|| format!("payload.exceptions[{i}].title"))?;
+        }
+        unique_lines(
+            &self.exceptions,
+            |e| e.line_id.as_str(),
+            "payload.exceptions",
+        )
+    }
+}
+
+/// `order.status_changed`: the order moved from one status to another.
+///
+/// `sequence` counts this order's status changes from 1 without gaps: a consumer that has
+/// seen sequence 5 drops anything at or below 5, whatever order messages arrive in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderStatusChanged {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// Marketplace name, for marketplace orders (so connectors can pick theirs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number (what the marketplace or shop knows the order by).
+    pub external_order_id: String,
+    /// Status before; absent for the first status an order gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<OrderStatus>,
+    /// Status now.
+    pub to: OrderStatus,
+    /// Per-order change counter from 1, strictly increasing.
+    pub sequence: u64,
+    /// Why, in words for the timeline and the customer service ("Shipment 2 of 2 delivered").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who to tell, for notifications.
+    pub customer: CustomerContact,
+}
+
+impl Message for OrderStatusChanged {
+    const TYPE: &'static str = "order.status_changed";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderStatusChanged {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        opt_text(self.marketplace.as_ref(), 64).at("payload.marketplace")?;
+        ensure(self.from != Some(self.to), || {
+            format!("`from` and `to` are both {}", self.to)
+        })
+        .at("payload.to")?;
+        ensure(self.from.is_none_or(|from| !from.is_terminal()), || {
+            format!(
+                "{} is final; an order does not leave it",
+                self.from.map_or("", |f| f.as_str())
+            )
+        })
+        .at("payload.from")?;
+        counts_from_one(self.sequence, "payload.sequence")?;
+        opt_text(self.reason.as_ref(), 1000).at("payload.reason")?;
+        self.customer.check("payload.customer")
+    }
+}
+
+/// `order.cancel_requested`: someone asks to cancel an order, or some of its lines.
+///
+/// Before dispatch the orders worker cancels (→ `order.cancelled`); after dispatch it
+/// cancels only what has not left a warehouse, or refuses with a reason on the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelRequested {
+    /// Id of this request; `order.cancelled` echoes it. Re-sending a request with the same
+    /// id is harmless.
+    pub request_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// The order.
+    pub order: OrderRef,
+    /// Who asks.
+    pub requested_by: Actor,
+    /// Why, for the timeline.
+    pub reason: String,
+    /// The lines and quantities to cancel; absent to cancel the whole order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<LineQuantity>>,
+}
+
+impl Message for OrderCancelRequested {
+    const TYPE: &'static str = "order.cancel_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderCancelRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.order.check("payload.order")?;
+        self.requested_by.check("payload.requested_by")?;
+        text(&self.reason, 1000).at("payload.reason")?;
+        if let Some(lines) = &self.lines {
+            count(lines, 1, MAX_LINES)
+                .map_err(|_| {
+                    "leave `lines` out to cancel the whole order; an empty list cancels nothing"
+                        .to_owned()
+                })
+                .at("payload.lines")?;
+            check_line_quantities(lines, "payload.lines")?;
+        }
+        Ok(())
+    }
+}
+
+string_enum! {
+    /// How much of an order was cancelled.
+    pub enum CancellationScope {
+        /// The whole order.
+        Order = "order",
+        /// Some lines (or part of their quantities); the rest goes on.
+        Lines = "lines",
+    }
+}
+
+/// A cancelled line (or part of one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelledLine {
+    /// The order line.
+    pub line_id: String,
+    /// Its SKU; absent for a line that never matched a product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// Units cancelled.
+    pub quantity: Quantity,
+}
+
+/// `order.cancelled`: the order (or some lines) is cancelled. Inventory releases the
+/// reservation, fulfillment cancels open shipments, invoicing credits what was invoiced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelled {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// Marketplace name, for marketplace orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number.
+    pub external_order_id: String,
+    /// The `order.cancel_requested` this answers; absent when the cancellation came another
+    /// way (a marketplace re-push, an exception resolution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
+    /// Whole order or some lines.
+    pub scope: CancellationScope,
+    /// What was cancelled (for the whole order: every line not yet dispatched).
+    pub lines: Vec<CancelledLine>,
+    /// Why, for the timeline and the merchant.
+    pub reason: String,
+}
+
+impl Message for OrderCancelled {
+    const TYPE: &'static str = "order.cancelled";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderCancelled {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        opt_text(self.marketplace.as_ref(), 64).at("payload.marketplace")?;
+        count(&self.lines, 1, MAX_LINES).at("payload.lines")?;
+        for (i, line) in self.lines.iter().enumerate() {
+            text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
+        }
+        unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
+        text(&self.reason, 1000).at("payload.reason")
+    }
+}
+
+/// `order.refund_requested`: refund some lines (and possibly shipping) of an invoiced order.
+/// Invoicing issues a credit note against the invoice, reversing its VAT treatment.
+///
+/// Names the order by Orderly's id (unlike a cancellation): invoicing, which acts on it,
+/// knows orders only by that id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRefundRequested {
+    /// Id of this request; `credit_note.issued` echoes it. Re-sending is harmless.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Who asks.
+    pub requested_by: Actor,
+    /// Why ("Returned: damaged in transit").
+    pub reason: String,
+    /// Lines and quantities to refund; may be empty when only shipping is refunded.
+    pub lines: Vec<LineQuantity>,
+    /// Whether to refund the shipping charge too.
+    pub refund_shipping: bool,
+}
+
+impl Message for OrderRefundRequested {
+    const TYPE: &'static str = "order.refund_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderRefundRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")?;
+        text(&self.reason, 1000).at("payload.reason")?;
+        ensure(!self.lines.is_empty() || self.refund_shipping, || {
+            "nothing to refund: no lines and refund_shipping is false".to_owned()
+        })
+        .at("payload.lines")?;
+        count(&self.lines, 0, MAX_LINES).at("payload.lines")?;
+        check_line_quantities(&self.lines, "payload.lines")
+    }
+}
+
+string_enum! {
+    /// What the operator decided for an order item exception.
+    pub enum ExceptionResolution {
+        /// The line is this SKU (`sku` says which).
+        MapToSku = "map_to_sku",
+        /// Drop the line from the order; the rest goes on.
+        RemoveLine = "remove_line",
+        /// Cancel the whole order.
+        CancelOrder = "cancel_order",
+    }
+}
+
+/// `order.exception_resolved`: an operator resolved an order item exception. When the last
+/// one is resolved, the order is accepted (or cancelled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderExceptionResolved {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// The exception resolved (from `order.on_hold`).
+    pub exception_id: Uuid,
+    /// The decision.
+    pub resolution: ExceptionResolution,
+    /// The SKU the line is; required for `map_to_sku`, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// Remember the line's GTIN → `sku` so future orders match by themselves. Only with
+    /// `map_to_sku`.
+    #[serde(default)]
+    pub remember_mapping: bool,
+    /// The operator.
+    pub resolved_by: Actor,
+    /// A note for the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Message for OrderExceptionResolved {
+    const TYPE: &'static str = "order.exception_resolved";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderExceptionResolved {
+    fn validate(&self) -> Result<(), ContractError> {
+        let mapping = self.resolution == ExceptionResolution::MapToSku;
+        ensure(mapping == self.sku.is_some(), || {
+            if mapping {
+                "required to map a line to a SKU".to_owned()
+            } else {
+                format!(
+                    "only `map_to_sku` names a SKU, this is `{}`",
+                    self.resolution
+                )
+            }
+        })
+        .at("payload.sku")?;
+        ensure(mapping || !self.remember_mapping, || {
+            "only a `map_to_sku` resolution can be remembered".to_owned()
+        })
+        .at("payload.remember_mapping")?;
+        self.resolved_by.check("payload.resolved_by")?;
+        opt_text(self.note.as_ref(), 1000).at("payload.note")
+    }
+}
+
+/// `order.completed`: everything delivered and invoiced; the order is done. Refunds may
+/// still follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCompleted {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// Where the order came from.
+    pub channel: Channel,
+    /// Marketplace name, for marketplace orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketplace: Option<String>,
+    /// The producer's order number.
+    pub external_order_id: String,
+    /// Currency of `total`.
+    pub currency: CurrencyCode,
+    /// What the buyer paid, as placed.
+    pub total: Amount,
+    /// Invoice numbers issued for the order, in issue order.
+    pub invoice_numbers: Vec<String>,
+}
+
+impl Message for OrderCompleted {
+    const TYPE: &'static str = "order.completed";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderCompleted {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        opt_text(self.marketplace.as_ref(), 64).at("payload.marketplace")?;
+        for (i, number) in self.invoice_numbers.iter().enumerate() {
+            text(number, 64).at_with(|| format!("payload.invoice_numbers[{i}]"))?;
+        }
+        Ok(())
+    }
+}

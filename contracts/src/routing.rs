@@ -1,0 +1,328 @@
+//! Which queue receives which message type: the routing table, as data.
+//!
+//! Every message is published to one topic exchange with its type as the routing key; each
+//! queue here is bound to that exchange once per message type it lists. Worker queues are
+//! named after the worker that consumes them (competing consumers: every copy of a worker
+//! reads the same queue); outbound queues (`out.*`) are for consumers outside Orderly and
+//! have a length limit so that a consumer that stops reading cannot fill the broker's disk.
+//!
+//! Names here are logical. The runtime derives the broker's names from its namespace
+//! (`orderly` by default), so that test environments can share a broker: the exchange is
+//! `orderly.events`, the queues `orderly.orders`, `orderly.out.warehouse`, ...
+//!
+//! Invariants, checked by tests: every type Orderly publishes (all types minus
+//! [`INBOUND_ONLY`]) has at least one route, so "unroutable" at publish time always means a
+//! missing binding, never a forgotten design decision; and every type a route names is in
+//! the catalog.
+
+/// What kind of consumer reads a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// An Orderly worker; the queue is named after it.
+    Worker,
+    /// A consumer outside Orderly. When `max_length` messages are waiting, the broker refuses
+    /// new ones (`reject-publish`), so the outbox keeps them instead of the broker dropping
+    /// them.
+    Outbound {
+        /// Most messages the queue holds.
+        max_length: u32,
+    },
+}
+
+/// One queue and the message types bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Queue name.
+    pub queue: &'static str,
+    /// Who reads it.
+    pub kind: QueueKind,
+    /// Message types (routing keys) bound to it.
+    pub message_types: &'static [&'static str],
+}
+
+impl Route {
+    /// Whether `message_type` is bound to this queue.
+    pub fn receives(&self, message_type: &str) -> bool {
+        self.message_types.contains(&message_type)
+    }
+}
+
+/// Length limit of every outbound queue.
+const OUTBOUND_MAX_LENGTH: u32 = 100_000;
+
+/// The routing table.
+pub const ROUTES: &[Route] = &[
+    Route {
+        queue: "orders",
+        kind: QueueKind::Worker,
+        message_types: &[
+            "order.placed",
+            "order.cancel_requested",
+            "order.refund_requested",
+            "order.exception_resolved",
+            "catalog.product_upserted",
+            "stock.reserved",
+            "stock.unavailable",
+            "stock.released",
+            "shipment.requested",
+            "shipment.dispatched",
+            "shipment.delivered",
+            "shipment.exception",
+            "invoice.issued",
+            "credit_note.issued",
+            "notification.sent",
+            "notification.failed",
+        ],
+    },
+    Route {
+        queue: "inventory",
+        kind: QueueKind::Worker,
+        message_types: &[
+            "order.accepted",
+            "order.cancelled",
+            "shipment.dispatched",
+            "inventory.adjusted",
+            "catalog.product_upserted",
+        ],
+    },
+    Route {
+        queue: "fulfillment",
+        kind: QueueKind::Worker,
+        message_types: &[
+            // The accepted order is fulfillment's copy of address, items and prices: it needs
+            // them for shipment.requested and invoice.requested, and stock.reserved only says
+            // which warehouse ships which line.
+            "order.accepted",
+            "stock.reserved",
+            "shipment.updated",
+            "order.cancelled",
+            "store.invoice_settings_updated",
+        ],
+    },
+    Route {
+        queue: "invoicing",
+        kind: QueueKind::Worker,
+        message_types: &[
+            "invoice.requested",
+            "order.refund_requested",
+            "order.cancelled",
+            "store.invoice_settings_updated",
+        ],
+    },
+    Route {
+        queue: "notifications",
+        kind: QueueKind::Worker,
+        message_types: &[
+            "order.status_changed",
+            "shipment.dispatched",
+            "shipment.delivered",
+            "shipment.exception",
+            "invoice.issued",
+            "credit_note.issued",
+            "notification.sent",
+            "notification.failed",
+        ],
+    },
+    Route {
+        queue: "out.notification-system",
+        kind: QueueKind::Outbound {
+            max_length: OUTBOUND_MAX_LENGTH,
+        },
+        message_types: &["notification.requested"],
+    },
+    Route {
+        queue: "out.warehouse",
+        kind: QueueKind::Outbound {
+            max_length: OUTBOUND_MAX_LENGTH,
+        },
+        // order.cancelled lets the warehouse stop packing shipments of a cancelled order.
+        message_types: &["shipment.requested", "order.cancelled"],
+    },
+    Route {
+        queue: "out.marketplace",
+        kind: QueueKind::Outbound {
+            max_length: OUTBOUND_MAX_LENGTH,
+        },
+        message_types: &[
+            "stock.level_changed",
+            "order.status_changed",
+            "shipment.dispatched",
+        ],
+    },
+    Route {
+        queue: "out.merchant-events",
+        kind: QueueKind::Outbound {
+            max_length: OUTBOUND_MAX_LENGTH,
+        },
+        message_types: &[
+            "order.accepted",
+            "order.on_hold",
+            "order.cancelled",
+            "order.completed",
+            "stock.unavailable",
+            "invoice.issued",
+            "credit_note.issued",
+        ],
+    },
+];
+
+/// Types only producers outside Orderly publish; Orderly consumes them but never sends them,
+/// so they need no route for Orderly's own publishing (they still have consumers).
+pub const INBOUND_ONLY: &[&str] = &[
+    "order.placed",
+    "order.cancel_requested",
+    "order.refund_requested",
+    "order.exception_resolved",
+    "catalog.product_upserted",
+    "inventory.adjusted",
+    "shipment.updated",
+    "notification.sent",
+    "notification.failed",
+    "store.invoice_settings_updated",
+];
+
+/// Every message type in the catalog, in catalog order.
+pub fn all_message_types() -> &'static [&'static str] {
+    use crate::Message;
+    use crate::messages::*;
+    const ALL: &[&str] = &[
+        OrderPlaced::TYPE,
+        OrderAccepted::TYPE,
+        OrderOnHold::TYPE,
+        OrderStatusChanged::TYPE,
+        OrderCancelRequested::TYPE,
+        OrderCancelled::TYPE,
+        OrderRefundRequested::TYPE,
+        OrderExceptionResolved::TYPE,
+        OrderCompleted::TYPE,
+        ProductUpserted::TYPE,
+        InventoryAdjusted::TYPE,
+        StockReserved::TYPE,
+        StockUnavailable::TYPE,
+        StockReleased::TYPE,
+        StockLevelChanged::TYPE,
+        ShipmentRequested::TYPE,
+        ShipmentUpdated::TYPE,
+        ShipmentDispatched::TYPE,
+        ShipmentDelivered::TYPE,
+        ShipmentException::TYPE,
+        InvoiceRequested::TYPE,
+        InvoiceIssued::TYPE,
+        CreditNoteIssued::TYPE,
+        NotificationRequested::TYPE,
+        NotificationSent::TYPE,
+        NotificationFailed::TYPE,
+        StoreInvoiceSettingsUpdated::TYPE,
+    ];
+    ALL
+}
+
+/// The queues `message_type` is delivered to.
+pub fn routes_for(message_type: &str) -> impl Iterator<Item = &'static Route> + use<'_> {
+    ROUTES
+        .iter()
+        .filter(move |route| route.receives(message_type))
+}
+
+/// The route of a queue, by name.
+pub fn route(queue: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| route.queue == queue)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_type_orderly_publishes_has_a_route() {
+        for t in all_message_types()
+            .iter()
+            .filter(|t| !INBOUND_ONLY.contains(t))
+        {
+            assert!(
+                routes_for(t).next().is_some(),
+                "`{t}` is published by Orderly but no queue receives it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_type_orderly_consumes_reaches_a_worker() {
+        for t in all_message_types() {
+            let consumers: Vec<_> = routes_for(t).collect();
+            assert!(!consumers.is_empty(), "`{t}` has no queue at all");
+        }
+        for t in INBOUND_ONLY {
+            assert!(
+                routes_for(t).any(|r| r.kind == QueueKind::Worker),
+                "inbound `{t}` is consumed by no worker"
+            );
+        }
+    }
+
+    #[test]
+    fn every_routed_type_exists() {
+        let all: HashSet<_> = all_message_types().iter().collect();
+        for route in ROUTES {
+            for t in route.message_types {
+                assert!(
+                    all.contains(t),
+                    "queue `{}` binds unknown type `{t}`",
+                    route.queue
+                );
+            }
+        }
+        for t in INBOUND_ONLY {
+            assert!(all.contains(t), "INBOUND_ONLY lists unknown type `{t}`");
+        }
+    }
+
+    #[test]
+    fn no_duplicates() {
+        let queues: HashSet<_> = ROUTES.iter().map(|r| r.queue).collect();
+        assert_eq!(queues.len(), ROUTES.len(), "a queue is declared twice");
+        for route in ROUTES {
+            let types: HashSet<_> = route.message_types.iter().collect();
+            assert_eq!(
+                types.len(),
+                route.message_types.len(),
+                "`{}` binds a type twice",
+                route.queue
+            );
+        }
+        let all: HashSet<_> = all_message_types().iter().collect();
+        assert_eq!(all.len(), 27);
+    }
+
+    #[test]
+    fn outbound_queues_are_bounded_and_prefixed() {
+        for route in ROUTES {
+            match route.kind {
+                QueueKind::Outbound { max_length } => {
+                    assert!(route.queue.starts_with("out."), "{}", route.queue);
+                    assert!(max_length > 0);
+                }
+                QueueKind::Worker => assert!(!route.queue.starts_with("out."), "{}", route.queue),
+            }
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        let queues: Vec<_> = routes_for("shipment.dispatched").map(|r| r.queue).collect();
+        assert_eq!(
+            queues,
+            ["orders", "inventory", "notifications", "out.marketplace"]
+        );
+        assert_eq!(routes_for("no.such.type").count(), 0);
+        assert_eq!(
+            route("out.warehouse").map(|r| r.kind),
+            Some(QueueKind::Outbound {
+                max_length: 100_000
+            })
+        );
+        assert!(route("nope").is_none());
+    }
+}

@@ -1,0 +1,779 @@
+//! The committed contract documents stay true.
+//!
+//! - Every schema and golden example under `docs/contracts/` equals what the code generates
+//!   (run with `UPDATE_CONTRACTS=1` to rewrite them, then review and commit the diff).
+//! - Every committed example decodes and validates through its spec, and is canonical.
+//! - Broken messages are refused with the exact JSON path of what is wrong.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use orderly_contracts::catalog::{MessageSpec, catalog, spec, to_canonical_json};
+use orderly_contracts::messages::OrderPlaced;
+use orderly_contracts::{ContractError, RawEnvelope, decode_raw};
+use serde_json::{Value, json};
+
+const REGENERATE: &str = "UPDATE_CONTRACTS=1 cargo test -p orderly-contracts --test schemas";
+
+fn updating() -> bool {
+    std::env::var("UPDATE_CONTRACTS").is_ok_and(|v| v == "1")
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("contracts/ is inside the workspace")
+}
+
+fn docs_dir() -> PathBuf {
+    workspace_root().join("docs/contracts")
+}
+
+/// `docs/contracts/...`, for messages.
+fn shown(path: &Path) -> String {
+    path.strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn schema_path(spec: &MessageSpec) -> PathBuf {
+    docs_dir()
+        .join("schemas")
+        .join(format!("{}.schema.json", spec.file_stem()))
+}
+
+fn example_path(spec: &MessageSpec) -> PathBuf {
+    docs_dir()
+        .join("examples")
+        .join(format!("{}.json", spec.file_stem()))
+}
+
+/// Writes (when updating) or compares one generated document with its committed file;
+/// returns a line describing the difference, if any.
+fn sync(path: &Path, generated: &str) -> Option<String> {
+    if updating() {
+        fs::create_dir_all(path.parent().expect("docs path has a parent"))
+            .expect("create docs dir");
+        fs::write(path, generated).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        return None;
+    }
+    match fs::read_to_string(path) {
+        Ok(committed) if committed == generated => None,
+        Ok(_) => Some(format!(
+            "{} differs from the generated version",
+            path.display()
+        )),
+        Err(e) => Some(format!("{} cannot be read: {e}", shown(path))),
+    }
+}
+
+/// Files in `dir` ending in `suffix` that no spec generates (left over from a removed or
+/// renamed type): deleted when updating, reported otherwise.
+fn stale_files(dir: &Path, suffix: &str, expected: &BTreeSet<PathBuf>) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stale = Vec::new();
+    for path in entries.map(|e| e.expect("dir entry").path()) {
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(suffix));
+        if is_ours && !expected.contains(&path) {
+            if updating() {
+                fs::remove_file(&path).unwrap_or_else(|e| panic!("remove {}: {e}", path.display()));
+            } else {
+                stale.push(format!("{} belongs to no message type", shown(&path)));
+            }
+        }
+    }
+    stale
+}
+
+#[test]
+fn committed_schemas_and_examples_match_the_code() {
+    let specs = catalog();
+    let mut problems = Vec::new();
+    for spec in &specs {
+        problems.extend(sync(
+            &schema_path(spec),
+            &to_canonical_json(&(spec.schema)()),
+        ));
+        problems.extend(sync(
+            &example_path(spec),
+            &to_canonical_json(&(spec.example)()),
+        ));
+    }
+    let schemas: BTreeSet<_> = specs.iter().map(schema_path).collect();
+    let examples: BTreeSet<_> = specs.iter().map(example_path).collect();
+    problems.extend(stale_files(
+        &docs_dir().join("schemas"),
+        ".schema.json",
+        &schemas,
+    ));
+    problems.extend(stale_files(
+        &docs_dir().join("examples"),
+        ".json",
+        &examples,
+    ));
+    assert!(
+        problems.is_empty(),
+        "the committed contract documents are out of date:\n  {}\n\nIf the change is intended, regenerate them with\n\n    {REGENERATE}\n\nand commit the result (a changed schema may need a new message version: see docs/contracts/README.md).",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_example_decodes_validates_and_is_canonical() {
+    for spec in catalog() {
+        let generated = to_canonical_json(&(spec.example)());
+        // While regenerating, the other test may be rewriting the files: check the source.
+        let text = if updating() {
+            generated.clone()
+        } else {
+            fs::read_to_string(example_path(&spec))
+                .unwrap_or_else(|e| panic!("{}: {e}", spec.file_stem()))
+        };
+        assert_eq!(
+            text,
+            generated,
+            "{}: committed example differs; run {REGENERATE}",
+            spec.file_stem()
+        );
+
+        let raw =
+            decode_raw(text.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", spec.file_stem()));
+        assert_eq!(raw.message_type, spec.message_type);
+        assert_eq!(raw.schema_version, spec.version);
+        (spec.validate)(raw.clone())
+            .unwrap_or_else(|e| panic!("{} does not validate: {e}", spec.file_stem()));
+        let normalized = (spec.normalize)(raw).expect("validated above");
+        assert_eq!(
+            normalized,
+            (spec.example)(),
+            "{}: example is not in canonical form (decoding and re-encoding changes it)",
+            spec.file_stem()
+        );
+    }
+}
+
+#[test]
+fn every_schema_is_closed_and_describes_its_fields() {
+    for spec in catalog() {
+        let schema = (spec.schema)();
+        let name = spec.file_stem();
+        assert_eq!(
+            schema["$schema"], "https://json-schema.org/draft/2020-12/schema",
+            "{name}"
+        );
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{name}: envelope must be closed"
+        );
+        // Every object in the schema refuses unknown fields (except the trace context,
+        // which follows W3C and may grow) and says what each property means.
+        for (def_name, def) in schema["$defs"].as_object().into_iter().flatten() {
+            if def["type"] != "object" {
+                continue;
+            }
+            if def_name != "TraceContext" {
+                assert_eq!(
+                    def["additionalProperties"], false,
+                    "{name}: {def_name} is open"
+                );
+            }
+            for (property, property_schema) in def["properties"].as_object().into_iter().flatten() {
+                assert!(
+                    property_schema.get("description").is_some(),
+                    "{name}: {def_name}.{property} has no description"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken messages: the error names the exact field.
+
+fn placed() -> Value {
+    (spec("order.placed", 1).expect("order.placed v1").example)()
+}
+
+/// Runs `json` through the spec of `message_type` v1, from bytes, as a consumer would.
+fn check(message_type: &str, json: &Value) -> Result<(), ContractError> {
+    let spec = spec(message_type, 1).expect("known type");
+    let raw = decode_raw(json.to_string().as_bytes())?;
+    (spec.validate)(raw)
+}
+
+/// Asserts that `json` is refused at `field` with a reason containing `reason`.
+#[track_caller]
+fn refused(message_type: &str, json: &Value, field: &str, reason: &str) {
+    let err = check(message_type, json).expect_err("the broken message must be refused");
+    assert_eq!(err.field, field, "wrong field for: {err}");
+    assert!(
+        err.reason.contains(reason),
+        "reason `{}` does not mention `{reason}`",
+        err.reason
+    );
+}
+
+/// `value` with the field at `pointer` set to `new` (added if the object lacks it).
+fn with(mut value: Value, pointer: &str, new: Value) -> Value {
+    if let Some(slot) = value.pointer_mut(pointer) {
+        *slot = new;
+        return value;
+    }
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    value
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("{parent} is not an object in the example"))
+        .insert(key.to_owned(), new);
+    value
+}
+
+fn without(mut value: Value, pointer: &str) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    value
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .and_then(|object| object.remove(key))
+        .unwrap_or_else(|| panic!("{pointer} not in the example"));
+    value
+}
+
+#[test]
+fn the_golden_order_is_accepted() {
+    assert_eq!(check("order.placed", &placed()), Ok(()));
+    // Through the typed API as well.
+    let envelope = decode_raw(placed().to_string().as_bytes())
+        .and_then(RawEnvelope::decode_valid::<OrderPlaced>)
+        .expect("valid");
+    assert_eq!(envelope.payload.customer.name, "Jörg Schäfer");
+    assert_eq!(envelope.payload.lines.len(), 2);
+}
+
+#[test]
+fn zero_quantity_names_the_line() {
+    let json = with(placed(), "/payload/lines/0/quantity", json!(0));
+    refused(
+        "order.placed",
+        &json,
+        "payload.lines[0].quantity",
+        "quantity must be at least 1, got 0",
+    );
+    let json = with(placed(), "/payload/lines/1/quantity", json!(-3));
+    refused(
+        "order.placed",
+        &json,
+        "payload.lines[1].quantity",
+        "expected u32",
+    );
+}
+
+#[test]
+fn bad_gtin_check_digit_names_the_line_and_the_digit() {
+    let json = with(
+        without(placed(), "/payload/lines/1/sku"),
+        "/payload/lines/1/gtin",
+        json!("4006381333931"),
+    );
+    assert_eq!(
+        check("order.placed", &json),
+        Ok(()),
+        "a valid GTIN instead of the SKU is fine"
+    );
+    let json = with(
+        without(placed(), "/payload/lines/1/sku"),
+        "/payload/lines/1/gtin",
+        json!("4006381333932"),
+    );
+    refused(
+        "order.placed",
+        &json,
+        "payload.lines[1].gtin",
+        "GTIN 4006381333932 has check digit 2, expected 1",
+    );
+}
+
+#[test]
+fn missing_fields_are_named_with_their_path() {
+    refused(
+        "order.placed",
+        &without(placed(), "/payload/currency"),
+        "payload.currency",
+        "missing field `currency`",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/payload/lines/0/title"),
+        "payload.lines[0].title",
+        "missing field",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/payload/shipping_address/country"),
+        "payload.shipping_address.country",
+        "missing field",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/message_id"),
+        "message_id",
+        "missing field",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/payload"),
+        "payload",
+        "missing field",
+    );
+}
+
+#[test]
+fn unknown_fields_are_named_with_their_path() {
+    let json = with(placed(), "/payload/lines/0", {
+        let mut line = placed()["payload"]["lines"][0].clone();
+        line["colour"] = json!("blau");
+        line
+    });
+    refused(
+        "order.placed",
+        &json,
+        "payload.lines[0].colour",
+        "unknown field `colour`",
+    );
+    let mut json = placed();
+    json["payload"]["coupon"] = json!("SPRING26");
+    refused(
+        "order.placed",
+        &json,
+        "payload.coupon",
+        "unknown field `coupon`",
+    );
+    let mut json = placed();
+    json["priority"] = json!("high");
+    refused(
+        "order.placed",
+        &json,
+        "priority",
+        "unknown field `priority`",
+    );
+}
+
+#[test]
+fn wrong_type_or_version_is_refused_before_the_payload() {
+    refused(
+        "order.placed",
+        &with(placed(), "/message_type", json!("order.accepted")),
+        "message_type",
+        "expected `order.placed`",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/schema_version", json!(2)),
+        "schema_version",
+        "version 2 of `order.placed` is not accepted",
+    );
+}
+
+#[test]
+fn malformed_envelopes() {
+    let err = decode_raw(b"not json").expect_err("not JSON");
+    assert_eq!(err.field, "");
+    refused(
+        "order.placed",
+        &with(placed(), "/message_id", json!("42")),
+        "message_id",
+        "UUID",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/occurred_at", json!("yesterday")),
+        "occurred_at",
+        "",
+    );
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/lines/0/unit_price", json!("-1.00")),
+        "payload.lines[0].unit_price",
+        "amount -1.00 is negative",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/shipping", json!(4.95)),
+        "payload.shipping",
+        "expected a string",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/currency", json!("eur")),
+        "payload.currency",
+        "three uppercase letters",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/shipping_address/country", json!("UK")),
+        "payload.shipping_address.country",
+        "`GB`",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/channel", json!("web")),
+        "payload.channel",
+        "unknown variant `web`",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/lines/0/sku", json!("MUG BLU")),
+        "payload.lines[0].sku",
+        "whitespace",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/customer/locale", json!("de_DE")),
+        "payload.customer.locale",
+        "`-`",
+    );
+    let business = with(placed(), "/payload/customer/is_business", json!(true));
+    refused(
+        "order.placed",
+        &with(business, "/payload/customer/vat_id", json!("DE12345678")),
+        "payload.customer.vat_id",
+        "Germany (DE): DE followed by 9 digits",
+    );
+}
+
+#[test]
+fn business_rules_name_their_field() {
+    // Totals.
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/total", json!("37.60")),
+        "payload.total",
+        "37.60 does not match lines + shipping − discount = 37.50",
+    );
+    assert_eq!(
+        check(
+            "order.placed",
+            &with(placed(), "/payload/total", json!("37.51"))
+        ),
+        Ok(()),
+        "one cent of rounding is tolerated"
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/lines/1/discount", json!("7.51")),
+        "payload.lines[1].discount",
+        "more than the line's",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/total", json!("37.505")),
+        "payload.total",
+        "more decimals than EUR allows (2)",
+    );
+    let net = with(placed(), "/payload/prices_include_tax", json!(false));
+    refused(
+        "order.placed",
+        &without(net.clone(), "/payload/tax"),
+        "payload.tax",
+        "required when prices exclude tax",
+    );
+    refused(
+        "order.placed",
+        &net,
+        "payload.total",
+        "lines + shipping − discount + tax = 42.85",
+    );
+    // Product identification.
+    let both = with(placed(), "/payload/lines/0/gtin", json!("5901234123457"));
+    refused(
+        "order.placed",
+        &both,
+        "payload.lines[0]",
+        "exactly one of `sku` and `gtin`",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/payload/lines/0/sku"),
+        "payload.lines[0]",
+        "needs a `sku` or a `gtin`",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/lines/1/line_id", json!("1")),
+        "payload.lines[1].line_id",
+        "line `1` appears more than once",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/lines", json!([])),
+        "payload.lines",
+        "must not be empty",
+    );
+    // Channel and customer.
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/channel", json!("marketplace")),
+        "payload.marketplace",
+        "required for marketplace orders",
+    );
+    refused(
+        "order.placed",
+        &without(placed(), "/payload/customer/email"),
+        "payload.customer.email",
+        "required for storefront orders",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/customer/vat_id", json!("DE123456789")),
+        "payload.customer.vat_id",
+        "only accepted for business customers",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/revision", json!(0)),
+        "payload.revision",
+        "counts from 1",
+    );
+    refused(
+        "order.placed",
+        &with(placed(), "/payload/billing_address/lines/0", json!("  ")),
+        "payload.billing_address.lines[0]",
+        "blank",
+    );
+}
+
+#[test]
+fn other_messages_name_their_fields_too() {
+    let example = |t: &str| (spec(t, 1).expect(t).example)();
+
+    let both = with(example("inventory.adjusted"), "/payload/delta", json!(-3));
+    refused("inventory.adjusted", &both, "payload.delta", "not both");
+    refused(
+        "inventory.adjusted",
+        &without(example("inventory.adjusted"), "/payload/set_on_hand"),
+        "payload.set_on_hand",
+        "either",
+    );
+
+    refused(
+        "stock.level_changed",
+        &with(
+            example("stock.level_changed"),
+            "/payload/warehouses/0/available",
+            json!(140),
+        ),
+        "payload.warehouses[0].available",
+        "on_hand − reserved = 138",
+    );
+    refused(
+        "stock.unavailable",
+        &with(
+            example("stock.unavailable"),
+            "/payload/shortages/0/available",
+            json!(1),
+        ),
+        "payload.shortages[0].available",
+        "not a shortage",
+    );
+    refused(
+        "stock.reserved",
+        &with(
+            example("stock.reserved"),
+            "/payload/allocations/1/warehouse_id",
+            json!("berlin-1"),
+        ),
+        "payload.allocations[1].warehouse_id",
+        "more than once",
+    );
+
+    refused(
+        "shipment.updated",
+        &with(
+            with(
+                example("shipment.updated"),
+                "/payload/vocabulary",
+                json!("orderly"),
+            ),
+            "/payload/raw_status",
+            json!("shipped"),
+        ),
+        "payload.raw_status",
+        "unknown ShipmentStatus `shipped`",
+    );
+    assert_eq!(
+        check(
+            "shipment.updated",
+            &with(
+                with(
+                    example("shipment.updated"),
+                    "/payload/vocabulary",
+                    json!("orderly")
+                ),
+                "/payload/raw_status",
+                json!("in_transit")
+            )
+        ),
+        Ok(())
+    );
+    refused(
+        "shipment.exception",
+        &with(
+            example("shipment.exception"),
+            "/payload/status",
+            json!("delivered"),
+        ),
+        "payload.status",
+        "not an exception",
+    );
+
+    refused(
+        "invoice.issued",
+        &with(
+            example("invoice.issued"),
+            "/payload/totals/gross",
+            json!("30.85"),
+        ),
+        "payload.totals.gross",
+        "net + tax",
+    );
+    refused(
+        "invoice.issued",
+        &with(
+            example("invoice.issued"),
+            "/payload/vat_treatment",
+            json!("intra_eu_reverse_charge"),
+        ),
+        "payload.buyer.vat_id",
+        "reverse-charge",
+    );
+    refused(
+        "invoice.requested",
+        &without(example("invoice.requested"), "/payload/shipment_id"),
+        "payload.shipment_id",
+        "on shipment",
+    );
+
+    let sms = with(
+        example("notification.requested"),
+        "/payload/channel",
+        json!("sms"),
+    );
+    refused("notification.requested", &sms, "payload.recipient", "E.164");
+    refused(
+        "notification.requested",
+        &with(sms, "/payload/recipient", json!("+491701234567")),
+        "payload.subject",
+        "no subject",
+    );
+
+    refused(
+        "order.status_changed",
+        &with(
+            example("order.status_changed"),
+            "/payload/to",
+            json!("accepted"),
+        ),
+        "payload.to",
+        "both accepted",
+    );
+    refused(
+        "order.cancel_requested",
+        &with(
+            example("order.cancel_requested"),
+            "/payload/order/order_id",
+            json!("0195f3a0-7c4e-7b1a-9d2e-3f4a5b6c7d8e"),
+        ),
+        "payload.order",
+        "exactly one of",
+    );
+    refused(
+        "order.exception_resolved",
+        &without(example("order.exception_resolved"), "/payload/sku"),
+        "payload.sku",
+        "required to map",
+    );
+    refused(
+        "order.refund_requested",
+        &with(
+            example("order.refund_requested"),
+            "/payload/requested_by",
+            json!({"kind": "operator"}),
+        ),
+        "payload.requested_by.id",
+        "audited",
+    );
+    refused(
+        "store.invoice_settings_updated",
+        &with(
+            example("store.invoice_settings_updated"),
+            "/payload/credit_note_number_prefix",
+            json!("RE-2026-"),
+        ),
+        "payload.credit_note_number_prefix",
+        "different prefixes",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            example("catalog.product_upserted"),
+            "/payload/gtins",
+            json!(["5901234123457", "05901234123457"]),
+        ),
+        "payload.gtins[1]",
+        "listed twice",
+    );
+}
+
+#[test]
+fn readme_routing_table_matches_the_code() {
+    use orderly_contracts::routing::{QueueKind, ROUTES};
+    let readme =
+        fs::read_to_string(docs_dir().join("README.md")).expect("docs/contracts/README.md");
+    for route in ROUTES {
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{}` |", route.queue)))
+            .unwrap_or_else(|| panic!("README has no routing row for `{}`", route.queue));
+        let columns: Vec<&str> = row.split('|').map(str::trim).collect();
+        let listed: Vec<&str> = columns[3]
+            .split(", ")
+            .map(|t| t.trim_matches('`'))
+            .collect();
+        assert_eq!(
+            listed, route.message_types,
+            "README row for `{}`",
+            route.queue
+        );
+        let kind = match route.kind {
+            QueueKind::Worker => "worker".to_owned(),
+            QueueKind::Outbound { max_length } => format!("outbound, max {}", {
+                let digits = max_length.to_string();
+                let mut grouped = String::new();
+                for (i, c) in digits.chars().enumerate() {
+                    if i > 0 && (digits.len() - i) % 3 == 0 {
+                        grouped.push(',');
+                    }
+                    grouped.push(c);
+                }
+                grouped
+            }),
+        };
+        assert_eq!(columns[2], kind, "README kind for `{}`", route.queue);
+    }
+    for message_type in orderly_contracts::routing::all_message_types() {
+        assert!(
+            readme.contains(&format!("| `{message_type}` |")),
+            "README's message table lacks `{message_type}`"
+        );
+    }
+}

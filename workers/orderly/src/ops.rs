@@ -1,0 +1,274 @@
+//! Operator commands. Each opens what it needs, does one thing, and says what happened.
+
+use std::{io::Read, path::Path};
+
+use anyhow::Context;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use orderly_runtime::{
+    Host, Settings,
+    broker::{self, Names},
+    db,
+    dlq::{DeadLetter, DeadLetters},
+    outbox,
+    topology::{self, QueueKind},
+};
+
+/// Hosts `worker` (or every worker) until SIGTERM.
+pub(crate) async fn run(settings: Settings, worker: &str) -> anyhow::Result<()> {
+    let known = crate::ops::worker_names(&settings);
+    let selected: Vec<String> = if worker == "all" {
+        known.clone()
+    } else if known.iter().any(|w| w == worker) {
+        vec![worker.to_owned()]
+    } else {
+        anyhow::bail!("unknown worker `{worker}`; known: {}", known.join(", "));
+    };
+    db::ensure_database(&settings.database_url).await?;
+    db::migrate(&settings.database_url).await?;
+    let host = Host::new(settings);
+    host.declare(&topology::standard_specs(host.settings()))
+        .await?;
+    let host = start_workers(host, &selected).await?;
+    host.serve_http().await?;
+    host.run_until_signal().await;
+    Ok(())
+}
+
+/// The worker queues of the routing table.
+pub(crate) fn worker_names(settings: &Settings) -> Vec<String> {
+    topology::standard_specs(settings)
+        .into_iter()
+        .filter(|s| matches!(s.kind, QueueKind::Worker { .. }))
+        .map(|s| s.name)
+        .collect()
+}
+
+/// Starts the handlers built into this binary for `selected`.
+async fn start_workers(host: Host, selected: &[String]) -> anyhow::Result<Host> {
+    // The workers' crates are added here as they are built (issue 3 onwards); until then
+    // there is no handler to host and we say so instead of pretending.
+    if let Some(name) = selected.first() {
+        anyhow::bail!(
+            "worker `{name}` is declared in the routing table but not built into this binary yet"
+        );
+    }
+    Ok(host)
+}
+
+/// `orderly migrate`.
+pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    db::ensure_database(&settings.database_url).await?;
+    db::migrate(&settings.database_url).await?;
+    println!(
+        "database migrated: {}",
+        orderly_runtime::config::redact_url(&settings.database_url)
+    );
+    Ok(())
+}
+
+/// `orderly topology`.
+pub(crate) async fn topology(settings: &Settings) -> anyhow::Result<()> {
+    let specs = topology::standard_specs(settings);
+    Host::new(settings.clone()).declare(&specs).await?;
+    let names = Names::new(settings.namespace.clone());
+    for spec in &specs {
+        println!(
+            "{:<40} {}",
+            names.queue(&spec.name),
+            spec.bindings.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `orderly publish FILE`.
+pub(crate) async fn publish(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    let body = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        buf
+    } else {
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let raw = orderly_contracts::decode_raw(&body)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let id = raw.message_id;
+    let message_type = raw.message_type.clone();
+    let correlation = raw.correlation_id.clone();
+    let producer = raw.producer.clone();
+    let occurred = raw.occurred_at.timestamp().max(0) as u64;
+    // Type, version, payload schema and business rules, with the offending field named.
+    orderly_contracts::catalog::validate_any(raw)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+
+    let names = Names::new(settings.namespace.clone());
+    let connection = broker::connect(&settings.broker_url, "orderly-cli").await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let props = broker::envelope_properties(
+        &id.to_string(),
+        &message_type,
+        &correlation,
+        &producer,
+        occurred,
+        Default::default(),
+    );
+    let confirmation = channel
+        .basic_publish(
+            names.events_exchange().into(),
+            message_type.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            &body,
+            props,
+        )
+        .await?
+        .await?;
+    let _ = connection.close(200, "done".into()).await;
+    match confirmation {
+        lapin::Confirmation::Ack(None) => {
+            println!("published {message_type} {id}");
+            Ok(())
+        }
+        lapin::Confirmation::Ack(Some(_)) => {
+            anyhow::bail!(
+                "`{message_type}` is unroutable: no queue is bound for it (run `orderly topology`)"
+            )
+        }
+        other => anyhow::bail!("the broker did not accept the message: {other:?}"),
+    }
+}
+
+async fn with_dead_letters<T>(
+    settings: &Settings,
+    queue: &str,
+    f: impl AsyncFnOnce(DeadLetters<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let names = Names::new(settings.namespace.clone());
+    let connection = broker::connect(&settings.broker_url, "orderly-cli").await?;
+    let channel = connection.create_channel().await?;
+    let result = f(DeadLetters::new(&channel, &names, queue)).await;
+    // Closing the channel hands back anything read without being removed.
+    let _ = connection.close(200, "done".into()).await;
+    result
+}
+
+/// `orderly dlq list`.
+pub(crate) async fn dlq_list(
+    settings: &Settings,
+    queue: &str,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let letters = with_dead_letters(settings, queue, async |d| Ok(d.list(limit).await?)).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+        return Ok(());
+    }
+    if letters.is_empty() {
+        println!("no dead letters in {queue}");
+        return Ok(());
+    }
+    println!("{:<38} {:<28} {:>4}  reason", "message id", "type", "att");
+    for l in &letters {
+        println!(
+            "{:<38} {:<28} {:>4}  {}",
+            l.message_id.as_deref().unwrap_or("-"),
+            l.message_type.as_deref().unwrap_or("-"),
+            l.attempts.map_or("-".to_owned(), |a| a.to_string()),
+            l.reason
+        );
+    }
+    Ok(())
+}
+
+/// `orderly dlq show`.
+pub(crate) async fn dlq_show(settings: &Settings, queue: &str, id: &str) -> anyhow::Result<()> {
+    let letters: Vec<DeadLetter> =
+        with_dead_letters(settings, queue, async |d| Ok(d.list(usize::MAX).await?)).await?;
+    let letter = letters
+        .into_iter()
+        .find(|l| l.message_id.as_deref() == Some(id))
+        .ok_or_else(|| anyhow::anyhow!("no dead letter with message id {id} in {queue}"))?;
+    println!("{}", serde_json::to_string_pretty(&letter)?);
+    Ok(())
+}
+
+/// `orderly dlq replay`.
+pub(crate) async fn dlq_replay(
+    settings: &Settings,
+    queue: &str,
+    ids: &[String],
+    all: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        all || !ids.is_empty(),
+        "name message ids to replay, or pass --all"
+    );
+    let n = with_dead_letters(settings, queue, async |d| d.replay(ids).await).await?;
+    println!("replayed {n} dead letter(s) to {queue}");
+    Ok(())
+}
+
+/// `orderly dlq purge`.
+pub(crate) async fn dlq_purge(
+    settings: &Settings,
+    queue: &str,
+    ids: &[String],
+    all: bool,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        all || !ids.is_empty(),
+        "name message ids to purge, or pass --all"
+    );
+    let n = with_dead_letters(settings, queue, async |d| Ok(d.purge(ids).await?)).await?;
+    println!("purged {n} dead letter(s) from {queue}");
+    Ok(())
+}
+
+/// `orderly outbox status`.
+pub(crate) async fn outbox_status(settings: &Settings, json: bool) -> anyhow::Result<()> {
+    let mut report = Vec::new();
+    for worker in worker_names(settings) {
+        let pool = db::connect(&settings.database_url, &worker, 1).await?;
+        let exists: bool = sqlx::query_scalar("select to_regclass('outbox') is not null")
+            .fetch_one(&pool)
+            .await?;
+        if exists {
+            let status = outbox::status(&pool).await?;
+            let stuck = outbox::stuck(&pool, 20).await?;
+            report.push(serde_json::json!({ "worker": worker, "status": status, "stuck": stuck }));
+        }
+        pool.close().await;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    if report.is_empty() {
+        println!("no worker outboxes yet (run `orderly migrate`)");
+    }
+    for r in &report {
+        println!(
+            "{:<14} pending {:>6}  failing {:>6}  oldest {}",
+            r["worker"].as_str().unwrap_or("?"),
+            r["status"]["pending"],
+            r["status"]["failing"],
+            r["status"]["oldest_pending"].as_str().unwrap_or("-")
+        );
+        for s in r["stuck"].as_array().into_iter().flatten() {
+            println!(
+                "    #{} {} attempts {}: {}",
+                s["id"],
+                s["message_type"],
+                s["attempts"],
+                s["last_error"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
