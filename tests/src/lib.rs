@@ -4,7 +4,7 @@
 //! Every test gets a fresh namespace and database, so tests run in parallel without seeing
 //! each other, against the real RabbitMQ and PostgreSQL.
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use lapin::{BasicProperties, Channel, Connection, options::*, types::FieldTable};
 use orderly_contracts::{Envelope, Message};
@@ -145,7 +145,7 @@ impl TestEnv {
     /// Creates the database and namespace, migrates, installs the probe schema and declares
     /// the probe queue (consuming `test.probe`) plus an outbound queue for echoes.
     pub async fn new(retry: RetrySettings, consumer: ConsumerSettings) -> anyhow::Result<Self> {
-        ensure_services();
+        orderly_runtime::testing::ensure_services()?;
         orderly_runtime::telemetry::init("warn");
         let suffix = Uuid::now_v7().simple().to_string();
         let suffix = &suffix[suffix.len() - 12..];
@@ -370,51 +370,8 @@ impl TestEnv {
         topology::delete(&ch, &self.names, &self.specs).await?;
         let _ = self.connection.close(200, "done".into()).await;
         self.pool.close().await;
-        let admin = orderly_runtime::db::connect(
-            "postgres://postgres@127.0.0.1:5432/postgres",
-            "public",
-            1,
-        )
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database if exists \"{}\" with (force)",
-            self.database
-        )))
-        .execute(&admin)
-        .await?;
-        admin.close().await;
-        Ok(())
+        orderly_runtime::testing::drop_database(&self.database).await
     }
 }
 
-/// Waits until `check` returns true, polling every 25 ms, failing after `deadline`.
-pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<bool>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if start.elapsed() > deadline {
-            anyhow::bail!("timed out after {deadline:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Panics with a clear message when the services are not reachable (the test scripts start
-/// them; see `scripts/services`).
-pub fn ensure_services() {
-    for (name, addr) in [
-        ("PostgreSQL", "127.0.0.1:5432"),
-        ("RabbitMQ", "127.0.0.1:5672"),
-    ] {
-        let Ok(sock) = addr.parse() else { continue };
-        if std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
-            panic!("{name} is not reachable at {addr}: run `scripts/services` first");
-        }
-    }
-}
+pub use orderly_runtime::testing::wait_until;

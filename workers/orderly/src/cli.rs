@@ -26,7 +26,11 @@ enum Command {
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Declare exchanges and queues (idempotent).
-    Topology,
+    Topology {
+        /// Print the topology as a RabbitMQ definitions document instead of declaring it.
+        #[arg(long)]
+        definitions: bool,
+    },
     /// Validate one message (an envelope in a JSON file) and publish it, as a producer would.
     Publish {
         /// The envelope file; `-` reads standard input.
@@ -131,7 +135,7 @@ impl Cli {
         match self.command {
             Command::Run { worker } => crate::ops::run(settings, &worker).await,
             Command::Migrate => crate::ops::migrate(&settings).await,
-            Command::Topology => crate::ops::topology(&settings).await,
+            Command::Topology { definitions } => crate::ops::topology(&settings, definitions).await,
             Command::Publish { file } => crate::ops::publish(&settings, &file).await,
             Command::Dlq { command } => match command {
                 DlqCommand::List { queue, limit, json } => {

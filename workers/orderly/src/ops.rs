@@ -67,8 +67,16 @@ pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// `orderly topology`.
-pub(crate) async fn topology(settings: &Settings) -> anyhow::Result<()> {
+pub(crate) async fn topology(settings: &Settings, definitions: bool) -> anyhow::Result<()> {
     let specs = topology::standard_specs(settings);
+    if definitions {
+        let names = Names::new(settings.namespace.clone());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&topology::definitions(&names, &specs, "/"))?
+        );
+        return Ok(());
+    }
     Host::new(settings.clone()).declare(&specs).await?;
     let names = Names::new(settings.namespace.clone());
     for spec in &specs {

@@ -419,7 +419,9 @@ impl<H: Handler> Inner<H> {
                 let mut sp = tx.begin().await.map_err(unavailable)?;
                 let result = self.run_handler(&mut sp, incoming).instrument(span).await;
                 match &result {
-                    Ok(_) => sp.commit().await.map_err(unavailable)?,
+                    Ok(_) | Err(HandlerError::Rejected(_)) => {
+                        sp.commit().await.map_err(unavailable)?
+                    }
                     Err(_) => sp.rollback().await.map_err(unavailable)?,
                 }
                 result
@@ -442,6 +444,11 @@ impl<H: Handler> Inner<H> {
                     self.metrics.failure(&self.name, "transient");
                     failed_ids.push(id);
                     verdicts[*n] = Some(Verdict::Retry(format!("{err:#}")));
+                }
+                Err(HandlerError::Rejected(reason)) => {
+                    self.metrics.failure(&self.name, "rejected");
+                    failed_ids.push(id);
+                    verdicts[*n] = Some(Verdict::Dead(reason));
                 }
                 Err(HandlerError::Permanent(reason)) => {
                     self.metrics.failure(&self.name, "permanent");

@@ -42,6 +42,11 @@ pub enum HandlerError {
     /// reason, without spending retries.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Bad input the worker wants on record: the handler's writes so far (e.g. a row in its
+    /// list of rejected orders) are committed, the message is dead-lettered with the reason,
+    /// and its inbox claim is released so a replay is judged again.
+    #[error("rejected: {0}")]
+    Rejected(String),
     /// The database is unreachable: nothing is wrong with the message. The runtime pauses
     /// and tries the same batch again when the database is back; no attempt is spent.
     #[error("database unavailable: {0}")]
@@ -52,6 +57,11 @@ impl HandlerError {
     /// A permanent failure with `reason`.
     pub fn permanent(reason: impl Into<String>) -> Self {
         Self::Permanent(reason.into())
+    }
+
+    /// A rejection on record with `reason`.
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::Rejected(reason.into())
     }
 
     /// A transient failure from anything displayable.

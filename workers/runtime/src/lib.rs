@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod retry;
 pub mod telemetry;
+pub mod testing;
 pub mod topology;
 
 pub use config::Settings;

@@ -233,3 +233,55 @@ pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
         })
         .collect()
 }
+
+/// The topology as a RabbitMQ definitions document (`rabbitmqctl import_definitions`, or
+/// `load_definitions` at boot), for operators who declare it ahead of the workers. It is
+/// the same declaration the workers make, so the two cannot disagree.
+pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let mut queues: Vec<Value> = Vec::new();
+    let mut bindings: Vec<Value> = Vec::new();
+    let queue = |name: String, args: Value| json!({"name": name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": args});
+    for spec in specs {
+        let main = names.queue(&spec.name);
+        match spec.kind {
+            QueueKind::Worker {
+                delivery_limit,
+                max_attempts,
+            } => {
+                queues.push(queue(
+                    main.clone(),
+                    json!({"x-queue-type": "quorum", "x-delivery-limit": delivery_limit,
+                           "x-dead-letter-exchange": names.dead_letter_exchange(), "x-dead-letter-routing-key": main,
+                           "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
+                ));
+                let dlq = names.dead_letter_queue(&spec.name);
+                queues.push(queue(dlq.clone(), json!({"x-queue-type": "quorum"})));
+                bindings.push(json!({"source": names.dead_letter_exchange(), "vhost": vhost, "destination": dlq,
+                                     "destination_type": "queue", "routing_key": main, "arguments": {}}));
+                for attempt in 2..=max_attempts {
+                    queues.push(queue(
+                        names.retry_queue(&spec.name, attempt),
+                        json!({"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": main,
+                               "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
+                    ));
+                }
+            }
+            QueueKind::Outbound { max_length } => {
+                queues.push(queue(main.clone(), json!({"x-queue-type": "quorum", "x-max-length": max_length, "x-overflow": "reject-publish"})));
+            }
+        }
+        for key in &spec.bindings {
+            bindings.push(
+                json!({"source": names.events_exchange(), "vhost": vhost, "destination": main,
+                                 "destination_type": "queue", "routing_key": key, "arguments": {}}),
+            );
+        }
+    }
+    let exchange = |name: String, kind: &str| json!({"name": name, "vhost": vhost, "type": kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {}});
+    json!({
+        "exchanges": [exchange(names.events_exchange(), "topic"), exchange(names.dead_letter_exchange(), "direct")],
+        "queues": queues,
+        "bindings": bindings,
+    })
+}

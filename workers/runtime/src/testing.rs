@@ -1,0 +1,315 @@
+//! Test support for worker crates and end-to-end tests: an isolated world per test.
+//!
+//! A [`World`] is a fresh PostgreSQL database with every migration applied and a fresh
+//! broker namespace with the standard topology declared, so tests run in parallel against
+//! the real RabbitMQ and PostgreSQL without seeing each other. [`Tap`] observes what the
+//! workers publish; [`wait_until`] waits for a condition with a deadline (tests never sleep
+//! to synchronise).
+//!
+//! This module is compiled into the runtime (it is small and has no extra dependencies) so
+//! that every worker crate's tests use the same harness.
+
+use std::{future::Future, time::Duration};
+
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Connection,
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use orderly_contracts::{Envelope, Message, RawEnvelope, decode_raw};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    Host, Settings,
+    broker::{self, Names},
+    config::{ConsumerSettings, RetrySettings},
+    db,
+    dlq::{DeadLetter, DeadLetters},
+    topology::{self, QueueSpec},
+};
+
+/// The machine's broker, as the test scripts start it.
+pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// The machine's PostgreSQL server (without a database name).
+pub const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// One test's private database and broker namespace.
+#[derive(Debug)]
+pub struct World {
+    /// Settings pointing at the private database and namespace, with fast retries.
+    pub settings: Settings,
+    /// Broker names of the namespace.
+    pub names: Names,
+    /// A connection for the test's own publishing and inspection.
+    pub connection: Connection,
+    /// A channel with publisher confirms.
+    pub channel: Channel,
+    /// The declared queues.
+    pub specs: Vec<QueueSpec>,
+    database: String,
+}
+
+impl World {
+    /// A world with the standard topology and fast retries (5 attempts, 50–400 ms).
+    pub async fn new() -> anyhow::Result<Self> {
+        Self::with(
+            RetrySettings {
+                max_attempts: 5,
+                initial_delay_ms: 50,
+                max_delay_ms: 400,
+            },
+            ConsumerSettings::default(),
+        )
+        .await
+    }
+
+    /// A world with the given retry and consumer settings.
+    pub async fn with(retry: RetrySettings, consumer: ConsumerSettings) -> anyhow::Result<Self> {
+        ensure_services()?;
+        crate::telemetry::init("warn");
+        let id = Uuid::now_v7().simple().to_string();
+        let suffix = &id[id.len() - 12..];
+        let namespace = format!("t-{suffix}");
+        let database = format!("orderly_t_{suffix}");
+        let database_url = format!("{POSTGRES_SERVER}/{database}");
+        db::ensure_database(&database_url).await?;
+        db::migrate(&database_url).await?;
+        let settings = Settings {
+            broker_url: BROKER_URL.into(),
+            database_url,
+            namespace: namespace.clone(),
+            http_addr: "127.0.0.1:0".into(),
+            consumer,
+            retry,
+            ..Settings::default()
+        };
+        let names = Names::new(namespace.clone());
+        let connection = broker::connect(BROKER_URL, &format!("test-{namespace}")).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let specs = topology::standard_specs(&settings);
+        topology::declare(&channel, &names, &specs).await?;
+        Ok(Self {
+            settings,
+            names,
+            connection,
+            channel,
+            specs,
+            database,
+        })
+    }
+
+    /// A pool on the world's database whose search path is `schema`.
+    pub async fn pool(&self, schema: &str) -> anyhow::Result<PgPool> {
+        Ok(db::connect(&self.settings.database_url, schema, 4).await?)
+    }
+
+    /// A host on this world (start workers on it, then `stop` it).
+    pub fn host(&self) -> Host {
+        Host::new(self.settings.clone())
+    }
+
+    /// Publishes an envelope to the events exchange as an outside producer would.
+    pub async fn publish<P: Message>(&self, envelope: &Envelope<P>) -> anyhow::Result<()> {
+        self.publish_raw(&envelope.message_type, &envelope.to_json())
+            .await
+    }
+
+    /// Publishes raw bytes under `routing_key`, confirmed and mandatory.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) -> anyhow::Result<()> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.names.events_exchange().into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                body,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_type(routing_key.into()),
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(
+            matches!(confirm, lapin::Confirmation::Ack(None)),
+            "publish of `{routing_key}` not confirmed: {confirm:?}"
+        );
+        Ok(())
+    }
+
+    /// Starts observing messages of `types` published from now on.
+    pub async fn tap(&self, types: &[&str]) -> anyhow::Result<Tap> {
+        let channel = self.connection.create_channel().await?;
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        for t in types {
+            channel
+                .queue_bind(
+                    queue.name().clone(),
+                    self.names.events_exchange().into(),
+                    (*t).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue.name().clone(),
+                "tap".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(Tap {
+            _channel: channel,
+            consumer,
+        })
+    }
+
+    /// Messages ready in a queue, by its name without namespace (`orders`, `orders.dlq`).
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let ch = self.connection.create_channel().await?;
+        let q = ch
+            .queue_declare(
+                self.names.queue(queue).into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = ch.close(200, "ok".into()).await;
+        Ok(q.message_count())
+    }
+
+    /// The dead letters of a consumer queue (left in place).
+    pub async fn dead_letters(&self, queue: &str) -> anyhow::Result<Vec<DeadLetter>> {
+        let ch = self.connection.create_channel().await?;
+        let letters = DeadLetters::new(&ch, &self.names, queue).list(1000).await?;
+        let _ = ch.close(200, "ok".into()).await;
+        Ok(letters)
+    }
+
+    /// Deletes the namespace's queues and drops the database.
+    pub async fn cleanup(self) -> anyhow::Result<()> {
+        let ch = self.connection.create_channel().await?;
+        topology::delete(&ch, &self.names, &self.specs).await?;
+        let _ = self.connection.close(200, "done".into()).await;
+        drop_database(&self.database).await
+    }
+}
+
+/// Drops a test database, disconnecting whoever is still on it.
+pub async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let admin = db::connect(&format!("{POSTGRES_SERVER}/postgres"), "public", 1).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists \"{}\" with (force)",
+        name.replace('"', "")
+    )))
+    .execute(&admin)
+    .await?;
+    admin.close().await;
+    Ok(())
+}
+
+/// Observes published messages.
+#[derive(Debug)]
+pub struct Tap {
+    _channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl Tap {
+    /// The next message, undecoded, or an error after `timeout`.
+    pub async fn next_raw(&mut self, timeout: Duration) -> anyhow::Result<RawEnvelope> {
+        match tokio::time::timeout(timeout, self.consumer.next()).await {
+            Ok(Some(delivery)) => Ok(decode_raw(&delivery?.data)?),
+            Ok(None) => anyhow::bail!("tap closed"),
+            Err(_) => anyhow::bail!("no message within {timeout:?}"),
+        }
+    }
+
+    /// The next message, decoded as `P` (an error if it is another type).
+    pub async fn next<P: Message>(&mut self, timeout: Duration) -> anyhow::Result<Envelope<P>> {
+        Ok(self.next_raw(timeout).await?.decode::<P>()?)
+    }
+
+    /// The next message of type `P`, skipping others.
+    pub async fn next_of<P: Message>(&mut self, timeout: Duration) -> anyhow::Result<Envelope<P>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let raw = self.next_raw(left).await?;
+            if raw.message_type == P::TYPE {
+                return Ok(raw.decode::<P>()?);
+            }
+        }
+    }
+
+    /// Everything that arrives within `window`.
+    pub async fn drain(&mut self, window: Duration) -> Vec<RawEnvelope> {
+        let mut out = Vec::new();
+        while let Ok(m) = self.next_raw(window).await {
+            out.push(m);
+        }
+        out
+    }
+}
+
+/// Waits until `check` returns true, polling every 25 ms; an error naming `what` after
+/// `deadline`.
+pub async fn wait_until<F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if start.elapsed() > deadline {
+            anyhow::bail!("timed out after {deadline:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An error naming the service when PostgreSQL or RabbitMQ is not reachable (the test
+/// scripts start them: `scripts/services`).
+pub fn ensure_services() -> anyhow::Result<()> {
+    for (name, addr) in [
+        ("PostgreSQL", "127.0.0.1:5432"),
+        ("RabbitMQ", "127.0.0.1:5672"),
+    ] {
+        let sock: std::net::SocketAddr = addr.parse()?;
+        if std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).is_err() {
+            anyhow::bail!("{name} is not reachable at {addr}: run `scripts/services` first");
+        }
+    }
+    Ok(())
+}
