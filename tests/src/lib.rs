@@ -183,14 +183,16 @@ impl TestEnv {
             .await?;
         let specs = vec![
             QueueSpec {
+                queue_type: orderly_runtime::config::QueueType::Quorum,
                 name: PROBE.into(),
                 bindings: vec![PROBE_TYPE.into()],
                 kind: QueueKind::Worker {
                     delivery_limit: consumer.delivery_limit,
-                    max_attempts: retry.max_attempts,
+                    delay_queues: orderly_runtime::retry::RetryPolicy::from(&retry).delay_queues(),
                 },
             },
             QueueSpec {
+                queue_type: orderly_runtime::config::QueueType::Quorum,
                 name: "out.echo".into(),
                 bindings: vec![ProbeEcho::TYPE.into()],
                 kind: QueueKind::Outbound { max_length: 10_000 },

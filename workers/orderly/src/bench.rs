@@ -127,14 +127,16 @@ pub(crate) async fn runtime(
         .await?;
     let specs = vec![
         QueueSpec {
+            queue_type: orderly_runtime::config::QueueType::Quorum,
             name: "bench".into(),
             bindings: vec![Ping::TYPE.into()],
             kind: QueueKind::Worker {
                 delivery_limit: 10,
-                max_attempts: 3,
+                delay_queues: 2,
             },
         },
         QueueSpec {
+            queue_type: orderly_runtime::config::QueueType::Quorum,
             name: "out.bench".into(),
             bindings: vec![Pong::TYPE.into()],
             kind: QueueKind::Outbound {
@@ -411,18 +413,23 @@ fn render(f: &Figures, messages: usize, latency_seconds: u64) -> String {
     )
 }
 
-/// Replaces the runtime section of docs/benchmarks.md (between markers), keeping the rest.
+/// Replaces the runtime section of docs/benchmarks.md.
 fn record(table: &str) -> anyhow::Result<()> {
+    record_section("runtime", table)
+}
+
+/// Replaces the section `name` of docs/benchmarks.md (between markers), keeping the rest.
+pub(crate) fn record_section(name: &str, table: &str) -> anyhow::Result<()> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
-    let begin = "<!-- bench:runtime:begin -->";
-    let end = "<!-- bench:runtime:end -->";
+    let begin = format!("<!-- bench:{name}:begin -->");
+    let end = format!("<!-- bench:{name}:end -->");
     let current = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n\n".to_owned());
     let section = format!("{begin}\n{table}{end}");
-    let updated = match (current.find(begin), current.find(end)) {
+    let updated = match (current.find(&begin), current.find(&end)) {
         (Some(b), Some(e)) if e > b => {
             format!("{}{section}{}", &current[..b], &current[e + end.len()..])
         }
-        _ => format!("{}\n{section}\n", current.trim_end()),
+        _ => format!("{}\n\n{section}\n", current.trim_end()),
     };
     std::fs::write(&path, updated)?;
     Ok(())

@@ -8,7 +8,7 @@ use orderly_runtime::Settings;
 /// Orderly: order management as independent workers over RabbitMQ and PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "orderly", version)]
-pub(crate) struct Cli {
+pub struct Cli {
     /// Configuration file (TOML); `ORDERLY__*` environment variables override it.
     #[arg(long, global = true, env = "ORDERLY_CONFIG")]
     config: Option<PathBuf>,
@@ -45,6 +45,41 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// All workers plus a simulated storefront, marketplace, operator and carrier, narrated.
+    Demo {
+        /// Storefront checkouts to simulate.
+        #[arg(long, default_value_t = 16)]
+        orders: usize,
+        /// Random seed (the same seed tells the same story).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Drive the simulator at volume against running workers and report throughput and
+    /// latency per stage.
+    Loadgen {
+        /// Orders to place.
+        #[arg(long, default_value_t = 3000)]
+        orders: usize,
+        /// Orders per second.
+        #[arg(long, default_value_t = 150.0)]
+        rate: f64,
+        /// Worker process ids whose peak memory to report.
+        #[arg(long = "worker-pid")]
+        worker_pids: Vec<u32>,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
+    /// Look at orders: exceptions, rejected orders, a timeline.
+    Orders {
+        #[command(subcommand)]
+        command: OrdersCommand,
+    },
+    /// Inventory checks.
+    Inventory {
+        #[command(subcommand)]
+        command: InventoryCommand,
     },
     /// Benchmarks that print figures and write them to docs/benchmarks.md.
     Bench {
@@ -97,6 +132,34 @@ enum DlqCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum OrdersCommand {
+    /// Order item exceptions (open ones unless --all), as JSON.
+    Exceptions {
+        /// Include resolved ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Orders rejected for bad input, with the field and the reason, as JSON.
+    Rejected {
+        /// Most rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Everything that happened to an order.
+    Timeline {
+        /// The order id.
+        order_id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InventoryCommand {
+    /// Verify that every stock level equals the sum of its movements and that reservations
+    /// match open orders.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
 enum OutboxCommand {
     /// Pending, failing and published rows per worker, and why rows are stuck.
     Status {
@@ -123,14 +186,15 @@ enum BenchCommand {
 }
 
 impl Cli {
-    pub(crate) fn default_log_filter(&self) -> &'static str {
+    pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Run { .. } => "info,sqlx=warn",
+            Command::Demo { .. } => "error",
             _ => "warn,sqlx=error",
         }
     }
 
-    pub(crate) async fn execute(self) -> anyhow::Result<()> {
+    pub async fn execute(self) -> anyhow::Result<()> {
         let settings = Settings::load(self.config.as_deref())?;
         match self.command {
             Command::Run { worker } => crate::ops::run(settings, &worker).await,
@@ -158,6 +222,30 @@ impl Cli {
             Command::Outbox {
                 command: OutboxCommand::Status { json },
             } => crate::ops::outbox_status(&settings, json).await,
+            Command::Demo { orders, seed } => crate::demo::run(settings, orders, seed).await,
+            Command::Loadgen {
+                orders,
+                rate,
+                worker_pids,
+                no_write,
+            } => crate::loadgen::run(settings, orders, rate, worker_pids, !no_write).await,
+            Command::Orders { command } => {
+                let query = match command {
+                    OrdersCommand::Exceptions { all } => {
+                        crate::ops::OrdersQuery::Exceptions { all }
+                    }
+                    OrdersCommand::Rejected { limit } => {
+                        crate::ops::OrdersQuery::Rejected { limit }
+                    }
+                    OrdersCommand::Timeline { order_id } => {
+                        crate::ops::OrdersQuery::Timeline { order_id }
+                    }
+                };
+                crate::ops::orders_query(&settings, query).await
+            }
+            Command::Inventory {
+                command: InventoryCommand::Check,
+            } => crate::ops::inventory_check(&settings).await,
             Command::Bench {
                 command:
                     BenchCommand::Runtime {

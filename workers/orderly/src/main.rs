@@ -1,18 +1,15 @@
 //! `orderly`: one binary for every worker and every operator command.
 //!
 //! `orderly run <worker>` hosts a worker (or `all` of them) in this process; the operator
-//! commands (`migrate`, `topology`, `publish`, `dlq`, `outbox`, `bench`) talk to the same
-//! broker and database through the same runtime. See `orderly --help`.
-
-mod bench;
-mod cli;
-mod ops;
+//! commands (`migrate`, `topology`, `publish`, `dlq`, `outbox`, `orders`, `inventory`,
+//! `demo`, `loadgen`, `bench`) talk to the same broker and database through the same runtime.
+//! See `orderly --help`.
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = orderly::cli::Cli::parse();
     orderly_runtime::telemetry::init(cli.default_log_filter());
     match cli.execute().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

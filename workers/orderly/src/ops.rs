@@ -43,16 +43,146 @@ pub(crate) fn worker_names(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
+/// The workers built into this binary.
+pub const BUILT_IN: &[&str] = &[
+    orderly_orders::NAME,
+    orderly_inventory::NAME,
+    orderly_fulfillment::NAME,
+];
+
 /// Starts the handlers built into this binary for `selected`.
-async fn start_workers(host: Host, selected: &[String]) -> anyhow::Result<Host> {
-    // The workers' crates are added here as they are built (issue 3 onwards); until then
-    // there is no handler to host and we say so instead of pretending.
-    if let Some(name) = selected.first() {
-        anyhow::bail!(
-            "worker `{name}` is declared in the routing table but not built into this binary yet"
-        );
+async fn start_workers(mut host: Host, selected: &[String]) -> anyhow::Result<Host> {
+    for name in selected {
+        start_one(&mut host, name).await?;
     }
     Ok(host)
+}
+
+async fn start_one(host: &mut Host, name: &str) -> anyhow::Result<()> {
+    match name {
+        orderly_orders::NAME => {
+            host.start_worker(name, orderly_orders::OrdersHandler::new())
+                .await
+        }
+        orderly_inventory::NAME => {
+            host.start_worker(name, orderly_inventory::InventoryHandler::new())
+                .await
+        }
+        orderly_fulfillment::NAME => {
+            host.start_worker(name, orderly_fulfillment::FulfillmentHandler)
+                .await
+        }
+        other => anyhow::bail!(
+            "worker `{other}` is declared in the routing table but not built into this binary yet (built in: {})",
+            BUILT_IN.join(", ")
+        ),
+    }
+}
+
+/// Starts every built-in worker; returns their names.
+pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<String>> {
+    for name in BUILT_IN {
+        start_one(host, name).await?;
+    }
+    Ok(BUILT_IN.iter().map(|s| (*s).to_owned()).collect())
+}
+
+/// Publishes raw bytes without validating them (the demo's deliberately broken order).
+pub(crate) async fn publish_unchecked(
+    settings: &Settings,
+    names: &Names,
+    routing_key: &str,
+    body: &[u8],
+) -> anyhow::Result<()> {
+    let connection = broker::connect(&settings.broker_url, "orderly-cli").await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    channel
+        .basic_publish(
+            names.events_exchange().into(),
+            routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            body,
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await?
+        .await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// An order's timeline as printable lines.
+pub(crate) async fn timeline_lines(
+    pool: &sqlx::PgPool,
+    order_id: uuid::Uuid,
+) -> anyhow::Result<Vec<String>> {
+    let mut conn = pool.acquire().await?;
+    let entries = orderly_orders::store::timeline(&mut conn, order_id).await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            format!(
+                "{:>3} {} {:<22} {}",
+                e.seq,
+                e.at.format("%H:%M:%S%.3f"),
+                e.kind,
+                e.detail
+            )
+        })
+        .collect())
+}
+
+/// `orderly orders exceptions|rejected|timeline`.
+pub(crate) async fn orders_query(settings: &Settings, what: OrdersQuery) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_orders::NAME, 1).await?;
+    let mut conn = pool.acquire().await?;
+    match what {
+        OrdersQuery::Exceptions { all } => {
+            let rows = orderly_orders::store::list_exceptions(&mut conn, !all).await?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        OrdersQuery::Rejected { limit } => {
+            let rows = orderly_orders::store::list_rejected(&mut conn, limit).await?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        OrdersQuery::Timeline { order_id } => {
+            drop(conn);
+            for line in timeline_lines(&pool, order_id).await? {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `orderly orders` can show.
+#[derive(Debug)]
+pub(crate) enum OrdersQuery {
+    Exceptions { all: bool },
+    Rejected { limit: i64 },
+    Timeline { order_id: uuid::Uuid },
+}
+
+/// `orderly inventory check`: exits non-zero when stock and movements disagree.
+pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_inventory::NAME, 1).await?;
+    let mut conn = pool.acquire().await?;
+    let violations = orderly_inventory::consistency_check(&mut conn).await?;
+    if violations.is_empty() {
+        println!(
+            "inventory consistent: every stock level equals the sum of its movements; reservations match open orders"
+        );
+        return Ok(());
+    }
+    for v in &violations {
+        println!("{v}");
+    }
+    anyhow::bail!("{} inventory inconsistencies", violations.len())
 }
 
 /// `orderly migrate`.

@@ -60,9 +60,9 @@ impl Names {
         format!("{}.{queue}.dlq", self.namespace)
     }
 
-    /// The delay queue holding messages before their `attempt`-th handling attempt.
-    pub fn retry_queue(&self, queue: &str, attempt: u32) -> String {
-        format!("{}.{queue}.retry.{attempt}", self.namespace)
+    /// The `index`-th delay queue of a consumer queue (one per backoff step).
+    pub fn retry_queue(&self, queue: &str, index: u32) -> String {
+        format!("{}.{queue}.retry.{index}", self.namespace)
     }
 }
 

@@ -23,6 +23,12 @@ pub struct Settings {
     pub namespace: String,
     /// Address of the health and metrics endpoint; port 0 picks a free one.
     pub http_addr: String,
+    /// Queue type of every declared queue. `quorum` (the default) everywhere that matters;
+    /// `classic` only for throwaway namespaces (tests), because quorum queues are not built
+    /// for being created and deleted by the hundred (RabbitMQ stalls under that churn), and
+    /// classic queues lack the delivery limit and at-least-once dead-lettering.
+    #[serde(default)]
+    pub queue_type: QueueType,
     /// Defaults for every worker, overridable per worker under `workers.<name>`.
     pub consumer: ConsumerSettings,
     /// Per-worker overrides.
@@ -32,6 +38,17 @@ pub struct Settings {
     pub retry: RetrySettings,
     /// Outbox relay tuning.
     pub relay: RelaySettings,
+}
+
+/// The kind of queue the topology declares.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// Replicated, with delivery limits and at-least-once dead-lettering.
+    #[default]
+    Quorum,
+    /// Single-node; for throwaway test namespaces only.
+    Classic,
 }
 
 /// How one worker consumes.
@@ -108,6 +125,7 @@ impl Default for Settings {
             database_url: "postgres://postgres@127.0.0.1:5432/orderly".into(),
             namespace: "orderly".into(),
             http_addr: "127.0.0.1:9464".into(),
+            queue_type: QueueType::Quorum,
             consumer: ConsumerSettings::default(),
             workers: BTreeMap::new(),
             retry: RetrySettings::default(),
@@ -191,6 +209,7 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("namespace", &self.namespace)
             .field("http_addr", &self.http_addr)
+            .field("queue_type", &self.queue_type)
             .field("consumer", &self.consumer)
             .field("workers", &self.workers)
             .field("retry", &self.retry)

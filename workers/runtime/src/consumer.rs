@@ -552,7 +552,9 @@ impl<H: Handler> Inner<H> {
                         .clone()
                         .with_headers(headers)
                         .with_expiration(delay.as_millis().to_string().into());
-                    let queue = self.names.retry_queue(&self.queue, attempt + 1);
+                    let queue = self
+                        .names
+                        .retry_queue(&self.queue, self.retry.delay_queue_for(attempt + 1));
                     publish_confirmed(publisher, "", &queue, &item.delivery.data, props).await?;
                     info!(worker = %self.name, attempt, ?delay, %reason, "transient failure; retrying later");
                     Outcome::Retried

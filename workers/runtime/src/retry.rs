@@ -33,6 +33,30 @@ impl From<&RetrySettings> for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// How many delay queues the budget needs: one per distinct delay step. Attempts whose
+    /// delay has reached the cap all wait the same time, so they share the last queue, and
+    /// the number of queues does not grow with `max_attempts`.
+    pub fn delay_queues(&self) -> u32 {
+        let retries = self.max_attempts.saturating_sub(1);
+        if retries == 0 {
+            return 0;
+        }
+        let mut steps = 1;
+        let mut delay = self.initial_delay;
+        while delay < self.max_delay && steps < retries {
+            delay = delay.saturating_mul(2);
+            steps += 1;
+        }
+        steps
+    }
+
+    /// The delay queue (1-based) that holds a message waiting for attempt `next_attempt` (≥ 2).
+    pub fn delay_queue_for(&self, next_attempt: u32) -> u32 {
+        next_attempt
+            .saturating_sub(1)
+            .clamp(1, self.delay_queues().max(1))
+    }
+
     /// What to do after attempt `attempt` failed transiently: `Some(delay)` before the next
     /// attempt, or `None` when the budget is spent.
     pub fn next_delay(&self, attempt: u32) -> Option<Duration> {
@@ -114,6 +138,34 @@ mod tests {
                 "{third:?}"
             );
             assert!(p.next_delay(4).expect("retry") <= Duration::from_millis(1_000));
+        }
+    }
+
+    #[test]
+    fn attempts_past_the_cap_share_one_delay_queue() {
+        let p = policy(); // 100 ms doubling to a 1 s cap: 100, 200, 400, 800, 1000
+        assert_eq!(p.delay_queues(), 4, "five attempts need four retries");
+        let long = RetryPolicy {
+            max_attempts: 30,
+            ..policy()
+        };
+        assert_eq!(
+            long.delay_queues(),
+            5,
+            "100, 200, 400, 800, then the 1 s cap"
+        );
+        assert_eq!(long.delay_queue_for(2), 1);
+        assert_eq!(long.delay_queue_for(6), 5);
+        assert_eq!(long.delay_queue_for(30), 5);
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..policy()
+        };
+        assert_eq!(once.delay_queues(), 0);
+        // Every attempt that lands in the shared queue waits exactly the cap: no message
+        // there can wait behind a longer one.
+        for attempt in 5..30 {
+            assert_eq!(long.next_delay(attempt), Some(Duration::from_millis(1_000)));
         }
     }
 

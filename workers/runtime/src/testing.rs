@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     Host, Settings,
     broker::{self, Names},
-    config::{ConsumerSettings, RetrySettings},
+    config::{ConsumerSettings, QueueType, RetrySettings},
     db,
     dlq::{DeadLetter, DeadLetters},
     topology::{self, QueueSpec},
@@ -55,21 +55,43 @@ pub struct World {
 }
 
 impl World {
-    /// A world with the standard topology and fast retries (5 attempts, 50–400 ms).
+    /// A world with the standard topology and fast retries (5 attempts, 50–400 ms), on
+    /// classic queues: quorum queues are not built for being created and deleted per test
+    /// (RabbitMQ stalls under that churn), so throwaway worlds use classic ones.
     pub async fn new() -> anyhow::Result<Self> {
-        Self::with(
-            RetrySettings {
-                max_attempts: 5,
-                initial_delay_ms: 50,
-                max_delay_ms: 400,
-            },
+        Self::with(Self::fast_retry(), ConsumerSettings::default()).await
+    }
+
+    /// Fast retries for tests: 5 attempts, 50–400 ms.
+    pub fn fast_retry() -> RetrySettings {
+        RetrySettings {
+            max_attempts: 5,
+            initial_delay_ms: 50,
+            max_delay_ms: 400,
+        }
+    }
+
+    /// A world with the given retry and consumer settings, on classic queues.
+    pub async fn with(retry: RetrySettings, consumer: ConsumerSettings) -> anyhow::Result<Self> {
+        Self::build(retry, consumer, QueueType::Classic).await
+    }
+
+    /// A world on quorum queues, exactly as production declares them. Use sparingly: each
+    /// world creates and deletes some thirty quorum queues.
+    pub async fn quorum() -> anyhow::Result<Self> {
+        Self::build(
+            Self::fast_retry(),
             ConsumerSettings::default(),
+            QueueType::Quorum,
         )
         .await
     }
 
-    /// A world with the given retry and consumer settings.
-    pub async fn with(retry: RetrySettings, consumer: ConsumerSettings) -> anyhow::Result<Self> {
+    async fn build(
+        retry: RetrySettings,
+        consumer: ConsumerSettings,
+        queue_type: QueueType,
+    ) -> anyhow::Result<Self> {
         ensure_services()?;
         crate::telemetry::init("warn");
         let id = Uuid::now_v7().simple().to_string();
@@ -84,6 +106,7 @@ impl World {
             database_url,
             namespace: namespace.clone(),
             http_addr: "127.0.0.1:0".into(),
+            queue_type,
             consumer,
             retry,
             ..Settings::default()

@@ -7,13 +7,14 @@
 //! - `ns.Q.dlq`: the dead letters, bound to `ns.dead-letter` under `ns.Q`. The runtime
 //!   publishes here itself (with the reason) for permanent failures and spent budgets; the
 //!   broker routes here when the delivery limit is exceeded;
-//! - `ns.Q.retry.N` for N in 2..=max_attempts: delay queues. A message waiting for its N-th
-//!   attempt sits in `retry.N` with a per-message expiration (the backoff delay with jitter);
-//!   when it expires, the broker dead-letters it back to `ns.Q` through the default
-//!   exchange. One queue per attempt keeps delays of one size together, so a short delay
-//!   never waits behind a long one (expiry happens at the head of a queue) beyond the
-//!   jitter spread of that one attempt. Dead-lettering uses the at-least-once strategy, so a
-//!   message in delay cannot be lost between queues.
+//! - `ns.Q.retry.K` for K in 1..=delay_queues: delay queues, one per step of the backoff. A
+//!   message waiting for its next attempt sits in the queue of that attempt's step with a
+//!   per-message expiration (the backoff delay with jitter); when it expires, the broker
+//!   dead-letters it back to `ns.Q` through the default exchange. One queue per step keeps
+//!   delays of one size together, so a short delay never waits behind a long one (expiry
+//!   happens at the head of a queue) beyond the jitter spread of that step; attempts whose
+//!   delay has reached the cap share the last queue (they all wait the cap). Dead-lettering
+//!   uses the at-least-once strategy, so a message in delay cannot be lost between queues.
 //!
 //! Outbound queues (`ns.out.*`) hold events for outside consumers, with a length limit and
 //! `reject-publish` overflow: when the outside consumer falls behind, the broker nacks, the
@@ -34,8 +35,8 @@ pub enum QueueKind {
     Worker {
         /// Deliveries before the broker dead-letters a message by itself.
         delivery_limit: u32,
-        /// Handling attempts in the retry budget (one retry queue per attempt after the first).
-        max_attempts: u32,
+        /// Delay queues for retries ([`crate::retry::RetryPolicy::delay_queues`]).
+        delay_queues: u32,
     },
     /// Consumed by an outside system: a length limit and nothing else.
     Outbound {
@@ -47,6 +48,8 @@ pub enum QueueKind {
 /// One queue and the message types routed to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSpec {
+    /// Quorum (always, outside throwaway test namespaces) or classic.
+    pub queue_type: crate::config::QueueType,
     /// Name without the namespace (`orders`, `out.warehouse`).
     pub name: String,
     /// Routing keys (message types) bound from the events exchange.
@@ -66,9 +69,13 @@ fn arg_int(table: &mut FieldTable, key: &str, value: i64) {
     table.insert(ShortString::from(key), AMQPValue::LongLongInt(value));
 }
 
-fn quorum() -> FieldTable {
+fn typed(queue_type: crate::config::QueueType) -> FieldTable {
     let mut args = FieldTable::default();
-    arg_str(&mut args, "x-queue-type", "quorum");
+    let name = match queue_type {
+        crate::config::QueueType::Quorum => "quorum",
+        crate::config::QueueType::Classic => "classic",
+    };
+    arg_str(&mut args, "x-queue-type", name);
     args
 }
 
@@ -111,25 +118,28 @@ pub async fn declare_queue(
     spec: &QueueSpec,
 ) -> lapin::Result<()> {
     let queue = names.queue(&spec.name);
-    let mut args = quorum();
+    let quorum = spec.queue_type == crate::config::QueueType::Quorum;
+    let mut args = typed(spec.queue_type);
     match spec.kind {
         QueueKind::Worker {
             delivery_limit,
-            max_attempts,
+            delay_queues,
         } => {
-            arg_int(&mut args, "x-delivery-limit", i64::from(delivery_limit));
+            if quorum {
+                arg_int(&mut args, "x-delivery-limit", i64::from(delivery_limit));
+                arg_str(&mut args, "x-dead-letter-strategy", "at-least-once");
+            }
             arg_str(
                 &mut args,
                 "x-dead-letter-exchange",
                 &names.dead_letter_exchange(),
             );
             arg_str(&mut args, "x-dead-letter-routing-key", &queue);
-            arg_str(&mut args, "x-dead-letter-strategy", "at-least-once");
             arg_str(&mut args, "x-overflow", "reject-publish");
 
             let dlq = names.dead_letter_queue(&spec.name);
             channel
-                .queue_declare(dlq.clone().into(), durable(), quorum())
+                .queue_declare(dlq.clone().into(), durable(), typed(spec.queue_type))
                 .await?;
             channel
                 .queue_bind(
@@ -141,15 +151,17 @@ pub async fn declare_queue(
                 )
                 .await?;
 
-            for attempt in 2..=max_attempts {
-                let mut retry_args = quorum();
+            for index in 1..=delay_queues {
+                let mut retry_args = typed(spec.queue_type);
                 arg_str(&mut retry_args, "x-dead-letter-exchange", "");
                 arg_str(&mut retry_args, "x-dead-letter-routing-key", &queue);
-                arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
+                if quorum {
+                    arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
+                }
                 arg_str(&mut retry_args, "x-overflow", "reject-publish");
                 channel
                     .queue_declare(
-                        names.retry_queue(&spec.name, attempt).into(),
+                        names.retry_queue(&spec.name, index).into(),
                         durable(),
                         retry_args,
                     )
@@ -192,9 +204,9 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     for spec in specs {
         let mut queues = vec![names.queue(&spec.name)];
-        if let QueueKind::Worker { max_attempts, .. } = spec.kind {
+        if let QueueKind::Worker { delay_queues, .. } = spec.kind {
             queues.push(names.dead_letter_queue(&spec.name));
-            queues.extend((2..=max_attempts).map(|a| names.retry_queue(&spec.name, a)));
+            queues.extend((1..=delay_queues).map(|k| names.retry_queue(&spec.name, k)));
         }
         for q in queues {
             channel
@@ -217,6 +229,7 @@ pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
     routing::ROUTES
         .iter()
         .map(|route| QueueSpec {
+            queue_type: settings.queue_type,
             name: route.queue.to_owned(),
             bindings: route
                 .message_types
@@ -226,7 +239,7 @@ pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
             kind: match route.kind {
                 RouteKind::Worker => QueueKind::Worker {
                     delivery_limit: settings.consumer_for(route.queue).delivery_limit,
-                    max_attempts: settings.retry.max_attempts,
+                    delay_queues: crate::retry::RetryPolicy::from(&settings.retry).delay_queues(),
                 },
                 RouteKind::Outbound { max_length } => QueueKind::Outbound { max_length },
             },
@@ -247,7 +260,7 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
         match spec.kind {
             QueueKind::Worker {
                 delivery_limit,
-                max_attempts,
+                delay_queues,
             } => {
                 queues.push(queue(
                     main.clone(),
@@ -259,9 +272,9 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
                 queues.push(queue(dlq.clone(), json!({"x-queue-type": "quorum"})));
                 bindings.push(json!({"source": names.dead_letter_exchange(), "vhost": vhost, "destination": dlq,
                                      "destination_type": "queue", "routing_key": main, "arguments": {}}));
-                for attempt in 2..=max_attempts {
+                for index in 1..=delay_queues {
                     queues.push(queue(
-                        names.retry_queue(&spec.name, attempt),
+                        names.retry_queue(&spec.name, index),
                         json!({"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": main,
                                "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
                     ));

@@ -1,0 +1,489 @@
+//! The order pipeline end to end: orders, inventory and fulfillment really running on the
+//! real broker and database, driven by the simulated storefront, marketplace connector,
+//! operator and carrier speaking the public contracts.
+
+use std::{
+    collections::BTreeMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use orderly::sim::{self, Observed, Publisher, envelope};
+use orderly_contracts::RawEnvelope;
+use orderly_runtime::{
+    Handler, HandlerContext, HandlerError, Host, Incoming,
+    testing::{World, wait_until},
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Pipeline {
+    world: World,
+    host: Host,
+    publisher: Publisher,
+    events: UnboundedReceiver<RawEnvelope>,
+    seen: Observed,
+    rng: StdRng,
+}
+
+impl Pipeline {
+    async fn start(carrier: bool, chaos: Option<u64>) -> anyhow::Result<Self> {
+        Self::start_on(World::new().await?, carrier, chaos).await
+    }
+
+    async fn start_on(world: World, carrier: bool, chaos: Option<u64>) -> anyhow::Result<Self> {
+        let mut host = world.host();
+        match chaos {
+            None => {
+                orderly::ops::start_all(&mut host).await?;
+            }
+            Some(seed) => {
+                let dup = world.connection.create_channel().await?;
+                dup.confirm_select(ConfirmSelectOptions::default()).await?;
+                let chaos = |name: &str, n: u64| Chaos::new(name, &world, dup.clone(), seed + n);
+                host.start_worker(
+                    "orders",
+                    chaos("orders", 1).wrap(orderly_orders::OrdersHandler::new()),
+                )
+                .await?;
+                host.start_worker(
+                    "inventory",
+                    chaos("inventory", 2).wrap(orderly_inventory::InventoryHandler::new()),
+                )
+                .await?;
+                host.start_worker(
+                    "fulfillment",
+                    chaos("fulfillment", 3).wrap(orderly_fulfillment::FulfillmentHandler),
+                )
+                .await?;
+            }
+        }
+        let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
+        let events = sim::tap(&world.connection, &world.names, sim::OBSERVED).await?;
+        if carrier {
+            sim::carrier(
+                &world.connection,
+                &world.names,
+                publisher.clone(),
+                Duration::from_millis(30),
+                true,
+                true,
+            )
+            .await?;
+        }
+        let mut p = Self {
+            world,
+            host,
+            publisher,
+            events,
+            seen: Observed::default(),
+            rng: StdRng::seed_from_u64(7),
+        };
+        sim::seed(&p.publisher, 1).await?;
+        let skus = sim::catalog().len();
+        p.until("stock levels for every product", |s| s.stock.len() == skus)
+            .await?;
+        Ok(p)
+    }
+
+    /// Applies observed events until `cond` holds.
+    async fn until(&mut self, what: &str, cond: impl Fn(&Observed) -> bool) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            while let Ok(m) = self.events.try_recv() {
+                self.seen.apply(&m);
+            }
+            if cond(&self.seen) {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn status(&self, external_id: &str) -> Option<String> {
+        let id = self.seen.by_external.get(external_id)?;
+        self.seen.orders.get(id).map(|o| o.status.clone())
+    }
+
+    async fn place(&mut self, external_id: &str, lines: &[(&str, u32)]) -> anyhow::Result<()> {
+        let catalog = sim::catalog();
+        let lines: Vec<(sim::Product, u32)> = lines
+            .iter()
+            .filter_map(|(sku, q)| {
+                catalog
+                    .iter()
+                    .find(|p| p.sku == *sku)
+                    .map(|p| (p.clone(), *q))
+            })
+            .collect();
+        self.publisher
+            .send(&sim::order_placed(
+                &mut self.rng,
+                external_id,
+                false,
+                &lines,
+                1,
+            ))
+            .await
+    }
+
+    async fn cancel(&self, external_id: &str) -> anyhow::Result<()> {
+        self.publisher
+            .send(&envelope(
+                "order.cancel_requested",
+                "storefront",
+                external_id,
+                json!({"request_id": Uuid::now_v7(), "store_id": "shop-de",
+                       "order": {"channel": "storefront", "external_order_id": external_id},
+                       "requested_by": {"kind": "customer"}, "reason": "changed my mind"}),
+            ))
+            .await
+    }
+
+    async fn timeline_kinds(&self, external_id: &str) -> anyhow::Result<Vec<String>> {
+        let id = *self
+            .seen
+            .by_external
+            .get(external_id)
+            .ok_or_else(|| anyhow::anyhow!("unknown order {external_id}"))?;
+        let pool = self.world.pool("orders").await?;
+        let mut conn = pool.acquire().await?;
+        Ok(orderly_orders::store::timeline(&mut conn, id)
+            .await?
+            .into_iter()
+            .map(|e| e.kind)
+            .collect())
+    }
+
+    async fn stock(&self) -> anyhow::Result<BTreeMap<String, (i64, i64)>> {
+        let pool = self.world.pool("inventory").await?;
+        let mut conn = pool.acquire().await?;
+        let mut out = BTreeMap::new();
+        for row in orderly_inventory::store::list_stock(&mut conn, None).await? {
+            let e = out.entry(row.sku.to_string()).or_insert((0, 0));
+            e.0 += row.on_hand;
+            e.1 += row.reserved;
+        }
+        Ok(out)
+    }
+
+    async fn inventory_consistent(&self) -> anyhow::Result<Vec<String>> {
+        let pool = self.world.pool("inventory").await?;
+        let mut conn = pool.acquire().await?;
+        Ok(orderly_inventory::consistency_check(&mut conn).await?)
+    }
+
+    async fn finish(self) -> anyhow::Result<()> {
+        self.host.stop(Duration::from_secs(10)).await;
+        self.world.cleanup().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storefront_order_flows_to_completed_with_every_step_on_its_timeline()
+-> anyhow::Result<()> {
+    let mut p = Pipeline::start(true, None).await?;
+    let before = p.stock().await?;
+    p.place("SF-1", &[("MUG-BLU-350", 2), ("BOOK-RUST-EN", 1)])
+        .await?;
+    p.until("SF-1 completed", |s| s.status_is("SF-1", &["completed"]))
+        .await?;
+    let kinds = p.timeline_kinds("SF-1").await?;
+    for step in [
+        "placed",
+        "accepted",
+        "stock_reserved",
+        "shipment_requested",
+        "shipment_dispatched",
+        "shipment_delivered",
+        "completed",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == step),
+            "timeline lacks `{step}`: {kinds:?}"
+        );
+    }
+    let after = p.stock().await?;
+    assert_eq!(
+        after["MUG-BLU-350"].0,
+        before["MUG-BLU-350"].0 - 2,
+        "two mugs left the warehouse"
+    );
+    assert_eq!(after["MUG-BLU-350"].1, 0, "nothing stays reserved");
+    assert_eq!(after["BOOK-RUST-EN"].0, before["BOOK-RUST-EN"].0 - 1);
+    assert!(p.inventory_consistent().await?.is_empty());
+    p.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_gtin_is_held_resolved_remembered_and_then_matched() -> anyhow::Result<()> {
+    let mut p = Pipeline::start(true, None).await?;
+    let catalog = sim::catalog();
+    let unknown = sim::gtin("871000000001");
+    let mut first = sim::order_placed(&mut p.rng, "BOL-1", true, &[(catalog[4].clone(), 1)], 1);
+    first["payload"]["lines"][0]["gtin"] = json!(unknown);
+    p.publisher.send(&first).await?;
+    p.until("BOL-1 on hold", |s| !s.on_hold.is_empty()).await?;
+    assert_eq!(p.status("BOL-1").as_deref(), Some("on_hold"));
+    let (order_id, exceptions, store) = p.seen.on_hold[0].clone();
+    let exception_id = exceptions[0]["exception_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    p.publisher
+        .send(&envelope(
+            "order.exception_resolved",
+            "admin-api",
+            &order_id.to_string(),
+            json!({"order_id": order_id, "store_id": store, "exception_id": exception_id, "resolution": "map_to_sku",
+                   "sku": "SOCK-WOOL-42", "remember_mapping": true, "resolved_by": {"kind": "operator", "id": "test"}}),
+        ))
+        .await?;
+    p.until("BOL-1 completed", |s| s.status_is("BOL-1", &["completed"]))
+        .await?;
+
+    let mut second = sim::order_placed(&mut p.rng, "BOL-2", true, &[(catalog[4].clone(), 1)], 1);
+    second["payload"]["lines"][0]["gtin"] = json!(unknown);
+    p.publisher.send(&second).await?;
+    p.until("BOL-2 completed", |s| s.status_is("BOL-2", &["completed"]))
+        .await?;
+    assert_eq!(
+        p.seen.on_hold.len(),
+        1,
+        "the second import was matched through the remembered mapping"
+    );
+    p.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_releases_stock_before_dispatch_and_is_refused_after() -> anyhow::Result<()> {
+    // No automatic carrier: the test decides when a parcel moves.
+    let mut p = Pipeline::start(false, None).await?;
+    let mut requested = p.world.tap(&["shipment.requested"]).await?;
+    let before = p.stock().await?;
+    p.place("SF-EARLY", &[("TEA-EARL-100", 3)]).await?;
+    p.until("SF-EARLY processing", |s| {
+        s.status_is("SF-EARLY", &["processing"])
+    })
+    .await?;
+    p.cancel("SF-EARLY").await?;
+    p.until("SF-EARLY cancelled", |s| {
+        s.status_is("SF-EARLY", &["cancelled"])
+    })
+    .await?;
+    let w = &p;
+    wait_until("the reservation is released", DEADLINE, || async {
+        Ok(w.stock().await?["TEA-EARL-100"] == before["TEA-EARL-100"])
+    })
+    .await?;
+
+    p.place("SF-LATE", &[("PEN-FOUNT-M", 1)]).await?;
+    let mut shipment = None;
+    while shipment.is_none() {
+        let m = requested.next_raw(DEADLINE).await?;
+        if m.payload["external_order_id"] == "SF-LATE" {
+            shipment = Some(m.payload);
+        }
+    }
+    let shipment = shipment.unwrap_or_default();
+    p.publisher
+        .send(&envelope(
+            "shipment.updated",
+            "carrier:dhl",
+            shipment["order_id"].as_str().unwrap_or_default(),
+            json!({"shipment_id": shipment["shipment_id"], "carrier": "dhl", "tracking_number": "00340434000000999999",
+                   "vocabulary": "orderly", "raw_status": "in_transit", "event_at": chrono::Utc::now()}),
+        ))
+        .await?;
+    p.until("SF-LATE shipped", |s| s.status_is("SF-LATE", &["shipped"]))
+        .await?;
+    p.cancel("SF-LATE").await?;
+    let w = &p;
+    wait_until("the refusal is on the timeline", DEADLINE, || async {
+        Ok(w.timeline_kinds("SF-LATE")
+            .await?
+            .iter()
+            .any(|k| k.contains("cancel")))
+    })
+    .await?;
+    while let Ok(m) = p.events.try_recv() {
+        p.seen.apply(&m);
+    }
+    assert_eq!(
+        p.status("SF-LATE").as_deref(),
+        Some("shipped"),
+        "a dispatched order is not cancelled"
+    );
+    p.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_do_not_stop_other_orders() -> anyhow::Result<()> {
+    let mut p = Pipeline::start(true, None).await?;
+    p.world.publish_raw("order.placed", b"{ not json").await?;
+    p.world
+        .publish_raw("inventory.adjusted", br#"{"message_id":"nope"}"#)
+        .await?;
+    p.world.publish_raw("shipment.updated", b"\x00\x01").await?;
+    p.place("SF-AFTER-POISON", &[("MUG-BLU-350", 1)]).await?;
+    p.until("the good order completes", |s| {
+        s.status_is("SF-AFTER-POISON", &["completed"])
+    })
+    .await?;
+    let w = &p.world;
+    wait_until(
+        "each poison message in its worker's dead letters",
+        DEADLINE,
+        || async {
+            Ok(w.queue_depth("orders.dlq").await? == 1
+                && w.queue_depth("inventory.dlq").await? == 1
+                && w.queue_depth("fulfillment.dlq").await? == 1)
+        },
+    )
+    .await?;
+    p.finish().await
+}
+
+/// Wraps a worker's handler to misbehave like a real network: a first delivery is sometimes
+/// deferred (so messages arrive out of order) and a message is sometimes delivered again
+/// (the same message id, published straight back to the worker's queue).
+struct Chaos<H> {
+    inner: Option<H>,
+    queue: String,
+    channel: lapin::Channel,
+    rng: Mutex<StdRng>,
+}
+
+impl Chaos<()> {
+    fn new(queue: &str, world: &World, channel: lapin::Channel, seed: u64) -> Self {
+        Self {
+            inner: Some(()),
+            queue: world.names.queue(queue),
+            channel,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
+    }
+
+    fn wrap<H>(self, inner: H) -> Chaos<H> {
+        Chaos {
+            inner: Some(inner),
+            queue: self.queue,
+            channel: self.channel,
+            rng: self.rng,
+        }
+    }
+}
+
+impl<H: Handler> Handler for Chaos<H> {
+    async fn handle(
+        &self,
+        msg: &Incoming,
+        cx: &mut HandlerContext<'_>,
+    ) -> Result<(), HandlerError> {
+        let (defer, duplicate) = {
+            let mut rng = self
+                .rng
+                .lock()
+                .map_err(|_| HandlerError::permanent("chaos lock"))?;
+            (
+                msg.attempt == 1 && rng.random_bool(0.25),
+                rng.random_bool(0.25),
+            )
+        };
+        if defer {
+            return Err(HandlerError::transient(anyhow::anyhow!(
+                "chaos: deliver this one later"
+            )));
+        }
+        if duplicate {
+            let body = serde_json::to_vec(&msg.envelope).map_err(HandlerError::transient)?;
+            self.channel
+                .basic_publish(
+                    "".into(),
+                    self.queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    lapin::BasicProperties::default(),
+                )
+                .await
+                .map_err(HandlerError::transient)?;
+        }
+        match &self.inner {
+            Some(inner) => inner.handle(msg, cx).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs the same story on a pipeline and returns its end state.
+async fn story(
+    chaos: Option<u64>,
+) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, (i64, i64)>)> {
+    let mut p = Pipeline::start(true, chaos).await?;
+    let skus = [
+        "MUG-BLU-350",
+        "TEA-EARL-100",
+        "BOOK-RUST-EN",
+        "SOCK-WOOL-42",
+        "PEN-FOUNT-M",
+    ];
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let ext = format!("SF-{i}");
+        p.place(
+            &ext,
+            &[
+                (skus[i % skus.len()], 1 + (i as u32 % 2)),
+                (skus[(i + 2) % skus.len()], 1),
+            ],
+        )
+        .await?;
+        ids.push(ext);
+    }
+    let ids2 = ids.clone();
+    p.until("every order completed", move |s| {
+        ids2.iter().all(|e| s.status_is(e, &["completed"]))
+    })
+    .await?;
+    let statuses = ids
+        .iter()
+        .map(|e| (e.clone(), p.status(e).unwrap_or_default()))
+        .collect();
+    let stock = p.stock().await?;
+    let violations = p.inventory_consistent().await?;
+    assert!(violations.is_empty(), "{violations:?}");
+    if chaos.is_some() {
+        // The harness really did duplicate and defer deliveries in every worker.
+        use orderly_runtime::metrics::Outcome;
+        let m = p.host.metrics();
+        for worker in ["orders", "inventory", "fulfillment"] {
+            assert!(
+                m.count(worker, Outcome::Duplicate) > 0,
+                "{worker} saw no duplicate"
+            );
+            assert!(
+                m.count(worker, Outcome::Retried) > 0,
+                "{worker} had nothing deferred"
+            );
+        }
+    }
+    p.finish().await?;
+    Ok((statuses, stock))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_deliveries_leave_the_same_end_state() -> anyhow::Result<()> {
+    let clean = story(None).await?;
+    let shaken = story(Some(2026)).await?;
+    assert_eq!(
+        clean, shaken,
+        "the end state does not depend on duplicates or delivery order"
+    );
+    Ok(())
+}

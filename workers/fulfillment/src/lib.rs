@@ -1,0 +1,34 @@
+//! The fulfillment worker: turns reserved stock into shipments and carrier chatter into
+//! facts the rest of Orderly can act on.
+//!
+//! What it owns, in its own schema (`fulfillment`):
+//! - a copy of each accepted order (`order.accepted`): the address, items and prices that
+//!   `shipment.requested` and `invoice.requested` need, because `stock.reserved` only says
+//!   which warehouse ships which line;
+//! - each store's invoice timing (`store.invoice_settings_updated`, highest revision wins;
+//!   on shipment until told otherwise) — only the timing, the seller's settings are
+//!   invoicing's;
+//! - shipments, one per warehouse allocation (split shipments), with their items;
+//! - the tracking history of every shipment, in the carrier's words and mapped onto ours,
+//!   plus the tracking events that matched no shipment, for operators.
+//!
+//! Why it is built this way:
+//! - the shipment state is *derived* from the tracking history every time (see
+//!   [`domain`]), so carriers' late, repeated and reordered events give the same state in
+//!   any arrival order, and nothing moves backwards;
+//! - each outgoing event that must happen once (`shipment.dispatched`, `shipment.delivered`,
+//!   `shipment.exception` per status, `invoice.requested` per order or shipment) has a
+//!   unique key in the store, written in the same transaction as the outbox row;
+//! - all work on one order is serialised by a transaction-scoped lock on the order, so
+//!   several copies of the worker can run side by side.
+//!
+//! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message handler).
+
+pub mod domain;
+pub mod handlers;
+pub mod store;
+
+pub use handlers::FulfillmentHandler;
+
+/// The worker's name: its queue and its schema.
+pub const NAME: &str = "fulfillment";

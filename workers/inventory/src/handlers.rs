@@ -1,0 +1,733 @@
+//! What each message means for inventory: decode it (validated), lock what the decision
+//! depends on, let the domain decide, write the result through the store, and emit.
+//!
+//! Every stock change goes through [`store::apply_movements`] (the ledger) and every handler
+//! that touches stock first waits for its turn ([`store::serialize_stock_changes`]), then
+//! takes its row locks in the order documented in [`crate::store`]. A decision is made on
+//! rows this transaction has locked, so two copies of the worker, or two batches of one
+//! copy, cannot both promise the same unit: the second waits for the first to commit and
+//! then sees what is left.
+
+use std::collections::BTreeSet;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use orderly_contracts::{
+    Envelope, Message,
+    messages::{
+        CancellationScope, InventoryAdjusted, OrderAccepted, OrderCancelled, ProductUpserted,
+        ReleaseReason, ReleasedLine, ShipmentDispatched, StockReleased, StockReserved,
+        StockUnavailable,
+    },
+    types::{Quantity, Sku, StoreId, WarehouseId},
+};
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming};
+use sqlx::PgConnection;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        self, AdjustmentChange, AdjustmentOutcome, Allocated, BackorderDecision, Level,
+        LineRequest, StockView, WarehousePicks,
+    },
+    store::{self, MovementKind, NewMovement, NewReservation, OrderState, StockRow},
+};
+
+/// The inventory worker's handler. Stateless: everything lives in the database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InventoryHandler;
+
+impl InventoryHandler {
+    /// The handler.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Handler for InventoryHandler {
+    async fn handle(
+        &self,
+        msg: &Incoming,
+        cx: &mut HandlerContext<'_>,
+    ) -> Result<(), HandlerError> {
+        let raw = msg.envelope.clone();
+        match msg.envelope.message_type.as_str() {
+            OrderAccepted::TYPE => order_accepted(raw.decode_valid()?, cx).await,
+            OrderCancelled::TYPE => order_cancelled(raw.decode_valid()?, cx).await,
+            ShipmentDispatched::TYPE => shipment_dispatched(raw.decode_valid()?, cx).await,
+            InventoryAdjusted::TYPE => inventory_adjusted(raw.decode_valid()?, cx).await,
+            ProductUpserted::TYPE => product_upserted(raw.decode_valid()?, cx).await,
+            other => Err(HandlerError::permanent(format!(
+                "`{other}` is not handled by {}",
+                crate::NAME
+            ))),
+        }
+    }
+}
+
+/// `order.accepted`: reserve every line, all or nothing, or backorder the order.
+///
+/// Idempotent by order id: the first `order.accepted` of an order decides; any later one
+/// (a duplicate, or a newer `revision` of the same order) changes nothing, and an order
+/// cancelled before its `order.accepted` arrived stays cancelled. In this version a newer
+/// revision is treated exactly like a duplicate: the allocation of the first accepted
+/// revision stands (re-allocating a changed order is not supported yet).
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id))]
+async fn order_accepted(
+    env: Envelope<OrderAccepted>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let order = &env.payload;
+    let order_id = order.order_id;
+    store::serialize_stock_changes(cx.conn).await?;
+    if !store::claim_order(
+        cx.conn,
+        order_id,
+        &order.store_id,
+        order.revision,
+        order.placed_at,
+    )
+    .await?
+    {
+        info!(
+            revision = order.revision,
+            "order already reserved, backordered or cancelled; nothing to do"
+        );
+        return Ok(());
+    }
+    let lines: Vec<LineRequest> = order
+        .lines
+        .iter()
+        .map(|l| LineRequest {
+            line_id: l.line_id.clone(),
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+        })
+        .collect();
+    let skus = distinct(lines.iter().map(|l| &l.sku));
+    store::lock_skus(cx.conn, &skus).await?;
+    let stock = store::stock_for_update(cx.conn, &skus).await?;
+    let view = StockView::new(stock.iter().map(StockRow::slot));
+    match view.allocate(&lines) {
+        Allocated::Reserved(picks) => {
+            let (movements, reservations) = reservation_rows(order_id, &picks);
+            apply(cx.conn, &movements, env.message_id).await?;
+            store::insert_reservations(cx.conn, &reservations).await?;
+            store::set_order_state(cx.conn, &[order_id], OrderState::Reserved).await?;
+            info!(warehouses = picks.len(), "reserved");
+            emit_reserved(cx, order_id, &order.store_id, &picks)?;
+            emit_levels(cx, &picked_skus(&picks)).await
+        }
+        Allocated::Short(shortages) => {
+            store::insert_backorder(
+                cx.conn,
+                order_id,
+                &order.store_id,
+                &lines,
+                order.placed_at,
+                &env.correlation_id,
+            )
+            .await?;
+            store::set_order_state(cx.conn, &[order_id], OrderState::Backordered).await?;
+            info!(
+                short_lines = shortages.len(),
+                "not enough stock; backordered"
+            );
+            cx.emit_correlated(
+                order_id.to_string(),
+                StockUnavailable {
+                    order_id,
+                    store_id: order.store_id.clone(),
+                    shortages: domain::to_shortages(&shortages),
+                    backordered: true,
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `inventory.adjusted`: apply a count or a delta, publish the new level, then serve
+/// backorders if stock went up.
+#[tracing::instrument(skip_all, fields(sku = %env.payload.sku, warehouse = %env.payload.warehouse_id))]
+async fn inventory_adjusted(
+    env: Envelope<InventoryAdjusted>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let adjustment = &env.payload;
+    let sku = &adjustment.sku;
+    let warehouse = &adjustment.warehouse_id;
+    let key = format!("{}/{}", adjustment.source, adjustment.reference);
+    let change = match (adjustment.set_on_hand, adjustment.delta) {
+        (Some(on_hand), None) => AdjustmentChange::Count {
+            on_hand,
+            as_of: adjustment.as_of,
+        },
+        (None, Some(delta)) => AdjustmentChange::Delta(delta),
+        // decode_valid refuses both of these; kept for completeness.
+        _ => {
+            return Err(HandlerError::permanent(
+                "an adjustment needs exactly one of set_on_hand and delta",
+            ));
+        }
+    };
+
+    // Lock the SKUs of the backorders this may serve together with this one, in SKU order,
+    // so that serving them later needs no lock out of order.
+    store::serialize_stock_changes(cx.conn).await?;
+    let to_lock = with_backordered_skus(cx.conn, std::slice::from_ref(sku)).await?;
+    store::lock_skus(cx.conn, &to_lock).await?;
+    store::ensure_stock_row(cx.conn, warehouse, sku).await?;
+    if store::movement_exists(cx.conn, MovementKind::Adjustment, &key, warehouse, sku).await? {
+        info!(%key, "adjustment already applied");
+        return Ok(());
+    }
+    let rows = store::stock_for_update(cx.conn, std::slice::from_ref(sku)).await?;
+    let Some(row) = rows.iter().find(|r| &r.warehouse_id == warehouse) else {
+        return Err(HandlerError::transient(anyhow!(
+            "stock row of {sku} in {warehouse} vanished"
+        )));
+    };
+    let (on_hand_delta, count_as_of) = match domain::plan_adjustment(row.level(), change) {
+        Err(refused) => {
+            return Err(HandlerError::permanent(format!(
+                "adjustment {key} of {sku} in {warehouse} refused: {refused}"
+            )));
+        }
+        Ok(AdjustmentOutcome::Stale { newest }) => {
+            info!(%key, as_of = %adjustment.as_of, %newest, "count older than the newest applied; ignored");
+            return Ok(());
+        }
+        Ok(AdjustmentOutcome::Apply {
+            on_hand_delta,
+            count_as_of,
+        }) => (on_hand_delta, count_as_of),
+    };
+
+    let movement = NewMovement {
+        warehouse_id: warehouse.clone(),
+        sku: sku.clone(),
+        kind: MovementKind::Adjustment,
+        on_hand_delta,
+        reserved_delta: 0,
+        order_id: None,
+        line_id: None,
+        source_key: key,
+    };
+    apply(cx.conn, std::slice::from_ref(&movement), env.message_id).await?;
+    if let Some(as_of) = count_as_of {
+        store::set_last_count(cx.conn, warehouse, sku, as_of).await?;
+    }
+    info!(on_hand_delta, reason = %adjustment.reason, "stock adjusted");
+
+    let mut touched = BTreeSet::new();
+    if on_hand_delta != 0 {
+        touched.insert(sku.clone());
+    }
+    if on_hand_delta > 0 {
+        serve_backorders(cx, std::slice::from_ref(sku), &mut touched, env.message_id).await?;
+    }
+    emit_levels(cx, &touched).await
+}
+
+/// `order.cancelled`: release what the cancelled lines (or the whole order) still hold, or
+/// take the order off the backorder list. Releasing twice has no effect.
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id))]
+async fn order_cancelled(
+    env: Envelope<OrderCancelled>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let cancel = &env.payload;
+    let order_id = cancel.order_id;
+    let whole = cancel.scope == CancellationScope::Order;
+    store::serialize_stock_changes(cx.conn).await?;
+    // An order cancelled before inventory saw it (on hold, or messages out of order) is
+    // remembered as cancelled, so that a late `order.accepted` reserves nothing.
+    if whole && store::tombstone_order(cx.conn, order_id, &cancel.store_id).await? {
+        info!("cancelled before anything was reserved; recorded");
+        return Ok(());
+    }
+    // Lock order: the backorder row before the order row, as when serving backorders.
+    let backorder = store::backorder_for_update(cx.conn, order_id).await?;
+    let Some(state) = store::order_state_for_update(cx.conn, order_id).await? else {
+        info!("lines cancelled on an order inventory has not reserved; nothing to release");
+        return Ok(());
+    };
+    let cancel_key = match cancel.request_id {
+        Some(id) => format!("request:{id}"),
+        None => format!("message:{}", env.message_id),
+    };
+    match state {
+        OrderState::Cancelled => {
+            info!("already cancelled");
+            Ok(())
+        }
+        OrderState::Pending => Err(HandlerError::transient(anyhow!(
+            "order {order_id} is being reserved right now"
+        ))),
+        OrderState::Backordered => {
+            if !store::claim_cancellation(cx.conn, &cancel_key, order_id).await? {
+                info!(%cancel_key, "cancellation already applied");
+                return Ok(());
+            }
+            let left = match (&backorder, whole) {
+                (Some(stored), false) => {
+                    let cancelled: Vec<(String, u32)> = cancel
+                        .lines
+                        .iter()
+                        .map(|l| (l.line_id.clone(), l.quantity.get()))
+                        .collect();
+                    domain::reduce_lines(&stored.backorder.lines, &cancelled)
+                }
+                _ => Vec::new(),
+            };
+            if left.is_empty() {
+                store::delete_backorders(cx.conn, &[order_id]).await?;
+                store::set_order_state(cx.conn, &[order_id], OrderState::Cancelled).await?;
+                info!("backordered order cancelled; taken off the backorder list");
+            } else {
+                store::update_backorder_lines(cx.conn, order_id, &left).await?;
+                info!(lines_left = left.len(), "backordered lines cancelled");
+            }
+            Ok(())
+        }
+        OrderState::Reserved => release(env.message_id, cancel, &cancel_key, cx).await,
+    }
+}
+
+/// Releases a reserved order's cancelled units.
+async fn release(
+    message_id: Uuid,
+    cancel: &OrderCancelled,
+    cancel_key: &str,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let order_id = cancel.order_id;
+    let whole = cancel.scope == CancellationScope::Order;
+    if !store::claim_cancellation(cx.conn, cancel_key, order_id).await? {
+        info!(%cancel_key, "cancellation already applied");
+        return Ok(());
+    }
+    // Which SKUs to lock; the reservations cannot change meanwhile (the order row is ours).
+    let seen = store::reservations(cx.conn, order_id, false).await?;
+    let skus = distinct(seen.iter().map(|r| &r.sku));
+    let to_lock = with_backordered_skus(cx.conn, &skus).await?;
+    store::lock_skus(cx.conn, &to_lock).await?;
+    store::stock_for_update(cx.conn, &skus).await?;
+    let reservations = store::reservations(cx.conn, order_id, true).await?;
+
+    // (line, warehouse, sku, units)
+    let mut plan: Vec<(String, WarehouseId, Sku, u64)> = Vec::new();
+    if whole {
+        plan.extend(reservations.iter().filter(|r| r.open() > 0).map(|r| {
+            (
+                r.line_id.clone(),
+                r.warehouse_id.clone(),
+                r.sku.clone(),
+                r.open(),
+            )
+        }));
+    } else {
+        for line in &cancel.lines {
+            let of_line: Vec<&store::Reservation> = reservations
+                .iter()
+                .filter(|r| r.line_id == line.line_id)
+                .collect();
+            let open: Vec<(WarehouseId, u64)> = of_line
+                .iter()
+                .map(|r| (r.warehouse_id.clone(), r.open()))
+                .collect();
+            for (warehouse, units) in domain::plan_release(&open, Some(line.quantity.get())) {
+                if let Some(r) = of_line.iter().find(|r| r.warehouse_id == warehouse) {
+                    plan.push((line.line_id.clone(), warehouse, r.sku.clone(), units));
+                }
+            }
+        }
+    }
+    if whole {
+        store::set_order_state(cx.conn, &[order_id], OrderState::Cancelled).await?;
+    }
+    if plan.is_empty() {
+        info!("nothing left to release (already released or shipped)");
+        return Ok(());
+    }
+
+    let movements: Vec<NewMovement> = plan
+        .iter()
+        .map(|(line, warehouse, sku, units)| NewMovement {
+            warehouse_id: warehouse.clone(),
+            sku: sku.clone(),
+            kind: MovementKind::Release,
+            on_hand_delta: 0,
+            reserved_delta: -as_i64(*units),
+            order_id: Some(order_id),
+            line_id: Some(line.clone()),
+            source_key: format!("{cancel_key}/{line}"),
+        })
+        .collect();
+    apply(cx.conn, &movements, message_id).await?;
+    let released: Vec<(String, WarehouseId, u64)> = plan
+        .iter()
+        .map(|(line, warehouse, _, units)| (line.clone(), warehouse.clone(), *units))
+        .collect();
+    store::add_released(cx.conn, order_id, &released).await?;
+    info!(lines = plan.len(), "reservation released");
+
+    cx.emit_correlated(
+        order_id.to_string(),
+        StockReleased {
+            order_id,
+            store_id: cancel.store_id.clone(),
+            reason: if whole {
+                ReleaseReason::OrderCancelled
+            } else {
+                ReleaseReason::LinesCancelled
+            },
+            lines: plan
+                .iter()
+                .filter_map(|(line, warehouse, sku, units)| {
+                    let quantity = Quantity::new(u32::try_from(*units).ok()?).ok()?;
+                    Some(ReleasedLine {
+                        warehouse_id: warehouse.clone(),
+                        line_id: line.clone(),
+                        sku: sku.clone(),
+                        quantity,
+                    })
+                })
+                .collect(),
+        },
+    );
+
+    let released_skus = distinct(plan.iter().map(|(_, _, sku, _)| sku));
+    let mut touched: BTreeSet<Sku> = released_skus.iter().cloned().collect();
+    serve_backorders(cx, &released_skus, &mut touched, message_id).await?;
+    emit_levels(cx, &touched).await
+}
+
+/// `shipment.dispatched`: the shipped units leave stock, out of the line's reservation.
+/// Idempotent by shipment and line.
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, shipment_id = %env.payload.shipment_id))]
+async fn shipment_dispatched(
+    env: Envelope<ShipmentDispatched>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let shipment = &env.payload;
+    let warehouse = &shipment.warehouse_id;
+    let skus = distinct(shipment.items.iter().map(|i| &i.sku));
+    store::serialize_stock_changes(cx.conn).await?;
+    store::lock_skus(cx.conn, &skus).await?;
+    let stock = store::stock_for_update(cx.conn, &skus).await?;
+    let reservations = store::reservations(cx.conn, shipment.order_id, true).await?;
+    let mut levels: std::collections::BTreeMap<Sku, Level> = stock
+        .iter()
+        .filter(|r| &r.warehouse_id == warehouse)
+        .map(|r| (r.sku.clone(), r.level()))
+        .collect();
+
+    let mut movements = Vec::new();
+    let mut dispatched: Vec<(String, u64)> = Vec::new();
+    for item in &shipment.items {
+        let key = format!("{}/{}", shipment.shipment_id, item.line_id);
+        if store::movement_exists(cx.conn, MovementKind::Dispatch, &key, warehouse, &item.sku)
+            .await?
+        {
+            debug!(line_id = %item.line_id, "already booked");
+            continue;
+        }
+        let open = reservations
+            .iter()
+            .find(|r| {
+                r.line_id == item.line_id && &r.warehouse_id == warehouse && r.sku == item.sku
+            })
+            .map_or(0, store::Reservation::open);
+        let level = levels.get(&item.sku).copied().unwrap_or(Level {
+            on_hand: 0,
+            reserved: 0,
+            last_count_as_of: None,
+        });
+        let plan = domain::plan_dispatch(item.quantity.get(), open, level).map_err(|refused| {
+            HandlerError::permanent(format!(
+                "dispatch of shipment {} line {} ({} in {warehouse}) refused: {refused}",
+                shipment.shipment_id, item.line_id, item.sku
+            ))
+        })?;
+        if plan.from_free_stock > 0 {
+            warn!(line_id = %item.line_id, units = plan.from_free_stock, "shipped more than was reserved; taken from free stock");
+        }
+        levels.insert(
+            item.sku.clone(),
+            Level {
+                on_hand: level
+                    .on_hand
+                    .saturating_sub(plan.from_reservation + plan.from_free_stock),
+                reserved: level.reserved.saturating_sub(plan.from_reservation),
+                ..level
+            },
+        );
+        movements.push(NewMovement {
+            warehouse_id: warehouse.clone(),
+            sku: item.sku.clone(),
+            kind: MovementKind::Dispatch,
+            on_hand_delta: plan.on_hand_delta(),
+            reserved_delta: plan.reserved_delta(),
+            order_id: Some(shipment.order_id),
+            line_id: Some(item.line_id.clone()),
+            source_key: key,
+        });
+        if plan.from_reservation > 0 {
+            dispatched.push((item.line_id.clone(), plan.from_reservation));
+        }
+    }
+    if movements.is_empty() {
+        info!("shipment already booked");
+        return Ok(());
+    }
+    apply(cx.conn, &movements, env.message_id).await?;
+    for (line, units) in &dispatched {
+        store::add_dispatched(cx.conn, shipment.order_id, line, warehouse, *units).await?;
+    }
+    info!(items = movements.len(), "dispatched units deducted");
+    let touched: BTreeSet<Sku> = movements.iter().map(|m| m.sku.clone()).collect();
+    emit_levels(cx, &touched).await
+}
+
+/// `catalog.product_upserted`: keep the GTINs (for level messages); newest wins.
+#[tracing::instrument(skip_all, fields(sku = %env.payload.sku))]
+async fn product_upserted(
+    env: Envelope<ProductUpserted>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let product = &env.payload;
+    let stored = store::upsert_product(
+        cx.conn,
+        &product.sku,
+        &product.gtins,
+        product.stock_tracked,
+        product.active,
+        product.updated_at,
+    )
+    .await?;
+    debug!(stored, "catalog product");
+    Ok(())
+}
+
+/// Serves backorders that need any of `changed` (whose stock just went up), oldest first,
+/// by the fairness rule of [`domain::plan_backorders`]. Adds the SKUs it reserves to
+/// `touched`.
+async fn serve_backorders(
+    cx: &mut HandlerContext<'_>,
+    changed: &[Sku],
+    touched: &mut BTreeSet<Sku>,
+    message_id: Uuid,
+) -> Result<(), HandlerError> {
+    // The set of backorders needing `changed` cannot grow while we hold their SKU locks
+    // (backordering needs them too), so the SKUs read here are all the ones to lock.
+    let needed = store::skus_of_backorders_needing(cx.conn, changed).await?;
+    if needed.is_empty() {
+        return Ok(());
+    }
+    store::lock_skus(cx.conn, &needed).await?;
+    let waiting = store::backorders_needing_for_update(cx.conn, changed).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    let skus = distinct(
+        waiting
+            .iter()
+            .flat_map(|b| b.backorder.lines.iter().map(|l| &l.sku)),
+    );
+    // Usually a no-op: a backorder changed since the first read is the only way to get here
+    // with an unlocked SKU.
+    store::lock_skus(cx.conn, &skus).await?;
+    let stock = store::stock_for_update(cx.conn, &skus).await?;
+    let mut view = StockView::new(stock.iter().map(StockRow::slot));
+    let queue: Vec<domain::Backorder> = waiting.iter().map(|b| b.backorder.clone()).collect();
+    let decisions = domain::plan_backorders(&mut view, &queue);
+
+    let mut movements = Vec::new();
+    let mut reservations = Vec::new();
+    let mut served = Vec::new();
+    let mut emits: Vec<(Uuid, StoreId, Vec<WarehousePicks>)> = Vec::new();
+    for ((order_id, decision), stored) in decisions.into_iter().zip(&waiting) {
+        match decision {
+            BackorderDecision::Serve(picks) => {
+                let (m, r) = reservation_rows(order_id, &picks);
+                movements.extend(m);
+                reservations.extend(r);
+                served.push(order_id);
+                touched.extend(picked_skus(&picks));
+                emits.push((order_id, stored.store_id.clone(), picks));
+            }
+            BackorderDecision::StillShort(_) => debug!(%order_id, "backorder still short"),
+            BackorderDecision::Behind { sku, older } => {
+                debug!(%order_id, %sku, %older, "backorder waits behind an older one");
+            }
+        }
+    }
+    if served.is_empty() {
+        debug!(waiting = waiting.len(), "no backorder can be served yet");
+        return Ok(());
+    }
+    apply(cx.conn, &movements, message_id).await?;
+    store::insert_reservations(cx.conn, &reservations).await?;
+    store::delete_backorders(cx.conn, &served).await?;
+    store::set_order_state(cx.conn, &served, OrderState::Reserved).await?;
+    info!(
+        served = served.len(),
+        still_waiting = waiting.len() - served.len(),
+        "backorders served"
+    );
+    for (order_id, store_id, picks) in emits {
+        emit_reserved(cx, order_id, &store_id, &picks)?;
+    }
+    Ok(())
+}
+
+/// `skus` and the SKUs of every backorder needing any of them, sorted: what to lock before a
+/// change that may serve backorders. Read without locks: a backorder added meanwhile is
+/// caught by [`serve_backorders`], which locks what is still missing.
+async fn with_backordered_skus(
+    conn: &mut PgConnection,
+    skus: &[Sku],
+) -> Result<Vec<Sku>, HandlerError> {
+    let needed = store::skus_of_backorders_needing(conn, skus).await?;
+    Ok(distinct(skus.iter().chain(&needed)))
+}
+
+/// The ledger rows and reservation rows of an allocation.
+fn reservation_rows(
+    order_id: Uuid,
+    picks: &[WarehousePicks],
+) -> (Vec<NewMovement>, Vec<NewReservation>) {
+    let mut movements = Vec::new();
+    let mut reservations = Vec::new();
+    for warehouse in picks {
+        for pick in &warehouse.picks {
+            movements.push(NewMovement {
+                warehouse_id: warehouse.warehouse_id.clone(),
+                sku: pick.sku.clone(),
+                kind: MovementKind::Reservation,
+                on_hand_delta: 0,
+                reserved_delta: i64::from(pick.quantity),
+                order_id: Some(order_id),
+                line_id: Some(pick.line_id.clone()),
+                source_key: format!("{order_id}/{}", pick.line_id),
+            });
+            reservations.push(NewReservation {
+                order_id,
+                line_id: pick.line_id.clone(),
+                warehouse_id: warehouse.warehouse_id.clone(),
+                sku: pick.sku.clone(),
+                quantity: pick.quantity,
+            });
+        }
+    }
+    (movements, reservations)
+}
+
+/// Writes movements through the ledger, insisting that each one is new and lands on a stock
+/// row. Either failing means the callers' checks missed something: nothing is written.
+async fn apply(
+    conn: &mut PgConnection,
+    movements: &[NewMovement],
+    message_id: Uuid,
+) -> Result<(), HandlerError> {
+    let applied = store::apply_movements(conn, movements, message_id)
+        .await
+        .map_err(|err| {
+            let refused_by_check = err
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "23514");
+            if refused_by_check {
+                // The last line of defence held: this would have oversold. Retrying the
+                // same message cannot help.
+                HandlerError::permanent(format!("stock invariant refused the change: {err}"))
+            } else {
+                HandlerError::from(err)
+            }
+        })?;
+    let rows: BTreeSet<(&WarehouseId, &Sku)> = movements
+        .iter()
+        .map(|m| (&m.warehouse_id, &m.sku))
+        .collect();
+    let expected = u64::try_from(movements.len()).unwrap_or(u64::MAX);
+    let expected_rows = u64::try_from(rows.len()).unwrap_or(u64::MAX);
+    if applied.inserted != expected || applied.stock_rows != expected_rows {
+        return Err(HandlerError::transient(anyhow!(
+            "ledger mismatch: {} of {expected} movements new, {} of {expected_rows} stock rows \
+             changed",
+            applied.inserted,
+            applied.stock_rows
+        )));
+    }
+    Ok(())
+}
+
+fn emit_reserved(
+    cx: &mut HandlerContext<'_>,
+    order_id: Uuid,
+    store_id: &StoreId,
+    picks: &[WarehousePicks],
+) -> Result<(), HandlerError> {
+    let allocations = domain::to_allocations(picks);
+    if allocations.is_empty() {
+        return Err(HandlerError::permanent(format!(
+            "order {order_id} has nothing to reserve"
+        )));
+    }
+    cx.emit_correlated(
+        order_id.to_string(),
+        StockReserved {
+            order_id,
+            store_id: store_id.clone(),
+            allocations,
+        },
+    );
+    Ok(())
+}
+
+/// Emits one `stock.level_changed` per SKU in `touched`, with the SKU's next sequence number.
+/// The SKUs' `levels` rows are locked by this transaction, so sequence order is commit
+/// order.
+async fn emit_levels(
+    cx: &mut HandlerContext<'_>,
+    touched: &BTreeSet<Sku>,
+) -> Result<(), HandlerError> {
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let skus: Vec<Sku> = touched.iter().cloned().collect();
+    let sequences = store::next_level_sequences(cx.conn, &skus).await?;
+    let mut stock = store::warehouse_stock(cx.conn, &skus).await?;
+    let mut gtins = store::gtins(cx.conn, &skus).await?;
+    let as_of = Utc::now();
+    for (sku, sequence) in sequences {
+        let rows = stock.remove(&sku).unwrap_or_default();
+        let sku_gtins = gtins.remove(&sku).unwrap_or_default();
+        if let Some(level) = domain::level_changed(sku.clone(), sku_gtins, &rows, sequence, as_of) {
+            cx.emit_correlated(sku.to_string(), level);
+        }
+    }
+    Ok(())
+}
+
+/// The distinct SKUs of `skus`, sorted.
+fn distinct<'a>(skus: impl Iterator<Item = &'a Sku>) -> Vec<Sku> {
+    skus.cloned()
+        .collect::<BTreeSet<Sku>>()
+        .into_iter()
+        .collect()
+}
+
+fn picked_skus(picks: &[WarehousePicks]) -> BTreeSet<Sku> {
+    picks
+        .iter()
+        .flat_map(|w| w.picks.iter().map(|p| p.sku.clone()))
+        .collect()
+}
+
+fn as_i64(units: u64) -> i64 {
+    i64::try_from(units).unwrap_or(i64::MAX)
+}

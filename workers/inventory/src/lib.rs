@@ -1,0 +1,39 @@
+//! The inventory worker: stock per SKU and warehouse, reservations for orders, backorders.
+//!
+//! It owns (schema `inventory`):
+//! - `stock`: on hand and reserved per SKU and warehouse (available = on hand − reserved),
+//!   changed **only** through `movements`, an append-only ledger in which every change has a
+//!   kind (adjustment, reservation, release, dispatch) and the business fact that caused it
+//!   (unique, so each fact applies once whatever message carries it);
+//! - `reservations` per order line and warehouse, `orders` (inventory's state of each order)
+//!   and `backorders` (orders waiting for stock, served oldest first);
+//! - `levels`, one row per SKU: the SKU's lock and the sequence of its `stock.level_changed`;
+//! - `warehouses` (with a preference `priority`) and `products` (GTINs, from the catalog).
+//!
+//! Messages in: `order.accepted` (reserve all lines or backorder), `order.cancelled`
+//! (release), `shipment.dispatched` (reservation becomes a deduction), `inventory.adjusted`
+//! (counts and deltas; then backorders are retried), `catalog.product_upserted`. Out:
+//! `stock.reserved`, `stock.unavailable`, `stock.released`, and one `stock.level_changed` per
+//! SKU whose stock a message changed.
+//!
+//! Why it is safe to run many copies: every decision about a SKU is made while holding the
+//! SKU's `levels` row lock and its locked `stock` rows, taken in one global order (see
+//! [`store`]), and written in the same transaction as the messages it emits. Two handlers
+//! can never promise the same unit; the `stock` CHECK constraint is the last line of
+//! defence, and [`consistency_check`] proves after the fact that stock equals its ledger.
+//! Stock-changing transactions also take turns (one advisory lock, see
+//! [`store::serialize_stock_changes`]): the runtime puts a batch of messages in one
+//! transaction, and without turns batches deadlock each other on multi-SKU orders.
+//!
+//! Layers: [`domain`] decides (pure), [`store`] reads and writes (SQL), [`handlers`] glues
+//! them to messages.
+
+pub mod domain;
+pub mod handlers;
+pub mod store;
+
+pub use handlers::InventoryHandler;
+pub use store::consistency_check;
+
+/// The worker's name: its queue, its schema, the producer of what it emits.
+pub const NAME: &str = "inventory";

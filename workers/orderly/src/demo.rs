@@ -1,0 +1,364 @@
+//! `orderly demo`: every worker in this process, a simulated outside world around them, a
+//! live progress line, and a summary of what happened. Runs in its own namespace (`demo`) and
+//! database (`orderly_demo`), recreated each run so the summary is about this run only.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::sim::{self, Observed, Publisher, envelope};
+use orderly_runtime::{Host, Settings, broker::Names, db, topology};
+
+/// Prints the next numbered step of the story.
+fn step(counter: &mut u32, line: &str) {
+    *counter += 1;
+    println!("{counter}. {line}");
+}
+
+fn say(line: &str) {
+    println!("  {line}");
+}
+
+fn progress(started: Instant, seen: &Observed) {
+    let counts = seen.status_counts();
+    let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!(
+        "[{:>5.1}s] {} orders | {}",
+        started.elapsed().as_secs_f64(),
+        seen.orders.len(),
+        line.join(" | ")
+    );
+}
+
+/// Runs the demo.
+pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> anyhow::Result<()> {
+    settings.namespace = "demo".into();
+    let base = settings
+        .database_url
+        .rsplit_once('/')
+        .map_or(settings.database_url.clone(), |(b, _)| b.to_owned());
+    settings.database_url = format!("{base}/orderly_demo");
+    settings.retry.initial_delay_ms = 200;
+    settings.retry.max_delay_ms = 2_000;
+    settings.http_addr = "127.0.0.1:0".into();
+
+    println!(
+        "Orderly demo: storefront, marketplace connector, operator and carrier around the workers.\n"
+    );
+    println!("Setting up: fresh database orderly_demo, broker namespace `demo`.");
+    orderly_runtime::testing::drop_database("orderly_demo")
+        .await
+        .ok();
+    db::ensure_database(&settings.database_url).await?;
+    db::migrate(&settings.database_url).await?;
+    let names = Names::new("demo");
+    let connection = sim::connect(&settings.broker_url, &names).await?;
+    {
+        // Start from empty queues: a previous run may have left messages behind.
+        let ch = connection.create_channel().await?;
+        let specs = topology::standard_specs(&settings);
+        let _ = topology::delete(&ch, &names, &specs).await;
+    }
+    let mut host = Host::new(settings.clone());
+    host.declare(&topology::standard_specs(&settings)).await?;
+    let workers = crate::ops::start_all(&mut host).await?;
+    let addr = host.serve_http().await?;
+    println!(
+        "Workers running in this process: {} (metrics on http://{addr}/metrics).\n",
+        workers.join(", ")
+    );
+
+    let publisher = Publisher::new(&connection, names.clone()).await?;
+    let mut events = sim::tap(&connection, &names, sim::OBSERVED).await?;
+    sim::carrier(
+        &connection,
+        &names,
+        publisher.clone(),
+        Duration::from_millis(400),
+        true,
+        true,
+    )
+    .await?;
+    let mut seen = Observed::default();
+    let mut rng = sim::rng(seed);
+    let catalog = sim::catalog();
+    let started = Instant::now();
+    let mut steps = 0;
+
+    step(
+        &mut steps,
+        &format!(
+            "The product catalog ({} products) and stock in two warehouses arrive.",
+            catalog.len()
+        ),
+    );
+    sim::seed(&publisher, 1).await?;
+
+    step(
+        &mut steps,
+        &format!("The storefront takes {orders} checkouts."),
+    );
+    let mut storefront_ids = Vec::new();
+    for i in 0..orders {
+        let n_lines = rng.random_range(1..=3);
+        let mut lines = Vec::new();
+        for _ in 0..n_lines {
+            let p = catalog[rng.random_range(0..catalog.len())].clone();
+            if p.sku == "LAMP-DESK-01"
+                || lines
+                    .iter()
+                    .any(|(l, _): &(sim::Product, u32)| l.sku == p.sku)
+            {
+                continue;
+            }
+            lines.push((p, rng.random_range(1..=2)));
+        }
+        if lines.is_empty() {
+            lines.push((catalog[0].clone(), 1));
+        }
+        let ext = format!("SF-{}", 100_000 + i);
+        publisher
+            .send(&sim::order_placed(&mut rng, &ext, false, &lines, 1))
+            .await?;
+        storefront_ids.push(ext);
+    }
+    let lamp = catalog
+        .iter()
+        .find(|p| p.sku == "LAMP-DESK-01")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("catalog"))?;
+    say(
+        "SF-LAMP-BIG: 4 desk lamps; Berlin has 3, Amsterdam 2: no warehouse can serve it alone, so it ships from both (split shipment).",
+    );
+    publisher
+        .send(&sim::order_placed(
+            &mut rng,
+            "SF-LAMP-BIG",
+            false,
+            &[(lamp.clone(), 4)],
+            1,
+        ))
+        .await?;
+    say("SF-LAMP-LATE: 3 more lamps; only 1 left: backordered until goods arrive.");
+    publisher
+        .send(&sim::order_placed(
+            &mut rng,
+            "SF-LAMP-LATE",
+            false,
+            &[(lamp.clone(), 3)],
+            1,
+        ))
+        .await?;
+    let mut bad = sim::order_placed(&mut rng, "SF-BROKEN", false, &[(catalog[0].clone(), 1)], 1);
+    bad["payload"]["total"] = json!("999.99");
+    say(
+        "SF-BROKEN: a checkout whose total does not add up: rejected with the reason, dead-lettered.",
+    );
+    if let Err(e) = publisher.send(&bad).await {
+        // The simulator validates before sending; publish the broken order raw on purpose.
+        say(&format!(
+            "    (the contract check says: {e}) — sending it anyway to show the worker's rejection"
+        ));
+        crate::ops::publish_unchecked(
+            &settings,
+            &names,
+            "order.placed",
+            &serde_json::to_vec(&bad)?,
+        )
+        .await?;
+    }
+
+    step(
+        &mut steps,
+        "The marketplace connector imports orders by GTIN, one with an unknown GTIN.",
+    );
+    let unknown_gtin = sim::gtin("871000000001");
+    let mut mp = sim::order_placed(
+        &mut rng,
+        "BOL-7001",
+        true,
+        &[(catalog[1].clone(), 1), (catalog[4].clone(), 2)],
+        1,
+    );
+    mp["payload"]["lines"][1]["gtin"] = json!(unknown_gtin);
+    publisher.send(&mp).await?;
+    say(&format!(
+        "BOL-7001: GTIN {unknown_gtin} matches no product: the order goes on hold."
+    ));
+    let mut again = mp.clone();
+    again["message_id"] = json!(Uuid::now_v7());
+    publisher.send(&again).await?;
+    say("BOL-7001 is pushed again unchanged (connectors do that): no duplicate order.");
+    publisher
+        .send(&sim::order_placed(
+            &mut rng,
+            "BOL-7002",
+            true,
+            &[(catalog[2].clone(), 1)],
+            1,
+        ))
+        .await?;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_progress = Instant::now();
+    let mut resolved_hold = false;
+    let mut second_import = false;
+    let mut restocked = false;
+    let mut cancel_sent = false;
+    let mut late_cancel_sent = false;
+    loop {
+        while let Ok(m) = events.try_recv() {
+            seen.apply(&m);
+        }
+        if !resolved_hold && let Some((order_id, exceptions, store)) = seen.on_hold.first().cloned()
+        {
+            {
+                let exception_id = exceptions
+                    .first()
+                    .and_then(|e| e["exception_id"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                step(
+                    &mut steps,
+                    "An operator resolves the exception: the GTIN is SOCK-WOOL-42, and Orderly should remember that.",
+                );
+                publisher
+                    .send(&envelope(
+                        "order.exception_resolved",
+                        "admin-api",
+                        &order_id.to_string(),
+                        json!({"order_id": order_id, "store_id": store, "exception_id": exception_id,
+                               "resolution": "map_to_sku", "sku": "SOCK-WOOL-42", "remember_mapping": true,
+                               "resolved_by": {"kind": "operator", "id": "anna.becker"}}),
+                    ))
+                    .await?;
+                resolved_hold = true;
+            }
+        }
+        if resolved_hold
+            && !second_import
+            && seen.status_is(
+                "BOL-7001",
+                &[
+                    "accepted",
+                    "processing",
+                    "partially_shipped",
+                    "shipped",
+                    "delivered",
+                    "completed",
+                ],
+            )
+        {
+            let mut mp2 =
+                sim::order_placed(&mut rng, "BOL-7003", true, &[(catalog[4].clone(), 1)], 1);
+            mp2["payload"]["lines"][0]["gtin"] = json!(unknown_gtin);
+            publisher.send(&mp2).await?;
+            say(
+                "BOL-7003 arrives with the same new GTIN: matched through the remembered mapping, no hold.",
+            );
+            second_import = true;
+        }
+        if !cancel_sent
+            && let Some(ext) = storefront_ids
+                .iter()
+                .find(|e| seen.status_is(e, &["accepted", "processing"]))
+        {
+            {
+                step(
+                    &mut steps,
+                    &format!(
+                        "A customer cancels {ext} before it ships: stock is released, the shipment cancelled."
+                    ),
+                );
+                publisher.send(&cancel(ext, "Changed my mind")).await?;
+                cancel_sent = true;
+            }
+        }
+        if !late_cancel_sent
+            && let Some(ext) = storefront_ids
+                .iter()
+                .find(|e| seen.status_is(e, &["completed"]))
+        {
+            {
+                step(
+                    &mut steps,
+                    &format!(
+                        "Another customer tries to cancel {ext} after delivery: refused, with the reason on its timeline."
+                    ),
+                );
+                publisher.send(&cancel(ext, "Too late")).await?;
+                late_cancel_sent = true;
+            }
+        }
+        let others_settled = seen
+            .orders
+            .values()
+            .filter(|o| o.external_id != "SF-LAMP-LATE")
+            .all(|o| o.status == "completed" || o.status == "cancelled");
+        let backordered = seen.status_is("SF-LAMP-LATE", &["backordered"]);
+        if !restocked
+            && backordered
+            && (others_settled || started.elapsed() > Duration::from_secs(6))
+        {
+            step(
+                &mut steps,
+                "Goods received in Berlin: 10 desk lamps. The backordered order is served.",
+            );
+            publisher
+                .send(&envelope(
+                    "inventory.adjusted",
+                    "wms",
+                    "berlin-1/LAMP-DESK-01",
+                    json!({"warehouse_id": "berlin-1", "sku": "LAMP-DESK-01", "delta": 10, "reason": "goods_received",
+                           "source": "wms", "reference": "GR-2026-0042", "as_of": chrono::Utc::now()}),
+                ))
+                .await?;
+            restocked = true;
+        }
+        if last_progress.elapsed() > Duration::from_secs(1) {
+            progress(started, &seen);
+            last_progress = Instant::now();
+        }
+        let total_expected = orders + 2 + 3;
+        let settled = seen.orders.len() >= total_expected
+            && seen
+                .orders
+                .values()
+                .all(|o| o.status == "completed" || o.status == "cancelled")
+            && late_cancel_sent
+            && restocked;
+        if settled {
+            break;
+        }
+        if Instant::now() > deadline {
+            println!(
+                "\nThe demo's time is up (120 s) with orders still moving; the summary shows where they are."
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let the last stock levels and statuses arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while let Ok(m) = events.try_recv() {
+        seen.apply(&m);
+    }
+    progress(started, &seen);
+    crate::report::summary(&seen, &host, &settings, &names).await?;
+    host.stop(Duration::from_secs(10)).await;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+fn cancel(external_id: &str, reason: &str) -> serde_json::Value {
+    envelope(
+        "order.cancel_requested",
+        "storefront",
+        &format!("shop-de/storefront/{external_id}"),
+        json!({"request_id": Uuid::now_v7(), "store_id": "shop-de",
+               "order": {"channel": "storefront", "external_order_id": external_id},
+               "requested_by": {"kind": "customer"}, "reason": reason}),
+    )
+}

@@ -1,0 +1,11 @@
+//! The `orderly` binary's library: command dispatch, operator commands, the simulated outside
+//! world (demo, load generator, end-to-end tests) and the benchmarks. `main.rs` only parses
+//! and runs.
+
+mod bench;
+pub mod cli;
+mod demo;
+mod loadgen;
+pub mod ops;
+mod report;
+pub mod sim;

@@ -1,0 +1,235 @@
+//! `orderly loadgen`: the simulator at volume against running workers, measuring orders per
+//! second end to end and the latency from `order.placed` to each stage, plus the messages an
+//! order costs (counted on a tap bound to every routing key) and the workers' memory.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use rand::Rng;
+
+use crate::sim::{self, Observed, Publisher};
+use orderly_runtime::{Settings, broker::Names};
+
+/// What a run measured.
+struct Run {
+    orders: usize,
+    rate: f64,
+    elapsed: f64,
+    completed: usize,
+    messages: usize,
+    stages: Vec<(&'static str, f64, f64, f64)>,
+    memory: Vec<(u32, String, u64)>,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
+}
+
+/// Resident memory (VmHWM: the peak) of a process, in KiB, with its command line.
+fn memory(pid: u32) -> Option<(String, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .ok()?
+        .replace('\0', " ");
+    Some((cmd.trim().to_owned(), kib))
+}
+
+/// Runs the load and prints (and optionally records) the figures.
+pub(crate) async fn run(
+    settings: Settings,
+    orders: usize,
+    rate: f64,
+    worker_pids: Vec<u32>,
+    write: bool,
+) -> anyhow::Result<()> {
+    let names = Names::new(settings.namespace.clone());
+    let connection = sim::connect(&settings.broker_url, &names).await?;
+    let publisher = Publisher::new(&connection, names.clone()).await?;
+    let mut events = sim::tap(&connection, &names, sim::OBSERVED).await?;
+    let mut all = sim::tap(&connection, &names, &["#"]).await?;
+    sim::carrier(
+        &connection,
+        &names,
+        publisher.clone(),
+        Duration::from_millis(0),
+        false,
+        false,
+    )
+    .await?;
+    let mut seen = Observed::default();
+
+    let scale = u32::try_from(orders / 10 + 10).unwrap_or(u32::MAX);
+    eprintln!("seeding catalog and stock (scale {scale})...");
+    sim::seed(&publisher, scale).await?;
+    // Stock must be in place before the first order: wait for its level events.
+    let wait = Instant::now();
+    while seen.stock.len() < sim::catalog().len() && wait.elapsed() < Duration::from_secs(30) {
+        if let Some(m) = tokio::time::timeout(Duration::from_millis(200), events.recv())
+            .await
+            .ok()
+            .flatten()
+        {
+            seen.apply(&m);
+        }
+    }
+    while all.try_recv().is_ok() {}
+
+    eprintln!("placing {orders} orders at {rate} orders/s...");
+    let catalog: Vec<sim::Product> = sim::catalog()
+        .into_iter()
+        .filter(|p| p.sku != "LAMP-DESK-01")
+        .collect();
+    let mut placed: HashMap<String, Instant> = HashMap::new();
+    let started = Instant::now();
+    let producer = {
+        let publisher = publisher.clone();
+        let catalog = catalog.clone();
+        tokio::spawn(async move {
+            let mut rng = sim::rng(7);
+            let mut sent = Vec::with_capacity(orders);
+            for i in 0..orders {
+                tokio::time::sleep_until(
+                    (started + Duration::from_secs_f64(i as f64 / rate)).into(),
+                )
+                .await;
+                let p = catalog[rng.random_range(0..catalog.len())].clone();
+                let ext = format!("LG-{i:07}");
+                let env = sim::order_placed(&mut rng, &ext, false, &[(p, 1)], 1);
+                sent.push((ext, Instant::now()));
+                publisher.send(&env).await?;
+            }
+            anyhow::Ok(sent)
+        })
+    };
+
+    let deadline = Duration::from_secs_f64(orders as f64 / rate + 120.0);
+    let mut messages = 0usize;
+    let mut completed_at = None;
+    while started.elapsed() < deadline {
+        tokio::select! {
+            Some(m) = events.recv() => seen.apply(&m),
+            Some(_) = all.recv() => messages += 1,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        let completed = seen
+            .orders
+            .values()
+            .filter(|o| o.stages.contains_key("completed"))
+            .count();
+        if completed >= orders {
+            completed_at = Some(started.elapsed());
+            break;
+        }
+    }
+    for (ext, at) in producer.await?? {
+        placed.insert(ext, at);
+    }
+    while let Ok(_m) = all.try_recv() {
+        messages += 1;
+    }
+    let elapsed = completed_at
+        .unwrap_or_else(|| started.elapsed())
+        .as_secs_f64();
+    let completed = seen
+        .orders
+        .values()
+        .filter(|o| o.stages.contains_key("completed"))
+        .count();
+
+    let mut stages = Vec::new();
+    for stage in [
+        "accepted",
+        "reserved",
+        "dispatched",
+        "delivered",
+        "completed",
+    ] {
+        let mut lat: Vec<f64> = seen
+            .orders
+            .values()
+            .filter_map(|o| {
+                Some(
+                    o.stages
+                        .get(stage)?
+                        .duration_since(*placed.get(&o.external_id)?)
+                        .as_secs_f64()
+                        * 1000.0,
+                )
+            })
+            .collect();
+        lat.sort_by(f64::total_cmp);
+        stages.push((stage, pct(&lat, 50.0), pct(&lat, 99.0), lat.len() as f64));
+    }
+    let memory = worker_pids
+        .iter()
+        .filter_map(|pid| memory(*pid).map(|(cmd, kib)| (*pid, cmd, kib)))
+        .collect();
+    let run = Run {
+        orders,
+        rate,
+        elapsed,
+        completed,
+        messages,
+        stages,
+        memory,
+    };
+    let table = render(&run);
+    println!("{table}");
+    if write {
+        crate::bench::record_section("pipeline", &table)?;
+        eprintln!("written to docs/benchmarks.md");
+    }
+    let _ = connection.close(200, "done".into()).await;
+    anyhow::ensure!(
+        completed == orders,
+        "only {completed} of {orders} orders completed within the deadline"
+    );
+    Ok(())
+}
+
+fn render(r: &Run) -> String {
+    let mut s = format!(
+        "## Order pipeline: orders → inventory → fulfillment (+ simulated carrier)\n\n\
+         Command: `scripts/bench-pipeline {} {}` (three worker processes, `orderly loadgen --orders {} --rate {}`).  \n\
+         Run at {}. Broker, database, the three workers and the load generator share the 2 cores.\n\n\
+         | measure | figure |\n|---|---|\n\
+         | orders offered, orders/s | {:.0} |\n\
+         | orders completed | {} of {} |\n\
+         | **end-to-end throughput, placed → completed, orders/s** | **{:.1}** |\n\
+         | messages published per order (all types, tap on `#`) | {:.1} |\n",
+        r.orders,
+        r.rate,
+        r.orders,
+        r.rate,
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        r.rate,
+        r.completed,
+        r.orders,
+        r.completed as f64 / r.elapsed,
+        r.messages as f64 / r.orders.max(1) as f64,
+    );
+    for (stage, p50, p99, n) in &r.stages {
+        s.push_str(&format!(
+            "| placed → {stage}: p50 / p99 ms ({n:.0} orders) | {p50:.0} / {p99:.0} |\n"
+        ));
+    }
+    for (pid, cmd, kib) in &r.memory {
+        s.push_str(&format!(
+            "| peak resident memory of `{cmd}` (pid {pid}), MiB | {:.1} |\n",
+            *kib as f64 / 1024.0
+        ));
+    }
+    s
+}

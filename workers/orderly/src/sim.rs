@@ -1,0 +1,598 @@
+//! The simulated outside world: a storefront, a marketplace connector, an operator, a 3PL
+//! and a carrier, speaking only the public contracts over the broker. `orderly demo` runs it
+//! small and narrated; `orderly loadgen` runs it at volume.
+//!
+//! The simulator learns what happened the way an outside system would: from the events
+//! (`order.status_changed`, `stock.level_changed`, …) on a private tap queue, and from the
+//! warehouse's outbound queue (`shipment.requested`), which it answers as a carrier.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Connection,
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+        ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+    },
+    types::FieldTable,
+};
+use orderly_contracts::{RawEnvelope, decode_raw};
+use orderly_runtime::broker::{self, Names};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// A product of the simulated catalog.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub sku: &'static str,
+    pub title: &'static str,
+    pub price: Decimal,
+    pub gtin: String,
+    pub tax: &'static str,
+}
+
+/// Appends the GS1 check digit to `base` (digits only).
+pub fn gtin(base: &str) -> String {
+    let sum: u32 = base
+        .chars()
+        .rev()
+        .enumerate()
+        .map(|(i, c)| c.to_digit(10).unwrap_or(0) * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    format!("{base}{}", (10 - sum % 10) % 10)
+}
+
+pub fn catalog() -> Vec<Product> {
+    let p = |sku, title, cents: i64, base: &str, tax| Product {
+        sku,
+        title,
+        price: Decimal::new(cents, 2),
+        gtin: gtin(base),
+        tax,
+    };
+    vec![
+        p(
+            "MUG-BLU-350",
+            "Kaffeebecher „Blau“ 350 ml",
+            1290,
+            "590123412345",
+            "standard",
+        ),
+        p(
+            "TEA-EARL-100",
+            "Earl Grey Tee, 100 g",
+            750,
+            "400638133393",
+            "reduced",
+        ),
+        p(
+            "BOOK-RUST-EN",
+            "The Rust Programming Language",
+            3990,
+            "978171850044",
+            "reduced",
+        ),
+        p(
+            "LAMP-DESK-01",
+            "Schreibtischlampe Aalto",
+            8900,
+            "871234567890",
+            "standard",
+        ),
+        p(
+            "SOCK-WOOL-42",
+            "Wollsocken, Gr. 42",
+            1450,
+            "540012345678",
+            "standard",
+        ),
+        p(
+            "PEN-FOUNT-M",
+            "Füllfederhalter, Feder M",
+            2495,
+            "761234567890",
+            "standard",
+        ),
+    ]
+}
+
+/// Warehouses and starting stock: (warehouse, sku, on hand).
+pub fn starting_stock(scale: u32) -> Vec<(&'static str, &'static str, u32)> {
+    let mut out = Vec::new();
+    for (i, p) in catalog().iter().enumerate() {
+        // Berlin holds most, Amsterdam some, so larger orders split; one product is scarce.
+        let scarce = i == 3;
+        out.push(("berlin-1", p.sku, if scarce { 3 } else { 30 * scale }));
+        out.push(("amsterdam-1", p.sku, if scarce { 2 } else { 10 * scale }));
+    }
+    out
+}
+
+/// Builds a full envelope as JSON (validated by the catalog before it is sent).
+pub fn envelope(message_type: &str, producer: &str, correlation: &str, payload: Value) -> Value {
+    json!({
+        "message_id": Uuid::now_v7(),
+        "message_type": message_type,
+        "schema_version": 1,
+        "correlation_id": correlation,
+        "occurred_at": Utc::now(),
+        "producer": producer,
+        "payload": payload,
+    })
+}
+
+/// Publishes to the events exchange after validating against the contracts.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    channel: Channel,
+    names: Names,
+}
+
+impl Publisher {
+    pub async fn new(connection: &Connection, names: Names) -> anyhow::Result<Self> {
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel, names })
+    }
+
+    /// Validates and publishes; waits for the broker's confirm.
+    pub async fn send(&self, envelope: &Value) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(envelope)?;
+        let raw = decode_raw(&body)?;
+        let message_type = raw.message_type.clone();
+        orderly_contracts::catalog::validate_any(raw)
+            .map_err(|e| anyhow::anyhow!("simulator built an invalid {message_type}: {e}"))?;
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.names.events_exchange().into(),
+                message_type.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &body,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_type(message_type.as_str().into()),
+            )
+            .await?
+            .await?;
+        anyhow::ensure!(
+            matches!(confirm, lapin::Confirmation::Ack(None)),
+            "{message_type} not accepted by the broker: {confirm:?}"
+        );
+        Ok(())
+    }
+}
+
+fn money(d: Decimal) -> String {
+    d.round_dp(2).to_string()
+}
+
+fn address(name: &str, street: &str, postal: &str, city: &str, country: &str) -> Value {
+    json!({"name": name, "lines": [street], "postal_code": postal, "city": city, "country": country})
+}
+
+const CUSTOMERS: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    (
+        "Jörg Schäfer",
+        "joerg@example.de",
+        "de-DE",
+        "Müllerstraße 138",
+        "13353",
+        "Berlin",
+        "DE",
+    ),
+    (
+        "Amélie Dubois",
+        "amelie@example.fr",
+        "fr-FR",
+        "12 rue de la Paix",
+        "75002",
+        "Paris",
+        "FR",
+    ),
+    (
+        "Sanne de Vries",
+        "sanne@example.nl",
+        "nl-NL",
+        "Prinsengracht 263",
+        "1016 GV",
+        "Amsterdam",
+        "NL",
+    ),
+    (
+        "Oliver Brown",
+        "oliver@example.ie",
+        "en-IE",
+        "5 Grafton Street",
+        "D02 X285",
+        "Dublin",
+        "IE",
+    ),
+];
+
+/// One `order.placed` from the storefront (lines by SKU) or a marketplace (lines by GTIN).
+pub fn order_placed(
+    rng: &mut StdRng,
+    external_id: &str,
+    marketplace: bool,
+    lines: &[(Product, u32)],
+    revision: u32,
+) -> Value {
+    let c = CUSTOMERS[rng.random_range(0..CUSTOMERS.len())];
+    let mut total = Decimal::ZERO;
+    let lines: Vec<Value> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, (p, q))| {
+            total += p.price * Decimal::from(*q);
+            let mut line = json!({"line_id": (i + 1).to_string(), "title": p.title, "quantity": q,
+                                  "unit_price": money(p.price), "discount": "0.00"});
+            if marketplace {
+                line["gtin"] = json!(p.gtin);
+            } else {
+                line["sku"] = json!(p.sku);
+                line["tax_category"] = json!(p.tax);
+            }
+            line
+        })
+        .collect();
+    let shipping = Decimal::new(495, 2);
+    let (store, channel) = if marketplace {
+        ("bol-nl", "marketplace")
+    } else {
+        ("shop-de", "storefront")
+    };
+    let mut payload = json!({
+        "store_id": store, "channel": channel, "external_order_id": external_id, "revision": revision,
+        "placed_at": Utc::now(), "currency": "EUR", "prices_include_tax": true,
+        "customer": {"id": format!("C-{}", rng.random_range(1000..9999)), "email": c.1, "name": c.0, "locale": c.2, "is_business": false},
+        "billing_address": address(c.0, c.3, c.4, c.5, c.6),
+        "shipping_address": address(c.0, c.3, c.4, c.5, c.6),
+        "lines": lines, "shipping": money(shipping), "discount": "0.00",
+        "total": money(total + shipping),
+        "payment": {"method": if marketplace { "marketplace" } else { "card" }, "status": if marketplace { "paid" } else { "authorized" }},
+    });
+    if marketplace {
+        payload["marketplace"] = json!("bol.com");
+    }
+    envelope(
+        "order.placed",
+        if marketplace {
+            "connector:bol"
+        } else {
+            "storefront"
+        },
+        &format!("{store}/{channel}/{external_id}"),
+        payload,
+    )
+}
+
+/// What the observer knows of one order.
+#[derive(Debug, Clone, Default)]
+pub struct OrderView {
+    pub external_id: String,
+    pub status: String,
+    pub sequence: u64,
+    pub stages: BTreeMap<&'static str, Instant>,
+}
+
+/// Everything the simulator saw, built from events only.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub orders: HashMap<Uuid, OrderView>,
+    pub by_external: HashMap<String, Uuid>,
+    pub stock: BTreeMap<String, (u64, Value)>,
+    pub on_hold: Vec<(Uuid, Vec<Value>, String)>,
+}
+
+impl Observed {
+    /// Orders by status (latest by sequence).
+    pub fn status_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for o in self.orders.values() {
+            *counts.entry(o.status.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// True when the order with this external id is in one of `statuses`.
+    pub fn status_is(&self, external_id: &str, statuses: &[&str]) -> bool {
+        self.by_external
+            .get(external_id)
+            .and_then(|id| self.orders.get(id))
+            .is_some_and(|o| statuses.contains(&o.status.as_str()))
+    }
+
+    fn stage(&mut self, order_id: Uuid, stage: &'static str) {
+        if let Some(o) = self.orders.get_mut(&order_id) {
+            o.stages.entry(stage).or_insert_with(Instant::now);
+        }
+    }
+
+    /// Applies one observed event.
+    pub fn apply(&mut self, m: &RawEnvelope) {
+        let p = &m.payload;
+        let order_id = p
+            .get("order_id")
+            .and_then(|v| v.as_str())
+            .and_then(|s| s.parse::<Uuid>().ok());
+        match m.message_type.as_str() {
+            "order.accepted" | "order.on_hold" => {
+                let (Some(id), Some(ext)) = (order_id, p["external_order_id"].as_str()) else {
+                    return;
+                };
+                self.by_external.insert(ext.to_owned(), id);
+                let view = self.orders.entry(id).or_insert_with(|| OrderView {
+                    external_id: ext.to_owned(),
+                    ..OrderView::default()
+                });
+                if view.status.is_empty() {
+                    view.status = "placed".into();
+                }
+                if m.message_type == "order.on_hold" {
+                    let exceptions = p["exceptions"].as_array().cloned().unwrap_or_default();
+                    self.on_hold.push((
+                        id,
+                        exceptions,
+                        p["store_id"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                    self.stage(id, "on_hold");
+                } else {
+                    self.stage(id, "accepted");
+                }
+            }
+            "order.status_changed" => {
+                let (Some(id), Some(seq), Some(to)) =
+                    (order_id, p["sequence"].as_u64(), p["to"].as_str())
+                else {
+                    return;
+                };
+                let ext = p["external_order_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                self.by_external.insert(ext.clone(), id);
+                let view = self.orders.entry(id).or_insert_with(|| OrderView {
+                    external_id: ext,
+                    ..OrderView::default()
+                });
+                if seq > view.sequence {
+                    view.sequence = seq;
+                    view.status = to.to_owned();
+                }
+                if to == "delivered" {
+                    self.stage(id, "delivered");
+                }
+            }
+            "stock.reserved" => order_id
+                .into_iter()
+                .for_each(|id| self.stage(id, "reserved")),
+            "stock.unavailable" => order_id
+                .into_iter()
+                .for_each(|id| self.stage(id, "backordered")),
+            "shipment.dispatched" => order_id
+                .into_iter()
+                .for_each(|id| self.stage(id, "dispatched")),
+            "order.completed" => order_id
+                .into_iter()
+                .for_each(|id| self.stage(id, "completed")),
+            "stock.level_changed" => {
+                let (Some(sku), Some(seq)) = (p["sku"].as_str(), p["sequence"].as_u64()) else {
+                    return;
+                };
+                let entry = self.stock.entry(sku.to_owned()).or_insert((0, Value::Null));
+                if seq >= entry.0 {
+                    *entry = (seq, p.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Event types the observer listens to.
+pub const OBSERVED: &[&str] = &[
+    "order.accepted",
+    "order.on_hold",
+    "order.status_changed",
+    "order.completed",
+    "stock.reserved",
+    "stock.unavailable",
+    "stock.level_changed",
+    "shipment.dispatched",
+];
+
+/// A private queue receiving `types`, delivered into a channel.
+pub async fn tap(
+    connection: &Connection,
+    names: &Names,
+    types: &[&str],
+) -> anyhow::Result<mpsc::UnboundedReceiver<RawEnvelope>> {
+    let channel = connection.create_channel().await?;
+    let q = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    for t in types {
+        channel
+            .queue_bind(
+                q.name().clone(),
+                names.events_exchange().into(),
+                (*t).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut consumer = channel
+        .basic_consume(
+            q.name().clone(),
+            "observer".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let _keep = channel;
+        while let Some(Ok(d)) = consumer.next().await {
+            if let Ok(env) = decode_raw(&d.data)
+                && tx.send(env).is_err()
+            {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// The carrier: answers every `shipment.requested` on the warehouse queue with tracking
+/// events. With `late_scan`, some shipments also get a stale `in_transit` after delivery.
+pub async fn carrier(
+    connection: &Connection,
+    names: &Names,
+    publisher: Publisher,
+    step: Duration,
+    late_scan: bool,
+    full_track: bool,
+) -> anyhow::Result<()> {
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(200, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            names.queue("out.warehouse").into(),
+            "carrier".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tokio::spawn(async move {
+        let _keep = channel;
+        let mut n: u64 = 0;
+        while let Some(Ok(d)) = consumer.next().await {
+            let Ok(env) = decode_raw(&d.data) else {
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                continue;
+            };
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            if env.message_type != "shipment.requested" {
+                continue;
+            }
+            n += 1;
+            let publisher = publisher.clone();
+            let p = env.payload.clone();
+            let late = late_scan && n.is_multiple_of(4);
+            tokio::spawn(async move {
+                let shipment_id = p["shipment_id"].as_str().unwrap_or_default().to_owned();
+                let order_id = p["order_id"].as_str().unwrap_or_default().to_owned();
+                let tracking = format!("00340434{:012}", n);
+                let (vocab, steps): (&str, Vec<&str>) = if full_track {
+                    if n.is_multiple_of(2) {
+                        (
+                            "easypost",
+                            vec!["pre_transit", "in_transit", "out_for_delivery", "delivered"],
+                        )
+                    } else {
+                        (
+                            "aftership",
+                            vec!["InfoReceived", "InTransit", "OutForDelivery", "Delivered"],
+                        )
+                    }
+                } else {
+                    ("orderly", vec!["in_transit", "delivered"])
+                };
+                let started = Utc::now();
+                let event = |raw: &str, at: chrono::DateTime<Utc>| {
+                    envelope(
+                        "shipment.updated",
+                        &format!("carrier:{vocab}"),
+                        &order_id,
+                        json!({"shipment_id": shipment_id, "carrier": "dhl", "tracking_number": tracking,
+                               "vocabulary": vocab, "raw_status": raw, "event_at": at}),
+                    )
+                };
+                for (i, raw) in steps.iter().enumerate() {
+                    tokio::time::sleep(step).await;
+                    let at = started + chrono::Duration::milliseconds(1000 * (i as i64 + 1));
+                    if publisher.send(&event(raw, at)).await.is_err() {
+                        return;
+                    }
+                }
+                if late {
+                    // A scan that arrives after delivery, describing an earlier moment.
+                    let _ = publisher
+                        .send(&event(
+                            steps[1],
+                            started + chrono::Duration::milliseconds(1500),
+                        ))
+                        .await;
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// A seeded random source, so a demo run is reproducible.
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// Seeds the catalog and the stock.
+pub async fn seed(publisher: &Publisher, scale: u32) -> anyhow::Result<()> {
+    for p in catalog() {
+        publisher
+            .send(&envelope(
+                "catalog.product_upserted",
+                "pim",
+                p.sku,
+                json!({"sku": p.sku, "gtins": [p.gtin], "title": p.title, "tax_category": p.tax,
+                       "active": true, "stock_tracked": true, "updated_at": Utc::now()}),
+            ))
+            .await?;
+    }
+    for (wh, sku, qty) in starting_stock(scale) {
+        publisher
+            .send(&envelope(
+                "inventory.adjusted",
+                "wms",
+                &format!("{wh}/{sku}"),
+                json!({"warehouse_id": wh, "sku": sku, "set_on_hand": qty, "reason": "stock_count",
+                       "source": "wms", "reference": format!("seed-{wh}-{sku}"), "as_of": Utc::now()}),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Opens the simulator's broker connection.
+pub async fn connect(broker_url: &str, names: &Names) -> anyhow::Result<Connection> {
+    Ok(broker::connect(
+        broker_url,
+        &format!("orderly-simulator@{}", names.namespace()),
+    )
+    .await?)
+}
