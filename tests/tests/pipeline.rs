@@ -229,8 +229,10 @@ async fn an_unknown_gtin_is_held_resolved_remembered_and_then_matched() -> anyho
     let mut first = sim::order_placed(&mut p.rng, "BOL-1", true, &[(catalog[4].clone(), 1)], 1);
     first["payload"]["lines"][0]["gtin"] = json!(unknown);
     p.publisher.send(&first).await?;
-    p.until("BOL-1 on hold", |s| !s.on_hold.is_empty()).await?;
-    assert_eq!(p.status("BOL-1").as_deref(), Some("on_hold"));
+    p.until("BOL-1 on hold", |s| {
+        !s.on_hold.is_empty() && s.status_is("BOL-1", &["on_hold"])
+    })
+    .await?;
     let (order_id, exceptions, store) = p.seen.on_hold[0].clone();
     let exception_id = exceptions[0]["exception_id"]
         .as_str()

@@ -17,7 +17,7 @@ use lapin::{
     BasicProperties, Channel, Connection,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+        ConfirmSelectOptions,
     },
     types::FieldTable,
 };
@@ -421,40 +421,7 @@ pub async fn tap(
     names: &Names,
     types: &[&str],
 ) -> anyhow::Result<mpsc::UnboundedReceiver<RawEnvelope>> {
-    let channel = connection.create_channel().await?;
-    let q = channel
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    for t in types {
-        channel
-            .queue_bind(
-                q.name().clone(),
-                names.events_exchange().into(),
-                (*t).into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-    }
-    let mut consumer = channel
-        .basic_consume(
-            q.name().clone(),
-            "observer".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let (channel, mut consumer) = broker::observe(connection, names, types).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let _keep = channel;

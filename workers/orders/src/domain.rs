@@ -352,6 +352,29 @@ pub fn resolve_to(
     }
 }
 
+/// Keeps what an earlier revision's line was matched to (possibly by an operator, without a
+/// remembered mapping) when a replacing revision has the same line with the same product
+/// identifiers and the catalog alone no longer matches it: an operator's work is not undone
+/// by a re-push. Returns whether the match was carried over.
+pub fn carry_over_match(old: &Line, new: &mut Line) -> bool {
+    if new.matched.is_some()
+        || old.line_id != new.line_id
+        || old.requested_sku != new.requested_sku
+        || old.gtin != new.gtin
+    {
+        return false;
+    }
+    let Some(m) = &old.matched else {
+        return false;
+    };
+    new.matched = Some(MatchedProduct {
+        sku: m.sku.clone(),
+        tax_category: new.requested_tax_category.unwrap_or(m.tax_category),
+        catalog_title: m.catalog_title.clone(),
+    });
+    true
+}
+
 /// Where an order item exception stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExceptionStatus {
@@ -1538,6 +1561,40 @@ mod tests {
         let ean13 = Gtin::parse("4006381333931").unwrap();
         let gtin14 = Gtin::parse("04006381333931").unwrap();
         assert_eq!(ean13.to_gtin14(), gtin14.to_gtin14());
+    }
+
+    #[test]
+    fn a_replacing_revision_keeps_an_operators_match() {
+        let old_unmatched = gtin_line();
+        let mut old = gtin_line();
+        old.matched = Some(MatchedProduct {
+            sku: sku("PEN-OP"),
+            tax_category: TaxCategory::Standard,
+            catalog_title: "Pen".into(),
+        });
+        let mut new = gtin_line();
+        new.requested_tax_category = Some(TaxCategory::Reduced);
+        assert!(carry_over_match(&old, &mut new));
+        let m = new.matched.clone().unwrap();
+        assert_eq!(m.sku, sku("PEN-OP"));
+        assert_eq!(
+            m.tax_category,
+            TaxCategory::Reduced,
+            "the new line's own category wins"
+        );
+
+        let mut fresh = gtin_line();
+        assert!(
+            !carry_over_match(&old_unmatched, &mut fresh),
+            "nothing to carry"
+        );
+        let mut changed = gtin_line();
+        changed.gtin = Some(Gtin::parse("4012345678901").unwrap());
+        assert!(
+            !carry_over_match(&old, &mut changed),
+            "another product: match again"
+        );
+        assert!(changed.matched.is_none());
     }
 
     #[test]

@@ -721,7 +721,16 @@ async fn replace_on_hold(
             line
         })
         .collect();
-    let unmatched = match_lines(cx, &head.store_id, &mut lines).await?;
+    let mut unmatched = Vec::new();
+    for (i, problem, sku) in match_lines(cx, &head.store_id, &mut lines).await? {
+        let carried = old_lines
+            .iter()
+            .find(|o| o.line_id == lines[i].line_id)
+            .is_some_and(|old| domain::carry_over_match(old, &mut lines[i]));
+        if !carried {
+            unmatched.push((i, problem, sku));
+        }
+    }
     store::delete_lines(cx.conn, order_id).await?;
     store::insert_lines(cx.conn, order_id, &lines).await?;
     let open = store::open_exceptions(cx.conn, order_id).await?;

@@ -24,19 +24,21 @@
 //! - **No `placed` status.** `OrderStatus` has none: an order is stored and matched in one
 //!   transaction and is `accepted` or `on_hold` when it becomes visible. Its first
 //!   `order.status_changed` has no `from` and sequence 1.
-//! - **Re-pushes** (`order.placed` for a known order). The same or a lower revision changes
-//!   nothing (the timeline notes the ignored duplicate). A higher revision of an order **on
-//!   hold** replaces it wholesale — nothing was reserved or announced downstream — and its
-//!   lines are matched again; an open exception whose line still has the same problem keeps
-//!   its id (an operator may be working on it), others are superseded. A higher revision of
-//!   an **accepted** order is applied as commands: lines removed or reduced are cancelled
-//!   like a cancellation request (`order.cancelled`, scope `lines`, no request id; dispatched
-//!   units are refused with a reason); added lines, raised quantities and a changed product
-//!   are refused and recorded (stock was reserved for the accepted lines; more goods are a
+//! - **Re-pushes** (`order.placed` for a known order). The same or a lower revision
+//!   changes nothing (the timeline notes the ignored duplicate). A higher revision of an
+//!   order **on hold** replaces it wholesale — nothing was reserved or announced
+//!   downstream — and its lines are matched again; an open exception whose line still has
+//!   the same problem keeps its id (an operator may be working on it), others are
+//!   superseded, and a line an operator already matched keeps that match while its
+//!   product identifiers are unchanged. A higher revision of an **accepted** order is
+//!   applied as commands: lines removed or reduced are cancelled like a cancellation
+//!   request (`order.cancelled`, scope `lines`, no request id; dispatched units are
+//!   refused with a reason); added lines, raised quantities and a changed product are
+//!   refused and recorded (stock was reserved for the accepted lines; more goods are a
 //!   new order); address changes are taken until the first dispatch and refused after;
-//!   price, total and customer changes are noted, not applied. A revision for a cancelled or
-//!   completed order is noted only. Downstream copies of the addresses (fulfillment's) are
-//!   not updated: the contracts have no message for an amended order yet.
+//!   price, total and customer changes are noted, not applied. A revision for a cancelled
+//!   or completed order is noted only. Downstream copies of the addresses (fulfillment's)
+//!   are not updated: the contracts have no message for an amended order yet.
 //! - **Completion**: an order completes when every shipment is delivered (`delivered`, then
 //!   at once `completed` and `order.completed`). Invoices are tracked on the timeline and
 //!   listed in `order.completed.invoice_numbers` if known by then; an invoice issued later

@@ -48,7 +48,8 @@ impl Env {
 
     async fn stop(self) -> anyhow::Result<()> {
         self.host.stop(Duration::from_secs(10)).await;
-        self.pool.close().await;
+        // A connection a failed test still holds must not keep the cleanup waiting.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
         self.world.cleanup().await
     }
 

@@ -147,3 +147,47 @@ pub fn envelope_properties(
         .with_timestamp(occurred_at_unix)
         .with_headers(headers)
 }
+
+/// Observes the events exchange: a private (exclusive, auto-deleted) queue bound to `types`
+/// (`#` for everything), consumed without acknowledgements. For the simulator, the load
+/// generator and tests; the returned channel must be kept alive as long as the consumer.
+pub async fn observe(
+    connection: &Connection,
+    names: &Names,
+    types: &[&str],
+) -> lapin::Result<(lapin::Channel, lapin::Consumer)> {
+    use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+    let channel = connection.create_channel().await?;
+    let options = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), options, FieldTable::default())
+        .await?;
+    for t in types {
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                names.events_exchange().into(),
+                (*t).into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let consume = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "observer".into(),
+            consume,
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((channel, consumer))
+}

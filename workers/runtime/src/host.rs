@@ -158,21 +158,26 @@ impl Host {
         Ok(addr)
     }
 
-    /// Waits for SIGTERM or Ctrl-C, then shuts down gracefully.
+    /// Waits for SIGTERM or Ctrl-C, then shuts down gracefully; a second signal during the
+    /// shutdown ends it at once.
     pub async fn run_until_signal(self) {
         wait_for_signal().await;
         info!("shutdown requested; finishing messages in hand");
-        self.stop(Duration::from_secs(30)).await;
+        tokio::select! {
+            () = self.stop(Duration::from_secs(30)) => {}
+            () = wait_for_signal() => warn!("second signal; stopping at once"),
+        }
     }
 
     /// Cancels everything and waits up to `grace` for it to finish.
     pub async fn stop(mut self, grace: Duration) {
         self.shutdown.cancel();
         let drain = async { while self.tasks.join_next().await.is_some() {} };
+        // No signal handling here: `stop` is also what tests and embedders call, and a
+        // signal handler installed here would outlive it and swallow SIGTERM.
         tokio::select! {
             () = drain => info!("all workers stopped"),
             () = tokio::time::sleep(grace) => warn!(?grace, "grace period over; stopping anyway"),
-            () = wait_for_signal() => warn!("second signal; stopping at once"),
         }
         for pool in self.pools {
             pool.close().await;

@@ -14,10 +14,7 @@ use std::{future::Future, time::Duration};
 use futures_util::StreamExt;
 use lapin::{
     BasicProperties, Channel, Connection,
-    options::{
-        BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
-        QueueDeclareOptions,
-    },
+    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use orderly_contracts::{Envelope, Message, RawEnvelope, decode_raw};
@@ -172,40 +169,7 @@ impl World {
 
     /// Starts observing messages of `types` published from now on.
     pub async fn tap(&self, types: &[&str]) -> anyhow::Result<Tap> {
-        let channel = self.connection.create_channel().await?;
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        for t in types {
-            channel
-                .queue_bind(
-                    queue.name().clone(),
-                    self.names.events_exchange().into(),
-                    (*t).into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        let consumer = channel
-            .basic_consume(
-                queue.name().clone(),
-                "tap".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        let (channel, consumer) = broker::observe(&self.connection, &self.names, types).await?;
         Ok(Tap {
             _channel: channel,
             consumer,
