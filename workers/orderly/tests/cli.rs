@@ -1,0 +1,92 @@
+//! The `orderly` binary as an operator or producer uses it, against a test world.
+
+use std::process::Command;
+
+use orderly_runtime::testing::World;
+
+fn orderly(world: &World, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(args)
+        .env("ORDERLY__NAMESPACE", &world.settings.namespace)
+        .env("ORDERLY__DATABASE_URL", &world.settings.database_url)
+        .env("ORDERLY__BROKER_URL", &world.settings.broker_url)
+        .env("ORDERLY__QUEUE_TYPE", "classic")
+        .output()
+        .expect("the orderly binary runs")
+}
+
+fn example(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../../docs/contracts/examples/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("golden example")).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_validates_against_the_contract_and_names_the_field() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let dir = std::env::temp_dir().join(format!("orderly-cli-{}", world.settings.namespace));
+    std::fs::create_dir_all(&dir)?;
+
+    let good = dir.join("good.json");
+    std::fs::write(&good, example("order.placed.v1.json").to_string())?;
+    let out = orderly(&world, &["publish", good.to_str().unwrap_or_default()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("published order.placed"));
+    assert_eq!(
+        world.queue_depth("orders").await?,
+        1,
+        "it reached the orders queue"
+    );
+
+    let mut broken = example("order.placed.v1.json");
+    broken["payload"]["lines"][0]["quantity"] = serde_json::json!(0);
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, broken.to_string())?;
+    let out = orderly(&world, &["publish", bad.to_str().unwrap_or_default()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("payload.lines[0].quantity"),
+        "the error names the field: {stderr}"
+    );
+    assert_eq!(
+        world.queue_depth("orders").await?,
+        1,
+        "nothing more was published"
+    );
+
+    let out = orderly(&world, &["outbox", "status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = orderly(&world, &["dlq", "list", "orders"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no dead letters"));
+
+    std::fs::remove_dir_all(&dir)?;
+    world.cleanup().await
+}
+
+#[test]
+fn an_unreachable_broker_is_one_clear_line_naming_what_was_tried() {
+    let out = Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["topology"])
+        .env("ORDERLY__BROKER_URL", "amqp://guest:secret@127.0.0.1:1/%2f")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "the password is not printed");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+}
