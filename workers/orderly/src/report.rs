@@ -78,7 +78,7 @@ pub(crate) async fn summary(
     }
     let _ = host;
     println!(
-        "\nExplore: `ORDERLY__NAMESPACE=demo ORDERLY__DATABASE_URL=postgres://postgres@127.0.0.1:5432/orderly_demo orderly dlq list orders`"
+        "\nExplore: `ORDERLY__NAMESPACE=demo ORDERLY__DATABASE_URL=postgres://postgres@127.0.0.1:5432/orderly_demo target/release/orderly dlq list orders`"
     );
     Ok(())
 }
