@@ -803,6 +803,29 @@ async fn replace_on_hold(
 // Requests: cancellation, refund, exception resolution
 // ---------------------------------------------------------------------------------------------
 
+/// A cancel or refund request whose id already has a final outcome: noted on the order's
+/// timeline, nothing else. A rejected one is judged again (its cause may be fixed).
+async fn seen_before(
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+    prev: Option<store::RequestOutcome>,
+    kind: &str,
+    what: &str,
+    request_id: Uuid,
+) -> Result<bool, HandlerError> {
+    let Some(prev) = prev.filter(|p| p.outcome != "rejected") else {
+        return Ok(false);
+    };
+    if let Some(order_id) = prev.order_id {
+        let detail = format!(
+            "{what} request {request_id} received again; already handled ({})",
+            prev.outcome
+        );
+        store::add_timeline(cx.conn, order_id, kind, cause, &detail).await?;
+    }
+    Ok(true)
+}
+
 #[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
 async fn cancel_requested(
     msg: &Incoming,
@@ -814,22 +837,17 @@ async fn cancel_requested(
         .clone()
         .decode_valid::<OrderCancelRequested>()?
         .payload;
-    if let Some(prev) = store::cancellation_outcome(cx.conn, p.request_id).await?
-        && prev.outcome != "rejected"
+    let prev = store::cancellation_outcome(cx.conn, p.request_id).await?;
+    if seen_before(
+        cx,
+        cause,
+        prev,
+        "cancel_duplicate",
+        "Cancellation",
+        p.request_id,
+    )
+    .await?
     {
-        if let Some(order_id) = prev.order_id {
-            store::add_timeline(
-                cx.conn,
-                order_id,
-                "cancel_duplicate",
-                cause,
-                &format!(
-                    "Cancellation request {} received again; already handled ({})",
-                    p.request_id, prev.outcome
-                ),
-            )
-            .await?;
-        }
         return Ok(());
     }
     let stored = match (
@@ -941,22 +959,8 @@ async fn refund_requested(
         .clone()
         .decode_valid::<OrderRefundRequested>()?
         .payload;
-    if let Some(prev) = store::refund_outcome(cx.conn, p.request_id).await?
-        && prev.outcome != "rejected"
-    {
-        if let Some(order_id) = prev.order_id {
-            store::add_timeline(
-                cx.conn,
-                order_id,
-                "refund_duplicate",
-                cause,
-                &format!(
-                    "Refund request {} received again; already recorded ({})",
-                    p.request_id, prev.outcome
-                ),
-            )
-            .await?;
-        }
+    let prev = store::refund_outcome(cx.conn, p.request_id).await?;
+    if seen_before(cx, cause, prev, "refund_duplicate", "Refund", p.request_id).await? {
         return Ok(());
     }
     let stored = store::lock_order(cx.conn, p.order_id).await?;
