@@ -9,7 +9,7 @@ use std::time::Duration;
 use lapin::{BasicProperties, Channel, Connection, options::*, types::FieldTable};
 use orderly_contracts::{Envelope, Message};
 use orderly_runtime::{
-    Handler, HandlerContext, HandlerError, Incoming, Settings,
+    Handler, HandlerContext, HandlerError, Incoming, LockKey, Settings,
     broker::Names,
     config::{ConsumerSettings, RetrySettings},
     topology::{self, QueueKind, QueueSpec},
@@ -47,6 +47,13 @@ pub struct Probe {
     /// Fail transiently while the switch of this name is on (a broken dependency).
     #[serde(default)]
     pub fail_while_switch: Option<String>,
+    /// Counters to increment, in this order, each under its row lock and declared as a lock
+    /// key; `touch_ms` is waited after each, to widen the window for lock-order conflicts.
+    #[serde(default)]
+    pub touch: Vec<u32>,
+    /// Pause after each counter update.
+    #[serde(default)]
+    pub touch_ms: u64,
 }
 
 impl Message for Probe {
@@ -75,6 +82,23 @@ pub struct ProbeHandler {
 }
 
 impl Handler for ProbeHandler {
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        _conn: &mut sqlx::PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        Ok(msg
+            .envelope
+            .payload
+            .get("touch")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_u64)
+            .map(|counter| LockKey::exclusive("counter", counter))
+            .collect())
+    }
+
     async fn handle(
         &self,
         msg: &Incoming,
@@ -111,6 +135,18 @@ impl Handler for ProbeHandler {
                 p.n,
                 msg.attempt
             )));
+        }
+        for counter in &p.touch {
+            sqlx::query(
+                "insert into probe.counters (id, n) values ($1, 1)
+                 on conflict (id) do update set n = probe.counters.n + 1",
+            )
+            .bind(i64::from(*counter))
+            .execute(&mut *cx.conn)
+            .await?;
+            if p.touch_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(p.touch_ms)).await;
+            }
         }
         sqlx::query("insert into probe.effects (message_id, n) values ($1, $2)")
             .bind(env.message_id)
@@ -161,7 +197,8 @@ impl TestEnv {
         sqlx::raw_sql(
             "create table probe.effects (message_id uuid not null, n int not null);
              create table probe.attempts (message_id uuid not null, attempt int not null);
-             create table probe.switches (name text primary key);",
+             create table probe.switches (name text primary key);
+             create table probe.counters (id bigint primary key, n int not null);",
         )
         .execute(&pool)
         .await?;

@@ -2,7 +2,9 @@
 //!
 //! Everything about one order runs under the order's lock (`store::lock_order`), so a
 //! reservation, a cancellation and carrier updates of the same order are serialised even
-//! with several copies of the worker; every effect has a unique key in the store, so a
+//! with several copies of the worker; the handler declares the same entities as lock keys,
+//! which the runtime takes sorted before a batch runs, so batches never deadlock on them.
+//! Every effect has a unique key in the store, so a
 //! message handled twice has its effect once.
 
 use anyhow::anyhow;
@@ -12,7 +14,8 @@ use orderly_contracts::messages::{
     ShipmentUpdated, StockReserved, StoreInvoiceSettingsUpdated,
 };
 use orderly_contracts::{Envelope, Message, Validate};
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming};
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use sqlx::PgConnection;
 use tracing::{info, warn};
 use uuid::Uuid;
 
@@ -55,6 +58,49 @@ impl Handler for FulfillmentHandler {
                 "`{other}` is not handled by {}",
                 crate::NAME
             ))),
+        }
+    }
+
+    /// The order a message is about, and for a carrier update its tracking number too (the
+    /// update names its shipment, or only the tracking number, so the order is looked up):
+    /// exactly the entities the handlers lock (`store::lock_tracking_number`,
+    /// `store::lock_order`). A store's settings change is keyed by the store.
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        let payload = &msg.envelope.payload;
+        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+        match msg.envelope.message_type.as_str() {
+            ShipmentUpdated::TYPE => {
+                let (Some(carrier), Some(number)) = (field("carrier"), field("tracking_number"))
+                else {
+                    return Ok(Vec::new());
+                };
+                let mut keys = vec![LockKey::exclusive(
+                    "tracking",
+                    format_args!("{carrier}/{number}"),
+                )];
+                let shipment_id = match field("shipment_id").map(Uuid::parse_str) {
+                    Some(Ok(id)) => Some(id),
+                    Some(Err(_)) => None,
+                    None => store::bound_shipment(conn, carrier, number).await?,
+                };
+                if let Some(id) = shipment_id
+                    && let Some(shipment) = store::shipment(conn, id).await?
+                {
+                    keys.push(LockKey::exclusive("order", shipment.order_id));
+                }
+                Ok(keys)
+            }
+            StoreInvoiceSettingsUpdated::TYPE => Ok(field("store_id")
+                .map(|store| vec![LockKey::exclusive("store", store)])
+                .unwrap_or_default()),
+            _ => Ok(field("order_id")
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .map(|id| vec![LockKey::exclusive("order", id)])
+                .unwrap_or_default()),
         }
     }
 }

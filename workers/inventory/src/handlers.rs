@@ -1,12 +1,13 @@
 //! What each message means for inventory: decode it (validated), lock what the decision
 //! depends on, let the domain decide, write the result through the store, and emit.
 //!
-//! Every stock change goes through [`store::apply_movements`] (the ledger) and every handler
-//! that touches stock first waits for its turn ([`store::serialize_stock_changes`]), then
-//! takes its row locks in the order documented in [`crate::store`]. A decision is made on
-//! rows this transaction has locked, so two copies of the worker, or two batches of one
-//! copy, cannot both promise the same unit: the second waits for the first to commit and
-//! then sees what is left.
+//! Every stock change goes through [`store::apply_movements`] (the ledger). Before a batch
+//! runs, the runtime takes the lock keys [`InventoryHandler`] declares (the order and its
+//! SKUs, or all of stock for adjustments and releases), so batches that touch the same SKU
+//! take turns and never deadlock; under them each handler takes its row locks in the order
+//! documented in [`crate::store`]. A decision is made on rows this transaction has locked,
+//! so two copies of the worker, or two batches of one copy, cannot both promise the same
+//! unit: the second waits for the first to commit and then sees what is left.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use orderly_contracts::{
     },
     types::{Quantity, Sku, StoreId, WarehouseId},
 };
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming};
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -64,7 +65,48 @@ impl Handler for InventoryHandler {
             ))),
         }
     }
+
+    /// What a stock transaction locks (see [`crate::store`] for the row order under them):
+    /// - a reservation (`order.accepted`) or a dispatch: the order and each SKU it names,
+    ///   exclusively, under the stock-wide key held *shared*: reservations of different SKUs
+    ///   run side by side, two batches wanting one SKU take turns;
+    /// - an adjustment or a release (`inventory.adjusted`, `order.cancelled`): the
+    ///   stock-wide key *exclusively*. Both may serve backorders, i.e. reserve for orders and
+    ///   SKUs they cannot name before they run, so they wait for every other stock
+    ///   transaction and have stock to themselves. They are rare beside reservations.
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        _conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        let payload = &msg.envelope.payload;
+        let items = match msg.envelope.message_type.as_str() {
+            OrderAccepted::TYPE => "lines",
+            ShipmentDispatched::TYPE => "items",
+            InventoryAdjusted::TYPE | OrderCancelled::TYPE => {
+                return Ok(vec![LockKey::exclusive(STOCK, "*")]);
+            }
+            _ => return Ok(Vec::new()),
+        };
+        let mut keys = vec![LockKey::shared(STOCK, "*")];
+        if let Some(order_id) = payload.get("order_id").and_then(serde_json::Value::as_str) {
+            keys.push(LockKey::exclusive("order", order_id));
+        }
+        for sku in payload
+            .get(items)
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|line| line.get("sku").and_then(serde_json::Value::as_str))
+        {
+            keys.push(LockKey::exclusive("sku", sku));
+        }
+        Ok(keys)
+    }
 }
+
+/// Kind of the stock-wide lock key.
+const STOCK: &str = "stock";
 
 /// `order.accepted`: reserve every line, all or nothing, or backorder the order.
 ///
@@ -80,7 +122,6 @@ async fn order_accepted(
 ) -> Result<(), HandlerError> {
     let order = &env.payload;
     let order_id = order.order_id;
-    store::serialize_stock_changes(cx.conn).await?;
     if !store::claim_order(
         cx.conn,
         order_id,
@@ -175,7 +216,6 @@ async fn inventory_adjusted(
 
     // Lock the SKUs of the backorders this may serve together with this one, in SKU order,
     // so that serving them later needs no lock out of order.
-    store::serialize_stock_changes(cx.conn).await?;
     let to_lock = with_backordered_skus(cx.conn, std::slice::from_ref(sku)).await?;
     store::lock_skus(cx.conn, &to_lock).await?;
     store::ensure_stock_row(cx.conn, warehouse, sku).await?;
@@ -241,7 +281,6 @@ async fn order_cancelled(
     let cancel = &env.payload;
     let order_id = cancel.order_id;
     let whole = cancel.scope == CancellationScope::Order;
-    store::serialize_stock_changes(cx.conn).await?;
     // An order cancelled before inventory saw it (on hold, or messages out of order) is
     // remembered as cancelled, so that a late `order.accepted` reserves nothing.
     if whole && store::tombstone_order(cx.conn, order_id, &cancel.store_id).await? {
@@ -415,7 +454,6 @@ async fn shipment_dispatched(
     let shipment = &env.payload;
     let warehouse = &shipment.warehouse_id;
     let skus = distinct(shipment.items.iter().map(|i| &i.sku));
-    store::serialize_stock_changes(cx.conn).await?;
     store::lock_skus(cx.conn, &skus).await?;
     let stock = store::stock_for_update(cx.conn, &skus).await?;
     let reservations = store::reservations(cx.conn, shipment.order_id, true).await?;

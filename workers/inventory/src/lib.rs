@@ -21,9 +21,12 @@
 //! [`store`]), and written in the same transaction as the messages it emits. Two handlers
 //! can never promise the same unit; the `stock` CHECK constraint is the last line of
 //! defence, and [`consistency_check`] proves after the fact that stock equals its ledger.
-//! Stock-changing transactions also take turns (one advisory lock, see
-//! [`store::serialize_stock_changes`]): the runtime puts a batch of messages in one
-//! transaction, and without turns batches deadlock each other on multi-SKU orders.
+//! The runtime puts a batch of messages in one transaction, and batches that lock SKUs in
+//! arrival order deadlock each other on multi-SKU orders; so the handler declares lock keys
+//! (`Handler::lock_keys`: the order and its SKUs, or all of stock for adjustments and
+//! releases, which serve backorders they cannot name in advance) and the runtime takes them
+//! sorted before the batch runs: batches on different SKUs run side by side, batches on the
+//! same SKU take turns, and none deadlock.
 //!
 //! Layers: [`domain`] decides (pure), [`store`] reads and writes (SQL), [`handlers`] glues
 //! them to messages.

@@ -5,12 +5,11 @@
 //! above this module handles raw strings from the database.
 //!
 //! # Locks
-//! Every handler that changes or allocates stock first takes [`serialize_stock_changes`], one
-//! advisory lock for all copies of the worker, held until commit: stock transactions take
-//! turns, and since the runtime puts a batch of messages in each transaction, a turn serves
-//! a whole batch. Under it, rows are still locked in one global order, so that correctness
-//! never depends on the advisory lock alone (it is what prevents deadlocks between batches,
-//! see its doc): the order's `orders` row → [`lock_skus`] (`levels` rows, by SKU) →
+//! Before a batch runs, the runtime takes the lock keys the handler declares (the order and
+//! its SKUs; all of stock, exclusively, for adjustments and releases), sorted, so batches
+//! never deadlock (see `InventoryHandler::lock_keys`). Under them, rows are still locked in
+//! one global order, so that correctness never depends on the advisory locks: the order's
+//! `orders` row → [`lock_skus`] (`levels` rows, by SKU) →
 //! [`stock_for_update`] (`stock` rows, by SKU then warehouse) → `backorders` rows (oldest
 //! first) → `orders` rows of backordered orders → `reservations` rows. Every decision is
 //! made on rows this transaction has locked.
@@ -35,29 +34,6 @@ where
 
 fn strings<T: AsRef<str>>(items: &[T]) -> Vec<String> {
     items.iter().map(|s| s.as_ref().to_owned()).collect()
-}
-
-/// Key of the advisory lock that serialises inventory's stock-changing transactions
-/// (`inventory` in ASCII).
-const STOCK_LOCK: i64 = 0x0069_6e76_656e_746f;
-
-/// Waits for this transaction's turn to change stock: one transaction-scoped advisory lock
-/// shared by every copy of the worker, taken first by every handler that changes or
-/// allocates stock, and held until commit (taking it again in the same transaction is free).
-///
-/// Why one lock and not only per-SKU locks: the runtime handles a batch of messages in one
-/// transaction, so a later message of a batch locks its SKUs while the earlier messages'
-/// locks are still held. Batches then lock SKUs in different orders and deadlock each other
-/// (measured: ~200 deadlocks for 240 two-SKU orders in two workers), costing a second of
-/// detection and a retry each. With this lock first, nothing a stock transaction locks
-/// after it is ever contended, so there is no deadlock at all; throughput comes from
-/// batching (up to a batch of messages per turn), and a hot SKU was serialised anyway.
-pub async fn serialize_stock_changes(conn: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(STOCK_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// Ensures a `levels` row exists for each of `skus` and locks them, in SKU order.

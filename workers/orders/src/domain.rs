@@ -209,19 +209,23 @@ impl Line {
     }
 }
 
+/// The key of a customer who can be recognised again: the producer's customer id, else the
+/// lowercased email; `None` for a guest without email.
+pub fn returning_customer_key(id: Option<&str>, email: Option<&str>) -> Option<String> {
+    if let Some(id) = id.map(str::trim).filter(|s| !s.is_empty()) {
+        return Some(id.to_owned());
+    }
+    email.map(str::to_lowercase)
+}
+
 /// The customer statistics key: the producer's customer id, else the lowercased email, else
 /// a per-order guest key (a guest without email cannot be recognised again).
 pub fn customer_key(customer: &Customer, order_id: Uuid) -> String {
-    if let Some(id) = customer
-        .id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        return id.to_owned();
-    }
-    if let Some(email) = &customer.email {
-        return email.as_str().to_lowercase();
+    if let Some(key) = returning_customer_key(
+        customer.id.as_deref(),
+        customer.email.as_ref().map(|e| e.as_str()),
+    ) {
+        return key;
     }
     format!("guest:{order_id}")
 }

@@ -27,7 +27,8 @@ use orderly_contracts::messages::{
 };
 use orderly_contracts::types::{Gtin, OrderStatus, Quantity, Sku, StoreId};
 use orderly_contracts::{Message, Validate};
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming};
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -76,6 +77,54 @@ impl Handler for OrdersHandler {
                 crate::NAME
             ))),
         }
+    }
+
+    /// The order a message is about (every message here names one, except catalog
+    /// upserts), plus for a new order its customer's statistics row: the rows the handler
+    /// locks. An `order.placed` names its order only by business key; an order placed before
+    /// is found by that key so that its re-push and the events about it share one key.
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        let payload = &msg.envelope.payload;
+        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
+        if msg.envelope.message_type == OrderPlaced::TYPE {
+            let (Some(store_id), Some(channel), Some(external)) = (
+                field("store_id"),
+                field("channel"),
+                field("external_order_id"),
+            ) else {
+                return Ok(Vec::new());
+            };
+            let mut keys = vec![LockKey::exclusive(
+                "order-ref",
+                format_args!("{store_id}/{channel}/{external}"),
+            )];
+            if let Some(order_id) =
+                store::order_id_by_key(conn, store_id, channel, external).await?
+            {
+                keys.push(LockKey::exclusive("order", order_id));
+            }
+            let customer = payload.get("customer");
+            let text = |name: &str| {
+                customer
+                    .and_then(|c| c.get(name))
+                    .and_then(serde_json::Value::as_str)
+            };
+            if let Some(key) = domain::returning_customer_key(text("id"), text("email")) {
+                keys.push(LockKey::exclusive(
+                    "customer",
+                    format_args!("{store_id}/{key}"),
+                ));
+            }
+            return Ok(keys);
+        }
+        Ok(field("order_id")
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map(|id| vec![LockKey::exclusive("order", id)])
+            .unwrap_or_default())
     }
 }
 

@@ -348,6 +348,24 @@ pub async fn lock_order_by_key(
     row.map(StoredOrder::try_from).transpose()
 }
 
+/// The id of the order with this business key, if there is one (no lock).
+pub async fn order_id_by_key(
+    conn: &mut PgConnection,
+    store_id: &str,
+    channel: &str,
+    external_order_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "select order_id from orders
+         where store_id = $1 and channel = $2 and external_order_id = $3",
+    )
+    .bind(store_id)
+    .bind(channel)
+    .bind(external_order_id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Inserts a new order; `false` if its business key exists already (a concurrent insert).
 pub async fn insert_order(
     conn: &mut PgConnection,

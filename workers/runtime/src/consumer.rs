@@ -18,6 +18,13 @@
 //! per message, so the failing message is set aside and the others commit: one message
 //! cannot take its neighbours down, and each keeps its exactly-once guarantee.
 //!
+//! # Locks and deadlocks
+//! A batch's transaction holds every lock its handlers took until it commits. Were those
+//! taken in arrival order, two batches about the same two orders could lock them in opposite
+//! orders and deadlock (PostgreSQL aborts one after `deadlock_timeout`, a second of nothing).
+//! Handlers therefore declare their keys up front ([`Handler::lock_keys`]) and the consumer
+//! takes them sorted: contention becomes a queue, never a cycle.
+//!
 //! # When the database is down
 //! A connection error is nobody's fault: the batch is kept (unacknowledged, so the prefetch
 //! limit stops the flow) and tried again with backoff until the database answers. Messages
@@ -398,6 +405,22 @@ impl<H: Handler> Inner<H> {
             }
         };
 
+        if let Err(err) = self.lock_batch(&mut tx, &handle, &fresh).await {
+            if let HandlerError::Unavailable(err) = err {
+                return Err(unavailable(err));
+            }
+            // The locks could not be taken (a lock timeout, a cancelled statement): nothing
+            // has run yet, so the whole batch is simply tried again later.
+            drop(tx);
+            for (n, _) in &handle {
+                verdicts[*n] = Some(Verdict::Retry(format!("lock keys: {err}")));
+            }
+            return Ok(verdicts
+                .into_iter()
+                .map(|v| v.unwrap_or(Verdict::Duplicate))
+                .collect());
+        }
+
         let mut outgoing: Vec<OutboxMessage> = Vec::new();
         let mut failed_ids: Vec<Uuid> = Vec::new();
         for (n, incoming) in &handle {
@@ -488,6 +511,54 @@ impl<H: Handler> Inner<H> {
             .into_iter()
             .map(|v| v.unwrap_or(Verdict::Duplicate))
             .collect())
+    }
+
+    /// Takes the advisory locks of every new message of the batch (see [`crate::LockKey`]): all of
+    /// them, once each, exclusive winning over shared, in ascending key order, in one
+    /// statement. Every batch of every copy of the worker takes its keys in the same global
+    /// order, so batches wait for each other but never deadlock on declared keys.
+    ///
+    /// The statement relies on PostgreSQL evaluating the select list row by row in the order
+    /// a function scan of `unnest` returns the (sorted) array: there is no `order by` for the
+    /// planner to move around the lock calls.
+    async fn lock_batch(
+        &self,
+        conn: &mut PgConnection,
+        handle: &[(usize, &Incoming)],
+        fresh: &std::collections::HashSet<Uuid>,
+    ) -> Result<(), HandlerError> {
+        let mut keys: std::collections::BTreeMap<i64, bool> = std::collections::BTreeMap::new();
+        for (_, incoming) in handle {
+            if !fresh.contains(&incoming.envelope.message_id) {
+                continue;
+            }
+            let declared = match self.handler.lock_keys(incoming, &mut *conn).await {
+                Ok(declared) => declared,
+                Err(HandlerError::Unavailable(err)) => return Err(HandlerError::Unavailable(err)),
+                Err(err) => {
+                    // The handler will meet the same problem and fail on its own.
+                    debug!(worker = %self.name, error = %err, "no lock keys for a message");
+                    continue;
+                }
+            };
+            for key in declared {
+                let shared = keys.entry(key.advisory_key(&self.name)).or_insert(true);
+                *shared &= key.is_shared();
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let (ids, shared): (Vec<i64>, Vec<bool>) = keys.into_iter().unzip();
+        sqlx::query(
+            "select case when s then pg_advisory_xact_lock_shared(k) else pg_advisory_xact_lock(k) end
+             from unnest($1::bigint[], $2::boolean[]) as t(k, s)",
+        )
+        .bind(&ids)
+        .bind(&shared)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 
     /// Records the batch's ids in the inbox; returns the ids that were not there before.

@@ -114,6 +114,74 @@ impl HandlerContext<'_> {
     }
 }
 
+/// An entity a message is about to change, as the key of a transaction-scoped PostgreSQL
+/// advisory lock that the consumer takes before the message's handler runs.
+///
+/// Why: the consumer handles a batch of messages in one transaction, so a handler's row
+/// locks stay held while the batch's later messages take theirs. Two batches that lock the
+/// same entities in different (arrival) orders deadlock, and PostgreSQL only notices after
+/// `deadlock_timeout`. When handlers declare their keys, the consumer takes every key of a
+/// batch at once, in ascending order, before any handler runs: batches that share an entity
+/// queue behind each other and never deadlock (see [`crate::consumer`]).
+///
+/// A key is a kind (`order`, `sku`) and an id; the consumer mixes in the worker's name, so
+/// two workers sharing a database never wait for each other. A *shared* key is compatible
+/// with other shared holders of the same key and excludes its exclusive holders: the
+/// pattern for "everything except one rare, wide operation" (inventory's stock adjustments,
+/// which touch orders they cannot name in advance, take the `inventory` key exclusively;
+/// reservations take it shared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LockKey {
+    hash: u64,
+    shared: bool,
+}
+
+impl LockKey {
+    /// An exclusive lock on the entity `kind`/`id`.
+    pub fn exclusive(kind: &str, id: impl std::fmt::Display) -> Self {
+        Self {
+            hash: key_hash(kind, &id.to_string()),
+            shared: false,
+        }
+    }
+
+    /// A shared lock on the entity `kind`/`id`.
+    pub fn shared(kind: &str, id: impl std::fmt::Display) -> Self {
+        Self {
+            hash: key_hash(kind, &id.to_string()),
+            shared: true,
+        }
+    }
+
+    /// Whether other shared holders may hold it at the same time.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The advisory lock key for worker `worker`: stable across processes and releases
+    /// (FNV-1a, not the standard library's hasher), so copies of a worker agree on it.
+    pub fn advisory_key(&self, worker: &str) -> i64 {
+        let mut h = fnv(FNV_OFFSET, worker.as_bytes());
+        h = fnv(h, &[0]);
+        h = fnv(h, &self.hash.to_le_bytes());
+        i64::from_ne_bytes(h.to_ne_bytes())
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn key_hash(kind: &str, id: &str) -> u64 {
+    fnv(fnv(fnv(FNV_OFFSET, kind.as_bytes()), &[0]), id.as_bytes())
+}
+
 /// A worker's message handler.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one message inside the transaction in `cx`.
@@ -122,4 +190,43 @@ pub trait Handler: Send + Sync + 'static {
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// The entities `msg` will change (see [`LockKey`]). Called inside the batch's
+    /// transaction, before any handler of the batch runs; it may read (never lock or write)
+    /// through `conn` to find an entity a message names only indirectly. Keys must cover
+    /// every row the handler locks, or the batch can still deadlock on the ones left out.
+    /// A message whose keys cannot be determined (it does not decode) returns none: its
+    /// handler fails on its own. Default: no keys (the handler's own locks, in arrival order).
+    fn lock_keys(
+        &self,
+        msg: &Incoming,
+        conn: &mut PgConnection,
+    ) -> impl Future<Output = Result<Vec<LockKey>, HandlerError>> + Send {
+        let _ = (msg, conn);
+        async { Ok(Vec::new()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockKey;
+
+    #[test]
+    fn keys_are_stable_and_distinguish_kind_id_and_worker() {
+        let a = LockKey::exclusive("order", "42");
+        assert_eq!(
+            a.advisory_key("orders"),
+            LockKey::shared("order", 42).advisory_key("orders")
+        );
+        assert_ne!(a.advisory_key("orders"), a.advisory_key("fulfillment"));
+        assert_ne!(
+            a.advisory_key("orders"),
+            LockKey::exclusive("sku", "42").advisory_key("orders")
+        );
+        assert_ne!(LockKey::exclusive("ab", "c"), LockKey::exclusive("a", "bc"));
+        // Pinned (computed independently: FNV-1a 64 of "order\0" "42", then of "orders\0"
+        // and that hash's little-endian bytes): copies of a worker built from different
+        // releases must agree on every key.
+        assert_eq!(a.advisory_key("orders"), -5_353_324_125_904_874_573);
+    }
 }
