@@ -1,8 +1,13 @@
 //! The consumer: deliveries in, exactly-once effects, acknowledgements out.
 //!
 //! # The cycle
-//! 1. Take a delivery and whatever else the broker has already pushed (up to `batch_size`).
-//! 2. Decode each envelope. Undecodable bodies go to the dead-letter queue at once.
+//! 1. Take deliveries as the broker pushes them (up to `prefetch` unacknowledged), decode
+//!    each envelope and put it in one of `concurrency` lanes by its correlation id, so that
+//!    the messages of one flow (everything about one order) share a lane and stay in arrival
+//!    order. Each lane runs one batch (up to `batch_size` of its deliveries) at a time; lanes
+//!    run side by side. Undecodable bodies go to the dead-letter queue at once.
+//! 2. (Batches of different lanes rarely touch the same entity; when they do, the lock keys
+//!    below make them take turns.)
 //! 3. In **one** transaction: record every message id in the inbox (`on conflict do
 //!    nothing`: the ones already there are duplicates), run the handler for each new one,
 //!    write the outgoing messages to the outbox, commit.
@@ -36,7 +41,11 @@
 //! inbox. On shutdown the consumer cancels its subscription, finishes every delivery it holds
 //! (including ones buffered but not started), acknowledges them and closes the channel.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+    time::Instant,
+};
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::{
@@ -229,54 +238,83 @@ impl<H: Handler> Inner<H> {
         self.health.set(&format!("{}.broker", self.name), true);
         info!(worker = %self.name, queue = %self.names.queue(&self.queue), "consuming");
 
+        // Lanes: each delivery goes to one of `concurrency` lanes by its correlation id (the
+        // messages of one flow, e.g. everything about one order, share it), and each lane runs
+        // one batch at a time. Batches running side by side therefore rarely want the same
+        // entity's lock keys, and a flow's messages are handled in arrival order.
+        let lanes = self.settings.concurrency.max(1);
+        let mut buffered: Vec<VecDeque<Item>> = (0..lanes).map(|_| VecDeque::new()).collect();
+        let mut busy = vec![false; lanes];
+        let mut running: HashMap<tokio::task::Id, usize> = HashMap::new();
         let mut tasks: JoinSet<anyhow::Result<bool>> = JoinSet::new();
         let mut pending_error: Option<anyhow::Error> = None;
         let mut crashed = false;
-        loop {
-            // Backpressure: at most `concurrency` batches in flight.
-            while tasks.len() >= self.settings.concurrency {
-                if let Some(result) = tasks.join_next().await {
-                    crashed |= settle(result, &mut pending_error);
+        let start_idle_lanes = |tasks: &mut JoinSet<anyhow::Result<bool>>,
+                                buffered: &mut [VecDeque<Item>],
+                                busy: &mut [bool],
+                                running: &mut HashMap<tokio::task::Id, usize>,
+                                stop: &CancellationToken| {
+            for lane in 0..lanes {
+                if busy[lane] || buffered[lane].is_empty() {
+                    continue;
                 }
+                let n = buffered[lane].len().min(self.settings.batch_size);
+                let batch: Vec<Item> = buffered[lane].drain(..n).collect();
+                let this = self.clone();
+                let publisher = publisher.clone();
+                let stop = stop.clone();
+                let handle =
+                    tasks.spawn(async move { this.process(batch, &publisher, &stop).await });
+                running.insert(handle.id(), lane);
+                busy[lane] = true;
             }
+        };
+        let lane_of = |item: &Item| match &item.decoded {
+            Ok(incoming) => {
+                (crate::handler::LockKey::exclusive("lane", &incoming.envelope.correlation_id)
+                    .advisory_key(&self.name)
+                    .unsigned_abs()
+                    % lanes as u64) as usize
+            }
+            Err(_) => 0,
+        };
+        loop {
             if crashed || pending_error.is_some() {
                 break;
             }
+            start_idle_lanes(&mut tasks, &mut buffered, &mut busy, &mut running, shutdown);
             let first = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(result) = tasks.join_next(), if !tasks.is_empty() => {
-                    crashed |= settle(result, &mut pending_error);
+                Some(result) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
                     continue;
                 }
                 next = deliveries.next() => next,
             };
-            let delivery = match first {
-                Some(Ok(d)) => d,
-                Some(Err(err)) => {
-                    pending_error = Some(err.into());
-                    break;
-                }
-                None => {
-                    pending_error = Some(anyhow::anyhow!("the broker cancelled the consumer"));
-                    break;
-                }
-            };
-            let mut batch = vec![delivery];
-            while batch.len() < self.settings.batch_size {
-                match deliveries.next().now_or_never() {
-                    Some(Some(Ok(d))) => batch.push(d),
-                    Some(Some(Err(err))) => {
+            let mut next = first;
+            loop {
+                match next {
+                    Some(Ok(d)) => {
+                        let item = decode(d);
+                        let lane = lane_of(&item);
+                        buffered[lane].push_back(item);
+                    }
+                    Some(Err(err)) => {
                         pending_error = Some(err.into());
                         break;
                     }
-                    Some(None) | None => break,
+                    None => {
+                        pending_error = Some(anyhow::anyhow!("the broker cancelled the consumer"));
+                        break;
+                    }
+                }
+                // Take whatever else the broker has already pushed, without waiting.
+                match deliveries.next().now_or_never() {
+                    Some(more) => next = more,
+                    None => break,
                 }
             }
-            let this = self.clone();
-            let publisher = publisher.clone();
-            let stop = shutdown.clone();
-            tasks.spawn(async move { this.process(batch, &publisher, &stop).await });
         }
 
         if !crashed && pending_error.is_none() {
@@ -284,22 +322,23 @@ impl<H: Handler> Inner<H> {
             let _ = channel
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
-            let mut rest: Vec<Vec<Delivery>> = Vec::new();
             while let Some(Some(Ok(d))) = deliveries.next().now_or_never() {
-                match rest.last_mut() {
-                    Some(chunk) if chunk.len() < self.settings.batch_size => chunk.push(d),
-                    _ => rest.push(vec![d]),
-                }
+                let item = decode(d);
+                let lane = lane_of(&item);
+                buffered[lane].push_back(item);
             }
-            for chunk in rest {
-                let this = self.clone();
-                let publisher = publisher.clone();
-                let stop = CancellationToken::new();
-                tasks.spawn(async move { this.process(chunk, &publisher, &stop).await });
+            // Batches started now finish even though shutdown was requested.
+            let finish = CancellationToken::new();
+            loop {
+                start_idle_lanes(&mut tasks, &mut buffered, &mut busy, &mut running, &finish);
+                let Some(result) = tasks.join_next_with_id().await else {
+                    break;
+                };
+                crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
             }
         }
-        while let Some(result) = tasks.join_next().await {
-            crashed |= settle(result, &mut pending_error);
+        while let Some(result) = tasks.join_next_with_id().await {
+            crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
         }
         if crashed {
             let _ = connection.close(320, "simulated crash".into()).await;
@@ -315,12 +354,11 @@ impl<H: Handler> Inner<H> {
     /// Handles one batch end to end. Returns `Ok(true)` when a crash was simulated.
     async fn process(
         self: Arc<Self>,
-        batch: Vec<Delivery>,
+        items: Vec<Item>,
         publisher: &Channel,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<bool> {
         let started = Instant::now();
-        let items: Vec<Item> = batch.into_iter().map(decode).collect();
 
         let mut backoff = crate::retry::reconnect_backoff();
         let db_check = format!("{}.db", self.name);
@@ -676,13 +714,24 @@ impl<H: Handler> Inner<H> {
 }
 
 /// Folds a finished batch task into the session state; true if it simulated a crash.
+/// Records a finished batch task: frees its lane and keeps the first error. Returns whether
+/// it simulated a crash.
 fn settle(
-    result: Result<anyhow::Result<bool>, tokio::task::JoinError>,
+    result: Result<(tokio::task::Id, anyhow::Result<bool>), tokio::task::JoinError>,
+    running: &mut HashMap<tokio::task::Id, usize>,
+    busy: &mut [bool],
     error: &mut Option<anyhow::Error>,
 ) -> bool {
+    let id = match &result {
+        Ok((id, _)) => *id,
+        Err(join) => join.id(),
+    };
+    if let Some(lane) = running.remove(&id) {
+        busy[lane] = false;
+    }
     match result {
-        Ok(Ok(crashed)) => crashed,
-        Ok(Err(err)) => {
+        Ok((_, Ok(crashed))) => crashed,
+        Ok((_, Err(err))) => {
             error.get_or_insert(err);
             false
         }
