@@ -445,6 +445,8 @@ async fn release(
 }
 
 /// `shipment.dispatched`: the shipped units leave stock, out of the line's reservation.
+/// Sellable stock is unchanged by that, so `stock.level_changed` follows only for units
+/// shipped beyond the reservation.
 /// Idempotent by shipment and line.
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, shipment_id = %env.payload.shipment_id))]
 async fn shipment_dispatched(
@@ -465,6 +467,10 @@ async fn shipment_dispatched(
 
     let mut movements = Vec::new();
     let mut dispatched: Vec<(String, u64)> = Vec::new();
+    // SKUs whose sellable stock changed: only units shipped beyond the reservation. Turning a
+    // reservation into a deduction lowers on-hand and reserved alike, so `available` (what
+    // `stock.level_changed` is for) stays as it was, and nothing is published for it.
+    let mut sellable_changed: BTreeSet<Sku> = BTreeSet::new();
     for item in &shipment.items {
         let key = format!("{}/{}", shipment.shipment_id, item.line_id);
         if store::movement_exists(cx.conn, MovementKind::Dispatch, &key, warehouse, &item.sku)
@@ -492,6 +498,7 @@ async fn shipment_dispatched(
         })?;
         if plan.from_free_stock > 0 {
             warn!(line_id = %item.line_id, units = plan.from_free_stock, "shipped more than was reserved; taken from free stock");
+            sellable_changed.insert(item.sku.clone());
         }
         levels.insert(
             item.sku.clone(),
@@ -526,8 +533,7 @@ async fn shipment_dispatched(
         store::add_dispatched(cx.conn, shipment.order_id, line, warehouse, *units).await?;
     }
     info!(items = movements.len(), "dispatched units deducted");
-    let touched: BTreeSet<Sku> = movements.iter().map(|m| m.sku.clone()).collect();
-    emit_levels(cx, &touched).await
+    emit_levels(cx, &sellable_changed).await
 }
 
 /// `catalog.product_upserted`: keep the GTINs (for level messages); newest wins.

@@ -14,7 +14,7 @@
 //! (release), `shipment.dispatched` (reservation becomes a deduction), `inventory.adjusted`
 //! (counts and deltas; then backorders are retried), `catalog.product_upserted`. Out:
 //! `stock.reserved`, `stock.unavailable`, `stock.released`, and one `stock.level_changed` per
-//! SKU whose stock a message changed.
+//! SKU whose sellable stock (`available`) a message changed.
 //!
 //! Why it is safe to run many copies: every decision about a SKU is made while holding the
 //! SKU's `levels` row lock and its locked `stock` rows, taken in one global order (see
