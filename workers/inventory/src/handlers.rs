@@ -743,15 +743,17 @@ async fn emit_levels(
         return Ok(());
     }
     let skus: Vec<Sku> = touched.iter().cloned().collect();
-    let sequences = store::next_level_sequences(cx.conn, &skus).await?;
-    let mut stock = store::warehouse_stock(cx.conn, &skus).await?;
-    let mut gtins = store::gtins(cx.conn, &skus).await?;
     let as_of = Utc::now();
-    for (sku, sequence) in sequences {
-        let rows = stock.remove(&sku).unwrap_or_default();
-        let sku_gtins = gtins.remove(&sku).unwrap_or_default();
-        if let Some(level) = domain::level_changed(sku.clone(), sku_gtins, &rows, sequence, as_of) {
-            cx.emit_correlated(sku.to_string(), level);
+    for snapshot in store::level_snapshots(cx.conn, &skus).await? {
+        let sku = snapshot.sku.to_string();
+        if let Some(level) = domain::level_changed(
+            snapshot.sku,
+            snapshot.gtins,
+            &snapshot.warehouses,
+            snapshot.sequence,
+            as_of,
+        ) {
+            cx.emit_correlated(sku, level);
         }
     }
     Ok(())

@@ -14,8 +14,6 @@
 //! first) → `orders` rows of backordered orders → `reservations` rows. Every decision is
 //! made on rows this transaction has locked.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use orderly_contracts::types::{Gtin, Sku, StoreId, WarehouseId};
 use sqlx::{PgConnection, types::Json};
@@ -745,67 +743,70 @@ pub async fn delete_backorders(conn: &mut PgConnection, orders: &[Uuid]) -> sqlx
     Ok(())
 }
 
-/// Increments the level sequence of each of `skus` (their `levels` rows are locked) and
-/// returns the new values.
-pub async fn next_level_sequences(
+/// A SKU's levels for a `stock.level_changed`: its next sequence number, GTINs and stock
+/// per warehouse.
+#[derive(Debug, Clone)]
+pub struct LevelSnapshot {
+    /// The SKU.
+    pub sku: Sku,
+    /// Its level sequence, already increased for this change.
+    pub sequence: u64,
+    /// GTINs from the catalog projection (none for SKUs the catalog never sent).
+    pub gtins: Vec<Gtin>,
+    /// Stock per warehouse, by warehouse id.
+    pub warehouses: Vec<WarehouseStock>,
+}
+
+/// Increases the level sequence of each of `skus` (their `levels` rows are locked by the
+/// caller) and returns what a level message needs, in one round trip: the statement's
+/// snapshot includes this transaction's earlier movements.
+pub async fn level_snapshots(
     conn: &mut PgConnection,
     skus: &[Sku],
-) -> sqlx::Result<BTreeMap<Sku, u64>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "update levels set sequence = sequence + 1 where sku = any($1) returning sku, sequence",
+) -> sqlx::Result<Vec<LevelSnapshot>> {
+    type Row = (String, i64, Vec<String>, Vec<String>, Vec<i64>, Vec<i64>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "with bumped as (
+           update levels set sequence = sequence + 1 where sku = any($1) returning sku, sequence
+         )
+         select b.sku, b.sequence, coalesce(p.gtins, '{}'),
+                coalesce(array_agg(s.warehouse_id order by s.warehouse_id)
+                           filter (where s.warehouse_id is not null), '{}'),
+                coalesce(array_agg(s.on_hand order by s.warehouse_id)
+                           filter (where s.warehouse_id is not null), '{}'),
+                coalesce(array_agg(s.reserved order by s.warehouse_id)
+                           filter (where s.warehouse_id is not null), '{}')
+         from bumped b
+         left join products p on p.sku = b.sku
+         left join stock s on s.sku = b.sku
+         group by b.sku, b.sequence, p.gtins
+         order by b.sku",
     )
     .bind(strings(skus))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|(sku, seq)| Ok((valid(Sku::parse(&sku))?, valid(u64::try_from(seq))?)))
-        .collect()
-}
-
-/// Stock of `skus` per warehouse, for level messages.
-pub async fn warehouse_stock(
-    conn: &mut PgConnection,
-    skus: &[Sku],
-) -> sqlx::Result<BTreeMap<Sku, Vec<WarehouseStock>>> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "select sku, warehouse_id, on_hand, reserved from stock
-         where sku = any($1) order by sku, warehouse_id",
-    )
-    .bind(strings(skus))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut out: BTreeMap<Sku, Vec<WarehouseStock>> = BTreeMap::new();
-    for (sku, warehouse, on_hand, reserved) in rows {
-        out.entry(valid(Sku::parse(&sku))?)
-            .or_default()
-            .push(WarehouseStock {
-                warehouse_id: valid(WarehouseId::parse(&warehouse))?,
-                on_hand: valid(u64::try_from(on_hand))?,
-                reserved: valid(u64::try_from(reserved))?,
-            });
-    }
-    Ok(out)
-}
-
-/// GTINs of `skus` from the catalog projection (SKUs the catalog never sent have none).
-pub async fn gtins(
-    conn: &mut PgConnection,
-    skus: &[Sku],
-) -> sqlx::Result<BTreeMap<Sku, Vec<Gtin>>> {
-    let rows: Vec<(String, Vec<String>)> =
-        sqlx::query_as("select sku, gtins from products where sku = any($1)")
-            .bind(strings(skus))
-            .fetch_all(&mut *conn)
-            .await?;
-    rows.into_iter()
-        .map(|(sku, gtins)| {
-            Ok((
-                valid(Sku::parse(&sku))?,
-                gtins
+        .map(|(sku, sequence, gtins, warehouses, on_hand, reserved)| {
+            Ok(LevelSnapshot {
+                sku: valid(Sku::parse(&sku))?,
+                sequence: valid(u64::try_from(sequence))?,
+                gtins: gtins
                     .iter()
                     .map(|g| valid(Gtin::parse(g)))
                     .collect::<sqlx::Result<Vec<_>>>()?,
-            ))
+                warehouses: warehouses
+                    .iter()
+                    .zip(on_hand)
+                    .zip(reserved)
+                    .map(|((w, on_hand), reserved)| {
+                        Ok(WarehouseStock {
+                            warehouse_id: valid(WarehouseId::parse(w))?,
+                            on_hand: valid(u64::try_from(on_hand))?,
+                            reserved: valid(u64::try_from(reserved))?,
+                        })
+                    })
+                    .collect::<sqlx::Result<Vec<_>>>()?,
+            })
         })
         .collect()
 }
