@@ -45,6 +45,16 @@ pub async fn lock_skus(conn: &mut PgConnection, skus: &[Sku]) -> sqlx::Result<()
         return Ok(());
     }
     let skus = strings(skus);
+    let lock = "select count(*) from (select sku from levels where sku = any($1) order by sku for update) l";
+    // Usually every row exists: one round trip. Otherwise create the missing ones and lock
+    // again (rows created by a concurrent transaction are waited for by the insert).
+    let locked: i64 = sqlx::query_scalar(lock)
+        .bind(&skus)
+        .fetch_one(&mut *conn)
+        .await?;
+    if usize::try_from(locked).ok() == Some(skus.len()) {
+        return Ok(());
+    }
     sqlx::query(
         "insert into levels (sku)
          select s from unnest($1::text[]) as t(s) order by s
@@ -53,10 +63,7 @@ pub async fn lock_skus(conn: &mut PgConnection, skus: &[Sku]) -> sqlx::Result<()
     .bind(&skus)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("select sku from levels where sku = any($1) order by sku for update")
-        .bind(&skus)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(lock).bind(&skus).execute(&mut *conn).await?;
     Ok(())
 }
 
