@@ -1006,53 +1006,75 @@ pub async fn load_facts(conn: &mut PgConnection, order: &StoredOrder) -> sqlx::R
         backordered: order.backordered,
         ..Facts::default()
     };
-    let allocations: Vec<(String, String, i64)> = sqlx::query_as(
-        "select warehouse_id, line_id, quantity from order_allocations where order_id = $1",
+    // One round trip for the four fact tables (this runs for nearly every message).
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<Uuid>,
+        i64,
+        bool,
+        bool,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "select 'allocation', warehouse_id, line_id, null::uuid, quantity::bigint, false, false
+           from order_allocations where order_id = $1
+         union all
+         select 'release', warehouse_id, line_id, null, quantity::bigint, false, false
+           from order_releases where order_id = $1
+         union all
+         select 'shipment', null, null, shipment_id, 0, dispatched_at is not null,
+                delivered_at is not null
+           from order_shipments where order_id = $1
+         union all
+         select 'item', null, line_id, shipment_id, quantity::bigint, false, false
+           from order_shipment_items where order_id = $1",
     )
     .bind(order_id)
     .fetch_all(&mut *conn)
     .await?;
+    let missing = |what: &str| corrupt(what, "absent");
+    let mut allocations: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    let mut items = Vec::new();
+    for (kind, warehouse, line, shipment, qty, dispatched, delivered) in rows {
+        match kind.as_str() {
+            "allocation" => {
+                allocations
+                    .entry(warehouse.ok_or_else(|| missing("allocation warehouse"))?)
+                    .or_default()
+                    .insert(
+                        line.ok_or_else(|| missing("allocation line"))?,
+                        count("allocated quantity", qty)?,
+                    );
+            }
+            "release" => {
+                facts.released.insert(
+                    (
+                        warehouse.ok_or_else(|| missing("release warehouse"))?,
+                        line.ok_or_else(|| missing("release line"))?,
+                    ),
+                    count("released quantity", qty)?,
+                );
+            }
+            "shipment" => {
+                let id = shipment.ok_or_else(|| missing("shipment id"))?;
+                if dispatched {
+                    facts.dispatched.insert(id, BTreeMap::new());
+                }
+                if delivered {
+                    facts.delivered.insert(id);
+                }
+            }
+            _ => items.push((
+                shipment.ok_or_else(|| missing("shipment item's shipment"))?,
+                line.ok_or_else(|| missing("shipment item's line"))?,
+                qty,
+            )),
+        }
+    }
     if !allocations.is_empty() {
-        let mut map: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-        for (warehouse, line, qty) in allocations {
-            map.entry(warehouse)
-                .or_default()
-                .insert(line, count("allocated quantity", qty)?);
-        }
-        facts.allocations = Some(map);
+        facts.allocations = Some(allocations);
     }
-    let releases: Vec<(String, String, i64)> = sqlx::query_as(
-        "select warehouse_id, line_id, quantity from order_releases where order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (warehouse, line, qty) in releases {
-        facts
-            .released
-            .insert((warehouse, line), count("released quantity", qty)?);
-    }
-    let shipments: Vec<(Uuid, bool, bool)> = sqlx::query_as(
-        "select shipment_id, dispatched_at is not null, delivered_at is not null
-         from order_shipments where order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (id, dispatched, delivered) in shipments {
-        if dispatched {
-            facts.dispatched.insert(id, BTreeMap::new());
-        }
-        if delivered {
-            facts.delivered.insert(id);
-        }
-    }
-    let items: Vec<(Uuid, String, i64)> = sqlx::query_as(
-        "select shipment_id, line_id, quantity from order_shipment_items where order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
     for (id, line, qty) in items {
         if let Some(lines) = facts.dispatched.get_mut(&id) {
             lines.insert(line, count("dispatched quantity", qty)?);
