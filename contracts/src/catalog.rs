@@ -167,6 +167,15 @@ pub fn catalog() -> Vec<MessageSpec> {
             StoreInvoiceSettingsUpdated,
             examples::store_invoice_settings_updated
         ),
+        spec!(
+            StoreNotificationSettingsUpdated,
+            examples::store_notification_settings_updated
+        ),
+        spec!(
+            WebhookEndpointRegistered,
+            examples::webhook_endpoint_registered
+        ),
+        spec!(WebhookEndpointDisabled, examples::webhook_endpoint_disabled),
     ]
 }
 

@@ -881,12 +881,108 @@ pub(crate) fn store_invoice_settings_updated() -> Value {
             "vat_id": "DE123456789",
             "tax_number": "37/123/45678",
             "invoice_timing": "on_shipment",
-            "invoice_number_prefix": "RE-2026-",
-            "credit_note_number_prefix": "GS-2026-",
+            "invoice_number_prefix": "RE-",
+            "credit_note_number_prefix": "GS-",
             "oss_registered": true,
             "locale": "de-DE",
             "payment_terms_days": 14,
-            "footer": "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · Geschäftsführerin: Zoë Krüger"
+            "footer": "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · Geschäftsführerin: Zoë Krüger",
+            "number_digits": 6,
+            "number_yearly_reset": true,
+            "rounding": "per_line"
+        }),
+    )
+}
+
+const WEBHOOK_ENDPOINT: &str = "0195f3a6-1b2c-7d3e-8f40-5a6b7c8d9e0f";
+
+pub(crate) fn store_notification_settings_updated() -> Value {
+    envelope::<StoreNotificationSettingsUpdated>(
+        Meta {
+            n: 0x21,
+            correlation: STORE,
+            causation: None,
+            at: "2026-01-02T08:45:00Z",
+            producer: "admin-api",
+            span: None,
+        },
+        json!({
+            "store_id": STORE,
+            "revision": 2,
+            "store_name": "Beispiel Shop",
+            "locale": "de-DE",
+            "staff_recipients": [
+                { "channel": "email", "address": "bestellungen@beispiel-shop.de" },
+                { "channel": "sms", "address": "+491701234567", "locale": "de" }
+            ],
+            "rules": [
+                {
+                    "event": "shipment.delivered",
+                    "audience": "customer",
+                    "enabled": false,
+                    "channel": "email"
+                },
+                {
+                    "event": "shipment.exception",
+                    "audience": "staff",
+                    "enabled": true,
+                    "channel": "sms",
+                    "template": "shipment.exception.short"
+                }
+            ],
+            "templates": [
+                {
+                    "key": "shipment.exception.short",
+                    "locale": "de",
+                    "subject": "Problem mit Sendung {tracking_number}",
+                    "body": "Bestellung {order_number}: {carrier} meldet {status} für {tracking_number}."
+                }
+            ]
+        }),
+    )
+}
+
+pub(crate) fn webhook_endpoint_registered() -> Value {
+    envelope::<WebhookEndpointRegistered>(
+        Meta {
+            n: 0x22,
+            correlation: STORE,
+            causation: None,
+            at: "2026-01-02T09:00:00Z",
+            producer: "admin-api",
+            span: None,
+        },
+        json!({
+            "endpoint_id": WEBHOOK_ENDPOINT,
+            "store_id": STORE,
+            "revision": 1,
+            "url": "https://erp.beispiel-shop.de/hooks/orderly",
+            "event_types": ["order.status_changed", "shipment.dispatched", "invoice.issued"],
+            "secret": "whsec_4f9a1c7e2b8d6f0a3e5c9b1d7f2a4c6e",
+            "enabled": true,
+            "allow_private": false
+        }),
+    )
+}
+
+pub(crate) fn webhook_endpoint_disabled() -> Value {
+    envelope::<WebhookEndpointDisabled>(
+        Meta {
+            n: 0x23,
+            correlation: STORE,
+            causation: None,
+            at: "2026-03-16T11:02:41.377Z",
+            producer: "notifications",
+            span: None,
+        },
+        json!({
+            "endpoint_id": WEBHOOK_ENDPOINT,
+            "store_id": STORE,
+            "revision": 1,
+            "url": "https://erp.beispiel-shop.de/hooks/orderly",
+            "disabled_at": "2026-03-16T11:02:41.377Z",
+            "consecutive_failures": 20,
+            "last_error": "HTTP 503 Service Unavailable"
         }),
     )
 }

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod orders;
 pub mod shipments;
 pub mod stores;
+pub mod webhooks;
 
 pub use catalog::ProductUpserted;
 pub use common::{
@@ -32,7 +33,9 @@ pub use invoices::{
     InvoiceTiming, VatTreatment,
 };
 pub use notifications::{
-    NotificationChannel, NotificationFailed, NotificationRequested, NotificationSent,
+    NotificationAudience, NotificationChannel, NotificationEvent, NotificationFailed,
+    NotificationRequested, NotificationRule, NotificationSent, NotificationTemplate,
+    StaffRecipient, StoreNotificationSettingsUpdated,
 };
 pub use orders::{
     AcceptedLine, CancellationScope, CancelledLine, ExceptionResolution, ItemException,
@@ -44,4 +47,5 @@ pub use shipments::{
     DispatchedItem, ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentItem,
     ShipmentRequested, ShipmentUpdated, StatusVocabulary, TrackingLocation,
 };
-pub use stores::StoreInvoiceSettingsUpdated;
+pub use stores::{RoundingPolicy, StoreInvoiceSettingsUpdated};
+pub use webhooks::{WEBHOOK_EVENT_TYPES, WebhookEndpointDisabled, WebhookEndpointRegistered};

@@ -121,6 +121,8 @@ pub const ROUTES: &[Route] = &[
             "credit_note.issued",
             "notification.sent",
             "notification.failed",
+            "store.notification_settings_updated",
+            "webhook.endpoint_registered",
         ],
     },
     Route {
@@ -162,6 +164,7 @@ pub const ROUTES: &[Route] = &[
             "stock.unavailable",
             "invoice.issued",
             "credit_note.issued",
+            "webhook.endpoint_disabled",
         ],
     },
 ];
@@ -179,6 +182,8 @@ pub const INBOUND_ONLY: &[&str] = &[
     "notification.sent",
     "notification.failed",
     "store.invoice_settings_updated",
+    "store.notification_settings_updated",
+    "webhook.endpoint_registered",
 ];
 
 /// Every message type in the catalog, in catalog order.
@@ -213,6 +218,9 @@ pub fn all_message_types() -> &'static [&'static str] {
         NotificationSent::TYPE,
         NotificationFailed::TYPE,
         StoreInvoiceSettingsUpdated::TYPE,
+        StoreNotificationSettingsUpdated::TYPE,
+        WebhookEndpointRegistered::TYPE,
+        WebhookEndpointDisabled::TYPE,
     ];
     ALL
 }
@@ -293,7 +301,7 @@ mod tests {
             );
         }
         let all: HashSet<_> = all_message_types().iter().collect();
-        assert_eq!(all.len(), 27);
+        assert_eq!(all.len(), 30);
     }
 
     #[test]

@@ -182,3 +182,193 @@ impl Validate for NotificationFailed {
         text(&self.error, 2000).at("payload.error")
     }
 }
+
+string_enum! {
+    /// An event a store can be notified about. Order statuses come from
+    /// `order.status_changed`, the others from the message of the same name.
+    pub enum NotificationEvent {
+        /// The order was accepted (`order.status_changed` to `accepted`): the confirmation.
+        OrderAccepted = "order.accepted",
+        /// The order waits for an operator (`on_hold`).
+        OrderOnHold = "order.on_hold",
+        /// Not enough stock; the order waits for it (`backordered`).
+        OrderBackordered = "order.backordered",
+        /// Stock reserved, shipments requested (`processing`).
+        OrderProcessing = "order.processing",
+        /// Some shipments have left (`partially_shipped`).
+        OrderPartiallyShipped = "order.partially_shipped",
+        /// Every shipment has left (`shipped`).
+        OrderShipped = "order.shipped",
+        /// Every shipment was delivered (`delivered`).
+        OrderDelivered = "order.delivered",
+        /// Every shipment delivered: nothing left to do (`completed`).
+        OrderCompleted = "order.completed",
+        /// The order was cancelled (`cancelled`).
+        OrderCancelled = "order.cancelled",
+        /// One shipment left a warehouse, with its tracking number and link
+        /// (`shipment.dispatched`).
+        ShipmentDispatched = "shipment.dispatched",
+        /// One shipment was delivered (`shipment.delivered`).
+        ShipmentDelivered = "shipment.delivered",
+        /// A delivery failed, a parcel is coming back, or needs a human (`shipment.exception`).
+        ShipmentException = "shipment.exception",
+        /// An invoice was issued; its PDF is attached (`invoice.issued`).
+        InvoiceIssued = "invoice.issued",
+        /// A credit note was issued; its PDF is attached (`credit_note.issued`).
+        CreditNoteIssued = "credit_note.issued",
+        /// A merchant webhook endpoint was disabled after repeated failures.
+        WebhookEndpointDisabled = "webhook.endpoint_disabled",
+    }
+}
+
+string_enum! {
+    /// Who a notification rule addresses.
+    pub enum NotificationAudience {
+        /// The buyer, at the contact the order carries.
+        Customer = "customer",
+        /// The store's staff, at `staff_recipients`.
+        Staff = "staff",
+    }
+}
+
+/// Someone on the store's staff who gets staff notifications.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffRecipient {
+    /// How to reach them.
+    pub channel: NotificationChannel,
+    /// Email address, E.164 number or push token, as `channel` says.
+    pub address: String,
+    /// Their language; the store's `locale` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+}
+
+/// A store's rule for one event and audience; replaces the built-in default for that pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRule {
+    /// The event.
+    pub event: NotificationEvent,
+    /// Who is told.
+    pub audience: NotificationAudience,
+    /// `false` turns the event off for this audience (also a built-in default).
+    pub enabled: bool,
+    /// How. Customers are reached by email (order events carry only their email address);
+    /// staff recipients with this channel are used.
+    pub channel: NotificationChannel,
+    /// Template key; the built-in template named like the event when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// A store's own text for a template in one language; replaces the built-in text.
+///
+/// Variables are written `{name}`: `customer_name`, `order_number`, `store_name`, `status`,
+/// `reason`, `carrier`, `tracking_number`, `tracking_url`, `invoice_number`,
+/// `credit_note_number`, `amount`, `endpoint_url`. `{{` and `}}` are literal braces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationTemplate {
+    /// Template key (`order.shipped`, or a store's own like `order.shipped.express`).
+    pub key: String,
+    /// Language of the text; matched by language (`de` serves `de-AT`).
+    pub locale: Locale,
+    /// Subject line (email) or title (push); SMS ignores it.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+}
+
+/// `store.notification_settings_updated`: who a store's notifications go to, in which
+/// language, by which rules and templates (set up through the admin API).
+///
+/// Carries the complete settings, not a diff; `revision` increases with every change and
+/// the highest wins, so late or repeated messages are safe. Events without a rule here use
+/// the built-in defaults (see `docs/notifications.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreNotificationSettingsUpdated {
+    /// The store.
+    pub store_id: StoreId,
+    /// Settings version, from 1, increasing with every change.
+    pub revision: u64,
+    /// The store's name as customers know it (signs the messages).
+    pub store_name: String,
+    /// The store's language: used when the customer's language has no template.
+    pub locale: Locale,
+    /// Who gets staff notifications (orders on hold, disabled webhooks), at most 20.
+    #[serde(default)]
+    pub staff_recipients: Vec<StaffRecipient>,
+    /// Rules replacing the defaults, one per event and audience, at most 100.
+    #[serde(default)]
+    pub rules: Vec<NotificationRule>,
+    /// The store's own template texts, one per key and locale, at most 200.
+    #[serde(default)]
+    pub templates: Vec<NotificationTemplate>,
+}
+
+impl Message for StoreNotificationSettingsUpdated {
+    const TYPE: &'static str = "store.notification_settings_updated";
+    const VERSION: u16 = 1;
+}
+
+/// Checks a recipient address for its channel.
+fn recipient(channel: NotificationChannel, address: &str) -> Result<(), String> {
+    match channel {
+        NotificationChannel::Email => EmailAddress::parse(address)
+            .map(drop)
+            .map_err(|e| e.reason().to_owned()),
+        NotificationChannel::Sms => e164(address),
+        NotificationChannel::Push => text(address, 4096),
+    }
+}
+
+impl Validate for StoreNotificationSettingsUpdated {
+    fn validate(&self) -> Result<(), ContractError> {
+        super::common::counts_from_one(self.revision, "payload.revision")?;
+        text(&self.store_name, 200).at("payload.store_name")?;
+        count(&self.staff_recipients, 0, 20).at("payload.staff_recipients")?;
+        for (i, r) in self.staff_recipients.iter().enumerate() {
+            recipient(r.channel, &r.address)
+                .at_with(|| format!("payload.staff_recipients[{i}].address"))?;
+        }
+        count(&self.rules, 0, 100).at("payload.rules")?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            ensure(seen.insert((rule.event, rule.audience)), || {
+                format!(
+                    "a second rule for {} to {}; give one rule per event and audience",
+                    rule.event, rule.audience
+                )
+            })
+            .at_with(|| format!("payload.rules[{i}]"))?;
+            ensure(
+                rule.audience != NotificationAudience::Customer
+                    || rule.channel == NotificationChannel::Email,
+                || {
+                    format!(
+                        "customers are reached by email (order events carry only an email address), not {}",
+                        rule.channel
+                    )
+                },
+            )
+            .at_with(|| format!("payload.rules[{i}].channel"))?;
+            if let Some(key) = &rule.template {
+                template_key(key).at_with(|| format!("payload.rules[{i}].template"))?;
+            }
+        }
+        count(&self.templates, 0, 200).at("payload.templates")?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.templates.iter().enumerate() {
+            template_key(&t.key).at_with(|| format!("payload.templates[{i}].key"))?;
+            ensure(seen.insert((t.key.as_str(), t.locale.as_str())), || {
+                format!("a second text for `{}` in {}", t.key, t.locale)
+            })
+            .at_with(|| format!("payload.templates[{i}]"))?;
+            text(&t.subject, 200).at_with(|| format!("payload.templates[{i}].subject"))?;
+            text(&t.body, 20_000).at_with(|| format!("payload.templates[{i}].body"))?;
+        }
+        Ok(())
+    }
+}

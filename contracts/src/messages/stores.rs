@@ -37,9 +37,10 @@ pub struct StoreInvoiceSettingsUpdated {
     pub tax_number: Option<String>,
     /// When to invoice: on order or per shipment. Fulfillment acts on it.
     pub invoice_timing: InvoiceTiming,
-    /// Prefix of invoice numbers (`RE-2026-`); the number series itself is invoicing's.
+    /// Prefix of invoice numbers (`RE-`, or `RE-2026-` for a series that never resets);
+    /// the number series itself is invoicing's.
     pub invoice_number_prefix: String,
-    /// Prefix of credit note numbers (`GS-2026-`); a series of its own.
+    /// Prefix of credit note numbers (`GS-`); a series of its own.
     pub credit_note_number_prefix: String,
     /// Whether the seller is registered for the One-Stop-Shop (needed to invoice EU consumer
     /// sales at destination rates).
@@ -51,6 +52,38 @@ pub struct StoreInvoiceSettingsUpdated {
     /// Free text printed at the foot of every invoice (bank details, court of registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
+    /// Digits of the running number, zero-padded (`6`: `000042`); 1 to 12, 6 when absent.
+    #[serde(default = "default_number_digits")]
+    #[schemars(range(min = 1, max = 12))]
+    pub number_digits: u8,
+    /// Whether the series restart at 1 every calendar year. When set, the year is printed
+    /// after the prefix (`RE-` + `2026-` + `000042`); when absent, one series runs forever.
+    #[serde(default)]
+    pub number_yearly_reset: bool,
+    /// How VAT is rounded to the currency's minor unit (half away from zero either way).
+    /// `per_line` when absent.
+    #[serde(default = "default_rounding")]
+    pub rounding: RoundingPolicy,
+}
+
+string_enum! {
+    /// Where VAT is rounded to the currency's minor unit. Both round half away from zero,
+    /// and both make the totals the sum of the rounded parts.
+    pub enum RoundingPolicy {
+        /// Each line's net and VAT are rounded; the totals add up the rounded lines.
+        PerLine = "per_line",
+        /// Each rate's net and VAT are rounded once over the whole document; line amounts
+        /// are shares of those (largest remainder), so they still add up.
+        PerDocument = "per_document",
+    }
+}
+
+fn default_rounding() -> RoundingPolicy {
+    RoundingPolicy::PerLine
+}
+
+fn default_number_digits() -> u8 {
+    6
 }
 
 impl Message for StoreInvoiceSettingsUpdated {
@@ -85,6 +118,40 @@ impl Validate for StoreInvoiceSettingsUpdated {
             "an OSS-registered seller has a VAT id".to_owned()
         })
         .at("payload.vat_id")?;
-        opt_text(self.footer.as_ref(), 2000).at("payload.footer")
+        opt_text(self.footer.as_ref(), 2000).at("payload.footer")?;
+        ensure((1..=12).contains(&self.number_digits), || {
+            format!(
+                "{} digits: a running number has 1 to 12",
+                self.number_digits
+            )
+        })
+        .at("payload.number_digits")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Producers that predate the numbering and rounding fields stay valid.
+    #[test]
+    fn numbering_and_rounding_fields_are_optional() {
+        let mut payload = crate::examples::store_invoice_settings_updated()["payload"].clone();
+        let fields = payload.as_object_mut().expect("an object");
+        for key in ["number_digits", "number_yearly_reset", "rounding"] {
+            fields.remove(key);
+        }
+        let settings: StoreInvoiceSettingsUpdated =
+            serde_json::from_value(payload).expect("decodes without them");
+        assert_eq!(settings.number_digits, 6);
+        assert!(!settings.number_yearly_reset);
+        assert_eq!(settings.rounding, RoundingPolicy::PerLine);
+        settings.validate().expect("valid");
+        let too_many = StoreInvoiceSettingsUpdated {
+            number_digits: 13,
+            ..settings
+        };
+        let err = too_many.validate().expect_err("13 digits");
+        assert!(err.to_string().contains("payload.number_digits"), "{err}");
     }
 }
