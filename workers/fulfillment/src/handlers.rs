@@ -54,10 +54,7 @@ impl Handler for FulfillmentHandler {
             StoreInvoiceSettingsUpdated::TYPE => {
                 settings_updated(cx, env.decode_valid::<StoreInvoiceSettingsUpdated>()?).await
             }
-            other => Err(HandlerError::permanent(format!(
-                "`{other}` is not handled by {}",
-                crate::NAME
-            ))),
+            other => Err(HandlerError::unhandled(other, crate::NAME)),
         }
     }
 
@@ -70,11 +67,10 @@ impl Handler for FulfillmentHandler {
         msg: &Incoming,
         conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        let payload = &msg.envelope.payload;
-        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
         match msg.envelope.message_type.as_str() {
             ShipmentUpdated::TYPE => {
-                let (Some(carrier), Some(number)) = (field("carrier"), field("tracking_number"))
+                let (Some(carrier), Some(number)) =
+                    (msg.field("carrier"), msg.field("tracking_number"))
                 else {
                     return Ok(Vec::new());
                 };
@@ -82,7 +78,7 @@ impl Handler for FulfillmentHandler {
                     "tracking",
                     format_args!("{carrier}/{number}"),
                 )];
-                let shipment_id = match field("shipment_id").map(Uuid::parse_str) {
+                let shipment_id = match msg.field("shipment_id").map(Uuid::parse_str) {
                     Some(Ok(id)) => Some(id),
                     Some(Err(_)) => None,
                     None => store::bound_shipment(conn, carrier, number).await?,
@@ -94,13 +90,8 @@ impl Handler for FulfillmentHandler {
                 }
                 Ok(keys)
             }
-            StoreInvoiceSettingsUpdated::TYPE => Ok(field("store_id")
-                .map(|store| vec![LockKey::exclusive("store", store)])
-                .unwrap_or_default()),
-            _ => Ok(field("order_id")
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .map(|id| vec![LockKey::exclusive("order", id)])
-                .unwrap_or_default()),
+            StoreInvoiceSettingsUpdated::TYPE => Ok(msg.key("store", "store_id")),
+            _ => Ok(msg.key("order", "order_id")),
         }
     }
 }

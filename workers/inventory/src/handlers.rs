@@ -59,10 +59,7 @@ impl Handler for InventoryHandler {
             ShipmentDispatched::TYPE => shipment_dispatched(raw.decode_valid()?, cx).await,
             InventoryAdjusted::TYPE => inventory_adjusted(raw.decode_valid()?, cx).await,
             ProductUpserted::TYPE => product_upserted(raw.decode_valid()?, cx).await,
-            other => Err(HandlerError::permanent(format!(
-                "`{other}` is not handled by {}",
-                crate::NAME
-            ))),
+            other => Err(HandlerError::unhandled(other, crate::NAME)),
         }
     }
 
@@ -89,9 +86,7 @@ impl Handler for InventoryHandler {
             _ => return Ok(Vec::new()),
         };
         let mut keys = vec![LockKey::shared(STOCK, "*")];
-        if let Some(order_id) = payload.get("order_id").and_then(serde_json::Value::as_str) {
-            keys.push(LockKey::exclusive("order", order_id));
-        }
+        keys.extend(msg.key("order", "order_id"));
         for sku in payload
             .get(items)
             .and_then(serde_json::Value::as_array)

@@ -72,10 +72,7 @@ impl Handler for OrdersHandler {
             CreditNoteIssued::TYPE => credit_note_issued(msg, cx, &cause).await,
             NotificationSent::TYPE => notification_sent(msg, cx, &cause).await,
             NotificationFailed::TYPE => notification_failed(msg, cx, &cause).await,
-            other => Err(HandlerError::permanent(format!(
-                "message type `{other}` is not handled by {}",
-                crate::NAME
-            ))),
+            other => Err(HandlerError::unhandled(other, crate::NAME)),
         }
     }
 
@@ -88,13 +85,11 @@ impl Handler for OrdersHandler {
         msg: &Incoming,
         conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        let payload = &msg.envelope.payload;
-        let field = |name: &str| payload.get(name).and_then(serde_json::Value::as_str);
         if msg.envelope.message_type == OrderPlaced::TYPE {
             let (Some(store_id), Some(channel), Some(external)) = (
-                field("store_id"),
-                field("channel"),
-                field("external_order_id"),
+                msg.field("store_id"),
+                msg.field("channel"),
+                msg.field("external_order_id"),
             ) else {
                 return Ok(Vec::new());
             };
@@ -107,7 +102,7 @@ impl Handler for OrdersHandler {
             {
                 keys.push(LockKey::exclusive("order", order_id));
             }
-            let customer = payload.get("customer");
+            let customer = msg.envelope.payload.get("customer");
             let text = |name: &str| {
                 customer
                     .and_then(|c| c.get(name))
@@ -121,10 +116,7 @@ impl Handler for OrdersHandler {
             }
             return Ok(keys);
         }
-        Ok(field("order_id")
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .map(|id| vec![LockKey::exclusive("order", id)])
-            .unwrap_or_default())
+        Ok(msg.key("order", "order_id"))
     }
 }
 

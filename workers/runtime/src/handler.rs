@@ -29,6 +29,20 @@ impl Incoming {
     pub fn decode<P: Message>(&self) -> Result<Envelope<P>, HandlerError> {
         Ok(self.envelope.clone().decode::<P>()?)
     }
+
+    /// A top-level string field of the payload, read without decoding it (for lock keys,
+    /// which are computed before the handler decodes and validates the message).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.envelope.payload.get(name)?.as_str()
+    }
+
+    /// The exclusive lock key `kind` on the id in payload field `name`, as written there;
+    /// none when the field is absent (the handler then fails on its own).
+    pub fn key(&self, kind: &str, name: &str) -> Vec<LockKey> {
+        self.field(name)
+            .map(|id| vec![LockKey::exclusive(kind, id)])
+            .unwrap_or_default()
+    }
 }
 
 /// What went wrong, and so what the runtime does with the message.
@@ -62,6 +76,12 @@ impl HandlerError {
     /// A rejection on record with `reason`.
     pub fn rejected(reason: impl Into<String>) -> Self {
         Self::Rejected(reason.into())
+    }
+
+    /// A message type the worker's queue receives but its handler does not know: a routing
+    /// table and handler out of step. Permanent (dead-lettered with the reason).
+    pub fn unhandled(message_type: &str, worker: &str) -> Self {
+        Self::Permanent(format!("`{message_type}` is not handled by {worker}"))
     }
 
     /// A transient failure from anything displayable.

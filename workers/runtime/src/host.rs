@@ -37,7 +37,7 @@ pub struct Host {
     health: Health,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
-    pools: Vec<PgPool>,
+    pools: Vec<(String, PgPool)>,
 }
 
 impl Host {
@@ -88,12 +88,16 @@ impl Host {
         Ok(())
     }
 
-    /// Opens a pool for worker `name` (its schema).
+    /// The pool of worker `name` (its schema): opened on first use, then shared by all of
+    /// that worker's parts in this host (consumer, relay, background tasks).
     pub async fn pool_for(&mut self, name: &str) -> anyhow::Result<PgPool> {
+        if let Some((_, pool)) = self.pools.iter().find(|(n, _)| n == name) {
+            return Ok(pool.clone());
+        }
         let consumer = self.settings.consumer_for(name);
         let size = u32::try_from(consumer.concurrency + 2).unwrap_or(16);
         let pool = db::connect(&self.settings.database_url, name, size).await?;
-        self.pools.push(pool.clone());
+        self.pools.push((name.to_owned(), pool.clone()));
         Ok(pool)
     }
 
@@ -144,6 +148,23 @@ impl Host {
         });
     }
 
+    /// Runs a worker's own background task (e.g. a dispatcher draining a table) as part of
+    /// the process: `task` gets the shutdown token and must return soon after it is
+    /// cancelled; [`Host::stop`] waits for it like for the consumers and relays. `name` is
+    /// for the logs.
+    pub fn spawn_task<F, Fut>(&mut self, name: &str, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let fut = task(self.shutdown.clone());
+        let name = name.to_owned();
+        self.tasks.spawn(async move {
+            fut.await;
+            info!(task = %name, "background task finished");
+        });
+    }
+
     /// Serves `/healthz`, `/readyz` and `/metrics` on the configured address.
     pub async fn serve_http(&self) -> anyhow::Result<SocketAddr> {
         let addr = health::serve(
@@ -179,7 +200,7 @@ impl Host {
             () = drain => info!("all workers stopped"),
             () = tokio::time::sleep(grace) => warn!(?grace, "grace period over; stopping anyway"),
         }
-        for pool in self.pools {
+        for (_, pool) in self.pools {
             pool.close().await;
         }
     }
