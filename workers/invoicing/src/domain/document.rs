@@ -1,0 +1,159 @@
+//! The issued document: an immutable snapshot of everything printed on an invoice or a
+//! credit note (Art. 226 of Directive 2006/112/EC), stored as it was issued and rendered
+//! to PDF from the same value.
+
+use chrono::NaiveDate;
+use orderly_contracts::messages::{Address, StoreInvoiceSettingsUpdated};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::amounts::{PricedLine, RateTotal};
+use super::vat::{Rule, VatIdCheck};
+
+/// Invoice or credit note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// An invoice.
+    Invoice,
+    /// A credit note against an invoice.
+    CreditNote,
+}
+
+impl DocumentKind {
+    /// The stored form, also the number series' kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invoice => "invoice",
+            Self::CreditNote => "credit_note",
+        }
+    }
+}
+
+/// A party as printed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    /// Legal name (company, or person).
+    pub name: String,
+    /// Contact person, when the name is a company's.
+    pub attention: Option<String>,
+    /// Street lines.
+    pub lines: Vec<String>,
+    /// Postal code and city, as one printed line.
+    pub city_line: String,
+    /// ISO country code.
+    pub country: String,
+    /// VAT id, if printed.
+    pub vat_id: Option<String>,
+    /// National tax number, if printed.
+    pub tax_number: Option<String>,
+}
+
+impl Party {
+    /// The seller, from the store's settings.
+    pub fn seller(s: &StoreInvoiceSettingsUpdated) -> Self {
+        Self {
+            name: s.legal_name.clone(),
+            attention: None,
+            lines: s.address.lines.clone(),
+            city_line: city_line(&s.address),
+            country: s.address.country.as_str().to_owned(),
+            vat_id: s.vat_id.as_ref().map(|v| v.as_str().to_owned()),
+            tax_number: s.tax_number.clone(),
+        }
+    }
+
+    /// A buyer from their billing address. The legal name is the address's company, else
+    /// for a business buyer its own name (the address's person then reads "attention"),
+    /// else the person on the address.
+    pub fn buyer(name: &str, is_business: bool, address: &Address, vat_id: Option<String>) -> Self {
+        let (name, attention) = match &address.company {
+            Some(company) => (company.clone(), Some(address.name.clone())),
+            None if is_business && name != address.name => {
+                (name.to_owned(), Some(address.name.clone()))
+            }
+            None => (address.name.clone(), None),
+        };
+        Self {
+            name,
+            attention,
+            lines: address.lines.clone(),
+            city_line: city_line(address),
+            country: address.country.as_str().to_owned(),
+            vat_id,
+            tax_number: None,
+        }
+    }
+}
+
+fn city_line(a: &Address) -> String {
+    let mut s = String::new();
+    if let Some(pc) = &a.postal_code {
+        s.push_str(pc);
+        s.push(' ');
+    }
+    s.push_str(&a.city);
+    if let Some(region) = &a.region {
+        s.push_str(", ");
+        s.push_str(region);
+    }
+    s
+}
+
+/// The invoice a credit note credits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditedInvoice {
+    /// Its number.
+    pub number: String,
+    /// Its issue date.
+    pub issue_date: NaiveDate,
+    /// Why it is credited.
+    pub reason: String,
+}
+
+/// Everything printed on a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// Invoice or credit note.
+    pub kind: DocumentKind,
+    /// The sequential number.
+    pub number: String,
+    /// Date of issue.
+    pub issue_date: NaiveDate,
+    /// Date of supply (Art. 226(7)).
+    pub supply_date: NaiveDate,
+    /// The order number the buyer knows.
+    pub order_reference: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// The seller.
+    pub seller: Party,
+    /// The buyer.
+    pub buyer: Party,
+    /// Where the goods went, when that is not the buyer's address.
+    pub ship_to: Option<Party>,
+    /// The lines (positive amounts; a credit note's are the amounts credited).
+    pub lines: Vec<PricedLine>,
+    /// Per rate, highest first.
+    pub breakdown: Vec<RateTotal>,
+    /// Σ net.
+    pub net: Decimal,
+    /// Σ VAT.
+    pub tax: Decimal,
+    /// net + VAT.
+    pub gross: Decimal,
+    /// The VAT rule (the credited invoice's, for a credit note).
+    pub rule: Rule,
+    /// Why that rule, for the accountant.
+    pub reason: String,
+    /// How far the buyer's VAT id was checked (reverse charge).
+    pub vat_id_check: Option<VatIdCheck>,
+    /// Legal wording (reverse charge, export, small business).
+    pub legal_note: Option<String>,
+    /// For a credit note: the invoice credited.
+    pub credits: Option<CreditedInvoice>,
+    /// Days to pay (invoices).
+    pub payment_terms_days: Option<u16>,
+    /// The store's footer.
+    pub footer: Option<String>,
+}

@@ -1,0 +1,701 @@
+//! The invoicing handler: decode, decide, number, render, store and emit, in the message's
+//! transaction.
+//!
+//! Every message is keyed by its store ([`InvoicingHandler::lock_keys`]): the consumer takes
+//! the keys of a whole batch sorted before any handler runs (decision 0004), so batches that
+//! touch the same stores queue behind each other and never deadlock. Each handler also takes
+//! the store's own lock ([`store::lock_store`]) before it writes, so numbering, the
+//! distance-sales total and held requests of one store are serialised across workers
+//! whatever the runtime does; different stores are independent.
+
+use std::sync::Arc;
+
+use chrono::{Datelike, Utc};
+use orderly_contracts::messages::{
+    CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentRef, DocumentTotals,
+    InvoiceIssued, InvoiceRequested, InvoiceTiming, OrderCancelled, OrderRefundRequested,
+    StoreInvoiceSettingsUpdated, TaxBreakdown,
+};
+use orderly_contracts::types::{Amount, TaxRate};
+use orderly_contracts::{Envelope, Message, Validate, decode_raw};
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::domain::amounts::{self, PricedLine};
+use crate::domain::credit::{self, CreditRequest, CreditableInvoice};
+use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
+use crate::domain::vat::RegistryAnswer;
+use crate::domain::{self, Context};
+use crate::pdf;
+use crate::store::{self, StoredInvoice};
+use crate::vies::{FormatOnly, VatIdRegistry};
+
+/// Invoicing's message handler. Holds only the VAT id registry; state lives in the schema.
+#[derive(Debug, Clone)]
+pub struct InvoicingHandler {
+    registry: Arc<dyn VatIdRegistry>,
+}
+
+impl Default for InvoicingHandler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InvoicingHandler {
+    /// A handler that checks VAT ids by format only.
+    pub fn new() -> Self {
+        Self {
+            registry: Arc::new(FormatOnly),
+        }
+    }
+
+    /// A handler that asks `registry` (a VIES client) about buyers' VAT ids.
+    pub fn with_registry(registry: Arc<dyn VatIdRegistry>) -> Self {
+        Self { registry }
+    }
+}
+
+impl Handler for InvoicingHandler {
+    async fn handle(
+        &self,
+        msg: &Incoming,
+        cx: &mut HandlerContext<'_>,
+    ) -> Result<(), HandlerError> {
+        let env = msg.envelope.clone();
+        match env.message_type.as_str() {
+            InvoiceRequested::TYPE => {
+                let env = env.decode_valid::<InvoiceRequested>()?;
+                invoice_requested(self, cx, &env).await
+            }
+            StoreInvoiceSettingsUpdated::TYPE => {
+                let env = env.decode_valid::<StoreInvoiceSettingsUpdated>()?;
+                settings_updated(self, cx, &env).await
+            }
+            OrderRefundRequested::TYPE => {
+                refund_requested(cx, &env.decode_valid::<OrderRefundRequested>()?).await
+            }
+            OrderCancelled::TYPE => {
+                order_cancelled(cx, &env.decode_valid::<OrderCancelled>()?).await
+            }
+            other => Err(HandlerError::unhandled(other, crate::NAME)),
+        }
+    }
+
+    /// Every message invoicing handles is about one store (its settings, its number
+    /// series, its distance-sales total, the invoices it credits): the store is the key,
+    /// exactly the entity `store::lock_store` locks. Taken sorted for the whole batch by the
+    /// consumer, so batches touching several stores queue instead of deadlocking.
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        _conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        Ok(msg.key("store", "store_id"))
+    }
+}
+
+/// A payload we built that breaks its own contract is a bug: dead-letter the cause.
+fn checked<P: Validate>(payload: P) -> Result<P, HandlerError> {
+    payload
+        .validate()
+        .map_err(|e| HandlerError::permanent(format!("invoicing built an invalid message: {e}")))?;
+    Ok(payload)
+}
+
+fn amount(d: Decimal) -> Result<Amount, HandlerError> {
+    Amount::new(d).map_err(|e| HandlerError::permanent(format!("amount {d}: {e}")))
+}
+
+fn totals(doc: &Document) -> Result<DocumentTotals, HandlerError> {
+    Ok(DocumentTotals {
+        net: amount(doc.net)?,
+        tax: amount(doc.tax)?,
+        gross: amount(doc.gross)?,
+        breakdown: doc
+            .breakdown
+            .iter()
+            .map(|b| {
+                Ok(TaxBreakdown {
+                    rate: TaxRate::parse(&b.rate.normalize().to_string())
+                        .map_err(|e| HandlerError::permanent(format!("rate {}: {e}", b.rate)))?,
+                    net: amount(b.net)?,
+                    tax: amount(b.tax)?,
+                })
+            })
+            .collect::<Result<_, HandlerError>>()?,
+    })
+}
+
+/// The PDF's reference in the message, and its digest for the row.
+fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> (DocumentRef, String) {
+    let sha = Sha256::digest(bytes);
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let folder = match kind {
+        DocumentKind::Invoice => "invoices",
+        DocumentKind::CreditNote => "credit-notes",
+    };
+    (
+        DocumentRef {
+            uri: format!("orderly://invoicing/{folder}/{number}.pdf"),
+            media_type: "application/pdf".to_owned(),
+            sha256: hex.clone(),
+            size_bytes: bytes.len() as u64,
+        },
+        hex,
+    )
+}
+
+fn render(doc: &Document) -> Result<Vec<u8>, HandlerError> {
+    pdf::render(doc)
+        .map(|(bytes, _)| bytes)
+        .map_err(|e| HandlerError::permanent(format!("cannot render {}: {e}", doc.number)))
+}
+
+async fn take_number(
+    cx: &mut HandlerContext<'_>,
+    settings: &StoreInvoiceSettingsUpdated,
+    kind: DocumentKind,
+    year: i32,
+) -> Result<String, HandlerError> {
+    let prefix = match kind {
+        DocumentKind::Invoice => &settings.invoice_number_prefix,
+        DocumentKind::CreditNote => &settings.credit_note_number_prefix,
+    };
+    let yearly = settings.number_yearly_reset.then_some(year);
+    let n = store::next_number(
+        cx.conn,
+        settings.store_id.as_str(),
+        kind,
+        prefix,
+        yearly.unwrap_or(0),
+    )
+    .await?;
+    Ok(domain::format_number(
+        prefix,
+        yearly,
+        settings.number_digits,
+        n,
+    ))
+}
+
+// --- store.invoice_settings_updated ------------------------------------------------------------
+
+#[tracing::instrument(skip_all, fields(store_id = %env.payload.store_id, revision = env.payload.revision))]
+async fn settings_updated(
+    h: &InvoicingHandler,
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<StoreInvoiceSettingsUpdated>,
+) -> Result<(), HandlerError> {
+    let s = &env.payload;
+    store::lock_store(cx.conn, s.store_id.as_str()).await?;
+    if !store::upsert_settings(cx.conn, s).await? {
+        info!("older or repeated store settings ignored");
+        return Ok(());
+    }
+    info!("store invoice settings updated");
+    for held in store::take_held(cx.conn, s.store_id.as_str()).await? {
+        let raw = serde_json::to_vec(&held.envelope)
+            .map_err(|e| HandlerError::permanent(format!("held request: {e}")))?;
+        let request = decode_raw(&raw)
+            .and_then(|r| r.decode_valid::<InvoiceRequested>())
+            .map_err(|e| {
+                HandlerError::permanent(format!("held request {}: {e}", held.request_id))
+            })?;
+        match issue_invoice(h, cx, &request, s, false).await {
+            Ok(()) => {
+                store::resolve_held(cx.conn, held.message_id, "issued when the settings arrived")
+                    .await?;
+                info!(request_id = %held.request_id, "held invoice request issued");
+            }
+            // Refused on record (status `refused`, with the reason) by `issue_invoice`; the
+            // settings and the other held requests go on.
+            Err(HandlerError::Rejected(reason)) => {
+                warn!(request_id = %held.request_id, reason, "held invoice request refused");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
+}
+
+// --- invoice.requested -------------------------------------------------------------------------
+
+fn scope_of(r: &InvoiceRequested) -> String {
+    match (r.timing, r.shipment_id) {
+        (InvoiceTiming::OnShipment, Some(id)) => id.to_string(),
+        _ => "order".to_owned(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, request_id = %env.payload.request_id))]
+async fn invoice_requested(
+    h: &InvoicingHandler,
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<InvoiceRequested>,
+) -> Result<(), HandlerError> {
+    let r = &env.payload;
+    let store_id = r.store_id.as_str();
+    let scope = scope_of(r);
+    let (issued, settings) =
+        store::lock_and_look_up(cx.conn, store_id, r.request_id, r.order_id, &scope).await?;
+    if issued {
+        info!("already invoiced; nothing to do");
+        return Ok(());
+    }
+    let Some(settings) = settings else {
+        let reason = format!(
+            "store {store_id} has no invoice settings (store.invoice_settings_updated); \
+             the request is held and issued when they arrive"
+        );
+        let envelope = serde_json::from_slice::<serde_json::Value>(&env.to_json())
+            .map_err(|e| HandlerError::permanent(format!("request: {e}")))?;
+        store::hold_request(cx.conn, r.request_id, store_id, env.message_id, &envelope).await?;
+        store::record_refused(
+            cx.conn,
+            env.message_id,
+            InvoiceRequested::TYPE,
+            store_id,
+            Some(r.order_id),
+            "held",
+            &reason,
+        )
+        .await?;
+        warn!(reason, "invoice request held");
+        return Ok(());
+    };
+    issue_invoice(h, cx, env, &settings, true).await
+}
+
+/// Issues the invoice. `checked`: the caller already knows it is not issued yet.
+async fn issue_invoice(
+    h: &InvoicingHandler,
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<InvoiceRequested>,
+    settings: &StoreInvoiceSettingsUpdated,
+    checked_new: bool,
+) -> Result<(), HandlerError> {
+    let r = &env.payload;
+    let store_id = r.store_id.as_str();
+    let scope = scope_of(r);
+    if !checked_new && store::invoice_exists(cx.conn, r.request_id, r.order_id, &scope).await? {
+        return Ok(());
+    }
+    let issued_at = Utc::now();
+    // The tax point: the order date for invoices on order, the dispatch (when fulfillment
+    // asked) for invoices per shipment.
+    let supply_date = match r.timing {
+        InvoiceTiming::OnOrder => r.placed_at.date_naive(),
+        InvoiceTiming::OnShipment => env.occurred_at.date_naive(),
+    };
+    let year = supply_date.year();
+    let registry = match (&r.buyer.vat_id, r.buyer.is_business) {
+        (Some(id), true) => h.registry.check(id).await,
+        _ => RegistryAnswer::NotChecked,
+    };
+    // Only a sale into another member state can be a distance sale; skip the read otherwise.
+    let seller = settings.address.country;
+    let destination = r.shipping_address.country;
+    let (previous, current) = if destination.is_eu() && destination != seller {
+        store::distance_sales(cx.conn, store_id, year).await?
+    } else {
+        (Decimal::ZERO, Decimal::ZERO)
+    };
+    let context = Context {
+        supply_date,
+        registry,
+        distance_sales_previous_year: previous,
+        distance_sales_this_year: current,
+    };
+    let plan = match domain::plan_invoice(r, settings, &context) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let reason = format!("cannot invoice order {}: {e}", r.order_id);
+            store::record_refused(
+                cx.conn,
+                env.message_id,
+                InvoiceRequested::TYPE,
+                store_id,
+                Some(r.order_id),
+                "refused",
+                &reason,
+            )
+            .await?;
+            warn!(reason, "invoice request refused");
+            return Err(HandlerError::rejected(reason));
+        }
+    };
+    let number = take_number(cx, settings, DocumentKind::Invoice, issued_at.year()).await?;
+    let decision = &plan.decision;
+    let buyer_vat = decision
+        .buyer_vat_id
+        .as_ref()
+        .map(|v| v.as_str().to_owned());
+    let business = r.buyer.is_business;
+    let buyer = Party::buyer(&r.buyer.name, business, &r.billing_address, buyer_vat);
+    let ship_to = (r.shipping_address != r.billing_address)
+        .then(|| Party::buyer(&r.buyer.name, business, &r.shipping_address, None));
+    let document = Document {
+        kind: DocumentKind::Invoice,
+        number: number.clone(),
+        issue_date: issued_at.date_naive(),
+        supply_date,
+        order_reference: r.external_order_id.clone(),
+        currency: r.currency.as_str().to_owned(),
+        seller: Party::seller(settings),
+        buyer,
+        ship_to,
+        lines: plan.priced.lines.clone(),
+        breakdown: plan.priced.breakdown.clone(),
+        net: plan.priced.net,
+        tax: plan.priced.tax,
+        gross: plan.priced.gross,
+        rule: decision.rule,
+        reason: decision.reason.clone(),
+        vat_id_check: decision.vat_id_check,
+        legal_note: decision.legal_note.clone(),
+        credits: None,
+        payment_terms_days: Some(settings.payment_terms_days),
+        footer: settings.footer.clone(),
+    };
+    let bytes = render(&document)?;
+    let (pdf, sha) = pdf_ref(DocumentKind::Invoice, &number, &bytes);
+    let doc_buyer = DocumentBuyer {
+        name: document.buyer.name.clone(),
+        country: r.billing_address.country,
+        vat_id: decision.buyer_vat_id.clone(),
+        email: r.buyer.email.clone(),
+    };
+    let invoice_id = Uuid::now_v7();
+    let treatment = decision.rule.treatment();
+    store::insert_invoice(
+        cx.conn,
+        &store::NewInvoice {
+            invoice_id,
+            store_id,
+            request_id: r.request_id,
+            order_id: r.order_id,
+            scope: &scope,
+            shipment_id: r.shipment_id,
+            timing: r.timing.as_str(),
+            issued_at,
+            vat_treatment: treatment.as_str(),
+            buyer: &doc_buyer,
+            document: &document,
+            pdf: &bytes,
+            pdf_sha256: &sha,
+        },
+    )
+    .await?;
+    if !plan.distance_sales_added.is_zero() {
+        store::add_distance_sales(cx.conn, store_id, year, plan.distance_sales_added).await?;
+    }
+    let issued = checked(InvoiceIssued {
+        invoice_id,
+        invoice_number: number.clone(),
+        request_id: r.request_id,
+        order_id: r.order_id,
+        store_id: r.store_id.clone(),
+        shipment_id: r.shipment_id,
+        issued_at,
+        currency: r.currency,
+        vat_treatment: treatment,
+        buyer: doc_buyer,
+        totals: totals(&document)?,
+        pdf,
+    })?;
+    cx.emit_correlated(r.order_id.to_string(), issued);
+    info!(number, rule = decision.rule.as_str(), gross = %document.gross, "invoice issued");
+    if r.timing == InvoiceTiming::OnOrder {
+        let kept = store::take_cancellations(cx.conn, r.order_id).await?;
+        if !kept.is_empty() {
+            let invoices = whole_order_invoices(cx, r.order_id, store_id).await?;
+            for c in kept {
+                credit_cancellation(cx, &invoices, &c).await?;
+                info!(cancel_key = %c.cancel_key, "cancellation that arrived first credited");
+            }
+        }
+    }
+    Ok(())
+}
+
+// --- credit notes ------------------------------------------------------------------------------
+
+async fn creditable(
+    cx: &mut HandlerContext<'_>,
+    invoices: &[StoredInvoice],
+) -> Result<Vec<CreditableInvoice>, HandlerError> {
+    let mut out = Vec::with_capacity(invoices.len());
+    for inv in invoices {
+        out.push(CreditableInvoice {
+            lines: inv.document.lines.clone(),
+            credited: store::credited(cx.conn, inv.invoice_id).await?,
+        });
+    }
+    Ok(out)
+}
+
+/// Refuses a refund or cancellation credit: on record, and dead-lettered with the reason.
+async fn refuse(
+    cx: &mut HandlerContext<'_>,
+    message_id: Uuid,
+    message_type: &str,
+    store_id: &str,
+    order_id: Uuid,
+    reason: String,
+) -> Result<(), HandlerError> {
+    store::record_refused(
+        cx.conn,
+        message_id,
+        message_type,
+        store_id,
+        Some(order_id),
+        "refused",
+        &reason,
+    )
+    .await?;
+    warn!(reason, "refused");
+    Err(HandlerError::rejected(reason))
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, request_id = %env.payload.request_id))]
+async fn refund_requested(
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<OrderRefundRequested>,
+) -> Result<(), HandlerError> {
+    let r = &env.payload;
+    let store_id = r.store_id.as_str();
+    store::lock_store(cx.conn, store_id).await?;
+    if store::credit_key_used(cx.conn, r.request_id).await? {
+        info!("refund already credited");
+        return Ok(());
+    }
+    let invoices: Vec<StoredInvoice> = store::invoices_of_order(cx.conn, r.order_id)
+        .await?
+        .into_iter()
+        .filter(|i| i.store_id == store_id)
+        .collect();
+    let ty = OrderRefundRequested::TYPE;
+    if invoices.is_empty() {
+        let reason = format!(
+            "refund {} refused: order {} of store {store_id} has no invoice to credit",
+            r.request_id, r.order_id
+        );
+        return refuse(cx, env.message_id, ty, store_id, r.order_id, reason).await;
+    }
+    let request = CreditRequest {
+        lines: r
+            .lines
+            .iter()
+            .map(|l| (l.line_id.clone(), l.quantity.get()))
+            .collect(),
+        shipping: r.refund_shipping,
+    };
+    let open = creditable(cx, &invoices).await?;
+    let plan = match credit::split_over_invoices(&open, &request) {
+        Ok(plan) => plan,
+        Err(why) => {
+            let reason = format!("refund {} refused: {why}", r.request_id);
+            return refuse(cx, env.message_id, ty, store_id, r.order_id, reason).await;
+        }
+    };
+    for (i, part) in plan {
+        let inv = &invoices[i];
+        let scale = scale_of(&inv.document);
+        let lines = credit::credit_lines(&open[i], &part, scale)
+            .map_err(|why| HandlerError::permanent(format!("refund {}: {why}", r.request_id)))?;
+        issue_credit_note(
+            cx,
+            inv,
+            lines,
+            r.request_id,
+            Some(r.request_id),
+            CreditReason::Refund,
+            &r.reason,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn scale_of(doc: &Document) -> u32 {
+    orderly_contracts::types::CurrencyCode::parse(&doc.currency)
+        .ok()
+        .and_then(|c| c.minor_units())
+        .map_or(2, u32::from)
+}
+
+#[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id))]
+async fn order_cancelled(
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<OrderCancelled>,
+) -> Result<(), HandlerError> {
+    let c = &env.payload;
+    let store_id = c.store_id.as_str();
+    store::lock_store(cx.conn, store_id).await?;
+    let cancellation = store::PendingCancellation {
+        cancel_key: c.request_id.unwrap_or(env.message_id),
+        request_id: c.request_id,
+        scope: c.scope.as_str().to_owned(),
+        lines: c
+            .lines
+            .iter()
+            .map(|l| (l.line_id.clone(), l.quantity.get()))
+            .collect(),
+        reason: c.reason.clone(),
+    };
+    if store::credit_key_used(cx.conn, cancellation.cancel_key).await? {
+        info!("cancellation already credited");
+        return Ok(());
+    }
+    let invoices = whole_order_invoices(cx, c.order_id, store_id).await?;
+    if invoices.is_empty() {
+        // The invoice may still come (the request and the cancellation travel separately):
+        // keep the cancellation and credit it right after that invoice is issued.
+        store::keep_cancellation(cx.conn, c.order_id, store_id, &cancellation).await?;
+        info!("no whole-order invoice yet; the cancellation waits for it");
+        return Ok(());
+    }
+    credit_cancellation(cx, &invoices, &cancellation).await
+}
+
+/// Only whole-order invoices contain undispatched units: per-shipment invoices cover
+/// dispatched goods, which a cancellation never touches.
+async fn whole_order_invoices(
+    cx: &mut HandlerContext<'_>,
+    order_id: Uuid,
+    store_id: &str,
+) -> Result<Vec<StoredInvoice>, HandlerError> {
+    Ok(store::invoices_of_order(cx.conn, order_id)
+        .await?
+        .into_iter()
+        .filter(|i| i.store_id == store_id && i.timing == InvoiceTiming::OnOrder.as_str())
+        .collect())
+}
+
+/// Credits what a cancellation cancelled of the whole-order invoices.
+async fn credit_cancellation(
+    cx: &mut HandlerContext<'_>,
+    invoices: &[StoredInvoice],
+    c: &store::PendingCancellation,
+) -> Result<(), HandlerError> {
+    let open = creditable(cx, invoices).await?;
+    let whole_order = c.scope == CancellationScope::Order.as_str();
+    for (i, inv) in invoices.iter().enumerate() {
+        let request = CreditRequest {
+            lines: c
+                .lines
+                .iter()
+                .filter_map(|(line_id, q)| {
+                    let k = (*q).min(open[i].remaining(line_id));
+                    (k > 0).then(|| (line_id.clone(), k))
+                })
+                .collect(),
+            shipping: whole_order && open[i].remaining(credit::SHIPPING_LINE) > 0,
+        };
+        if request.lines.is_empty() && !request.shipping {
+            continue;
+        }
+        let lines =
+            credit::credit_lines(&open[i], &request, scale_of(&inv.document)).map_err(|why| {
+                HandlerError::permanent(format!("cancellation {}: {why}", c.cancel_key))
+            })?;
+        issue_credit_note(
+            cx,
+            inv,
+            lines,
+            c.cancel_key,
+            c.request_id,
+            CreditReason::Cancellation,
+            &c.reason,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn issue_credit_note(
+    cx: &mut HandlerContext<'_>,
+    invoice: &StoredInvoice,
+    lines: Vec<PricedLine>,
+    key: Uuid,
+    request_id: Option<Uuid>,
+    reason_kind: CreditReason,
+    reason: &str,
+) -> Result<(), HandlerError> {
+    let store_id = invoice.store_id.as_str();
+    let settings = store::settings(cx.conn, store_id).await?.ok_or_else(|| {
+        HandlerError::permanent(format!("store {store_id} has invoices but no settings"))
+    })?;
+    let issued_at = Utc::now();
+    let number = take_number(cx, &settings, DocumentKind::CreditNote, issued_at.year()).await?;
+    let (breakdown, net, tax) = amounts::totals(&lines);
+    let inv = &invoice.document;
+    // The credit note reverses the invoice as issued: its parties, rule, wording and rates.
+    let document = Document {
+        kind: DocumentKind::CreditNote,
+        number: number.clone(),
+        issue_date: issued_at.date_naive(),
+        lines,
+        breakdown,
+        net,
+        tax,
+        gross: net + tax,
+        credits: Some(CreditedInvoice {
+            number: inv.number.clone(),
+            issue_date: inv.issue_date,
+            reason: reason.to_owned(),
+        }),
+        payment_terms_days: None,
+        footer: settings.footer.clone(),
+        ..inv.clone()
+    };
+    let bytes = render(&document)?;
+    let (pdf, sha) = pdf_ref(DocumentKind::CreditNote, &number, &bytes);
+    let credit_note_id = Uuid::now_v7();
+    store::insert_credit_note(
+        cx.conn,
+        &store::NewCreditNote {
+            credit_note_id,
+            store_id,
+            invoice_id: invoice.invoice_id,
+            credit_key: key,
+            reason_kind: reason_kind.as_str(),
+            reason,
+            order_id: invoice.order_id,
+            issued_at,
+            document: &document,
+            pdf: &bytes,
+            pdf_sha256: &sha,
+        },
+    )
+    .await?;
+    let treatment = invoice
+        .vat_treatment
+        .parse()
+        .map_err(|e| HandlerError::permanent(format!("stored treatment: {e}")))?;
+    let issued = checked(CreditNoteIssued {
+        credit_note_id,
+        credit_note_number: number.clone(),
+        invoice_id: invoice.invoice_id,
+        invoice_number: inv.number.clone(),
+        request_id,
+        reason: reason_kind,
+        order_id: invoice.order_id,
+        store_id: settings.store_id.clone(),
+        issued_at,
+        currency: orderly_contracts::types::CurrencyCode::parse(&inv.currency)
+            .map_err(|e| HandlerError::permanent(format!("stored currency: {e}")))?,
+        vat_treatment: treatment,
+        buyer: invoice.buyer.clone(),
+        totals: totals(&document)?,
+        pdf,
+    })?;
+    cx.emit_correlated(invoice.order_id.to_string(), issued);
+    info!(number, invoice = inv.number, gross = %document.gross, "credit note issued");
+    Ok(())
+}

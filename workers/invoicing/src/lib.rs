@@ -1,0 +1,44 @@
+//! The invoicing worker: turns `invoice.requested` into legal invoices, and refunds and
+//! cancellations into credit notes.
+//!
+//! What it owns, in its own schema (`invoicing`):
+//! - each store's invoice settings (`store.invoice_settings_updated`, highest revision
+//!   wins): seller, VAT id, number prefixes and format, rounding policy, footer;
+//! - the number series, one per store and kind (invoice, credit note) and, when the store
+//!   resets yearly, per year: gap-free and strictly increasing;
+//! - the stores' EU distance sales per calendar year (the EUR 10,000 OSS threshold);
+//! - issued invoices and credit notes: immutable snapshots of everything printed (a
+//!   database trigger refuses updates and deletes) with the rule and the reason of the VAT
+//!   decision, and the PDF (bytea, SHA-256, size);
+//! - the requests it refused or holds (a store without settings), for operators.
+//!
+//! Why it is built this way:
+//! - the VAT decision and the rounding are pure ([`domain`]) and table-driven (a rate
+//!   change is a row in [`domain::rates`]), so they are tested with plain values;
+//! - a number is taken by updating the series' counter row in the transaction that inserts
+//!   the invoice: the row lock serialises workers and a rollback returns the number, so
+//!   there are no gaps and no duplicates however many copies run;
+//! - the invoice, its number, its PDF and the outgoing `invoice.issued` commit together, and
+//!   an invoice is unique per request and per (order, scope), so redelivery issues nothing
+//!   twice;
+//! - credit notes copy the invoice's parties, rule, wording and rates (never today's) and
+//!   can never credit more than was invoiced;
+//! - a request for a store without settings is held, listed with its reason
+//!   ([`store::list_refused`]), and issued automatically when the settings arrive.
+//!
+//! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message
+//! handler), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
+//! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
+
+pub mod bench;
+pub mod domain;
+pub mod handlers;
+pub mod pdf;
+pub mod store;
+pub mod vies;
+
+pub use handlers::InvoicingHandler;
+pub use store::{DocumentRow, RefusedRow, list_invoices, list_refused, pdf_by_number};
+
+/// The worker's name: its queue and its schema.
+pub const NAME: &str = "invoicing";

@@ -1,0 +1,788 @@
+//! All of invoicing's SQL. Functions take the connection (the handler's transaction, or a
+//! pool for operators' listings); table names are unqualified because the worker's
+//! `search_path` is its own schema.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use orderly_contracts::messages::{DocumentBuyer, StoreInvoiceSettingsUpdated};
+use rust_decimal::Decimal;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::domain::credit::Credited;
+use crate::domain::document::{Document, DocumentKind};
+
+fn corrupt(what: &str, detail: impl fmt::Display) -> sqlx::Error {
+    sqlx::Error::Decode(format!("invoicing: stored {what} is invalid: {detail}").into())
+}
+
+/// Serialises all invoicing work of one store (numbering, the distance-sales total, the
+/// held requests): taken first by every handler that writes for a store, held until the
+/// transaction ends. Numbers are gap-free without it (the counter row is locked by its
+/// update), but the threshold check reads and then adds to the year's total, and that must
+/// not interleave between two workers.
+pub async fn lock_store(conn: &mut PgConnection, store_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock(hashtext('orderly.invoicing'), hashtext($1))")
+        .bind(store_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+// --- settings --------------------------------------------------------------------------------
+
+/// Keeps `settings` if its revision is newer than the stored one. Returns whether it was.
+pub async fn upsert_settings(
+    conn: &mut PgConnection,
+    settings: &StoreInvoiceSettingsUpdated,
+) -> Result<bool, sqlx::Error> {
+    let revision = i64::try_from(settings.revision).map_err(|e| corrupt("revision", e))?;
+    let done = sqlx::query(
+        "insert into store_settings (store_id, revision, settings) values ($1, $2, $3)
+         on conflict (store_id) do update
+           set revision = excluded.revision, settings = excluded.settings, updated_at = now()
+           where store_settings.revision < excluded.revision",
+    )
+    .bind(settings.store_id.as_str())
+    .bind(revision)
+    .bind(Json(settings))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The store's settings, if any arrived.
+pub async fn settings(
+    conn: &mut PgConnection,
+    store_id: &str,
+) -> Result<Option<StoreInvoiceSettingsUpdated>, sqlx::Error> {
+    let row: Option<Json<StoreInvoiceSettingsUpdated>> =
+        sqlx::query_scalar("select settings from store_settings where store_id = $1")
+            .bind(store_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|j| j.0))
+}
+
+/// What an invoice request needs to know first, in one round trip: takes the store's lock
+/// (as [`lock_store`]), then says whether the request (or its order and scope) is already
+/// invoiced and returns the store's settings. The reads use the statement's snapshot, taken
+/// before the lock was granted; a duplicate that slips through that window fails on the
+/// unique keys of `invoices` and is retried, never issued twice.
+pub async fn lock_and_look_up(
+    conn: &mut PgConnection,
+    store_id: &str,
+    request_id: Uuid,
+    order_id: Uuid,
+    scope: &str,
+) -> Result<(bool, Option<StoreInvoiceSettingsUpdated>), sqlx::Error> {
+    let (issued, settings): (bool, Option<Json<StoreInvoiceSettingsUpdated>>) = sqlx::query_as(
+        "with locked as (
+           select pg_advisory_xact_lock(hashtext('orderly.invoicing'), hashtext($1))
+         )
+         select exists (select 1 from invoices
+                        where request_id = $2 or (order_id = $3 and scope = $4)),
+                (select settings from store_settings where store_id = $1)
+         from locked",
+    )
+    .bind(store_id)
+    .bind(request_id)
+    .bind(order_id)
+    .bind(scope)
+    .fetch_one(conn)
+    .await?;
+    Ok((issued, settings.map(|j| j.0)))
+}
+
+// --- numbering and the threshold --------------------------------------------------------------
+
+/// Takes the next number of a series (from 1). The counter row stays locked until the
+/// transaction ends; a rollback returns the number.
+pub async fn next_number(
+    conn: &mut PgConnection,
+    store_id: &str,
+    kind: DocumentKind,
+    prefix: &str,
+    period: i32,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "insert into number_series (store_id, kind, prefix, period, last_number)
+         values ($1, $2, $3, $4, 1)
+         on conflict (store_id, kind, prefix, period)
+           do update set last_number = number_series.last_number + 1
+         returning last_number",
+    )
+    .bind(store_id)
+    .bind(kind.as_str())
+    .bind(prefix)
+    .bind(period)
+    .fetch_one(conn)
+    .await
+}
+
+/// The store's EU distance sales (net EUR) in `year - 1` and in `year`.
+pub async fn distance_sales(
+    conn: &mut PgConnection,
+    store_id: &str,
+    year: i32,
+) -> Result<(Decimal, Decimal), sqlx::Error> {
+    let rows: Vec<(i32, Decimal)> = sqlx::query_as(
+        "select year, net_eur from distance_sales where store_id = $1 and year in ($2 - 1, $2)",
+    )
+    .bind(store_id)
+    .bind(year)
+    .fetch_all(conn)
+    .await?;
+    let of = |y: i32| {
+        rows.iter()
+            .find(|(ry, _)| *ry == y)
+            .map(|(_, v)| *v)
+            .unwrap_or_default()
+    };
+    Ok((of(year - 1), of(year)))
+}
+
+/// Adds to the store's distance sales of `year`.
+pub async fn add_distance_sales(
+    conn: &mut PgConnection,
+    store_id: &str,
+    year: i32,
+    amount: Decimal,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into distance_sales (store_id, year, net_eur) values ($1, $2, $3)
+         on conflict (store_id, year) do update set net_eur = distance_sales.net_eur + excluded.net_eur",
+    )
+    .bind(store_id)
+    .bind(year)
+    .bind(amount)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// --- invoices --------------------------------------------------------------------------------
+
+/// Whether an invoice answers this request, or covers this order and scope already.
+pub async fn invoice_exists(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    order_id: Uuid,
+    scope: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (select 1 from invoices
+                        where request_id = $1 or (order_id = $2 and scope = $3))",
+    )
+    .bind(request_id)
+    .bind(order_id)
+    .bind(scope)
+    .fetch_one(conn)
+    .await
+}
+
+/// An invoice to insert.
+#[derive(Debug)]
+pub struct NewInvoice<'a> {
+    /// Id.
+    pub invoice_id: Uuid,
+    /// The store.
+    pub store_id: &'a str,
+    /// The request answered.
+    pub request_id: Uuid,
+    /// The order.
+    pub order_id: Uuid,
+    /// `order` or the shipment id.
+    pub scope: &'a str,
+    /// The shipment, for per-shipment invoices.
+    pub shipment_id: Option<Uuid>,
+    /// `on_order` / `on_shipment`.
+    pub timing: &'a str,
+    /// Issue time.
+    pub issued_at: DateTime<Utc>,
+    /// Treatment (contract wire form).
+    pub vat_treatment: &'a str,
+    /// The buyer as sent in `invoice.issued`.
+    pub buyer: &'a DocumentBuyer,
+    /// The snapshot.
+    pub document: &'a Document,
+    /// The PDF.
+    pub pdf: &'a [u8],
+    /// Its SHA-256, hex.
+    pub pdf_sha256: &'a str,
+}
+
+/// Inserts an issued invoice (immutable from then on).
+pub async fn insert_invoice(
+    conn: &mut PgConnection,
+    i: &NewInvoice<'_>,
+) -> Result<(), sqlx::Error> {
+    let size = i32::try_from(i.pdf.len()).map_err(|e| corrupt("pdf size", e))?;
+    sqlx::query(
+        "insert into invoices (invoice_id, store_id, number, request_id, order_id, scope,
+                               shipment_id, timing, issued_at, supply_date, currency,
+                               vat_treatment, vat_rule, vat_reason, vat_id_check, buyer,
+                               document, net, tax, gross, pdf, pdf_sha256, pdf_size)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 $18, $19, $20, $21, $22, $23)",
+    )
+    .bind(i.invoice_id)
+    .bind(i.store_id)
+    .bind(&i.document.number)
+    .bind(i.request_id)
+    .bind(i.order_id)
+    .bind(i.scope)
+    .bind(i.shipment_id)
+    .bind(i.timing)
+    .bind(i.issued_at)
+    .bind(i.document.supply_date)
+    .bind(&i.document.currency)
+    .bind(i.vat_treatment)
+    .bind(i.document.rule.as_str())
+    .bind(&i.document.reason)
+    .bind(i.document.vat_id_check.map(|c| c.as_str()))
+    .bind(Json(i.buyer))
+    .bind(Json(i.document))
+    .bind(i.document.net)
+    .bind(i.document.tax)
+    .bind(i.document.gross)
+    .bind(i.pdf)
+    .bind(i.pdf_sha256)
+    .bind(size)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An issued invoice, as crediting needs it.
+#[derive(Debug, Clone)]
+pub struct StoredInvoice {
+    /// Id.
+    pub invoice_id: Uuid,
+    /// The store.
+    pub store_id: String,
+    /// The order.
+    pub order_id: Uuid,
+    /// `on_order` / `on_shipment`.
+    pub timing: String,
+    /// Treatment (contract wire form).
+    pub vat_treatment: String,
+    /// The buyer as sent.
+    pub buyer: DocumentBuyer,
+    /// The snapshot.
+    pub document: Document,
+}
+
+/// The invoices of an order, oldest first.
+pub async fn invoices_of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<StoredInvoice>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select invoice_id, store_id, order_id, timing, vat_treatment, buyer, document
+         from invoices where order_id = $1 order by issued_at, number",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(StoredInvoice {
+                invoice_id: r.try_get("invoice_id")?,
+                store_id: r.try_get("store_id")?,
+                order_id: r.try_get("order_id")?,
+                timing: r.try_get("timing")?,
+                vat_treatment: r.try_get("vat_treatment")?,
+                buyer: r.try_get::<Json<DocumentBuyer>, _>("buyer")?.0,
+                document: r.try_get::<Json<Document>, _>("document")?.0,
+            })
+        })
+        .collect()
+}
+
+// --- credit notes ----------------------------------------------------------------------------
+
+/// What was credited of an invoice so far, by line.
+pub async fn credited(
+    conn: &mut PgConnection,
+    invoice_id: Uuid,
+) -> Result<BTreeMap<String, Credited>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select line_id, sum(quantity)::bigint as quantity, sum(net) as net, sum(tax) as tax
+         from credited_lines where invoice_id = $1 group by line_id",
+    )
+    .bind(invoice_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let q: i64 = r.try_get("quantity")?;
+            Ok((
+                r.try_get("line_id")?,
+                Credited {
+                    quantity: u32::try_from(q).map_err(|e| corrupt("credited quantity", e))?,
+                    net: r.try_get("net")?,
+                    tax: r.try_get("tax")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Whether any credit note was issued under this key (a refund request or cancellation).
+pub async fn credit_key_used(conn: &mut PgConnection, key: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select exists (select 1 from credit_notes where credit_key = $1)")
+        .bind(key)
+        .fetch_one(conn)
+        .await
+}
+
+/// A credit note to insert.
+#[derive(Debug)]
+pub struct NewCreditNote<'a> {
+    /// Id.
+    pub credit_note_id: Uuid,
+    /// The store.
+    pub store_id: &'a str,
+    /// The invoice credited.
+    pub invoice_id: Uuid,
+    /// The refund request id or the cancellation key.
+    pub credit_key: Uuid,
+    /// `refund` / `cancellation`.
+    pub reason_kind: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// The order.
+    pub order_id: Uuid,
+    /// Issue time.
+    pub issued_at: DateTime<Utc>,
+    /// The snapshot.
+    pub document: &'a Document,
+    /// The PDF.
+    pub pdf: &'a [u8],
+    /// Its SHA-256, hex.
+    pub pdf_sha256: &'a str,
+}
+
+/// Inserts a credit note and what it credited.
+pub async fn insert_credit_note(
+    conn: &mut PgConnection,
+    c: &NewCreditNote<'_>,
+) -> Result<(), sqlx::Error> {
+    let size = i32::try_from(c.pdf.len()).map_err(|e| corrupt("pdf size", e))?;
+    sqlx::query(
+        "insert into credit_notes (credit_note_id, store_id, number, invoice_id, credit_key,
+                                   reason_kind, reason, order_id, issued_at, document, net,
+                                   tax, gross, pdf, pdf_sha256, pdf_size)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(c.credit_note_id)
+    .bind(c.store_id)
+    .bind(&c.document.number)
+    .bind(c.invoice_id)
+    .bind(c.credit_key)
+    .bind(c.reason_kind)
+    .bind(c.reason)
+    .bind(c.order_id)
+    .bind(c.issued_at)
+    .bind(Json(c.document))
+    .bind(c.document.net)
+    .bind(c.document.tax)
+    .bind(c.document.gross)
+    .bind(c.pdf)
+    .bind(c.pdf_sha256)
+    .bind(size)
+    .execute(&mut *conn)
+    .await?;
+    for line in &c.document.lines {
+        sqlx::query(
+            "insert into credited_lines (credit_note_id, invoice_id, line_id, quantity, net, tax)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.credit_note_id)
+        .bind(c.invoice_id)
+        .bind(&line.line_id)
+        .bind(i64::from(line.quantity))
+        .bind(line.net)
+        .bind(line.tax)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+// --- refused and held requests ---------------------------------------------------------------
+
+/// Records (or updates) why a message was refused or is held.
+pub async fn record_refused(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+    message_type: &str,
+    store_id: &str,
+    order_id: Option<Uuid>,
+    status: &str,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into refused (message_id, message_type, store_id, order_id, status, reason)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (message_id) do update
+           set status = excluded.status, reason = excluded.reason, resolved_at = null",
+    )
+    .bind(message_id)
+    .bind(message_type)
+    .bind(store_id)
+    .bind(order_id)
+    .bind(status)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks a held request as issued.
+pub async fn resolve_held(
+    conn: &mut PgConnection,
+    message_id: Uuid,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update refused set status = 'issued', resolved_at = now(),
+                            reason = reason || ' — ' || $2
+         where message_id = $1",
+    )
+    .bind(message_id)
+    .bind(note)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Holds an invoice request until its store's settings arrive.
+pub async fn hold_request(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    store_id: &str,
+    message_id: Uuid,
+    envelope: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into held_requests (request_id, store_id, message_id, envelope)
+         values ($1, $2, $3, $4) on conflict (request_id) do nothing",
+    )
+    .bind(request_id)
+    .bind(store_id)
+    .bind(message_id)
+    .bind(Json(envelope))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A held request.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The request id.
+    pub request_id: Uuid,
+    /// The message that carried it.
+    pub message_id: Uuid,
+    /// The envelope as received.
+    pub envelope: serde_json::Value,
+}
+
+/// Takes a store's held requests (oldest first), removing them.
+pub async fn take_held(conn: &mut PgConnection, store_id: &str) -> Result<Vec<Held>, sqlx::Error> {
+    let rows = sqlx::query(
+        "delete from held_requests where store_id = $1
+         returning request_id, message_id, envelope, received_at",
+    )
+    .bind(store_id)
+    .fetch_all(conn)
+    .await?;
+    let mut held: Vec<(DateTime<Utc>, Held)> = rows
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get("received_at")?,
+                Held {
+                    request_id: r.try_get("request_id")?,
+                    message_id: r.try_get("message_id")?,
+                    envelope: r.try_get::<Json<serde_json::Value>, _>("envelope")?.0,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    held.sort_by_key(|(at, h)| (*at, h.request_id));
+    Ok(held.into_iter().map(|(_, h)| h).collect())
+}
+
+// --- operators -------------------------------------------------------------------------------
+
+/// A document's PDF by its number: invoices and credit notes. Numbers are unique per store;
+/// when two stores share a prefix, pass `store` (else this is an error naming the stores).
+pub async fn pdf_by_number(
+    pool: &PgPool,
+    number: &str,
+    store: Option<&str>,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let rows = sqlx::query(
+        "select store_id, pdf from invoices where number = $1 and ($2::text is null or store_id = $2)
+         union all
+         select store_id, pdf from credit_notes where number = $1 and ($2::text is null or store_id = $2)",
+    )
+    .bind(number)
+    .bind(store)
+    .fetch_all(pool)
+    .await?;
+    match rows.len() {
+        0 => Ok(None),
+        1 => Ok(Some(rows[0].try_get("pdf")?)),
+        _ => {
+            let stores: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("store_id"))
+                .collect::<Result<_, _>>()?;
+            anyhow::bail!(
+                "number {number} exists in several stores ({}); name the store",
+                stores.join(", ")
+            )
+        }
+    }
+}
+
+/// An invoice or credit note in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// `invoice` / `credit_note`.
+    pub kind: String,
+    /// The number.
+    pub number: String,
+    /// The store.
+    pub store_id: String,
+    /// The order.
+    pub order_id: Uuid,
+    /// Issue time.
+    pub issued_at: DateTime<Utc>,
+    /// Supply date (the credited invoice's, for credit notes).
+    pub supply_date: NaiveDate,
+    /// Currency.
+    pub currency: String,
+    /// VAT rule.
+    pub vat_rule: String,
+    /// Net.
+    pub net: Decimal,
+    /// VAT.
+    pub tax: Decimal,
+    /// Gross.
+    pub gross: Decimal,
+    /// PDF size in bytes.
+    pub pdf_size: i32,
+}
+
+impl fmt::Display for DocumentRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<11} {:<20} {:<12} {} supply {} {:>12} {} net {:>12} VAT {:>10} {:<30} order {} ({} bytes)",
+            self.kind,
+            self.number,
+            self.store_id,
+            self.issued_at.format("%Y-%m-%d %H:%M"),
+            self.supply_date,
+            self.gross,
+            self.currency,
+            self.net,
+            self.tax,
+            self.vat_rule,
+            self.order_id,
+            self.pdf_size
+        )
+    }
+}
+
+/// The latest invoices and credit notes, newest first, optionally of one store.
+pub async fn list_invoices(
+    pool: &PgPool,
+    store: Option<&str>,
+    limit: i64,
+) -> anyhow::Result<Vec<DocumentRow>> {
+    let rows = sqlx::query(
+        "select * from (
+           select 'invoice' as kind, number, store_id, order_id, issued_at, supply_date, currency,
+                  vat_rule, net, tax, gross, pdf_size
+           from invoices where $1::text is null or store_id = $1
+           union all
+           select 'credit_note', c.number, c.store_id, c.order_id, c.issued_at, i.supply_date,
+                  i.currency, i.vat_rule, c.net, c.tax, c.gross, c.pdf_size
+           from credit_notes c join invoices i using (invoice_id)
+           where $1::text is null or c.store_id = $1
+         ) d order by issued_at desc, number desc limit $2",
+    )
+    .bind(store)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DocumentRow {
+                kind: r.try_get("kind")?,
+                number: r.try_get("number")?,
+                store_id: r.try_get("store_id")?,
+                order_id: r.try_get("order_id")?,
+                issued_at: r.try_get("issued_at")?,
+                supply_date: r.try_get("supply_date")?,
+                currency: r.try_get("currency")?,
+                vat_rule: r.try_get("vat_rule")?,
+                net: r.try_get("net")?,
+                tax: r.try_get("tax")?,
+                gross: r.try_get("gross")?,
+                pdf_size: r.try_get("pdf_size")?,
+            })
+        })
+        .collect()
+}
+
+/// A refused or held request in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRow {
+    /// The message.
+    pub message_id: Uuid,
+    /// Its type.
+    pub message_type: String,
+    /// The store.
+    pub store_id: String,
+    /// The order, if known.
+    pub order_id: Option<Uuid>,
+    /// `held`, `refused` or `issued` (a held request issued later).
+    pub status: String,
+    /// Why.
+    pub reason: String,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+}
+
+impl fmt::Display for RefusedRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:<8} {:<24} store {} order {} message {}: {}",
+            self.received_at.format("%Y-%m-%d %H:%M:%S"),
+            self.status,
+            self.message_type,
+            self.store_id,
+            self.order_id
+                .map_or_else(|| "-".to_owned(), |o| o.to_string()),
+            self.message_id,
+            self.reason
+        )
+    }
+}
+
+/// Refused and held requests, newest first; `open_only` leaves out held requests that were
+/// issued since.
+pub async fn list_refused(
+    pool: &PgPool,
+    store: Option<&str>,
+    open_only: bool,
+    limit: i64,
+) -> anyhow::Result<Vec<RefusedRow>> {
+    let rows = sqlx::query(
+        "select message_id, message_type, store_id, order_id, status, reason, received_at
+         from refused
+         where ($1::text is null or store_id = $1) and (not $2 or status <> 'issued')
+         order by received_at desc, id desc limit $3",
+    )
+    .bind(store)
+    .bind(open_only)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(RefusedRow {
+                message_id: r.try_get("message_id")?,
+                message_type: r.try_get("message_type")?,
+                store_id: r.try_get("store_id")?,
+                order_id: r.try_get("order_id")?,
+                status: r.try_get("status")?,
+                reason: r.try_get("reason")?,
+                received_at: r.try_get("received_at")?,
+            })
+        })
+        .collect()
+}
+
+// --- cancellations waiting for their invoice ---------------------------------------------------
+
+/// A cancellation kept until the order's whole-order invoice exists.
+#[derive(Debug, Clone)]
+pub struct PendingCancellation {
+    /// The cancel request id, or the message id when there is none.
+    pub cancel_key: Uuid,
+    /// The cancel request, if any.
+    pub request_id: Option<Uuid>,
+    /// `order` or `lines`.
+    pub scope: String,
+    /// `(line id, units)`.
+    pub lines: Vec<(String, u32)>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Keeps a cancellation for an order not invoiced yet (once per key).
+pub async fn keep_cancellation(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    store_id: &str,
+    c: &PendingCancellation,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into pending_cancellations (cancel_key, order_id, store_id, request_id, scope,
+                                            lines, reason)
+         values ($1, $2, $3, $4, $5, $6, $7) on conflict (cancel_key) do nothing",
+    )
+    .bind(c.cancel_key)
+    .bind(order_id)
+    .bind(store_id)
+    .bind(c.request_id)
+    .bind(&c.scope)
+    .bind(Json(&c.lines))
+    .bind(&c.reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes (removes) the cancellations kept for an order, oldest first.
+pub async fn take_cancellations(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<PendingCancellation>, sqlx::Error> {
+    let rows = sqlx::query(
+        "delete from pending_cancellations where order_id = $1
+         returning cancel_key, request_id, scope, lines, reason, received_at",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    let mut out: Vec<(DateTime<Utc>, PendingCancellation)> = rows
+        .into_iter()
+        .map(|r| {
+            Ok((
+                r.try_get("received_at")?,
+                PendingCancellation {
+                    cancel_key: r.try_get("cancel_key")?,
+                    request_id: r.try_get("request_id")?,
+                    scope: r.try_get("scope")?,
+                    lines: r.try_get::<Json<Vec<(String, u32)>>, _>("lines")?.0,
+                    reason: r.try_get("reason")?,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    out.sort_by_key(|(at, c)| (*at, c.cancel_key));
+    Ok(out.into_iter().map(|(_, c)| c).collect())
+}

@@ -1,0 +1,593 @@
+//! The invoicing worker against the real RabbitMQ and PostgreSQL: each test gets its own
+//! database and broker namespace (`World`), starts the worker on a host (two hosts for the
+//! numbering test), publishes what fulfillment, operators and the admin API would, and
+//! checks what the worker publishes and stores.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{Datelike, Utc};
+use orderly_contracts::messages::{
+    CreditNoteIssued, CreditReason, InvoiceIssued, InvoiceRequested, OrderCancelled,
+    OrderRefundRequested, StoreInvoiceSettingsUpdated, VatTreatment,
+};
+use orderly_contracts::{Envelope, Message};
+use orderly_invoicing::{InvoicingHandler, NAME, list_invoices, list_refused, pdf_by_number};
+use orderly_runtime::metrics::Outcome;
+use orderly_runtime::testing::{World, wait_until};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn settings(store: &str, revision: u64) -> Envelope<StoreInvoiceSettingsUpdated> {
+    let payload = serde_json::from_value(json!({
+        "store_id": store,
+        "revision": revision,
+        "legal_name": "Beispiel Handels GmbH",
+        "address": {"name": "Beispiel Handels GmbH", "lines": ["Torstraße 101"],
+                    "postal_code": "10119", "city": "Berlin", "country": "DE"},
+        "vat_id": "DE123456789",
+        "tax_number": "37/123/45678",
+        "invoice_timing": "on_order",
+        "invoice_number_prefix": "RE-",
+        "credit_note_number_prefix": "GS-",
+        "oss_registered": true,
+        "locale": "de-DE",
+        "payment_terms_days": 14,
+        "footer": "Amtsgericht Berlin-Charlottenburg HRB 123456",
+        "number_digits": 6,
+        "number_yearly_reset": true,
+        "rounding": "per_line"
+    }))
+    .expect("settings");
+    Envelope::new("admin-api", store.to_owned(), payload)
+}
+
+fn three_lines() -> Value {
+    json!([
+        {"line_id": "1", "sku": "MUG-BLU-350", "title": "Becher „Blau“ 350 ml", "quantity": 2,
+         "unit_price": "12.90", "discount": "0", "tax_category": "standard"},
+        {"line_id": "2", "sku": "BOOK-42", "title": "Roman: Die Blechtrommel", "quantity": 1,
+         "unit_price": "21.40", "discount": "0", "tax_category": "reduced"},
+        {"line_id": "3", "sku": "TEA-EARL-100", "title": "Earl Grey 100 g", "quantity": 3,
+         "unit_price": "4.99", "discount": "0", "tax_category": "standard"}
+    ])
+}
+
+fn request_to(store: &str, order_id: Uuid, country: &str, buyer: Value) -> InvoiceRequested {
+    serde_json::from_value(json!({
+        "request_id": Uuid::now_v7(),
+        "order_id": order_id,
+        "store_id": store,
+        "timing": "on_order",
+        "external_order_id": format!("T-{}", &order_id.simple().to_string()[20..]),
+        "placed_at": "2026-03-14T09:26:51Z",
+        "currency": "EUR",
+        "prices_include_tax": true,
+        "buyer": buyer,
+        "billing_address": {"name": "Jörg Schäfer", "lines": ["Hauptstraße 12"],
+                            "postal_code": "75001", "city": "Paris", "country": country},
+        "shipping_address": {"name": "Jörg Schäfer", "lines": ["Hauptstraße 12"],
+                             "postal_code": "75001", "city": "Paris", "country": country},
+        "lines": three_lines(),
+        "shipping": "4.90",
+        "discount": "0"
+    }))
+    .expect("request")
+}
+
+fn consumer() -> Value {
+    json!({"name": "Jörg Schäfer", "email": "joerg@example.de", "locale": "de-DE",
+           "is_business": false})
+}
+
+fn request(store: &str, order_id: Uuid) -> InvoiceRequested {
+    request_to(store, order_id, "DE", consumer())
+}
+
+fn env<P: Message>(producer: &str, order_id: Uuid, payload: P) -> Envelope<P> {
+    Envelope::new(producer, order_id.to_string(), payload)
+}
+
+fn refund(
+    store: &str,
+    order_id: Uuid,
+    lines: &[(&str, u32)],
+    shipping: bool,
+) -> OrderRefundRequested {
+    serde_json::from_value(json!({
+        "request_id": Uuid::now_v7(),
+        "order_id": order_id,
+        "store_id": store,
+        "requested_by": {"kind": "operator", "id": "anna"},
+        "reason": "Returned: damaged in transit",
+        "lines": lines.iter().map(|(l, q)| json!({"line_id": l, "quantity": q})).collect::<Vec<_>>(),
+        "refund_shipping": shipping
+    }))
+    .expect("refund")
+}
+
+async fn count(pool: &PgPool, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await?)
+}
+
+fn year() -> i32 {
+    Utc::now().year()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn pdftotext(bytes: &[u8], name: &str) -> String {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let out = Command::new("pdftotext")
+        .args([path.to_str().expect("path"), "-"])
+        .output()
+        .expect("pdftotext installed (scripts/test)");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test]
+async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+
+    world.publish(&settings("shop-de", 1)).await?;
+    let order_id = Uuid::now_v7();
+    let req = request("shop-de", order_id);
+    // The same request twice (a redelivery with a new message id), and another request for
+    // the same order and scope: one invoice.
+    world
+        .publish(&env("fulfillment", order_id, req.clone()))
+        .await?;
+    world
+        .publish(&env("fulfillment", order_id, req.clone()))
+        .await?;
+    let mut again = req.clone();
+    again.request_id = Uuid::now_v7();
+    world.publish(&env("fulfillment", order_id, again)).await?;
+
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let number = format!("RE-{}-000001", year());
+    assert_eq!(issued.invoice_number, number);
+    assert_eq!(issued.request_id, req.request_id);
+    assert_eq!(issued.vat_treatment, VatTreatment::Domestic);
+    // 2 × 12.90 + 3 × 4.99 + 4.90 at 19 %, 21.40 at 7 %.
+    assert_eq!(issued.totals.gross.value(), Decimal::new(6707, 2));
+    assert_eq!(issued.totals.breakdown.len(), 2);
+    assert_eq!(
+        issued.pdf.uri,
+        format!("orderly://invoicing/invoices/{number}.pdf")
+    );
+
+    // Settings and three requests (each its own message) have all been handled.
+    wait_until("all three requests handled", WAIT, || async {
+        Ok(count(&pool, "select count(*) from inbox").await? >= 4)
+    })
+    .await?;
+    assert_eq!(count(&pool, "select count(*) from invoices").await?, 1);
+    assert!(
+        tap.next_of::<InvoiceIssued>(Duration::from_secs(1))
+            .await
+            .is_err(),
+        "issued once"
+    );
+
+    let pdf = pdf_by_number(&pool, &number, None)
+        .await?
+        .expect("stored pdf");
+    assert_eq!(sha256_hex(&pdf), issued.pdf.sha256);
+    assert_eq!(pdf.len() as u64, issued.pdf.size_bytes);
+    let text = pdftotext(&pdf, "worker-invoice.pdf");
+    for needle in [
+        number.as_str(),
+        "Beispiel Handels GmbH",
+        "DE123456789",
+        "Jörg Schäfer",
+        "19%",
+        "7%",
+        "67.07 €",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing: {text}");
+    }
+    assert!(
+        pdf_by_number(&pool, "RE-1999-000001", None)
+            .await?
+            .is_none()
+    );
+    let listed = list_invoices(&pool, None, 10).await?;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].to_string().contains(&number));
+
+    // Issued invoices are immutable.
+    let change = sqlx::query("update invoices set gross = 0")
+        .execute(&pool)
+        .await;
+    assert!(change.is_err(), "the trigger refuses changes");
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_request_without_settings_is_held_then_issued() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", order_id, request("shop-new", order_id)))
+        .await?;
+    wait_until("the request is on the refused list", WAIT, || async {
+        Ok(!list_refused(&pool, None, true, 10).await?.is_empty())
+    })
+    .await?;
+    let refused = list_refused(&pool, None, true, 10).await?;
+    assert_eq!(refused[0].status, "held");
+    assert!(
+        refused[0]
+            .reason
+            .contains("store shop-new has no invoice settings"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        tap.next_of::<InvoiceIssued>(Duration::from_millis(500))
+            .await
+            .is_err()
+    );
+
+    world.publish(&settings("shop-new", 1)).await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    assert_eq!(issued.order_id, order_id);
+    assert!(
+        list_refused(&pool, None, true, 10).await?.is_empty(),
+        "no longer open"
+    );
+    let all = list_refused(&pool, None, false, 10).await?;
+    assert_eq!(all[0].status, "issued");
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn two_workers_number_200_invoices_without_gaps() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut a = world.host();
+    a.start_worker(NAME, InvoicingHandler::new()).await?;
+    let mut b = world.host();
+    b.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+
+    world.publish(&settings("shop-de", 1)).await?;
+    wait_until("settings stored", WAIT, || async {
+        Ok(count(&pool, "select count(*) from store_settings").await? == 1)
+    })
+    .await?;
+    for _ in 0..200 {
+        let order_id = Uuid::now_v7();
+        world
+            .publish(&env("fulfillment", order_id, request("shop-de", order_id)))
+            .await?;
+    }
+    wait_until("200 invoices", Duration::from_secs(120), || async {
+        Ok(count(&pool, "select count(*) from invoices").await? == 200)
+    })
+    .await?;
+    let numbers: Vec<String> = sqlx::query_scalar("select number from invoices")
+        .fetch_all(&pool)
+        .await?;
+    let prefix = format!("RE-{}-", year());
+    let seen: BTreeSet<i64> = numbers
+        .iter()
+        .map(|n| {
+            n.strip_prefix(&prefix)
+                .and_then(|d| d.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected number {n}"))
+        })
+        .collect();
+    assert_eq!(seen.len(), 200, "no duplicates");
+    assert_eq!(
+        seen,
+        (1..=200).collect::<BTreeSet<i64>>(),
+        "1..200 without gaps"
+    );
+    // Both workers took part (each handled messages).
+    let handled: Vec<u64> = vec![
+        a.metrics().count(NAME, Outcome::Handled),
+        b.metrics().count(NAME, Outcome::Handled),
+    ];
+    println!("handled per worker: {handled:?}");
+    assert!(
+        handled.iter().all(|h| *h > 0),
+        "both workers issued invoices: {handled:?}"
+    );
+    a.stop(Duration::from_secs(5)).await;
+    b.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world
+        .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
+        .await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+
+    // A French business with a valid-format VAT id: reverse charge.
+    let order_id = Uuid::now_v7();
+    let buyer = json!({"name": "Société Générale d'Édition", "locale": "fr-FR",
+                       "is_business": true, "vat_id": "FR40303265045"});
+    let req = request_to("shop-de", order_id, "FR", buyer);
+    world.publish(&env("fulfillment", order_id, req)).await?;
+    let invoice = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    assert_eq!(invoice.vat_treatment, VatTreatment::IntraEuReverseCharge);
+    assert!(invoice.totals.tax.is_zero());
+    let pdf = pdf_by_number(&pool, &invoice.invoice_number, Some("shop-de"))
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&pdf, "worker-reverse-charge.pdf");
+    for needle in [
+        "Reverse charge",
+        "FR40303265045",
+        "DE123456789",
+        "Société Générale",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing: {text}");
+    }
+
+    let r = refund("shop-de", order_id, &[("1", 2), ("2", 1)], false);
+    world.publish(&env("operator", order_id, r.clone())).await?;
+    let note = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(note.invoice_number, invoice.invoice_number);
+    assert_eq!(note.credit_note_number, format!("GS-{}-000001", year()));
+    assert_eq!(note.reason, CreditReason::Refund);
+    assert_eq!(note.request_id, Some(r.request_id));
+    assert_eq!(
+        note.vat_treatment,
+        VatTreatment::IntraEuReverseCharge,
+        "the invoice's treatment"
+    );
+    // Reverse charge: prices incl. VAT are taken as net at 0 %: 2 × 12.90 + 21.40.
+    assert_eq!(note.totals.gross.value(), Decimal::new(4720, 2));
+    let note_pdf = pdf_by_number(&pool, &note.credit_note_number, None)
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&note_pdf, "worker-credit-note.pdf");
+    assert!(
+        text.contains(&invoice.invoice_number) && text.contains("Reverse charge"),
+        "{text}"
+    );
+
+    // Line 1 is fully credited: one more unit is more than was invoiced.
+    let too_much = refund("shop-de", order_id, &[("1", 1)], false);
+    world
+        .publish(&env("operator", order_id, too_much.clone()))
+        .await?;
+    wait_until("the refund is refused on record", WAIT, || async {
+        Ok(list_refused(&pool, None, true, 10)
+            .await?
+            .iter()
+            .any(|r| r.message_type == OrderRefundRequested::TYPE))
+    })
+    .await?;
+    let refused = list_refused(&pool, None, true, 10).await?;
+    assert!(
+        refused[0]
+            .reason
+            .contains("line 1: 1 units asked, but only 0 of the 2 invoiced"),
+        "{}",
+        refused[0]
+    );
+    wait_until("dead-lettered with the reason", WAIT, || async {
+        Ok(world
+            .dead_letters(NAME)
+            .await?
+            .iter()
+            .any(|d| d.reason.contains("only 0 of the 2 invoiced")))
+    })
+    .await?;
+    assert_eq!(count(&pool, "select count(*) from credit_notes").await?, 1);
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_cancellation_after_invoicing_is_credited() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world
+        .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
+        .await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", order_id, request("shop-de", order_id)))
+        .await?;
+    let invoice = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+
+    let cancelled: OrderCancelled = serde_json::from_value(json!({
+        "order_id": order_id,
+        "store_id": "shop-de",
+        "channel": "storefront",
+        "external_order_id": "100234",
+        "request_id": Uuid::now_v7(),
+        "scope": "lines",
+        "lines": [{"line_id": "3", "sku": "TEA-EARL-100", "quantity": 3}],
+        "reason": "Customer changed their mind"
+    }))?;
+    world
+        .publish(&env("orders", order_id, cancelled.clone()))
+        .await?;
+    world.publish(&env("orders", order_id, cancelled)).await?;
+    let note = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(note.reason, CreditReason::Cancellation);
+    assert_eq!(note.invoice_id, invoice.invoice_id);
+    // 3 × 4.99 at 19 %, gross prices: 14.97 credited, 12.58 net + 2.39 VAT.
+    assert_eq!(note.totals.gross.value(), Decimal::new(1497, 2));
+    assert_eq!(note.totals.tax.value(), Decimal::new(239, 2));
+    assert!(
+        tap.next_of::<CreditNoteIssued>(Duration::from_secs(1))
+            .await
+            .is_err(),
+        "once"
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+/// The cancellation overtakes the invoice request: it waits, and is credited as soon as the
+/// invoice is issued.
+#[tokio::test]
+async fn a_cancellation_that_arrives_first_is_credited_after_the_invoice() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world
+        .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
+        .await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let order_id = Uuid::now_v7();
+    let cancelled: OrderCancelled = serde_json::from_value(json!({
+        "order_id": order_id,
+        "store_id": "shop-de",
+        "channel": "storefront",
+        "external_order_id": "100234",
+        "scope": "order",
+        "lines": [{"line_id": "1", "quantity": 2}, {"line_id": "2", "quantity": 1},
+                  {"line_id": "3", "quantity": 3}],
+        "reason": "Payment failed"
+    }))?;
+    world.publish(&env("orders", order_id, cancelled)).await?;
+    wait_until("the cancellation is kept", WAIT, || async {
+        Ok(count(&pool, "select count(*) from pending_cancellations").await? == 1)
+    })
+    .await?;
+    world
+        .publish(&env("fulfillment", order_id, request("shop-de", order_id)))
+        .await?;
+    let invoice = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let note = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(note.invoice_id, invoice.invoice_id);
+    assert_eq!(note.reason, CreditReason::Cancellation);
+    assert_eq!(
+        note.totals, invoice.totals,
+        "the whole order, shipping included, is credited"
+    );
+    assert_eq!(
+        count(&pool, "select count(*) from pending_cancellations").await?,
+        0
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+/// EUR 10,000 of distance sales to France: the first sale is taxed at German rates, the one
+/// that crosses the threshold and the next at French rates; the running total is kept.
+#[tokio::test]
+async fn distance_sales_switch_to_destination_rates_at_the_threshold() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+
+    // 100 × 99.96 gross at 19 % = 8,400.00 net at German rates.
+    let big = |order_id: Uuid| -> anyhow::Result<InvoiceRequested> {
+        let mut r = request_to("shop-de", order_id, "FR", consumer());
+        r.lines.truncate(1);
+        r.lines[0].quantity = orderly_contracts::types::Quantity::new(100)?;
+        r.lines[0].unit_price = orderly_contracts::types::Amount::parse("99.96")?;
+        r.shipping = orderly_contracts::types::Amount::ZERO;
+        Ok(r)
+    };
+    let mut treatments = Vec::new();
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        // One at a time, so the order of the sales is known.
+        let order_id = Uuid::now_v7();
+        world
+            .publish(&env("fulfillment", order_id, big(order_id)?))
+            .await?;
+        let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+        treatments.push(issued.vat_treatment);
+        rates.push(issued.totals.breakdown[0].rate.to_string());
+    }
+    assert_eq!(
+        treatments,
+        vec![
+            VatTreatment::Domestic,
+            VatTreatment::OssDistanceSale,
+            VatTreatment::OssDistanceSale
+        ]
+    );
+    assert_eq!(rates, vec!["19", "20", "20"]);
+    let reasons: Vec<String> =
+        sqlx::query_scalar("select vat_reason from invoices order by number")
+            .fetch_all(&pool)
+            .await?;
+    assert!(
+        reasons[0].contains("stay within EUR 10000"),
+        "{}",
+        reasons[0]
+    );
+    assert!(
+        reasons[1].contains("from EUR 8400.00 to EUR 16800.00"),
+        "{}",
+        reasons[1]
+    );
+    // 8,400.00 + 2 × 8,330.00 (9,996 gross at 20 %).
+    let total: Decimal = sqlx::query_scalar("select net_eur from distance_sales")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(total, Decimal::new(2506000, 2));
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn the_benchmark_runs_end_to_end() -> anyhow::Result<()> {
+    // A small run by default; `INVOICING_BENCH_INVOICES=5000 cargo test --release ...
+    // the_benchmark -- --nocapture` for real figures.
+    let n = std::env::var("INVOICING_BENCH_INVOICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let world = World::new().await?;
+    let figures = orderly_invoicing::bench::run(&world.settings, n).await?;
+    println!("{}", figures.markdown());
+    assert_eq!(figures.invoices, n);
+    assert!(figures.invoices_per_second > 0.0);
+    assert!(figures.pdf_ms_per_page > 0.0);
+    world.cleanup().await
+}

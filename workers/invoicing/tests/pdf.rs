@@ -1,0 +1,321 @@
+//! The invoice PDF, checked with the tools a person would use: `pdftotext` reads back every
+//! Art. 226 field, `qpdf --check` validates the file, `pdftoppm` renders page 1 to a PNG in
+//! `target/test-output/` (printed, so a person can look at it).
+//!
+//! Needs poppler-utils and qpdf (`scripts/test` and `scripts/services` install them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use orderly_contracts::messages::RoundingPolicy;
+use orderly_contracts::types::TaxCategory;
+use orderly_invoicing::domain::amounts::{self, DocumentInput, LineInput};
+use orderly_invoicing::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
+use orderly_invoicing::domain::vat::{self, Rule, VatIdCheck};
+use orderly_invoicing::pdf;
+use rust_decimal::Decimal;
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal")
+}
+
+fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-output");
+    std::fs::create_dir_all(&dir).expect("output dir");
+    dir
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is not installed (run scripts/test): {e}"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn party(name: &str, country: &str, vat_id: Option<&str>) -> Party {
+    Party {
+        name: name.into(),
+        attention: None,
+        lines: vec!["Hauptstraße 12".into()],
+        city_line: "10115 Berlin".into(),
+        country: country.into(),
+        vat_id: vat_id.map(Into::into),
+        tax_number: None,
+    }
+}
+
+fn document(rule: Rule, lines: usize) -> Document {
+    let categories = [TaxCategory::Standard, TaxCategory::Reduced];
+    let rates = match rule {
+        Rule::IntraEuReverseCharge | Rule::Export => [dec("0"), dec("0")],
+        _ => [dec("19"), dec("7")],
+    };
+    let input = DocumentInput {
+        lines: (0..lines)
+            .map(|i| LineInput {
+                line_id: format!("l{i}"),
+                sku: format!("SKU-{i:04}"),
+                title: if i == 0 {
+                    "Kaffeebecher „Größe XL“ — Porzellan, spülmaschinenfest".into()
+                } else {
+                    format!("Artikel Nr. {i} – Bücher & Süßwaren")
+                },
+                category: categories[i % 2],
+                quantity: u32::try_from(i % 3 + 1).expect("small"),
+                unit_price: dec("19.99"),
+                discount: Decimal::ZERO,
+                rate: rates[i % 2],
+            })
+            .collect(),
+        order_discount: Decimal::ZERO,
+        prices_include_tax: false,
+        policy: RoundingPolicy::PerLine,
+        scale: 2,
+    };
+    let priced = amounts::price(&input);
+    let (legal_note, vat_id_check, buyer) = match rule {
+        Rule::IntraEuReverseCharge => (
+            Some(vat::REVERSE_CHARGE_WORDING.to_owned()),
+            Some(VatIdCheck::FormatChecked),
+            party(
+                "Société Générale d'Édition SARL",
+                "FR",
+                Some("FR40303265045"),
+            ),
+        ),
+        Rule::Export => (
+            Some(vat::EXPORT_WORDING.to_owned()),
+            None,
+            party("Zoë Müller-Lüdenscheidt", "CH", None),
+        ),
+        _ => (None, None, party("Jörg Schäfer", "DE", None)),
+    };
+    Document {
+        kind: DocumentKind::Invoice,
+        number: "RE-2026-000042".into(),
+        issue_date: NaiveDate::from_ymd_opt(2026, 3, 14).expect("date"),
+        supply_date: NaiveDate::from_ymd_opt(2026, 3, 13).expect("date"),
+        order_reference: "100234".into(),
+        currency: "EUR".into(),
+        seller: Party {
+            tax_number: Some("37/123/45678".into()),
+            ..party("Beispiel Handels GmbH", "DE", Some("DE123456789"))
+        },
+        buyer,
+        ship_to: None,
+        lines: priced.lines,
+        breakdown: priced.breakdown,
+        net: priced.net,
+        tax: priced.tax,
+        gross: priced.gross,
+        rule,
+        reason: "goods stay in DE (dispatch and delivery): DE rates in force since 2021-01-01"
+            .into(),
+        vat_id_check,
+        legal_note,
+        credits: None,
+        payment_terms_days: Some(14),
+        footer: Some(
+            "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · IBAN DE89 3704 0044 0532 0130 00"
+                .into(),
+        ),
+    }
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = out_dir().join(name);
+    std::fs::write(&path, bytes).expect("write pdf");
+    path
+}
+
+fn text_of(path: &Path, page: Option<usize>) -> String {
+    let p = path.to_str().expect("path");
+    match page {
+        Some(n) => {
+            let n = n.to_string();
+            tool("pdftotext", &["-layout", "-f", &n, "-l", &n, p, "-"])
+        }
+        None => tool("pdftotext", &["-layout", p, "-"]),
+    }
+}
+
+#[test]
+fn a_domestic_invoice_shows_every_field_and_renders() {
+    let doc = document(Rule::Domestic, 3);
+    let (bytes, pages) = pdf::render(&doc).expect("render");
+    assert_eq!(pages, 1);
+    assert!(
+        bytes.len() < 60_000,
+        "font subset keeps it small: {} bytes",
+        bytes.len()
+    );
+    let path = write("invoice-domestic.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = text_of(&path, None);
+    for needle in [
+        "Invoice RE-2026-000042",
+        "Beispiel Handels GmbH",
+        "VAT id: DE123456789",
+        "Tax number: 37/123/45678",
+        "Jörg Schäfer",
+        "Hauptstraße 12",
+        "Date of issue",
+        "2026-03-14",
+        "Date of supply",
+        "2026-03-13",
+        "Kaffeebecher „Größe",
+        "19%",
+        "7%",
+        "Total net",
+        "Total VAT",
+        &pdf::money_in(doc.gross, "EUR"),
+        "€",
+        "Payable within 14 days",
+        "Amtsgericht Berlin-Charlottenburg",
+        "Page 1 of 1",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    // The per-rate breakdown: each rate's net and VAT as numbers.
+    for b in &doc.breakdown {
+        assert!(text.contains(&pdf::money(b.net)), "{}", b.net);
+        assert!(text.contains(&pdf::money(b.tax)), "{}", b.tax);
+    }
+    // Render page 1 to PNG for a person to look at.
+    let png_base = out_dir().join("invoice-domestic-page1");
+    tool(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            path.to_str().expect("path"),
+            png_base.to_str().expect("path"),
+        ],
+    );
+    let png = png_base.with_extension("png");
+    let meta = std::fs::metadata(&png).expect("png written");
+    assert!(meta.len() > 5_000, "a page with text is not blank");
+    println!("page 1 rendered to {}", png.display());
+}
+
+#[test]
+fn reverse_charge_and_export_carry_their_wording() {
+    let doc = document(Rule::IntraEuReverseCharge, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let path = write("invoice-reverse-charge.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = text_of(&path, None)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for needle in [
+        "Société Générale d'Édition SARL",
+        "VAT id: FR40303265045",
+        "VAT id: DE123456789",
+        "Reverse charge",
+        "Art. 196",
+        "format checked",
+        "0%",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    let doc = document(Rule::Export, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let path = write("invoice-export.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = text_of(&path, None)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("export of goods outside the European Union"),
+        "{text}"
+    );
+    assert!(text.contains("Zoë Müller-Lüdenscheidt"), "{text}");
+}
+
+#[test]
+fn a_120_line_invoice_spans_pages_with_repeated_headers() {
+    let doc = document(Rule::Domestic, 120);
+    let (bytes, pages) = pdf::render(&doc).expect("render");
+    assert!(pages >= 3, "120 lines take several pages, got {pages}");
+    let path = write("invoice-120-lines.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let info = tool("pdfinfo", &[path.to_str().expect("path")]);
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Pages:"), pages.to_string(), "{info}");
+    assert!(field("Page size:").contains("(A4)"), "{info}");
+    let mut seen_positions = 0;
+    for page in 1..=pages {
+        let text = text_of(&path, Some(page));
+        assert!(
+            text.contains(&format!("Page {page} of {pages}")),
+            "page {page}"
+        );
+        if page > 1 {
+            assert!(
+                text.contains("(continued)"),
+                "page {page} says it continues"
+            );
+        }
+        // Line 1's long title is cut with an ellipsis before its SKU.
+        let rows = text
+            .lines()
+            .filter(|l| l.contains("SKU-") || l.contains("Kaffeebecher"))
+            .count();
+        if rows > 0 {
+            assert!(
+                text.contains("Description (SKU)") && text.contains("Unit net EUR"),
+                "page {page} repeats the table header:\n{text}"
+            );
+        }
+        seen_positions += rows;
+    }
+    assert_eq!(seen_positions, 120, "every line printed once");
+    let last = text_of(&path, Some(pages));
+    assert!(last.contains("Total VAT"), "totals on the last page");
+}
+
+#[test]
+fn a_credit_note_names_the_invoice_it_credits() {
+    let mut doc = document(Rule::Domestic, 2);
+    doc.kind = DocumentKind::CreditNote;
+    doc.number = "GS-2026-000007".into();
+    doc.credits = Some(CreditedInvoice {
+        number: "RE-2026-000042".into(),
+        issue_date: NaiveDate::from_ymd_opt(2026, 3, 14).expect("date"),
+        reason: "Returned: damaged in transit".into(),
+    });
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let path = write("credit-note.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = text_of(&path, None);
+    for needle in [
+        "Credit note GS-2026-000007",
+        "Credits invoice",
+        "RE-2026-000042",
+        "Returned: damaged in transit",
+        "Total credited",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+}
