@@ -76,6 +76,16 @@ enum Command {
         #[command(subcommand)]
         command: OrdersCommand,
     },
+    /// Invoices and credit notes: PDFs, lists, refused requests, a store's settings.
+    Invoice {
+        #[command(subcommand)]
+        command: InvoiceCommand,
+    },
+    /// Notifications: rules in force, merchant webhooks and their deliveries, failures.
+    Notifications {
+        #[command(subcommand)]
+        command: NotificationsCommand,
+    },
     /// Inventory checks.
     Inventory {
         #[command(subcommand)]
@@ -153,6 +163,102 @@ enum OrdersCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum InvoiceCommand {
+    /// Write the PDF of an invoice or credit note to standard output
+    /// (`orderly invoice pdf RE-2026-000042 > RE-2026-000042.pdf`).
+    Pdf {
+        /// The document number.
+        number: String,
+        /// The store, when two stores' series share a number.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Issued invoices and credit notes, newest first.
+    List {
+        /// Only this store's.
+        #[arg(long)]
+        store: Option<String>,
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Requests refused or held, with the reason (open ones unless --all).
+    Refused {
+        /// Only this store's.
+        #[arg(long)]
+        store: Option<String>,
+        /// Include the ones settled since.
+        #[arg(long)]
+        all: bool,
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Publish a store's invoice settings (a `store.invoice_settings_updated` payload as JSON;
+    /// `-` reads standard input), checked against the contract first.
+    Settings {
+        /// The payload file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NotificationsCommand {
+    /// Publish a store's notification settings (a `store.notification_settings_updated`
+    /// payload as JSON; `-` reads standard input), checked against the contract first.
+    Settings {
+        /// The payload file.
+        file: PathBuf,
+    },
+    /// Register or change a merchant webhook endpoint (a `webhook.endpoint_registered`
+    /// payload as JSON), checked against the contract first.
+    Endpoint {
+        /// The payload file.
+        file: PathBuf,
+    },
+    /// The rules in force for a store (its own and the built-in defaults).
+    Rules {
+        /// The store.
+        store: String,
+    },
+    /// A store's webhook endpoints (without secrets), as JSON.
+    Endpoints {
+        /// The store.
+        store: String,
+    },
+    /// A store's webhook delivery log, newest first, as JSON.
+    Deliveries {
+        /// The store.
+        store: String,
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Send a webhook delivery again (same event id: receivers deduplicate by it).
+    Replay {
+        /// The delivery id (from `deliveries`).
+        delivery_id: uuid::Uuid,
+    },
+    /// Notifications that failed for good, as JSON.
+    Failed {
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Receipts from the notification system naming a request Orderly never made, as JSON.
+    UnknownReceipts {
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// An order's notification requests and suppressions, as JSON.
+    Order {
+        /// The order id.
+        order_id: uuid::Uuid,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum InventoryCommand {
     /// Verify that every stock level equals the sum of its movements and that reservations
     /// match open orders.
@@ -179,6 +285,26 @@ enum BenchCommand {
         /// Seconds of the latency run at half the measured rate.
         #[arg(long, default_value_t = 5)]
         latency_seconds: u64,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
+    /// The invoicing worker: invoices per second end to end (VAT decision, numbering, PDF,
+    /// storage) and PDF rendering alone, in a scratch database and namespace.
+    Invoices {
+        /// Invoice requests to publish.
+        #[arg(long, default_value_t = 4_000)]
+        invoices: usize,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
+    /// The notifications worker: requests per second from status events, and webhook
+    /// deliveries per second to a local receiver, with per-order order checked.
+    Notifications {
+        /// Status events to publish.
+        #[arg(long, default_value_t = 6_000)]
+        events: usize,
         /// Do not write docs/benchmarks.md.
         #[arg(long)]
         no_write: bool,
@@ -243,6 +369,50 @@ impl Cli {
                 };
                 crate::ops::orders_query(&settings, query).await
             }
+            Command::Invoice { command } => {
+                use crate::ops::InvoiceQuery as Q;
+                let query = match command {
+                    InvoiceCommand::Settings { file } => {
+                        return crate::ops::publish_payload::<
+                            orderly_contracts::messages::StoreInvoiceSettingsUpdated,
+                        >(&settings, &file)
+                        .await;
+                    }
+                    InvoiceCommand::Pdf { number, store } => Q::Pdf { number, store },
+                    InvoiceCommand::List { store, limit } => Q::List { store, limit },
+                    InvoiceCommand::Refused { store, all, limit } => {
+                        Q::Refused { store, all, limit }
+                    }
+                };
+                crate::ops::invoice_query(&settings, query).await
+            }
+            Command::Notifications { command } => {
+                use crate::ops::NotificationsQuery as Q;
+                let query = match command {
+                    NotificationsCommand::Settings { file } => {
+                        return crate::ops::publish_payload::<
+                            orderly_contracts::messages::StoreNotificationSettingsUpdated,
+                        >(&settings, &file)
+                        .await;
+                    }
+                    NotificationsCommand::Endpoint { file } => {
+                        return crate::ops::publish_payload::<
+                            orderly_contracts::messages::WebhookEndpointRegistered,
+                        >(&settings, &file)
+                        .await;
+                    }
+                    NotificationsCommand::Rules { store } => Q::Rules { store },
+                    NotificationsCommand::Endpoints { store } => Q::Endpoints { store },
+                    NotificationsCommand::Deliveries { store, limit } => {
+                        Q::Deliveries { store, limit }
+                    }
+                    NotificationsCommand::Replay { delivery_id } => Q::Replay { delivery_id },
+                    NotificationsCommand::Failed { limit } => Q::Failed { limit },
+                    NotificationsCommand::UnknownReceipts { limit } => Q::UnknownReceipts { limit },
+                    NotificationsCommand::Order { order_id } => Q::Order { order_id },
+                };
+                crate::ops::notifications_query(&settings, query).await
+            }
             Command::Inventory {
                 command: InventoryCommand::Check,
             } => crate::ops::inventory_check(&settings).await,
@@ -254,6 +424,36 @@ impl Cli {
                         no_write,
                     },
             } => crate::bench::runtime(settings, messages, latency_seconds, !no_write).await,
+            Command::Bench {
+                command: BenchCommand::Invoices { invoices, no_write },
+            } => {
+                let scratch = crate::bench::Scratch::new(&settings, "invoices").await?;
+                let figures = orderly_invoicing::bench::run(&scratch.settings, invoices).await;
+                scratch.remove().await?;
+                crate::bench::report(
+                    "invoices",
+                    "Invoicing: invoices end to end, and PDF rendering alone",
+                    &format!(
+                        "cargo run --release -p orderly -- bench invoices --invoices {invoices}"
+                    ),
+                    &figures?.markdown(),
+                    !no_write,
+                )
+            }
+            Command::Bench {
+                command: BenchCommand::Notifications { events, no_write },
+            } => {
+                let figures = orderly_notifications::bench::run(&settings, events).await?;
+                crate::bench::report(
+                    "notifications",
+                    "Notifications: requests from status events, merchant webhook deliveries",
+                    &format!(
+                        "cargo run --release -p orderly -- bench notifications --events {events}"
+                    ),
+                    &figures.markdown(),
+                    !no_write,
+                )
+            }
         }
     }
 }

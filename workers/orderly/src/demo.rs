@@ -95,6 +95,11 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         ),
     );
     sim::seed(&publisher, 1).await?;
+    step(
+        &mut steps,
+        "Both stores' setup managers send their settings: seller and VAT id for invoices, name, language and staff contact for notifications.",
+    );
+    sim::store_settings(&publisher).await?;
 
     step(
         &mut steps,
@@ -141,6 +146,15 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
             1,
         ))
         .await?;
+    // A later customer: the workers promise nothing about the order in which independent
+    // orders placed in the same instant are served, so the story waits for the first one's
+    // reservation, as a real second checkout a little later would.
+    let wait = Instant::now() + Duration::from_secs(30);
+    while !seen.has_stage("SF-LAMP-BIG", &["reserved", "backordered"]) && Instant::now() < wait {
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            seen.apply(&m);
+        }
+    }
     say("SF-LAMP-LATE: 3 more lamps; only 1 left: backordered until goods arrive.");
     publisher
         .send(&sim::order_placed(

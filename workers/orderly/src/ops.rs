@@ -48,6 +48,8 @@ pub const BUILT_IN: &[&str] = &[
     orderly_orders::NAME,
     orderly_inventory::NAME,
     orderly_fulfillment::NAME,
+    orderly_invoicing::NAME,
+    orderly_notifications::NAME,
 ];
 
 /// Starts the handlers built into this binary for `selected`.
@@ -71,6 +73,18 @@ async fn start_one(host: &mut Host, name: &str) -> anyhow::Result<()> {
         orderly_fulfillment::NAME => {
             host.start_worker(name, orderly_fulfillment::FulfillmentHandler)
                 .await
+        }
+        orderly_invoicing::NAME => {
+            host.start_worker(name, orderly_invoicing::InvoicingHandler::new())
+                .await
+        }
+        orderly_notifications::NAME => {
+            orderly_notifications::start(
+                host,
+                orderly_notifications::NotificationsHandler::new(),
+                orderly_notifications::WebhookSettings::default(),
+            )
+            .await
         }
         other => anyhow::bail!(
             "worker `{other}` is declared in the routing table but not built into this binary yet (built in: {})",
@@ -143,12 +157,10 @@ pub(crate) async fn orders_query(settings: &Settings, what: OrdersQuery) -> anyh
     let mut conn = pool.acquire().await?;
     match what {
         OrdersQuery::Exceptions { all } => {
-            let rows = orderly_orders::store::list_exceptions(&mut conn, !all).await?;
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            print_json(&orderly_orders::store::list_exceptions(&mut conn, !all).await?)?;
         }
         OrdersQuery::Rejected { limit } => {
-            let rows = orderly_orders::store::list_rejected(&mut conn, limit).await?;
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            print_json(&orderly_orders::store::list_rejected(&mut conn, limit).await?)?;
         }
         OrdersQuery::Timeline { order_id } => {
             drop(conn);
@@ -219,25 +231,54 @@ pub(crate) async fn topology(settings: &Settings, definitions: bool) -> anyhow::
     Ok(())
 }
 
-/// `orderly publish FILE`.
-pub(crate) async fn publish(settings: &Settings, file: &Path) -> anyhow::Result<()> {
-    let body = if file.as_os_str() == "-" {
+/// The bytes of `file`, or of standard input for `-`.
+fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
+    if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf)?;
-        buf
+        Ok(buf)
     } else {
-        std::fs::read(file).with_context(|| format!("reading {}", file.display()))?
-    };
-    let raw = orderly_contracts::decode_raw(&body)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        std::fs::read(file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+/// `orderly publish FILE`.
+pub(crate) async fn publish(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+    publish_envelope(settings, &read_input(file)?, &file.display().to_string()).await
+}
+
+/// `orderly invoice settings FILE` and the like: a payload of type `P` (a store's settings,
+/// as the admin API would send them) wrapped in an envelope from `orderly-cli`, checked and
+/// published. The store id is the correlation id.
+pub(crate) async fn publish_payload<P>(settings: &Settings, file: &Path) -> anyhow::Result<()>
+where
+    P: orderly_contracts::Message + serde::de::DeserializeOwned,
+{
+    let body = read_input(file)?;
+    let origin = file.display().to_string();
+    let payload: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{origin}: not JSON: {e}"))?;
+    let store = payload
+        .get("store_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("cli")
+        .to_owned();
+    let typed: P = serde_path_to_error::deserialize(&payload)
+        .map_err(|e| anyhow::anyhow!("{origin}: payload.{}: {}", e.path(), e.inner()))?;
+    let envelope = orderly_contracts::Envelope::new("orderly-cli", store, typed);
+    publish_envelope(settings, &envelope.to_json(), &origin).await
+}
+
+/// Validates an envelope against its contract and publishes it, confirmed and routable.
+async fn publish_envelope(settings: &Settings, body: &[u8], origin: &str) -> anyhow::Result<()> {
+    let raw = orderly_contracts::decode_raw(body).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     let id = raw.message_id;
     let message_type = raw.message_type.clone();
     let correlation = raw.correlation_id.clone();
     let producer = raw.producer.clone();
     let occurred = raw.occurred_at.timestamp().max(0) as u64;
     // Type, version, payload schema and business rules, with the offending field named.
-    orderly_contracts::catalog::validate_any(raw)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    orderly_contracts::catalog::validate_any(raw).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
 
     let names = Names::new(settings.namespace.clone());
     let connection = broker::connect(&settings.broker_url, "orderly-cli").await?;
@@ -261,7 +302,7 @@ pub(crate) async fn publish(settings: &Settings, file: &Path) -> anyhow::Result<
                 mandatory: true,
                 ..BasicPublishOptions::default()
             },
-            &body,
+            body,
             props,
         )
         .await?
@@ -409,4 +450,127 @@ pub(crate) async fn outbox_status(settings: &Settings, json: bool) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// `orderly notifications ...`: what the notifications worker did and holds.
+pub(crate) async fn notifications_query(
+    settings: &Settings,
+    what: NotificationsQuery,
+) -> anyhow::Result<()> {
+    use orderly_notifications::ops;
+    let pool = db::connect(&settings.database_url, orderly_notifications::NAME, 1).await?;
+    match what {
+        NotificationsQuery::Rules { store } => {
+            let (revision, rules) = ops::rules(&pool, &store).await?;
+            match revision {
+                Some(r) => println!("store {store}: settings revision {r}"),
+                None => println!("store {store}: no settings received; built-in defaults apply"),
+            }
+            for r in rules {
+                println!(
+                    "{:<28} {:<8} {:<5} {:<4} {:<30} {}",
+                    r.event.as_str(),
+                    r.audience.as_str(),
+                    r.channel.as_str(),
+                    if r.enabled { "on" } else { "off" },
+                    r.template,
+                    if r.default { "default" } else { "store" }
+                );
+            }
+            Ok(())
+        }
+        NotificationsQuery::Endpoints { store } => {
+            print_json(&ops::endpoints(&pool, &store).await?)
+        }
+        NotificationsQuery::Deliveries { store, limit } => {
+            print_json(&ops::deliveries(&pool, &store, limit).await?)
+        }
+        NotificationsQuery::Replay { delivery_id } => {
+            ops::replay_delivery(&pool, delivery_id).await?;
+            println!("delivery {delivery_id} queued again; the dispatcher sends it next");
+            Ok(())
+        }
+        NotificationsQuery::Failed { limit } => {
+            print_json(&ops::failed_notifications(&pool, limit).await?)
+        }
+        NotificationsQuery::UnknownReceipts { limit } => {
+            print_json(&ops::unknown_receipts(&pool, limit).await?)
+        }
+        NotificationsQuery::Order { order_id } => {
+            print_json(&ops::order_requests(&pool, order_id).await?)?;
+            print_json(&ops::order_suppressions(&pool, order_id).await?)
+        }
+    }
+}
+
+/// What `orderly notifications` can show or do.
+#[derive(Debug)]
+pub(crate) enum NotificationsQuery {
+    Rules { store: String },
+    Endpoints { store: String },
+    Deliveries { store: String, limit: i64 },
+    Replay { delivery_id: uuid::Uuid },
+    Failed { limit: i64 },
+    UnknownReceipts { limit: i64 },
+    Order { order_id: uuid::Uuid },
+}
+
+/// Prints rows as pretty JSON.
+fn print_json<T: serde::Serialize>(rows: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(rows)?);
+    Ok(())
+}
+
+/// `orderly invoice ...`: issued documents, their PDFs, refused requests.
+pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_invoicing::NAME, 1).await?;
+    match what {
+        InvoiceQuery::Pdf { number, store } => {
+            use std::io::{IsTerminal, Write};
+            let Some(pdf) =
+                orderly_invoicing::pdf_by_number(&pool, &number, store.as_deref()).await?
+            else {
+                anyhow::bail!("no invoice or credit note numbered {number}");
+            };
+            let mut out = std::io::stdout().lock();
+            if out.is_terminal() {
+                anyhow::bail!(
+                    "{number} is a PDF of {} bytes: redirect it to a file (`orderly invoice pdf {number} > {number}.pdf`)",
+                    pdf.len()
+                );
+            }
+            out.write_all(&pdf)?;
+            out.flush()?;
+        }
+        InvoiceQuery::List { store, limit } => {
+            for row in orderly_invoicing::list_invoices(&pool, store.as_deref(), limit).await? {
+                println!("{row}");
+            }
+        }
+        InvoiceQuery::Refused { store, all, limit } => {
+            for row in orderly_invoicing::list_refused(&pool, store.as_deref(), !all, limit).await?
+            {
+                println!("{row}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `orderly invoice` can show.
+#[derive(Debug)]
+pub(crate) enum InvoiceQuery {
+    Pdf {
+        number: String,
+        store: Option<String>,
+    },
+    List {
+        store: Option<String>,
+        limit: i64,
+    },
+    Refused {
+        store: Option<String>,
+        all: bool,
+        limit: i64,
+    },
 }

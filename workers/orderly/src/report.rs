@@ -18,33 +18,96 @@ pub(crate) async fn summary(
     }
     println!("  {:<18} {:>4}", "total", seen.orders.len());
 
-    println!("\n== Stock levels (from stock.level_changed, latest sequence per SKU) ==");
+    println!("\n== Stock levels (what the inventory worker holds, per SKU and warehouse) ==");
     println!(
         "  {:<14} {:>8} {:>9} {:>10}   per warehouse (on hand/reserved)",
         "sku", "on hand", "reserved", "available"
     );
-    for (sku, (_, level)) in &seen.stock {
-        let per: Vec<String> = level["warehouses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|w| {
-                format!(
-                    "{} {}/{}",
-                    w["warehouse_id"].as_str().unwrap_or("?"),
-                    w["on_hand"],
-                    w["reserved"]
-                )
-            })
+    let pool = orderly_runtime::db::connect(&settings.database_url, "inventory", 1).await?;
+    let rows = {
+        let mut conn = pool.acquire().await?;
+        orderly_inventory::store::list_stock(&mut conn, None).await?
+    };
+    pool.close().await;
+    let mut by_sku: std::collections::BTreeMap<&str, Vec<&orderly_inventory::store::StockListing>> =
+        std::collections::BTreeMap::new();
+    for row in &rows {
+        by_sku.entry(row.sku.as_str()).or_default().push(row);
+    }
+    for (sku, rows) in by_sku {
+        let sum = |f: fn(&orderly_inventory::store::StockListing) -> i64| -> i64 {
+            rows.iter().map(|r| f(r)).sum()
+        };
+        let per: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {}/{}", r.warehouse_id, r.on_hand, r.reserved))
             .collect();
-        let n = |k: &str| level[k].as_u64().unwrap_or_default();
         println!(
             "  {:<14} {:>8} {:>9} {:>10}   {}",
             sku,
-            n("on_hand"),
-            n("reserved"),
-            n("available"),
+            sum(|r| r.on_hand),
+            sum(|r| r.reserved),
+            sum(|r| r.available),
             per.join(", ")
+        );
+    }
+
+    println!("\n== Invoices and credit notes issued (from invoice.issued / credit_note.issued) ==");
+    if seen.documents.is_empty() {
+        println!("  none");
+    }
+    for (kind, d) in seen.documents.iter().take(12) {
+        let number = d["invoice_number"].as_str().unwrap_or_default();
+        let (label, number) = match d["credit_note_number"].as_str() {
+            Some(cn) if kind == "credit_note.issued" => {
+                ("credit note", format!("{cn} (for {number})"))
+            }
+            _ => ("invoice", number.to_owned()),
+        };
+        println!(
+            "  {label:<11} {number:<24} {:<24} {:<3} {:>9} gross, {:>8} VAT  buyer {} ({})",
+            d["vat_treatment"].as_str().unwrap_or_default(),
+            d["currency"].as_str().unwrap_or_default(),
+            d["totals"]["gross"].as_str().unwrap_or_default(),
+            d["totals"]["tax"].as_str().unwrap_or_default(),
+            d["buyer"]["name"].as_str().unwrap_or_default(),
+            d["buyer"]["country"].as_str().unwrap_or_default(),
+        );
+    }
+    if seen.documents.len() > 12 {
+        println!("  ... and {} more", seen.documents.len() - 12);
+    }
+
+    println!("\n== Notifications requested from the notification system (template, language) ==");
+    let mut by_template: std::collections::BTreeMap<(String, String), usize> =
+        std::collections::BTreeMap::new();
+    for n in &seen.notifications {
+        let key = (
+            n["template"].as_str().unwrap_or_default().to_owned(),
+            n["locale"].as_str().unwrap_or_default().to_owned(),
+        );
+        *by_template.entry(key).or_default() += 1;
+    }
+    if by_template.is_empty() {
+        println!("  none");
+    }
+    for ((template, locale), n) in &by_template {
+        println!("  {template:<28} {locale:<6} {n:>4}");
+    }
+    if let Some(example) = seen
+        .notifications
+        .iter()
+        .find(|n| n["template"] == "shipment.dispatched")
+        .or_else(|| seen.notifications.first())
+    {
+        println!(
+            "  for example, to {}:\n    Subject: {}\n    {}",
+            example["recipient"].as_str().unwrap_or_default(),
+            example["subject"].as_str().unwrap_or("-"),
+            example["body"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('\n', "\n    ")
         );
     }
 

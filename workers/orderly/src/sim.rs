@@ -296,6 +296,10 @@ pub struct Observed {
     pub by_external: HashMap<String, Uuid>,
     pub stock: BTreeMap<String, (u64, Value)>,
     pub on_hold: Vec<(Uuid, Vec<Value>, String)>,
+    /// `notification.requested` payloads, in arrival order.
+    pub notifications: Vec<Value>,
+    /// `invoice.issued` and `credit_note.issued` payloads, in arrival order.
+    pub documents: Vec<(String, Value)>,
 }
 
 impl Observed {
@@ -314,6 +318,14 @@ impl Observed {
             .get(external_id)
             .and_then(|id| self.orders.get(id))
             .is_some_and(|o| statuses.contains(&o.status.as_str()))
+    }
+
+    /// True when the order with this external id reached one of `stages`.
+    pub fn has_stage(&self, external_id: &str, stages: &[&str]) -> bool {
+        self.by_external
+            .get(external_id)
+            .and_then(|id| self.orders.get(id))
+            .is_some_and(|o| stages.iter().any(|s| o.stages.contains_key(s)))
     }
 
     fn stage(&mut self, order_id: Uuid, stage: &'static str) {
@@ -389,6 +401,10 @@ impl Observed {
             "order.completed" => order_id
                 .into_iter()
                 .for_each(|id| self.stage(id, "completed")),
+            "notification.requested" => self.notifications.push(p.clone()),
+            "invoice.issued" | "credit_note.issued" => {
+                self.documents.push((m.message_type.clone(), p.clone()));
+            }
             "stock.level_changed" => {
                 let (Some(sku), Some(seq)) = (p["sku"].as_str(), p["sequence"].as_u64()) else {
                     return;
@@ -413,6 +429,9 @@ pub const OBSERVED: &[&str] = &[
     "stock.unavailable",
     "stock.level_changed",
     "shipment.dispatched",
+    "notification.requested",
+    "invoice.issued",
+    "credit_note.issued",
 ];
 
 /// A private queue receiving `types`, delivered into a channel.
@@ -529,6 +548,74 @@ pub fn rng(seed: u64) -> StdRng {
 }
 
 /// Seeds the catalog and the stock.
+/// The stores' settings, as their setup managers would send them through the admin API:
+/// invoicing (seller, VAT id, numbering) and notifications (name, language, staff).
+/// `shop-de` is a German web shop registered for OSS; `bol-nl` sells on bol.com from the
+/// Netherlands.
+pub async fn store_settings(publisher: &Publisher) -> anyhow::Result<()> {
+    let stores = [
+        (
+            "shop-de",
+            "Beispiel Handels GmbH",
+            address(
+                "Beispiel Handels GmbH",
+                "Torstraße 101",
+                "10119",
+                "Berlin",
+                "DE",
+            ),
+            "DE123456789",
+            "RE-",
+            "GS-",
+            "de-DE",
+            "Beispiel Shop",
+            "bestellungen@beispiel-shop.de",
+        ),
+        (
+            "bol-nl",
+            "Voorbeeld Handel B.V.",
+            address(
+                "Voorbeeld Handel B.V.",
+                "Keizersgracht 1",
+                "1015 CC",
+                "Amsterdam",
+                "NL",
+            ),
+            "NL123456789B01",
+            "NL-F-",
+            "NL-C-",
+            "nl-NL",
+            "Voorbeeld Winkel",
+            "orders@voorbeeld-winkel.nl",
+        ),
+    ];
+    for (store, legal, addr, vat, inv, cn, locale, name, staff) in stores {
+        publisher
+            .send(&envelope(
+                "store.invoice_settings_updated",
+                "admin-api",
+                store,
+                json!({"store_id": store, "revision": 1, "legal_name": legal, "address": addr,
+                       "vat_id": vat, "invoice_timing": "on_shipment",
+                       "invoice_number_prefix": inv, "credit_note_number_prefix": cn,
+                       "oss_registered": true, "locale": locale, "payment_terms_days": 14,
+                       "footer": format!("{legal} · IBAN DE02 1203 0000 0000 2020 51"),
+                       "number_digits": 6, "number_yearly_reset": true, "rounding": "per_line"}),
+            ))
+            .await?;
+        publisher
+            .send(&envelope(
+                "store.notification_settings_updated",
+                "admin-api",
+                store,
+                json!({"store_id": store, "revision": 1, "store_name": name, "locale": locale,
+                       "staff_recipients": [{"channel": "email", "address": staff}]}),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn seed(publisher: &Publisher, scale: u32) -> anyhow::Result<()> {
     for p in catalog() {
         publisher

@@ -90,3 +90,81 @@ fn an_unreachable_broker_is_one_clear_line_naming_what_was_tried() {
     assert!(!stderr.contains("secret"), "the password is not printed");
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_commands_show_the_defaults_and_refuse_an_unknown_delivery()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let rules = orderly(&world, &["notifications", "rules", "shop-de"]);
+    let out = String::from_utf8_lossy(&rules.stdout);
+    assert!(rules.status.success(), "{out}");
+    assert!(
+        out.contains("no settings received; built-in defaults apply"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("order.accepted") && l.contains("customer") && l.contains("on")),
+        "the order confirmation is on by default: {out}"
+    );
+
+    let missing = uuid::Uuid::now_v7().to_string();
+    let replay = orderly(&world, &["notifications", "replay", &missing]);
+    let err = String::from_utf8_lossy(&replay.stderr);
+    assert!(!replay.status.success());
+    assert!(
+        err.contains(&format!("no webhook delivery {missing}")),
+        "{err}"
+    );
+    world.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_settings_are_checked_before_publishing_and_an_unknown_pdf_is_named()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let dir = std::env::temp_dir().join(format!("orderly-cli-inv-{}", world.settings.namespace));
+    std::fs::create_dir_all(&dir)?;
+    let mut payload = example("store.invoice_settings_updated.v1.json")["payload"].clone();
+    payload["invoice_number_prefix"] = serde_json::json!("RE 2026");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, serde_json::to_vec(&payload)?)?;
+    let out = orderly(
+        &world,
+        &["invoice", "settings", bad.to_str().unwrap_or_default()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("payload.invoice_number_prefix"), "{err}");
+
+    payload["invoice_number_prefix"] = serde_json::json!("RE-");
+    let good = dir.join("good.json");
+    std::fs::write(&good, serde_json::to_vec(&payload)?)?;
+    let out = orderly(
+        &world,
+        &["invoice", "settings", good.to_str().unwrap_or_default()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("published store.invoice_settings_updated")
+    );
+    assert_eq!(
+        world.queue_depth("invoicing").await?,
+        1,
+        "the settings reached invoicing"
+    );
+
+    let out = orderly(&world, &["invoice", "pdf", "RE-2026-999999"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no invoice or credit note numbered RE-2026-999999"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    world.cleanup().await
+}
