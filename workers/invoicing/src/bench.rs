@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::amounts::{self, DocumentInput, LineInput};
 use crate::domain::document::{Document, DocumentKind, Party};
+use crate::domain::language::Language;
 use crate::domain::vat::Rule;
 use crate::{InvoicingHandler, NAME, pdf};
 
@@ -179,6 +180,7 @@ fn sample_document(lines: usize) -> Document {
         credits: None,
         payment_terms_days: Some(14),
         footer: Some("Bench Handels GmbH".to_owned()),
+        language: Language::De,
     }
 }
 

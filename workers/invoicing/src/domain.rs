@@ -5,11 +5,13 @@
 //! - [`amounts`]: pricing, discounts and rounding (per line or per document);
 //! - [`credit`]: what a credit note may credit, and its amounts;
 //! - [`document`]: the immutable snapshot printed on an invoice or credit note;
+//! - [`language`]: the document's language (from the store's locale) and every printed text;
 //! - [`plan_invoice`] and [`format_number`] tie them together for the handler.
 
 pub mod amounts;
 pub mod credit;
 pub mod document;
+pub mod language;
 pub mod rates;
 pub mod vat;
 
@@ -18,6 +20,7 @@ use orderly_contracts::messages::{InvoiceRequested, StoreInvoiceSettingsUpdated}
 use rust_decimal::Decimal;
 
 use amounts::{DocumentInput, LineInput, Priced};
+use language::{Label, Language};
 use vat::{RegistryAnswer, Sale, VatDecision, VatError};
 
 /// The state the decision needs besides the request and the settings.
@@ -67,7 +70,10 @@ fn price_with(
         lines.push(LineInput {
             line_id: credit::SHIPPING_LINE.to_owned(),
             sku: String::new(),
-            title: "Shipping".to_owned(),
+            // The shipping line's title is printed: in the store's language.
+            title: Language::from_locale(settings.locale.as_str())
+                .label(Label::Shipping)
+                .to_owned(),
             category: orderly_contracts::types::TaxCategory::Standard,
             quantity: 1,
             unit_price: request.shipping.value(),

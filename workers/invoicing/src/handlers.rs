@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::domain::amounts::{self, PricedLine};
 use crate::domain::credit::{self, CreditRequest, CreditableInvoice};
 use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
+use crate::domain::language::Language;
 use crate::domain::vat::RegistryAnswer;
 use crate::domain::{self, Context};
 use crate::pdf;
@@ -339,6 +340,7 @@ async fn issue_invoice(
     let buyer = Party::buyer(&r.buyer.name, business, &r.billing_address, buyer_vat);
     let ship_to = (r.shipping_address != r.billing_address)
         .then(|| Party::buyer(&r.buyer.name, business, &r.shipping_address, None));
+    let language = Language::from_locale(settings.locale.as_str());
     let document = Document {
         kind: DocumentKind::Invoice,
         number: number.clone(),
@@ -357,10 +359,17 @@ async fn issue_invoice(
         rule: decision.rule,
         reason: decision.reason.clone(),
         vat_id_check: decision.vat_id_check,
-        legal_note: decision.legal_note.clone(),
+        // The decision's wording, in the store's language.
+        legal_note: decision.legal_note.as_ref().map(|english| {
+            language
+                .legal_note(decision.rule)
+                .unwrap_or(english)
+                .to_owned()
+        }),
         credits: None,
         payment_terms_days: Some(settings.payment_terms_days),
         footer: settings.footer.clone(),
+        language,
     };
     let bytes = render(&document)?;
     let (pdf, sha) = pdf_ref(DocumentKind::Invoice, &number, &bytes);

@@ -21,8 +21,13 @@
 //! - the invoice, its number, its PDF and the outgoing `invoice.issued` commit together, and
 //!   an invoice is unique per request and per (order, scope), so redelivery issues nothing
 //!   twice;
-//! - credit notes copy the invoice's parties, rule, wording and rates (never today's) and
-//!   can never credit more than was invoiced;
+//! - credit notes copy the invoice's parties, rule, wording, language and rates (never
+//!   today's) and can never credit more than was invoiced;
+//! - a document prints in its store's language (English, German, French or Dutch, from the
+//!   settings' `locale`; any other language prints English): every label and the legal
+//!   wording, from one table ([`domain::language`]). The language is part of the snapshot,
+//!   so a later locale change never changes an issued document; the accountant's VAT
+//!   explanation stays English;
 //! - a request for a store without settings is held, listed with its reason
 //!   ([`store::list_refused`]), and issued automatically when the settings arrive.
 //!

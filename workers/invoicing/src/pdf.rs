@@ -10,6 +10,10 @@
 //! whole 740 KB font in every invoice. The parsed full font (glyph map and advance widths,
 //! used for measuring right-aligned amounts) is loaded once per process.
 //!
+//! Every fixed text is in the document's language ([`Document::language`], texts in
+//! [`crate::domain::language`]); dates print as ISO `YYYY-MM-DD` and amounts with a decimal
+//! point in every language.
+//!
 //! Layout: seller and document facts at the top, buyer (and delivery address), a line table
 //! whose header repeats on every page, then the per-rate breakdown, the totals, the VAT
 //! wording, payment terms and the store's footer; every page says "Page n of m". Amounts
@@ -25,7 +29,7 @@ use printpdf::{
 use rust_decimal::Decimal;
 
 use crate::domain::document::{Document, DocumentKind, Party};
-use crate::domain::vat::{Rule, VatIdCheck};
+use crate::domain::language::{Label, Language};
 
 /// DejaVu Sans (see `assets/fonts/LICENSE-DejaVu.txt`).
 static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
@@ -229,11 +233,12 @@ impl Canvas<'_> {
         out
     }
 
-    /// Words of `s` wrapped to `max` points.
+    /// Words of `s` wrapped to `max` points. Breaks at ASCII whitespace only, never at a
+    /// no-break space (U+00A0, before French `:` and `;`).
     fn wrap(&self, s: &str, size: f32, max: f32) -> Vec<String> {
         let mut lines = Vec::new();
         let mut line = String::new();
-        for word in s.split_whitespace() {
+        for word in s.split_ascii_whitespace() {
             let candidate = if line.is_empty() {
                 word.to_owned()
             } else {
@@ -295,19 +300,32 @@ const COL_RATE_R: f32 = 463.0;
 const COL_NET_R: f32 = 513.0;
 const COL_VAT_R: f32 = PAGE_W - MARGIN;
 
-fn table_header(c: &mut Canvas<'_>, y: f32, currency: &str) {
-    c.text(COL_POS, y, BODY, "Pos.");
-    c.text(COL_DESC, y, BODY, "Description (SKU)");
-    c.text_right(COL_QTY_R, y, BODY, "Qty");
-    c.text_right(COL_UNIT_R, y, BODY, &format!("Unit net {currency}"));
-    c.text_right(COL_DISC_R, y, BODY, "Discount");
-    c.text_right(COL_RATE_R, y, BODY, "VAT %");
-    c.text_right(COL_NET_R, y, BODY, "Net");
-    c.text_right(COL_VAT_R, y, BODY, "VAT");
+fn table_header(c: &mut Canvas<'_>, y: f32, currency: &str, lang: Language) {
+    let l = |label| lang.label(label);
+    c.text(COL_POS, y, BODY, l(Label::Pos));
+    c.text(COL_DESC, y, BODY, l(Label::Description));
+    c.text_right(COL_QTY_R, y, BODY, l(Label::Qty));
+    c.text_right(
+        COL_UNIT_R,
+        y,
+        BODY,
+        &format!("{} {currency}", l(Label::UnitNet)),
+    );
+    c.text_right(COL_DISC_R, y, BODY, l(Label::Discount));
+    c.text_right(COL_RATE_R, y, BODY, l(Label::VatPercent));
+    c.text_right(COL_NET_R, y, BODY, l(Label::Net));
+    c.text_right(COL_VAT_R, y, BODY, l(Label::Vat));
     c.rule(y - 4.0, 0.0, 0.6);
 }
 
-fn party_block(c: &mut Canvas<'_>, x: f32, mut y: f32, title: &str, p: &Party) -> f32 {
+fn party_block(
+    c: &mut Canvas<'_>,
+    x: f32,
+    mut y: f32,
+    title: &str,
+    p: &Party,
+    lang: Language,
+) -> f32 {
     c.text(x, y, 7.0, title);
     y -= 11.0;
     c.text(x, y, 10.0, &p.name);
@@ -325,21 +343,26 @@ fn party_block(c: &mut Canvas<'_>, x: f32, mut y: f32, title: &str, p: &Party) -
     c.text(x, y, BODY, &p.country);
     y -= 11.0;
     if let Some(v) = &p.vat_id {
-        c.text(x, y, BODY, &format!("VAT id: {v}"));
+        c.text(x, y, BODY, &format!("{}: {v}", lang.label(Label::VatId)));
         y -= 11.0;
     }
     if let Some(t) = &p.tax_number {
-        c.text(x, y, BODY, &format!("Tax number: {t}"));
+        c.text(
+            x,
+            y,
+            BODY,
+            &format!("{}: {t}", lang.label(Label::TaxNumber)),
+        );
         y -= 11.0;
     }
     y
 }
 
 /// Every character the document prints (for the font subset).
-fn characters(doc: &Document, extra: &[&str]) -> BTreeSet<char> {
+fn characters(doc: &Document) -> BTreeSet<char> {
     let json = serde_json::to_string(doc).unwrap_or_default();
     let mut set: BTreeSet<char> = json.chars().collect();
-    for s in extra {
+    for s in doc.language.all_texts() {
         set.extend(s.chars());
     }
     // Labels, digits and punctuation used by the layout.
@@ -353,12 +376,14 @@ fn characters(doc: &Document, extra: &[&str]) -> BTreeSet<char> {
 /// Renders the document. Returns the PDF bytes and the number of pages.
 pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     let full = full_font()?;
-    let treatment = treatment_label(doc.rule);
-    let chars = characters(doc, &[treatment]);
+    let lang = doc.language;
+    let l = |label| lang.label(label);
+    let treatment = lang.treatment(doc.rule);
+    let chars = characters(doc);
     let subset = subset_font(full, &chars)?;
     let title = match doc.kind {
-        DocumentKind::Invoice => "Invoice",
-        DocumentKind::CreditNote => "Credit note",
+        DocumentKind::Invoice => l(Label::Invoice),
+        DocumentKind::CreditNote => l(Label::CreditNote),
     };
     let mut pdf = PdfDocument::new(&format!("{title} {}", doc.number));
     let id = pdf.add_font(&subset);
@@ -375,39 +400,44 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     let mut y = PAGE_H - MARGIN - 6.0;
     c.text(MARGIN, y, 18.0, &format!("{title} {}", doc.number));
     y -= 26.0;
-    let seller_end = party_block(&mut c, MARGIN, y, "SELLER", &doc.seller);
+    let seller_end = party_block(&mut c, MARGIN, y, l(Label::Seller), &doc.seller, lang);
     let facts_x = 340.0;
     let mut fy = y;
     let mut fact = |c: &mut Canvas<'_>, label: &str, value: &str| {
         c.text(facts_x, fy, BODY, label);
+        // A value that does not fit beside its label goes right-aligned on the next line.
+        let wide = c.font.width(label, BODY) + 8.0 + c.font.width(value, BODY);
+        if wide > right - facts_x {
+            fy -= 11.0;
+        }
         c.text_right(right, fy, BODY, value);
         fy -= 11.0;
     };
     let number_label = match doc.kind {
-        DocumentKind::Invoice => "Invoice number",
-        DocumentKind::CreditNote => "Credit note number",
+        DocumentKind::Invoice => l(Label::InvoiceNumber),
+        DocumentKind::CreditNote => l(Label::CreditNoteNumber),
     };
     fact(&mut c, number_label, &doc.number);
-    fact(&mut c, "Date of issue", &doc.issue_date.to_string());
-    fact(&mut c, "Date of supply", &doc.supply_date.to_string());
+    fact(&mut c, l(Label::DateOfIssue), &doc.issue_date.to_string());
+    fact(&mut c, l(Label::DateOfSupply), &doc.supply_date.to_string());
     let order = c.fit(&doc.order_reference, BODY, 120.0);
-    fact(&mut c, "Order", &order);
-    fact(&mut c, "Currency", cur);
-    fact(&mut c, "VAT treatment", treatment);
+    fact(&mut c, l(Label::Order), &order);
+    fact(&mut c, l(Label::Currency), cur);
+    fact(&mut c, l(Label::VatTreatment), treatment);
     if let Some(credited) = &doc.credits {
-        fact(&mut c, "Credits invoice", &credited.number);
-        fact(&mut c, "of", &credited.issue_date.to_string());
+        fact(&mut c, l(Label::CreditsInvoice), &credited.number);
+        fact(&mut c, l(Label::Of), &credited.issue_date.to_string());
     }
     y = seller_end.min(fy) - 10.0;
-    let buyer_end = party_block(&mut c, MARGIN, y, "BUYER", &doc.buyer);
+    let buyer_end = party_block(&mut c, MARGIN, y, l(Label::Buyer), &doc.buyer, lang);
     let ship_end = match &doc.ship_to {
-        Some(ship) => party_block(&mut c, facts_x, y, "DELIVERED TO", ship),
+        Some(ship) => party_block(&mut c, facts_x, y, l(Label::DeliveredTo), ship, lang),
         None => y,
     };
     y = buyer_end.min(ship_end) - 8.0;
     if let Some(credited) = &doc.credits {
         for line in c.wrap(
-            &format!("Reason: {}", credited.reason),
+            &format!("{}: {}", l(Label::Reason), credited.reason),
             BODY,
             right - MARGIN,
         ) {
@@ -418,7 +448,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     y -= 8.0;
 
     // --- lines -------------------------------------------------------------------------
-    table_header(&mut c, y, cur);
+    table_header(&mut c, y, cur, lang);
     y -= ROW + 2.0;
     let desc_max = COL_QTY_R - 30.0 - COL_DESC;
     for (i, line) in doc.lines.iter().enumerate() {
@@ -429,10 +459,10 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
                 MARGIN,
                 y,
                 10.0,
-                &format!("{title} {} (continued)", doc.number),
+                &format!("{title} {} {}", doc.number, l(Label::Continued)),
             );
             y -= 20.0;
-            table_header(&mut c, y, cur);
+            table_header(&mut c, y, cur, lang);
             y -= ROW + 2.0;
         }
         let description = if line.sku.is_empty() {
@@ -464,7 +494,11 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         .as_ref()
         .map(|n| c.wrap(n, BODY, right - MARGIN))
         .unwrap_or_default();
-    let reason_lines = c.wrap(&format!("VAT: {}", doc.reason), 7.0, right - MARGIN);
+    let reason_lines = c.wrap(
+        &format!("{}: {}", l(Label::VatBasis), doc.reason),
+        7.0,
+        right - MARGIN,
+    );
     let needed = ROW * (doc.breakdown.len() as f32 + 5.0)
         + 11.0 * (note_lines.len() + reason_lines.len() + 4) as f32;
     if y - needed < TABLE_BOTTOM - 30.0 {
@@ -474,15 +508,15 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
             MARGIN,
             y,
             10.0,
-            &format!("{title} {} (continued)", doc.number),
+            &format!("{title} {} {}", doc.number, l(Label::Continued)),
         );
         y -= 24.0;
     }
     y -= 6.0;
     let label_x = 300.0;
-    c.text(label_x, y, BODY, "VAT rate");
-    c.text_right(COL_NET_R, y, BODY, "Net");
-    c.text_right(COL_VAT_R, y, BODY, "VAT");
+    c.text(label_x, y, BODY, l(Label::VatRate));
+    c.text_right(COL_NET_R, y, BODY, l(Label::Net));
+    c.text_right(COL_VAT_R, y, BODY, l(Label::Vat));
     y -= ROW;
     for b in &doc.breakdown {
         c.text(label_x, y, BODY, &percent(b.rate));
@@ -492,12 +526,12 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     }
     c.rule(y + ROW - 4.0, 0.4, 0.4);
     let total_label = match doc.kind {
-        DocumentKind::Invoice => "Total",
-        DocumentKind::CreditNote => "Total credited",
+        DocumentKind::Invoice => l(Label::Total),
+        DocumentKind::CreditNote => l(Label::TotalCredited),
     };
     for (label, amount, size) in [
-        ("Total net", doc.net, BODY),
-        ("Total VAT", doc.tax, BODY),
+        (l(Label::TotalNet), doc.net, BODY),
+        (l(Label::TotalVat), doc.tax, BODY),
         (total_label, doc.gross, 11.0),
     ] {
         c.text(label_x, y, size, label);
@@ -510,11 +544,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         y -= 11.0;
     }
     if let Some(check) = doc.vat_id_check {
-        let s = match check {
-            VatIdCheck::FormatChecked => "Buyer's VAT id: format checked.",
-            VatIdCheck::Verified => "Buyer's VAT id: verified with VIES.",
-        };
-        c.text(MARGIN, y, 7.0, s);
+        c.text(MARGIN, y, 7.0, lang.vat_id_check(check));
         y -= 10.0;
     }
     for line in &reason_lines {
@@ -523,12 +553,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     }
     if let (DocumentKind::Invoice, Some(days)) = (doc.kind, doc.payment_terms_days) {
         y -= 4.0;
-        let terms = if days == 0 {
-            "Payable on receipt.".to_owned()
-        } else {
-            format!("Payable within {days} days of the date of issue.")
-        };
-        c.text(MARGIN, y, BODY, &terms);
+        c.text(MARGIN, y, BODY, &lang.payment_terms(days));
     }
 
     // --- page footers ----------------------------------------------------------------------
@@ -549,7 +574,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
             right,
             20.0,
             7.0,
-            &format!("{} · Page {} of {count}", doc.number, page + 1),
+            &format!("{} · {}", doc.number, lang.page(page + 1, count)),
         );
     }
 
@@ -575,17 +600,6 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     Ok((bytes, count))
 }
 
-fn treatment_label(rule: Rule) -> &'static str {
-    match rule {
-        Rule::SellerNotRegistered => "No VAT (seller not registered)",
-        Rule::Domestic => "Domestic",
-        Rule::DistanceSaleBelowThreshold => "Distance sale (seller's rates)",
-        Rule::DistanceSaleOss => "Distance sale (OSS, destination rates)",
-        Rule::IntraEuReverseCharge => "Intra-EU supply, reverse charge",
-        Rule::Export => "Export, zero-rated",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,6 +615,56 @@ mod tests {
         assert_eq!(unit_price(d("10")), "10.00");
         assert_eq!(unit_price(d("8.4034")), "8.4034");
         assert_eq!(unit_price(d("8.40")), "8.40");
+    }
+
+    /// Every language's table headers fit their columns (so they never overlap).
+    #[test]
+    fn table_headers_fit_their_columns_in_every_language() {
+        let f = full_font().expect("font");
+        for lang in Language::ALL {
+            let w = |label| f.width(lang.label(label), BODY);
+            let gap = 4.0;
+            assert!(w(Label::Pos) + gap <= COL_DESC - COL_POS, "{lang:?} Pos");
+            assert!(
+                w(Label::Description) + w(Label::Qty) + gap <= COL_QTY_R - COL_DESC,
+                "{lang:?} description"
+            );
+            let unit = f.width(&format!("{} EUR", lang.label(Label::UnitNet)), BODY);
+            assert!(
+                unit + gap <= COL_UNIT_R - COL_QTY_R,
+                "{lang:?} unit net: {unit}"
+            );
+            assert!(
+                w(Label::Discount) + gap <= COL_DISC_R - COL_UNIT_R,
+                "{lang:?} discount"
+            );
+            assert!(
+                w(Label::VatPercent) + gap <= COL_RATE_R - COL_DISC_R,
+                "{lang:?} VAT %"
+            );
+            assert!(
+                w(Label::Net) + gap <= COL_NET_R - COL_RATE_R,
+                "{lang:?} net"
+            );
+            assert!(w(Label::Vat) + gap <= COL_VAT_R - COL_NET_R, "{lang:?} VAT");
+        }
+    }
+
+    #[test]
+    fn wrapping_never_breaks_at_a_no_break_space() {
+        let font = full_font().expect("font");
+        let c = Canvas {
+            font,
+            id: FontId::new(),
+            pages: Vec::new(),
+            current: 0,
+        };
+        let s = "Autoliquidation\u{a0}: livraison";
+        let max = font.width("Autoliquidation\u{a0}:", BODY) + 1.0;
+        assert_eq!(
+            c.wrap(s, BODY, max),
+            vec!["Autoliquidation\u{a0}:".to_owned(), "livraison".to_owned()]
+        );
     }
 
     #[test]

@@ -25,6 +25,11 @@ use uuid::Uuid;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn settings(store: &str, revision: u64) -> Envelope<StoreInvoiceSettingsUpdated> {
+    settings_in(store, revision, "de-DE")
+}
+
+/// The store's settings with its `locale` (the language its documents print in).
+fn settings_in(store: &str, revision: u64, locale: &str) -> Envelope<StoreInvoiceSettingsUpdated> {
     let payload = serde_json::from_value(json!({
         "store_id": store,
         "revision": revision,
@@ -37,7 +42,7 @@ fn settings(store: &str, revision: u64) -> Envelope<StoreInvoiceSettingsUpdated>
         "invoice_number_prefix": "RE-",
         "credit_note_number_prefix": "GS-",
         "oss_registered": true,
-        "locale": "de-DE",
+        "locale": locale,
         "payment_terms_days": 14,
         "footer": "Amtsgericht Berlin-Charlottenburg HRB 123456",
         "number_digits": 6,
@@ -208,6 +213,13 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
         "19%",
         "7%",
         "67.07 €",
+        // The store is de-DE: German labels.
+        &format!("Rechnung {number}"),
+        "Ausstellungsdatum",
+        "Gesamtbetrag",
+        "Versandkosten",
+        "Zahlbar innerhalb von 14 Tagen",
+        "Seite 1 von 1",
     ] {
         assert!(text.contains(needle), "`{needle}` missing: {text}");
     }
@@ -354,10 +366,12 @@ async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> 
         .await?
         .expect("pdf");
     let text = pdftotext(&pdf, "worker-reverse-charge.pdf");
+    // The store is de-DE: the German reverse-charge wording.
     for needle in [
-        "Reverse charge",
-        "FR40303265045",
-        "DE123456789",
+        "Steuerschuldnerschaft des Leistungsempfängers",
+        "Art. 196 der Richtlinie 2006/112/EG",
+        "USt-IdNr.: FR40303265045",
+        "USt-IdNr.: DE123456789",
         "Société Générale",
     ] {
         assert!(text.contains(needle), "`{needle}` missing: {text}");
@@ -382,7 +396,9 @@ async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> 
         .expect("pdf");
     let text = pdftotext(&note_pdf, "worker-credit-note.pdf");
     assert!(
-        text.contains(&invoice.invoice_number) && text.contains("Reverse charge"),
+        text.contains("Korrigiert Rechnung")
+            && text.contains(&invoice.invoice_number)
+            && text.contains("Steuerschuldnerschaft des Leistungsempfängers"),
         "{text}"
     );
 
@@ -589,5 +605,87 @@ async fn the_benchmark_runs_end_to_end() -> anyhow::Result<()> {
     assert_eq!(figures.invoices, n);
     assert!(figures.invoices_per_second > 0.0);
     assert!(figures.pdf_ms_per_page > 0.0);
+    world.cleanup().await
+}
+
+/// The language is the store's when a document is issued and part of its snapshot: a
+/// locale change prints later invoices in the new language, while a credit note keeps the
+/// language (and wording) of the invoice it credits.
+#[tokio::test]
+async fn documents_print_in_the_store_language_of_their_issue() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world
+        .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
+        .await?;
+    let mut host = world.host();
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings_in("shop-at", 1, "de-AT")).await?;
+    let first = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", first, request("shop-at", first)))
+        .await?;
+    let german = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let pdf = pdf_by_number(&pool, &german.invoice_number, None)
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&pdf, "worker-de-at.pdf");
+    assert!(
+        text.contains(&format!("Rechnung {}", german.invoice_number)),
+        "{text}"
+    );
+
+    world.publish(&settings_in("shop-at", 2, "fr-FR")).await?;
+    wait_until("the fr-FR settings are stored", WAIT, || async {
+        let locale: Option<String> = sqlx::query_scalar(
+            "select settings->>'locale' from store_settings where store_id = 'shop-at'",
+        )
+        .fetch_optional(&pool)
+        .await?;
+        Ok(locale.as_deref() == Some("fr-FR"))
+    })
+    .await?;
+    let second = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", second, request("shop-at", second)))
+        .await?;
+    let french = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    assert_eq!(french.order_id, second);
+    let pdf = pdf_by_number(&pool, &french.invoice_number, None)
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&pdf, "worker-fr.pdf");
+    for needle in [
+        format!("Facture {}", french.invoice_number),
+        "Date d'émission".to_owned(),
+        "Total TTC".to_owned(),
+        "Frais de port".to_owned(),
+        "Payable sous 14 jours".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "`{needle}` missing: {text}");
+    }
+
+    // A refund of the first (German) invoice, issued after the switch to French.
+    let r = refund("shop-at", first, &[("1", 1)], false);
+    world.publish(&env("operator", first, r)).await?;
+    let note = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(note.invoice_number, german.invoice_number);
+    let pdf = pdf_by_number(&pool, &note.credit_note_number, None)
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&pdf, "worker-credit-note-de-at.pdf");
+    for needle in [
+        format!("Rechnungskorrektur {}", note.credit_note_number),
+        "Korrigiert Rechnung".to_owned(),
+        german.invoice_number.clone(),
+        "Gesamtbetrag der Korrektur".to_owned(),
+    ] {
+        assert!(text.contains(&needle), "`{needle}` missing: {text}");
+    }
+    assert!(
+        !text.contains("Facture") && !text.contains("Avoir"),
+        "{text}"
+    );
+    host.stop(Duration::from_secs(5)).await;
     world.cleanup().await
 }

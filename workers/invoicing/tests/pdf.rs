@@ -13,6 +13,7 @@ use orderly_contracts::messages::RoundingPolicy;
 use orderly_contracts::types::TaxCategory;
 use orderly_invoicing::domain::amounts::{self, DocumentInput, LineInput};
 use orderly_invoicing::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
+use orderly_invoicing::domain::language::Language;
 use orderly_invoicing::domain::vat::{self, Rule, VatIdCheck};
 use orderly_invoicing::pdf;
 use rust_decimal::Decimal;
@@ -128,6 +129,18 @@ fn document(rule: Rule, lines: usize) -> Document {
             "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · IBAN DE89 3704 0044 0532 0130 00"
                 .into(),
         ),
+        language: Language::En,
+    }
+}
+
+/// The same document as a store with `locale` issues it: its language, and the legal
+/// wording in that language (as the handler stores it).
+fn document_for(locale: &str, rule: Rule, lines: usize) -> Document {
+    let language = Language::from_locale(locale);
+    Document {
+        language,
+        legal_note: language.legal_note(rule).map(str::to_owned),
+        ..document(rule, lines)
     }
 }
 
@@ -318,4 +331,197 @@ fn a_credit_note_names_the_invoice_it_credits() {
     ] {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
+}
+
+fn flat(path: &Path) -> String {
+    text_of(path, None)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_de_de_store_prints_german_labels_and_the_german_reverse_charge_wording() {
+    let doc = document_for("de-DE", Rule::IntraEuReverseCharge, 3);
+    assert_eq!(doc.language, Language::De);
+    let (bytes, pages) = pdf::render(&doc).expect("render");
+    assert_eq!(pages, 1);
+    let path = write("invoice-de.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = flat(&path);
+    for needle in [
+        "Rechnung RE-2026-000042",
+        "VERKÄUFER",
+        "KÄUFER",
+        "Rechnungsnummer",
+        "Ausstellungsdatum 2026-03-14",
+        "Liefer-/Leistungsdatum 2026-03-13",
+        "Bestellung",
+        "Währung",
+        "Steuerliche Behandlung",
+        "Innergemeinschaftliche Lieferung",
+        "USt-IdNr.: DE123456789",
+        "USt-IdNr.: FR40303265045",
+        "Steuernummer: 37/123/45678",
+        "Bezeichnung (Art.-Nr.)",
+        "Menge",
+        "EP netto EUR",
+        "Rabatt",
+        "USt.-Satz",
+        "Summe netto",
+        "Summe USt.",
+        "Gesamtbetrag",
+        "Steuerschuldnerschaft des Leistungsempfängers",
+        "Art. 138 der Richtlinie 2006/112/EG",
+        "Art. 196 der Richtlinie 2006/112/EG",
+        "USt-IdNr. des Käufers: Format geprüft.",
+        "Zahlbar innerhalb von 14 Tagen",
+        "Seite 1 von 1",
+        &pdf::money_in(doc.gross, "EUR"),
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    for english in [
+        "Invoice",
+        "Date of issue",
+        "Total net",
+        "Reverse charge",
+        "Payable",
+        "Page 1",
+    ] {
+        assert!(!text.contains(english), "English `{english}` in:\n{text}");
+    }
+    // Render page 1 to PNG for a person to look at.
+    let png_base = out_dir().join("invoice-de-page1");
+    tool(
+        "pdftoppm",
+        &[
+            "-png",
+            "-r",
+            "60",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            path.to_str().expect("path"),
+            png_base.to_str().expect("path"),
+        ],
+    );
+    println!(
+        "page 1 rendered to {}",
+        png_base.with_extension("png").display()
+    );
+}
+
+#[test]
+fn a_de_at_store_prints_the_german_export_wording_and_a_german_credit_note() {
+    let doc = document_for("de-AT", Rule::Export, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let path = write("invoice-de-export.pdf", &bytes);
+    let text = flat(&path);
+    assert!(text.contains("Steuerfreie Ausfuhrlieferung"), "{text}");
+    assert!(
+        text.contains("Art. 146 der Richtlinie 2006/112/EG"),
+        "{text}"
+    );
+
+    let mut note = document_for("de-DE", Rule::Domestic, 2);
+    note.kind = DocumentKind::CreditNote;
+    note.number = "GS-2026-000007".into();
+    note.credits = Some(CreditedInvoice {
+        number: "RE-2026-000042".into(),
+        issue_date: NaiveDate::from_ymd_opt(2026, 3, 14).expect("date"),
+        reason: "Rücksendung: Transportschaden".into(),
+    });
+    let (bytes, _) = pdf::render(&note).expect("render");
+    let path = write("credit-note-de.pdf", &bytes);
+    let text = flat(&path);
+    for needle in [
+        "Rechnungskorrektur GS-2026-000007",
+        "Korrekturnummer",
+        "Korrigiert Rechnung RE-2026-000042",
+        "vom 2026-03-14",
+        "Grund: Rücksendung: Transportschaden",
+        "Gesamtbetrag der Korrektur",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+}
+
+#[test]
+fn a_fr_fr_store_prints_french_labels_and_the_french_wordings() {
+    let doc = document_for("fr-FR", Rule::IntraEuReverseCharge, 3);
+    assert_eq!(doc.language, Language::Fr);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let path = write("invoice-fr.pdf", &bytes);
+    tool("qpdf", &["--check", path.to_str().expect("path")]);
+    let text = flat(&path);
+    for needle in [
+        "Facture RE-2026-000042",
+        "VENDEUR",
+        "ACHETEUR",
+        "Numéro de facture",
+        "Date d'émission 2026-03-14",
+        "Date de livraison 2026-03-13",
+        "Commande",
+        "Devise",
+        "Régime de TVA",
+        "N° TVA: DE123456789",
+        "Désignation (réf.)",
+        "PU HT EUR",
+        "Taux de TVA",
+        "Total HT",
+        "Total TVA",
+        "Total TTC",
+        "Autoliquidation",
+        "article 138 de la directive 2006/112/CE",
+        "TVA due par le preneur",
+        "format vérifié",
+        "Payable sous 14 jours",
+        "Page 1 sur 1",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    let doc = document_for("fr-BE", Rule::Export, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let text = flat(&write("invoice-fr-export.pdf", &bytes));
+    assert!(
+        text.contains("Exonération de TVA — exportation de biens hors de l'Union européenne (art. 146 de la directive 2006/112/CE)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_nl_store_prints_dutch_and_an_unknown_locale_english() {
+    let doc = document_for("nl-NL", Rule::IntraEuReverseCharge, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let text = flat(&write("invoice-nl.pdf", &bytes));
+    for needle in [
+        "Factuur RE-2026-000042",
+        "Factuurnummer",
+        "Btw-id: DE123456789",
+        "Btw verlegd",
+        "art. 196 van Richtlijn 2006/112/EG",
+        "Totaal excl. btw",
+        "Pagina 1 van 1",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
+    }
+    let doc = document_for("es-ES", Rule::IntraEuReverseCharge, 2);
+    let (bytes, _) = pdf::render(&doc).expect("render");
+    let text = flat(&write("invoice-es-falls-back.pdf", &bytes));
+    assert!(text.contains("Invoice RE-2026-000042"), "{text}");
+    assert!(text.contains("Reverse charge"), "{text}");
+}
+
+#[test]
+fn a_document_stored_before_languages_reads_as_english() {
+    let doc = document(Rule::Domestic, 1);
+    let mut json = serde_json::to_value(&doc).expect("json");
+    assert_eq!(json["language"], "en");
+    json.as_object_mut().expect("object").remove("language");
+    let old: Document = serde_json::from_value(json).expect("an old snapshot still reads");
+    assert_eq!(old.language, Language::En);
+    assert_eq!(old, doc);
 }

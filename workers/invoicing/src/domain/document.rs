@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::amounts::{PricedLine, RateTotal};
+use super::language::Language;
 use super::vat::{Rule, VatIdCheck};
 
 /// Invoice or credit note.
@@ -156,4 +157,8 @@ pub struct Document {
     pub payment_terms_days: Option<u16>,
     /// The store's footer.
     pub footer: Option<String>,
+    /// The language it is printed in (the store's, when issued; a credit note keeps its
+    /// invoice's). Documents stored before languages existed were English.
+    #[serde(default)]
+    pub language: Language,
 }
