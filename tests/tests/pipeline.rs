@@ -92,6 +92,7 @@ impl Pipeline {
             inventory_db,
         };
         sim::seed(&p.publisher, 1).await?;
+        sim::wait_for_catalog(&p.world.settings.database_url, DEADLINE).await?;
         let skus = sim::catalog().len();
         p.until("stock levels for every product", |s| s.stock.len() == skus)
             .await?;

@@ -95,6 +95,7 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         ),
     );
     sim::seed(&publisher, 1).await?;
+    sim::wait_for_catalog(&settings.database_url, Duration::from_secs(30)).await?;
     step(
         &mut steps,
         "Both stores' setup managers send their settings: seller and VAT id for invoices, name, language and staff contact for notifications.",

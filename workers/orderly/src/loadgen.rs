@@ -73,6 +73,7 @@ pub(crate) async fn run(
     let scale = u32::try_from(orders / 10 + 10).unwrap_or(u32::MAX);
     eprintln!("seeding catalog and stock (scale {scale})...");
     sim::seed(&publisher, scale).await?;
+    sim::wait_for_catalog(&settings.database_url, Duration::from_secs(60)).await?;
     // Stock must be in place before the first order: wait for its level events.
     let wait = Instant::now();
     while seen.stock.len() < sim::catalog().len() && wait.elapsed() < Duration::from_secs(30) {

@@ -52,31 +52,31 @@ pub(crate) async fn summary(
         );
     }
 
-    println!("\n== Invoices and credit notes issued (from invoice.issued / credit_note.issued) ==");
-    if seen.documents.is_empty() {
+    println!(
+        "\n== Invoices and credit notes issued ({} announced by invoice.issued / credit_note.issued; the invoicing worker's records) ==",
+        seen.documents.len()
+    );
+    let pool = orderly_runtime::db::connect(&settings.database_url, "invoicing", 1).await?;
+    let documents = orderly_invoicing::list_invoices(&pool, None, 12).await?;
+    pool.close().await;
+    if documents.is_empty() {
         println!("  none");
     }
-    for (kind, d) in seen.documents.iter().take(12) {
-        let number = d["invoice_number"].as_str().unwrap_or_default();
-        let (label, number) = match d["credit_note_number"].as_str() {
-            Some(cn) if kind == "credit_note.issued" => {
-                ("credit note", format!("{cn} (for {number})"))
-            }
-            _ => ("invoice", number.to_owned()),
-        };
+    for d in &documents {
         println!(
-            "  {label:<11} {number:<24} {:<24} {:<3} {:>9} gross, {:>8} VAT  buyer {} ({})",
-            d["vat_treatment"].as_str().unwrap_or_default(),
-            d["currency"].as_str().unwrap_or_default(),
-            d["totals"]["gross"].as_str().unwrap_or_default(),
-            d["totals"]["tax"].as_str().unwrap_or_default(),
-            d["buyer"]["name"].as_str().unwrap_or_default(),
-            d["buyer"]["country"].as_str().unwrap_or_default(),
+            "  {:<11} {:<18} {:<8} {:>8} {} gross {:>7} VAT  {}",
+            d.kind.replace('_', " "),
+            d.number,
+            d.store_id,
+            d.gross,
+            d.currency,
+            d.tax,
+            d.vat_rule.replace('_', " ")
         );
     }
-    if seen.documents.len() > 12 {
-        println!("  ... and {} more", seen.documents.len() - 12);
-    }
+    println!(
+        "  (PDF: `orderly invoice pdf NUMBER > NUMBER.pdf`; each row's rule and reason are on the invoice)"
+    );
 
     println!("\n== Notifications requested from the notification system (template, language) ==");
     let mut by_template: std::collections::BTreeMap<(String, String), usize> =

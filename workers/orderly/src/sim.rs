@@ -616,6 +616,37 @@ pub async fn store_settings(publisher: &Publisher) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the orders worker's catalog projection holds every product of [`catalog`]:
+/// a storefront cannot sell what the catalog has not published, and the workers promise no
+/// order between a product's upsert and an order placed the next instant (decision 0004).
+/// Reads the orders schema of `database_url` (as an operator's tool may), polling until
+/// `deadline`.
+pub async fn wait_for_catalog(database_url: &str, deadline: Duration) -> anyhow::Result<()> {
+    let pool = orderly_runtime::db::connect(database_url, orderly_orders::NAME, 1).await?;
+    let skus: Vec<String> = catalog().iter().map(|p| p.sku.to_owned()).collect();
+    let started = std::time::Instant::now();
+    let result = loop {
+        let known = {
+            let mut conn = pool.acquire().await?;
+            orderly_orders::store::products_by_sku(&mut conn, &skus)
+                .await?
+                .len()
+        };
+        if known == skus.len() {
+            break Ok(());
+        }
+        if started.elapsed() > deadline {
+            break Err(anyhow::anyhow!(
+                "the orders worker knows {known} of {} catalog products after {deadline:?}",
+                skus.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    pool.close().await;
+    result
+}
+
 pub async fn seed(publisher: &Publisher, scale: u32) -> anyhow::Result<()> {
     for p in catalog() {
         publisher
