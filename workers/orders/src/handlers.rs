@@ -60,7 +60,7 @@ impl Handler for OrdersHandler {
             OrderCancelRequested::TYPE => cancel_requested(msg, cx, &cause).await,
             OrderRefundRequested::TYPE => refund_requested(msg, cx, &cause).await,
             OrderExceptionResolved::TYPE => exception_resolved(msg, cx, &cause).await,
-            ProductUpserted::TYPE => product_upserted(msg, cx).await,
+            ProductUpserted::TYPE => product_upserted(msg, cx, &cause).await,
             StockReserved::TYPE => stock_reserved(msg, cx, &cause).await,
             StockUnavailable::TYPE => stock_unavailable(msg, cx, &cause).await,
             StockReleased::TYPE => stock_released(msg, cx, &cause).await,
@@ -114,6 +114,45 @@ impl Handler for OrdersHandler {
                     format_args!("{store_id}/{key}"),
                 ));
             }
+            // Shared keys on the products the lines name, against a concurrent upsert of one
+            // of them (exclusive there): either this order sees the product, or the upsert
+            // sees the exception this order raises and matches the line (`product_upserted`).
+            for line in msg
+                .envelope
+                .payload
+                .get("lines")
+                .and_then(|l| l.as_array())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(sku) = line.get("sku").and_then(|v| v.as_str()) {
+                    keys.push(LockKey::shared("product", sku));
+                }
+                if let Some(gtin) = line.get("gtin").and_then(|v| v.as_str()) {
+                    keys.push(LockKey::shared("gtin", format_args!("{gtin:0>14}")));
+                }
+            }
+            return Ok(keys);
+        }
+        if msg.envelope.message_type == ProductUpserted::TYPE {
+            // The orders a new product may release from hold (see `product_upserted`).
+            let (Some(sku), Some(gtins)) = (
+                msg.field("sku"),
+                msg.envelope.payload.get("gtins").and_then(|g| g.as_array()),
+            ) else {
+                return Ok(Vec::new());
+            };
+            let gtins: Vec<String> = gtins
+                .iter()
+                .filter_map(|g| g.as_str().map(|g| format!("{g:0>14}")))
+                .collect();
+            let held = store::open_exceptions_for_product(conn, sku, &gtins).await?;
+            let mut keys = vec![LockKey::exclusive("product", sku)];
+            keys.extend(gtins.iter().map(|g| LockKey::exclusive("gtin", g)));
+            keys.extend(
+                held.into_iter()
+                    .map(|(_, order_id, _)| LockKey::exclusive("order", order_id)),
+            );
             return Ok(keys);
         }
         Ok(msg.key("order", "order_id"))
@@ -1071,6 +1110,15 @@ async fn exception_resolved(
         .clone()
         .decode_valid::<OrderExceptionResolved>()?
         .payload;
+    resolve_exception(&p, cx, cause).await
+}
+
+/// Applies a resolution of an order item exception, from an operator or from the catalog.
+async fn resolve_exception(
+    p: &OrderExceptionResolved,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
     let Some(record) = store::find_exception(cx.conn, p.exception_id).await? else {
         return Err(HandlerError::permanent(format!(
             "no order item exception {} (order {})",
@@ -1303,7 +1351,11 @@ async fn exception_resolved(
 // The catalog
 // ---------------------------------------------------------------------------------------------
 
-async fn product_upserted(msg: &Incoming, cx: &mut HandlerContext<'_>) -> Result<(), HandlerError> {
+async fn product_upserted(
+    msg: &Incoming,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
     let p = msg
         .envelope
         .clone()
@@ -1311,6 +1363,40 @@ async fn product_upserted(msg: &Incoming, cx: &mut HandlerContext<'_>) -> Result
         .payload;
     let applied = store::upsert_product(cx.conn, &p).await?;
     tracing::debug!(sku = %p.sku, applied, "catalog product upserted");
+    if !applied || !p.active {
+        return Ok(());
+    }
+    // Orders held because this product was unknown (or inactive) when they came in: the
+    // catalog now answers what an operator would have, so their lines are matched now, each
+    // through the same path as an operator's resolution (checks, timeline, and the order
+    // proceeding once nothing is open). A line the checks refuse stays held, with the reason
+    // on its timeline.
+    let gtins: Vec<String> = p.gtins.iter().map(Gtin::to_gtin14).collect();
+    for (exception_id, order_id, store_id) in
+        store::open_exceptions_for_product(cx.conn, p.sku.as_str(), &gtins).await?
+    {
+        let resolution = OrderExceptionResolved {
+            order_id,
+            store_id: StoreId::parse(&store_id)
+                .map_err(|e| HandlerError::transient(anyhow!("stored store id {store_id}: {e}")))?,
+            exception_id,
+            resolution: ExceptionResolution::MapToSku,
+            sku: Some(p.sku.clone()),
+            remember_mapping: false,
+            resolved_by: Actor {
+                kind: orderly_contracts::messages::ActorKind::System,
+                id: Some("catalog".to_owned()),
+            },
+            note: Some(format!("the catalog published {}", p.sku)),
+        };
+        match resolve_exception(&resolution, cx, cause).await {
+            Ok(()) => tracing::info!(%order_id, sku = %p.sku, "held line matched by the catalog"),
+            Err(HandlerError::Rejected(why)) => {
+                tracing::info!(%order_id, %why, "held line still held");
+            }
+            Err(other) => return Err(other),
+        }
+    }
     Ok(())
 }
 

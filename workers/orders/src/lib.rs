@@ -8,7 +8,11 @@
 //!   GTINs, title, VAT category, active; the newest `updated_at` wins) and the **GTIN
 //!   mappings** operators asked to remember, per store.
 //! - **Order item exceptions**: lines that matched no product. An order with one open is
-//!   `on_hold` and nothing is reserved.
+//!   `on_hold` and nothing is reserved. An operator resolves them (`order.exception_resolved`),
+//!   or the catalog does: a `catalog.product_upserted` that brings the missing SKU or GTIN
+//!   (or reactivates the product) matches the held lines through the same path, as actor
+//!   `system:catalog`. Orders placed and products upserted concurrently take turns on shared
+//!   and exclusive product keys, so a line is either matched at once or released later.
 //! - **The status machine** (see [`domain`]) and the facts it is computed from: allocations
 //!   (`stock.reserved`), releases, which shipments were dispatched (with their items) and
 //!   delivered.

@@ -348,6 +348,28 @@ pub async fn lock_order_by_key(
     row.map(StoredOrder::try_from).transpose()
 }
 
+/// Open exceptions a newly published product can clear: lines naming its SKU that no product
+/// had, lines naming one of its GTINs (`gtin14`: as GTIN-14) that matched nothing, and lines
+/// naming it while it was inactive. Oldest first, with the order and its store (no lock).
+pub async fn open_exceptions_for_product(
+    conn: &mut PgConnection,
+    sku: &str,
+    gtin14: &[String],
+) -> sqlx::Result<Vec<(Uuid, Uuid, String)>> {
+    sqlx::query_as(
+        "select e.exception_id, e.order_id, o.store_id
+         from item_exceptions e join orders o using (order_id)
+         where e.status = 'open'
+           and ((e.problem in ('unknown_sku', 'inactive_product') and e.sku = $1)
+                or (e.problem = 'unknown_gtin' and lpad(e.gtin, 14, '0') = any($2)))
+         order by e.raised_at, e.exception_id",
+    )
+    .bind(sku)
+    .bind(gtin14)
+    .fetch_all(conn)
+    .await
+}
+
 /// The id of the order with this business key, if there is one (no lock).
 pub async fn order_id_by_key(
     conn: &mut PgConnection,

@@ -1259,3 +1259,82 @@ async fn a_higher_revision_after_acceptance_is_applied_as_commands() -> anyhow::
     })
     .await
 }
+
+/// A product the catalog publishes after orders for it came in releases them: an unknown SKU
+/// (storefront) and an unknown GTIN (marketplace, matched on its GTIN-14 form) are matched by
+/// the catalog, the exceptions are resolved by the catalog (a system actor), and the orders proceed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_product_published_later_releases_the_orders_held_for_it() -> anyhow::Result<()> {
+    bounded(async {
+        let env = Env::start().await?;
+        env.catalog().await?;
+        let mut hold_tap = env.tap(&[OrderOnHold::TYPE]).await;
+        let mut accepted_tap = env.tap(&[OrderAccepted::TYPE]).await;
+
+        // A storefront order naming a SKU the catalog has not published yet.
+        let mut order = storefront_order("SF-LATE-SKU");
+        order["lines"][0]["sku"] = json!("MUG-NEW-400");
+        env.send::<orderly_contracts::messages::OrderPlaced>(
+            "storefront",
+            "shop-de/storefront/SF-LATE-SKU",
+            order,
+        )
+        .await;
+        let held_sku = hold_tap.next::<OrderOnHold>(WAIT).await?.payload;
+        assert_eq!(held_sku.exceptions[0].problem, ItemProblem::UnknownSku);
+
+        // A marketplace order whose EAN-13 no product carries yet.
+        env.send::<orderly_contracts::messages::OrderPlaced>(
+            "connector:amazon",
+            "amazon-de/marketplace/302-9",
+            marketplace_order("302-9", &[GTIN_UNKNOWN]),
+        )
+        .await;
+        let held_gtin = hold_tap.next::<OrderOnHold>(WAIT).await?.payload;
+        assert_eq!(held_gtin.exceptions[0].problem, ItemProblem::UnknownGtin);
+
+        // The catalog publishes both products (the GTIN as GTIN-14).
+        for (sku, gtins) in [
+            ("MUG-NEW-400", json!([])),
+            ("WIDGET-9", json!([format!("0{GTIN_UNKNOWN}")])),
+        ] {
+            env.send::<orderly_contracts::messages::ProductUpserted>(
+                "pim",
+                sku,
+                json!({"sku": sku, "gtins": gtins, "title": format!("{sku} title"),
+                       "tax_category": "standard", "active": true,
+                       "updated_at": "2026-03-15T00:00:00Z"}),
+            )
+            .await;
+        }
+        let mut released = Vec::new();
+        for _ in 0..2 {
+            let accepted = accepted_tap.next::<OrderAccepted>(WAIT).await?.payload;
+            let skus: Vec<String> = accepted.lines.iter().map(|l| l.sku.to_string()).collect();
+            released.push((accepted.order_id, skus));
+        }
+        released.sort();
+        let mut expected = vec![
+            (
+                held_sku.order_id,
+                vec!["MUG-NEW-400".to_owned(), "TEA-EARL-100".to_owned()],
+            ),
+            (held_gtin.order_id, vec!["WIDGET-9".to_owned()]),
+        ];
+        expected.sort();
+        assert_eq!(released, expected);
+
+        let mut conn = env.pool.acquire().await?;
+        let open = orderly_orders::list_exceptions(&mut conn, true).await?;
+        assert!(open.is_empty(), "nothing left open: {open:?}");
+        let all = orderly_orders::list_exceptions(&mut conn, false).await?;
+        assert!(
+            all.iter()
+                .all(|e| e.resolved_by.as_deref() == Some("catalog")),
+            "{all:?}"
+        );
+        drop(conn);
+        env.stop().await
+    })
+    .await
+}
