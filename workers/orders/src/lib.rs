@@ -10,8 +10,8 @@
 //! - **Order item exceptions**: lines that matched no product. An order with one open is
 //!   `on_hold` and nothing is reserved. An operator resolves them (`order.exception_resolved`),
 //!   or the catalog does: a `catalog.product_upserted` that brings the missing SKU or GTIN
-//!   (or reactivates the product) matches the held lines through the same path, as actor
-//!   `system:catalog`. Orders placed and products upserted concurrently take turns on shared
+//!   (or reactivates the product) matches the held lines through the same path, as the
+//!   system actor `catalog`. Orders placed and products upserted concurrently take turns on shared
 //!   and exclusive product keys, so a line is either matched at once or released later.
 //! - **The status machine** (see [`domain`]) and the facts it is computed from: allocations
 //!   (`stock.reserved`), releases, which shipments were dispatched (with their items) and
