@@ -45,6 +45,7 @@ use orderly_contracts::messages::{
 };
 use orderly_contracts::types::{Locale, StoreId};
 use orderly_contracts::{Envelope, Validate};
+use orderly_runtime::LockKey;
 use orderly_runtime::outbox::{self, OutboxMessage};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
@@ -239,6 +240,14 @@ impl Dispatcher {
         // answers came in: two dispatchers never wait for each other in a cycle.
         outcomes.sort_by_key(|o| (o.claimed.endpoint_id, o.claimed.delivery_id));
         let mut tx = self.pool.begin().await?;
+        // And first the endpoints' lock keys, as the consumer takes them for a batch of
+        // registrations: a registration batch and this recording then take turns on an
+        // endpoint instead of locking two endpoint rows in opposite orders.
+        let endpoints: Vec<LockKey> = outcomes
+            .iter()
+            .map(|o| LockKey::exclusive("endpoint", o.claimed.endpoint_id))
+            .collect();
+        orderly_runtime::lock_entities(&mut tx, crate::NAME, &endpoints).await?;
         self.record(&mut tx, &outcomes).await?;
         tx.commit().await?;
         Ok(n)

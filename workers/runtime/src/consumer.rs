@@ -556,9 +556,6 @@ impl<H: Handler> Inner<H> {
     /// statement. Every batch of every copy of the worker takes its keys in the same global
     /// order, so batches wait for each other but never deadlock on declared keys.
     ///
-    /// The statement relies on PostgreSQL evaluating the select list row by row in the order
-    /// a function scan of `unnest` returns the (sorted) array: there is no `order by` for the
-    /// planner to move around the lock calls.
     async fn lock_batch(
         &self,
         conn: &mut PgConnection,
@@ -584,19 +581,7 @@ impl<H: Handler> Inner<H> {
                 *shared &= key.is_shared();
             }
         }
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let (ids, shared): (Vec<i64>, Vec<bool>) = keys.into_iter().unzip();
-        sqlx::query(
-            "select case when s then pg_advisory_xact_lock_shared(k) else pg_advisory_xact_lock(k) end
-             from unnest($1::bigint[], $2::boolean[]) as t(k, s)",
-        )
-        .bind(&ids)
-        .bind(&shared)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        Ok(crate::handler::take_advisory_locks(conn, keys).await?)
     }
 
     /// Records the batch's ids in the inbox; returns the ids that were not there before.

@@ -188,6 +188,47 @@ impl LockKey {
     }
 }
 
+/// Takes `keys` of worker `worker` as transaction-scoped advisory locks on `conn`, in
+/// ascending key order, in one statement: the same order every batch of the worker's
+/// consumer uses, so anything else of the worker that changes the same entities in its own
+/// transactions (a background task) can take its keys here first and never wait in a cycle
+/// with a batch.
+pub async fn lock_entities(
+    conn: &mut PgConnection,
+    worker: &str,
+    keys: &[LockKey],
+) -> Result<(), sqlx::Error> {
+    let mut sorted: std::collections::BTreeMap<i64, bool> = std::collections::BTreeMap::new();
+    for key in keys {
+        let shared = sorted.entry(key.advisory_key(worker)).or_insert(true);
+        *shared &= key.is_shared();
+    }
+    take_advisory_locks(conn, sorted).await
+}
+
+/// Takes advisory locks (key → shared?) in ascending key order. The statement relies on
+/// PostgreSQL evaluating the select list row by row in the order a function scan of
+/// `unnest` returns the (sorted) array: there is no `order by` for the planner to move around
+/// the lock calls.
+pub(crate) async fn take_advisory_locks(
+    conn: &mut PgConnection,
+    keys: std::collections::BTreeMap<i64, bool>,
+) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (ids, shared): (Vec<i64>, Vec<bool>) = keys.into_iter().unzip();
+    sqlx::query(
+        "select case when s then pg_advisory_xact_lock_shared(k) else pg_advisory_xact_lock(k) end
+         from unnest($1::bigint[], $2::boolean[]) as t(k, s)",
+    )
+    .bind(&ids)
+    .bind(&shared)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn fnv(mut h: u64, bytes: &[u8]) -> u64 {

@@ -32,5 +32,5 @@ pub mod testing;
 pub mod topology;
 
 pub use config::Settings;
-pub use handler::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+pub use handler::{Handler, HandlerContext, HandlerError, Incoming, LockKey, lock_entities};
 pub use host::Host;
