@@ -143,6 +143,31 @@ impl RawEnvelope {
         self,
         versions: &[u16],
     ) -> Result<Envelope<P>, ContractError> {
+        self.check_kind::<P>(versions)?;
+        let mut payload = None;
+        let env = self.map(|value| {
+            payload = Some(serde_path_to_error::deserialize::<_, P>(value));
+        });
+        match payload {
+            Some(Ok(p)) => Ok(env.map(|_| p)),
+            Some(Err(e)) => Err(ContractError::from_path("payload", e)),
+            None => Err(ContractError::new("payload", "missing")),
+        }
+    }
+
+    /// The payload as `P`, checked like [`RawEnvelope::decode_valid`], read from the
+    /// envelope in place: for a consumer that keeps the envelope (to retry or dead-letter it)
+    /// and needs only the payload, without copying the JSON first.
+    pub fn payload_valid<P: Message + Validate>(&self) -> Result<P, ContractError> {
+        self.check_kind::<P>(&[P::VERSION])?;
+        let payload: P = serde_path_to_error::deserialize(&self.payload)
+            .map_err(|e| ContractError::from_path("payload", e))?;
+        payload.validate()?;
+        Ok(payload)
+    }
+
+    /// Checks that the envelope carries a `P` in one of `versions`.
+    fn check_kind<P: Message>(&self, versions: &[u16]) -> Result<(), ContractError> {
         if self.message_type != P::TYPE {
             return Err(ContractError::new(
                 "message_type",
@@ -159,14 +184,6 @@ impl RawEnvelope {
                 ),
             ));
         }
-        let mut payload = None;
-        let env = self.map(|value| {
-            payload = Some(serde_path_to_error::deserialize::<_, P>(value));
-        });
-        match payload {
-            Some(Ok(p)) => Ok(env.map(|_| p)),
-            Some(Err(e)) => Err(ContractError::from_path("payload", e)),
-            None => Err(ContractError::new("payload", "missing")),
-        }
+        Ok(())
     }
 }

@@ -912,11 +912,7 @@ async fn cancel_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<OrderCancelRequested>()?
-        .payload;
+    let p = msg.payload::<OrderCancelRequested>()?;
     let prev = store::cancellation_outcome(cx.conn, p.request_id).await?;
     if seen_before(
         cx,
@@ -1034,11 +1030,7 @@ async fn refund_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<OrderRefundRequested>()?
-        .payload;
+    let p = msg.payload::<OrderRefundRequested>()?;
     let prev = store::refund_outcome(cx.conn, p.request_id).await?;
     if seen_before(cx, cause, prev, "refund_duplicate", "Refund", p.request_id).await? {
         return Ok(());
@@ -1105,11 +1097,7 @@ async fn exception_resolved(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<OrderExceptionResolved>()?
-        .payload;
+    let p = msg.payload::<OrderExceptionResolved>()?;
     resolve_exception(&p, cx, cause).await
 }
 
@@ -1356,11 +1344,7 @@ async fn product_upserted(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<ProductUpserted>()?
-        .payload;
+    let p = msg.payload::<ProductUpserted>()?;
     let applied = store::upsert_product(cx.conn, &p).await?;
     tracing::debug!(sku = %p.sku, applied, "catalog product upserted");
     if !applied || !p.active {
@@ -1418,11 +1402,7 @@ async fn stock_reserved(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<StockReserved>()?
-        .payload;
+    let p = msg.payload::<StockReserved>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "stock.reserved").await?;
     let mut head = stored.head;
@@ -1473,11 +1453,7 @@ async fn stock_unavailable(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<StockUnavailable>()?
-        .payload;
+    let p = msg.payload::<StockUnavailable>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "stock.unavailable").await?;
     let mut head = stored.head;
@@ -1514,11 +1490,7 @@ async fn stock_released(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<StockReleased>()?
-        .payload;
+    let p = msg.payload::<StockReleased>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "stock.released").await?;
     let mut head = stored.head;
@@ -1560,11 +1532,7 @@ async fn shipment_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<ShipmentRequested>()?
-        .payload;
+    let p = msg.payload::<ShipmentRequested>()?;
     let (stored, _facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "shipment.requested").await?;
     store::record_shipment_request(cx.conn, &p).await?;
@@ -1597,11 +1565,7 @@ async fn shipment_dispatched(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<ShipmentDispatched>()?
-        .payload;
+    let p = msg.payload::<ShipmentDispatched>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "shipment.dispatched").await?;
     let mut head = stored.head;
@@ -1651,11 +1615,7 @@ async fn shipment_delivered(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<ShipmentDelivered>()?
-        .payload;
+    let p = msg.payload::<ShipmentDelivered>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "shipment.delivered").await?;
     let mut head = stored.head;
@@ -1685,11 +1645,7 @@ async fn shipment_exception(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<ShipmentException>()?
-        .payload;
+    let p = msg.payload::<ShipmentException>()?;
     let (stored, _facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "shipment.exception").await?;
     store::record_shipment_exception(cx.conn, &p).await?;
@@ -1726,11 +1682,7 @@ async fn invoice_issued(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<InvoiceIssued>()?
-        .payload;
+    let p = msg.payload::<InvoiceIssued>()?;
     let (stored, _facts) = known_order(cx, p.order_id, Some(&p.store_id), "invoice.issued").await?;
     let detail = if store::record_invoice(cx.conn, &p).await? {
         format!(
@@ -1765,11 +1717,7 @@ async fn credit_note_issued(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<CreditNoteIssued>()?
-        .payload;
+    let p = msg.payload::<CreditNoteIssued>()?;
     let (stored, _facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "credit_note.issued").await?;
     let detail = if store::record_credit_note(cx.conn, &p).await? {
@@ -1797,11 +1745,7 @@ async fn notification_sent(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<NotificationSent>()?
-        .payload;
+    let p = msg.payload::<NotificationSent>()?;
     let Some(order_id) = p.order_id else {
         tracing::debug!(request_id = %p.request_id, "notification not about an order");
         return Ok(());
@@ -1833,11 +1777,7 @@ async fn notification_failed(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg
-        .envelope
-        .clone()
-        .decode_valid::<NotificationFailed>()?
-        .payload;
+    let p = msg.payload::<NotificationFailed>()?;
     let Some(order_id) = p.order_id else {
         tracing::debug!(request_id = %p.request_id, "notification not about an order");
         return Ok(());

@@ -30,6 +30,12 @@ impl Incoming {
         Ok(self.envelope.clone().decode::<P>()?)
     }
 
+    /// The payload as `P`, decoded and validated in place (no copy of the envelope); a
+    /// contract violation is a permanent failure.
+    pub fn payload<P: Message + orderly_contracts::Validate>(&self) -> Result<P, HandlerError> {
+        Ok(self.envelope.payload_valid::<P>()?)
+    }
+
     /// A top-level string field of the payload, read without decoding it (for lock keys,
     /// which are computed before the handler decodes and validates the message).
     pub fn field(&self, name: &str) -> Option<&str> {
