@@ -13,7 +13,7 @@ use orderly_contracts::messages::{
     ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentItem, ShipmentRequested,
     ShipmentUpdated, StockReserved, StoreInvoiceSettingsUpdated,
 };
-use orderly_contracts::{Envelope, Message, Validate};
+use orderly_contracts::{Envelope, Message};
 use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 use tracing::{info, warn};
@@ -96,15 +96,6 @@ impl Handler for FulfillmentHandler {
     }
 }
 
-/// A payload we built that breaks its own contract is a bug: dead-letter the cause with the
-/// reason rather than publish something consumers would refuse.
-fn checked<P: Validate>(payload: P) -> Result<P, HandlerError> {
-    payload.validate().map_err(|e| {
-        HandlerError::permanent(format!("fulfillment built an invalid message: {e}"))
-    })?;
-    Ok(payload)
-}
-
 // --- store.invoice_settings_updated ----------------------------------------------------------
 
 #[tracing::instrument(skip_all, fields(store_id = %env.payload.store_id, revision = env.payload.revision))]
@@ -159,8 +150,8 @@ async fn order_accepted(
     if store::claim_invoice_request(cx.conn, request_id, order_id, None, InvoiceTiming::OnOrder)
         .await?
     {
-        let request = checked(domain::invoice_for_order(&stored.order, request_id))?;
-        cx.emit_correlated(order_id.to_string(), request);
+        let request = domain::invoice_for_order(&stored.order, request_id);
+        cx.emit_valid(order_id.to_string(), request)?;
         info!(%request_id, "invoice requested for the whole order");
     }
     Ok(())
@@ -208,7 +199,7 @@ async fn stock_reserved(
             info!(%shipment_id, warehouse = %planned.warehouse_id, "shipment cancelled before it was requested");
             continue;
         }
-        let request = checked(ShipmentRequested {
+        let request = ShipmentRequested {
             shipment_id,
             order_id,
             store_id: stored.order.store_id.clone(),
@@ -233,8 +224,8 @@ async fn stock_reserved(
                     })
                 })
                 .collect::<Result<_, HandlerError>>()?,
-        })?;
-        cx.emit_correlated(order_id.to_string(), request);
+        };
+        cx.emit_valid(order_id.to_string(), request)?;
         info!(%shipment_id, warehouse = %planned.warehouse_id, "shipment requested");
     }
     Ok(())
@@ -515,7 +506,7 @@ async fn publish_notice(
     match notice {
         Notice::Dispatched => {
             let items = store::items(cx.conn, shipment.shipment_id).await?;
-            let dispatched = checked(ShipmentDispatched {
+            let dispatched = ShipmentDispatched {
                 shipment_id: shipment.shipment_id,
                 order_id,
                 store_id: order.store_id.clone(),
@@ -539,8 +530,8 @@ async fn publish_notice(
                         })
                     })
                     .collect::<Result<_, HandlerError>>()?,
-            })?;
-            let id = cx.emit_correlated(order_id.to_string(), dispatched);
+            };
+            let id = cx.emit_valid(order_id.to_string(), dispatched)?;
             info!("shipment dispatched");
             if stored.invoice_timing == InvoiceTiming::OnShipment {
                 request_shipment_invoice(cx, stored, shipment.shipment_id, &items).await?;
@@ -548,16 +539,16 @@ async fn publish_notice(
             Ok(id)
         }
         Notice::Delivered => {
-            let delivered = checked(ShipmentDelivered {
+            let delivered = ShipmentDelivered {
                 shipment_id: shipment.shipment_id,
                 order_id,
                 store_id: order.store_id.clone(),
                 carrier,
                 tracking_number,
                 delivered_at: at,
-            })?;
+            };
             info!("shipment delivered");
-            Ok(cx.emit_correlated(order_id.to_string(), delivered))
+            cx.emit_valid(order_id.to_string(), delivered)
         }
         Notice::Exception(status) => {
             let cause = match tracking.cause {
@@ -566,7 +557,7 @@ async fn publish_notice(
                 }
                 None => None,
             };
-            let exception = checked(ShipmentException {
+            let exception = ShipmentException {
                 shipment_id: shipment.shipment_id,
                 order_id,
                 store_id: order.store_id.clone(),
@@ -578,9 +569,9 @@ async fn publish_notice(
                     .map_or_else(|| status.as_str().to_owned(), |c| c.raw_status.clone()),
                 description: cause.and_then(|c| c.description),
                 event_at: at,
-            })?;
+            };
             warn!(%status, "shipment exception");
-            Ok(cx.emit_correlated(order_id.to_string(), exception))
+            cx.emit_valid(order_id.to_string(), exception)
         }
     }
 }
@@ -621,9 +612,8 @@ async fn request_shipment_invoice(
             "cannot request the invoice of shipment {shipment_id}: {e}"
         ))
     })?;
-    let request = checked(request)?;
     store::save_invoice_progress(cx.conn, order_id, &progress).await?;
-    cx.emit_correlated(order_id.to_string(), request);
+    cx.emit_valid(order_id.to_string(), request)?;
     info!(%request_id, "invoice requested for the shipment");
     Ok(())
 }

@@ -17,7 +17,7 @@ use orderly_contracts::messages::{
     StoreInvoiceSettingsUpdated, TaxBreakdown,
 };
 use orderly_contracts::types::{Amount, TaxRate};
-use orderly_contracts::{Envelope, Message, Validate, decode_raw};
+use orderly_contracts::{Envelope, Message, decode_raw};
 use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -98,14 +98,6 @@ impl Handler for InvoicingHandler {
     ) -> Result<Vec<LockKey>, HandlerError> {
         Ok(msg.key("store", "store_id"))
     }
-}
-
-/// A payload we built that breaks its own contract is a bug: dead-letter the cause.
-fn checked<P: Validate>(payload: P) -> Result<P, HandlerError> {
-    payload
-        .validate()
-        .map_err(|e| HandlerError::permanent(format!("invoicing built an invalid message: {e}")))?;
-    Ok(payload)
 }
 
 fn amount(d: Decimal) -> Result<Amount, HandlerError> {
@@ -403,7 +395,7 @@ async fn issue_invoice(
     if !plan.distance_sales_added.is_zero() {
         store::add_distance_sales(cx.conn, store_id, year, plan.distance_sales_added).await?;
     }
-    let issued = checked(InvoiceIssued {
+    let issued = InvoiceIssued {
         invoice_id,
         invoice_number: number.clone(),
         request_id: r.request_id,
@@ -416,8 +408,8 @@ async fn issue_invoice(
         buyer: doc_buyer,
         totals: totals(&document)?,
         pdf,
-    })?;
-    cx.emit_correlated(r.order_id.to_string(), issued);
+    };
+    cx.emit_valid(r.order_id.to_string(), issued)?;
     info!(number, rule = decision.rule.as_str(), gross = %document.gross, "invoice issued");
     if r.timing == InvoiceTiming::OnOrder {
         let kept = store::take_cancellations(cx.conn, r.order_id).await?;
@@ -687,7 +679,7 @@ async fn issue_credit_note(
         .vat_treatment
         .parse()
         .map_err(|e| HandlerError::permanent(format!("stored treatment: {e}")))?;
-    let issued = checked(CreditNoteIssued {
+    let issued = CreditNoteIssued {
         credit_note_id,
         credit_note_number: number.clone(),
         invoice_id: invoice.invoice_id,
@@ -703,8 +695,8 @@ async fn issue_credit_note(
         buyer: invoice.buyer.clone(),
         totals: totals(&document)?,
         pdf,
-    })?;
-    cx.emit_correlated(invoice.order_id.to_string(), issued);
+    };
+    cx.emit_valid(invoice.order_id.to_string(), issued)?;
     info!(number, invoice = inv.number, gross = %document.gross, "credit note issued");
     Ok(())
 }

@@ -169,13 +169,7 @@ fn emit<P: Message + Validate>(
     order_id: Uuid,
     payload: P,
 ) -> Result<(), HandlerError> {
-    payload.validate().map_err(|e| {
-        HandlerError::permanent(format!(
-            "orders refused to send an invalid `{}` for order {order_id}: {e}",
-            P::TYPE
-        ))
-    })?;
-    cx.emit_correlated(order_id.to_string(), payload);
+    cx.emit_valid(order_id.to_string(), payload)?;
     Ok(())
 }
 

@@ -130,6 +130,25 @@ impl HandlerContext<'_> {
         self.emit_correlated(correlation, payload)
     }
 
+    /// Like [`HandlerContext::emit_correlated`], after checking `payload` against its
+    /// contract's business rules: a worker that built a message its consumers would refuse
+    /// has a bug, so the message being handled is dead-lettered with the reason instead of
+    /// the bad one being published.
+    pub fn emit_valid<P: Message + orderly_contracts::Validate>(
+        &mut self,
+        correlation_id: String,
+        payload: P,
+    ) -> Result<Uuid, HandlerError> {
+        if let Err(e) = payload.validate() {
+            return Err(HandlerError::Permanent(format!(
+                "{} refused to send an invalid `{}` (correlation {correlation_id}): {e}",
+                self.producer,
+                P::TYPE
+            )));
+        }
+        Ok(self.emit_correlated(correlation_id, payload))
+    }
+
     /// Like [`HandlerContext::emit`], with another correlation id (a message about another
     /// entity, e.g. a backordered order released by a stock adjustment).
     pub fn emit_correlated<P: Message>(&mut self, correlation_id: String, payload: P) -> Uuid {
