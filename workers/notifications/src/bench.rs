@@ -119,17 +119,8 @@ const SECRET: &str = "whsec_bench_0123456789abcdef0123456789abcdef";
 /// Runs the benchmark with `events` status events per phase.
 pub async fn run(settings: &Settings, events: usize) -> anyhow::Result<Figures> {
     let events = events.max(12);
-    let mut settings = settings.clone();
-    let suffix = &Uuid::now_v7().simple().to_string()[20..];
-    settings.namespace = format!("bench-notif-{suffix}");
-    let (server, _) = settings
-        .database_url
-        .rsplit_once('/')
-        .map(|(b, d)| (b.to_owned(), d.to_owned()))
-        .unwrap_or_else(|| (settings.database_url.clone(), String::new()));
-    let database = format!("orderly_bench_notif_{suffix}");
-    settings.database_url = format!("{server}/{database}");
-    settings.http_addr = "127.0.0.1:0".into();
+    let scratch = orderly_runtime::Scratch::new(settings, "notif").await?;
+    let mut settings = scratch.settings.clone();
     settings.consumer = ConsumerSettings {
         prefetch: 512,
         concurrency: 4,
@@ -137,26 +128,12 @@ pub async fn run(settings: &Settings, events: usize) -> anyhow::Result<Figures> 
         delivery_limit: 10,
     };
     settings.relay.batch_size = 512;
-    db::ensure_database(&settings.database_url).await?;
-    db::migrate(&settings.database_url).await?;
     let names = Names::new(settings.namespace.clone());
     let specs = topology::standard_specs(&settings);
     let result = measure(&settings, &names, &specs, events).await;
-
     // Clean up whatever happened.
-    if let Ok(conn) = broker::connect(&settings.broker_url, "orderly-bench-cleanup").await {
-        if let Ok(ch) = conn.create_channel().await {
-            let _ = topology::delete(&ch, &names, &specs).await;
-        }
-        let _ = conn.close(200, "done".into()).await;
-    }
-    if let Ok(admin) = db::connect(&format!("{server}/postgres"), "public", 1).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database if exists \"{database}\" with (force)"
-        )))
-        .execute(&admin)
-        .await;
-        admin.close().await;
+    if let Err(e) = scratch.remove().await {
+        tracing::warn!(error = %format!("{e:#}"), "benchmark clean-up failed");
     }
     result
 }

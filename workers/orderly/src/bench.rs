@@ -89,18 +89,13 @@ struct Figures {
 
 /// Runs the benchmark and prints (and optionally records) the figures.
 pub(crate) async fn runtime(
-    mut settings: Settings,
+    settings: Settings,
     messages: usize,
     latency_seconds: u64,
     write: bool,
 ) -> anyhow::Result<()> {
-    let suffix = &uuid::Uuid::now_v7().simple().to_string()[20..];
-    settings.namespace = format!("bench-{suffix}");
-    let base = settings
-        .database_url
-        .rsplit_once('/')
-        .map_or(settings.database_url.clone(), |(b, _)| b.to_owned());
-    settings.database_url = format!("{base}/orderly_bench_{suffix}");
+    let scratch = orderly_runtime::Scratch::new(&settings, "runtime").await?;
+    let mut settings = scratch.settings.clone();
     settings.consumer = ConsumerSettings {
         prefetch: 512,
         concurrency: 4,
@@ -108,9 +103,6 @@ pub(crate) async fn runtime(
         delivery_limit: 10,
     };
     settings.relay.batch_size = 512;
-    settings.http_addr = "127.0.0.1:0".into();
-    db::ensure_database(&settings.database_url).await?;
-    db::migrate(&settings.database_url).await?;
     let pool = db::connect(&settings.database_url, "bench", 8).await?;
     sqlx::query("select orderly_messaging.install('bench')")
         .execute(&pool)
@@ -198,13 +190,7 @@ pub(crate) async fn runtime(
     topology::delete(&cleanup, &names, &specs).await?;
     let _ = connection.close(200, "done".into()).await;
     pool.close().await;
-    let admin = db::connect(&format!("{base}/postgres"), "public", 1).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists orderly_bench_{suffix} with (force)"
-    )))
-    .execute(&admin)
-    .await?;
-    admin.close().await;
+    scratch.remove().await?;
 
     let f = Figures {
         pg_commits,
@@ -416,55 +402,6 @@ fn render(f: &Figures, messages: usize, latency_seconds: u64) -> String {
 /// Replaces the runtime section of docs/benchmarks.md.
 fn record(table: &str) -> anyhow::Result<()> {
     record_section("runtime", table)
-}
-
-/// A throwaway namespace and database for a worker benchmark, so that its queues and rows
-/// never mix with a running system's.
-pub(crate) struct Scratch {
-    /// Settings pointing at the scratch namespace and database.
-    pub(crate) settings: Settings,
-    database: String,
-    base: String,
-}
-
-impl Scratch {
-    /// Creates the database (migrated) and declares the standard topology.
-    pub(crate) async fn new(settings: &Settings, what: &str) -> anyhow::Result<Self> {
-        let suffix = &uuid::Uuid::now_v7().simple().to_string()[20..];
-        let mut settings = settings.clone();
-        settings.namespace = format!("bench-{what}-{suffix}");
-        let base = settings
-            .database_url
-            .rsplit_once('/')
-            .map_or(settings.database_url.clone(), |(b, _)| b.to_owned());
-        let database = format!("orderly_bench_{what}_{suffix}");
-        settings.database_url = format!("{base}/{database}");
-        settings.http_addr = "127.0.0.1:0".into();
-        db::ensure_database(&settings.database_url).await?;
-        db::migrate(&settings.database_url).await?;
-        Ok(Self {
-            settings,
-            database,
-            base,
-        })
-    }
-
-    /// Deletes the namespace's queues and the database.
-    pub(crate) async fn remove(self) -> anyhow::Result<()> {
-        let names = Names::new(self.settings.namespace.clone());
-        let connection = broker::connect(&self.settings.broker_url, "orderly-bench").await?;
-        let channel = connection.create_channel().await?;
-        topology::delete(&channel, &names, &topology::standard_specs(&self.settings)).await?;
-        let _ = connection.close(200, "done".into()).await;
-        let admin = db::connect(&format!("{}/postgres", self.base), "public", 1).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database if exists {} with (force)",
-            self.database
-        )))
-        .execute(&admin)
-        .await?;
-        Ok(())
-    }
 }
 
 /// Prints a worker benchmark's figures under a heading with the command and the time, and

@@ -427,7 +427,7 @@ impl Cli {
             Command::Bench {
                 command: BenchCommand::Invoices { invoices, no_write },
             } => {
-                let scratch = crate::bench::Scratch::new(&settings, "invoices").await?;
+                let scratch = orderly_runtime::Scratch::new(&settings, "invoices").await?;
                 let figures = orderly_invoicing::bench::run(&scratch.settings, invoices).await;
                 scratch.remove().await?;
                 crate::bench::report(
