@@ -46,11 +46,11 @@ use orderly_contracts::messages::{
 use orderly_contracts::types::{Locale, StoreId};
 use orderly_contracts::{Envelope, Validate};
 use orderly_runtime::LockKey;
+use orderly_runtime::drain::{self, Round};
 use orderly_runtime::outbox::{self, OutboxMessage};
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::domain::{self, Backoff};
@@ -156,67 +156,20 @@ impl Dispatcher {
     /// Runs until `shutdown`: claims due deliveries, sends them, records the outcomes; sleeps
     /// until the next is due, a delivery is queued, or the poll interval passes.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen(store::WAKE_CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(e) => {
-                    warn!(error = %e, "webhook dispatcher cannot listen; polling only");
-                    None
-                }
+        let this = &self;
+        drain::run(
+            &self.pool,
+            store::WAKE_CHANNEL,
+            "webhook dispatcher",
+            shutdown,
+            this.settings.poll_interval,
+            || async move { Ok(Round::of(this.round().await?, this.settings.batch_size)) },
+            || async move {
+                let mut conn = this.pool.acquire().await?;
+                Ok(store::next_due(&mut conn).await?)
             },
-            Err(e) => {
-                warn!(error = %e, "webhook dispatcher cannot listen; polling only");
-                None
-            }
-        };
-        info!("webhook dispatcher running");
-        let mut failures_in_a_row = 0u32;
-        while !shutdown.is_cancelled() {
-            let wait = match self.round().await {
-                Ok(n) if n as i64 >= self.settings.batch_size => {
-                    failures_in_a_row = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures_in_a_row = 0;
-                    self.until_next_due().await
-                }
-                Err(e) => {
-                    failures_in_a_row += 1;
-                    warn!(error = %e, "webhook dispatcher round failed; trying again");
-                    Duration::from_millis(200 * u64::from(failures_in_a_row.min(25)))
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(wait) => {}
-                n = async {
-                    match listener.as_mut() {
-                        Some(l) => l.recv().await.map(drop),
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    if let Err(e) = n {
-                        debug!(error = %e, "listener interrupted");
-                    }
-                }
-            }
-        }
-        info!("webhook dispatcher stopped");
-    }
-
-    async fn until_next_due(&self) -> Duration {
-        let poll = self.settings.poll_interval;
-        let Ok(mut conn) = self.pool.acquire().await else {
-            return poll;
-        };
-        match store::next_due(&mut conn).await {
-            Ok(Some(at)) => (at - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(poll),
-            _ => poll,
-        }
+        )
+        .await;
     }
 
     /// One round: claim, send, record. Returns how many deliveries were attempted.

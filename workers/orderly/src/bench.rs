@@ -413,8 +413,12 @@ pub(crate) fn report(
     table: &str,
     write: bool,
 ) -> anyhow::Result<()> {
+    // How fast one core of this machine is right now: figures from different runs are
+    // comparable only beside it (see `orderly_runtime::machine`).
+    let reference = orderly_runtime::machine::reference_loop();
     let section = format!(
-        "## {title}\n\nCommand: `{command}`  \nMachine: 2 cores; broker, database, worker and load generator on the same box. Run at {} UTC.\n\n{table}",
+        "## {title}\n\nCommand: `{command}`  \nMachine: 2 cores, reference loop {} ms (one core; lower is faster); broker, database, worker and load generator on the same box. Run at {} UTC.\n\n{table}",
+        reference.as_millis(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M")
     );
     println!("{section}");

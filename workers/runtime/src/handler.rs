@@ -139,6 +139,29 @@ impl HandlerContext<'_> {
         correlation_id: String,
         payload: P,
     ) -> Result<Uuid, HandlerError> {
+        let envelope = self.defer_valid(correlation_id, payload)?;
+        self.outgoing.push(OutboxMessage::from_envelope(&envelope));
+        Ok(envelope.message_id)
+    }
+
+    /// Like [`HandlerContext::emit`], with another correlation id (a message about another
+    /// entity, e.g. a backordered order released by a stock adjustment).
+    pub fn emit_correlated<P: Message>(&mut self, correlation_id: String, payload: P) -> Uuid {
+        let envelope = self.envelope(correlation_id, payload);
+        let id = envelope.message_id;
+        self.outgoing.push(OutboxMessage::from_envelope(&envelope));
+        id
+    }
+
+    /// A message caused by the one being handled, checked like [`HandlerContext::emit_valid`]
+    /// but *not* emitted: for a worker that finishes the work in a background task and sends
+    /// it from there (through the outbox, with [`crate::outbox::insert`]), keeping its id,
+    /// correlation and causation. The worker stores it in the handler's transaction.
+    pub fn defer_valid<P: Message + orderly_contracts::Validate>(
+        &self,
+        correlation_id: String,
+        payload: P,
+    ) -> Result<Envelope<P>, HandlerError> {
         if let Err(e) = payload.validate() {
             return Err(HandlerError::Permanent(format!(
                 "{} refused to send an invalid `{}` (correlation {correlation_id}): {e}",
@@ -146,16 +169,11 @@ impl HandlerContext<'_> {
                 P::TYPE
             )));
         }
-        Ok(self.emit_correlated(correlation_id, payload))
+        Ok(self.envelope(correlation_id, payload))
     }
 
-    /// Like [`HandlerContext::emit`], with another correlation id (a message about another
-    /// entity, e.g. a backordered order released by a stock adjustment).
-    pub fn emit_correlated<P: Message>(&mut self, correlation_id: String, payload: P) -> Uuid {
-        let envelope = Envelope::new(self.producer, correlation_id, payload).caused_by(self.cause);
-        let id = envelope.message_id;
-        self.outgoing.push(OutboxMessage::from_envelope(&envelope));
-        id
+    fn envelope<P: Message>(&self, correlation_id: String, payload: P) -> Envelope<P> {
+        Envelope::new(self.producer, correlation_id, payload).caused_by(self.cause)
     }
 }
 

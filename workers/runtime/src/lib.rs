@@ -9,6 +9,7 @@
 //! - [`outbox`]: the transactional outbox and its relay (publisher confirms, `mandatory`,
 //!   woken by `LISTEN/NOTIFY`, safe with several relays);
 //! - [`dlq`]: operator access to dead letters;
+//! - [`drain`]: the loop of a worker's background task that drains one of its tables;
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`host`]: one process hosting workers, with its shutdown story.
 //!
@@ -21,9 +22,11 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod dlq;
+pub mod drain;
 pub mod handler;
 pub mod health;
 pub mod host;
+pub mod machine;
 pub mod metrics;
 pub mod outbox;
 pub mod retry;
