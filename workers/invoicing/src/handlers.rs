@@ -1,5 +1,6 @@
-//! The invoicing handler: decode, decide, number, render, store and emit, in the message's
-//! transaction.
+//! The invoicing handler: decode, decide, number and store the document with its prepared
+//! issued message, in the message's transaction; the PDF is rendered and the message sent
+//! by the renderer ([`crate::render`]), outside the store's lock.
 //!
 //! Every message is keyed by its store ([`InvoicingHandler::lock_keys`]): the consumer takes
 //! the keys of a whole batch sorted before any handler runs (decision 0004), so batches that
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use chrono::{Datelike, Utc};
 use orderly_contracts::messages::{
-    CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentRef, DocumentTotals,
+    CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentTotals,
     InvoiceIssued, InvoiceRequested, InvoiceTiming, OrderCancelled, OrderRefundRequested,
     StoreInvoiceSettingsUpdated, TaxBreakdown,
 };
@@ -20,7 +21,6 @@ use orderly_contracts::types::{Amount, TaxRate};
 use orderly_contracts::{Envelope, Message, decode_raw};
 use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -31,7 +31,7 @@ use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
 use crate::domain::language::Language;
 use crate::domain::vat::RegistryAnswer;
 use crate::domain::{self, Context};
-use crate::pdf;
+use crate::render;
 use crate::store::{self, StoredInvoice};
 use crate::vies::{FormatOnly, VatIdRegistry};
 
@@ -124,29 +124,16 @@ fn totals(doc: &Document) -> Result<DocumentTotals, HandlerError> {
     })
 }
 
-/// The PDF's reference in the message, and its digest for the row.
-fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> (DocumentRef, String) {
-    let sha = Sha256::digest(bytes);
-    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-    let folder = match kind {
-        DocumentKind::Invoice => "invoices",
-        DocumentKind::CreditNote => "credit-notes",
-    };
-    (
-        DocumentRef {
-            uri: format!("orderly://invoicing/{folder}/{number}.pdf"),
-            media_type: "application/pdf".to_owned(),
-            sha256: hex.clone(),
-            size_bytes: bytes.len() as u64,
-        },
-        hex,
-    )
-}
-
-fn render(doc: &Document) -> Result<Vec<u8>, HandlerError> {
-    pdf::render(doc)
-        .map(|(bytes, _)| bytes)
-        .map_err(|e| HandlerError::permanent(format!("cannot render {}: {e}", doc.number)))
+/// The issued message of a document, checked against its contract, for its render job:
+/// the renderer sends it once the PDF is stored ([`crate::render`]).
+fn prepare<P: Message + orderly_contracts::Validate>(
+    cx: &HandlerContext<'_>,
+    order_id: Uuid,
+    payload: P,
+) -> Result<serde_json::Value, HandlerError> {
+    let envelope = cx.defer_valid(order_id.to_string(), payload)?;
+    serde_json::to_value(&envelope)
+        .map_err(|e| HandlerError::permanent(format!("prepared {}: {e}", P::TYPE)))
 }
 
 async fn take_number(
@@ -199,7 +186,13 @@ async fn settings_updated(
             .map_err(|e| {
                 HandlerError::permanent(format!("held request {}: {e}", held.request_id))
             })?;
-        match issue_invoice(h, cx, &request, s, false).await {
+        let facts = look_up(cx, &request).await?;
+        let issued = if facts.issued {
+            Ok(())
+        } else {
+            issue_invoice(h, cx, &request, s, &facts).await
+        };
+        match issued {
             Ok(()) => {
                 store::resolve_held(cx.conn, held.message_id, "issued when the settings arrived")
                     .await?;
@@ -225,6 +218,32 @@ fn scope_of(r: &InvoiceRequested) -> String {
     }
 }
 
+/// The tax point: the order date for invoices on order, the dispatch (when fulfillment
+/// asked) for invoices per shipment.
+fn supply_date_of(env: &Envelope<InvoiceRequested>) -> chrono::NaiveDate {
+    match env.payload.timing {
+        InvoiceTiming::OnOrder => env.payload.placed_at.date_naive(),
+        InvoiceTiming::OnShipment => env.occurred_at.date_naive(),
+    }
+}
+
+/// Locks the store and reads what issuing needs (one round trip).
+async fn look_up(
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<InvoiceRequested>,
+) -> Result<store::RequestFacts, HandlerError> {
+    let r = &env.payload;
+    Ok(store::look_up_request(
+        cx.conn,
+        r.store_id.as_str(),
+        r.request_id,
+        r.order_id,
+        &scope_of(r),
+        supply_date_of(env).year(),
+    )
+    .await?)
+}
+
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, request_id = %env.payload.request_id))]
 async fn invoice_requested(
     h: &InvoicingHandler,
@@ -233,14 +252,12 @@ async fn invoice_requested(
 ) -> Result<(), HandlerError> {
     let r = &env.payload;
     let store_id = r.store_id.as_str();
-    let scope = scope_of(r);
-    let (issued, settings) =
-        store::lock_and_look_up(cx.conn, store_id, r.request_id, r.order_id, &scope).await?;
-    if issued {
+    let facts = look_up(cx, env).await?;
+    if facts.issued {
         info!("already invoiced; nothing to do");
         return Ok(());
     }
-    let Some(settings) = settings else {
+    let Some(settings) = &facts.settings else {
         let reason = format!(
             "store {store_id} has no invoice settings (store.invoice_settings_updated); \
              the request is held and issued when they arrive"
@@ -261,48 +278,32 @@ async fn invoice_requested(
         warn!(reason, "invoice request held");
         return Ok(());
     };
-    issue_invoice(h, cx, env, &settings, true).await
+    issue_invoice(h, cx, env, settings, &facts).await
 }
 
-/// Issues the invoice. `checked`: the caller already knows it is not issued yet.
+/// Issues the invoice of a request not invoiced yet (`facts`, read under the store's lock).
 async fn issue_invoice(
     h: &InvoicingHandler,
     cx: &mut HandlerContext<'_>,
     env: &Envelope<InvoiceRequested>,
     settings: &StoreInvoiceSettingsUpdated,
-    checked_new: bool,
+    facts: &store::RequestFacts,
 ) -> Result<(), HandlerError> {
     let r = &env.payload;
     let store_id = r.store_id.as_str();
     let scope = scope_of(r);
-    if !checked_new && store::invoice_exists(cx.conn, r.request_id, r.order_id, &scope).await? {
-        return Ok(());
-    }
     let issued_at = Utc::now();
-    // The tax point: the order date for invoices on order, the dispatch (when fulfillment
-    // asked) for invoices per shipment.
-    let supply_date = match r.timing {
-        InvoiceTiming::OnOrder => r.placed_at.date_naive(),
-        InvoiceTiming::OnShipment => env.occurred_at.date_naive(),
-    };
+    let supply_date = supply_date_of(env);
     let year = supply_date.year();
     let registry = match (&r.buyer.vat_id, r.buyer.is_business) {
         (Some(id), true) => h.registry.check(id).await,
         _ => RegistryAnswer::NotChecked,
     };
-    // Only a sale into another member state can be a distance sale; skip the read otherwise.
-    let seller = settings.address.country;
-    let destination = r.shipping_address.country;
-    let (previous, current) = if destination.is_eu() && destination != seller {
-        store::distance_sales(cx.conn, store_id, year).await?
-    } else {
-        (Decimal::ZERO, Decimal::ZERO)
-    };
     let context = Context {
         supply_date,
         registry,
-        distance_sales_previous_year: previous,
-        distance_sales_this_year: current,
+        distance_sales_previous_year: facts.distance_sales_previous_year,
+        distance_sales_this_year: facts.distance_sales_this_year,
     };
     let plan = match domain::plan_invoice(r, settings, &context) {
         Ok(plan) => plan,
@@ -363,8 +364,6 @@ async fn issue_invoice(
         footer: settings.footer.clone(),
         language,
     };
-    let bytes = render(&document)?;
-    let (pdf, sha) = pdf_ref(DocumentKind::Invoice, &number, &bytes);
     let doc_buyer = DocumentBuyer {
         name: document.buyer.name.clone(),
         country: r.billing_address.country,
@@ -373,6 +372,22 @@ async fn issue_invoice(
     };
     let invoice_id = Uuid::now_v7();
     let treatment = decision.rule.treatment();
+    let issued = InvoiceIssued {
+        invoice_id,
+        invoice_number: number.clone(),
+        request_id: r.request_id,
+        order_id: r.order_id,
+        store_id: r.store_id.clone(),
+        shipment_id: r.shipment_id,
+        issued_at,
+        currency: r.currency,
+        vat_treatment: treatment,
+        buyer: doc_buyer.clone(),
+        totals: totals(&document)?,
+        pdf: render::pending_pdf_ref(DocumentKind::Invoice, &number),
+    };
+    let message = prepare(cx, r.order_id, issued)?;
+    // The invoice, its render job with the message, and the distance sales: one statement.
     store::insert_invoice(
         cx.conn,
         &store::NewInvoice {
@@ -387,31 +402,13 @@ async fn issue_invoice(
             vat_treatment: treatment.as_str(),
             buyer: &doc_buyer,
             document: &document,
-            pdf: &bytes,
-            pdf_sha256: &sha,
         },
+        &message,
+        (year, plan.distance_sales_added),
     )
     .await?;
-    if !plan.distance_sales_added.is_zero() {
-        store::add_distance_sales(cx.conn, store_id, year, plan.distance_sales_added).await?;
-    }
-    let issued = InvoiceIssued {
-        invoice_id,
-        invoice_number: number.clone(),
-        request_id: r.request_id,
-        order_id: r.order_id,
-        store_id: r.store_id.clone(),
-        shipment_id: r.shipment_id,
-        issued_at,
-        currency: r.currency,
-        vat_treatment: treatment,
-        buyer: doc_buyer,
-        totals: totals(&document)?,
-        pdf,
-    };
-    cx.emit_valid(r.order_id.to_string(), issued)?;
     info!(number, rule = decision.rule.as_str(), gross = %document.gross, "invoice issued");
-    if r.timing == InvoiceTiming::OnOrder {
+    if r.timing == InvoiceTiming::OnOrder && facts.cancellations_waiting {
         let kept = store::take_cancellations(cx.conn, r.order_id).await?;
         if !kept.is_empty() {
             let invoices = whole_order_invoices(cx, r.order_id, store_id).await?;
@@ -655,8 +652,6 @@ async fn issue_credit_note(
         footer: settings.footer.clone(),
         ..inv.clone()
     };
-    let bytes = render(&document)?;
-    let (pdf, sha) = pdf_ref(DocumentKind::CreditNote, &number, &bytes);
     let credit_note_id = Uuid::now_v7();
     store::insert_credit_note(
         cx.conn,
@@ -670,8 +665,6 @@ async fn issue_credit_note(
             order_id: invoice.order_id,
             issued_at,
             document: &document,
-            pdf: &bytes,
-            pdf_sha256: &sha,
         },
     )
     .await?;
@@ -694,9 +687,17 @@ async fn issue_credit_note(
         vat_treatment: treatment,
         buyer: invoice.buyer.clone(),
         totals: totals(&document)?,
-        pdf,
+        pdf: render::pending_pdf_ref(DocumentKind::CreditNote, &number),
     };
-    cx.emit_valid(invoice.order_id.to_string(), issued)?;
+    let message = prepare(cx, invoice.order_id, issued)?;
+    store::enqueue_render(
+        cx.conn,
+        credit_note_id,
+        DocumentKind::CreditNote,
+        invoice.order_id,
+        &message,
+    )
+    .await?;
     info!(number, invoice = inv.number, gross = %document.gross, "credit note issued");
     Ok(())
 }

@@ -18,9 +18,13 @@
 //! - a number is taken by updating the series' counter row in the transaction that inserts
 //!   the invoice: the row lock serialises workers and a rollback returns the number, so
 //!   there are no gaps and no duplicates however many copies run;
-//! - the invoice, its number, its PDF and the outgoing `invoice.issued` commit together, and
-//!   an invoice is unique per request and per (order, scope), so redelivery issues nothing
-//!   twice;
+//! - the invoice, its number and a render job holding the prepared `invoice.issued` commit
+//!   together, and an invoice is unique per request and per (order, scope), so redelivery
+//!   issues nothing twice;
+//! - the PDF is rendered by the worker's renderer ([`render`]), outside the store's lock
+//!   and on every core, which stores it and sends the `invoice.issued` that references it
+//!   in one transaction: a store's series is numbered one document at a time, and only the
+//!   numbering needs to be;
 //! - credit notes copy the invoice's parties, rule, wording, language and rates (never
 //!   today's) and can never credit more than was invoiced;
 //! - a document prints in its store's language (English, German, French or Dutch, from the
@@ -32,18 +36,32 @@
 //!   ([`store::list_refused`]), and issued automatically when the settings arrive.
 //!
 //! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message
-//! handler), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
+//! handler), [`render`] (the renderer task), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
 //! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
 
 pub mod bench;
 pub mod domain;
 pub mod handlers;
 pub mod pdf;
+pub mod render;
 pub mod store;
 pub mod vies;
 
 pub use handlers::InvoicingHandler;
-pub use store::{DocumentRow, RefusedRow, list_invoices, list_refused, pdf_by_number};
+pub use render::{RenderSettings, Renderer};
+pub use store::{DocumentRow, PdfState, RefusedRow, list_invoices, list_refused, pdf_by_number};
 
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "invoicing";
+
+/// Starts the invoicing worker on `host`: its consumer and its renderer.
+pub async fn start(
+    host: &mut orderly_runtime::Host,
+    handler: InvoicingHandler,
+    rendering: RenderSettings,
+) -> anyhow::Result<()> {
+    host.start_worker(NAME, handler).await?;
+    let renderer = Renderer::new(host.pool_for(NAME).await?, rendering);
+    host.spawn_task("invoice-renderer", move |shutdown| renderer.run(shutdown));
+    Ok(())
+}

@@ -4,11 +4,14 @@
 //! licence, public-domain changes): it covers Latin, Greek and Cyrillic, so every EU
 //! language's names, and the € sign. It is embedded, never taken from the system.
 //!
-//! Each PDF embeds only the glyphs it uses: the document's characters are subset out of the
-//! font with `allsorts` (the crate printpdf itself uses) before printpdf sees the font.
-//! Without that, `printpdf` (built without its heavy `text_layout` feature) would embed the
-//! whole 740 KB font in every invoice. The parsed full font (glyph map and advance widths,
-//! used for measuring right-aligned amounts) is loaded once per process.
+//! A PDF embeds a subset of the font, cut with `allsorts` (the crate printpdf itself uses)
+//! before printpdf sees it; without that, `printpdf` (built without its heavy `text_layout`
+//! feature) would embed the whole 740 KB font in every invoice. Nearly every document uses
+//! only Latin letters and common signs, so one shared subset (ASCII, Latin-1, Latin
+//! Extended-A, the euro, typographic punctuation) is cut and deflated once per process and
+//! embedded as is; a document with other characters (Greek, Cyrillic) gets its own subset.
+//! Subsetting and deflating were most of a render's cost. The parsed full font (glyph map
+//! and advance widths, used for measuring right-aligned amounts) is loaded once per process.
 //!
 //! Every fixed text is in the document's language ([`Document::language`], texts in
 //! [`crate::domain::language`]); dates print as ISO `YYYY-MM-DD` and amounts with a decimal
@@ -49,6 +52,9 @@ pub enum PdfError {
     /// The vendored font did not parse or subset.
     #[error("PDF font: {0}")]
     Font(String),
+    /// The document could not be written out.
+    #[error("writing the PDF: {0}")]
+    Write(String),
 }
 
 struct FullFont {
@@ -358,6 +364,39 @@ fn party_block(
     y
 }
 
+/// The characters of the shared subset: ASCII, Latin-1's letters and signs, Latin
+/// Extended-A (Central European names), the euro and typographic punctuation.
+fn common_characters() -> BTreeSet<char> {
+    (' '..='~')
+        .chain('\u{a0}'..='\u{ff}')
+        .chain('\u{100}'..='\u{17f}')
+        .chain("€–—‘’‚“”„…•·′″‹›".chars())
+        .collect()
+}
+
+/// One subset of the font for every document whose characters it covers (nearly all in
+/// the languages we print): subsetting is the most expensive step of a render, and a
+/// per-document subset only saves a few KB that the database compresses anyway. A document
+/// with other characters (Greek, Cyrillic names) gets its own subset.
+fn common_font(
+    full: &FullFont,
+) -> Result<(&'static ParsedFont, &'static BTreeSet<char>), PdfError> {
+    static COMMON: OnceLock<Result<(ParsedFont, BTreeSet<char>), String>> = OnceLock::new();
+    let built = COMMON.get_or_init(|| {
+        let chars: BTreeSet<char> = common_characters()
+            .into_iter()
+            .filter(|c| full.glyph(*c).is_some())
+            .collect();
+        subset_font(full, &chars)
+            .map(|font| (font, chars))
+            .map_err(|e| e.to_string())
+    });
+    match built {
+        Ok((font, chars)) => Ok((font, chars)),
+        Err(e) => Err(PdfError::Font(e.clone())),
+    }
+}
+
 /// Every character the document prints (for the font subset).
 fn characters(doc: &Document) -> BTreeSet<char> {
     let json = serde_json::to_string(doc).unwrap_or_default();
@@ -380,13 +419,20 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     let l = |label| lang.label(label);
     let treatment = lang.treatment(doc.rule);
     let chars = characters(doc);
-    let subset = subset_font(full, &chars)?;
+    let own;
+    let (subset, shared) = match common_font(full)? {
+        (common, covered) if chars.is_subset(covered) => (common, true),
+        _ => {
+            own = subset_font(full, &chars)?;
+            (&own, false)
+        }
+    };
     let title = match doc.kind {
         DocumentKind::Invoice => l(Label::Invoice),
         DocumentKind::CreditNote => l(Label::CreditNote),
     };
     let mut pdf = PdfDocument::new(&format!("{title} {}", doc.number));
-    let id = pdf.add_font(&subset);
+    let id = pdf.add_font(subset);
     let mut c = Canvas {
         font: full,
         id,
@@ -585,11 +631,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         .collect();
     pdf.with_pages(pages);
     let mut warnings = Vec::new();
-    // Streams are left uncompressed: printpdf's deflate took 75 % of the rendering time
-    // (1.2 of 1.6 ms for a one-page invoice) for a file half the size. The database
-    // compresses the stored bytes with lz4 instead (see the migration), at a fraction of
-    // the cost; a download is ~45 KB instead of ~22 KB.
-    let bytes = pdf.save(
+    let mut lopdf = pdf.to_lopdf_document(
         &PdfSaveOptions {
             subset_fonts: false,
             optimize: false,
@@ -597,6 +639,35 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         },
         &mut warnings,
     );
+    // Deflating a document costs more than rendering it (printpdf compresses every stream
+    // at the best level: 1.2 of 1.6 ms for a one-page invoice), so the page streams stay
+    // plain (the database compresses the stored bytes with lz4). The font program is most
+    // of the file, though, and the shared one is the same in every document: it is
+    // deflated once per process and reused.
+    if shared {
+        for object in lopdf.objects.values_mut() {
+            let Ok(stream) = object.as_stream_mut() else {
+                continue;
+            };
+            if !stream.dict.has(b"Length1") || stream.dict.has(b"Filter") {
+                continue;
+            }
+            static PACKED: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+            let packed = PACKED.get_or_init(|| {
+                let mut s = stream.clone();
+                s.compress().ok()?;
+                s.dict.has(b"Filter").then_some(s.content)
+            });
+            if let Some(packed) = packed {
+                stream.dict.set("Filter", "FlateDecode");
+                stream.set_content(packed.clone());
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    lopdf
+        .save_to(&mut bytes)
+        .map_err(|e| PdfError::Write(e.to_string()))?;
     Ok((bytes, count))
 }
 

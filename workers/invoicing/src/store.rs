@@ -67,34 +67,65 @@ pub async fn settings(
     Ok(row.map(|j| j.0))
 }
 
-/// What an invoice request needs to know first, in one round trip: takes the store's lock
-/// (as [`lock_store`]), then says whether the request (or its order and scope) is already
-/// invoiced and returns the store's settings. The reads use the statement's snapshot, taken
+/// What an invoice request needs to know before it is issued.
+#[derive(Debug, Clone)]
+pub struct RequestFacts {
+    /// The request, or its order and scope, is invoiced already.
+    pub issued: bool,
+    /// The store's settings, if any arrived.
+    pub settings: Option<StoreInvoiceSettingsUpdated>,
+    /// The store's EU distance sales (net EUR) in the year before the supply year.
+    pub distance_sales_previous_year: Decimal,
+    /// ... and in the supply year.
+    pub distance_sales_this_year: Decimal,
+    /// Cancellations of the order wait for this invoice.
+    pub cancellations_waiting: bool,
+}
+
+/// Everything an invoice request needs to know first, in one round trip: takes the store's
+/// lock (as [`lock_store`]), then reads whether the request (or its order and scope) is
+/// already invoiced, the store's settings, its distance sales of `year - 1` and `year`, and
+/// whether cancellations of the order wait. The reads use the statement's snapshot, taken
 /// before the lock was granted; a duplicate that slips through that window fails on the
 /// unique keys of `invoices` and is retried, never issued twice.
-pub async fn lock_and_look_up(
+pub async fn look_up_request(
     conn: &mut PgConnection,
     store_id: &str,
     request_id: Uuid,
     order_id: Uuid,
     scope: &str,
-) -> Result<(bool, Option<StoreInvoiceSettingsUpdated>), sqlx::Error> {
-    let (issued, settings): (bool, Option<Json<StoreInvoiceSettingsUpdated>>) = sqlx::query_as(
+    year: i32,
+) -> Result<RequestFacts, sqlx::Error> {
+    let row = sqlx::query(
         "with locked as (
            select pg_advisory_xact_lock(hashtext('orderly.invoicing'), hashtext($1))
          )
          select exists (select 1 from invoices
-                        where request_id = $2 or (order_id = $3 and scope = $4)),
-                (select settings from store_settings where store_id = $1)
+                        where request_id = $2 or (order_id = $3 and scope = $4)) as issued,
+                (select settings from store_settings where store_id = $1) as settings,
+                coalesce((select net_eur from distance_sales
+                          where store_id = $1 and year = $5 - 1), 0) as previous_year,
+                coalesce((select net_eur from distance_sales
+                          where store_id = $1 and year = $5), 0) as this_year,
+                exists (select 1 from pending_cancellations where order_id = $3) as waiting
          from locked",
     )
     .bind(store_id)
     .bind(request_id)
     .bind(order_id)
     .bind(scope)
+    .bind(year)
     .fetch_one(conn)
     .await?;
-    Ok((issued, settings.map(|j| j.0)))
+    Ok(RequestFacts {
+        issued: row.try_get("issued")?,
+        settings: row
+            .try_get::<Option<Json<StoreInvoiceSettingsUpdated>>, _>("settings")?
+            .map(|j| j.0),
+        distance_sales_previous_year: row.try_get("previous_year")?,
+        distance_sales_this_year: row.try_get("this_year")?,
+        cancellations_waiting: row.try_get("waiting")?,
+    })
 }
 
 // --- numbering and the threshold --------------------------------------------------------------
@@ -123,66 +154,7 @@ pub async fn next_number(
     .await
 }
 
-/// The store's EU distance sales (net EUR) in `year - 1` and in `year`.
-pub async fn distance_sales(
-    conn: &mut PgConnection,
-    store_id: &str,
-    year: i32,
-) -> Result<(Decimal, Decimal), sqlx::Error> {
-    let rows: Vec<(i32, Decimal)> = sqlx::query_as(
-        "select year, net_eur from distance_sales where store_id = $1 and year in ($2 - 1, $2)",
-    )
-    .bind(store_id)
-    .bind(year)
-    .fetch_all(conn)
-    .await?;
-    let of = |y: i32| {
-        rows.iter()
-            .find(|(ry, _)| *ry == y)
-            .map(|(_, v)| *v)
-            .unwrap_or_default()
-    };
-    Ok((of(year - 1), of(year)))
-}
-
-/// Adds to the store's distance sales of `year`.
-pub async fn add_distance_sales(
-    conn: &mut PgConnection,
-    store_id: &str,
-    year: i32,
-    amount: Decimal,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into distance_sales (store_id, year, net_eur) values ($1, $2, $3)
-         on conflict (store_id, year) do update set net_eur = distance_sales.net_eur + excluded.net_eur",
-    )
-    .bind(store_id)
-    .bind(year)
-    .bind(amount)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 // --- invoices --------------------------------------------------------------------------------
-
-/// Whether an invoice answers this request, or covers this order and scope already.
-pub async fn invoice_exists(
-    conn: &mut PgConnection,
-    request_id: Uuid,
-    order_id: Uuid,
-    scope: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "select exists (select 1 from invoices
-                        where request_id = $1 or (order_id = $2 and scope = $3))",
-    )
-    .bind(request_id)
-    .bind(order_id)
-    .bind(scope)
-    .fetch_one(conn)
-    .await
-}
 
 /// An invoice to insert.
 #[derive(Debug)]
@@ -209,25 +181,36 @@ pub struct NewInvoice<'a> {
     pub buyer: &'a DocumentBuyer,
     /// The snapshot.
     pub document: &'a Document,
-    /// The PDF.
-    pub pdf: &'a [u8],
-    /// Its SHA-256, hex.
-    pub pdf_sha256: &'a str,
 }
 
-/// Inserts an issued invoice (immutable from then on).
+/// Inserts an issued invoice (immutable from then on), queues it for rendering with the
+/// prepared `message` (see [`enqueue_render`]) and adds `distance_sales` (year, net EUR) to
+/// the store's total when it is not zero: one statement.
 pub async fn insert_invoice(
     conn: &mut PgConnection,
     i: &NewInvoice<'_>,
+    message: &serde_json::Value,
+    distance_sales: (i32, Decimal),
 ) -> Result<(), sqlx::Error> {
-    let size = i32::try_from(i.pdf.len()).map_err(|e| corrupt("pdf size", e))?;
     sqlx::query(
-        "insert into invoices (invoice_id, store_id, number, request_id, order_id, scope,
-                               shipment_id, timing, issued_at, supply_date, currency,
-                               vat_treatment, vat_rule, vat_reason, vat_id_check, buyer,
-                               document, net, tax, gross, pdf, pdf_sha256, pdf_size)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20, $21, $22, $23)",
+        "with invoice as (
+           insert into invoices (invoice_id, store_id, number, request_id, order_id, scope,
+                                 shipment_id, timing, issued_at, supply_date, currency,
+                                 vat_treatment, vat_rule, vat_reason, vat_id_check, buyer,
+                                 document, net, tax, gross)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                   $18, $19, $20)
+           returning invoice_id, order_id
+         ), job as (
+           insert into render_queue (document_id, kind, order_id, message)
+           select invoice_id, 'invoice', order_id, $21 from invoice
+         ), threshold as (
+           insert into distance_sales (store_id, year, net_eur)
+           select $2, $22, $23 where $23 <> 0
+           on conflict (store_id, year)
+             do update set net_eur = distance_sales.net_eur + excluded.net_eur
+         )
+         select 1",
     )
     .bind(i.invoice_id)
     .bind(i.store_id)
@@ -249,9 +232,9 @@ pub async fn insert_invoice(
     .bind(i.document.net)
     .bind(i.document.tax)
     .bind(i.document.gross)
-    .bind(i.pdf)
-    .bind(i.pdf_sha256)
-    .bind(size)
+    .bind(Json(message))
+    .bind(distance_sales.0)
+    .bind(distance_sales.1)
     .execute(conn)
     .await?;
     Ok(())
@@ -361,10 +344,6 @@ pub struct NewCreditNote<'a> {
     pub issued_at: DateTime<Utc>,
     /// The snapshot.
     pub document: &'a Document,
-    /// The PDF.
-    pub pdf: &'a [u8],
-    /// Its SHA-256, hex.
-    pub pdf_sha256: &'a str,
 }
 
 /// Inserts a credit note and what it credited.
@@ -372,12 +351,11 @@ pub async fn insert_credit_note(
     conn: &mut PgConnection,
     c: &NewCreditNote<'_>,
 ) -> Result<(), sqlx::Error> {
-    let size = i32::try_from(c.pdf.len()).map_err(|e| corrupt("pdf size", e))?;
     sqlx::query(
         "insert into credit_notes (credit_note_id, store_id, number, invoice_id, credit_key,
                                    reason_kind, reason, order_id, issued_at, document, net,
-                                   tax, gross, pdf, pdf_sha256, pdf_size)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                                   tax, gross)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(c.credit_note_id)
     .bind(c.store_id)
@@ -392,9 +370,6 @@ pub async fn insert_credit_note(
     .bind(c.document.net)
     .bind(c.document.tax)
     .bind(c.document.gross)
-    .bind(c.pdf)
-    .bind(c.pdf_sha256)
-    .bind(size)
     .execute(&mut *conn)
     .await?;
     for line in &c.document.lines {
@@ -519,6 +494,162 @@ pub async fn take_held(conn: &mut PgConnection, store_id: &str) -> Result<Vec<He
     Ok(held.into_iter().map(|(_, h)| h).collect())
 }
 
+// --- rendering -------------------------------------------------------------------------------
+
+/// The channel a queued render job wakes the renderer on (the table's trigger notifies it).
+pub const RENDER_CHANNEL: &str = "orderly_invoicing_render";
+
+/// Queues a numbered document for its PDF; `message` is the issued message to send with it,
+/// complete but for `payload.pdf`.
+pub async fn enqueue_render(
+    conn: &mut PgConnection,
+    document_id: Uuid,
+    kind: DocumentKind,
+    order_id: Uuid,
+    message: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into render_queue (document_id, kind, order_id, message) values ($1, $2, $3, $4)",
+    )
+    .bind(document_id)
+    .bind(kind.as_str())
+    .bind(order_id)
+    .bind(Json(message))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A document claimed for rendering.
+#[derive(Debug)]
+pub struct RenderJob {
+    /// Queue position.
+    pub seq: i64,
+    /// The invoice or credit note.
+    pub document_id: Uuid,
+    /// Its kind.
+    pub kind: DocumentKind,
+    /// The issued message to complete and send.
+    pub message: serde_json::Value,
+    /// The snapshot to render.
+    pub document: Document,
+    /// Earlier failed attempts.
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due jobs, oldest first, locked until the transaction ends (other
+/// renderers skip them). A job waits while an older job of its order is queued, so an
+/// order's documents are sent in the order they were numbered.
+pub async fn claim_renders(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<RenderJob>, sqlx::Error> {
+    let rows = sqlx::query(
+        "select q.seq, q.document_id, q.kind, q.message, q.attempts,
+                coalesce(i.document, c.document) as document
+         from render_queue q
+         left join invoices i on q.kind = 'invoice' and i.invoice_id = q.document_id
+         left join credit_notes c on q.kind = 'credit_note' and c.credit_note_id = q.document_id
+         where q.available_at <= now()
+           and not exists (select 1 from render_queue e
+                           where e.order_id = q.order_id and e.seq < q.seq)
+         order by q.seq limit $1
+         for update of q skip locked",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let kind: String = r.try_get("kind")?;
+            Ok(RenderJob {
+                seq: r.try_get("seq")?,
+                document_id: r.try_get("document_id")?,
+                kind: DocumentKind::parse(&kind).ok_or_else(|| corrupt("render kind", &kind))?,
+                message: r.try_get::<Json<serde_json::Value>, _>("message")?.0,
+                document: r
+                    .try_get::<Option<Json<Document>>, _>("document")?
+                    .ok_or_else(|| corrupt("render job", "its document is missing"))?
+                    .0,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect()
+}
+
+/// A rendered PDF, to store.
+#[derive(Debug)]
+pub struct RenderedPdf {
+    /// The job it finishes.
+    pub seq: i64,
+    /// The document.
+    pub document_id: Uuid,
+    /// The bytes.
+    pub pdf: Vec<u8>,
+    /// Their SHA-256, hex.
+    pub sha256: String,
+}
+
+/// Stores the PDFs and removes their jobs, in one statement each.
+pub async fn store_pdfs(conn: &mut PgConnection, pdfs: &[RenderedPdf]) -> Result<(), sqlx::Error> {
+    if pdfs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = pdfs.iter().map(|p| p.document_id).collect();
+    let bytes: Vec<&[u8]> = pdfs.iter().map(|p| p.pdf.as_slice()).collect();
+    let shas: Vec<&str> = pdfs.iter().map(|p| p.sha256.as_str()).collect();
+    let sizes = pdfs
+        .iter()
+        .map(|p| i32::try_from(p.pdf.len()).map_err(|e| corrupt("pdf size", e)))
+        .collect::<Result<Vec<i32>, _>>()?;
+    let seqs: Vec<i64> = pdfs.iter().map(|p| p.seq).collect();
+    sqlx::query(
+        "insert into document_pdfs (document_id, pdf, pdf_sha256, pdf_size)
+         select * from unnest($1::uuid[], $2::bytea[], $3::text[], $4::int[])",
+    )
+    .bind(&ids)
+    .bind(&bytes)
+    .bind(&shas)
+    .bind(&sizes)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("delete from render_queue where seq = any($1)")
+        .bind(&seqs)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a failed render: the job stays, due again after `retry_in_ms`.
+pub async fn render_failed(
+    conn: &mut PgConnection,
+    seq: i64,
+    error: &str,
+    retry_in_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update render_queue
+         set attempts = attempts + 1, last_error = $2,
+             available_at = now() + make_interval(secs => $3::float8 / 1000)
+         where seq = $1",
+    )
+    .bind(seq)
+    .bind(error)
+    .bind(retry_in_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// When the next queued job is due, if any.
+pub async fn next_render_due(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select min(available_at) from render_queue")
+        .fetch_one(conn)
+        .await
+}
+
 // --- operators -------------------------------------------------------------------------------
 
 /// A document's PDF by its number: invoices and credit notes. Numbers are unique per store;
@@ -529,9 +660,13 @@ pub async fn pdf_by_number(
     store: Option<&str>,
 ) -> anyhow::Result<Option<Vec<u8>>> {
     let rows = sqlx::query(
-        "select store_id, pdf from invoices where number = $1 and ($2::text is null or store_id = $2)
-         union all
-         select store_id, pdf from credit_notes where number = $1 and ($2::text is null or store_id = $2)",
+        "select d.store_id, p.pdf from (
+           select invoice_id as id, store_id from invoices
+           where number = $1 and ($2::text is null or store_id = $2)
+           union all
+           select credit_note_id, store_id from credit_notes
+           where number = $1 and ($2::text is null or store_id = $2)
+         ) d left join document_pdfs p on p.document_id = d.id",
     )
     .bind(number)
     .bind(store)
@@ -539,7 +674,13 @@ pub async fn pdf_by_number(
     .await?;
     match rows.len() {
         0 => Ok(None),
-        1 => Ok(Some(rows[0].try_get("pdf")?)),
+        1 => match rows[0].try_get::<Option<Vec<u8>>, _>("pdf")? {
+            Some(pdf) => Ok(Some(pdf)),
+            None => anyhow::bail!(
+                "{number} is issued but its PDF is not rendered yet \
+                 (see `orderly invoice list` for a render error)"
+            ),
+        },
         _ => {
             let stores: Vec<String> = rows
                 .iter()
@@ -578,15 +719,44 @@ pub struct DocumentRow {
     pub tax: Decimal,
     /// Gross.
     pub gross: Decimal,
-    /// PDF size in bytes.
-    pub pdf_size: i32,
+    /// The PDF: its size, or why there is none yet.
+    pub pdf: PdfState,
+}
+
+/// Where a document's PDF is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PdfState {
+    /// Rendered and stored, this many bytes.
+    Stored(i32),
+    /// Waiting for the renderer; `last_error` when an attempt failed.
+    Pending {
+        /// Failed attempts.
+        attempts: i32,
+        /// Why the last one failed.
+        last_error: Option<String>,
+    },
+}
+
+impl fmt::Display for PdfState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Stored(size) => write!(f, "{size} bytes"),
+            Self::Pending {
+                last_error: None, ..
+            } => f.write_str("PDF pending"),
+            Self::Pending {
+                attempts,
+                last_error: Some(e),
+            } => write!(f, "PDF not rendered, {attempts} attempts failed: {e}"),
+        }
+    }
 }
 
 impl fmt::Display for DocumentRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<11} {:<20} {:<12} {} supply {} {:>12} {} net {:>12} VAT {:>10} {:<30} order {} ({} bytes)",
+            "{:<11} {:<20} {:<12} {} supply {} {:>12} {} net {:>12} VAT {:>10} {:<30} order {} ({})",
             self.kind,
             self.number,
             self.store_id,
@@ -598,7 +768,7 @@ impl fmt::Display for DocumentRow {
             self.tax,
             self.vat_rule,
             self.order_id,
-            self.pdf_size
+            self.pdf
         )
     }
 }
@@ -610,16 +780,19 @@ pub async fn list_invoices(
     limit: i64,
 ) -> anyhow::Result<Vec<DocumentRow>> {
     let rows = sqlx::query(
-        "select * from (
-           select 'invoice' as kind, number, store_id, order_id, issued_at, supply_date, currency,
-                  vat_rule, net, tax, gross, pdf_size
+        "select d.*, p.pdf_size, q.attempts, q.last_error from (
+           select 'invoice' as kind, invoice_id as id, number, store_id, order_id, issued_at,
+                  supply_date, currency, vat_rule, net, tax, gross
            from invoices where $1::text is null or store_id = $1
            union all
-           select 'credit_note', c.number, c.store_id, c.order_id, c.issued_at, i.supply_date,
-                  i.currency, i.vat_rule, c.net, c.tax, c.gross, c.pdf_size
+           select 'credit_note', c.credit_note_id, c.number, c.store_id, c.order_id, c.issued_at,
+                  i.supply_date, i.currency, i.vat_rule, c.net, c.tax, c.gross
            from credit_notes c join invoices i using (invoice_id)
            where $1::text is null or c.store_id = $1
-         ) d order by issued_at desc, number desc limit $2",
+         ) d
+         left join document_pdfs p on p.document_id = d.id
+         left join render_queue q on q.document_id = d.id
+         order by issued_at desc, number desc limit $2",
     )
     .bind(store)
     .bind(limit)
@@ -639,7 +812,13 @@ pub async fn list_invoices(
                 net: r.try_get("net")?,
                 tax: r.try_get("tax")?,
                 gross: r.try_get("gross")?,
-                pdf_size: r.try_get("pdf_size")?,
+                pdf: match r.try_get::<Option<i32>, _>("pdf_size")? {
+                    Some(size) => PdfState::Stored(size),
+                    None => PdfState::Pending {
+                        attempts: r.try_get::<Option<i32>, _>("attempts")?.unwrap_or(0),
+                        last_error: r.try_get("last_error")?,
+                    },
+                },
             })
         })
         .collect()

@@ -13,7 +13,9 @@ use orderly_contracts::messages::{
     OrderRefundRequested, StoreInvoiceSettingsUpdated, VatTreatment,
 };
 use orderly_contracts::{Envelope, Message};
-use orderly_invoicing::{InvoicingHandler, NAME, list_invoices, list_refused, pdf_by_number};
+use orderly_invoicing::{
+    InvoicingHandler, NAME, RenderSettings, list_invoices, list_refused, pdf_by_number, start,
+};
 use orderly_runtime::metrics::Outcome;
 use orderly_runtime::testing::{World, wait_until};
 use rust_decimal::Decimal;
@@ -155,7 +157,12 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
     let world = World::new().await?;
     let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
 
     world.publish(&settings("shop-de", 1)).await?;
@@ -246,7 +253,12 @@ async fn a_request_without_settings_is_held_then_issued() -> anyhow::Result<()> 
     let world = World::new().await?;
     let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
 
     let order_id = Uuid::now_v7();
@@ -289,9 +301,9 @@ async fn a_request_without_settings_is_held_then_issued() -> anyhow::Result<()> 
 async fn two_workers_number_200_invoices_without_gaps() -> anyhow::Result<()> {
     let world = World::new().await?;
     let mut a = world.host();
-    a.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(&mut a, InvoicingHandler::new(), RenderSettings::default()).await?;
     let mut b = world.host();
-    b.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(&mut b, InvoicingHandler::new(), RenderSettings::default()).await?;
     let pool = world.pool(NAME).await?;
 
     world.publish(&settings("shop-de", 1)).await?;
@@ -327,6 +339,22 @@ async fn two_workers_number_200_invoices_without_gaps() -> anyhow::Result<()> {
         (1..=200).collect::<BTreeSet<i64>>(),
         "1..200 without gaps"
     );
+    // Both renderers share the queue: every invoice gets one PDF and one `invoice.issued`.
+    wait_until("200 PDFs stored and sent", WAIT, || async {
+        Ok(
+            count(&pool, "select count(*) from document_pdfs").await? == 200
+                && count(&pool, "select count(*) from render_queue").await? == 0,
+        )
+    })
+    .await?;
+    assert_eq!(
+        count(
+            &pool,
+            "select count(distinct message_id) from outbox where message_type = 'invoice.issued'"
+        )
+        .await?,
+        200
+    );
     // Both workers took part (each handled messages).
     let handled: Vec<u64> = vec![
         a.metrics().count(NAME, Outcome::Handled),
@@ -349,7 +377,12 @@ async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> 
         .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
         .await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
     world.publish(&settings("shop-de", 1)).await?;
 
@@ -442,7 +475,12 @@ async fn a_cancellation_after_invoicing_is_credited() -> anyhow::Result<()> {
         .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
         .await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     world.publish(&settings("shop-de", 1)).await?;
     let order_id = Uuid::now_v7();
     world
@@ -489,7 +527,12 @@ async fn a_cancellation_that_arrives_first_is_credited_after_the_invoice() -> an
         .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
         .await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
     world.publish(&settings("shop-de", 1)).await?;
     let order_id = Uuid::now_v7();
@@ -527,6 +570,111 @@ async fn a_cancellation_that_arrives_first_is_credited_after_the_invoice() -> an
     world.cleanup().await
 }
 
+/// The renderer on its own (driven round by round): an order's credit note waits for its
+/// invoice even when both are queued together, and a document that does not render stays
+/// queued with the error, shown to operators, while the others go out.
+#[tokio::test]
+async fn the_renderer_keeps_an_orders_documents_in_order_and_keeps_failures() -> anyhow::Result<()>
+{
+    let world = World::new().await?;
+    let mut host = world.host();
+    // The consumer only: the test runs the renderer's rounds itself.
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let cancelled: OrderCancelled = serde_json::from_value(json!({
+        "order_id": a, "store_id": "shop-de", "channel": "storefront",
+        "external_order_id": "100234", "scope": "order",
+        "lines": [{"line_id": "1", "quantity": 2}, {"line_id": "2", "quantity": 1},
+                  {"line_id": "3", "quantity": 3}],
+        "reason": "Payment failed"
+    }))?;
+    world.publish(&env("orders", a, cancelled)).await?;
+    wait_until("the cancellation is kept", WAIT, || async {
+        Ok(count(&pool, "select count(*) from pending_cancellations").await? == 1)
+    })
+    .await?;
+    // A's invoice and its credit note are numbered in one transaction; then B's invoice.
+    world
+        .publish(&env("fulfillment", a, request("shop-de", a)))
+        .await?;
+    wait_until("A's documents queued", WAIT, || async {
+        Ok(count(&pool, "select count(*) from render_queue").await? == 2)
+    })
+    .await?;
+    world
+        .publish(&env("fulfillment", b, request("shop-de", b)))
+        .await?;
+    wait_until("B's invoice queued", WAIT, || async {
+        Ok(count(&pool, "select count(*) from render_queue").await? == 3)
+    })
+    .await?;
+    // B's prepared message is damaged: its render cannot complete.
+    sqlx::query("update render_queue set message = message - 'payload' where order_id = $1")
+        .bind(b)
+        .execute(&pool)
+        .await?;
+    let sent = || async {
+        let types: Vec<String> = sqlx::query_scalar("select message_type from outbox order by id")
+            .fetch_all(&pool)
+            .await?;
+        anyhow::Ok(types)
+    };
+    assert!(sent().await?.is_empty(), "nothing is sent before its PDF");
+
+    let renderer = orderly_invoicing::Renderer::new(
+        pool.clone(),
+        RenderSettings {
+            first_retry: Duration::from_secs(600),
+            ..RenderSettings::default()
+        },
+    );
+    // Round 1: A's invoice and B's invoice; A's credit note waits for A's invoice.
+    assert_eq!(renderer.round().await?, 2);
+    assert_eq!(sent().await?, vec![InvoiceIssued::TYPE.to_owned()]);
+    // Round 2: A's credit note; B's job is not due again yet.
+    assert_eq!(renderer.round().await?, 1);
+    assert_eq!(
+        sent().await?,
+        vec![
+            InvoiceIssued::TYPE.to_owned(),
+            CreditNoteIssued::TYPE.to_owned()
+        ]
+    );
+    assert_eq!(renderer.round().await?, 0);
+
+    let listed = list_invoices(&pool, None, 10).await?;
+    let b_invoice = listed
+        .iter()
+        .find(|d| d.order_id == b)
+        .expect("B's invoice is listed");
+    match &b_invoice.pdf {
+        orderly_invoicing::PdfState::Pending {
+            attempts: 1,
+            last_error: Some(e),
+        } => assert!(e.contains("no payload"), "{e}"),
+        other => panic!("B's PDF should be pending with the error, is {other:?}"),
+    }
+    assert!(
+        b_invoice.to_string().contains("not rendered"),
+        "{b_invoice}"
+    );
+    let err = pdf_by_number(&pool, &b_invoice.number, None)
+        .await
+        .expect_err("no PDF yet");
+    assert!(err.to_string().contains("not rendered yet"), "{err}");
+    assert!(
+        listed
+            .iter()
+            .filter(|d| d.order_id == a)
+            .all(|d| matches!(d.pdf, orderly_invoicing::PdfState::Stored(n) if n > 1000)),
+        "A's documents have their PDFs: {listed:?}"
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
 /// EUR 10,000 of distance sales to France: the first sale is taxed at German rates, the one
 /// that crosses the threshold and the next at French rates; the running total is kept.
 #[tokio::test]
@@ -534,7 +682,12 @@ async fn distance_sales_switch_to_destination_rates_at_the_threshold() -> anyhow
     let world = World::new().await?;
     let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
     world.publish(&settings("shop-de", 1)).await?;
 
@@ -618,7 +771,12 @@ async fn documents_print_in_the_store_language_of_their_issue() -> anyhow::Resul
         .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
         .await?;
     let mut host = world.host();
-    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let pool = world.pool(NAME).await?;
     world.publish(&settings_in("shop-at", 1, "de-AT")).await?;
     let first = Uuid::now_v7();

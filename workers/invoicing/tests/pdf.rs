@@ -525,3 +525,25 @@ fn a_document_stored_before_languages_reads_as_english() {
     assert_eq!(old.language, Language::En);
     assert_eq!(old, doc);
 }
+
+/// Names outside the shared font subset (Greek, Cyrillic) get a subset of their own, and
+/// Central European names are in the shared one: all print, and both files are valid.
+#[test]
+fn names_beyond_latin_1_print_with_the_shared_or_an_own_font_subset() {
+    for (file, buyer, country) in [
+        ("invoice-greek.pdf", "Νίκος Παπαδόπουλος", "GR"),
+        ("invoice-cyrillic.pdf", "Иван Петров", "BG"),
+        ("invoice-polish.pdf", "Łukasz Wiśniewski-Żółć", "PL"),
+    ] {
+        let doc = Document {
+            buyer: party(buyer, country, None),
+            ..document(Rule::Domestic, 3)
+        };
+        let (bytes, _) = pdf::render(&doc).expect("render");
+        let path = write(file, &bytes);
+        tool("qpdf", &["--check", path.to_str().expect("path")]);
+        let text = text_of(&path, None);
+        assert!(text.contains(buyer), "`{buyer}` missing from:\n{text}");
+        assert!(text.contains("Invoice RE-2026-000042"), "{text}");
+    }
+}

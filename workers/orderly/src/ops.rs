@@ -75,8 +75,12 @@ async fn start_one(host: &mut Host, name: &str) -> anyhow::Result<()> {
                 .await
         }
         orderly_invoicing::NAME => {
-            host.start_worker(name, orderly_invoicing::InvoicingHandler::new())
-                .await
+            orderly_invoicing::start(
+                host,
+                orderly_invoicing::InvoicingHandler::new(),
+                orderly_invoicing::RenderSettings::default(),
+            )
+            .await
         }
         orderly_notifications::NAME => {
             orderly_notifications::start(

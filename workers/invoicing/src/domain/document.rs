@@ -29,6 +29,24 @@ impl DocumentKind {
             Self::CreditNote => "credit_note",
         }
     }
+
+    /// The kind from its stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invoice" => Some(Self::Invoice),
+            "credit_note" => Some(Self::CreditNote),
+            _ => None,
+        }
+    }
+
+    /// Where its PDF is referenced from in the issued message.
+    pub fn pdf_uri(self, number: &str) -> String {
+        let folder = match self {
+            Self::Invoice => "invoices",
+            Self::CreditNote => "credit-notes",
+        };
+        format!("orderly://invoicing/{folder}/{number}.pdf")
+    }
 }
 
 /// A party as printed.

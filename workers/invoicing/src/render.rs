@@ -1,0 +1,232 @@
+//! The renderer: a background task of the invoicing worker that turns numbered documents
+//! into PDFs and sends their issued messages.
+//!
+//! Why it exists: a store's documents are numbered one at a time under the store's lock
+//! (that keeps the series gap-free), so whatever runs under that lock bounds the store's
+//! invoices per second. The handler therefore only decides, numbers and stores the snapshot
+//! with a render job (`store::enqueue_render`); the renderer, outside any store lock, claims
+//! jobs (`FOR UPDATE SKIP LOCKED`: every worker copy runs one, they share the work), renders
+//! them on all cores, and in one transaction stores the PDFs, completes the prepared
+//! `invoice.issued` / `credit_note.issued` with the PDF's reference and puts it in the
+//! outbox, and removes the jobs. A crash before the commit leaves the jobs queued; one
+//! order's documents go out in the order they were numbered (`store::claim_renders`).
+//!
+//! A document that does not render is not lost: its job stays with the error and is retried
+//! with growing pauses; `orderly invoice list` shows it as not rendered, with the error.
+
+use std::time::Duration;
+
+use orderly_contracts::messages::DocumentRef;
+use orderly_runtime::drain::{self, Round};
+use orderly_runtime::outbox::{self, OutboxMessage};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::domain::document::{Document, DocumentKind};
+use crate::pdf;
+use crate::store::{self, RenderJob, RenderedPdf};
+
+/// How the renderer works.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    /// Jobs claimed per round (rendered in parallel, stored in one transaction).
+    pub batch_size: i64,
+    /// Longest sleep without a wake-up (a safety net; queued jobs notify).
+    pub poll_interval: Duration,
+    /// Pause after the first failed render of a job; doubles per attempt, up to an hour.
+    pub first_retry: Duration,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 64,
+            poll_interval: Duration::from_secs(5),
+            first_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The renderer of one worker process.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    pool: PgPool,
+    settings: RenderSettings,
+}
+
+impl Renderer {
+    /// A renderer working on `pool` (the invoicing schema's).
+    pub fn new(pool: PgPool, settings: RenderSettings) -> Self {
+        Self { pool, settings }
+    }
+
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = &self;
+        drain::run(
+            &self.pool,
+            store::RENDER_CHANNEL,
+            "invoice renderer",
+            shutdown,
+            this.settings.poll_interval,
+            || async move { Ok(Round::of(this.round().await?, this.settings.batch_size)) },
+            || async move {
+                let mut conn = this.pool.acquire().await?;
+                Ok(store::next_render_due(&mut conn).await?)
+            },
+        )
+        .await;
+    }
+
+    /// One round: claim, render, store and send. Returns how many jobs it claimed.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let jobs = store::claim_renders(&mut tx, self.settings.batch_size).await?;
+        let claimed = jobs.len();
+        if claimed == 0 {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let mut pdfs = Vec::with_capacity(claimed);
+        let mut messages = Vec::with_capacity(claimed);
+        for (job, rendered) in render_all(jobs).await? {
+            match rendered.and_then(|(bytes, reference)| complete(&job, bytes, reference)) {
+                Ok((pdf, message)) => {
+                    pdfs.push(pdf);
+                    messages.push(message);
+                }
+                Err(error) => {
+                    let retry = self.retry_in(job.attempts);
+                    warn!(
+                        number = job.document.number,
+                        error,
+                        ?retry,
+                        "PDF not rendered; retrying later"
+                    );
+                    let ms = i64::try_from(retry.as_millis()).unwrap_or(i64::MAX);
+                    store::render_failed(&mut tx, job.seq, &error, ms).await?;
+                }
+            }
+        }
+        store::store_pdfs(&mut tx, &pdfs).await?;
+        outbox::insert(&mut tx, &messages).await?;
+        tx.commit().await?;
+        if !pdfs.is_empty() {
+            info!(rendered = pdfs.len(), "documents rendered and sent");
+        }
+        Ok(claimed)
+    }
+
+    fn retry_in(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
+        (self.settings.first_retry * 2u32.pow(doublings)).min(Duration::from_secs(3600))
+    }
+}
+
+/// A rendered PDF and its reference, or why it did not render.
+type Rendered = Result<(Vec<u8>, DocumentRef), String>;
+
+/// Renders (and digests) every job's document, spread over the machine's cores: CPU work,
+/// on blocking threads, not on the runtime's.
+async fn render_all(jobs: Vec<RenderJob>) -> anyhow::Result<Vec<(RenderJob, Rendered)>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_chunk = jobs.len().div_ceil(cores).max(1);
+    let mut chunks: Vec<Vec<RenderJob>> = Vec::new();
+    let mut jobs = jobs.into_iter().peekable();
+    while jobs.peek().is_some() {
+        chunks.push(jobs.by_ref().take(per_chunk).collect());
+    }
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|job| {
+                        let rendered = render(&job.document).map(|bytes| {
+                            let reference = pdf_ref(job.kind, &job.document.number, &bytes);
+                            (bytes, reference)
+                        });
+                        (job, rendered)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.extend(handle.await?);
+    }
+    Ok(out)
+}
+
+fn render(doc: &Document) -> Result<Vec<u8>, String> {
+    pdf::render(doc)
+        .map(|(bytes, _)| bytes)
+        .map_err(|e| format!("cannot render {}: {e}", doc.number))
+}
+
+/// The PDF row and the issued message, its `payload.pdf` now pointing at the PDF.
+fn complete(
+    job: &RenderJob,
+    bytes: Vec<u8>,
+    reference: DocumentRef,
+) -> Result<(RenderedPdf, OutboxMessage), String> {
+    let mut envelope = job.message.clone();
+    let payload = envelope
+        .get_mut("payload")
+        .and_then(|p| p.as_object_mut())
+        .ok_or_else(|| format!("queued message of {} has no payload", job.document.number))?;
+    payload.insert(
+        "pdf".to_owned(),
+        serde_json::to_value(&reference).map_err(|e| e.to_string())?,
+    );
+    let field = |name: &str| {
+        envelope
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("queued message of {} has no {name}", job.document.number))
+    };
+    let message = OutboxMessage {
+        message_id: field("message_id")?
+            .parse()
+            .map_err(|e| format!("queued message id: {e}"))?,
+        message_type: field("message_type")?,
+        correlation_id: field("correlation_id")?,
+        body: envelope,
+    };
+    Ok((
+        RenderedPdf {
+            seq: job.seq,
+            document_id: job.document_id,
+            sha256: reference.sha256,
+            pdf: bytes,
+        },
+        message,
+    ))
+}
+
+/// A PDF's reference in an issued message.
+pub fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> DocumentRef {
+    let sha = Sha256::digest(bytes);
+    DocumentRef {
+        uri: kind.pdf_uri(number),
+        media_type: "application/pdf".to_owned(),
+        sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+        size_bytes: bytes.len() as u64,
+    }
+}
+
+/// The reference a prepared message carries until its PDF exists: the final address, a
+/// digest of zeros. The handler checks the message with it; the renderer replaces it.
+pub fn pending_pdf_ref(kind: DocumentKind, number: &str) -> DocumentRef {
+    DocumentRef {
+        uri: kind.pdf_uri(number),
+        media_type: "application/pdf".to_owned(),
+        sha256: "0".repeat(64),
+        size_bytes: 1,
+    }
+}
