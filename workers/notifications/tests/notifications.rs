@@ -420,11 +420,19 @@ async fn a_webhook_receiver_gets_every_event_once_in_per_order_order_signed() ->
         let sequences: Vec<i64> = got.iter().map(|(_, s)| *s).collect();
         assert_eq!(sequences, (1..=5).collect::<Vec<_>>());
     }
+    // The receiver answers before the dispatcher records the round's outcomes: wait for the
+    // records, then check them.
+    wait_until("every delivery recorded", WAIT, || async {
+        let log = ops::deliveries(&pool, store.as_str(), 100).await?;
+        Ok(log.iter().filter(|d| d.status == "delivered").count() >= total)
+    })
+    .await?;
     let log = ops::deliveries(&pool, store.as_str(), 100).await?;
     assert_eq!(log.len(), all.len());
     assert!(
         log.iter()
-            .all(|d| d.status == "delivered" && d.attempts == 1)
+            .all(|d| d.status == "delivered" && d.attempts == 1),
+        "each delivered at the first attempt: {log:?}"
     );
 
     // A delivery replayed from the log arrives again, same event id.
