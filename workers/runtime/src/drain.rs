@@ -85,9 +85,10 @@ pub async fn run<R, RF, N, NF>(
                 Duration::from_millis(200 * u64::from(failures_in_a_row.min(25)))
             }
         };
+        let until = tokio::time::Instant::now() + wait;
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep_until(until) => {}
             n = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.map(drop),
@@ -95,7 +96,13 @@ pub async fn run<R, RF, N, NF>(
                 }
             } => {
                 if let Err(e) = n {
+                    // The listener reconnects on its next call; while the database is away
+                    // that fails at once, so sleep out the wait instead of spinning.
                     debug!(task = name, error = %e, "listener interrupted");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep_until(until) => {}
+                    }
                 }
             }
         }
