@@ -290,12 +290,19 @@ impl Relay {
 
     /// Publishes one batch of due rows and records the outcome of each. Returns how many
     /// rows it looked at.
+    ///
+    /// Rows go out by `available_at`, then id: the order of the `outbox_pending` index, so
+    /// the scan stops after `batch_size` rows however long the backlog (ordering by id alone
+    /// made PostgreSQL sort the whole backlog, bodies included, every round). For rows never
+    /// retried that is commit order within a transaction and, for one order's transactions,
+    /// which run one after another, across them too; a retried row waits its turn behind
+    /// newer ones, as before.
     async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<BatchResult> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<PendingRow> = sqlx::query_as(
             "select id, message_id, message_type, routing_key, correlation_id, body, attempts
              from outbox where published_at is null and available_at <= clock_timestamp()
-             order by id limit $1 for update skip locked",
+             order by available_at, id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
         .fetch_all(&mut *tx)
