@@ -292,9 +292,10 @@ pub struct WarehouseLevel {
 }
 
 /// `stock.level_changed`: the sellable stock of a SKU changed. For marketplace connectors
-/// and other listing consumers.
+/// and other listing consumers. One message may cover several changes made together (a
+/// batch of reservations): it carries the levels after all of them.
 ///
-/// `sequence` increases with every change of this SKU's levels: keep the highest seen and
+/// `sequence` increases with every level published for this SKU: keep the highest seen and
 /// drop anything older.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

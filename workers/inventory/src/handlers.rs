@@ -22,7 +22,7 @@ use orderly_contracts::{
     },
     types::{Quantity, Sku, StoreId, WarehouseId},
 };
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -61,6 +61,37 @@ impl Handler for InventoryHandler {
             ProductUpserted::TYPE => product_upserted(raw.decode_valid()?, cx).await,
             other => Err(HandlerError::unhandled(other, crate::NAME)),
         }
+    }
+
+    /// A batch's `order.accepted` for orders no other message of the batch names are
+    /// reserved together, first ([`reserve_together`]); everything else follows one at a
+    /// time, in arrival order. Moving them ahead keeps each order's own messages in order,
+    /// which is all the runtime promises about arrival order.
+    async fn handle_batch(
+        &self,
+        msgs: &[&Incoming],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), HandlerError> {
+        let named_by_others: BTreeSet<&str> = msgs
+            .iter()
+            .filter(|m| m.envelope.message_type != OrderAccepted::TYPE)
+            .filter_map(|m| m.field("order_id"))
+            .collect();
+        let (together, alone): (Vec<&Incoming>, Vec<&Incoming>) = msgs.iter().partition(|m| {
+            m.envelope.message_type == OrderAccepted::TYPE
+                && m.field("order_id")
+                    .is_some_and(|id| !named_by_others.contains(id))
+        });
+        let alone = if together.len() > 1 {
+            reserve_together(&together, batch).await?;
+            alone
+        } else {
+            msgs.to_vec()
+        };
+        for msg in alone {
+            batch.handle_one(self, msg).await?;
+        }
+        Ok(())
     }
 
     /// What a stock transaction locks (see [`crate::store`] for the row order under them):
@@ -115,67 +146,152 @@ async fn order_accepted(
     env: Envelope<OrderAccepted>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
-    let order = &env.payload;
-    let order_id = order.order_id;
-    if !store::claim_order(
-        cx.conn,
-        order_id,
-        &order.store_id,
-        order.revision,
-        order.placed_at,
-    )
-    .await?
-    {
-        info!(
-            revision = order.revision,
-            "order already reserved, backordered or cancelled; nothing to do"
-        );
-        return Ok(());
+    let reserved = reserve_orders(cx.conn, &[&env]).await?;
+    if let Some(outcome) = &reserved.outcomes[0] {
+        emit_outcome(cx, &env.payload, outcome)?;
     }
-    let lines: Vec<LineRequest> = order
-        .lines
+    emit_levels(cx, &reserved.touched).await
+}
+
+/// Reserves a batch's new orders together: what [`order_accepted`] does for each, in
+/// arrival order, in a handful of statements for all of them (claim, lock and read the
+/// stock, ledger, reservations, states), and one `stock.level_changed` per SKU for the lot
+/// (its latest level: what a marketplace syncs to).
+async fn reserve_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+    let envelopes = msgs
         .iter()
-        .map(|l| LineRequest {
-            line_id: l.line_id.clone(),
-            sku: l.sku.clone(),
-            quantity: l.quantity,
+        .map(|m| m.envelope.clone().decode_valid::<OrderAccepted>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let reserved = reserve_orders(batch.conn, &envelopes.iter().collect::<Vec<_>>()).await?;
+    for ((msg, env), outcome) in msgs.iter().zip(&envelopes).zip(&reserved.outcomes) {
+        if let Some(outcome) = outcome {
+            emit_outcome(&mut batch.context(msg), &env.payload, outcome)?;
+        }
+    }
+    match msgs.last() {
+        Some(last) => emit_levels(&mut batch.context(last), &reserved.touched).await,
+        None => Ok(()),
+    }
+}
+
+/// What [`reserve_orders`] decided.
+struct Reserved {
+    /// Per order, in the order given: none if an earlier `order.accepted` already decided.
+    outcomes: Vec<Option<Allocated>>,
+    /// SKUs whose sellable stock changed.
+    touched: BTreeSet<Sku>,
+}
+
+/// Claims the orders, allocates each in turn from the locked stock (an earlier order's
+/// reservation is gone for the later ones, as if each had its own transaction), and writes
+/// reservations, backorders and order states.
+async fn reserve_orders(
+    conn: &mut PgConnection,
+    orders: &[&Envelope<OrderAccepted>],
+) -> Result<Reserved, HandlerError> {
+    let claims: Vec<store::OrderClaim<'_>> = orders
+        .iter()
+        .map(|env| store::OrderClaim {
+            order_id: env.payload.order_id,
+            store_id: &env.payload.store_id,
+            revision: env.payload.revision,
+            placed_at: env.payload.placed_at,
         })
         .collect();
-    let skus = distinct(lines.iter().map(|l| &l.sku));
-    store::lock_skus(cx.conn, &skus).await?;
-    let stock = store::stock_for_update(cx.conn, &skus).await?;
-    let view = StockView::new(stock.iter().map(StockRow::slot));
-    match view.allocate(&lines) {
-        Allocated::Reserved(picks) => {
-            let (movements, reservations) = reservation_rows(order_id, &picks);
-            apply(cx.conn, &movements, env.message_id).await?;
-            store::insert_reservations(cx.conn, &reservations).await?;
-            store::set_order_state(cx.conn, &[order_id], OrderState::Reserved).await?;
-            info!(warehouses = picks.len(), "reserved");
-            emit_reserved(cx, order_id, &order.store_id, &picks)?;
-            emit_levels(cx, &picked_skus(&picks)).await
+    let mut claimed: BTreeSet<Uuid> = store::claim_orders(conn, &claims)
+        .await?
+        .into_iter()
+        .collect();
+    // Each claimed order decides once, with the first of its messages.
+    let requests: Vec<Option<Vec<LineRequest>>> = orders
+        .iter()
+        .map(|env| {
+            claimed.remove(&env.payload.order_id).then(|| {
+                env.payload
+                    .lines
+                    .iter()
+                    .map(|l| LineRequest {
+                        line_id: l.line_id.clone(),
+                        sku: l.sku.clone(),
+                        quantity: l.quantity,
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let skus = distinct(requests.iter().flatten().flatten().map(|l| &l.sku));
+    let mut reserved = Reserved {
+        outcomes: Vec::with_capacity(orders.len()),
+        touched: BTreeSet::new(),
+    };
+    if skus.is_empty() {
+        debug!("orders already reserved, backordered or cancelled; nothing to do");
+        reserved.outcomes.resize(orders.len(), None);
+        return Ok(reserved);
+    }
+    store::lock_skus(conn, &skus).await?;
+    let stock = store::stock_for_update(conn, &skus).await?;
+    let mut view = StockView::new(stock.iter().map(StockRow::slot));
+
+    let (mut movements, mut reservations, mut sources) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut reserved_ids, mut backordered_ids) = (Vec::new(), Vec::new());
+    for (env, lines) in orders.iter().zip(requests) {
+        let Some(lines) = lines else {
+            debug!(order_id = %env.payload.order_id, "order already reserved, backordered or cancelled; nothing to do");
+            reserved.outcomes.push(None);
+            continue;
+        };
+        let order = &env.payload;
+        let outcome = view.allocate(&lines);
+        match &outcome {
+            Allocated::Reserved(picks) => {
+                view.take(picks);
+                let (m, r) = reservation_rows(order.order_id, picks);
+                sources.extend(std::iter::repeat_n(env.message_id, m.len()));
+                movements.extend(m);
+                reservations.extend(r);
+                reserved_ids.push(order.order_id);
+                reserved.touched.extend(picked_skus(picks));
+                debug!(order_id = %order.order_id, warehouses = picks.len(), "reserved");
+            }
+            Allocated::Short(shortages) => {
+                store::insert_backorder(
+                    conn,
+                    order.order_id,
+                    &order.store_id,
+                    &lines,
+                    order.placed_at,
+                    &env.correlation_id,
+                )
+                .await?;
+                backordered_ids.push(order.order_id);
+                info!(order_id = %order.order_id, short_lines = shortages.len(), "not enough stock; backordered");
+            }
         }
+        reserved.outcomes.push(Some(outcome));
+    }
+    apply(conn, &movements, &sources).await?;
+    store::insert_reservations(conn, &reservations).await?;
+    store::set_order_state(conn, &reserved_ids, OrderState::Reserved).await?;
+    store::set_order_state(conn, &backordered_ids, OrderState::Backordered).await?;
+    Ok(reserved)
+}
+
+/// `stock.reserved` or `stock.unavailable` for an order [`reserve_orders`] decided.
+fn emit_outcome(
+    cx: &mut HandlerContext<'_>,
+    order: &OrderAccepted,
+    outcome: &Allocated,
+) -> Result<(), HandlerError> {
+    match outcome {
+        Allocated::Reserved(picks) => emit_reserved(cx, order.order_id, &order.store_id, picks),
         Allocated::Short(shortages) => {
-            store::insert_backorder(
-                cx.conn,
-                order_id,
-                &order.store_id,
-                &lines,
-                order.placed_at,
-                &env.correlation_id,
-            )
-            .await?;
-            store::set_order_state(cx.conn, &[order_id], OrderState::Backordered).await?;
-            info!(
-                short_lines = shortages.len(),
-                "not enough stock; backordered"
-            );
             cx.emit_correlated(
-                order_id.to_string(),
+                order.order_id.to_string(),
                 StockUnavailable {
-                    order_id,
+                    order_id: order.order_id,
                     store_id: order.store_id.clone(),
-                    shortages: domain::to_shortages(&shortages),
+                    shortages: domain::to_shortages(shortages),
                     backordered: true,
                 },
             );
@@ -250,7 +366,7 @@ async fn inventory_adjusted(
         line_id: None,
         source_key: key,
     };
-    apply(cx.conn, std::slice::from_ref(&movement), env.message_id).await?;
+    apply(cx.conn, std::slice::from_ref(&movement), &[env.message_id]).await?;
     if let Some(as_of) = count_as_of {
         store::set_last_count(cx.conn, warehouse, sku, as_of).await?;
     }
@@ -400,7 +516,7 @@ async fn release(
             source_key: format!("{cancel_key}/{line}"),
         })
         .collect();
-    apply(cx.conn, &movements, message_id).await?;
+    apply(cx.conn, &movements, &[message_id]).await?;
     let released: Vec<(String, WarehouseId, u64)> = plan
         .iter()
         .map(|(line, warehouse, _, units)| (line.clone(), warehouse.clone(), *units))
@@ -523,7 +639,7 @@ async fn shipment_dispatched(
         info!("shipment already booked");
         return Ok(());
     }
-    apply(cx.conn, &movements, env.message_id).await?;
+    apply(cx.conn, &movements, &[env.message_id]).await?;
     for (line, units) in &dispatched {
         store::add_dispatched(cx.conn, shipment.order_id, line, warehouse, *units).await?;
     }
@@ -608,7 +724,7 @@ async fn serve_backorders(
         debug!(waiting = waiting.len(), "no backorder can be served yet");
         return Ok(());
     }
-    apply(cx.conn, &movements, message_id).await?;
+    apply(cx.conn, &movements, &[message_id]).await?;
     store::insert_reservations(cx.conn, &reservations).await?;
     store::delete_backorders(cx.conn, &served).await?;
     store::set_order_state(cx.conn, &served, OrderState::Reserved).await?;
@@ -670,9 +786,12 @@ fn reservation_rows(
 async fn apply(
     conn: &mut PgConnection,
     movements: &[NewMovement],
-    message_id: Uuid,
+    sources: &[Uuid],
 ) -> Result<(), HandlerError> {
-    let applied = store::apply_movements(conn, movements, message_id)
+    if movements.is_empty() {
+        return Ok(());
+    }
+    let applied = store::apply_movements(conn, movements, sources)
         .await
         .map_err(|err| {
             let refused_by_check = err

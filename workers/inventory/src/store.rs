@@ -220,6 +220,7 @@ pub struct Applied {
 }
 
 /// Writes `movements` to the ledger and adds them to their stock rows, in one statement.
+/// `sources` are the messages that caused them: one per movement, or one for all.
 ///
 /// A movement whose `(kind, source_key, warehouse, sku)` is already in the ledger is skipped,
 /// and so is its effect on stock: the ledger and the stock rows cannot disagree. The stock
@@ -228,7 +229,7 @@ pub struct Applied {
 pub async fn apply_movements(
     conn: &mut PgConnection,
     movements: &[NewMovement],
-    source_message_id: Uuid,
+    sources: &[Uuid],
 ) -> sqlx::Result<Applied> {
     if movements.is_empty() {
         return Ok(Applied {
@@ -247,16 +248,20 @@ pub async fn apply_movements(
     let orders: Vec<Option<Uuid>> = movements.iter().map(|m| m.order_id).collect();
     let lines: Vec<Option<String>> = movements.iter().map(|m| m.line_id.clone()).collect();
     let keys: Vec<String> = movements.iter().map(|m| m.source_key.clone()).collect();
+    let sources: Vec<Uuid> = match sources {
+        [one] => vec![*one; movements.len()],
+        each => each.to_vec(),
+    };
     let (inserted, stock_rows): (i64, i64) = sqlx::query_as(
         "with ins as (
            insert into movements (warehouse_id, sku, kind, on_hand_delta, reserved_delta,
                                   order_id, line_id, source_key, source_message_id)
            select warehouse_id, sku, kind, on_hand_delta, reserved_delta, order_id, line_id,
-                  source_key, $9
+                  source_key, source_message_id
            from unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[],
-                       $6::uuid[], $7::text[], $8::text[])
+                       $6::uuid[], $7::text[], $8::text[], $9::uuid[])
                 as m(warehouse_id, sku, kind, on_hand_delta, reserved_delta, order_id,
-                     line_id, source_key)
+                     line_id, source_key, source_message_id)
            on conflict (kind, source_key, warehouse_id, sku) do nothing
            returning warehouse_id, sku, on_hand_delta, reserved_delta
          ),
@@ -283,7 +288,7 @@ pub async fn apply_movements(
     .bind(&orders)
     .bind(&lines)
     .bind(&keys)
-    .bind(source_message_id)
+    .bind(&sources)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Applied {
@@ -364,29 +369,43 @@ impl OrderState {
     }
 }
 
-/// Claims `order_id` for its first `order.accepted`: true if this transaction is the first
-/// to see the order. A concurrent claim of the same order waits for this transaction and
-/// then gets false.
-pub async fn claim_order(
+/// One order to claim for its first `order.accepted`.
+#[derive(Debug, Clone)]
+pub struct OrderClaim<'a> {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its store.
+    pub store_id: &'a StoreId,
+    /// The revision accepted.
+    pub revision: u32,
+    /// When it was placed.
+    pub placed_at: DateTime<Utc>,
+}
+
+/// Claims orders for their first `order.accepted`, in one statement: returns the ones this
+/// transaction is the first to see. A concurrent claim of the same order waits for this
+/// transaction and then does not get it.
+pub async fn claim_orders(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    store_id: &StoreId,
-    revision: u32,
-    placed_at: DateTime<Utc>,
-) -> sqlx::Result<bool> {
-    let claimed: Option<Uuid> = sqlx::query_scalar(
+    claims: &[OrderClaim<'_>],
+) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = claims.iter().map(|c| c.order_id).collect();
+    let stores: Vec<&str> = claims.iter().map(|c| c.store_id.as_str()).collect();
+    let revisions: Vec<i64> = claims.iter().map(|c| i64::from(c.revision)).collect();
+    let placed: Vec<DateTime<Utc>> = claims.iter().map(|c| c.placed_at).collect();
+    sqlx::query_scalar(
         "insert into orders (order_id, store_id, state, revision, placed_at)
-         values ($1, $2, 'pending', $3, $4)
+         select id, s, 'pending', r, p
+         from unnest($1::uuid[], $2::text[], $3::int8[], $4::timestamptz[]) as c(id, s, r, p)
          on conflict (order_id) do nothing
          returning order_id",
     )
-    .bind(order_id)
-    .bind(store_id.as_str())
-    .bind(i64::from(revision))
-    .bind(placed_at)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(claimed.is_some())
+    .bind(&ids)
+    .bind(&stores)
+    .bind(&revisions)
+    .bind(&placed)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// Records an order inventory never saw as cancelled, so that a late `order.accepted` for it

@@ -1019,3 +1019,167 @@ async fn multi_sku_orders_racing_in_two_workers_never_oversell() -> anyhow::Resu
     second.stop(Duration::from_secs(10)).await;
     world.cleanup().await
 }
+
+/// What a schema ended up with, for comparing two runs: stock rows, order states,
+/// backorders, reservations and the ledger (with each movement's source message).
+async fn state_of(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let mut rows: Vec<String> = Vec::new();
+    for sql in [
+        "select format('stock %s %s %s/%s', warehouse_id, sku, on_hand, reserved) from stock",
+        "select format('order %s %s', order_id, state) from orders",
+        "select format('backorder %s %s', order_id, lines) from backorders",
+        "select format('reservation %s %s %s %s %s', order_id, line_id, warehouse_id, sku, quantity)
+         from reservations",
+        "select format('movement %s %s %s %s %s %s %s %s', kind, source_key, warehouse_id, sku,
+                       on_hand_delta, reserved_delta, order_id, source_message_id) from movements",
+    ] {
+        let mut some: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
+        some.sort();
+        rows.extend(some);
+    }
+    Ok(rows)
+}
+
+/// Raw envelopes, as the consumer hands them to the handler.
+fn raw<P: Message>(env: &Envelope<P>) -> orderly_contracts::RawEnvelope {
+    orderly_contracts::decode_raw(&env.to_json()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_new_orders_is_reserved_as_one_at_a_time_would_be() -> anyhow::Result<()> {
+    let now = Utc::now();
+    let stock_counts: Vec<_> = [
+        count("berlin-1", "MUG", 10, "C-1", now),
+        count("hamburg-2", "MUG", 5, "C-2", now),
+        count("berlin-1", "TEE", 3, "C-3", now),
+    ]
+    .into_iter()
+    .map(|c| raw(&envelope("wms", c)))
+    .collect();
+
+    let order = |n: u128| Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n);
+    let (a, b, c, d, e, f, g) = (
+        order(1),
+        order(2),
+        order(3),
+        order(4),
+        order(5),
+        order(6),
+        order(7),
+    );
+    let at = |minutes: i64| now - TimeDelta::minutes(60 - minutes);
+    let acc = |id: Uuid, minutes: i64, lines: &[(&str, &str, u32)]| {
+        raw(&envelope(id.to_string(), accepted(id, at(minutes), lines)))
+    };
+    let batch = vec![
+        acc(a, 1, &[("1", "MUG", 4)]),
+        acc(b, 2, &[("1", "MUG", 20)]), // more than all warehouses hold: backordered
+        acc(c, 3, &[("1", "MUG", 8), ("2", "TEE", 2)]), // MUG split across warehouses
+        acc(a, 1, &[("1", "MUG", 4)]),  // a second copy of A: decides nothing
+        acc(d, 4, &[("1", "TEE", 2)]),  // one TEE left: backordered
+        acc(e, 5, &[("1", "MUG", 3)]),  // exactly what is left
+        raw(&envelope("wms", delta("berlin-1", "CAP", 7, "R-1"))),
+        raw(&envelope(f.to_string(), cancelled(f, Uuid::now_v7(), None))), // never accepted
+        acc(g, 6, &[("1", "MUG", 1)]), // named by the cancellation below: not in the group
+        raw(&envelope(g.to_string(), cancelled(g, Uuid::now_v7(), None))),
+    ];
+
+    let mut states = Vec::new();
+    let mut emitted = Vec::new();
+    for together in [false, true] {
+        let world = World::new().await?;
+        let pool = world.pool(NAME).await?;
+        let handler = InventoryHandler::new();
+        orderly_runtime::testing::run_batch(&pool, NAME, &handler, &stock_counts, false).await?;
+        let out =
+            orderly_runtime::testing::run_batch(&pool, NAME, &handler, &batch, together).await?;
+        assert_consistent(&pool).await?;
+        states.push(state_of(&pool).await?);
+        emitted.push(out);
+        pool.close().await;
+        world.cleanup().await?;
+    }
+
+    assert_eq!(
+        states[0], states[1],
+        "same end state one at a time and together"
+    );
+    let orders: Vec<&String> = states[1]
+        .iter()
+        .filter(|r| r.starts_with("order "))
+        .collect();
+    for (id, state) in [
+        (a, "reserved"),
+        (b, "backordered"),
+        (c, "reserved"),
+        (d, "backordered"),
+        (e, "reserved"),
+        (f, "cancelled"),
+        (g, "cancelled"),
+    ] {
+        assert!(
+            orders.contains(&&format!("order {id} {state}")),
+            "{id} {state}: {orders:#?}"
+        );
+    }
+    assert!(
+        states[1].contains(&"stock berlin-1 MUG 10/10".to_owned()),
+        "{:#?}",
+        states[1]
+    );
+    assert!(
+        states[1].contains(&"stock hamburg-2 MUG 5/5".to_owned()),
+        "{:#?}",
+        states[1]
+    );
+
+    // The same decisions, sent as caused by the same messages; levels: one per SKU for the
+    // group instead of one per order, ending at the same figures.
+    let decisions = |out: &[orderly_runtime::outbox::OutboxMessage]| -> Vec<String> {
+        out.iter()
+            .filter(|m| m.message_type != StockLevelChanged::TYPE)
+            .map(|m| {
+                format!(
+                    "{} {} {} {}",
+                    m.message_type, m.correlation_id, m.body["causation_id"], m.body["payload"]
+                )
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(decisions(&emitted[0]), decisions(&emitted[1]));
+    assert_eq!(
+        decisions(&emitted[1]).len(),
+        6,
+        "A, C, E reserved; B, D, G unavailable"
+    );
+    let last_levels = |out: &[orderly_runtime::outbox::OutboxMessage]| {
+        let mut last = std::collections::BTreeMap::new();
+        let mut count = 0;
+        for m in out
+            .iter()
+            .filter(|m| m.message_type == StockLevelChanged::TYPE)
+        {
+            let p = &m.body["payload"];
+            last.insert(
+                p["sku"].to_string(),
+                (
+                    p["on_hand"].clone(),
+                    p["reserved"].clone(),
+                    p["warehouses"].clone(),
+                ),
+            );
+            count += 1;
+        }
+        (last, count)
+    };
+    let (one_at_a_time, sent_one_at_a_time) = last_levels(&emitted[0]);
+    let (together, sent_together) = last_levels(&emitted[1]);
+    assert_eq!(one_at_a_time, together);
+    assert!(
+        sent_together < sent_one_at_a_time,
+        "{sent_together} vs {sent_one_at_a_time}"
+    );
+    Ok(())
+}

@@ -9,8 +9,9 @@
 //! 2. (Batches of different lanes rarely touch the same entity; when they do, the lock keys
 //!    below make them take turns.)
 //! 3. In **one** transaction: record every message id in the inbox (`on conflict do
-//!    nothing`: the ones already there are duplicates), run the handler for each new one,
-//!    write the outgoing messages to the outbox, commit.
+//!    nothing`: the ones already there are duplicates), run the handler on the new ones
+//!    (together, [`Handler::handle_batch`]: a worker may do many messages' work in one
+//!    statement), write the outgoing messages to the outbox, commit.
 //! 4. Then, for each message: ack (handled or duplicate); or publish it to its retry queue
 //!    with the next attempt number and ack (transient failure within budget); or publish it
 //!    to the dead-letter queue with the reason and ack (permanent failure, spent budget).
@@ -18,10 +19,11 @@
 //! A crash between 3 and 4 redelivers the batch; the inbox rows make the second run a no-op.
 //!
 //! # A failure inside a batch
-//! The first run of a batch uses no savepoints (two round trips per message saved). If any
-//! handler fails, that transaction is rolled back and the batch is run again with a savepoint
-//! per message, so the failing message is set aside and the others commit: one message
-//! cannot take its neighbours down, and each keeps its exactly-once guarantee.
+//! The first run of a batch uses no savepoints (two round trips per message saved). If it
+//! fails, that transaction is rolled back and the batch is run again with a savepoint per
+//! message and [`Handler::handle`] for each, so the failing message is set aside and the
+//! others commit: one message cannot take its neighbours down, and each keeps its
+//! exactly-once guarantee.
 //!
 //! # Locks and deadlocks
 //! A batch's transaction holds every lock its handlers took until it commits. Were those
@@ -61,13 +63,13 @@ use orderly_contracts::{RawEnvelope, decode_raw};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, warn};
 use uuid::Uuid;
 
 use crate::{
     broker::{self, HEADER_ATTEMPT, Names},
     config::ConsumerSettings,
-    handler::{Handler, HandlerContext, HandlerError, Incoming},
+    handler::{Batch, Handler, HandlerContext, HandlerError, Incoming, span},
     health::Health,
     metrics::{Metrics, Outcome},
     outbox::{self, OutboxMessage},
@@ -461,60 +463,68 @@ impl<H: Handler> Inner<H> {
 
         let mut outgoing: Vec<OutboxMessage> = Vec::new();
         let mut failed_ids: Vec<Uuid> = Vec::new();
-        for (n, incoming) in &handle {
-            let id = incoming.envelope.message_id;
-            if !fresh.remove(&id) {
-                verdicts[*n] = Some(Verdict::Duplicate);
-                continue;
-            }
-            let span = info_span!(
-                "handle",
-                worker = %self.name,
-                message_id = %id,
-                message_type = %incoming.envelope.message_type,
-                correlation_id = %incoming.envelope.correlation_id,
-                causation_id = ?incoming.envelope.causation_id,
-                attempt = incoming.attempt,
-            );
-            let result = if careful {
-                let mut sp = tx.begin().await.map_err(unavailable)?;
-                let result = self.run_handler(&mut sp, incoming).instrument(span).await;
-                match &result {
-                    Ok(_) | Err(HandlerError::Rejected(_)) => {
-                        sp.commit().await.map_err(unavailable)?
-                    }
-                    Err(_) => sp.rollback().await.map_err(unavailable)?,
-                }
-                result
-            } else {
-                self.run_handler(&mut tx, incoming).instrument(span).await
-            };
-            match result {
-                Ok(mut out) => {
-                    outgoing.append(&mut out);
+        if !careful {
+            // The fast path: every fresh message through `handle_batch`, no savepoints. Any
+            // failure sends the batch down the careful path, where `handle` decides each.
+            let mut fresh_msgs: Vec<&Incoming> = Vec::with_capacity(handle.len());
+            for (n, incoming) in &handle {
+                if fresh.remove(&incoming.envelope.message_id) {
+                    fresh_msgs.push(incoming);
                     verdicts[*n] = Some(Verdict::Handled);
+                } else {
+                    verdicts[*n] = Some(Verdict::Duplicate);
                 }
+            }
+            let mut batch = Batch {
+                conn: &mut tx,
+                outgoing: &mut outgoing,
+                producer: &self.name,
+            };
+            match self.handler.handle_batch(&fresh_msgs, &mut batch).await {
+                Ok(()) => {}
                 Err(HandlerError::Unavailable(err)) => return Err(unavailable(err)),
-                Err(err) if !careful => {
-                    // Start over with a savepoint per message, so the others can commit.
+                Err(err) => {
                     debug!(worker = %self.name, error = %err, "a handler failed; rerunning the batch with savepoints");
                     drop(tx);
                     return Box::pin(self.transact(items, true)).await;
                 }
-                Err(HandlerError::Transient(err)) => {
-                    self.metrics.failure(&self.name, "transient");
-                    failed_ids.push(id);
-                    verdicts[*n] = Some(Verdict::Retry(format!("{err:#}")));
+            }
+        } else {
+            for (n, incoming) in &handle {
+                let id = incoming.envelope.message_id;
+                if !fresh.remove(&id) {
+                    verdicts[*n] = Some(Verdict::Duplicate);
+                    continue;
                 }
-                Err(HandlerError::Rejected(reason)) => {
-                    self.metrics.failure(&self.name, "rejected");
-                    failed_ids.push(id);
-                    verdicts[*n] = Some(Verdict::Dead(reason));
+                let mut sp = tx.begin().await.map_err(unavailable)?;
+                let result = self
+                    .run_handler(&mut sp, incoming, &mut outgoing)
+                    .instrument(span(&self.name, incoming))
+                    .await;
+                match &result {
+                    Ok(()) | Err(HandlerError::Rejected(_)) => {
+                        sp.commit().await.map_err(unavailable)?
+                    }
+                    Err(_) => sp.rollback().await.map_err(unavailable)?,
                 }
-                Err(HandlerError::Permanent(reason)) => {
-                    self.metrics.failure(&self.name, "permanent");
-                    failed_ids.push(id);
-                    verdicts[*n] = Some(Verdict::Dead(reason));
+                match result {
+                    Ok(()) => verdicts[*n] = Some(Verdict::Handled),
+                    Err(HandlerError::Unavailable(err)) => return Err(unavailable(err)),
+                    Err(HandlerError::Transient(err)) => {
+                        self.metrics.failure(&self.name, "transient");
+                        failed_ids.push(id);
+                        verdicts[*n] = Some(Verdict::Retry(format!("{err:#}")));
+                    }
+                    Err(HandlerError::Rejected(reason)) => {
+                        self.metrics.failure(&self.name, "rejected");
+                        failed_ids.push(id);
+                        verdicts[*n] = Some(Verdict::Dead(reason));
+                    }
+                    Err(HandlerError::Permanent(reason)) => {
+                        self.metrics.failure(&self.name, "permanent");
+                        failed_ids.push(id);
+                        verdicts[*n] = Some(Verdict::Dead(reason));
+                    }
                 }
             }
         }
@@ -607,19 +617,27 @@ impl<H: Handler> Inner<H> {
         .await
     }
 
+    /// Runs the handler for one message; what it emits is appended to `outgoing` if it
+    /// succeeds.
     async fn run_handler(
         &self,
         conn: &mut PgConnection,
         incoming: &Incoming,
-    ) -> Result<Vec<OutboxMessage>, HandlerError> {
+        outgoing: &mut Vec<OutboxMessage>,
+    ) -> Result<(), HandlerError> {
+        let mark = outgoing.len();
         let mut cx = HandlerContext {
             conn,
-            outgoing: Vec::new(),
+            outgoing: &mut *outgoing,
             cause: &incoming.envelope,
             producer: &self.name,
         };
-        self.handler.handle(incoming, &mut cx).await?;
-        Ok(cx.outgoing)
+        let result = self.handler.handle(incoming, &mut cx).await;
+        if result.is_err() {
+            // A failed (or rejected) message sends nothing.
+            outgoing.truncate(mark);
+        }
+        result
     }
 
     /// Acks, retries or dead-letters one delivery after the transaction.

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use orderly_contracts::{ContractError, Envelope, Message, RawEnvelope};
 use sqlx::PgConnection;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::outbox::OutboxMessage;
@@ -117,9 +118,59 @@ impl From<ContractError> for HandlerError {
 pub struct HandlerContext<'a> {
     /// The worker's transaction (its `search_path` is the worker's schema).
     pub conn: &'a mut PgConnection,
-    pub(crate) outgoing: Vec<OutboxMessage>,
+    pub(crate) outgoing: &'a mut Vec<OutboxMessage>,
     pub(crate) cause: &'a RawEnvelope,
     pub(crate) producer: &'a str,
+}
+
+/// The transaction of a batch's fresh messages, handled together by
+/// [`Handler::handle_batch`]. What a message emits is caused by that message: take its
+/// [`HandlerContext`] with [`Batch::context`].
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// The batch's transaction (its `search_path` is the worker's schema).
+    pub conn: &'a mut PgConnection,
+    pub(crate) outgoing: &'a mut Vec<OutboxMessage>,
+    pub(crate) producer: &'a str,
+}
+
+impl Batch<'_> {
+    /// The context of one message of the batch: its writes go to the batch's transaction,
+    /// what it emits is caused by it.
+    pub fn context<'b>(&'b mut self, msg: &'b Incoming) -> HandlerContext<'b> {
+        HandlerContext {
+            conn: &mut *self.conn,
+            outgoing: &mut *self.outgoing,
+            cause: &msg.envelope,
+            producer: self.producer,
+        }
+    }
+
+    /// Handles `msg` alone with `handler`'s [`Handler::handle`] (in its tracing span).
+    pub async fn handle_one<H: Handler + ?Sized>(
+        &mut self,
+        handler: &H,
+        msg: &Incoming,
+    ) -> Result<(), HandlerError> {
+        let span = span(self.producer, msg);
+        handler
+            .handle(msg, &mut self.context(msg))
+            .instrument(span)
+            .await
+    }
+}
+
+/// The tracing span of handling one message.
+pub(crate) fn span(worker: &str, msg: &Incoming) -> tracing::Span {
+    tracing::info_span!(
+        "handle",
+        worker = %worker,
+        message_id = %msg.envelope.message_id,
+        message_type = %msg.envelope.message_type,
+        correlation_id = %msg.envelope.correlation_id,
+        causation_id = ?msg.envelope.causation_id,
+        attempt = msg.attempt,
+    )
 }
 
 impl HandlerContext<'_> {
@@ -308,6 +359,31 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LockKey>, HandlerError>> + Send {
         let _ = (msg, conn);
         async { Ok(Vec::new()) }
+    }
+
+    /// Handles a batch's fresh messages (in arrival order, each message once) in the batch's
+    /// transaction. Default: [`Handler::handle`] for each in turn.
+    ///
+    /// A worker overrides it when it can do the work of many messages in fewer statements
+    /// (inventory reserves a batch's new orders together). The effect must be that of
+    /// handling the messages one at a time in *some* order that keeps the messages of one
+    /// correlation id in arrival order: the order lanes promise (messages of different flows
+    /// have no order between them anyway).
+    ///
+    /// Any error rolls the whole batch back, and the runtime then handles each message alone
+    /// with [`Handler::handle`], in its own savepoint: so what is decided about a single
+    /// message (retried, dead-lettered, rejected) is always decided by `handle`, never here.
+    fn handle_batch(
+        &self,
+        msgs: &[&Incoming],
+        batch: &mut Batch<'_>,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for msg in msgs {
+                batch.handle_one(self, msg).await?;
+            }
+            Ok(())
+        }
     }
 }
 

@@ -27,6 +27,8 @@ use crate::{
     config::{ConsumerSettings, QueueType, RetrySettings},
     db,
     dlq::{DeadLetter, DeadLetters},
+    handler::{Batch, Handler, HandlerError, Incoming},
+    outbox::{self, OutboxMessage},
     topology::{self, QueueSpec},
 };
 
@@ -34,6 +36,45 @@ use crate::{
 pub const BROKER_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// The machine's PostgreSQL server (without a database name).
 pub const POSTGRES_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// Runs `handler` on `msgs` as one batch of worker `worker` would, without a broker: in one
+/// transaction on `pool`, through [`Handler::handle_batch`] if `together`, else through
+/// [`Handler::handle`] one message at a time; commits and returns what was emitted (also
+/// written to the outbox). For tests that compare the two paths deterministically; the
+/// inbox is not involved.
+pub async fn run_batch<H: Handler>(
+    pool: &PgPool,
+    worker: &str,
+    handler: &H,
+    msgs: &[RawEnvelope],
+    together: bool,
+) -> Result<Vec<OutboxMessage>, HandlerError> {
+    let incoming: Vec<Incoming> = msgs
+        .iter()
+        .map(|envelope| Incoming {
+            envelope: envelope.clone(),
+            attempt: 1,
+        })
+        .collect();
+    let refs: Vec<&Incoming> = incoming.iter().collect();
+    let mut tx = pool.begin().await?;
+    let mut outgoing = Vec::new();
+    let mut batch = Batch {
+        conn: &mut tx,
+        outgoing: &mut outgoing,
+        producer: worker,
+    };
+    if together {
+        handler.handle_batch(&refs, &mut batch).await?;
+    } else {
+        for msg in &refs {
+            batch.handle_one(handler, msg).await?;
+        }
+    }
+    outbox::insert(&mut tx, &outgoing).await?;
+    tx.commit().await?;
+    Ok(outgoing)
+}
 
 /// One test's private database and broker namespace.
 #[derive(Debug)]
