@@ -1084,21 +1084,19 @@ async fn a_batch_of_new_orders_is_reserved_as_one_at_a_time_would_be() -> anyhow
         raw(&envelope(g.to_string(), cancelled(g, Uuid::now_v7(), None))),
     ];
 
-    let mut states = Vec::new();
-    let mut emitted = Vec::new();
-    for together in [false, true] {
-        let world = World::new().await?;
-        let pool = world.pool(NAME).await?;
-        let handler = InventoryHandler::new();
-        orderly_runtime::testing::run_batch(&pool, NAME, &handler, &stock_counts, false).await?;
-        let out =
-            orderly_runtime::testing::run_batch(&pool, NAME, &handler, &batch, together).await?;
-        assert_consistent(&pool).await?;
-        states.push(state_of(&pool).await?);
-        emitted.push(out);
-        pool.close().await;
-        world.cleanup().await?;
-    }
+    let [one, all] = orderly_runtime::testing::run_both_ways(
+        NAME,
+        &InventoryHandler::new(),
+        &stock_counts,
+        &batch,
+        |pool| async move {
+            assert_consistent(&pool).await?;
+            state_of(&pool).await
+        },
+    )
+    .await?;
+    let states = [one.state, all.state];
+    let emitted = [one.emitted, all.emitted];
 
     assert_eq!(
         states[0], states[1],

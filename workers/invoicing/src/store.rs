@@ -82,74 +82,129 @@ pub struct RequestFacts {
     pub cancellations_waiting: bool,
 }
 
-/// Everything an invoice request needs to know first, in one round trip: takes the store's
-/// lock (as [`lock_store`]), then reads whether the request (or its order and scope) is
-/// already invoiced, the store's settings, its distance sales of `year - 1` and `year`, and
-/// whether cancellations of the order wait. The reads use the statement's snapshot, taken
-/// before the lock was granted; a duplicate that slips through that window fails on the
-/// unique keys of `invoices` and is retried, never issued twice.
-pub async fn look_up_request(
+/// An invoice request to look up: its id, its order and the scope it invoices.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestKey<'a> {
+    /// The request.
+    pub request_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// `order` or the shipment id.
+    pub scope: &'a str,
+}
+
+/// What a store's invoice requests need to know first (see [`look_up_requests`]).
+#[derive(Debug, Clone)]
+pub struct StoreFacts {
+    /// The store's settings, if any arrived.
+    pub settings: Option<StoreInvoiceSettingsUpdated>,
+    /// The store's EU distance sales (net EUR) by calendar year.
+    pub distance_sales: std::collections::BTreeMap<i32, Decimal>,
+    /// Per request, in the order asked: (invoiced already, cancellations of its order wait).
+    pub requests: Vec<(bool, bool)>,
+}
+
+impl StoreFacts {
+    /// The store's distance sales in `year`.
+    pub fn distance_sales(&self, year: i32) -> Decimal {
+        self.distance_sales
+            .get(&year)
+            .copied()
+            .unwrap_or(Decimal::ZERO)
+    }
+
+    /// The facts of request `n` (as asked), supplied in `year`.
+    pub fn request(&self, n: usize, year: i32) -> RequestFacts {
+        let (issued, cancellations_waiting) = self.requests.get(n).copied().unwrap_or_default();
+        RequestFacts {
+            issued,
+            settings: self.settings.clone(),
+            distance_sales_previous_year: self.distance_sales(year - 1),
+            distance_sales_this_year: self.distance_sales(year),
+            cancellations_waiting,
+        }
+    }
+}
+
+/// Everything a store's invoice requests need to know first, in one round trip: takes the
+/// store's lock (as [`lock_store`]), then reads the store's settings and distance sales and,
+/// per request, whether it (or its order and scope) is invoiced already and whether
+/// cancellations of its order wait. The reads use the statement's snapshot, taken before
+/// the lock was granted; a duplicate that slips through that window fails on the unique
+/// keys of `invoices` and is retried, never issued twice.
+pub async fn look_up_requests(
     conn: &mut PgConnection,
     store_id: &str,
-    request_id: Uuid,
-    order_id: Uuid,
-    scope: &str,
-    year: i32,
-) -> Result<RequestFacts, sqlx::Error> {
+    requests: &[RequestKey<'_>],
+) -> Result<StoreFacts, sqlx::Error> {
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.request_id).collect();
+    let orders: Vec<Uuid> = requests.iter().map(|r| r.order_id).collect();
+    let scopes: Vec<&str> = requests.iter().map(|r| r.scope).collect();
     let row = sqlx::query(
         "with locked as (
            select pg_advisory_xact_lock(hashtext('orderly.invoicing'), hashtext($1))
+         ), asked as (
+           select * from unnest($2::uuid[], $3::uuid[], $4::text[]) with ordinality
+                    as a(request_id, order_id, scope, n)
          )
-         select exists (select 1 from invoices
-                        where request_id = $2 or (order_id = $3 and scope = $4)) as issued,
-                (select settings from store_settings where store_id = $1) as settings,
-                coalesce((select net_eur from distance_sales
-                          where store_id = $1 and year = $5 - 1), 0) as previous_year,
-                coalesce((select net_eur from distance_sales
-                          where store_id = $1 and year = $5), 0) as this_year,
-                exists (select 1 from pending_cancellations where order_id = $3) as waiting
+         select (select settings from store_settings where store_id = $1) as settings,
+                array(select year from distance_sales where store_id = $1 order by year)
+                  as years,
+                array(select net_eur from distance_sales where store_id = $1 order by year)
+                  as amounts,
+                array(select exists (select 1 from invoices i
+                                     where i.request_id = a.request_id
+                                        or (i.order_id = a.order_id and i.scope = a.scope))
+                      from asked a order by a.n) as issued,
+                array(select exists (select 1 from pending_cancellations p
+                                     where p.order_id = a.order_id)
+                      from asked a order by a.n) as waiting
          from locked",
     )
     .bind(store_id)
-    .bind(request_id)
-    .bind(order_id)
-    .bind(scope)
-    .bind(year)
+    .bind(&ids)
+    .bind(&orders)
+    .bind(&scopes)
     .fetch_one(conn)
     .await?;
-    Ok(RequestFacts {
-        issued: row.try_get("issued")?,
+    let years: Vec<i32> = row.try_get("years")?;
+    let amounts: Vec<Decimal> = row.try_get("amounts")?;
+    let issued: Vec<bool> = row.try_get("issued")?;
+    let waiting: Vec<bool> = row.try_get("waiting")?;
+    Ok(StoreFacts {
         settings: row
             .try_get::<Option<Json<StoreInvoiceSettingsUpdated>>, _>("settings")?
             .map(|j| j.0),
-        distance_sales_previous_year: row.try_get("previous_year")?,
-        distance_sales_this_year: row.try_get("this_year")?,
-        cancellations_waiting: row.try_get("waiting")?,
+        distance_sales: years.into_iter().zip(amounts).collect(),
+        requests: issued.into_iter().zip(waiting).collect(),
     })
 }
 
 // --- numbering and the threshold --------------------------------------------------------------
 
-/// Takes the next number of a series (from 1). The counter row stays locked until the
-/// transaction ends; a rollback returns the number.
-pub async fn next_number(
+/// Takes the next `count` numbers of a series (numbers start at 1) and returns the last
+/// of them: the numbers taken are `last - count + 1 ..= last`. The counter row stays locked
+/// until the transaction ends; a rollback returns the numbers.
+pub async fn next_numbers(
     conn: &mut PgConnection,
     store_id: &str,
     kind: DocumentKind,
     prefix: &str,
     period: i32,
+    count: i64,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "insert into number_series (store_id, kind, prefix, period, last_number)
-         values ($1, $2, $3, $4, 1)
+         values ($1, $2, $3, $4, $5)
          on conflict (store_id, kind, prefix, period)
-           do update set last_number = number_series.last_number + 1
+           do update set last_number = number_series.last_number + excluded.last_number
          returning last_number",
     )
     .bind(store_id)
     .bind(kind.as_str())
     .bind(prefix)
     .bind(period)
+    .bind(count)
     .fetch_one(conn)
     .await
 }

@@ -847,3 +847,99 @@ async fn documents_print_in_the_store_language_of_their_issue() -> anyhow::Resul
     host.stop(Duration::from_secs(5)).await;
     world.cleanup().await
 }
+
+/// What the invoicing schema ended up with, for comparing two runs: invoices (number,
+/// request, order, scope, rule, treatment, totals, the snapshot's lines and breakdown),
+/// distance sales, number series and render jobs with the request their message answers.
+async fn invoicing_state(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let mut rows = Vec::new();
+    for sql in [
+        "select format('invoice %s %s %s %s %s %s %s %s %s %s %s', number, request_id, order_id,
+                       scope, vat_rule, vat_treatment, net, tax, gross,
+                       document->'lines', document->'breakdown') from invoices",
+        "select format('distance %s %s %s', store_id, year, net_eur) from distance_sales",
+        "select format('series %s %s %s %s %s', store_id, kind, prefix, period, last_number)
+         from number_series",
+        "select format('job %s %s %s', kind, message->'payload'->>'invoice_number',
+                       message->'payload'->>'request_id') from render_queue",
+    ] {
+        let mut some: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(pool)
+            .await?;
+        some.sort();
+        rows.extend(some);
+    }
+    Ok(rows)
+}
+
+#[tokio::test]
+async fn requests_issued_together_number_and_decide_as_one_at_a_time() -> anyhow::Result<()> {
+    let raw = |e: &Envelope<InvoiceRequested>| orderly_contracts::decode_raw(&e.to_json()).unwrap();
+    // 100 × 99.96 gross to France: 8,400.00 net at German rates, 8,330.00 at French ones.
+    let big = |order_id: Uuid| -> InvoiceRequested {
+        let mut r = request_to("shop-de", order_id, "FR", consumer());
+        r.lines.truncate(1);
+        r.lines[0].quantity = orderly_contracts::types::Quantity::new(100).unwrap();
+        r.lines[0].unit_price = orderly_contracts::types::Amount::parse("99.96").unwrap();
+        r.shipping = orderly_contracts::types::Amount::ZERO;
+        r
+    };
+    let (a, b, c, d) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    let first = env("fulfillment", a, big(a));
+    let mut same_scope = big(a);
+    same_scope.request_id = Uuid::now_v7();
+    let batch = vec![
+        raw(&first),
+        raw(&env("fulfillment", b, request("shop-de", b))), // domestic
+        raw(&env("fulfillment", c, big(c))),                // crosses the threshold: French rate
+        raw(&first),                                        // the same request again
+        raw(&env("fulfillment", a, same_scope)),            // another request for what A invoices
+        raw(&env("fulfillment", d, big(d))),                // over the threshold: French rate
+    ];
+    let setup = [orderly_contracts::decode_raw(
+        &settings("shop-de", 1).to_json(),
+    )?];
+    let [one, all] = orderly_runtime::testing::run_both_ways(
+        NAME,
+        &InvoicingHandler::new(),
+        &setup,
+        &batch,
+        |pool| async move { invoicing_state(&pool).await },
+    )
+    .await?;
+    let states = [one.state, all.state];
+    assert_eq!(
+        states[0], states[1],
+        "the same invoices one at a time and together"
+    );
+    let invoices: Vec<&String> = states[1]
+        .iter()
+        .filter(|r| r.starts_with("invoice "))
+        .collect();
+    assert_eq!(invoices.len(), 4, "{invoices:#?}");
+    let y = year();
+    for (number, order, rule) in [
+        (1, a, "distance_sale_below_threshold"),
+        (2, b, "domestic"),
+        (3, c, "distance_sale_oss"),
+        (4, d, "distance_sale_oss"),
+    ] {
+        let prefix = format!("invoice RE-{y}-{number:06} ");
+        let row = invoices.iter().find(|r| r.starts_with(&prefix));
+        assert!(
+            row.is_some_and(|r| r.contains(&order.to_string()) && r.contains(rule)),
+            "{prefix}{order} {rule}: {invoices:#?}"
+        );
+    }
+    assert!(
+        states[1].contains(&format!("series shop-de invoice RE- {y} 4")),
+        "{:#?}",
+        states[1]
+    );
+    Ok(())
+}

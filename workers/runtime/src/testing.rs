@@ -76,6 +76,47 @@ pub async fn run_batch<H: Handler>(
     Ok(outgoing)
 }
 
+/// What one way of running a batch left behind (see [`run_both_ways`]).
+#[derive(Debug)]
+pub struct BatchRun {
+    /// What the test's `read` made of the worker's schema afterwards.
+    pub state: Vec<String>,
+    /// What the batch emitted, in order.
+    pub emitted: Vec<OutboxMessage>,
+}
+
+/// Runs `batch` on a fresh world of its own twice, after `setup` (one at a time): first
+/// one message at a time, then together ([`run_batch`]); `read` describes the worker's
+/// schema after each. For tests that hold a worker's `handle_batch` to its promise.
+pub async fn run_both_ways<H, F, Fut>(
+    worker: &str,
+    handler: &H,
+    setup: &[RawEnvelope],
+    batch: &[RawEnvelope],
+    read: F,
+) -> anyhow::Result<[BatchRun; 2]>
+where
+    H: Handler,
+    F: Fn(PgPool) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<String>>>,
+{
+    let mut runs = Vec::with_capacity(2);
+    for together in [false, true] {
+        let world = World::new().await?;
+        let pool = world.pool(worker).await?;
+        run_batch(&pool, worker, handler, setup, false).await?;
+        let emitted = run_batch(&pool, worker, handler, batch, together).await?;
+        let state = read(pool.clone()).await?;
+        pool.close().await;
+        world.cleanup().await?;
+        runs.push(BatchRun { state, emitted });
+    }
+    let [one_at_a_time, together]: [BatchRun; 2] = runs
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two runs expected"))?;
+    Ok([one_at_a_time, together])
+}
+
 /// One test's private database and broker namespace.
 #[derive(Debug)]
 pub struct World {
