@@ -212,7 +212,6 @@ async fn apply_transitions(
         } else {
             clip(reason, 1000)
         };
-        store::set_status(cx.conn, head.order_id, t.to, head.status_sequence).await?;
         emit(
             cx,
             head.order_id,
@@ -236,10 +235,17 @@ async fn apply_transitions(
             ),
             None => format!("Status {} (change #{}): {why}", t.to, head.status_sequence),
         };
-        store::add_timeline(cx.conn, head.order_id, "status_changed", cause, &detail).await?;
+        store::set_status(
+            cx.conn,
+            head.order_id,
+            t.to,
+            head.status_sequence,
+            cause,
+            &detail,
+        )
+        .await?;
         tracing::info!(order_id = %head.order_id, from = ?t.from, to = %t.to, sequence = head.status_sequence, "order status changed");
         if t.to == OrderStatus::Completed {
-            store::mark(cx.conn, head.order_id, Milestone::Completed).await?;
             let invoice_numbers = store::invoice_numbers(cx.conn, head.order_id).await?;
             let detail = if invoice_numbers.is_empty() {
                 "Completed: every shipment delivered (no invoice known yet)".to_owned()

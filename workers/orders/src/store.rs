@@ -496,26 +496,44 @@ pub async fn update_revision(
     Ok(())
 }
 
-/// Stores a new status and its `order.status_changed` sequence.
+/// Stores a new status and its `order.status_changed` sequence, and appends `detail` to the
+/// timeline as a `status_changed` entry caused by `cause`: one statement. Reaching
+/// `completed` also sets that milestone.
 pub async fn set_status(
     conn: &mut PgConnection,
     order_id: Uuid,
     status: OrderStatus,
     sequence: u64,
+    cause: &Cause<'_>,
+    detail: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update orders set status = $2, status_sequence = $3, updated_at = now()
-         where order_id = $1",
+        "with next as (
+           update orders
+           set status = $2, status_sequence = $3, timeline_seq = timeline_seq + 1,
+               completed_at = case when $2 = 'completed' then coalesce(completed_at, now())
+                                   else completed_at end,
+               updated_at = now()
+           where order_id = $1
+           returning timeline_seq
+         )
+         insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
+         select $1, next.timeline_seq, 'status_changed', $4, $5, $6, $7 from next",
     )
     .bind(order_id)
     .bind(status.as_str())
     .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+    .bind(cause.message_id)
+    .bind(cause.message_type)
+    .bind(cause.producer)
+    .bind(detail)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// A milestone of an order's life, set once.
+/// A milestone of an order's life, set once (`completed` is set with the status, by
+/// [`set_status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Milestone {
     /// `order.accepted` sent.
@@ -524,8 +542,6 @@ pub enum Milestone {
     Backordered,
     /// Whole order cancelled.
     Cancelled,
-    /// Completed.
-    Completed,
 }
 
 /// Sets a milestone (keeping the first time it was reached).
@@ -539,9 +555,6 @@ pub async fn mark(conn: &mut PgConnection, order_id: Uuid, m: Milestone) -> sqlx
         }
         Milestone::Cancelled => {
             "update orders set cancelled_at = coalesce(cancelled_at, now()) where order_id = $1"
-        }
-        Milestone::Completed => {
-            "update orders set completed_at = coalesce(completed_at, now()) where order_id = $1"
         }
     };
     sqlx::query(sql).bind(order_id).execute(conn).await?;
