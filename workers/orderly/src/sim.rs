@@ -455,6 +455,25 @@ pub async fn tap(
     Ok(rx)
 }
 
+/// Counts the messages of `types` published on the events exchange, without decoding them
+/// (a load generator must not spend on counting what it measures).
+pub async fn count_tap(
+    connection: &Connection,
+    names: &Names,
+    types: &[&str],
+) -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+    let (channel, mut consumer) = broker::observe(connection, names, types).await?;
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        let _keep = channel;
+        while let Some(Ok(_)) = consumer.next().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    Ok(count)
+}
+
 /// The carrier: answers every `shipment.requested` on the warehouse queue with tracking
 /// events. With `late_scan`, some shipments also get a stale `in_transit` after delivery.
 pub async fn carrier(
