@@ -206,10 +206,8 @@ pub(crate) async fn run(
     };
     crate::bench::report(
         "pipeline",
-        "Order pipeline: orders → inventory → fulfillment (+ simulated carrier)",
-        &format!(
-            "scripts/bench-pipeline {orders} {rate}` (three worker processes, `orderly loadgen --orders {orders} --rate {rate}"
-        ),
+        "Order pipeline: orders → inventory → fulfillment as three processes, driven by `orderly loadgen` (+ simulated carrier)",
+        &format!("scripts/bench-pipeline {orders} {rate}"),
         &render(&run),
         write,
     )?;
