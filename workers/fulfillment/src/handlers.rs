@@ -355,7 +355,12 @@ async fn shipment_updated(
         .ok_or_else(|| HandlerError::transient(anyhow!("shipment vanished")))?;
     let shipment_id = shipment.shipment_id;
 
-    if update.shipment_id.is_some() {
+    // An update naming the shipment binds its tracking number, unless that number is the
+    // shipment's own already (then it is bound, and events waiting for it were adopted).
+    let already_bound = shipment.carrier.as_deref() == Some(update.carrier.as_str())
+        && shipment.tracking_number.as_deref() == Some(update.tracking_number.as_str());
+    let binds = update.shipment_id.is_some() && !already_bound;
+    if binds {
         let bound = store::bind_tracking(
             cx.conn,
             &update.carrier,
@@ -387,7 +392,7 @@ async fn shipment_updated(
     if !store::insert_tracking_event(cx.conn, &event).await? {
         info!("tracking event already recorded");
     }
-    advance(cx, &shipment, Some(message_id)).await
+    advance(cx, &shipment, Some(message_id), binds).await
 }
 
 /// Records an update that matches no shipment and rejects it (dead letter, kept on record).
@@ -444,10 +449,12 @@ async fn adopt_waiting_events(
 }
 
 /// Derives the shipment's state from its history, saves it, and publishes what it owes.
+/// `rebound`: the handler bound a tracking number to it since `shipment` was read.
 async fn advance(
     cx: &mut HandlerContext<'_>,
     shipment: &Shipment,
     arrived: Option<Uuid>,
+    rebound: bool,
 ) -> Result<(), HandlerError> {
     let shipment_id = shipment.shipment_id;
     if shipment.tracking.state == domain::ShipmentState::Cancelled {
@@ -470,13 +477,19 @@ async fn advance(
     if due.is_empty() {
         return Ok(());
     }
-    // Reload: binding may have given the shipment its tracking number.
-    let shipment = store::shipment(cx.conn, shipment_id)
-        .await?
-        .ok_or_else(|| HandlerError::transient(anyhow!("shipment vanished")))?;
+    // Binding may have given the shipment its tracking number: read it again then.
+    let reloaded;
+    let shipment = if rebound {
+        reloaded = store::shipment(cx.conn, shipment_id)
+            .await?
+            .ok_or_else(|| HandlerError::transient(anyhow!("shipment vanished")))?;
+        &reloaded
+    } else {
+        shipment
+    };
     let stored = load(cx, shipment.order_id).await?;
     for notice in due {
-        let message_id = publish_notice(cx, &stored, &shipment, &tracking, notice).await?;
+        let message_id = publish_notice(cx, &stored, shipment, &tracking, notice).await?;
         if !store::record_notice(cx.conn, shipment_id, notice, message_id).await? {
             // Impossible under the order lock; roll everything back rather than publish twice.
             return Err(HandlerError::transient(anyhow!(
