@@ -508,17 +508,19 @@ pub async fn set_status(
     detail: &str,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "with next as (
+        "with changed as (
            update orders
-           set status = $2, status_sequence = $3, timeline_seq = timeline_seq + 1,
+           set status = $2, status_sequence = $3,
                completed_at = case when $2 = 'completed' then coalesce(completed_at, now())
                                    else completed_at end,
                updated_at = now()
            where order_id = $1
-           returning timeline_seq
+           returning order_id
          )
          insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
-         select $1, next.timeline_seq, 'status_changed', $4, $5, $6, $7 from next",
+         select $1, (select coalesce(max(seq), 0) + 1 from timeline where order_id = $1),
+                'status_changed', $4, $5, $6, $7
+         from changed",
     )
     .bind(order_id)
     .bind(status.as_str())
@@ -1380,7 +1382,10 @@ impl<'a> Cause<'a> {
     }
 }
 
-/// Appends an entry to an order's timeline; returns its number.
+/// Appends an entry to an order's timeline; returns its number (the order's last one plus
+/// one, read from the timeline's primary key). Callers hold the order's lock
+/// ([`lock_order`]), which is what keeps two entries from taking the same number; were one
+/// to try, the primary key would refuse it and the message would be retried.
 pub async fn add_timeline(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -1389,12 +1394,9 @@ pub async fn add_timeline(
     detail: &str,
 ) -> sqlx::Result<i32> {
     sqlx::query_scalar(
-        "with next as (
-           update orders set timeline_seq = timeline_seq + 1, updated_at = now()
-           where order_id = $1 returning timeline_seq
-         )
-         insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
-         select $1, next.timeline_seq, $2, $3, $4, $5, $6 from next
+        "insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
+         select $1, coalesce(max(seq), 0) + 1, $2, $3, $4, $5, $6
+         from timeline where order_id = $1
          returning seq",
     )
     .bind(order_id)
