@@ -247,11 +247,6 @@ impl Relay {
         let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(3600);
 
         loop {
-            // Every commit that wrote rows notifies; those already received are covered by
-            // the round about to start (a notification arrives after its commit, so the
-            // round's select sees its rows). Dropping them saves a round per commit that
-            // would find nothing.
-            while listener.next_buffered().is_some() {}
             // Drain: keep publishing while full batches come back.
             loop {
                 match self.publish_batch(&channel).await? {
