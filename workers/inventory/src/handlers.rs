@@ -72,15 +72,16 @@ impl Handler for InventoryHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        let named_by_others: BTreeSet<&str> = msgs
+        // Compared as ids, not as text: the same order written two ways is one order.
+        let order_of = |m: &Incoming| m.field("order_id").and_then(|id| Uuid::parse_str(id).ok());
+        let named_by_others: BTreeSet<Uuid> = msgs
             .iter()
             .filter(|m| m.envelope.message_type != OrderAccepted::TYPE)
-            .filter_map(|m| m.field("order_id"))
+            .filter_map(|m| order_of(m))
             .collect();
         let (together, alone): (Vec<&Incoming>, Vec<&Incoming>) = msgs.iter().partition(|m| {
             m.envelope.message_type == OrderAccepted::TYPE
-                && m.field("order_id")
-                    .is_some_and(|id| !named_by_others.contains(id))
+                && order_of(m).is_some_and(|id| !named_by_others.contains(&id))
         });
         let alone = if together.len() > 1 {
             reserve_together(&together, batch).await?;
