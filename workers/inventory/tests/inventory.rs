@@ -1067,6 +1067,12 @@ async fn a_batch_of_new_orders_is_reserved_as_one_at_a_time_would_be() -> anyhow
         order(6),
         order(7),
     );
+    let h = order(0xabc);
+    let shouted = |mut m: orderly_contracts::RawEnvelope| {
+        let id = m.payload["order_id"].as_str().unwrap().to_uppercase();
+        m.payload["order_id"] = id.into();
+        m
+    };
     let at = |minutes: i64| now - TimeDelta::minutes(60 - minutes);
     let acc = |id: Uuid, minutes: i64, lines: &[(&str, &str, u32)]| {
         raw(&envelope(id.to_string(), accepted(id, at(minutes), lines)))
@@ -1082,6 +1088,13 @@ async fn a_batch_of_new_orders_is_reserved_as_one_at_a_time_would_be() -> anyhow
         raw(&envelope(f.to_string(), cancelled(f, Uuid::now_v7(), None))), // never accepted
         acc(g, 6, &[("1", "MUG", 1)]), // named by the cancellation below: not in the group
         raw(&envelope(g.to_string(), cancelled(g, Uuid::now_v7(), None))),
+        // Cancelled before it was accepted, its id written in capitals: still the same order,
+        // so its reservation must not move ahead of the cancellation.
+        shouted(raw(&envelope(
+            h.to_string(),
+            cancelled(h, Uuid::now_v7(), None),
+        ))),
+        acc(h, 7, &[("1", "TEE", 1)]),
     ];
 
     let [one, all] = orderly_runtime::testing::run_both_ways(
@@ -1114,6 +1127,7 @@ async fn a_batch_of_new_orders_is_reserved_as_one_at_a_time_would_be() -> anyhow
         (e, "reserved"),
         (f, "cancelled"),
         (g, "cancelled"),
+        (h, "cancelled"),
     ] {
         assert!(
             orders.contains(&&format!("order {id} {state}")),
