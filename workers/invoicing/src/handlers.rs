@@ -285,11 +285,7 @@ async fn look_up(
 ) -> Result<store::RequestFacts, HandlerError> {
     let r = &env.payload;
     let scope = scope_of(r);
-    let key = store::RequestKey {
-        request_id: r.request_id,
-        order_id: r.order_id,
-        scope: &scope,
-    };
+    let key = store::RequestKey::of(r, &scope);
     let facts = store::look_up_requests(cx.conn, r.store_id.as_str(), &[key]).await?;
     Ok(facts.request(0, supply_date_of(env).year()))
 }
@@ -338,11 +334,7 @@ async fn issue_together(
     let keys: Vec<store::RequestKey<'_>> = envs
         .iter()
         .zip(&scopes)
-        .map(|(e, scope)| store::RequestKey {
-            request_id: e.payload.request_id,
-            order_id: e.payload.order_id,
-            scope,
-        })
+        .map(|(e, scope)| store::RequestKey::of(&e.payload, scope))
         .collect();
     let facts = store::look_up_requests(batch.conn, store_id, &keys).await?;
     let Some(settings) = &facts.settings else {

@@ -93,6 +93,17 @@ pub struct RequestKey<'a> {
     pub scope: &'a str,
 }
 
+impl<'a> RequestKey<'a> {
+    /// The key of request `r`, which invoices `scope`.
+    pub fn of(r: &orderly_contracts::messages::InvoiceRequested, scope: &'a str) -> Self {
+        Self {
+            request_id: r.request_id,
+            order_id: r.order_id,
+            scope,
+        }
+    }
+}
+
 /// What a store's invoice requests need to know first (see [`look_up_requests`]).
 #[derive(Debug, Clone)]
 pub struct StoreFacts {
