@@ -63,13 +63,13 @@ use orderly_contracts::{RawEnvelope, decode_raw};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::{
     broker::{self, HEADER_ATTEMPT, Names},
     config::ConsumerSettings,
-    handler::{Batch, Handler, HandlerContext, HandlerError, Incoming, span},
+    handler::{Batch, Handler, HandlerError, Incoming},
     health::Health,
     metrics::{Metrics, Outcome},
     outbox::{self, OutboxMessage},
@@ -497,10 +497,18 @@ impl<H: Handler> Inner<H> {
                     continue;
                 }
                 let mut sp = tx.begin().await.map_err(unavailable)?;
-                let result = self
-                    .run_handler(&mut sp, incoming, &mut outgoing)
-                    .instrument(span(&self.name, incoming))
-                    .await;
+                let mark = outgoing.len();
+                let result = Batch {
+                    conn: &mut sp,
+                    outgoing: &mut outgoing,
+                    producer: &self.name,
+                }
+                .handle_one(&self.handler, incoming)
+                .await;
+                if result.is_err() {
+                    // A failed (or rejected) message sends nothing.
+                    outgoing.truncate(mark);
+                }
                 match &result {
                     Ok(()) | Err(HandlerError::Rejected(_)) => {
                         sp.commit().await.map_err(unavailable)?
@@ -615,29 +623,6 @@ impl<H: Handler> Inner<H> {
         .bind(&types)
         .fetch_all(conn)
         .await
-    }
-
-    /// Runs the handler for one message; what it emits is appended to `outgoing` if it
-    /// succeeds.
-    async fn run_handler(
-        &self,
-        conn: &mut PgConnection,
-        incoming: &Incoming,
-        outgoing: &mut Vec<OutboxMessage>,
-    ) -> Result<(), HandlerError> {
-        let mark = outgoing.len();
-        let mut cx = HandlerContext {
-            conn,
-            outgoing: &mut *outgoing,
-            cause: &incoming.envelope,
-            producer: &self.name,
-        };
-        let result = self.handler.handle(incoming, &mut cx).await;
-        if result.is_err() {
-            // A failed (or rejected) message sends nothing.
-            outgoing.truncate(mark);
-        }
-        result
     }
 
     /// Acks, retries or dead-letters one delivery after the transaction.
