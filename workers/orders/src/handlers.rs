@@ -1,11 +1,14 @@
 //! The orders worker's message handler: decode, load and lock the order, ask the domain,
-//! write, emit, all in the runtime's one transaction per message.
+//! write, emit, all in the runtime's transaction.
 //!
-//! Every message about an order locks the order's row first (`for update`), so two copies
-//! of the worker handling two messages about one order take turns; the status machine then
-//! sees one consistent set of facts. Everything the handler emits is validated against its
-//! contract before it is written to the outbox: orders never publishes a message its
-//! consumers would have to dead-letter.
+//! The common messages (a new order, `stock.reserved`, `shipment.requested`,
+//! `shipment.dispatched`, `shipment.delivered`) are decided a run at a time by
+//! [`crate::flow`], alone or together; everything else is handled here one message at a
+//! time. Either way every message about an order is handled with the order's row locked
+//! (`for update`) under its lock key, so two copies of the worker handling two messages about
+//! one order take turns and the status machine sees one consistent set of facts. Everything
+//! the handler emits is validated against its contract before it is written to the outbox:
+//! orders never publishes a message its consumers would have to dead-letter.
 //!
 //! Errors, by what the runtime should do:
 //! - contract violations → permanent (dead letter with the field); for `order.placed` the
@@ -21,13 +24,12 @@ use orderly_contracts::messages::{
     Actor, CancellationScope, CancelledLine, CreditNoteIssued, ExceptionResolution, InvoiceIssued,
     ItemException, ItemProblem, LineQuantity, NotificationFailed, NotificationSent,
     OrderCancelRequested, OrderCancelled, OrderCompleted, OrderExceptionResolved, OrderOnHold,
-    OrderPlaced, OrderRefundRequested, OrderStatusChanged, ProductUpserted, ShipmentDelivered,
-    ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased, StockReserved,
-    StockUnavailable,
+    OrderPlaced, OrderRefundRequested, OrderStatusChanged, ProductUpserted, ShipmentException,
+    StockReleased, StockUnavailable,
 };
 use orderly_contracts::types::{Gtin, OrderStatus, Quantity, Sku, StoreId};
 use orderly_contracts::{Message, Validate};
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -35,7 +37,8 @@ use crate::domain::{
     self, AddressChange, CancelPlan, Event, Facts, Line, Lookup, Match, OrderHead, RepushPlan,
     ResolutionCheck, Transition, Units,
 };
-use crate::store::{self, Cause, Closing, Milestone, StoredOrder};
+use crate::flow;
+use crate::store::{self, CatalogView, Cause, Closing, Milestone, StoredOrder};
 
 /// The orders worker's handler. Stateless: everything lives in the database.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,19 +57,18 @@ impl Handler for OrdersHandler {
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
+        if flow::takes(&msg.envelope.message_type) {
+            // Alone, a message of the flow is a run of one.
+            return flow::run(&[msg], &mut cx.as_batch()).await;
+        }
         let cause = Cause::of(&msg.envelope);
         match msg.envelope.message_type.as_str() {
-            OrderPlaced::TYPE => order_placed(msg, cx, &cause).await,
             OrderCancelRequested::TYPE => cancel_requested(msg, cx, &cause).await,
             OrderRefundRequested::TYPE => refund_requested(msg, cx, &cause).await,
             OrderExceptionResolved::TYPE => exception_resolved(msg, cx, &cause).await,
             ProductUpserted::TYPE => product_upserted(msg, cx, &cause).await,
-            StockReserved::TYPE => stock_reserved(msg, cx, &cause).await,
             StockUnavailable::TYPE => stock_unavailable(msg, cx, &cause).await,
             StockReleased::TYPE => stock_released(msg, cx, &cause).await,
-            ShipmentRequested::TYPE => shipment_requested(msg, cx, &cause).await,
-            ShipmentDispatched::TYPE => shipment_dispatched(msg, cx, &cause).await,
-            ShipmentDelivered::TYPE => shipment_delivered(msg, cx, &cause).await,
             ShipmentException::TYPE => shipment_exception(msg, cx, &cause).await,
             InvoiceIssued::TYPE => invoice_issued(msg, cx, &cause).await,
             CreditNoteIssued::TYPE => credit_note_issued(msg, cx, &cause).await,
@@ -74,6 +76,31 @@ impl Handler for OrdersHandler {
             NotificationFailed::TYPE => notification_failed(msg, cx, &cause).await,
             other => Err(HandlerError::unhandled(other, crate::NAME)),
         }
+    }
+
+    /// Consecutive messages of the flow (new orders and the events that carry orders to
+    /// completion: nearly all of them) go through [`flow::run`] together; anything else is
+    /// handled alone where it arrived, so the batch is handled in arrival order.
+    async fn handle_batch(
+        &self,
+        msgs: &[&Incoming],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), HandlerError> {
+        let mut rest = msgs;
+        while !rest.is_empty() {
+            let run = rest
+                .iter()
+                .take_while(|m| flow::takes(&m.envelope.message_type))
+                .count();
+            if run > 0 {
+                flow::run(&rest[..run], batch).await?;
+                rest = &rest[run..];
+            } else {
+                batch.handle_one(self, rest[0]).await?;
+                rest = &rest[1..];
+            }
+        }
+        Ok(())
     }
 
     /// The order a message is about (every message here names one, except catalog
@@ -85,78 +112,122 @@ impl Handler for OrdersHandler {
         msg: &Incoming,
         conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        if msg.envelope.message_type == OrderPlaced::TYPE {
-            let (Some(store_id), Some(channel), Some(external)) = (
-                msg.field("store_id"),
-                msg.field("channel"),
-                msg.field("external_order_id"),
-            ) else {
-                return Ok(Vec::new());
-            };
-            let mut keys = vec![LockKey::exclusive(
-                "order-ref",
-                format_args!("{store_id}/{channel}/{external}"),
-            )];
-            if let Some(order_id) =
-                store::order_id_by_key(conn, store_id, channel, external).await?
-            {
-                keys.push(LockKey::exclusive("order", order_id));
-            }
-            let customer = msg.envelope.payload.get("customer");
-            let text = |name: &str| {
-                customer
-                    .and_then(|c| c.get(name))
-                    .and_then(serde_json::Value::as_str)
-            };
-            if let Some(key) = domain::returning_customer_key(text("id"), text("email")) {
-                keys.push(LockKey::exclusive(
-                    "customer",
-                    format_args!("{store_id}/{key}"),
-                ));
-            }
-            // Shared keys on the products the lines name, against a concurrent upsert of one
-            // of them (exclusive there): either this order sees the product, or the upsert
-            // sees the exception this order raises and matches the line (`product_upserted`).
-            for line in msg
-                .envelope
-                .payload
-                .get("lines")
-                .and_then(|l| l.as_array())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(sku) = line.get("sku").and_then(|v| v.as_str()) {
-                    keys.push(LockKey::shared("product", sku));
-                }
-                if let Some(gtin) = line.get("gtin").and_then(|v| v.as_str()) {
-                    keys.push(LockKey::shared("gtin", format_args!("{gtin:0>14}")));
-                }
-            }
-            return Ok(keys);
-        }
-        if msg.envelope.message_type == ProductUpserted::TYPE {
-            // The orders a new product may release from hold (see `product_upserted`).
-            let (Some(sku), Some(gtins)) = (
-                msg.field("sku"),
-                msg.envelope.payload.get("gtins").and_then(|g| g.as_array()),
-            ) else {
-                return Ok(Vec::new());
-            };
-            let gtins: Vec<String> = gtins
-                .iter()
-                .filter_map(|g| g.as_str().map(|g| format!("{g:0>14}")))
-                .collect();
-            let held = store::open_exceptions_for_product(conn, sku, &gtins).await?;
-            let mut keys = vec![LockKey::exclusive("product", sku)];
-            keys.extend(gtins.iter().map(|g| LockKey::exclusive("gtin", g)));
-            keys.extend(
-                held.into_iter()
-                    .map(|(_, order_id, _)| LockKey::exclusive("order", order_id)),
-            );
-            return Ok(keys);
-        }
-        Ok(msg.key("order", "order_id"))
+        self.batch_lock_keys(&[msg], conn).await
     }
+
+    /// [`OrdersHandler::lock_keys`] of a batch: the business keys of all its `order.placed`
+    /// are looked up in one statement.
+    async fn batch_lock_keys(
+        &self,
+        msgs: &[&Incoming],
+        conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        let refs: Vec<(&str, &str, &str)> = msgs.iter().filter_map(|m| business_key(m)).collect();
+        let known = store::orders_by_keys(conn, &refs).await?;
+        let mut keys = Vec::new();
+        for msg in msgs {
+            match msg.envelope.message_type.as_str() {
+                OrderPlaced::TYPE => {
+                    let Some((store_id, channel, external)) = business_key(msg) else {
+                        continue;
+                    };
+                    let order_id =
+                        known.get(&(store_id.to_owned(), channel.to_owned(), external.to_owned()));
+                    keys.extend(placed_keys(msg, store_id, channel, external, order_id));
+                }
+                ProductUpserted::TYPE => keys.extend(product_keys(msg, conn).await?),
+                _ => keys.extend(msg.key("order", "order_id")),
+            }
+        }
+        Ok(keys)
+    }
+}
+
+/// The business key an `order.placed` names, read without decoding it.
+fn business_key(msg: &Incoming) -> Option<(&str, &str, &str)> {
+    if msg.envelope.message_type != OrderPlaced::TYPE {
+        return None;
+    }
+    Some((
+        msg.field("store_id")?,
+        msg.field("channel")?,
+        msg.field("external_order_id")?,
+    ))
+}
+
+/// What an `order.placed` locks: its business key, the order if it exists, its customer's
+/// statistics, and (shared) the products its lines name.
+fn placed_keys(
+    msg: &Incoming,
+    store_id: &str,
+    channel: &str,
+    external: &str,
+    order_id: Option<&Uuid>,
+) -> Vec<LockKey> {
+    let mut keys = vec![LockKey::exclusive(
+        "order-ref",
+        format_args!("{store_id}/{channel}/{external}"),
+    )];
+    if let Some(order_id) = order_id {
+        keys.push(LockKey::exclusive("order", order_id));
+    }
+    let customer = msg.envelope.payload.get("customer");
+    let text = |name: &str| {
+        customer
+            .and_then(|c| c.get(name))
+            .and_then(serde_json::Value::as_str)
+    };
+    if let Some(key) = domain::returning_customer_key(text("id"), text("email")) {
+        keys.push(LockKey::exclusive(
+            "customer",
+            format_args!("{store_id}/{key}"),
+        ));
+    }
+    // Shared keys on the products the lines name, against a concurrent upsert of one of
+    // them (exclusive there): either this order sees the product, or the upsert sees the
+    // exception this order raises and matches the line (`product_upserted`).
+    for line in msg
+        .envelope
+        .payload
+        .get("lines")
+        .and_then(|l| l.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(sku) = line.get("sku").and_then(|v| v.as_str()) {
+            keys.push(LockKey::shared("product", sku));
+        }
+        if let Some(gtin) = line.get("gtin").and_then(|v| v.as_str()) {
+            keys.push(LockKey::shared("gtin", format_args!("{gtin:0>14}")));
+        }
+    }
+    keys
+}
+
+/// What a `catalog.product_upserted` locks: the product, its GTINs, and the orders it may
+/// release from hold (see `product_upserted`).
+async fn product_keys(
+    msg: &Incoming,
+    conn: &mut PgConnection,
+) -> Result<Vec<LockKey>, HandlerError> {
+    let (Some(sku), Some(gtins)) = (
+        msg.field("sku"),
+        msg.envelope.payload.get("gtins").and_then(|g| g.as_array()),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let gtins: Vec<String> = gtins
+        .iter()
+        .filter_map(|g| g.as_str().map(|g| format!("{g:0>14}")))
+        .collect();
+    let held = store::open_exceptions_for_product(conn, sku, &gtins).await?;
+    let mut keys = vec![LockKey::exclusive("product", sku)];
+    keys.extend(gtins.iter().map(|g| LockKey::exclusive("gtin", g)));
+    keys.extend(
+        held.into_iter()
+            .map(|(_, order_id, _)| LockKey::exclusive("order", order_id)),
+    );
+    Ok(keys)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,7 +235,7 @@ impl Handler for OrdersHandler {
 // ---------------------------------------------------------------------------------------------
 
 /// Validates `payload` and writes it to the outbox, correlated with the order.
-fn emit<P: Message + Validate>(
+pub(crate) fn emit<P: Message + Validate>(
     cx: &mut HandlerContext<'_>,
     order_id: Uuid,
     payload: P,
@@ -191,8 +262,81 @@ fn actor(a: &Actor) -> String {
     }
 }
 
-fn illegal(order_id: Uuid, e: domain::IllegalTransition) -> HandlerError {
+pub(crate) fn illegal(order_id: Uuid, e: domain::IllegalTransition) -> HandlerError {
     HandlerError::permanent(format!("order {order_id}: {e}"))
+}
+
+/// What one status change sends and notes: `order.status_changed` with its timeline
+/// detail, and on reaching `completed` also `order.completed` with its own.
+pub(crate) struct StatusChange {
+    /// `order.status_changed`.
+    pub changed: OrderStatusChanged,
+    /// Its timeline detail.
+    pub detail: String,
+    /// `order.completed` and its timeline detail.
+    pub completed: Option<(OrderCompleted, String)>,
+}
+
+/// Moves `head` by `t` (next sequence number) and says what that sends and notes.
+/// `invoice_numbers`: the order's, for `order.completed`.
+pub(crate) fn status_change(
+    head: &mut OrderHead,
+    t: &Transition,
+    reason: &str,
+    invoice_numbers: &[String],
+) -> StatusChange {
+    head.status_sequence += 1;
+    head.status = t.to;
+    let why = if t.to == OrderStatus::Completed {
+        "Every shipment delivered".to_owned()
+    } else {
+        clip(reason, 1000)
+    };
+    let detail = match t.from {
+        Some(from) => format!(
+            "Status {from} → {} (change #{}): {why}",
+            t.to, head.status_sequence
+        ),
+        None => format!("Status {} (change #{}): {why}", t.to, head.status_sequence),
+    };
+    let changed = OrderStatusChanged {
+        order_id: head.order_id,
+        store_id: head.store_id.clone(),
+        channel: head.channel,
+        marketplace: head.marketplace.clone(),
+        external_order_id: head.external_order_id.clone(),
+        from: t.from,
+        to: t.to,
+        sequence: head.status_sequence,
+        reason: Some(why),
+        customer: head.contact(),
+    };
+    let completed = (t.to == OrderStatus::Completed).then(|| {
+        let detail = if invoice_numbers.is_empty() {
+            "Completed: every shipment delivered (no invoice known yet)".to_owned()
+        } else {
+            format!(
+                "Completed: every shipment delivered; invoices {}",
+                invoice_numbers.join(", ")
+            )
+        };
+        let completed = OrderCompleted {
+            order_id: head.order_id,
+            store_id: head.store_id.clone(),
+            channel: head.channel,
+            marketplace: head.marketplace.clone(),
+            external_order_id: head.external_order_id.clone(),
+            currency: head.currency,
+            total: head.total,
+            invoice_numbers: invoice_numbers.to_vec(),
+        };
+        (completed, detail)
+    });
+    StatusChange {
+        changed,
+        detail,
+        completed,
+    }
 }
 
 /// Applies status changes: stores each with the next sequence number, emits
@@ -204,71 +348,26 @@ async fn apply_transitions(
     cause: &Cause<'_>,
     reason: &str,
 ) -> Result<(), HandlerError> {
+    let invoice_numbers = if transitions.iter().any(|t| t.to == OrderStatus::Completed) {
+        store::invoice_numbers(cx.conn, head.order_id).await?
+    } else {
+        Vec::new()
+    };
     for t in transitions {
-        head.status_sequence += 1;
-        head.status = t.to;
-        let why = if t.to == OrderStatus::Completed {
-            "Every shipment delivered".to_owned()
-        } else {
-            clip(reason, 1000)
-        };
-        emit(
-            cx,
-            head.order_id,
-            OrderStatusChanged {
-                order_id: head.order_id,
-                store_id: head.store_id.clone(),
-                channel: head.channel,
-                marketplace: head.marketplace.clone(),
-                external_order_id: head.external_order_id.clone(),
-                from: t.from,
-                to: t.to,
-                sequence: head.status_sequence,
-                reason: Some(why.clone()),
-                customer: head.contact(),
-            },
-        )?;
-        let detail = match t.from {
-            Some(from) => format!(
-                "Status {from} → {} (change #{}): {why}",
-                t.to, head.status_sequence
-            ),
-            None => format!("Status {} (change #{}): {why}", t.to, head.status_sequence),
-        };
+        let change = status_change(head, t, reason, &invoice_numbers);
+        emit(cx, head.order_id, change.changed)?;
         store::set_status(
             cx.conn,
             head.order_id,
             t.to,
             head.status_sequence,
             cause,
-            &detail,
+            &change.detail,
         )
         .await?;
         tracing::info!(order_id = %head.order_id, from = ?t.from, to = %t.to, sequence = head.status_sequence, "order status changed");
-        if t.to == OrderStatus::Completed {
-            let invoice_numbers = store::invoice_numbers(cx.conn, head.order_id).await?;
-            let detail = if invoice_numbers.is_empty() {
-                "Completed: every shipment delivered (no invoice known yet)".to_owned()
-            } else {
-                format!(
-                    "Completed: every shipment delivered; invoices {}",
-                    invoice_numbers.join(", ")
-                )
-            };
-            emit(
-                cx,
-                head.order_id,
-                OrderCompleted {
-                    order_id: head.order_id,
-                    store_id: head.store_id.clone(),
-                    channel: head.channel,
-                    marketplace: head.marketplace.clone(),
-                    external_order_id: head.external_order_id.clone(),
-                    currency: head.currency,
-                    total: head.total,
-                    invoice_numbers,
-                },
-            )?;
+        if let Some((completed, detail)) = change.completed {
+            emit(cx, head.order_id, completed)?;
             store::add_timeline(cx.conn, head.order_id, "completed", cause, &detail).await?;
         }
     }
@@ -295,35 +394,35 @@ async fn match_lines(
     store_id: &StoreId,
     lines: &mut [Line],
 ) -> Result<Vec<(usize, ItemProblem, Option<Sku>)>, HandlerError> {
-    let skus: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.requested_sku.as_ref().map(|s| s.as_str().to_owned()))
-        .collect();
-    let gtins: Vec<String> = lines
-        .iter()
-        .filter_map(|l| l.gtin.as_ref().map(Gtin::to_gtin14))
-        .collect();
-    let by_sku = store::products_by_sku(cx.conn, &skus).await?;
-    let by_gtin = store::products_by_gtin(cx.conn, &gtins).await?;
-    let mappings = store::gtin_mappings(cx.conn, store_id, &gtins).await?;
-    let mapped_skus: Vec<String> = mappings.values().map(|s| s.as_str().to_owned()).collect();
-    let mapped = store::products_by_sku(cx.conn, &mapped_skus).await?;
+    let of_store: Vec<(&StoreId, &Line)> = lines.iter().map(|l| (store_id, l)).collect();
+    let catalog = store::catalog_view(cx.conn, &of_store).await?;
+    Ok(match_against(&catalog, store_id, lines))
+}
+
+/// [`match_lines`] against a catalog already read.
+pub(crate) fn match_against(
+    catalog: &CatalogView,
+    store_id: &StoreId,
+    lines: &mut [Line],
+) -> Vec<(usize, ItemProblem, Option<Sku>)> {
     let mut unmatched = Vec::new();
     for (i, line) in lines.iter_mut().enumerate() {
         let gtin14 = line.gtin.as_ref().map(Gtin::to_gtin14);
+        let mapping = gtin14.as_ref().and_then(|g| {
+            catalog
+                .mappings
+                .get(&(store_id.as_str().to_owned(), g.clone()))
+        });
         let lookup = Lookup {
             by_sku: line
                 .requested_sku
                 .as_ref()
-                .and_then(|s| by_sku.get(s.as_str())),
+                .and_then(|s| catalog.products.get(s.as_str())),
             by_gtin: gtin14
                 .as_ref()
-                .and_then(|g| by_gtin.get(g))
+                .and_then(|g| catalog.by_gtin.get(g))
                 .map_or(&[], Vec::as_slice),
-            mapping: gtin14
-                .as_ref()
-                .and_then(|g| mappings.get(g))
-                .map(|sku| (sku, mapped.get(sku.as_str()))),
+            mapping: mapping.map(|sku| (sku, catalog.products.get(sku.as_str()))),
         };
         match domain::match_line(line, &lookup) {
             Match::Matched(m) => line.matched = Some(m),
@@ -335,10 +434,33 @@ async fn match_lines(
             }
         }
     }
-    Ok(unmatched)
+    unmatched
 }
 
-fn describe_exceptions(exceptions: &[ItemException]) -> String {
+/// The exceptions a new order raises for its unmatched lines.
+pub(crate) fn exceptions_for(
+    lines: &[Line],
+    unmatched: &[(usize, ItemProblem, Option<Sku>)],
+) -> Vec<ItemException> {
+    unmatched
+        .iter()
+        .map(|(i, problem, sku)| raise(&lines[*i], *problem, sku.clone()))
+        .collect()
+}
+
+/// A new exception for `line`.
+fn raise(line: &Line, problem: ItemProblem, sku: Option<Sku>) -> ItemException {
+    ItemException {
+        exception_id: Uuid::now_v7(),
+        line_id: line.line_id.clone(),
+        sku,
+        gtin: line.gtin.clone(),
+        title: line.title.clone(),
+        problem,
+    }
+}
+
+pub(crate) fn describe_exceptions(exceptions: &[ItemException]) -> String {
     exceptions
         .iter()
         .map(|e| {
@@ -354,7 +476,7 @@ fn describe_exceptions(exceptions: &[ItemException]) -> String {
 }
 
 /// Sends `order.on_hold` with the order's open exceptions.
-fn emit_on_hold(
+pub(crate) fn emit_on_hold(
     cx: &mut HandlerContext<'_>,
     head: &OrderHead,
     exceptions: Vec<ItemException>,
@@ -531,8 +653,9 @@ async fn known_order(
 // order.placed
 // ---------------------------------------------------------------------------------------------
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
-async fn order_placed(
+/// An `order.placed` the flow does not decide: one that breaks its contract (recorded with
+/// the reason, then rejected) or a re-push of a known order.
+pub(crate) async fn order_placed_again(
     msg: &Incoming,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
@@ -554,106 +677,13 @@ async fn order_placed(
     .await?
     {
         Some(stored) => repush(cx, cause, stored, &placed).await,
-        None => new_order(cx, cause, &placed).await,
+        None => Err(HandlerError::transient(anyhow!(
+            "order {} ({}, {}) was taken for a re-push but is not stored",
+            placed.external_order_id,
+            placed.channel,
+            placed.store_id
+        ))),
     }
-}
-
-async fn new_order(
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-    placed: &OrderPlaced,
-) -> Result<(), HandlerError> {
-    let order_id = Uuid::now_v7();
-    let mut lines: Vec<Line> = placed.lines.iter().map(Line::from_placed).collect();
-    let unmatched = match_lines(cx, &placed.store_id, &mut lines).await?;
-    let mut facts = Facts::default();
-    if unmatched.is_empty() {
-        facts.apply(&Event::Accepted);
-    }
-    let transitions = domain::decide(None, &facts).map_err(|e| illegal(order_id, e))?;
-    let status = transitions.last().map_or(OrderStatus::OnHold, |t| t.to);
-    let mut head = OrderHead::from_placed(order_id, status, placed);
-    let key = domain::customer_key(&placed.customer, order_id);
-    if !store::insert_order(cx.conn, &head, &key).await? {
-        return Err(HandlerError::transient(anyhow!(
-            "order {} was created concurrently by another message; retrying as a re-push",
-            head.label()
-        )));
-    }
-    store::insert_lines(cx.conn, order_id, &lines).await?;
-    store::count_new_order(cx.conn, &head, &key).await?;
-    tracing::info!(%order_id, order = %head.label(), lines = lines.len(), unmatched = unmatched.len(), "new order");
-    store::add_timeline(
-        cx.conn,
-        order_id,
-        "placed",
-        cause,
-        &format!(
-            "Order {} placed via {} (revision {}): {} line{}, total {} {}",
-            head.label(),
-            head.channel,
-            head.revision,
-            lines.len(),
-            if lines.len() == 1 { "" } else { "s" },
-            head.total,
-            head.currency
-        ),
-    )
-    .await?;
-    let reason = if unmatched.is_empty() {
-        let accepted = domain::accepted_order(&head, &lines).map_err(|e| {
-            HandlerError::permanent(format!("order {} cannot be accepted: {e}", head.label()))
-        })?;
-        let summary = accepted
-            .lines
-            .iter()
-            .map(|l| format!("{} → {} ({})", l.line_id, l.sku, l.tax_category))
-            .collect::<Vec<_>>()
-            .join(", ");
-        emit(cx, order_id, accepted)?;
-        store::mark(cx.conn, order_id, Milestone::Accepted).await?;
-        store::add_timeline(
-            cx.conn,
-            order_id,
-            "accepted",
-            cause,
-            &format!("Accepted: every line matched ({summary})"),
-        )
-        .await?;
-        "Every line matched a product".to_owned()
-    } else {
-        let exceptions: Vec<ItemException> = unmatched
-            .iter()
-            .map(|(i, problem, sku)| {
-                let line = &lines[*i];
-                ItemException {
-                    exception_id: Uuid::now_v7(),
-                    line_id: line.line_id.clone(),
-                    sku: sku.clone(),
-                    gtin: line.gtin.clone(),
-                    title: line.title.clone(),
-                    problem: *problem,
-                }
-            })
-            .collect();
-        store::insert_exceptions(cx.conn, order_id, &exceptions).await?;
-        let detail = describe_exceptions(&exceptions);
-        let n = exceptions.len();
-        emit_on_hold(cx, &head, exceptions)?;
-        store::add_timeline(
-            cx.conn,
-            order_id,
-            "on_hold",
-            cause,
-            &format!("On hold, nothing reserved until an operator resolves: {detail}"),
-        )
-        .await?;
-        format!(
-            "{n} line{} matched no product",
-            if n == 1 { "" } else { "s" }
-        )
-    };
-    apply_transitions(cx, &mut head, &transitions, cause, &reason).await
 }
 
 async fn repush(
@@ -824,14 +854,7 @@ async fn replace_on_hold(
         .raise
         .iter()
         .filter_map(|i| candidates.get(*i))
-        .map(|(line, problem, sku)| ItemException {
-            exception_id: Uuid::now_v7(),
-            line_id: line.line_id.clone(),
-            sku: sku.clone(),
-            gtin: line.gtin.clone(),
-            title: line.title.clone(),
-            problem: *problem,
-        })
+        .map(|(line, problem, sku)| raise(line, *problem, sku.clone()))
         .collect();
     store::insert_exceptions(cx.conn, order_id, &raised).await?;
     let still_open = store::open_exceptions(cx.conn, order_id).await?;
@@ -1388,63 +1411,12 @@ async fn product_upserted(
 // Stock
 // ---------------------------------------------------------------------------------------------
 
-fn cancelled_note(head: &OrderHead) -> &'static str {
+pub(crate) fn cancelled_note(head: &OrderHead) -> &'static str {
     if head.status == OrderStatus::Cancelled {
         " — the order is already cancelled"
     } else {
         ""
     }
-}
-
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
-async fn stock_reserved(
-    msg: &Incoming,
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
-    let p = msg.payload::<StockReserved>()?;
-    let (stored, mut facts) =
-        known_order(cx, p.order_id, Some(&p.store_id), "stock.reserved").await?;
-    let mut head = stored.head;
-    let units: Vec<Units> = p
-        .allocations
-        .iter()
-        .flat_map(|a| {
-            a.lines.iter().map(|l| Units {
-                warehouse_id: a.warehouse_id.to_string(),
-                line_id: l.line_id.clone(),
-                quantity: l.quantity.get(),
-            })
-        })
-        .collect();
-    let detail = if facts.apply(&Event::StockReserved(units)) {
-        store::record_allocations(cx.conn, head.order_id, &p).await?;
-        let parts = p
-            .allocations
-            .iter()
-            .map(|a| {
-                let lines = a
-                    .lines
-                    .iter()
-                    .map(|l| format!("line {} ({}) × {}", l.line_id, l.sku, l.quantity))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                format!("{}: {lines}", a.warehouse_id)
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        let n = p.allocations.len();
-        format!(
-            "Stock reserved in {n} warehouse{} ({n} shipment{} expected): {parts}{}",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "" } else { "s" },
-            cancelled_note(&head)
-        )
-    } else {
-        "Stock reservation reported again; the first allocation stands".to_owned()
-    };
-    store::add_timeline(cx.conn, head.order_id, "stock_reserved", cause, &detail).await?;
-    advance(cx, &mut head, &facts, cause, &detail).await
 }
 
 #[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
@@ -1525,119 +1497,6 @@ async fn stock_released(
 // ---------------------------------------------------------------------------------------------
 // Shipments
 // ---------------------------------------------------------------------------------------------
-
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
-async fn shipment_requested(
-    msg: &Incoming,
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
-    let p = msg.payload::<ShipmentRequested>()?;
-    let (stored, _facts) =
-        known_order(cx, p.order_id, Some(&p.store_id), "shipment.requested").await?;
-    store::record_shipment_request(cx.conn, &p).await?;
-    let items = p
-        .items
-        .iter()
-        .map(|i| format!("line {} ({}) × {}", i.line_id, i.sku, i.quantity))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let detail = format!(
-        "Shipment {} requested from warehouse {}: {items}{}",
-        p.shipment_id,
-        p.warehouse_id,
-        cancelled_note(&stored.head)
-    );
-    store::add_timeline(
-        cx.conn,
-        stored.head.order_id,
-        "shipment_requested",
-        cause,
-        &detail,
-    )
-    .await?;
-    Ok(())
-}
-
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
-async fn shipment_dispatched(
-    msg: &Incoming,
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
-    let p = msg.payload::<ShipmentDispatched>()?;
-    let (stored, mut facts) =
-        known_order(cx, p.order_id, Some(&p.store_id), "shipment.dispatched").await?;
-    let mut head = stored.head;
-    let event = Event::Dispatched {
-        shipment_id: p.shipment_id,
-        items: p
-            .items
-            .iter()
-            .map(|i| (i.line_id.clone(), i.quantity.get()))
-            .collect(),
-    };
-    let detail = if facts.apply(&event) {
-        store::record_dispatch(cx.conn, &p).await?;
-        let nth = facts.shipped().len();
-        let warning = if head.status == OrderStatus::Cancelled {
-            " — WARNING: the order was cancelled before this dispatch; check with the warehouse"
-        } else {
-            ""
-        };
-        format!(
-            "{} dispatched via {} from {} (tracking {}){warning}",
-            domain::shipment_ordinal(nth, facts.expected_shipments()),
-            p.carrier.to_uppercase(),
-            p.warehouse_id,
-            p.tracking_number
-        )
-    } else {
-        format!(
-            "Dispatch of shipment {} reported again; nothing changes",
-            p.shipment_id
-        )
-    };
-    store::add_timeline(
-        cx.conn,
-        head.order_id,
-        "shipment_dispatched",
-        cause,
-        &detail,
-    )
-    .await?;
-    advance(cx, &mut head, &facts, cause, &detail).await
-}
-
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
-async fn shipment_delivered(
-    msg: &Incoming,
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
-    let p = msg.payload::<ShipmentDelivered>()?;
-    let (stored, mut facts) =
-        known_order(cx, p.order_id, Some(&p.store_id), "shipment.delivered").await?;
-    let mut head = stored.head;
-    let detail = if facts.apply(&Event::Delivered {
-        shipment_id: p.shipment_id,
-    }) {
-        store::record_delivery(cx.conn, &p).await?;
-        format!(
-            "{} delivered ({}, tracking {})",
-            domain::shipment_ordinal(facts.delivered.len(), facts.expected_shipments()),
-            p.carrier.to_uppercase(),
-            p.tracking_number
-        )
-    } else {
-        format!(
-            "Delivery of shipment {} reported again; nothing changes",
-            p.shipment_id
-        )
-    };
-    store::add_timeline(cx.conn, head.order_id, "shipment_delivered", cause, &detail).await?;
-    advance(cx, &mut head, &facts, cause, &detail).await
-}
 
 #[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
 async fn shipment_exception(

@@ -65,10 +65,13 @@
 //!   lowercased email, else `guest:<order id>`; spend is the placed total per currency.
 //!
 //! # Layout
-//! [`domain`] decides (pure), [`store`] holds all SQL, [`handlers`] wires a message to both.
+//! [`domain`] decides (pure), [`store`] holds all SQL, [`handlers`] wires a message to both;
+//! `flow` handles the common messages (new orders, reservations, shipments) a run at a time,
+//! deciding in memory and writing set-wise.
 //! The read functions re-exported here are for the CLI and the demo.
 
 pub mod domain;
+mod flow;
 pub mod handlers;
 pub mod store;
 

@@ -7,7 +7,7 @@
 //! invoice by id, a request by its request id. Monotonic columns are only ever set once
 //! (`coalesce(existing, new)`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Display;
 use std::str::FromStr;
 
@@ -181,25 +181,57 @@ pub async fn products_by_gtin(
     Ok(out)
 }
 
-/// The store's remembered mappings for these GTIN-14s: GTIN-14 → SKU.
-pub async fn gtin_mappings(
+/// What the catalog knows about some order lines: the products their SKUs name, the
+/// products behind their GTINs, and the remembered GTIN mappings of their stores (with the
+/// products those name).
+#[derive(Debug, Clone, Default)]
+pub struct CatalogView {
+    /// SKU → product (the SKUs lines name, and the SKUs of their stores' mappings).
+    pub products: BTreeMap<String, Product>,
+    /// GTIN-14 → products carrying it.
+    pub by_gtin: BTreeMap<String, Vec<Product>>,
+    /// (store, GTIN-14) → the SKU an operator asked to remember.
+    pub mappings: BTreeMap<(String, String), Sku>,
+}
+
+/// The catalog as `lines` (each with its order's store) need it for matching: two to four
+/// statements, however many lines.
+pub async fn catalog_view(
     conn: &mut PgConnection,
-    store_id: &StoreId,
-    gtin14: &[String],
-) -> sqlx::Result<BTreeMap<String, Sku>> {
-    if gtin14.is_empty() {
-        return Ok(BTreeMap::new());
+    lines: &[(&StoreId, &Line)],
+) -> sqlx::Result<CatalogView> {
+    let mut skus: Vec<String> = lines
+        .iter()
+        .filter_map(|(_, l)| l.requested_sku.as_ref().map(|s| s.as_str().to_owned()))
+        .collect();
+    let gtins: Vec<(&str, String)> = lines
+        .iter()
+        .filter_map(|(store, l)| l.gtin.as_ref().map(|g| (store.as_str(), g.to_gtin14())))
+        .collect();
+    let mut view = CatalogView::default();
+    if !gtins.is_empty() {
+        let gtin14: Vec<String> = gtins.iter().map(|(_, g)| g.clone()).collect();
+        view.by_gtin = products_by_gtin(conn, &gtin14).await?;
+        let stores: Vec<&str> = gtins.iter().map(|(s, _)| *s).collect();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "select m.store_id, m.gtin14, m.sku
+             from gtin_mappings m
+             where (m.store_id, m.gtin14) in (select * from unnest($1::text[], $2::text[]))",
+        )
+        .bind(&stores)
+        .bind(&gtin14)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (store, gtin14, sku) in rows {
+            let sku: Sku = parse("mapped sku", &sku)?;
+            skus.push(sku.as_str().to_owned());
+            view.mappings.insert((store, gtin14), sku);
+        }
     }
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "select gtin14, sku from gtin_mappings where store_id = $1 and gtin14 = any($2)",
-    )
-    .bind(store_id.as_str())
-    .bind(gtin14)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter()
-        .map(|(g, s)| Ok((g, parse("mapped sku", &s)?)))
-        .collect()
+    skus.sort();
+    skus.dedup();
+    view.products = products_by_sku(conn, &skus).await?;
+    Ok(view)
 }
 
 /// Remembers GTIN → SKU for a store (the latest decision wins).
@@ -348,6 +380,91 @@ pub async fn lock_order_by_key(
     row.map(StoredOrder::try_from).transpose()
 }
 
+/// An order loaded (and locked) for a run of messages about it: what [`lock_order`] gives,
+/// plus what the run numbers and completes with.
+#[derive(Debug, Clone)]
+pub struct LoadedOrder {
+    /// The order.
+    pub stored: StoredOrder,
+    /// The number of its last timeline entry (0: none).
+    pub timeline_seq: i32,
+    /// Its invoice numbers, in issue order.
+    pub invoice_numbers: Vec<String>,
+}
+
+/// Loads and locks orders by id, in one statement; unknown ids are missing from the result.
+pub async fn lock_orders(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<Vec<LoadedOrder>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        order: OrderRow,
+        timeline_seq: i32,
+        invoice_numbers: Vec<String>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "select o.order_id, o.store_id, o.channel, o.marketplace, o.external_order_id,
+                o.revision, o.status, o.status_sequence, o.placed_at, o.currency,
+                o.prices_include_tax, o.customer, o.billing_address, o.shipping_address,
+                o.payment, o.shipping, o.discount, o.tax, o.total, o.accepted_at,
+                o.backordered_at, o.cancelled_at,
+                (select coalesce(max(t.seq), 0) from timeline t where t.order_id = o.order_id)
+                  as timeline_seq,
+                array(select i.invoice_number from order_invoices i
+                      where i.order_id = o.order_id order by i.issued_at, i.invoice_number)
+                  as invoice_numbers
+         from orders o where o.order_id = any($1)
+         for update of o",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(LoadedOrder {
+                stored: StoredOrder::try_from(r.order)?,
+                timeline_seq: r.timeline_seq,
+                invoice_numbers: r.invoice_numbers,
+            })
+        })
+        .collect()
+}
+
+/// The ids of the orders with these business keys `(store, channel, external id)`, in one
+/// statement (no lock); keys of no order are missing from the result.
+pub async fn orders_by_keys(
+    conn: &mut PgConnection,
+    keys: &[(&str, &str, &str)],
+) -> sqlx::Result<HashMap<(String, String, String), Uuid>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let stores: Vec<&str> = keys.iter().map(|k| k.0).collect();
+    let channels: Vec<&str> = keys.iter().map(|k| k.1).collect();
+    let externals: Vec<&str> = keys.iter().map(|k| k.2).collect();
+    let rows: Vec<(String, String, String, Uuid)> = sqlx::query_as(
+        // A lateral look-up per key: the business key's index, whatever the planner thinks
+        // of the array's length (a join let it scan the whole table).
+        "select o.store_id, o.channel, o.external_order_id, o.order_id
+         from unnest($1::text[], $2::text[], $3::text[]) as k(s, c, e)
+         cross join lateral (
+           select store_id, channel, external_order_id, order_id from orders
+           where store_id = k.s and channel = k.c and external_order_id = k.e
+         ) o",
+    )
+    .bind(&stores)
+    .bind(&channels)
+    .bind(&externals)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(s, c, e, id)| ((s, c, e), id))
+        .collect())
+}
+
 /// Open exceptions a newly published product can clear: lines naming its SKU that no product
 /// had, lines naming one of its GTINs (`gtin14`: as GTIN-14) that matched nothing, and lines
 /// naming it while it was inactive. Oldest first, with the order and its store (no lock).
@@ -370,63 +487,118 @@ pub async fn open_exceptions_for_product(
     .await
 }
 
-/// The id of the order with this business key, if there is one (no lock).
-pub async fn order_id_by_key(
-    conn: &mut PgConnection,
-    store_id: &str,
-    channel: &str,
-    external_order_id: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "select order_id from orders
-         where store_id = $1 and channel = $2 and external_order_id = $3",
-    )
-    .bind(store_id)
-    .bind(channel)
-    .bind(external_order_id)
-    .fetch_optional(conn)
-    .await
+/// A new order to insert, as it stands after its first message.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOrder<'a> {
+    /// Its header (status and sequence as they stand).
+    pub head: &'a OrderHead,
+    /// The customer statistics key.
+    pub customer_key: &'a str,
+    /// Whether `order.accepted` was sent (sets the milestone).
+    pub accepted: bool,
 }
 
-/// Inserts a new order; `false` if its business key exists already (a concurrent insert).
-pub async fn insert_order(
-    conn: &mut PgConnection,
-    head: &OrderHead,
-    customer_key: &str,
-) -> sqlx::Result<bool> {
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+/// Inserts new orders in one statement; returns how many were inserted (fewer than given
+/// when a business key exists already: a concurrent insert the caller must not overwrite).
+pub async fn insert_orders(conn: &mut PgConnection, orders: &[NewOrder<'_>]) -> sqlx::Result<u64> {
+    if orders.is_empty() {
+        return Ok(0);
+    }
+    let heads = || orders.iter().map(|o| o.head);
+    let ids: Vec<Uuid> = heads().map(|h| h.order_id).collect();
+    let stores: Vec<&str> = heads().map(|h| h.store_id.as_str()).collect();
+    let channels: Vec<&str> = heads().map(|h| h.channel.as_str()).collect();
+    let marketplaces: Vec<Option<&str>> = heads().map(|h| h.marketplace.as_deref()).collect();
+    let externals: Vec<&str> = heads().map(|h| h.external_order_id.as_str()).collect();
+    let revisions: Vec<i64> = heads().map(|h| i64::from(h.revision)).collect();
+    let statuses: Vec<&str> = heads().map(|h| h.status.as_str()).collect();
+    let sequences: Vec<i64> = heads()
+        .map(|h| i64::try_from(h.status_sequence).unwrap_or(i64::MAX))
+        .collect();
+    let placed: Vec<DateTime<Utc>> = heads().map(|h| h.placed_at).collect();
+    let currencies: Vec<&str> = heads().map(|h| h.currency.as_str()).collect();
+    let incl: Vec<bool> = heads().map(|h| h.prices_include_tax).collect();
+    let customers: Vec<Json<&orderly_contracts::messages::Customer>> =
+        heads().map(|h| Json(&h.customer)).collect();
+    let keys: Vec<&str> = orders.iter().map(|o| o.customer_key).collect();
+    let billing: Vec<Json<&Address>> = heads().map(|h| Json(&h.billing_address)).collect();
+    let shipping_to: Vec<Json<&Address>> = heads().map(|h| Json(&h.shipping_address)).collect();
+    let payments: Vec<Json<&Payment>> = heads().map(|h| Json(&h.payment)).collect();
+    let shipping: Vec<Decimal> = heads().map(|h| h.shipping.value()).collect();
+    let discounts: Vec<Decimal> = heads().map(|h| h.discount.value()).collect();
+    let taxes: Vec<Option<Decimal>> = heads().map(|h| h.tax.map(|t| t.value())).collect();
+    let totals: Vec<Decimal> = heads().map(|h| h.total.value()).collect();
+    let accepted: Vec<bool> = orders.iter().map(|o| o.accepted).collect();
+    let done = sqlx::query(
         "insert into orders (order_id, store_id, channel, marketplace, external_order_id,
                              revision, status, status_sequence, placed_at, currency,
                              prices_include_tax, customer, customer_key, billing_address,
-                             shipping_address, payment, shipping, discount, tax, total)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 $18, $19, $20)
-         on conflict on constraint orders_business_key do nothing
-         returning order_id",
+                             shipping_address, payment, shipping, discount, tax, total,
+                             accepted_at)
+         select id, st, ch, mp, ext, rev, status, seq, placed, cur, incl, cust, ckey, bill,
+                ship_to, pay, ship, disc, tax, total, case when acc then now() end
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                     $7::text[], $8::bigint[], $9::timestamptz[], $10::text[], $11::bool[],
+                     $12::jsonb[], $13::text[], $14::jsonb[], $15::jsonb[], $16::jsonb[],
+                     $17::numeric[], $18::numeric[], $19::numeric[], $20::numeric[],
+                     $21::bool[])
+           as o(id, st, ch, mp, ext, rev, status, seq, placed, cur, incl, cust, ckey, bill,
+                ship_to, pay, ship, disc, tax, total, acc)
+         on conflict on constraint orders_business_key do nothing",
     )
-    .bind(head.order_id)
-    .bind(head.store_id.as_str())
-    .bind(head.channel.as_str())
-    .bind(head.marketplace.as_deref())
-    .bind(&head.external_order_id)
-    .bind(i64::from(head.revision))
-    .bind(head.status.as_str())
-    .bind(i64::try_from(head.status_sequence).unwrap_or(i64::MAX))
-    .bind(head.placed_at)
-    .bind(head.currency.as_str())
-    .bind(head.prices_include_tax)
-    .bind(Json(&head.customer))
-    .bind(customer_key)
-    .bind(Json(&head.billing_address))
-    .bind(Json(&head.shipping_address))
-    .bind(Json(&head.payment))
-    .bind(head.shipping.value())
-    .bind(head.discount.value())
-    .bind(head.tax.map(|t| t.value()))
-    .bind(head.total.value())
-    .fetch_optional(conn)
+    .bind(&ids)
+    .bind(&stores)
+    .bind(&channels)
+    .bind(&marketplaces)
+    .bind(&externals)
+    .bind(&revisions)
+    .bind(&statuses)
+    .bind(&sequences)
+    .bind(&placed)
+    .bind(&currencies)
+    .bind(&incl)
+    .bind(&customers)
+    .bind(&keys)
+    .bind(&billing)
+    .bind(&shipping_to)
+    .bind(&payments)
+    .bind(&shipping)
+    .bind(&discounts)
+    .bind(&taxes)
+    .bind(&totals)
+    .bind(&accepted)
+    .execute(conn)
     .await?;
-    Ok(inserted.is_some())
+    Ok(done.rows_affected())
+}
+
+/// Stores the status and sequence orders reached (a status change sets `updated_at`,
+/// reaching `completed` sets that milestone), in one statement.
+pub async fn update_statuses(conn: &mut PgConnection, orders: &[&OrderHead]) -> sqlx::Result<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|h| h.order_id).collect();
+    let statuses: Vec<&str> = orders.iter().map(|h| h.status.as_str()).collect();
+    let sequences: Vec<i64> = orders
+        .iter()
+        .map(|h| i64::try_from(h.status_sequence).unwrap_or(i64::MAX))
+        .collect();
+    sqlx::query(
+        "update orders o
+         set status = v.status, status_sequence = v.seq,
+             completed_at = case when v.status = 'completed' then coalesce(o.completed_at, now())
+                                 else o.completed_at end,
+             updated_at = now()
+         from unnest($1::uuid[], $2::text[], $3::bigint[]) as v(id, status, seq)
+         where o.order_id = v.id",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&sequences)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Rewrites an order's snapshot from a new revision (while it is on hold).
@@ -573,55 +745,68 @@ pub async fn insert_lines(
     order_id: Uuid,
     lines: &[Line],
 ) -> sqlx::Result<()> {
-    let ids: Vec<&str> = lines.iter().map(|l| l.line_id.as_str()).collect();
-    let positions: Vec<i32> = (0..lines.len())
-        .map(|i| i32::try_from(i).unwrap_or(i32::MAX))
+    insert_lines_of(conn, &[(order_id, lines)]).await
+}
+
+/// Inserts the lines of several orders (each in the order given), in one statement.
+pub async fn insert_lines_of(
+    conn: &mut PgConnection,
+    orders: &[(Uuid, &[Line])],
+) -> sqlx::Result<()> {
+    let rows = || {
+        orders.iter().flat_map(|(order_id, lines)| {
+            lines
+                .iter()
+                .enumerate()
+                .map(move |(i, line)| (*order_id, i, line))
+        })
+    };
+    if rows().next().is_none() {
+        return Ok(());
+    }
+    let order_ids: Vec<Uuid> = rows().map(|(id, _, _)| id).collect();
+    let ids: Vec<&str> = rows().map(|(_, _, l)| l.line_id.as_str()).collect();
+    let positions: Vec<i32> = rows()
+        .map(|(_, i, _)| i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
-    let requested: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.requested_sku.as_ref().map(Sku::as_str))
+    let requested: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.requested_sku.as_ref().map(Sku::as_str))
         .collect();
-    let gtins: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.gtin.as_ref().map(Gtin::as_str))
+    let gtins: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
         .collect();
-    let gtin14: Vec<Option<String>> = lines
-        .iter()
-        .map(|l| l.gtin.as_ref().map(Gtin::to_gtin14))
+    let gtin14: Vec<Option<String>> = rows()
+        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::to_gtin14))
         .collect();
-    let titles: Vec<&str> = lines.iter().map(|l| l.title.as_str()).collect();
-    let quantities: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity)).collect();
-    let prices: Vec<Decimal> = lines.iter().map(|l| l.unit_price.value()).collect();
-    let discounts: Vec<Decimal> = lines.iter().map(|l| l.discount.value()).collect();
-    let requested_tax: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.requested_tax_category.map(|t| t.as_str()))
+    let titles: Vec<&str> = rows().map(|(_, _, l)| l.title.as_str()).collect();
+    let quantities: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.quantity)).collect();
+    let prices: Vec<Decimal> = rows().map(|(_, _, l)| l.unit_price.value()).collect();
+    let discounts: Vec<Decimal> = rows().map(|(_, _, l)| l.discount.value()).collect();
+    let requested_tax: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.requested_tax_category.map(|t| t.as_str()))
         .collect();
-    let skus: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.matched.as_ref().map(|m| m.sku.as_str()))
+    let skus: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.sku.as_str()))
         .collect();
-    let tax: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.matched.as_ref().map(|m| m.tax_category.as_str()))
+    let tax: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.tax_category.as_str()))
         .collect();
-    let catalog_titles: Vec<Option<&str>> = lines
-        .iter()
-        .map(|l| l.matched.as_ref().map(|m| m.catalog_title.as_str()))
+    let catalog_titles: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.catalog_title.as_str()))
         .collect();
-    let cancelled: Vec<i64> = lines.iter().map(|l| i64::from(l.cancelled)).collect();
-    let refunded: Vec<i64> = lines.iter().map(|l| i64::from(l.refunded)).collect();
+    let cancelled: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.cancelled)).collect();
+    let refunded: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.refunded)).collect();
     sqlx::query(
         "insert into order_lines (order_id, line_id, position, requested_sku, gtin, gtin14, title,
                                   quantity, unit_price, discount, requested_tax_category, sku,
                                   tax_category, catalog_title, cancelled_quantity,
                                   refunded_quantity)
-         select $1, * from unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::bigint[], $9::numeric[], $10::numeric[],
-                                  $11::text[], $12::text[], $13::text[], $14::text[],
-                                  $15::bigint[], $16::bigint[])",
+         select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::bigint[], $9::numeric[],
+                              $10::numeric[], $11::text[], $12::text[], $13::text[],
+                              $14::text[], $15::bigint[], $16::bigint[])",
     )
-    .bind(order_id)
+    .bind(&order_ids)
     .bind(&ids)
     .bind(&positions)
     .bind(&requested)
@@ -787,21 +972,47 @@ pub async fn insert_exceptions(
     order_id: Uuid,
     exceptions: &[ItemException],
 ) -> sqlx::Result<()> {
-    for e in exceptions {
-        sqlx::query(
-            "insert into item_exceptions (exception_id, order_id, line_id, sku, gtin, title, problem)
-             values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(e.exception_id)
-        .bind(order_id)
-        .bind(&e.line_id)
-        .bind(e.sku.as_ref().map(Sku::as_str))
-        .bind(e.gtin.as_ref().map(Gtin::as_str))
-        .bind(&e.title)
-        .bind(e.problem.as_str())
-        .execute(&mut *conn)
-        .await?;
+    insert_exceptions_of(conn, &[(order_id, exceptions)]).await
+}
+
+/// Raises exceptions for several orders, in one statement.
+pub async fn insert_exceptions_of(
+    conn: &mut PgConnection,
+    orders: &[(Uuid, &[ItemException])],
+) -> sqlx::Result<()> {
+    let rows = || {
+        orders
+            .iter()
+            .flat_map(|(order_id, exceptions)| exceptions.iter().map(move |e| (*order_id, e)))
+    };
+    if rows().next().is_none() {
+        return Ok(());
     }
+    let ids: Vec<Uuid> = rows().map(|(_, e)| e.exception_id).collect();
+    let order_ids: Vec<Uuid> = rows().map(|(id, _)| id).collect();
+    let lines: Vec<&str> = rows().map(|(_, e)| e.line_id.as_str()).collect();
+    let skus: Vec<Option<&str>> = rows()
+        .map(|(_, e)| e.sku.as_ref().map(Sku::as_str))
+        .collect();
+    let gtins: Vec<Option<&str>> = rows()
+        .map(|(_, e)| e.gtin.as_ref().map(Gtin::as_str))
+        .collect();
+    let titles: Vec<&str> = rows().map(|(_, e)| e.title.as_str()).collect();
+    let problems: Vec<&str> = rows().map(|(_, e)| e.problem.as_str()).collect();
+    sqlx::query(
+        "insert into item_exceptions (exception_id, order_id, line_id, sku, gtin, title, problem)
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[])",
+    )
+    .bind(&ids)
+    .bind(&order_ids)
+    .bind(&lines)
+    .bind(&skus)
+    .bind(&gtins)
+    .bind(&titles)
+    .bind(&problems)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -1036,15 +1247,36 @@ pub async fn supersede_exceptions(conn: &mut PgConnection, ids: &[Uuid]) -> sqlx
 
 /// Everything the status machine needs to know about an order.
 pub async fn load_facts(conn: &mut PgConnection, order: &StoredOrder) -> sqlx::Result<Facts> {
-    let order_id = order.head.order_id;
-    let mut facts = Facts {
-        accepted: order.accepted,
-        cancelled: order.cancelled,
-        backordered: order.backordered,
-        ..Facts::default()
-    };
-    // One round trip for the four fact tables (this runs for nearly every message).
+    let mut facts = facts_of(conn, &[order]).await?;
+    Ok(facts.remove(&order.head.order_id).unwrap_or_default())
+}
+
+/// The facts of several orders (see [`load_facts`]), in one round trip for the four fact
+/// tables: this runs for nearly every message.
+pub async fn facts_of(
+    conn: &mut PgConnection,
+    orders: &[&StoredOrder],
+) -> sqlx::Result<HashMap<Uuid, Facts>> {
+    let mut facts: HashMap<Uuid, Facts> = orders
+        .iter()
+        .map(|o| {
+            (
+                o.head.order_id,
+                Facts {
+                    accepted: o.accepted,
+                    cancelled: o.cancelled,
+                    backordered: o.backordered,
+                    ..Facts::default()
+                },
+            )
+        })
+        .collect();
+    if facts.is_empty() {
+        return Ok(facts);
+    }
+    let ids: Vec<Uuid> = facts.keys().copied().collect();
     type Row = (
+        Uuid,
         String,
         Option<String>,
         Option<String>,
@@ -1054,29 +1286,34 @@ pub async fn load_facts(conn: &mut PgConnection, order: &StoredOrder) -> sqlx::R
         bool,
     );
     let rows: Vec<Row> = sqlx::query_as(
-        "select 'allocation', warehouse_id, line_id, null::uuid, quantity::bigint, false, false
-           from order_allocations where order_id = $1
+        "select order_id, 'allocation', warehouse_id, line_id, null::uuid, quantity::bigint,
+                false, false
+           from order_allocations where order_id = any($1)
          union all
-         select 'release', warehouse_id, line_id, null, quantity::bigint, false, false
-           from order_releases where order_id = $1
+         select order_id, 'release', warehouse_id, line_id, null, quantity::bigint, false, false
+           from order_releases where order_id = any($1)
          union all
-         select 'shipment', null, null, shipment_id, 0, dispatched_at is not null,
+         select order_id, 'shipment', null, null, shipment_id, 0, dispatched_at is not null,
                 delivered_at is not null
-           from order_shipments where order_id = $1
+           from order_shipments where order_id = any($1)
          union all
-         select 'item', null, line_id, shipment_id, quantity::bigint, false, false
-           from order_shipment_items where order_id = $1",
+         select order_id, 'item', null, line_id, shipment_id, quantity::bigint, false, false
+           from order_shipment_items where order_id = any($1)",
     )
-    .bind(order_id)
+    .bind(&ids)
     .fetch_all(&mut *conn)
     .await?;
     let missing = |what: &str| corrupt(what, "absent");
-    let mut allocations: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     let mut items = Vec::new();
-    for (kind, warehouse, line, shipment, qty, dispatched, delivered) in rows {
+    for (order_id, kind, warehouse, line, shipment, qty, dispatched, delivered) in rows {
+        let Some(facts) = facts.get_mut(&order_id) else {
+            continue;
+        };
         match kind.as_str() {
             "allocation" => {
-                allocations
+                facts
+                    .allocations
+                    .get_or_insert_with(BTreeMap::new)
                     .entry(warehouse.ok_or_else(|| missing("allocation warehouse"))?)
                     .or_default()
                     .insert(
@@ -1103,47 +1340,53 @@ pub async fn load_facts(conn: &mut PgConnection, order: &StoredOrder) -> sqlx::R
                 }
             }
             _ => items.push((
+                order_id,
                 shipment.ok_or_else(|| missing("shipment item's shipment"))?,
                 line.ok_or_else(|| missing("shipment item's line"))?,
                 qty,
             )),
         }
     }
-    if !allocations.is_empty() {
-        facts.allocations = Some(allocations);
-    }
-    for (id, line, qty) in items {
-        if let Some(lines) = facts.dispatched.get_mut(&id) {
+    for (order_id, id, line, qty) in items {
+        if let Some(lines) = facts
+            .get_mut(&order_id)
+            .and_then(|f| f.dispatched.get_mut(&id))
+        {
             lines.insert(line, count("dispatched quantity", qty)?);
         }
     }
     Ok(facts)
 }
 
-/// Records the allocation of `stock.reserved` (the first one stands).
+/// Records the allocations of `stock.reserved` messages (the first one of an order stands),
+/// in one statement.
 pub async fn record_allocations(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    p: &StockReserved,
+    reserved: &[&StockReserved],
 ) -> sqlx::Result<()> {
-    let mut warehouses = Vec::new();
-    let mut lines = Vec::new();
-    let mut skus = Vec::new();
-    let mut qty = Vec::new();
-    for a in &p.allocations {
-        for l in &a.lines {
-            warehouses.push(a.warehouse_id.as_str());
-            lines.push(l.line_id.as_str());
-            skus.push(l.sku.as_str());
-            qty.push(i64::from(l.quantity.get()));
-        }
+    let rows = || {
+        reserved.iter().flat_map(|p| {
+            p.allocations
+                .iter()
+                .flat_map(move |a| a.lines.iter().map(move |l| (p.order_id, a, l)))
+        })
+    };
+    if rows().next().is_none() {
+        return Ok(());
     }
+    let orders: Vec<Uuid> = rows().map(|(id, _, _)| id).collect();
+    let warehouses: Vec<&str> = rows().map(|(_, a, _)| a.warehouse_id.as_str()).collect();
+    let lines: Vec<&str> = rows().map(|(_, _, l)| l.line_id.as_str()).collect();
+    let skus: Vec<&str> = rows().map(|(_, _, l)| l.sku.as_str()).collect();
+    let qty: Vec<i64> = rows()
+        .map(|(_, _, l)| i64::from(l.quantity.get()))
+        .collect();
     sqlx::query(
         "insert into order_allocations (order_id, warehouse_id, line_id, sku, quantity)
-         select $1, * from unnest($2::text[], $3::text[], $4::text[], $5::bigint[])
+         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
          on conflict do nothing",
     )
-    .bind(order_id)
+    .bind(&orders)
     .bind(&warehouses)
     .bind(&lines)
     .bind(&skus)
@@ -1181,33 +1424,66 @@ pub async fn record_releases(
     Ok(())
 }
 
-/// Records a `shipment.requested`.
-pub async fn record_shipment_request(
+/// Records `shipment.requested` messages, each shipment once (the first request of a
+/// shipment stands), in one statement.
+pub async fn record_shipment_requests(
     conn: &mut PgConnection,
-    p: &ShipmentRequested,
+    requests: &[&ShipmentRequested],
 ) -> sqlx::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    let requests: Vec<&&ShipmentRequested> = requests
+        .iter()
+        .filter(|p| seen.insert(p.shipment_id))
+        .collect();
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = requests.iter().map(|p| p.shipment_id).collect();
+    let orders: Vec<Uuid> = requests.iter().map(|p| p.order_id).collect();
+    let warehouses: Vec<&str> = requests.iter().map(|p| p.warehouse_id.as_str()).collect();
     sqlx::query(
         "insert into order_shipments (shipment_id, order_id, warehouse_id, requested_at)
-         values ($1, $2, $3, now())
+         select s, o, w, now() from unnest($1::uuid[], $2::uuid[], $3::text[]) as r(s, o, w)
          on conflict (shipment_id) do update
            set warehouse_id = coalesce(order_shipments.warehouse_id, excluded.warehouse_id),
                requested_at = coalesce(order_shipments.requested_at, excluded.requested_at)
            where order_shipments.order_id = excluded.order_id",
     )
-    .bind(p.shipment_id)
-    .bind(p.order_id)
-    .bind(p.warehouse_id.as_str())
+    .bind(&shipments)
+    .bind(&orders)
+    .bind(&warehouses)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Records a `shipment.dispatched` and what it carries.
-pub async fn record_dispatch(conn: &mut PgConnection, p: &ShipmentDispatched) -> sqlx::Result<()> {
+/// Records `shipment.dispatched` messages and what they carry (each shipment at most once:
+/// the facts only take a shipment's first dispatch), in two statements.
+pub async fn record_dispatches(
+    conn: &mut PgConnection,
+    dispatches: &[&ShipmentDispatched],
+) -> sqlx::Result<()> {
+    if dispatches.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = dispatches.iter().map(|p| p.shipment_id).collect();
+    let orders: Vec<Uuid> = dispatches.iter().map(|p| p.order_id).collect();
+    let warehouses: Vec<&str> = dispatches.iter().map(|p| p.warehouse_id.as_str()).collect();
+    let carriers: Vec<&str> = dispatches.iter().map(|p| p.carrier.as_str()).collect();
+    let numbers: Vec<&str> = dispatches
+        .iter()
+        .map(|p| p.tracking_number.as_str())
+        .collect();
+    let urls: Vec<Option<&str>> = dispatches
+        .iter()
+        .map(|p| p.tracking_url.as_deref())
+        .collect();
+    let at: Vec<DateTime<Utc>> = dispatches.iter().map(|p| p.dispatched_at).collect();
     sqlx::query(
         "insert into order_shipments (shipment_id, order_id, warehouse_id, carrier,
                                       tracking_number, tracking_url, dispatched_at)
-         values ($1, $2, $3, $4, $5, $6, $7)
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::timestamptz[])
          on conflict (shipment_id) do update
            set warehouse_id = coalesce(order_shipments.warehouse_id, excluded.warehouse_id),
                carrier = excluded.carrier, tracking_number = excluded.tracking_number,
@@ -1215,29 +1491,32 @@ pub async fn record_dispatch(conn: &mut PgConnection, p: &ShipmentDispatched) ->
                dispatched_at = coalesce(order_shipments.dispatched_at, excluded.dispatched_at)
            where order_shipments.order_id = excluded.order_id",
     )
-    .bind(p.shipment_id)
-    .bind(p.order_id)
-    .bind(p.warehouse_id.as_str())
-    .bind(&p.carrier)
-    .bind(&p.tracking_number)
-    .bind(p.tracking_url.as_deref())
-    .bind(p.dispatched_at)
+    .bind(&shipments)
+    .bind(&orders)
+    .bind(&warehouses)
+    .bind(&carriers)
+    .bind(&numbers)
+    .bind(&urls)
+    .bind(&at)
     .execute(&mut *conn)
     .await?;
-    let lines: Vec<&str> = p.items.iter().map(|i| i.line_id.as_str()).collect();
-    let skus: Vec<&str> = p.items.iter().map(|i| i.sku.as_str()).collect();
-    let qty: Vec<i64> = p
-        .items
-        .iter()
-        .map(|i| i64::from(i.quantity.get()))
-        .collect();
+    let items = || {
+        dispatches
+            .iter()
+            .flat_map(|p| p.items.iter().map(move |i| (*p, i)))
+    };
+    let item_shipments: Vec<Uuid> = items().map(|(p, _)| p.shipment_id).collect();
+    let item_orders: Vec<Uuid> = items().map(|(p, _)| p.order_id).collect();
+    let lines: Vec<&str> = items().map(|(_, i)| i.line_id.as_str()).collect();
+    let skus: Vec<&str> = items().map(|(_, i)| i.sku.as_str()).collect();
+    let qty: Vec<i64> = items().map(|(_, i)| i64::from(i.quantity.get())).collect();
     sqlx::query(
         "insert into order_shipment_items (shipment_id, order_id, line_id, sku, quantity)
-         select $1, $2, * from unnest($3::text[], $4::text[], $5::bigint[])
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[])
          on conflict do nothing",
     )
-    .bind(p.shipment_id)
-    .bind(p.order_id)
+    .bind(&item_shipments)
+    .bind(&item_orders)
     .bind(&lines)
     .bind(&skus)
     .bind(&qty)
@@ -1246,22 +1525,37 @@ pub async fn record_dispatch(conn: &mut PgConnection, p: &ShipmentDispatched) ->
     Ok(())
 }
 
-/// Records a `shipment.delivered`.
-pub async fn record_delivery(conn: &mut PgConnection, p: &ShipmentDelivered) -> sqlx::Result<()> {
+/// Records `shipment.delivered` messages (each shipment at most once, as the facts take
+/// them), in one statement.
+pub async fn record_deliveries(
+    conn: &mut PgConnection,
+    deliveries: &[&ShipmentDelivered],
+) -> sqlx::Result<()> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = deliveries.iter().map(|p| p.shipment_id).collect();
+    let orders: Vec<Uuid> = deliveries.iter().map(|p| p.order_id).collect();
+    let carriers: Vec<&str> = deliveries.iter().map(|p| p.carrier.as_str()).collect();
+    let numbers: Vec<&str> = deliveries
+        .iter()
+        .map(|p| p.tracking_number.as_str())
+        .collect();
+    let at: Vec<DateTime<Utc>> = deliveries.iter().map(|p| p.delivered_at).collect();
     sqlx::query(
         "insert into order_shipments (shipment_id, order_id, carrier, tracking_number, delivered_at)
-         values ($1, $2, $3, $4, $5)
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
          on conflict (shipment_id) do update
            set carrier = coalesce(order_shipments.carrier, excluded.carrier),
                tracking_number = coalesce(order_shipments.tracking_number, excluded.tracking_number),
                delivered_at = coalesce(order_shipments.delivered_at, excluded.delivered_at)
            where order_shipments.order_id = excluded.order_id",
     )
-    .bind(p.shipment_id)
-    .bind(p.order_id)
-    .bind(&p.carrier)
-    .bind(&p.tracking_number)
-    .bind(p.delivered_at)
+    .bind(&shipments)
+    .bind(&orders)
+    .bind(&carriers)
+    .bind(&numbers)
+    .bind(&at)
     .execute(conn)
     .await?;
     Ok(())
@@ -1407,6 +1701,58 @@ pub async fn add_timeline(
     .bind(detail)
     .fetch_one(conn)
     .await
+}
+
+/// A timeline entry numbered by its writer (who holds the order and knows its last number).
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The order.
+    pub order_id: Uuid,
+    /// Its number within the order.
+    pub seq: i32,
+    /// What happened.
+    pub kind: &'static str,
+    /// The message that caused it.
+    pub message_id: Uuid,
+    /// That message's type.
+    pub message_type: String,
+    /// Who sent it.
+    pub producer: String,
+    /// In words.
+    pub detail: String,
+}
+
+/// Appends numbered timeline entries, in one statement. A number taken twice (two writers
+/// of one order, which the order's lock rules out) fails on the primary key.
+pub async fn add_timeline_entries(
+    conn: &mut PgConnection,
+    entries: &[NewEntry],
+) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let orders: Vec<Uuid> = entries.iter().map(|e| e.order_id).collect();
+    let seqs: Vec<i32> = entries.iter().map(|e| e.seq).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind).collect();
+    let messages: Vec<Uuid> = entries.iter().map(|e| e.message_id).collect();
+    let types: Vec<&str> = entries.iter().map(|e| e.message_type.as_str()).collect();
+    let producers: Vec<&str> = entries.iter().map(|e| e.producer.as_str()).collect();
+    let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
+    sqlx::query(
+        "insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
+         select * from unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::text[],
+                              $6::text[], $7::text[])",
+    )
+    .bind(&orders)
+    .bind(&seqs)
+    .bind(&kinds)
+    .bind(&messages)
+    .bind(&types)
+    .bind(&producers)
+    .bind(&details)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// One timeline entry.
@@ -1657,35 +2003,67 @@ pub async fn list_rejected(
 // Customer statistics
 // ---------------------------------------------------------------------------------------------
 
-/// Counts a new order for its customer (never called for a re-push).
-pub async fn count_new_order(
+/// Counts new orders for their customers (never called for a re-push): one statement for
+/// the counts and one for the spend, however many orders.
+pub async fn count_new_orders(
     conn: &mut PgConnection,
-    head: &OrderHead,
-    customer_key: &str,
+    orders: &[(&OrderHead, &str)],
 ) -> sqlx::Result<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    // One row per key: an upsert may not touch a row twice. Per key: orders, first, last.
+    type Count = (i32, DateTime<Utc>, DateTime<Utc>);
+    let mut counts: BTreeMap<(&str, &str), Count> = BTreeMap::new();
+    let mut spend: BTreeMap<(&str, &str, &str), Decimal> = BTreeMap::new();
+    for (head, key) in orders {
+        let c = counts.entry((head.store_id.as_str(), key)).or_insert((
+            0,
+            head.placed_at,
+            head.placed_at,
+        ));
+        c.0 += 1;
+        c.1 = c.1.min(head.placed_at);
+        c.2 = c.2.max(head.placed_at);
+        *spend
+            .entry((head.store_id.as_str(), key, head.currency.as_str()))
+            .or_default() += head.total.value();
+    }
+    let stores: Vec<&str> = counts.keys().map(|k| k.0).collect();
+    let keys: Vec<&str> = counts.keys().map(|k| k.1).collect();
+    let n: Vec<i32> = counts.values().map(|c| c.0).collect();
+    let first: Vec<DateTime<Utc>> = counts.values().map(|c| c.1).collect();
+    let last: Vec<DateTime<Utc>> = counts.values().map(|c| c.2).collect();
     sqlx::query(
         "insert into customer_stats (store_id, customer_key, orders, first_order_at, last_order_at)
-         values ($1, $2, 1, $3, $3)
+         select * from unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
+                              $5::timestamptz[])
          on conflict (store_id, customer_key) do update
-           set orders = customer_stats.orders + 1,
+           set orders = customer_stats.orders + excluded.orders,
                first_order_at = least(customer_stats.first_order_at, excluded.first_order_at),
                last_order_at = greatest(customer_stats.last_order_at, excluded.last_order_at)",
     )
-    .bind(head.store_id.as_str())
-    .bind(customer_key)
-    .bind(head.placed_at)
+    .bind(&stores)
+    .bind(&keys)
+    .bind(&n)
+    .bind(&first)
+    .bind(&last)
     .execute(&mut *conn)
     .await?;
+    let stores: Vec<&str> = spend.keys().map(|k| k.0).collect();
+    let keys: Vec<&str> = spend.keys().map(|k| k.1).collect();
+    let currencies: Vec<&str> = spend.keys().map(|k| k.2).collect();
+    let amounts: Vec<Decimal> = spend.values().copied().collect();
     sqlx::query(
         "insert into customer_spend (store_id, customer_key, currency, amount)
-         values ($1, $2, $3, $4)
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::numeric[])
          on conflict (store_id, customer_key, currency) do update
            set amount = customer_spend.amount + excluded.amount",
     )
-    .bind(head.store_id.as_str())
-    .bind(customer_key)
-    .bind(head.currency.as_str())
-    .bind(head.total.value())
+    .bind(&stores)
+    .bind(&keys)
+    .bind(&currencies)
+    .bind(&amounts)
     .execute(conn)
     .await?;
     Ok(())

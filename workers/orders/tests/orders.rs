@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use orderly_contracts::RawEnvelope;
 use orderly_contracts::messages::{
     CancellationScope, ItemProblem, OrderAccepted, OrderCancelled, OrderCompleted, OrderOnHold,
     OrderStatusChanged,
@@ -19,7 +20,7 @@ use orderly_contracts::types::OrderStatus;
 use orderly_contracts::{Envelope, Message};
 use orderly_orders::{NAME, OrdersHandler, store};
 use orderly_runtime::Host;
-use orderly_runtime::testing::{Tap, World, wait_until};
+use orderly_runtime::testing::{Tap, World, run_batch, wait_until};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -1335,6 +1336,257 @@ async fn a_product_published_later_releases_the_orders_held_for_it() -> anyhow::
         );
         drop(conn);
         env.stop().await
+    })
+    .await
+}
+
+/// Envelopes of `payload` as `producer` would send them, for running batches directly.
+fn raw<P: Message>(producer: &str, correlation: &str, payload: Value) -> RawEnvelope {
+    let payload: P = serde_json::from_value(payload).expect("test payload");
+    let env = Envelope::new(producer, correlation, payload);
+    orderly_contracts::decode_raw(&env.to_json()).expect("own envelope")
+}
+
+/// The products the batch comparison matches against.
+fn catalog_envelopes() -> Vec<RawEnvelope> {
+    [
+        ("MUG-BLU-350", json!([]), "standard"),
+        ("TEA-EARL-100", json!([]), "reduced"),
+        ("PEN-BLUE", json!([format!("0{GTIN_PEN}")]), "standard"),
+    ]
+    .into_iter()
+    .map(|(sku, gtins, tax)| {
+        raw::<orderly_contracts::messages::ProductUpserted>(
+            "pim",
+            sku,
+            json!({
+                "sku": sku, "gtins": gtins, "title": format!("{sku} title"),
+                "tax_category": tax, "active": true, "updated_at": "2026-03-01T00:00:00Z"
+            }),
+        )
+    })
+    .collect()
+}
+
+fn placed(ext: &str) -> RawEnvelope {
+    raw::<orderly_contracts::messages::OrderPlaced>(
+        "storefront",
+        &format!("shop-de/storefront/{ext}"),
+        storefront_order(ext),
+    )
+}
+
+fn event<P: Message>(producer: &str, order_id: Uuid, payload: Value) -> RawEnvelope {
+    raw::<P>(producer, &order_id.to_string(), payload)
+}
+
+fn requested(order_id: Uuid, shipment: Uuid, warehouse: &str, line: &str, sku: &str) -> Value {
+    json!({
+        "shipment_id": shipment, "order_id": order_id, "store_id": "shop-de",
+        "external_order_id": "x", "warehouse_id": warehouse,
+        "ship_to": address("Berlin"),
+        "items": [{"line_id": line, "sku": sku, "title": "t", "quantity": 1}]
+    })
+}
+
+/// Everything the orders schema holds that a batch can change, with generated ids (orders,
+/// exceptions) written as the order's external id so that two runs compare.
+async fn orders_state(pool: PgPool) -> anyhow::Result<Vec<String>> {
+    let ids: Vec<(Uuid, String)> = sqlx::query_as("select order_id, external_order_id from orders")
+        .fetch_all(&pool)
+        .await?;
+    let named = |text: String| {
+        ids.iter().fold(text, |t, (id, ext)| {
+            t.replace(&id.to_string(), &format!("<{ext}>"))
+        })
+    };
+    let mut state = Vec::new();
+    for sql in [
+        "select concat_ws(' ', 'order', order_id, store_id, channel, status, status_sequence,
+                revision, total, customer_key, accepted_at is not null, backordered_at is not null,
+                cancelled_at is not null, completed_at is not null)
+         from orders",
+        "select concat_ws(' ', 'line', order_id, line_id, position, requested_sku, gtin, sku,
+                tax_category, catalog_title, quantity, unit_price, discount, cancelled_quantity)
+         from order_lines",
+        "select concat_ws(' ', 'exception', order_id, line_id, sku, gtin, problem, status)
+         from item_exceptions",
+        "select concat_ws(' ', 'timeline', order_id, seq, kind, message_type, producer, detail)
+         from timeline",
+        "select concat_ws(' ', 'allocation', order_id, warehouse_id, line_id, sku, quantity)
+         from order_allocations",
+        "select concat_ws(' ', 'shipment', shipment_id, order_id, warehouse_id, carrier,
+                tracking_number, requested_at is not null, dispatched_at, delivered_at)
+         from order_shipments",
+        "select concat_ws(' ', 'item', shipment_id, order_id, line_id, sku, quantity)
+         from order_shipment_items",
+        "select concat_ws(' ', 'customer', store_id, customer_key, orders, first_order_at,
+                last_order_at)
+         from customer_stats",
+        "select concat_ws(' ', 'spend', store_id, customer_key, currency, amount)
+         from customer_spend",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await?;
+        state.extend(rows.into_iter().map(&named));
+    }
+    state.sort();
+    Ok(state)
+}
+
+/// A batch of new orders and of events carrying known orders along, with duplicates, a
+/// re-push in the middle and an order placed twice, handled together by the flow and one
+/// message at a time: the same orders, lines, exceptions, facts, timelines (numbered alike),
+/// customer statistics, and the same messages sent for the same causes in the same order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_handled_as_one_message_at_a_time_would_be() -> anyhow::Result<()> {
+    use orderly_contracts::messages::{
+        OrderPlaced, ShipmentDelivered, ShipmentDispatched, ShipmentRequested, StockReserved,
+    };
+    bounded(async {
+        let handler = OrdersHandler::new();
+        let mut runs = Vec::new();
+        for together in [false, true] {
+            let world = World::new().await?;
+            let pool = world.pool(NAME).await?;
+            let mut setup = catalog_envelopes();
+            setup.push(placed("E1"));
+            setup.push(placed("E2"));
+            run_batch(&pool, NAME, &handler, &setup, false).await?;
+            let id = |ext: &'static str| {
+                let pool = pool.clone();
+                async move {
+                    sqlx::query_scalar::<_, Uuid>(
+                        "select order_id from orders where external_order_id = $1",
+                    )
+                    .bind(ext)
+                    .fetch_one(&pool)
+                    .await
+                }
+            };
+            let (e1, e2) = (id("E1").await?, id("E2").await?);
+            // Fixed shipment ids, so that both runs name the same shipments.
+            let s1 = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0001);
+            let s2 = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0002);
+            let s3 = Uuid::from_u128(0x0195_0000_0000_7000_8000_0000_0000_0003);
+            // E2 from one warehouse: one shipment, dispatched below.
+            let e2_reserved = json!({
+                "order_id": e2, "store_id": "shop-de",
+                "allocations": [{"warehouse_id": "berlin-1", "lines": [
+                    {"line_id": "1", "sku": "MUG-BLU-350", "quantity": 2},
+                    {"line_id": "2", "sku": "TEA-EARL-100", "quantity": 1}
+                ]}]
+            });
+            let batch = vec![
+                placed("N1"),
+                event::<StockReserved>("inventory", e1, reserved_two(e1)),
+                raw::<OrderPlaced>(
+                    "amazon-connector",
+                    "amazon-de/N2",
+                    marketplace_order("N2", &[GTIN_PEN, GTIN_UNKNOWN]),
+                ),
+                event::<ShipmentRequested>(
+                    "fulfillment",
+                    e1,
+                    requested(e1, s1, "berlin-1", "1", "MUG-BLU-350"),
+                ),
+                // A re-push of E1 between its events: handled alone, after what came before.
+                placed("E1"),
+                event::<ShipmentRequested>(
+                    "fulfillment",
+                    e1,
+                    requested(e1, s2, "hamburg-2", "2", "TEA-EARL-100"),
+                ),
+                event::<StockReserved>("inventory", e2, e2_reserved),
+                event::<ShipmentDispatched>(
+                    "fulfillment",
+                    e1,
+                    dispatched(e1, s1, "berlin-1", "1", "MUG-BLU-350", 2),
+                ),
+                event::<ShipmentDelivered>("fulfillment", e1, delivered(e1, s1)),
+                // The same dispatch again, as another message: reported again, no change.
+                event::<ShipmentDispatched>(
+                    "fulfillment",
+                    e1,
+                    dispatched(e1, s1, "berlin-1", "1", "MUG-BLU-350", 2),
+                ),
+                placed("N3"),
+                event::<ShipmentDispatched>(
+                    "fulfillment",
+                    e1,
+                    dispatched(e1, s2, "hamburg-2", "2", "TEA-EARL-100", 1),
+                ),
+                event::<ShipmentDispatched>(
+                    "fulfillment",
+                    e2,
+                    dispatched(e2, s3, "berlin-1", "1", "MUG-BLU-350", 2),
+                ),
+                // N3 again in the same batch: a re-push of an order this batch created.
+                placed("N3"),
+                event::<ShipmentDelivered>("fulfillment", e1, delivered(e1, s2)),
+            ];
+            let emitted = run_batch(&pool, NAME, &handler, &batch, together).await?;
+            let ids: Vec<(Uuid, String)> =
+                sqlx::query_as("select order_id, external_order_id from orders")
+                    .fetch_all(&pool)
+                    .await?;
+            let causes: Vec<Uuid> = batch.iter().map(|m| m.message_id).collect();
+            let emitted: Vec<String> = emitted
+                .iter()
+                .map(|m| {
+                    let cause = m.body["causation_id"]
+                        .as_str()
+                        .and_then(|c| Uuid::parse_str(c).ok())
+                        .and_then(|c| causes.iter().position(|x| *x == c));
+                    let mut payload = m.body["payload"].clone();
+                    if let Some(exceptions) = payload["exceptions"].as_array_mut() {
+                        for e in exceptions {
+                            e["exception_id"] = json!("<exception>");
+                        }
+                    }
+                    let text = format!("{} caused by #{cause:?}: {payload}", m.message_type);
+                    ids.iter().fold(text, |t, (id, ext)| {
+                        t.replace(&id.to_string(), &format!("<{ext}>"))
+                    })
+                })
+                .collect();
+            let state = orders_state(pool.clone()).await?;
+            pool.close().await;
+            world.cleanup().await?;
+            runs.push((state, emitted));
+        }
+        let (together_state, together_emitted) = runs.pop().expect("two runs");
+        let (alone_state, alone_emitted) = runs.pop().expect("two runs");
+        assert_eq!(alone_state, together_state, "same end state");
+        assert_eq!(
+            alone_emitted, together_emitted,
+            "same messages, same causes, same order"
+        );
+
+        // And the end state is the one the messages call for.
+        let has = |needle: &str| {
+            assert!(
+                together_state.iter().any(|r| r.contains(needle)),
+                "expected `{needle}` in {together_state:#?}"
+            );
+        };
+        has("order <E1> shop-de storefront completed 6 1");
+        has("order <E2> shop-de storefront shipped 3 1");
+        has("order <N1> shop-de storefront accepted 1 1");
+        has("order <N3> shop-de storefront accepted 1 1");
+        has("order <N2> amazon-de marketplace on_hold 1 1");
+        has("exception <N2> item-1 4012345678901 unknown_gtin open");
+        has("timeline <E1> 7 duplicate_repush order.placed");
+        has("timeline <N3> 4 duplicate_repush order.placed");
+        has("Dispatch of shipment 01950000-0000-7000-8000-000000000001 reported again");
+        has("customer shop-de C-48213 4");
+        assert_eq!(
+            together_emitted
+                .iter()
+                .filter(|m| m.starts_with("order.completed"))
+                .count(),
+            1
+        );
+        Ok(())
     })
     .await
 }

@@ -573,33 +573,19 @@ impl<H: Handler> Inner<H> {
     /// them, once each, exclusive winning over shared, in ascending key order, in one
     /// statement. Every batch of every copy of the worker takes its keys in the same global
     /// order, so batches wait for each other but never deadlock on declared keys.
-    ///
     async fn lock_batch(
         &self,
         conn: &mut PgConnection,
         handle: &[(usize, &Incoming)],
         fresh: &std::collections::HashSet<Uuid>,
     ) -> Result<(), HandlerError> {
-        let mut keys: std::collections::BTreeMap<i64, bool> = std::collections::BTreeMap::new();
-        for (_, incoming) in handle {
-            if !fresh.contains(&incoming.envelope.message_id) {
-                continue;
-            }
-            let declared = match self.handler.lock_keys(incoming, &mut *conn).await {
-                Ok(declared) => declared,
-                Err(HandlerError::Unavailable(err)) => return Err(HandlerError::Unavailable(err)),
-                Err(err) => {
-                    // The handler will meet the same problem and fail on its own.
-                    debug!(worker = %self.name, error = %err, "no lock keys for a message");
-                    continue;
-                }
-            };
-            for key in declared {
-                let shared = keys.entry(key.advisory_key(&self.name)).or_insert(true);
-                *shared &= key.is_shared();
-            }
-        }
-        Ok(crate::handler::take_advisory_locks(conn, keys).await?)
+        let msgs: Vec<&Incoming> = handle
+            .iter()
+            .map(|(_, incoming)| *incoming)
+            .filter(|incoming| fresh.contains(&incoming.envelope.message_id))
+            .collect();
+        let declared = self.handler.batch_lock_keys(&msgs, &mut *conn).await?;
+        Ok(crate::handler::lock_entities(conn, &self.name, &declared).await?)
     }
 
     /// Records the batch's ids in the inbox; returns the ids that were not there before.

@@ -146,6 +146,12 @@ impl Batch<'_> {
         }
     }
 
+    /// The tracing span of handling `msg` (what [`Batch::handle_one`] runs it in), for a
+    /// worker that decides a batch's messages itself.
+    pub fn span(&self, msg: &Incoming) -> tracing::Span {
+        span(self.producer, msg)
+    }
+
     /// Handles `msg` alone with `handler`'s [`Handler::handle`] (in its tracing span).
     pub async fn handle_one<H: Handler + ?Sized>(
         &mut self,
@@ -174,6 +180,17 @@ pub(crate) fn span(worker: &str, msg: &Incoming) -> tracing::Span {
 }
 
 impl HandlerContext<'_> {
+    /// This message's context as a batch of one, for a worker whose one-message path is its
+    /// batch path (what the batch emits is caused by this message as usual: take the
+    /// message's context from the batch with [`Batch::context`]).
+    pub fn as_batch(&mut self) -> Batch<'_> {
+        Batch {
+            conn: &mut *self.conn,
+            outgoing: &mut *self.outgoing,
+            producer: self.producer,
+        }
+    }
+
     /// Publishes `payload` after commit, caused by the message being handled (its correlation
     /// id and trace are inherited). Returns the new message's id.
     pub fn emit<P: Message>(&mut self, payload: P) -> Uuid {
@@ -304,7 +321,7 @@ pub async fn lock_entities(
 /// PostgreSQL evaluating the select list row by row in the order a function scan of
 /// `unnest` returns the (sorted) array: there is no `order by` for the planner to move around
 /// the lock calls.
-pub(crate) async fn take_advisory_locks(
+async fn take_advisory_locks(
     conn: &mut PgConnection,
     keys: std::collections::BTreeMap<i64, bool>,
 ) -> Result<(), sqlx::Error> {
@@ -359,6 +376,32 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<LockKey>, HandlerError>> + Send {
         let _ = (msg, conn);
         async { Ok(Vec::new()) }
+    }
+
+    /// The entities a batch's fresh messages will change: every message's
+    /// [`Handler::lock_keys`], by default. A worker overrides it when some of its messages
+    /// name their entities only indirectly, to look all of them up in one statement instead
+    /// of one per message. The same rules apply as to `lock_keys`: read, never lock or
+    /// write; a message whose keys cannot be determined contributes none.
+    fn batch_lock_keys(
+        &self,
+        msgs: &[&Incoming],
+        conn: &mut PgConnection,
+    ) -> impl Future<Output = Result<Vec<LockKey>, HandlerError>> + Send {
+        async move {
+            let mut keys = Vec::new();
+            for msg in msgs {
+                match self.lock_keys(msg, &mut *conn).await {
+                    Ok(declared) => keys.extend(declared),
+                    Err(HandlerError::Unavailable(err)) => {
+                        return Err(HandlerError::Unavailable(err));
+                    }
+                    // The handler will meet the same problem and fail on its own.
+                    Err(err) => tracing::debug!(error = %err, "no lock keys for a message"),
+                }
+            }
+            Ok(keys)
+        }
     }
 
     /// Handles a batch's fresh messages (in arrival order, each message once) in the batch's
