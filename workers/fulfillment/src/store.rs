@@ -6,7 +6,7 @@
 //! so a row that no longer parses (edited by hand) is an error that names the column, not a
 //! silently wrong message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{
@@ -41,39 +41,6 @@ fn units(what: &str, n: i64) -> Result<u32, sqlx::Error> {
     parse(what, u32::try_from(n))
 }
 
-/// Serialises the transaction's work on one order: every handler that changes an order's
-/// shipments takes this lock first, so a cancellation, a reservation and a dispatch of the
-/// same order never interleave. Held until the transaction ends.
-pub async fn lock_order(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "select pg_advisory_xact_lock(hashtext('orderly.fulfillment'), hashtext(($1::uuid)::text))",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Serialises the handling of one carrier tracking number: binding it to a shipment and
-/// looking it up happen one at a time, so an update naming only the tracking number either
-/// sees the binding or is recorded as unmatched before the binding adopts it; never
-/// neither. Taken before the order's lock.
-pub async fn lock_tracking_number(
-    conn: &mut PgConnection,
-    carrier: &str,
-    tracking_number: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "select pg_advisory_xact_lock(hashtext('orderly.fulfillment.tracking'),
-                                      hashtext($1 || '/' || $2))",
-    )
-    .bind(carrier)
-    .bind(tracking_number)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 // --- store settings --------------------------------------------------------------------------
 
 /// Keeps `timing` as the store's policy if `revision` is newer than the one stored. Returns
@@ -99,24 +66,29 @@ pub async fn upsert_store_settings(
     Ok(done.rows_affected() == 1)
 }
 
-/// The store's invoice timing, if its settings were ever received.
-pub async fn invoice_timing(
+/// The invoice timing of the stores among `store_ids` whose settings were ever received,
+/// in one statement.
+pub async fn invoice_timings(
     conn: &mut PgConnection,
-    store_id: &StoreId,
-) -> Result<Option<InvoiceTiming>, sqlx::Error> {
-    let timing: Option<String> =
-        sqlx::query_scalar("select invoice_timing from store_settings where store_id = $1")
-            .bind(store_id.as_str())
-            .fetch_optional(conn)
-            .await?;
-    timing
-        .map(|t| parse("invoice_timing", t.parse::<InvoiceTiming>()))
-        .transpose()
+    store_ids: &[&str],
+) -> Result<HashMap<String, InvoiceTiming>, sqlx::Error> {
+    if store_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "select store_id, invoice_timing from store_settings where store_id = any($1)",
+    )
+    .bind(store_ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(store, t)| Ok((store, parse("invoice_timing", t.parse::<InvoiceTiming>())?)))
+        .collect()
 }
 
 // --- order snapshots -------------------------------------------------------------------------
 
-/// What storing an `order.accepted` did.
+/// What storing an `order.accepted` did (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotWrite {
     /// First time this order was seen.
@@ -127,19 +99,50 @@ pub enum SnapshotWrite {
     Unchanged,
 }
 
-/// Stores the accepted order, or replaces it with a higher revision. `timing` is recorded
-/// only when the order is new: an order keeps the policy it was accepted under.
-pub async fn upsert_order(
+/// Stores accepted orders: an order not stored yet is inserted with its `timing`; a stored
+/// one is replaced when the revision is higher (it keeps the timing it was accepted under),
+/// its lines upserted; otherwise nothing changes. Two statements, however many orders (each
+/// at most once).
+pub async fn upsert_orders(
     conn: &mut PgConnection,
-    order: &OrderAccepted,
-    timing: InvoiceTiming,
-) -> Result<SnapshotWrite, sqlx::Error> {
-    let inserted: Option<bool> = sqlx::query_scalar(
+    orders: &[(&OrderAccepted, InvoiceTiming)],
+) -> Result<(), sqlx::Error> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let o = || orders.iter().map(|(order, _)| *order);
+    let ids: Vec<Uuid> = o().map(|x| x.order_id).collect();
+    let stores: Vec<&str> = o().map(|x| x.store_id.as_str()).collect();
+    let channels: Vec<&str> = o().map(|x| x.channel.as_str()).collect();
+    let marketplaces: Vec<Option<&str>> = o().map(|x| x.marketplace.as_deref()).collect();
+    let externals: Vec<&str> = o().map(|x| x.external_order_id.as_str()).collect();
+    let revisions: Vec<i64> = o().map(|x| i64::from(x.revision)).collect();
+    let placed: Vec<DateTime<Utc>> = o().map(|x| x.placed_at).collect();
+    let currencies: Vec<&str> = o().map(|x| x.currency.as_str()).collect();
+    let incl: Vec<bool> = o().map(|x| x.prices_include_tax).collect();
+    let customers: Vec<Json<&orderly_contracts::messages::Customer>> =
+        o().map(|x| Json(&x.customer)).collect();
+    let billing: Vec<Json<&orderly_contracts::messages::Address>> =
+        o().map(|x| Json(&x.billing_address)).collect();
+    let shipping_to: Vec<Json<&orderly_contracts::messages::Address>> =
+        o().map(|x| Json(&x.shipping_address)).collect();
+    let payments: Vec<Json<&orderly_contracts::messages::Payment>> =
+        o().map(|x| Json(&x.payment)).collect();
+    let shipping: Vec<Decimal> = o().map(|x| x.shipping.value()).collect();
+    let discounts: Vec<Decimal> = o().map(|x| x.discount.value()).collect();
+    let taxes: Vec<Option<Decimal>> = o().map(|x| x.tax.map(Amount::value)).collect();
+    let totals: Vec<Decimal> = o().map(|x| x.total.value()).collect();
+    let timings: Vec<&str> = orders.iter().map(|(_, t)| t.as_str()).collect();
+    let written: Vec<Uuid> = sqlx::query_scalar(
         "insert into orders (order_id, store_id, channel, marketplace, external_order_id,
                              revision, placed_at, currency, prices_include_tax, customer,
                              billing_address, shipping_address, payment, shipping, discount,
                              tax, total, invoice_timing)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                              $6::bigint[], $7::timestamptz[], $8::text[], $9::bool[],
+                              $10::jsonb[], $11::jsonb[], $12::jsonb[], $13::jsonb[],
+                              $14::numeric[], $15::numeric[], $16::numeric[], $17::numeric[],
+                              $18::text[])
          on conflict (order_id) do update set
            store_id = excluded.store_id, channel = excluded.channel,
            marketplace = excluded.marketplace, external_order_id = excluded.external_order_id,
@@ -150,60 +153,75 @@ pub async fn upsert_order(
            shipping = excluded.shipping, discount = excluded.discount, tax = excluded.tax,
            total = excluded.total, updated_at = now()
          where orders.revision < excluded.revision
-         returning (xmax = 0)",
+         returning order_id",
     )
-    .bind(order.order_id)
-    .bind(order.store_id.as_str())
-    .bind(order.channel.as_str())
-    .bind(order.marketplace.as_deref())
-    .bind(&order.external_order_id)
-    .bind(i64::from(order.revision))
-    .bind(order.placed_at)
-    .bind(order.currency.as_str())
-    .bind(order.prices_include_tax)
-    .bind(Json(&order.customer))
-    .bind(Json(&order.billing_address))
-    .bind(Json(&order.shipping_address))
-    .bind(Json(&order.payment))
-    .bind(order.shipping.value())
-    .bind(order.discount.value())
-    .bind(order.tax.map(Amount::value))
-    .bind(order.total.value())
-    .bind(timing.as_str())
-    .fetch_optional(&mut *conn)
+    .bind(&ids)
+    .bind(&stores)
+    .bind(&channels)
+    .bind(&marketplaces)
+    .bind(&externals)
+    .bind(&revisions)
+    .bind(&placed)
+    .bind(&currencies)
+    .bind(&incl)
+    .bind(&customers)
+    .bind(&billing)
+    .bind(&shipping_to)
+    .bind(&payments)
+    .bind(&shipping)
+    .bind(&discounts)
+    .bind(&taxes)
+    .bind(&totals)
+    .bind(&timings)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(inserted) = inserted else {
-        return Ok(SnapshotWrite::Unchanged);
+    // Lines of the orders written (inserted or replaced), not of unchanged ones.
+    let lines = || {
+        o().filter(|x| written.contains(&x.order_id))
+            .flat_map(|x| (0i32..).zip(&x.lines).map(move |(p, l)| (x.order_id, p, l)))
     };
-    for (position, line) in (0i32..).zip(&order.lines) {
-        sqlx::query(
-            "insert into order_lines (order_id, line_id, position, sku, gtin, title, quantity,
-                                      unit_price, discount, tax_category)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             on conflict (order_id, line_id) do update set
-               position = excluded.position, sku = excluded.sku, gtin = excluded.gtin,
-               title = excluded.title, quantity = excluded.quantity,
-               unit_price = excluded.unit_price, discount = excluded.discount,
-               tax_category = excluded.tax_category",
-        )
-        .bind(order.order_id)
-        .bind(&line.line_id)
-        .bind(position)
-        .bind(line.sku.as_str())
-        .bind(line.gtin.as_ref().map(Gtin::as_str))
-        .bind(&line.title)
-        .bind(i64::from(line.quantity.get()))
-        .bind(line.unit_price.value())
-        .bind(line.discount.value())
-        .bind(line.tax_category.as_str())
-        .execute(&mut *conn)
-        .await?;
+    if lines().next().is_none() {
+        return Ok(());
     }
-    Ok(if inserted {
-        SnapshotWrite::Inserted
-    } else {
-        SnapshotWrite::Updated
-    })
+    let order_ids: Vec<Uuid> = lines().map(|(id, _, _)| id).collect();
+    let line_ids: Vec<&str> = lines().map(|(_, _, l)| l.line_id.as_str()).collect();
+    let positions: Vec<i32> = lines().map(|(_, p, _)| p).collect();
+    let skus: Vec<&str> = lines().map(|(_, _, l)| l.sku.as_str()).collect();
+    let gtins: Vec<Option<&str>> = lines()
+        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
+        .collect();
+    let titles: Vec<&str> = lines().map(|(_, _, l)| l.title.as_str()).collect();
+    let quantities: Vec<i64> = lines()
+        .map(|(_, _, l)| i64::from(l.quantity.get()))
+        .collect();
+    let prices: Vec<Decimal> = lines().map(|(_, _, l)| l.unit_price.value()).collect();
+    let line_discounts: Vec<Decimal> = lines().map(|(_, _, l)| l.discount.value()).collect();
+    let categories: Vec<&str> = lines().map(|(_, _, l)| l.tax_category.as_str()).collect();
+    sqlx::query(
+        "insert into order_lines (order_id, line_id, position, sku, gtin, title, quantity,
+                                  unit_price, discount, tax_category)
+         select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
+                              $6::text[], $7::bigint[], $8::numeric[], $9::numeric[],
+                              $10::text[])
+         on conflict (order_id, line_id) do update set
+           position = excluded.position, sku = excluded.sku, gtin = excluded.gtin,
+           title = excluded.title, quantity = excluded.quantity,
+           unit_price = excluded.unit_price, discount = excluded.discount,
+           tax_category = excluded.tax_category",
+    )
+    .bind(&order_ids)
+    .bind(&line_ids)
+    .bind(&positions)
+    .bind(&skus)
+    .bind(&gtins)
+    .bind(&titles)
+    .bind(&quantities)
+    .bind(&prices)
+    .bind(&line_discounts)
+    .bind(&categories)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// An order as fulfillment keeps it.
@@ -246,6 +264,7 @@ struct OrderRow {
 
 #[derive(sqlx::FromRow)]
 struct LineRow {
+    order_id: Uuid,
     line_id: String,
     sku: String,
     gtin: Option<String>,
@@ -267,27 +286,52 @@ pub async fn load_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<StoredOrder>, sqlx::Error> {
-    let row: Option<OrderRow> = sqlx::query_as(
+    Ok(load_orders(conn, &[order_id]).await?.remove(&order_id))
+}
+
+/// The stored orders among `ids`, in two statements (orders, then their lines).
+pub async fn load_orders(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, StoredOrder>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<OrderRow> = sqlx::query_as(
         "select order_id, store_id, channel, marketplace, external_order_id, revision, placed_at,
                 currency, prices_include_tax, customer, billing_address, shipping_address,
                 payment, shipping, discount, tax, total, invoice_timing, shipping_invoiced,
                 discount_invoiced, shipments_created_at is not null as shipments_created
-         from orders where order_id = $1",
+         from orders where order_id = any($1)",
     )
-    .bind(order_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let line_rows: Vec<LineRow> = sqlx::query_as(
-        "select line_id, sku, gtin, title, quantity, unit_price, discount, tax_category,
-                invoiced_quantity, invoiced_discount
-         from order_lines where order_id = $1 order by position",
-    )
-    .bind(order_id)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+    let line_rows: Vec<LineRow> = sqlx::query_as(
+        "select order_id, line_id, sku, gtin, title, quantity, unit_price, discount, tax_category,
+                invoiced_quantity, invoiced_discount
+         from order_lines where order_id = any($1) order by order_id, position",
+    )
+    .bind(&found)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lines_of: HashMap<Uuid, Vec<LineRow>> = HashMap::new();
+    for l in line_rows {
+        lines_of.entry(l.order_id).or_default().push(l);
+    }
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let line_rows = lines_of.remove(&row.order_id).unwrap_or_default();
+        out.insert(row.order_id, stored_order(row, line_rows)?);
+    }
+    Ok(out)
+}
+
+fn stored_order(row: OrderRow, line_rows: Vec<LineRow>) -> Result<StoredOrder, sqlx::Error> {
     let mut lines = Vec::with_capacity(line_rows.len());
     let mut progress = InvoiceProgress {
         shipping_invoiced: row.shipping_invoiced,
@@ -337,7 +381,7 @@ pub async fn load_order(
         total: amount("total", row.total)?,
         payment: row.payment.0,
     };
-    Ok(Some(StoredOrder {
+    Ok(StoredOrder {
         order,
         invoice_timing: parse(
             "invoice_timing",
@@ -345,36 +389,50 @@ pub async fn load_order(
         )?,
         shipments_created: row.shipments_created,
         progress,
-    }))
+    })
 }
 
-/// Saves what per-shipment invoices have covered.
+/// Saves what per-shipment invoices have covered, for several orders in two statements.
 pub async fn save_invoice_progress(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    progress: &InvoiceProgress,
+    orders: &[(Uuid, &InvoiceProgress)],
 ) -> Result<(), sqlx::Error> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|(id, _)| *id).collect();
+    let shipping: Vec<bool> = orders.iter().map(|(_, p)| p.shipping_invoiced).collect();
+    let discounts: Vec<Decimal> = orders.iter().map(|(_, p)| p.discount_invoiced).collect();
     sqlx::query(
-        "update orders set shipping_invoiced = $2, discount_invoiced = $3, updated_at = now()
-         where order_id = $1",
+        "update orders o set shipping_invoiced = v.s, discount_invoiced = v.d, updated_at = now()
+         from unnest($1::uuid[], $2::bool[], $3::numeric[]) as v(id, s, d)
+         where o.order_id = v.id",
     )
-    .bind(order_id)
-    .bind(progress.shipping_invoiced)
-    .bind(progress.discount_invoiced)
+    .bind(&ids)
+    .bind(&shipping)
+    .bind(&discounts)
     .execute(&mut *conn)
     .await?;
-    for (line_id, line) in &progress.lines {
-        sqlx::query(
-            "update order_lines set invoiced_quantity = $3, invoiced_discount = $4
-             where order_id = $1 and line_id = $2",
-        )
-        .bind(order_id)
-        .bind(line_id)
-        .bind(i64::from(line.quantity))
-        .bind(line.discount)
-        .execute(&mut *conn)
-        .await?;
-    }
+    let lines = || {
+        orders
+            .iter()
+            .flat_map(|(id, p)| p.lines.iter().map(move |(line, l)| (*id, line, l)))
+    };
+    let order_ids: Vec<Uuid> = lines().map(|(id, _, _)| id).collect();
+    let line_ids: Vec<&str> = lines().map(|(_, line, _)| line.as_str()).collect();
+    let quantities: Vec<i64> = lines().map(|(_, _, l)| i64::from(l.quantity)).collect();
+    let line_discounts: Vec<Decimal> = lines().map(|(_, _, l)| l.discount).collect();
+    sqlx::query(
+        "update order_lines l set invoiced_quantity = v.q, invoiced_discount = v.d
+         from unnest($1::uuid[], $2::text[], $3::bigint[], $4::numeric[]) as v(id, line, q, d)
+         where l.order_id = v.id and l.line_id = v.line",
+    )
+    .bind(&order_ids)
+    .bind(&line_ids)
+    .bind(&quantities)
+    .bind(&line_discounts)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -421,25 +479,39 @@ pub async fn cancellations(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<Cancellation>, sqlx::Error> {
-    let rows: Vec<(String, Json<Vec<StoredLine>>)> = sqlx::query_as(
-        "select scope, lines from order_cancellations where order_id = $1
-         order by received_at, cancel_key",
+    Ok(cancellations_of(conn, &[order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default())
+}
+
+/// The cancellations of several orders (see [`cancellations`]), in one statement.
+pub async fn cancellations_of(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<Cancellation>>, sqlx::Error> {
+    let mut out: HashMap<Uuid, Vec<Cancellation>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(Uuid, String, Json<Vec<StoredLine>>)> = sqlx::query_as(
+        "select order_id, scope, lines from order_cancellations where order_id = any($1)
+         order by order_id, received_at, cancel_key",
     )
-    .bind(order_id)
+    .bind(ids)
     .fetch_all(conn)
     .await?;
-    rows.into_iter()
-        .map(|(scope, lines)| {
-            Ok(Cancellation {
-                scope: parse("cancellation scope", scope.parse::<CancellationScope>())?,
-                lines: lines
-                    .0
-                    .into_iter()
-                    .map(|l| (l.line_id, l.quantity))
-                    .collect(),
-            })
-        })
-        .collect()
+    for (order_id, scope, lines) in rows {
+        out.entry(order_id).or_default().push(Cancellation {
+            scope: parse("cancellation scope", scope.parse::<CancellationScope>())?,
+            lines: lines
+                .0
+                .into_iter()
+                .map(|l| (l.line_id, l.quantity))
+                .collect(),
+        });
+    }
+    Ok(out)
 }
 
 // --- shipments -------------------------------------------------------------------------------
@@ -504,68 +576,100 @@ impl TryFrom<ShipmentRow> for Shipment {
     }
 }
 
-/// Creates the planned shipments of an order (with fresh UUIDv7 ids) and marks the order's
-/// reservation as handled. A warehouse that already has a shipment for the order is skipped.
-/// Returns the shipments created, with their ids.
-pub async fn insert_shipments<'p>(
+/// Creates planned shipments (each with the id given, of the order given), in two
+/// statements. Returns how many were created: fewer than given when an order already had a
+/// shipment from one of the warehouses (those are skipped, items included).
+pub async fn insert_shipments(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    plan: &'p [PlannedShipment],
-) -> Result<Vec<(Uuid, &'p PlannedShipment)>, sqlx::Error> {
-    let mut created = Vec::with_capacity(plan.len());
-    for planned in plan {
-        let status = if planned.cancelled {
-            ShipmentState::Cancelled
-        } else {
-            ShipmentState::Requested
-        };
-        let id: Option<Uuid> = sqlx::query_scalar(
-            "insert into shipments (shipment_id, order_id, warehouse_id, position, status,
-                                    cancelled_at, cancel_reason)
-             values ($1, $2, $3, $4, $5,
-                     case when $6 then now() end,
-                     case when $6 then 'cancelled before the reservation arrived' end)
-             on conflict (order_id, warehouse_id) do nothing
-             returning shipment_id",
-        )
-        .bind(Uuid::now_v7())
-        .bind(order_id)
-        .bind(planned.warehouse_id.as_str())
-        .bind(parse("position", i32::try_from(planned.position))?)
-        .bind(status.as_str())
-        .bind(planned.cancelled)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(id) = id else {
-            continue;
-        };
-        for (position, item) in (0i32..).zip(&planned.items) {
-            sqlx::query(
-                "insert into shipment_items (shipment_id, line_id, position, sku, gtin, title,
-                                             quantity, allocated_quantity)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id)
-            .bind(&item.line_id)
-            .bind(position)
-            .bind(item.sku.as_str())
-            .bind(item.gtin.as_ref().map(Gtin::as_str))
-            .bind(&item.title)
-            .bind(i64::from(item.quantity))
-            .bind(i64::from(item.allocated))
-            .execute(&mut *conn)
-            .await?;
-        }
-        created.push((id, planned));
+    shipments: &[(Uuid, Uuid, &PlannedShipment)],
+) -> Result<u64, sqlx::Error> {
+    if shipments.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = shipments.iter().map(|(id, _, _)| *id).collect();
+    let orders: Vec<Uuid> = shipments.iter().map(|(_, order, _)| *order).collect();
+    let warehouses: Vec<&str> = shipments
+        .iter()
+        .map(|(_, _, p)| p.warehouse_id.as_str())
+        .collect();
+    let positions: Vec<i32> = shipments
+        .iter()
+        .map(|(_, _, p)| parse("position", i32::try_from(p.position)))
+        .collect::<Result<_, _>>()?;
+    let cancelled: Vec<bool> = shipments.iter().map(|(_, _, p)| p.cancelled).collect();
+    let created: Vec<Uuid> = sqlx::query_scalar(
+        "insert into shipments (shipment_id, order_id, warehouse_id, position, status,
+                                cancelled_at, cancel_reason)
+         select id, o, w, p, case when c then 'cancelled' else 'requested' end,
+                case when c then now() end,
+                case when c then 'cancelled before the reservation arrived' end
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bool[])
+           as s(id, o, w, p, c)
+         on conflict (order_id, warehouse_id) do nothing
+         returning shipment_id",
+    )
+    .bind(&ids)
+    .bind(&orders)
+    .bind(&warehouses)
+    .bind(&positions)
+    .bind(&cancelled)
+    .fetch_all(&mut *conn)
+    .await?;
+    let items = || {
+        shipments
+            .iter()
+            .filter(|(id, _, _)| created.contains(id))
+            .flat_map(|(id, _, p)| {
+                (0i32..)
+                    .zip(&p.items)
+                    .map(move |(position, item)| (*id, position, item))
+            })
+    };
+    let item_shipments: Vec<Uuid> = items().map(|(id, _, _)| id).collect();
+    let lines: Vec<&str> = items().map(|(_, _, i)| i.line_id.as_str()).collect();
+    let item_positions: Vec<i32> = items().map(|(_, p, _)| p).collect();
+    let skus: Vec<&str> = items().map(|(_, _, i)| i.sku.as_str()).collect();
+    let gtins: Vec<Option<&str>> = items()
+        .map(|(_, _, i)| i.gtin.as_ref().map(Gtin::as_str))
+        .collect();
+    let titles: Vec<&str> = items().map(|(_, _, i)| i.title.as_str()).collect();
+    let quantities: Vec<i64> = items().map(|(_, _, i)| i64::from(i.quantity)).collect();
+    let allocated: Vec<i64> = items().map(|(_, _, i)| i64::from(i.allocated)).collect();
+    sqlx::query(
+        "insert into shipment_items (shipment_id, line_id, position, sku, gtin, title, quantity,
+                                     allocated_quantity)
+         select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
+                              $6::text[], $7::bigint[], $8::bigint[])",
+    )
+    .bind(&item_shipments)
+    .bind(&lines)
+    .bind(&item_positions)
+    .bind(&skus)
+    .bind(&gtins)
+    .bind(&titles)
+    .bind(&quantities)
+    .bind(&allocated)
+    .execute(conn)
+    .await?;
+    Ok(created.len() as u64)
+}
+
+/// Marks the orders' reservations as turned into shipments (the first time counts).
+pub async fn mark_shipments_created(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
     }
     sqlx::query(
         "update orders set shipments_created_at = coalesce(shipments_created_at, now())
-         where order_id = $1",
+         where order_id = any($1)",
     )
-    .bind(order_id)
-    .execute(&mut *conn)
+    .bind(order_ids)
+    .execute(conn)
     .await?;
-    Ok(created)
+    Ok(())
 }
 
 /// A shipment by id.
@@ -577,22 +681,6 @@ pub async fn shipment(
         "select shipment_id, order_id, warehouse_id, position, status, status_at, status_cause,
                 dispatched_at, carrier, tracking_number, cancelled_at
          from shipments where shipment_id = $1",
-    )
-    .bind(shipment_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(Shipment::try_from).transpose()
-}
-
-/// A shipment by id, locked for this transaction.
-pub async fn shipment_for_update(
-    conn: &mut PgConnection,
-    shipment_id: Uuid,
-) -> Result<Option<Shipment>, sqlx::Error> {
-    let row: Option<ShipmentRow> = sqlx::query_as(
-        "select shipment_id, order_id, warehouse_id, position, status, status_at, status_cause,
-                dispatched_at, carrier, tracking_number, cancelled_at
-         from shipments where shipment_id = $1 for update",
     )
     .bind(shipment_id)
     .fetch_optional(conn)
@@ -666,23 +754,6 @@ impl TryFrom<ItemRow> for (Uuid, ShipmentItem) {
     }
 }
 
-/// The items of a shipment, in allocation order.
-pub async fn items(
-    conn: &mut PgConnection,
-    shipment_id: Uuid,
-) -> Result<Vec<ShipmentItem>, sqlx::Error> {
-    let rows: Vec<ItemRow> = sqlx::query_as(
-        "select shipment_id, line_id, sku, gtin, title, quantity, allocated_quantity
-         from shipment_items where shipment_id = $1 order by position",
-    )
-    .bind(shipment_id)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|r| <(Uuid, ShipmentItem)>::try_from(r).map(|(_, item)| item))
-        .collect()
-}
-
 /// The items of every shipment of an order, by shipment.
 pub async fn items_of_order(
     conn: &mut PgConnection,
@@ -739,184 +810,64 @@ pub async fn cancel_shipment(
     Ok(done.rows_affected() == 1)
 }
 
-/// Saves a shipment's tracking state.
-pub async fn save_tracking(
-    conn: &mut PgConnection,
-    shipment_id: Uuid,
-    tracking: &Tracking,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update shipments set status = $2, status_at = $3, status_cause = $4,
-                              dispatched_at = coalesce(dispatched_at, $5), updated_at = now()
-         where shipment_id = $1",
-    )
-    .bind(shipment_id)
-    .bind(tracking.state.as_str())
-    .bind(tracking.since)
-    .bind(tracking.cause)
-    .bind(tracking.dispatched_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 // --- tracking numbers and events -------------------------------------------------------------
-
-/// The shipment a tracking number is bound to.
-pub async fn bound_shipment(
-    conn: &mut PgConnection,
-    carrier: &str,
-    tracking_number: &str,
-) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select shipment_id from tracking_numbers where carrier = $1 and tracking_number = $2",
-    )
-    .bind(carrier)
-    .bind(tracking_number)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Binds a tracking number to a shipment unless it is bound already, and makes it the
-/// shipment's tracking number if it has none. Returns the shipment it is bound to (which
-/// may be another one).
-pub async fn bind_tracking(
-    conn: &mut PgConnection,
-    carrier: &str,
-    tracking_number: &str,
-    shipment_id: Uuid,
-    message_id: Uuid,
-) -> Result<Uuid, sqlx::Error> {
-    sqlx::query(
-        "insert into tracking_numbers (carrier, tracking_number, shipment_id, bound_by_message)
-         values ($1, $2, $3, $4) on conflict do nothing",
-    )
-    .bind(carrier)
-    .bind(tracking_number)
-    .bind(shipment_id)
-    .bind(message_id)
-    .execute(&mut *conn)
-    .await?;
-    let bound: Uuid = sqlx::query_scalar(
-        "select shipment_id from tracking_numbers where carrier = $1 and tracking_number = $2",
-    )
-    .bind(carrier)
-    .bind(tracking_number)
-    .fetch_one(&mut *conn)
-    .await?;
-    if bound == shipment_id {
-        sqlx::query(
-            "update shipments set carrier = $2, tracking_number = $3, updated_at = now()
-             where shipment_id = $1 and tracking_number is null",
-        )
-        .bind(shipment_id)
-        .bind(carrier)
-        .bind(tracking_number)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(bound)
-}
 
 /// A tracking event to record.
 #[derive(Debug, Clone)]
-pub struct NewTrackingEvent<'a> {
+pub struct NewTrackingEvent {
     /// The shipment.
     pub shipment_id: Uuid,
     /// The message that carried it.
     pub source_message_id: Uuid,
     /// Carrier code.
-    pub carrier: &'a str,
+    pub carrier: String,
     /// Tracking number.
-    pub tracking_number: &'a str,
+    pub tracking_number: String,
     /// Whose words.
     pub vocabulary: StatusVocabulary,
     /// The word.
-    pub raw_status: &'a str,
+    pub raw_status: String,
     /// Ours, if the word has one.
     pub mapped_status: Option<ShipmentStatus>,
     /// Carrier's text.
-    pub description: Option<&'a str>,
+    pub description: Option<String>,
     /// Where.
     pub location: Option<serde_json::Value>,
     /// When, at the carrier.
     pub event_at: DateTime<Utc>,
     /// Delivery estimate.
     pub estimated_delivery_at: Option<DateTime<Utc>>,
+    /// Whether it changed the shipment's state when it arrived.
+    pub changed_state: bool,
 }
 
-impl<'a> NewTrackingEvent<'a> {
+impl NewTrackingEvent {
     /// The event carried by `update` in message `message_id`, for `shipment_id`.
     pub fn from_update(
         shipment_id: Uuid,
         message_id: Uuid,
-        update: &'a ShipmentUpdated,
+        update: &ShipmentUpdated,
         mapped_status: Option<ShipmentStatus>,
     ) -> Self {
         Self {
             shipment_id,
             source_message_id: message_id,
-            carrier: &update.carrier,
-            tracking_number: &update.tracking_number,
+            carrier: update.carrier.clone(),
+            tracking_number: update.tracking_number.clone(),
             vocabulary: update.vocabulary,
-            raw_status: &update.raw_status,
+            raw_status: update.raw_status.clone(),
             mapped_status,
-            description: update.description.as_deref(),
+            description: update.description.clone(),
             location: update.location.as_ref().map(location_json),
             event_at: update.event_at,
             estimated_delivery_at: update.estimated_delivery_at,
+            changed_state: false,
         }
     }
 }
 
 fn location_json(location: &TrackingLocation) -> serde_json::Value {
     serde_json::to_value(location).unwrap_or(serde_json::Value::Null)
-}
-
-/// Records a tracking event; a second copy (same shipment and source message) is ignored.
-/// Returns whether it is new.
-pub async fn insert_tracking_event(
-    conn: &mut PgConnection,
-    event: &NewTrackingEvent<'_>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "insert into tracking_events (shipment_id, source_message_id, carrier, tracking_number,
-                                      vocabulary, raw_status, mapped_status, description,
-                                      location, event_at, estimated_delivery_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         on conflict (shipment_id, source_message_id) do nothing",
-    )
-    .bind(event.shipment_id)
-    .bind(event.source_message_id)
-    .bind(event.carrier)
-    .bind(event.tracking_number)
-    .bind(event.vocabulary.as_str())
-    .bind(event.raw_status)
-    .bind(event.mapped_status.map(ShipmentStatus::as_str))
-    .bind(event.description)
-    .bind(event.location.as_ref().map(Json))
-    .bind(event.event_at)
-    .bind(event.estimated_delivery_at)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Notes that the event from `source_message_id` changed the shipment's state on arrival.
-pub async fn mark_state_changed(
-    conn: &mut PgConnection,
-    shipment_id: Uuid,
-    source_message_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update tracking_events set changed_state = true
-         where shipment_id = $1 and source_message_id = $2",
-    )
-    .bind(shipment_id)
-    .bind(source_message_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The mapped events of a shipment, for the state machine.
@@ -983,23 +934,6 @@ pub async fn history(
     )
     .bind(shipment_id)
     .fetch_all(conn)
-    .await
-}
-
-/// The event from `source_message_id` in a shipment's history.
-pub async fn tracking_event(
-    conn: &mut PgConnection,
-    shipment_id: Uuid,
-    source_message_id: Uuid,
-) -> Result<Option<TrackingEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "select shipment_id, source_message_id, carrier, tracking_number, vocabulary, raw_status,
-                mapped_status, description, location, event_at, received_at, changed_state
-         from tracking_events where shipment_id = $1 and source_message_id = $2",
-    )
-    .bind(shipment_id)
-    .bind(source_message_id)
-    .fetch_optional(conn)
     .await
 }
 
@@ -1071,47 +1005,6 @@ pub async fn record_unmatched(
     Ok(())
 }
 
-/// Unresolved events waiting for `carrier`/`tracking_number` that could belong to
-/// `shipment_id` (they named no shipment, or this one), locked.
-pub async fn waiting_unmatched(
-    conn: &mut PgConnection,
-    carrier: &str,
-    tracking_number: &str,
-    shipment_id: Uuid,
-) -> Result<Vec<UnmatchedEvent>, sqlx::Error> {
-    sqlx::query_as(
-        "select id, message_id, shipment_id, carrier, tracking_number, vocabulary, raw_status,
-                description, location, event_at, estimated_delivery_at, reason, received_at,
-                resolved_shipment_id, resolved_at
-         from unmatched_tracking_events
-         where carrier = $1 and tracking_number = $2 and resolved_at is null
-           and (shipment_id is null or shipment_id = $3)
-         order by id for update",
-    )
-    .bind(carrier)
-    .bind(tracking_number)
-    .bind(shipment_id)
-    .fetch_all(conn)
-    .await
-}
-
-/// Marks an unmatched event as attached to `shipment_id`.
-pub async fn resolve_unmatched(
-    conn: &mut PgConnection,
-    id: i64,
-    shipment_id: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update unmatched_tracking_events set resolved_shipment_id = $2, resolved_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(shipment_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Unmatched tracking events for operators, newest first: the open ones, or all.
 pub async fn list_unmatched(
     conn: &mut PgConnection,
@@ -1134,90 +1027,488 @@ pub async fn list_unmatched(
 
 // --- notices and invoice requests ------------------------------------------------------------
 
-/// The one-off events already published for a shipment.
-pub async fn notices_sent(
+// --- runs of messages (see `flow`) -----------------------------------------------------------
+
+/// The order each carrier update is about, found through the shipment it names or, when
+/// it names none, the shipment its tracking number is bound to: `(index, order)` for the
+/// updates whose shipment is known, in one statement (no lock).
+pub async fn orders_of_updates(
     conn: &mut PgConnection,
-    shipment_id: Uuid,
-) -> Result<Vec<Notice>, sqlx::Error> {
-    let kinds: Vec<String> =
-        sqlx::query_scalar("select kind from shipment_notices where shipment_id = $1")
-            .bind(shipment_id)
-            .fetch_all(conn)
-            .await?;
-    kinds
+    updates: &[(Option<Uuid>, &str, &str)],
+) -> Result<HashMap<usize, Uuid>, sqlx::Error> {
+    if updates.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Option<Uuid>> = updates.iter().map(|(id, _, _)| *id).collect();
+    let carriers: Vec<&str> = updates.iter().map(|(_, c, _)| *c).collect();
+    let numbers: Vec<&str> = updates.iter().map(|(_, _, n)| *n).collect();
+    let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+        "select k.i, s.order_id
+         from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality as k(id, c, n, i)
+         cross join lateral (
+           select coalesce(k.id, (select t.shipment_id from tracking_numbers t
+                                  where t.carrier = k.c and t.tracking_number = k.n)) as id
+         ) named
+         join shipments s on s.shipment_id = named.id",
+    )
+    .bind(&ids)
+    .bind(&carriers)
+    .bind(&numbers)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(i, order)| Some((usize::try_from(i - 1).ok()?, order)))
+        .collect())
+}
+
+/// Shipments by id, locked for this transaction, in one statement; unknown ids are missing.
+pub async fn lock_shipments(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Shipment>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ShipmentRow> = sqlx::query_as(
+        "select shipment_id, order_id, warehouse_id, position, status, status_at, status_cause,
+                dispatched_at, carrier, tracking_number, cancelled_at
+         from shipments where shipment_id = any($1) for update",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Shipment::try_from).collect()
+}
+
+/// A tracking event as the run holds it: what the state machine, the exception notice and
+/// the duplicate check need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldEvent {
+    /// The message that brought it.
+    pub source: Uuid,
+    /// When, at the carrier.
+    pub at: DateTime<Utc>,
+    /// Ours, if the word has one.
+    pub mapped: Option<ShipmentStatus>,
+    /// The carrier's word.
+    pub raw_status: String,
+    /// The carrier's text.
+    pub description: Option<String>,
+}
+
+/// What a run needs to know about a shipment besides its row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShipmentFacts {
+    /// Its items, in allocation order.
+    pub items: Vec<ShipmentItem>,
+    /// Its tracking history.
+    pub events: Vec<HeldEvent>,
+    /// The one-off events published for it.
+    pub notices: Vec<Notice>,
+    /// Whether its invoice was requested.
+    pub invoice_requested: bool,
+}
+
+/// The items, tracking events, notices and invoice requests of shipments, in one statement.
+pub async fn shipment_facts(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, ShipmentFacts>, sqlx::Error> {
+    let mut out: HashMap<Uuid, ShipmentFacts> = ids
         .iter()
-        .map(|k| Notice::parse(k).ok_or_else(|| corrupt("notice kind", k)))
-        .collect()
+        .map(|id| (*id, ShipmentFacts::default()))
+        .collect();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    // kind, shipment, then per kind: item (line, sku, gtin, title, quantity, allocated,
+    // position), event (source, at, mapped, raw, description), notice (key), request.
+    type Row = (
+        String,
+        Uuid,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<Uuid>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "select kind, shipment_id, a, b, c, d, n, m, source, at from (
+           select 'item' as kind, shipment_id, line_id as a, sku as b, gtin as c, title as d,
+                  quantity as n, allocated_quantity as m, null::uuid as source,
+                  null::timestamptz as at, position::bigint as ord
+             from shipment_items where shipment_id = any($1)
+           union all
+           select 'event', shipment_id, raw_status, mapped_status, description, null, null,
+                  null, source_message_id, event_at, id
+             from tracking_events where shipment_id = any($1)
+           union all
+           select 'notice', shipment_id, kind, null, null, null, null, null, null, null, 0
+             from shipment_notices where shipment_id = any($1)
+           union all
+           select 'request', shipment_id, null, null, null, null, null, null, null, null, 0
+             from invoice_requests where shipment_id = any($1)
+         ) f order by shipment_id, kind, ord",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    for (kind, shipment_id, a, b, c, d, n, m, source, at) in rows {
+        let Some(facts) = out.get_mut(&shipment_id) else {
+            continue;
+        };
+        let missing = |what: &str| corrupt(what, "absent");
+        match kind.as_str() {
+            "item" => facts.items.push(ShipmentItem {
+                line_id: a.ok_or_else(|| missing("item line"))?,
+                sku: parse("sku", Sku::parse(&b.ok_or_else(|| missing("item sku"))?))?,
+                gtin: c
+                    .as_deref()
+                    .map(|g| parse("gtin", Gtin::parse(g)))
+                    .transpose()?,
+                title: d.ok_or_else(|| missing("item title"))?,
+                quantity: units("quantity", n.ok_or_else(|| missing("item quantity"))?)?,
+                allocated: units(
+                    "allocated_quantity",
+                    m.ok_or_else(|| missing("allocated quantity"))?,
+                )?,
+            }),
+            "event" => facts.events.push(HeldEvent {
+                source: source.ok_or_else(|| missing("event source"))?,
+                at: at.ok_or_else(|| missing("event time"))?,
+                mapped: b
+                    .map(|s| parse("mapped_status", s.parse::<ShipmentStatus>()))
+                    .transpose()?,
+                raw_status: a.ok_or_else(|| missing("raw status"))?,
+                description: c,
+            }),
+            "notice" => {
+                let key = a.ok_or_else(|| missing("notice kind"))?;
+                facts
+                    .notices
+                    .push(Notice::parse(&key).ok_or_else(|| corrupt("notice kind", &key))?);
+            }
+            _ => facts.invoice_requested = true,
+        }
+    }
+    Ok(out)
 }
 
-/// Records that `notice` was published as `message_id`. Returns false if it already was.
-pub async fn record_notice(
+/// The shipments these tracking numbers `(carrier, number)` are bound to, in one statement.
+pub async fn bindings(
     conn: &mut PgConnection,
-    shipment_id: Uuid,
-    notice: Notice,
-    message_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "insert into shipment_notices (shipment_id, kind, message_id) values ($1, $2, $3)
-         on conflict do nothing",
+    numbers: &[(&str, &str)],
+) -> Result<HashMap<(String, String), Uuid>, sqlx::Error> {
+    if numbers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let carriers: Vec<&str> = numbers.iter().map(|(c, _)| *c).collect();
+    let tracking: Vec<&str> = numbers.iter().map(|(_, n)| *n).collect();
+    let rows: Vec<(String, String, Uuid)> = sqlx::query_as(
+        "select t.carrier, t.tracking_number, t.shipment_id
+         from unnest($1::text[], $2::text[]) as k(c, n)
+         cross join lateral (
+           select carrier, tracking_number, shipment_id from tracking_numbers
+           where carrier = k.c and tracking_number = k.n
+         ) t",
     )
-    .bind(shipment_id)
-    .bind(notice.key())
-    .bind(message_id)
+    .bind(&carriers)
+    .bind(&tracking)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(c, n, id)| ((c, n), id)).collect())
+}
+
+/// Unresolved unmatched events waiting for any of these tracking numbers, oldest first,
+/// locked, in one statement.
+pub async fn waiting_unmatched(
+    conn: &mut PgConnection,
+    numbers: &[(&str, &str)],
+) -> Result<Vec<UnmatchedEvent>, sqlx::Error> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let carriers: Vec<&str> = numbers.iter().map(|(c, _)| *c).collect();
+    let tracking: Vec<&str> = numbers.iter().map(|(_, n)| *n).collect();
+    sqlx::query_as(
+        "select id, message_id, shipment_id, carrier, tracking_number, vocabulary, raw_status,
+                description, location, event_at, estimated_delivery_at, reason, received_at,
+                resolved_shipment_id, resolved_at
+         from unmatched_tracking_events
+         where resolved_at is null
+           and (carrier, tracking_number) in (select * from unnest($1::text[], $2::text[]))
+         order by id for update",
+    )
+    .bind(&carriers)
+    .bind(&tracking)
+    .fetch_all(conn)
+    .await
+}
+
+/// A tracking number bound by a message.
+#[derive(Debug, Clone)]
+pub struct NewBinding {
+    /// Carrier code.
+    pub carrier: String,
+    /// Tracking number.
+    pub tracking_number: String,
+    /// The shipment.
+    pub shipment_id: Uuid,
+    /// The message that bound it.
+    pub message_id: Uuid,
+}
+
+/// Binds tracking numbers to shipments, in one statement (the caller knows none of them is
+/// bound yet).
+pub async fn bind_numbers(
+    conn: &mut PgConnection,
+    bound: &[NewBinding],
+) -> Result<(), sqlx::Error> {
+    if bound.is_empty() {
+        return Ok(());
+    }
+    let carriers: Vec<&str> = bound.iter().map(|b| b.carrier.as_str()).collect();
+    let numbers: Vec<&str> = bound.iter().map(|b| b.tracking_number.as_str()).collect();
+    let shipments: Vec<Uuid> = bound.iter().map(|b| b.shipment_id).collect();
+    let messages: Vec<Uuid> = bound.iter().map(|b| b.message_id).collect();
+    sqlx::query(
+        "insert into tracking_numbers (carrier, tracking_number, shipment_id, bound_by_message)
+         select * from unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[])",
+    )
+    .bind(&carriers)
+    .bind(&numbers)
+    .bind(&shipments)
+    .bind(&messages)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
-/// Claims the invoice request of an order (`shipment_id` = None, on order) or of a shipment.
-/// Returns false when it was claimed before: the request was already sent.
-pub async fn claim_invoice_request(
+/// Saves shipments as a run leaves them: the first bound tracking number (where the
+/// shipment had none) and the tracking state, in one statement.
+pub async fn save_shipments(
     conn: &mut PgConnection,
-    request_id: Uuid,
-    order_id: Uuid,
-    shipment_id: Option<Uuid>,
-    timing: InvoiceTiming,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "insert into invoice_requests (request_id, order_id, shipment_id, timing)
-         values ($1, $2, $3, $4) on conflict do nothing",
+    shipments: &[&Shipment],
+) -> Result<(), sqlx::Error> {
+    if shipments.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = shipments.iter().map(|s| s.shipment_id).collect();
+    let carriers: Vec<Option<&str>> = shipments.iter().map(|s| s.carrier.as_deref()).collect();
+    let numbers: Vec<Option<&str>> = shipments
+        .iter()
+        .map(|s| s.tracking_number.as_deref())
+        .collect();
+    let states: Vec<&str> = shipments
+        .iter()
+        .map(|s| s.tracking.state.as_str())
+        .collect();
+    let since: Vec<Option<DateTime<Utc>>> = shipments.iter().map(|s| s.tracking.since).collect();
+    let causes: Vec<Option<Uuid>> = shipments.iter().map(|s| s.tracking.cause).collect();
+    let dispatched: Vec<Option<DateTime<Utc>>> =
+        shipments.iter().map(|s| s.tracking.dispatched_at).collect();
+    sqlx::query(
+        "update shipments s
+         set carrier = case when s.tracking_number is null then v.carrier else s.carrier end,
+             tracking_number = coalesce(s.tracking_number, v.number),
+             status = v.status, status_at = v.since, status_cause = v.cause,
+             dispatched_at = coalesce(s.dispatched_at, v.dispatched), updated_at = now()
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::uuid[], $7::timestamptz[])
+           as v(id, carrier, number, status, since, cause, dispatched)
+         where s.shipment_id = v.id",
     )
-    .bind(request_id)
-    .bind(order_id)
-    .bind(shipment_id)
-    .bind(timing.as_str())
+    .bind(&ids)
+    .bind(&carriers)
+    .bind(&numbers)
+    .bind(&states)
+    .bind(&since)
+    .bind(&causes)
+    .bind(&dispatched)
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
-/// An invoice request sent.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct InvoiceRequestRow {
+/// Records tracking events (each new: the caller checked), in one statement.
+pub async fn insert_tracking_events(
+    conn: &mut PgConnection,
+    events: &[NewTrackingEvent],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = events.iter().map(|x| x.shipment_id).collect();
+    let sources: Vec<Uuid> = events.iter().map(|x| x.source_message_id).collect();
+    let carriers: Vec<&str> = events.iter().map(|x| x.carrier.as_str()).collect();
+    let numbers: Vec<&str> = events.iter().map(|x| x.tracking_number.as_str()).collect();
+    let vocabularies: Vec<&str> = events.iter().map(|x| x.vocabulary.as_str()).collect();
+    let raw: Vec<&str> = events.iter().map(|x| x.raw_status.as_str()).collect();
+    let mapped: Vec<Option<&str>> = events
+        .iter()
+        .map(|x| x.mapped_status.map(ShipmentStatus::as_str))
+        .collect();
+    let descriptions: Vec<Option<&str>> = events.iter().map(|x| x.description.as_deref()).collect();
+    let locations: Vec<Option<Json<&serde_json::Value>>> = events
+        .iter()
+        .map(|x| x.location.as_ref().map(Json))
+        .collect();
+    let at: Vec<DateTime<Utc>> = events.iter().map(|x| x.event_at).collect();
+    let estimated: Vec<Option<DateTime<Utc>>> =
+        events.iter().map(|x| x.estimated_delivery_at).collect();
+    let changed: Vec<bool> = events.iter().map(|x| x.changed_state).collect();
+    sqlx::query(
+        "insert into tracking_events (shipment_id, source_message_id, carrier, tracking_number,
+                                      vocabulary, raw_status, mapped_status, description,
+                                      location, event_at, estimated_delivery_at, changed_state)
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::jsonb[],
+                              $10::timestamptz[], $11::timestamptz[], $12::bool[])",
+    )
+    .bind(&shipments)
+    .bind(&sources)
+    .bind(&carriers)
+    .bind(&numbers)
+    .bind(&vocabularies)
+    .bind(&raw)
+    .bind(&mapped)
+    .bind(&descriptions)
+    .bind(&locations)
+    .bind(&at)
+    .bind(&estimated)
+    .bind(&changed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Notes that stored events `(shipment, source message)` changed their shipment's state on
+/// arrival, in one statement.
+pub async fn mark_state_changed(
+    conn: &mut PgConnection,
+    events: &[(Uuid, Uuid)],
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = events.iter().map(|(s, _)| *s).collect();
+    let sources: Vec<Uuid> = events.iter().map(|(_, m)| *m).collect();
+    sqlx::query(
+        "update tracking_events e set changed_state = true
+         from unnest($1::uuid[], $2::uuid[]) as v(s, m)
+         where e.shipment_id = v.s and e.source_message_id = v.m",
+    )
+    .bind(&shipments)
+    .bind(&sources)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Marks unmatched events `(row id, shipment)` as attached to their shipments, in one
+/// statement.
+pub async fn resolve_unmatched(
+    conn: &mut PgConnection,
+    resolved: &[(i64, Uuid)],
+) -> Result<(), sqlx::Error> {
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = resolved.iter().map(|(id, _)| *id).collect();
+    let shipments: Vec<Uuid> = resolved.iter().map(|(_, s)| *s).collect();
+    sqlx::query(
+        "update unmatched_tracking_events u set resolved_shipment_id = v.s, resolved_at = now()
+         from unnest($1::bigint[], $2::uuid[]) as v(id, s)
+         where u.id = v.id",
+    )
+    .bind(&ids)
+    .bind(&shipments)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records notices `(shipment, notice, message id)` as published, in one statement (the
+/// caller knows none was).
+pub async fn record_notices(
+    conn: &mut PgConnection,
+    notices: &[(Uuid, Notice, Uuid)],
+) -> Result<(), sqlx::Error> {
+    if notices.is_empty() {
+        return Ok(());
+    }
+    let shipments: Vec<Uuid> = notices.iter().map(|(s, _, _)| *s).collect();
+    let kinds: Vec<String> = notices.iter().map(|(_, n, _)| n.key()).collect();
+    let messages: Vec<Uuid> = notices.iter().map(|(_, _, m)| *m).collect();
+    sqlx::query(
+        "insert into shipment_notices (shipment_id, kind, message_id)
+         select * from unnest($1::uuid[], $2::text[], $3::uuid[])",
+    )
+    .bind(&shipments)
+    .bind(&kinds)
+    .bind(&messages)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An invoice request sent by a run.
+#[derive(Debug, Clone, Copy)]
+pub struct NewInvoiceRequest {
     /// Its id.
     pub request_id: Uuid,
     /// The order.
     pub order_id: Uuid,
-    /// The shipment, for per-shipment invoices.
+    /// The shipment (on shipment), or none (on order).
     pub shipment_id: Option<Uuid>,
-    /// `on_order` or `on_shipment`.
-    pub timing: String,
-    /// When.
-    pub requested_at: DateTime<Utc>,
+    /// When the store invoices.
+    pub timing: InvoiceTiming,
 }
 
-/// The invoice requests sent for an order.
-pub async fn invoice_requests(
+/// Records invoice requests as sent, in one statement (the caller knows none was).
+pub async fn record_invoice_requests(
     conn: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<Vec<InvoiceRequestRow>, sqlx::Error> {
-    sqlx::query_as(
-        "select request_id, order_id, shipment_id, timing, requested_at
-         from invoice_requests where order_id = $1 order by requested_at, request_id",
+    requests: &[NewInvoiceRequest],
+) -> Result<(), sqlx::Error> {
+    if requests.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = requests.iter().map(|r| r.request_id).collect();
+    let orders: Vec<Uuid> = requests.iter().map(|r| r.order_id).collect();
+    let shipments: Vec<Option<Uuid>> = requests.iter().map(|r| r.shipment_id).collect();
+    let timings: Vec<&str> = requests.iter().map(|r| r.timing.as_str()).collect();
+    sqlx::query(
+        "insert into invoice_requests (request_id, order_id, shipment_id, timing)
+         select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])",
     )
-    .bind(order_id)
+    .bind(&ids)
+    .bind(&orders)
+    .bind(&shipments)
+    .bind(&timings)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whether the orders among `ids` have their on-order invoice requested, in one statement.
+pub async fn orders_invoiced(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let rows: Vec<Uuid> = sqlx::query_scalar(
+        "select order_id from invoice_requests where order_id = any($1) and shipment_id is null",
+    )
+    .bind(ids)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 // --- consistency -----------------------------------------------------------------------------

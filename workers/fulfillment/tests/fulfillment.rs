@@ -667,3 +667,235 @@ async fn a_reservation_before_its_order_waits_for_it() -> anyhow::Result<()> {
     world.cleanup().await?;
     Ok(())
 }
+
+fn raw<P: Message>(env: &Envelope<P>) -> RawEnvelope {
+    orderly_contracts::decode_raw(&env.to_json()).expect("own envelope")
+}
+
+/// Everything fulfillment's schema holds that a batch changes, as text, with the ids a run
+/// generates (shipments, invoice requests) and the batch's message ids written by name so
+/// that two runs compare.
+async fn fulfillment_state(pool: &PgPool, names: &[(Uuid, String)]) -> anyhow::Result<Vec<String>> {
+    let mut state = Vec::new();
+    for sql in [
+        "select concat_ws(' ', 'order', order_id, revision, invoice_timing, shipping_invoiced,
+                discount_invoiced, shipments_created_at is not null) from orders",
+        "select concat_ws(' ', 'line', order_id, line_id, quantity, invoiced_quantity,
+                invoiced_discount) from order_lines",
+        "select concat_ws(' ', 'shipment', shipment_id, order_id, warehouse_id, position, status,
+                status_at, status_cause, dispatched_at, carrier, tracking_number,
+                cancelled_at is not null) from shipments",
+        "select concat_ws(' ', 'item', shipment_id, line_id, sku, quantity, allocated_quantity)
+         from shipment_items",
+        "select concat_ws(' ', 'number', carrier, tracking_number, shipment_id, bound_by_message)
+         from tracking_numbers",
+        "select concat_ws(' ', 'event', shipment_id, source_message_id, raw_status, mapped_status,
+                event_at, changed_state) from tracking_events",
+        "select concat_ws(' ', 'unmatched', message_id, tracking_number, resolved_shipment_id,
+                resolved_at is not null) from unmatched_tracking_events",
+        "select concat_ws(' ', 'notice', shipment_id, kind) from shipment_notices",
+        "select concat_ws(' ', 'request', order_id, shipment_id, timing) from invoice_requests",
+        "select concat_ws(' ', 'cancellation', order_id, scope) from order_cancellations",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
+        state.extend(rows.into_iter().map(|r| named(&r, names)));
+    }
+    state.sort();
+    Ok(state)
+}
+
+fn named(text: &str, names: &[(Uuid, String)]) -> String {
+    names.iter().fold(text.to_owned(), |t, (id, name)| {
+        t.replace(&id.to_string(), &format!("<{name}>"))
+    })
+}
+
+/// A batch of accepted orders, reservations, a cancellation between them, a re-accept in
+/// the middle, and carrier updates that bind numbers, adopt an event that waited, arrive
+/// late, name only a number bound earlier in the batch and report an exception, handled
+/// together by the flow and one message at a time: the same rows, and the same messages sent
+/// for the same causes in the same order. (A reservation that overtakes its order fails on
+/// its own first, as it would be retried.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_handled_as_one_message_at_a_time_would_be() -> anyhow::Result<()> {
+    use orderly_runtime::testing::run_batch;
+    let handler = FulfillmentHandler::new();
+    let (a, b, c) = (new_order(), new_order(), new_order());
+    let mut runs = Vec::new();
+    for together in [false, true] {
+        let world = World::new().await?;
+        let pool = world.pool(NAME).await?;
+        let setup = [raw(&accepted(&b)), raw(&reserved(&b, split_allocations()))];
+        run_batch(&pool, NAME, &handler, &setup, false).await?;
+        let ships: Vec<(Uuid, String)> = sqlx::query_as(
+            "select shipment_id, warehouse_id from shipments where order_id = $1 order by position",
+        )
+        .bind(b.order_id)
+        .fetch_all(&pool)
+        .await?;
+        let (s1, s2) = (ships[0].0, ships[1].0);
+        // An update that came before its number was bound, waiting for it.
+        let waiting = Uuid::now_v7();
+        sqlx::query(
+            "insert into unmatched_tracking_events (message_id, carrier, tracking_number,
+                vocabulary, raw_status, event_at, reason)
+             values ($1, 'dhl', 'N-2', 'orderly', 'in_transit', $2, 'not bound yet')",
+        )
+        .bind(waiting)
+        .bind(at(5))
+        .execute(&pool)
+        .await?;
+        let batch = vec![
+            raw(&accepted(&a)),
+            raw(&reserved(
+                &c,
+                vec![allocation(
+                    "berlin-1",
+                    &[("1", "MUG-BLU-350", 2), ("2", "TEA-EARL-100", 1)],
+                )],
+            )),
+            raw(&tracking(
+                Some(s1),
+                "N-1",
+                StatusVocabulary::Orderly,
+                "in_transit",
+                10,
+            )),
+            raw(&accepted(&c)),
+            raw(&reserved(&a, split_allocations())),
+            raw(&tracking(
+                Some(s2),
+                "N-2",
+                StatusVocabulary::Orderly,
+                "out_for_delivery",
+                12,
+            )),
+            raw(&tracking(
+                Some(s1),
+                "N-1",
+                StatusVocabulary::Orderly,
+                "delivered",
+                20,
+            )),
+            raw(&tracking(
+                None,
+                "N-1",
+                StatusVocabulary::Orderly,
+                "in_transit",
+                15,
+            )),
+            // The same order accepted again: handled alone, between the others.
+            raw(&accepted(&b)),
+            raw(&cancelled(
+                &a,
+                Uuid::now_v7(),
+                CancellationScope::Order,
+                &[("1", "MUG-BLU-350", 2), ("2", "TEA-EARL-100", 1)],
+            )),
+            raw(&reserved(
+                &c,
+                vec![allocation(
+                    "berlin-1",
+                    &[("1", "MUG-BLU-350", 2), ("2", "TEA-EARL-100", 1)],
+                )],
+            )),
+            raw(&tracking(
+                Some(s2),
+                "N-2",
+                StatusVocabulary::Orderly,
+                "exception",
+                30,
+            )),
+        ];
+        // The first reservation of C overtakes C: alone it fails (transient, retried later),
+        // so it is tried alone first and left out of the batch.
+        let (early, batch) = batch.split_at(2);
+        let early_failed = run_batch(&pool, NAME, &handler, &early[1..], true)
+            .await
+            .is_err();
+        let mut batch = batch.to_vec();
+        batch.insert(0, early[0].clone());
+        let emitted = run_batch(&pool, NAME, &handler, &batch, together).await?;
+        let mut names: Vec<(Uuid, String)> = vec![
+            (a.order_id, "A".into()),
+            (b.order_id, "B".into()),
+            (c.order_id, "C".into()),
+            (waiting, "waiting".into()),
+        ];
+        for (i, m) in batch.iter().enumerate() {
+            names.push((m.message_id, format!("#{i}")));
+        }
+        let generated: Vec<(Uuid, Uuid, String)> =
+            sqlx::query_as("select shipment_id, order_id, warehouse_id from shipments")
+                .fetch_all(&pool)
+                .await?;
+        for (id, order, warehouse) in generated {
+            names.push((
+                id,
+                format!("{}/{warehouse}", named(&order.to_string(), &names)),
+            ));
+        }
+        let requests: Vec<(Uuid, Option<Uuid>)> =
+            sqlx::query_as("select request_id, shipment_id from invoice_requests")
+                .fetch_all(&pool)
+                .await?;
+        for (id, shipment) in requests {
+            names.push((
+                id,
+                format!("request for {}", named(&format!("{shipment:?}"), &names)),
+            ));
+        }
+        let emitted: Vec<String> = emitted
+            .iter()
+            .map(|m| {
+                named(
+                    &format!(
+                        "{} caused by {} {}",
+                        m.message_type, m.body["causation_id"], m.body["payload"]
+                    ),
+                    &names,
+                )
+            })
+            .collect();
+        let state = fulfillment_state(&pool, &names).await?;
+        pool.close().await;
+        world.cleanup().await?;
+        runs.push((early_failed, state, emitted));
+    }
+    let (early_together, together_state, together_emitted) = runs.pop().expect("two runs");
+    let (early_alone, alone_state, alone_emitted) = runs.pop().expect("two runs");
+    assert!(
+        early_alone && early_together,
+        "a reservation before its order waits"
+    );
+    assert_eq!(alone_state, together_state, "same end state");
+    assert_eq!(
+        alone_emitted, together_emitted,
+        "same messages, same causes, same order"
+    );
+
+    let has = |needle: &str| {
+        assert!(
+            together_state.iter().any(|r| r.contains(needle)),
+            "expected `{needle}` in {together_state:#?}"
+        );
+    };
+    has("shipment <<B>/berlin-1> <B> berlin-1 0 delivered");
+    has("shipment <<B>/hamburg-2> <B> hamburg-2 1 exception");
+    has("unmatched <waiting> N-2 <<B>/hamburg-2> t");
+    has("event <<B>/hamburg-2> <waiting> in_transit in_transit");
+    has("notice <<B>/hamburg-2> exception:exception");
+    has("shipment <<A>/berlin-1> <A> berlin-1 0 cancelled");
+    has("shipment <<C>/berlin-1> <C> berlin-1 0 requested");
+    let sent = |t: &str| together_emitted.iter().filter(|m| m.starts_with(t)).count();
+    assert_eq!(sent("shipment.dispatched"), 2, "{together_emitted:#?}");
+    assert_eq!(sent("shipment.delivered"), 1);
+    assert_eq!(sent("shipment.exception"), 1);
+    assert_eq!(sent("invoice.requested"), 2);
+    assert_eq!(
+        sent("shipment.requested"),
+        3,
+        "A twice, C once: {together_emitted:#?}"
+    );
+    Ok(())
+}

@@ -29,7 +29,7 @@ use orderly_contracts::messages::{
 };
 use orderly_contracts::types::{Gtin, OrderStatus, Quantity, Sku, StoreId};
 use orderly_contracts::{Message, Validate};
-use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -86,18 +86,10 @@ impl Handler for OrdersHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        let mut rest = msgs;
-        while !rest.is_empty() {
-            let run = rest
-                .iter()
-                .take_while(|m| flow::takes(&m.envelope.message_type))
-                .count();
-            if run > 0 {
-                flow::run(&rest[..run], batch).await?;
-                rest = &rest[run..];
-            } else {
-                batch.handle_one(self, rest[0]).await?;
-                rest = &rest[1..];
+        for piece in orderly_runtime::runs(msgs, flow::takes) {
+            match piece {
+                Piece::Together(run) => flow::run(run, batch).await?,
+                Piece::Alone(msg) => batch.handle_one(self, msg).await?,
             }
         }
         Ok(())

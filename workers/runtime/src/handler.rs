@@ -354,6 +354,40 @@ fn key_hash(kind: &str, id: &str) -> u64 {
     fnv(fnv(fnv(FNV_OFFSET, kind.as_bytes()), &[0]), id.as_bytes())
 }
 
+/// A piece of a batch (see [`runs`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Piece<'m> {
+    /// Consecutive messages the worker decides together.
+    Together(&'m [&'m Incoming]),
+    /// A message handled alone.
+    Alone(&'m Incoming),
+}
+
+/// Splits a batch, in arrival order, into the longest runs of consecutive messages whose
+/// type `together` takes, and every other message alone: how a worker that decides its
+/// common messages a run at a time, and the rest one by one where they arrived, walks its
+/// batch without reordering anything (so [`Handler::handle_batch`]'s promise holds as is).
+pub fn runs<'m>(
+    msgs: &'m [&'m Incoming],
+    together: fn(&str) -> bool,
+) -> impl Iterator<Item = Piece<'m>> {
+    let mut rest = msgs;
+    std::iter::from_fn(move || {
+        let first = rest.first()?;
+        let n = rest
+            .iter()
+            .take_while(|m| together(&m.envelope.message_type))
+            .count();
+        let piece = if n > 0 {
+            Piece::Together(&rest[..n])
+        } else {
+            Piece::Alone(first)
+        };
+        rest = &rest[n.max(1)..];
+        Some(piece)
+    })
+}
+
 /// A worker's message handler.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one message inside the transaction in `cx`.
@@ -432,7 +466,47 @@ pub trait Handler: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
-    use super::LockKey;
+    use super::{Incoming, LockKey, Piece, runs};
+
+    #[test]
+    fn runs_keep_arrival_order_and_take_the_longest_runs() {
+        let msgs: Vec<Incoming> = ["a", "a", "b", "a", "b", "b", "a"]
+            .iter()
+            .map(|t| Incoming {
+                envelope: orderly_contracts::RawEnvelope {
+                    message_id: uuid::Uuid::now_v7(),
+                    message_type: (*t).to_owned(),
+                    schema_version: 1,
+                    correlation_id: "c".to_owned(),
+                    causation_id: None,
+                    occurred_at: chrono::Utc::now(),
+                    producer: "test".to_owned(),
+                    trace: None,
+                    payload: serde_json::Value::Null,
+                },
+                attempt: 1,
+            })
+            .collect();
+        let refs: Vec<&Incoming> = msgs.iter().collect();
+        let shape: Vec<String> = runs(&refs, |t| t == "a")
+            .map(|p| match p {
+                Piece::Together(run) => format!("together {}", run.len()),
+                Piece::Alone(m) => format!("alone {}", m.envelope.message_type),
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                "together 2",
+                "alone b",
+                "together 1",
+                "alone b",
+                "alone b",
+                "together 1"
+            ]
+        );
+        assert_eq!(runs(&[], |_| true).count(), 0);
+    }
 
     #[test]
     fn keys_are_stable_and_distinguish_kind_id_and_worker() {

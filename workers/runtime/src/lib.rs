@@ -36,6 +36,8 @@ pub mod testing;
 pub mod topology;
 
 pub use config::Settings;
-pub use handler::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, lock_entities};
+pub use handler::{
+    Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece, lock_entities, runs,
+};
 pub use host::Host;
 pub use scratch::Scratch;
