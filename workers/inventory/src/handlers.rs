@@ -64,9 +64,11 @@ impl Handler for InventoryHandler {
     }
 
     /// A batch's `order.accepted` for orders no other message of the batch names are
-    /// reserved together, first ([`reserve_together`]); everything else follows one at a
-    /// time, in arrival order. Moving them ahead keeps each order's own messages in order,
-    /// which is all the runtime promises about arrival order.
+    /// reserved together, first ([`reserve_together`]); then its `shipment.dispatched` of
+    /// orders nothing but dispatches name (each shipment once) are booked together
+    /// ([`dispatch_together`]); everything else follows one at a time, in arrival order.
+    /// Moving them ahead keeps each order's own messages in order, which is all the runtime
+    /// promises about arrival order.
     async fn handle_batch(
         &self,
         msgs: &[&Incoming],
@@ -74,21 +76,57 @@ impl Handler for InventoryHandler {
     ) -> Result<(), HandlerError> {
         // Compared as ids, not as text: the same order written two ways is one order.
         let order_of = |m: &Incoming| m.field("order_id").and_then(|id| Uuid::parse_str(id).ok());
-        let named_by_others: BTreeSet<Uuid> = msgs
-            .iter()
-            .filter(|m| m.envelope.message_type != OrderAccepted::TYPE)
-            .filter_map(|m| order_of(m))
-            .collect();
-        let (together, alone): (Vec<&Incoming>, Vec<&Incoming>) = msgs.iter().partition(|m| {
-            m.envelope.message_type == OrderAccepted::TYPE
-                && order_of(m).is_some_and(|id| !named_by_others.contains(&id))
-        });
-        let alone = if together.len() > 1 {
-            reserve_together(&together, batch).await?;
-            alone
-        } else {
-            msgs.to_vec()
+        let named_by = |except: &str| -> BTreeSet<Uuid> {
+            msgs.iter()
+                .filter(|m| m.envelope.message_type != except)
+                .filter_map(|m| order_of(m))
+                .collect()
         };
+        let (not_reserving, not_dispatching) = (
+            named_by(OrderAccepted::TYPE),
+            named_by(ShipmentDispatched::TYPE),
+        );
+        // A shipment dispatched twice in one batch is left to be handled in turn.
+        let mut shipments: std::collections::BTreeMap<&str, usize> =
+            std::collections::BTreeMap::new();
+        for m in msgs
+            .iter()
+            .filter(|m| m.envelope.message_type == ShipmentDispatched::TYPE)
+        {
+            *shipments
+                .entry(m.field("shipment_id").unwrap_or(""))
+                .or_default() += 1;
+        }
+        let group = |m: &Incoming| -> Option<&'static str> {
+            let order = order_of(m)?;
+            match m.envelope.message_type.as_str() {
+                OrderAccepted::TYPE if !not_reserving.contains(&order) => Some(OrderAccepted::TYPE),
+                ShipmentDispatched::TYPE
+                    if !not_dispatching.contains(&order)
+                        && m.field("shipment_id")
+                            .is_some_and(|s| shipments.get(s) == Some(&1)) =>
+                {
+                    Some(ShipmentDispatched::TYPE)
+                }
+                _ => None,
+            }
+        };
+        let of = |kind: &str| -> Vec<&Incoming> {
+            msgs.iter()
+                .copied()
+                .filter(|m| group(m) == Some(kind))
+                .collect()
+        };
+        let (reserving, dispatching) = (of(OrderAccepted::TYPE), of(ShipmentDispatched::TYPE));
+        let mut alone: Vec<&Incoming> = msgs.to_vec();
+        if reserving.len() > 1 {
+            reserve_together(&reserving, batch).await?;
+            alone.retain(|m| group(m) != Some(OrderAccepted::TYPE));
+        }
+        if dispatching.len() > 1 {
+            dispatch_together(&dispatching, batch).await?;
+            alone.retain(|m| group(m) != Some(ShipmentDispatched::TYPE));
+        }
         for msg in alone {
             batch.handle_one(self, msg).await?;
         }
@@ -565,87 +603,160 @@ async fn shipment_dispatched(
     env: Envelope<ShipmentDispatched>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
-    let shipment = &env.payload;
-    let warehouse = &shipment.warehouse_id;
-    let skus = distinct(shipment.items.iter().map(|i| &i.sku));
-    store::lock_skus(cx.conn, &skus).await?;
-    let stock = store::stock_for_update(cx.conn, &skus).await?;
-    let reservations = store::reservations(cx.conn, shipment.order_id, true).await?;
-    let mut levels: std::collections::BTreeMap<Sku, Level> = stock
+    let sellable_changed = dispatch_shipments(cx.conn, &[&env]).await?;
+    emit_levels(cx, &sellable_changed).await
+}
+
+/// Books a batch's dispatches together: what [`shipment_dispatched`] does for each, in
+/// arrival order, in a handful of statements for all of them (lock and read the stock and
+/// the orders' reservations, look up what is booked already, ledger, reservations), and one
+/// `stock.level_changed` per SKU whose sellable stock changed.
+async fn dispatch_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+    let envelopes = msgs
         .iter()
-        .filter(|r| &r.warehouse_id == warehouse)
-        .map(|r| (r.sku.clone(), r.level()))
+        .map(|m| m.envelope.clone().decode_valid::<ShipmentDispatched>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let sellable_changed =
+        dispatch_shipments(batch.conn, &envelopes.iter().collect::<Vec<_>>()).await?;
+    match msgs.last() {
+        Some(last) => emit_levels(&mut batch.context(last), &sellable_changed).await,
+        None => Ok(()),
+    }
+}
+
+/// Turns the dispatched units of `shipments` into deductions, each in turn against the
+/// locked stock and reservations (an earlier dispatch's deduction is seen by the later ones,
+/// as if each had its own transaction); returns the SKUs whose sellable stock changed (only
+/// units shipped beyond the reservation: turning a reservation into a deduction lowers
+/// on-hand and reserved alike, so `available`, what `stock.level_changed` is for, stays).
+async fn dispatch_shipments(
+    conn: &mut PgConnection,
+    shipments: &[&Envelope<ShipmentDispatched>],
+) -> Result<BTreeSet<Sku>, HandlerError> {
+    let skus = distinct(
+        shipments
+            .iter()
+            .flat_map(|env| env.payload.items.iter().map(|i| &i.sku)),
+    );
+    store::lock_skus(conn, &skus).await?;
+    let stock = store::stock_for_update(conn, &skus).await?;
+    let mut orders: Vec<Uuid> = shipments.iter().map(|env| env.payload.order_id).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    let mut reservations = store::reservations_of(conn, &orders, true).await?;
+    let key_of = |shipment: &ShipmentDispatched, line_id: &str| {
+        format!("{}/{}", shipment.shipment_id, line_id)
+    };
+    let keys: Vec<String> = shipments
+        .iter()
+        .flat_map(|env| {
+            env.payload
+                .items
+                .iter()
+                .map(|i| key_of(&env.payload, &i.line_id))
+        })
+        .collect();
+    let mut booked = store::movements_booked(conn, MovementKind::Dispatch, &keys).await?;
+    let mut levels: std::collections::BTreeMap<(WarehouseId, Sku), Level> = stock
+        .iter()
+        .map(|r| ((r.warehouse_id.clone(), r.sku.clone()), r.level()))
         .collect();
 
-    let mut movements = Vec::new();
-    let mut dispatched: Vec<(String, u64)> = Vec::new();
-    // SKUs whose sellable stock changed: only units shipped beyond the reservation. Turning a
-    // reservation into a deduction lowers on-hand and reserved alike, so `available` (what
-    // `stock.level_changed` is for) stays as it was, and nothing is published for it.
+    let (mut movements, mut sources, mut dispatched) = (Vec::new(), Vec::new(), Vec::new());
     let mut sellable_changed: BTreeSet<Sku> = BTreeSet::new();
-    for item in &shipment.items {
-        let key = format!("{}/{}", shipment.shipment_id, item.line_id);
-        if store::movement_exists(cx.conn, MovementKind::Dispatch, &key, warehouse, &item.sku)
-            .await?
-        {
-            debug!(line_id = %item.line_id, "already booked");
-            continue;
+    for env in shipments {
+        let shipment = &env.payload;
+        let warehouse = &shipment.warehouse_id;
+        let span = tracing::info_span!("dispatch", order_id = %shipment.order_id, shipment_id = %shipment.shipment_id);
+        let _entered = span.enter();
+        let before = movements.len();
+        for item in &shipment.items {
+            let key = key_of(shipment, &item.line_id);
+            if !booked.insert((key.clone(), warehouse.to_string(), item.sku.to_string())) {
+                debug!(line_id = %item.line_id, "already booked");
+                continue;
+            }
+            let reservation = reservations.get_mut(&shipment.order_id).and_then(|rs| {
+                rs.iter_mut().find(|r| {
+                    r.line_id == item.line_id && &r.warehouse_id == warehouse && r.sku == item.sku
+                })
+            });
+            let open = reservation.as_deref().map_or(0, store::Reservation::open);
+            let level = levels
+                .get(&(warehouse.clone(), item.sku.clone()))
+                .copied()
+                .unwrap_or(Level {
+                    on_hand: 0,
+                    reserved: 0,
+                    last_count_as_of: None,
+                });
+            let plan =
+                domain::plan_dispatch(item.quantity.get(), open, level).map_err(|refused| {
+                    HandlerError::permanent(format!(
+                        "dispatch of shipment {} line {} ({} in {warehouse}) refused: {refused}",
+                        shipment.shipment_id, item.line_id, item.sku
+                    ))
+                })?;
+            if plan.from_free_stock > 0 {
+                warn!(line_id = %item.line_id, units = plan.from_free_stock, "shipped more than was reserved; taken from free stock");
+                sellable_changed.insert(item.sku.clone());
+            }
+            levels.insert(
+                (warehouse.clone(), item.sku.clone()),
+                Level {
+                    on_hand: level
+                        .on_hand
+                        .saturating_sub(plan.from_reservation + plan.from_free_stock),
+                    reserved: level.reserved.saturating_sub(plan.from_reservation),
+                    ..level
+                },
+            );
+            movements.push(NewMovement {
+                warehouse_id: warehouse.clone(),
+                sku: item.sku.clone(),
+                kind: MovementKind::Dispatch,
+                on_hand_delta: plan.on_hand_delta(),
+                reserved_delta: plan.reserved_delta(),
+                order_id: Some(shipment.order_id),
+                line_id: Some(item.line_id.clone()),
+                source_key: key,
+            });
+            sources.push(env.message_id);
+            if plan.from_reservation > 0 {
+                if let Some(r) = reservation {
+                    r.dispatched += plan.from_reservation;
+                }
+                dispatched.push((
+                    shipment.order_id,
+                    item.line_id.clone(),
+                    warehouse.clone(),
+                    plan.from_reservation,
+                ));
+            }
         }
-        let open = reservations
-            .iter()
-            .find(|r| {
-                r.line_id == item.line_id && &r.warehouse_id == warehouse && r.sku == item.sku
-            })
-            .map_or(0, store::Reservation::open);
-        let level = levels.get(&item.sku).copied().unwrap_or(Level {
-            on_hand: 0,
-            reserved: 0,
-            last_count_as_of: None,
-        });
-        let plan = domain::plan_dispatch(item.quantity.get(), open, level).map_err(|refused| {
-            HandlerError::permanent(format!(
-                "dispatch of shipment {} line {} ({} in {warehouse}) refused: {refused}",
-                shipment.shipment_id, item.line_id, item.sku
-            ))
-        })?;
-        if plan.from_free_stock > 0 {
-            warn!(line_id = %item.line_id, units = plan.from_free_stock, "shipped more than was reserved; taken from free stock");
-            sellable_changed.insert(item.sku.clone());
-        }
-        levels.insert(
-            item.sku.clone(),
-            Level {
-                on_hand: level
-                    .on_hand
-                    .saturating_sub(plan.from_reservation + plan.from_free_stock),
-                reserved: level.reserved.saturating_sub(plan.from_reservation),
-                ..level
-            },
-        );
-        movements.push(NewMovement {
-            warehouse_id: warehouse.clone(),
-            sku: item.sku.clone(),
-            kind: MovementKind::Dispatch,
-            on_hand_delta: plan.on_hand_delta(),
-            reserved_delta: plan.reserved_delta(),
-            order_id: Some(shipment.order_id),
-            line_id: Some(item.line_id.clone()),
-            source_key: key,
-        });
-        if plan.from_reservation > 0 {
-            dispatched.push((item.line_id.clone(), plan.from_reservation));
+        if movements.len() == before {
+            info!("shipment already booked");
+        } else {
+            info!(
+                items = movements.len() - before,
+                "dispatched units deducted"
+            );
         }
     }
-    if movements.is_empty() {
-        info!("shipment already booked");
-        return Ok(());
+    apply(conn, &movements, &sources).await?;
+    // One row per reservation: the same line of one order from one warehouse twice (two
+    // shipments from one warehouse) adds up.
+    let mut rows: std::collections::BTreeMap<(Uuid, String, WarehouseId), u64> =
+        std::collections::BTreeMap::new();
+    for (order, line, warehouse, units) in dispatched {
+        *rows.entry((order, line, warehouse)).or_default() += units;
     }
-    apply(cx.conn, &movements, &[env.message_id]).await?;
-    for (line, units) in &dispatched {
-        store::add_dispatched(cx.conn, shipment.order_id, line, warehouse, *units).await?;
-    }
-    info!(items = movements.len(), "dispatched units deducted");
-    emit_levels(cx, &sellable_changed).await
+    let rows: Vec<(Uuid, String, WarehouseId, u64)> = rows
+        .into_iter()
+        .map(|((o, l, w), u)| (o, l, w, u))
+        .collect();
+    store::add_dispatched(conn, &rows).await?;
+    Ok(sellable_changed)
 }
 
 /// `catalog.product_upserted`: keep the GTINs (for level messages); newest wins.

@@ -317,6 +317,27 @@ pub async fn movement_exists(
     .await
 }
 
+/// Which movements of `kind` with these source keys are in the ledger already, as
+/// `(source key, warehouse, SKU)`, in one statement.
+pub async fn movements_booked(
+    conn: &mut PgConnection,
+    kind: MovementKind,
+    source_keys: &[String],
+) -> sqlx::Result<std::collections::HashSet<(String, String, String)>> {
+    if source_keys.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "select source_key, warehouse_id, sku from movements
+         where kind = $1 and source_key = any($2)",
+    )
+    .bind(kind.as_str())
+    .bind(source_keys)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Records the `as_of` of the count just applied to a stock row.
 pub async fn set_last_count(
     conn: &mut PgConnection,
@@ -527,6 +548,7 @@ impl Reservation {
 
 #[derive(sqlx::FromRow)]
 struct RawReservation {
+    order_id: Uuid,
     line_id: String,
     warehouse_id: String,
     sku: String,
@@ -555,20 +577,38 @@ pub async fn reservations(
     order_id: Uuid,
     lock: bool,
 ) -> sqlx::Result<Vec<Reservation>> {
+    Ok(reservations_of(conn, &[order_id], lock)
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default())
+}
+
+/// [`reservations`] of several orders, in one statement.
+pub async fn reservations_of(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+    lock: bool,
+) -> sqlx::Result<std::collections::HashMap<Uuid, Vec<Reservation>>> {
     let query = if lock {
-        "select line_id, warehouse_id, sku, quantity, released, dispatched
-         from reservations where order_id = $1
-         order by line_id, warehouse_id for update"
+        "select order_id, line_id, warehouse_id, sku, quantity, released, dispatched
+         from reservations where order_id = any($1)
+         order by order_id, line_id, warehouse_id for update"
     } else {
-        "select line_id, warehouse_id, sku, quantity, released, dispatched
-         from reservations where order_id = $1
-         order by line_id, warehouse_id"
+        "select order_id, line_id, warehouse_id, sku, quantity, released, dispatched
+         from reservations where order_id = any($1)
+         order by order_id, line_id, warehouse_id"
     };
     let rows: Vec<RawReservation> = sqlx::query_as(query)
-        .bind(order_id)
+        .bind(order_ids)
         .fetch_all(&mut *conn)
         .await?;
-    rows.into_iter().map(RawReservation::typed).collect()
+    let mut out: std::collections::HashMap<Uuid, Vec<Reservation>> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let order_id = row.order_id;
+        out.entry(order_id).or_default().push(row.typed()?);
+    }
+    Ok(out)
 }
 
 /// Adds released units to reservation rows: `(line, warehouse, units)`.
@@ -597,22 +637,33 @@ pub async fn add_released(
     Ok(())
 }
 
-/// Adds dispatched units to a reservation row.
+/// Adds dispatched units to reservation rows `(order, line, warehouse, units)`, in one
+/// statement (each row at most once).
 pub async fn add_dispatched(
     conn: &mut PgConnection,
-    order_id: Uuid,
-    line_id: &str,
-    warehouse: &WarehouseId,
-    units: u64,
+    dispatched: &[(Uuid, String, WarehouseId, u64)],
 ) -> sqlx::Result<()> {
+    if dispatched.is_empty() {
+        return Ok(());
+    }
+    let orders: Vec<Uuid> = dispatched.iter().map(|d| d.0).collect();
+    let lines: Vec<&str> = dispatched.iter().map(|d| d.1.as_str()).collect();
+    let warehouses: Vec<&str> = dispatched.iter().map(|d| d.2.as_str()).collect();
+    let units: Vec<i64> = dispatched
+        .iter()
+        .map(|d| i64::try_from(d.3).unwrap_or(i64::MAX))
+        .collect();
     sqlx::query(
-        "update reservations set dispatched = dispatched + $4
-         where order_id = $1 and line_id = $2 and warehouse_id = $3",
+        "update reservations r set dispatched = r.dispatched + u.units
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::int8[])
+           as u(order_id, line_id, warehouse_id, units)
+         where r.order_id = u.order_id and r.line_id = u.line_id
+           and r.warehouse_id = u.warehouse_id",
     )
-    .bind(order_id)
-    .bind(line_id)
-    .bind(warehouse.as_str())
-    .bind(i64::try_from(units).unwrap_or(i64::MAX))
+    .bind(&orders)
+    .bind(&lines)
+    .bind(&warehouses)
+    .bind(&units)
     .execute(&mut *conn)
     .await?;
     Ok(())
