@@ -41,7 +41,10 @@ pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Pg
             url: redacted.clone(),
             source,
         })?
-        .options([("search_path", format!("{schema},public"))])
+        .options([
+            ("search_path", format!("{schema},public")),
+            ("plan_cache_mode", "force_custom_plan".to_owned()),
+        ])
         .application_name(&format!("orderly-{schema}"));
     // One direct connection first: a pool only says "timed out" when the server refuses,
     // while a connection says why (refused, unknown database, authentication).
