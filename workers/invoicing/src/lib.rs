@@ -61,7 +61,8 @@ pub async fn start(
     rendering: RenderSettings,
 ) -> anyhow::Result<()> {
     host.start_worker(NAME, handler).await?;
-    let renderer = Renderer::new(host.pool_for(NAME).await?, rendering);
+    let renderer =
+        Renderer::new(host.pool_for(NAME).await?, rendering).with_handoff(host.handoff(NAME));
     host.spawn_task("invoice-renderer", move |shutdown| renderer.run(shutdown));
     Ok(())
 }

@@ -54,12 +54,25 @@ impl Default for RenderSettings {
 pub struct Renderer {
     pool: PgPool,
     settings: RenderSettings,
+    handoff: Option<outbox::Handoff>,
 }
 
 impl Renderer {
     /// A renderer working on `pool` (the invoicing schema's).
     pub fn new(pool: PgPool, settings: RenderSettings) -> Self {
-        Self { pool, settings }
+        Self {
+            pool,
+            settings,
+            handoff: None,
+        }
+    }
+
+    /// Hands the issued messages it commits to the relay (see [`outbox::Handoff`]); without
+    /// one, the relay's sweep finds them.
+    #[must_use]
+    pub fn with_handoff(mut self, handoff: Option<outbox::Handoff>) -> Self {
+        self.handoff = handoff;
+        self
     }
 
     /// Runs until `shutdown`.
@@ -111,8 +124,11 @@ impl Renderer {
             }
         }
         store::store_pdfs(&mut tx, &pdfs).await?;
-        outbox::insert(&mut tx, &messages).await?;
+        let written = outbox::insert(&mut tx, &messages).await?;
         tx.commit().await?;
+        if let Some(handoff) = &self.handoff {
+            handoff.hand(written);
+        }
         if !pdfs.is_empty() {
             info!(rendered = pdfs.len(), "documents rendered and sent");
         }

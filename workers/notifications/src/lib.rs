@@ -66,7 +66,7 @@ pub async fn start_dispatcher(
     webhooks: WebhookSettings,
 ) -> anyhow::Result<()> {
     let pool = host.pool_for(NAME).await?;
-    let dispatcher = Dispatcher::new(pool, webhooks)?;
+    let dispatcher = Dispatcher::new(pool, webhooks)?.with_handoff(host.handoff(NAME));
     host.spawn_task("webhook-dispatcher", move |shutdown| {
         dispatcher.run(shutdown)
     });

@@ -96,6 +96,7 @@ pub struct Dispatcher {
     settings: WebhookSettings,
     strict: reqwest::Client,
     open: reqwest::Client,
+    handoff: Option<outbox::Handoff>,
 }
 
 /// Resolves host names and refuses any that resolves to a non-public address.
@@ -150,7 +151,16 @@ impl Dispatcher {
             open: client(settings.timeout, false)?,
             pool,
             settings,
+            handoff: None,
         })
+    }
+
+    /// Hands the messages it commits (an endpoint disabled) to the relay (see
+    /// [`outbox::Handoff`]); without one, the relay's sweep finds them.
+    #[must_use]
+    pub fn with_handoff(mut self, handoff: Option<outbox::Handoff>) -> Self {
+        self.handoff = handoff;
+        self
     }
 
     /// Runs until `shutdown`: claims due deliveries, sends them, records the outcomes; sleeps
@@ -201,8 +211,11 @@ impl Dispatcher {
             .map(|o| LockKey::exclusive("endpoint", o.claimed.endpoint_id))
             .collect();
         orderly_runtime::lock_entities(&mut tx, crate::NAME, &endpoints).await?;
-        self.record(&mut tx, &outcomes).await?;
+        let written = self.record(&mut tx, &outcomes).await?;
         tx.commit().await?;
+        if let Some(handoff) = &self.handoff {
+            handoff.hand(written);
+        }
         Ok(n)
     }
 
@@ -260,7 +273,13 @@ impl Dispatcher {
         Ok(response.status().as_u16())
     }
 
-    async fn record(&self, conn: &mut PgConnection, outcomes: &[Outcome]) -> anyhow::Result<()> {
+    /// Records the outcomes; returns the outbox rows written (an endpoint disabled).
+    async fn record(
+        &self,
+        conn: &mut PgConnection,
+        outcomes: &[Outcome],
+    ) -> anyhow::Result<Vec<outbox::Written>> {
+        let mut written = Vec::new();
         let delivered: Vec<Uuid> = outcomes
             .iter()
             .filter(|o| o.error.is_none())
@@ -303,10 +322,10 @@ impl Dispatcher {
             };
             let failures = u32::try_from(endpoint.consecutive_failures).unwrap_or(0);
             if !endpoint.already_disabled && failures >= self.settings.disable_after {
-                disable(conn, c.endpoint_id, &endpoint, failures, error).await?;
+                written.extend(disable(conn, c.endpoint_id, &endpoint, failures, error).await?);
             }
         }
-        Ok(())
+        Ok(written)
     }
 }
 
@@ -329,17 +348,17 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// Disables the endpoint, publishes `webhook.endpoint_disabled` and notifies the store's
-/// staff, in the caller's transaction.
+/// staff, in the caller's transaction; returns the outbox rows written.
 async fn disable(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
     endpoint: &store::FailedEndpoint,
     failures: u32,
     last_error: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<outbox::Written>> {
     let reason = format!("{failures} failed attempts in a row; last: {last_error}");
     if !store::disable_endpoint(conn, endpoint_id, &reason).await? {
-        return Ok(());
+        return Ok(Vec::new());
     }
     warn!(%endpoint_id, url = %endpoint.url, failures, "webhook endpoint disabled");
     let store_id = StoreId::parse(&endpoint.store_id)?;
@@ -451,6 +470,5 @@ async fn disable(
             }
         }
     }
-    outbox::insert(conn, &messages).await?;
-    Ok(())
+    Ok(outbox::insert(conn, &messages).await?)
 }

@@ -102,7 +102,8 @@ impl Default for RetrySettings {
 pub struct RelaySettings {
     /// Rows published per database transaction.
     pub batch_size: i64,
-    /// Poll interval when no notification arrives (a safety net; commits wake the relay).
+    /// How often the relay sweeps the outbox for rows nobody handed over (a crash, another
+    /// process, retries that are due); rows younger than this are left to the handoff.
     pub poll_interval_ms: u64,
     /// How long published rows are kept for inspection before they are pruned.
     pub retention_hours: u32,

@@ -100,6 +100,8 @@ struct Inner<H> {
     metrics: Arc<Metrics>,
     health: Health,
     faults: ConsumerFaults,
+    /// Where committed outbox rows go: the relay of this worker in this process.
+    handoff: Option<outbox::Handoff>,
 }
 
 /// One worker's consumer of one queue.
@@ -171,8 +173,19 @@ impl<H: Handler> Consumer<H> {
                 metrics,
                 health,
                 faults: ConsumerFaults::default(),
+                handoff: None,
             }),
         }
+    }
+
+    /// Hands what every batch commits to the outbox to a relay (see [`outbox::Handoff`]).
+    /// Call before the consumer is cloned or run.
+    #[must_use]
+    pub fn with_handoff(mut self, handoff: outbox::Handoff) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.handoff = Some(handoff);
+        }
+        self
     }
 
     /// Injects faults (tests). Call before the consumer is cloned or run.
@@ -538,7 +551,7 @@ impl<H: Handler> Inner<H> {
         }
 
         let finish = async {
-            outbox::insert(&mut tx, &outgoing).await?;
+            let written = outbox::insert(&mut tx, &outgoing).await?;
             if !failed_ids.is_empty() {
                 // Their inbox rows were claimed up front; the handler's effects were rolled
                 // back, so the claim must go too (a retry must run the handler again).
@@ -548,10 +561,15 @@ impl<H: Handler> Inner<H> {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(written)
         };
         match finish.await {
-            Ok(()) => {}
+            Ok(written) => {
+                if let Some(handoff) = &self.handoff {
+                    handoff.hand(written);
+                }
+            }
             Err(err) if crate::db::is_connection_error(&err) => return Err(unavailable(err)),
             Err(err) => {
                 // The commit itself failed (e.g. a serialization conflict): nothing happened,

@@ -23,7 +23,7 @@ use crate::{
     handler::Handler,
     health::{self, Health},
     metrics::Metrics,
-    outbox::Relay,
+    outbox::{Handoff, Relay},
     retry::RetryPolicy,
     topology::{self, QueueSpec},
 };
@@ -38,6 +38,7 @@ pub struct Host {
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
     pools: Vec<(String, PgPool)>,
+    handoffs: Vec<(String, Handoff)>,
 }
 
 impl Host {
@@ -51,6 +52,7 @@ impl Host {
             shutdown: CancellationToken::new(),
             tasks: JoinSet::new(),
             pools: Vec::new(),
+            handoffs: Vec::new(),
         }
     }
 
@@ -127,13 +129,17 @@ impl Host {
             self.health.clone(),
         )
         .with_faults(faults);
-        self.tasks.spawn(consumer.run(self.shutdown.clone()));
-        self.start_relay(name, pool);
+        let handoff = self.start_relay(name, pool);
+        self.tasks
+            .spawn(consumer.with_handoff(handoff).run(self.shutdown.clone()));
         Ok(())
     }
 
-    /// Starts an outbox relay for `schema`.
-    pub fn start_relay(&mut self, schema: &str, pool: PgPool) {
+    /// Starts an outbox relay for `schema`; returns the handoff its writers in this process
+    /// give their committed rows to (also [`Host::handoff`]).
+    pub fn start_relay(&mut self, schema: &str, pool: PgPool) -> Handoff {
+        let (handoff, handed) = Handoff::new();
+        self.handoffs.push((schema.to_owned(), handoff.clone()));
         let relay = Relay::new(
             schema,
             pool,
@@ -141,11 +147,23 @@ impl Host {
             self.names.clone(),
             &self.settings.relay,
             self.metrics.clone(),
-        );
+        )
+        .with_handoff(handed);
         let token = self.shutdown.clone();
         self.tasks.spawn(async move {
             relay.run(token).await;
         });
+        handoff
+    }
+
+    /// The handoff to the relay of `schema` in this process, for a worker's background task
+    /// that writes the outbox (see [`crate::outbox::Handoff`]); none when no relay for it was
+    /// started here (its rows are then found by a relay's sweep).
+    pub fn handoff(&self, schema: &str) -> Option<Handoff> {
+        self.handoffs
+            .iter()
+            .find(|(s, _)| s == schema)
+            .map(|(_, h)| h.clone())
     }
 
     /// Runs a worker's own background task (e.g. a dispatcher draining a table) as part of

@@ -7,7 +7,8 @@
 //!   and jitter through delay queues, dead letters with reasons, pausing while the database
 //!   is down, reconnecting after broker loss, graceful shutdown;
 //! - [`outbox`]: the transactional outbox and its relay (publisher confirms, `mandatory`,
-//!   woken by `LISTEN/NOTIFY`, safe with several relays);
+//!   committed rows handed to it in process, a sweep for the rest, safe with several
+//!   relays);
 //! - [`dlq`]: operator access to dead letters;
 //! - [`drain`]: the loop of a worker's background task that drains one of its tables;
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;

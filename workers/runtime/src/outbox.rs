@@ -6,15 +6,26 @@
 //! marks a row published only after the broker acknowledged it. A crash at any point leaves
 //! the row pending and it is published again; consumers drop the duplicate by message id.
 //!
+//! # How rows reach the relay
+//! Whoever writes the outbox in this process (the consumer, a worker's background task)
+//! hands the rows it committed to the relay of that schema ([`Handoff`]), which publishes
+//! them at once, in commit order, and marks them with one statement: no query to find them,
+//! and no notification at commit (PostgreSQL serialises every committing transaction that
+//! sent a NOTIFY, fsync included, behind one lock). Rows nobody handed over (a crash before
+//! the relay got to them, another process's rows, a full handoff, a retry that is due) are
+//! found by the relay's *sweep*, which runs when the relay starts and then every poll
+//! interval, and takes rows that failed before or were written more than a poll interval
+//! ago (younger ones are on their way through a handoff).
+//!
 //! Why rows stay pending, and stay visible (`orderly outbox status`):
 //! - *unroutable*: the broker returned the message because no queue is bound for its type;
 //! - *nacked*: the broker refused it (a full outbound queue with `reject-publish`);
 //! - *broker down*: the publish or confirm failed.
 //!
-//! Such rows are retried with growing delays (`available_at`) so they never block the rows
-//! behind them. Several relays can run at once: each takes rows with `FOR UPDATE SKIP LOCKED`.
-//! Commits wake the relay through `LISTEN/NOTIFY` (a trigger on the table), so latency does
-//! not depend on the poll interval, which only covers lost notifications.
+//! Such rows are retried by the sweep with growing delays (`available_at`) so they never
+//! block the rows behind them. Several relays can run at once: the sweep takes rows with
+//! `FOR UPDATE SKIP LOCKED`; a row handed over in one process and swept by another relay in
+//! the same moment can be published twice, which consumers deduplicate.
 
 use std::{sync::Arc, time::Duration};
 
@@ -23,7 +34,8 @@ use futures_util::future::join_all;
 use lapin::{Channel, Connection, options::BasicPublishOptions, options::ConfirmSelectOptions};
 use orderly_contracts::{Envelope, Message};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool, postgres::PgListener};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
@@ -58,28 +70,118 @@ impl OutboxMessage {
     }
 }
 
-/// Inserts `messages` into the outbox of the connection's schema, in one statement.
-pub async fn insert(conn: &mut PgConnection, messages: &[OutboxMessage]) -> sqlx::Result<()> {
+/// A row written to the outbox, with what its publication needs.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Outbox row id.
+    id: i64,
+    message_id: Uuid,
+    message_type: String,
+    routing_key: String,
+    correlation_id: String,
+    /// The envelope as JSON text, as it goes on the wire.
+    body: String,
+    producer: String,
+    /// Seconds since the epoch.
+    occurred: u64,
+    traceparent: Option<String>,
+    /// Earlier attempts to publish it.
+    attempts: i32,
+}
+
+impl Written {
+    fn new(
+        id: i64,
+        message_type: &str,
+        correlation_id: &str,
+        envelope: &serde_json::Value,
+        attempts: i32,
+    ) -> Self {
+        let text = |pointer: &str| envelope.pointer(pointer).and_then(|v| v.as_str());
+        Self {
+            id,
+            message_id: text("/message_id")
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .unwrap_or_default(),
+            message_type: message_type.to_owned(),
+            routing_key: message_type.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            body: envelope.to_string(),
+            producer: text("/producer").unwrap_or("orderly").to_owned(),
+            occurred: text("/occurred_at")
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map_or(0, |t| t.timestamp().max(0) as u64),
+            traceparent: text("/trace/traceparent").map(str::to_owned),
+            attempts,
+        }
+    }
+}
+
+/// Inserts `messages` into the outbox of the connection's schema, in one statement, and
+/// returns them as written (hand them to the relay with [`Handoff::hand`] once the
+/// transaction committed).
+pub async fn insert(
+    conn: &mut PgConnection,
+    messages: &[OutboxMessage],
+) -> sqlx::Result<Vec<Written>> {
     if messages.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = messages.iter().map(|m| m.message_id).collect();
     let types: Vec<&str> = messages.iter().map(|m| m.message_type.as_str()).collect();
     let correlations: Vec<&str> = messages.iter().map(|m| m.correlation_id.as_str()).collect();
     let bodies: Vec<String> = messages.iter().map(|m| m.body.to_string()).collect();
-    sqlx::query(
+    let rows: Vec<(i64, Uuid)> = sqlx::query_as(
         "insert into outbox (message_id, message_type, routing_key, correlation_id, body)
          select id, t, t, c, b::jsonb
-         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) as m(id, t, c, b)",
+         from unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) as m(id, t, c, b)
+         returning id, message_id",
     )
     .bind(&ids)
     .bind(&types)
     .bind(&correlations)
     .bind(&bodies)
-    .execute(conn)
+    .fetch_all(conn)
     .await?;
-    Ok(())
+    let row_of: std::collections::HashMap<Uuid, i64> = rows
+        .into_iter()
+        .map(|(id, message)| (message, id))
+        .collect();
+    Ok(messages
+        .iter()
+        .zip(bodies)
+        .filter_map(|(m, body)| {
+            let id = *row_of.get(&m.message_id)?;
+            let mut written = Written::new(id, &m.message_type, &m.correlation_id, &m.body, 0);
+            written.body = body;
+            Some(written)
+        })
+        .collect())
 }
+
+/// Hands rows a process committed to its outbox to the relay of that schema in the same
+/// process, which publishes them at once (see the module documentation). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handoff(mpsc::Sender<Vec<Written>>);
+
+impl Handoff {
+    /// A handoff and the receiving end for the relay ([`Relay::with_handoff`]).
+    pub fn new() -> (Self, mpsc::Receiver<Vec<Written>>) {
+        let (tx, rx) = mpsc::channel(HANDOFF_CAPACITY);
+        (Self(tx), rx)
+    }
+
+    /// Hands over rows written in a transaction that committed. Never waits: when the
+    /// relay is far behind (or gone), the rows stay pending and its sweep publishes them.
+    pub fn hand(&self, rows: Vec<Written>) {
+        if !rows.is_empty() {
+            let _ = self.0.try_send(rows);
+        }
+    }
+}
+
+/// Transactions' worth of rows a handoff holds before it leaves rows to the sweep.
+const HANDOFF_CAPACITY: usize = 1024;
 
 /// Backlog of one outbox, for `orderly outbox status` and the metrics.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -138,12 +240,25 @@ pub async fn stuck(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<StuckMessage>>
 #[derive(sqlx::FromRow)]
 struct PendingRow {
     id: i64,
-    message_id: Uuid,
     message_type: String,
     routing_key: String,
     correlation_id: String,
     body: serde_json::Value,
     attempts: i32,
+}
+
+impl From<PendingRow> for Written {
+    fn from(row: PendingRow) -> Self {
+        let mut written = Self::new(
+            row.id,
+            &row.message_type,
+            &row.correlation_id,
+            &row.body,
+            row.attempts,
+        );
+        written.routing_key = row.routing_key;
+        written
+    }
 }
 
 /// Fault injection for tests: simulate a relay crash at a chosen point.
@@ -154,9 +269,9 @@ pub struct RelayFaults {
 }
 
 /// Publishes one schema's outbox.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Relay {
-    /// The schema whose outbox this relay drains (for logs, metrics and the notify channel).
+    /// The schema whose outbox this relay drains (for logs and metrics).
     pub schema: String,
     pool: PgPool,
     broker_url: String,
@@ -166,6 +281,7 @@ pub struct Relay {
     retention_hours: u32,
     metrics: Arc<Metrics>,
     faults: RelayFaults,
+    handed: Option<mpsc::Receiver<Vec<Written>>>,
 }
 
 /// Why a relay stopped.
@@ -173,6 +289,14 @@ pub struct Relay {
 pub enum RelayExit {
     /// Shutdown was requested and the backlog flushed (or the flush timed out).
     Shutdown,
+    /// A fault was injected.
+    Crashed,
+}
+
+/// How one publication round ended.
+enum Round {
+    /// This many rows were looked at.
+    Published(usize),
     /// A fault was injected.
     Crashed,
 }
@@ -198,6 +322,7 @@ impl Relay {
             retention_hours: settings.retention_hours,
             metrics,
             faults: RelayFaults::default(),
+            handed: None,
         }
     }
 
@@ -208,13 +333,16 @@ impl Relay {
         self
     }
 
-    fn notify_channel(&self) -> String {
-        format!("orderly_outbox_{}", self.schema)
+    /// Takes the rows this process hands over (see [`Handoff`]).
+    #[must_use]
+    pub fn with_handoff(mut self, handed: mpsc::Receiver<Vec<Written>>) -> Self {
+        self.handed = Some(handed);
+        self
     }
 
     /// Runs until `shutdown`, reconnecting to the broker and the database as needed. On
     /// shutdown it publishes what is pending (up to a few seconds) before returning.
-    pub async fn run(self, shutdown: CancellationToken) -> RelayExit {
+    pub async fn run(mut self, shutdown: CancellationToken) -> RelayExit {
         let mut backoff = crate::retry::reconnect_backoff();
         loop {
             match self.session(&shutdown).await {
@@ -231,7 +359,7 @@ impl Relay {
         }
     }
 
-    async fn session(&self, shutdown: &CancellationToken) -> anyhow::Result<RelayExit> {
+    async fn session(&mut self, shutdown: &CancellationToken) -> anyhow::Result<RelayExit> {
         let connection = broker::connect(
             &self.broker_url,
             &format!("orderly-relay-{}@{}", self.schema, self.names.namespace()),
@@ -241,37 +369,76 @@ impl Relay {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        let mut listener = PgListener::connect_with(&self.pool).await?;
-        listener.listen(&self.notify_channel()).await?;
         info!(schema = %self.schema, "outbox relay running");
         let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(3600);
+        // Whatever is pending when the relay starts: nothing is on its way through this
+        // process's handoff yet.
+        let mut grace = Duration::ZERO;
 
         loop {
-            // Drain: keep publishing while full batches come back.
+            // Sweep: keep publishing while full batches come back.
             loop {
-                match self.publish_batch(&channel).await? {
-                    BatchResult::Crashed => {
+                match self.sweep(&channel, grace).await? {
+                    Round::Crashed => {
                         crash(connection).await;
                         return Ok(RelayExit::Crashed);
                     }
-                    BatchResult::Published(n) if n as i64 >= self.batch_size => continue,
-                    BatchResult::Published(_) => break,
+                    Round::Published(n) if n as i64 >= self.batch_size => continue,
+                    Round::Published(_) => break,
                 }
             }
+            grace = self.poll_interval;
             if last_housekeeping.elapsed() > Duration::from_secs(5) {
                 self.housekeeping().await?;
                 last_housekeeping = std::time::Instant::now();
             }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                note = listener.recv() => { note?; }
-                () = tokio::time::sleep(self.poll_interval) => {}
+            // Publish what is handed over until the next sweep is due.
+            let next_sweep = tokio::time::Instant::now() + self.poll_interval;
+            loop {
+                let handed = async {
+                    match self.handed.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return self.flush(connection, &channel).await,
+                    rows = handed => match rows {
+                        Some(mut rows) => {
+                            // Take whatever else is waiting, up to a batch.
+                            while let Some(rx) = self.handed.as_mut()
+                                && (rows.len() as i64) < self.batch_size
+                                && let Ok(more) = rx.try_recv()
+                            {
+                                rows.extend(more);
+                            }
+                            if let Round::Crashed = self.publish_handed(&channel, rows).await? {
+                                crash(connection).await;
+                                return Ok(RelayExit::Crashed);
+                            }
+                        }
+                        // Every handoff is gone: only sweeps from now on.
+                        None => self.handed = None,
+                    },
+                    () = tokio::time::sleep_until(next_sweep) => break,
+                }
             }
         }
+    }
 
-        // Flush what handlers committed before shutdown, for a bounded time.
+    /// On shutdown: publishes what was handed over and what the sweep finds, for a bounded
+    /// time, then closes the broker connection.
+    async fn flush(
+        &mut self,
+        connection: Connection,
+        channel: &Channel,
+    ) -> anyhow::Result<RelayExit> {
         let flush = async {
-            while let BatchResult::Published(n) = self.publish_batch(&channel).await? {
+            while let Some(rows) = self.handed.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                self.publish_handed(channel, rows).await?;
+            }
+            while let Round::Published(n) = self.sweep(channel, Duration::ZERO).await? {
                 if n == 0 {
                     break;
                 }
@@ -288,61 +455,75 @@ impl Relay {
         Ok(RelayExit::Shutdown)
     }
 
-    /// Publishes one batch of due rows and records the outcome of each. Returns how many
-    /// rows it looked at.
+    /// Publishes rows handed over after their commit and marks them, in one statement.
+    async fn publish_handed(&self, channel: &Channel, rows: Vec<Written>) -> anyhow::Result<Round> {
+        let results = self.publish(channel, &rows).await?;
+        if self.faults.crash_after_publish {
+            return Ok(Round::Crashed);
+        }
+        let mut conn = self.pool.acquire().await?;
+        self.record(&mut conn, &rows, results).await?;
+        Ok(Round::Published(rows.len()))
+    }
+
+    /// Publishes one batch of due rows nobody handed over (see the module documentation):
+    /// rows that failed before and are due again, and rows written more than `grace` ago.
+    /// Returns how many rows it looked at.
     ///
     /// Rows go out by `available_at`, then id: the order of the `outbox_pending` index, so
-    /// the scan stops after `batch_size` rows however long the backlog (ordering by id alone
-    /// made PostgreSQL sort the whole backlog, bodies included, every round). For rows never
-    /// retried that is commit order within a transaction and, for one order's transactions,
-    /// which run one after another, across them too; a retried row waits its turn behind
-    /// newer ones, as before.
-    async fn publish_batch(&self, channel: &Channel) -> anyhow::Result<BatchResult> {
+    /// the scan stops after `batch_size` rows however long the backlog.
+    async fn sweep(&self, channel: &Channel, grace: Duration) -> anyhow::Result<Round> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "select id, message_id, message_type, routing_key, correlation_id, body, attempts
+            "select id, message_type, routing_key, correlation_id, body, attempts
              from outbox where published_at is null and available_at <= clock_timestamp()
+               and (attempts > 0 or created_at <= clock_timestamp() - $2 * interval '1 millisecond')
              order by available_at, id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
+        .bind(grace.as_millis() as f64)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
-            return Ok(BatchResult::Published(0));
+            return Ok(Round::Published(0));
         }
+        let rows: Vec<Written> = rows.into_iter().map(Written::from).collect();
+        let results = self.publish(channel, &rows).await?;
+        if self.faults.crash_after_publish {
+            // The broker has the messages; the rows are not marked. Rolling back is what a
+            // crash here amounts to.
+            drop(tx);
+            return Ok(Round::Crashed);
+        }
+        self.record(&mut tx, &rows, results).await?;
+        tx.commit().await?;
+        Ok(Round::Published(rows.len()))
+    }
 
-        // Publish them all, then wait for all confirms: the broker acknowledges in bulk.
+    /// Publishes `rows` in order, then waits for all confirms: the broker acknowledges in
+    /// bulk.
+    async fn publish(
+        &self,
+        channel: &Channel,
+        rows: &[Written],
+    ) -> anyhow::Result<Vec<Result<lapin::Confirmation, lapin::Error>>> {
         let exchange = self.names.events_exchange();
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
         let mut confirms = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let body = row.body.to_string();
-            let envelope = &row.body;
-            let producer = envelope
-                .get("producer")
-                .and_then(|v| v.as_str())
-                .unwrap_or("orderly");
-            let occurred = envelope
-                .get("occurred_at")
-                .and_then(|v| v.as_str())
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map_or(0, |t| t.timestamp().max(0) as u64);
+        for row in rows {
             let mut headers = lapin::types::FieldTable::default();
-            if let Some(tp) = envelope
-                .pointer("/trace/traceparent")
-                .and_then(|v| v.as_str())
-            {
-                headers = broker::with_str(headers, broker::HEADER_TRACEPARENT, tp);
+            if let Some(tp) = &row.traceparent {
+                headers = broker::with_str(headers, broker::HEADER_TRACEPARENT, tp.as_str());
             }
             let props = broker::envelope_properties(
                 &row.message_id.to_string(),
                 &row.message_type,
                 &row.correlation_id,
-                producer,
-                occurred,
+                &row.producer,
+                row.occurred,
                 headers,
             );
             let confirm = channel
@@ -350,21 +531,24 @@ impl Relay {
                     exchange.as_str().into(),
                     row.routing_key.as_str().into(),
                     options,
-                    body.as_bytes(),
+                    row.body.as_bytes(),
                     props,
                 )
                 .await?;
             confirms.push(confirm);
         }
-        let results = join_all(confirms).await;
+        Ok(join_all(confirms).await)
+    }
 
-        if self.faults.crash_after_publish {
-            // The broker has the messages; the rows are not marked. Rolling back is what a
-            // crash here amounts to.
-            drop(tx);
-            return Ok(BatchResult::Crashed);
-        }
-
+    /// Marks the rows the broker confirmed as published, in one statement, and the others
+    /// as failed with why, to be retried later by the sweep.
+    async fn record(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[Written],
+        results: Vec<Result<lapin::Confirmation, lapin::Error>>,
+    ) -> anyhow::Result<()> {
+        let exchange = self.names.events_exchange();
         let mut sent = Vec::new();
         let mut failed: Vec<(i64, String, i32)> = Vec::new();
         for (row, result) in rows.iter().zip(results) {
@@ -389,10 +573,14 @@ impl Relay {
             }
         }
         if !sent.is_empty() {
-            sqlx::query("update outbox set published_at = clock_timestamp(), attempts = attempts + 1, last_error = null where id = any($1)")
-                .bind(&sent)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "update outbox set published_at = clock_timestamp(), attempts = attempts + 1,
+                        last_error = null
+                 where id = any($1) and published_at is null",
+            )
+            .bind(&sent)
+            .execute(&mut *conn)
+            .await?;
         }
         for (id, error, attempts) in &failed {
             let delay = crate::retry::outbox_retry_delay(*attempts);
@@ -404,15 +592,14 @@ impl Relay {
             .bind(id)
             .bind(error)
             .bind(delay.as_millis() as f64)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
             warn!(schema = %self.schema, outbox_id = id, %error, "outbox row not published; will retry");
         }
-        tx.commit().await?;
         self.metrics
             .outbox_published(&self.schema, sent.len() as u64, failed.len() as u64);
         debug!(schema = %self.schema, published = sent.len(), failed = failed.len(), "outbox batch");
-        Ok(BatchResult::Published(rows.len()))
+        Ok(())
     }
 
     /// Prunes published rows past retention (a bounded slice at a time) and refreshes the
@@ -439,11 +626,6 @@ impl Relay {
         self.metrics.outbox_backlog(&self.schema, pending, age);
         Ok(())
     }
-}
-
-enum BatchResult {
-    Published(usize),
-    Crashed,
 }
 
 async fn crash(connection: Connection) {
