@@ -134,6 +134,8 @@ pub fn envelope(message_type: &str, producer: &str, correlation: &str, payload: 
 pub struct Publisher {
     channel: Channel,
     names: Names,
+    /// Messages confirmed so far, by this publisher and its clones.
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Publisher {
@@ -142,7 +144,16 @@ impl Publisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        Ok(Self { channel, names })
+        Ok(Self {
+            channel,
+            names,
+            sent: std::sync::Arc::default(),
+        })
+    }
+
+    /// Messages the broker confirmed so far (this publisher and its clones).
+    pub fn sent(&self) -> usize {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Validates and publishes; waits for the broker's confirm.
@@ -172,6 +183,7 @@ impl Publisher {
             matches!(confirm, lapin::Confirmation::Ack(None)),
             "{message_type} not accepted by the broker: {confirm:?}"
         );
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }
@@ -398,9 +410,12 @@ impl Observed {
             "shipment.dispatched" => order_id
                 .into_iter()
                 .for_each(|id| self.stage(id, "dispatched")),
-            "order.completed" => order_id
-                .into_iter()
-                .for_each(|id| self.stage(id, "completed")),
+            // Completion is decided in the transaction that records the last delivery: a
+            // delivery not observed by itself happened when the order completed.
+            "order.completed" => order_id.into_iter().for_each(|id| {
+                self.stage(id, "delivered");
+                self.stage(id, "completed");
+            }),
             "notification.requested" => self.notifications.push(p.clone()),
             "invoice.issued" | "credit_note.issued" => {
                 self.documents.push((m.message_type.clone(), p.clone()));
@@ -434,6 +449,18 @@ pub const OBSERVED: &[&str] = &[
     "credit_note.issued",
 ];
 
+/// What the load generator observes: one message per stage it times, and the stock levels
+/// it waits for before it starts. Every type a tap receives costs the broker a copy of each
+/// such message, so the load generator takes no more than it measures.
+pub const TIMED: &[&str] = &[
+    "order.accepted",
+    "stock.reserved",
+    "stock.unavailable",
+    "stock.level_changed",
+    "shipment.dispatched",
+    "order.completed",
+];
+
 /// A private queue receiving `types`, delivered into a channel.
 pub async fn tap(
     connection: &Connection,
@@ -453,25 +480,6 @@ pub async fn tap(
         }
     });
     Ok(rx)
-}
-
-/// Counts the messages of `types` published on the events exchange, without decoding them
-/// (a load generator must not spend on counting what it measures).
-pub async fn count_tap(
-    connection: &Connection,
-    names: &Names,
-    types: &[&str],
-) -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
-    let (channel, mut consumer) = broker::observe(connection, names, types).await?;
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = count.clone();
-    tokio::spawn(async move {
-        let _keep = channel;
-        while let Some(Ok(_)) = consumer.next().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
-    Ok(count)
 }
 
 /// The carrier: answers every `shipment.requested` on the warehouse queue with tracking
