@@ -1043,13 +1043,16 @@ pub async fn orders_of_updates(
     let carriers: Vec<&str> = updates.iter().map(|(_, c, _)| *c).collect();
     let numbers: Vec<&str> = updates.iter().map(|(_, _, n)| *n).collect();
     let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+        // Lateral look-ups by primary key, whatever the planner thinks of the array's length.
         "select k.i, s.order_id
          from unnest($1::uuid[], $2::text[], $3::text[]) with ordinality as k(id, c, n, i)
          cross join lateral (
            select coalesce(k.id, (select t.shipment_id from tracking_numbers t
                                   where t.carrier = k.c and t.tracking_number = k.n)) as id
          ) named
-         join shipments s on s.shipment_id = named.id",
+         cross join lateral (
+           select order_id from shipments where shipment_id = named.id
+         ) s",
     )
     .bind(&ids)
     .bind(&carriers)

@@ -573,10 +573,12 @@ impl Relay {
             }
         }
         if !sent.is_empty() {
+            // By id alone (the primary key): a row another relay's sweep published meanwhile
+            // was published twice, and now says when the last time was.
             sqlx::query(
                 "update outbox set published_at = clock_timestamp(), attempts = attempts + 1,
                         last_error = null
-                 where id = any($1) and published_at is null",
+                 where id = any($1)",
             )
             .bind(&sent)
             .execute(&mut *conn)
