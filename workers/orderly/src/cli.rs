@@ -70,6 +70,10 @@ enum Command {
         /// Do not write docs/benchmarks.md.
         #[arg(long)]
         no_write: bool,
+        /// The section of docs/benchmarks.md the figures replace (`pipeline` for the
+        /// throughput run, `pipeline-latency` for the one below saturation).
+        #[arg(long, default_value = "pipeline")]
+        section: String,
     },
     /// Look at orders: exceptions, rejected orders, a timeline.
     Orders {
@@ -354,7 +358,11 @@ impl Cli {
                 rate,
                 worker_pids,
                 no_write,
-            } => crate::loadgen::run(settings, orders, rate, worker_pids, !no_write).await,
+                section,
+            } => {
+                let write = (!no_write).then_some(section.as_str());
+                crate::loadgen::run(settings, orders, rate, worker_pids, write).await
+            }
             Command::Orders { command } => {
                 let query = match command {
                     OrdersCommand::Exceptions { all } => {

@@ -26,6 +26,8 @@ struct Run {
     messages: usize,
     stages: Vec<(&'static str, f64, f64, f64)>,
     memory: Vec<(u32, String, u64)>,
+    /// The workers' consumer settings (the load generator runs with the same environment).
+    consumer: String,
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -85,7 +87,7 @@ pub(crate) async fn run(
     orders: usize,
     rate: f64,
     worker_pids: Vec<u32>,
-    write: bool,
+    section: Option<&str>,
 ) -> anyhow::Result<()> {
     let names = Names::new(settings.namespace.clone());
     let connection = sim::connect(&settings.broker_url, &names).await?;
@@ -234,13 +236,23 @@ pub(crate) async fn run(
         messages,
         stages,
         memory,
+        consumer: format!(
+            "prefetch {}, lanes {}, batch {}",
+            settings.consumer.prefetch, settings.consumer.concurrency, settings.consumer.batch_size
+        ),
+    };
+    let name = section.unwrap_or("pipeline");
+    let command = if name == "pipeline" {
+        format!("scripts/bench-pipeline {orders} {rate}")
+    } else {
+        format!("SECTION={name} scripts/bench-pipeline {orders} {rate}")
     };
     crate::bench::report(
-        "pipeline",
+        name,
         "Order pipeline: orders → inventory → fulfillment as three processes, driven by `orderly loadgen` (+ simulated carrier)",
-        &format!("scripts/bench-pipeline {orders} {rate}"),
+        &command,
         &render(&run),
-        write,
+        section.is_some(),
     )?;
     let _ = connection.close(200, "done".into()).await;
     anyhow::ensure!(
@@ -258,7 +270,8 @@ fn render(r: &Run) -> String {
          | orders completed | {} of {} |\n\
          | **end-to-end throughput, placed → completed, orders/s** | **{:.1}** |\n\
          | messages published per order (the workers' outboxes, the orders and the carrier's updates) | {:.1} |\n\
-         | machine from the first order to the last completion | {} |\n",
+         | machine from the first order to the last completion | {} |\n\
+         | consumer settings of each worker process | {} |\n",
         r.rate,
         r.offered,
         r.completed,
@@ -266,6 +279,7 @@ fn render(r: &Run) -> String {
         r.completed as f64 / r.elapsed,
         r.messages as f64 / r.orders.max(1) as f64,
         r.load,
+        r.consumer,
     );
     for (stage, p50, p99, n) in &r.stages {
         s.push_str(&format!(
