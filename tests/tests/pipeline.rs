@@ -436,6 +436,18 @@ impl<H: Handler> Handler for Chaos<H> {
             None => Ok(()),
         }
     }
+
+    // The entities a batch locks are the wrapped worker's, as in production.
+    async fn batch_lock_keys(
+        &self,
+        msgs: &[&Incoming],
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<Vec<orderly_runtime::LockKey>, HandlerError> {
+        match &self.inner {
+            Some(inner) => inner.batch_lock_keys(msgs, conn).await,
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
 /// Runs the same story on a pipeline and returns its end state.
@@ -450,7 +462,7 @@ async fn story(
         "SOCK-WOOL-42",
         "PEN-FOUNT-M",
     ];
-    let mut ids = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     for i in 0..10 {
         let ext = format!("SF-{i}");
         p.place(
@@ -468,6 +480,87 @@ async fn story(
         ids2.iter().all(|e| s.status_is(e, &["completed"]))
     })
     .await?;
+
+    // The other messages of an order's life, each where its outcome does not depend on
+    // timing: a marketplace import held for an unknown GTIN and resolved by an operator
+    // (remembering the mapping, which matches a second import); an order backordered, then
+    // cancelled; a re-push of a completed order; a stock delta sent twice; a cancellation
+    // after completion, refused.
+    let catalog = sim::catalog();
+    let unknown = sim::gtin("871000000002");
+    let mut import = sim::order_placed(&mut p.rng, "MP-1", true, &[(catalog[4].clone(), 1)], 1);
+    import["payload"]["lines"][0]["gtin"] = json!(unknown);
+    p.publisher.send(&import).await?;
+    p.until("MP-1 on hold", |s| s.status_is("MP-1", &["on_hold"]))
+        .await?;
+    let (order_id, exceptions, store) = p.seen.on_hold[0].clone();
+    p.publisher
+        .send(&envelope(
+            "order.exception_resolved",
+            "admin-api",
+            &order_id.to_string(),
+            json!({"order_id": order_id, "store_id": store,
+                   "exception_id": exceptions[0]["exception_id"], "resolution": "map_to_sku",
+                   "sku": "SOCK-WOOL-42", "remember_mapping": true,
+                   "resolved_by": {"kind": "operator", "id": "test"}}),
+        ))
+        .await?;
+    p.until("MP-1 completed", |s| s.status_is("MP-1", &["completed"]))
+        .await?;
+    let mut again = sim::order_placed(&mut p.rng, "MP-2", true, &[(catalog[4].clone(), 1)], 1);
+    again["payload"]["lines"][0]["gtin"] = json!(unknown);
+    p.publisher.send(&again).await?;
+
+    p.place("SF-BACK", &[("LAMP-DESK-01", 9)]).await?;
+    p.until("SF-BACK backordered", |s| {
+        s.status_is("SF-BACK", &["backordered"])
+    })
+    .await?;
+    p.cancel("SF-BACK").await?;
+
+    p.place("SF-0", &[(skus[0], 1), (skus[2], 1)]).await?;
+    for _ in 0..2 {
+        p.publisher
+            .send(&envelope(
+                "inventory.adjusted",
+                "wms",
+                "berlin-1/SOCK-WOOL-42",
+                json!({"warehouse_id": "berlin-1", "sku": "SOCK-WOOL-42", "delta": 5,
+                       "reason": "goods_received", "source": "wms", "reference": "restock-1",
+                       "as_of": chrono::Utc::now()}),
+            ))
+            .await?;
+    }
+    p.cancel("SF-1").await?;
+    p.until("MP-2 completed and SF-BACK cancelled", |s| {
+        s.status_is("MP-2", &["completed"]) && s.status_is("SF-BACK", &["cancelled"])
+    })
+    .await?;
+    ids.extend(["MP-1", "MP-2", "SF-BACK"].map(String::from));
+    let w = &p;
+    wait_until(
+        "the re-push and the late cancellation are on the timelines",
+        DEADLINE,
+        || async {
+            let repush = w.timeline_kinds("SF-0").await?;
+            let late = w.timeline_kinds("SF-1").await?;
+            Ok(repush.iter().any(|k| k.contains("repush"))
+                && late.iter().any(|k| k.contains("cancel")))
+        },
+    )
+    .await?;
+    wait_until("the restock is counted", DEADLINE, || async {
+        let adjusted: i64 = sqlx::query_scalar(
+            "select count(*) from movements where kind = 'adjustment' and source_key like '%restock-1'",
+        )
+        .fetch_one(&w.inventory_db)
+        .await?;
+        Ok(adjusted == 1)
+    })
+    .await?;
+    while let Ok(m) = p.events.try_recv() {
+        p.seen.apply(&m);
+    }
     let statuses = ids
         .iter()
         .map(|e| (e.clone(), p.status(e).unwrap_or_default()))
