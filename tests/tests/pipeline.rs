@@ -367,6 +367,97 @@ async fn poison_messages_do_not_stop_other_orders() -> anyhow::Result<()> {
     p.finish().await
 }
 
+/// The inventory must-show, through the whole pipeline: 300 storefront orders for a product
+/// with 100 units, placed as fast as the storefront publishes, with a second copy of the
+/// inventory worker competing for its queue. Exactly 100 are reserved and 200 backordered;
+/// 50 units arriving go to the 50 oldest backorders; the ledger adds up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_orders_for_a_hundred_units_with_two_inventory_copies() -> anyhow::Result<()>
+{
+    const PEN: &str = "PEN-FOUNT-M";
+    // No carrier: nothing leaves a warehouse, so what is reserved stays reserved.
+    let mut p = Pipeline::start(false, None).await?;
+    let mut second = p.world.host();
+    second
+        .start_worker("inventory", orderly_inventory::InventoryHandler::new())
+        .await?;
+    for (warehouse, units) in [("berlin-1", 60), ("amsterdam-1", 40)] {
+        p.publisher
+            .send(&envelope(
+                "inventory.adjusted",
+                "wms",
+                &format!("{warehouse}/{PEN}"),
+                json!({"warehouse_id": warehouse, "sku": PEN, "set_on_hand": units,
+                       "reason": "stock_count", "source": "wms",
+                       "reference": format!("count-{warehouse}"), "as_of": chrono::Utc::now()}),
+            ))
+            .await?;
+    }
+    let w = &p;
+    wait_until("100 pens in stock", DEADLINE, || async {
+        Ok(w.stock().await?.get(PEN) == Some(&(100, 0)))
+    })
+    .await?;
+
+    let ids: Vec<String> = (0..300).map(|i| format!("HOT-{i:03}")).collect();
+    for id in &ids {
+        p.place(id, &[(PEN, 1)]).await?;
+    }
+    let all = ids.clone();
+    p.until("every order reserved or backordered", move |s| {
+        all.iter()
+            .all(|e| s.has_stage(e, &["reserved", "backordered"]))
+    })
+    .await?;
+    let reserved: Vec<&String> = ids
+        .iter()
+        .filter(|e| p.seen.has_stage(e, &["reserved"]))
+        .collect();
+    let backordered: Vec<&String> = ids
+        .iter()
+        .filter(|e| p.seen.has_stage(e, &["backordered"]))
+        .collect();
+    assert_eq!(reserved.len(), 100, "exactly the stock is reserved");
+    assert_eq!(backordered.len(), 200, "the rest is backordered");
+    assert_eq!(p.stock().await?[PEN], (100, 100));
+    for (name, host) in [("first", &p.host), ("second", &second)] {
+        assert!(
+            host.metrics()
+                .count("inventory", orderly_runtime::metrics::Outcome::Handled)
+                > 0,
+            "the {name} inventory copy handled nothing"
+        );
+    }
+
+    // Placed in this order, so the oldest backorders are the first 50 of them.
+    let oldest: Vec<String> = backordered.iter().take(50).map(|e| (*e).clone()).collect();
+    p.publisher
+        .send(&envelope(
+            "inventory.adjusted",
+            "wms",
+            &format!("berlin-1/{PEN}"),
+            json!({"warehouse_id": "berlin-1", "sku": PEN, "delta": 50,
+                   "reason": "goods_received", "source": "wms", "reference": "GR-50",
+                   "as_of": chrono::Utc::now()}),
+        ))
+        .await?;
+    let served = oldest.clone();
+    p.until("the 50 oldest backorders reserved", move |s| {
+        served.iter().all(|e| s.has_stage(e, &["reserved"]))
+    })
+    .await?;
+    let now_reserved = ids
+        .iter()
+        .filter(|e| p.seen.has_stage(e, &["reserved"]))
+        .count();
+    assert_eq!(now_reserved, 150, "no younger backorder took a unit");
+    assert_eq!(p.stock().await?[PEN], (150, 150));
+    let violations = p.inventory_consistent().await?;
+    assert!(violations.is_empty(), "{violations:?}");
+    second.stop(Duration::from_secs(10)).await;
+    p.finish().await
+}
+
 /// Wraps a worker's handler to misbehave like a real network: a first delivery is sometimes
 /// deferred (so messages arrive out of order) and a message is sometimes delivered again
 /// (the same message id, published straight back to the worker's queue).
