@@ -27,7 +27,8 @@
 //! # Locks
 //! The runtime takes the batch's lock keys before the run starts (each order; each tracking
 //! number an update names): every message about one order, and every binding of one tracking
-//! number, is serialised by them. The run locks the shipments it changes (`for update`).
+//! number, is serialised by them. The run also locks the rows it reads to change (orders and
+//! shipments, `for update`), so nothing depends on the advisory locks alone.
 
 use std::collections::{HashMap, HashSet};
 

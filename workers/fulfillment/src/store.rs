@@ -281,7 +281,7 @@ fn amount(what: &str, value: Decimal) -> Result<Amount, sqlx::Error> {
     parse(what, Amount::new(value))
 }
 
-/// The stored order, if `order.accepted` was received.
+/// The stored order, if `order.accepted` was received (locked, see [`load_orders`]).
 pub async fn load_order(
     conn: &mut PgConnection,
     order_id: Uuid,
@@ -289,7 +289,9 @@ pub async fn load_order(
     Ok(load_orders(conn, &[order_id]).await?.remove(&order_id))
 }
 
-/// The stored orders among `ids`, in two statements (orders, then their lines).
+/// The stored orders among `ids`, locked for this transaction, in two statements (orders,
+/// then their lines). The lock keys the runtime takes serialise the work on an order; the
+/// row lock keeps that true of anything that writes an order without them.
 pub async fn load_orders(
     conn: &mut PgConnection,
     ids: &[Uuid],
@@ -302,7 +304,7 @@ pub async fn load_orders(
                 currency, prices_include_tax, customer, billing_address, shipping_address,
                 payment, shipping, discount, tax, total, invoice_timing, shipping_invoiced,
                 discount_invoiced, shipments_created_at is not null as shipments_created
-         from orders where order_id = any($1)",
+         from orders where order_id = any($1) for update",
     )
     .bind(ids)
     .fetch_all(&mut *conn)
