@@ -15,7 +15,8 @@
 //! the relay got to them, another process's rows, a full handoff, a retry that is due) are
 //! found by the relay's *sweep*, which runs when the relay starts and then every poll
 //! interval, and takes rows that failed before or were written more than a poll interval
-//! ago (younger ones are on their way through a handoff).
+//! ago (younger ones are on their way through a handoff). The sweep runs beside the
+//! handoff, on its own broker channel, so its scan never holds handed rows back.
 //!
 //! Why rows stay pending, and stay visible (`orderly outbox status`):
 //! - *unroutable*: the broker returned the message because no queue is bound for its type;
@@ -365,64 +366,92 @@ impl Relay {
             &format!("orderly-relay-{}@{}", self.schema, self.names.namespace()),
         )
         .await?;
+        // One channel for handed rows, one for the sweep: they run side by side, so a sweep
+        // that walks a long stretch of the pending index never holds handed rows back.
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        let sweep_channel = connection.create_channel().await?;
+        sweep_channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         info!(schema = %self.schema, "outbox relay running");
-        let mut last_housekeeping = std::time::Instant::now() - Duration::from_secs(3600);
         // Whatever is pending when the relay starts: nothing is on its way through this
         // process's handoff yet.
-        let mut grace = Duration::ZERO;
+        if let Round::Crashed = self.drain_sweep(&sweep_channel, Duration::ZERO).await? {
+            crash(connection).await;
+            return Ok(RelayExit::Crashed);
+        }
 
-        loop {
-            // Sweep: keep publishing while full batches come back.
+        let mut handed = self.handed.take();
+        let this = &*self;
+        let sweeps = async {
+            let mut last_housekeeping = std::time::Instant::now();
             loop {
-                match self.sweep(&channel, grace).await? {
-                    Round::Crashed => {
-                        crash(connection).await;
-                        return Ok(RelayExit::Crashed);
-                    }
-                    Round::Published(n) if n as i64 >= self.batch_size => continue,
-                    Round::Published(_) => break,
-                }
-            }
-            grace = self.poll_interval;
-            if last_housekeeping.elapsed() > Duration::from_secs(5) {
-                self.housekeeping().await?;
-                last_housekeeping = std::time::Instant::now();
-            }
-            // Publish what is handed over until the next sweep is due.
-            let next_sweep = tokio::time::Instant::now() + self.poll_interval;
-            loop {
-                let handed = async {
-                    match self.handed.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return self.flush(connection, &channel).await,
-                    rows = handed => match rows {
-                        Some(mut rows) => {
-                            // Take whatever else is waiting, up to a batch.
-                            while let Some(rx) = self.handed.as_mut()
-                                && (rows.len() as i64) < self.batch_size
-                                && let Ok(more) = rx.try_recv()
-                            {
-                                rows.extend(more);
-                            }
-                            if let Round::Crashed = self.publish_handed(&channel, rows).await? {
-                                crash(connection).await;
-                                return Ok(RelayExit::Crashed);
-                            }
-                        }
-                        // Every handoff is gone: only sweeps from now on.
-                        None => self.handed = None,
-                    },
-                    () = tokio::time::sleep_until(next_sweep) => break,
+                    () = shutdown.cancelled() => return anyhow::Ok(Round::Published(0)),
+                    () = tokio::time::sleep(this.poll_interval) => {}
                 }
+                if let Round::Crashed = this.drain_sweep(&sweep_channel, this.poll_interval).await?
+                {
+                    return Err(anyhow::Error::new(SimulatedCrash));
+                }
+                if last_housekeeping.elapsed() > Duration::from_secs(5) {
+                    this.housekeeping().await?;
+                    last_housekeeping = std::time::Instant::now();
+                }
+            }
+        };
+        let handoffs = async {
+            let Some(rx) = handed.as_mut() else {
+                shutdown.cancelled().await;
+                return anyhow::Ok(Round::Published(0));
+            };
+            loop {
+                let mut rows = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => return Ok(Round::Published(0)),
+                    rows = rx.recv() => match rows {
+                        Some(rows) => rows,
+                        // Every handoff is gone: only sweeps from now on.
+                        None => {
+                            shutdown.cancelled().await;
+                            return Ok(Round::Published(0));
+                        }
+                    },
+                };
+                // Take whatever else is waiting, up to a batch.
+                while (rows.len() as i64) < this.batch_size
+                    && let Ok(more) = rx.try_recv()
+                {
+                    rows.extend(more);
+                }
+                if let Round::Crashed = this.publish_handed(&channel, rows).await? {
+                    return Err(anyhow::Error::new(SimulatedCrash));
+                }
+            }
+        };
+        // Both end at shutdown, each after finishing the round in hand; either ends the
+        // session early when it fails (or simulates a crash).
+        let ended = tokio::try_join!(sweeps, handoffs);
+        self.handed = handed;
+        match ended {
+            Ok(_) => self.flush(connection, &channel).await,
+            Err(err) if err.is::<SimulatedCrash>() => {
+                crash(connection).await;
+                Ok(RelayExit::Crashed)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sweeps until a round finds fewer rows than a batch.
+    async fn drain_sweep(&self, channel: &Channel, grace: Duration) -> anyhow::Result<Round> {
+        loop {
+            match self.sweep(channel, grace).await? {
+                Round::Published(n) if n as i64 >= self.batch_size => continue,
+                round => return Ok(round),
             }
         }
     }
@@ -629,6 +658,11 @@ impl Relay {
         Ok(())
     }
 }
+
+/// A crash injected by [`RelayFaults`], ending the session like a failure would.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated relay crash")]
+struct SimulatedCrash;
 
 async fn crash(connection: Connection) {
     let _ = connection.close(320, "simulated crash".into()).await;
