@@ -562,3 +562,58 @@ async fn batches_touching_the_same_rows_in_any_order_never_deadlock() -> anyhow:
     second.stop(Duration::from_secs(10)).await;
     env.cleanup().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_outbox_rows_are_handed_to_the_relay_without_waiting_for_a_sweep()
+-> anyhow::Result<()> {
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    // The relay sweeps when it starts and then only once a minute: within this test, what
+    // the consumer emits can reach the broker only through the handoff.
+    env.settings.relay.poll_interval_ms = 60_000;
+    let host = host(&env).await?;
+    env.publish_probe(Probe {
+        n: 1,
+        emit: true,
+        ..Probe::default()
+    })
+    .await?;
+    wait_until("the echo is published", DEADLINE, || async {
+        Ok(env.queue_depth(&env.names.queue("out.echo")).await? == 1
+            && outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_nobody_handed_over_are_found_by_the_sweep_while_the_relay_runs() -> anyhow::Result<()>
+{
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    env.settings.relay.poll_interval_ms = 200;
+    let host = host(&env).await?;
+    // A first echo through the handoff: the relay has started and finished its first sweep.
+    env.publish_probe(Probe {
+        n: 1,
+        emit: true,
+        ..Probe::default()
+    })
+    .await?;
+    wait_until("the relay runs", DEADLINE, || async {
+        Ok(env.queue_depth(&env.names.queue("out.echo")).await? == 1)
+    })
+    .await?;
+    // Written now by someone else (another process, or one that crashed before its relay got
+    // to the row): nothing hands it over.
+    let stray = OutboxMessage::from_envelope(&Envelope::new("probe", "c", ProbeEcho { n: 3 }));
+    let mut conn = env.pool.acquire().await?;
+    outbox::insert(&mut conn, &[stray]).await?;
+    drop(conn);
+    wait_until("the row is swept and published", DEADLINE, || async {
+        Ok(env.queue_depth(&env.names.queue("out.echo")).await? == 2
+            && outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}

@@ -13,9 +13,10 @@
 //! and no notification at commit (PostgreSQL serialises every committing transaction that
 //! sent a NOTIFY, fsync included, behind one lock). Rows nobody handed over (a crash before
 //! the relay got to them, another process's rows, a full handoff, a retry that is due) are
-//! found by the relay's *sweep*, which runs when the relay starts and then every poll
-//! interval, and takes rows that failed before or were written more than a poll interval
-//! ago (younger ones are on their way through a handoff). The sweep runs beside the
+//! found by the relay's *sweep*. It runs when the relay starts, taking the rows written
+//! before the relay existed, and then every poll interval, taking rows that failed before
+//! and are due, and rows written more than a poll interval ago (younger ones are on their
+//! way through a handoff). The sweep runs beside the
 //! handoff, on its own broker channel, so its scan never holds handed rows back.
 //!
 //! Why rows stay pending, and stay visible (`orderly outbox status`):
@@ -283,6 +284,17 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     faults: RelayFaults,
     handed: Option<mpsc::Receiver<Vec<Written>>>,
+    /// When the relay was made: rows written before are nobody's to hand over.
+    made_at: DateTime<Utc>,
+}
+
+/// Which rows never tried a sweep takes (rows that failed before are taken when due).
+#[derive(Debug, Clone, Copy)]
+enum Unhanded {
+    /// Written before this moment: before the relay existed, so no handoff has them.
+    Before(DateTime<Utc>),
+    /// Written longer ago than this: a handoff would have delivered them by now.
+    OlderThan(Duration),
 }
 
 /// Why a relay stopped.
@@ -324,6 +336,7 @@ impl Relay {
             metrics,
             faults: RelayFaults::default(),
             handed: None,
+            made_at: Utc::now(),
         }
     }
 
@@ -377,9 +390,13 @@ impl Relay {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         info!(schema = %self.schema, "outbox relay running");
-        // Whatever is pending when the relay starts: nothing is on its way through this
-        // process's handoff yet.
-        if let Round::Crashed = self.drain_sweep(&sweep_channel, Duration::ZERO).await? {
+        // What was pending before the relay existed: its handoff cannot have those rows (what
+        // this process's writers committed since is on its way through the handoff, and a
+        // sweep taking it too would publish it twice).
+        if let Round::Crashed = self
+            .drain_sweep(&sweep_channel, Unhanded::Before(self.made_at))
+            .await?
+        {
             crash(connection).await;
             return Ok(RelayExit::Crashed);
         }
@@ -393,8 +410,8 @@ impl Relay {
                     () = shutdown.cancelled() => return anyhow::Ok(Round::Published(0)),
                     () = tokio::time::sleep(this.poll_interval) => {}
                 }
-                if let Round::Crashed = this.drain_sweep(&sweep_channel, this.poll_interval).await?
-                {
+                let unhanded = Unhanded::OlderThan(this.poll_interval);
+                if let Round::Crashed = this.drain_sweep(&sweep_channel, unhanded).await? {
                     return Err(anyhow::Error::new(SimulatedCrash));
                 }
                 if last_housekeeping.elapsed() > Duration::from_secs(5) {
@@ -447,9 +464,9 @@ impl Relay {
     }
 
     /// Sweeps until a round finds fewer rows than a batch.
-    async fn drain_sweep(&self, channel: &Channel, grace: Duration) -> anyhow::Result<Round> {
+    async fn drain_sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<Round> {
         loop {
-            match self.sweep(channel, grace).await? {
+            match self.sweep(channel, unhanded).await? {
                 Round::Published(n) if n as i64 >= self.batch_size => continue,
                 round => return Ok(round),
             }
@@ -467,7 +484,8 @@ impl Relay {
             while let Some(rows) = self.handed.as_mut().and_then(|rx| rx.try_recv().ok()) {
                 self.publish_handed(channel, rows).await?;
             }
-            while let Round::Published(n) = self.sweep(channel, Duration::ZERO).await? {
+            let everything = Unhanded::OlderThan(Duration::ZERO);
+            while let Round::Published(n) = self.sweep(channel, everything).await? {
                 if n == 0 {
                     break;
                 }
@@ -496,21 +514,27 @@ impl Relay {
     }
 
     /// Publishes one batch of due rows nobody handed over (see the module documentation):
-    /// rows that failed before and are due again, and rows written more than `grace` ago.
-    /// Returns how many rows it looked at.
+    /// rows that failed before and are due again, and the `unhanded` ones. Returns how many
+    /// rows it looked at.
     ///
     /// Rows go out by `available_at`, then id: the order of the `outbox_pending` index, so
     /// the scan stops after `batch_size` rows however long the backlog.
-    async fn sweep(&self, channel: &Channel, grace: Duration) -> anyhow::Result<Round> {
+    async fn sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<Round> {
+        let (before, older_than) = match unhanded {
+            Unhanded::Before(at) => (Some(at), Duration::ZERO),
+            Unhanded::OlderThan(age) => (None, age),
+        };
         let mut tx = self.pool.begin().await?;
         let rows: Vec<PendingRow> = sqlx::query_as(
             "select id, message_type, routing_key, correlation_id, body, attempts
              from outbox where published_at is null and available_at <= clock_timestamp()
-               and (attempts > 0 or created_at <= clock_timestamp() - $2 * interval '1 millisecond')
+               and (attempts > 0 or created_at <= coalesce(
+                      $2, clock_timestamp() - $3 * interval '1 millisecond'))
              order by available_at, id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
-        .bind(grace.as_millis() as f64)
+        .bind(before)
+        .bind(older_than.as_millis() as f64)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
