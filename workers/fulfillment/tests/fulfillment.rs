@@ -15,7 +15,7 @@ use orderly_contracts::types::{Quantity, Sku, WarehouseId};
 use orderly_contracts::{Envelope, Message, RawEnvelope, Validate};
 use orderly_fulfillment::{FulfillmentHandler, NAME, store};
 use orderly_runtime::metrics::Outcome;
-use orderly_runtime::testing::{Tap, World, wait_until};
+use orderly_runtime::testing::{Tap, World, wait_until, with_names};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -698,16 +698,10 @@ async fn fulfillment_state(pool: &PgPool, names: &[(Uuid, String)]) -> anyhow::R
         "select concat_ws(' ', 'cancellation', order_id, scope) from order_cancellations",
     ] {
         let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(pool).await?;
-        state.extend(rows.into_iter().map(|r| named(&r, names)));
+        state.extend(rows.into_iter().map(|r| with_names(&r, names)));
     }
     state.sort();
     Ok(state)
-}
-
-fn named(text: &str, names: &[(Uuid, String)]) -> String {
-    names.iter().fold(text.to_owned(), |t, (id, name)| {
-        t.replace(&id.to_string(), &format!("<{name}>"))
-    })
 }
 
 /// A batch of accepted orders, reservations, a cancellation between them, a re-accept in
@@ -832,7 +826,7 @@ async fn a_batch_is_handled_as_one_message_at_a_time_would_be() -> anyhow::Resul
         for (id, order, warehouse) in generated {
             names.push((
                 id,
-                format!("{}/{warehouse}", named(&order.to_string(), &names)),
+                format!("{}/{warehouse}", with_names(&order.to_string(), &names)),
             ));
         }
         let requests: Vec<(Uuid, Option<Uuid>)> =
@@ -842,13 +836,16 @@ async fn a_batch_is_handled_as_one_message_at_a_time_would_be() -> anyhow::Resul
         for (id, shipment) in requests {
             names.push((
                 id,
-                format!("request for {}", named(&format!("{shipment:?}"), &names)),
+                format!(
+                    "request for {}",
+                    with_names(&format!("{shipment:?}"), &names)
+                ),
             ));
         }
         let emitted: Vec<String> = emitted
             .iter()
             .map(|m| {
-                named(
+                with_names(
                     &format!(
                         "{} caused by {} {}",
                         m.message_type, m.body["causation_id"], m.body["payload"]

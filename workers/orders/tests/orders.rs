@@ -20,7 +20,7 @@ use orderly_contracts::types::OrderStatus;
 use orderly_contracts::{Envelope, Message};
 use orderly_orders::{NAME, OrdersHandler, store};
 use orderly_runtime::Host;
-use orderly_runtime::testing::{Tap, World, run_batch, wait_until};
+use orderly_runtime::testing::{Tap, World, run_batch, wait_until, with_names};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -1395,11 +1395,7 @@ async fn orders_state(pool: PgPool) -> anyhow::Result<Vec<String>> {
     let ids: Vec<(Uuid, String)> = sqlx::query_as("select order_id, external_order_id from orders")
         .fetch_all(&pool)
         .await?;
-    let named = |text: String| {
-        ids.iter().fold(text, |t, (id, ext)| {
-            t.replace(&id.to_string(), &format!("<{ext}>"))
-        })
-    };
+    let named = |text: String| with_names(&text, &ids);
     let mut state = Vec::new();
     for sql in [
         "select concat_ws(' ', 'order', order_id, store_id, channel, status, status_sequence,
@@ -1544,9 +1540,7 @@ async fn a_batch_is_handled_as_one_message_at_a_time_would_be() -> anyhow::Resul
                         }
                     }
                     let text = format!("{} caused by #{cause:?}: {payload}", m.message_type);
-                    ids.iter().fold(text, |t, (id, ext)| {
-                        t.replace(&id.to_string(), &format!("<{ext}>"))
-                    })
+                    with_names(&text, &ids)
                 })
                 .collect();
             let state = orders_state(pool.clone()).await?;

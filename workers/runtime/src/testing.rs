@@ -117,6 +117,14 @@ where
     Ok([one_at_a_time, together])
 }
 
+/// `text` with each id of `names` written as `<name>`: for comparing what two runs wrote when
+/// each generated its own ids.
+pub fn with_names(text: &str, names: &[(uuid::Uuid, String)]) -> String {
+    names.iter().fold(text.to_owned(), |t, (id, name)| {
+        t.replace(&id.to_string(), &format!("<{name}>"))
+    })
+}
+
 /// One test's private database and broker namespace.
 #[derive(Debug)]
 pub struct World {
