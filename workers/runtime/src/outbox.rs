@@ -306,14 +306,6 @@ pub enum RelayExit {
     Crashed,
 }
 
-/// How one publication round ended.
-enum Round {
-    /// This many rows were looked at.
-    Published(usize),
-    /// A fault was injected.
-    Crashed,
-}
-
 impl Relay {
     /// A relay for `schema`'s outbox, publishing to `names`' events exchange.
     #[allow(clippy::too_many_arguments)]
@@ -390,71 +382,67 @@ impl Relay {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         info!(schema = %self.schema, "outbox relay running");
-        // What was pending before the relay existed: its handoff cannot have those rows (what
-        // this process's writers committed since is on its way through the handoff, and a
-        // sweep taking it too would publish it twice).
-        if let Round::Crashed = self
-            .drain_sweep(&sweep_channel, Unhanded::Before(self.made_at))
-            .await?
-        {
-            crash(connection).await;
-            return Ok(RelayExit::Crashed);
-        }
 
         let mut handed = self.handed.take();
         let this = &*self;
-        let sweeps = async {
-            let mut last_housekeeping = std::time::Instant::now();
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return anyhow::Ok(Round::Published(0)),
-                    () = tokio::time::sleep(this.poll_interval) => {}
+        let ran = async {
+            // What was pending before the relay existed: its handoff cannot have those rows
+            // (what this process's writers committed since is on its way through the
+            // handoff, and a sweep taking it too would publish it twice).
+            this.drain_sweep(&sweep_channel, Unhanded::Before(this.made_at))
+                .await?;
+            let sweeps = async {
+                let mut last_housekeeping = std::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return anyhow::Ok(()),
+                        () = tokio::time::sleep(this.poll_interval) => {}
+                    }
+                    this.drain_sweep(&sweep_channel, Unhanded::OlderThan(this.poll_interval))
+                        .await?;
+                    if last_housekeeping.elapsed() > Duration::from_secs(5) {
+                        this.housekeeping().await?;
+                        last_housekeeping = std::time::Instant::now();
+                    }
                 }
-                let unhanded = Unhanded::OlderThan(this.poll_interval);
-                if let Round::Crashed = this.drain_sweep(&sweep_channel, unhanded).await? {
-                    return Err(anyhow::Error::new(SimulatedCrash));
-                }
-                if last_housekeeping.elapsed() > Duration::from_secs(5) {
-                    this.housekeeping().await?;
-                    last_housekeeping = std::time::Instant::now();
-                }
-            }
-        };
-        let handoffs = async {
-            let Some(rx) = handed.as_mut() else {
-                shutdown.cancelled().await;
-                return anyhow::Ok(Round::Published(0));
             };
-            loop {
-                let mut rows = tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => return Ok(Round::Published(0)),
-                    rows = rx.recv() => match rows {
-                        Some(rows) => rows,
-                        // Every handoff is gone: only sweeps from now on.
-                        None => {
-                            shutdown.cancelled().await;
-                            return Ok(Round::Published(0));
+            let handoffs = async {
+                loop {
+                    let next = async {
+                        match handed.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
                         }
-                    },
-                };
-                // Take whatever else is waiting, up to a batch.
-                while (rows.len() as i64) < this.batch_size
-                    && let Ok(more) = rx.try_recv()
-                {
-                    rows.extend(more);
+                    };
+                    let mut rows = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return anyhow::Ok(()),
+                        rows = next => match rows {
+                            Some(rows) => rows,
+                            // Every handoff is gone: only sweeps from now on.
+                            None => {
+                                handed = None;
+                                continue;
+                            }
+                        },
+                    };
+                    // Take whatever else is waiting, up to a batch.
+                    while (rows.len() as i64) < this.batch_size
+                        && let Some(Ok(more)) = handed.as_mut().map(|rx| rx.try_recv())
+                    {
+                        rows.extend(more);
+                    }
+                    this.publish_handed(&channel, rows).await?;
                 }
-                if let Round::Crashed = this.publish_handed(&channel, rows).await? {
-                    return Err(anyhow::Error::new(SimulatedCrash));
-                }
-            }
-        };
-        // Both end at shutdown, each after finishing the round in hand; either ends the
-        // session early when it fails (or simulates a crash).
-        let ended = tokio::try_join!(sweeps, handoffs);
+            };
+            // Both end at shutdown, each after finishing the round in hand; either ends the
+            // session early when it fails (or simulates a crash).
+            tokio::try_join!(sweeps, handoffs).map(|_| ())
+        }
+        .await;
         self.handed = handed;
-        match ended {
-            Ok(_) => self.flush(connection, &channel).await,
+        match ran {
+            Ok(()) => self.flush(connection, &channel).await,
             Err(err) if err.is::<SimulatedCrash>() => {
                 crash(connection).await;
                 Ok(RelayExit::Crashed)
@@ -464,13 +452,9 @@ impl Relay {
     }
 
     /// Sweeps until a round finds fewer rows than a batch.
-    async fn drain_sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<Round> {
-        loop {
-            match self.sweep(channel, unhanded).await? {
-                Round::Published(n) if n as i64 >= self.batch_size => continue,
-                round => return Ok(round),
-            }
-        }
+    async fn drain_sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<()> {
+        while self.sweep(channel, unhanded).await? as i64 >= self.batch_size {}
+        Ok(())
     }
 
     /// On shutdown: publishes what was handed over and what the sweep finds, for a bounded
@@ -485,11 +469,7 @@ impl Relay {
                 self.publish_handed(channel, rows).await?;
             }
             let everything = Unhanded::OlderThan(Duration::ZERO);
-            while let Round::Published(n) = self.sweep(channel, everything).await? {
-                if n == 0 {
-                    break;
-                }
-            }
+            while self.sweep(channel, everything).await? > 0 {}
             anyhow::Ok(())
         };
         if tokio::time::timeout(Duration::from_secs(5), flush)
@@ -503,14 +483,13 @@ impl Relay {
     }
 
     /// Publishes rows handed over after their commit and marks them, in one statement.
-    async fn publish_handed(&self, channel: &Channel, rows: Vec<Written>) -> anyhow::Result<Round> {
+    async fn publish_handed(&self, channel: &Channel, rows: Vec<Written>) -> anyhow::Result<()> {
         let results = self.publish(channel, &rows).await?;
         if self.faults.crash_after_publish {
-            return Ok(Round::Crashed);
+            return Err(SimulatedCrash.into());
         }
         let mut conn = self.pool.acquire().await?;
-        self.record(&mut conn, &rows, results).await?;
-        Ok(Round::Published(rows.len()))
+        self.record(&mut conn, &rows, results).await
     }
 
     /// Publishes one batch of due rows nobody handed over (see the module documentation):
@@ -519,7 +498,7 @@ impl Relay {
     ///
     /// Rows go out by `available_at`, then id: the order of the `outbox_pending` index, so
     /// the scan stops after `batch_size` rows however long the backlog.
-    async fn sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<Round> {
+    async fn sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<usize> {
         let (before, older_than) = match unhanded {
             Unhanded::Before(at) => (Some(at), Duration::ZERO),
             Unhanded::OlderThan(age) => (None, age),
@@ -538,7 +517,7 @@ impl Relay {
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
-            return Ok(Round::Published(0));
+            return Ok(0);
         }
         let rows: Vec<Written> = rows.into_iter().map(Written::from).collect();
         let results = self.publish(channel, &rows).await?;
@@ -546,11 +525,11 @@ impl Relay {
             // The broker has the messages; the rows are not marked. Rolling back is what a
             // crash here amounts to.
             drop(tx);
-            return Ok(Round::Crashed);
+            return Err(SimulatedCrash.into());
         }
         self.record(&mut tx, &rows, results).await?;
         tx.commit().await?;
-        Ok(Round::Published(rows.len()))
+        Ok(rows.len())
     }
 
     /// Publishes `rows` in order, then waits for all confirms: the broker acknowledges in
