@@ -166,6 +166,23 @@ impl RawEnvelope {
         Ok(payload)
     }
 
+    /// Like [`RawEnvelope::decode_valid`], from a borrowed envelope: the payload is decoded
+    /// in place and the metadata copied (what a consumer that keeps the raw delivery calls).
+    pub fn decode_valid_ref<P: Message + Validate>(&self) -> Result<Envelope<P>, ContractError> {
+        let payload = self.payload_valid::<P>()?;
+        Ok(Envelope {
+            message_id: self.message_id,
+            message_type: self.message_type.clone(),
+            schema_version: self.schema_version,
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id,
+            occurred_at: self.occurred_at,
+            producer: self.producer.clone(),
+            trace: self.trace.clone(),
+            payload,
+        })
+    }
+
     /// Checks that the envelope carries a `P` in one of `versions`.
     fn check_kind<P: Message>(&self, versions: &[u16]) -> Result<(), ContractError> {
         if self.message_type != P::TYPE {

@@ -47,6 +47,9 @@ impl Route {
     }
 }
 
+use crate::Message;
+use crate::messages::*;
+
 /// Length limit of every outbound queue.
 const OUTBOUND_MAX_LENGTH: u32 = 100_000;
 
@@ -56,33 +59,33 @@ pub const ROUTES: &[Route] = &[
         queue: "orders",
         kind: QueueKind::Worker,
         message_types: &[
-            "order.placed",
-            "order.cancel_requested",
-            "order.refund_requested",
-            "order.exception_resolved",
-            "catalog.product_upserted",
-            "stock.reserved",
-            "stock.unavailable",
-            "stock.released",
-            "shipment.requested",
-            "shipment.dispatched",
-            "shipment.delivered",
-            "shipment.exception",
-            "invoice.issued",
-            "credit_note.issued",
-            "notification.sent",
-            "notification.failed",
+            OrderPlaced::TYPE,
+            OrderCancelRequested::TYPE,
+            OrderRefundRequested::TYPE,
+            OrderExceptionResolved::TYPE,
+            ProductUpserted::TYPE,
+            StockReserved::TYPE,
+            StockUnavailable::TYPE,
+            StockReleased::TYPE,
+            ShipmentRequested::TYPE,
+            ShipmentDispatched::TYPE,
+            ShipmentDelivered::TYPE,
+            ShipmentException::TYPE,
+            InvoiceIssued::TYPE,
+            CreditNoteIssued::TYPE,
+            NotificationSent::TYPE,
+            NotificationFailed::TYPE,
         ],
     },
     Route {
         queue: "inventory",
         kind: QueueKind::Worker,
         message_types: &[
-            "order.accepted",
-            "order.cancelled",
-            "shipment.dispatched",
-            "inventory.adjusted",
-            "catalog.product_upserted",
+            OrderAccepted::TYPE,
+            OrderCancelled::TYPE,
+            ShipmentDispatched::TYPE,
+            InventoryAdjusted::TYPE,
+            ProductUpserted::TYPE,
         ],
     },
     Route {
@@ -92,37 +95,37 @@ pub const ROUTES: &[Route] = &[
             // The accepted order is fulfillment's copy of address, items and prices: it needs
             // them for shipment.requested and invoice.requested, and stock.reserved only says
             // which warehouse ships which line.
-            "order.accepted",
-            "stock.reserved",
-            "shipment.updated",
-            "order.cancelled",
-            "store.invoice_settings_updated",
+            OrderAccepted::TYPE,
+            StockReserved::TYPE,
+            ShipmentUpdated::TYPE,
+            OrderCancelled::TYPE,
+            StoreInvoiceSettingsUpdated::TYPE,
         ],
     },
     Route {
         queue: "invoicing",
         kind: QueueKind::Worker,
         message_types: &[
-            "invoice.requested",
-            "order.refund_requested",
-            "order.cancelled",
-            "store.invoice_settings_updated",
+            InvoiceRequested::TYPE,
+            OrderRefundRequested::TYPE,
+            OrderCancelled::TYPE,
+            StoreInvoiceSettingsUpdated::TYPE,
         ],
     },
     Route {
         queue: "notifications",
         kind: QueueKind::Worker,
         message_types: &[
-            "order.status_changed",
-            "shipment.dispatched",
-            "shipment.delivered",
-            "shipment.exception",
-            "invoice.issued",
-            "credit_note.issued",
-            "notification.sent",
-            "notification.failed",
-            "store.notification_settings_updated",
-            "webhook.endpoint_registered",
+            OrderStatusChanged::TYPE,
+            ShipmentDispatched::TYPE,
+            ShipmentDelivered::TYPE,
+            ShipmentException::TYPE,
+            InvoiceIssued::TYPE,
+            CreditNoteIssued::TYPE,
+            NotificationSent::TYPE,
+            NotificationFailed::TYPE,
+            StoreNotificationSettingsUpdated::TYPE,
+            WebhookEndpointRegistered::TYPE,
         ],
     },
     Route {
@@ -130,7 +133,7 @@ pub const ROUTES: &[Route] = &[
         kind: QueueKind::Outbound {
             max_length: OUTBOUND_MAX_LENGTH,
         },
-        message_types: &["notification.requested"],
+        message_types: &[NotificationRequested::TYPE],
     },
     Route {
         queue: "out.warehouse",
@@ -138,7 +141,7 @@ pub const ROUTES: &[Route] = &[
             max_length: OUTBOUND_MAX_LENGTH,
         },
         // order.cancelled lets the warehouse stop packing shipments of a cancelled order.
-        message_types: &["shipment.requested", "order.cancelled"],
+        message_types: &[ShipmentRequested::TYPE, OrderCancelled::TYPE],
     },
     Route {
         queue: "out.marketplace",
@@ -146,9 +149,9 @@ pub const ROUTES: &[Route] = &[
             max_length: OUTBOUND_MAX_LENGTH,
         },
         message_types: &[
-            "stock.level_changed",
-            "order.status_changed",
-            "shipment.dispatched",
+            StockLevelChanged::TYPE,
+            OrderStatusChanged::TYPE,
+            ShipmentDispatched::TYPE,
         ],
     },
     Route {
@@ -157,14 +160,14 @@ pub const ROUTES: &[Route] = &[
             max_length: OUTBOUND_MAX_LENGTH,
         },
         message_types: &[
-            "order.accepted",
-            "order.on_hold",
-            "order.cancelled",
-            "order.completed",
-            "stock.unavailable",
-            "invoice.issued",
-            "credit_note.issued",
-            "webhook.endpoint_disabled",
+            OrderAccepted::TYPE,
+            OrderOnHold::TYPE,
+            OrderCancelled::TYPE,
+            OrderCompleted::TYPE,
+            StockUnavailable::TYPE,
+            InvoiceIssued::TYPE,
+            CreditNoteIssued::TYPE,
+            WebhookEndpointDisabled::TYPE,
         ],
     },
 ];
@@ -172,57 +175,26 @@ pub const ROUTES: &[Route] = &[
 /// Types only producers outside Orderly publish; Orderly consumes them but never sends them,
 /// so they need no route for Orderly's own publishing (they still have consumers).
 pub const INBOUND_ONLY: &[&str] = &[
-    "order.placed",
-    "order.cancel_requested",
-    "order.refund_requested",
-    "order.exception_resolved",
-    "catalog.product_upserted",
-    "inventory.adjusted",
-    "shipment.updated",
-    "notification.sent",
-    "notification.failed",
-    "store.invoice_settings_updated",
-    "store.notification_settings_updated",
-    "webhook.endpoint_registered",
+    OrderPlaced::TYPE,
+    OrderCancelRequested::TYPE,
+    OrderRefundRequested::TYPE,
+    OrderExceptionResolved::TYPE,
+    ProductUpserted::TYPE,
+    InventoryAdjusted::TYPE,
+    ShipmentUpdated::TYPE,
+    NotificationSent::TYPE,
+    NotificationFailed::TYPE,
+    StoreInvoiceSettingsUpdated::TYPE,
+    StoreNotificationSettingsUpdated::TYPE,
+    WebhookEndpointRegistered::TYPE,
 ];
 
-/// Every message type in the catalog, in catalog order.
-pub fn all_message_types() -> &'static [&'static str] {
-    use crate::Message;
-    use crate::messages::*;
-    const ALL: &[&str] = &[
-        OrderPlaced::TYPE,
-        OrderAccepted::TYPE,
-        OrderOnHold::TYPE,
-        OrderStatusChanged::TYPE,
-        OrderCancelRequested::TYPE,
-        OrderCancelled::TYPE,
-        OrderRefundRequested::TYPE,
-        OrderExceptionResolved::TYPE,
-        OrderCompleted::TYPE,
-        ProductUpserted::TYPE,
-        InventoryAdjusted::TYPE,
-        StockReserved::TYPE,
-        StockUnavailable::TYPE,
-        StockReleased::TYPE,
-        StockLevelChanged::TYPE,
-        ShipmentRequested::TYPE,
-        ShipmentUpdated::TYPE,
-        ShipmentDispatched::TYPE,
-        ShipmentDelivered::TYPE,
-        ShipmentException::TYPE,
-        InvoiceRequested::TYPE,
-        InvoiceIssued::TYPE,
-        CreditNoteIssued::TYPE,
-        NotificationRequested::TYPE,
-        NotificationSent::TYPE,
-        NotificationFailed::TYPE,
-        StoreInvoiceSettingsUpdated::TYPE,
-        StoreNotificationSettingsUpdated::TYPE,
-        WebhookEndpointRegistered::TYPE,
-        WebhookEndpointDisabled::TYPE,
-    ];
-    ALL
+/// Every message type in the catalog, in catalog order (the catalog is the one list).
+pub fn all_message_types() -> Vec<&'static str> {
+    crate::catalog()
+        .iter()
+        .map(|spec| spec.message_type)
+        .collect()
 }
 
 /// The queues `message_type` is delivered to.
@@ -246,7 +218,7 @@ mod tests {
     #[test]
     fn every_type_orderly_publishes_has_a_route() {
         for t in all_message_types()
-            .iter()
+            .into_iter()
             .filter(|t| !INBOUND_ONLY.contains(t))
         {
             assert!(
@@ -272,7 +244,8 @@ mod tests {
 
     #[test]
     fn every_routed_type_exists() {
-        let all: HashSet<_> = all_message_types().iter().collect();
+        let types = all_message_types();
+        let all: HashSet<_> = types.iter().collect();
         for route in ROUTES {
             for t in route.message_types {
                 assert!(
@@ -300,8 +273,9 @@ mod tests {
                 route.queue
             );
         }
-        let all: HashSet<_> = all_message_types().iter().collect();
-        assert_eq!(all.len(), 30);
+        let types = all_message_types();
+        let all: HashSet<_> = types.iter().collect();
+        assert_eq!(all.len(), types.len(), "the catalog lists a type twice");
     }
 
     #[test]

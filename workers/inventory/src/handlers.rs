@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use anyhow::anyhow;
 use chrono::Utc;
 use orderly_contracts::{
-    Envelope, Message,
+    Envelope,
     messages::{
         CancellationScope, InventoryAdjusted, OrderAccepted, OrderCancelled, ProductUpserted,
         ReleaseReason, ReleasedLine, ShipmentDispatched, StockReleased, StockReserved,
@@ -46,20 +46,39 @@ impl InventoryHandler {
     }
 }
 
+orderly_runtime::inputs! {
+    /// What the inventory worker consumes: its queue in the routing table receives exactly
+    /// these (the host checks it before starting the worker).
+    pub enum InventoryInput {
+        /// A new order to reserve.
+        Accepted(OrderAccepted),
+        /// An order (or some of its lines) cancelled: release or un-backorder.
+        Cancelled(OrderCancelled),
+        /// A shipment left: its reservation becomes a deduction.
+        Dispatched(ShipmentDispatched),
+        /// A stock count or delta.
+        Adjusted(InventoryAdjusted),
+        /// A product's GTINs, for level messages.
+        ProductUpserted(ProductUpserted),
+    }
+}
+
+use InventoryInput as Input;
+
 impl Handler for InventoryHandler {
+    type Input = InventoryInput;
+
     async fn handle(
         &self,
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let raw = msg.envelope.clone();
-        match msg.envelope.message_type.as_str() {
-            OrderAccepted::TYPE => order_accepted(raw.decode_valid()?, cx).await,
-            OrderCancelled::TYPE => order_cancelled(raw.decode_valid()?, cx).await,
-            ShipmentDispatched::TYPE => shipment_dispatched(raw.decode_valid()?, cx).await,
-            InventoryAdjusted::TYPE => inventory_adjusted(raw.decode_valid()?, cx).await,
-            ProductUpserted::TYPE => product_upserted(raw.decode_valid()?, cx).await,
-            other => Err(HandlerError::unhandled(other, crate::NAME)),
+        match msg.input::<Input>()? {
+            Input::Accepted(env) => order_accepted(env, cx).await,
+            Input::Cancelled(env) => order_cancelled(env, cx).await,
+            Input::Dispatched(env) => shipment_dispatched(env, cx).await,
+            Input::Adjusted(env) => inventory_adjusted(env, cx).await,
+            Input::ProductUpserted(env) => product_upserted(env, cx).await,
         }
     }
 
@@ -74,66 +93,73 @@ impl Handler for InventoryHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
+        // What each message is (none: it does not decode, and fails alone on its own).
+        let inputs: Vec<Option<&Input>> = msgs.iter().map(|m| m.input::<Input>().ok()).collect();
         // Compared as ids, not as text: the same order written two ways is one order.
-        let order_of = |m: &Incoming| m.field("order_id").and_then(|id| Uuid::parse_str(id).ok());
-        let named_by = |except: &str| -> BTreeSet<Uuid> {
-            msgs.iter()
-                .filter(|m| m.envelope.message_type != except)
-                .filter_map(|m| order_of(m))
+        let order_of = |input: Option<&Input>| match input? {
+            Input::Accepted(env) => Some(env.payload.order_id),
+            Input::Cancelled(env) => Some(env.payload.order_id),
+            Input::Dispatched(env) => Some(env.payload.order_id),
+            Input::Adjusted(_) | Input::ProductUpserted(_) => None,
+        };
+        let named_by = |except: fn(&Input) -> bool| -> BTreeSet<Uuid> {
+            inputs
+                .iter()
+                .filter(|i| !i.is_some_and(except))
+                .filter_map(|i| order_of(*i))
                 .collect()
         };
-        let (not_reserving, not_dispatching) = (
-            named_by(OrderAccepted::TYPE),
-            named_by(ShipmentDispatched::TYPE),
-        );
+        let not_reserving = named_by(|i| matches!(i, Input::Accepted(_)));
+        let not_dispatching = named_by(|i| matches!(i, Input::Dispatched(_)));
         // A shipment dispatched twice in one batch is left to be handled in turn.
-        let mut shipments: std::collections::BTreeMap<&str, usize> =
+        let mut shipments: std::collections::BTreeMap<Uuid, usize> =
             std::collections::BTreeMap::new();
-        for m in msgs
-            .iter()
-            .filter(|m| m.envelope.message_type == ShipmentDispatched::TYPE)
-        {
-            *shipments
-                .entry(m.field("shipment_id").unwrap_or(""))
-                .or_default() += 1;
+        for input in inputs.iter().flatten() {
+            if let Input::Dispatched(env) = input {
+                *shipments.entry(env.payload.shipment_id).or_default() += 1;
+            }
         }
-        let group = |m: &Incoming| -> Option<&'static str> {
-            let order = order_of(m)?;
-            match m.envelope.message_type.as_str() {
-                OrderAccepted::TYPE if !not_reserving.contains(&order) => Some(OrderAccepted::TYPE),
-                ShipmentDispatched::TYPE
-                    if !not_dispatching.contains(&order)
-                        && m.field("shipment_id")
-                            .is_some_and(|s| shipments.get(s) == Some(&1)) =>
+        let group = |input: Option<&Input>| -> Option<Group> {
+            match input? {
+                Input::Accepted(env) if !not_reserving.contains(&env.payload.order_id) => {
+                    Some(Group::Reserve)
+                }
+                Input::Dispatched(env)
+                    if !not_dispatching.contains(&env.payload.order_id)
+                        && shipments.get(&env.payload.shipment_id) == Some(&1) =>
                 {
-                    Some(ShipmentDispatched::TYPE)
+                    Some(Group::Dispatch)
                 }
                 _ => None,
             }
         };
-        let of = |kind: &str| -> Vec<&Incoming> {
+        let groups: Vec<Option<Group>> = inputs.iter().map(|i| group(*i)).collect();
+        let of = |kind: Group| -> Vec<&Incoming> {
             msgs.iter()
-                .copied()
-                .filter(|m| group(m) == Some(kind))
+                .zip(&groups)
+                .filter(|(_, g)| **g == Some(kind))
+                .map(|(m, _)| *m)
                 .collect()
         };
-        let (reserving, dispatching) = (of(OrderAccepted::TYPE), of(ShipmentDispatched::TYPE));
-        let mut alone: Vec<&Incoming> = msgs.to_vec();
+        let (reserving, dispatching) = (of(Group::Reserve), of(Group::Dispatch));
+        let mut alone: Vec<(&Incoming, Option<Group>)> =
+            msgs.iter().copied().zip(groups.iter().copied()).collect();
         if reserving.len() > 1 {
             reserve_together(&reserving, batch).await?;
-            alone.retain(|m| group(m) != Some(OrderAccepted::TYPE));
+            alone.retain(|(_, g)| *g != Some(Group::Reserve));
         }
         if dispatching.len() > 1 {
             dispatch_together(&dispatching, batch).await?;
-            alone.retain(|m| group(m) != Some(ShipmentDispatched::TYPE));
+            alone.retain(|(_, g)| *g != Some(Group::Dispatch));
         }
-        for msg in alone {
+        for (msg, _) in alone {
             batch.handle_one(self, msg).await?;
         }
         Ok(())
     }
 
-    /// What a stock transaction locks (see [`crate::store`] for the row order under them):
+    /// What a stock transaction locks (see [`crate::store`] for the row order under them),
+    /// from the decoded message:
     /// - a reservation (`order.accepted`) or a dispatch: the order and each SKU it names,
     ///   exclusively, under the stock-wide key held *shared*: reservations of different SKUs
     ///   run side by side, two batches wanting one SKU take turns;
@@ -146,28 +172,42 @@ impl Handler for InventoryHandler {
         msg: &Incoming,
         _conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        let payload = &msg.envelope.payload;
-        let items = match msg.envelope.message_type.as_str() {
-            OrderAccepted::TYPE => "lines",
-            ShipmentDispatched::TYPE => "items",
-            InventoryAdjusted::TYPE | OrderCancelled::TYPE => {
-                return Ok(vec![LockKey::exclusive(STOCK, "*")]);
-            }
-            _ => return Ok(Vec::new()),
+        let Ok(input) = msg.input::<Input>() else {
+            return Ok(Vec::new());
         };
-        let mut keys = vec![LockKey::shared(STOCK, "*")];
-        keys.extend(msg.key("order", "order_id"));
-        for sku in payload
-            .get(items)
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|line| line.get("sku").and_then(serde_json::Value::as_str))
-        {
-            keys.push(LockKey::exclusive("sku", sku));
-        }
-        Ok(keys)
+        Ok(match input {
+            Input::Accepted(env) => order_and_skus(
+                env.payload.order_id,
+                env.payload.lines.iter().map(|l| &l.sku),
+            ),
+            Input::Dispatched(env) => order_and_skus(
+                env.payload.order_id,
+                env.payload.items.iter().map(|i| &i.sku),
+            ),
+            Input::Adjusted(_) | Input::Cancelled(_) => vec![LockKey::exclusive(STOCK, "*")],
+            Input::ProductUpserted(_) => Vec::new(),
+        })
     }
+}
+
+/// Which messages of a batch are handled together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// New orders reserved together.
+    Reserve,
+    /// Dispatches booked together.
+    Dispatch,
+}
+
+/// The keys of a reservation or a dispatch: the stock-wide key shared, the order and each
+/// SKU exclusively.
+fn order_and_skus<'a>(order_id: Uuid, skus: impl Iterator<Item = &'a Sku>) -> Vec<LockKey> {
+    let mut keys = vec![
+        LockKey::shared(STOCK, "*"),
+        LockKey::exclusive("order", order_id),
+    ];
+    keys.extend(skus.map(|sku| LockKey::exclusive("sku", sku)));
+    keys
 }
 
 /// Kind of the stock-wide lock key.
@@ -182,10 +222,10 @@ const STOCK: &str = "stock";
 /// revision stands (re-allocating a changed order is not supported yet).
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id))]
 async fn order_accepted(
-    env: Envelope<OrderAccepted>,
+    env: &Envelope<OrderAccepted>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
-    let reserved = reserve_orders(cx.conn, &[&env]).await?;
+    let reserved = reserve_orders(cx.conn, &[env]).await?;
     if let Some(outcome) = &reserved.outcomes[0] {
         emit_outcome(cx, &env.payload, outcome)?;
     }
@@ -199,9 +239,12 @@ async fn order_accepted(
 async fn reserve_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
     let envelopes = msgs
         .iter()
-        .map(|m| m.envelope.clone().decode_valid::<OrderAccepted>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let reserved = reserve_orders(batch.conn, &envelopes.iter().collect::<Vec<_>>()).await?;
+        .map(|m| match m.input::<Input>()? {
+            Input::Accepted(env) => Ok(env),
+            _ => Err(HandlerError::permanent("not an order.accepted")),
+        })
+        .collect::<Result<Vec<_>, HandlerError>>()?;
+    let reserved = reserve_orders(batch.conn, &envelopes).await?;
     for ((msg, env), outcome) in msgs.iter().zip(&envelopes).zip(&reserved.outcomes) {
         if let Some(outcome) = outcome {
             emit_outcome(&mut batch.context(msg), &env.payload, outcome)?;
@@ -343,7 +386,7 @@ fn emit_outcome(
 /// backorders if stock went up.
 #[tracing::instrument(skip_all, fields(sku = %env.payload.sku, warehouse = %env.payload.warehouse_id))]
 async fn inventory_adjusted(
-    env: Envelope<InventoryAdjusted>,
+    env: &Envelope<InventoryAdjusted>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
     let adjustment = &env.payload;
@@ -425,7 +468,7 @@ async fn inventory_adjusted(
 /// take the order off the backorder list. Releasing twice has no effect.
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id))]
 async fn order_cancelled(
-    env: Envelope<OrderCancelled>,
+    env: &Envelope<OrderCancelled>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
     let cancel = &env.payload;
@@ -600,10 +643,10 @@ async fn release(
 /// Idempotent by shipment and line.
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, shipment_id = %env.payload.shipment_id))]
 async fn shipment_dispatched(
-    env: Envelope<ShipmentDispatched>,
+    env: &Envelope<ShipmentDispatched>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
-    let sellable_changed = dispatch_shipments(cx.conn, &[&env]).await?;
+    let sellable_changed = dispatch_shipments(cx.conn, &[env]).await?;
     emit_levels(cx, &sellable_changed).await
 }
 
@@ -614,10 +657,12 @@ async fn shipment_dispatched(
 async fn dispatch_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
     let envelopes = msgs
         .iter()
-        .map(|m| m.envelope.clone().decode_valid::<ShipmentDispatched>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let sellable_changed =
-        dispatch_shipments(batch.conn, &envelopes.iter().collect::<Vec<_>>()).await?;
+        .map(|m| match m.input::<Input>()? {
+            Input::Dispatched(env) => Ok(env),
+            _ => Err(HandlerError::permanent("not a shipment.dispatched")),
+        })
+        .collect::<Result<Vec<_>, HandlerError>>()?;
+    let sellable_changed = dispatch_shipments(batch.conn, &envelopes).await?;
     match msgs.last() {
         Some(last) => emit_levels(&mut batch.context(last), &sellable_changed).await,
         None => Ok(()),
@@ -762,7 +807,7 @@ async fn dispatch_shipments(
 /// `catalog.product_upserted`: keep the GTINs (for level messages); newest wins.
 #[tracing::instrument(skip_all, fields(sku = %env.payload.sku))]
 async fn product_upserted(
-    env: Envelope<ProductUpserted>,
+    env: &Envelope<ProductUpserted>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
     let product = &env.payload;

@@ -35,7 +35,7 @@ pub mod domain;
 pub mod handlers;
 pub mod store;
 
-pub use handlers::InventoryHandler;
+pub use handlers::{InventoryHandler, InventoryInput};
 pub use store::consistency_check;
 
 /// The worker's name: its queue, its schema, the producer of what it emits.

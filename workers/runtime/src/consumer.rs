@@ -739,7 +739,7 @@ fn decode(delivery: Delivery) -> Item {
         .unwrap_or(1)
         .max(1);
     let decoded = decode_raw(&delivery.data)
-        .map(|envelope: RawEnvelope| Incoming { envelope, attempt })
+        .map(|envelope: RawEnvelope| Incoming::new(envelope, attempt))
         .map_err(|e| format!("undecodable message: {e}"));
     Item { delivery, decoded }
 }

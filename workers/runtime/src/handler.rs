@@ -7,13 +7,16 @@
 //!
 //! The error type says what the runtime does next (see [`HandlerError`]).
 
+use std::any::Any;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 
 use orderly_contracts::{ContractError, Envelope, Message, RawEnvelope};
 use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::inputs::{InputError, Inputs};
 use crate::outbox::OutboxMessage;
 
 /// A delivery as the handler sees it.
@@ -23,9 +26,37 @@ pub struct Incoming {
     pub envelope: RawEnvelope,
     /// Which handling attempt this is (1 for the first).
     pub attempt: u32,
+    /// The worker's decoded input, once [`Incoming::input`] decoded it: the lock keys and
+    /// the handler share one decoding.
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Incoming {
+    /// A delivery of `envelope`, on its `attempt`-th handling.
+    pub fn new(envelope: RawEnvelope, attempt: u32) -> Self {
+        Self {
+            envelope,
+            attempt,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The delivery as the worker's input `I`, decoded and validated on first use and kept
+    /// with the delivery (see [`crate::inputs`]).
+    pub fn input<I: Inputs>(&self) -> Result<&I, InputError> {
+        if let Some(input) = self.decoded.get().and_then(|d| d.downcast_ref::<I>()) {
+            return Ok(input);
+        }
+        let input = I::decode(self)?;
+        let decoded = self.decoded.get_or_init(|| Arc::new(input));
+        decoded
+            .downcast_ref::<I>()
+            .ok_or_else(|| InputError::Unhandled {
+                message_type: self.envelope.message_type.clone(),
+                worker: "a handler whose input type differs from the first decoding",
+            })
+    }
+
     /// Decodes the payload, turning a contract violation into a permanent failure.
     pub fn decode<P: Message>(&self) -> Result<Envelope<P>, HandlerError> {
         Ok(self.envelope.clone().decode::<P>()?)
@@ -390,6 +421,11 @@ pub fn runs<'m>(
 
 /// A worker's message handler.
 pub trait Handler: Send + Sync + 'static {
+    /// The messages the worker consumes, declared once with [`crate::inputs!`]: the host
+    /// refuses to start a worker whose routing-table queue receives other types than these
+    /// ([`crate::inputs::check_routes`]), and `handle` matches on it exhaustively.
+    type Input: Inputs;
+
     /// Handles one message inside the transaction in `cx`.
     fn handle(
         &self,
@@ -472,19 +508,21 @@ mod tests {
     fn runs_keep_arrival_order_and_take_the_longest_runs() {
         let msgs: Vec<Incoming> = ["a", "a", "b", "a", "b", "b", "a"]
             .iter()
-            .map(|t| Incoming {
-                envelope: orderly_contracts::RawEnvelope {
-                    message_id: uuid::Uuid::now_v7(),
-                    message_type: (*t).to_owned(),
-                    schema_version: 1,
-                    correlation_id: "c".to_owned(),
-                    causation_id: None,
-                    occurred_at: chrono::Utc::now(),
-                    producer: "test".to_owned(),
-                    trace: None,
-                    payload: serde_json::Value::Null,
-                },
-                attempt: 1,
+            .map(|t| {
+                Incoming::new(
+                    orderly_contracts::RawEnvelope {
+                        message_id: uuid::Uuid::now_v7(),
+                        message_type: (*t).to_owned(),
+                        schema_version: 1,
+                        correlation_id: "c".to_owned(),
+                        causation_id: None,
+                        occurred_at: chrono::Utc::now(),
+                        producer: "test".to_owned(),
+                        trace: None,
+                        payload: serde_json::Value::Null,
+                    },
+                    1,
+                )
             })
             .collect();
         let refs: Vec<&Incoming> = msgs.iter().collect();

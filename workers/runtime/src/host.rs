@@ -116,6 +116,10 @@ impl Host {
         handler: H,
         faults: ConsumerFaults,
     ) -> anyhow::Result<()> {
+        // A worker that would receive a type it does not handle (or miss one it does) must
+        // not start: the alternative is dead letters in production.
+        crate::inputs::check_routes(name, <H::Input as crate::inputs::Inputs>::TYPES)
+            .map_err(|problem| anyhow::anyhow!("worker `{name}`: {problem}"))?;
         let pool = self.pool_for(name).await?;
         let consumer = Consumer::new(
             name,

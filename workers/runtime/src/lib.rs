@@ -27,6 +27,7 @@ pub mod drain;
 pub mod handler;
 pub mod health;
 pub mod host;
+pub mod inputs;
 pub mod machine;
 pub mod metrics;
 pub mod outbox;
@@ -41,4 +42,9 @@ pub use handler::{
     Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece, lock_entities, runs,
 };
 pub use host::Host;
+pub use inputs::{InputError, Inputs};
+
+/// The contracts, for what [`inputs!`] expands to in a worker crate.
+#[doc(hidden)]
+pub use orderly_contracts as __contracts;
 pub use scratch::Scratch;

@@ -51,10 +51,7 @@ pub async fn run_batch<H: Handler>(
 ) -> Result<Vec<OutboxMessage>, HandlerError> {
     let incoming: Vec<Incoming> = msgs
         .iter()
-        .map(|envelope| Incoming {
-            envelope: envelope.clone(),
-            attempt: 1,
-        })
+        .map(|envelope| Incoming::new(envelope.clone(), 1))
         .collect();
     let refs: Vec<&Incoming> = incoming.iter().collect();
     let mut tx = pool.begin().await?;
