@@ -35,68 +35,39 @@ use orderly_contracts::messages::{
 use orderly_contracts::types::{OrderStatus, StoreId};
 use orderly_runtime::{Batch, HandlerContext, HandlerError, Incoming};
 use sqlx::PgConnection;
-use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{self, Event, Facts, Line, OrderHead, Transition, Units};
 use crate::handlers;
+use crate::input::FlowInput;
 use crate::store::{self, CatalogView, Cause, NewEntry};
 
-/// Whether the flow takes messages of this type (see the module documentation).
-pub(crate) fn takes(message_type: &str) -> bool {
-    matches!(
-        message_type,
-        OrderPlaced::TYPE
-            | StockReserved::TYPE
-            | ShipmentRequested::TYPE
-            | ShipmentDispatched::TYPE
-            | ShipmentDelivered::TYPE
-    )
-}
-
-/// A message of the flow, decoded once.
-enum Decoded {
-    /// `order.placed`, or why it breaks its contract (then handled alone, which records it).
-    Placed(Option<Box<OrderPlaced>>),
-    Reserved(StockReserved),
-    Requested(ShipmentRequested),
-    Dispatched(ShipmentDispatched),
-    Delivered(ShipmentDelivered),
-}
-
-impl Decoded {
-    fn of(msg: &Incoming) -> Result<Self, HandlerError> {
-        Ok(match msg.envelope.message_type.as_str() {
-            OrderPlaced::TYPE => Self::Placed(msg.payload::<OrderPlaced>().ok().map(Box::new)),
-            StockReserved::TYPE => Self::Reserved(msg.payload()?),
-            ShipmentRequested::TYPE => Self::Requested(msg.payload()?),
-            ShipmentDispatched::TYPE => Self::Dispatched(msg.payload()?),
-            ShipmentDelivered::TYPE => Self::Delivered(msg.payload()?),
-            other => return Err(HandlerError::unhandled(other, "the orders flow")),
-        })
-    }
-
-    /// The known order an event is about, with its store and what to call it in errors.
-    fn event_order(&self) -> Option<(Uuid, &StoreId, &'static str)> {
-        match self {
-            Self::Placed(_) => None,
-            Self::Reserved(p) => Some((p.order_id, &p.store_id, StockReserved::TYPE)),
-            Self::Requested(p) => Some((p.order_id, &p.store_id, ShipmentRequested::TYPE)),
-            Self::Dispatched(p) => Some((p.order_id, &p.store_id, ShipmentDispatched::TYPE)),
-            Self::Delivered(p) => Some((p.order_id, &p.store_id, ShipmentDelivered::TYPE)),
-        }
+/// The known order an event is about, with its store and what to call it in errors.
+fn event_order<'m>(message: &FlowInput<'m>) -> Option<(Uuid, &'m StoreId, &'static str)> {
+    match *message {
+        FlowInput::Placed(_) => None,
+        FlowInput::Reserved(p) => Some((p.order_id, &p.store_id, StockReserved::TYPE)),
+        FlowInput::Requested(p) => Some((p.order_id, &p.store_id, ShipmentRequested::TYPE)),
+        FlowInput::Dispatched(p) => Some((p.order_id, &p.store_id, ShipmentDispatched::TYPE)),
+        FlowInput::Delivered(p) => Some((p.order_id, &p.store_id, ShipmentDelivered::TYPE)),
     }
 }
 
 /// A business key `(store, channel, external order id)`.
 type BusinessKey = (String, String, String);
 
-fn business_key(p: &OrderPlaced) -> BusinessKey {
+/// The business key of `p` as text, to look it up.
+pub(crate) fn business_key_ref(p: &OrderPlaced) -> (&str, &str, &str) {
     (
-        p.store_id.as_str().to_owned(),
-        p.channel.as_str().to_owned(),
-        p.external_order_id.clone(),
+        p.store_id.as_str(),
+        p.channel.as_str(),
+        p.external_order_id.as_str(),
     )
+}
+
+fn business_key(p: &OrderPlaced) -> BusinessKey {
+    let (store_id, channel, external) = business_key_ref(p);
+    (store_id.to_owned(), channel.to_owned(), external.to_owned())
 }
 
 /// What a new order adds besides its header: inserted with it at the end of the run.
@@ -122,88 +93,96 @@ struct Open {
     moved: bool,
 }
 
-/// The writes of a run, made at its end.
+/// The writes of a run, made at its end (the events borrowed from their deliveries).
 #[derive(Debug, Default)]
-struct Writes {
+struct Writes<'m> {
     timeline: Vec<NewEntry>,
-    allocations: Vec<StockReserved>,
-    requests: Vec<ShipmentRequested>,
-    dispatches: Vec<ShipmentDispatched>,
-    deliveries: Vec<ShipmentDelivered>,
+    allocations: Vec<&'m StockReserved>,
+    requests: Vec<&'m ShipmentRequested>,
+    dispatches: Vec<&'m ShipmentDispatched>,
+    deliveries: Vec<&'m ShipmentDelivered>,
 }
 
 /// One run: the orders its messages name, the catalog its new orders are matched against,
 /// and what it will write.
 #[derive(Debug, Default)]
-struct Run {
+struct Run<'m> {
     orders: HashMap<Uuid, Open>,
     /// Orders that exist, by business key (their `order.placed` is a re-push).
     existing: HashMap<BusinessKey, Uuid>,
     catalog: CatalogView,
-    writes: Writes,
+    writes: Writes<'m>,
 }
 
-/// Handles `msgs` (all of types the flow [`takes`]) in the batch's transaction, in arrival
-/// order, with the effect of handling them one at a time.
-pub(crate) async fn run(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
-    let decoded: Vec<Decoded> = msgs
+/// Handles `msgs` (all messages of the flow, see [`FlowInput`]) in the batch's transaction,
+/// in arrival order, with the effect of handling them one at a time, up to the first one
+/// the flow does not decide (a re-push of a known order).
+///
+/// Returns `None` when every message was decided and written; `Some(i)` when `msgs[..i]`
+/// were decided and written and `msgs[i]` is a re-push: the caller handles it alone (it then
+/// sees everything before it) and runs the flow again on what follows, which reads its
+/// orders again (the re-push may have changed them).
+pub(crate) async fn run(
+    msgs: &[&Incoming],
+    batch: &mut Batch<'_>,
+) -> Result<Option<usize>, HandlerError> {
+    let inputs: Vec<FlowInput<'_>> = msgs
         .iter()
-        .map(|m| Decoded::of(m))
+        .map(|m| {
+            FlowInput::of_msg(m)
+                .ok_or_else(|| HandlerError::permanent("not a message of the orders flow"))
+        })
         .collect::<Result<_, _>>()?;
-    let mut run = Run::load(batch.conn, &decoded).await?;
-    for (i, (msg, message)) in msgs.iter().zip(decoded).enumerate() {
+    let mut run = Run::load(batch.conn, &inputs).await?;
+    for (i, (msg, message)) in msgs.iter().zip(inputs).enumerate() {
         let span = batch.span(msg);
         let cause = Cause::of(&msg.envelope);
-        let alone = {
+        let taken = {
             let _entered = span.enter();
             let mut cx = batch.context(msg);
             run.take(message, &mut cx, &cause)?
         };
-        if alone {
-            // Flush so that it sees everything before it, handle it by itself, and read the
-            // orders of what follows again: it may have changed them.
+        if taken == Taken::Alone {
+            // Written, so that what is handled alone sees everything before it.
             run.flush(batch.conn).await?;
-            handlers::order_placed_again(msg, &mut batch.context(msg), &cause)
-                .instrument(span)
-                .await?;
-            let rest: Vec<Decoded> = msgs[i + 1..]
-                .iter()
-                .map(|m| Decoded::of(m))
-                .collect::<Result<_, _>>()?;
-            run = Run::load(batch.conn, &rest).await?;
+            return Ok(Some(i));
         }
     }
-    run.flush(batch.conn).await
+    run.flush(batch.conn).await?;
+    Ok(None)
 }
 
-impl Run {
+/// Whether the flow decided a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Decided in memory; written when the run is flushed.
+    Decided,
+    /// Not the flow's to decide: handled alone.
+    Alone,
+}
+
+impl<'m> Run<'m> {
     /// Reads what `messages` need, in a few statements: which of their new orders exist
     /// already, the orders their events name (locked) with their facts, and the catalog for
     /// the new orders' lines.
-    async fn load(conn: &mut PgConnection, messages: &[Decoded]) -> Result<Self, HandlerError> {
+    async fn load(
+        conn: &mut PgConnection,
+        messages: &[FlowInput<'m>],
+    ) -> Result<Self, HandlerError> {
         let mut run = Self::default();
         let placed: Vec<&OrderPlaced> = messages
             .iter()
             .filter_map(|m| match m {
-                Decoded::Placed(Some(p)) => Some(p.as_ref()),
+                FlowInput::Placed(p) => Some(*p),
                 _ => None,
             })
             .collect();
-        let keys: Vec<(&str, &str, &str)> = placed
-            .iter()
-            .map(|p| {
-                (
-                    p.store_id.as_str(),
-                    p.channel.as_str(),
-                    p.external_order_id.as_str(),
-                )
-            })
-            .collect();
+        let keys: Vec<(&str, &str, &str)> = placed.iter().map(|p| business_key_ref(p)).collect();
         run.existing = store::orders_by_keys(conn, &keys).await?;
 
         let mut ids: Vec<Uuid> = messages
             .iter()
-            .filter_map(|m| m.event_order().map(|(id, _, _)| id))
+            .filter_map(|m| event_order(m).map(|(id, _, _)| id))
             .collect();
         ids.sort_unstable();
         ids.dedup();
@@ -241,28 +220,24 @@ impl Run {
         Ok(run)
     }
 
-    /// Decides one message in memory. `Ok(true)`: the flow does not decide it (handle it
-    /// alone).
+    /// Decides one message in memory, or says it is not the flow's to decide.
     fn take(
         &mut self,
-        message: Decoded,
+        message: FlowInput<'m>,
         cx: &mut HandlerContext<'_>,
         cause: &Cause<'_>,
-    ) -> Result<bool, HandlerError> {
-        if let Decoded::Placed(placed) = message {
-            let Some(placed) = placed else {
-                return Ok(true);
-            };
-            let key = business_key(&placed);
+    ) -> Result<Taken, HandlerError> {
+        if let FlowInput::Placed(placed) = message {
+            let key = business_key(placed);
             if self.existing.contains_key(&key) {
-                return Ok(true);
+                return Ok(Taken::Alone);
             }
-            let order_id = self.new_order(cx, cause, &placed)?;
+            let order_id = self.new_order(cx, cause, placed)?;
             self.existing.insert(key, order_id);
-            return Ok(false);
+            return Ok(Taken::Decided);
         }
-        let Some((order_id, store_id, what)) = message.event_order() else {
-            return Ok(true);
+        let Some((order_id, store_id, what)) = event_order(&message) else {
+            return Ok(Taken::Alone);
         };
         let Some(open) = self.orders.get_mut(&order_id) else {
             return Err(HandlerError::transient(anyhow!(
@@ -277,13 +252,13 @@ impl Run {
         }
         let writes = &mut self.writes;
         match message {
-            Decoded::Reserved(p) => stock_reserved(open, writes, cx, cause, p)?,
-            Decoded::Requested(p) => shipment_requested(open, writes, cause, p),
-            Decoded::Dispatched(p) => shipment_dispatched(open, writes, cx, cause, p)?,
-            Decoded::Delivered(p) => shipment_delivered(open, writes, cx, cause, p)?,
-            Decoded::Placed(_) => {}
+            FlowInput::Reserved(p) => stock_reserved(open, writes, cx, cause, p)?,
+            FlowInput::Requested(p) => shipment_requested(open, writes, cause, p),
+            FlowInput::Dispatched(p) => shipment_dispatched(open, writes, cx, cause, p)?,
+            FlowInput::Delivered(p) => shipment_delivered(open, writes, cx, cause, p)?,
+            FlowInput::Placed(_) => {}
         }
-        Ok(false)
+        Ok(Taken::Decided)
     }
 
     /// A new order: matched against the catalog, accepted or put on hold.
@@ -427,10 +402,10 @@ impl Run {
             .map(|(head, p)| (*head, p.customer_key.as_str()))
             .collect();
         store::count_new_orders(conn, &customers).await?;
-        store::record_allocations(conn, &writes.allocations.iter().collect::<Vec<_>>()).await?;
-        store::record_shipment_requests(conn, &writes.requests.iter().collect::<Vec<_>>()).await?;
-        store::record_dispatches(conn, &writes.dispatches.iter().collect::<Vec<_>>()).await?;
-        store::record_deliveries(conn, &writes.deliveries.iter().collect::<Vec<_>>()).await?;
+        store::record_allocations(conn, &writes.allocations).await?;
+        store::record_shipment_requests(conn, &writes.requests).await?;
+        store::record_dispatches(conn, &writes.dispatches).await?;
+        store::record_deliveries(conn, &writes.deliveries).await?;
         store::add_timeline_entries(conn, &writes.timeline).await?;
         // Written: from now on what the run holds is what is stored.
         for o in self.orders.values_mut() {
@@ -443,7 +418,7 @@ impl Run {
 
 /// Adds a timeline entry to `open`, numbered after its last one.
 fn note(
-    writes: &mut Writes,
+    writes: &mut Writes<'_>,
     open: &mut Open,
     kind: &'static str,
     cause: &Cause<'_>,
@@ -464,7 +439,7 @@ fn note(
 /// The status changes `transitions` make: each sent and noted, completion with its
 /// `order.completed`.
 fn apply_transitions(
-    writes: &mut Writes,
+    writes: &mut Writes<'_>,
     open: &mut Open,
     cx: &mut HandlerContext<'_>,
     transitions: &[Transition],
@@ -487,7 +462,7 @@ fn apply_transitions(
 
 /// The status changes the order's facts call for now.
 fn advance(
-    writes: &mut Writes,
+    writes: &mut Writes<'_>,
     open: &mut Open,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
@@ -498,12 +473,12 @@ fn advance(
     apply_transitions(writes, open, cx, &transitions, cause, reason)
 }
 
-fn stock_reserved(
+fn stock_reserved<'m>(
     open: &mut Open,
-    writes: &mut Writes,
+    writes: &mut Writes<'m>,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
-    p: StockReserved,
+    p: &'m StockReserved,
 ) -> Result<(), HandlerError> {
     let units: Vec<Units> = p
         .allocations
@@ -547,11 +522,11 @@ fn stock_reserved(
     advance(writes, open, cx, cause, &detail)
 }
 
-fn shipment_requested(
+fn shipment_requested<'m>(
     open: &mut Open,
-    writes: &mut Writes,
+    writes: &mut Writes<'m>,
     cause: &Cause<'_>,
-    p: ShipmentRequested,
+    p: &'m ShipmentRequested,
 ) {
     let items = p
         .items
@@ -569,12 +544,12 @@ fn shipment_requested(
     note(writes, open, "shipment_requested", cause, detail);
 }
 
-fn shipment_dispatched(
+fn shipment_dispatched<'m>(
     open: &mut Open,
-    writes: &mut Writes,
+    writes: &mut Writes<'m>,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
-    p: ShipmentDispatched,
+    p: &'m ShipmentDispatched,
 ) -> Result<(), HandlerError> {
     let event = Event::Dispatched {
         shipment_id: p.shipment_id,
@@ -610,12 +585,12 @@ fn shipment_dispatched(
     advance(writes, open, cx, cause, &detail)
 }
 
-fn shipment_delivered(
+fn shipment_delivered<'m>(
     open: &mut Open,
-    writes: &mut Writes,
+    writes: &mut Writes<'m>,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
-    p: ShipmentDelivered,
+    p: &'m ShipmentDelivered,
 ) -> Result<(), HandlerError> {
     let detail = if open.facts.apply(&Event::Delivered {
         shipment_id: p.shipment_id,

@@ -28,9 +28,10 @@ use orderly_contracts::messages::{
     StockReleased, StockUnavailable,
 };
 use orderly_contracts::types::{Gtin, OrderStatus, Quantity, Sku, StoreId};
-use orderly_contracts::{Message, Validate};
-use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece};
+use orderly_contracts::{ContractError, Message, Validate};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -38,6 +39,8 @@ use crate::domain::{
     ResolutionCheck, Transition, Units,
 };
 use crate::flow;
+use crate::input::{self, FlowInput, OrdersInput, Undecoded};
+use crate::locks;
 use crate::store::{self, CatalogView, Cause, Closing, Milestone, StoredOrder};
 
 /// The orders worker's handler. Stateless: everything lives in the database.
@@ -51,30 +54,40 @@ impl OrdersHandler {
     }
 }
 
+use OrdersInput as I;
+
 impl Handler for OrdersHandler {
+    type Input = OrdersInput;
+
     async fn handle(
         &self,
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        if flow::takes(&msg.envelope.message_type) {
-            // Alone, a message of the flow is a run of one.
-            return flow::run(&[msg], &mut cx.as_batch()).await;
-        }
+        let input = match input::decode(msg) {
+            Ok(input) => input,
+            Err(Undecoded::PlacedBroken(e)) => return reject_placed(msg, cx, &e).await,
+            Err(Undecoded::Other(e)) => return Err(e.into()),
+        };
         let cause = Cause::of(&msg.envelope);
-        match msg.envelope.message_type.as_str() {
-            OrderCancelRequested::TYPE => cancel_requested(msg, cx, &cause).await,
-            OrderRefundRequested::TYPE => refund_requested(msg, cx, &cause).await,
-            OrderExceptionResolved::TYPE => exception_resolved(msg, cx, &cause).await,
-            ProductUpserted::TYPE => product_upserted(msg, cx, &cause).await,
-            StockUnavailable::TYPE => stock_unavailable(msg, cx, &cause).await,
-            StockReleased::TYPE => stock_released(msg, cx, &cause).await,
-            ShipmentException::TYPE => shipment_exception(msg, cx, &cause).await,
-            InvoiceIssued::TYPE => invoice_issued(msg, cx, &cause).await,
-            CreditNoteIssued::TYPE => credit_note_issued(msg, cx, &cause).await,
-            NotificationSent::TYPE => notification_sent(msg, cx, &cause).await,
-            NotificationFailed::TYPE => notification_failed(msg, cx, &cause).await,
-            other => Err(HandlerError::unhandled(other, crate::NAME)),
+        match input {
+            // Alone, a message of the flow is a run of one.
+            I::Placed(_)
+            | I::StockReserved(_)
+            | I::ShipmentRequested(_)
+            | I::ShipmentDispatched(_)
+            | I::ShipmentDelivered(_) => run_flow(&[msg], &mut cx.as_batch()).await,
+            I::CancelRequested(env) => cancel_requested(&env.payload, cx, &cause).await,
+            I::RefundRequested(env) => refund_requested(&env.payload, cx, &cause).await,
+            I::ExceptionResolved(env) => exception_resolved(&env.payload, cx, &cause).await,
+            I::ProductUpserted(env) => product_upserted(&env.payload, cx, &cause).await,
+            I::StockUnavailable(env) => stock_unavailable(&env.payload, cx, &cause).await,
+            I::StockReleased(env) => stock_released(&env.payload, cx, &cause).await,
+            I::ShipmentException(env) => shipment_exception(&env.payload, cx, &cause).await,
+            I::InvoiceIssued(env) => invoice_issued(&env.payload, cx, &cause).await,
+            I::CreditNoteIssued(env) => credit_note_issued(&env.payload, cx, &cause).await,
+            I::NotificationSent(env) => notification_sent(&env.payload, cx, &cause).await,
+            I::NotificationFailed(env) => notification_failed(&env.payload, cx, &cause).await,
         }
     }
 
@@ -86,10 +99,18 @@ impl Handler for OrdersHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        for piece in orderly_runtime::runs(msgs, flow::takes) {
-            match piece {
-                Piece::Together(run) => flow::run(run, batch).await?,
-                Piece::Alone(msg) => batch.handle_one(self, msg).await?,
+        let mut rest = msgs;
+        while let Some(first) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|m| FlowInput::of_msg(m).is_some())
+                .count();
+            if n == 0 {
+                batch.handle_one(self, first).await?;
+                rest = &rest[1..];
+            } else {
+                run_flow(&rest[..n], batch).await?;
+                rest = &rest[n..];
             }
         }
         Ok(())
@@ -97,14 +118,13 @@ impl Handler for OrdersHandler {
 
     /// The order a message is about (every message here names one, except catalog
     /// upserts), plus for a new order its customer's statistics row: the rows the handler
-    /// locks. An `order.placed` names its order only by business key; an order placed before
-    /// is found by that key so that its re-push and the events about it share one key.
+    /// locks (see [`crate::locks`]).
     async fn lock_keys(
         &self,
         msg: &Incoming,
         conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        self.batch_lock_keys(&[msg], conn).await
+        locks::of_batch(&[msg], conn).await
     }
 
     /// [`OrdersHandler::lock_keys`] of a batch: the business keys of all its `order.placed`
@@ -114,112 +134,42 @@ impl Handler for OrdersHandler {
         msgs: &[&Incoming],
         conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        let refs: Vec<(&str, &str, &str)> = msgs.iter().filter_map(|m| business_key(m)).collect();
-        let known = store::orders_by_keys(conn, &refs).await?;
-        let mut keys = Vec::new();
-        for msg in msgs {
-            match msg.envelope.message_type.as_str() {
-                OrderPlaced::TYPE => {
-                    let Some((store_id, channel, external)) = business_key(msg) else {
-                        continue;
-                    };
-                    let order_id =
-                        known.get(&(store_id.to_owned(), channel.to_owned(), external.to_owned()));
-                    keys.extend(placed_keys(msg, store_id, channel, external, order_id));
-                }
-                ProductUpserted::TYPE => keys.extend(product_keys(msg, conn).await?),
-                _ => keys.extend(msg.key("order", "order_id")),
-            }
-        }
-        Ok(keys)
+        locks::of_batch(msgs, conn).await
     }
 }
 
-/// The business key an `order.placed` names, read without decoding it.
-fn business_key(msg: &Incoming) -> Option<(&str, &str, &str)> {
-    if msg.envelope.message_type != OrderPlaced::TYPE {
-        return None;
+/// Runs consecutive messages of the flow through [`flow::run`]; a re-push of a known order
+/// among them is handled alone where it arrived ([`order_placed_again`]), and the flow goes
+/// on with what follows it.
+async fn run_flow(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+    let mut rest = msgs;
+    while let Some(i) = flow::run(rest, batch).await? {
+        let msg = rest[i];
+        let I::Placed(env) = msg.input::<OrdersInput>()? else {
+            return Err(HandlerError::permanent(
+                "the orders flow handed back a message that is not an order.placed",
+            ));
+        };
+        let span = batch.span(msg);
+        let cause = Cause::of(&msg.envelope);
+        order_placed_again(&env.payload, &mut batch.context(msg), &cause)
+            .instrument(span)
+            .await?;
+        rest = &rest[i + 1..];
     }
-    Some((
-        msg.field("store_id")?,
-        msg.field("channel")?,
-        msg.field("external_order_id")?,
-    ))
+    Ok(())
 }
 
-/// What an `order.placed` locks: its business key, the order if it exists, its customer's
-/// statistics, and (shared) the products its lines name.
-fn placed_keys(
+/// An `order.placed` that breaks its contract: recorded in `rejected_orders` with the
+/// field and the reason, then rejected.
+async fn reject_placed(
     msg: &Incoming,
-    store_id: &str,
-    channel: &str,
-    external: &str,
-    order_id: Option<&Uuid>,
-) -> Vec<LockKey> {
-    let mut keys = vec![LockKey::exclusive(
-        "order-ref",
-        format_args!("{store_id}/{channel}/{external}"),
-    )];
-    if let Some(order_id) = order_id {
-        keys.push(LockKey::exclusive("order", order_id));
-    }
-    let customer = msg.envelope.payload.get("customer");
-    let text = |name: &str| {
-        customer
-            .and_then(|c| c.get(name))
-            .and_then(serde_json::Value::as_str)
-    };
-    if let Some(key) = domain::returning_customer_key(text("id"), text("email")) {
-        keys.push(LockKey::exclusive(
-            "customer",
-            format_args!("{store_id}/{key}"),
-        ));
-    }
-    // Shared keys on the products the lines name, against a concurrent upsert of one of
-    // them (exclusive there): either this order sees the product, or the upsert sees the
-    // exception this order raises and matches the line (`product_upserted`).
-    for line in msg
-        .envelope
-        .payload
-        .get("lines")
-        .and_then(|l| l.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(sku) = line.get("sku").and_then(|v| v.as_str()) {
-            keys.push(LockKey::shared("product", sku));
-        }
-        if let Some(gtin) = line.get("gtin").and_then(|v| v.as_str()) {
-            keys.push(LockKey::shared("gtin", format_args!("{gtin:0>14}")));
-        }
-    }
-    keys
-}
-
-/// What a `catalog.product_upserted` locks: the product, its GTINs, and the orders it may
-/// release from hold (see `product_upserted`).
-async fn product_keys(
-    msg: &Incoming,
-    conn: &mut PgConnection,
-) -> Result<Vec<LockKey>, HandlerError> {
-    let (Some(sku), Some(gtins)) = (
-        msg.field("sku"),
-        msg.envelope.payload.get("gtins").and_then(|g| g.as_array()),
-    ) else {
-        return Ok(Vec::new());
-    };
-    let gtins: Vec<String> = gtins
-        .iter()
-        .filter_map(|g| g.as_str().map(|g| format!("{g:0>14}")))
-        .collect();
-    let held = store::open_exceptions_for_product(conn, sku, &gtins).await?;
-    let mut keys = vec![LockKey::exclusive("product", sku)];
-    keys.extend(gtins.iter().map(|g| LockKey::exclusive("gtin", g)));
-    keys.extend(
-        held.into_iter()
-            .map(|(_, order_id, _)| LockKey::exclusive("order", order_id)),
-    );
-    Ok(keys)
+    cx: &mut HandlerContext<'_>,
+    err: &ContractError,
+) -> Result<(), HandlerError> {
+    store::record_rejected(cx.conn, &msg.envelope, err).await?;
+    tracing::warn!(error = %err, "order.placed rejected");
+    Err(HandlerError::rejected(format!("contract violation: {err}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,21 +595,12 @@ async fn known_order(
 // order.placed
 // ---------------------------------------------------------------------------------------------
 
-/// An `order.placed` the flow does not decide: one that breaks its contract (recorded with
-/// the reason, then rejected) or a re-push of a known order.
+/// A re-push of a known order (an `order.placed` the flow does not decide).
 pub(crate) async fn order_placed_again(
-    msg: &Incoming,
+    placed: &OrderPlaced,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let placed = match msg.envelope.clone().decode_valid::<OrderPlaced>() {
-        Ok(env) => env.payload,
-        Err(e) => {
-            store::record_rejected(cx.conn, &msg.envelope, &e).await?;
-            tracing::warn!(error = %e, "order.placed rejected");
-            return Err(HandlerError::rejected(format!("contract violation: {e}")));
-        }
-    };
     match store::lock_order_by_key(
         cx.conn,
         &placed.store_id,
@@ -668,7 +609,7 @@ pub(crate) async fn order_placed_again(
     )
     .await?
     {
-        Some(stored) => repush(cx, cause, stored, &placed).await,
+        Some(stored) => repush(cx, cause, stored, placed).await,
         None => Err(HandlerError::transient(anyhow!(
             "order {} ({}, {}) was taken for a re-push but is not stored",
             placed.external_order_id,
@@ -921,13 +862,12 @@ async fn seen_before(
     Ok(true)
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn cancel_requested(
-    msg: &Incoming,
+    p: &OrderCancelRequested,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<OrderCancelRequested>()?;
     let prev = store::cancellation_outcome(cx.conn, p.request_id).await?;
     if seen_before(
         cx,
@@ -958,7 +898,7 @@ async fn cancel_requested(
             describe_ref(&p.order),
             p.store_id
         );
-        store::record_cancellation(cx.conn, cause.message_id, &p, None, "rejected", Some(&why))
+        store::record_cancellation(cx.conn, cause.message_id, p, None, "rejected", Some(&why))
             .await?;
         return Err(HandlerError::rejected(format!(
             "cancellation refused: {why}"
@@ -969,7 +909,7 @@ async fn cancel_requested(
             "order {} belongs to store {}, the request names store {}",
             stored.head.order_id, stored.head.store_id, p.store_id
         );
-        store::record_cancellation(cx.conn, cause.message_id, &p, None, "rejected", Some(&why))
+        store::record_cancellation(cx.conn, cause.message_id, p, None, "rejected", Some(&why))
             .await?;
         return Err(HandlerError::rejected(format!(
             "cancellation refused: {why}"
@@ -1011,7 +951,7 @@ async fn cancel_requested(
     store::record_cancellation(
         cx.conn,
         cause.message_id,
-        &p,
+        p,
         Some(order_id),
         outcome,
         refused.as_deref(),
@@ -1039,13 +979,12 @@ fn describe_ref(r: &orderly_contracts::messages::OrderRef) -> String {
     }
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn refund_requested(
-    msg: &Incoming,
+    p: &OrderRefundRequested,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<OrderRefundRequested>()?;
     let prev = store::refund_outcome(cx.conn, p.request_id).await?;
     if seen_before(cx, cause, prev, "refund_duplicate", "Refund", p.request_id).await? {
         return Ok(());
@@ -1060,7 +999,7 @@ async fn refund_requested(
         Some(_) => None,
     };
     if let Some(why) = why {
-        store::record_refund(cx.conn, cause.message_id, &p, "rejected", Some(&why)).await?;
+        store::record_refund(cx.conn, cause.message_id, p, "rejected", Some(&why)).await?;
         return Err(HandlerError::rejected(format!("refund refused: {why}")));
     }
     let order_id = p.order_id;
@@ -1102,18 +1041,17 @@ async fn refund_requested(
     )
     .await?;
     let refused = (!plan.refused.is_empty()).then(|| plan.refused.join("; "));
-    store::record_refund(cx.conn, cause.message_id, &p, outcome, refused.as_deref()).await?;
+    store::record_refund(cx.conn, cause.message_id, p, outcome, refused.as_deref()).await?;
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn exception_resolved(
-    msg: &Incoming,
+    p: &OrderExceptionResolved,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<OrderExceptionResolved>()?;
-    resolve_exception(&p, cx, cause).await
+    resolve_exception(p, cx, cause).await
 }
 
 /// Applies a resolution of an order item exception, from an operator or from the catalog.
@@ -1355,12 +1293,11 @@ async fn resolve_exception(
 // ---------------------------------------------------------------------------------------------
 
 async fn product_upserted(
-    msg: &Incoming,
+    p: &ProductUpserted,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<ProductUpserted>()?;
-    let applied = store::upsert_product(cx.conn, &p).await?;
+    let applied = store::upsert_product(cx.conn, p).await?;
     tracing::debug!(sku = %p.sku, applied, "catalog product upserted");
     if !applied || !p.active {
         return Ok(());
@@ -1411,13 +1348,12 @@ pub(crate) fn cancelled_note(head: &OrderHead) -> &'static str {
     }
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn stock_unavailable(
-    msg: &Incoming,
+    p: &StockUnavailable,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<StockUnavailable>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "stock.unavailable").await?;
     let mut head = stored.head;
@@ -1448,13 +1384,12 @@ async fn stock_unavailable(
     advance(cx, &mut head, &facts, cause, &detail).await
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn stock_released(
-    msg: &Incoming,
+    p: &StockReleased,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<StockReleased>()?;
     let (stored, mut facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "stock.released").await?;
     let mut head = stored.head;
@@ -1468,7 +1403,7 @@ async fn stock_released(
         })
         .collect();
     if facts.apply(&Event::StockReleased(units)) {
-        store::record_releases(cx.conn, head.order_id, &p).await?;
+        store::record_releases(cx.conn, head.order_id, p).await?;
     }
     let what = p
         .lines
@@ -1490,16 +1425,15 @@ async fn stock_released(
 // Shipments
 // ---------------------------------------------------------------------------------------------
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn shipment_exception(
-    msg: &Incoming,
+    p: &ShipmentException,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<ShipmentException>()?;
     let (stored, _facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "shipment.exception").await?;
-    store::record_shipment_exception(cx.conn, &p).await?;
+    store::record_shipment_exception(cx.conn, p).await?;
     let detail = format!(
         "Shipment {} ({}, tracking {}): {} (carrier says “{}”){}",
         p.shipment_id,
@@ -1527,15 +1461,14 @@ async fn shipment_exception(
 // Invoices and notifications (timeline only)
 // ---------------------------------------------------------------------------------------------
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn invoice_issued(
-    msg: &Incoming,
+    p: &InvoiceIssued,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<InvoiceIssued>()?;
     let (stored, _facts) = known_order(cx, p.order_id, Some(&p.store_id), "invoice.issued").await?;
-    let detail = if store::record_invoice(cx.conn, &p).await? {
+    let detail = if store::record_invoice(cx.conn, p).await? {
         format!(
             "Invoice {} issued: {} {} gross ({}){}",
             p.invoice_number,
@@ -1562,16 +1495,15 @@ async fn invoice_issued(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn credit_note_issued(
-    msg: &Incoming,
+    p: &CreditNoteIssued,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<CreditNoteIssued>()?;
     let (stored, _facts) =
         known_order(cx, p.order_id, Some(&p.store_id), "credit_note.issued").await?;
-    let detail = if store::record_credit_note(cx.conn, &p).await? {
+    let detail = if store::record_credit_note(cx.conn, p).await? {
         format!(
             "Credit note {} issued against invoice {} ({}): {} {} gross",
             p.credit_note_number, p.invoice_number, p.reason, p.totals.gross, p.currency
@@ -1590,13 +1522,12 @@ async fn credit_note_issued(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn notification_sent(
-    msg: &Incoming,
+    p: &NotificationSent,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<NotificationSent>()?;
     let Some(order_id) = p.order_id else {
         tracing::debug!(request_id = %p.request_id, "notification not about an order");
         return Ok(());
@@ -1622,13 +1553,12 @@ async fn notification_sent(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(message_id = %msg.envelope.message_id))]
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 async fn notification_failed(
-    msg: &Incoming,
+    p: &NotificationFailed,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let p = msg.payload::<NotificationFailed>()?;
     let Some(order_id) = p.order_id else {
         tracing::debug!(request_id = %p.request_id, "notification not about an order");
         return Ok(());

@@ -73,9 +73,12 @@
 pub mod domain;
 mod flow;
 pub mod handlers;
+mod input;
+mod locks;
 pub mod store;
 
 pub use handlers::OrdersHandler;
+pub use input::OrdersInput;
 pub use store::{
     ExceptionRecord, OrderSummary, RejectedOrder, TimelineEntry, find_order, get_order,
     list_exceptions, list_rejected, status_counts, timeline,
