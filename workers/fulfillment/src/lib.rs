@@ -27,14 +27,19 @@
 //!   from about fifteen statements to a share of a dozen for the whole run.
 //!
 //! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message handler,
-//! and the messages handled one at a time), `flow` (the common messages, a run at a time).
+//! its lock keys, and the messages handled one at a time), `flow` (the common messages, a
+//! run at a time), `steps` (what both of those decide alike), `input` (the messages the
+//! worker consumes, [`FulfillmentInput`]). `handlers` uses `flow`, never the reverse.
 
 pub mod domain;
 mod flow;
 pub mod handlers;
+mod input;
+mod steps;
 pub mod store;
 
 pub use handlers::FulfillmentHandler;
+pub use input::FulfillmentInput;
 
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "fulfillment";
