@@ -38,8 +38,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{self, Event, Facts, Line, OrderHead, Transition, Units};
-use crate::handlers;
 use crate::input::FlowInput;
+use crate::steps;
 use crate::store::{self, CatalogView, Cause, NewEntry};
 
 /// The known order an event is about, with its store and what to call it in errors.
@@ -56,17 +56,8 @@ fn event_order<'m>(message: &FlowInput<'m>) -> Option<(Uuid, &'m StoreId, &'stat
 /// A business key `(store, channel, external order id)`.
 type BusinessKey = (String, String, String);
 
-/// The business key of `p` as text, to look it up.
-pub(crate) fn business_key_ref(p: &OrderPlaced) -> (&str, &str, &str) {
-    (
-        p.store_id.as_str(),
-        p.channel.as_str(),
-        p.external_order_id.as_str(),
-    )
-}
-
 fn business_key(p: &OrderPlaced) -> BusinessKey {
-    let (store_id, channel, external) = business_key_ref(p);
+    let (store_id, channel, external) = steps::business_key_ref(p);
     (store_id.to_owned(), channel.to_owned(), external.to_owned())
 }
 
@@ -177,7 +168,8 @@ impl<'m> Run<'m> {
                 _ => None,
             })
             .collect();
-        let keys: Vec<(&str, &str, &str)> = placed.iter().map(|p| business_key_ref(p)).collect();
+        let keys: Vec<(&str, &str, &str)> =
+            placed.iter().map(|p| steps::business_key_ref(p)).collect();
         run.existing = store::orders_by_keys(conn, &keys).await?;
 
         let mut ids: Vec<Uuid> = messages
@@ -270,13 +262,12 @@ impl<'m> Run<'m> {
     ) -> Result<Uuid, HandlerError> {
         let order_id = Uuid::now_v7();
         let mut lines: Vec<Line> = placed.lines.iter().map(Line::from_placed).collect();
-        let unmatched = handlers::match_against(&self.catalog, &placed.store_id, &mut lines);
+        let unmatched = steps::match_against(&self.catalog, &placed.store_id, &mut lines);
         let mut facts = Facts::default();
         if unmatched.is_empty() {
             facts.apply(&Event::Accepted);
         }
-        let transitions =
-            domain::decide(None, &facts).map_err(|e| handlers::illegal(order_id, e))?;
+        let transitions = domain::decide(None, &facts).map_err(|e| steps::illegal(order_id, e))?;
         let status = transitions.last().map_or(OrderStatus::OnHold, |t| t.to);
         let head = OrderHead::from_placed(order_id, status, placed);
         tracing::info!(%order_id, order = %head.label(), lines = lines.len(), unmatched = unmatched.len(), "new order");
@@ -318,7 +309,7 @@ impl<'m> Run<'m> {
                 .map(|l| format!("{} → {} ({})", l.line_id, l.sku, l.tax_category))
                 .collect::<Vec<_>>()
                 .join(", ");
-            handlers::emit(cx, order_id, accepted)?;
+            steps::emit(cx, order_id, accepted)?;
             note(
                 writes,
                 &mut open,
@@ -331,10 +322,10 @@ impl<'m> Run<'m> {
             }
             "Every line matched a product".to_owned()
         } else {
-            let exceptions = handlers::exceptions_for(&lines, &unmatched);
-            let detail = handlers::describe_exceptions(&exceptions);
+            let exceptions = steps::exceptions_for(&lines, &unmatched);
+            let detail = steps::describe_exceptions(&exceptions);
             let n = exceptions.len();
-            handlers::emit_on_hold(cx, &open.head, exceptions.clone())?;
+            steps::emit_on_hold(cx, &open.head, exceptions.clone())?;
             note(
                 writes,
                 &mut open,
@@ -447,13 +438,13 @@ fn apply_transitions(
     reason: &str,
 ) -> Result<(), HandlerError> {
     for t in transitions {
-        let change = handlers::status_change(&mut open.head, t, reason, &open.invoice_numbers);
-        handlers::emit(cx, open.head.order_id, change.changed)?;
+        let change = steps::status_change(&mut open.head, t, reason, &open.invoice_numbers);
+        steps::emit(cx, open.head.order_id, change.changed)?;
         note(writes, open, "status_changed", cause, change.detail);
         open.moved = true;
         tracing::info!(order_id = %open.head.order_id, from = ?t.from, to = %t.to, sequence = open.head.status_sequence, "order status changed");
         if let Some((completed, detail)) = change.completed {
-            handlers::emit(cx, open.head.order_id, completed)?;
+            steps::emit(cx, open.head.order_id, completed)?;
             note(writes, open, "completed", cause, detail);
         }
     }
@@ -469,7 +460,7 @@ fn advance(
     reason: &str,
 ) -> Result<(), HandlerError> {
     let transitions = domain::decide(Some(open.head.status), &open.facts)
-        .map_err(|e| handlers::illegal(open.head.order_id, e))?;
+        .map_err(|e| steps::illegal(open.head.order_id, e))?;
     apply_transitions(writes, open, cx, &transitions, cause, reason)
 }
 
@@ -511,7 +502,7 @@ fn stock_reserved<'m>(
             "Stock reserved in {n} warehouse{} ({n} shipment{} expected): {parts}{}",
             if n == 1 { "" } else { "s" },
             if n == 1 { "" } else { "s" },
-            handlers::cancelled_note(&open.head)
+            steps::cancelled_note(&open.head)
         );
         writes.allocations.push(p);
         detail
@@ -538,7 +529,7 @@ fn shipment_requested<'m>(
         "Shipment {} requested from warehouse {}: {items}{}",
         p.shipment_id,
         p.warehouse_id,
-        handlers::cancelled_note(&open.head)
+        steps::cancelled_note(&open.head)
     );
     writes.requests.push(p);
     note(writes, open, "shipment_requested", cause, detail);

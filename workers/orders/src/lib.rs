@@ -75,6 +75,7 @@ mod flow;
 pub mod handlers;
 mod input;
 mod locks;
+mod steps;
 pub mod store;
 
 pub use handlers::OrdersHandler;

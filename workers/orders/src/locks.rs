@@ -30,8 +30,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain;
-use crate::flow::business_key_ref;
 use crate::input::OrdersInput;
+use crate::steps::business_key_ref;
 use crate::store;
 
 /// The lock keys of a batch's messages; the business keys of all its `order.placed` are
