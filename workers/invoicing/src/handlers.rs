@@ -62,29 +62,48 @@ impl InvoicingHandler {
     }
 }
 
+orderly_runtime::inputs! {
+    /// What the invoicing worker consumes: its queue in the routing table receives exactly
+    /// these (the host checks it before starting the worker).
+    pub enum InvoicingInput {
+        /// An order or shipment to invoice.
+        Requested(InvoiceRequested),
+        /// A store's seller details and policy (highest revision wins).
+        Settings(StoreInvoiceSettingsUpdated),
+        /// A refund: a credit note against the invoice.
+        RefundRequested(OrderRefundRequested),
+        /// A cancellation: its invoiced part is credited.
+        Cancelled(OrderCancelled),
+    }
+}
+
+use InvoicingInput as Input;
+
+impl Input {
+    /// The store a message is about: every input names one.
+    fn store_id(&self) -> &str {
+        match self {
+            Input::Requested(env) => env.payload.store_id.as_str(),
+            Input::Settings(env) => env.payload.store_id.as_str(),
+            Input::RefundRequested(env) => env.payload.store_id.as_str(),
+            Input::Cancelled(env) => env.payload.store_id.as_str(),
+        }
+    }
+}
+
 impl Handler for InvoicingHandler {
+    type Input = InvoicingInput;
+
     async fn handle(
         &self,
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let env = msg.envelope.clone();
-        match env.message_type.as_str() {
-            InvoiceRequested::TYPE => {
-                let env = env.decode_valid::<InvoiceRequested>()?;
-                invoice_requested(self, cx, &env).await
-            }
-            StoreInvoiceSettingsUpdated::TYPE => {
-                let env = env.decode_valid::<StoreInvoiceSettingsUpdated>()?;
-                settings_updated(self, cx, &env).await
-            }
-            OrderRefundRequested::TYPE => {
-                refund_requested(cx, &env.decode_valid::<OrderRefundRequested>()?).await
-            }
-            OrderCancelled::TYPE => {
-                order_cancelled(cx, &env.decode_valid::<OrderCancelled>()?).await
-            }
-            other => Err(HandlerError::unhandled(other, crate::NAME)),
+        match msg.input::<Input>()? {
+            Input::Requested(env) => invoice_requested(self, cx, env).await,
+            Input::Settings(env) => settings_updated(self, cx, env).await,
+            Input::RefundRequested(env) => refund_requested(cx, env).await,
+            Input::Cancelled(env) => order_cancelled(cx, env).await,
         }
     }
 
@@ -96,15 +115,21 @@ impl Handler for InvoicingHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        let is_request = |m: &Incoming| m.envelope.message_type == InvoiceRequested::TYPE;
+        // The store of each invoice request (none for anything else, or what does not decode).
+        fn requested_store(m: &Incoming) -> Option<&str> {
+            match m.input::<Input>() {
+                Ok(Input::Requested(env)) => Some(env.payload.store_id.as_str()),
+                _ => None,
+            }
+        }
         let others: BTreeSet<&str> = msgs
             .iter()
-            .filter(|m| !is_request(m))
-            .filter_map(|m| m.field("store_id"))
+            .filter(|m| requested_store(m).is_none())
+            .filter_map(|m| m.input::<Input>().ok().map(Input::store_id))
             .collect();
         let mut groups: BTreeMap<&str, Vec<&Incoming>> = BTreeMap::new();
-        for msg in msgs.iter().filter(|m| is_request(m)) {
-            if let Some(store) = msg.field("store_id").filter(|s| !others.contains(s)) {
+        for msg in msgs {
+            if let Some(store) = requested_store(msg).filter(|s| !others.contains(s)) {
                 groups.entry(store).or_default().push(msg);
             }
         }
@@ -113,11 +138,7 @@ impl Handler for InvoicingHandler {
             issue_together(self, group, batch).await?;
         }
         for msg in msgs {
-            let grouped = is_request(msg)
-                && msg
-                    .field("store_id")
-                    .is_some_and(|s| groups.contains_key(s));
-            if !grouped {
+            if !requested_store(msg).is_some_and(|s| groups.contains_key(s)) {
                 batch.handle_one(self, msg).await?;
             }
         }
@@ -133,7 +154,10 @@ impl Handler for InvoicingHandler {
         msg: &Incoming,
         _conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        Ok(msg.key("store", "store_id"))
+        Ok(msg
+            .input::<Input>()
+            .map(|input| vec![LockKey::exclusive("store", input.store_id())])
+            .unwrap_or_default())
     }
 }
 
@@ -324,8 +348,11 @@ async fn issue_together(
 ) -> Result<(), HandlerError> {
     let envs = group
         .iter()
-        .map(|m| m.envelope.clone().decode_valid::<InvoiceRequested>())
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|m| match m.input::<Input>()? {
+            Input::Requested(env) => Ok(env),
+            _ => Err(HandlerError::permanent("not an invoice.requested")),
+        })
+        .collect::<Result<Vec<_>, HandlerError>>()?;
     let Some(first) = envs.first() else {
         return Ok(());
     };
@@ -384,7 +411,7 @@ async fn issue_together(
     .await?;
     for ((n, plan), number) in plans.iter().zip(numbers) {
         let mut cx = batch.context(group[*n]);
-        write_invoice(&mut cx, &envs[*n], settings, plan, number, issued_at).await?;
+        write_invoice(&mut cx, envs[*n], settings, plan, number, issued_at).await?;
     }
     Ok(())
 }

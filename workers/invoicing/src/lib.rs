@@ -47,7 +47,7 @@ pub mod render;
 pub mod store;
 pub mod vies;
 
-pub use handlers::InvoicingHandler;
+pub use handlers::{InvoicingHandler, InvoicingInput};
 pub use render::{RenderSettings, Renderer};
 pub use store::{DocumentRow, PdfState, RefusedRow, list_invoices, list_refused, pdf_by_number};
 

@@ -28,14 +28,18 @@ use crate::domain::document::{Document, DocumentKind};
 use crate::pdf;
 use crate::store::{self, RenderJob, RenderedPdf};
 
-/// How the renderer works.
-#[derive(Debug, Clone)]
+/// How the renderer works: `[renderer]` in the configuration file, or
+/// `ORDERLY__RENDERER__<FIELD>` (durations in milliseconds).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RenderSettings {
     /// Jobs claimed per round (rendered in parallel, stored in one transaction).
     pub batch_size: i64,
     /// Longest sleep without a wake-up (a safety net; queued jobs notify).
+    #[serde(rename = "poll_interval_ms", with = "orderly_runtime::config::millis")]
     pub poll_interval: Duration,
     /// Pause after the first failed render of a job; doubles per attempt, up to an hour.
+    #[serde(rename = "first_retry_ms", with = "orderly_runtime::config::millis")]
     pub first_retry: Duration,
 }
 

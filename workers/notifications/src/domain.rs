@@ -456,11 +456,14 @@ pub fn after_failure(attempt: u32, permanent: bool, max_attempts: u32) -> AfterF
 
 /// Backoff of webhook deliveries: exponential from `min_delay` by `factor`, capped at
 /// `max_delay`, optionally with jitter (on by default; tests turn it off to measure).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Backoff {
     /// Delay after the first failed attempt.
+    #[serde(rename = "min_delay_ms", with = "orderly_runtime::config::millis")]
     pub min_delay: Duration,
     /// Largest delay.
+    #[serde(rename = "max_delay_ms", with = "orderly_runtime::config::millis")]
     pub max_delay: Duration,
     /// Growth per attempt.
     pub factor: f32,

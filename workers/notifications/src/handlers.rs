@@ -23,7 +23,7 @@ use orderly_contracts::messages::{
     StoreNotificationSettingsUpdated, WebhookEndpointRegistered,
 };
 use orderly_contracts::types::{Locale, OrderStatus, ShipmentStatus};
-use orderly_contracts::{Message, RawEnvelope, Validate};
+use orderly_contracts::{Envelope, RawEnvelope, Validate};
 use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -66,39 +66,88 @@ impl NotificationsHandler {
     }
 }
 
+orderly_runtime::inputs! {
+    /// What the notifications worker consumes: its queue in the routing table receives
+    /// exactly these (the host checks it before starting the worker).
+    pub enum NotificationsInput {
+        /// An order's status changed.
+        StatusChanged(OrderStatusChanged),
+        /// A shipment left.
+        Dispatched(ShipmentDispatched),
+        /// A shipment arrived.
+        Delivered(ShipmentDelivered),
+        /// A shipment needs attention.
+        Exception(ShipmentException),
+        /// An invoice was issued.
+        InvoiceIssued(InvoiceIssued),
+        /// A credit note was issued.
+        CreditNoteIssued(CreditNoteIssued),
+        /// The notification system delivered a request.
+        Sent(NotificationSent),
+        /// The notification system could not deliver a request.
+        Failed(NotificationFailed),
+        /// A store's rules, templates and staff.
+        Settings(StoreNotificationSettingsUpdated),
+        /// A merchant's webhook endpoint.
+        EndpointRegistered(WebhookEndpointRegistered),
+    }
+}
+
+use NotificationsInput as Input;
+
 impl Handler for NotificationsHandler {
+    type Input = NotificationsInput;
+
     async fn handle(
         &self,
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let env = msg.envelope.clone();
-        match env.message_type.as_str() {
-            OrderStatusChanged::TYPE
-            | ShipmentDispatched::TYPE
-            | ShipmentDelivered::TYPE
-            | ShipmentException::TYPE
-            | InvoiceIssued::TYPE
-            | CreditNoteIssued::TYPE => order_event(cx, env, true).await,
-            NotificationSent::TYPE => sent(cx, env).await,
-            NotificationFailed::TYPE => failed(cx, env, self.max_attempts).await,
-            StoreNotificationSettingsUpdated::TYPE => settings_updated(cx, env).await,
-            WebhookEndpointRegistered::TYPE => endpoint_registered(cx, env).await,
-            other => Err(HandlerError::unhandled(other, crate::NAME)),
+        let input = msg.input::<Input>()?;
+        if let Some(event) = OrderEvent::of(input)? {
+            return order_event(cx, &msg.envelope, event, true).await;
+        }
+        match input {
+            Input::Sent(env) => sent(cx, env, &msg.envelope.payload).await,
+            Input::Failed(env) => failed(cx, env, &msg.envelope.payload, self.max_attempts).await,
+            Input::Settings(env) => settings_updated(cx, env).await,
+            Input::EndpointRegistered(env) => endpoint_registered(cx, env).await,
+            Input::StatusChanged(_)
+            | Input::Dispatched(_)
+            | Input::Delivered(_)
+            | Input::Exception(_)
+            | Input::InvoiceIssued(_)
+            | Input::CreditNoteIssued(_) => Err(HandlerError::permanent(
+                "an order event that is not an order event (a bug in OrderEvent::of)",
+            )),
         }
     }
 
+    /// The entity each message changes, from the decoded message: a receipt its request, a
+    /// settings update its store, a registration its endpoint, an order event its order.
     async fn lock_keys(
         &self,
         msg: &Incoming,
         _conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        Ok(match msg.envelope.message_type.as_str() {
-            NotificationSent::TYPE | NotificationFailed::TYPE => msg.key("request", "request_id"),
-            StoreNotificationSettingsUpdated::TYPE => msg.key("store", "store_id"),
-            WebhookEndpointRegistered::TYPE => msg.key("endpoint", "endpoint_id"),
-            _ => msg.key("order", "order_id"),
-        })
+        let Ok(input) = msg.input::<Input>() else {
+            return Ok(Vec::new());
+        };
+        let order = |id: Uuid| LockKey::exclusive("order", id);
+        Ok(vec![match input {
+            Input::Sent(env) => LockKey::exclusive("request", env.payload.request_id),
+            Input::Failed(env) => LockKey::exclusive("request", env.payload.request_id),
+            Input::Settings(env) => LockKey::exclusive("store", &env.payload.store_id),
+            Input::EndpointRegistered(env) => {
+                LockKey::exclusive("endpoint", env.payload.endpoint_id)
+            }
+            Input::StatusChanged(env) => order(env.payload.order_id),
+            Input::Dispatched(env) => order(env.payload.order_id),
+            Input::Delivered(env) => order(env.payload.order_id),
+            Input::Exception(env) => order(env.payload.order_id),
+            Input::InvoiceIssued(env) => order(env.payload.order_id),
+            Input::CreditNoteIssued(env) => order(env.payload.order_id),
+        }])
     }
 }
 
@@ -116,9 +165,8 @@ fn checked<P: Validate>(payload: P) -> Result<P, String> {
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id))]
 async fn settings_updated(
     cx: &mut HandlerContext<'_>,
-    env: RawEnvelope,
+    env: &Envelope<StoreNotificationSettingsUpdated>,
 ) -> Result<(), HandlerError> {
-    let env = env.decode_valid::<StoreNotificationSettingsUpdated>()?;
     let s = &env.payload;
     for (i, t) in s.templates.iter().enumerate() {
         for (field, text) in [("subject", &t.subject), ("body", &t.body)] {
@@ -140,9 +188,8 @@ async fn settings_updated(
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id))]
 async fn endpoint_registered(
     cx: &mut HandlerContext<'_>,
-    env: RawEnvelope,
+    env: &Envelope<WebhookEndpointRegistered>,
 ) -> Result<(), HandlerError> {
-    let env = env.decode_valid::<WebhookEndpointRegistered>()?;
     let e = &env.payload;
     if store::upsert_endpoint(cx.conn, e).await? {
         info!(endpoint_id = %e.endpoint_id, revision = e.revision, enabled = e.enabled, "webhook endpoint registered");
@@ -181,129 +228,132 @@ enum Kind {
     Document,
 }
 
-fn decode_order_event(env: &RawEnvelope) -> Result<OrderEvent, HandlerError> {
-    let mut vars = BTreeMap::new();
-    let raw = env.clone();
-    Ok(match env.message_type.as_str() {
-        OrderStatusChanged::TYPE => {
-            let p = raw.decode_valid::<OrderStatusChanged>()?.payload;
-            let sequence = i64::try_from(p.sequence)
-                .map_err(|_| HandlerError::permanent("payload.sequence is out of range"))?;
-            if let Some(reason) = &p.reason {
-                vars.insert("reason", reason.clone());
+impl OrderEvent {
+    /// The order event `input` is, if it is one of the six.
+    fn of(input: &Input) -> Result<Option<OrderEvent>, HandlerError> {
+        let mut vars = BTreeMap::new();
+        Ok(Some(match input {
+            Input::StatusChanged(env) => {
+                let p = env.payload.clone();
+                let sequence = i64::try_from(p.sequence)
+                    .map_err(|_| HandlerError::permanent("payload.sequence is out of range"))?;
+                if let Some(reason) = &p.reason {
+                    vars.insert("reason", reason.clone());
+                }
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: domain::event_for_status(p.to),
+                    reference: sequence.to_string(),
+                    kind: Kind::Status {
+                        sequence,
+                        status: p.to,
+                        contact: p.customer,
+                        external_order_id: p.external_order_id,
+                    },
+                    vars,
+                    attachments: Vec::new(),
+                }
             }
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: domain::event_for_status(p.to),
-                reference: sequence.to_string(),
-                kind: Kind::Status {
-                    sequence,
-                    status: p.to,
-                    contact: p.customer,
-                    external_order_id: p.external_order_id,
-                },
-                vars,
-                attachments: Vec::new(),
+            Input::Dispatched(env) => {
+                let p = env.payload.clone();
+                vars.insert("carrier", p.carrier.clone());
+                vars.insert("tracking_number", p.tracking_number.clone());
+                vars.insert(
+                    "tracking_url",
+                    p.tracking_url.clone().unwrap_or(p.tracking_number.clone()),
+                );
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::ShipmentDispatched,
+                    reference: p.shipment_id.to_string(),
+                    kind: Kind::Shipment {
+                        shipment_id: p.shipment_id,
+                        step: ShipmentStep::Dispatched,
+                        status: None,
+                    },
+                    vars,
+                    attachments: Vec::new(),
+                }
             }
-        }
-        ShipmentDispatched::TYPE => {
-            let p = raw.decode_valid::<ShipmentDispatched>()?.payload;
-            vars.insert("carrier", p.carrier.clone());
-            vars.insert("tracking_number", p.tracking_number.clone());
-            vars.insert(
-                "tracking_url",
-                p.tracking_url.clone().unwrap_or(p.tracking_number.clone()),
-            );
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: NotificationEvent::ShipmentDispatched,
-                reference: p.shipment_id.to_string(),
-                kind: Kind::Shipment {
-                    shipment_id: p.shipment_id,
-                    step: ShipmentStep::Dispatched,
-                    status: None,
-                },
-                vars,
-                attachments: Vec::new(),
+            Input::Delivered(env) => {
+                let p = env.payload.clone();
+                vars.insert("carrier", p.carrier.clone());
+                vars.insert("tracking_number", p.tracking_number.clone());
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::ShipmentDelivered,
+                    reference: p.shipment_id.to_string(),
+                    kind: Kind::Shipment {
+                        shipment_id: p.shipment_id,
+                        step: ShipmentStep::Delivered,
+                        status: None,
+                    },
+                    vars,
+                    attachments: Vec::new(),
+                }
             }
-        }
-        ShipmentDelivered::TYPE => {
-            let p = raw.decode_valid::<ShipmentDelivered>()?.payload;
-            vars.insert("carrier", p.carrier.clone());
-            vars.insert("tracking_number", p.tracking_number.clone());
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: NotificationEvent::ShipmentDelivered,
-                reference: p.shipment_id.to_string(),
-                kind: Kind::Shipment {
-                    shipment_id: p.shipment_id,
-                    step: ShipmentStep::Delivered,
-                    status: None,
-                },
-                vars,
-                attachments: Vec::new(),
+            Input::Exception(env) => {
+                let p = env.payload.clone();
+                vars.insert("carrier", p.carrier.clone());
+                vars.insert("tracking_number", p.tracking_number.clone());
+                vars.insert(
+                    "reason",
+                    p.description.clone().unwrap_or(p.raw_status.clone()),
+                );
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::ShipmentException,
+                    reference: domain::exception_reference(&p.shipment_id.to_string(), p.status),
+                    kind: Kind::Shipment {
+                        shipment_id: p.shipment_id,
+                        step: ShipmentStep::Exception,
+                        status: Some(p.status),
+                    },
+                    vars,
+                    attachments: Vec::new(),
+                }
             }
-        }
-        ShipmentException::TYPE => {
-            let p = raw.decode_valid::<ShipmentException>()?.payload;
-            vars.insert("carrier", p.carrier.clone());
-            vars.insert("tracking_number", p.tracking_number.clone());
-            vars.insert(
-                "reason",
-                p.description.clone().unwrap_or(p.raw_status.clone()),
-            );
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: NotificationEvent::ShipmentException,
-                reference: domain::exception_reference(&p.shipment_id.to_string(), p.status),
-                kind: Kind::Shipment {
-                    shipment_id: p.shipment_id,
-                    step: ShipmentStep::Exception,
-                    status: Some(p.status),
-                },
-                vars,
-                attachments: Vec::new(),
+            Input::InvoiceIssued(env) => {
+                let p = env.payload.clone();
+                vars.insert("invoice_number", p.invoice_number.clone());
+                vars.insert("amount", format!("{} {}", p.totals.gross, p.currency));
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::InvoiceIssued,
+                    reference: p.invoice_id.to_string(),
+                    kind: Kind::Document,
+                    vars,
+                    attachments: vec![p.pdf],
+                }
             }
-        }
-        InvoiceIssued::TYPE => {
-            let p = raw.decode_valid::<InvoiceIssued>()?.payload;
-            vars.insert("invoice_number", p.invoice_number.clone());
-            vars.insert("amount", format!("{} {}", p.totals.gross, p.currency));
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: NotificationEvent::InvoiceIssued,
-                reference: p.invoice_id.to_string(),
-                kind: Kind::Document,
-                vars,
-                attachments: vec![p.pdf],
+            Input::CreditNoteIssued(env) => {
+                let p = env.payload.clone();
+                vars.insert("invoice_number", p.invoice_number.clone());
+                vars.insert("credit_note_number", p.credit_note_number.clone());
+                vars.insert("amount", format!("{} {}", p.totals.gross, p.currency));
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::CreditNoteIssued,
+                    reference: p.credit_note_id.to_string(),
+                    kind: Kind::Document,
+                    vars,
+                    attachments: vec![p.pdf],
+                }
             }
-        }
-        CreditNoteIssued::TYPE => {
-            let p = raw.decode_valid::<CreditNoteIssued>()?.payload;
-            vars.insert("invoice_number", p.invoice_number.clone());
-            vars.insert("credit_note_number", p.credit_note_number.clone());
-            vars.insert("amount", format!("{} {}", p.totals.gross, p.currency));
-            OrderEvent {
-                order_id: p.order_id,
-                store_id: p.store_id.to_string(),
-                event: NotificationEvent::CreditNoteIssued,
-                reference: p.credit_note_id.to_string(),
-                kind: Kind::Document,
-                vars,
-                attachments: vec![p.pdf],
+            Input::Sent(_)
+            | Input::Failed(_)
+            | Input::Settings(_)
+            | Input::EndpointRegistered(_) => {
+                return Ok(None);
             }
-        }
-        other => {
-            return Err(HandlerError::permanent(format!(
-                "`{other}` is not an order event"
-            )));
-        }
-    })
+        }))
+    }
 }
 
 /// Handles one order event. `fresh_arrival` is false for a parked event handled later:
@@ -311,10 +361,10 @@ fn decode_order_event(env: &RawEnvelope) -> Result<OrderEvent, HandlerError> {
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id, message_type = %env.message_type))]
 async fn order_event(
     cx: &mut HandlerContext<'_>,
-    env: RawEnvelope,
+    env: &RawEnvelope,
+    event: OrderEvent,
     fresh_arrival: bool,
 ) -> Result<(), HandlerError> {
-    let event = decode_order_event(&env)?;
     let (order, newly_known, (settings, endpoints)) = match &event.kind {
         Kind::Status {
             sequence,
@@ -357,11 +407,20 @@ async fn order_event(
             let parked: RawEnvelope = serde_json::from_value(parked).map_err(|e| {
                 HandlerError::permanent(format!("a parked event no longer decodes: {e}"))
             })?;
-            let parked_event = decode_order_event(&parked)?;
+            let parked = Incoming::new(parked, 1);
+            let parked_event = OrderEvent::of(parked.input::<Input>()?)?
+                .ok_or_else(|| HandlerError::permanent("a parked event is not an order event"))?;
             let order = store::load_order(cx.conn, event.order_id)
                 .await?
                 .ok_or_else(|| HandlerError::transient(anyhow::anyhow!("order vanished")))?;
-            notify(cx, &parked, &parked_event, &order, settings.as_ref()).await?;
+            notify(
+                cx,
+                &parked.envelope,
+                &parked_event,
+                &order,
+                settings.as_ref(),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -740,10 +799,13 @@ async fn queue_webhooks(
 // --- receipts --------------------------------------------------------------------------------
 
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id))]
-async fn sent(cx: &mut HandlerContext<'_>, env: RawEnvelope) -> Result<(), HandlerError> {
+async fn sent(
+    cx: &mut HandlerContext<'_>,
+    env: &Envelope<NotificationSent>,
+    raw_payload: &serde_json::Value,
+) -> Result<(), HandlerError> {
     let message_id = env.message_id;
-    let raw_payload = env.payload.clone();
-    let p = env.decode_valid::<NotificationSent>()?.payload;
+    let p = &env.payload;
     match store::find_request(cx.conn, p.request_id).await? {
         None => {
             warn!(request_id = %p.request_id, "receipt for an unknown request; kept for operators");
@@ -753,7 +815,7 @@ async fn sent(cx: &mut HandlerContext<'_>, env: RawEnvelope) -> Result<(), Handl
                 p.request_id,
                 "sent",
                 p.order_id,
-                &raw_payload,
+                raw_payload,
             )
             .await?;
         }
@@ -775,12 +837,12 @@ async fn sent(cx: &mut HandlerContext<'_>, env: RawEnvelope) -> Result<(), Handl
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id))]
 async fn failed(
     cx: &mut HandlerContext<'_>,
-    env: RawEnvelope,
+    env: &Envelope<NotificationFailed>,
+    raw_payload: &serde_json::Value,
     max_attempts: u32,
 ) -> Result<(), HandlerError> {
     let message_id = env.message_id;
-    let raw_payload = env.payload.clone();
-    let p = env.decode_valid::<NotificationFailed>()?.payload;
+    let p = &env.payload;
     let Some(request) = store::find_request(cx.conn, p.request_id).await? else {
         warn!(request_id = %p.request_id, "failure receipt for an unknown request; kept for operators");
         store::record_unknown_receipt(
@@ -789,7 +851,7 @@ async fn failed(
             p.request_id,
             "failed",
             p.order_id,
-            &raw_payload,
+            raw_payload,
         )
         .await?;
         return Ok(());

@@ -43,7 +43,7 @@ pub mod ops;
 pub mod store;
 pub mod webhooks;
 
-pub use handlers::NotificationsHandler;
+pub use handlers::{NotificationsHandler, NotificationsInput};
 pub use ops::{deliveries, failed_notifications, replay_delivery, unknown_receipts};
 pub use webhooks::{Dispatcher, WebhookSettings};
 

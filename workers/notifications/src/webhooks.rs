@@ -56,8 +56,11 @@ use uuid::Uuid;
 use crate::domain::{self, Backoff};
 use crate::store::{self, Claimed, NewRequest};
 
-/// How the dispatcher sends.
-#[derive(Debug, Clone)]
+/// How the dispatcher sends: `[webhooks]` in the configuration file, or
+/// `ORDERLY__WEBHOOKS__<FIELD>` (durations in milliseconds: `timeout_ms`, `poll_interval_ms`,
+/// and under `backoff`, `min_delay_ms`, `max_delay_ms`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Delays between attempts of one delivery.
     pub backoff: Backoff,
@@ -66,12 +69,14 @@ pub struct WebhookSettings {
     /// Failed attempts in a row (across the endpoint's deliveries) that disable an endpoint.
     pub disable_after: u32,
     /// Time allowed for one attempt (connect, send, answer).
+    #[serde(rename = "timeout_ms", with = "orderly_runtime::config::millis")]
     pub timeout: Duration,
     /// Deliveries claimed per round.
     pub batch_size: i64,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Longest sleep without a wake-up (a safety net; queued deliveries wake it).
+    #[serde(rename = "poll_interval_ms", with = "orderly_runtime::config::millis")]
     pub poll_interval: Duration,
 }
 
