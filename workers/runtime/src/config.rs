@@ -38,6 +38,25 @@ pub struct Settings {
     pub retry: RetrySettings,
     /// Outbox relay tuning.
     pub relay: RelaySettings,
+    /// Where these settings came from (defaults, file, environment), kept so that a
+    /// worker's own section (`[webhooks]`, `[renderer]`) is read from the same sources with
+    /// [`Settings::section`].
+    #[serde(skip)]
+    pub sources: Sources,
+}
+
+/// The sources settings were loaded from (opaque; empty for settings built in code).
+#[derive(Clone, Default)]
+pub struct Sources(Option<Figment>);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Sources(loaded)"
+        } else {
+            "Sources(none)"
+        })
+    }
 }
 
 /// The kind of queue the topology declares.
@@ -131,6 +150,7 @@ impl Default for Settings {
             workers: BTreeMap::new(),
             retry: RetrySettings::default(),
             relay: RelaySettings::default(),
+            sources: Sources::default(),
         }
     }
 }
@@ -153,12 +173,29 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let settings: Settings = figment
-            .merge(Env::prefixed("ORDERLY__").split("__"))
-            .extract()
-            .map_err(|e| ConfigError(e.to_string()))?;
+        let figment = figment.merge(Env::prefixed("ORDERLY__").split("__"));
+        let mut settings: Settings = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         settings.validate()?;
+        settings.sources = Sources(Some(figment));
         Ok(settings)
+    }
+
+    /// A worker's own settings, under `key` (e.g. `[webhooks]` in the file,
+    /// `ORDERLY__WEBHOOKS__TIMEOUT_MS` in the environment), read from the sources these
+    /// settings were loaded from; `T::default()` for anything not given (and for settings
+    /// that were not loaded, as in tests). An unknown or malformed field is an error that
+    /// names it.
+    pub fn section<T>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Default,
+    {
+        let mut figment = Figment::from(Serialized::default(key, T::default()));
+        if let Some(source) = &self.sources.0 {
+            figment = figment.merge(source.clone());
+        }
+        figment
+            .extract_inner(key)
+            .map_err(|e| ConfigError(format!("[{key}]: {e}")))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -219,6 +256,23 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Serde for a [`Duration`] written as whole milliseconds, for settings (`timeout_ms = 500`).
+pub mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the duration as milliseconds.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Reads milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -236,6 +290,50 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_workers_section_comes_from_the_same_file_with_defaults_for_the_rest() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        struct Section {
+            #[serde(rename = "wait_ms", with = "millis")]
+            wait: Duration,
+            size: u32,
+        }
+        impl Default for Section {
+            fn default() -> Self {
+                Self {
+                    wait: Duration::from_secs(1),
+                    size: 7,
+                }
+            }
+        }
+        let dir = std::env::temp_dir().join(format!("orderly-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("orderly.toml");
+        std::fs::write(&file, "namespace = \"n1\"\n[section]\nwait_ms = 250\n").expect("write");
+        let settings = Settings::load(Some(&file)).expect("loads");
+        assert_eq!(
+            settings.section::<Section>("section").expect("section"),
+            Section {
+                wait: Duration::from_millis(250),
+                size: 7
+            }
+        );
+        assert_eq!(
+            Settings::default()
+                .section::<Section>("section")
+                .expect("defaults"),
+            Section::default()
+        );
+        std::fs::write(&file, "[section]\nwiat_ms = 250\n").expect("write");
+        let err = Settings::load(Some(&file))
+            .expect("loads")
+            .section::<Section>("section")
+            .expect_err("a misspelt field is refused");
+        assert!(err.to_string().contains("wiat_ms"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn redacts_passwords_only() {
