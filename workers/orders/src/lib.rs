@@ -70,9 +70,9 @@
 //! deciding in memory and writing set-wise.
 //! The read functions re-exported here are for the CLI and the demo.
 
-pub mod domain;
+mod domain;
 mod flow;
-pub mod handlers;
+mod handlers;
 mod input;
 mod locks;
 mod steps;
@@ -80,10 +80,6 @@ pub mod store;
 
 pub use handlers::OrdersHandler;
 pub use input::OrdersInput;
-pub use store::{
-    ExceptionRecord, OrderSummary, RejectedOrder, TimelineEntry, find_order, get_order,
-    list_exceptions, list_rejected, status_counts, timeline,
-};
 
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "orders";

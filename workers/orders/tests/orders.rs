@@ -394,7 +394,7 @@ async fn a_storefront_order_is_accepted_once_however_often_it_is_pushed() -> any
             spend.get("EUR").map(ToString::to_string).as_deref(),
             Some("37.50")
         );
-        let counts = orderly_orders::status_counts(&mut conn).await?;
+        let counts = store::status_counts(&mut conn).await?;
         assert_eq!(counts.get("accepted"), Some(&1));
         drop(conn);
 
@@ -444,7 +444,7 @@ async fn an_unknown_gtin_holds_the_order_until_an_operator_maps_it() -> anyhow::
         assert_eq!(changed.payload.marketplace.as_deref(), Some("amazon.de"));
 
         let mut conn = env.pool.acquire().await?;
-        let open = orderly_orders::list_exceptions(&mut conn, true).await?;
+        let open = store::list_exceptions(&mut conn, true).await?;
         assert_eq!(open.len(), 1);
         assert_eq!(open[0].exception_id, exception.exception_id);
         assert_eq!(open[0].external_order_id, "302-1");
@@ -487,12 +487,8 @@ async fn an_unknown_gtin_holds_the_order_until_an_operator_maps_it() -> anyhow::
             (OrderStatus::Accepted, 2)
         );
         let mut conn = env.pool.acquire().await?;
-        assert!(
-            orderly_orders::list_exceptions(&mut conn, true)
-                .await?
-                .is_empty()
-        );
-        let all = orderly_orders::list_exceptions(&mut conn, false).await?;
+        assert!(store::list_exceptions(&mut conn, true).await?.is_empty());
+        let all = store::list_exceptions(&mut conn, false).await?;
         assert_eq!(all[0].status, "resolved");
         assert_eq!(all[0].resolved_sku.as_deref(), Some("HL-STABILO-4"));
         drop(conn);
@@ -556,7 +552,7 @@ async fn a_removed_line_and_a_new_revision_clear_the_exceptions() -> anyhow::Res
         .wait_status("amazon-de", "marketplace", "303", "on_hold")
         .await;
     let mut conn = env.pool.acquire().await?;
-    let open = orderly_orders::list_exceptions(&mut conn, true).await?;
+    let open = store::list_exceptions(&mut conn, true).await?;
     drop(conn);
     assert_eq!(open.len(), 2);
     let inactive = open
@@ -614,7 +610,7 @@ async fn a_removed_line_and_a_new_revision_clear_the_exceptions() -> anyhow::Res
         "amounts recomputed without the removed line"
     );
     let mut conn = env.pool.acquire().await?;
-    let all = orderly_orders::list_exceptions(&mut conn, false).await?;
+    let all = store::list_exceptions(&mut conn, false).await?;
         drop(conn);
     let status_of = |id: Uuid| {
         all.iter()
@@ -648,14 +644,12 @@ async fn an_invalid_order_is_dead_lettered_and_listed_as_rejected() -> anyhow::R
             let pool = pool.clone();
             async move {
                 let mut conn = pool.acquire().await?;
-                Ok(!orderly_orders::list_rejected(&mut conn, 10)
-                    .await?
-                    .is_empty())
+                Ok(!store::list_rejected(&mut conn, 10).await?.is_empty())
             }
         })
         .await?;
         let mut conn = env.pool.acquire().await?;
-        let rejected = orderly_orders::list_rejected(&mut conn, 10).await?;
+        let rejected = store::list_rejected(&mut conn, 10).await?;
         drop(conn);
         assert_eq!(rejected.len(), 1);
         let r = &rejected[0];
@@ -1326,9 +1320,9 @@ async fn a_product_published_later_releases_the_orders_held_for_it() -> anyhow::
         assert_eq!(released, expected);
 
         let mut conn = env.pool.acquire().await?;
-        let open = orderly_orders::list_exceptions(&mut conn, true).await?;
+        let open = store::list_exceptions(&mut conn, true).await?;
         assert!(open.is_empty(), "nothing left open: {open:?}");
-        let all = orderly_orders::list_exceptions(&mut conn, false).await?;
+        let all = store::list_exceptions(&mut conn, false).await?;
         assert!(
             all.iter()
                 .all(|e| e.resolved_by.as_deref() == Some("catalog")),

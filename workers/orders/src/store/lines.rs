@@ -1,0 +1,235 @@
+//! Order lines: inserted with their order (a run's in one statement), read back, matched by
+//! an operator, and the cancelled and refunded quantities.
+
+use orderly_contracts::messages::CancelledLine;
+use orderly_contracts::types::{Gtin, Sku};
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{Line, MatchedProduct};
+
+use super::*;
+
+/// Inserts an order's lines (in the order given).
+pub(crate) async fn insert_lines(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    lines: &[Line],
+) -> sqlx::Result<()> {
+    insert_lines_of(conn, &[(order_id, lines)]).await
+}
+
+/// Inserts the lines of several orders (each in the order given), in one statement.
+pub(crate) async fn insert_lines_of(
+    conn: &mut PgConnection,
+    orders: &[(Uuid, &[Line])],
+) -> sqlx::Result<()> {
+    let rows = || {
+        orders.iter().flat_map(|(order_id, lines)| {
+            lines
+                .iter()
+                .enumerate()
+                .map(move |(i, line)| (*order_id, i, line))
+        })
+    };
+    if rows().next().is_none() {
+        return Ok(());
+    }
+    let order_ids: Vec<Uuid> = rows().map(|(id, _, _)| id).collect();
+    let ids: Vec<&str> = rows().map(|(_, _, l)| l.line_id.as_str()).collect();
+    let positions: Vec<i32> = rows()
+        .map(|(_, i, _)| i32::try_from(i).unwrap_or(i32::MAX))
+        .collect();
+    let requested: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.requested_sku.as_ref().map(Sku::as_str))
+        .collect();
+    let gtins: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
+        .collect();
+    let gtin14: Vec<Option<String>> = rows()
+        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::to_gtin14))
+        .collect();
+    let titles: Vec<&str> = rows().map(|(_, _, l)| l.title.as_str()).collect();
+    let quantities: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.quantity)).collect();
+    let prices: Vec<Decimal> = rows().map(|(_, _, l)| l.unit_price.value()).collect();
+    let discounts: Vec<Decimal> = rows().map(|(_, _, l)| l.discount.value()).collect();
+    let requested_tax: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.requested_tax_category.map(|t| t.as_str()))
+        .collect();
+    let skus: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.sku.as_str()))
+        .collect();
+    let tax: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.tax_category.as_str()))
+        .collect();
+    let catalog_titles: Vec<Option<&str>> = rows()
+        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.catalog_title.as_str()))
+        .collect();
+    let cancelled: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.cancelled)).collect();
+    let refunded: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.refunded)).collect();
+    sqlx::query(
+        "insert into order_lines (order_id, line_id, position, requested_sku, gtin, gtin14, title,
+                                  quantity, unit_price, discount, requested_tax_category, sku,
+                                  tax_category, catalog_title, cancelled_quantity,
+                                  refunded_quantity)
+         select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::bigint[], $9::numeric[],
+                              $10::numeric[], $11::text[], $12::text[], $13::text[],
+                              $14::text[], $15::bigint[], $16::bigint[])",
+    )
+    .bind(&order_ids)
+    .bind(&ids)
+    .bind(&positions)
+    .bind(&requested)
+    .bind(&gtins)
+    .bind(&gtin14)
+    .bind(&titles)
+    .bind(&quantities)
+    .bind(&prices)
+    .bind(&discounts)
+    .bind(&requested_tax)
+    .bind(&skus)
+    .bind(&tax)
+    .bind(&catalog_titles)
+    .bind(&cancelled)
+    .bind(&refunded)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes an order's lines (before a replacing revision inserts its own).
+pub(crate) async fn delete_lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("delete from order_lines where order_id = $1")
+        .bind(order_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    line_id: String,
+    requested_sku: Option<String>,
+    gtin: Option<String>,
+    title: String,
+    quantity: i64,
+    unit_price: Decimal,
+    discount: Decimal,
+    requested_tax_category: Option<String>,
+    sku: Option<String>,
+    tax_category: Option<String>,
+    catalog_title: Option<String>,
+    cancelled_quantity: i64,
+    refunded_quantity: i64,
+}
+
+impl TryFrom<LineRow> for Line {
+    type Error = sqlx::Error;
+
+    fn try_from(r: LineRow) -> Result<Self, Self::Error> {
+        let matched = match (r.sku, r.tax_category) {
+            (Some(sku), Some(tax)) => Some(MatchedProduct {
+                sku: parse("line sku", &sku)?,
+                tax_category: parse("line tax category", &tax)?,
+                catalog_title: r.catalog_title.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Ok(Line {
+            line_id: r.line_id,
+            requested_sku: parse_opt("requested sku", r.requested_sku.as_deref())?,
+            gtin: parse_opt("gtin", r.gtin.as_deref())?,
+            title: r.title,
+            quantity: count("quantity", r.quantity)?,
+            unit_price: amount("unit price", r.unit_price)?,
+            discount: amount("line discount", r.discount)?,
+            requested_tax_category: parse_opt(
+                "requested tax category",
+                r.requested_tax_category.as_deref(),
+            )?,
+            matched,
+            cancelled: count("cancelled quantity", r.cancelled_quantity)?,
+            refunded: count("refunded quantity", r.refunded_quantity)?,
+        })
+    }
+}
+
+/// An order's lines, in the order they were placed.
+pub(crate) async fn load_lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<Line>> {
+    let rows: Vec<LineRow> = sqlx::query_as(
+        "select line_id, requested_sku, gtin, title, quantity, unit_price, discount,
+                requested_tax_category, sku, tax_category, catalog_title, cancelled_quantity,
+                refunded_quantity
+         from order_lines where order_id = $1 order by position",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter().map(Line::try_from).collect()
+}
+
+/// Records the product a line was matched to.
+pub(crate) async fn set_line_match(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    line_id: &str,
+    m: &MatchedProduct,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update order_lines set sku = $3, tax_category = $4, catalog_title = $5
+         where order_id = $1 and line_id = $2",
+    )
+    .bind(order_id)
+    .bind(line_id)
+    .bind(m.sku.as_str())
+    .bind(m.tax_category.as_str())
+    .bind(&m.catalog_title)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds cancelled units to lines (never beyond what was ordered).
+pub(crate) async fn add_cancelled(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    lines: &[CancelledLine],
+) -> sqlx::Result<()> {
+    let ids: Vec<&str> = lines.iter().map(|l| l.line_id.as_str()).collect();
+    let qty: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity.get())).collect();
+    sqlx::query(
+        "update order_lines l
+         set cancelled_quantity = least(l.quantity, l.cancelled_quantity + c.q)
+         from unnest($2::text[], $3::bigint[]) as c(id, q)
+         where l.order_id = $1 and l.line_id = c.id",
+    )
+    .bind(order_id)
+    .bind(&ids)
+    .bind(&qty)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds refunded units to lines.
+pub(crate) async fn add_refunded(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    lines: &[(String, u32)],
+) -> sqlx::Result<()> {
+    let ids: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+    let qty: Vec<i64> = lines.iter().map(|(_, q)| i64::from(*q)).collect();
+    sqlx::query(
+        "update order_lines l set refunded_quantity = l.refunded_quantity + c.q
+         from unnest($2::text[], $3::bigint[]) as c(id, q)
+         where l.order_id = $1 and l.line_id = c.id",
+    )
+    .bind(order_id)
+    .bind(&ids)
+    .bind(&qty)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
