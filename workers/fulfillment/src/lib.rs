@@ -14,7 +14,7 @@
 //!
 //! Why it is built this way:
 //! - the shipment state is *derived* from the tracking history every time (see
-//!   [`domain`]), so carriers' late, repeated and reordered events give the same state in
+//!   `domain::tracking`), so carriers' late, repeated and reordered events give the same state in
 //!   any arrival order, and nothing moves backwards;
 //! - each outgoing event that must happen once (`shipment.dispatched`, `shipment.delivered`,
 //!   `shipment.exception` per status, `invoice.requested` per order or shipment) has a
@@ -26,14 +26,30 @@
 //!   at a time in memory and written one statement per table (`flow`): a carrier update went
 //!   from about fifteen statements to a share of a dozen for the whole run.
 //!
-//! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message handler,
-//! its lock keys, and the messages handled one at a time), `flow` (the common messages, a
-//! run at a time), `steps` (what both of those decide alike), `input` (the messages the
-//! worker consumes, [`FulfillmentInput`]). `handlers` uses `flow`, never the reverse.
+//! # Layout
+//! Three layers, as in every worker, each split by concern:
+//! - `domain/` — pure rules, no I/O: shipment states, carriers' vocabularies, the tracking
+//!   state machine and the notices it owes, shipment planning, cancellations, invoice
+//!   requests (unit-tested with plain values);
+//! - [`store`] — all SQL, one module per topic (order snapshots, cancellations, shipments,
+//!   tracking numbers and events, unmatched events, notices and invoice requests, store
+//!   settings) and the operators' reads, which are the only public part;
+//! - `handlers/` — the [`FulfillmentHandler`]: which path a message takes, its lock keys,
+//!   and the messages handled alone (a re-accepted order, a cancellation, a store's
+//!   settings);
+//! - `flow/` — the common messages a run at a time: the run itself, accepted orders and
+//!   reservations (→ shipments), carrier updates (→ tracking, notices, invoices);
+//! - `steps` — what the flow and the handlers decide alike, imported by both;
+//! - `input` — what the worker consumes, [`FulfillmentInput`], declared once.
+//!
+//! Imports go one way: `handlers` → `flow` → `steps` → `store`/`domain`, and `handlers` →
+//! `steps`; the flow hands a re-accepted order back to the handler instead of calling it.
+//! The public surface is what other crates use: the handler, its input, [`NAME`], and the
+//! operators' reads in [`store`].
 
-pub mod domain;
+mod domain;
 mod flow;
-pub mod handlers;
+mod handlers;
 mod input;
 mod steps;
 pub mod store;

@@ -12,8 +12,8 @@
 //! save the invoice progress, record the notice), and the worker spent most of its time
 //! waiting on those round trips. Here a run of messages (the consecutive ones of a batch the
 //! flow takes, or one alone) reads what it needs in a few statements, decides every message
-//! in arrival order in memory with the same [`domain`](crate::domain) functions, and writes one statement per
-//! table at the end.
+//! in arrival order in memory with the same [`domain`](crate::domain) functions, and writes
+//! one statement per table at the end.
 //!
 //! # Why it means the same as one at a time
 //! Every message sees what the ones before it did, because they changed the orders and

@@ -1,0 +1,189 @@
+//! What goes on an invoice request: the whole order when the store invoices on order, or a
+//! shipment's items when it invoices per shipment, with shipping and discounts shared out
+//! so the requests of an order add up to the order exactly.
+
+use std::collections::BTreeMap;
+
+use orderly_contracts::messages::{
+    AcceptedLine, InvoiceLine, InvoiceRequested, InvoiceTiming, OrderAccepted,
+};
+use orderly_contracts::types::{Amount, InvalidValue};
+use rust_decimal::{Decimal, RoundingStrategy};
+use uuid::Uuid;
+
+/// How much of an order line per-shipment invoices have covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LineProgress {
+    /// Units invoiced.
+    pub(crate) quantity: u32,
+    /// Line discount invoiced.
+    pub(crate) discount: Decimal,
+}
+
+/// How much of an order per-shipment invoices have covered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct InvoiceProgress {
+    /// Whether the shipping charge was invoiced (it goes on the first invoice).
+    pub(crate) shipping_invoiced: bool,
+    /// Order discount invoiced so far.
+    pub(crate) discount_invoiced: Decimal,
+    /// Per line.
+    pub(crate) lines: BTreeMap<String, LineProgress>,
+}
+
+/// Why an invoice request could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InvoiceError {
+    /// The shipment ships a line the order does not have.
+    #[error("the shipment has line `{0}`, which the order does not have")]
+    UnknownLine(String),
+    /// The shipment ships nothing.
+    #[error("the shipment ships nothing to invoice")]
+    Empty,
+    /// An amount came out of range.
+    #[error("amount out of range: {0}")]
+    Amount(#[from] InvalidValue),
+}
+
+/// `invoice.requested` for the whole order (the store invoices on order).
+pub(crate) fn invoice_for_order(order: &OrderAccepted, request_id: Uuid) -> InvoiceRequested {
+    let lines = order
+        .lines
+        .iter()
+        .map(|line| InvoiceLine {
+            line_id: line.line_id.clone(),
+            sku: line.sku.clone(),
+            title: line.title.clone(),
+            quantity: line.quantity,
+            unit_price: line.unit_price,
+            discount: line.discount,
+            tax_category: line.tax_category,
+        })
+        .collect();
+    invoice_request(
+        order,
+        request_id,
+        InvoiceTiming::OnOrder,
+        None,
+        lines,
+        order.shipping,
+        order.discount,
+    )
+}
+
+/// `invoice.requested` for one shipment's `items` (line, units), and the order's invoice
+/// progress after it.
+///
+/// Each line carries its share of the line discount, proportional to the units and rounded
+/// to the currency's minor unit; the invoice that covers a line's last units takes whatever
+/// is left, so the shares add up to the line discount exactly. Shipping goes on the first
+/// invoice of the order; the order discount too, as far as that invoice can carry it, the
+/// rest on the next ones.
+pub(crate) fn invoice_for_shipment(
+    order: &OrderAccepted,
+    progress: &InvoiceProgress,
+    shipment_id: Uuid,
+    items: &[(String, u32)],
+    request_id: Uuid,
+) -> Result<(InvoiceRequested, InvoiceProgress), InvoiceError> {
+    let minor_units = order.currency.minor_units().map_or(8, u32::from);
+    let mut next = progress.clone();
+    let mut lines = Vec::with_capacity(items.len());
+    let mut base = Decimal::ZERO;
+    for (line_id, units) in items.iter().filter(|(_, units)| *units > 0) {
+        let line = order
+            .lines
+            .iter()
+            .find(|line| &line.line_id == line_id)
+            .ok_or_else(|| InvoiceError::UnknownLine(line_id.clone()))?;
+        let done = next.lines.entry(line_id.clone()).or_default();
+        let share = discount_share(line, *done, *units, minor_units);
+        let gross = line.unit_price.value() * Decimal::from(*units);
+        done.quantity = done.quantity.saturating_add(*units);
+        done.discount += share;
+        base += gross - share;
+        lines.push(InvoiceLine {
+            line_id: line.line_id.clone(),
+            sku: line.sku.clone(),
+            title: line.title.clone(),
+            quantity: orderly_contracts::types::Quantity::new(*units)?,
+            unit_price: line.unit_price,
+            discount: Amount::new(share)?,
+            tax_category: line.tax_category,
+        });
+    }
+    if lines.is_empty() {
+        return Err(InvoiceError::Empty);
+    }
+    let shipping = if progress.shipping_invoiced {
+        Decimal::ZERO
+    } else {
+        order.shipping.value()
+    };
+    next.shipping_invoiced = true;
+    let discount_left = (order.discount.value() - progress.discount_invoiced).max(Decimal::ZERO);
+    let room = (base + shipping)
+        .round_dp_with_strategy(minor_units, RoundingStrategy::ToZero)
+        .max(Decimal::ZERO);
+    let discount = discount_left.min(room);
+    next.discount_invoiced += discount;
+    let request = invoice_request(
+        order,
+        request_id,
+        InvoiceTiming::OnShipment,
+        Some(shipment_id),
+        lines,
+        Amount::new(shipping)?,
+        Amount::new(discount)?,
+    );
+    Ok((request, next))
+}
+
+/// The share of `line`'s discount that falls on `units` more units, given what was invoiced.
+fn discount_share(
+    line: &AcceptedLine,
+    done: LineProgress,
+    units: u32,
+    minor_units: u32,
+) -> Decimal {
+    let total = line.discount.value();
+    let left = (total - done.discount).max(Decimal::ZERO);
+    let units_left = line.quantity.get().saturating_sub(done.quantity);
+    let gross = line.unit_price.value() * Decimal::from(units);
+    let share = if units >= units_left {
+        left
+    } else {
+        (total * Decimal::from(units) / Decimal::from(line.quantity.get()))
+            .round_dp_with_strategy(minor_units, RoundingStrategy::MidpointNearestEven)
+            .min(left)
+    };
+    share.min(gross).max(Decimal::ZERO)
+}
+
+fn invoice_request(
+    order: &OrderAccepted,
+    request_id: Uuid,
+    timing: InvoiceTiming,
+    shipment_id: Option<Uuid>,
+    lines: Vec<InvoiceLine>,
+    shipping: Amount,
+    discount: Amount,
+) -> InvoiceRequested {
+    InvoiceRequested {
+        request_id,
+        order_id: order.order_id,
+        store_id: order.store_id.clone(),
+        timing,
+        shipment_id,
+        external_order_id: order.external_order_id.clone(),
+        placed_at: order.placed_at,
+        currency: order.currency,
+        prices_include_tax: order.prices_include_tax,
+        buyer: order.customer.clone(),
+        billing_address: order.billing_address.clone(),
+        shipping_address: order.shipping_address.clone(),
+        lines,
+        shipping,
+        discount,
+    }
+}
