@@ -40,7 +40,7 @@ use uuid::Uuid;
 use crate::domain::{self, Event, Facts, Line, OrderHead, Transition, Units};
 use crate::input::FlowInput;
 use crate::steps;
-use crate::store::{self, CatalogView, Cause, NewEntry};
+use crate::store::{self, CatalogView, Cause, NewEntry, TimelineKind};
 
 /// The known order an event is about, with its store and what to call it in errors.
 fn event_order<'m>(message: &FlowInput<'m>) -> Option<(Uuid, &'m StoreId, &'static str)> {
@@ -295,7 +295,7 @@ impl<'m> Run<'m> {
             moved: false,
         };
         let writes = &mut self.writes;
-        note(writes, &mut open, "placed", cause, detail);
+        note(writes, &mut open, TimelineKind::Placed, cause, detail);
         let reason = if unmatched.is_empty() {
             let accepted = domain::accepted_order(&open.head, &lines).map_err(|e| {
                 HandlerError::permanent(format!(
@@ -313,7 +313,7 @@ impl<'m> Run<'m> {
             note(
                 writes,
                 &mut open,
-                "accepted",
+                TimelineKind::Accepted,
                 cause,
                 format!("Accepted: every line matched ({summary})"),
             );
@@ -329,7 +329,7 @@ impl<'m> Run<'m> {
             note(
                 writes,
                 &mut open,
-                "on_hold",
+                TimelineKind::OnHold,
                 cause,
                 format!("On hold, nothing reserved until an operator resolves: {detail}"),
             );
@@ -411,7 +411,7 @@ impl<'m> Run<'m> {
 fn note(
     writes: &mut Writes<'_>,
     open: &mut Open,
-    kind: &'static str,
+    kind: TimelineKind,
     cause: &Cause<'_>,
     detail: String,
 ) {
@@ -440,12 +440,18 @@ fn apply_transitions(
     for t in transitions {
         let change = steps::status_change(&mut open.head, t, reason, &open.invoice_numbers);
         steps::emit(cx, open.head.order_id, change.changed)?;
-        note(writes, open, "status_changed", cause, change.detail);
+        note(
+            writes,
+            open,
+            TimelineKind::StatusChanged,
+            cause,
+            change.detail,
+        );
         open.moved = true;
         tracing::info!(order_id = %open.head.order_id, from = ?t.from, to = %t.to, sequence = open.head.status_sequence, "order status changed");
         if let Some((completed, detail)) = change.completed {
             steps::emit(cx, open.head.order_id, completed)?;
-            note(writes, open, "completed", cause, detail);
+            note(writes, open, TimelineKind::Completed, cause, detail);
         }
     }
     Ok(())
@@ -509,7 +515,13 @@ fn stock_reserved<'m>(
     } else {
         "Stock reservation reported again; the first allocation stands".to_owned()
     };
-    note(writes, open, "stock_reserved", cause, detail.clone());
+    note(
+        writes,
+        open,
+        TimelineKind::StockReserved,
+        cause,
+        detail.clone(),
+    );
     advance(writes, open, cx, cause, &detail)
 }
 
@@ -532,7 +544,7 @@ fn shipment_requested<'m>(
         steps::cancelled_note(&open.head)
     );
     writes.requests.push(p);
-    note(writes, open, "shipment_requested", cause, detail);
+    note(writes, open, TimelineKind::ShipmentRequested, cause, detail);
 }
 
 fn shipment_dispatched<'m>(
@@ -572,7 +584,13 @@ fn shipment_dispatched<'m>(
             p.shipment_id
         )
     };
-    note(writes, open, "shipment_dispatched", cause, detail.clone());
+    note(
+        writes,
+        open,
+        TimelineKind::ShipmentDispatched,
+        cause,
+        detail.clone(),
+    );
     advance(writes, open, cx, cause, &detail)
 }
 
@@ -600,6 +618,12 @@ fn shipment_delivered<'m>(
             p.shipment_id
         )
     };
-    note(writes, open, "shipment_delivered", cause, detail.clone());
+    note(
+        writes,
+        open,
+        TimelineKind::ShipmentDelivered,
+        cause,
+        detail.clone(),
+    );
     advance(writes, open, cx, cause, &detail)
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::{self, CancelPlan, Event, Facts, Line, OrderHead, Transition};
 use crate::steps::{clip, emit, illegal, match_against, status_change};
-use crate::store::{self, Cause, Closing, Milestone, StoredOrder};
+use crate::store::{self, Cause, Closing, Milestone, StoredOrder, TimelineKind};
 
 pub(super) fn actor(a: &Actor) -> String {
     match &a.id {
@@ -54,7 +54,14 @@ pub(super) async fn apply_transitions(
         tracing::info!(order_id = %head.order_id, from = ?t.from, to = %t.to, sequence = head.status_sequence, "order status changed");
         if let Some((completed, detail)) = change.completed {
             emit(cx, head.order_id, completed)?;
-            store::add_timeline(cx.conn, head.order_id, "completed", cause, &detail).await?;
+            store::add_timeline(
+                cx.conn,
+                head.order_id,
+                TimelineKind::Completed,
+                cause,
+                &detail,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -119,7 +126,7 @@ pub(super) async fn try_accept(
     store::add_timeline(
         cx.conn,
         head.order_id,
-        "accepted",
+        TimelineKind::Accepted,
         cause,
         &format!("Accepted ({reason}): {summary}"),
     )

@@ -16,7 +16,7 @@ use orderly_runtime::{HandlerContext, HandlerError};
 use super::apply::{advance, known_order};
 use crate::domain::{Event, Units};
 use crate::steps::cancelled_note;
-use crate::store::{self, Cause, Milestone};
+use crate::store::{self, Cause, Milestone, TimelineKind};
 
 #[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 pub(super) async fn stock_unavailable(
@@ -50,7 +50,14 @@ pub(super) async fn stock_unavailable(
         },
         cancelled_note(&head)
     );
-    store::add_timeline(cx.conn, head.order_id, "stock_unavailable", cause, &detail).await?;
+    store::add_timeline(
+        cx.conn,
+        head.order_id,
+        TimelineKind::StockUnavailable,
+        cause,
+        &detail,
+    )
+    .await?;
     advance(cx, &mut head, &facts, cause, &detail).await
 }
 
@@ -87,7 +94,14 @@ pub(super) async fn stock_released(
         .collect::<Vec<_>>()
         .join("; ");
     let detail = format!("Stock released ({}): {what}", p.reason);
-    store::add_timeline(cx.conn, head.order_id, "stock_released", cause, &detail).await?;
+    store::add_timeline(
+        cx.conn,
+        head.order_id,
+        TimelineKind::StockReleased,
+        cause,
+        &detail,
+    )
+    .await?;
     advance(cx, &mut head, &facts, cause, &detail).await
 }
 
@@ -115,7 +129,7 @@ pub(super) async fn shipment_exception(
     store::add_timeline(
         cx.conn,
         stored.head.order_id,
-        "shipment_exception",
+        TimelineKind::ShipmentException,
         cause,
         &detail,
     )
@@ -149,7 +163,7 @@ pub(super) async fn invoice_issued(
     store::add_timeline(
         cx.conn,
         stored.head.order_id,
-        "invoice_issued",
+        TimelineKind::InvoiceIssued,
         cause,
         &detail,
     )
@@ -176,7 +190,7 @@ pub(super) async fn credit_note_issued(
     store::add_timeline(
         cx.conn,
         stored.head.order_id,
-        "credit_note_issued",
+        TimelineKind::CreditNoteIssued,
         cause,
         &detail,
     )
@@ -207,7 +221,7 @@ pub(super) async fn notification_sent(
     store::add_timeline(
         cx.conn,
         stored.head.order_id,
-        "notification_sent",
+        TimelineKind::NotificationSent,
         cause,
         &detail,
     )
@@ -236,7 +250,7 @@ pub(super) async fn notification_failed(
     store::add_timeline(
         cx.conn,
         stored.head.order_id,
-        "notification_failed",
+        TimelineKind::NotificationFailed,
         cause,
         &detail,
     )

@@ -8,7 +8,7 @@ use orderly_runtime::{HandlerContext, HandlerError};
 
 use super::apply::{actor, apply_cancellation, try_accept};
 use crate::domain::{self, CancelPlan, ResolutionCheck};
-use crate::store::{self, Cause, Closing};
+use crate::store::{self, Cause, Closing, TimelineKind};
 
 #[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
 pub(super) async fn exception_resolved(
@@ -71,7 +71,7 @@ pub(super) async fn resolve_exception(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "exception_duplicate",
+                TimelineKind::ExceptionDuplicate,
                 cause,
                 &format!(
                     "Resolution of the exception on line {} by {by} received again; already applied",
@@ -85,7 +85,7 @@ pub(super) async fn resolve_exception(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "exception_refused",
+                TimelineKind::ExceptionRefused,
                 cause,
                 &format!(
                     "Resolution of the exception on line {} by {by} refused: {why}",
@@ -121,7 +121,7 @@ pub(super) async fn resolve_exception(
                         store::add_timeline(
                             cx.conn,
                             order_id,
-                            "exception_refused",
+                            TimelineKind::ExceptionRefused,
                             cause,
                             &format!(
                                 "Mapping {} to SKU {sku} by {by} refused: {why}",
@@ -162,7 +162,7 @@ pub(super) async fn resolve_exception(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "exception_resolved",
+                TimelineKind::ExceptionResolved,
                 cause,
                 &format!(
                     "Exception on {} resolved by {by}: mapped to SKU {sku}{remembered}{note}",
@@ -216,7 +216,7 @@ pub(super) async fn resolve_exception(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "exception_resolved",
+                TimelineKind::ExceptionResolved,
                 cause,
                 &format!(
                     "Exception on {} resolved by {by}: {} → {}{note}",

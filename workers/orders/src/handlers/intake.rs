@@ -15,7 +15,7 @@ use orderly_runtime::{HandlerContext, HandlerError};
 use super::apply::{apply_cancellation, match_lines, try_accept};
 use crate::domain::{self, AddressChange, CancelPlan, Facts, Line, OrderHead, RepushPlan};
 use crate::steps::{emit_on_hold, raise};
-use crate::store::{self, Cause, StoredOrder};
+use crate::store::{self, Cause, StoredOrder, TimelineKind};
 
 /// A re-push of a known order (an `order.placed` the flow does not decide).
 pub(super) async fn order_placed_again(
@@ -57,7 +57,7 @@ pub(super) async fn repush(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "duplicate_repush",
+                TimelineKind::DuplicateRepush,
                 cause,
                 &format!(
                     "Duplicate re-push ignored: revision {} (the order is at revision {})",
@@ -72,7 +72,7 @@ pub(super) async fn repush(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "revision_ignored",
+                TimelineKind::RevisionIgnored,
                 cause,
                 &format!(
                     "Revision {} received for a {} order: nothing applied",
@@ -133,7 +133,7 @@ pub(super) async fn repush(
             store::add_timeline(
                 cx.conn,
                 order_id,
-                "revision_applied",
+                TimelineKind::RevisionApplied,
                 cause,
                 &format!(
                     "Revision {} (was {previous}) applied as commands: {}",
@@ -216,7 +216,7 @@ pub(super) async fn replace_on_hold(
     store::add_timeline(
         cx.conn,
         order_id,
-        "revision_applied",
+        TimelineKind::RevisionApplied,
         cause,
         &format!(
             "Revision {} replaces revision {previous} (the order was on hold): {} lines; {} exception(s) open, {} superseded",

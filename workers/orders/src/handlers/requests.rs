@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::apply::{actor, apply_cancellation};
 use crate::domain;
-use crate::store::{self, Cause};
+use crate::store::{self, Cause, TimelineKind};
 
 /// A cancel or refund request whose id already has a final outcome: noted on the order's
 /// timeline, nothing else. A rejected one is judged again (its cause may be fixed).
@@ -19,7 +19,7 @@ pub(super) async fn seen_before(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
     prev: Option<store::RequestOutcome>,
-    kind: &str,
+    kind: TimelineKind,
     what: &str,
     request_id: Uuid,
 ) -> Result<bool, HandlerError> {
@@ -47,7 +47,7 @@ pub(super) async fn cancel_requested(
         cx,
         cause,
         prev,
-        "cancel_duplicate",
+        TimelineKind::CancelDuplicate,
         "Cancellation",
         p.request_id,
     )
@@ -108,9 +108,9 @@ pub(super) async fn cancel_requested(
         cx.conn,
         order_id,
         if plan.scope.is_some() {
-            "cancellation"
+            TimelineKind::Cancellation
         } else {
-            "cancellation_refused"
+            TimelineKind::CancellationRefused
         },
         cause,
         &format!(
@@ -160,7 +160,16 @@ pub(super) async fn refund_requested(
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
     let prev = store::refund_outcome(cx.conn, p.request_id).await?;
-    if seen_before(cx, cause, prev, "refund_duplicate", "Refund", p.request_id).await? {
+    if seen_before(
+        cx,
+        cause,
+        prev,
+        TimelineKind::RefundDuplicate,
+        "Refund",
+        p.request_id,
+    )
+    .await?
+    {
         return Ok(());
     }
     let stored = store::lock_order(cx.conn, p.order_id).await?;
@@ -206,9 +215,9 @@ pub(super) async fn refund_requested(
         cx.conn,
         order_id,
         if plan.refused.is_empty() {
-            "refund"
+            TimelineKind::Refund
         } else {
-            "refund_refused"
+            TimelineKind::RefundRefused
         },
         cause,
         &detail,

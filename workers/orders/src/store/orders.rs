@@ -431,7 +431,7 @@ pub(crate) async fn set_status(
          )
          insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
          select $1, (select coalesce(max(seq), 0) + 1 from timeline where order_id = $1),
-                'status_changed', $4, $5, $6, $7
+                $8, $4, $5, $6, $7
          from changed",
     )
     .bind(order_id)
@@ -441,6 +441,7 @@ pub(crate) async fn set_status(
     .bind(cause.message_type)
     .bind(cause.producer)
     .bind(detail)
+    .bind(TimelineKind::StatusChanged.as_str())
     .execute(conn)
     .await?;
     Ok(())

@@ -7,6 +7,90 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// Declares [`TimelineKind`] from one list of variants and their stored forms.
+macro_rules! timeline_kinds {
+    ($( $(#[$doc:meta])* $variant:ident = $text:literal, )+) => {
+        /// What a timeline entry records. Stored as text in the `kind` column, whose `CHECK`
+        /// constraint lists the same words (a test compares the two).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum TimelineKind {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl TimelineKind {
+            /// Every kind, in declaration order.
+            #[cfg(test)]
+            pub(crate) const ALL: &'static [TimelineKind] = &[ $( Self::$variant, )+ ];
+
+            /// The stored form.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )+
+                }
+            }
+        }
+    };
+}
+
+timeline_kinds! {
+    /// A new order was placed.
+    Placed = "placed",
+    /// Every line matched: `order.accepted` was sent.
+    Accepted = "accepted",
+    /// A line matched no product: `order.on_hold` was sent.
+    OnHold = "on_hold",
+    /// The status moved (`order.status_changed`).
+    StatusChanged = "status_changed",
+    /// Every shipment was delivered: `order.completed` was sent.
+    Completed = "completed",
+    /// `stock.reserved`.
+    StockReserved = "stock_reserved",
+    /// `stock.unavailable`.
+    StockUnavailable = "stock_unavailable",
+    /// `stock.released`.
+    StockReleased = "stock_released",
+    /// `shipment.requested`.
+    ShipmentRequested = "shipment_requested",
+    /// `shipment.dispatched`.
+    ShipmentDispatched = "shipment_dispatched",
+    /// `shipment.delivered`.
+    ShipmentDelivered = "shipment_delivered",
+    /// `shipment.exception`.
+    ShipmentException = "shipment_exception",
+    /// `invoice.issued`.
+    InvoiceIssued = "invoice_issued",
+    /// `credit_note.issued`.
+    CreditNoteIssued = "credit_note_issued",
+    /// `notification.sent`.
+    NotificationSent = "notification_sent",
+    /// `notification.failed`.
+    NotificationFailed = "notification_failed",
+    /// A re-push with the same or an older revision: ignored.
+    DuplicateRepush = "duplicate_repush",
+    /// A newer revision of a cancelled or completed order: noted only.
+    RevisionIgnored = "revision_ignored",
+    /// A newer revision replaced an order on hold or was applied as commands.
+    RevisionApplied = "revision_applied",
+    /// A cancellation request that cancelled something.
+    Cancellation = "cancellation",
+    /// A cancellation request that was refused.
+    CancellationRefused = "cancellation_refused",
+    /// A cancellation request already handled, received again.
+    CancelDuplicate = "cancel_duplicate",
+    /// A refund request recorded.
+    Refund = "refund",
+    /// A refund request refused (in part).
+    RefundRefused = "refund_refused",
+    /// A refund request already handled, received again.
+    RefundDuplicate = "refund_duplicate",
+    /// An order item exception resolved.
+    ExceptionResolved = "exception_resolved",
+    /// A resolution refused.
+    ExceptionRefused = "exception_refused",
+    /// A resolution already applied, received again.
+    ExceptionDuplicate = "exception_duplicate",
+}
+
 /// The message behind a timeline entry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cause<'a> {
@@ -36,7 +120,7 @@ impl<'a> Cause<'a> {
 pub(crate) async fn add_timeline(
     conn: &mut PgConnection,
     order_id: Uuid,
-    kind: &str,
+    kind: TimelineKind,
     cause: &Cause<'_>,
     detail: &str,
 ) -> sqlx::Result<i32> {
@@ -47,7 +131,7 @@ pub(crate) async fn add_timeline(
          returning seq",
     )
     .bind(order_id)
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(cause.message_id)
     .bind(cause.message_type)
     .bind(cause.producer)
@@ -64,7 +148,7 @@ pub(crate) struct NewEntry {
     /// Its number within the order.
     pub(crate) seq: i32,
     /// What happened.
-    pub(crate) kind: &'static str,
+    pub(crate) kind: TimelineKind,
     /// The message that caused it.
     pub(crate) message_id: Uuid,
     /// That message's type.
@@ -86,7 +170,7 @@ pub(crate) async fn add_timeline_entries(
     }
     let orders: Vec<Uuid> = entries.iter().map(|e| e.order_id).collect();
     let seqs: Vec<i32> = entries.iter().map(|e| e.seq).collect();
-    let kinds: Vec<&str> = entries.iter().map(|e| e.kind).collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
     let messages: Vec<Uuid> = entries.iter().map(|e| e.message_id).collect();
     let types: Vec<&str> = entries.iter().map(|e| e.message_type.as_str()).collect();
     let producers: Vec<&str> = entries.iter().map(|e| e.producer.as_str()).collect();
@@ -136,4 +220,30 @@ pub async fn timeline(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<V
     .bind(order_id)
     .fetch_all(conn)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimelineKind;
+
+    /// The migration's `CHECK` constraint allows exactly the kinds the worker writes.
+    #[test]
+    fn the_check_constraint_lists_every_kind() {
+        let migration =
+            include_str!("../../../../migrations/20261206000018_orders_timeline_kinds.sql");
+        let list = "kind in (";
+        let start = migration.find(list).map(|i| i + list.len());
+        let end = start.and_then(|s| migration[s..].find(')').map(|e| s + e));
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("the migration has no `kind in (...)` check");
+        };
+        let mut allowed: Vec<&str> = migration[start..end]
+            .split(',')
+            .map(|k| k.trim().trim_matches('\''))
+            .collect();
+        let mut written: Vec<&str> = TimelineKind::ALL.iter().map(|k| k.as_str()).collect();
+        allowed.sort_unstable();
+        written.sort_unstable();
+        assert_eq!(allowed, written);
+    }
 }
