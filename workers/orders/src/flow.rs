@@ -17,9 +17,12 @@
 //! Messages are taken in arrival order against the orders held in memory, so a later message
 //! about an order sees what an earlier one did to it, exactly as it would have read it back
 //! from the database; timeline entries are numbered on from the order's last one. A message
-//! the flow does not decide (a re-push of a known order, an `order.placed` that breaks its
-//! contract) first has the run's writes so far flushed, is then handled alone by
-//! [`crate::handlers`], and the rest of the run reads its orders again. Failures are those of
+//! that does not decode (an `order.placed` that breaks its contract) is never part of a run.
+//! At a message the flow does not decide (a re-push of a known order) the run stops: its
+//! writes so far are flushed, [`run`] hands the message back, [`crate::handlers`] handles it
+//! alone and runs the flow again on the rest, which reads its orders again. The flow imports
+//! neither the handlers nor anything that imports them: the steps both share are in
+//! [`crate::steps`]. Failures are those of
 //! the one-at-a-time handlers (an event about an unknown order is transient, one naming
 //! another store permanent): the runtime then reruns the batch one message at a time, where
 //! a message alone is a run of one. There is no second implementation of these messages.

@@ -13,7 +13,7 @@
 //!   (or reactivates the product) matches the held lines through the same path, as the
 //!   system actor `catalog`. Orders placed and products upserted concurrently take turns on shared
 //!   and exclusive product keys, so a line is either matched at once or released later.
-//! - **The status machine** (see [`domain`]) and the facts it is computed from: allocations
+//! - **The status machine** (see `domain`) and the facts it is computed from: allocations
 //!   (`stock.reserved`), releases, which shipments were dispatched (with their items) and
 //!   delivered.
 //! - **The timeline**: one entry for every message that touches an order (including
@@ -65,10 +65,23 @@
 //!   lowercased email, else `guest:<order id>`; spend is the placed total per currency.
 //!
 //! # Layout
-//! [`domain`] decides (pure), [`store`] holds all SQL, [`handlers`] wires a message to both;
-//! `flow` handles the common messages (new orders, reservations, shipments) a run at a time,
-//! deciding in memory and writing set-wise.
-//! The read functions re-exported here are for the CLI and the demo.
+//! - `input`: what the worker consumes, declared once ([`OrdersInput`]), and which of it
+//!   the flow decides.
+//! - `locks`: the lock keys of a batch, from the decoded messages.
+//! - `handlers`: the [`Handler`](orderly_runtime::Handler) implementation and its
+//!   dispatch, and one module per message family (intake, requests, exceptions, catalog,
+//!   events), which decide one message at a time.
+//! - `flow`: the common messages (new orders, reservations, shipments) a run at a time,
+//!   deciding in memory and writing set-wise.
+//! - `steps`: what the flow and the handlers both do (status changes, matching, the
+//!   messages they send), so neither imports the other.
+//! - `domain`: the decisions, pure, one file per concern.
+//! - [`store`]: all SQL, one file per topic. Its public read functions (timelines,
+//!   exceptions, rejected orders, products, summaries, statistics) are for the CLI, the
+//!   demo and the tests; nothing else of the crate is public.
+//!
+//! Imports go one way: `handlers` → `flow` → `steps` → `store` → `domain` (and `handlers` →
+//! `steps`, `locks` → `steps`); nothing imports a module that imports it back.
 
 mod domain;
 mod flow;

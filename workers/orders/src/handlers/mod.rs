@@ -99,7 +99,7 @@ impl Handler for OrdersHandler {
     }
 
     /// Consecutive messages of the flow (new orders and the events that carry orders to
-    /// completion: nearly all of them) go through [`flow::run`] together; anything else is
+    /// completion: nearly all of them) go through the flow (`flow::run`) together; anything else is
     /// handled alone where it arrived, so the batch is handled in arrival order.
     async fn handle_batch(
         &self,
@@ -125,7 +125,7 @@ impl Handler for OrdersHandler {
 
     /// The order a message is about (every message here names one, except catalog
     /// upserts), plus for a new order its customer's statistics row: the rows the handler
-    /// locks (see [`crate::locks`]).
+    /// locks (see `crate::locks`).
     async fn lock_keys(
         &self,
         msg: &Incoming,

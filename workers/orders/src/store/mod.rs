@@ -8,10 +8,10 @@
 //! (`coalesce(existing, new)`).
 //!
 //! # Layout
-//! One file per topic: [`catalog`] (products and GTIN mappings), [`orders`] (order headers),
-//! [`lines`], [`exceptions`], [`facts`] (what the status is computed from, and invoices),
-//! [`timeline`], [`requests`] (cancellations and refunds), [`rejected`] orders, [`stats`]
-//! (customer statistics) and [`reads`] (for the CLI). Their items are re-exported here;
+//! One file per topic: `catalog` (products and GTIN mappings), `orders` (order headers),
+//! `lines`, `exceptions`, `facts` (what the status is computed from, and invoices),
+//! `timeline`, `requests` (cancellations and refunds), `rejected` orders, `stats`
+//! (customer statistics) and `reads` (for the CLI). Their items are re-exported here;
 //! only the read functions other crates use (the CLI, the demo, the tests) are public.
 
 use std::fmt::Display;
