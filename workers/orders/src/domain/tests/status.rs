@@ -1,0 +1,398 @@
+//! The status machine: the transition table, and every arrival order of the same facts.
+
+use super::*;
+
+#[test]
+fn transition_table_is_explicit() {
+    use OrderStatus as S;
+    let legal: &[(Option<S>, S)] = &[
+        (None, S::OnHold),
+        (None, S::Accepted),
+        (Some(S::OnHold), S::Accepted),
+        (Some(S::OnHold), S::Cancelled),
+        (Some(S::Accepted), S::Backordered),
+        (Some(S::Accepted), S::Processing),
+        (Some(S::Accepted), S::PartiallyShipped),
+        (Some(S::Accepted), S::Cancelled),
+        (Some(S::Backordered), S::Processing),
+        (Some(S::Backordered), S::PartiallyShipped),
+        (Some(S::Backordered), S::Cancelled),
+        (Some(S::Processing), S::PartiallyShipped),
+        (Some(S::Processing), S::Shipped),
+        (Some(S::Processing), S::Delivered),
+        (Some(S::Processing), S::Cancelled),
+        (Some(S::PartiallyShipped), S::Shipped),
+        (Some(S::PartiallyShipped), S::Delivered),
+        (Some(S::Shipped), S::Delivered),
+        (Some(S::Delivered), S::Completed),
+    ];
+    let froms = std::iter::once(None).chain(S::ALL.iter().copied().map(Some));
+    for from in froms {
+        for to in S::ALL.iter().copied() {
+            assert_eq!(
+                can_transition(from, to),
+                legal.contains(&(from, to)),
+                "{from:?} → {to:?}"
+            );
+        }
+    }
+    // Every legal move goes forward, except into `cancelled` (terminal by itself).
+    for (from, to) in legal {
+        if let Some(from) = from {
+            assert!(rank(*to) > rank(*from), "{from} → {to} goes backwards");
+            assert!(!from.is_terminal());
+        }
+    }
+}
+
+/// Applies `event` and the transitions it calls for; returns them.
+fn step(status: &mut Option<OrderStatus>, facts: &mut Facts, event: &Event) -> Vec<Transition> {
+    facts.apply(event);
+    let transitions = decide(*status, facts).expect("legal");
+    for t in &transitions {
+        assert_eq!(t.from, *status, "transitions chain");
+        assert!(can_transition(t.from, t.to));
+        *status = Some(t.to);
+    }
+    transitions
+}
+
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut out = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut p in permutations(&rest) {
+            p.insert(0, first.clone());
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_new_order_is_accepted_or_held() {
+    let t = decide(None, &accepted_facts()).unwrap();
+    assert_eq!(
+        t,
+        vec![Transition {
+            from: None,
+            to: OrderStatus::Accepted
+        }]
+    );
+    let t = decide(None, &Facts::default()).unwrap();
+    assert_eq!(t[0].to, OrderStatus::OnHold);
+}
+
+#[test]
+fn the_happy_path_in_order() {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut status = Some(OrderStatus::Accepted);
+    let mut facts = accepted_facts();
+    let to = |t: Vec<Transition>| t.iter().map(|t| t.to).collect::<Vec<_>>();
+    assert_eq!(
+        to(step(&mut status, &mut facts, &reserved_two())),
+        [OrderStatus::Processing]
+    );
+    assert_eq!(
+        to(step(
+            &mut status,
+            &mut facts,
+            &Event::Dispatched {
+                shipment_id: a,
+                items: vec![("1".into(), 2)]
+            }
+        )),
+        [OrderStatus::PartiallyShipped]
+    );
+    assert_eq!(
+        to(step(
+            &mut status,
+            &mut facts,
+            &Event::Dispatched {
+                shipment_id: b,
+                items: vec![("2".into(), 1)]
+            }
+        )),
+        [OrderStatus::Shipped]
+    );
+    assert!(
+        step(
+            &mut status,
+            &mut facts,
+            &Event::Delivered { shipment_id: a }
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        to(step(
+            &mut status,
+            &mut facts,
+            &Event::Delivered { shipment_id: b }
+        )),
+        [OrderStatus::Delivered, OrderStatus::Completed]
+    );
+}
+
+#[test]
+fn every_arrival_order_ends_completed_in_the_same_state() {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let events = vec![
+        reserved_two(),
+        Event::Dispatched {
+            shipment_id: a,
+            items: vec![("1".into(), 2)],
+        },
+        Event::Dispatched {
+            shipment_id: b,
+            items: vec![("2".into(), 1)],
+        },
+        Event::Delivered { shipment_id: a },
+        Event::Delivered { shipment_id: b },
+    ];
+    let all = permutations(&events);
+    assert_eq!(all.len(), 120);
+    let mut final_facts = None;
+    for order in all {
+        let mut status = Some(OrderStatus::Accepted);
+        let mut facts = accepted_facts();
+        let mut completions = 0;
+        for event in &order {
+            let before = status;
+            for t in step(&mut status, &mut facts, event) {
+                if t.to == OrderStatus::Completed {
+                    completions += 1;
+                }
+            }
+            // Never backwards.
+            assert!(rank(status.unwrap()) >= rank(before.unwrap()), "{order:?}");
+            // Duplicates change nothing, at any point.
+            let snapshot = facts.clone();
+            assert!(!facts.apply(event), "duplicate {event:?} reported as new");
+            assert_eq!(facts, snapshot);
+            assert!(decide(status, &facts).unwrap().is_empty());
+        }
+        assert_eq!(status, Some(OrderStatus::Completed), "{order:?}");
+        assert_eq!(completions, 1, "completed exactly once: {order:?}");
+        match &final_facts {
+            None => final_facts = Some(facts),
+            Some(f) => assert_eq!(f, &facts, "{order:?}"),
+        }
+    }
+}
+
+#[test]
+fn every_arrival_order_passes_only_through_legal_states() {
+    // Including stock.unavailable (a backorder later served) and a second, late
+    // stock.reserved that must change nothing.
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let events = vec![
+        Event::StockUnavailable,
+        reserved_two(),
+        Event::Dispatched {
+            shipment_id: a,
+            items: vec![("1".into(), 2)],
+        },
+        Event::Dispatched {
+            shipment_id: b,
+            items: vec![("2".into(), 1)],
+        },
+        Event::Delivered { shipment_id: a },
+        Event::Delivered { shipment_id: b },
+    ];
+    for order in permutations(&events) {
+        let mut status = Some(OrderStatus::Accepted);
+        let mut facts = accepted_facts();
+        for event in &order {
+            step(&mut status, &mut facts, event);
+        }
+        assert_eq!(status, Some(OrderStatus::Completed), "{order:?}");
+        assert!(!facts.apply(&Event::StockReserved(vec![Units {
+            warehouse_id: "x".into(),
+            line_id: "1".into(),
+            quantity: 1
+        }])));
+        assert!(decide(status, &facts).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_dispatch_before_the_reservation_waits_for_the_count() {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut status = Some(OrderStatus::Accepted);
+    let mut facts = accepted_facts();
+    for id in [a, b] {
+        step(
+            &mut status,
+            &mut facts,
+            &Event::Dispatched {
+                shipment_id: id,
+                items: vec![],
+            },
+        );
+    }
+    assert_eq!(
+        status,
+        Some(OrderStatus::PartiallyShipped),
+        "count unknown: partially"
+    );
+    step(
+        &mut status,
+        &mut facts,
+        &Event::Delivered { shipment_id: a },
+    );
+    step(
+        &mut status,
+        &mut facts,
+        &Event::Delivered { shipment_id: b },
+    );
+    assert_eq!(status, Some(OrderStatus::PartiallyShipped));
+    let t = step(&mut status, &mut facts, &reserved_two());
+    assert_eq!(
+        t.iter().map(|t| t.to).collect::<Vec<_>>(),
+        [OrderStatus::Delivered, OrderStatus::Completed]
+    );
+}
+
+#[test]
+fn a_backorder_is_served_later() {
+    let mut status = Some(OrderStatus::Accepted);
+    let mut facts = accepted_facts();
+    step(&mut status, &mut facts, &Event::StockUnavailable);
+    assert_eq!(status, Some(OrderStatus::Backordered));
+    assert!(step(&mut status, &mut facts, &Event::StockUnavailable).is_empty());
+    step(&mut status, &mut facts, &reserved_two());
+    assert_eq!(status, Some(OrderStatus::Processing));
+    // A stale stock.unavailable (overtaken by the reservation) changes nothing.
+    let mut late = Facts {
+        backordered: false,
+        ..facts.clone()
+    };
+    assert!(late.apply(&Event::StockUnavailable));
+    assert!(decide(status, &late).unwrap().is_empty());
+}
+
+#[test]
+fn a_delivery_before_its_dispatch_counts_as_shipped() {
+    let a = Uuid::now_v7();
+    let mut status = Some(OrderStatus::Processing);
+    let mut facts = accepted_facts();
+    facts.apply(&Event::StockReserved(vec![Units {
+        warehouse_id: "berlin".into(),
+        line_id: "1".into(),
+        quantity: 1,
+    }]));
+    let t = step(
+        &mut status,
+        &mut facts,
+        &Event::Delivered { shipment_id: a },
+    );
+    assert_eq!(
+        t.iter().map(|t| t.to).collect::<Vec<_>>(),
+        [OrderStatus::Delivered, OrderStatus::Completed]
+    );
+    assert!(
+        step(
+            &mut status,
+            &mut facts,
+            &Event::Dispatched {
+                shipment_id: a,
+                items: vec![("1".into(), 1)]
+            }
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn released_allocations_are_not_waited_for() {
+    let a = Uuid::now_v7();
+    let mut status = Some(OrderStatus::Processing);
+    let mut facts = accepted_facts();
+    facts.apply(&reserved_two());
+    step(
+        &mut status,
+        &mut facts,
+        &Event::Dispatched {
+            shipment_id: a,
+            items: vec![("1".into(), 2)],
+        },
+    );
+    assert_eq!(status, Some(OrderStatus::PartiallyShipped));
+    // Line 2 (all of hamburg's allocation) was cancelled and released.
+    step(
+        &mut status,
+        &mut facts,
+        &Event::StockReleased(vec![Units {
+            warehouse_id: "hamburg".into(),
+            line_id: "2".into(),
+            quantity: 1,
+        }]),
+    );
+    assert_eq!(facts.expected_shipments(), Some(1));
+    assert_eq!(status, Some(OrderStatus::Shipped));
+}
+
+#[test]
+fn terminal_states_stay() {
+    let mut facts = accepted_facts();
+    facts.apply(&Event::Cancelled);
+    assert_eq!(
+        decide(Some(OrderStatus::Processing), &facts).unwrap()[0].to,
+        OrderStatus::Cancelled
+    );
+    // A dispatch that raced the cancellation is recorded but changes nothing.
+    facts.apply(&Event::Dispatched {
+        shipment_id: Uuid::now_v7(),
+        items: vec![],
+    });
+    assert!(
+        decide(Some(OrderStatus::Cancelled), &facts)
+            .unwrap()
+            .is_empty()
+    );
+    let mut done = accepted_facts();
+    done.apply(&Event::Cancelled);
+    assert!(
+        decide(Some(OrderStatus::Completed), &done)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn cancelling_after_a_dispatch_is_illegal_in_the_machine() {
+    let mut facts = accepted_facts();
+    facts.apply(&Event::Cancelled);
+    assert_eq!(
+        decide(Some(OrderStatus::Shipped), &facts),
+        Err(IllegalTransition {
+            from: Some(OrderStatus::Shipped),
+            to: OrderStatus::Cancelled
+        })
+    );
+}
+
+#[test]
+fn on_hold_orders_are_accepted_or_cancelled() {
+    let mut facts = Facts::default();
+    assert!(
+        decide(Some(OrderStatus::OnHold), &facts)
+            .unwrap()
+            .is_empty()
+    );
+    let mut cancelled = facts.clone();
+    cancelled.apply(&Event::Cancelled);
+    assert_eq!(
+        decide(Some(OrderStatus::OnHold), &cancelled).unwrap()[0].to,
+        OrderStatus::Cancelled
+    );
+    facts.apply(&Event::Accepted);
+    assert_eq!(
+        decide(Some(OrderStatus::OnHold), &facts).unwrap()[0].to,
+        OrderStatus::Accepted
+    );
+}
