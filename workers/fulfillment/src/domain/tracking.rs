@@ -3,7 +3,7 @@
 //! # The shipment state is a function of its history
 //! Carriers send events late, twice and out of order. Rather than moving a stored state by
 //! each event as it arrives (where the result would depend on the arrival order), the state
-//! is [`derive`]d from the whole tracking history every time: the events are sorted by the
+//! is [`derive()`]d from the whole tracking history every time: the events are sorted by the
 //! carrier's `event_at` (ties broken by a fixed status order, then by message id) and folded
 //! through one transition function ([`Tracking::step`]). The same set of events therefore
 //! gives the same state in any arrival order, by construction.
@@ -67,7 +67,7 @@ impl Tracking {
     };
 
     /// The state after `obs`, or `None` when `obs` changes nothing. Assumes observations come
-    /// in [`derive`]'s order (never earlier than `self.since`).
+    /// in [`derive()`]'s order (never earlier than `self.since`).
     pub(crate) fn step(&self, obs: &Observation) -> Option<Self> {
         use ShipmentState as St;
         use ShipmentStatus as S;

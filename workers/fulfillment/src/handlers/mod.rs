@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::flow::{self, Ran};
 use crate::input::FulfillmentInput;
+use crate::input::FulfillmentInput as Input;
 use crate::store;
 
 /// Fulfillment's message handler. Stateless: everything lives in the worker's schema.
@@ -39,8 +40,6 @@ impl FulfillmentHandler {
         Self
     }
 }
-
-use FulfillmentInput as Input;
 
 impl Handler for FulfillmentHandler {
     type Input = FulfillmentInput;
@@ -61,9 +60,9 @@ impl Handler for FulfillmentHandler {
     }
 
     /// Consecutive messages of the flow (accepted orders, reservations, carrier updates:
-    /// nearly all of them) go through [`flow::run`] together ([`run_flow`]); anything else is handled alone
-    /// where it arrived, so the batch is handled in arrival order. A message that does not
-    /// decode is handled alone, and fails there.
+    /// nearly all of them) go through the flow together (`run_flow`); anything else is
+    /// handled alone where it arrived, so the batch is handled in arrival order. A message
+    /// that does not decode is handled alone, and fails there.
     async fn handle_batch(
         &self,
         msgs: &[&Incoming],
