@@ -594,6 +594,8 @@ async fn write_invoice(
         pdf: render::pending_pdf_ref(DocumentKind::Invoice, &number),
     };
     let message = prepare(cx, r.order_id, issued)?;
+    // The renderer in this process runs once the invoice is committed.
+    cx.wake_after_commit();
     // The invoice, its render job with the message, and the distance sales: one statement.
     store::insert_invoice(
         cx.conn,
@@ -887,6 +889,7 @@ async fn issue_credit_note(
         pdf: render::pending_pdf_ref(DocumentKind::CreditNote, &number),
     };
     let message = prepare(cx, invoice.order_id, issued)?;
+    cx.wake_after_commit();
     store::enqueue_render(
         cx.conn,
         credit_note_id,

@@ -39,6 +39,7 @@
 //! handler), [`render`] (the renderer task), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
 //! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
 pub mod handlers;
@@ -61,8 +62,9 @@ pub async fn start(
     rendering: RenderSettings,
 ) -> anyhow::Result<()> {
     host.start_worker(NAME, handler).await?;
-    let renderer =
-        Renderer::new(host.pool_for(NAME).await?, rendering).with_handoff(host.handoff(NAME));
+    let renderer = Renderer::new(host.pool_for(NAME).await?, rendering)
+        .with_handoff(host.handoff(NAME))
+        .with_wake(host.wake(NAME));
     host.spawn_task("invoice-renderer", move |shutdown| renderer.run(shutdown));
     Ok(())
 }

@@ -59,6 +59,7 @@ pub struct Renderer {
     pool: PgPool,
     settings: RenderSettings,
     handoff: Option<outbox::Handoff>,
+    wake: drain::Wake,
 }
 
 impl Renderer {
@@ -68,7 +69,17 @@ impl Renderer {
             pool,
             settings,
             handoff: None,
+            wake: drain::Wake::default(),
         }
+    }
+
+    /// Runs a round when `wake` is woken: the invoicing consumer in this process wakes it
+    /// after committing a document (see [`orderly_runtime::Host::wake`]); without one, the
+    /// renderer finds new jobs at its poll interval.
+    #[must_use]
+    pub fn with_wake(mut self, wake: drain::Wake) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// Hands the issued messages it commits to the relay (see [`outbox::Handoff`]); without
@@ -84,7 +95,8 @@ impl Renderer {
         let this = &self;
         drain::run(
             &self.pool,
-            store::RENDER_CHANNEL,
+            self.wake.clone(),
+            None,
             "invoice renderer",
             shutdown,
             this.settings.poll_interval,

@@ -562,9 +562,6 @@ pub async fn take_held(conn: &mut PgConnection, store_id: &str) -> Result<Vec<He
 
 // --- rendering -------------------------------------------------------------------------------
 
-/// The channel a queued render job wakes the renderer on (the table's trigger notifies it).
-pub const RENDER_CHANNEL: &str = "orderly_invoicing_render";
-
 /// Queues a numbered document for its PDF; `message` is the issued message to send with it,
 /// complete but for `payload.pdf`.
 pub async fn enqueue_render(

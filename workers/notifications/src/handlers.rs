@@ -391,17 +391,18 @@ async fn order_event(
             (order, false, context)
         }
     };
-    if fresh_arrival {
-        queue_webhooks(cx.conn, &env, &event, &endpoints).await?;
+    // The dispatcher in this process sends queued deliveries once this batch has committed.
+    if fresh_arrival && queue_webhooks(cx.conn, env, &event, &endpoints).await? {
+        cx.wake_after_commit();
     }
     let Some(order) = order else {
-        let json = serde_json::to_value(&env)
+        let json = serde_json::to_value(env)
             .map_err(|e| HandlerError::permanent(format!("cannot keep the event: {e}")))?;
         store::park(cx.conn, env.message_id, event.order_id, &json).await?;
         info!(order_id = %event.order_id, "order's contact not known yet; event parked");
         return Ok(());
     };
-    notify(cx, &env, &event, &order, settings.as_ref()).await?;
+    notify(cx, env, &event, &order, settings.as_ref()).await?;
     if newly_known {
         for parked in store::take_parked(cx.conn, event.order_id).await? {
             let parked: RawEnvelope = serde_json::from_value(parked).map_err(|e| {
@@ -751,9 +752,10 @@ async fn queue_webhooks(
     env: &RawEnvelope,
     event: &OrderEvent,
     endpoints: &[Uuid],
-) -> Result<(), HandlerError> {
+) -> Result<bool, HandlerError> {
+    let mut queued = false;
     if endpoints.is_empty() {
-        return Ok(());
+        return Ok(queued);
     }
     let status_sequence = match &event.kind {
         Kind::Status { sequence, .. } => Some(*sequence),
@@ -778,7 +780,7 @@ async fn queue_webhooks(
             data: &env.payload,
         })
         .map_err(|e| HandlerError::permanent(format!("cannot encode the webhook body: {e}")))?;
-        store::insert_delivery(
+        queued |= store::insert_delivery(
             conn,
             &NewDelivery {
                 delivery_id: Uuid::now_v7(),
@@ -793,7 +795,7 @@ async fn queue_webhooks(
         )
         .await?;
     }
-    Ok(())
+    Ok(queued)
 }
 
 // --- receipts --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@
 //! notification is re-requested at once (the notification system does its own short-term
 //! retries); webhook bodies carry the event payload as in the message contract.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
 pub mod handlers;
@@ -66,7 +67,9 @@ pub async fn start_dispatcher(
     webhooks: WebhookSettings,
 ) -> anyhow::Result<()> {
     let pool = host.pool_for(NAME).await?;
-    let dispatcher = Dispatcher::new(pool, webhooks)?.with_handoff(host.handoff(NAME));
+    let dispatcher = Dispatcher::new(pool, webhooks)?
+        .with_handoff(host.handoff(NAME))
+        .with_wake(host.wake(NAME));
     host.spawn_task("webhook-dispatcher", move |shutdown| {
         dispatcher.run(shutdown)
     });

@@ -702,7 +702,10 @@ pub struct NewDelivery<'a> {
     pub body: &'a str,
 }
 
-/// Queues a delivery (once per endpoint and event) and wakes the dispatcher at commit.
+/// Queues a delivery (once per endpoint and event); returns whether it was new. The handler
+/// wakes the dispatcher in its process after the commit
+/// ([`orderly_runtime::HandlerContext::wake_after_commit`]): a `NOTIFY` here would make the
+/// worker's commits take turns (decision 0006).
 pub async fn insert_delivery(
     conn: &mut PgConnection,
     d: &NewDelivery<'_>,
@@ -723,17 +726,12 @@ pub async fn insert_delivery(
     .bind(d.body)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() == 1 {
-        sqlx::query("select pg_notify($1, '')")
-            .bind(WAKE_CHANNEL)
-            .execute(conn)
-            .await?;
-        return Ok(true);
-    }
-    Ok(false)
+    Ok(done.rows_affected() == 1)
 }
 
-/// The LISTEN/NOTIFY channel that wakes the dispatcher when deliveries are queued.
+/// The LISTEN/NOTIFY channel that wakes the dispatcher when an operator replays a delivery
+/// from another process (`orderly notifications deliveries replay`), which the in-process
+/// wake cannot reach. Rare, and outside the worker's transactions.
 pub const WAKE_CHANNEL: &str = "orderly_notifications_webhooks";
 
 /// A webhook endpoint as stored (secret left out).

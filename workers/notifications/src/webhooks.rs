@@ -102,6 +102,7 @@ pub struct Dispatcher {
     strict: reqwest::Client,
     open: reqwest::Client,
     handoff: Option<outbox::Handoff>,
+    wake: drain::Wake,
 }
 
 /// Resolves host names and refuses any that resolves to a non-public address.
@@ -157,7 +158,16 @@ impl Dispatcher {
             pool,
             settings,
             handoff: None,
+            wake: drain::Wake::default(),
         })
+    }
+
+    /// Runs a round when `wake` is woken: the notifications consumer in this process wakes
+    /// it after committing queued deliveries (see [`orderly_runtime::Host::wake`]).
+    #[must_use]
+    pub fn with_wake(mut self, wake: drain::Wake) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// Hands the messages it commits (an endpoint disabled) to the relay (see
@@ -174,7 +184,8 @@ impl Dispatcher {
         let this = &self;
         drain::run(
             &self.pool,
-            store::WAKE_CHANNEL,
+            self.wake.clone(),
+            Some(store::WAKE_CHANNEL),
             "webhook dispatcher",
             shutdown,
             this.settings.poll_interval,

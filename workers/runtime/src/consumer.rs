@@ -6,17 +6,16 @@
 //!    the messages of one flow (everything about one order) share a lane and stay in arrival
 //!    order. Each lane runs one batch (up to `batch_size` of its deliveries) at a time; lanes
 //!    run side by side. Undecodable bodies go to the dead-letter queue at once.
-//! 2. (Batches of different lanes rarely touch the same entity; when they do, the lock keys
-//!    below make them take turns.)
-//! 3. In **one** transaction: record every message id in the inbox (`on conflict do
-//!    nothing`: the ones already there are duplicates), run the handler on the new ones
+//! 2. In **one** transaction: record every message id in the inbox (`on conflict do
+//!    nothing`: the ones already there are duplicates), take the lock keys the handler
+//!    declares for the new ones (see *Locks and deadlocks*), run the handler on them
 //!    (together, [`Handler::handle_batch`]: a worker may do many messages' work in one
 //!    statement), write the outgoing messages to the outbox, commit.
-//! 4. Then, for each message: ack (handled or duplicate); or publish it to its retry queue
+//! 3. Then, for each message: ack (handled or duplicate); or publish it to its retry queue
 //!    with the next attempt number and ack (transient failure within budget); or publish it
 //!    to the dead-letter queue with the reason and ack (permanent failure, spent budget).
 //!
-//! A crash between 3 and 4 redelivers the batch; the inbox rows make the second run a no-op.
+//! A crash between 2 and 3 redelivers the batch; the inbox rows make the second run a no-op.
 //!
 //! # A failure inside a batch
 //! The first run of a batch uses no savepoints (two round trips per message saved). If it
@@ -29,8 +28,9 @@
 //! A batch's transaction holds every lock its handlers took until it commits. Were those
 //! taken in arrival order, two batches about the same two orders could lock them in opposite
 //! orders and deadlock (PostgreSQL aborts one after `deadlock_timeout`, a second of nothing).
-//! Handlers therefore declare their keys up front ([`Handler::lock_keys`]) and the consumer
-//! takes them sorted: contention becomes a queue, never a cycle.
+//! Handlers therefore declare their keys up front ([`Handler::lock_keys`], from the decoded
+//! input) and the consumer takes them sorted: contention becomes a queue, never a cycle.
+//! Batches of different lanes rarely touch the same entity; when they do, they take turns.
 //!
 //! # When the database is down
 //! A connection error is nobody's fault: the batch is kept (unacknowledged, so the prefetch
@@ -102,6 +102,9 @@ struct Inner<H> {
     faults: ConsumerFaults,
     /// Where committed outbox rows go: the relay of this worker in this process.
     handoff: Option<outbox::Handoff>,
+    /// The worker's background task in this process, woken after a batch whose handlers
+    /// queued work for it ([`crate::HandlerContext::wake_after_commit`]).
+    wake: Option<crate::drain::Wake>,
 }
 
 /// One worker's consumer of one queue.
@@ -174,6 +177,7 @@ impl<H: Handler> Consumer<H> {
                 health,
                 faults: ConsumerFaults::default(),
                 handoff: None,
+                wake: None,
             }),
         }
     }
@@ -188,9 +192,21 @@ impl<H: Handler> Consumer<H> {
         self
     }
 
-    /// Injects faults (tests). Call before the consumer is cloned or run.
+    /// Wakes `task` after every batch whose handlers asked for it
+    /// ([`crate::HandlerContext::wake_after_commit`]). Call before the consumer is cloned or
+    /// run.
     #[must_use]
-    pub fn with_faults(mut self, faults: ConsumerFaults) -> Self {
+    pub fn with_wake(mut self, task: crate::drain::Wake) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.wake = Some(task);
+        }
+        self
+    }
+
+    /// Injects faults (tests, through [`crate::Host::start_worker_with`]). Call before the
+    /// consumer is cloned or run.
+    #[must_use]
+    pub(crate) fn with_faults(mut self, faults: ConsumerFaults) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.faults = faults;
         }
@@ -475,6 +491,7 @@ impl<H: Handler> Inner<H> {
         }
 
         let mut outgoing: Vec<OutboxMessage> = Vec::new();
+        let mut wake = false;
         let mut failed_ids: Vec<Uuid> = Vec::new();
         if !careful {
             // The fast path: every fresh message through `handle_batch`, no savepoints. Any
@@ -491,6 +508,7 @@ impl<H: Handler> Inner<H> {
             let mut batch = Batch {
                 conn: &mut tx,
                 outgoing: &mut outgoing,
+                wake: &mut wake,
                 producer: &self.name,
             };
             match self.handler.handle_batch(&fresh_msgs, &mut batch).await {
@@ -514,6 +532,7 @@ impl<H: Handler> Inner<H> {
                 let result = Batch {
                     conn: &mut sp,
                     outgoing: &mut outgoing,
+                    wake: &mut wake,
                     producer: &self.name,
                 }
                 .handle_one(&self.handler, incoming)
@@ -568,6 +587,9 @@ impl<H: Handler> Inner<H> {
             Ok(written) => {
                 if let Some(handoff) = &self.handoff {
                     handoff.hand(written);
+                }
+                if wake && let Some(task) = &self.wake {
+                    task.wake();
                 }
             }
             Err(err) if crate::db::is_connection_error(&err) => return Err(unavailable(err)),

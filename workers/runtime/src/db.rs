@@ -136,6 +136,36 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Drops the database `url` names, if it exists, ending its sessions (`with (force)`): for
+/// the demo, which starts from an empty database on whatever server it is configured with.
+pub async fn drop_database(url: &str) -> Result<(), DbError> {
+    let redacted = redact_url(url);
+    let target = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
+        url: redacted.clone(),
+        source,
+    })?;
+    let Some(name) = target.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let unreachable = |source| DbError::Unreachable {
+        url: redacted.clone(),
+        source,
+    };
+    let mut conn = sqlx::PgConnection::connect_with(&target.clone().database("postgres"))
+        .await
+        .map_err(unreachable)?;
+    let sql = format!(
+        "drop database if exists \"{}\" with (force)",
+        name.replace('"', "\"\"")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .map_err(unreachable)?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 /// True for errors that mean "the database is not there right now", as opposed to an error
 /// in what we asked it. The consumer pauses on these instead of failing messages.
 pub fn is_connection_error(err: &sqlx::Error) -> bool {

@@ -4,11 +4,14 @@
 //!
 //! A round claims rows (`FOR UPDATE SKIP LOCKED`, so several copies share the work), does
 //! them and commits. Rounds run back to back while they come back full; otherwise the task
-//! sleeps until the next row is due, a `NOTIFY` on the table's channel says rows arrived, or
-//! shutdown. A failed round (database away) is retried after a growing pause, never
+//! sleeps until the next row is due, its [`Wake`] says rows arrived (the worker's consumer
+//! wakes it in process after committing a batch that queued rows), a `NOTIFY` on its channel
+//! says so (only for operator commands from another process, which cannot reach the wake),
+//! or shutdown. A failed round (database away) is retried after a growing pause, never
 //! dropped: the rows stay in the table.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,6 +19,24 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
+
+/// Wakes a worker's background task in the same process: the consumer calls
+/// [`Wake::wake`] after committing a batch that queued rows for the task. A wake given while
+/// the task is busy is kept (one), so the task runs one more round and misses nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Wake(Arc<tokio::sync::Notify>);
+
+impl Wake {
+    /// Wakes the task (or makes its next wait return at once).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+
+    /// Waits for a wake.
+    pub async fn woken(&self) {
+        self.0.notified().await;
+    }
+}
 
 /// What a round did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +60,13 @@ impl Round {
 
 /// Runs `round` until `shutdown`. After a round that drained the table it sleeps until the
 /// next row is due (`next_due`: the earliest time a row becomes due, if any), at most `poll`;
-/// a `NOTIFY` on `channel` cuts the sleep short. `name` is for the logs.
+/// `wake`, or a `NOTIFY` on `channel` when there is one, cuts the sleep short. `name` is for
+/// the logs.
+#[allow(clippy::too_many_arguments)]
 pub async fn run<R, RF, N, NF>(
     pool: &PgPool,
-    channel: &str,
+    wake: Wake,
+    channel: Option<&str>,
     name: &str,
     shutdown: CancellationToken,
     poll: Duration,
@@ -54,12 +78,15 @@ pub async fn run<R, RF, N, NF>(
     N: FnMut() -> NF,
     NF: Future<Output = anyhow::Result<Option<DateTime<Utc>>>>,
 {
-    let mut listener = match listen(pool, channel).await {
-        Ok(l) => Some(l),
-        Err(e) => {
-            warn!(task = name, error = %e, "cannot listen for notifications; polling only");
-            None
-        }
+    let mut listener = match channel {
+        None => None,
+        Some(channel) => match listen(pool, channel).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(task = name, error = %e, "cannot listen for notifications; polling and wakes only");
+                None
+            }
+        },
     };
     info!(task = name, "background task running");
     let mut failures_in_a_row = 0u32;
@@ -89,6 +116,7 @@ pub async fn run<R, RF, N, NF>(
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep_until(until) => {}
+            () = wake.woken() => {}
             n = async {
                 match listener.as_mut() {
                     Some(l) => l.recv().await.map(drop),

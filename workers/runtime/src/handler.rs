@@ -56,31 +56,6 @@ impl Incoming {
                 worker: "a handler whose input type differs from the first decoding",
             })
     }
-
-    /// Decodes the payload, turning a contract violation into a permanent failure.
-    pub fn decode<P: Message>(&self) -> Result<Envelope<P>, HandlerError> {
-        Ok(self.envelope.clone().decode::<P>()?)
-    }
-
-    /// The payload as `P`, decoded and validated in place (no copy of the envelope); a
-    /// contract violation is a permanent failure.
-    pub fn payload<P: Message + orderly_contracts::Validate>(&self) -> Result<P, HandlerError> {
-        Ok(self.envelope.payload_valid::<P>()?)
-    }
-
-    /// A top-level string field of the payload, read without decoding it (for lock keys,
-    /// which are computed before the handler decodes and validates the message).
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.envelope.payload.get(name)?.as_str()
-    }
-
-    /// The exclusive lock key `kind` on the id in payload field `name`, as written there;
-    /// none when the field is absent (the handler then fails on its own).
-    pub fn key(&self, kind: &str, name: &str) -> Vec<LockKey> {
-        self.field(name)
-            .map(|id| vec![LockKey::exclusive(kind, id)])
-            .unwrap_or_default()
-    }
 }
 
 /// What went wrong, and so what the runtime does with the message.
@@ -116,12 +91,6 @@ impl HandlerError {
         Self::Rejected(reason.into())
     }
 
-    /// A message type the worker's queue receives but its handler does not know: a routing
-    /// table and handler out of step. Permanent (dead-lettered with the reason).
-    pub fn unhandled(message_type: &str, worker: &str) -> Self {
-        Self::Permanent(format!("`{message_type}` is not handled by {worker}"))
-    }
-
     /// A transient failure from anything displayable.
     pub fn transient(err: impl Into<anyhow::Error>) -> Self {
         Self::Transient(err.into())
@@ -150,6 +119,8 @@ pub struct HandlerContext<'a> {
     /// The worker's transaction (its `search_path` is the worker's schema).
     pub conn: &'a mut PgConnection,
     pub(crate) outgoing: &'a mut Vec<OutboxMessage>,
+    /// Set by [`HandlerContext::wake_after_commit`].
+    pub(crate) wake: &'a mut bool,
     pub(crate) cause: &'a RawEnvelope,
     pub(crate) producer: &'a str,
 }
@@ -162,6 +133,8 @@ pub struct Batch<'a> {
     /// The batch's transaction (its `search_path` is the worker's schema).
     pub conn: &'a mut PgConnection,
     pub(crate) outgoing: &'a mut Vec<OutboxMessage>,
+    /// Set by [`HandlerContext::wake_after_commit`].
+    pub(crate) wake: &'a mut bool,
     pub(crate) producer: &'a str,
 }
 
@@ -172,6 +145,7 @@ impl Batch<'_> {
         HandlerContext {
             conn: &mut *self.conn,
             outgoing: &mut *self.outgoing,
+            wake: &mut *self.wake,
             cause: &msg.envelope,
             producer: self.producer,
         }
@@ -218,8 +192,17 @@ impl HandlerContext<'_> {
         Batch {
             conn: &mut *self.conn,
             outgoing: &mut *self.outgoing,
+            wake: &mut *self.wake,
             producer: self.producer,
         }
+    }
+
+    /// Wakes the worker's background task (its [`crate::drain`] loop, through the host's
+    /// [`crate::drain::Wake`] for the worker) once this transaction has committed: for a
+    /// handler that queued rows for it (a webhook delivery, a render job). In process and
+    /// after the commit, so no `NOTIFY` serialises the worker's commits (decision 0006).
+    pub fn wake_after_commit(&mut self) {
+        *self.wake = true;
     }
 
     /// Publishes `payload` after commit, caused by the message being handled (its correlation
@@ -394,21 +377,19 @@ pub enum Piece<'m> {
     Alone(&'m Incoming),
 }
 
-/// Splits a batch, in arrival order, into the longest runs of consecutive messages whose
-/// type `together` takes, and every other message alone: how a worker that decides its
-/// common messages a run at a time, and the rest one by one where they arrived, walks its
-/// batch without reordering anything (so [`Handler::handle_batch`]'s promise holds as is).
+/// Splits a batch, in arrival order, into the longest runs of consecutive messages that
+/// `together` takes (usually: its decoded input is one of the worker's common messages), and
+/// every other message alone: how a worker that decides its common messages a run at a
+/// time, and the rest one by one where they arrived, walks its batch without reordering
+/// anything (so [`Handler::handle_batch`]'s promise holds as is).
 pub fn runs<'m>(
     msgs: &'m [&'m Incoming],
-    together: fn(&str) -> bool,
+    together: impl Fn(&Incoming) -> bool + 'm,
 ) -> impl Iterator<Item = Piece<'m>> {
     let mut rest = msgs;
     std::iter::from_fn(move || {
         let first = rest.first()?;
-        let n = rest
-            .iter()
-            .take_while(|m| together(&m.envelope.message_type))
-            .count();
+        let n = rest.iter().take_while(|m| together(m)).count();
         let piece = if n > 0 {
             Piece::Together(&rest[..n])
         } else {
@@ -526,7 +507,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Incoming> = msgs.iter().collect();
-        let shape: Vec<String> = runs(&refs, |t| t == "a")
+        let shape: Vec<String> = runs(&refs, |m| m.envelope.message_type == "a")
             .map(|p| match p {
                 Piece::Together(run) => format!("together {}", run.len()),
                 Piece::Alone(m) => format!("alone {}", m.envelope.message_type),

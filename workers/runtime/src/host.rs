@@ -20,6 +20,7 @@ use crate::{
     config::Settings,
     consumer::{Consumer, ConsumerFaults},
     db,
+    drain::Wake,
     handler::Handler,
     health::{self, Health},
     metrics::Metrics,
@@ -39,6 +40,7 @@ pub struct Host {
     tasks: JoinSet<()>,
     pools: Vec<(String, PgPool)>,
     handoffs: Vec<(String, Handoff)>,
+    wakes: Vec<(String, Wake)>,
 }
 
 impl Host {
@@ -53,6 +55,7 @@ impl Host {
             tasks: JoinSet::new(),
             pools: Vec::new(),
             handoffs: Vec::new(),
+            wakes: Vec::new(),
         }
     }
 
@@ -105,12 +108,22 @@ impl Host {
 
     /// Starts worker `name`: its consumer (on queue `name`) and its outbox relay.
     pub async fn start_worker<H: Handler>(&mut self, name: &str, handler: H) -> anyhow::Result<()> {
-        self.start_worker_with(name, handler, ConsumerFaults::default())
+        self.start_consumer(name, handler, ConsumerFaults::default())
             .await
     }
 
     /// Like [`Host::start_worker`], with faults injected (tests).
+    #[cfg(feature = "testing")]
     pub async fn start_worker_with<H: Handler>(
+        &mut self,
+        name: &str,
+        handler: H,
+        faults: ConsumerFaults,
+    ) -> anyhow::Result<()> {
+        self.start_consumer(name, handler, faults).await
+    }
+
+    async fn start_consumer<H: Handler>(
         &mut self,
         name: &str,
         handler: H,
@@ -132,7 +145,8 @@ impl Host {
             self.metrics.clone(),
             self.health.clone(),
         )
-        .with_faults(faults);
+        .with_faults(faults)
+        .with_wake(self.wake(name));
         let handoff = self.start_relay(name, pool);
         self.tasks
             .spawn(consumer.with_handoff(handoff).run(self.shutdown.clone()));
@@ -168,6 +182,19 @@ impl Host {
             .iter()
             .find(|(s, _)| s == schema)
             .map(|(_, h)| h.clone())
+    }
+
+    /// The wake of worker `name`'s background task in this process: the worker's consumer
+    /// wakes it after a batch that queued work for it
+    /// ([`crate::HandlerContext::wake_after_commit`]); the task waits on it in
+    /// [`crate::drain::run`]. One per worker, made on first use.
+    pub fn wake(&mut self, name: &str) -> Wake {
+        if let Some((_, wake)) = self.wakes.iter().find(|(n, _)| n == name) {
+            return wake.clone();
+        }
+        let wake = Wake::default();
+        self.wakes.push((name.to_owned(), wake.clone()));
+        wake
     }
 
     /// Runs a worker's own background task (e.g. a dispatcher draining a table) as part of

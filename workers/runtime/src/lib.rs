@@ -28,12 +28,15 @@ pub mod handler;
 pub mod health;
 pub mod host;
 pub mod inputs;
+#[cfg(feature = "bench")]
 pub mod machine;
 pub mod metrics;
 pub mod outbox;
 pub mod retry;
+#[cfg(feature = "bench")]
 pub mod scratch;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod topology;
 
@@ -47,4 +50,5 @@ pub use inputs::{InputError, Inputs};
 /// The contracts, for what [`inputs!`] expands to in a worker crate.
 #[doc(hidden)]
 pub use orderly_contracts as __contracts;
+#[cfg(feature = "bench")]
 pub use scratch::Scratch;

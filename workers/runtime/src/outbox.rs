@@ -333,6 +333,7 @@ impl Relay {
     }
 
     /// Injects faults (tests).
+    #[cfg(feature = "testing")]
     #[must_use]
     pub fn with_faults(mut self, faults: RelayFaults) -> Self {
         self.faults = faults;

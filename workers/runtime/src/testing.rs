@@ -56,9 +56,11 @@ pub async fn run_batch<H: Handler>(
     let refs: Vec<&Incoming> = incoming.iter().collect();
     let mut tx = pool.begin().await?;
     let mut outgoing = Vec::new();
+    let mut wake = false;
     let mut batch = Batch {
         conn: &mut tx,
         outgoing: &mut outgoing,
+        wake: &mut wake,
         producer: worker,
     };
     if together {
@@ -299,15 +301,7 @@ impl World {
 
 /// Drops a test database, disconnecting whoever is still on it.
 pub async fn drop_database(name: &str) -> anyhow::Result<()> {
-    let admin = db::connect(&format!("{POSTGRES_SERVER}/postgres"), "public", 1).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists \"{}\" with (force)",
-        name.replace('"', "")
-    )))
-    .execute(&admin)
-    .await?;
-    admin.close().await;
-    Ok(())
+    Ok(db::drop_database(&format!("{POSTGRES_SERVER}/{name}")).await?)
 }
 
 /// Observes published messages.
