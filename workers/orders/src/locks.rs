@@ -17,13 +17,13 @@
 //!   turns: either the order sees the product, or the upsert sees the exception the order
 //!   raised and matches the held line.
 //!
-//! A cancellation request names its order by id or by business key inside an order
-//! reference, not as a top-level order id; it has never declared a key and declares none
-//! here (the order's row lock still serialises it).
+//! - an `order.cancel_requested`: the order it names, by id, or by business key (the
+//!   `order-ref` key a re-push of the same order takes, and the order when it exists,
+//!   looked up with the placed orders' keys).
 
 use std::collections::HashMap;
 
-use orderly_contracts::messages::{OrderPlaced, ProductUpserted};
+use orderly_contracts::messages::{OrderCancelRequested, OrderPlaced, ProductUpserted};
 use orderly_contracts::types::Gtin;
 use orderly_runtime::{HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
@@ -49,6 +49,7 @@ pub(crate) async fn of_batch(
         .iter()
         .filter_map(|input| match input {
             I::Placed(env) => Some(business_key_ref(&env.payload)),
+            I::CancelRequested(env) => cancelled_ref(&env.payload),
             _ => None,
         })
         .collect();
@@ -58,7 +59,7 @@ pub(crate) async fn of_batch(
         match input {
             I::Placed(env) => keys.extend(placed_keys(&env.payload, &known)),
             I::ProductUpserted(env) => keys.extend(product_keys(&env.payload, conn).await?),
-            I::CancelRequested(_) => {}
+            I::CancelRequested(env) => keys.extend(cancel_keys(&env.payload, &known)),
             I::RefundRequested(env) => keys.push(order(env.payload.order_id)),
             I::ExceptionResolved(env) => keys.push(order(env.payload.order_id)),
             I::StockReserved(env) => keys.push(order(env.payload.order_id)),
@@ -75,6 +76,37 @@ pub(crate) async fn of_batch(
         }
     }
     Ok(keys)
+}
+
+/// The business key a cancellation request names its order by, if it does.
+fn cancelled_ref(request: &OrderCancelRequested) -> Option<(&str, &str, &str)> {
+    let reference = &request.order;
+    Some((
+        request.store_id.as_str(),
+        reference.channel.as_ref()?.as_str(),
+        reference.external_order_id.as_deref()?,
+    ))
+}
+
+/// What an `order.cancel_requested` locks: its order by id, or its business key and the
+/// order if it is known (`known`, by business key).
+fn cancel_keys(
+    request: &OrderCancelRequested,
+    known: &HashMap<(String, String, String), Uuid>,
+) -> Vec<LockKey> {
+    if let Some(order_id) = request.order.order_id {
+        return vec![order(order_id)];
+    }
+    let Some((store_id, channel, external)) = cancelled_ref(request) else {
+        return Vec::new();
+    };
+    let mut keys = vec![LockKey::exclusive(
+        "order-ref",
+        format_args!("{store_id}/{channel}/{external}"),
+    )];
+    let business_key = (store_id.to_owned(), channel.to_owned(), external.to_owned());
+    keys.extend(known.get(&business_key).map(|id| order(*id)));
+    keys
 }
 
 /// The exclusive key of one order.

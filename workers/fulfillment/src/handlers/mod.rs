@@ -20,7 +20,7 @@ mod reaccepted;
 mod settings;
 
 use orderly_contracts::messages::ShipmentUpdated;
-use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece};
 use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -68,15 +68,11 @@ impl Handler for FulfillmentHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        let mut rest = msgs;
-        while let Some(first) = rest.first() {
-            let n = rest.iter().take_while(|m| is_common(m)).count();
-            if n > 0 {
-                run_flow(&rest[..n], batch).await?;
-            } else {
-                batch.handle_one(self, first).await?;
+        for piece in orderly_runtime::runs(msgs, is_common) {
+            match piece {
+                Piece::Together(run) => run_flow(run, batch).await?,
+                Piece::Alone(msg) => batch.handle_one(self, msg).await?,
             }
-            rest = &rest[n.max(1)..];
         }
         Ok(())
     }

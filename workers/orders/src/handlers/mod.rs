@@ -37,7 +37,7 @@ mod intake;
 mod requests;
 
 use orderly_contracts::ContractError;
-use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece};
 use sqlx::PgConnection;
 use tracing::Instrument;
 
@@ -106,18 +106,10 @@ impl Handler for OrdersHandler {
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
-        let mut rest = msgs;
-        while let Some(first) = rest.first() {
-            let n = rest
-                .iter()
-                .take_while(|m| FlowInput::of_msg(m).is_some())
-                .count();
-            if n == 0 {
-                batch.handle_one(self, first).await?;
-                rest = &rest[1..];
-            } else {
-                run_flow(&rest[..n], batch).await?;
-                rest = &rest[n..];
+        for piece in orderly_runtime::runs(msgs, |m| FlowInput::of_msg(m).is_some()) {
+            match piece {
+                Piece::Together(run) => run_flow(run, batch).await?,
+                Piece::Alone(msg) => batch.handle_one(self, msg).await?,
             }
         }
         Ok(())
