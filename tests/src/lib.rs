@@ -81,20 +81,35 @@ pub struct ProbeHandler {
     pub side: PgPool,
 }
 
+impl orderly_contracts::Validate for Probe {
+    fn validate(&self) -> Result<(), orderly_contracts::ContractError> {
+        Ok(())
+    }
+}
+
+orderly_runtime::inputs! {
+    /// The probe worker's one input.
+    pub enum ProbeInput {
+        /// A scripted probe.
+        Probe(Probe),
+    }
+}
+
 impl Handler for ProbeHandler {
+    type Input = ProbeInput;
+
     async fn lock_keys(
         &self,
         msg: &Incoming,
         _conn: &mut sqlx::PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
-        Ok(msg
-            .envelope
+        let Ok(ProbeInput::Probe(env)) = msg.input::<ProbeInput>() else {
+            return Ok(Vec::new());
+        };
+        Ok(env
             .payload
-            .get("touch")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_u64)
+            .touch
+            .iter()
             .map(|counter| LockKey::exclusive("counter", counter))
             .collect())
     }
@@ -104,8 +119,8 @@ impl Handler for ProbeHandler {
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let env = msg.decode::<Probe>()?;
-        let p = env.payload;
+        let ProbeInput::Probe(env) = msg.input::<ProbeInput>()?;
+        let p = &env.payload;
         sqlx::query("insert into probe.attempts (message_id, attempt) values ($1, $2)")
             .bind(env.message_id)
             .bind(msg.attempt as i32)

@@ -43,7 +43,7 @@ impl Pipeline {
         let mut host = world.host();
         match chaos {
             None => {
-                orderly::ops::start_all(&mut host).await?;
+                orderly::workers::start_all(&mut host).await?;
             }
             Some(seed) => {
                 let dup = world.connection.create_channel().await?;
@@ -489,6 +489,8 @@ impl Chaos<()> {
 }
 
 impl<H: Handler> Handler for Chaos<H> {
+    type Input = H::Input;
+
     async fn handle(
         &self,
         msg: &Incoming,

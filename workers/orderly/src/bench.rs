@@ -46,17 +46,33 @@ impl Message for Pong {
     const VERSION: u16 = 1;
 }
 
+impl orderly_contracts::Validate for Ping {
+    fn validate(&self) -> Result<(), orderly_contracts::ContractError> {
+        Ok(())
+    }
+}
+
+orderly_runtime::inputs! {
+    /// The echo worker's one input.
+    enum EchoInput {
+        /// A ping to answer.
+        Ping(Ping),
+    }
+}
+
 /// Does nothing but answer: the cost measured is the runtime's.
 #[derive(Debug)]
 struct Echo;
 
 impl Handler for Echo {
+    type Input = EchoInput;
+
     async fn handle(
         &self,
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let ping = msg.decode::<Ping>()?;
+        let EchoInput::Ping(ping) = msg.input::<EchoInput>()?;
         cx.emit(Pong {
             sent_us: ping.payload.sent_us,
         });
@@ -374,7 +390,7 @@ fn render(f: &Figures, messages: usize, latency_seconds: u64) -> String {
     let cpu = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "## Runtime: one exactly-once hop\n\n\
-         Command: `cargo run --release -p orderly -- bench runtime --messages {messages} --latency-seconds {latency_seconds}`  \n\
+         Command: `cargo run --release -p orderly --features bench -- bench runtime --messages {messages} --latency-seconds {latency_seconds}`  \n\
          Machine: {cpu} cores; broker, database, worker and load generator on the same box. Run at {}.\n\n\
          | measure | figure |\n|---|---|\n\
          | PostgreSQL one-row commits/s (8 connections) | {:.0} |\n\

@@ -57,6 +57,7 @@ enum Command {
     },
     /// Drive the simulator at volume against running workers and report throughput and
     /// latency per stage.
+    #[cfg(feature = "bench")]
     Loadgen {
         /// Orders to place.
         #[arg(long, default_value_t = 3000)]
@@ -96,6 +97,7 @@ enum Command {
         command: InventoryCommand,
     },
     /// Benchmarks that print figures and write them to docs/benchmarks.md.
+    #[cfg(feature = "bench")]
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -279,6 +281,7 @@ enum OutboxCommand {
     },
 }
 
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// One exactly-once hop (inbox + outbox + relay) against the raw broker and database.
@@ -353,6 +356,7 @@ impl Cli {
                 command: OutboxCommand::Status { json },
             } => crate::ops::outbox_status(&settings, json).await,
             Command::Demo { orders, seed } => crate::demo::run(settings, orders, seed).await,
+            #[cfg(feature = "bench")]
             Command::Loadgen {
                 orders,
                 rate,
@@ -424,6 +428,7 @@ impl Cli {
             Command::Inventory {
                 command: InventoryCommand::Check,
             } => crate::ops::inventory_check(&settings).await,
+            #[cfg(feature = "bench")]
             Command::Bench {
                 command:
                     BenchCommand::Runtime {
@@ -432,6 +437,7 @@ impl Cli {
                         no_write,
                     },
             } => crate::bench::runtime(settings, messages, latency_seconds, !no_write).await,
+            #[cfg(feature = "bench")]
             Command::Bench {
                 command: BenchCommand::Invoices { invoices, no_write },
             } => {
@@ -442,12 +448,13 @@ impl Cli {
                     "invoices",
                     "Invoicing: invoices end to end, and PDF rendering alone",
                     &format!(
-                        "cargo run --release -p orderly -- bench invoices --invoices {invoices}"
+                        "cargo run --release -p orderly --features bench -- bench invoices --invoices {invoices}"
                     ),
                     &figures?.markdown(),
                     !no_write,
                 )
             }
+            #[cfg(feature = "bench")]
             Command::Bench {
                 command: BenchCommand::Notifications { events, no_write },
             } => {
@@ -456,7 +463,7 @@ impl Cli {
                     "notifications",
                     "Notifications: requests from status events, merchant webhook deliveries",
                     &format!(
-                        "cargo run --release -p orderly -- bench notifications --events {events}"
+                        "cargo run --release -p orderly --features bench -- bench notifications --events {events}"
                     ),
                     &figures.markdown(),
                     !no_write,

@@ -48,9 +48,7 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         "Orderly demo: storefront, marketplace connector, operator and carrier around the workers.\n"
     );
     println!("Setting up: fresh database orderly_demo, broker namespace `demo`.");
-    orderly_runtime::testing::drop_database("orderly_demo")
-        .await
-        .ok();
+    db::drop_database(&settings.database_url).await?;
     db::ensure_database(&settings.database_url).await?;
     db::migrate(&settings.database_url).await?;
     let names = Names::new("demo");
@@ -63,7 +61,7 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
     }
     let mut host = Host::new(settings.clone());
     host.declare(&topology::standard_specs(&settings)).await?;
-    let workers = crate::ops::start_all(&mut host).await?;
+    let workers = crate::workers::start_all(&mut host).await?;
     let addr = host.serve_http().await?;
     println!(
         "Workers running in this process: {} (metrics on http://{addr}/metrics).\n",

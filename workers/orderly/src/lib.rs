@@ -2,10 +2,13 @@
 //! world (demo, load generator, end-to-end tests) and the benchmarks. `main.rs` only parses
 //! and runs.
 
+#[cfg(feature = "bench")]
 mod bench;
 pub mod cli;
 mod demo;
+#[cfg(feature = "bench")]
 mod loadgen;
 pub mod ops;
 mod report;
 pub mod sim;
+pub mod workers;

@@ -9,13 +9,12 @@ use orderly_runtime::{
     broker::{self, Names},
     db,
     dlq::{DeadLetter, DeadLetters},
-    outbox,
-    topology::{self, QueueKind},
+    outbox, topology,
 };
 
 /// Hosts `worker` (or every worker) until SIGTERM.
 pub(crate) async fn run(settings: Settings, worker: &str) -> anyhow::Result<()> {
-    let known = crate::ops::worker_names(&settings);
+    let known = crate::workers::names();
     let selected: Vec<String> = if worker == "all" {
         known.clone()
     } else if known.iter().any(|w| w == worker) {
@@ -28,81 +27,13 @@ pub(crate) async fn run(settings: Settings, worker: &str) -> anyhow::Result<()> 
     let host = Host::new(settings);
     host.declare(&topology::standard_specs(host.settings()))
         .await?;
-    let host = start_workers(host, &selected).await?;
+    let mut host = host;
+    for name in &selected {
+        crate::workers::start(&mut host, name).await?;
+    }
     host.serve_http().await?;
     host.run_until_signal().await;
     Ok(())
-}
-
-/// The worker queues of the routing table.
-pub(crate) fn worker_names(settings: &Settings) -> Vec<String> {
-    topology::standard_specs(settings)
-        .into_iter()
-        .filter(|s| matches!(s.kind, QueueKind::Worker { .. }))
-        .map(|s| s.name)
-        .collect()
-}
-
-/// The workers built into this binary.
-pub const BUILT_IN: &[&str] = &[
-    orderly_orders::NAME,
-    orderly_inventory::NAME,
-    orderly_fulfillment::NAME,
-    orderly_invoicing::NAME,
-    orderly_notifications::NAME,
-];
-
-/// Starts the handlers built into this binary for `selected`.
-async fn start_workers(mut host: Host, selected: &[String]) -> anyhow::Result<Host> {
-    for name in selected {
-        start_one(&mut host, name).await?;
-    }
-    Ok(host)
-}
-
-async fn start_one(host: &mut Host, name: &str) -> anyhow::Result<()> {
-    match name {
-        orderly_orders::NAME => {
-            host.start_worker(name, orderly_orders::OrdersHandler::new())
-                .await
-        }
-        orderly_inventory::NAME => {
-            host.start_worker(name, orderly_inventory::InventoryHandler::new())
-                .await
-        }
-        orderly_fulfillment::NAME => {
-            host.start_worker(name, orderly_fulfillment::FulfillmentHandler)
-                .await
-        }
-        orderly_invoicing::NAME => {
-            orderly_invoicing::start(
-                host,
-                orderly_invoicing::InvoicingHandler::new(),
-                orderly_invoicing::RenderSettings::default(),
-            )
-            .await
-        }
-        orderly_notifications::NAME => {
-            orderly_notifications::start(
-                host,
-                orderly_notifications::NotificationsHandler::new(),
-                orderly_notifications::WebhookSettings::default(),
-            )
-            .await
-        }
-        other => anyhow::bail!(
-            "worker `{other}` is declared in the routing table but not built into this binary yet (built in: {})",
-            BUILT_IN.join(", ")
-        ),
-    }
-}
-
-/// Starts every built-in worker; returns their names.
-pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<String>> {
-    for name in BUILT_IN {
-        start_one(host, name).await?;
-    }
-    Ok(BUILT_IN.iter().map(|s| (*s).to_owned()).collect())
 }
 
 /// Publishes raw bytes without validating them (the demo's deliberately broken order).
@@ -416,7 +347,7 @@ pub(crate) async fn dlq_purge(
 /// `orderly outbox status`.
 pub(crate) async fn outbox_status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let mut report = Vec::new();
-    for worker in worker_names(settings) {
+    for worker in crate::workers::names() {
         let pool = db::connect(&settings.database_url, &worker, 1).await?;
         let exists: bool = sqlx::query_scalar("select to_regclass('outbox') is not null")
             .fetch_one(&pool)

@@ -1,0 +1,151 @@
+//! The workers built into this binary: the one list of them, what each consumes, and how
+//! each is started.
+//!
+//! Why one list: the routing table (`orderly_contracts::routing`), the handlers' declared
+//! inputs and the deployment files (`deploy/compose.yaml`, `deploy/k8s/workers.yaml`) all
+//! name the workers; the tests below hold them to this list, so a worker missing from a
+//! deployment, or a message type routed to a worker that does not handle it, fails CI
+//! instead of a production deployment.
+
+use orderly_runtime::{Handler, Host, Inputs};
+
+/// One built-in worker.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltIn {
+    /// Its name: queue, schema and `orderly run <name>`.
+    pub name: &'static str,
+    /// The message types its handler declares (its `Handler::Input`).
+    pub consumes: &'static [&'static str],
+}
+
+const fn built_in<H: Handler>(name: &'static str) -> BuiltIn {
+    BuiltIn {
+        name,
+        consumes: <H::Input as Inputs>::TYPES,
+    }
+}
+
+/// Every worker built into this binary, in the order `orderly run all` starts them.
+pub const BUILT_IN: &[BuiltIn] = &[
+    built_in::<orderly_orders::OrdersHandler>(orderly_orders::NAME),
+    built_in::<orderly_inventory::InventoryHandler>(orderly_inventory::NAME),
+    built_in::<orderly_fulfillment::FulfillmentHandler>(orderly_fulfillment::NAME),
+    built_in::<orderly_invoicing::InvoicingHandler>(orderly_invoicing::NAME),
+    built_in::<orderly_notifications::NotificationsHandler>(orderly_notifications::NAME),
+];
+
+/// The names of the built-in workers.
+pub fn names() -> Vec<String> {
+    BUILT_IN.iter().map(|w| w.name.to_owned()).collect()
+}
+
+/// Starts worker `name` in `host`, with its background tasks and their settings
+/// (`[renderer]`, `[webhooks]`) from the host's configuration.
+pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
+    match name {
+        orderly_orders::NAME => {
+            host.start_worker(name, orderly_orders::OrdersHandler::new())
+                .await
+        }
+        orderly_inventory::NAME => {
+            host.start_worker(name, orderly_inventory::InventoryHandler::new())
+                .await
+        }
+        orderly_fulfillment::NAME => {
+            host.start_worker(name, orderly_fulfillment::FulfillmentHandler)
+                .await
+        }
+        orderly_invoicing::NAME => {
+            let rendering = host.settings().section("renderer")?;
+            orderly_invoicing::start(host, orderly_invoicing::InvoicingHandler::new(), rendering)
+                .await
+        }
+        orderly_notifications::NAME => {
+            let webhooks = host.settings().section("webhooks")?;
+            orderly_notifications::start(
+                host,
+                orderly_notifications::NotificationsHandler::new(),
+                webhooks,
+            )
+            .await
+        }
+        other => anyhow::bail!("unknown worker `{other}`; built in: {}", names().join(", ")),
+    }
+}
+
+/// Starts every built-in worker; returns their names.
+pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<String>> {
+    for worker in BUILT_IN {
+        start(host, worker.name).await?;
+    }
+    Ok(names())
+}
+
+#[cfg(test)]
+mod tests {
+    use orderly_contracts::routing::{QueueKind, ROUTES};
+    use orderly_runtime::inputs::check_routes;
+
+    use super::BUILT_IN;
+
+    /// Every type routed to a worker is handled by it, and every type it handles is routed
+    /// to it; every worker queue of the routing table is a built-in worker.
+    #[test]
+    fn every_worker_handles_exactly_what_the_routing_table_sends_it() {
+        for worker in BUILT_IN {
+            assert_eq!(
+                check_routes(worker.name, worker.consumes),
+                Ok(()),
+                "worker `{}`",
+                worker.name
+            );
+            assert!(
+                orderly_contracts::routing::route(worker.name).is_some(),
+                "worker `{}` has no queue in the routing table",
+                worker.name
+            );
+        }
+        for route in ROUTES.iter().filter(|r| r.kind == QueueKind::Worker) {
+            assert!(
+                BUILT_IN.iter().any(|w| w.name == route.queue),
+                "the routing table has a worker queue `{}` that no built-in worker reads",
+                route.queue
+            );
+        }
+    }
+
+    fn deploy_file(path: &str) -> String {
+        let path = format!("{}/../../deploy/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The workers each deployment file runs (`orderly run <name>`), in file order.
+    fn run_commands(text: &str) -> Vec<String> {
+        text.match_indices(r#"["orderly", "run", ""#)
+            .filter_map(|(at, prefix)| {
+                let rest = &text[at + prefix.len()..];
+                rest.split('"').next().map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// A deployment made from `deploy/` runs every built-in worker, and nothing else.
+    #[test]
+    fn the_deployment_files_run_every_built_in_worker() {
+        let mut expected: Vec<String> = BUILT_IN.iter().map(|w| w.name.to_owned()).collect();
+        expected.sort();
+        for file in ["compose.yaml", "k8s/workers.yaml"] {
+            let mut running = run_commands(&deploy_file(file));
+            running.sort();
+            assert_eq!(running, expected, "deploy/{file}");
+        }
+        let k8s = deploy_file("k8s/workers.yaml");
+        for worker in BUILT_IN {
+            assert!(
+                k8s.contains(&format!("queueName: orderly.{},", worker.name)),
+                "deploy/k8s/workers.yaml scales `{}` on its queue depth",
+                worker.name
+            );
+        }
+    }
+}
