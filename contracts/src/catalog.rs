@@ -21,6 +21,10 @@ use crate::validate::Validate;
 pub struct MessageSpec {
     /// Dotted type, the routing key: `order.placed`.
     pub message_type: &'static str,
+    /// Who sends it (for the contracts' README).
+    pub from: &'static str,
+    /// What it says, in a line (for the contracts' README).
+    pub summary: &'static str,
     /// Schema version.
     pub version: u16,
     /// JSON Schema (2020-12) of the whole envelope with this payload, `message_type` and
@@ -122,9 +126,11 @@ fn normalize_as<P: Message + Validate>(raw: RawEnvelope) -> Result<Value, Contra
 }
 
 macro_rules! spec {
-    ($payload:ty, $example:path) => {
+    ($payload:ty, $example:path, from: $from:literal, says: $summary:literal $(,)?) => {
         MessageSpec {
             message_type: <$payload as Message>::TYPE,
+            from: $from,
+            summary: $summary,
             version: <$payload as Message>::VERSION,
             schema: schema_of::<$payload>,
             example: $example,
@@ -137,45 +143,186 @@ macro_rules! spec {
 /// Every message type, in lifecycle order.
 pub fn catalog() -> Vec<MessageSpec> {
     vec![
-        spec!(OrderPlaced, examples::order_placed),
-        spec!(OrderAccepted, examples::order_accepted),
-        spec!(OrderOnHold, examples::order_on_hold),
-        spec!(OrderStatusChanged, examples::order_status_changed),
-        spec!(OrderCancelRequested, examples::order_cancel_requested),
-        spec!(OrderCancelled, examples::order_cancelled),
-        spec!(OrderRefundRequested, examples::order_refund_requested),
-        spec!(OrderExceptionResolved, examples::order_exception_resolved),
-        spec!(OrderCompleted, examples::order_completed),
-        spec!(ProductUpserted, examples::product_upserted),
-        spec!(InventoryAdjusted, examples::inventory_adjusted),
-        spec!(StockReserved, examples::stock_reserved),
-        spec!(StockUnavailable, examples::stock_unavailable),
-        spec!(StockReleased, examples::stock_released),
-        spec!(StockLevelChanged, examples::stock_level_changed),
-        spec!(ShipmentRequested, examples::shipment_requested),
-        spec!(ShipmentUpdated, examples::shipment_updated),
-        spec!(ShipmentDispatched, examples::shipment_dispatched),
-        spec!(ShipmentDelivered, examples::shipment_delivered),
-        spec!(ShipmentException, examples::shipment_exception),
-        spec!(InvoiceRequested, examples::invoice_requested),
-        spec!(InvoiceIssued, examples::invoice_issued),
-        spec!(CreditNoteIssued, examples::credit_note_issued),
-        spec!(NotificationRequested, examples::notification_requested),
-        spec!(NotificationSent, examples::notification_sent),
-        spec!(NotificationFailed, examples::notification_failed),
+        spec!(
+            OrderPlaced,
+            examples::order_placed,
+            from: "storefront, marketplace connectors, tills, operators",
+            says: "a new order or a new revision of one (identified by store, channel and external order id)",
+        ),
+        spec!(
+            OrderAccepted,
+            examples::order_accepted,
+            from: "orders",
+            says: "the order is valid and matched; carries the full accepted order",
+        ),
+        spec!(
+            OrderOnHold,
+            examples::order_on_hold,
+            from: "orders",
+            says: "lines matched no product (order item exceptions); waits for an operator",
+        ),
+        spec!(
+            OrderStatusChanged,
+            examples::order_status_changed,
+            from: "orders",
+            says: "status moved; per-order `sequence` lets consumers drop stale updates",
+        ),
+        spec!(
+            OrderCancelRequested,
+            examples::order_cancel_requested,
+            from: "storefront, operators",
+            says: "cancel an order or some lines",
+        ),
+        spec!(
+            OrderCancelled,
+            examples::order_cancelled,
+            from: "orders",
+            says: "the order or some lines are cancelled",
+        ),
+        spec!(
+            OrderRefundRequested,
+            examples::order_refund_requested,
+            from: "operators, storefront",
+            says: "refund lines and/or shipping of an invoiced order",
+        ),
+        spec!(
+            OrderExceptionResolved,
+            examples::order_exception_resolved,
+            from: "operators",
+            says: "an order item exception is resolved (map to SKU, remove line, cancel)",
+        ),
+        spec!(
+            OrderCompleted,
+            examples::order_completed,
+            from: "orders",
+            says: "delivered and invoiced; done",
+        ),
+        spec!(
+            ProductUpserted,
+            examples::product_upserted,
+            from: "PIM",
+            says: "a product's SKU, GTINs, VAT category, status",
+        ),
+        spec!(
+            InventoryAdjusted,
+            examples::inventory_adjusted,
+            from: "WMS, marketplace connectors, operators",
+            says: "a stock count (`set_on_hand`) or change (`delta`) for one SKU in one warehouse",
+        ),
+        spec!(
+            StockReserved,
+            examples::stock_reserved,
+            from: "inventory",
+            says: "every line reserved, with the per-warehouse allocation",
+        ),
+        spec!(
+            StockUnavailable,
+            examples::stock_unavailable,
+            from: "inventory",
+            says: "not enough stock; the shortages; nothing reserved",
+        ),
+        spec!(
+            StockReleased,
+            examples::stock_released,
+            from: "inventory",
+            says: "reserved units went back to stock",
+        ),
+        spec!(
+            StockLevelChanged,
+            examples::stock_level_changed,
+            from: "inventory",
+            says: "a SKU's sellable stock changed (for listings); per-SKU `sequence`",
+        ),
+        spec!(
+            ShipmentRequested,
+            examples::shipment_requested,
+            from: "fulfillment",
+            says: "a warehouse is asked to ship part of an order",
+        ),
+        spec!(
+            ShipmentUpdated,
+            examples::shipment_updated,
+            from: "carriers, 3PLs, tracking aggregators",
+            says: "a tracking event in the sender's vocabulary",
+        ),
+        spec!(
+            ShipmentDispatched,
+            examples::shipment_dispatched,
+            from: "fulfillment",
+            says: "a shipment left the warehouse, with its tracking number",
+        ),
+        spec!(
+            ShipmentDelivered,
+            examples::shipment_delivered,
+            from: "fulfillment",
+            says: "a shipment was delivered",
+        ),
+        spec!(
+            ShipmentException,
+            examples::shipment_exception,
+            from: "fulfillment",
+            says: "delivery failed, returned, or something needs a human",
+        ),
+        spec!(
+            InvoiceRequested,
+            examples::invoice_requested,
+            from: "fulfillment",
+            says: "invoice (part of) an order; self-contained: buyer, addresses, priced lines",
+        ),
+        spec!(
+            InvoiceIssued,
+            examples::invoice_issued,
+            from: "invoicing",
+            says: "an invoice was numbered and rendered; totals, VAT treatment, PDF",
+        ),
+        spec!(
+            CreditNoteIssued,
+            examples::credit_note_issued,
+            from: "invoicing",
+            says: "a credit note against an invoice",
+        ),
+        spec!(
+            NotificationRequested,
+            examples::notification_requested,
+            from: "notifications",
+            says: "deliver this rendered message to this recipient",
+        ),
+        spec!(
+            NotificationSent,
+            examples::notification_sent,
+            from: "notification system",
+            says: "it was delivered",
+        ),
+        spec!(
+            NotificationFailed,
+            examples::notification_failed,
+            from: "notification system",
+            says: "it could not be delivered (and whether retrying can help)",
+        ),
         spec!(
             StoreInvoiceSettingsUpdated,
-            examples::store_invoice_settings_updated
+            examples::store_invoice_settings_updated,
+            from: "admin API",
+            says: "a store's seller details, VAT id, number prefixes, invoice timing",
         ),
         spec!(
             StoreNotificationSettingsUpdated,
-            examples::store_notification_settings_updated
+            examples::store_notification_settings_updated,
+            from: "admin API",
+            says: "a store's notification language, staff recipients, rules and template texts",
         ),
         spec!(
             WebhookEndpointRegistered,
-            examples::webhook_endpoint_registered
+            examples::webhook_endpoint_registered,
+            from: "admin API",
+            says: "a store's webhook endpoint: URL, event types, signing secret, enabled",
         ),
-        spec!(WebhookEndpointDisabled, examples::webhook_endpoint_disabled),
+        spec!(
+            WebhookEndpointDisabled,
+            examples::webhook_endpoint_disabled,
+            from: "notifications",
+            says: "a webhook endpoint was disabled after repeated failures",
+        ),
     ]
 }
 

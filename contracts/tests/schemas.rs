@@ -734,46 +734,83 @@ fn other_messages_name_their_fields_too() {
     );
 }
 
-#[test]
-fn readme_routing_table_matches_the_code() {
-    use orderly_contracts::routing::{QueueKind, ROUTES};
-    let readme =
-        fs::read_to_string(docs_dir().join("README.md")).expect("docs/contracts/README.md");
+/// `docs/contracts/README.md`'s generated section `name` (between its markers) replaced by
+/// `body`; `None` when the markers are missing.
+fn with_section(readme: &str, name: &str, body: &str) -> Option<String> {
+    let begin = readme.find(&format!("<!-- begin generated: {name} "))?;
+    let begin = begin + readme[begin..].find("-->\n")? + 4;
+    let end = readme.find(&format!("<!-- end generated: {name} -->"))?;
+    (begin <= end).then(|| format!("{}{body}{}", &readme[..begin], &readme[end..]))
+}
+
+/// The routing table and the inbound-only list, as the README shows them.
+fn routing_section() -> String {
+    use orderly_contracts::routing::{INBOUND_ONLY, QueueKind, ROUTES};
+    let grouped = |n: u32| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let code = |types: &[&str]| {
+        types
+            .iter()
+            .map(|t| format!("`{t}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("| queue | kind | message types |\n|---|---|---|\n");
     for route in ROUTES {
-        let row = readme
-            .lines()
-            .find(|line| line.starts_with(&format!("| `{}` |", route.queue)))
-            .unwrap_or_else(|| panic!("README has no routing row for `{}`", route.queue));
-        let columns: Vec<&str> = row.split('|').map(str::trim).collect();
-        let listed: Vec<&str> = columns[3]
-            .split(", ")
-            .map(|t| t.trim_matches('`'))
-            .collect();
-        assert_eq!(
-            listed, route.message_types,
-            "README row for `{}`",
-            route.queue
-        );
         let kind = match route.kind {
             QueueKind::Worker => "worker".to_owned(),
-            QueueKind::Outbound { max_length } => format!("outbound, max {}", {
-                let digits = max_length.to_string();
-                let mut grouped = String::new();
-                for (i, c) in digits.chars().enumerate() {
-                    if i > 0 && (digits.len() - i) % 3 == 0 {
-                        grouped.push(',');
-                    }
-                    grouped.push(c);
-                }
-                grouped
-            }),
+            QueueKind::Outbound { max_length } => format!("outbound, max {}", grouped(max_length)),
         };
-        assert_eq!(columns[2], kind, "README kind for `{}`", route.queue);
+        out.push_str(&format!(
+            "| `{}` | {kind} | {} |\n",
+            route.queue,
+            code(route.message_types)
+        ));
     }
-    for message_type in orderly_contracts::routing::all_message_types() {
-        assert!(
-            readme.contains(&format!("| `{message_type}` |")),
-            "README's message table lacks `{message_type}`"
-        );
+    out.push_str(&format!(
+        "\nPublished only by outside producers (Orderly consumes them): {}.\n",
+        code(INBOUND_ONLY)
+    ));
+    out
+}
+
+/// Every message type with who sends it and what it says, as the README shows them.
+fn messages_section() -> String {
+    let mut out = String::from("| type | from | what it says |\n|---|---|---|\n");
+    for spec in catalog() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            spec.message_type, spec.from, spec.summary
+        ));
+    }
+    out
+}
+
+/// The README's routing table and message list are generated from the routing table and
+/// the catalog, so a new route or type cannot be forgotten there.
+#[test]
+fn readme_tables_match_the_code() {
+    let path = docs_dir().join("README.md");
+    let readme = fs::read_to_string(&path).expect("docs/contracts/README.md");
+    let mut generated = readme.clone();
+    for (name, body) in [
+        ("routing", routing_section()),
+        ("messages", messages_section()),
+    ] {
+        generated = with_section(&generated, name, &body).unwrap_or_else(|| {
+            panic!("README lacks the markers of its generated `{name}` section")
+        });
+    }
+    if let Some(difference) = sync(&path, &generated) {
+        panic!("{difference}; regenerate with `{REGENERATE}`");
     }
 }
