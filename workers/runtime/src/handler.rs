@@ -7,56 +7,16 @@
 //!
 //! The error type says what the runtime does next (see [`HandlerError`]).
 
-use std::any::Any;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
 
 use orderly_contracts::{ContractError, Envelope, Message, RawEnvelope};
 use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
+pub use crate::inputs::Incoming;
 use crate::inputs::{InputError, Inputs};
 use crate::outbox::OutboxMessage;
-
-/// A delivery as the handler sees it.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// The envelope, payload still undecoded.
-    pub envelope: RawEnvelope,
-    /// Which handling attempt this is (1 for the first).
-    pub attempt: u32,
-    /// The worker's decoded input, once [`Incoming::input`] decoded it: the lock keys and
-    /// the handler share one decoding.
-    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
-}
-
-impl Incoming {
-    /// A delivery of `envelope`, on its `attempt`-th handling.
-    pub fn new(envelope: RawEnvelope, attempt: u32) -> Self {
-        Self {
-            envelope,
-            attempt,
-            decoded: OnceLock::new(),
-        }
-    }
-
-    /// The delivery as the worker's input `I`, decoded and validated on first use and kept
-    /// with the delivery (see [`crate::inputs`]).
-    pub fn input<I: Inputs>(&self) -> Result<&I, InputError> {
-        if let Some(input) = self.decoded.get().and_then(|d| d.downcast_ref::<I>()) {
-            return Ok(input);
-        }
-        let input = I::decode(self)?;
-        let decoded = self.decoded.get_or_init(|| Arc::new(input));
-        decoded
-            .downcast_ref::<I>()
-            .ok_or_else(|| InputError::Unhandled {
-                message_type: self.envelope.message_type.clone(),
-                worker: "a handler whose input type differs from the first decoding",
-            })
-    }
-}
 
 /// What went wrong, and so what the runtime does with the message.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +64,12 @@ impl From<sqlx::Error> for HandlerError {
         } else {
             Self::Transient(err.into())
         }
+    }
+}
+
+impl From<InputError> for HandlerError {
+    fn from(err: InputError) -> Self {
+        HandlerError::Permanent(err.to_string())
     }
 }
 

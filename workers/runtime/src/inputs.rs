@@ -1,4 +1,5 @@
-//! A worker's inputs: the message types it consumes, declared once, as one enum.
+//! A delivery ([`Incoming`]) and a worker's inputs: the message types it consumes, declared
+//! once, as one enum.
 //!
 //! Why: which messages a worker handles used to be written three times (the routing table,
 //! the handler's `match` on type strings, the lock keys read from raw JSON fields), kept in
@@ -18,9 +19,49 @@
 //! the decoded value with the delivery, so the lock keys (computed first) and the handler
 //! share it.
 
-use orderly_contracts::ContractError;
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
-use crate::handler::{HandlerError, Incoming};
+use orderly_contracts::{ContractError, RawEnvelope};
+
+/// A delivery as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The envelope, payload still undecoded.
+    pub envelope: RawEnvelope,
+    /// Which handling attempt this is (1 for the first).
+    pub attempt: u32,
+    /// The worker's decoded input, once [`Incoming::input`] decoded it: the lock keys and
+    /// the handler share one decoding.
+    decoded: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Incoming {
+    /// A delivery of `envelope`, on its `attempt`-th handling.
+    pub fn new(envelope: RawEnvelope, attempt: u32) -> Self {
+        Self {
+            envelope,
+            attempt,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The delivery as the worker's input `I`, decoded and validated on first use and kept
+    /// with the delivery (see [`crate::inputs`]).
+    pub fn input<I: Inputs>(&self) -> Result<&I, InputError> {
+        if let Some(input) = self.decoded.get().and_then(|d| d.downcast_ref::<I>()) {
+            return Ok(input);
+        }
+        let input = I::decode(self)?;
+        let decoded = self.decoded.get_or_init(|| Arc::new(input));
+        decoded
+            .downcast_ref::<I>()
+            .ok_or_else(|| InputError::Unhandled {
+                message_type: self.envelope.message_type.clone(),
+                worker: "a handler whose input type differs from the first decoding",
+            })
+    }
+}
 
 /// The messages a worker consumes, as an enum decoded from the envelope. Implemented by
 /// [`inputs!`](crate::inputs); not by hand.
@@ -48,12 +89,6 @@ pub enum InputError {
     /// The declared type, but the payload breaks its contract.
     #[error("contract violation: {0}")]
     Contract(ContractError),
-}
-
-impl From<InputError> for HandlerError {
-    fn from(err: InputError) -> Self {
-        HandlerError::Permanent(err.to_string())
-    }
 }
 
 /// Whether the routing table's queue `queue` receives exactly `consumes`: `Ok` when it does
@@ -126,7 +161,7 @@ macro_rules! inputs {
                 &[ $( <$payload as $crate::__contracts::Message>::TYPE, )+ ];
 
             fn decode(
-                msg: &$crate::handler::Incoming,
+                msg: &$crate::inputs::Incoming,
             ) -> ::std::result::Result<Self, $crate::inputs::InputError> {
                 let message_type = msg.envelope.message_type.as_str();
                 $(
