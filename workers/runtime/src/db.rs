@@ -7,8 +7,8 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    Connection, PgPool,
-    postgres::{PgConnectOptions, PgPoolOptions},
+    Connection, PgConnection, PgPool, Postgres,
+    postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
 };
 
 use crate::config::redact_url;
@@ -189,4 +189,67 @@ pub fn is_connection_error(err: &sqlx::Error) -> bool {
 pub fn is_retryable(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db)
         if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
+}
+
+/// A set-wise statement whose rows are bound as one array per column:
+/// `insert into t (a, b) select * from unnest($1::uuid[], $2::text[])`. Each
+/// [`Unnest::column`] takes one field of every row, in the order of the placeholders, so a
+/// writer names each column once instead of building a vector per column by hand.
+///
+/// ```ignore
+/// db::unnest("insert into t (id, name) select * from unnest($1::uuid[], $2::text[])", &rows)
+///     .column(|r| r.id)
+///     .column(|r| r.name.as_str())
+///     .execute(conn)
+///     .await?;
+/// ```
+pub fn unnest<'r, R>(sql: &'static str, rows: &'r [R]) -> Unnest<'r, R> {
+    Unnest {
+        query: sqlx::query(sql),
+        rows,
+    }
+}
+
+/// See [`unnest`].
+#[must_use = "a statement does nothing until executed"]
+pub struct Unnest<'r, R> {
+    query: sqlx::query::Query<'static, Postgres, PgArguments>,
+    rows: &'r [R],
+}
+
+impl<R> std::fmt::Debug for Unnest<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unnest")
+            .field("rows", &self.rows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, R> Unnest<'r, R> {
+    /// Binds the next placeholder to `value` of every row, as an array.
+    pub fn column<'t, T>(mut self, value: impl FnMut(&'r R) -> T) -> Self
+    where
+        Vec<T>: sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
+    {
+        let column: Vec<T> = self.rows.iter().map(value).collect();
+        self.query = self.query.bind(column);
+        self
+    }
+
+    /// Binds the next placeholder to one value, the same for every row.
+    pub fn bind<'t, T>(mut self, value: T) -> Self
+    where
+        T: sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
+    {
+        self.query = self.query.bind(value);
+        self
+    }
+
+    /// Runs the statement; nothing at all for no rows.
+    pub async fn execute(self, conn: &mut PgConnection) -> sqlx::Result<u64> {
+        if self.rows.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.query.execute(conn).await?.rows_affected())
+    }
 }
