@@ -16,6 +16,7 @@
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::types::{Gtin, Sku, StoreId, WarehouseId};
+use orderly_runtime::db;
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
@@ -498,23 +499,16 @@ pub async fn insert_reservations(
     conn: &mut PgConnection,
     rows: &[NewReservation],
 ) -> sqlx::Result<()> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let orders: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
-    let lines: Vec<String> = rows.iter().map(|r| r.line_id.clone()).collect();
-    let warehouses: Vec<String> = rows.iter().map(|r| r.warehouse_id.to_string()).collect();
-    let skus: Vec<String> = rows.iter().map(|r| r.sku.to_string()).collect();
-    let quantities: Vec<i64> = rows.iter().map(|r| i64::from(r.quantity)).collect();
-    sqlx::query(
+    db::unnest(
         "insert into reservations (order_id, line_id, warehouse_id, sku, quantity)
          select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int8[])",
+        rows,
     )
-    .bind(&orders)
-    .bind(&lines)
-    .bind(&warehouses)
-    .bind(&skus)
-    .bind(&quantities)
+    .column(|r| r.order_id)
+    .column(|r| r.line_id.as_str())
+    .column(|r| r.warehouse_id.as_str())
+    .column(|r| r.sku.as_str())
+    .column(|r| i64::from(r.quantity))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -617,21 +611,16 @@ pub async fn add_released(
     order_id: Uuid,
     released: &[(String, WarehouseId, u64)],
 ) -> sqlx::Result<()> {
-    let lines: Vec<String> = released.iter().map(|r| r.0.clone()).collect();
-    let warehouses: Vec<String> = released.iter().map(|r| r.1.to_string()).collect();
-    let units: Vec<i64> = released
-        .iter()
-        .map(|r| i64::try_from(r.2).unwrap_or(i64::MAX))
-        .collect();
-    sqlx::query(
+    db::unnest(
         "update reservations r set released = r.released + u.units
          from unnest($2::text[], $3::text[], $4::int8[]) as u(line_id, warehouse_id, units)
          where r.order_id = $1 and r.line_id = u.line_id and r.warehouse_id = u.warehouse_id",
+        released,
     )
     .bind(order_id)
-    .bind(&lines)
-    .bind(&warehouses)
-    .bind(&units)
+    .column(|r| r.0.as_str())
+    .column(|r| r.1.as_str())
+    .column(|r| i64::try_from(r.2).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -643,27 +632,18 @@ pub async fn add_dispatched(
     conn: &mut PgConnection,
     dispatched: &[(Uuid, String, WarehouseId, u64)],
 ) -> sqlx::Result<()> {
-    if dispatched.is_empty() {
-        return Ok(());
-    }
-    let orders: Vec<Uuid> = dispatched.iter().map(|d| d.0).collect();
-    let lines: Vec<&str> = dispatched.iter().map(|d| d.1.as_str()).collect();
-    let warehouses: Vec<&str> = dispatched.iter().map(|d| d.2.as_str()).collect();
-    let units: Vec<i64> = dispatched
-        .iter()
-        .map(|d| i64::try_from(d.3).unwrap_or(i64::MAX))
-        .collect();
-    sqlx::query(
+    db::unnest(
         "update reservations r set dispatched = r.dispatched + u.units
          from unnest($1::uuid[], $2::text[], $3::text[], $4::int8[])
            as u(order_id, line_id, warehouse_id, units)
          where r.order_id = u.order_id and r.line_id = u.line_id
            and r.warehouse_id = u.warehouse_id",
+        dispatched,
     )
-    .bind(&orders)
-    .bind(&lines)
-    .bind(&warehouses)
-    .bind(&units)
+    .column(|d| d.0)
+    .column(|d| d.1.as_str())
+    .column(|d| d.2.as_str())
+    .column(|d| i64::try_from(d.3).unwrap_or(i64::MAX))
     .execute(&mut *conn)
     .await?;
     Ok(())

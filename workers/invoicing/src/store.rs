@@ -7,6 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use orderly_contracts::messages::{DocumentBuyer, StoreInvoiceSettingsUpdated};
+use orderly_runtime::db;
 use rust_decimal::Decimal;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -658,22 +659,21 @@ pub async fn store_pdfs(conn: &mut PgConnection, pdfs: &[RenderedPdf]) -> Result
     if pdfs.is_empty() {
         return Ok(());
     }
-    let ids: Vec<Uuid> = pdfs.iter().map(|p| p.document_id).collect();
-    let bytes: Vec<&[u8]> = pdfs.iter().map(|p| p.pdf.as_slice()).collect();
-    let shas: Vec<&str> = pdfs.iter().map(|p| p.sha256.as_str()).collect();
-    let sizes = pdfs
+    let sized = pdfs
         .iter()
-        .map(|p| i32::try_from(p.pdf.len()).map_err(|e| corrupt("pdf size", e)))
-        .collect::<Result<Vec<i32>, _>>()?;
+        .map(|p| i32::try_from(p.pdf.len()).map(|size| (p, size)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| corrupt("pdf size", e))?;
     let seqs: Vec<i64> = pdfs.iter().map(|p| p.seq).collect();
-    sqlx::query(
+    db::unnest(
         "insert into document_pdfs (document_id, pdf, pdf_sha256, pdf_size)
          select * from unnest($1::uuid[], $2::bytea[], $3::text[], $4::int[])",
+        &sized,
     )
-    .bind(&ids)
-    .bind(&bytes)
-    .bind(&shas)
-    .bind(&sizes)
+    .column(|(p, _)| p.document_id)
+    .column(|(p, _)| p.pdf.as_slice())
+    .column(|(p, _)| p.sha256.as_str())
+    .column(|(_, size)| *size)
     .execute(&mut *conn)
     .await?;
     sqlx::query("delete from render_queue where seq = any($1)")

@@ -3,6 +3,7 @@
 //! shipment. Each has a unique key, written in the transaction of the outbox row.
 
 use orderly_contracts::messages::InvoiceTiming;
+use orderly_runtime::db;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -14,19 +15,14 @@ pub(crate) async fn record_notices(
     conn: &mut PgConnection,
     notices: &[(Uuid, Notice, Uuid)],
 ) -> Result<(), sqlx::Error> {
-    if notices.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = notices.iter().map(|(s, _, _)| *s).collect();
-    let kinds: Vec<String> = notices.iter().map(|(_, n, _)| n.key()).collect();
-    let messages: Vec<Uuid> = notices.iter().map(|(_, _, m)| *m).collect();
-    sqlx::query(
+    db::unnest(
         "insert into shipment_notices (shipment_id, kind, message_id)
          select * from unnest($1::uuid[], $2::text[], $3::uuid[])",
+        notices,
     )
-    .bind(&shipments)
-    .bind(&kinds)
-    .bind(&messages)
+    .column(|(s, _, _)| *s)
+    .column(|(_, n, _)| n.key())
+    .column(|(_, _, m)| *m)
     .execute(conn)
     .await?;
     Ok(())
@@ -50,21 +46,15 @@ pub(crate) async fn record_invoice_requests(
     conn: &mut PgConnection,
     requests: &[NewInvoiceRequest],
 ) -> Result<(), sqlx::Error> {
-    if requests.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = requests.iter().map(|r| r.request_id).collect();
-    let orders: Vec<Uuid> = requests.iter().map(|r| r.order_id).collect();
-    let shipments: Vec<Option<Uuid>> = requests.iter().map(|r| r.shipment_id).collect();
-    let timings: Vec<&str> = requests.iter().map(|r| r.timing.as_str()).collect();
-    sqlx::query(
+    db::unnest(
         "insert into invoice_requests (request_id, order_id, shipment_id, timing)
          select * from unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[])",
+        requests,
     )
-    .bind(&ids)
-    .bind(&orders)
-    .bind(&shipments)
-    .bind(&timings)
+    .column(|r| r.request_id)
+    .column(|r| r.order_id)
+    .column(|r| r.shipment_id)
+    .column(|r| r.timing.as_str())
     .execute(conn)
     .await?;
     Ok(())

@@ -10,6 +10,7 @@ use orderly_contracts::messages::{AcceptedLine, InvoiceTiming, OrderAccepted};
 use orderly_contracts::types::{
     Amount, Channel, CurrencyCode, Gtin, Quantity, Sku, StoreId, TaxCategory,
 };
+use orderly_runtime::db;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -107,28 +108,11 @@ pub(crate) async fn upsert_orders(
     .fetch_all(&mut *conn)
     .await?;
     // Lines of the orders written (inserted or replaced), not of unchanged ones.
-    let lines = || {
-        o().filter(|x| written.contains(&x.order_id))
-            .flat_map(|x| (0i32..).zip(&x.lines).map(move |(p, l)| (x.order_id, p, l)))
-    };
-    if lines().next().is_none() {
-        return Ok(());
-    }
-    let order_ids: Vec<Uuid> = lines().map(|(id, _, _)| id).collect();
-    let line_ids: Vec<&str> = lines().map(|(_, _, l)| l.line_id.as_str()).collect();
-    let positions: Vec<i32> = lines().map(|(_, p, _)| p).collect();
-    let skus: Vec<&str> = lines().map(|(_, _, l)| l.sku.as_str()).collect();
-    let gtins: Vec<Option<&str>> = lines()
-        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
+    let lines: Vec<_> = o()
+        .filter(|x| written.contains(&x.order_id))
+        .flat_map(|x| (0i32..).zip(&x.lines).map(move |(p, l)| (x.order_id, p, l)))
         .collect();
-    let titles: Vec<&str> = lines().map(|(_, _, l)| l.title.as_str()).collect();
-    let quantities: Vec<i64> = lines()
-        .map(|(_, _, l)| i64::from(l.quantity.get()))
-        .collect();
-    let prices: Vec<Decimal> = lines().map(|(_, _, l)| l.unit_price.value()).collect();
-    let line_discounts: Vec<Decimal> = lines().map(|(_, _, l)| l.discount.value()).collect();
-    let categories: Vec<&str> = lines().map(|(_, _, l)| l.tax_category.as_str()).collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_lines (order_id, line_id, position, sku, gtin, title, quantity,
                                   unit_price, discount, tax_category)
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
@@ -139,17 +123,18 @@ pub(crate) async fn upsert_orders(
            title = excluded.title, quantity = excluded.quantity,
            unit_price = excluded.unit_price, discount = excluded.discount,
            tax_category = excluded.tax_category",
+        &lines,
     )
-    .bind(&order_ids)
-    .bind(&line_ids)
-    .bind(&positions)
-    .bind(&skus)
-    .bind(&gtins)
-    .bind(&titles)
-    .bind(&quantities)
-    .bind(&prices)
-    .bind(&line_discounts)
-    .bind(&categories)
+    .column(|(id, _, _)| *id)
+    .column(|(_, _, l)| l.line_id.as_str())
+    .column(|(_, p, _)| *p)
+    .column(|(_, _, l)| l.sku.as_str())
+    .column(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
+    .column(|(_, _, l)| l.title.as_str())
+    .column(|(_, _, l)| i64::from(l.quantity.get()))
+    .column(|(_, _, l)| l.unit_price.value())
+    .column(|(_, _, l)| l.discount.value())
+    .column(|(_, _, l)| l.tax_category.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -330,40 +315,31 @@ pub(crate) async fn save_invoice_progress(
     conn: &mut PgConnection,
     orders: &[(Uuid, &InvoiceProgress)],
 ) -> Result<(), sqlx::Error> {
-    if orders.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = orders.iter().map(|(id, _)| *id).collect();
-    let shipping: Vec<bool> = orders.iter().map(|(_, p)| p.shipping_invoiced).collect();
-    let discounts: Vec<Decimal> = orders.iter().map(|(_, p)| p.discount_invoiced).collect();
-    sqlx::query(
+    db::unnest(
         "update orders o set shipping_invoiced = v.s, discount_invoiced = v.d, updated_at = now()
          from unnest($1::uuid[], $2::bool[], $3::numeric[]) as v(id, s, d)
          where o.order_id = v.id",
+        orders,
     )
-    .bind(&ids)
-    .bind(&shipping)
-    .bind(&discounts)
+    .column(|(id, _)| *id)
+    .column(|(_, p)| p.shipping_invoiced)
+    .column(|(_, p)| p.discount_invoiced)
     .execute(&mut *conn)
     .await?;
-    let lines = || {
-        orders
-            .iter()
-            .flat_map(|(id, p)| p.lines.iter().map(move |(line, l)| (*id, line, l)))
-    };
-    let order_ids: Vec<Uuid> = lines().map(|(id, _, _)| id).collect();
-    let line_ids: Vec<&str> = lines().map(|(_, line, _)| line.as_str()).collect();
-    let quantities: Vec<i64> = lines().map(|(_, _, l)| i64::from(l.quantity)).collect();
-    let line_discounts: Vec<Decimal> = lines().map(|(_, _, l)| l.discount).collect();
-    sqlx::query(
+    let lines: Vec<_> = orders
+        .iter()
+        .flat_map(|(id, p)| p.lines.iter().map(move |(line, l)| (*id, line, l)))
+        .collect();
+    db::unnest(
         "update order_lines l set invoiced_quantity = v.q, invoiced_discount = v.d
          from unnest($1::uuid[], $2::text[], $3::bigint[], $4::numeric[]) as v(id, line, q, d)
          where l.order_id = v.id and l.line_id = v.line",
+        &lines,
     )
-    .bind(&order_ids)
-    .bind(&line_ids)
-    .bind(&quantities)
-    .bind(&line_discounts)
+    .column(|(id, _, _)| *id)
+    .column(|(_, line, _)| line.as_str())
+    .column(|(_, _, l)| i64::from(l.quantity))
+    .column(|(_, _, l)| l.discount)
     .execute(conn)
     .await?;
     Ok(())

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::types::{Gtin, ShipmentStatus, Sku, WarehouseId};
+use orderly_runtime::db;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -113,40 +114,30 @@ pub(crate) async fn insert_shipments(
     .bind(&cancelled)
     .fetch_all(&mut *conn)
     .await?;
-    let items = || {
-        shipments
-            .iter()
-            .filter(|(id, _, _)| created.contains(id))
-            .flat_map(|(id, _, p)| {
-                (0i32..)
-                    .zip(&p.items)
-                    .map(move |(position, item)| (*id, position, item))
-            })
-    };
-    let item_shipments: Vec<Uuid> = items().map(|(id, _, _)| id).collect();
-    let lines: Vec<&str> = items().map(|(_, _, i)| i.line_id.as_str()).collect();
-    let item_positions: Vec<i32> = items().map(|(_, p, _)| p).collect();
-    let skus: Vec<&str> = items().map(|(_, _, i)| i.sku.as_str()).collect();
-    let gtins: Vec<Option<&str>> = items()
-        .map(|(_, _, i)| i.gtin.as_ref().map(Gtin::as_str))
+    let items: Vec<_> = shipments
+        .iter()
+        .filter(|(id, _, _)| created.contains(id))
+        .flat_map(|(id, _, p)| {
+            (0i32..)
+                .zip(&p.items)
+                .map(move |(position, item)| (*id, position, item))
+        })
         .collect();
-    let titles: Vec<&str> = items().map(|(_, _, i)| i.title.as_str()).collect();
-    let quantities: Vec<i64> = items().map(|(_, _, i)| i64::from(i.quantity)).collect();
-    let allocated: Vec<i64> = items().map(|(_, _, i)| i64::from(i.allocated)).collect();
-    sqlx::query(
+    db::unnest(
         "insert into shipment_items (shipment_id, line_id, position, sku, gtin, title, quantity,
                                      allocated_quantity)
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
                               $6::text[], $7::bigint[], $8::bigint[])",
+        &items,
     )
-    .bind(&item_shipments)
-    .bind(&lines)
-    .bind(&item_positions)
-    .bind(&skus)
-    .bind(&gtins)
-    .bind(&titles)
-    .bind(&quantities)
-    .bind(&allocated)
+    .column(|(id, _, _)| *id)
+    .column(|(_, _, i)| i.line_id.as_str())
+    .column(|(_, p, _)| *p)
+    .column(|(_, _, i)| i.sku.as_str())
+    .column(|(_, _, i)| i.gtin.as_ref().map(Gtin::as_str))
+    .column(|(_, _, i)| i.title.as_str())
+    .column(|(_, _, i)| i64::from(i.quantity))
+    .column(|(_, _, i)| i64::from(i.allocated))
     .execute(conn)
     .await?;
     Ok(created.len() as u64)
@@ -450,24 +441,7 @@ pub(crate) async fn save_shipments(
     conn: &mut PgConnection,
     shipments: &[&Shipment],
 ) -> Result<(), sqlx::Error> {
-    if shipments.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = shipments.iter().map(|s| s.shipment_id).collect();
-    let carriers: Vec<Option<&str>> = shipments.iter().map(|s| s.carrier.as_deref()).collect();
-    let numbers: Vec<Option<&str>> = shipments
-        .iter()
-        .map(|s| s.tracking_number.as_deref())
-        .collect();
-    let states: Vec<&str> = shipments
-        .iter()
-        .map(|s| s.tracking.state.as_str())
-        .collect();
-    let since: Vec<Option<DateTime<Utc>>> = shipments.iter().map(|s| s.tracking.since).collect();
-    let causes: Vec<Option<Uuid>> = shipments.iter().map(|s| s.tracking.cause).collect();
-    let dispatched: Vec<Option<DateTime<Utc>>> =
-        shipments.iter().map(|s| s.tracking.dispatched_at).collect();
-    sqlx::query(
+    db::unnest(
         "update shipments s
          set carrier = case when s.tracking_number is null then v.carrier else s.carrier end,
              tracking_number = coalesce(s.tracking_number, v.number),
@@ -477,14 +451,15 @@ pub(crate) async fn save_shipments(
                      $6::uuid[], $7::timestamptz[])
            as v(id, carrier, number, status, since, cause, dispatched)
          where s.shipment_id = v.id",
+        shipments,
     )
-    .bind(&ids)
-    .bind(&carriers)
-    .bind(&numbers)
-    .bind(&states)
-    .bind(&since)
-    .bind(&causes)
-    .bind(&dispatched)
+    .column(|s| s.shipment_id)
+    .column(|s| s.carrier.as_deref())
+    .column(|s| s.tracking_number.as_deref())
+    .column(|s| s.tracking.state.as_str())
+    .column(|s| s.tracking.since)
+    .column(|s| s.tracking.cause)
+    .column(|s| s.tracking.dispatched_at)
     .execute(conn)
     .await?;
     Ok(())

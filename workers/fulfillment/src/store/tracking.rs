@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{ShipmentUpdated, StatusVocabulary};
 use orderly_contracts::types::ShipmentStatus;
+use orderly_runtime::db;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -172,21 +173,15 @@ pub(crate) async fn bind_numbers(
     conn: &mut PgConnection,
     bound: &[NewBinding],
 ) -> Result<(), sqlx::Error> {
-    if bound.is_empty() {
-        return Ok(());
-    }
-    let carriers: Vec<&str> = bound.iter().map(|b| b.carrier.as_str()).collect();
-    let numbers: Vec<&str> = bound.iter().map(|b| b.tracking_number.as_str()).collect();
-    let shipments: Vec<Uuid> = bound.iter().map(|b| b.shipment_id).collect();
-    let messages: Vec<Uuid> = bound.iter().map(|b| b.message_id).collect();
-    sqlx::query(
+    db::unnest(
         "insert into tracking_numbers (carrier, tracking_number, shipment_id, bound_by_message)
          select * from unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[])",
+        bound,
     )
-    .bind(&carriers)
-    .bind(&numbers)
-    .bind(&shipments)
-    .bind(&messages)
+    .column(|b| b.carrier.as_str())
+    .column(|b| b.tracking_number.as_str())
+    .column(|b| b.shipment_id)
+    .column(|b| b.message_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -197,48 +192,27 @@ pub(crate) async fn insert_tracking_events(
     conn: &mut PgConnection,
     events: &[NewTrackingEvent],
 ) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = events.iter().map(|x| x.shipment_id).collect();
-    let sources: Vec<Uuid> = events.iter().map(|x| x.source_message_id).collect();
-    let carriers: Vec<&str> = events.iter().map(|x| x.carrier.as_str()).collect();
-    let numbers: Vec<&str> = events.iter().map(|x| x.tracking_number.as_str()).collect();
-    let vocabularies: Vec<&str> = events.iter().map(|x| x.vocabulary.as_str()).collect();
-    let raw: Vec<&str> = events.iter().map(|x| x.raw_status.as_str()).collect();
-    let mapped: Vec<Option<&str>> = events
-        .iter()
-        .map(|x| x.mapped_status.map(ShipmentStatus::as_str))
-        .collect();
-    let descriptions: Vec<Option<&str>> = events.iter().map(|x| x.description.as_deref()).collect();
-    let locations: Vec<Option<Json<&serde_json::Value>>> = events
-        .iter()
-        .map(|x| x.location.as_ref().map(Json))
-        .collect();
-    let at: Vec<DateTime<Utc>> = events.iter().map(|x| x.event_at).collect();
-    let estimated: Vec<Option<DateTime<Utc>>> =
-        events.iter().map(|x| x.estimated_delivery_at).collect();
-    let changed: Vec<bool> = events.iter().map(|x| x.changed_state).collect();
-    sqlx::query(
+    db::unnest(
         "insert into tracking_events (shipment_id, source_message_id, carrier, tracking_number,
                                       vocabulary, raw_status, mapped_status, description,
                                       location, event_at, estimated_delivery_at, changed_state)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::text[], $8::text[], $9::jsonb[],
                               $10::timestamptz[], $11::timestamptz[], $12::bool[])",
+        events,
     )
-    .bind(&shipments)
-    .bind(&sources)
-    .bind(&carriers)
-    .bind(&numbers)
-    .bind(&vocabularies)
-    .bind(&raw)
-    .bind(&mapped)
-    .bind(&descriptions)
-    .bind(&locations)
-    .bind(&at)
-    .bind(&estimated)
-    .bind(&changed)
+    .column(|x| x.shipment_id)
+    .column(|x| x.source_message_id)
+    .column(|x| x.carrier.as_str())
+    .column(|x| x.tracking_number.as_str())
+    .column(|x| x.vocabulary.as_str())
+    .column(|x| x.raw_status.as_str())
+    .column(|x| x.mapped_status.map(ShipmentStatus::as_str))
+    .column(|x| x.description.as_deref())
+    .column(|x| x.location.as_ref().map(Json))
+    .column(|x| x.event_at)
+    .column(|x| x.estimated_delivery_at)
+    .column(|x| x.changed_state)
     .execute(conn)
     .await?;
     Ok(())
@@ -250,18 +224,14 @@ pub(crate) async fn mark_state_changed(
     conn: &mut PgConnection,
     events: &[(Uuid, Uuid)],
 ) -> Result<(), sqlx::Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = events.iter().map(|(s, _)| *s).collect();
-    let sources: Vec<Uuid> = events.iter().map(|(_, m)| *m).collect();
-    sqlx::query(
+    db::unnest(
         "update tracking_events e set changed_state = true
          from unnest($1::uuid[], $2::uuid[]) as v(s, m)
          where e.shipment_id = v.s and e.source_message_id = v.m",
+        events,
     )
-    .bind(&shipments)
-    .bind(&sources)
+    .column(|(s, _)| *s)
+    .column(|(_, m)| *m)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::ShipmentUpdated;
+use orderly_runtime::db;
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -107,18 +108,14 @@ pub(crate) async fn resolve_unmatched(
     conn: &mut PgConnection,
     resolved: &[(i64, Uuid)],
 ) -> Result<(), sqlx::Error> {
-    if resolved.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = resolved.iter().map(|(id, _)| *id).collect();
-    let shipments: Vec<Uuid> = resolved.iter().map(|(_, s)| *s).collect();
-    sqlx::query(
+    db::unnest(
         "update unmatched_tracking_events u set resolved_shipment_id = v.s, resolved_at = now()
          from unnest($1::bigint[], $2::uuid[]) as v(id, s)
          where u.id = v.id",
+        resolved,
     )
-    .bind(&ids)
-    .bind(&shipments)
+    .column(|(id, _)| *id)
+    .column(|(_, s)| *s)
     .execute(conn)
     .await?;
     Ok(())

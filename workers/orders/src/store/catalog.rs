@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use orderly_contracts::messages::ProductUpserted;
 use orderly_contracts::types::{Gtin, Sku, StoreId};
+use orderly_runtime::db;
 use sqlx::PgConnection;
 
 use crate::domain::{Line, Product};
@@ -40,16 +41,15 @@ pub(crate) async fn upsert_product(
         .bind(p.sku.as_str())
         .execute(&mut *conn)
         .await?;
-    let gtin14: Vec<String> = p.gtins.iter().map(Gtin::to_gtin14).collect();
-    let given: Vec<&str> = p.gtins.iter().map(Gtin::as_str).collect();
-    sqlx::query(
+    db::unnest(
         "insert into product_gtins (gtin14, sku, gtin)
          select g14, $1, g from unnest($2::text[], $3::text[]) as t(g14, g)
          on conflict do nothing",
+        &p.gtins,
     )
     .bind(p.sku.as_str())
-    .bind(&gtin14)
-    .bind(&given)
+    .column(Gtin::to_gtin14)
+    .column(Gtin::as_str)
     .execute(&mut *conn)
     .await?;
     Ok(true)

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{ExceptionResolution, ItemException, ItemProblem};
 use orderly_contracts::types::{Gtin, Sku};
+use orderly_runtime::db;
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -48,37 +49,23 @@ pub(crate) async fn insert_exceptions_of(
     conn: &mut PgConnection,
     orders: &[(Uuid, &[ItemException])],
 ) -> sqlx::Result<()> {
-    let rows = || {
-        orders
-            .iter()
-            .flat_map(|(order_id, exceptions)| exceptions.iter().map(move |e| (*order_id, e)))
-    };
-    if rows().next().is_none() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = rows().map(|(_, e)| e.exception_id).collect();
-    let order_ids: Vec<Uuid> = rows().map(|(id, _)| id).collect();
-    let lines: Vec<&str> = rows().map(|(_, e)| e.line_id.as_str()).collect();
-    let skus: Vec<Option<&str>> = rows()
-        .map(|(_, e)| e.sku.as_ref().map(Sku::as_str))
+    let rows: Vec<(Uuid, &ItemException)> = orders
+        .iter()
+        .flat_map(|(order_id, exceptions)| exceptions.iter().map(move |e| (*order_id, e)))
         .collect();
-    let gtins: Vec<Option<&str>> = rows()
-        .map(|(_, e)| e.gtin.as_ref().map(Gtin::as_str))
-        .collect();
-    let titles: Vec<&str> = rows().map(|(_, e)| e.title.as_str()).collect();
-    let problems: Vec<&str> = rows().map(|(_, e)| e.problem.as_str()).collect();
-    sqlx::query(
+    db::unnest(
         "insert into item_exceptions (exception_id, order_id, line_id, sku, gtin, title, problem)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
                               $6::text[], $7::text[])",
+        &rows,
     )
-    .bind(&ids)
-    .bind(&order_ids)
-    .bind(&lines)
-    .bind(&skus)
-    .bind(&gtins)
-    .bind(&titles)
-    .bind(&problems)
+    .column(|(_, e)| e.exception_id)
+    .column(|(id, _)| *id)
+    .column(|(_, e)| e.line_id.as_str())
+    .column(|(_, e)| e.sku.as_ref().map(Sku::as_str))
+    .column(|(_, e)| e.gtin.as_ref().map(Gtin::as_str))
+    .column(|(_, e)| e.title.as_str())
+    .column(|(_, e)| e.problem.as_str())
     .execute(conn)
     .await?;
     Ok(())

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, ShipmentDelivered, ShipmentDispatched, ShipmentException,
     ShipmentRequested, StockReleased, StockReserved,
 };
+use orderly_runtime::db;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -138,33 +138,25 @@ pub(crate) async fn record_allocations(
     conn: &mut PgConnection,
     reserved: &[&StockReserved],
 ) -> sqlx::Result<()> {
-    let rows = || {
-        reserved.iter().flat_map(|p| {
+    let rows: Vec<_> = reserved
+        .iter()
+        .flat_map(|p| {
             p.allocations
                 .iter()
                 .flat_map(move |a| a.lines.iter().map(move |l| (p.order_id, a, l)))
         })
-    };
-    if rows().next().is_none() {
-        return Ok(());
-    }
-    let orders: Vec<Uuid> = rows().map(|(id, _, _)| id).collect();
-    let warehouses: Vec<&str> = rows().map(|(_, a, _)| a.warehouse_id.as_str()).collect();
-    let lines: Vec<&str> = rows().map(|(_, _, l)| l.line_id.as_str()).collect();
-    let skus: Vec<&str> = rows().map(|(_, _, l)| l.sku.as_str()).collect();
-    let qty: Vec<i64> = rows()
-        .map(|(_, _, l)| i64::from(l.quantity.get()))
         .collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_allocations (order_id, warehouse_id, line_id, sku, quantity)
          select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[])
          on conflict do nothing",
+        &rows,
     )
-    .bind(&orders)
-    .bind(&warehouses)
-    .bind(&lines)
-    .bind(&skus)
-    .bind(&qty)
+    .column(|(id, _, _)| *id)
+    .column(|(_, a, _)| a.warehouse_id.as_str())
+    .column(|(_, _, l)| l.line_id.as_str())
+    .column(|(_, _, l)| l.sku.as_str())
+    .column(|(_, _, l)| i64::from(l.quantity.get()))
     .execute(conn)
     .await?;
     Ok(())
@@ -176,23 +168,17 @@ pub(crate) async fn record_releases(
     order_id: Uuid,
     p: &StockReleased,
 ) -> sqlx::Result<()> {
-    let warehouses: Vec<&str> = p.lines.iter().map(|l| l.warehouse_id.as_str()).collect();
-    let lines: Vec<&str> = p.lines.iter().map(|l| l.line_id.as_str()).collect();
-    let qty: Vec<i64> = p
-        .lines
-        .iter()
-        .map(|l| i64::from(l.quantity.get()))
-        .collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_releases (order_id, warehouse_id, line_id, quantity)
          select $1, * from unnest($2::text[], $3::text[], $4::bigint[])
          on conflict (order_id, warehouse_id, line_id)
            do update set quantity = order_releases.quantity + excluded.quantity",
+        &p.lines,
     )
     .bind(order_id)
-    .bind(&warehouses)
-    .bind(&lines)
-    .bind(&qty)
+    .column(|l| l.warehouse_id.as_str())
+    .column(|l| l.line_id.as_str())
+    .column(|l| i64::from(l.quantity.get()))
     .execute(conn)
     .await?;
     Ok(())
@@ -209,23 +195,18 @@ pub(crate) async fn record_shipment_requests(
         .iter()
         .filter(|p| seen.insert(p.shipment_id))
         .collect();
-    if requests.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = requests.iter().map(|p| p.shipment_id).collect();
-    let orders: Vec<Uuid> = requests.iter().map(|p| p.order_id).collect();
-    let warehouses: Vec<&str> = requests.iter().map(|p| p.warehouse_id.as_str()).collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_shipments (shipment_id, order_id, warehouse_id, requested_at)
          select s, o, w, now() from unnest($1::uuid[], $2::uuid[], $3::text[]) as r(s, o, w)
          on conflict (shipment_id) do update
            set warehouse_id = coalesce(order_shipments.warehouse_id, excluded.warehouse_id),
                requested_at = coalesce(order_shipments.requested_at, excluded.requested_at)
            where order_shipments.order_id = excluded.order_id",
+        &requests,
     )
-    .bind(&shipments)
-    .bind(&orders)
-    .bind(&warehouses)
+    .column(|p| p.shipment_id)
+    .column(|p| p.order_id)
+    .column(|p| p.warehouse_id.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -237,23 +218,7 @@ pub(crate) async fn record_dispatches(
     conn: &mut PgConnection,
     dispatches: &[&ShipmentDispatched],
 ) -> sqlx::Result<()> {
-    if dispatches.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = dispatches.iter().map(|p| p.shipment_id).collect();
-    let orders: Vec<Uuid> = dispatches.iter().map(|p| p.order_id).collect();
-    let warehouses: Vec<&str> = dispatches.iter().map(|p| p.warehouse_id.as_str()).collect();
-    let carriers: Vec<&str> = dispatches.iter().map(|p| p.carrier.as_str()).collect();
-    let numbers: Vec<&str> = dispatches
-        .iter()
-        .map(|p| p.tracking_number.as_str())
-        .collect();
-    let urls: Vec<Option<&str>> = dispatches
-        .iter()
-        .map(|p| p.tracking_url.as_deref())
-        .collect();
-    let at: Vec<DateTime<Utc>> = dispatches.iter().map(|p| p.dispatched_at).collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_shipments (shipment_id, order_id, warehouse_id, carrier,
                                       tracking_number, tracking_url, dispatched_at)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
@@ -264,36 +229,32 @@ pub(crate) async fn record_dispatches(
                tracking_url = coalesce(excluded.tracking_url, order_shipments.tracking_url),
                dispatched_at = coalesce(order_shipments.dispatched_at, excluded.dispatched_at)
            where order_shipments.order_id = excluded.order_id",
+        dispatches,
     )
-    .bind(&shipments)
-    .bind(&orders)
-    .bind(&warehouses)
-    .bind(&carriers)
-    .bind(&numbers)
-    .bind(&urls)
-    .bind(&at)
+    .column(|p| p.shipment_id)
+    .column(|p| p.order_id)
+    .column(|p| p.warehouse_id.as_str())
+    .column(|p| p.carrier.as_str())
+    .column(|p| p.tracking_number.as_str())
+    .column(|p| p.tracking_url.as_deref())
+    .column(|p| p.dispatched_at)
     .execute(&mut *conn)
     .await?;
-    let items = || {
-        dispatches
-            .iter()
-            .flat_map(|p| p.items.iter().map(move |i| (*p, i)))
-    };
-    let item_shipments: Vec<Uuid> = items().map(|(p, _)| p.shipment_id).collect();
-    let item_orders: Vec<Uuid> = items().map(|(p, _)| p.order_id).collect();
-    let lines: Vec<&str> = items().map(|(_, i)| i.line_id.as_str()).collect();
-    let skus: Vec<&str> = items().map(|(_, i)| i.sku.as_str()).collect();
-    let qty: Vec<i64> = items().map(|(_, i)| i64::from(i.quantity.get())).collect();
-    sqlx::query(
+    let items: Vec<_> = dispatches
+        .iter()
+        .flat_map(|p| p.items.iter().map(move |i| (*p, i)))
+        .collect();
+    db::unnest(
         "insert into order_shipment_items (shipment_id, order_id, line_id, sku, quantity)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[])
          on conflict do nothing",
+        &items,
     )
-    .bind(&item_shipments)
-    .bind(&item_orders)
-    .bind(&lines)
-    .bind(&skus)
-    .bind(&qty)
+    .column(|(p, _)| p.shipment_id)
+    .column(|(p, _)| p.order_id)
+    .column(|(_, i)| i.line_id.as_str())
+    .column(|(_, i)| i.sku.as_str())
+    .column(|(_, i)| i64::from(i.quantity.get()))
     .execute(conn)
     .await?;
     Ok(())
@@ -305,18 +266,7 @@ pub(crate) async fn record_deliveries(
     conn: &mut PgConnection,
     deliveries: &[&ShipmentDelivered],
 ) -> sqlx::Result<()> {
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let shipments: Vec<Uuid> = deliveries.iter().map(|p| p.shipment_id).collect();
-    let orders: Vec<Uuid> = deliveries.iter().map(|p| p.order_id).collect();
-    let carriers: Vec<&str> = deliveries.iter().map(|p| p.carrier.as_str()).collect();
-    let numbers: Vec<&str> = deliveries
-        .iter()
-        .map(|p| p.tracking_number.as_str())
-        .collect();
-    let at: Vec<DateTime<Utc>> = deliveries.iter().map(|p| p.delivered_at).collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_shipments (shipment_id, order_id, carrier, tracking_number, delivered_at)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[])
          on conflict (shipment_id) do update
@@ -324,12 +274,13 @@ pub(crate) async fn record_deliveries(
                tracking_number = coalesce(order_shipments.tracking_number, excluded.tracking_number),
                delivered_at = coalesce(order_shipments.delivered_at, excluded.delivered_at)
            where order_shipments.order_id = excluded.order_id",
+        deliveries,
     )
-    .bind(&shipments)
-    .bind(&orders)
-    .bind(&carriers)
-    .bind(&numbers)
-    .bind(&at)
+    .column(|p| p.shipment_id)
+    .column(|p| p.order_id)
+    .column(|p| p.carrier.as_str())
+    .column(|p| p.tracking_number.as_str())
+    .column(|p| p.delivered_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -3,6 +3,7 @@
 
 use orderly_contracts::messages::CancelledLine;
 use orderly_contracts::types::{Gtin, Sku};
+use orderly_runtime::db;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -25,50 +26,16 @@ pub(crate) async fn insert_lines_of(
     conn: &mut PgConnection,
     orders: &[(Uuid, &[Line])],
 ) -> sqlx::Result<()> {
-    let rows = || {
-        orders.iter().flat_map(|(order_id, lines)| {
+    let rows: Vec<_> = orders
+        .iter()
+        .flat_map(|(order_id, lines)| {
             lines
                 .iter()
                 .enumerate()
                 .map(move |(i, line)| (*order_id, i, line))
         })
-    };
-    if rows().next().is_none() {
-        return Ok(());
-    }
-    let order_ids: Vec<Uuid> = rows().map(|(id, _, _)| id).collect();
-    let ids: Vec<&str> = rows().map(|(_, _, l)| l.line_id.as_str()).collect();
-    let positions: Vec<i32> = rows()
-        .map(|(_, i, _)| i32::try_from(i).unwrap_or(i32::MAX))
         .collect();
-    let requested: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.requested_sku.as_ref().map(Sku::as_str))
-        .collect();
-    let gtins: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
-        .collect();
-    let gtin14: Vec<Option<String>> = rows()
-        .map(|(_, _, l)| l.gtin.as_ref().map(Gtin::to_gtin14))
-        .collect();
-    let titles: Vec<&str> = rows().map(|(_, _, l)| l.title.as_str()).collect();
-    let quantities: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.quantity)).collect();
-    let prices: Vec<Decimal> = rows().map(|(_, _, l)| l.unit_price.value()).collect();
-    let discounts: Vec<Decimal> = rows().map(|(_, _, l)| l.discount.value()).collect();
-    let requested_tax: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.requested_tax_category.map(|t| t.as_str()))
-        .collect();
-    let skus: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.sku.as_str()))
-        .collect();
-    let tax: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.tax_category.as_str()))
-        .collect();
-    let catalog_titles: Vec<Option<&str>> = rows()
-        .map(|(_, _, l)| l.matched.as_ref().map(|m| m.catalog_title.as_str()))
-        .collect();
-    let cancelled: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.cancelled)).collect();
-    let refunded: Vec<i64> = rows().map(|(_, _, l)| i64::from(l.refunded)).collect();
-    sqlx::query(
+    db::unnest(
         "insert into order_lines (order_id, line_id, position, requested_sku, gtin, gtin14, title,
                                   quantity, unit_price, discount, requested_tax_category, sku,
                                   tax_category, catalog_title, cancelled_quantity,
@@ -77,23 +44,24 @@ pub(crate) async fn insert_lines_of(
                               $6::text[], $7::text[], $8::bigint[], $9::numeric[],
                               $10::numeric[], $11::text[], $12::text[], $13::text[],
                               $14::text[], $15::bigint[], $16::bigint[])",
+        &rows,
     )
-    .bind(&order_ids)
-    .bind(&ids)
-    .bind(&positions)
-    .bind(&requested)
-    .bind(&gtins)
-    .bind(&gtin14)
-    .bind(&titles)
-    .bind(&quantities)
-    .bind(&prices)
-    .bind(&discounts)
-    .bind(&requested_tax)
-    .bind(&skus)
-    .bind(&tax)
-    .bind(&catalog_titles)
-    .bind(&cancelled)
-    .bind(&refunded)
+    .column(|(id, _, _)| *id)
+    .column(|(_, _, l)| l.line_id.as_str())
+    .column(|(_, i, _)| i32::try_from(*i).unwrap_or(i32::MAX))
+    .column(|(_, _, l)| l.requested_sku.as_ref().map(Sku::as_str))
+    .column(|(_, _, l)| l.gtin.as_ref().map(Gtin::as_str))
+    .column(|(_, _, l)| l.gtin.as_ref().map(Gtin::to_gtin14))
+    .column(|(_, _, l)| l.title.as_str())
+    .column(|(_, _, l)| i64::from(l.quantity))
+    .column(|(_, _, l)| l.unit_price.value())
+    .column(|(_, _, l)| l.discount.value())
+    .column(|(_, _, l)| l.requested_tax_category.map(|t| t.as_str()))
+    .column(|(_, _, l)| l.matched.as_ref().map(|m| m.sku.as_str()))
+    .column(|(_, _, l)| l.matched.as_ref().map(|m| m.tax_category.as_str()))
+    .column(|(_, _, l)| l.matched.as_ref().map(|m| m.catalog_title.as_str()))
+    .column(|(_, _, l)| i64::from(l.cancelled))
+    .column(|(_, _, l)| i64::from(l.refunded))
     .execute(conn)
     .await?;
     Ok(())
@@ -197,17 +165,16 @@ pub(crate) async fn add_cancelled(
     order_id: Uuid,
     lines: &[CancelledLine],
 ) -> sqlx::Result<()> {
-    let ids: Vec<&str> = lines.iter().map(|l| l.line_id.as_str()).collect();
-    let qty: Vec<i64> = lines.iter().map(|l| i64::from(l.quantity.get())).collect();
-    sqlx::query(
+    db::unnest(
         "update order_lines l
          set cancelled_quantity = least(l.quantity, l.cancelled_quantity + c.q)
          from unnest($2::text[], $3::bigint[]) as c(id, q)
          where l.order_id = $1 and l.line_id = c.id",
+        lines,
     )
     .bind(order_id)
-    .bind(&ids)
-    .bind(&qty)
+    .column(|l| l.line_id.as_str())
+    .column(|l| i64::from(l.quantity.get()))
     .execute(conn)
     .await?;
     Ok(())
@@ -219,16 +186,15 @@ pub(crate) async fn add_refunded(
     order_id: Uuid,
     lines: &[(String, u32)],
 ) -> sqlx::Result<()> {
-    let ids: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
-    let qty: Vec<i64> = lines.iter().map(|(_, q)| i64::from(*q)).collect();
-    sqlx::query(
+    db::unnest(
         "update order_lines l set refunded_quantity = l.refunded_quantity + c.q
          from unnest($2::text[], $3::bigint[]) as c(id, q)
          where l.order_id = $1 and l.line_id = c.id",
+        lines,
     )
     .bind(order_id)
-    .bind(&ids)
-    .bind(&qty)
+    .column(|(l, _)| l.as_str())
+    .column(|(_, q)| i64::from(*q))
     .execute(conn)
     .await?;
     Ok(())

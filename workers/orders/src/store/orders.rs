@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{Address, Payment};
 use orderly_contracts::types::{Channel, OrderStatus, StoreId};
+use orderly_runtime::db;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -238,35 +239,7 @@ pub(crate) async fn insert_orders(
     conn: &mut PgConnection,
     orders: &[NewOrder<'_>],
 ) -> sqlx::Result<u64> {
-    if orders.is_empty() {
-        return Ok(0);
-    }
-    let heads = || orders.iter().map(|o| o.head);
-    let ids: Vec<Uuid> = heads().map(|h| h.order_id).collect();
-    let stores: Vec<&str> = heads().map(|h| h.store_id.as_str()).collect();
-    let channels: Vec<&str> = heads().map(|h| h.channel.as_str()).collect();
-    let marketplaces: Vec<Option<&str>> = heads().map(|h| h.marketplace.as_deref()).collect();
-    let externals: Vec<&str> = heads().map(|h| h.external_order_id.as_str()).collect();
-    let revisions: Vec<i64> = heads().map(|h| i64::from(h.revision)).collect();
-    let statuses: Vec<&str> = heads().map(|h| h.status.as_str()).collect();
-    let sequences: Vec<i64> = heads()
-        .map(|h| i64::try_from(h.status_sequence).unwrap_or(i64::MAX))
-        .collect();
-    let placed: Vec<DateTime<Utc>> = heads().map(|h| h.placed_at).collect();
-    let currencies: Vec<&str> = heads().map(|h| h.currency.as_str()).collect();
-    let incl: Vec<bool> = heads().map(|h| h.prices_include_tax).collect();
-    let customers: Vec<Json<&orderly_contracts::messages::Customer>> =
-        heads().map(|h| Json(&h.customer)).collect();
-    let keys: Vec<&str> = orders.iter().map(|o| o.customer_key).collect();
-    let billing: Vec<Json<&Address>> = heads().map(|h| Json(&h.billing_address)).collect();
-    let shipping_to: Vec<Json<&Address>> = heads().map(|h| Json(&h.shipping_address)).collect();
-    let payments: Vec<Json<&Payment>> = heads().map(|h| Json(&h.payment)).collect();
-    let shipping: Vec<Decimal> = heads().map(|h| h.shipping.value()).collect();
-    let discounts: Vec<Decimal> = heads().map(|h| h.discount.value()).collect();
-    let taxes: Vec<Option<Decimal>> = heads().map(|h| h.tax.map(|t| t.value())).collect();
-    let totals: Vec<Decimal> = heads().map(|h| h.total.value()).collect();
-    let accepted: Vec<bool> = orders.iter().map(|o| o.accepted).collect();
-    let done = sqlx::query(
+    db::unnest(
         "insert into orders (order_id, store_id, channel, marketplace, external_order_id,
                              revision, status, status_sequence, placed_at, currency,
                              prices_include_tax, customer, customer_key, billing_address,
@@ -282,31 +255,31 @@ pub(crate) async fn insert_orders(
            as o(id, st, ch, mp, ext, rev, status, seq, placed, cur, incl, cust, ckey, bill,
                 ship_to, pay, ship, disc, tax, total, acc)
          on conflict on constraint orders_business_key do nothing",
+        orders,
     )
-    .bind(&ids)
-    .bind(&stores)
-    .bind(&channels)
-    .bind(&marketplaces)
-    .bind(&externals)
-    .bind(&revisions)
-    .bind(&statuses)
-    .bind(&sequences)
-    .bind(&placed)
-    .bind(&currencies)
-    .bind(&incl)
-    .bind(&customers)
-    .bind(&keys)
-    .bind(&billing)
-    .bind(&shipping_to)
-    .bind(&payments)
-    .bind(&shipping)
-    .bind(&discounts)
-    .bind(&taxes)
-    .bind(&totals)
-    .bind(&accepted)
+    .column(|o| o.head.order_id)
+    .column(|o| o.head.store_id.as_str())
+    .column(|o| o.head.channel.as_str())
+    .column(|o| o.head.marketplace.as_deref())
+    .column(|o| o.head.external_order_id.as_str())
+    .column(|o| i64::from(o.head.revision))
+    .column(|o| o.head.status.as_str())
+    .column(|o| i64::try_from(o.head.status_sequence).unwrap_or(i64::MAX))
+    .column(|o| o.head.placed_at)
+    .column(|o| o.head.currency.as_str())
+    .column(|o| o.head.prices_include_tax)
+    .column(|o| Json(&o.head.customer))
+    .column(|o| o.customer_key)
+    .column(|o| Json(&o.head.billing_address))
+    .column(|o| Json(&o.head.shipping_address))
+    .column(|o| Json(&o.head.payment))
+    .column(|o| o.head.shipping.value())
+    .column(|o| o.head.discount.value())
+    .column(|o| o.head.tax.map(|t| t.value()))
+    .column(|o| o.head.total.value())
+    .column(|o| o.accepted)
     .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    .await
 }
 
 /// Stores the status and sequence orders reached (a status change sets `updated_at`,
@@ -315,16 +288,7 @@ pub(crate) async fn update_statuses(
     conn: &mut PgConnection,
     orders: &[&OrderHead],
 ) -> sqlx::Result<()> {
-    if orders.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<Uuid> = orders.iter().map(|h| h.order_id).collect();
-    let statuses: Vec<&str> = orders.iter().map(|h| h.status.as_str()).collect();
-    let sequences: Vec<i64> = orders
-        .iter()
-        .map(|h| i64::try_from(h.status_sequence).unwrap_or(i64::MAX))
-        .collect();
-    sqlx::query(
+    db::unnest(
         "update orders o
          set status = v.status, status_sequence = v.seq,
              completed_at = case when v.status = 'completed' then coalesce(o.completed_at, now())
@@ -332,10 +296,11 @@ pub(crate) async fn update_statuses(
              updated_at = now()
          from unnest($1::uuid[], $2::text[], $3::bigint[]) as v(id, status, seq)
          where o.order_id = v.id",
+        orders,
     )
-    .bind(&ids)
-    .bind(&statuses)
-    .bind(&sequences)
+    .column(|h| h.order_id)
+    .column(|h| h.status.as_str())
+    .column(|h| i64::try_from(h.status_sequence).unwrap_or(i64::MAX))
     .execute(conn)
     .await?;
     Ok(())

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use orderly_runtime::db;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -36,12 +37,8 @@ pub(crate) async fn count_new_orders(
             .entry((head.store_id.as_str(), key, head.currency.as_str()))
             .or_default() += head.total.value();
     }
-    let stores: Vec<&str> = counts.keys().map(|k| k.0).collect();
-    let keys: Vec<&str> = counts.keys().map(|k| k.1).collect();
-    let n: Vec<i32> = counts.values().map(|c| c.0).collect();
-    let first: Vec<DateTime<Utc>> = counts.values().map(|c| c.1).collect();
-    let last: Vec<DateTime<Utc>> = counts.values().map(|c| c.2).collect();
-    sqlx::query(
+    let counts: Vec<_> = counts.into_iter().collect();
+    db::unnest(
         "insert into customer_stats (store_id, customer_key, orders, first_order_at, last_order_at)
          select * from unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[],
                               $5::timestamptz[])
@@ -49,28 +46,27 @@ pub(crate) async fn count_new_orders(
            set orders = customer_stats.orders + excluded.orders,
                first_order_at = least(customer_stats.first_order_at, excluded.first_order_at),
                last_order_at = greatest(customer_stats.last_order_at, excluded.last_order_at)",
+        &counts,
     )
-    .bind(&stores)
-    .bind(&keys)
-    .bind(&n)
-    .bind(&first)
-    .bind(&last)
+    .column(|((store, _), _)| *store)
+    .column(|((_, key), _)| *key)
+    .column(|(_, (n, _, _))| *n)
+    .column(|(_, (_, first, _))| *first)
+    .column(|(_, (_, _, last))| *last)
     .execute(&mut *conn)
     .await?;
-    let stores: Vec<&str> = spend.keys().map(|k| k.0).collect();
-    let keys: Vec<&str> = spend.keys().map(|k| k.1).collect();
-    let currencies: Vec<&str> = spend.keys().map(|k| k.2).collect();
-    let amounts: Vec<Decimal> = spend.values().copied().collect();
-    sqlx::query(
+    let spend: Vec<_> = spend.into_iter().collect();
+    db::unnest(
         "insert into customer_spend (store_id, customer_key, currency, amount)
          select * from unnest($1::text[], $2::text[], $3::text[], $4::numeric[])
          on conflict (store_id, customer_key, currency) do update
            set amount = customer_spend.amount + excluded.amount",
+        &spend,
     )
-    .bind(&stores)
-    .bind(&keys)
-    .bind(&currencies)
-    .bind(&amounts)
+    .column(|((store, _, _), _)| *store)
+    .column(|((_, key, _), _)| *key)
+    .column(|((_, _, currency), _)| *currency)
+    .column(|(_, amount)| *amount)
     .execute(conn)
     .await?;
     Ok(())

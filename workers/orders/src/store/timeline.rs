@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::RawEnvelope;
+use orderly_runtime::db;
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -165,28 +166,19 @@ pub(crate) async fn add_timeline_entries(
     conn: &mut PgConnection,
     entries: &[NewEntry],
 ) -> sqlx::Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let orders: Vec<Uuid> = entries.iter().map(|e| e.order_id).collect();
-    let seqs: Vec<i32> = entries.iter().map(|e| e.seq).collect();
-    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-    let messages: Vec<Uuid> = entries.iter().map(|e| e.message_id).collect();
-    let types: Vec<&str> = entries.iter().map(|e| e.message_type.as_str()).collect();
-    let producers: Vec<&str> = entries.iter().map(|e| e.producer.as_str()).collect();
-    let details: Vec<&str> = entries.iter().map(|e| e.detail.as_str()).collect();
-    sqlx::query(
+    db::unnest(
         "insert into timeline (order_id, seq, kind, message_id, message_type, producer, detail)
          select * from unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::text[],
                               $6::text[], $7::text[])",
+        entries,
     )
-    .bind(&orders)
-    .bind(&seqs)
-    .bind(&kinds)
-    .bind(&messages)
-    .bind(&types)
-    .bind(&producers)
-    .bind(&details)
+    .column(|e| e.order_id)
+    .column(|e| e.seq)
+    .column(|e| e.kind.as_str())
+    .column(|e| e.message_id)
+    .column(|e| e.message_type.as_str())
+    .column(|e| e.producer.as_str())
+    .column(|e| e.detail.as_str())
     .execute(conn)
     .await?;
     Ok(())
