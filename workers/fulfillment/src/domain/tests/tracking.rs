@@ -514,3 +514,71 @@ fn notice_keys_round_trip() {
     assert_eq!(Notice::parse("exception:lost"), None);
     assert_eq!(Notice::parse("shipped"), None);
 }
+
+/// Arrival-order properties of [`derive`] over generated histories. Event times come from a
+/// tiny range, so many events share an instant (and often a status) and differ only by their
+/// message id: arrival order is then not erased by a unique sort key, and the result must
+/// still not depend on it. Proptest shrinks a failure to the smallest history and arrival.
+mod arrival_order {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Carrier events with distinct message ids, times in minutes 1..=3.
+    fn history() -> impl Strategy<Value = Vec<Observation>> {
+        let event = (prop::sample::select(S::ALL), 1u32..=3);
+        prop::collection::vec(event, 1..9).prop_map(|events| {
+            (1u128..)
+                .zip(events)
+                .map(|(n, (status, minute))| obs(status, minute, n))
+                .collect()
+        })
+    }
+
+    /// A history and an arrival of it: a permutation with duplicates (index, position)
+    /// inserted, as a carrier resending an event or the broker redelivering it gives.
+    fn history_and_arrival() -> impl Strategy<Value = (Vec<Observation>, Vec<Observation>)> {
+        history().prop_flat_map(|events| {
+            let n = events.len();
+            let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
+            let duplicates = prop::collection::vec((0..n, 0..=n), 0..4);
+            (Just(events), order, duplicates).prop_map(|(events, order, duplicates)| {
+                let mut arrival: Vec<Observation> = order.iter().map(|&i| events[i]).collect();
+                for (i, at) in duplicates {
+                    arrival.insert(at.min(arrival.len()), events[i]);
+                }
+                (events, arrival)
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_arrival_order_with_equal_times_and_duplicates_ends_in_the_in_order_state(
+            (events, arrival) in history_and_arrival()
+        ) {
+            let in_order = arrive(&events);
+            let arrived = arrive(&arrival);
+            prop_assert_eq!(arrived.last(), in_order.last(), "arrived {:?}", arrival);
+            // As the worker sees it: after each arrival, the state derived from what came so
+            // far. Once delivered, only returned; returned stays; dispatched stays.
+            for pair in arrived.windows(2) {
+                let (before, after) = (pair[0].state, pair[1].state);
+                if before == ShipmentState::Returned {
+                    prop_assert_eq!(after, ShipmentState::Returned);
+                }
+                if before == ShipmentState::Delivered {
+                    prop_assert!(
+                        matches!(after, ShipmentState::Delivered | ShipmentState::Returned),
+                        "delivered then {}", after
+                    );
+                }
+                if before.is_dispatched() {
+                    prop_assert!(after.is_dispatched(), "{} then {}", before, after);
+                }
+            }
+        }
+    }
+}

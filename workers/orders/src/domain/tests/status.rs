@@ -396,3 +396,128 @@ fn on_hold_orders_are_accepted_or_cancelled() {
         OrderStatus::Accepted
     );
 }
+
+/// Arrival-order properties of the status machine, over generated histories: an order's
+/// messages (a backorder, one reservation, releases, dispatches and deliveries of up to four
+/// shipments) are delivered in a random order with random duplicates, and the end state must
+/// be the one the history reaches in the order it was generated. Proptest shrinks a failure
+/// to the shortest history and arrival order that show it.
+mod arrival_order {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// (warehouse, line, units), from small ranges so that histories collide often.
+    fn units() -> impl Strategy<Value = Units> {
+        (0u8..3, 0u8..3, 1u32..4).prop_map(|(w, l, quantity)| Units {
+            warehouse_id: format!("w{w}"),
+            line_id: format!("{l}"),
+            quantity,
+        })
+    }
+
+    /// The messages about one accepted order, in the order they were generated.
+    fn history() -> impl Strategy<Value = Vec<Event>> {
+        let shipment = (
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec((0u8..3, 1u32..4), 0..3),
+        );
+        (
+            any::<bool>(),
+            prop::collection::vec(units(), 0..4),
+            prop::collection::vec(prop::collection::vec(units(), 1..3), 0..3),
+            prop::collection::vec(shipment, 0..4),
+        )
+            .prop_map(|(unavailable, reserved, releases, shipments)| {
+                let mut events = Vec::new();
+                if unavailable {
+                    events.push(Event::StockUnavailable);
+                }
+                if !reserved.is_empty() {
+                    events.push(Event::StockReserved(reserved));
+                }
+                events.extend(releases.into_iter().map(Event::StockReleased));
+                for (n, (dispatched, delivered, items)) in (1u128..).zip(shipments) {
+                    let shipment_id = Uuid::from_u128(n);
+                    if dispatched {
+                        let items = items.into_iter().map(|(l, q)| (format!("{l}"), q));
+                        events.push(Event::Dispatched {
+                            shipment_id,
+                            items: items.collect(),
+                        });
+                    }
+                    if delivered {
+                        events.push(Event::Delivered { shipment_id });
+                    }
+                }
+                events
+            })
+    }
+
+    /// A history, and an arrival of it: a permutation of its messages with duplicates
+    /// (message index, position) inserted. Releases are not duplicated: they add units, and
+    /// a redelivered release is stopped by the inbox before it reaches the domain.
+    fn history_and_arrival() -> impl Strategy<Value = (Vec<Event>, Vec<Event>)> {
+        history().prop_flat_map(|events| {
+            let n = events.len();
+            let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
+            let duplicates = prop::collection::vec((0..n.max(1), 0..=n), 0..4);
+            (Just(events), order, duplicates).prop_map(|(events, order, duplicates)| {
+                let mut arrival: Vec<Event> = order.iter().map(|&i| events[i].clone()).collect();
+                for (i, at) in duplicates {
+                    if let Some(event) = events.get(i)
+                        && !matches!(event, Event::StockReleased(_))
+                    {
+                        arrival.insert(at.min(arrival.len()), event.clone());
+                    }
+                }
+                (events, arrival)
+            })
+        })
+    }
+
+    /// Handles `events` one at a time from an accepted order: end status, end facts, and how
+    /// often the order completed. Checks on the way that the status never goes backwards.
+    fn run(events: &[Event]) -> Result<(Option<OrderStatus>, Facts, usize), TestCaseError> {
+        let mut status = Some(OrderStatus::Accepted);
+        let mut facts = accepted_facts();
+        let mut completions = 0;
+        for event in events {
+            let before = status;
+            facts.apply(event);
+            let transitions = decide(status, &facts)
+                .map_err(|e| TestCaseError::fail(format!("{e} after {event:?}")))?;
+            for t in transitions {
+                prop_assert_eq!(t.from, status, "transitions chain");
+                prop_assert!(can_transition(t.from, t.to), "{:?} → {}", t.from, t.to);
+                completions += usize::from(t.to == OrderStatus::Completed);
+                status = Some(t.to);
+            }
+            prop_assert!(
+                rank(status.expect("set")) >= rank(before.expect("set")),
+                "{:?} went back to {:?} on {:?}",
+                before,
+                status,
+                event
+            );
+        }
+        Ok((status, facts, completions))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_arrival_order_with_duplicates_ends_in_the_in_order_state(
+            (events, arrival) in history_and_arrival()
+        ) {
+            let (in_order, in_order_facts, in_order_completions) = run(&events)?;
+            let (arrived, arrived_facts, arrived_completions) = run(&arrival)?;
+            prop_assert_eq!(arrived, in_order, "status");
+            prop_assert_eq!(arrived_facts, in_order_facts, "facts");
+            prop_assert_eq!(arrived_completions, in_order_completions, "completions");
+            prop_assert!(arrived_completions <= 1, "completed twice");
+        }
+    }
+}
