@@ -59,11 +59,27 @@ fn defaults_cover_the_lifecycle() {
 
 #[test]
 fn every_builtin_template_renders_in_every_language() {
+    // Every variable set to a marker naming it: each `{name}` must come out as its marker,
+    // and nothing else may change (the expectation is a plain text replacement, not the
+    // renderer).
+    let all: BTreeMap<&'static str, String> = VARIABLES
+        .iter()
+        .map(|name| (*name, format!("<<{name}>>")))
+        .collect();
     for event in E::ALL {
         for l in BUILTIN_LANGUAGES {
             let (subject, body) = builtin(event.as_str(), l).expect("builtin");
-            check_template(subject).expect(subject);
-            check_template(body).expect(body);
+            let mut substituted = 0;
+            for template in [subject, body] {
+                let expected = VARIABLES.iter().fold(template.to_owned(), |text, name| {
+                    text.replace(&format!("{{{name}}}"), &all[name])
+                });
+                let rendered = render(template, &all).expect(template);
+                assert_eq!(rendered, expected, "{event} in {l}");
+                assert!(!rendered.contains(['{', '}']), "{event} in {l}: {rendered}");
+                substituted += rendered.matches("<<").count();
+            }
+            assert!(substituted > 0, "{event} in {l} names no variable");
         }
     }
 }
@@ -421,4 +437,140 @@ fn truncation_marks_the_cut() {
     assert_eq!(truncate("abc", 3), "abc");
     assert_eq!(truncate("abcdef", 4), "abc…");
     assert_eq!(truncate("äöüß", 3).chars().count(), 3);
+}
+
+/// Arrival-order properties of the staleness rule. A notifier is modelled as the handler
+/// uses the rule: judge each arriving event against the watermark, notify it when fresh and
+/// not already notified (the dedup key), and move the watermark. Histories are legal courses
+/// of an order (`order.status_changed` numbered 1, 2, …) delivered shuffled and duplicated;
+/// proptest shrinks a failure to the shortest history and arrival.
+mod arrival_order {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Legal courses of an order; a history is a non-empty prefix of one.
+    const COURSES: &[&[S]] = &[
+        &[
+            S::OnHold,
+            S::Accepted,
+            S::Processing,
+            S::Shipped,
+            S::Delivered,
+            S::Completed,
+        ],
+        &[
+            S::Accepted,
+            S::Backordered,
+            S::Processing,
+            S::PartiallyShipped,
+            S::Shipped,
+            S::Delivered,
+            S::Completed,
+        ],
+        &[S::Accepted, S::PartiallyShipped, S::Delivered, S::Completed],
+        &[S::OnHold, S::Accepted, S::Backordered, S::Cancelled],
+        &[S::OnHold, S::Cancelled],
+    ];
+
+    /// Status changes `(sequence, status)` in the order they were made.
+    fn history() -> impl Strategy<Value = Vec<(i64, S)>> {
+        prop::sample::select(COURSES).prop_flat_map(|course| {
+            (1..=course.len())
+                .prop_map(move |len| (1i64..).zip(course[..len].iter().copied()).collect())
+        })
+    }
+
+    /// A permutation of `items` with duplicates (index, position) inserted.
+    fn arrival_of<T: Clone + std::fmt::Debug>(items: Vec<T>) -> impl Strategy<Value = Vec<T>> {
+        let n = items.len();
+        let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
+        let duplicates = prop::collection::vec((0..n, 0..=n), 0..4);
+        (order, duplicates).prop_map(move |(order, duplicates)| {
+            let mut arrival: Vec<T> = order.iter().map(|&i| items[i].clone()).collect();
+            for (i, at) in duplicates {
+                arrival.insert(at.min(arrival.len()), items[i].clone());
+            }
+            arrival
+        })
+    }
+
+    fn history_and_arrival() -> impl Strategy<Value = (Vec<(i64, S)>, Vec<(i64, S)>)> {
+        history().prop_flat_map(|events| (Just(events.clone()), arrival_of(events)))
+    }
+
+    /// Notifies status changes as they arrive: what was notified, in order, and the end
+    /// watermark.
+    fn notify_statuses(arrival: &[(i64, S)]) -> (Vec<(i64, S)>, Watermark) {
+        let mut mark = Watermark::default();
+        let mut notified: Vec<(i64, S)> = Vec::new();
+        for &(sequence, status) in arrival {
+            if judge_status(mark, sequence, status) == Freshness::Fresh
+                && !notified.contains(&(sequence, status))
+            {
+                notified.push((sequence, status));
+                mark = after_status(mark, sequence, status);
+            }
+        }
+        (notified, mark)
+    }
+
+    /// One shipment's steps in the order they happen (dispatched, exceptions, delivered).
+    fn shipment_history() -> impl Strategy<Value = Vec<ShipmentStep>> {
+        (any::<bool>(), 0usize..3, any::<bool>()).prop_map(|(dispatched, exceptions, delivered)| {
+            let mut steps = Vec::new();
+            if dispatched {
+                steps.push(ShipmentStep::Dispatched);
+            }
+            steps.extend(std::iter::repeat_n(ShipmentStep::Exception, exceptions));
+            if delivered {
+                steps.push(ShipmentStep::Delivered);
+            }
+            steps
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn status_changes_in_any_arrival_order_notify_the_newest_and_never_an_older_one(
+            (events, arrival) in history_and_arrival()
+        ) {
+            let (in_order, in_order_mark) = notify_statuses(&events);
+            prop_assert_eq!(&in_order, &events, "in order, every change is news");
+            let (notified, mark) = notify_statuses(&arrival);
+            // Nothing older is notified after something newer.
+            for pair in notified.windows(2) {
+                prop_assert!(
+                    pair[0].0 < pair[1].0,
+                    "{:?} notified after {:?} (arrival {:?})", pair[1], pair[0], arrival
+                );
+            }
+            // The newest change is always notified, and the watermark ends where it ends
+            // in order.
+            prop_assert_eq!(notified.last(), events.last(), "arrival {:?}", arrival);
+            prop_assert_eq!(mark, in_order_mark);
+        }
+
+        #[test]
+        fn shipment_steps_in_any_arrival_order_never_go_back(
+            arrival in shipment_history().prop_filter("some step", |s| !s.is_empty())
+                .prop_flat_map(arrival_of)
+        ) {
+            let mut shipment_rank = 0;
+            let mut notified = Vec::new();
+            for step in &arrival {
+                if judge_shipment(Watermark::default(), shipment_rank, *step) == Freshness::Fresh {
+                    notified.push(*step);
+                    shipment_rank = shipment_rank.max(step.rank());
+                }
+            }
+            for pair in notified.windows(2) {
+                prop_assert!(pair[0].rank() <= pair[1].rank(), "{:?}", notified);
+            }
+            let furthest = arrival.iter().map(|s| s.rank()).max();
+            prop_assert_eq!(Some(shipment_rank), furthest, "the furthest step is notified");
+        }
+    }
 }
