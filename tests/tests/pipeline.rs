@@ -3,8 +3,8 @@
 //! operator and carrier speaking the public contracts.
 
 use std::{
-    collections::BTreeMap,
-    sync::Mutex,
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -12,10 +12,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use orderly::sim::{self, Observed, Publisher, envelope};
 use orderly_contracts::RawEnvelope;
 use orderly_runtime::{
-    Handler, HandlerContext, HandlerError, Host, Incoming,
+    Batch, Handler, HandlerContext, HandlerError, Host, Incoming, LockKey,
     testing::{World, wait_until},
 };
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{SeedableRng, rngs::StdRng};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use uuid::Uuid;
@@ -32,6 +32,8 @@ struct Pipeline {
     /// The orders and inventory schemas, for the test's own reads.
     orders_db: sqlx::PgPool,
     inventory_db: sqlx::PgPool,
+    /// What the chaos harness did, when the workers run under it.
+    chaos: Option<Arc<Mutex<ChaosRecord>>>,
 }
 
 impl Pipeline {
@@ -41,31 +43,44 @@ impl Pipeline {
 
     async fn start_on(world: World, carrier: bool, chaos: Option<u64>) -> anyhow::Result<Self> {
         let mut host = world.host();
-        match chaos {
+        let record = match chaos {
             None => {
                 orderly::workers::start_all(&mut host).await?;
+                None
             }
             Some(seed) => {
                 let dup = world.connection.create_channel().await?;
                 dup.confirm_select(ConfirmSelectOptions::default()).await?;
-                let chaos = |name: &str, n: u64| Chaos::new(name, &world, dup.clone(), seed + n);
+                let record = Arc::new(Mutex::new(ChaosRecord::default()));
+                let shared = (&world, &dup, &record);
                 host.start_worker(
                     "orders",
-                    chaos("orders", 1).wrap(orderly_orders::OrdersHandler::new()),
+                    chaos_of(shared, "orders", seed, orderly_orders::OrdersHandler::new()),
                 )
                 .await?;
                 host.start_worker(
                     "inventory",
-                    chaos("inventory", 2).wrap(orderly_inventory::InventoryHandler::new()),
+                    chaos_of(
+                        shared,
+                        "inventory",
+                        seed + 1,
+                        orderly_inventory::InventoryHandler::new(),
+                    ),
                 )
                 .await?;
                 host.start_worker(
                     "fulfillment",
-                    chaos("fulfillment", 3).wrap(orderly_fulfillment::FulfillmentHandler),
+                    chaos_of(
+                        shared,
+                        "fulfillment",
+                        seed + 2,
+                        orderly_fulfillment::FulfillmentHandler,
+                    ),
                 )
                 .await?;
+                Some(record)
             }
-        }
+        };
         let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
         let events = sim::tap(&world.connection, &world.names, sim::OBSERVED).await?;
         if carrier {
@@ -90,6 +105,7 @@ impl Pipeline {
             rng: StdRng::seed_from_u64(7),
             orders_db,
             inventory_db,
+            chaos: record,
         };
         sim::seed(&p.publisher, 1).await?;
         sim::wait_for_catalog(&p.world.settings.database_url, DEADLINE).await?;
@@ -182,6 +198,27 @@ impl Pipeline {
     async fn inventory_consistent(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = self.inventory_db.acquire().await?;
         Ok(orderly_inventory::consistency_check(&mut conn).await?)
+    }
+
+    /// What the chaos harness did, counting only handlings that were committed (the
+    /// message is in its worker's inbox); none when the workers run without it.
+    async fn chaos_figures(&self) -> anyhow::Result<Option<ChaosFigures>> {
+        let Some(record) = &self.chaos else {
+            return Ok(None);
+        };
+        let mut committed = HashSet::new();
+        for worker in ["orders", "inventory", "fulfillment"] {
+            let pool = self.world.pool(worker).await?;
+            let ids: Vec<Uuid> = sqlx::query_scalar("select message_id from inbox")
+                .fetch_all(&pool)
+                .await?;
+            pool.close().await;
+            committed.extend(ids.into_iter().map(|id| (worker, id)));
+        }
+        let record = record
+            .lock()
+            .map_err(|_| anyhow::anyhow!("chaos record poisoned"))?;
+        Ok(Some(record.figures(&committed)))
     }
 
     async fn finish(self) -> anyhow::Result<()> {
@@ -461,30 +498,207 @@ async fn three_hundred_orders_for_a_hundred_units_with_two_inventory_copies() ->
 /// Wraps a worker's handler to misbehave like a real network: a first delivery is sometimes
 /// deferred (so messages arrive out of order) and a message is sometimes delivered again
 /// (the same message id, published straight back to the worker's queue).
+///
+/// What happens to a message is decided from the seed and its id alone, so the batch path
+/// (`handle_batch`) and the consumer's careful path after a failed batch (`handle`, one
+/// message at a time) agree about each message. Everything the production handlers override
+/// is forwarded, so duplicated, deferred and reordered deliveries go through the batch
+/// paths production runs. What the harness did is written to a [`ChaosRecord`] the test
+/// owns.
 struct Chaos<H> {
-    inner: Option<H>,
+    inner: H,
+    worker: &'static str,
     queue: String,
     channel: lapin::Channel,
-    rng: Mutex<StdRng>,
+    seed: u64,
+    record: Arc<Mutex<ChaosRecord>>,
 }
 
-impl Chaos<()> {
-    fn new(queue: &str, world: &World, channel: lapin::Channel, seed: u64) -> Self {
+/// The chance that a message is chosen to be deferred on its first delivery, and to be
+/// delivered a second time.
+const DEFER: f64 = 0.2;
+const DUPLICATE: f64 = 0.25;
+
+/// What the chaos harness did, shared by the wrappers of every worker of a run.
+#[derive(Debug, Default)]
+struct ChaosRecord {
+    /// (worker, message id) of every message published a second time.
+    duplicated: BTreeSet<(&'static str, Uuid)>,
+    /// (worker, message id) of every message whose first delivery was deferred.
+    deferred: BTreeSet<(&'static str, Uuid)>,
+    /// The last handling of each (worker, message id): a failed attempt is overwritten by
+    /// the attempt that follows it, so once the inbox says a message was handled this is
+    /// the handling that was committed.
+    handled: HashMap<(&'static str, Uuid), Handling>,
+    /// The next handling's place in time.
+    next: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Handling {
+    correlation: String,
+    /// How many messages the `handle_batch` call held; 0 when handled alone by `handle`.
+    batch: usize,
+    /// When, relative to the other handlings of the run.
+    at: u64,
+}
+
+/// How many messages the harness duplicated and deferred, and how many committed handlings
+/// came after a later-created message of the same order (message ids are UUIDv7, ordered by
+/// creation), by path.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ChaosFigures {
+    duplicated: usize,
+    deferred: usize,
+    /// Out of order inside `handle_batch` with more than one message.
+    reordered_in_batches: usize,
+    /// Out of order inside `handle_batch` with one message.
+    reordered_in_batches_of_one: usize,
+    /// Out of order through `handle` (the careful path).
+    reordered_alone: usize,
+}
+
+impl ChaosRecord {
+    /// The figures of the handlings whose message is in its worker's inbox (committed).
+    fn figures(&self, committed: &HashSet<(&'static str, Uuid)>) -> ChaosFigures {
+        let mut by_flow: HashMap<(&'static str, &str), Vec<(Uuid, &Handling)>> = HashMap::new();
+        for ((worker, id), h) in &self.handled {
+            if committed.contains(&(*worker, *id)) {
+                by_flow
+                    .entry((*worker, h.correlation.as_str()))
+                    .or_default()
+                    .push((*id, h));
+            }
+        }
+        let mut figures = ChaosFigures {
+            duplicated: self.duplicated.len(),
+            deferred: self.deferred.len(),
+            ..ChaosFigures::default()
+        };
+        for flow in by_flow.values() {
+            for (id, h) in flow {
+                let late = flow.iter().any(|(other, o)| other > id && o.at < h.at);
+                if late {
+                    match h.batch {
+                        0 => figures.reordered_alone += 1,
+                        1 => figures.reordered_in_batches_of_one += 1,
+                        _ => figures.reordered_in_batches += 1,
+                    }
+                }
+            }
+        }
+        figures
+    }
+}
+
+/// A uniform number in [0, 1) from the seed, a message id and what is being decided.
+fn draw(seed: u64, id: Uuid, what: u64) -> f64 {
+    let bits = id.as_u128();
+    let mut x = seed ^ (bits as u64) ^ ((bits >> 64) as u64).rotate_left(17) ^ what;
+    // splitmix64's finaliser, twice: every input bit reaches every output bit.
+    for _ in 0..2 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+    }
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A worker's handler under chaos, sharing the run's broker channel and record.
+fn chaos_of<H: Handler>(
+    (world, channel, record): (&World, &lapin::Channel, &Arc<Mutex<ChaosRecord>>),
+    worker: &'static str,
+    seed: u64,
+    inner: H,
+) -> Chaos<H> {
+    Chaos::new(worker, world, channel.clone(), seed, record.clone(), inner)
+}
+
+impl<H: Handler> Chaos<H> {
+    fn new(
+        worker: &'static str,
+        world: &World,
+        channel: lapin::Channel,
+        seed: u64,
+        record: Arc<Mutex<ChaosRecord>>,
+        inner: H,
+    ) -> Self {
         Self {
-            inner: Some(()),
-            queue: world.names.queue(queue),
+            inner,
+            worker,
+            queue: world.names.queue(worker),
             channel,
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            seed,
+            record,
         }
     }
 
-    fn wrap<H>(self, inner: H) -> Chaos<H> {
-        Chaos {
-            inner: Some(inner),
-            queue: self.queue,
-            channel: self.channel,
-            rng: self.rng,
+    fn record(&self) -> Result<std::sync::MutexGuard<'_, ChaosRecord>, HandlerError> {
+        self.record
+            .lock()
+            .map_err(|_| HandlerError::permanent("chaos record poisoned"))
+    }
+
+    /// Whether this delivery of `msg` is deferred (only ever a first delivery).
+    fn defers(&self, msg: &Incoming) -> bool {
+        msg.attempt == 1 && draw(self.seed, msg.envelope.message_id, 1) < DEFER
+    }
+
+    fn duplicates(&self, msg: &Incoming) -> bool {
+        draw(self.seed, msg.envelope.message_id, 2) < DUPLICATE
+    }
+
+    /// Publishes a second copy of each of `msgs` chosen to be duplicated (once per message,
+    /// however often it is handled).
+    async fn publish_duplicates(&self, msgs: &[&Incoming]) -> Result<(), HandlerError> {
+        let fresh: Vec<&Incoming> = {
+            let mut record = self.record()?;
+            msgs.iter()
+                .copied()
+                .filter(|m| {
+                    self.duplicates(m)
+                        && record
+                            .duplicated
+                            .insert((self.worker, m.envelope.message_id))
+                })
+                .collect()
+        };
+        for msg in fresh {
+            let body = serde_json::to_vec(&msg.envelope).map_err(HandlerError::transient)?;
+            let confirm = self
+                .channel
+                .basic_publish(
+                    "".into(),
+                    self.queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    lapin::BasicProperties::default(),
+                )
+                .await
+                .map_err(HandlerError::transient)?;
+            confirm.await.map_err(HandlerError::transient)?;
         }
+        Ok(())
+    }
+
+    /// Notes that `msgs` are being handled now, in this order, `batch` of them together (0:
+    /// alone, through `handle`).
+    fn note(&self, msgs: &[&Incoming], batch: usize) -> Result<(), HandlerError> {
+        let mut record = self.record()?;
+        for msg in msgs {
+            let at = record.next;
+            record.next += 1;
+            record.handled.insert(
+                (self.worker, msg.envelope.message_id),
+                Handling {
+                    correlation: msg.envelope.correlation_id.clone(),
+                    batch,
+                    at,
+                },
+            );
+        }
+        Ok(())
     }
 }
 
@@ -496,57 +710,68 @@ impl<H: Handler> Handler for Chaos<H> {
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        let (defer, duplicate) = {
-            let mut rng = self
-                .rng
-                .lock()
-                .map_err(|_| HandlerError::permanent("chaos lock"))?;
-            (
-                msg.attempt == 1 && rng.random_bool(0.25),
-                rng.random_bool(0.25),
-            )
-        };
-        if defer {
+        self.publish_duplicates(&[msg]).await?;
+        if self.defers(msg) {
+            self.record()?
+                .deferred
+                .insert((self.worker, msg.envelope.message_id));
             return Err(HandlerError::transient(anyhow::anyhow!(
                 "chaos: deliver this one later"
             )));
         }
-        if duplicate {
-            let body = serde_json::to_vec(&msg.envelope).map_err(HandlerError::transient)?;
-            self.channel
-                .basic_publish(
-                    "".into(),
-                    self.queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &body,
-                    lapin::BasicProperties::default(),
-                )
-                .await
-                .map_err(HandlerError::transient)?;
-        }
-        match &self.inner {
-            Some(inner) => inner.handle(msg, cx).await,
-            None => Ok(()),
-        }
+        self.note(&[msg], 0)?;
+        self.inner.handle(msg, cx).await
     }
 
-    // The entities a batch locks are the wrapped worker's, as in production.
+    /// The batch goes to the worker's own `handle_batch` unless one of its messages is to
+    /// be deferred: then the batch fails, and the consumer's careful path hands each
+    /// message to `handle`, which defers exactly those and handles the rest alone.
+    async fn handle_batch(
+        &self,
+        msgs: &[&Incoming],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), HandlerError> {
+        self.publish_duplicates(msgs).await?;
+        if msgs.iter().any(|m| self.defers(m)) {
+            return Err(HandlerError::transient(anyhow::anyhow!(
+                "chaos: a message of this batch is to be delivered later"
+            )));
+        }
+        self.note(msgs, msgs.len())?;
+        self.inner.handle_batch(msgs, batch).await
+    }
+
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        self.inner.lock_keys(msg, conn).await
+    }
+
     async fn batch_lock_keys(
         &self,
         msgs: &[&Incoming],
         conn: &mut sqlx::PgConnection,
-    ) -> Result<Vec<orderly_runtime::LockKey>, HandlerError> {
-        match &self.inner {
-            Some(inner) => inner.batch_lock_keys(msgs, conn).await,
-            None => Ok(Vec::new()),
-        }
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        self.inner.batch_lock_keys(msgs, conn).await
     }
 }
 
-/// Runs the same story on a pipeline and returns its end state.
-async fn story(
-    chaos: Option<u64>,
-) -> anyhow::Result<(BTreeMap<String, String>, BTreeMap<String, (i64, i64)>)> {
+/// Where a story ends: every order's status and timeline, and every SKU's stock (on hand,
+/// reserved). A timeline is compared as its entries' kinds, sorted, without its status
+/// changes: an order that learns of its delivery before its dispatch goes to `delivered`
+/// without passing `shipped` (statuses never go back), which is right, but every fact
+/// must be on it exactly once.
+type EndState = (
+    BTreeMap<String, String>,
+    BTreeMap<String, Vec<String>>,
+    BTreeMap<String, (i64, i64)>,
+);
+
+/// Runs the same story on a pipeline and returns its end state, and under chaos what the
+/// harness did.
+async fn story(chaos: Option<u64>) -> anyhow::Result<(EndState, Option<ChaosFigures>)> {
     let mut p = Pipeline::start(true, chaos).await?;
     let skus = [
         "MUG-BLU-350",
@@ -667,29 +892,34 @@ async fn story(
     let stock = p.stock().await?;
     let violations = p.inventory_consistent().await?;
     assert!(violations.is_empty(), "{violations:?}");
-    if chaos.is_some() {
-        // The harness really did duplicate and defer deliveries in every worker.
-        use orderly_runtime::metrics::Outcome;
-        let m = p.host.metrics();
-        for worker in ["orders", "inventory", "fulfillment"] {
-            assert!(
-                m.count(worker, Outcome::Duplicate) > 0,
-                "{worker} saw no duplicate"
-            );
-            assert!(
-                m.count(worker, Outcome::Retried) > 0,
-                "{worker} had nothing deferred"
-            );
-        }
+    let mut timelines = BTreeMap::new();
+    for e in &ids {
+        let mut kinds = p.timeline_kinds(e).await?;
+        kinds.retain(|k| k != "status_changed");
+        kinds.sort();
+        timelines.insert(e.clone(), kinds);
     }
+    let figures = p.chaos_figures().await?;
     p.finish().await?;
-    Ok((statuses, stock))
+    Ok(((statuses, timelines, stock), figures))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicated_and_reordered_deliveries_leave_the_same_end_state() -> anyhow::Result<()> {
-    let clean = story(None).await?;
-    let shaken = story(Some(2026)).await?;
+    let (clean, _) = story(None).await?;
+    let (shaken, figures) = story(Some(2026)).await?;
+    let figures = figures.ok_or_else(|| anyhow::anyhow!("the shaken run kept no record"))?;
+    eprintln!("chaos: {figures:?}");
+    // The harness really acted, and reordered deliveries reached the batch paths.
+    assert!(
+        figures.duplicated > 0,
+        "nothing was duplicated: {figures:?}"
+    );
+    assert!(figures.deferred > 0, "nothing was deferred: {figures:?}");
+    assert!(
+        figures.reordered_in_batches > 0,
+        "no batch of several messages handled one out of order: {figures:?}"
+    );
     assert_eq!(
         clean, shaken,
         "the end state does not depend on duplicates or delivery order"
