@@ -1233,4 +1233,169 @@ mod tests {
         msg.validate().unwrap();
         assert!(level_changed(sku("MUG"), vec![], &[], 1, at(0)).is_none());
     }
+
+    /// Arrival-order properties, over generated inputs: the same movements or stock rows in
+    /// any order (with duplicates where the rule must absorb them) give the same levels and
+    /// allocations. Proptest shrinks a failure to a minimal counterexample.
+    mod arrival_order {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A permutation of `items` with duplicates (index, position) inserted.
+        fn arrival_of<T: Clone + std::fmt::Debug>(
+            items: Vec<T>,
+            max_duplicates: usize,
+        ) -> impl Strategy<Value = Vec<T>> {
+            let n = items.len();
+            let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
+            let duplicates = prop::collection::vec((0..n.max(1), 0..=n), 0..=max_duplicates);
+            (order, duplicates).prop_map(move |(order, duplicates)| {
+                let mut arrival: Vec<T> = order.iter().map(|&i| items[i].clone()).collect();
+                for (i, at) in duplicates {
+                    if let Some(item) = items.get(i) {
+                        arrival.insert(at.min(arrival.len()), item.clone());
+                    }
+                }
+                arrival
+            })
+        }
+
+        /// Applies adjustments one at a time as the handler does (refusals change nothing).
+        fn apply_all(start: Level, changes: &[AdjustmentChange]) -> Level {
+            changes.iter().fold(start, |level, change| {
+                match plan_adjustment(level, *change) {
+                    Ok(AdjustmentOutcome::Apply {
+                        on_hand_delta,
+                        count_as_of,
+                    }) => Level {
+                        on_hand: level.on_hand.saturating_add_signed(on_hand_delta),
+                        last_count_as_of: count_as_of.or(level.last_count_as_of),
+                        ..level
+                    },
+                    Ok(AdjustmentOutcome::Stale { .. }) | Err(_) => level,
+                }
+            })
+        }
+
+        /// Counts with distinct times (seconds 1..=n, values random), in the order taken.
+        fn counts() -> impl Strategy<Value = Vec<AdjustmentChange>> {
+            prop::collection::vec(0u32..50, 1..7).prop_map(|values| {
+                (1i64..)
+                    .zip(values)
+                    .map(|(s, on_hand)| AdjustmentChange::Count {
+                        on_hand,
+                        as_of: at(s),
+                    })
+                    .collect()
+            })
+        }
+
+        fn counts_and_arrival()
+        -> impl Strategy<Value = (Vec<AdjustmentChange>, Vec<AdjustmentChange>)> {
+            counts().prop_flat_map(|c| (Just(c.clone()), arrival_of(c, 3)))
+        }
+
+        fn deltas_and_arrival()
+        -> impl Strategy<Value = (Vec<AdjustmentChange>, Vec<AdjustmentChange>)> {
+            prop::collection::vec(-20i64..20, 0..8).prop_flat_map(|d| {
+                let d: Vec<_> = d.into_iter().map(AdjustmentChange::Delta).collect();
+                (Just(d.clone()), arrival_of(d, 0))
+            })
+        }
+
+        /// Stock rows of 3 SKUs in 3 warehouses with tied and distinct priorities.
+        fn slots() -> impl Strategy<Value = Vec<StockSlot>> {
+            prop::collection::vec((0u8..3, 0i32..2, 0u8..3, 0u64..4), 1..8).prop_map(|rows| {
+                rows.into_iter()
+                    .map(|(w, priority, s, available)| {
+                        slot(&format!("w{w}"), priority, &format!("SKU-{s}"), available)
+                    })
+                    .collect()
+            })
+        }
+
+        fn order_lines() -> impl Strategy<Value = Vec<LineRequest>> {
+            prop::collection::vec((0u8..3, 1u32..4), 1..4).prop_map(|lines| {
+                (1..)
+                    .zip(lines)
+                    .map(|(n, (s, q))| line(&n.to_string(), &format!("SKU-{s}"), q))
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn counts_in_any_arrival_order_with_duplicates_leave_the_newest_count(
+                (taken, arrival) in counts_and_arrival()
+            ) {
+                let start = Level { on_hand: 10, reserved: 0, last_count_as_of: None };
+                let in_order = apply_all(start, &taken);
+                prop_assert_eq!(apply_all(start, &arrival), in_order);
+                // Independently of the rule: the newest count is what is on hand.
+                let newest = taken.last().expect("one count");
+                let AdjustmentChange::Count { on_hand, as_of } = *newest else {
+                    unreachable!("counts only")
+                };
+                prop_assert_eq!(in_order.on_hand, u64::from(on_hand));
+                prop_assert_eq!(in_order.last_count_as_of, Some(as_of));
+            }
+
+            #[test]
+            fn deltas_in_any_order_give_the_same_level(
+                (booked, arrival) in deltas_and_arrival()
+            ) {
+                // Enough stock that no order of these deltas goes below zero.
+                let start = Level { on_hand: 200, reserved: 5, last_count_as_of: None };
+                let in_order = apply_all(start, &booked);
+                prop_assert_eq!(apply_all(start, &arrival), in_order);
+                let sum: i64 = booked.iter().map(|c| match c {
+                    AdjustmentChange::Delta(d) => *d,
+                    AdjustmentChange::Count { .. } => 0,
+                }).sum();
+                prop_assert_eq!(in_order.on_hand, 200u64.saturating_add_signed(sum));
+            }
+
+            #[test]
+            fn stock_rows_read_in_any_order_allocate_the_same(
+                (rows, arrival, lines) in slots()
+                    .prop_flat_map(|rows| (Just(rows.clone()), arrival_of(rows, 0), order_lines()))
+            ) {
+                let in_order = StockView::new(rows).allocate(&lines);
+                prop_assert_eq!(StockView::new(arrival).allocate(&lines), in_order);
+            }
+
+            #[test]
+            fn backorders_are_served_oldest_first_per_sku(
+                (rows, backorders) in (slots(), prop::collection::vec(order_lines(), 1..5))
+            ) {
+                let oldest_first: Vec<Backorder> = (1u128..)
+                    .zip(backorders)
+                    .map(|(n, lines)| Backorder { order_id: Uuid::from_u128(n), lines })
+                    .collect();
+                let mut view = StockView::new(rows.clone());
+                let decisions = plan_backorders(&mut view, &oldest_first);
+                // The oldest backorder is served whenever the stock can serve it alone.
+                if let Allocated::Reserved(_) = StockView::new(rows).allocate(&oldest_first[0].lines) {
+                    prop_assert!(matches!(decisions[0].1, BackorderDecision::Serve(_)), "{:?}", decisions);
+                }
+                // No younger order is served a SKU an older unserved order is short of.
+                for (i, (_, older)) in decisions.iter().enumerate() {
+                    let BackorderDecision::StillShort(shortages) = older else { continue };
+                    for (j, (_, younger)) in decisions.iter().enumerate().skip(i + 1) {
+                        if let BackorderDecision::Serve(picks) = younger {
+                            for shortage in shortages {
+                                prop_assert!(
+                                    !picks.iter().flat_map(|w| &w.picks).any(|p| p.sku == shortage.sku),
+                                    "backorder {} served {} that older {} is short of", j, shortage.sku, i
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
