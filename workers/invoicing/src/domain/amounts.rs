@@ -396,9 +396,10 @@ mod tests {
         assert_eq!(p.gross, dec("45.20"));
     }
 
-    /// Many awkward prices, both policies, both price modes: the sums always hold.
+    /// Many awkward prices, both policies, both price modes: the sums always hold, and each
+    /// rate's VAT is what the rate gives, computed here independently of [`price`].
     #[test]
-    fn sums_hold_for_many_documents() {
+    fn vat_follows_the_rates_and_sums_hold_for_many_documents() {
         let units = [
             "0.01", "0.05", "0.33", "1.99", "7.77", "12.345", "99.99", "0.1234",
         ];
@@ -418,20 +419,100 @@ mod tests {
                 .collect();
             for policy in [RoundingPolicy::PerLine, RoundingPolicy::PerDocument] {
                 for prices_include_tax in [false, true] {
+                    let order_discount = if seed % 3 == 0 {
+                        dec("0.07")
+                    } else {
+                        Decimal::ZERO
+                    };
                     let p = price(&DocumentInput {
                         lines: lines.clone(),
-                        order_discount: if seed % 3 == 0 {
-                            dec("0.07")
-                        } else {
-                            Decimal::ZERO
-                        },
+                        order_discount,
                         prices_include_tax,
                         policy,
                         scale: 2,
                     });
                     check_sums(&p);
+                    check_tax_against_rates(&lines, order_discount, prices_include_tax, policy, &p);
                 }
             }
         }
+    }
+
+    /// Half away from zero to the cent, written here with the decimal library's own
+    /// strategy rather than the module's [`round`].
+    fn cents(value: Decimal) -> Decimal {
+        value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// Checks `p` against VAT computed here from the rates: tax = round(net × rate) per line
+    /// (`per_line`) or per rate over the document (`per_document`); with gross prices, the
+    /// gross is kept and net = round(gross / (1 + rate)). Where there is no order discount
+    /// (whose shares are the module's to decide) the nets are checked against the prices too.
+    fn check_tax_against_rates(
+        lines: &[LineInput],
+        order_discount: Decimal,
+        prices_include_tax: bool,
+        policy: RoundingPolicy,
+        p: &Priced,
+    ) {
+        let context = format!("{policy:?}, gross prices: {prices_include_tax}");
+        let factor = |rate: Decimal| rate / Decimal::ONE_HUNDRED;
+        let amount = |l: &LineInput| Decimal::from(l.quantity) * l.unit_price - l.discount;
+        let mut rates: Vec<Decimal> = lines.iter().map(|l| l.rate.normalize()).collect();
+        rates.sort();
+        rates.dedup();
+        let mut expected_tax = Decimal::ZERO;
+        for rate in rates {
+            let at_rate = |l: &&PricedLine| l.rate == rate;
+            let net: Decimal = p.lines.iter().filter(at_rate).map(|l| l.net).sum();
+            let tax: Decimal = p.lines.iter().filter(at_rate).map(|l| l.tax).sum();
+            let gross = net + tax;
+            let inputs = || lines.iter().filter(|l| l.rate.normalize() == rate);
+            let undiscounted = order_discount.is_zero();
+            match (policy, prices_include_tax) {
+                (RoundingPolicy::PerLine, false) => {
+                    for (l, input) in p.lines.iter().zip(lines) {
+                        if l.rate == rate {
+                            assert_eq!(l.tax, cents(l.net * factor(rate)), "{context}: {l:?}");
+                            if undiscounted {
+                                assert_eq!(l.net, cents(amount(input)), "{context}: {l:?}");
+                            }
+                        }
+                    }
+                }
+                (RoundingPolicy::PerLine, true) => {
+                    for (l, input) in p.lines.iter().zip(lines) {
+                        if l.rate == rate {
+                            let line_gross = l.net + l.tax;
+                            let line_net = cents(line_gross / (Decimal::ONE + factor(rate)));
+                            assert_eq!(l.net, line_net, "{context}: {l:?}");
+                            if undiscounted {
+                                assert_eq!(line_gross, cents(amount(input)), "{context}: {l:?}");
+                            }
+                        }
+                    }
+                }
+                (RoundingPolicy::PerDocument, false) => {
+                    assert_eq!(tax, cents(net * factor(rate)), "{context}: rate {rate}");
+                    if undiscounted {
+                        let sum: Decimal = inputs().map(amount).sum();
+                        assert_eq!(net, cents(sum), "{context}: rate {rate}");
+                    }
+                }
+                (RoundingPolicy::PerDocument, true) => {
+                    let net_of_gross = cents(gross / (Decimal::ONE + factor(rate)));
+                    assert_eq!(net, net_of_gross, "{context}: rate {rate}");
+                    if undiscounted {
+                        let sum: Decimal = inputs().map(amount).sum();
+                        assert_eq!(gross, cents(sum), "{context}: rate {rate}");
+                    }
+                }
+            }
+            expected_tax += tax;
+        }
+        assert_eq!(
+            p.tax, expected_tax,
+            "{context}: the total is the rates' VAT"
+        );
     }
 }

@@ -269,7 +269,34 @@ fn a_seller_outside_the_eu_or_before_the_table_is_refused() {
         distance_sales_this_year: Decimal::ZERO,
         this_sale_eur: None,
     };
-    assert!(vat::decide(&sale).is_err());
+    let refusal = vat::decide(&sale).expect_err("a Swiss seller is refused");
+    assert_eq!(refusal, vat::VatError::SellerOutsideEu(c("CH")));
+    assert_eq!(
+        refusal.to_string(),
+        "the seller's country CH is not an EU member state; Orderly only invoices for sellers \
+         established in the EU"
+    );
+
+    // A registered German seller, one day before the rate table's first German row
+    // (2016-01-01).
+    let german_vat = VatId::parse("DE123456789").expect("vat id");
+    let before_the_table = Sale {
+        seller_country: c("DE"),
+        seller_vat_id: Some(&german_vat),
+        supply_date: day("2015-12-31"),
+        ..sale
+    };
+    let refusal = vat::decide(&before_the_table).expect_err("no rates before the table");
+    assert_eq!(
+        refusal.to_string(),
+        "no VAT rates of DE are known for 2015-12-31 (the rate table starts in 2016)"
+    );
+    // The table's first day is decided.
+    let first_day = Sale {
+        supply_date: day("2016-01-01"),
+        ..before_the_table
+    };
+    assert!(vat::decide(&first_day).is_ok());
 }
 
 #[test]
