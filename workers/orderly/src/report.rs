@@ -52,13 +52,13 @@ pub(crate) async fn summary(
         );
     }
 
-    println!(
-        "\n== Invoices and credit notes issued ({} announced by invoice.issued / credit_note.issued; the invoicing worker's records) ==",
-        seen.documents.len()
-    );
     let pool = orderly_runtime::db::connect(&settings.database_url, "invoicing", 1).await?;
-    let documents = orderly_invoicing::list_invoices(&pool, None, 12).await?;
+    let documents = orderly_invoicing::list_invoices(&pool, None, SHOWN_DOCUMENTS).await?;
     pool.close().await;
+    println!(
+        "\n== Invoices and credit notes issued: {} ==",
+        documents_heading(seen.documents.len(), documents.len())
+    );
     if documents.is_empty() {
         println!("  none");
     }
@@ -157,4 +157,35 @@ async fn host_channel(
     .await?;
     let ch = c.create_channel().await?;
     Ok((c, ch))
+}
+
+/// How many issued documents the summary lists (the latest ones).
+const SHOWN_DOCUMENTS: i64 = 12;
+
+/// The heading of the documents table: how many were announced, and that the rows are only
+/// the latest ones when there are more (the invoicing worker's records, newest first).
+fn documents_heading(announced: usize, shown: usize) -> String {
+    let source = "announced by invoice.issued / credit_note.issued";
+    if shown < announced {
+        format!("{announced} {source}; the latest {shown} of the invoicing worker's records")
+    } else {
+        format!("{announced} {source}; the invoicing worker's records")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::documents_heading;
+
+    #[test]
+    fn the_documents_heading_says_when_only_the_latest_are_listed() {
+        assert_eq!(
+            documents_heading(21, 12),
+            "21 announced by invoice.issued / credit_note.issued; the latest 12 of the invoicing worker's records"
+        );
+        assert_eq!(
+            documents_heading(5, 5),
+            "5 announced by invoice.issued / credit_note.issued; the invoicing worker's records"
+        );
+    }
 }

@@ -168,3 +168,22 @@ async fn invoice_settings_are_checked_before_publishing_and_an_unknown_pdf_is_na
     std::fs::remove_dir_all(&dir).ok();
     world.cleanup().await
 }
+
+/// `orderly … | head` closes the pipe before the command has printed everything: the
+/// command ends quietly with the status a shell reports for `SIGPIPE`, never a panic and a
+/// backtrace. The pipe is closed before the command starts, so every write fails.
+#[test]
+fn a_closed_output_pipe_ends_a_command_quietly() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["topology", "--definitions"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("the orderly binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.trim().is_empty(), "nothing on stderr: {stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
