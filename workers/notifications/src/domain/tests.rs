@@ -495,7 +495,10 @@ mod arrival_order {
         })
     }
 
-    fn history_and_arrival() -> impl Strategy<Value = (Vec<(i64, S)>, Vec<(i64, S)>)> {
+    /// Status changes `(sequence, status)`.
+    type Changes = Vec<(i64, S)>;
+
+    fn history_and_arrival() -> impl Strategy<Value = (Changes, Changes)> {
         history().prop_flat_map(|events| (Just(events.clone()), arrival_of(events)))
     }
 

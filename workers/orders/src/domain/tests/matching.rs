@@ -154,7 +154,7 @@ fn gtin_lines_match_catalog_then_mapping() {
 }
 
 #[test]
-fn gtin14_normalisation_is_what_the_store_compares() {
+fn an_ean13_and_its_zero_padded_gtin14_normalise_to_one_gtin14() {
     let ean13 = Gtin::parse("4006381333931").unwrap();
     let gtin14 = Gtin::parse("04006381333931").unwrap();
     assert_eq!(ean13.to_gtin14(), gtin14.to_gtin14());
