@@ -781,7 +781,9 @@ async fn story(chaos: Option<u64>) -> anyhow::Result<(EndState, Option<ChaosFigu
         "PEN-FOUNT-M",
     ];
     let mut ids: Vec<String> = Vec::new();
-    for i in 0..10 {
+    // Twenty orders placed at once: enough traffic that a deferred message comes back into
+    // a batch of several, which is where the batch paths meet a reordering.
+    for i in 0..20 {
         let ext = format!("SF-{i}");
         p.place(
             &ext,
