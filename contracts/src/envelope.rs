@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::error::ContractError;
+use crate::json::Strict;
 use crate::validate::Validate;
 
 /// A message type with a fixed name and schema version.
@@ -111,14 +112,17 @@ pub type RawEnvelope = Envelope<serde_json::Value>;
 
 /// Decodes the envelope, leaving the payload as JSON.
 ///
-/// Errors name the offending field (`message_id: invalid type ...`).
+/// Errors name the offending field (`message_id: invalid type ...`). A key named twice in any
+/// object is refused (`payload.lines[0]: duplicate key `sku``), see [`crate::json`].
 pub fn decode_raw(body: &[u8]) -> Result<RawEnvelope, ContractError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let env: RawEnvelope =
+    // The payload is kept as JSON with duplicate keys refused (see `crate::json`); the
+    // envelope's own fields refuse duplicates by derive.
+    let env: Envelope<Strict> =
         serde_path_to_error::deserialize(&mut de).map_err(|e| ContractError::from_path("", e))?;
     de.end()
         .map_err(|e| ContractError::new("", format!("trailing data: {e}")))?;
-    Ok(env)
+    Ok(env.map(|Strict(payload)| payload))
 }
 
 impl RawEnvelope {

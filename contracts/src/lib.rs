@@ -15,6 +15,7 @@
 //! - [`messages`]: one payload struct per message type, by area.
 //! - [`validate`]: [`Validate`], the cross-field business rules of each payload.
 //! - [`error`]: [`ContractError`], the field path and reason of any refusal.
+//! - [`json`](mod@json): strict JSON decoding (a key named twice is refused).
 //! - [`routing`]: the exchange, the queues and which message types each receives.
 //! - [`catalog`](mod@catalog): every message type with its schema, golden example and validator.
 //!
@@ -27,6 +28,7 @@ pub mod catalog;
 pub mod envelope;
 pub mod error;
 mod examples;
+pub mod json;
 pub mod messages;
 pub mod routing;
 pub mod types;
@@ -35,4 +37,5 @@ pub mod validate;
 pub use catalog::{MessageSpec, catalog};
 pub use envelope::{Envelope, Message, RawEnvelope, TraceContext, decode_raw};
 pub use error::ContractError;
+pub use json::decode_json;
 pub use validate::Validate;

@@ -814,3 +814,96 @@ fn readme_tables_match_the_code() {
         panic!("{difference}; regenerate with `{REGENERATE}`");
     }
 }
+
+/// The envelope `example` as JSON text with `payload`'s text in place of its payload.
+fn with_payload_text(example: &Value, payload: &str) -> String {
+    let mut envelope = example.clone();
+    envelope["payload"] = json!("__PAYLOAD__");
+    serde_json::to_string(&envelope)
+        .expect("encode")
+        .replace("\"__PAYLOAD__\"", payload)
+}
+
+/// `object`'s JSON text with `key` written a second time, first, with `value`.
+fn with_key_twice(object: &Value, key: &str, value: &Value) -> String {
+    let text = serde_json::to_string(object).expect("encode");
+    format!(
+        "{{{}:{},{}",
+        serde_json::to_string(key).expect("key"),
+        value,
+        &text[1..]
+    )
+}
+
+/// A key named twice is refused in every message type, at the top of the payload and inside
+/// it, with the key and its path named: other parsers keep the first of two keys where
+/// serde_json kept the last, so the same bytes must not mean two things.
+#[test]
+fn a_key_named_twice_is_refused_in_every_message_type() {
+    for spec in catalog() {
+        let example = (spec.example)();
+        let payload = &example["payload"];
+        let keys: Vec<String> = payload
+            .as_object()
+            .expect("payload is an object")
+            .keys()
+            .cloned()
+            .collect();
+        for key in &keys {
+            let text = with_payload_text(&example, &with_key_twice(payload, key, &json!("other")));
+            let err = decode_raw(text.as_bytes())
+                .expect_err(&format!("{}: `{key}` twice is refused", spec.message_type));
+            let reason = err.to_string();
+            assert!(
+                reason.contains(&format!("duplicate key `{key}`")) && reason.starts_with("payload"),
+                "{}: {reason}",
+                spec.message_type
+            );
+        }
+        // Inside the payload: the first object nested in it (a line, an address, …).
+        let nested = keys.iter().find_map(|key| match &payload[key.as_str()] {
+            Value::Object(o) if !o.is_empty() => Some((key.clone(), None)),
+            Value::Array(items) if items.first().is_some_and(Value::is_object) => {
+                Some((key.clone(), Some(0)))
+            }
+            _ => None,
+        });
+        if let Some((key, index)) = nested {
+            let inner = match index {
+                Some(i) => &payload[key.as_str()][i],
+                None => &payload[key.as_str()],
+            };
+            let inner_key = inner
+                .as_object()
+                .and_then(|o| o.keys().next())
+                .expect("a key")
+                .clone();
+            let twice = with_key_twice(inner, &inner_key, &json!(null));
+            let mut marked = payload.clone();
+            let slot = match index {
+                Some(i) => &mut marked[key.as_str()][i],
+                None => &mut marked[key.as_str()],
+            };
+            *slot = json!("__INNER__");
+            let payload_text = serde_json::to_string(&marked)
+                .expect("encode")
+                .replace("\"__INNER__\"", &twice);
+            let text = with_payload_text(&example, &payload_text);
+            let reason = decode_raw(text.as_bytes())
+                .expect_err("a nested key twice is refused")
+                .to_string();
+            let path = match index {
+                Some(i) => format!("payload.{key}[{i}]"),
+                None => format!("payload.{key}"),
+            };
+            assert!(
+                reason.contains(&format!("duplicate key `{inner_key}`")) && reason.contains(&path),
+                "{}: {reason} (expected at {path})",
+                spec.message_type
+            );
+        }
+        // The same message without duplicates still decodes.
+        let text = with_payload_text(&example, &serde_json::to_string(payload).expect("encode"));
+        assert!(decode_raw(text.as_bytes()).is_ok(), "{}", spec.message_type);
+    }
+}

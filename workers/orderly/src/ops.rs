@@ -191,8 +191,9 @@ where
 {
     let body = read_input(file)?;
     let origin = file.display().to_string();
-    let payload: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{origin}: not JSON: {e}"))?;
+    // Strict: a key named twice is refused, as the workers refuse it.
+    let payload = orderly_contracts::decode_json(&body)
+        .map_err(|e| anyhow::anyhow!("{origin}: not valid JSON: {e}"))?;
     let store = payload
         .get("store_id")
         .and_then(serde_json::Value::as_str)

@@ -187,3 +187,35 @@ fn a_closed_output_pipe_ends_a_command_quietly() {
     assert!(stderr.trim().is_empty(), "nothing on stderr: {stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// `orderly publish` reads JSON as the workers do: a key named twice is refused with the key
+/// and where, before anything is sent (other parsers keep the first of two keys, serde_json
+/// the last: the same bytes must not mean two messages).
+#[test]
+fn publish_refuses_a_key_named_twice() {
+    let dir = std::env::temp_dir().join(format!("orderly-cli-dup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let text = example("order.placed.v1.json").to_string().replacen(
+        r#""store_id":"shop-de""#,
+        r#""store_id":"shop-de","store_id":"other""#,
+        1,
+    );
+    assert!(
+        text.contains(r#""store_id":"other""#),
+        "the example names its store"
+    );
+    let file = dir.join("twice.json");
+    std::fs::write(&file, text).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_orderly"))
+        .args(["publish", file.to_str().unwrap_or_default()])
+        .env("ORDERLY__BROKER_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .output()
+        .expect("the orderly binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("payload: duplicate key `store_id`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
