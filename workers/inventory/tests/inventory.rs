@@ -1235,13 +1235,14 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
             &[("1", "MUG", 6), ("2", "TEE", 2)],
         ),
         raw(&envelope("wms", delta("berlin-1", "CAP", 7, "R-1"))),
-        disp(q, shipment(3), "hamburg-2", &[("1", "MUG", 2)]),
-        // The same shipment again, as another message: booked once.
-        disp(p, shipment(1), "berlin-1", &[("1", "MUG", 4)]),
         // One unit more than reserved: the extra one comes from free stock.
         disp(r, shipment(4), "hamburg-2", &[("1", "MUG", 2)]),
+        // The same shipment again, as another message: booked once (and so handled alone).
+        disp(p, shipment(1), "berlin-1", &[("1", "MUG", 4)]),
+        disp(q, shipment(3), "hamburg-2", &[("1", "MUG", 2)]),
         raw(&envelope(x.to_string(), cancelled(x, Uuid::now_v7(), None))), // never accepted
     ];
+    let (extra_unit, last_of_group) = (batch[3].message_id, batch[5].message_id);
 
     let [one, all] = orderly_runtime::testing::run_both_ways(
         NAME,
@@ -1311,6 +1312,22 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
             .chain(&all.emitted)
             .all(|m| m.message_type == StockLevelChanged::TYPE),
         "dispatches publish nothing else"
+    );
+    // The batch path really ran: booked together, the dispatches announce the lot's MUG level
+    // once, caused by the group's last dispatch; one at a time, the level is caused by the
+    // dispatch that shipped the extra unit.
+    let mug_cause = |out: &[orderly_runtime::outbox::OutboxMessage]| {
+        out.iter()
+            .filter(|m| m.message_type == StockLevelChanged::TYPE)
+            .filter(|m| m.body["payload"]["sku"] == "MUG")
+            .map(|m| m.body["causation_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(mug_cause(&one.emitted), [serde_json::json!(extra_unit)]);
+    assert_eq!(
+        mug_cause(&all.emitted),
+        [serde_json::json!(last_of_group)],
+        "the dispatches were booked together (dispatch_together), not one at a time"
     );
     Ok(())
 }
