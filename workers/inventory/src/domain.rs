@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Most units a stock row can hold (the contracts count stock in `u32`).
-pub const MAX_ON_HAND: u64 = u32::MAX as u64;
+pub(crate) const MAX_ON_HAND: u64 = u32::MAX as u64;
 
 /// One order line to reserve. Also the stored form of a backordered order's lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct StockSlot {
 
 /// Units of one line taken from one warehouse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pick {
+pub(crate) struct Pick {
     /// The order line.
     pub line_id: String,
     /// Its SKU.
@@ -59,7 +59,7 @@ pub struct Pick {
 
 /// What one warehouse reserves for an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WarehousePicks {
+pub(crate) struct WarehousePicks {
     /// The warehouse.
     pub warehouse_id: WarehouseId,
     /// Lines (or parts of lines) it serves, each line at most once.
@@ -68,7 +68,7 @@ pub struct WarehousePicks {
 
 /// A line that cannot be served in full.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LineShortage {
+pub(crate) struct LineShortage {
     /// The order line.
     pub line_id: String,
     /// Its SKU.
@@ -82,7 +82,7 @@ pub struct LineShortage {
 
 /// The outcome of allocating an order: all of it, or nothing and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Allocated {
+pub(crate) enum Allocated {
     /// Every line is served; one entry per warehouse, most preferred first.
     Reserved(Vec<WarehousePicks>),
     /// Some line cannot be served in full; nothing is reserved.
@@ -93,7 +93,7 @@ pub enum Allocated {
 ///
 /// Built from the rows the handler has locked, so a decision made on it holds until commit.
 #[derive(Debug, Clone, Default)]
-pub struct StockView {
+pub(crate) struct StockView {
     /// Warehouses, most preferred first.
     warehouses: Vec<WarehouseId>,
     /// Available units by SKU, then warehouse.
@@ -102,7 +102,7 @@ pub struct StockView {
 
 impl StockView {
     /// A view of `slots`. A warehouse listed with several priorities gets the best one.
-    pub fn new(slots: impl IntoIterator<Item = StockSlot>) -> Self {
+    pub(crate) fn new(slots: impl IntoIterator<Item = StockSlot>) -> Self {
         let mut priority: BTreeMap<WarehouseId, i32> = BTreeMap::new();
         let mut available: BTreeMap<Sku, BTreeMap<WarehouseId, u64>> = BTreeMap::new();
         for slot in slots {
@@ -126,7 +126,7 @@ impl StockView {
     }
 
     /// Units of `sku` available in `warehouse`.
-    pub fn available(&self, warehouse: &WarehouseId, sku: &Sku) -> u64 {
+    pub(crate) fn available(&self, warehouse: &WarehouseId, sku: &Sku) -> u64 {
         self.available
             .get(sku)
             .and_then(|by_warehouse| by_warehouse.get(warehouse))
@@ -135,7 +135,7 @@ impl StockView {
     }
 
     /// Units of `sku` available in all warehouses together.
-    pub fn total(&self, sku: &Sku) -> u64 {
+    pub(crate) fn total(&self, sku: &Sku) -> u64 {
         self.available
             .get(sku)
             .map_or(0, |by_warehouse| by_warehouse.values().sum())
@@ -153,7 +153,7 @@ impl StockView {
     ///    that can, else it is taken in parts, from the used warehouses first, then the
     ///    others, in preference order. This keeps the number of warehouses (parcels) low
     ///    without searching every combination.
-    pub fn allocate(&self, lines: &[LineRequest]) -> Allocated {
+    pub(crate) fn allocate(&self, lines: &[LineRequest]) -> Allocated {
         let shortages = self.shortages(lines);
         if !shortages.is_empty() {
             return Allocated::Short(shortages);
@@ -273,7 +273,7 @@ impl StockView {
 
     /// Takes what `allocation` reserved out of the view (for deciding several orders in a
     /// row, oldest first).
-    pub fn take(&mut self, allocation: &[WarehousePicks]) {
+    pub(crate) fn take(&mut self, allocation: &[WarehousePicks]) {
         for warehouse in allocation {
             for pick in &warehouse.picks {
                 if let Some(units) = self
@@ -299,7 +299,7 @@ pub struct Backorder {
 
 /// What to do with one backorder when stock arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BackorderDecision {
+pub(crate) enum BackorderDecision {
     /// Reserve it now, like this.
     Serve(Vec<WarehousePicks>),
     /// It still cannot be served in full.
@@ -323,7 +323,7 @@ pub enum BackorderDecision {
 /// the SKUs an older, still-backordered order is short of. So a trickle of stock for a SKU
 /// always goes to the oldest order waiting for it, never to a small younger order that
 /// happens to fit.
-pub fn plan_backorders(
+pub(crate) fn plan_backorders(
     view: &mut StockView,
     oldest_first: &[Backorder],
 ) -> Vec<(Uuid, BackorderDecision)> {
@@ -372,7 +372,7 @@ pub struct Level {
 
 /// What an `inventory.adjusted` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdjustmentChange {
+pub(crate) enum AdjustmentChange {
     /// An absolute count, taken at `as_of`.
     Count {
         /// Units counted.
@@ -386,7 +386,7 @@ pub enum AdjustmentChange {
 
 /// What to do with an adjustment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdjustmentOutcome {
+pub(crate) enum AdjustmentOutcome {
     /// Change on hand by `on_hand_delta` (may be 0: a count that confirms the stock); a
     /// count also becomes the row's newest count.
     Apply {
@@ -405,7 +405,7 @@ pub enum AdjustmentOutcome {
 
 /// Why an adjustment is refused (bad data from the source, never retried).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdjustmentRefused {
+pub(crate) enum AdjustmentRefused {
     /// The result would be below zero.
     #[error("it would leave {on_hand} units on hand, below zero")]
     Negative {
@@ -439,7 +439,7 @@ pub enum AdjustmentRefused {
 /// out of order); deltas always apply (the caller makes each apply once, by source and
 /// reference). Either way the result must stay within `reserved..=MAX_ON_HAND`: stock
 /// promised to orders is never taken back by an adjustment.
-pub fn plan_adjustment(
+pub(crate) fn plan_adjustment(
     level: Level,
     change: AdjustmentChange,
 ) -> Result<AdjustmentOutcome, AdjustmentRefused> {
@@ -477,7 +477,7 @@ pub fn plan_adjustment(
 
 /// How a dispatched item leaves stock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DispatchPlan {
+pub(crate) struct DispatchPlan {
     /// Units taken out of the line's open reservation (on hand and reserved both drop).
     pub from_reservation: u64,
     /// Units beyond the open reservation, taken from unreserved stock (on hand drops): the
@@ -487,12 +487,12 @@ pub struct DispatchPlan {
 
 impl DispatchPlan {
     /// The change of on hand.
-    pub fn on_hand_delta(self) -> i64 {
+    pub(crate) fn on_hand_delta(self) -> i64 {
         -i64::try_from(self.from_reservation + self.from_free_stock).unwrap_or(i64::MAX)
     }
 
     /// The change of reserved.
-    pub fn reserved_delta(self) -> i64 {
+    pub(crate) fn reserved_delta(self) -> i64 {
         -i64::try_from(self.from_reservation).unwrap_or(i64::MAX)
     }
 }
@@ -503,7 +503,7 @@ impl DispatchPlan {
     "{quantity} units shipped but only {open} were reserved for the line and {free} more are \
      unreserved; book the missing stock with an adjustment, then replay"
 )]
-pub struct DispatchRefused {
+pub(crate) struct DispatchRefused {
     /// Units shipped.
     pub quantity: u32,
     /// The line's open reservation in that warehouse.
@@ -514,7 +514,7 @@ pub struct DispatchRefused {
 
 /// Decides how `quantity` shipped units of a line leave a stock row at `level`, given the
 /// line's `open` reservation there.
-pub fn plan_dispatch(
+pub(crate) fn plan_dispatch(
     quantity: u32,
     open: u64,
     level: Level,
@@ -539,7 +539,10 @@ pub fn plan_dispatch(
 /// Splits a release of `quantity` units (everything open if `None`) over a line's open
 /// reservations, in the order given. Returns the units to release per warehouse, leaving out
 /// zeros; releases at most what is open.
-pub fn plan_release(open: &[(WarehouseId, u64)], quantity: Option<u32>) -> Vec<(WarehouseId, u64)> {
+pub(crate) fn plan_release(
+    open: &[(WarehouseId, u64)],
+    quantity: Option<u32>,
+) -> Vec<(WarehouseId, u64)> {
     let mut left = quantity.map_or(u64::MAX, u64::from);
     let mut out = Vec::new();
     for (warehouse, units) in open {
@@ -557,7 +560,7 @@ pub fn plan_release(open: &[(WarehouseId, u64)], quantity: Option<u32>) -> Vec<(
 
 /// A backorder's lines after some of them were cancelled: each cancelled quantity comes off
 /// its line, lines reaching zero disappear.
-pub fn reduce_lines(lines: &[LineRequest], cancelled: &[(String, u32)]) -> Vec<LineRequest> {
+pub(crate) fn reduce_lines(lines: &[LineRequest], cancelled: &[(String, u32)]) -> Vec<LineRequest> {
     lines
         .iter()
         .filter_map(|line| {
@@ -587,7 +590,7 @@ pub struct WarehouseStock {
 }
 
 /// The `stock.level_changed` of `sku`, or `None` when it has no stock row anywhere.
-pub fn level_changed(
+pub(crate) fn level_changed(
     sku: Sku,
     gtins: Vec<Gtin>,
     warehouses: &[WarehouseStock],
@@ -625,7 +628,7 @@ pub fn level_changed(
 }
 
 /// The contract form of an allocation.
-pub fn to_allocations(picks: &[WarehousePicks]) -> Vec<Allocation> {
+pub(crate) fn to_allocations(picks: &[WarehousePicks]) -> Vec<Allocation> {
     picks
         .iter()
         .map(|w| Allocation {
@@ -649,7 +652,7 @@ pub fn to_allocations(picks: &[WarehousePicks]) -> Vec<Allocation> {
 }
 
 /// The contract form of shortages.
-pub fn to_shortages(shortages: &[LineShortage]) -> Vec<Shortage> {
+pub(crate) fn to_shortages(shortages: &[LineShortage]) -> Vec<Shortage> {
     shortages
         .iter()
         .map(|s| Shortage {

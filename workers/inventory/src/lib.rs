@@ -31,8 +31,8 @@
 //! Layers: [`domain`] decides (pure), [`store`] reads and writes (SQL), [`handlers`] glues
 //! them to messages.
 
-pub mod domain;
-pub mod handlers;
+mod domain;
+mod handlers;
 pub mod store;
 
 pub use handlers::{InventoryHandler, InventoryInput};

@@ -42,10 +42,10 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
-pub mod handlers;
+mod handlers;
 pub mod pdf;
-pub mod render;
-pub mod store;
+mod render;
+mod store;
 pub mod vies;
 
 pub use handlers::{InvoicingHandler, InvoicingInput};

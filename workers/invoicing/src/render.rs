@@ -242,7 +242,7 @@ fn complete(
 }
 
 /// A PDF's reference in an issued message.
-pub fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> DocumentRef {
+pub(crate) fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> DocumentRef {
     let sha = Sha256::digest(bytes);
     DocumentRef {
         uri: kind.pdf_uri(number),
@@ -254,7 +254,7 @@ pub fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> DocumentRef {
 
 /// The reference a prepared message carries until its PDF exists: the final address, a
 /// digest of zeros. The handler checks the message with it; the renderer replaces it.
-pub fn pending_pdf_ref(kind: DocumentKind, number: &str) -> DocumentRef {
+pub(crate) fn pending_pdf_ref(kind: DocumentKind, number: &str) -> DocumentRef {
     DocumentRef {
         uri: kind.pdf_uri(number),
         media_type: "application/pdf".to_owned(),

@@ -25,7 +25,7 @@ fn corrupt(what: &str, detail: impl fmt::Display) -> sqlx::Error {
 /// transaction ends. Numbers are gap-free without it (the counter row is locked by its
 /// update), but the threshold check reads and then adds to the year's total, and that must
 /// not interleave between two workers.
-pub async fn lock_store(conn: &mut PgConnection, store_id: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn lock_store(conn: &mut PgConnection, store_id: &str) -> Result<(), sqlx::Error> {
     sqlx::query("select pg_advisory_xact_lock(hashtext('orderly.invoicing'), hashtext($1))")
         .bind(store_id)
         .execute(conn)
@@ -36,7 +36,7 @@ pub async fn lock_store(conn: &mut PgConnection, store_id: &str) -> Result<(), s
 // --- settings --------------------------------------------------------------------------------
 
 /// Keeps `settings` if its revision is newer than the stored one. Returns whether it was.
-pub async fn upsert_settings(
+pub(crate) async fn upsert_settings(
     conn: &mut PgConnection,
     settings: &StoreInvoiceSettingsUpdated,
 ) -> Result<bool, sqlx::Error> {
@@ -56,7 +56,7 @@ pub async fn upsert_settings(
 }
 
 /// The store's settings, if any arrived.
-pub async fn settings(
+pub(crate) async fn settings(
     conn: &mut PgConnection,
     store_id: &str,
 ) -> Result<Option<StoreInvoiceSettingsUpdated>, sqlx::Error> {
@@ -70,7 +70,7 @@ pub async fn settings(
 
 /// What an invoice request needs to know before it is issued.
 #[derive(Debug, Clone)]
-pub struct RequestFacts {
+pub(crate) struct RequestFacts {
     /// The request, or its order and scope, is invoiced already.
     pub issued: bool,
     /// The store's settings, if any arrived.
@@ -85,7 +85,7 @@ pub struct RequestFacts {
 
 /// An invoice request to look up: its id, its order and the scope it invoices.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestKey<'a> {
+pub(crate) struct RequestKey<'a> {
     /// The request.
     pub request_id: Uuid,
     /// Its order.
@@ -96,7 +96,7 @@ pub struct RequestKey<'a> {
 
 impl<'a> RequestKey<'a> {
     /// The key of request `r`, which invoices `scope`.
-    pub fn of(r: &orderly_contracts::messages::InvoiceRequested, scope: &'a str) -> Self {
+    pub(crate) fn of(r: &orderly_contracts::messages::InvoiceRequested, scope: &'a str) -> Self {
         Self {
             request_id: r.request_id,
             order_id: r.order_id,
@@ -107,7 +107,7 @@ impl<'a> RequestKey<'a> {
 
 /// What a store's invoice requests need to know first (see [`look_up_requests`]).
 #[derive(Debug, Clone)]
-pub struct StoreFacts {
+pub(crate) struct StoreFacts {
     /// The store's settings, if any arrived.
     pub settings: Option<StoreInvoiceSettingsUpdated>,
     /// The store's EU distance sales (net EUR) by calendar year.
@@ -118,7 +118,7 @@ pub struct StoreFacts {
 
 impl StoreFacts {
     /// The store's distance sales in `year`.
-    pub fn distance_sales(&self, year: i32) -> Decimal {
+    pub(crate) fn distance_sales(&self, year: i32) -> Decimal {
         self.distance_sales
             .get(&year)
             .copied()
@@ -126,7 +126,7 @@ impl StoreFacts {
     }
 
     /// The facts of request `n` (as asked), supplied in `year`.
-    pub fn request(&self, n: usize, year: i32) -> RequestFacts {
+    pub(crate) fn request(&self, n: usize, year: i32) -> RequestFacts {
         let (issued, cancellations_waiting) = self.requests.get(n).copied().unwrap_or_default();
         RequestFacts {
             issued,
@@ -144,7 +144,7 @@ impl StoreFacts {
 /// cancellations of its order wait. The reads use the statement's snapshot, taken before
 /// the lock was granted; a duplicate that slips through that window fails on the unique
 /// keys of `invoices` and is retried, never issued twice.
-pub async fn look_up_requests(
+pub(crate) async fn look_up_requests(
     conn: &mut PgConnection,
     store_id: &str,
     requests: &[RequestKey<'_>],
@@ -197,7 +197,7 @@ pub async fn look_up_requests(
 /// Takes the next `count` numbers of a series (numbers start at 1) and returns the last
 /// of them: the numbers taken are `last - count + 1 ..= last`. The counter row stays locked
 /// until the transaction ends; a rollback returns the numbers.
-pub async fn next_numbers(
+pub(crate) async fn next_numbers(
     conn: &mut PgConnection,
     store_id: &str,
     kind: DocumentKind,
@@ -225,7 +225,7 @@ pub async fn next_numbers(
 
 /// An invoice to insert.
 #[derive(Debug)]
-pub struct NewInvoice<'a> {
+pub(crate) struct NewInvoice<'a> {
     /// Id.
     pub invoice_id: Uuid,
     /// The store.
@@ -253,7 +253,7 @@ pub struct NewInvoice<'a> {
 /// Inserts an issued invoice (immutable from then on), queues it for rendering with the
 /// prepared `message` (see [`enqueue_render`]) and adds `distance_sales` (year, net EUR) to
 /// the store's total when it is not zero: one statement.
-pub async fn insert_invoice(
+pub(crate) async fn insert_invoice(
     conn: &mut PgConnection,
     i: &NewInvoice<'_>,
     message: &serde_json::Value,
@@ -309,7 +309,7 @@ pub async fn insert_invoice(
 
 /// An issued invoice, as crediting needs it.
 #[derive(Debug, Clone)]
-pub struct StoredInvoice {
+pub(crate) struct StoredInvoice {
     /// Id.
     pub invoice_id: Uuid,
     /// The store.
@@ -327,7 +327,7 @@ pub struct StoredInvoice {
 }
 
 /// The invoices of an order, oldest first.
-pub async fn invoices_of_order(
+pub(crate) async fn invoices_of_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<StoredInvoice>, sqlx::Error> {
@@ -356,7 +356,7 @@ pub async fn invoices_of_order(
 // --- credit notes ----------------------------------------------------------------------------
 
 /// What was credited of an invoice so far, by line.
-pub async fn credited(
+pub(crate) async fn credited(
     conn: &mut PgConnection,
     invoice_id: Uuid,
 ) -> Result<BTreeMap<String, Credited>, sqlx::Error> {
@@ -383,7 +383,10 @@ pub async fn credited(
 }
 
 /// Whether any credit note was issued under this key (a refund request or cancellation).
-pub async fn credit_key_used(conn: &mut PgConnection, key: Uuid) -> Result<bool, sqlx::Error> {
+pub(crate) async fn credit_key_used(
+    conn: &mut PgConnection,
+    key: Uuid,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select exists (select 1 from credit_notes where credit_key = $1)")
         .bind(key)
         .fetch_one(conn)
@@ -392,7 +395,7 @@ pub async fn credit_key_used(conn: &mut PgConnection, key: Uuid) -> Result<bool,
 
 /// A credit note to insert.
 #[derive(Debug)]
-pub struct NewCreditNote<'a> {
+pub(crate) struct NewCreditNote<'a> {
     /// Id.
     pub credit_note_id: Uuid,
     /// The store.
@@ -414,7 +417,7 @@ pub struct NewCreditNote<'a> {
 }
 
 /// Inserts a credit note and what it credited.
-pub async fn insert_credit_note(
+pub(crate) async fn insert_credit_note(
     conn: &mut PgConnection,
     c: &NewCreditNote<'_>,
 ) -> Result<(), sqlx::Error> {
@@ -459,7 +462,7 @@ pub async fn insert_credit_note(
 // --- refused and held requests ---------------------------------------------------------------
 
 /// Records (or updates) why a message was refused or is held.
-pub async fn record_refused(
+pub(crate) async fn record_refused(
     conn: &mut PgConnection,
     message_id: Uuid,
     message_type: &str,
@@ -486,7 +489,7 @@ pub async fn record_refused(
 }
 
 /// Marks a held request as issued.
-pub async fn resolve_held(
+pub(crate) async fn resolve_held(
     conn: &mut PgConnection,
     message_id: Uuid,
     note: &str,
@@ -504,7 +507,7 @@ pub async fn resolve_held(
 }
 
 /// Holds an invoice request until its store's settings arrive.
-pub async fn hold_request(
+pub(crate) async fn hold_request(
     conn: &mut PgConnection,
     request_id: Uuid,
     store_id: &str,
@@ -526,7 +529,7 @@ pub async fn hold_request(
 
 /// A held request.
 #[derive(Debug, Clone)]
-pub struct Held {
+pub(crate) struct Held {
     /// The request id.
     pub request_id: Uuid,
     /// The message that carried it.
@@ -536,7 +539,10 @@ pub struct Held {
 }
 
 /// Takes a store's held requests (oldest first), removing them.
-pub async fn take_held(conn: &mut PgConnection, store_id: &str) -> Result<Vec<Held>, sqlx::Error> {
+pub(crate) async fn take_held(
+    conn: &mut PgConnection,
+    store_id: &str,
+) -> Result<Vec<Held>, sqlx::Error> {
     let rows = sqlx::query(
         "delete from held_requests where store_id = $1
          returning request_id, message_id, envelope, received_at",
@@ -565,7 +571,7 @@ pub async fn take_held(conn: &mut PgConnection, store_id: &str) -> Result<Vec<He
 
 /// Queues a numbered document for its PDF; `message` is the issued message to send with it,
 /// complete but for `payload.pdf`.
-pub async fn enqueue_render(
+pub(crate) async fn enqueue_render(
     conn: &mut PgConnection,
     document_id: Uuid,
     kind: DocumentKind,
@@ -586,7 +592,7 @@ pub async fn enqueue_render(
 
 /// A document claimed for rendering.
 #[derive(Debug)]
-pub struct RenderJob {
+pub(crate) struct RenderJob {
     /// Queue position.
     pub seq: i64,
     /// The invoice or credit note.
@@ -604,7 +610,7 @@ pub struct RenderJob {
 /// Claims up to `limit` due jobs, oldest first, locked until the transaction ends (other
 /// renderers skip them). A job waits while an older job of its order is queued, so an
 /// order's documents are sent in the order they were numbered.
-pub async fn claim_renders(
+pub(crate) async fn claim_renders(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<RenderJob>, sqlx::Error> {
@@ -643,7 +649,7 @@ pub async fn claim_renders(
 
 /// A rendered PDF, to store.
 #[derive(Debug)]
-pub struct RenderedPdf {
+pub(crate) struct RenderedPdf {
     /// The job it finishes.
     pub seq: i64,
     /// The document.
@@ -655,7 +661,10 @@ pub struct RenderedPdf {
 }
 
 /// Stores the PDFs and removes their jobs, in one statement each.
-pub async fn store_pdfs(conn: &mut PgConnection, pdfs: &[RenderedPdf]) -> Result<(), sqlx::Error> {
+pub(crate) async fn store_pdfs(
+    conn: &mut PgConnection,
+    pdfs: &[RenderedPdf],
+) -> Result<(), sqlx::Error> {
     if pdfs.is_empty() {
         return Ok(());
     }
@@ -684,7 +693,7 @@ pub async fn store_pdfs(conn: &mut PgConnection, pdfs: &[RenderedPdf]) -> Result
 }
 
 /// Records a failed render: the job stays, due again after `retry_in_ms`.
-pub async fn render_failed(
+pub(crate) async fn render_failed(
     conn: &mut PgConnection,
     seq: i64,
     error: &str,
@@ -705,7 +714,7 @@ pub async fn render_failed(
 }
 
 /// When the next queued job is due, if any.
-pub async fn next_render_due(
+pub(crate) async fn next_render_due(
     conn: &mut PgConnection,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar("select min(available_at) from render_queue")
@@ -961,7 +970,7 @@ pub async fn list_refused(
 
 /// A cancellation kept until the order's whole-order invoice exists.
 #[derive(Debug, Clone)]
-pub struct PendingCancellation {
+pub(crate) struct PendingCancellation {
     /// The cancel request id, or the message id when there is none.
     pub cancel_key: Uuid,
     /// The cancel request, if any.
@@ -975,7 +984,7 @@ pub struct PendingCancellation {
 }
 
 /// Keeps a cancellation for an order not invoiced yet (once per key).
-pub async fn keep_cancellation(
+pub(crate) async fn keep_cancellation(
     conn: &mut PgConnection,
     order_id: Uuid,
     store_id: &str,
@@ -999,7 +1008,7 @@ pub async fn keep_cancellation(
 }
 
 /// Takes (removes) the cancellations kept for an order, oldest first.
-pub async fn take_cancellations(
+pub(crate) async fn take_cancellations(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<PendingCancellation>, sqlx::Error> {

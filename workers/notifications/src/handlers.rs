@@ -35,7 +35,7 @@ use crate::store::{self, NewDelivery, NewRequest, NewSuppression, OrderRow};
 
 /// How many times a notification is requested in all when the notification system reports
 /// non-permanent failures (the first request included).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// Notifications' message handler. Stateless apart from its retry policy: everything lives
 /// in the worker's schema.

@@ -39,10 +39,10 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
-pub mod handlers;
+mod handlers;
 pub mod ops;
-pub mod store;
-pub mod webhooks;
+mod store;
+mod webhooks;
 
 pub use handlers::{NotificationsHandler, NotificationsInput};
 pub use ops::{deliveries, failed_notifications, replay_delivery, unknown_receipts};

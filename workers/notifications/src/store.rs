@@ -24,7 +24,7 @@ fn i64_of(what: &str, v: u64) -> Result<i64, sqlx::Error> {
 // --- store settings --------------------------------------------------------------------------
 
 /// Keeps `settings` if its revision is newer than the stored one. Returns whether it was.
-pub async fn upsert_settings(
+pub(crate) async fn upsert_settings(
     conn: &mut PgConnection,
     settings: &StoreNotificationSettingsUpdated,
 ) -> Result<bool, sqlx::Error> {
@@ -45,7 +45,7 @@ pub async fn upsert_settings(
 }
 
 /// The store's settings, if it sent any.
-pub async fn load_settings(
+pub(crate) async fn load_settings(
     conn: &mut PgConnection,
     store_id: &str,
 ) -> Result<Option<StoreNotificationSettingsUpdated>, sqlx::Error> {
@@ -62,7 +62,7 @@ pub async fn load_settings(
 
 /// What the worker knows about an order.
 #[derive(Debug, Clone)]
-pub struct OrderRow {
+pub(crate) struct OrderRow {
     /// The store.
     pub store_id: String,
     /// The producer's order number.
@@ -74,7 +74,7 @@ pub struct OrderRow {
 }
 
 /// The order, if any status change of it was seen.
-pub async fn load_order(
+pub(crate) async fn load_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
@@ -92,7 +92,7 @@ pub async fn load_order(
 /// the order as it is now, with whether it was new (its contact not known before), the
 /// store's settings and its endpoints subscribed to `event_type` — all in one round trip.
 #[allow(clippy::too_many_arguments)]
-pub async fn upsert_order(
+pub(crate) async fn upsert_order(
     conn: &mut PgConnection,
     order_id: Uuid,
     store_id: &str,
@@ -133,7 +133,7 @@ pub async fn upsert_order(
 }
 
 /// A store's settings (if it sent any) and its endpoints subscribed to the event's type.
-pub type StoreContext = (Option<StoreNotificationSettingsUpdated>, Vec<Uuid>);
+pub(crate) type StoreContext = (Option<StoreNotificationSettingsUpdated>, Vec<Uuid>);
 
 fn context_of(r: &sqlx::postgres::PgRow) -> Result<StoreContext, sqlx::Error> {
     let settings: Option<serde_json::Value> = r.try_get("settings")?;
@@ -146,7 +146,7 @@ fn context_of(r: &sqlx::postgres::PgRow) -> Result<StoreContext, sqlx::Error> {
 /// The order (if its contact is known), the store's settings and its endpoints subscribed
 /// to `event_type` (enabled or not: deliveries to a paused or disabled endpoint wait for
 /// it), in one round trip.
-pub async fn order_context(
+pub(crate) async fn order_context(
     conn: &mut PgConnection,
     order_id: Uuid,
     store_id: &str,
@@ -185,7 +185,10 @@ fn order_row(r: &sqlx::postgres::PgRow) -> Result<OrderRow, sqlx::Error> {
 }
 
 /// How far a shipment's notifications went (0: none).
-pub async fn shipment_rank(conn: &mut PgConnection, shipment_id: Uuid) -> Result<i32, sqlx::Error> {
+pub(crate) async fn shipment_rank(
+    conn: &mut PgConnection,
+    shipment_id: Uuid,
+) -> Result<i32, sqlx::Error> {
     let row: Option<(i32,)> =
         sqlx::query_as("select notified_rank from shipments where shipment_id = $1")
             .bind(shipment_id)
@@ -195,7 +198,7 @@ pub async fn shipment_rank(conn: &mut PgConnection, shipment_id: Uuid) -> Result
 }
 
 /// Raises a shipment's notified rank.
-pub async fn set_shipment_rank(
+pub(crate) async fn set_shipment_rank(
     conn: &mut PgConnection,
     shipment_id: Uuid,
     order_id: Uuid,
@@ -215,7 +218,7 @@ pub async fn set_shipment_rank(
 }
 
 /// Keeps an event until the order's contact is known.
-pub async fn park(
+pub(crate) async fn park(
     conn: &mut PgConnection,
     message_id: Uuid,
     order_id: Uuid,
@@ -234,7 +237,7 @@ pub async fn park(
 }
 
 /// Takes the order's parked events, oldest first.
-pub async fn take_parked(
+pub(crate) async fn take_parked(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<serde_json::Value>, sqlx::Error> {
@@ -252,7 +255,7 @@ pub async fn take_parked(
 
 /// A request about to be made.
 #[derive(Debug, Clone)]
-pub struct NewRequest<'a> {
+pub(crate) struct NewRequest<'a> {
     /// Its id.
     pub request_id: Uuid,
     /// Unique key (see [`crate::domain::dedup_key`]).
@@ -287,7 +290,7 @@ pub struct NewRequest<'a> {
 
 /// Records a request unless its dedup key exists, and raises the order's watermark if it
 /// was new (one round trip). Returns whether it was new.
-pub async fn insert_request(
+pub(crate) async fn insert_request(
     conn: &mut PgConnection,
     r: &NewRequest<'_>,
 ) -> Result<bool, sqlx::Error> {
@@ -329,7 +332,7 @@ pub async fn insert_request(
 
 /// A notification not requested, and why.
 #[derive(Debug, Clone)]
-pub struct NewSuppression<'a> {
+pub(crate) struct NewSuppression<'a> {
     /// The store.
     pub store_id: &'a str,
     /// The order.
@@ -347,7 +350,7 @@ pub struct NewSuppression<'a> {
 }
 
 /// Records a suppression (once per cause, event, reference and audience).
-pub async fn record_suppression(
+pub(crate) async fn record_suppression(
     conn: &mut PgConnection,
     s: &NewSuppression<'_>,
 ) -> Result<(), sqlx::Error> {
@@ -449,7 +452,7 @@ fn request_row(r: &sqlx::postgres::PgRow) -> Result<RequestRow, sqlx::Error> {
 }
 
 /// One request, locked for the receipt's update.
-pub async fn find_request(
+pub(crate) async fn find_request(
     conn: &mut PgConnection,
     request_id: Uuid,
 ) -> Result<Option<RequestRow>, sqlx::Error> {
@@ -461,7 +464,7 @@ pub async fn find_request(
 }
 
 /// Records a `notification.sent` receipt on a waiting request. Returns whether it applied.
-pub async fn mark_sent(
+pub(crate) async fn mark_sent(
     conn: &mut PgConnection,
     request_id: Uuid,
     at: DateTime<Utc>,
@@ -483,7 +486,7 @@ pub async fn mark_sent(
 
 /// Records a `notification.failed` receipt on a waiting request: `retried` when another
 /// attempt follows, `failed` when not. Returns whether it applied.
-pub async fn mark_failed(
+pub(crate) async fn mark_failed(
     conn: &mut PgConnection,
     request_id: Uuid,
     status: &str,
@@ -506,7 +509,7 @@ pub async fn mark_failed(
 }
 
 /// Keeps a receipt for a request this worker never made.
-pub async fn record_unknown_receipt(
+pub(crate) async fn record_unknown_receipt(
     conn: &mut PgConnection,
     message_id: Uuid,
     request_id: Uuid,
@@ -531,7 +534,7 @@ pub async fn record_unknown_receipt(
 // --- listings for operators ------------------------------------------------------------------
 
 /// The requests of an order, in the order they were made.
-pub async fn requests_for_order(
+pub(crate) async fn requests_for_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
@@ -543,7 +546,7 @@ pub async fn requests_for_order(
 }
 
 /// Notifications that failed for good (permanent failure or out of attempts), newest first.
-pub async fn failed_requests(
+pub(crate) async fn failed_requests(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<RequestRow>, sqlx::Error> {
@@ -578,7 +581,7 @@ pub struct SuppressionRow {
 }
 
 /// The suppressions of an order, oldest first.
-pub async fn suppressions_for_order(
+pub(crate) async fn suppressions_for_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Vec<SuppressionRow>, sqlx::Error> {
@@ -609,7 +612,7 @@ pub struct UnknownReceipt {
 }
 
 /// Receipts for unknown requests, newest first.
-pub async fn unknown_receipts(
+pub(crate) async fn unknown_receipts(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<UnknownReceipt>, sqlx::Error> {
@@ -626,7 +629,7 @@ pub async fn unknown_receipts(
 
 /// Keeps a registration if its revision is newer. A newer registration clears a disabled
 /// state and the failure count. Returns whether it applied.
-pub async fn upsert_endpoint(
+pub(crate) async fn upsert_endpoint(
     conn: &mut PgConnection,
     e: &WebhookEndpointRegistered,
 ) -> Result<bool, sqlx::Error> {
@@ -658,7 +661,7 @@ pub async fn upsert_endpoint(
 
 /// Gives out the next delivery sequence of (endpoint, order). For a status change, only if
 /// its sequence is newer than every status change queued for the chain: `None` means stale.
-pub async fn next_chain_sequence(
+pub(crate) async fn next_chain_sequence(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
     order_key: &str,
@@ -683,7 +686,7 @@ pub async fn next_chain_sequence(
 
 /// A delivery about to be queued.
 #[derive(Debug, Clone)]
-pub struct NewDelivery<'a> {
+pub(crate) struct NewDelivery<'a> {
     /// Its id.
     pub delivery_id: Uuid,
     /// The endpoint.
@@ -706,7 +709,7 @@ pub struct NewDelivery<'a> {
 /// wakes the dispatcher in its process after the commit
 /// ([`orderly_runtime::HandlerContext::wake_after_commit`]): a `NOTIFY` here would make the
 /// worker's commits take turns (decision 0006).
-pub async fn insert_delivery(
+pub(crate) async fn insert_delivery(
     conn: &mut PgConnection,
     d: &NewDelivery<'_>,
 ) -> Result<bool, sqlx::Error> {
@@ -732,7 +735,7 @@ pub async fn insert_delivery(
 /// The LISTEN/NOTIFY channel that wakes the dispatcher when an operator replays a delivery
 /// from another process (`orderly notifications deliveries replay`), which the in-process
 /// wake cannot reach. Rare, and outside the worker's transactions.
-pub const WAKE_CHANNEL: &str = "orderly_notifications_webhooks";
+pub(crate) const WAKE_CHANNEL: &str = "orderly_notifications_webhooks";
 
 /// A webhook endpoint as stored (secret left out).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -760,7 +763,7 @@ pub struct EndpointRow {
 }
 
 /// A store's endpoints.
-pub async fn endpoints(
+pub(crate) async fn endpoints(
     conn: &mut PgConnection,
     store_id: &str,
 ) -> Result<Vec<EndpointRow>, sqlx::Error> {
@@ -808,7 +811,7 @@ pub struct DeliveryRow {
 }
 
 /// The store's deliveries, newest first.
-pub async fn deliveries(
+pub(crate) async fn deliveries(
     conn: &mut PgConnection,
     store_id: &str,
     limit: i64,
@@ -830,7 +833,7 @@ pub async fn deliveries(
 
 /// Sends a delivery again: back to pending with a fresh attempt budget, due now. Returns
 /// whether the delivery exists.
-pub async fn replay_delivery(
+pub(crate) async fn replay_delivery(
     conn: &mut PgConnection,
     delivery_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
@@ -857,7 +860,7 @@ pub async fn replay_delivery(
 
 /// A delivery claimed for an attempt.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Claimed {
+pub(crate) struct Claimed {
     /// Its id.
     pub delivery_id: Uuid,
     /// The endpoint.
@@ -881,7 +884,7 @@ pub struct Claimed {
 /// Claims up to `limit` due deliveries that head their chain (no earlier pending delivery
 /// of the same endpoint and order) on enabled endpoints: counts the attempt and pushes
 /// `next_attempt_at` out by `lease_ms`, so another dispatcher does not take them meanwhile.
-pub async fn claim_due(
+pub(crate) async fn claim_due(
     conn: &mut PgConnection,
     limit: i64,
     lease_ms: i64,
@@ -918,7 +921,9 @@ pub async fn claim_due(
 }
 
 /// When the next pending delivery of an enabled endpoint is due, if any.
-pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub(crate) async fn next_due(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let (at,): (Option<DateTime<Utc>>,) = sqlx::query_as(
         "select min(d.next_attempt_at) from webhook_deliveries d
          join webhook_endpoints e on e.endpoint_id = d.endpoint_id
@@ -930,7 +935,7 @@ pub async fn next_due(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, 
 }
 
 /// Logs one attempt.
-pub async fn log_attempt(
+pub(crate) async fn log_attempt(
     conn: &mut PgConnection,
     delivery_id: Uuid,
     attempt: i32,
@@ -953,7 +958,7 @@ pub async fn log_attempt(
 }
 
 /// Marks deliveries delivered and resets their endpoints' failure counts.
-pub async fn mark_delivered(
+pub(crate) async fn mark_delivered(
     conn: &mut PgConnection,
     delivery_ids: &[Uuid],
 ) -> Result<(), sqlx::Error> {
@@ -971,7 +976,7 @@ pub async fn mark_delivered(
 }
 
 /// Sets an endpoint's failure count to 0 (after a success).
-pub async fn endpoint_succeeded(
+pub(crate) async fn endpoint_succeeded(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
 ) -> Result<(), sqlx::Error> {
@@ -986,7 +991,7 @@ pub async fn endpoint_succeeded(
 }
 
 /// Records a failed attempt: the delivery is retried at `retry_at`, or given up (`None`).
-pub async fn mark_attempt_failed(
+pub(crate) async fn mark_attempt_failed(
     conn: &mut PgConnection,
     delivery_id: Uuid,
     error: &str,
@@ -1009,7 +1014,7 @@ pub async fn mark_attempt_failed(
 
 /// An endpoint after a failure was counted.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct FailedEndpoint {
+pub(crate) struct FailedEndpoint {
     /// The store.
     pub store_id: String,
     /// Registration revision.
@@ -1023,7 +1028,7 @@ pub struct FailedEndpoint {
 }
 
 /// Counts a failed attempt against its endpoint.
-pub async fn endpoint_failed(
+pub(crate) async fn endpoint_failed(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
 ) -> Result<Option<FailedEndpoint>, sqlx::Error> {
@@ -1038,7 +1043,7 @@ pub async fn endpoint_failed(
 }
 
 /// Disables an endpoint after failures.
-pub async fn disable_endpoint(
+pub(crate) async fn disable_endpoint(
     conn: &mut PgConnection,
     endpoint_id: Uuid,
     reason: &str,
