@@ -21,8 +21,10 @@
 //! not decide it leaves to the caller, with the run's writes flushed before it: an
 //! `order.accepted` for an order stored already (a re-accept or a new revision) stops the
 //! run ([`Ran::Reaccepted`]); the handler handles it alone where it arrived and runs the rest
-//! again, which reads their state afresh. An update that matches no shipment is recorded as
-//! unmatched and rejected, as alone. Errors are those of handling one message (a reservation
+//! again, which reads their state afresh. An update whose tracking number no shipment has yet
+//! (a carrier's scan before the warehouse's label) is handed back to be recorded as waiting,
+//! and adopted when the number is bound; one naming a shipment that does not exist is
+//! recorded and rejected, as alone. Errors are those of handling one message (a reservation
 //! before its order is transient), and the runtime reruns the batch a message at a time,
 //! where a message alone is a run of one: there is no second implementation of these
 //! messages.
@@ -35,6 +37,8 @@
 
 mod shipments;
 mod tracking;
+
+pub(crate) use tracking::wait_for_binding;
 
 use std::collections::{HashMap, HashSet};
 
@@ -90,8 +94,11 @@ enum Step {
     Done,
     /// An accepted order stored already: handled alone, by the caller.
     Alone,
-    /// An update that matches no shipment: recorded as unmatched and rejected.
+    /// An update naming a shipment that does not exist: recorded as unmatched and rejected.
     Unmatched(String),
+    /// An update whose tracking number no shipment has yet: for the caller to record as
+    /// waiting for it.
+    Waits,
 }
 
 /// One run: what its messages need, and what it will write.
@@ -119,6 +126,10 @@ pub(crate) enum Ran {
     /// re-accept or a new revision): the ones before it are written, it is for the caller
     /// to handle alone, and the ones after it are not handled yet.
     Reaccepted(usize),
+    /// The message at this index is a carrier update whose tracking number no shipment has
+    /// yet: the ones before it are written, it is for the caller to record as waiting
+    /// ([`wait_for_binding`]), and the ones after it are not handled yet.
+    Waits(usize),
 }
 
 /// Handles `msgs` (all messages of the flow, see [`FulfillmentInput::common`]) in the
@@ -146,6 +157,10 @@ pub(crate) async fn run(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<Ran
             Step::Alone => {
                 run.flush(batch.conn).await?;
                 return Ok(Ran::Reaccepted(i));
+            }
+            Step::Waits => {
+                run.flush(batch.conn).await?;
+                return Ok(Ran::Waits(i));
             }
             Step::Unmatched(reason) => {
                 run.flush(batch.conn).await?;

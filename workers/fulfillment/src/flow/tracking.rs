@@ -3,7 +3,9 @@
 //! for that number), the state is derived again from the whole history, and what the new
 //! state owes the rest of Orderly is published once (`shipment.dispatched`, with the
 //! shipment's invoice request when its order is invoiced per shipment; `shipment.delivered`;
-//! `shipment.exception`). An update that matches no shipment is recorded and rejected.
+//! `shipment.exception`). An update whose number no shipment has yet waits for
+//! its binding (no dead letter: a scan before the label is a normal race); one naming a
+//! shipment that does not exist is recorded and rejected.
 
 use anyhow::anyhow;
 use orderly_contracts::messages::{
@@ -53,16 +55,15 @@ impl Run {
             .or_else(|| self.bindings.get(&number).copied())
             .filter(|id| self.shipments.contains_key(id));
         let Some(shipment_id) = found else {
-            return Ok(Step::Unmatched(match update.shipment_id {
-                Some(id) => format!(
+            return Ok(match update.shipment_id {
+                Some(id) => Step::Unmatched(format!(
                     "no shipment {id} (tracking number {} of {})",
                     update.tracking_number, update.carrier
-                ),
-                None => format!(
-                    "tracking number {} of {} belongs to no shipment, and the update names none",
-                    update.tracking_number, update.carrier
-                ),
-            }));
+                )),
+                // A carrier's first scans often beat the warehouse's label: the event waits
+                // for its number to be bound, and is adopted then.
+                None => Step::Waits,
+            });
         };
         // An update naming the shipment binds its tracking number, unless that number is the
         // shipment's own already (then it is bound, and events waiting for it were adopted).
@@ -419,7 +420,25 @@ impl Run {
     }
 }
 
-/// Records an update that matches no shipment and rejects it (dead letter, kept on record).
+/// Records an update whose tracking number no shipment has yet, as waiting for it (the
+/// binding adopts it), and accepts it: the normal race of a scan before the label, not bad
+/// input, so no dead letter.
+pub(crate) async fn wait_for_binding(
+    cx: &mut HandlerContext<'_>,
+    message_id: Uuid,
+    update: &ShipmentUpdated,
+) -> Result<(), HandlerError> {
+    let reason = format!(
+        "tracking number {} of {} belongs to no shipment yet; waiting for it to be bound",
+        update.tracking_number, update.carrier
+    );
+    store::record_unmatched(cx.conn, message_id, update, &reason).await?;
+    info!(reason, "tracking event waits for its tracking number");
+    Ok(())
+}
+
+/// Records an update that names a shipment that does not exist and rejects it (dead
+/// letter, kept on record).
 pub(super) async fn reject(
     cx: &mut HandlerContext<'_>,
     message_id: Uuid,

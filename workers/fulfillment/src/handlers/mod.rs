@@ -146,20 +146,33 @@ fn is_common(msg: &Incoming) -> bool {
 /// ([`reaccepted::order_accepted_again`]), and the rest run on after it.
 async fn run_flow(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
     let mut rest = msgs;
-    while let Ran::Reaccepted(at) = flow::run(rest, batch).await? {
-        let msg = rest[at];
-        let Input::Accepted(env) = msg.input::<Input>()? else {
-            return Err(HandlerError::permanent(
-                "only an accepted order is handled alone",
-            ));
+    loop {
+        let at = match flow::run(rest, batch).await? {
+            Ran::All => return Ok(()),
+            Ran::Reaccepted(at) | Ran::Waits(at) => at,
         };
+        let msg = rest[at];
         let span = batch.span(msg);
-        reaccepted::order_accepted_again(&mut batch.context(msg), &env.payload)
-            .instrument(span)
-            .await?;
+        let mut cx = batch.context(msg);
+        match msg.input::<Input>()? {
+            Input::Accepted(env) => {
+                reaccepted::order_accepted_again(&mut cx, &env.payload)
+                    .instrument(span)
+                    .await?
+            }
+            Input::Updated(env) => {
+                flow::wait_for_binding(&mut cx, msg.envelope.message_id, &env.payload)
+                    .instrument(span)
+                    .await?
+            }
+            _ => {
+                return Err(HandlerError::permanent(
+                    "only an accepted order or a carrier update is handed back by the flow",
+                ));
+            }
+        }
         rest = &rest[at + 1..];
     }
-    Ok(())
 }
 
 /// The key of everything about one order.
