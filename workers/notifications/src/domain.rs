@@ -616,5 +616,44 @@ pub fn check_scheme(scheme: &str, allow_private: bool) -> Result<(), String> {
     }
 }
 
+/// Checks a webhook endpoint's URL against the policy when it is registered, so an endpoint
+/// that could never be called is refused at once with the reason instead of queueing
+/// deliveries that are refused at every attempt: the scheme ([`check_scheme`]) and, without
+/// `allow_private`, the host — `localhost` and its subdomains, and IP literals in any form
+/// the URL standard accepts (`127.0.0.1`, `[::1]`, `2130706433`, `0x7f000001`,
+/// `0177.0.0.1` are one address) that are not public ([`forbidden_address`]). Host names
+/// are still resolved and checked at every attempt (DNS can change), see `webhooks`.
+pub fn check_endpoint_url(raw: &str, allow_private: bool) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    check_scheme(url.scheme(), allow_private)?;
+    if allow_private {
+        return Ok(());
+    }
+    match url.host() {
+        None => Err(format!("`{raw}` names no host")),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name == "localhost" || name.ends_with(".localhost") {
+                Err(format!(
+                    "`{raw}` is refused: {name} is loopback (SSRF policy; allow_private permits it)"
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Some(url::Host::Ipv4(ip)) => refuse_ip(raw, IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => refuse_ip(raw, IpAddr::V6(ip)),
+    }
+}
+
+fn refuse_ip(raw: &str, ip: IpAddr) -> Result<(), String> {
+    match forbidden_address(ip) {
+        Some(why) => Err(format!(
+            "`{raw}` is refused: {ip} is {why} (SSRF policy; allow_private permits it)"
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -191,6 +191,9 @@ async fn endpoint_registered(
     env: &Envelope<WebhookEndpointRegistered>,
 ) -> Result<(), HandlerError> {
     let e = &env.payload;
+    // An endpoint the SSRF policy will always refuse is refused now, with the reason.
+    domain::check_endpoint_url(&e.url, e.allow_private)
+        .map_err(|reason| HandlerError::permanent(format!("payload.url: {reason}")))?;
     if store::upsert_endpoint(cx.conn, e).await? {
         info!(endpoint_id = %e.endpoint_id, revision = e.revision, enabled = e.enabled, "webhook endpoint registered");
     } else {

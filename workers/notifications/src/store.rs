@@ -920,14 +920,22 @@ pub(crate) async fn claim_due(
     .await
 }
 
-/// When the next pending delivery of an enabled endpoint is due, if any.
+/// When the next delivery [`claim_due`] could claim is due, if any: a pending delivery of an
+/// enabled endpoint that is first in its (endpoint, order) chain. A delivery waiting behind
+/// an earlier one of its chain is not due whatever its own time says; counting it made the
+/// dispatcher wake for it at once, claim nothing, and do so again without end (issue 13: an
+/// idle worker kept database backends busy).
 pub(crate) async fn next_due(
     conn: &mut PgConnection,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let (at,): (Option<DateTime<Utc>>,) = sqlx::query_as(
         "select min(d.next_attempt_at) from webhook_deliveries d
          join webhook_endpoints e on e.endpoint_id = d.endpoint_id
-         where d.status = 'pending' and e.enabled and e.disabled_at is null",
+         where d.status = 'pending' and e.enabled and e.disabled_at is null
+           and not exists (
+             select 1 from webhook_deliveries p
+             where p.endpoint_id = d.endpoint_id and p.order_key = d.order_key
+               and p.status = 'pending' and p.sequence < d.sequence)",
     )
     .fetch_one(conn)
     .await?;
@@ -1057,4 +1065,60 @@ pub(crate) async fn disable_endpoint(
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+    use orderly_contracts::messages::WebhookEndpointRegistered;
+    use uuid::Uuid;
+
+    use super::{NewDelivery, claim_due, insert_delivery, next_due, upsert_endpoint};
+
+    /// A delivery waiting behind an earlier one of its chain is not "due": the dispatcher
+    /// would wake for it, claim nothing and spin.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_delivery_behind_its_chain_is_not_due() -> anyhow::Result<()> {
+        let world = orderly_runtime::testing::World::new().await?;
+        let pool = world.pool(crate::NAME).await?;
+        let mut conn = pool.acquire().await?;
+        let mut endpoint: WebhookEndpointRegistered = serde_json::from_value(
+            orderly_contracts::catalog::spec("webhook.endpoint_registered", 1)
+                .map(|s| (s.example)()["payload"].clone())
+                .unwrap_or_default(),
+        )?;
+        endpoint.endpoint_id = Uuid::now_v7();
+        upsert_endpoint(&mut conn, &endpoint).await?;
+        let delivery = |sequence: i64| NewDelivery {
+            delivery_id: Uuid::now_v7(),
+            endpoint_id: endpoint.endpoint_id,
+            store_id: endpoint.store_id.as_str(),
+            order_key: "order-1",
+            sequence,
+            event_id: Uuid::now_v7(),
+            event_type: "order.status_changed",
+            body: "{}",
+        };
+        let (first, second) = (delivery(1), delivery(2));
+        insert_delivery(&mut conn, &first).await?;
+        insert_delivery(&mut conn, &second).await?;
+        // The first failed and waits an hour; the second is due by its own time.
+        let later = Utc::now() + TimeDelta::hours(1);
+        sqlx::query("update webhook_deliveries set next_attempt_at = $2 where delivery_id = $1")
+            .bind(first.delivery_id)
+            .bind(later)
+            .execute(&mut *conn)
+            .await?;
+        assert!(
+            claim_due(&mut conn, 10, 1_000).await?.is_empty(),
+            "nothing claimable"
+        );
+        let due = next_due(&mut conn).await?.expect("a delivery is pending");
+        assert!(
+            due > Utc::now() + TimeDelta::minutes(59),
+            "next due at {due}, not now: the second waits behind the first"
+        );
+        drop(conn);
+        world.cleanup().await
+    }
 }

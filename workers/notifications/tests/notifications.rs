@@ -588,13 +588,53 @@ async fn endpoints_on_private_addresses_are_refused_unless_allowed() -> anyhow::
         .await?;
     let store = store();
     let port = receiver.addr.port();
+    // At registration: an endpoint the policy will always refuse is refused with the reason
+    // (issue 13), in any spelling of a loopback host, and never stored.
+    for url in [
+        format!("https://localhost:{port}/hook"),
+        format!("https://127.0.0.1:{port}/hook"),
+        format!("https://2130706433:{port}/hook"),
+        format!("https://[::1]:{port}/hook"),
+    ] {
+        let mut e = endpoint(&store, Uuid::now_v7(), 1, &url);
+        e.payload.allow_private = false;
+        world.publish(&e).await?;
+    }
+    let w = &world;
+    wait_until("four registrations refused", WAIT, || async move {
+        Ok(w.dead_letters(NAME).await?.len() == 4)
+    })
+    .await?;
+    for letter in world.dead_letters(NAME).await? {
+        assert!(
+            letter.reason.contains("payload.url") && letter.reason.contains("loopback"),
+            "{}",
+            letter.reason
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("select count(*) from webhook_endpoints")
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(stored, 0, "a refused registration stores nothing");
+    // At every attempt too: an endpoint stored before registrations were checked (or a name
+    // that resolves to a private address) is refused when it would be called.
     for (url, what) in [
         (format!("https://localhost:{port}/hook"), "resolves to"),
         (format!("https://127.0.0.1:{port}/hook"), "loopback"),
     ] {
-        let mut e = endpoint(&store, Uuid::now_v7(), 1, &url);
-        e.payload.allow_private = false;
-        send(&world, &pool, &e).await?;
+        let e = endpoint(&store, Uuid::now_v7(), 1, &url).payload;
+        sqlx::query(
+            "insert into webhook_endpoints (endpoint_id, store_id, revision, url, event_types,
+                                            secret, enabled, allow_private)
+             values ($1, $2, 1, $3, $4, $5, true, false)",
+        )
+        .bind(e.endpoint_id)
+        .bind(e.store_id.as_str())
+        .bind(&e.url)
+        .bind(&e.event_types)
+        .bind(&e.secret)
+        .execute(&pool)
+        .await?;
         let order = Order::new(&store, "de-DE");
         send(&world, &pool, &order.status(1, None, S::Accepted)).await?;
         wait_until("the attempt is refused", WAIT, || {

@@ -577,3 +577,43 @@ mod arrival_order {
         }
     }
 }
+
+#[test]
+fn endpoints_the_ssrf_policy_always_refuses_are_refused_at_registration() {
+    use super::check_endpoint_url;
+    for url in [
+        "https://localhost/",
+        "https://LOCALHOST./hook",
+        "https://api.localhost/",
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://2130706433/",
+        "https://0x7f000001/",
+        "https://0177.0.0.1/",
+        "https://127.1/",
+        "https://10.0.0.8/",
+        "https://192.168.1.1:8443/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[fd00::1]/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://0.0.0.0/",
+        "http://example.com/",
+        "ftp://example.com/",
+        "not a url",
+    ] {
+        let reason = check_endpoint_url(url, false).expect_err(url);
+        assert!(!reason.is_empty(), "{url}");
+    }
+    let reason = check_endpoint_url("https://0x7f000001/", false).expect_err("hex loopback");
+    assert!(reason.contains("127.0.0.1 is loopback"), "{reason}");
+    for url in [
+        "https://hooks.example.com/orderly",
+        "https://93.184.216.34/",
+        "https://[2606:2800:220:1:248:1893:25c8:1946]/",
+    ] {
+        assert_eq!(check_endpoint_url(url, false), Ok(()), "{url}");
+    }
+    // allow_private permits private hosts and http, as the dispatcher does.
+    assert_eq!(check_endpoint_url("http://127.0.0.1:8080/", true), Ok(()));
+    assert!(check_endpoint_url("ftp://127.0.0.1/", true).is_err());
+}
