@@ -91,35 +91,71 @@ pub async fn migrate(url: &str) -> Result<(), DbError> {
     result
 }
 
+/// A connection to the maintenance database (`postgres`) of the server `url` names, with
+/// the name of the database `url` names (none: the URL names no database) and the error for
+/// a failure on it; for creating and dropping databases.
+struct Maintenance {
+    conn: sqlx::PgConnection,
+    name: String,
+    redacted: String,
+}
+
+impl Maintenance {
+    async fn open(url: &str) -> Result<Option<Self>, DbError> {
+        let redacted = redact_url(url);
+        let target = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
+            url: redacted.clone(),
+            source,
+        })?;
+        let Some(name) = target.get_database().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let conn = sqlx::PgConnection::connect_with(&target.database("postgres"))
+            .await
+            .map_err(|source| DbError::Unreachable {
+                url: redacted.clone(),
+                source,
+            })?;
+        Ok(Some(Self {
+            conn,
+            name,
+            redacted,
+        }))
+    }
+
+    fn unreachable(&self, source: sqlx::Error) -> DbError {
+        DbError::Unreachable {
+            url: self.redacted.clone(),
+            source,
+        }
+    }
+
+    /// The database's name as an SQL identifier.
+    fn quoted(&self) -> String {
+        format!("\"{}\"", self.name.replace('"', "\"\""))
+    }
+
+    async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
 /// Creates the database named in `url` when it does not exist yet (for fresh machines and
 /// per-test databases), connecting to the `postgres` maintenance database to do so.
 pub async fn ensure_database(url: &str) -> Result<(), DbError> {
-    let redacted = redact_url(url);
-    let target = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
-        url: redacted.clone(),
-        source,
-    })?;
-    let Some(name) = target.get_database().map(str::to_owned) else {
+    let Some(mut admin) = Maintenance::open(url).await? else {
         return Ok(());
     };
-    let admin = target.clone().database("postgres");
-    let unreachable = |source| DbError::Unreachable {
-        url: redacted.clone(),
-        source,
-    };
-    let mut conn = sqlx::PgConnection::connect_with(&admin)
-        .await
-        .map_err(unreachable)?;
     let exists: bool =
         sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut conn)
+            .bind(&admin.name)
+            .fetch_one(&mut admin.conn)
             .await
-            .map_err(unreachable)?;
+            .map_err(|e| admin.unreachable(e))?;
     if !exists {
-        let sql = format!("create database \"{}\"", name.replace('"', "\"\""));
+        let sql = format!("create database {}", admin.quoted());
         if let Err(source) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
+            .execute(&mut admin.conn)
             .await
         {
             // Another process may have created it in the meantime.
@@ -128,41 +164,26 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
                 .and_then(|e| e.code())
                 .is_some_and(|c| c == "42P04" || c == "23505");
             if !duplicate {
-                return Err(unreachable(source));
+                return Err(admin.unreachable(source));
             }
         }
     }
-    let _ = conn.close().await;
+    admin.close().await;
     Ok(())
 }
 
 /// Drops the database `url` names, if it exists, ending its sessions (`with (force)`): for
 /// the demo, which starts from an empty database on whatever server it is configured with.
 pub async fn drop_database(url: &str) -> Result<(), DbError> {
-    let redacted = redact_url(url);
-    let target = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
-        url: redacted.clone(),
-        source,
-    })?;
-    let Some(name) = target.get_database().map(str::to_owned) else {
+    let Some(mut admin) = Maintenance::open(url).await? else {
         return Ok(());
     };
-    let unreachable = |source| DbError::Unreachable {
-        url: redacted.clone(),
-        source,
-    };
-    let mut conn = sqlx::PgConnection::connect_with(&target.clone().database("postgres"))
-        .await
-        .map_err(unreachable)?;
-    let sql = format!(
-        "drop database if exists \"{}\" with (force)",
-        name.replace('"', "\"\"")
-    );
+    let sql = format!("drop database if exists {} with (force)", admin.quoted());
     sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
+        .execute(&mut admin.conn)
         .await
-        .map_err(unreachable)?;
-    let _ = conn.close().await;
+        .map_err(|e| admin.unreachable(e))?;
+    admin.close().await;
     Ok(())
 }
 
