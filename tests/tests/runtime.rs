@@ -214,6 +214,23 @@ async fn bad_messages_are_dead_lettered_at_once_with_the_field_and_the_queue_goe
         None,
     )
     .await?;
+    // A well-formed message of another type, sent under the probe's routing key: it reaches
+    // a queue that never asked for its type (issue 13), and is refused for the mismatch.
+    let mut misrouted = serde_json::to_value(Envelope::new(
+        "test",
+        "c",
+        Probe {
+            n: 4,
+            ..Probe::default()
+        },
+    ))?;
+    misrouted["message_type"] = serde_json::json!("test.probe.echo");
+    env.publish_raw(
+        orderly_tests::PROBE_TYPE,
+        misrouted.to_string().as_bytes(),
+        None,
+    )
+    .await?;
     let good = env
         .publish_probe(Probe {
             n: 3,
@@ -223,15 +240,15 @@ async fn bad_messages_are_dead_lettered_at_once_with_the_field_and_the_queue_goe
 
     let dlq = env.names.dead_letter_queue(PROBE);
     wait_until(
-        "two dead letters and the good message handled",
+        "three dead letters and the good message handled",
         DEADLINE,
-        || async { Ok(env.queue_depth(&dlq).await? == 2 && env.effects(good).await? == 1) },
+        || async { Ok(env.queue_depth(&dlq).await? == 3 && env.effects(good).await? == 1) },
     )
     .await?;
     let ch = env.connection.create_channel().await?;
     let letters = DeadLetters::new(&ch, &env.names, PROBE).list(10).await?;
     let _ = ch.close(200, "ok".into()).await;
-    assert_eq!(letters.len(), 2);
+    assert_eq!(letters.len(), 3);
     // Two batches may run side by side, so the dead letters' order is not fixed.
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
     assert!(
@@ -245,12 +262,17 @@ async fn bad_messages_are_dead_lettered_at_once_with_the_field_and_the_queue_goe
         "a reason names the field: {reasons:?}"
     );
     assert!(
+        reasons.iter().any(|r| r
+            .contains("routing key `test.probe` does not match message_type `test.probe.echo`")),
+        "a misrouted message is refused for it: {reasons:?}"
+    );
+    assert!(
         letters.iter().all(|l| l.attempts == Some(1)),
         "no retries were spent"
     );
     // The channel's close hands them back to the queue (asynchronously on the broker).
     wait_until("listing leaves them in place", DEADLINE, || async {
-        Ok(env.queue_depth(&dlq).await? == 2)
+        Ok(env.queue_depth(&dlq).await? == 3)
     })
     .await?;
     host.stop(Duration::from_secs(10)).await;

@@ -300,6 +300,7 @@ impl<H: Handler> Inner<H> {
                 busy[lane] = true;
             }
         };
+        let events_exchange = self.names.events_exchange();
         let lane_of = |item: &Item| match &item.decoded {
             Ok(incoming) => {
                 (crate::handler::LockKey::exclusive("lane", &incoming.envelope.correlation_id)
@@ -327,7 +328,7 @@ impl<H: Handler> Inner<H> {
             loop {
                 match next {
                     Some(Ok(d)) => {
-                        let item = decode(d);
+                        let item = decode(d, &events_exchange);
                         let lane = lane_of(&item);
                         buffered[lane].push_back(item);
                     }
@@ -354,7 +355,7 @@ impl<H: Handler> Inner<H> {
                 .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                 .await;
             while let Some(Some(Ok(d))) = deliveries.next().now_or_never() {
-                let item = decode(d);
+                let item = decode(d, &events_exchange);
                 let lane = lane_of(&item);
                 buffered[lane].push_back(item);
             }
@@ -756,13 +757,30 @@ fn settle(
     }
 }
 
-fn decode(delivery: Delivery) -> Item {
+/// Decodes a delivery's envelope. A message published to the events exchange must carry its
+/// type as the routing key: the routing key decides which queues receive it, so a message
+/// sent under another type's key reaches consumers that never asked for it, where it would
+/// be handled as what its body says. Such a message is bad input (dead-lettered with the
+/// reason), like an undecodable body. Deliveries that come back through a retry queue or a
+/// replay arrive from other exchanges under the queue's name and are not checked.
+fn decode(delivery: Delivery, events_exchange: &str) -> Item {
     let attempt = broker::header_u32(&delivery.properties, HEADER_ATTEMPT)
         .unwrap_or(1)
         .max(1);
     let decoded = decode_raw(&delivery.data)
-        .map(|envelope: RawEnvelope| Incoming::new(envelope, attempt))
-        .map_err(|e| format!("undecodable message: {e}"));
+        .map_err(|e| format!("undecodable message: {e}"))
+        .and_then(|envelope: RawEnvelope| {
+            let routing_key = delivery.routing_key.as_str();
+            if delivery.exchange.as_str() == events_exchange && routing_key != envelope.message_type
+            {
+                return Err(format!(
+                    "routing key `{routing_key}` does not match message_type `{}`: publish \
+                     every message with its type as the routing key",
+                    envelope.message_type
+                ));
+            }
+            Ok(Incoming::new(envelope, attempt))
+        });
     Item { delivery, decoded }
 }
 
