@@ -5,7 +5,7 @@
 //! the handler's `match` on type strings, the lock keys read from raw JSON fields), kept in
 //! step by hand, and a mismatch showed up only as a dead letter in production. Now a worker
 //! declares its inputs with [`inputs!`](crate::inputs): an enum with one variant per message
-//! type, holding the decoded, validated payload. From that one list come
+//! type, holding the decoded envelope and its validated payload. From that one list come
 //! - [`Inputs::TYPES`], which the host compares with the routing table before it starts the
 //!   worker ([`check_routes`]; a test in the `orderly` crate does the same for every built-in
 //!   worker), so a type routed to a worker that does not declare it, or declared but not
