@@ -981,7 +981,7 @@ pub(crate) fn webhook_endpoint_disabled() -> Value {
             "revision": 1,
             "url": "https://erp.beispiel-shop.de/hooks/orderly",
             "disabled_at": "2026-03-16T11:02:41.377Z",
-            "consecutive_failures": 20,
+            "consecutive_failures": 30,
             "last_error": "HTTP 503 Service Unavailable"
         }),
     )
