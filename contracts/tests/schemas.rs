@@ -907,3 +907,137 @@ fn a_key_named_twice_is_refused_in_every_message_type() {
         assert!(decode_raw(text.as_bytes()).is_ok(), "{}", spec.message_type);
     }
 }
+
+/// Every string leaf of `value` at `pointer`, with its dotted path.
+fn string_leaves(value: &Value, pointer: String, dotted: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::String(_) => out.push((pointer, dotted)),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                string_leaves(
+                    item,
+                    format!("{pointer}/{i}"),
+                    format!("{dotted}[{i}]"),
+                    out,
+                );
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                string_leaves(v, format!("{pointer}/{k}"), format!("{dotted}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The schema node that describes the instance at `pointer` (an envelope path such as
+/// `/payload/lines/0/title`), following `$ref`s, `items` and nullable `anyOf`s.
+fn schema_node<'s>(schema: &'s Value, pointer: &str) -> Option<&'s Value> {
+    fn resolve<'s>(root: &'s Value, mut node: &'s Value) -> &'s Value {
+        loop {
+            if let Some(target) = node
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix('#'))
+                .and_then(|p| root.pointer(p))
+            {
+                node = target;
+            } else if let Some(variant) = node
+                .get("anyOf")
+                .and_then(Value::as_array)
+                .and_then(|vs| vs.iter().find(|v| v.get("type") != Some(&json!("null"))))
+            {
+                node = variant;
+            } else {
+                return node;
+            }
+        }
+    }
+    let mut node = resolve(schema, schema);
+    for part in pointer.split('/').skip(1) {
+        let next = if part.parse::<usize>().is_ok() {
+            node.get("items")?
+        } else {
+            node.get("properties")?.get(part)?
+        };
+        node = resolve(schema, next);
+    }
+    Some(node)
+}
+
+/// The limit in a refusal like `payload.title: is 20000 characters long, at most 500 are
+/// allowed` for the field at `dotted`; none for a refusal of another kind (a format).
+fn length_limit(err: &ContractError, dotted: &str) -> Option<u64> {
+    let text = err.to_string();
+    if !text.starts_with(dotted) || !text.contains("characters long") {
+        return None;
+    }
+    text.split("at most ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The published schemas tell the length limits the rules enforce (issue 13): for every
+/// string of every golden example, a value far too long is refused with a limit that the
+/// schema states as `maxLength`, and a schema's `maxLength` is exactly what the rules let
+/// through (one character more is refused). So a schema-valid message is never refused for
+/// its length, and the schema is not stricter than Orderly.
+#[test]
+fn length_limits_of_the_rules_are_in_the_schemas() {
+    let mut wrong = Vec::new();
+    for spec in catalog() {
+        let example = (spec.example)();
+        let schema = (spec.schema)();
+        let mut leaves = Vec::new();
+        string_leaves(
+            &example["payload"],
+            "/payload".into(),
+            "payload".into(),
+            &mut leaves,
+        );
+        for (pointer, dotted) in leaves {
+            let declared = schema_node(&schema, &pointer)
+                .and_then(|node| node.get("maxLength"))
+                .and_then(Value::as_u64);
+            let too_long = with(example.clone(), &pointer, json!("x".repeat(20_000)));
+            let enforced = check(spec.message_type, &too_long)
+                .err()
+                .and_then(|e| length_limit(&e, &dotted));
+            match (enforced, declared) {
+                (Some(limit), Some(max)) if limit == max => {}
+                (Some(limit), declared) => wrong.push(format!(
+                    "{} {dotted}: the rules allow {limit} characters, the schema {declared:?}",
+                    spec.message_type
+                )),
+                (None, Some(max)) => {
+                    // A format (an id, a code) may refuse long values for its own reason;
+                    // the schema's limit must still be the last length let through.
+                    let at = |n: u64| {
+                        let n = usize::try_from(n).unwrap_or(usize::MAX);
+                        check(
+                            spec.message_type,
+                            &with(example.clone(), &pointer, json!("7".repeat(n))),
+                        )
+                    };
+                    if at(max + 1).is_ok() {
+                        wrong.push(format!(
+                            "{} {dotted}: the schema says at most {max}, the rules take more",
+                            spec.message_type
+                        ));
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} fields:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}

@@ -28,6 +28,7 @@ pub struct ProductUpserted {
     /// unbranded goods). Marketplace lines are matched by these; each GTIN once.
     pub gtins: Vec<Gtin>,
     /// Product name.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// VAT category, for lines that do not bring their own.
     pub tax_category: TaxCategory,

@@ -19,20 +19,26 @@ use crate::validate::{
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Person the address is for ("Jörg Schäfer").
+    #[schemars(length(max = 200))]
     pub name: String,
     /// Company, for business addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
     pub company: Option<String>,
     /// Street lines, 1 to 3 ("Hauptstraße 12", "Hinterhaus, 3. OG").
+    #[schemars(inner(length(max = 200)))]
     pub lines: Vec<String>,
     /// Postal code as written locally ("10115", "SW1A 1AA"). Absent only where the country
     /// has none (Hong Kong, parts of Ireland before Eircode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
     pub postal_code: Option<String>,
     /// City or town.
+    #[schemars(length(max = 100))]
     pub city: String,
     /// State, province or county where the country uses one on addresses ("CA", "Bayern").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
     pub region: Option<String>,
     /// Country.
     pub country: CountryCode,
@@ -89,12 +95,14 @@ pub struct Customer {
     /// The producer's customer id (shop account, marketplace buyer id). Absent for guest
     /// checkouts and anonymous till sales.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub id: Option<String>,
     /// Email address. Required for storefront orders; marketplaces and tills often have none
     /// (or only a relay address), and then the marketplace talks to the buyer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailAddress>,
     /// Full name as the buyer gave it.
+    #[schemars(length(max = 200))]
     pub name: String,
     /// Language for everything the customer reads (emails, invoice).
     pub locale: Locale,
@@ -121,6 +129,7 @@ impl Customer {
 #[serde(deny_unknown_fields)]
 pub struct CustomerContact {
     /// Full name, for salutations.
+    #[schemars(length(max = 200))]
     pub name: String,
     /// Email address, if the customer gave us one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +166,7 @@ pub struct Actor {
     pub kind: ActorKind,
     /// Their id (operator login, customer id, rule name). Required for operators.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub id: Option<String>,
 }
 
@@ -186,6 +196,7 @@ pub struct OrderRef {
     pub channel: Option<Channel>,
     /// The producer's order number (with `channel`); unique per store and channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub external_order_id: Option<String>,
 }
 
@@ -208,6 +219,7 @@ impl OrderRef {
 #[serde(deny_unknown_fields)]
 pub struct LineQuantity {
     /// The order line (`line_id` from the order).
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// How many units of it.
     pub quantity: Quantity,
@@ -242,6 +254,7 @@ pub(crate) fn unique_lines<'a, T>(
 #[serde(deny_unknown_fields)]
 pub struct DocumentRef {
     /// Where to fetch it (`s3://bucket/key` or `https://...`).
+    #[schemars(length(max = 2048))]
     pub uri: String,
     /// Media type, `application/pdf` for invoices.
     pub media_type: String,

@@ -58,9 +58,11 @@ pub struct InventoryAdjusted {
     /// Why.
     pub reason: AdjustmentReason,
     /// The system that reports it (`wms`, `amazon.de`, `pim`, `cli`).
+    #[schemars(length(max = 64))]
     pub source: String,
     /// The source's reference for this change (receipt number, count id); with `source`, it
     /// identifies the adjustment.
+    #[schemars(length(max = 128))]
     pub reference: String,
     /// When the count was taken or the change happened at the source.
     pub as_of: DateTime<Utc>,
@@ -106,6 +108,7 @@ impl Validate for InventoryAdjusted {
 #[serde(deny_unknown_fields)]
 pub struct AllocatedLine {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// Its SKU.
     pub sku: Sku,
@@ -170,6 +173,7 @@ impl Validate for StockReserved {
 #[serde(deny_unknown_fields)]
 pub struct Shortage {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// Its SKU.
     pub sku: Sku,
@@ -233,6 +237,7 @@ pub struct ReleasedLine {
     /// The warehouse the units were reserved in.
     pub warehouse_id: WarehouseId,
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// Its SKU.
     pub sku: Sku,

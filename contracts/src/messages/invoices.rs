@@ -33,10 +33,12 @@ string_enum! {
 #[serde(deny_unknown_fields)]
 pub struct InvoiceLine {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// The product.
     pub sku: Sku,
     /// Product name as it goes on the invoice.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// Units invoiced (for per-shipment invoices: units in the shipment).
     pub quantity: Quantity,
@@ -82,6 +84,7 @@ pub struct InvoiceRequested {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment_id: Option<Uuid>,
     /// The order number the buyer knows.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// When the order was placed (the invoice shows it).
     pub placed_at: DateTime<Utc>,
@@ -161,6 +164,7 @@ string_enum! {
 #[serde(deny_unknown_fields)]
 pub struct DocumentBuyer {
     /// Buyer name (company, or person).
+    #[schemars(length(max = 200))]
     pub name: String,
     /// Buyer's country (billing address).
     pub country: CountryCode,

@@ -52,6 +52,7 @@ pub struct NotificationRequested {
     /// How to deliver.
     pub channel: NotificationChannel,
     /// Email address, E.164 phone number or push token, as `channel` says.
+    #[schemars(length(max = 4096))]
     pub recipient: String,
     /// Language the text is in.
     pub locale: Locale,
@@ -59,6 +60,7 @@ pub struct NotificationRequested {
     pub template: String,
     /// Subject line; required for email, absent for SMS, the title for push.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
     pub subject: Option<String>,
     /// The rendered text (plain text; at most 1,600 characters for SMS).
     pub body: String,
@@ -130,9 +132,11 @@ pub struct NotificationSent {
     pub delivered_at: DateTime<Utc>,
     /// Who delivered it (`ses`, `twilio`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub provider: Option<String>,
     /// The provider's message id, for tracing a complaint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub provider_message_id: Option<String>,
 }
 
@@ -165,6 +169,7 @@ pub struct NotificationFailed {
     /// When it gave up.
     pub failed_at: DateTime<Utc>,
     /// What went wrong, as the provider said it ("550 5.1.1 mailbox unavailable").
+    #[schemars(length(max = 2000))]
     pub error: String,
     /// Whether retrying cannot help (bounced address, invalid number): then the address
     /// should not be used again.
@@ -238,6 +243,7 @@ pub struct StaffRecipient {
     /// How to reach them.
     pub channel: NotificationChannel,
     /// Email address, E.164 number or push token, as `channel` says.
+    #[schemars(length(max = 4096))]
     pub address: String,
     /// Their language; the store's `locale` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +281,7 @@ pub struct NotificationTemplate {
     /// Language of the text; matched by language (`de` serves `de-AT`).
     pub locale: Locale,
     /// Subject line (email) or title (push); SMS ignores it.
+    #[schemars(length(max = 200))]
     pub subject: String,
     /// Plain-text body.
     pub body: String,
@@ -294,6 +301,7 @@ pub struct StoreNotificationSettingsUpdated {
     /// Settings version, from 1, increasing with every change.
     pub revision: u64,
     /// The store's name as customers know it (signs the messages).
+    #[schemars(length(max = 200))]
     pub store_name: String,
     /// The store's language: used when the customer's language has no template.
     pub locale: Locale,

@@ -40,9 +40,11 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// Payment method as the producer names it (`card`, `paypal`, `klarna`, `invoice`,
     /// `marketplace`, `cash`).
+    #[schemars(length(max = 64))]
     pub method: String,
     /// The payment provider's reference (PSP transaction id), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub reference: Option<String>,
 }
 
@@ -59,6 +61,7 @@ impl Payment {
 pub struct OrderLine {
     /// The producer's id for this line, unique within the order and stable across re-pushes
     /// (a marketplace's order item id, the storefront's line number).
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// Our SKU. Storefront, till and manual orders identify products by SKU. Exactly one of
     /// `sku` and `gtin` is given.
@@ -69,6 +72,7 @@ pub struct OrderLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<Gtin>,
     /// Product name as the buyer saw it.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// Units ordered.
     pub quantity: Quantity,
@@ -112,8 +116,10 @@ pub struct OrderPlaced {
     /// The marketplace's name (`amazon.de`, `bol.com`, `zalando`); required for marketplace
     /// orders, absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number, unique per store and channel.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// Revision of this order at the producer, from 1; a re-push after a change carries a
     /// higher revision.
@@ -241,6 +247,7 @@ impl Validate for OrderPlaced {
 #[serde(deny_unknown_fields)]
 pub struct AcceptedLine {
     /// The producer's line id.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// The SKU the line was matched to (given, or found by GTIN).
     pub sku: Sku,
@@ -248,6 +255,7 @@ pub struct AcceptedLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<Gtin>,
     /// Product name as the buyer saw it.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// Units ordered.
     pub quantity: Quantity,
@@ -287,8 +295,10 @@ pub struct OrderAccepted {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// The `order.placed` revision that was accepted.
     pub revision: u32,
@@ -374,6 +384,7 @@ pub struct ItemException {
     /// Id of the exception; `order.exception_resolved` names it.
     pub exception_id: Uuid,
     /// The line it is about.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// The SKU the line carried, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -382,6 +393,7 @@ pub struct ItemException {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<Gtin>,
     /// Product name from the order, to help the operator find the product.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// What is wrong.
     pub problem: ItemProblem,
@@ -399,8 +411,10 @@ pub struct OrderOnHold {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// The `order.placed` revision that is on hold.
     pub revision: u32,
@@ -449,8 +463,10 @@ pub struct OrderStatusChanged {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders (so connectors can pick theirs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number (what the marketplace or shop knows the order by).
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// Status before; absent for the first status an order gets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -461,6 +477,7 @@ pub struct OrderStatusChanged {
     pub sequence: u64,
     /// Why, in words for the timeline and the customer service ("Shipment 2 of 2 delivered").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
     pub reason: Option<String>,
     /// Who to tell, for notifications.
     pub customer: CustomerContact,
@@ -509,6 +526,7 @@ pub struct OrderCancelRequested {
     /// Who asks.
     pub requested_by: Actor,
     /// Why, for the timeline.
+    #[schemars(length(max = 1000))]
     pub reason: String,
     /// The lines and quantities to cancel; absent to cancel the whole order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -553,6 +571,7 @@ string_enum! {
 #[serde(deny_unknown_fields)]
 pub struct CancelledLine {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// Its SKU; absent for a line that never matched a product.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -574,8 +593,10 @@ pub struct OrderCancelled {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// The `order.cancel_requested` this answers; absent when the cancellation came another
     /// way (a marketplace re-push, an exception resolution).
@@ -586,6 +607,7 @@ pub struct OrderCancelled {
     /// What was cancelled (for the whole order: every line not yet dispatched).
     pub lines: Vec<CancelledLine>,
     /// Why, for the timeline and the merchant.
+    #[schemars(length(max = 1000))]
     pub reason: String,
 }
 
@@ -624,6 +646,7 @@ pub struct OrderRefundRequested {
     /// Who asks.
     pub requested_by: Actor,
     /// Why ("Returned: damaged in transit").
+    #[schemars(length(max = 1000))]
     pub reason: String,
     /// Lines and quantities to refund; may be empty when only shipping is refunded.
     pub lines: Vec<LineQuantity>,
@@ -685,6 +708,7 @@ pub struct OrderExceptionResolved {
     pub resolved_by: Actor,
     /// A note for the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
     pub note: Option<String>,
 }
 
@@ -729,14 +753,17 @@ pub struct OrderCompleted {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// Currency of `total`.
     pub currency: CurrencyCode,
     /// What the buyer paid, as placed.
     pub total: Amount,
     /// Invoice numbers issued for the order, in issue order.
+    #[schemars(inner(length(max = 64)))]
     pub invoice_numbers: Vec<String>,
 }
 

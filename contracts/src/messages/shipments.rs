@@ -22,6 +22,7 @@ const MAX_ITEMS: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct ShipmentItem {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// The product.
     pub sku: Sku,
@@ -29,6 +30,7 @@ pub struct ShipmentItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<Gtin>,
     /// Product name for the packing slip.
+    #[schemars(length(max = 500))]
     pub title: String,
     /// Units to pack.
     pub quantity: Quantity,
@@ -46,6 +48,7 @@ pub struct ShipmentRequested {
     /// The store (for branded packing slips).
     pub store_id: StoreId,
     /// The order number the buyer knows, for the packing slip.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// The warehouse that ships.
     pub warehouse_id: WarehouseId,
@@ -56,6 +59,7 @@ pub struct ShipmentRequested {
     pub recipient_email: Option<EmailAddress>,
     /// Shipping method as the store sells it (`standard`, `express`), if not the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub shipping_method: Option<String>,
     /// What to pack.
     pub items: Vec<ShipmentItem>,
@@ -101,15 +105,18 @@ string_enum! {
 pub struct TrackingLocation {
     /// City.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
     pub city: Option<String>,
     /// Postal code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
     pub postal_code: Option<String>,
     /// Country.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<CountryCode>,
     /// The carrier's description ("Paketzentrum Rüdersdorf").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
     pub description: Option<String>,
 }
 
@@ -134,9 +141,11 @@ pub struct ShipmentUpdated {
     /// Whose words `raw_status` is in.
     pub vocabulary: StatusVocabulary,
     /// The status as the sender wrote it; unknown words are kept and recorded, not refused.
+    #[schemars(length(max = 64))]
     pub raw_status: String,
     /// The carrier's detail text ("Zustellung an Nachbar Hausnummer 14").
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
     pub description: Option<String>,
     /// When the event happened at the carrier.
     pub event_at: DateTime<Utc>,
@@ -202,6 +211,7 @@ impl Validate for ShipmentUpdated {
 #[serde(deny_unknown_fields)]
 pub struct DispatchedItem {
     /// The order line.
+    #[schemars(length(max = 64))]
     pub line_id: String,
     /// The product.
     pub sku: Sku,
@@ -225,8 +235,10 @@ pub struct ShipmentDispatched {
     pub channel: Channel,
     /// Marketplace name, for marketplace orders: the connector confirms the shipment there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub marketplace: Option<String>,
     /// The producer's order number.
+    #[schemars(length(max = 128))]
     pub external_order_id: String,
     /// The warehouse it left.
     pub warehouse_id: WarehouseId,
@@ -318,9 +330,11 @@ pub struct ShipmentException {
     /// `delivery_failed`, `returned` or `exception`.
     pub status: ShipmentStatus,
     /// The carrier's own status word, for the operator.
+    #[schemars(length(max = 64))]
     pub raw_status: String,
     /// The carrier's detail text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
     pub description: Option<String>,
     /// When it happened at the carrier.
     pub event_at: DateTime<Utc>,

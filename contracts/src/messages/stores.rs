@@ -25,6 +25,7 @@ pub struct StoreInvoiceSettingsUpdated {
     /// Settings version, from 1, increasing with every change.
     pub revision: u64,
     /// The seller's legal name, as printed on invoices.
+    #[schemars(length(max = 200))]
     pub legal_name: String,
     /// The seller's address; its country is where the seller's domestic VAT applies.
     pub address: Address,
@@ -34,6 +35,7 @@ pub struct StoreInvoiceSettingsUpdated {
     pub vat_id: Option<VatId>,
     /// The seller's national tax number, where invoices must show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub tax_number: Option<String>,
     /// When to invoice: on order or per shipment. Fulfillment acts on it.
     pub invoice_timing: InvoiceTiming,
@@ -51,6 +53,7 @@ pub struct StoreInvoiceSettingsUpdated {
     pub payment_terms_days: u16,
     /// Free text printed at the foot of every invoice (bank details, court of registry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2000))]
     pub footer: Option<String>,
     /// Digits of the running number, zero-padded (`6`: `000042`); 1 to 12, 6 when absent.
     #[serde(default = "default_number_digits")]

@@ -39,6 +39,7 @@ pub struct WebhookEndpointRegistered {
     /// Registration version, from 1, increasing with every change.
     pub revision: u64,
     /// Where events are POSTed. `https://` (plain `http://` only with `allow_private`).
+    #[schemars(length(max = 2048))]
     pub url: String,
     /// The event types wanted, 1 to 6 of: `order.status_changed`, `shipment.dispatched`,
     /// `shipment.delivered`, `shipment.exception`, `invoice.issued`, `credit_note.issued`.
@@ -118,12 +119,14 @@ pub struct WebhookEndpointDisabled {
     /// The registration revision that was disabled.
     pub revision: u64,
     /// The endpoint's URL.
+    #[schemars(length(max = 2048))]
     pub url: String,
     /// When it was disabled.
     pub disabled_at: DateTime<Utc>,
     /// Failed delivery attempts in a row that led to it.
     pub consecutive_failures: u32,
     /// The last attempt's error ("HTTP 503", "timed out after 10 s").
+    #[schemars(length(max = 2000))]
     pub last_error: String,
 }
 

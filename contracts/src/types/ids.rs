@@ -102,6 +102,8 @@ macro_rules! simple_id {
                 json_schema!({
                     "description": concat!($what, ": 1-64 characters from A-Z, a-z, 0-9, `_`, `.` and `-`."),
                     "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
                     "pattern": "^[A-Za-z0-9_.-]{1,64}$",
                     "examples": [$example]
                 })
