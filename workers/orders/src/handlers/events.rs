@@ -12,6 +12,7 @@ use orderly_contracts::messages::{
 };
 use orderly_contracts::types::OrderStatus;
 use orderly_runtime::{HandlerContext, HandlerError};
+use uuid::Uuid;
 
 use super::apply::{advance, known_order};
 use crate::domain::{Event, Units};
@@ -204,11 +205,6 @@ pub(super) async fn notification_sent(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let Some(order_id) = p.order_id else {
-        tracing::debug!(request_id = %p.request_id, "notification not about an order");
-        return Ok(());
-    };
-    let (stored, _facts) = known_order(cx, order_id, None, "notification.sent").await?;
     let detail = format!(
         "Notification “{}” sent by {}{}",
         p.template,
@@ -218,15 +214,13 @@ pub(super) async fn notification_sent(
             .map(|v| format!(" via {v}"))
             .unwrap_or_default()
     );
-    store::add_timeline(
-        cx.conn,
-        stored.head.order_id,
-        TimelineKind::NotificationSent,
-        cause,
-        &detail,
-    )
-    .await?;
-    Ok(())
+    let receipt = Receipt {
+        order_id: p.order_id,
+        request_id: p.request_id,
+        message_type: "notification.sent",
+        kind: TimelineKind::NotificationSent,
+    };
+    receipt.note(cx, cause, &detail).await
 }
 
 #[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
@@ -235,11 +229,6 @@ pub(super) async fn notification_failed(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let Some(order_id) = p.order_id else {
-        tracing::debug!(request_id = %p.request_id, "notification not about an order");
-        return Ok(());
-    };
-    let (stored, _facts) = known_order(cx, order_id, None, "notification.failed").await?;
     let detail = format!(
         "Notification “{}” by {} failed{}: {}",
         p.template,
@@ -247,13 +236,37 @@ pub(super) async fn notification_failed(
         if p.permanent { " permanently" } else { "" },
         p.error
     );
-    store::add_timeline(
-        cx.conn,
-        stored.head.order_id,
-        TimelineKind::NotificationFailed,
-        cause,
-        &detail,
-    )
-    .await?;
-    Ok(())
+    let receipt = Receipt {
+        order_id: p.order_id,
+        request_id: p.request_id,
+        message_type: "notification.failed",
+        kind: TimelineKind::NotificationFailed,
+    };
+    receipt.note(cx, cause, &detail).await
+}
+
+/// A notification system's receipt (sent or failed), noted on its order's timeline.
+struct Receipt {
+    order_id: Option<Uuid>,
+    request_id: Uuid,
+    message_type: &'static str,
+    kind: TimelineKind,
+}
+
+impl Receipt {
+    /// Notes `detail` on the order's timeline; a receipt about no order is only logged.
+    async fn note(
+        &self,
+        cx: &mut HandlerContext<'_>,
+        cause: &Cause<'_>,
+        detail: &str,
+    ) -> Result<(), HandlerError> {
+        let Some(order_id) = self.order_id else {
+            tracing::debug!(request_id = %self.request_id, "notification not about an order");
+            return Ok(());
+        };
+        let (stored, _facts) = known_order(cx, order_id, None, self.message_type).await?;
+        store::add_timeline(cx.conn, stored.head.order_id, self.kind, cause, detail).await?;
+        Ok(())
+    }
 }
