@@ -231,7 +231,7 @@ pub fn catalog() -> Vec<MessageSpec> {
             StockLevelChanged,
             examples::stock_level_changed,
             from: "inventory",
-            says: "a SKU's sellable stock changed (for listings); per-SKU `sequence`",
+            says: "a SKU's stock changed: on hand, reserved or available (for listings); per-SKU `sequence`",
         ),
         spec!(
             ShipmentRequested,

@@ -296,9 +296,11 @@ pub struct WarehouseLevel {
     pub available: u32,
 }
 
-/// `stock.level_changed`: the sellable stock of a SKU changed. For marketplace connectors
-/// and other listing consumers. One message may cover several changes made together (a
-/// batch of reservations): it carries the levels after all of them.
+/// `stock.level_changed`: the stock of a SKU changed, any figure it carries (on hand,
+/// reserved or available: a dispatch lowers on hand and reserved and leaves available as
+/// it was). For marketplace connectors and other listing consumers. One message may cover
+/// several changes made together (a batch of reservations): it carries the levels after
+/// all of them. Products whose stock is not tracked have no levels and no such message.
 ///
 /// `sequence` increases with every level published for this SKU: keep the highest seen and
 /// drop anything older.

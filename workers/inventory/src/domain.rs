@@ -9,7 +9,7 @@
 //! Conventions: a warehouse with a *lower* `priority` number is preferred (ties broken by
 //! warehouse id); quantities are `u64` inside, so sums of `u32` quantities never overflow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{
@@ -55,6 +55,10 @@ pub(crate) struct Pick {
     pub sku: Sku,
     /// Units, at least 1.
     pub quantity: u32,
+    /// Whether the units are reserved out of stock: false for a product whose stock is not
+    /// tracked (a gift card, a download, a service), which ships with the order but is
+    /// never counted, reserved or deducted.
+    pub reserved: bool,
 }
 
 /// What one warehouse reserves for an order.
@@ -98,6 +102,11 @@ pub(crate) struct StockView {
     warehouses: Vec<WarehouseId>,
     /// Available units by SKU, then warehouse.
     available: BTreeMap<Sku, BTreeMap<WarehouseId, u64>>,
+    /// Products whose stock is not tracked: always available, never reserved.
+    untracked: BTreeSet<Sku>,
+    /// Where an order of untracked products only ships from: the most preferred warehouse
+    /// inventory knows.
+    default_warehouse: Option<WarehouseId>,
 }
 
 impl StockView {
@@ -122,7 +131,31 @@ impl StockView {
         Self {
             warehouses: warehouses.into_iter().map(|(_, w)| w).collect(),
             available,
+            untracked: BTreeSet::new(),
+            default_warehouse: None,
         }
+    }
+
+    /// The same view, knowing that `untracked` products are not counted: stock rows they
+    /// may have (added by hand) are ignored, their lines are always available and ride with
+    /// the order's first warehouse, or with `default_warehouse` when the order has nothing
+    /// else.
+    pub(crate) fn with_untracked(
+        mut self,
+        untracked: BTreeSet<Sku>,
+        default_warehouse: Option<WarehouseId>,
+    ) -> Self {
+        for sku in &untracked {
+            self.available.remove(sku);
+        }
+        self.untracked = untracked;
+        self.default_warehouse = default_warehouse;
+        self
+    }
+
+    /// Whether `sku`'s stock is counted.
+    pub(crate) fn tracks(&self, sku: &Sku) -> bool {
+        !self.untracked.contains(sku)
     }
 
     /// Units of `sku` available in `warehouse`.
@@ -153,7 +186,50 @@ impl StockView {
     ///    that can, else it is taken in parts, from the used warehouses first, then the
     ///    others, in preference order. This keeps the number of warehouses (parcels) low
     ///    without searching every combination.
+    ///
+    /// Lines of untracked products take no stock: they join the first warehouse's picks
+    /// unreserved, or the default warehouse's when the order has no tracked line (short,
+    /// with 0 available, only if inventory knows no warehouse at all).
     pub(crate) fn allocate(&self, lines: &[LineRequest]) -> Allocated {
+        let (tracked, free): (Vec<LineRequest>, Vec<LineRequest>) =
+            lines.iter().cloned().partition(|l| self.tracks(&l.sku));
+        let unreserved = |l: &LineRequest| Pick {
+            line_id: l.line_id.clone(),
+            sku: l.sku.clone(),
+            quantity: l.quantity.get(),
+            reserved: false,
+        };
+        if tracked.is_empty() {
+            return match &self.default_warehouse {
+                Some(warehouse) => Allocated::Reserved(vec![WarehousePicks {
+                    warehouse_id: warehouse.clone(),
+                    picks: free.iter().map(unreserved).collect(),
+                }]),
+                None => Allocated::Short(
+                    free.iter()
+                        .map(|l| LineShortage {
+                            line_id: l.line_id.clone(),
+                            sku: l.sku.clone(),
+                            requested: l.quantity,
+                            available: 0,
+                        })
+                        .collect(),
+                ),
+            };
+        }
+        match self.allocate_tracked(&tracked) {
+            Allocated::Reserved(mut picks) => {
+                if let Some(first) = picks.first_mut() {
+                    first.picks.extend(free.iter().map(unreserved));
+                }
+                Allocated::Reserved(picks)
+            }
+            short => short,
+        }
+    }
+
+    /// [`StockView::allocate`] for lines whose stock is counted.
+    fn allocate_tracked(&self, lines: &[LineRequest]) -> Allocated {
         let shortages = self.shortages(lines);
         if !shortages.is_empty() {
             return Allocated::Short(shortages);
@@ -175,6 +251,7 @@ impl StockView {
                     line_id: line.line_id.clone(),
                     sku: line.sku.clone(),
                     quantity: line.quantity.get(),
+                    reserved: true,
                 })
                 .collect();
             return Allocated::Reserved(vec![WarehousePicks {
@@ -248,6 +325,7 @@ impl StockView {
                     sku: line.sku.clone(),
                     // At most the line's quantity, a u32.
                     quantity: u32::try_from(take).unwrap_or(u32::MAX),
+                    reserved: true,
                 });
             }
         }
@@ -275,7 +353,7 @@ impl StockView {
     /// row, oldest first).
     pub(crate) fn take(&mut self, allocation: &[WarehousePicks]) {
         for warehouse in allocation {
-            for pick in &warehouse.picks {
+            for pick in warehouse.picks.iter().filter(|p| p.reserved) {
                 if let Some(units) = self
                     .available
                     .get_mut(&pick.sku)
@@ -695,23 +773,25 @@ mod tests {
         }
     }
 
-    /// The allocation as (warehouse, [(line, units)]), for compact assertions.
-    fn shape(allocated: &Allocated) -> Vec<(String, Vec<(String, u32)>)> {
+    /// The allocation as (warehouse, [what `pick` says of each pick]).
+    fn shape_with<T>(allocated: &Allocated, pick: impl Fn(&Pick) -> T) -> Vec<(String, Vec<T>)> {
         match allocated {
             Allocated::Reserved(picks) => picks
                 .iter()
                 .map(|w| {
                     (
                         w.warehouse_id.to_string(),
-                        w.picks
-                            .iter()
-                            .map(|p| (p.line_id.clone(), p.quantity))
-                            .collect(),
+                        w.picks.iter().map(&pick).collect(),
                     )
                 })
                 .collect(),
             Allocated::Short(s) => panic!("expected a reservation, got shortages {s:?}"),
         }
+    }
+
+    /// The allocation as (warehouse, [(line, units)]), for compact assertions.
+    fn shape(allocated: &Allocated) -> Vec<(String, Vec<(String, u32)>)> {
+        shape_with(allocated, |p| (p.line_id.clone(), p.quantity))
     }
 
     fn pairs(v: &[(&str, &[(&str, u32)])]) -> Vec<(String, Vec<(String, u32)>)> {
@@ -723,6 +803,86 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    fn untracked(skus: &[&str]) -> BTreeSet<Sku> {
+        skus.iter().map(|s| sku(s)).collect()
+    }
+
+    /// (warehouse, [(line, units, reserved)]).
+    type Flags = Vec<(String, Vec<(String, u32, bool)>)>;
+
+    fn reserved_flags(allocated: &Allocated) -> Flags {
+        shape_with(allocated, |p| (p.line_id.clone(), p.quantity, p.reserved))
+    }
+
+    #[test]
+    fn untracked_lines_ride_unreserved_with_the_first_warehouse() {
+        let view = StockView::new([slot("berlin-1", 100, "MUG", 10)])
+            .with_untracked(untracked(&["GIFT"]), Some(wh("hamburg-1")));
+        let got = view.allocate(&[line("1", "GIFT", 3), line("2", "MUG", 2)]);
+        assert_eq!(
+            reserved_flags(&got),
+            vec![(
+                "berlin-1".to_owned(),
+                vec![("2".to_owned(), 2, true), ("1".to_owned(), 3, false)]
+            )]
+        );
+    }
+
+    #[test]
+    fn an_order_of_untracked_products_only_ships_from_the_default_warehouse() {
+        let view = StockView::new([]).with_untracked(untracked(&["GIFT"]), Some(wh("hamburg-1")));
+        let got = view.allocate(&[line("1", "GIFT", 1000)]);
+        assert_eq!(
+            reserved_flags(&got),
+            vec![("hamburg-1".to_owned(), vec![("1".to_owned(), 1000, false)])]
+        );
+    }
+
+    #[test]
+    fn untracked_products_need_some_warehouse_to_ship_from() {
+        let view = StockView::new([]).with_untracked(untracked(&["GIFT"]), None);
+        let Allocated::Short(shortages) = view.allocate(&[line("1", "GIFT", 1)]) else {
+            panic!("no warehouse at all: nothing to ship from");
+        };
+        assert_eq!(shortages.len(), 1);
+        assert_eq!(shortages[0].available, 0);
+    }
+
+    #[test]
+    fn stock_added_by_hand_to_an_untracked_product_is_neither_needed_nor_taken() {
+        let mut view = StockView::new([
+            slot("berlin-1", 100, "GIFT", 1),
+            slot("berlin-1", 100, "MUG", 5),
+        ])
+        .with_untracked(untracked(&["GIFT"]), Some(wh("berlin-1")));
+        let got = view.allocate(&[line("1", "GIFT", 4), line("2", "MUG", 1)]);
+        let Allocated::Reserved(picks) = &got else {
+            panic!("an untracked product is always available: {got:?}");
+        };
+        view.take(picks);
+        assert_eq!(view.available(&wh("berlin-1"), &sku("MUG")), 4);
+        assert_eq!(view.available(&wh("berlin-1"), &sku("GIFT")), 0);
+        assert!(!view.tracks(&sku("GIFT")));
+    }
+
+    #[test]
+    fn a_short_tracked_line_still_backorders_an_order_with_untracked_lines() {
+        let view = StockView::new([slot("berlin-1", 100, "MUG", 1)])
+            .with_untracked(untracked(&["GIFT"]), Some(wh("berlin-1")));
+        let Allocated::Short(shortages) =
+            view.allocate(&[line("1", "GIFT", 1), line("2", "MUG", 2)])
+        else {
+            panic!("MUG is short");
+        };
+        assert_eq!(
+            shortages
+                .iter()
+                .map(|s| s.line_id.as_str())
+                .collect::<Vec<_>>(),
+            vec!["2"]
+        );
     }
 
     #[test]

@@ -313,7 +313,7 @@ async fn reserve_orders(
     }
     store::lock_skus(conn, &skus).await?;
     let stock = store::stock_for_update(conn, &skus).await?;
-    let mut view = StockView::new(stock.iter().map(StockRow::slot));
+    let mut view = stock_view(conn, &skus, &stock).await?;
 
     let (mut movements, mut reservations, mut sources) = (Vec::new(), Vec::new(), Vec::new());
     let (mut reserved_ids, mut backordered_ids) = (Vec::new(), Vec::new());
@@ -637,23 +637,21 @@ async fn release(
     emit_levels(cx, &touched).await
 }
 
-/// `shipment.dispatched`: the shipped units leave stock, out of the line's reservation.
-/// Sellable stock is unchanged by that, so `stock.level_changed` follows only for units
-/// shipped beyond the reservation.
-/// Idempotent by shipment and line.
+/// `shipment.dispatched`: the shipped units leave stock, out of the line's reservation, and
+/// `stock.level_changed` says so. Idempotent by shipment and line.
 #[tracing::instrument(skip_all, fields(order_id = %env.payload.order_id, shipment_id = %env.payload.shipment_id))]
 async fn shipment_dispatched(
     env: &Envelope<ShipmentDispatched>,
     cx: &mut HandlerContext<'_>,
 ) -> Result<(), HandlerError> {
-    let sellable_changed = dispatch_shipments(cx.conn, &[env]).await?;
-    emit_levels(cx, &sellable_changed).await
+    let changed = dispatch_shipments(cx.conn, &[env]).await?;
+    emit_levels(cx, &changed).await
 }
 
 /// Books a batch's dispatches together: what [`shipment_dispatched`] does for each, in
 /// arrival order, in a handful of statements for all of them (lock and read the stock and
 /// the orders' reservations, look up what is booked already, ledger, reservations), and one
-/// `stock.level_changed` per SKU whose sellable stock changed.
+/// `stock.level_changed` per SKU whose stock changed.
 async fn dispatch_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
     let envelopes = msgs
         .iter()
@@ -662,18 +660,19 @@ async fn dispatch_together(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<
             _ => Err(HandlerError::permanent("not a shipment.dispatched")),
         })
         .collect::<Result<Vec<_>, HandlerError>>()?;
-    let sellable_changed = dispatch_shipments(batch.conn, &envelopes).await?;
+    let changed = dispatch_shipments(batch.conn, &envelopes).await?;
     match msgs.last() {
-        Some(last) => emit_levels(&mut batch.context(last), &sellable_changed).await,
+        Some(last) => emit_levels(&mut batch.context(last), &changed).await,
         None => Ok(()),
     }
 }
 
 /// Turns the dispatched units of `shipments` into deductions, each in turn against the
 /// locked stock and reservations (an earlier dispatch's deduction is seen by the later ones,
-/// as if each had its own transaction); returns the SKUs whose sellable stock changed (only
-/// units shipped beyond the reservation: turning a reservation into a deduction lowers
-/// on-hand and reserved alike, so `available`, what `stock.level_changed` is for, stays).
+/// as if each had its own transaction); returns the SKUs whose stock changed. Turning a
+/// reservation into a deduction lowers on-hand and reserved alike, so `available` stays,
+/// but `stock.level_changed` carries on-hand and reserved too: a connector syncing them
+/// must see the change. Units of untracked products are not counted and not deducted.
 async fn dispatch_shipments(
     conn: &mut PgConnection,
     shipments: &[&Envelope<ShipmentDispatched>],
@@ -683,6 +682,7 @@ async fn dispatch_shipments(
             .iter()
             .flat_map(|env| env.payload.items.iter().map(|i| &i.sku)),
     );
+    let untracked = store::untracked_products(conn, &skus).await?;
     store::lock_skus(conn, &skus).await?;
     let stock = store::stock_for_update(conn, &skus).await?;
     let mut orders: Vec<Uuid> = shipments.iter().map(|env| env.payload.order_id).collect();
@@ -708,7 +708,7 @@ async fn dispatch_shipments(
         .collect();
 
     let (mut movements, mut sources, mut dispatched) = (Vec::new(), Vec::new(), Vec::new());
-    let mut sellable_changed: BTreeSet<Sku> = BTreeSet::new();
+    let mut changed: BTreeSet<Sku> = BTreeSet::new();
     for env in shipments {
         let shipment = &env.payload;
         let warehouse = &shipment.warehouse_id;
@@ -727,6 +727,12 @@ async fn dispatch_shipments(
                 })
             });
             let open = reservation.as_deref().map_or(0, store::Reservation::open);
+            if open == 0 && untracked.contains(&item.sku) {
+                // Never reserved, never counted (a reservation made before the product
+                // stopped being tracked is still turned into a deduction).
+                debug!(line_id = %item.line_id, "stock of the product is not tracked");
+                continue;
+            }
             let level = levels
                 .get(&(warehouse.clone(), item.sku.clone()))
                 .copied()
@@ -744,8 +750,8 @@ async fn dispatch_shipments(
                 })?;
             if plan.from_free_stock > 0 {
                 warn!(line_id = %item.line_id, units = plan.from_free_stock, "shipped more than was reserved; taken from free stock");
-                sellable_changed.insert(item.sku.clone());
             }
+            changed.insert(item.sku.clone());
             levels.insert(
                 (warehouse.clone(), item.sku.clone()),
                 Level {
@@ -801,7 +807,7 @@ async fn dispatch_shipments(
         .map(|((o, l, w), u)| (o, l, w, u))
         .collect();
     store::add_dispatched(conn, &rows).await?;
-    Ok(sellable_changed)
+    Ok(changed)
 }
 
 /// `catalog.product_upserted`: keep the GTINs (for level messages); newest wins.
@@ -853,7 +859,7 @@ async fn serve_backorders(
     // with an unlocked SKU.
     store::lock_skus(cx.conn, &skus).await?;
     let stock = store::stock_for_update(cx.conn, &skus).await?;
-    let mut view = StockView::new(stock.iter().map(StockRow::slot));
+    let mut view = stock_view(cx.conn, &skus, &stock).await?;
     let queue: Vec<domain::Backorder> = waiting.iter().map(|b| b.backorder.clone()).collect();
     let decisions = domain::plan_backorders(&mut view, &queue);
 
@@ -915,7 +921,7 @@ fn reservation_rows(
     let mut movements = Vec::new();
     let mut reservations = Vec::new();
     for warehouse in picks {
-        for pick in &warehouse.picks {
+        for pick in warehouse.picks.iter().filter(|p| p.reserved) {
             movements.push(NewMovement {
                 warehouse_id: warehouse.warehouse_id.clone(),
                 sku: pick.sku.clone(),
@@ -1041,8 +1047,25 @@ fn distinct<'a>(skus: impl Iterator<Item = &'a Sku>) -> Vec<Sku> {
 fn picked_skus(picks: &[WarehousePicks]) -> BTreeSet<Sku> {
     picks
         .iter()
-        .flat_map(|w| w.picks.iter().map(|p| p.sku.clone()))
+        .flat_map(|w| w.picks.iter().filter(|p| p.reserved).map(|p| p.sku.clone()))
         .collect()
+}
+
+/// The allocator's view of the locked `stock` of `skus`, knowing which of them are not
+/// tracked and where an order of only those ships from.
+async fn stock_view(
+    conn: &mut PgConnection,
+    skus: &[Sku],
+    stock: &[StockRow],
+) -> Result<StockView, HandlerError> {
+    let untracked = store::untracked_products(conn, skus).await?;
+    let default_warehouse = if untracked.is_empty() {
+        None
+    } else {
+        store::most_preferred_warehouse(conn).await?
+    };
+    Ok(StockView::new(stock.iter().map(StockRow::slot))
+        .with_untracked(untracked, default_warehouse))
 }
 
 fn as_i64(units: u64) -> i64 {

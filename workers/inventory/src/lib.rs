@@ -14,7 +14,12 @@
 //! (release), `shipment.dispatched` (reservation becomes a deduction), `inventory.adjusted`
 //! (counts and deltas; then backorders are retried), `catalog.product_upserted`. Out:
 //! `stock.reserved`, `stock.unavailable`, `stock.released`, and one `stock.level_changed` per
-//! SKU whose sellable stock (`available`) a message changed.
+//! SKU whose stock (on hand, reserved or available) a message changed.
+//!
+//! Products the catalog marks `stock_tracked: false` (gift cards, downloads, services) are
+//! always available and never reserved, counted or deducted: their lines ride unreserved
+//! with the order's first warehouse (or the most preferred warehouse when the order has
+//! nothing else), so fulfillment ships them with the goods.
 //!
 //! Why it is safe to run many copies: every decision about a SKU is made while holding the
 //! SKU's `levels` row lock and its locked `stock` rows, taken in one global order (see

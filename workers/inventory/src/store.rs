@@ -14,6 +14,8 @@
 //! first) → `orders` rows of backordered orders → `reservations` rows. Every decision is
 //! made on rows this transaction has locked.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use orderly_contracts::types::{Gtin, Sku, StoreId, WarehouseId};
 use orderly_runtime::db;
@@ -894,6 +896,35 @@ pub async fn upsert_product(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(stored.is_some())
+}
+
+/// Which of `skus` the catalog says are not stock-tracked (a SKU the catalog never sent is
+/// tracked).
+pub async fn untracked_products(
+    conn: &mut PgConnection,
+    skus: &[Sku],
+) -> sqlx::Result<BTreeSet<Sku>> {
+    if skus.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let rows: Vec<String> =
+        sqlx::query_scalar("select sku from products where sku = any($1) and not stock_tracked")
+            .bind(strings(skus))
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter().map(|s| valid(Sku::parse(s))).collect()
+}
+
+/// The most preferred warehouse inventory knows (lowest priority, then id), if any.
+pub async fn most_preferred_warehouse(
+    conn: &mut PgConnection,
+) -> sqlx::Result<Option<WarehouseId>> {
+    let row: Option<String> = sqlx::query_scalar(
+        "select warehouse_id from warehouses order by priority, warehouse_id limit 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|w| valid(WarehouseId::parse(&w))).transpose()
 }
 
 /// Sets a warehouse's priority (lower is preferred), creating it if needed. For operators.

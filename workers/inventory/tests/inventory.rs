@@ -621,6 +621,7 @@ async fn cancellation_releases_once_and_takes_backorders_off_the_list() -> anyho
 async fn dispatch_turns_the_reservation_into_a_deduction_once() -> anyhow::Result<()> {
     let (world, host, pool) = start().await?;
     let mut tap = world.tap(&[StockReserved::TYPE]).await?;
+    let mut levels = world.tap(&[StockLevelChanged::TYPE]).await?;
     let now = Utc::now();
     publish_and_wait(
         &world,
@@ -638,6 +639,10 @@ async fn dispatch_turns_the_reservation_into_a_deduction_once() -> anyhow::Resul
         .await?;
     tap.next::<StockReserved>(WAIT).await?;
     assert_eq!(stock(&pool, "berlin-1", "MUG").await?, (10, 3));
+    for (on_hand, reserved) in [(10, 0), (10, 3)] {
+        let level = levels.next_of::<StockLevelChanged>(WAIT).await?.payload;
+        assert_eq!((level.on_hand, level.reserved), (on_hand, reserved));
+    }
 
     // Two parcels: 2 units, then the last one.
     let first = Uuid::now_v7();
@@ -651,6 +656,14 @@ async fn dispatch_turns_the_reservation_into_a_deduction_once() -> anyhow::Resul
     )
     .await?;
     assert_eq!(stock(&pool, "berlin-1", "MUG").await?, (8, 1));
+    // Available is unchanged (7 before and after), but a connector syncing on-hand and
+    // reserved is told they moved.
+    let level = levels.next_of::<StockLevelChanged>(WAIT).await?.payload;
+    assert_eq!(
+        (level.on_hand, level.reserved, level.available),
+        (8, 1, 7),
+        "the level after the first parcel: {level:?}"
+    );
 
     // The same dispatch reported again (new message id): no second deduction.
     publish_and_wait(
@@ -1330,4 +1343,117 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
         "the dispatches were booked together (dispatch_together), not one at a time"
     );
     Ok(())
+}
+
+/// A product upserted with `stock_tracked: false` (a gift card, a download, a service).
+fn untracked_product(s: &str) -> ProductUpserted {
+    let mut product: ProductUpserted = golden();
+    product.sku = sku(s);
+    product.gtins = Vec::new();
+    product.stock_tracked = false;
+    product.updated_at = Utc::now();
+    product.validate().unwrap();
+    product
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untracked_products_are_always_available_and_never_counted() -> anyhow::Result<()> {
+    let (world, host, pool) = start().await?;
+    let mut tap = world
+        .tap(&[StockReserved::TYPE, StockUnavailable::TYPE])
+        .await?;
+    let now = Utc::now();
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("catalog", untracked_product("GIFT-50")),
+    )
+    .await?;
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("wms", count("berlin-1", "MUG", 5, "C-1", now)),
+    )
+    .await?;
+
+    // Only the gift card: always available, shipped from the preferred warehouse, nothing
+    // reserved.
+    let only_gift = Uuid::now_v7();
+    world
+        .publish(&envelope(
+            only_gift.to_string(),
+            accepted(only_gift, now, &[("1", "GIFT-50", 1000)]),
+        ))
+        .await?;
+    let raw = tap.next_raw(WAIT).await?;
+    assert_eq!(
+        raw.message_type,
+        StockReserved::TYPE,
+        "not backordered: {raw:?}"
+    );
+    let reserved = raw.decode::<StockReserved>()?.payload;
+    assert_eq!(reserved.allocations.len(), 1);
+    assert_eq!(reserved.allocations[0].warehouse_id, wh("berlin-1"));
+    assert_eq!(reserved.allocations[0].lines[0].quantity.get(), 1000);
+
+    // Stock added by hand to the gift card is not what it is sold from.
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("wms", delta("berlin-1", "GIFT-50", 2, "D-1")),
+    )
+    .await?;
+
+    // A gift card with a mug: the mug is reserved, the gift card rides along unreserved.
+    let mixed = Uuid::now_v7();
+    world
+        .publish(&envelope(
+            mixed.to_string(),
+            accepted(mixed, now, &[("1", "MUG", 2), ("2", "GIFT-50", 3)]),
+        ))
+        .await?;
+    let reserved = tap.next::<StockReserved>(WAIT).await?.payload;
+    let lines: Vec<Picked> = reserved.allocations[0]
+        .lines
+        .iter()
+        .map(|l| (l.line_id.clone(), l.sku.to_string(), l.quantity.get()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("1".to_owned(), "MUG".to_owned(), 2),
+            ("2".to_owned(), "GIFT-50".to_owned(), 3)
+        ]
+    );
+    assert_eq!(stock(&pool, "berlin-1", "MUG").await?, (5, 2));
+    assert_eq!(stock(&pool, "berlin-1", "GIFT-50").await?, (2, 0));
+
+    // Shipping it deducts the mug, never the gift card.
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope(
+            mixed.to_string(),
+            dispatched(
+                Uuid::now_v7(),
+                mixed,
+                "berlin-1",
+                &[("1", "MUG", 2), ("2", "GIFT-50", 3)],
+            ),
+        ),
+    )
+    .await?;
+    assert_eq!(stock(&pool, "berlin-1", "MUG").await?, (3, 0));
+    assert_eq!(stock(&pool, "berlin-1", "GIFT-50").await?, (2, 0));
+    assert_eq!(
+        scalar(
+            &pool,
+            "select count(*) from reservations where sku = 'GIFT-50'"
+        )
+        .await?,
+        0
+    );
+    assert!(world.dead_letters(NAME).await?.is_empty());
+    assert_consistent(&pool).await?;
+    finish(world, host).await
 }
