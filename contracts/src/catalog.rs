@@ -192,6 +192,12 @@ pub fn catalog() -> Vec<MessageSpec> {
             says: "an order item exception is resolved (map to SKU, remove line, cancel)",
         ),
         spec!(
+            OrderAddressChanged,
+            examples::order_address_changed,
+            from: "orders",
+            says: "an accepted order's addresses changed before anything shipped",
+        ),
+        spec!(
             OrderCompleted,
             examples::order_completed,
             from: "orders",

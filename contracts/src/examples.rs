@@ -366,6 +366,34 @@ pub(crate) fn order_exception_resolved() -> Value {
     )
 }
 
+pub(crate) fn order_address_changed() -> Value {
+    envelope::<OrderAddressChanged>(
+        Meta {
+            n: 0x24,
+            correlation: ORDER,
+            causation: Some(0x01),
+            at: "2026-03-14T10:05:12.402Z",
+            producer: "orders",
+            span: Some("e5f6a7b8c9d0e1f2"),
+        },
+        json!({
+            "order_id": ORDER,
+            "store_id": STORE,
+            "external_order_id": "100234",
+            "revision": 2,
+            "billing_address": billing_address(),
+            "shipping_address": {
+                "name": "Jörg Schäfer",
+                "lines": ["Paketshop Kiosk am Leopoldplatz", "Müllerstraße 24"],
+                "postal_code": "13353",
+                "city": "Berlin",
+                "country": "DE",
+                "phone": "+49 30 1234567"
+            }
+        }),
+    )
+}
+
 pub(crate) fn order_completed() -> Value {
     envelope::<OrderCompleted>(
         Meta {

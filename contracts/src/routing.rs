@@ -99,6 +99,8 @@ pub const ROUTES: &[Route] = &[
             StockReserved::TYPE,
             ShipmentUpdated::TYPE,
             OrderCancelled::TYPE,
+            // A new address replaces the copy's, for shipments and invoices not yet asked for.
+            OrderAddressChanged::TYPE,
             StoreInvoiceSettingsUpdated::TYPE,
         ],
     },
@@ -140,8 +142,13 @@ pub const ROUTES: &[Route] = &[
         kind: QueueKind::Outbound {
             max_length: OUTBOUND_MAX_LENGTH,
         },
-        // order.cancelled lets the warehouse stop packing shipments of a cancelled order.
-        message_types: &[ShipmentRequested::TYPE, OrderCancelled::TYPE],
+        // order.cancelled lets the warehouse stop packing shipments of a cancelled order,
+        // order.address_changed relabel the order's open ones.
+        message_types: &[
+            ShipmentRequested::TYPE,
+            OrderCancelled::TYPE,
+            OrderAddressChanged::TYPE,
+        ],
     },
     Route {
         queue: "out.marketplace",
@@ -162,6 +169,7 @@ pub const ROUTES: &[Route] = &[
         message_types: &[
             OrderAccepted::TYPE,
             OrderOnHold::TYPE,
+            OrderAddressChanged::TYPE,
             OrderCancelled::TYPE,
             OrderCompleted::TYPE,
             StockUnavailable::TYPE,

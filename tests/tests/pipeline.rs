@@ -172,6 +172,19 @@ impl Pipeline {
             .await
     }
 
+    /// The carrier's first scan of `shipment` (a `shipment.requested` payload): it left.
+    async fn in_transit(&self, shipment: &serde_json::Value, tracking: &str) -> anyhow::Result<()> {
+        self.publisher
+            .send(&envelope(
+                "shipment.updated",
+                "carrier:dhl",
+                shipment["order_id"].as_str().unwrap_or_default(),
+                json!({"shipment_id": shipment["shipment_id"], "carrier": "dhl", "tracking_number": tracking,
+                       "vocabulary": "orderly", "raw_status": "in_transit", "event_at": chrono::Utc::now()}),
+            ))
+            .await
+    }
+
     async fn cancel(&self, external_id: &str) -> anyhow::Result<()> {
         self.publisher
             .send(&envelope(
@@ -353,23 +366,8 @@ async fn cancellation_releases_stock_before_dispatch_and_is_refused_after() -> a
     .await?;
 
     p.place("SF-LATE", &[("PEN-FOUNT-M", 1)]).await?;
-    let mut shipment = None;
-    while shipment.is_none() {
-        let m = requested.next_raw(DEADLINE).await?;
-        if m.payload["external_order_id"] == "SF-LATE" {
-            shipment = Some(m.payload);
-        }
-    }
-    let shipment = shipment.unwrap_or_default();
-    p.publisher
-        .send(&envelope(
-            "shipment.updated",
-            "carrier:dhl",
-            shipment["order_id"].as_str().unwrap_or_default(),
-            json!({"shipment_id": shipment["shipment_id"], "carrier": "dhl", "tracking_number": "00340434000000999999",
-                   "vocabulary": "orderly", "raw_status": "in_transit", "event_at": chrono::Utc::now()}),
-        ))
-        .await?;
+    let shipment = requested_for(&mut requested, "SF-LATE").await?;
+    p.in_transit(&shipment, "00340434000000999999").await?;
     p.until("SF-LATE shipped", |s| s.status_is("SF-LATE", &["shipped"]))
         .await?;
     p.cancel("SF-LATE").await?;
@@ -389,6 +387,96 @@ async fn cancellation_releases_stock_before_dispatch_and_is_refused_after() -> a
         Some("shipped"),
         "a dispatched order is not cancelled"
     );
+    p.finish().await
+}
+
+/// The shipment the warehouse is asked for, of the order with `external_id`.
+async fn requested_for(
+    requested: &mut orderly_runtime::testing::Tap,
+    external_id: &str,
+) -> anyhow::Result<serde_json::Value> {
+    loop {
+        let m = requested.next_raw(DEADLINE).await?;
+        if m.payload["external_order_id"] == external_id {
+            return Ok(m.payload);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_changed_by_a_repush_reaches_the_warehouse() -> anyhow::Result<()> {
+    let mut p = Pipeline::start(false, None).await?;
+    let mut requested = p.world.tap(&["shipment.requested"]).await?;
+    let mut changed = p.world.tap(&["order.address_changed"]).await?;
+    // More of the scarce product than there is: the order waits, backordered.
+    let scarce = sim::catalog()[3].clone();
+    let placed = sim::order_placed(&mut p.rng, "SF-MOVED", false, &[(scarce.clone(), 8)], 1);
+    p.publisher.send(&placed).await?;
+    p.until("SF-MOVED backordered", |s| {
+        s.status_is("SF-MOVED", &["backordered"])
+    })
+    .await?;
+
+    // The marketplace re-pushes it with the buyer's new delivery address.
+    let new_address = json!({"name": "Jörg Schäfer", "lines": ["Paketshop am Leopoldplatz", "Müllerstraße 24"],
+                             "postal_code": "13353", "city": "Berlin", "country": "DE"});
+    let mut repush = placed.clone();
+    repush["message_id"] = json!(Uuid::now_v7());
+    repush["payload"]["revision"] = json!(2);
+    repush["payload"]["shipping_address"] = new_address.clone();
+    p.publisher.send(&repush).await?;
+    let announced = changed.next_raw(DEADLINE).await?;
+    assert_eq!(announced.payload["shipping_address"], new_address);
+    assert_eq!(announced.payload["revision"], 2);
+
+    // Stock arrives: the parcel the warehouse is asked for goes to the new address.
+    p.publisher
+        .send(&envelope(
+            "inventory.adjusted",
+            "wms",
+            &format!("berlin-1/{}", scarce.sku),
+            json!({"warehouse_id": "berlin-1", "sku": scarce.sku, "delta": 20, "reason": "goods_received",
+                   "source": "wms", "reference": "GR-MOVED", "as_of": chrono::Utc::now()}),
+        ))
+        .await?;
+    let shipment = requested_for(&mut requested, "SF-MOVED").await?;
+    assert_eq!(shipment["ship_to"], new_address, "{shipment}");
+
+    // Once it has left, another address change is refused, with the reason on the timeline.
+    p.in_transit(&shipment, "00340434000000777777").await?;
+    p.until("SF-MOVED shipped", |s| {
+        s.status_is("SF-MOVED", &["shipped"])
+    })
+    .await?;
+    let mut again = placed.clone();
+    again["message_id"] = json!(Uuid::now_v7());
+    again["payload"]["revision"] = json!(3);
+    again["payload"]["shipping_address"]["city"] = json!("Hamburg");
+    p.publisher.send(&again).await?;
+    let id = *p
+        .seen
+        .by_external
+        .get("SF-MOVED")
+        .ok_or_else(|| anyhow::anyhow!("SF-MOVED not seen"))?;
+    let w = &p;
+    wait_until("the refusal is on the timeline", DEADLINE, || async {
+        let mut conn = w.orders_db.acquire().await?;
+        Ok(orderly_orders::store::timeline(&mut conn, id)
+            .await?
+            .iter()
+            .any(|e| {
+                e.detail
+                    .contains("address change refused: a shipment has already left")
+            }))
+    })
+    .await?;
+    // Written in the refusal's transaction if at all: the outbox says it was not.
+    let announced: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where message_type = 'order.address_changed'",
+    )
+    .fetch_one(&p.orders_db)
+    .await?;
+    assert_eq!(announced, 1, "no address change announced after dispatch");
     p.finish().await
 }
 

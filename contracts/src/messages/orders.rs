@@ -740,6 +740,44 @@ impl Validate for OrderExceptionResolved {
     }
 }
 
+/// `order.address_changed`: an accepted order's addresses changed before anything shipped
+/// (a marketplace re-push with a new address, applied by orders). Fulfillment ships what it
+/// has not yet asked for to the new address and invoices to the new billing address; a
+/// warehouse relabels the order's open shipments (nothing of the order has left: orders
+/// refuses the change, with the reason on the timeline, once a shipment is dispatched).
+///
+/// `revision` is the order's revision that made the change: keep the highest seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAddressChanged {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// The producer's order number.
+    #[schemars(length(max = 128))]
+    pub external_order_id: String,
+    /// The order's revision that made the change.
+    pub revision: u32,
+    /// Invoice address, as it now is.
+    pub billing_address: Address,
+    /// Delivery address, as it now is.
+    pub shipping_address: Address,
+}
+
+impl Message for OrderAddressChanged {
+    const TYPE: &'static str = "order.address_changed";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderAddressChanged {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        self.billing_address.check("payload.billing_address")?;
+        self.shipping_address.check("payload.shipping_address")
+    }
+}
+
 /// `order.completed`: everything delivered and invoiced; the order is done. Refunds may
 /// still follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

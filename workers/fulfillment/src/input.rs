@@ -7,7 +7,8 @@
 //! on the decoded message, not by comparing type names.
 
 use orderly_contracts::messages::{
-    OrderAccepted, OrderCancelled, ShipmentUpdated, StockReserved, StoreInvoiceSettingsUpdated,
+    OrderAccepted, OrderAddressChanged, OrderCancelled, ShipmentUpdated, StockReserved,
+    StoreInvoiceSettingsUpdated,
 };
 
 orderly_runtime::inputs! {
@@ -22,6 +23,8 @@ orderly_runtime::inputs! {
         Updated(ShipmentUpdated),
         /// An order, or some of its lines, cancelled.
         Cancelled(OrderCancelled),
+        /// An accepted order's new addresses.
+        AddressChanged(OrderAddressChanged),
         /// A store's invoice timing.
         SettingsUpdated(StoreInvoiceSettingsUpdated),
     }
@@ -39,14 +42,14 @@ pub(crate) enum Common<'a> {
 }
 
 impl FulfillmentInput {
-    /// The message as one of the flow's, or `None` for one handled alone (a cancellation, a
-    /// store's settings).
+    /// The message as one of the flow's, or `None` for one handled alone (a cancellation, an
+    /// address change, a store's settings).
     pub(crate) fn common(&self) -> Option<Common<'_>> {
         match self {
             Self::Accepted(env) => Some(Common::Accepted(&env.payload)),
             Self::Reserved(env) => Some(Common::Reserved(&env.payload)),
             Self::Updated(env) => Some(Common::Updated(&env.payload)),
-            Self::Cancelled(_) | Self::SettingsUpdated(_) => None,
+            Self::Cancelled(_) | Self::AddressChanged(_) | Self::SettingsUpdated(_) => None,
         }
     }
 }

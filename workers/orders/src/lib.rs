@@ -39,10 +39,10 @@
 //!   request (`order.cancelled`, scope `lines`, no request id; dispatched units are
 //!   refused with a reason); added lines, raised quantities and a changed product are
 //!   refused and recorded (stock was reserved for the accepted lines; more goods are a
-//!   new order); address changes are taken until the first dispatch and refused after;
-//!   price, total and customer changes are noted, not applied. A revision for a cancelled
-//!   or completed order is noted only. Downstream copies of the addresses (fulfillment's)
-//!   are not updated: the contracts have no message for an amended order yet.
+//!   new order); address changes are taken until the first dispatch and refused after,
+//!   and a change taken is announced (`order.address_changed`) so fulfillment's copy and
+//!   the warehouse follow; price, total and customer changes are noted, not applied. A
+//!   revision for a cancelled or completed order is noted only.
 //! - **Completion**: an order completes when every shipment is delivered (`delivered`, then
 //!   at once `completed` and `order.completed`). Invoices are tracked on the timeline and
 //!   listed in `order.completed.invoice_numbers` if known by then; an invoice issued later

@@ -3,8 +3,8 @@
 //!
 //! The common messages (a newly accepted order, its reservation, the carriers' updates) are
 //! decided a run at a time by [`crate::flow`], alone or together; a re-accepted order
-//! ([`reaccepted`]), a cancellation ([`cancelled`]) and a store's settings ([`settings`])
-//! are handled one message at a time where they arrived. Everything about one order is
+//! ([`reaccepted`]), a cancellation ([`cancelled`]), an address change ([`address`]) and a
+//! store's settings ([`settings`]) are handled one message at a time where they arrived. Everything about one order is
 //! serialised by the order's lock key, and every binding of a tracking number by the
 //! number's, which the runtime takes (sorted) before a batch runs, so two copies of the
 //! worker take turns and batches never deadlock on them. The keys come from the decoded
@@ -15,6 +15,7 @@
 //! This module depends on [`crate::flow`], never the other way round: the flow hands a
 //! re-accepted order back ([`Ran::Reaccepted`]) instead of calling its handler.
 
+mod address;
 mod cancelled;
 mod reaccepted;
 mod settings;
@@ -55,6 +56,7 @@ impl Handler for FulfillmentHandler {
                 run_flow(&[msg], &mut cx.as_batch()).await
             }
             Input::Cancelled(env) => cancelled::order_cancelled(cx, env).await,
+            Input::AddressChanged(env) => address::address_changed(cx, env).await,
             Input::SettingsUpdated(env) => settings::settings_updated(cx, env).await,
         }
     }
@@ -120,6 +122,7 @@ impl Handler for FulfillmentHandler {
                 Input::Accepted(env) => keys.push(order_key(env.payload.order_id)),
                 Input::Reserved(env) => keys.push(order_key(env.payload.order_id)),
                 Input::Cancelled(env) => keys.push(order_key(env.payload.order_id)),
+                Input::AddressChanged(env) => keys.push(order_key(env.payload.order_id)),
                 Input::Updated(env) => {
                     keys.push(tracking_key(&env.payload));
                     if let Some(order_id) = orders.get(&update) {

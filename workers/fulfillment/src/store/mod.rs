@@ -28,7 +28,8 @@ pub(crate) use notices::{
     NewInvoiceRequest, orders_invoiced, record_invoice_requests, record_notices,
 };
 pub(crate) use orders::{
-    SnapshotWrite, StoredOrder, load_order, load_orders, save_invoice_progress, upsert_orders,
+    SnapshotWrite, StoredOrder, load_order, load_orders, save_invoice_progress, update_addresses,
+    upsert_orders,
 };
 pub(crate) use settings::{invoice_timings, upsert_store_settings};
 pub(crate) use shipments::{

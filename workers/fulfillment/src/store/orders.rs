@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use orderly_contracts::messages::{AcceptedLine, InvoiceTiming, OrderAccepted};
+use orderly_contracts::messages::{
+    AcceptedLine, InvoiceTiming, OrderAccepted, OrderAddressChanged,
+};
 use orderly_contracts::types::{
     Amount, Channel, CurrencyCode, Gtin, Quantity, Sku, StoreId, TaxCategory,
 };
@@ -136,6 +138,25 @@ pub(crate) async fn upsert_orders(
     .column(|(_, _, l)| l.discount.value())
     .column(|(_, _, l)| l.tax_category.as_str())
     .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes the addresses of `change` and its revision (the caller checked it is newer).
+pub(crate) async fn update_addresses(
+    conn: &mut PgConnection,
+    change: &OrderAddressChanged,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update orders set billing_address = $2, shipping_address = $3, revision = $4,
+                updated_at = now()
+         where order_id = $1",
+    )
+    .bind(change.order_id)
+    .bind(Json(&change.billing_address))
+    .bind(Json(&change.shipping_address))
+    .bind(i64::from(change.revision))
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

@@ -7,14 +7,14 @@
 
 use anyhow::anyhow;
 use orderly_contracts::messages::{
-    CancellationScope, CancelledLine, ItemException, ItemProblem, OrderPlaced,
+    CancellationScope, CancelledLine, ItemException, ItemProblem, OrderAddressChanged, OrderPlaced,
 };
 use orderly_contracts::types::{Quantity, Sku};
 use orderly_runtime::{HandlerContext, HandlerError};
 
 use super::apply::{apply_cancellation, match_lines, try_accept};
 use crate::domain::{self, AddressChange, CancelPlan, Facts, Line, OrderHead, RepushPlan};
-use crate::steps::{emit_on_hold, raise};
+use crate::steps::{emit, emit_on_hold, raise};
 use crate::store::{self, Cause, StoredOrder, TimelineKind};
 
 /// A re-push of a known order (an `order.placed` the flow does not decide).
@@ -99,7 +99,23 @@ pub(super) async fn repush(
                     .await?;
                     head.billing_address = placed.billing_address.clone();
                     head.shipping_address = placed.shipping_address.clone();
-                    notes.push("addresses updated".to_owned());
+                    // Fulfillment's copy and the warehouse must hear of it, or the parcel
+                    // goes to the old address.
+                    emit(
+                        cx,
+                        order_id,
+                        OrderAddressChanged {
+                            order_id,
+                            store_id: head.store_id.clone(),
+                            external_order_id: head.external_order_id.clone(),
+                            revision: placed.revision,
+                            billing_address: placed.billing_address.clone(),
+                            shipping_address: placed.shipping_address.clone(),
+                        },
+                    )?;
+                    notes.push(
+                        "addresses updated (sent to fulfillment and the warehouse)".to_owned(),
+                    );
                 }
                 AddressChange::Refused(why) => notes.push(why.clone()),
             }
