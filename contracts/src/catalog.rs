@@ -306,6 +306,18 @@ pub fn catalog() -> Vec<MessageSpec> {
             says: "it could not be delivered (and whether retrying can help)",
         ),
         spec!(
+            StoreUpserted,
+            examples::store_upserted,
+            from: "admin API",
+            says: "a store Orderly takes orders for: name, country, currency, open or closed",
+        ),
+        spec!(
+            WarehouseUpserted,
+            examples::warehouse_upserted,
+            from: "admin API",
+            says: "a warehouse: address (dispatch country), allocation priority, open or closed",
+        ),
+        spec!(
             StoreInvoiceSettingsUpdated,
             examples::store_invoice_settings_updated,
             from: "admin API",

@@ -885,6 +885,54 @@ pub(crate) fn notification_failed() -> Value {
     )
 }
 
+pub(crate) fn store_upserted() -> Value {
+    envelope::<StoreUpserted>(
+        Meta {
+            n: 0x25,
+            correlation: STORE,
+            causation: None,
+            at: "2026-01-02T08:00:00Z",
+            producer: "admin-api",
+            span: None,
+        },
+        json!({
+            "store_id": STORE,
+            "revision": 1,
+            "name": "Beispiel Shop Deutschland",
+            "country": "DE",
+            "currency": "EUR",
+            "active": true
+        }),
+    )
+}
+
+pub(crate) fn warehouse_upserted() -> Value {
+    envelope::<WarehouseUpserted>(
+        Meta {
+            n: 0x26,
+            correlation: "berlin-1",
+            causation: None,
+            at: "2026-01-02T08:10:00Z",
+            producer: "admin-api",
+            span: None,
+        },
+        json!({
+            "warehouse_id": "berlin-1",
+            "revision": 2,
+            "name": "Lager Berlin-Tempelhof",
+            "address": {
+                "name": "Beispiel Handels GmbH – Lager",
+                "lines": ["Oberlandstraße 26"],
+                "postal_code": "12099",
+                "city": "Berlin",
+                "country": "DE"
+            },
+            "priority": 10,
+            "active": true
+        }),
+    )
+}
+
 pub(crate) fn store_invoice_settings_updated() -> Value {
     envelope::<StoreInvoiceSettingsUpdated>(
         Meta {

@@ -64,6 +64,7 @@ pub const ROUTES: &[Route] = &[
             OrderRefundRequested::TYPE,
             OrderExceptionResolved::TYPE,
             ProductUpserted::TYPE,
+            StoreUpserted::TYPE,
             StockReserved::TYPE,
             StockUnavailable::TYPE,
             StockReleased::TYPE,
@@ -86,6 +87,7 @@ pub const ROUTES: &[Route] = &[
             ShipmentDispatched::TYPE,
             InventoryAdjusted::TYPE,
             ProductUpserted::TYPE,
+            WarehouseUpserted::TYPE,
         ],
     },
     Route {

@@ -5,10 +5,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::common::{counts_from_one, unique_lines};
+use super::common::{Address, counts_from_one, unique_lines};
 use crate::envelope::Message;
 use crate::error::ContractError;
-use crate::types::{Gtin, Quantity, Sku, StoreId, WarehouseId};
+use crate::types::{CountryCode, Gtin, Quantity, Sku, StoreId, WarehouseId};
 use crate::validate::{At, Validate, count, ensure, first_duplicate, text};
 
 /// Most warehouses one message may list.
@@ -124,6 +124,58 @@ pub struct Allocation {
     pub warehouse_id: WarehouseId,
     /// The lines (or parts of lines) it ships.
     pub lines: Vec<AllocatedLine>,
+}
+
+/// `warehouse.upserted`: a warehouse (own or a 3PL's) declared or changed by a setup manager:
+/// where it is and how much it is preferred. Inventory allocates an order to the most
+/// preferred active warehouse that can serve it whole, else splits in preference order; a
+/// closed warehouse (`active: false`) is not allocated from (its stock is still counted and
+/// its shipments still ship). A warehouse seen in stock counts but never declared is used
+/// with priority 100.
+///
+/// Carries the whole warehouse, not a diff; `revision` increases with every change and the
+/// highest wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseUpserted {
+    /// The warehouse.
+    pub warehouse_id: WarehouseId,
+    /// Version of this warehouse's record, from 1, increasing with every change.
+    pub revision: u64,
+    /// The warehouse's name, as operators see it.
+    #[schemars(length(max = 200))]
+    pub name: String,
+    /// Where goods leave from (the dispatch country matters for VAT).
+    pub address: Address,
+    /// Preference: lower is preferred (0 to 10,000).
+    #[schemars(range(max = 10000))]
+    pub priority: u16,
+    /// Whether orders are allocated to it.
+    pub active: bool,
+}
+
+impl WarehouseUpserted {
+    /// The country goods leave from.
+    pub fn country(&self) -> &CountryCode {
+        &self.address.country
+    }
+}
+
+impl Message for WarehouseUpserted {
+    const TYPE: &'static str = "warehouse.upserted";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for WarehouseUpserted {
+    fn validate(&self) -> Result<(), ContractError> {
+        counts_from_one(self.revision, "payload.revision")?;
+        text(&self.name, 200).at("payload.name")?;
+        self.address.check("payload.address")?;
+        ensure(self.priority <= 10_000, || {
+            format!("{} is above the highest priority, 10000", self.priority)
+        })
+        .at("payload.priority")
+    }
 }
 
 /// `stock.reserved`: every line of the order is reserved, all or nothing, split across

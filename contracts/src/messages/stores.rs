@@ -1,4 +1,4 @@
-//! Store settings that workers need a copy of.
+//! The stores Orderly takes orders for, and the store settings workers need a copy of.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -7,8 +7,46 @@ use super::common::{Address, counts_from_one};
 use super::invoices::InvoiceTiming;
 use crate::envelope::Message;
 use crate::error::ContractError;
-use crate::types::{Locale, StoreId, VatId};
+use crate::types::{CountryCode, CurrencyCode, Locale, StoreId, VatId};
 use crate::validate::{At, Validate, ensure, opt_text, text};
+
+/// `store.upserted`: a store (a web shop, a marketplace account) Orderly takes orders for,
+/// declared or changed by a setup manager. Orders name their store: an order for a store
+/// never declared is not taken (retried a while, in case the declaration is on its way, then
+/// dead-lettered with the reason); a closed store (`active: false`) takes no new orders, but
+/// its existing orders go on.
+///
+/// Carries the whole store, not a diff; `revision` increases with every change and the
+/// highest wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreUpserted {
+    /// The store.
+    pub store_id: StoreId,
+    /// Version of this store's record, from 1, increasing with every change.
+    pub revision: u64,
+    /// The store's name, as operators see it.
+    #[schemars(length(max = 200))]
+    pub name: String,
+    /// Where the store's business is established.
+    pub country: CountryCode,
+    /// The currency it sells in.
+    pub currency: CurrencyCode,
+    /// Whether it takes new orders.
+    pub active: bool,
+}
+
+impl Message for StoreUpserted {
+    const TYPE: &'static str = "store.upserted";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for StoreUpserted {
+    fn validate(&self) -> Result<(), ContractError> {
+        counts_from_one(self.revision, "payload.revision")?;
+        text(&self.name, 200).at("payload.name")
+    }
+}
 
 /// `store.invoice_settings_updated`: a store's invoicing settings changed (set up by a setup
 /// manager through the admin API).

@@ -18,7 +18,7 @@ use orderly_contracts::{
     messages::{
         CancellationScope, InventoryAdjusted, OrderAccepted, OrderCancelled, ProductUpserted,
         ReleaseReason, ReleasedLine, ShipmentDispatched, StockReleased, StockReserved,
-        StockUnavailable,
+        StockUnavailable, WarehouseUpserted,
     },
     types::{Quantity, Sku, StoreId, WarehouseId},
 };
@@ -58,8 +58,10 @@ orderly_runtime::inputs! {
         Dispatched(ShipmentDispatched),
         /// A stock count or delta.
         Adjusted(InventoryAdjusted),
-        /// A product's GTINs, for level messages.
+        /// A product's GTINs (for level messages) and whether its stock is tracked.
         ProductUpserted(ProductUpserted),
+        /// A warehouse's priority and whether orders are allocated to it.
+        WarehouseUpserted(WarehouseUpserted),
     }
 }
 
@@ -79,6 +81,7 @@ impl Handler for InventoryHandler {
             Input::Dispatched(env) => shipment_dispatched(env, cx).await,
             Input::Adjusted(env) => inventory_adjusted(env, cx).await,
             Input::ProductUpserted(env) => product_upserted(env, cx).await,
+            Input::WarehouseUpserted(env) => warehouse_upserted(env, cx).await,
         }
     }
 
@@ -100,7 +103,7 @@ impl Handler for InventoryHandler {
             Input::Accepted(env) => Some(env.payload.order_id),
             Input::Cancelled(env) => Some(env.payload.order_id),
             Input::Dispatched(env) => Some(env.payload.order_id),
-            Input::Adjusted(_) | Input::ProductUpserted(_) => None,
+            Input::Adjusted(_) | Input::ProductUpserted(_) | Input::WarehouseUpserted(_) => None,
         };
         let named_by = |except: fn(&Input) -> bool| -> BTreeSet<Uuid> {
             inputs
@@ -163,8 +166,8 @@ impl Handler for InventoryHandler {
     /// - a reservation (`order.accepted`) or a dispatch: the order and each SKU it names,
     ///   exclusively, under the stock-wide key held *shared*: reservations of different SKUs
     ///   run side by side, two batches wanting one SKU take turns;
-    /// - an adjustment or a release (`inventory.adjusted`, `order.cancelled`): the
-    ///   stock-wide key *exclusively*. Both may serve backorders, i.e. reserve for orders and
+    /// - an adjustment, a release or a warehouse's new priority (`inventory.adjusted`,
+    ///   `order.cancelled`, `warehouse.upserted`): the stock-wide key *exclusively*. Both may serve backorders, i.e. reserve for orders and
     ///   SKUs they cannot name before they run, so they wait for every other stock
     ///   transaction and have stock to themselves. They are rare beside reservations.
     async fn lock_keys(
@@ -184,7 +187,9 @@ impl Handler for InventoryHandler {
                 env.payload.order_id,
                 env.payload.items.iter().map(|i| &i.sku),
             ),
-            Input::Adjusted(_) | Input::Cancelled(_) => vec![LockKey::exclusive(STOCK, "*")],
+            Input::Adjusted(_) | Input::Cancelled(_) | Input::WarehouseUpserted(_) => {
+                vec![LockKey::exclusive(STOCK, "*")]
+            }
             Input::ProductUpserted(_) => Vec::new(),
         })
     }
@@ -830,6 +835,24 @@ async fn product_upserted(
     Ok(())
 }
 
+/// `warehouse.upserted`: a warehouse's priority, address and whether orders are allocated
+/// to it; the newest revision wins. Allocations already made stand.
+#[tracing::instrument(skip_all, fields(warehouse = %env.payload.warehouse_id, revision = env.payload.revision))]
+async fn warehouse_upserted(
+    env: &Envelope<WarehouseUpserted>,
+    cx: &mut HandlerContext<'_>,
+) -> Result<(), HandlerError> {
+    let w = &env.payload;
+    let stored = store::upsert_warehouse(cx.conn, w).await?;
+    info!(
+        stored,
+        priority = w.priority,
+        active = w.active,
+        "warehouse upserted"
+    );
+    Ok(())
+}
+
 /// Serves backorders that need any of `changed` (whose stock just went up), oldest first,
 /// by the fairness rule of [`domain::plan_backorders`]. Adds the SKUs it reserves to
 /// `touched`.
@@ -1051,8 +1074,8 @@ fn picked_skus(picks: &[WarehousePicks]) -> BTreeSet<Sku> {
         .collect()
 }
 
-/// The allocator's view of the locked `stock` of `skus`, knowing which of them are not
-/// tracked and where an order of only those ships from.
+/// The allocator's view of the locked `stock` of `skus` in the warehouses open for orders,
+/// knowing which of them are not tracked and where an order of only those ships from.
 async fn stock_view(
     conn: &mut PgConnection,
     skus: &[Sku],
@@ -1064,8 +1087,8 @@ async fn stock_view(
     } else {
         store::most_preferred_warehouse(conn).await?
     };
-    Ok(StockView::new(stock.iter().map(StockRow::slot))
-        .with_untracked(untracked, default_warehouse))
+    let open = stock.iter().filter(|row| row.active).map(StockRow::slot);
+    Ok(StockView::new(open).with_untracked(untracked, default_warehouse))
 }
 
 fn as_i64(units: u64) -> i64 {

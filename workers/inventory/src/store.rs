@@ -103,6 +103,8 @@ pub struct StockRow {
     pub reserved: u64,
     /// `as_of` of the newest absolute count applied.
     pub last_adjusted_as_of: Option<DateTime<Utc>>,
+    /// Whether orders are allocated to the warehouse.
+    pub active: bool,
 }
 
 impl StockRow {
@@ -134,6 +136,7 @@ struct RawStockRow {
     on_hand: i64,
     reserved: i64,
     last_adjusted_as_of: Option<DateTime<Utc>>,
+    active: bool,
 }
 
 impl RawStockRow {
@@ -145,6 +148,7 @@ impl RawStockRow {
             on_hand: valid(u64::try_from(self.on_hand))?,
             reserved: valid(u64::try_from(self.reserved))?,
             last_adjusted_as_of: self.last_adjusted_as_of,
+            active: self.active,
         })
     }
 }
@@ -156,7 +160,8 @@ pub async fn stock_for_update(
     skus: &[Sku],
 ) -> sqlx::Result<Vec<StockRow>> {
     let rows: Vec<RawStockRow> = sqlx::query_as(
-        "select s.warehouse_id, w.priority, s.sku, s.on_hand, s.reserved, s.last_adjusted_as_of
+        "select s.warehouse_id, w.priority, s.sku, s.on_hand, s.reserved, s.last_adjusted_as_of,
+                w.active
          from stock s join warehouses w using (warehouse_id)
          where s.sku = any($1)
          order by s.sku, s.warehouse_id
@@ -915,16 +920,45 @@ pub async fn untracked_products(
     rows.iter().map(|s| valid(Sku::parse(s))).collect()
 }
 
-/// The most preferred warehouse inventory knows (lowest priority, then id), if any.
+/// The most preferred open warehouse inventory knows (lowest priority, then id), if any.
 pub async fn most_preferred_warehouse(
     conn: &mut PgConnection,
 ) -> sqlx::Result<Option<WarehouseId>> {
     let row: Option<String> = sqlx::query_scalar(
-        "select warehouse_id from warehouses order by priority, warehouse_id limit 1",
+        "select warehouse_id from warehouses where active
+         order by priority, warehouse_id limit 1",
     )
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|w| valid(WarehouseId::parse(&w))).transpose()
+}
+
+/// Stores a declared warehouse unless a newer revision is stored already (a warehouse
+/// seen only in stock counts has revision 0). True if stored.
+pub async fn upsert_warehouse(
+    conn: &mut PgConnection,
+    w: &orderly_contracts::messages::WarehouseUpserted,
+) -> sqlx::Result<bool> {
+    let stored: Option<String> = sqlx::query_scalar(
+        "insert into warehouses (warehouse_id, priority, revision, name, country, address, active)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (warehouse_id) do update
+           set priority = excluded.priority, revision = excluded.revision,
+               name = excluded.name, country = excluded.country,
+               address = excluded.address, active = excluded.active
+           where warehouses.revision < excluded.revision
+         returning warehouse_id",
+    )
+    .bind(w.warehouse_id.as_str())
+    .bind(i32::from(w.priority))
+    .bind(i64::try_from(w.revision).unwrap_or(i64::MAX))
+    .bind(&w.name)
+    .bind(w.country().as_str())
+    .bind(Json(&w.address))
+    .bind(w.active)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(stored.is_some())
 }
 
 /// Sets a warehouse's priority (lower is preferred), creating it if needed. For operators.

@@ -13,6 +13,7 @@ use orderly_contracts::{
         AcceptedLine, AdjustmentReason, CancellationScope, CancelledLine, DispatchedItem,
         InventoryAdjusted, OrderAccepted, OrderCancelled, ProductUpserted, ReleaseReason,
         ShipmentDispatched, StockLevelChanged, StockReleased, StockReserved, StockUnavailable,
+        WarehouseUpserted,
     },
     types::{Amount, Gtin, Quantity, Sku, WarehouseId},
 };
@@ -1256,6 +1257,9 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
         raw(&envelope(x.to_string(), cancelled(x, Uuid::now_v7(), None))), // never accepted
     ];
     let (extra_unit, last_of_group) = (batch[3].message_id, batch[5].message_id);
+    // P's shipment is reported twice, so both of its dispatches are handled alone.
+    let (p_alone, p_again) = (batch[0].message_id, batch[4].message_id);
+    let grouped_before_last = [batch[1].message_id, batch[3].message_id];
 
     let [one, all] = orderly_runtime::testing::run_both_ways(
         NAME,
@@ -1294,11 +1298,9 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
         "P, Q twice plus TEE, R: {:#?}",
         all.state
     );
-    // Only the unit shipped beyond R's reservation changes what can be sold (and the
-    // adjustment's CAP): the same SKUs announced, ending at the same sellable figures. (The
-    // on-hand and reserved figures of a level may be taken before or after a dispatch out of
-    // a reservation, which changes neither the sellable figure nor the message's sequence.)
-    let sellable = |out: &[orderly_runtime::outbox::OutboxMessage]| {
+    // Every dispatched SKU's level is announced (on hand and reserved move even when
+    // available does not), ending at the same figures both ways.
+    let last_levels = |out: &[orderly_runtime::outbox::OutboxMessage]| {
         let mut last = std::collections::BTreeMap::new();
         for m in out
             .iter()
@@ -1307,16 +1309,20 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
             let p = &m.body["payload"];
             last.insert(
                 p["sku"].to_string(),
-                (p["available"].clone(), p["sequence"].clone()),
+                (
+                    p["on_hand"].clone(),
+                    p["reserved"].clone(),
+                    p["available"].clone(),
+                ),
             );
         }
         last
     };
-    assert_eq!(sellable(&one.emitted), sellable(&all.emitted));
+    assert_eq!(last_levels(&one.emitted), last_levels(&all.emitted));
     assert_eq!(
-        sellable(&all.emitted).len(),
-        2,
-        "the adjustment's CAP and the extra MUG: {:#?}",
+        last_levels(&all.emitted).len(),
+        3,
+        "MUG, TEE and CAP: {:#?}",
         all.emitted
     );
     assert!(
@@ -1326,9 +1332,10 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
             .all(|m| m.message_type == StockLevelChanged::TYPE),
         "dispatches publish nothing else"
     );
-    // The batch path really ran: booked together, the dispatches announce the lot's MUG level
-    // once, caused by the group's last dispatch; one at a time, the level is caused by the
-    // dispatch that shipped the extra unit.
+    // The batch path really ran: booked together, the group's dispatches announce the lot's
+    // MUG level once, caused by its last dispatch (P's first dispatch, alone, announces its
+    // own; its repeat books nothing and announces nothing); one at a time, each dispatch of
+    // MUG that books announces its own.
     let mug_cause = |out: &[orderly_runtime::outbox::OutboxMessage]| {
         out.iter()
             .filter(|m| m.message_type == StockLevelChanged::TYPE)
@@ -1336,12 +1343,22 @@ async fn a_batch_of_dispatches_is_booked_as_one_at_a_time_would_be() -> anyhow::
             .map(|m| m.body["causation_id"].clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(mug_cause(&one.emitted), [serde_json::json!(extra_unit)]);
+    let one_at_a_time = mug_cause(&one.emitted);
+    assert!(
+        one_at_a_time.len() > 1 && one_at_a_time.contains(&serde_json::json!(extra_unit)),
+        "{one_at_a_time:?}"
+    );
+    let mut together = mug_cause(&all.emitted);
+    together.sort_by_key(ToString::to_string);
+    let mut expected = vec![serde_json::json!(last_of_group), serde_json::json!(p_alone)];
+    expected.sort_by_key(ToString::to_string);
     assert_eq!(
-        mug_cause(&all.emitted),
-        [serde_json::json!(last_of_group)],
+        together, expected,
         "the dispatches were booked together (dispatch_together), not one at a time"
     );
+    for id in grouped_before_last.into_iter().chain([p_again]) {
+        assert!(!one_at_a_time.is_empty() && !together.contains(&serde_json::json!(id)));
+    }
     Ok(())
 }
 
@@ -1454,6 +1471,79 @@ async fn untracked_products_are_always_available_and_never_counted() -> anyhow::
         0
     );
     assert!(world.dead_letters(NAME).await?.is_empty());
+    assert_consistent(&pool).await?;
+    finish(world, host).await
+}
+
+/// A warehouse as a setup manager declares it.
+fn warehouse(id: &str, revision: u64, priority: u16, active: bool) -> WarehouseUpserted {
+    let mut w: WarehouseUpserted = golden();
+    w.warehouse_id = wh(id);
+    w.revision = revision;
+    w.priority = priority;
+    w.active = active;
+    w.validate().unwrap();
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_warehouses_steer_allocation_and_a_closed_one_gets_no_orders() -> anyhow::Result<()>
+{
+    let (world, host, pool) = start().await?;
+    let mut tap = world.tap(&[StockReserved::TYPE]).await?;
+    let now = Utc::now();
+    for (w, reference) in [("berlin-1", "C-1"), ("amsterdam-1", "C-2")] {
+        publish_and_wait(
+            &world,
+            &pool,
+            &envelope("wms", count(w, "MUG", 10, reference, now)),
+        )
+        .await?;
+    }
+    let allocated_to = |reserved: Envelope<StockReserved>| {
+        reserved.payload.allocations[0].warehouse_id.to_string()
+    };
+    let mut place = async || -> anyhow::Result<String> {
+        let order_id = Uuid::now_v7();
+        world
+            .publish(&envelope(
+                order_id.to_string(),
+                accepted(order_id, Utc::now(), &[("1", "MUG", 1)]),
+            ))
+            .await?;
+        Ok(allocated_to(tap.next::<StockReserved>(WAIT).await?))
+    };
+    // Undeclared, both have the default priority: the id breaks the tie.
+    assert_eq!(place().await?, "amsterdam-1");
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("admin-api", warehouse("berlin-1", 1, 10, true)),
+    )
+    .await?;
+    assert_eq!(place().await?, "berlin-1", "berlin is preferred now");
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("admin-api", warehouse("berlin-1", 2, 10, false)),
+    )
+    .await?;
+    assert_eq!(place().await?, "amsterdam-1", "berlin is closed");
+    // A late older revision does not reopen it.
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("admin-api", warehouse("berlin-1", 1, 10, true)),
+    )
+    .await?;
+    assert_eq!(place().await?, "amsterdam-1");
+    let (name, country, active): (Option<String>, Option<String>, bool) = sqlx::query_as(
+        "select name, country, active from warehouses where warehouse_id = 'berlin-1'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    assert_eq!((country.as_deref(), active), (Some("DE"), false));
+    assert!(name.is_some());
     assert_consistent(&pool).await?;
     finish(world, host).await
 }

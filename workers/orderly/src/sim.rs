@@ -574,7 +574,6 @@ pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
-/// Seeds the catalog and the stock.
 /// The stores' settings, as their setup managers would send them through the admin API:
 /// invoicing (seller, VAT id, numbering) and notifications (name, language, staff).
 /// `shop-de` is a German web shop registered for OSS; `bol-nl` sells on bol.com from the
@@ -643,7 +642,8 @@ pub async fn store_settings(publisher: &Publisher) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until the orders worker's catalog projection holds every product of [`catalog`]:
+/// Waits until the orders worker's catalog projection holds every product of [`catalog`]
+/// and the [`STORES`] are declared:
 /// a storefront cannot sell what the catalog has not published, and the workers promise no
 /// order between a product's upsert and an order placed the next instant (decision 0004).
 /// Reads the orders schema of `database_url` (as an operator's tool may), polling until
@@ -653,19 +653,22 @@ pub async fn wait_for_catalog(database_url: &str, deadline: Duration) -> anyhow:
     let skus: Vec<String> = catalog().iter().map(|p| p.sku.to_owned()).collect();
     let started = std::time::Instant::now();
     let result = loop {
-        let known = {
+        let (known, stores) = {
             let mut conn = pool.acquire().await?;
-            orderly_orders::store::products_by_sku(&mut conn, &skus)
+            let known = orderly_orders::store::products_by_sku(&mut conn, &skus)
                 .await?
-                .len()
+                .len();
+            let stores = orderly_orders::store::declared_stores(&mut conn).await?;
+            (known, stores.len())
         };
-        if known == skus.len() {
+        if known == skus.len() && stores >= STORES.len() {
             break Ok(());
         }
         if started.elapsed() > deadline {
             break Err(anyhow::anyhow!(
-                "the orders worker knows {known} of {} catalog products after {deadline:?}",
-                skus.len()
+                "the orders worker knows {known} of {} catalog products and {stores} of {} stores after {deadline:?}",
+                skus.len(),
+                STORES.len()
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -674,7 +677,67 @@ pub async fn wait_for_catalog(database_url: &str, deadline: Duration) -> anyhow:
     result
 }
 
+/// The stores orders are placed for: (id, name, country).
+pub const STORES: [(&str, &str, &str); 2] = [
+    ("shop-de", "Beispiel Shop", "DE"),
+    ("bol-nl", "Voorbeeld Winkel op bol.com", "NL"),
+];
+
+/// The warehouses stock is counted in: (id, name, street, postal code, city, country,
+/// priority). Berlin is preferred.
+const WAREHOUSES: [(&str, &str, &str, &str, &str, &str, u16); 2] = [
+    (
+        "berlin-1",
+        "Lager Berlin",
+        "Oberlandstraße 26",
+        "12099",
+        "Berlin",
+        "DE",
+        10,
+    ),
+    (
+        "amsterdam-1",
+        "Magazijn Amsterdam",
+        "Kabelweg 37",
+        "1014 BA",
+        "Amsterdam",
+        "NL",
+        20,
+    ),
+];
+
+/// Declares the stores and warehouses, as setup managers would: orders are taken only for
+/// declared stores, and allocation follows the warehouses' priorities.
+pub async fn registry(publisher: &Publisher) -> anyhow::Result<()> {
+    for (store, name, country) in STORES {
+        publisher
+            .send(&envelope(
+                "store.upserted",
+                "admin-api",
+                store,
+                json!({"store_id": store, "revision": 1, "name": name, "country": country,
+                       "currency": "EUR", "active": true}),
+            ))
+            .await?;
+    }
+    for (wh, name, street, postal, city, country, priority) in WAREHOUSES {
+        publisher
+            .send(&envelope(
+                "warehouse.upserted",
+                "admin-api",
+                wh,
+                json!({"warehouse_id": wh, "revision": 1, "name": name,
+                       "address": address(name, street, postal, city, country),
+                       "priority": priority, "active": true}),
+            ))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Declares the stores and warehouses, then seeds the catalog and the stock.
 pub async fn seed(publisher: &Publisher, scale: u32) -> anyhow::Result<()> {
+    registry(publisher).await?;
     for p in catalog() {
         publisher
             .send(&envelope(

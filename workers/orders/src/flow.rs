@@ -30,12 +30,12 @@
 use std::collections::HashMap;
 
 use anyhow::anyhow;
-use orderly_contracts::Message;
 use orderly_contracts::messages::{
     ItemException, OrderPlaced, ShipmentDelivered, ShipmentDispatched, ShipmentRequested,
     StockReserved,
 };
 use orderly_contracts::types::{OrderStatus, StoreId};
+use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Batch, HandlerContext, HandlerError, Incoming};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -104,6 +104,8 @@ struct Run<'m> {
     orders: HashMap<Uuid, Open>,
     /// Orders that exist, by business key (their `order.placed` is a re-push).
     existing: HashMap<BusinessKey, Uuid>,
+    /// Whether the declared stores of the new orders take orders (absent: not declared).
+    stores: HashMap<StoreId, bool>,
     catalog: CatalogView,
     writes: Writes<'m>,
 }
@@ -136,10 +138,20 @@ pub(crate) async fn run(
             let mut cx = batch.context(msg);
             run.take(message, &mut cx, &cause)?
         };
-        if taken == Taken::Alone {
-            // Written, so that what is handled alone sees everything before it.
-            run.flush(batch.conn).await?;
-            return Ok(Some(i));
+        match taken {
+            Taken::Decided => {}
+            Taken::Alone => {
+                // Written, so that what is handled alone sees everything before it.
+                run.flush(batch.conn).await?;
+                return Ok(Some(i));
+            }
+            Taken::Refused(err) => {
+                // On the operators' list of rejected orders, and dead-lettered: the batch is
+                // rolled back and run again a message at a time, so only this one is refused.
+                store::record_rejected(batch.conn, &msg.envelope, &err).await?;
+                tracing::warn!(parent: &span, error = %err, "order.placed rejected");
+                return Err(HandlerError::rejected(err.to_string()));
+            }
         }
     }
     run.flush(batch.conn).await?;
@@ -147,12 +159,14 @@ pub(crate) async fn run(
 }
 
 /// Whether the flow decided a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Taken {
     /// Decided in memory; written when the run is flushed.
     Decided,
     /// Not the flow's to decide: handled alone.
     Alone,
+    /// A new order that is not taken (its store is not declared or closed), with why.
+    Refused(ContractError),
 }
 
 impl<'m> Run<'m> {
@@ -174,6 +188,14 @@ impl<'m> Run<'m> {
         let keys: Vec<(&str, &str, &str)> =
             placed.iter().map(|p| steps::business_key_ref(p)).collect();
         run.existing = store::orders_by_keys(conn, &keys).await?;
+        let mut stores: Vec<&StoreId> = placed
+            .iter()
+            .filter(|p| !run.existing.contains_key(&business_key(p)))
+            .map(|p| &p.store_id)
+            .collect();
+        stores.sort_unstable();
+        stores.dedup();
+        run.stores = store::stores_open(conn, &stores).await?;
 
         let mut ids: Vec<Uuid> = messages
             .iter()
@@ -226,6 +248,10 @@ impl<'m> Run<'m> {
             let key = business_key(placed);
             if self.existing.contains_key(&key) {
                 return Ok(Taken::Alone);
+            }
+            let open = self.stores.get(&placed.store_id).copied();
+            if let Some(why) = domain::store_refusal(&placed.store_id, open) {
+                return Ok(Taken::Refused(ContractError::new("payload.store_id", why)));
             }
             let order_id = self.new_order(cx, cause, placed)?;
             self.existing.insert(key, order_id);

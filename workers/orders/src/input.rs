@@ -10,7 +10,7 @@ use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, OrderCancelRequested,
     OrderExceptionResolved, OrderPlaced, OrderRefundRequested, ProductUpserted, ShipmentDelivered,
     ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased, StockReserved,
-    StockUnavailable,
+    StockUnavailable, StoreUpserted,
 };
 use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Incoming, InputError};
@@ -29,6 +29,8 @@ orderly_runtime::inputs! {
         ExceptionResolved(OrderExceptionResolved),
         /// A catalog product, for matching (and releasing held lines).
         ProductUpserted(ProductUpserted),
+        /// A store orders are taken for.
+        StoreUpserted(StoreUpserted),
         /// Inventory reserved the order's lines.
         StockReserved(StockReserved),
         /// Inventory could not reserve the order.
@@ -83,6 +85,7 @@ impl<'a> FlowInput<'a> {
             | I::RefundRequested(_)
             | I::ExceptionResolved(_)
             | I::ProductUpserted(_)
+            | I::StoreUpserted(_)
             | I::StockUnavailable(_)
             | I::StockReleased(_)
             | I::ShipmentException(_)

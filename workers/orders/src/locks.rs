@@ -59,6 +59,7 @@ pub(crate) async fn of_batch(
         match input {
             I::Placed(env) => keys.extend(placed_keys(&env.payload, &known)),
             I::ProductUpserted(env) => keys.extend(product_keys(&env.payload, conn).await?),
+            I::StoreUpserted(env) => keys.push(LockKey::exclusive("store", &env.payload.store_id)),
             I::CancelRequested(env) => keys.extend(cancel_keys(&env.payload, &known)),
             I::RefundRequested(env) => keys.push(order(env.payload.order_id)),
             I::ExceptionResolved(env) => keys.push(order(env.payload.order_id)),

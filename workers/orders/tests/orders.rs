@@ -44,7 +44,39 @@ impl Env {
         let pool = world.pool("orders").await?;
         let mut host = world.host();
         host.start_worker(NAME, OrdersHandler::new()).await?;
-        Ok(Self { world, host, pool })
+        let env = Self { world, host, pool };
+        env.stores(&[("shop-de", true), ("amazon-de", true)])
+            .await?;
+        Ok(env)
+    }
+
+    /// Declares `stores` (open or closed) and waits until orders has them.
+    async fn stores(&self, stores: &[(&str, bool)]) -> anyhow::Result<()> {
+        let mut sent = Vec::new();
+        for (store, active) in stores {
+            let env = self
+                .send::<orderly_contracts::messages::StoreUpserted>(
+                    "admin-api",
+                    store,
+                    json!({"store_id": store, "revision": 1, "name": format!("{store} shop"),
+                           "country": "DE", "currency": "EUR", "active": active}),
+                )
+                .await;
+            sent.push(env.message_id);
+        }
+        let pool = self.pool.clone();
+        wait_until("stores declared", WAIT, || {
+            let (pool, sent) = (pool.clone(), sent.clone());
+            async move {
+                let n: i64 =
+                    sqlx::query_scalar("select count(*) from inbox where message_id = any($1)")
+                        .bind(&sent)
+                        .fetch_one(&pool)
+                        .await?;
+                Ok(n == i64::try_from(sent.len())?)
+            }
+        })
+        .await
     }
 
     async fn stop(self) -> anyhow::Result<()> {
@@ -676,6 +708,80 @@ async fn an_invalid_order_is_dead_lettered_and_listed_as_rejected() -> anyhow::R
             env.order("shop-de", "storefront", "100999").await.is_none(),
             "no order was created"
         );
+        env.stop().await
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_for_an_undeclared_or_closed_store_are_rejected_with_the_reason()
+-> anyhow::Result<()> {
+    bounded(async {
+        let env = Env::start().await?;
+        env.catalog().await?;
+        env.stores(&[("shop-closed", false)]).await?;
+        let mut unknown = storefront_order("100777");
+        unknown["store_id"] = json!("shop-xx");
+        let mut closed = storefront_order("100778");
+        closed["store_id"] = json!("shop-closed");
+        // Sent together, between two good orders of a declared store: only the two are
+        // refused.
+        env.send::<orderly_contracts::messages::OrderPlaced>(
+            "storefront",
+            "shop-de/storefront/100776",
+            storefront_order("100776"),
+        )
+        .await;
+        for (order, ext) in [(unknown, "100777"), (closed, "100778")] {
+            env.send::<orderly_contracts::messages::OrderPlaced>(
+                "storefront",
+                &format!("x/storefront/{ext}"),
+                order,
+            )
+            .await;
+        }
+        env.send::<orderly_contracts::messages::OrderPlaced>(
+            "storefront",
+            "shop-de/storefront/100779",
+            storefront_order("100779"),
+        )
+        .await;
+        for ext in ["100776", "100779"] {
+            env.wait_status("shop-de", "storefront", ext, "accepted")
+                .await;
+        }
+        let pool = env.pool.clone();
+        wait_until("both refusals listed", WAIT, || {
+            let pool = pool.clone();
+            async move {
+                let mut conn = pool.acquire().await?;
+                Ok(store::list_rejected(&mut conn, 10).await?.len() == 2)
+            }
+        })
+        .await?;
+        let mut conn = env.pool.acquire().await?;
+        let mut rejected = store::list_rejected(&mut conn, 10).await?;
+        drop(conn);
+        rejected.sort_by(|a, b| a.external_order_id.cmp(&b.external_order_id));
+        assert!(rejected.iter().all(|r| r.field == "payload.store_id"));
+        assert!(
+            rejected[0].reason.contains("`shop-xx` is not declared"),
+            "{}",
+            rejected[0].reason
+        );
+        assert!(
+            rejected[1].reason.contains("`shop-closed` is closed"),
+            "{}",
+            rejected[1].reason
+        );
+        let world = &env.world;
+        wait_until("two dead letters", WAIT, || async move {
+            Ok(world.queue_depth("orders.dlq").await? == 2)
+        })
+        .await?;
+        for (store, ext) in [("shop-xx", "100777"), ("shop-closed", "100778")] {
+            assert!(env.order(store, "storefront", ext).await.is_none());
+        }
         env.stop().await
     })
     .await
@@ -1342,8 +1448,17 @@ fn raw<P: Message>(producer: &str, correlation: &str, payload: Value) -> RawEnve
 }
 
 /// The products the batch comparison matches against.
+/// The stores the orders are for, and the catalog's products.
 fn catalog_envelopes() -> Vec<RawEnvelope> {
-    [
+    let stores = ["shop-de", "amazon-de"].map(|store| {
+        raw::<orderly_contracts::messages::StoreUpserted>(
+            "admin-api",
+            store,
+            json!({"store_id": store, "revision": 1, "name": "Shop", "country": "DE",
+                   "currency": "EUR", "active": true}),
+        )
+    });
+    let products = [
         ("MUG-BLU-350", json!([]), "standard"),
         ("TEA-EARL-100", json!([]), "reduced"),
         ("PEN-BLUE", json!([format!("0{GTIN_PEN}")]), "standard"),
@@ -1358,8 +1473,8 @@ fn catalog_envelopes() -> Vec<RawEnvelope> {
                 "tax_category": tax, "active": true, "updated_at": "2026-03-01T00:00:00Z"
             }),
         )
-    })
-    .collect()
+    });
+    stores.into_iter().chain(products).collect()
 }
 
 fn placed(ext: &str) -> RawEnvelope {

@@ -15,10 +15,11 @@
 //!   [`plan_repush`]): what can still be done to an order, and why not otherwise.
 //! - **The accepted order** ([`accepted_order`]): the `order.accepted` snapshot, with amounts
 //!   recomputed when lines were cancelled before acceptance so the message stays consistent.
+//! - **Stores** ([`store_refusal`]): a new order is taken only for a declared, open store.
 //!
 //! One file per concern: [`order`] (the order and its lines), [`matching`], [`exceptions`],
-//! [`status`] (the status machine), [`cancellation`], [`refund`], [`repush`] and
-//! [`accepted`] (the `order.accepted` snapshot). Their items are re-exported here, so the
+//! [`status`] (the status machine), [`cancellation`], [`refund`], [`repush`],
+//! [`accepted`] (the `order.accepted` snapshot) and [`stores`]. Their items are re-exported here, so the
 //! rest of the crate names them `domain::…`.
 
 mod accepted;
@@ -29,6 +30,7 @@ mod order;
 mod refund;
 mod repush;
 mod status;
+mod stores;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
@@ -41,3 +43,4 @@ pub(crate) use order::*;
 pub(crate) use refund::*;
 pub(crate) use repush::*;
 pub(crate) use status::*;
+pub(crate) use stores::*;

@@ -12,7 +12,8 @@
 //!
 //! Errors, by what the runtime should do:
 //! - contract violations → permanent (dead letter with the field); for `order.placed` the
-//!   message is also recorded in `rejected_orders` (`HandlerError::Rejected`);
+//!   message is also recorded in `rejected_orders` (`HandlerError::Rejected`), as is a new
+//!   order for a store that is not declared or closed;
 //! - operator and customer requests about an order that does not exist, or that contradict
 //!   what already happened → `Rejected` with the reason (recorded, then dead-lettered);
 //! - system events (stock, shipments, invoices, notifications) about an order not known yet
@@ -26,7 +27,7 @@
 //! alone where it arrived). The families: [`intake`] (re-pushes of known orders),
 //! [`requests`] (cancel and refund requests), [`exceptions`] and [`catalog`] (exception
 //! resolutions, by an operator or by the catalog), [`events`] (stock, shipment, invoice and
-//! notification events the flow does not decide). [`apply`] holds what they share; the
+//! notification events the flow does not decide), [`stores`] (the store registry). [`apply`] holds what they share; the
 //! steps the flow shares with them are in [`crate::steps`].
 
 mod apply;
@@ -35,6 +36,7 @@ mod events;
 mod exceptions;
 mod intake;
 mod requests;
+mod stores;
 
 use orderly_contracts::ContractError;
 use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey, Piece};
@@ -86,6 +88,7 @@ impl Handler for OrdersHandler {
                 exceptions::exception_resolved(&env.payload, cx, &cause).await
             }
             I::ProductUpserted(env) => catalog::product_upserted(&env.payload, cx, &cause).await,
+            I::StoreUpserted(env) => stores::store_upserted(&env.payload, cx).await,
             I::StockUnavailable(env) => events::stock_unavailable(&env.payload, cx, &cause).await,
             I::StockReleased(env) => events::stock_released(&env.payload, cx, &cause).await,
             I::ShipmentException(env) => events::shipment_exception(&env.payload, cx, &cause).await,

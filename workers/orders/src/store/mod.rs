@@ -11,7 +11,7 @@
 //! One file per topic: `catalog` (products and GTIN mappings), `orders` (order headers),
 //! `lines`, `exceptions`, `facts` (what the status is computed from, and invoices),
 //! `timeline`, `requests` (cancellations and refunds), `rejected` orders, `stats`
-//! (customer statistics) and `reads` (for the CLI). Their items are re-exported here;
+//! (customer statistics), `stores` (the declared stores) and `reads` (for the CLI). Their items are re-exported here;
 //! only the read functions other crates use (the CLI, the demo, the tests) are public.
 
 use std::fmt::Display;
@@ -28,6 +28,7 @@ mod reads;
 mod rejected;
 mod requests;
 mod stats;
+mod stores;
 mod timeline;
 
 pub use crate::domain::matching::Product;
@@ -45,6 +46,8 @@ pub(crate) use requests::*;
 pub use requests::{CancellationRecord, cancellation_requests};
 pub(crate) use stats::*;
 pub use stats::{CustomerStats, customer_spend, customer_stats};
+pub use stores::declared_stores;
+pub(crate) use stores::*;
 pub(crate) use timeline::*;
 pub use timeline::{TimelineEntry, timeline};
 
