@@ -205,3 +205,62 @@ pub async fn start(
     info!(%addr, ?configured, "carrier webhooks listening on /webhooks/carriers/{{vendor}}");
     Ok(addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ingress_section_is_read_from_the_configuration_file() {
+        let dir = std::env::temp_dir().join(format!("orderly-ingress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("orderly.toml");
+        std::fs::write(
+            &file,
+            "[ingress]\nlisten = \"0.0.0.0:8080\"\ntolerance_secs = 120\n\
+             [ingress.aftership]\nsecret = \"s3cret\"\n\
+             [ingress.shippo]\nsecret = \"  \"\n\
+             [ingress.carriers]\ndhlexpress = \"dhl\"\n",
+        )
+        .expect("write");
+        let settings = orderly_runtime::Settings::load(Some(&file)).expect("loads");
+        let ingress: IngressSettings = settings.section("ingress").expect("section");
+        assert_eq!(ingress.listen, "0.0.0.0:8080");
+        assert_eq!(ingress.tolerance_secs, 120);
+        assert_eq!(
+            ingress.max_body_bytes,
+            1024 * 1024,
+            "a default for the rest"
+        );
+        assert_eq!(ingress.secret(Vendor::Aftership), Some("s3cret"));
+        assert_eq!(ingress.secret(Vendor::Easypost), None);
+        assert_eq!(ingress.secret(Vendor::Shippo), None, "blank is no secret");
+        assert_eq!(
+            ingress.carriers.get("dhlexpress").map(String::as_str),
+            Some("dhl")
+        );
+        assert!(ingress.check().is_ok());
+        assert!(
+            !format!("{ingress:?}").contains("s3cret"),
+            "secrets are never printed"
+        );
+
+        std::fs::write(&file, "[ingress]\nlisten_on = \"0.0.0.0:8080\"\n").expect("write");
+        let err = orderly_runtime::Settings::load(Some(&file))
+            .expect("loads")
+            .section::<IngressSettings>("ingress")
+            .expect_err("a misspelt key is refused");
+        assert!(err.to_string().contains("listen_on"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn carrier_aliases_must_be_carrier_codes() {
+        let mut settings = IngressSettings::default();
+        settings
+            .carriers
+            .insert("DHL Express".to_owned(), "dhl".to_owned());
+        let err = settings.check().expect_err("refused");
+        assert!(err.to_string().contains("DHL Express"), "{err}");
+    }
+}
