@@ -248,7 +248,7 @@ pub fn catalog() -> Vec<MessageSpec> {
         spec!(
             ShipmentUpdated,
             examples::shipment_updated,
-            from: "carriers, 3PLs, tracking aggregators",
+            from: "carriers, 3PLs, tracking aggregators; ingress (their webhooks)",
             says: "a tracking event in the sender's vocabulary",
         ),
         spec!(

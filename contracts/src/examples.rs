@@ -609,6 +609,7 @@ pub(crate) fn shipment_updated() -> Value {
             "tracking_number": TRACKING,
             "vocabulary": "aftership",
             "raw_status": "InTransit",
+            "raw_substatus": "InTransit_003",
             "description": "Die Sendung wurde im Start-Paketzentrum bearbeitet.",
             "event_at": "2026-03-15T03:58:00Z",
             "location": {

@@ -6,6 +6,9 @@
 //! reads the same queue); outbound queues (`out.*`) are for consumers outside Orderly and
 //! have a length limit so that a consumer that stops reading cannot fill the broker's disk.
 //!
+//! A worker that consumes no messages (the ingress worker takes carriers' webhooks over HTTP
+//! and only publishes) has no queue here.
+//!
 //! Names here are logical. The runtime derives the broker's names from its namespace
 //! (`orderly` by default), so that test environments can share a broker: the exchange is
 //! `orderly.events`, the queues `orderly.orders`, `orderly.out.warehouse`, ...
@@ -191,7 +194,8 @@ pub const INBOUND_ONLY: &[&str] = &[
     OrderExceptionResolved::TYPE,
     ProductUpserted::TYPE,
     InventoryAdjusted::TYPE,
-    ShipmentUpdated::TYPE,
+    // Not `ShipmentUpdated`: outside carriers publish it, and so does the ingress worker
+    // (carriers' webhooks), so it needs its route for Orderly's own publishing too.
     NotificationSent::TYPE,
     NotificationFailed::TYPE,
     StoreInvoiceSettingsUpdated::TYPE,

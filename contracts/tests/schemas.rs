@@ -626,6 +626,26 @@ fn other_messages_name_their_fields_too() {
         Ok(())
     );
     refused(
+        "shipment.updated",
+        &with(
+            example("shipment.updated"),
+            "/payload/raw_substatus",
+            json!("x".repeat(65)),
+        ),
+        "payload.raw_substatus",
+        "at most 64",
+    );
+    refused(
+        "shipment.updated",
+        &with(
+            example("shipment.updated"),
+            "/payload/raw_substatus",
+            json!(" "),
+        ),
+        "payload.raw_substatus",
+        "blank",
+    );
+    refused(
         "shipment.exception",
         &with(
             example("shipment.exception"),

@@ -143,6 +143,12 @@ pub struct ShipmentUpdated {
     /// The status as the sender wrote it; unknown words are kept and recorded, not refused.
     #[schemars(length(max = 64))]
     pub raw_status: String,
+    /// The sender's finer status under `raw_status`, as sent (AfterShip's `subtag`
+    /// `InTransit_003`, EasyPost's `status_detail` `arrived_at_facility`, Shippo's
+    /// `substatus.code`), kept with the tracking event; it does not change the mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub raw_substatus: Option<String>,
     /// The carrier's detail text ("Zustellung an Nachbar Hausnummer 14").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1000))]
@@ -190,6 +196,7 @@ impl Validate for ShipmentUpdated {
         carrier_code(&self.carrier).at("payload.carrier")?;
         tracking_number(&self.tracking_number).at("payload.tracking_number")?;
         text(&self.raw_status, 64).at("payload.raw_status")?;
+        opt_text(self.raw_substatus.as_ref(), 64).at("payload.raw_substatus")?;
         if self.vocabulary == StatusVocabulary::Orderly {
             self.raw_status
                 .parse::<ShipmentStatus>()

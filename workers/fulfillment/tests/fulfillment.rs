@@ -100,6 +100,7 @@ fn tracking(
             tracking_number: tracking_number.into(),
             vocabulary,
             raw_status: raw_status.into(),
+            raw_substatus: None,
             description: Some(format!("{raw_status} at minute {minute}")),
             event_at: at(minute),
             location: None,
@@ -415,14 +416,16 @@ async fn a_scan_before_the_label_waits_without_a_dead_letter_and_a_phantom_shipm
     host.start_worker(NAME, FulfillmentHandler::new()).await?;
 
     // A tracking number nobody bound yet (a carrier's first scan beats the warehouse's
-    // label: a normal race, issue 13), and a shipment id we never made (bad input).
-    let stray = tracking(
+    // label: a normal race, issue 13), and a shipment id we never made (bad input). The
+    // scan carries the aggregator's sub-status, which must survive the wait.
+    let mut stray = tracking(
         None,
         "JJD000390007748",
         StatusVocabulary::Aftership,
         "InTransit",
         2,
     );
+    stray.payload.raw_substatus = Some("InTransit_003".into());
     let phantom = Uuid::now_v7();
     let unknown_id = tracking(
         Some(phantom),
@@ -469,6 +472,7 @@ async fn a_scan_before_the_label_waits_without_a_dead_letter_and_a_phantom_shipm
         .expect("the stray update is listed");
     assert_eq!(listed.tracking_number, "JJD000390007748");
     assert_eq!(listed.raw_status, "InTransit");
+    assert_eq!(listed.raw_substatus.as_deref(), Some("InTransit_003"));
     assert_eq!(listed.vocabulary, "aftership");
     drop(conn);
 
@@ -505,6 +509,19 @@ async fn a_scan_before_the_label_waits_without_a_dead_letter_and_a_phantom_shipm
     assert!(
         all.iter().any(|u| u.message_id == stray.message_id
             && u.resolved_shipment_id == Some(berlin.shipment_id))
+    );
+    // The adopted scan keeps its sub-status in the shipment's history; the label had none.
+    let history = store::history(&mut conn, berlin.shipment_id).await?;
+    let substatuses: Vec<(&str, Option<&str>)> = history
+        .iter()
+        .map(|e| (e.raw_status.as_str(), e.raw_substatus.as_deref()))
+        .collect();
+    assert_eq!(
+        substatuses,
+        [
+            ("label_created", None),
+            ("InTransit", Some("InTransit_003"))
+        ]
     );
     drop(conn);
 

@@ -91,6 +91,11 @@ enum Command {
         #[command(subcommand)]
         command: NotificationsCommand,
     },
+    /// Carriers' webhooks: deliveries the ingress worker took, and the signed ones it refused.
+    Ingress {
+        #[command(subcommand)]
+        command: IngressCommand,
+    },
     /// Inventory checks.
     Inventory {
         #[command(subcommand)]
@@ -144,6 +149,23 @@ enum DlqCommand {
         /// Delete every dead letter of the queue.
         #[arg(long, conflicts_with = "message_ids")]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IngressCommand {
+    /// The latest deliveries taken (each published once as `shipment.updated`), as JSON.
+    Deliveries {
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// The latest correctly signed deliveries that were refused (not JSON, a field that
+    /// cannot be mapped), with the field, the reason and the start of the body, as JSON.
+    Refused {
+        /// Most rows.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
 }
 
@@ -424,6 +446,17 @@ impl Cli {
                     NotificationsCommand::Order { order_id } => Q::Order { order_id },
                 };
                 crate::ops::notifications_query(&settings, query).await
+            }
+            Command::Ingress { command } => {
+                let query = match command {
+                    IngressCommand::Deliveries { limit } => {
+                        crate::ops::IngressQuery::Deliveries { limit }
+                    }
+                    IngressCommand::Refused { limit } => {
+                        crate::ops::IngressQuery::Refused { limit }
+                    }
+                };
+                crate::ops::ingress_query(&settings, query).await
             }
             Command::Inventory {
                 command: InventoryCommand::Check,

@@ -115,6 +115,28 @@ pub(crate) enum OrdersQuery {
     Timeline { order_id: uuid::Uuid },
 }
 
+/// `orderly ingress deliveries|refused`.
+pub(crate) async fn ingress_query(settings: &Settings, what: IngressQuery) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_ingress::NAME, 1).await?;
+    match what {
+        IngressQuery::Deliveries { limit } => {
+            print_json(&orderly_ingress::store::deliveries(&pool, limit).await?)?;
+        }
+        IngressQuery::Refused { limit } => {
+            print_json(&orderly_ingress::store::refused_deliveries(&pool, limit).await?)?;
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// What `orderly ingress` can show.
+#[derive(Debug)]
+pub(crate) enum IngressQuery {
+    Deliveries { limit: i64 },
+    Refused { limit: i64 },
+}
+
 /// `orderly inventory check`: exits non-zero when stock and movements disagree.
 pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database_url, orderly_inventory::NAME, 1).await?;

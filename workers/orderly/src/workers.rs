@@ -12,16 +12,33 @@ use orderly_runtime::{Handler, Host, Inputs};
 /// One built-in worker.
 #[derive(Debug, Clone, Copy)]
 pub struct BuiltIn {
-    /// Its name: queue, schema and `orderly run <name>`.
+    /// Its name: queue (if it consumes), schema and `orderly run <name>`.
     pub name: &'static str,
-    /// The message types its handler declares (its `Handler::Input`).
+    /// The message types its handler declares (its `Handler::Input`); none for a worker
+    /// that takes its input over HTTP and has no queue.
     pub consumes: &'static [&'static str],
+}
+
+impl BuiltIn {
+    /// Whether it reads a queue (and so has a route, and scales on the queue's depth).
+    pub const fn has_queue(&self) -> bool {
+        !self.consumes.is_empty()
+    }
 }
 
 const fn built_in<H: Handler>(name: &'static str) -> BuiltIn {
     BuiltIn {
         name,
         consumes: <H::Input as Inputs>::TYPES,
+    }
+}
+
+/// A worker whose input is HTTP (carriers' webhooks), not messages: no handler, no queue,
+/// no route; it only publishes, through its outbox.
+const fn http_input(name: &'static str) -> BuiltIn {
+    BuiltIn {
+        name,
+        consumes: &[],
     }
 }
 
@@ -32,6 +49,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
     built_in::<orderly_fulfillment::FulfillmentHandler>(orderly_fulfillment::NAME),
     built_in::<orderly_invoicing::InvoicingHandler>(orderly_invoicing::NAME),
     built_in::<orderly_notifications::NotificationsHandler>(orderly_notifications::NAME),
+    http_input(orderly_ingress::NAME),
 ];
 
 /// The names of the built-in workers.
@@ -40,7 +58,7 @@ pub fn names() -> Vec<String> {
 }
 
 /// Starts worker `name` in `host`, with its background tasks and their settings
-/// (`[renderer]`, `[webhooks]`) from the host's configuration.
+/// (`[renderer]`, `[webhooks]`, `[ingress]`) from the host's configuration.
 pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
     match name {
         orderly_orders::NAME => {
@@ -69,6 +87,10 @@ pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
             )
             .await
         }
+        orderly_ingress::NAME => {
+            let ingress = host.settings().section("ingress")?;
+            orderly_ingress::start(host, ingress).await.map(|_| ())
+        }
         other => anyhow::bail!("unknown worker `{other}`; built in: {}", names().join(", ")),
     }
 }
@@ -89,7 +111,8 @@ mod tests {
     use super::BUILT_IN;
 
     /// Every type routed to a worker is handled by it, and every type it handles is routed
-    /// to it; every worker queue of the routing table is a built-in worker.
+    /// to it; every worker queue of the routing table is a built-in worker; a worker that
+    /// consumes nothing (HTTP input) has no queue, so nothing is routed where nobody reads.
     #[test]
     fn every_worker_handles_exactly_what_the_routing_table_sends_it() {
         for worker in BUILT_IN {
@@ -99,9 +122,10 @@ mod tests {
                 "worker `{}`",
                 worker.name
             );
-            assert!(
+            assert_eq!(
                 orderly_contracts::routing::route(worker.name).is_some(),
-                "worker `{}` has no queue in the routing table",
+                worker.has_queue(),
+                "worker `{}`: a queue in the routing table exactly when it consumes messages",
                 worker.name
             );
         }
@@ -141,11 +165,25 @@ mod tests {
         }
         let k8s = deploy_file("k8s/workers.yaml");
         for worker in BUILT_IN {
-            assert!(
-                k8s.contains(&format!("queueName: orderly.{},", worker.name)),
-                "deploy/k8s/workers.yaml scales `{}` on its queue depth",
-                worker.name
-            );
+            if worker.has_queue() {
+                assert!(
+                    k8s.contains(&format!("queueName: orderly.{},", worker.name)),
+                    "deploy/k8s/workers.yaml scales `{}` on its queue depth",
+                    worker.name
+                );
+            } else {
+                // An HTTP worker is reached through a Service and scales on CPU.
+                for needed in [
+                    format!("kind: Service\nmetadata: {{ name: orderly-{},", worker.name),
+                    format!("scaleTargetRef: {{ name: orderly-{} }}", worker.name),
+                ] {
+                    assert!(
+                        k8s.contains(&needed),
+                        "deploy/k8s/workers.yaml lacks `{needed}` for `{}`",
+                        worker.name
+                    );
+                }
+            }
         }
     }
 }

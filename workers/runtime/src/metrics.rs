@@ -24,6 +24,12 @@ struct SchemaLabels {
     schema: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    source: String,
+    outcome: &'static str,
+}
+
 /// How one message ended, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -60,6 +66,7 @@ pub struct Metrics {
     outbox_failed: Family<SchemaLabels, Counter>,
     outbox_backlog: Family<SchemaLabels, Gauge>,
     outbox_age: Family<SchemaLabels, Gauge<f64, AtomicU64>>,
+    webhooks: Family<WebhookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -78,6 +85,7 @@ impl Default for Metrics {
         let outbox_failed = Family::<SchemaLabels, Counter>::default();
         let outbox_backlog = Family::<SchemaLabels, Gauge>::default();
         let outbox_age = Family::<SchemaLabels, Gauge<f64, AtomicU64>>::default();
+        let webhooks = Family::<WebhookLabels, Counter>::default();
         let mut registry = Registry::with_prefix("orderly");
         registry.register(
             "messages",
@@ -119,6 +127,12 @@ impl Default for Metrics {
             "Age of the oldest pending outbox row",
             outbox_age.clone(),
         );
+        registry.register(
+            "webhooks_received",
+            "Inbound webhook deliveries by source and outcome (accepted, duplicate, ignored, \
+             unsigned, bad_signature, stale, invalid, too_large, not_configured, unavailable)",
+            webhooks.clone(),
+        );
         Self {
             registry,
             messages,
@@ -129,6 +143,7 @@ impl Default for Metrics {
             outbox_failed,
             outbox_backlog,
             outbox_age,
+            webhooks,
         }
     }
 }
@@ -186,6 +201,26 @@ impl Metrics {
         self.outbox_age
             .get_or_create(&labels)
             .set(oldest_age_seconds);
+    }
+
+    /// Counts an inbound webhook delivery from `source` (`easypost`) by `outcome`.
+    pub fn webhook(&self, source: &str, outcome: &'static str) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                source: source.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Reads an inbound webhook counter (tests).
+    pub fn webhook_count(&self, source: &str, outcome: &'static str) -> u64 {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                source: source.to_owned(),
+                outcome,
+            })
+            .get()
     }
 
     /// Reads a message counter (tests and the demo's progress display).

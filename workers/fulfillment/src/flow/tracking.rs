@@ -170,6 +170,7 @@ impl Run {
                 tracking_number: w.tracking_number,
                 vocabulary,
                 raw_status: w.raw_status,
+                raw_substatus: w.raw_substatus,
                 mapped_status: mapped,
                 description: w.description,
                 location: w.location,

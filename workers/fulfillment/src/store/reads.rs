@@ -25,6 +25,8 @@ pub struct TrackingEvent {
     pub vocabulary: String,
     /// The word.
     pub raw_status: String,
+    /// The sender's sub-status, if it gave one.
+    pub raw_substatus: Option<String>,
     /// Ours (`None`: unknown word or no status).
     pub mapped_status: Option<String>,
     /// Carrier's text.
@@ -46,7 +48,8 @@ pub async fn history(
 ) -> Result<Vec<TrackingEvent>, sqlx::Error> {
     sqlx::query_as(
         "select shipment_id, source_message_id, carrier, tracking_number, vocabulary, raw_status,
-                mapped_status, description, location, event_at, received_at, changed_state
+                raw_substatus, mapped_status, description, location, event_at, received_at,
+                changed_state
          from tracking_events where shipment_id = $1 order by event_at, id",
     )
     .bind(shipment_id)
@@ -62,8 +65,8 @@ pub async fn list_unmatched(
 ) -> Result<Vec<UnmatchedEvent>, sqlx::Error> {
     sqlx::query_as(
         "select id, message_id, shipment_id, carrier, tracking_number, vocabulary, raw_status,
-                description, location, event_at, estimated_delivery_at, reason, received_at,
-                resolved_shipment_id, resolved_at
+                raw_substatus, description, location, event_at, estimated_delivery_at, reason,
+                received_at, resolved_shipment_id, resolved_at
          from unmatched_tracking_events
          where $1 or resolved_at is null
          order by id desc limit $2",

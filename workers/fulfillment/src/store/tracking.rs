@@ -31,6 +31,8 @@ pub(crate) struct NewTrackingEvent {
     pub(crate) vocabulary: StatusVocabulary,
     /// The word.
     pub(crate) raw_status: String,
+    /// The sender's sub-status, if it gave one.
+    pub(crate) raw_substatus: Option<String>,
     /// Ours, if the word has one.
     pub(crate) mapped_status: Option<ShipmentStatus>,
     /// Carrier's text.
@@ -60,6 +62,7 @@ impl NewTrackingEvent {
             tracking_number: update.tracking_number.clone(),
             vocabulary: update.vocabulary,
             raw_status: update.raw_status.clone(),
+            raw_substatus: update.raw_substatus.clone(),
             mapped_status,
             description: update.description.clone(),
             location: update.location.as_ref().map(location_json),
@@ -194,11 +197,12 @@ pub(crate) async fn insert_tracking_events(
 ) -> Result<(), sqlx::Error> {
     db::unnest(
         "insert into tracking_events (shipment_id, source_message_id, carrier, tracking_number,
-                                      vocabulary, raw_status, mapped_status, description,
-                                      location, event_at, estimated_delivery_at, changed_state)
+                                      vocabulary, raw_status, raw_substatus, mapped_status,
+                                      description, location, event_at, estimated_delivery_at,
+                                      changed_state)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                              $6::text[], $7::text[], $8::text[], $9::jsonb[],
-                              $10::timestamptz[], $11::timestamptz[], $12::bool[])",
+                              $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[],
+                              $11::timestamptz[], $12::timestamptz[], $13::bool[])",
         events,
     )
     .column(|x| x.shipment_id)
@@ -207,6 +211,7 @@ pub(crate) async fn insert_tracking_events(
     .column(|x| x.tracking_number.as_str())
     .column(|x| x.vocabulary.as_str())
     .column(|x| x.raw_status.as_str())
+    .column(|x| x.raw_substatus.as_deref())
     .column(|x| x.mapped_status.map(ShipmentStatus::as_str))
     .column(|x| x.description.as_deref())
     .column(|x| x.location.as_ref().map(Json))

@@ -27,6 +27,8 @@ pub struct UnmatchedEvent {
     pub vocabulary: String,
     /// The word.
     pub raw_status: String,
+    /// The sender's sub-status, if it gave one.
+    pub raw_substatus: Option<String>,
     /// Carrier's text.
     pub description: Option<String>,
     /// Where.
@@ -56,8 +58,8 @@ pub(crate) async fn record_unmatched(
     sqlx::query(
         "insert into unmatched_tracking_events
            (message_id, shipment_id, carrier, tracking_number, vocabulary, raw_status,
-            description, location, event_at, estimated_delivery_at, reason)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            raw_substatus, description, location, event_at, estimated_delivery_at, reason)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          on conflict (message_id) do update set reason = excluded.reason",
     )
     .bind(message_id)
@@ -66,6 +68,7 @@ pub(crate) async fn record_unmatched(
     .bind(&update.tracking_number)
     .bind(update.vocabulary.as_str())
     .bind(&update.raw_status)
+    .bind(update.raw_substatus.as_deref())
     .bind(update.description.as_deref())
     .bind(update.location.as_ref().map(|l| Json(location_json(l))))
     .bind(update.event_at)
@@ -89,8 +92,8 @@ pub(crate) async fn waiting_unmatched(
     let tracking: Vec<&str> = numbers.iter().map(|(_, n)| *n).collect();
     sqlx::query_as(
         "select id, message_id, shipment_id, carrier, tracking_number, vocabulary, raw_status,
-                description, location, event_at, estimated_delivery_at, reason, received_at,
-                resolved_shipment_id, resolved_at
+                raw_substatus, description, location, event_at, estimated_delivery_at, reason,
+                received_at, resolved_shipment_id, resolved_at
          from unmatched_tracking_events
          where resolved_at is null
            and (carrier, tracking_number) in (select * from unnest($1::text[], $2::text[]))
