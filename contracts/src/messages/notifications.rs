@@ -67,6 +67,12 @@ pub struct NotificationRequested {
     /// Documents to attach (invoice PDFs); email only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<DocumentRef>,
+    /// The request this one retries (the attempt that failed); absent on a first request.
+    /// Added in this release: Orderly sends it only where the deployment says the
+    /// notification system knows it (`[notifications] name_retries`), and from the next
+    /// release always (see Versioning in the contracts README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<Uuid>,
 }
 
 impl Message for NotificationRequested {

@@ -39,9 +39,10 @@ pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// Notifications' message handler. Stateless apart from its retry policy: everything lives
 /// in the worker's schema.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct NotificationsHandler {
     max_attempts: u32,
+    name_retries: bool,
 }
 
 impl Default for NotificationsHandler {
@@ -56,7 +57,15 @@ impl NotificationsHandler {
     pub const fn new() -> Self {
         Self {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            name_retries: false,
         }
+    }
+
+    /// Whether a re-request names the request it retries (`retry_of`): only once the
+    /// notification system knows the field (see [`crate::NotificationSettings`]).
+    pub const fn naming_retries(mut self, name_retries: bool) -> Self {
+        self.name_retries = name_retries;
+        self
     }
 
     /// With another attempt budget for failed notifications (at least 1).
@@ -109,7 +118,7 @@ impl Handler for NotificationsHandler {
         }
         match input {
             Input::Sent(env) => sent(cx, env, &msg.envelope.payload).await,
-            Input::Failed(env) => failed(cx, env, &msg.envelope.payload, self.max_attempts).await,
+            Input::Failed(env) => failed(cx, env, &msg.envelope.payload, self).await,
             Input::Settings(env) => settings_updated(cx, env).await,
             Input::EndpointRegistered(env) => endpoint_registered(cx, env).await,
             Input::StatusChanged(_)
@@ -588,6 +597,7 @@ async fn notify(
                     NotificationChannel::Email => event.attachments.clone(),
                     _ => Vec::new(),
                 },
+                retry_of: None,
             };
             let request = match checked(request) {
                 Ok(r) => r,
@@ -844,8 +854,12 @@ async fn failed(
     cx: &mut HandlerContext<'_>,
     env: &Envelope<NotificationFailed>,
     raw_payload: &serde_json::Value,
-    max_attempts: u32,
+    policy: &NotificationsHandler,
 ) -> Result<(), HandlerError> {
+    let NotificationsHandler {
+        max_attempts,
+        name_retries,
+    } = *policy;
     let message_id = env.message_id;
     let p = &env.payload;
     let Some(request) = store::find_request(cx.conn, p.request_id).await? else {
@@ -894,6 +908,7 @@ async fn failed(
                     HandlerError::permanent(format!("stored request does not decode: {e}"))
                 })?;
             again.request_id = Uuid::now_v7();
+            again.retry_of = name_retries.then_some(p.request_id);
             let first = request.first_request_id.unwrap_or(request.request_id);
             let base = request
                 .dedup_key

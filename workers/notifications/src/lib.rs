@@ -48,6 +48,17 @@ pub use handlers::{NotificationsHandler, NotificationsInput};
 pub use ops::{deliveries, failed_notifications, replay_delivery, unknown_receipts};
 pub use webhooks::{Dispatcher, WebhookSettings};
 
+/// The notifications settings: `[notifications]` in the configuration file.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Whether a re-request of a failed notification names the request it retries
+    /// (`retry_of`). Off by default in this release, because a notification system built
+    /// from the previous schema refuses the unknown field: turn it on once yours knows it
+    /// (it is on by default from the next release).
+    pub name_retries: bool,
+}
+
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "notifications";
 

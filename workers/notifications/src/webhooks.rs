@@ -446,6 +446,7 @@ async fn disable(
                     body
                 },
                 attachments: Vec::new(),
+                retry_of: None,
             };
             if request.validate().is_err() {
                 continue;

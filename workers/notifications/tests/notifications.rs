@@ -249,7 +249,9 @@ async fn receipts_are_recorded_failures_retried_then_surfaced_and_unknown_ones_k
     let mut host = world.host();
     orderly_notifications::start(
         &mut host,
-        NotificationsHandler::new().with_max_attempts(3),
+        NotificationsHandler::new()
+            .with_max_attempts(3)
+            .naming_retries(true),
         fast_webhooks(50),
     )
     .await?;
@@ -301,6 +303,7 @@ async fn receipts_are_recorded_failures_retried_then_surfaced_and_unknown_ones_k
     .await?;
     let mut current = requests(&mut tap, 1).await?.remove(0);
     let first_id = current.request_id;
+    assert_eq!(current.retry_of, None, "a first request retries nothing");
     for attempt in 1..=3 {
         let mut failed: NotificationFailed = golden("notification.failed");
         failed.request_id = current.request_id;
@@ -319,6 +322,11 @@ async fn receipts_are_recorded_failures_retried_then_surfaced_and_unknown_ones_k
             let again = requests(&mut tap, 1).await?.remove(0);
             assert_ne!(again.request_id, current.request_id);
             assert_eq!(again.body, current.body, "the same notification again");
+            assert_eq!(
+                again.retry_of,
+                Some(current.request_id),
+                "names the request that failed"
+            );
             current = again;
         }
     }

@@ -58,7 +58,8 @@ pub fn names() -> Vec<String> {
 }
 
 /// Starts worker `name` in `host`, with its background tasks and their settings
-/// (`[renderer]`, `[webhooks]`, `[ingress]`) from the host's configuration.
+/// (`[renderer]`, `[webhooks]`, `[notifications]`, `[ingress]`) from the host's
+/// configuration.
 pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
     match name {
         orderly_orders::NAME => {
@@ -80,9 +81,12 @@ pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
         }
         orderly_notifications::NAME => {
             let webhooks = host.settings().section("webhooks")?;
+            let settings: orderly_notifications::NotificationSettings =
+                host.settings().section("notifications")?;
             orderly_notifications::start(
                 host,
-                orderly_notifications::NotificationsHandler::new(),
+                orderly_notifications::NotificationsHandler::new()
+                    .naming_retries(settings.name_retries),
                 webhooks,
             )
             .await
