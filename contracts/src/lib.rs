@@ -25,6 +25,7 @@
 mod macros;
 
 pub mod catalog;
+pub mod cloudevents;
 pub mod envelope;
 pub mod error;
 mod examples;

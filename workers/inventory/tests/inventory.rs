@@ -640,10 +640,29 @@ async fn dispatch_turns_the_reservation_into_a_deduction_once() -> anyhow::Resul
         .await?;
     tap.next::<StockReserved>(WAIT).await?;
     assert_eq!(stock(&pool, "berlin-1", "MUG").await?, (10, 3));
-    for (on_hand, reserved) in [(10, 0), (10, 3)] {
-        let level = levels.next_of::<StockLevelChanged>(WAIT).await?.payload;
-        assert_eq!((level.on_hand, level.reserved), (on_hand, reserved));
+    // The relay puts the CloudEvents attributes beside the body, from the envelope.
+    let (first, props) = levels.next_delivery(WAIT).await?;
+    let header = |key: &str| orderly_runtime::broker::header_str(&props, key).map(str::to_owned);
+    let id = first.message_id.to_string();
+    for (key, value) in [
+        ("cloudEvents_specversion", "1.0"),
+        ("cloudEvents_id", id.as_str()),
+        ("cloudEvents_type", "stock.level_changed"),
+        ("cloudEvents_source", NAME),
+        ("cloudEvents_subject", "MUG"),
+        (
+            "cloudEvents_dataschema",
+            "urn:orderly:schema:stock.level_changed:v1",
+        ),
+    ] {
+        assert_eq!(header(key).as_deref(), Some(value), "{key}");
     }
+    let time = header("cloudEvents_time").unwrap_or_default();
+    assert_eq!(DateTime::parse_from_rfc3339(&time)?, first.occurred_at);
+    let level = first.decode::<StockLevelChanged>()?.payload;
+    assert_eq!((level.on_hand, level.reserved), (10, 0));
+    let level = levels.next_of::<StockLevelChanged>(WAIT).await?.payload;
+    assert_eq!((level.on_hand, level.reserved), (10, 3));
 
     // Two parcels: 2 units, then the last one.
     let first = Uuid::now_v7();

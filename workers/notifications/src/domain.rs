@@ -506,6 +506,49 @@ impl Backoff {
 
 // --- webhook signatures ----------------------------------------------------------------------
 
+/// The CloudEvents attributes of a webhook delivery as HTTP headers (`ce-id`, ...), read
+/// from its body: `id`, `type`, `schema_version`, `occurred_at`; the source is the store
+/// (`orderly/stores/<store_id>`: the context the merchant subscribed to) and the subject the
+/// order. Empty if the body is not one of ours (it always is; nothing is sent wrong).
+pub fn webhook_cloudevent(body: &str) -> Vec<(String, String)> {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let text = |key: &str| json[key].as_str();
+    let (Some(id), Some(message_type), Some(time), Some(store), Some(order)) = (
+        text("id"),
+        text("type"),
+        text("occurred_at"),
+        text("store_id"),
+        text("order_id"),
+    ) else {
+        return Vec::new();
+    };
+    let version = json["schema_version"]
+        .as_u64()
+        .and_then(|v| u16::try_from(v).ok())
+        .unwrap_or(1);
+    let source = format!("orderly/stores/{store}");
+    let attributes = orderly_contracts::cloudevents::Attributes {
+        id,
+        message_type,
+        schema_version: version,
+        source: &source,
+        time,
+        subject: order,
+    };
+    attributes
+        .pairs()
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                format!("{}{name}", orderly_contracts::cloudevents::HTTP_PREFIX),
+                value,
+            )
+        })
+        .collect()
+}
+
 /// The signature of a webhook delivery: lowercase hex HMAC-SHA256 with the endpoint's
 /// secret over `timestamp + "." + body`. Sent as `Orderly-Signature: v1=<hex>`.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {

@@ -274,8 +274,11 @@ impl Dispatcher {
         } else {
             &self.strict
         };
-        let response = client
-            .post(url)
+        let mut request = client.post(url);
+        for (name, value) in domain::webhook_cloudevent(&c.body) {
+            request = request.header(name, value);
+        }
+        let response = request
             .header("content-type", "application/json")
             .header("orderly-event-id", c.event_id.to_string())
             .header("orderly-event-type", &c.event_type)

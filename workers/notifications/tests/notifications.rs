@@ -415,6 +415,19 @@ async fn a_webhook_receiver_gets_every_event_once_in_per_order_order_signed() ->
         hits.iter().all(|h| h.signature_ok),
         "every signature verifies"
     );
+    // The CloudEvents attributes beside the body, as HTTP headers.
+    for h in &hits {
+        let ce = |name: &str| h.cloudevents.get(name).map(String::as_str);
+        assert_eq!(ce("ce-specversion"), Some("1.0"));
+        assert_eq!(ce("ce-id"), Some(h.event_id.as_str()));
+        assert_eq!(ce("ce-type"), Some(h.event_type.as_str()));
+        assert_eq!(ce("ce-subject"), Some(h.order_id.as_str()));
+        let source = format!("orderly/stores/{}", store.as_str());
+        assert_eq!(ce("ce-source"), Some(source.as_str()));
+        let schema = format!("urn:orderly:schema:{}:v1", h.event_type);
+        assert_eq!(ce("ce-dataschema"), Some(schema.as_str()));
+        assert!(ce("ce-time").is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()));
+    }
     let mut seen: HashMap<String, Vec<(Uuid, i64)>> = HashMap::new();
     for h in &hits {
         seen.entry(h.order_id.clone())

@@ -18,6 +18,19 @@ pub const HEADER_DEAD_REASON: &str = "x-orderly-dead-reason";
 pub const HEADER_ORIGINAL_QUEUE: &str = "x-orderly-original-queue";
 /// Header on dead letters: when it was dead-lettered (RFC 3339).
 pub const HEADER_DEAD_AT: &str = "x-orderly-dead-at";
+/// `headers` with the CloudEvents attributes `ce` as the AMQP binding names them
+/// (`cloudEvents_id`, ...; see `orderly_contracts::cloudevents`).
+pub fn with_cloudevents(
+    mut headers: FieldTable,
+    ce: &orderly_contracts::cloudevents::Attributes<'_>,
+) -> FieldTable {
+    for (name, value) in ce.pairs() {
+        let key = format!("{}{name}", orderly_contracts::cloudevents::AMQP_PREFIX);
+        headers = with_str(headers, &key, value);
+    }
+    headers
+}
+
 /// Header: W3C traceparent of the producing span.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
 

@@ -86,6 +86,9 @@ pub struct Written {
     producer: String,
     /// Seconds since the epoch.
     occurred: u64,
+    /// `occurred_at` as the envelope writes it (RFC 3339).
+    occurred_at: String,
+    schema_version: u16,
     traceparent: Option<String>,
     /// Earlier attempts to publish it.
     attempts: i32,
@@ -113,8 +116,29 @@ impl Written {
             occurred: text("/occurred_at")
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map_or(0, |t| t.timestamp().max(0) as u64),
+            occurred_at: text("/occurred_at").unwrap_or_default().to_owned(),
+            schema_version: envelope
+                .pointer("/schema_version")
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| u16::try_from(v).ok())
+                .unwrap_or(1),
             traceparent: text("/trace/traceparent").map(str::to_owned),
             attempts,
+        }
+    }
+}
+
+impl Written {
+    /// Its CloudEvents attributes (the AMQP headers beside the body); `id` is its message id
+    /// as text.
+    fn cloudevent<'a>(&'a self, id: &'a str) -> orderly_contracts::cloudevents::Attributes<'a> {
+        orderly_contracts::cloudevents::Attributes {
+            id,
+            message_type: &self.message_type,
+            schema_version: self.schema_version,
+            source: &self.producer,
+            time: &self.occurred_at,
+            subject: &self.correlation_id,
         }
     }
 }
@@ -551,8 +575,10 @@ impl Relay {
             if let Some(tp) = &row.traceparent {
                 headers = broker::with_str(headers, broker::HEADER_TRACEPARENT, tp.as_str());
             }
+            let message_id = row.message_id.to_string();
+            headers = broker::with_cloudevents(headers, &row.cloudevent(&message_id));
             let props = broker::envelope_properties(
-                &row.message_id.to_string(),
+                &message_id,
                 &row.message_type,
                 &row.correlation_id,
                 &row.producer,

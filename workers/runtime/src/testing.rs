@@ -314,8 +314,19 @@ pub struct Tap {
 impl Tap {
     /// The next message, undecoded, or an error after `timeout`.
     pub async fn next_raw(&mut self, timeout: Duration) -> anyhow::Result<RawEnvelope> {
+        Ok(self.next_delivery(timeout).await?.0)
+    }
+
+    /// The next message, undecoded, with its AMQP properties (headers and all).
+    pub async fn next_delivery(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(RawEnvelope, lapin::BasicProperties)> {
         match tokio::time::timeout(timeout, self.consumer.next()).await {
-            Ok(Some(delivery)) => Ok(decode_raw(&delivery?.data)?),
+            Ok(Some(delivery)) => {
+                let delivery = delivery?;
+                Ok((decode_raw(&delivery.data)?, delivery.properties))
+            }
             Ok(None) => anyhow::bail!("tap closed"),
             Err(_) => anyhow::bail!("no message within {timeout:?}"),
         }

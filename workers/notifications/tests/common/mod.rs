@@ -181,6 +181,8 @@ pub struct Hit {
     pub status_sequence: Option<u64>,
     pub signature_ok: bool,
     pub accepted: bool,
+    /// The CloudEvents headers (`ce-…`), by name.
+    pub cloudevents: std::collections::BTreeMap<String, String>,
 }
 
 /// How the receiver answers.
@@ -279,6 +281,11 @@ async fn receive(
         status_sequence: json["data"]["sequence"].as_u64(),
         signature_ok: signature_ok && json["id"].as_str() == Some(event_id.as_str()),
         accepted,
+        cloudevents: headers
+            .iter()
+            .filter(|(name, _)| name.as_str().starts_with("ce-"))
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+            .collect(),
     });
     if accepted {
         StatusCode::OK
