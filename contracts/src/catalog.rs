@@ -30,6 +30,8 @@ pub struct MessageSpec {
     /// JSON Schema (2020-12) of the whole envelope with this payload, `message_type` and
     /// `schema_version` pinned to this spec's.
     pub schema: fn() -> Value,
+    /// The same schema in JSON Schema draft-07 (for the AsyncAPI document).
+    pub schema_draft07: fn() -> Value,
     /// A realistic golden example envelope with fixed ids and timestamps.
     pub example: fn() -> Value,
     /// Decodes a raw envelope as this type and version and runs its business rules.
@@ -46,10 +48,24 @@ impl MessageSpec {
     }
 }
 
-/// The schema of `Envelope<P>`, with the envelope's type and version pinned to `P`'s and the
-/// payload's description (what the message means) as the document's description.
+/// The schema (2020-12) of `Envelope<P>`, with the envelope's type and version pinned to
+/// `P`'s and the payload's description (what the message means) as the document's
+/// description.
 fn schema_of<P: Message + JsonSchema>() -> Value {
-    let mut schema = schemars::schema_for!(Envelope<P>).to_value();
+    schema_with::<P>(schemars::generate::SchemaSettings::draft2020_12())
+}
+
+/// [`schema_of`] in JSON Schema draft-07, the dialect AsyncAPI tools read by default
+/// (definitions under `definitions`).
+fn schema_draft07_of<P: Message + JsonSchema>() -> Value {
+    schema_with::<P>(schemars::generate::SchemaSettings::draft07())
+}
+
+fn schema_with<P: Message + JsonSchema>(settings: schemars::generate::SchemaSettings) -> Value {
+    let mut schema = settings
+        .into_generator()
+        .into_root_schema_for::<Envelope<P>>()
+        .to_value();
     let payload_description = schema
         .pointer("/properties/payload/$ref")
         .and_then(Value::as_str)
@@ -133,6 +149,7 @@ macro_rules! spec {
             summary: $summary,
             version: <$payload as Message>::VERSION,
             schema: schema_of::<$payload>,
+            schema_draft07: schema_draft07_of::<$payload>,
             example: $example,
             validate: validate_as::<$payload>,
             normalize: normalize_as::<$payload>,

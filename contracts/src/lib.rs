@@ -24,6 +24,7 @@
 #[macro_use]
 mod macros;
 
+pub mod asyncapi;
 pub mod catalog;
 pub mod cloudevents;
 pub mod envelope;

@@ -835,6 +835,17 @@ fn readme_tables_match_the_code() {
     }
 }
 
+#[test]
+fn the_asyncapi_document_matches_the_code() {
+    let path = docs_dir().join("asyncapi.json");
+    let mut generated = serde_json::to_string_pretty(&orderly_contracts::asyncapi::document())
+        .expect("the document encodes");
+    generated.push('\n');
+    if let Some(difference) = sync(&path, &generated) {
+        panic!("{difference}; regenerate with `{REGENERATE}`");
+    }
+}
+
 /// The envelope `example` as JSON text with `payload`'s text in place of its payload.
 fn with_payload_text(example: &Value, payload: &str) -> String {
     let mut envelope = example.clone();
