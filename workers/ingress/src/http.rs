@@ -50,6 +50,20 @@ pub(crate) struct Endpoint {
 }
 
 /// The routes: the webhook, and problem+json for everything else.
+/// Every outcome a delivery is counted under (`orderly_webhooks_received_total`).
+pub(crate) const OUTCOMES: &[&str] = &[
+    "accepted",
+    "duplicate",
+    "ignored",
+    "unsigned",
+    "bad_signature",
+    "stale",
+    "invalid",
+    "too_large",
+    "not_configured",
+    "unavailable",
+];
+
 pub(crate) fn router(endpoint: Arc<Endpoint>) -> Router {
     Router::new()
         .route("/webhooks/carriers/{vendor}", post(receive))

@@ -182,11 +182,15 @@ pub async fn start(
     {
         warn!(%vendor, "no secret configured: {vendor}'s deliveries will be refused (503)");
     }
+    let metrics = host.metrics();
+    for vendor in Vendor::ALL {
+        metrics.webhooks_started(vendor.as_str(), http::OUTCOMES);
+    }
     let endpoint = Arc::new(http::Endpoint {
         pool,
         handoff: Some(handoff),
         settings,
-        metrics: host.metrics(),
+        metrics,
     });
     let app = http::router(endpoint);
     let health = host.health();

@@ -79,6 +79,7 @@ pub async fn start_dispatcher(
 ) -> anyhow::Result<()> {
     let pool = host.pool_for(NAME).await?;
     let dispatcher = Dispatcher::new(pool, webhooks)?
+        .with_metrics(host.metrics())
         .with_handoff(host.handoff(NAME))
         .with_wake(host.wake(NAME));
     host.spawn_task("webhook-dispatcher", move |shutdown| {

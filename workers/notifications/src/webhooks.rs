@@ -47,6 +47,7 @@ use orderly_contracts::types::{Locale, StoreId};
 use orderly_contracts::{Envelope, Validate};
 use orderly_runtime::LockKey;
 use orderly_runtime::drain::{self, Round};
+use orderly_runtime::metrics::Metrics;
 use orderly_runtime::outbox::{self, OutboxMessage};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,7 @@ pub struct Dispatcher {
     open: reqwest::Client,
     handoff: Option<outbox::Handoff>,
     wake: drain::Wake,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Resolves host names and refuses any that resolves to a non-public address.
@@ -159,7 +161,15 @@ impl Dispatcher {
             settings,
             handoff: None,
             wake: drain::Wake::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts the endpoints it disables in `metrics` (`orderly_webhook_endpoints_disabled`).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Runs a round when `wake` is woken: the notifications consumer in this process wakes
@@ -342,6 +352,9 @@ impl Dispatcher {
             let failures = u32::try_from(endpoint.consecutive_failures).unwrap_or(0);
             if !endpoint.already_disabled && failures >= self.settings.disable_after {
                 written.extend(disable(conn, c.endpoint_id, &endpoint, failures, error).await?);
+                if let Some(metrics) = &self.metrics {
+                    metrics.webhook_endpoint_disabled();
+                }
             }
         }
         Ok(written)

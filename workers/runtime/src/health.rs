@@ -37,6 +37,14 @@ impl Health {
             .unwrap_or(false)
     }
 
+    /// Every check and whether it is up.
+    pub fn checks(&self) -> Vec<(String, bool)> {
+        self.checks
+            .lock()
+            .map(|c| c.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
+    }
+
     /// `name: ok|down` lines.
     pub fn report(&self) -> String {
         self.checks
@@ -80,7 +88,13 @@ pub async fn serve(
         )
         .route(
             "/metrics",
-            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+            get(|State(s): State<AppState>| async move {
+                // Readiness as of this scrape, so an alert can watch it.
+                let checks = s.health.checks();
+                s.metrics
+                    .readiness(checks.iter().map(|(name, up)| (name.as_str(), *up)));
+                s.metrics.render()
+            }),
         )
         .with_state(AppState { health, metrics });
     tokio::spawn(async move {

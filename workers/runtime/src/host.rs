@@ -134,6 +134,7 @@ impl Host {
         crate::inputs::check_routes(name, <H::Input as crate::inputs::Inputs>::TYPES)
             .map_err(|problem| anyhow::anyhow!("worker `{name}`: {problem}"))?;
         let pool = self.pool_for(name).await?;
+        self.metrics.consumer_started(name);
         let consumer = Consumer::new(
             name,
             handler,
@@ -150,12 +151,18 @@ impl Host {
         let handoff = self.start_relay(name, pool);
         self.tasks
             .spawn(consumer.with_handoff(handoff).run(self.shutdown.clone()));
+        let queues = vec![self.names.queue(name), self.names.dead_letter_queue(name)];
+        let (url, metrics) = (self.settings.broker_url.clone(), self.metrics.clone());
+        self.spawn_task(&format!("{name}-queue-depth"), move |shutdown| {
+            crate::depth::run(queues, url, metrics, shutdown)
+        });
         Ok(())
     }
 
     /// Starts an outbox relay for `schema`; returns the handoff its writers in this process
     /// give their committed rows to (also [`Host::handoff`]).
     pub fn start_relay(&mut self, schema: &str, pool: PgPool) -> Handoff {
+        self.metrics.relay_started(schema);
         let (handoff, handed) = Handoff::new();
         self.handoffs.push((schema.to_owned(), handoff.clone()));
         let relay = Relay::new(

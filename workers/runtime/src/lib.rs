@@ -22,6 +22,7 @@ pub mod broker;
 pub mod config;
 pub mod consumer;
 pub mod db;
+mod depth;
 pub mod dlq;
 pub mod drain;
 pub mod handler;

@@ -25,6 +25,16 @@ struct SchemaLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     source: String,
     outcome: &'static str,
@@ -67,6 +77,9 @@ pub struct Metrics {
     outbox_backlog: Family<SchemaLabels, Gauge>,
     outbox_age: Family<SchemaLabels, Gauge<f64, AtomicU64>>,
     webhooks: Family<WebhookLabels, Counter>,
+    ready: Family<CheckLabels, Gauge>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    endpoints_disabled: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +99,9 @@ impl Default for Metrics {
         let outbox_backlog = Family::<SchemaLabels, Gauge>::default();
         let outbox_age = Family::<SchemaLabels, Gauge<f64, AtomicU64>>::default();
         let webhooks = Family::<WebhookLabels, Counter>::default();
+        let ready = Family::<CheckLabels, Gauge>::default();
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        let endpoints_disabled = Counter::default();
         let mut registry = Registry::with_prefix("orderly");
         registry.register(
             "messages",
@@ -133,6 +149,23 @@ impl Default for Metrics {
              unsigned, bad_signature, stale, invalid, too_large, not_configured, unavailable)",
             webhooks.clone(),
         );
+        registry.register(
+            "ready",
+            "Readiness checks (1 up, 0 down), as /readyz reports them: `<worker>.broker`, \
+             `<worker>.db`",
+            ready.clone(),
+        );
+        registry.register(
+            "queue_messages",
+            "Messages waiting in a worker's queue and its dead-letter queue, as the broker \
+             counts them (sampled)",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "webhook_endpoints_disabled",
+            "Merchant webhook endpoints disabled after failing in a row",
+            endpoints_disabled.clone(),
+        );
         Self {
             registry,
             messages,
@@ -144,6 +177,9 @@ impl Default for Metrics {
             outbox_backlog,
             outbox_age,
             webhooks,
+            ready,
+            queue_depth,
+            endpoints_disabled,
         }
     }
 }
@@ -221,6 +257,81 @@ impl Metrics {
                 outcome,
             })
             .get()
+    }
+
+    /// Creates consumer `consumer`'s series at zero, so that they are exported before
+    /// anything happens and an alert's `increase` sees the first event (a series that
+    /// appears with its first count has no earlier sample to increase from).
+    pub fn consumer_started(&self, consumer: &str) {
+        for outcome in [
+            Outcome::Handled,
+            Outcome::Duplicate,
+            Outcome::Retried,
+            Outcome::DeadLettered,
+        ] {
+            drop(self.messages.get_or_create(&OutcomeLabels {
+                consumer: consumer.to_owned(),
+                outcome: outcome.label(),
+            }));
+        }
+        for kind in ["transient", "permanent", "rejected"] {
+            drop(self.failures.get_or_create(&OutcomeLabels {
+                consumer: consumer.to_owned(),
+                outcome: kind,
+            }));
+        }
+        let labels = ConsumerLabels {
+            consumer: consumer.to_owned(),
+        };
+        drop(self.latency.get_or_create(&labels));
+        drop(self.batch.get_or_create(&labels));
+    }
+
+    /// Creates the relay series of `schema` at zero (see [`Metrics::consumer_started`]).
+    pub fn relay_started(&self, schema: &str) {
+        let labels = SchemaLabels {
+            schema: schema.to_owned(),
+        };
+        drop(self.outbox_published.get_or_create(&labels));
+        drop(self.outbox_failed.get_or_create(&labels));
+        drop(self.outbox_backlog.get_or_create(&labels));
+        drop(self.outbox_age.get_or_create(&labels));
+    }
+
+    /// Creates the inbound webhook series of `source` at zero, one per outcome (see
+    /// [`Metrics::consumer_started`]).
+    pub fn webhooks_started(&self, source: &str, outcomes: &[&'static str]) {
+        for outcome in outcomes {
+            drop(self.webhooks.get_or_create(&WebhookLabels {
+                source: source.to_owned(),
+                outcome,
+            }));
+        }
+    }
+
+    /// Sets the readiness gauges from `checks` (name, up).
+    pub fn readiness<'a>(&self, checks: impl IntoIterator<Item = (&'a str, bool)>) {
+        for (check, up) in checks {
+            self.ready
+                .get_or_create(&CheckLabels {
+                    check: check.to_owned(),
+                })
+                .set(i64::from(up));
+        }
+    }
+
+    /// Sets the sampled depth of `queue` (its broker name).
+    pub fn queue_depth(&self, queue: &str, messages: u32) {
+        self.queue_depth
+            .get_or_create(&QueueLabels {
+                queue: queue.to_owned(),
+            })
+            .set(i64::from(messages));
+    }
+
+    /// Counts a merchant webhook endpoint disabled.
+    pub fn webhook_endpoint_disabled(&self) {
+        self.endpoints_disabled.inc();
     }
 
     /// Reads a message counter (tests and the demo's progress display).
