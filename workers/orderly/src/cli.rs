@@ -31,6 +31,12 @@ enum Command {
         #[arg(long)]
         definitions: bool,
     },
+    /// Check one message (an envelope in a JSON file) against its contract, without a broker:
+    /// prints what it is, or the first field that is wrong and why (exit 1).
+    Validate {
+        /// The envelope file; `-` reads standard input.
+        file: PathBuf,
+    },
     /// Validate one message (an envelope in a JSON file) and publish it, as a producer would.
     Publish {
         /// The envelope file; `-` reads standard input.
@@ -355,6 +361,7 @@ impl Cli {
             Command::Run { worker } => crate::ops::run(settings, &worker).await,
             Command::Migrate => crate::ops::migrate(&settings).await,
             Command::Topology { definitions } => crate::ops::topology(&settings, definitions).await,
+            Command::Validate { file } => crate::ops::validate(&file),
             Command::Publish { file } => crate::ops::publish(&settings, &file).await,
             Command::Dlq { command } => match command {
                 DlqCommand::List { queue, limit, json } => {

@@ -200,6 +200,21 @@ fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `orderly publish FILE`.
+/// `orderly validate FILE`: the envelope's type, version, schema and business rules, as a
+/// consumer will judge them; nothing is sent.
+pub(crate) fn validate(file: &Path) -> anyhow::Result<()> {
+    let origin = file.display().to_string();
+    let raw = orderly_contracts::decode_raw(&read_input(file)?)
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    let summary = format!(
+        "{} v{} {} (correlation {})",
+        raw.message_type, raw.schema_version, raw.message_id, raw.correlation_id
+    );
+    orderly_contracts::catalog::validate_any(raw).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    println!("valid: {summary}");
+    Ok(())
+}
+
 pub(crate) async fn publish(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     publish_envelope(settings, &read_input(file)?, &file.display().to_string()).await
 }
@@ -235,6 +250,10 @@ async fn publish_envelope(settings: &Settings, body: &[u8], origin: &str) -> any
     let correlation = raw.correlation_id.clone();
     let producer = raw.producer.clone();
     let occurred = raw.occurred_at.timestamp().max(0) as u64;
+    let time = raw
+        .occurred_at
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+    let version = raw.schema_version;
     // Type, version, payload schema and business rules, with the offending field named.
     orderly_contracts::catalog::validate_any(raw).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
 
@@ -244,13 +263,22 @@ async fn publish_envelope(settings: &Settings, body: &[u8], origin: &str) -> any
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
+    let id_text = id.to_string();
+    let cloudevent = orderly_contracts::cloudevents::Attributes {
+        id: &id_text,
+        message_type: &message_type,
+        schema_version: version,
+        source: &producer,
+        time: &time,
+        subject: &correlation,
+    };
     let props = broker::envelope_properties(
-        &id.to_string(),
+        &id_text,
         &message_type,
         &correlation,
         &producer,
         occurred,
-        Default::default(),
+        broker::with_cloudevents(Default::default(), &cloudevent),
     );
     let confirmation = channel
         .basic_publish(

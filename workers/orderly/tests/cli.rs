@@ -219,3 +219,44 @@ fn publish_refuses_a_key_named_twice() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn validate_checks_a_message_without_a_broker_and_names_the_field() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("orderly-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let validate = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(["validate", file.to_str().unwrap_or_default()])
+            // Nothing to reach: the check needs no broker or database.
+            .env("ORDERLY__BROKER_URL", "amqp://nobody@127.0.0.1:1/%2f")
+            .env(
+                "ORDERLY__DATABASE_URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            )
+            .output()
+            .expect("the orderly binary runs")
+    };
+    let good = dir.join("good.json");
+    std::fs::write(&good, example("order.placed.v1.json").to_string())?;
+    let out = validate(&good);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("valid: order.placed v1"));
+
+    let mut wrong = example("order.placed.v1.json");
+    wrong["payload"]["total"] = serde_json::json!("1.00");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, wrong.to_string())?;
+    let out = validate(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("payload.total: 1.00 does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
