@@ -836,7 +836,10 @@ async fn product_upserted(
 }
 
 /// `warehouse.upserted`: a warehouse's priority, address and whether orders are allocated
-/// to it; the newest revision wins. Allocations already made stand.
+/// to it; the newest revision wins. Allocations already made stand. A warehouse open for
+/// orders may serve backorders (its stock, or the first place to ship untracked products
+/// from), so they are tried, oldest first, as after a delivery of stock. Under the
+/// stock-wide key held exclusively, like an adjustment.
 #[tracing::instrument(skip_all, fields(warehouse = %env.payload.warehouse_id, revision = env.payload.revision))]
 async fn warehouse_upserted(
     env: &Envelope<WarehouseUpserted>,
@@ -850,7 +853,17 @@ async fn warehouse_upserted(
         active = w.active,
         "warehouse upserted"
     );
-    Ok(())
+    if !(stored && w.active) {
+        return Ok(());
+    }
+    let waiting = store::backordered_skus(cx.conn).await?;
+    if waiting.is_empty() {
+        return Ok(());
+    }
+    store::lock_skus(cx.conn, &waiting).await?;
+    let mut touched = BTreeSet::new();
+    serve_backorders(cx, &waiting, &mut touched, env.message_id).await?;
+    emit_levels(cx, &touched).await
 }
 
 /// Serves backorders that need any of `changed` (whose stock just went up), oldest first,

@@ -750,6 +750,15 @@ pub async fn skus_of_backorders_needing(
     all.iter().map(|s| valid(Sku::parse(s))).collect()
 }
 
+/// Every SKU some backorder needs, sorted.
+pub async fn backordered_skus(conn: &mut PgConnection) -> sqlx::Result<Vec<Sku>> {
+    let all: Vec<String> =
+        sqlx::query_scalar("select distinct s from backorders, unnest(skus) as s order by s")
+            .fetch_all(&mut *conn)
+            .await?;
+    all.iter().map(|s| valid(Sku::parse(s))).collect()
+}
+
 /// Locks and returns the backorders that need any of `skus`, oldest first (by when the order
 /// was placed, then when it was backordered, then id).
 pub async fn backorders_needing_for_update(

@@ -1566,3 +1566,51 @@ async fn declared_warehouses_steer_allocation_and_a_closed_one_gets_no_orders() 
     assert_consistent(&pool).await?;
     finish(world, host).await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_of_untracked_products_waits_for_a_warehouse_and_ships_from_the_first_declared()
+-> anyhow::Result<()> {
+    let (world, host, pool) = start().await?;
+    let mut tap = world
+        .tap(&[StockReserved::TYPE, StockUnavailable::TYPE])
+        .await?;
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("catalog", untracked_product("GIFT-50")),
+    )
+    .await?;
+    // No warehouse is known at all: nowhere to ship from, so it waits.
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&envelope(
+            order_id.to_string(),
+            accepted(order_id, Utc::now(), &[("1", "GIFT-50", 1)]),
+        ))
+        .await?;
+    let unavailable = tap.next::<StockUnavailable>(WAIT).await?.payload;
+    assert_eq!(unavailable.order_id, order_id);
+    // A closed warehouse does not help; the first open one serves it.
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("admin-api", warehouse("hamburg-2", 1, 5, false)),
+    )
+    .await?;
+    publish_and_wait(
+        &world,
+        &pool,
+        &envelope("admin-api", warehouse("berlin-1", 1, 10, true)),
+    )
+    .await?;
+    let reserved = tap.next::<StockReserved>(WAIT).await?.payload;
+    assert_eq!(reserved.order_id, order_id);
+    assert_eq!(reserved.allocations[0].warehouse_id, wh("berlin-1"));
+    assert_eq!(
+        scalar(&pool, "select count(*) from backorders").await?,
+        0,
+        "no longer backordered"
+    );
+    assert_consistent(&pool).await?;
+    finish(world, host).await
+}
