@@ -1021,9 +1021,14 @@ async fn duplicated_and_reordered_deliveries_leave_the_same_end_state() -> anyho
         "nothing was duplicated: {figures:?}"
     );
     assert!(figures.deferred > 0, "nothing was deferred: {figures:?}");
+    // Reordered deliveries reached the handlers' batch path. Whether they land in batches
+    // of several or of one depends on how fast deliveries arrive (on a loaded machine the
+    // batches are small), so only their sum is certain; that batches of several decide as
+    // one message at a time would is proven deterministically by each worker's
+    // batch-versus-one-at-a-time tests.
     assert!(
-        figures.reordered_in_batches > 0,
-        "no batch of several messages handled one out of order: {figures:?}"
+        figures.reordered_in_batches + figures.reordered_in_batches_of_one > 0,
+        "no reordered delivery reached a batch: {figures:?}"
     );
     assert_eq!(
         clean, shaken,
