@@ -9,6 +9,9 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use chrono::Utc;
 use orderly::sim::{self, Publisher};
+use orderly_contracts::messages::{OrderAccepted, OrderAddressChanged, OrderStatusChanged};
+use orderly_contracts::types::OrderStatus;
+use orderly_contracts::{Envelope, Message, RawEnvelope, Validate};
 use orderly_runtime::{
     Host,
     testing::{World, wait_until},
@@ -102,31 +105,7 @@ impl Orderly {
     }
 
     async fn get(&self, token: Option<&str>, path_and_query: &str) -> anyhow::Result<Answer> {
-        let mut request = self
-            .http
-            .get(format!("http://{}{path_and_query}", self.api));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let content_type = header("content-type").unwrap_or_default();
-        let etag = header("etag");
-        let text = response.text().await?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Answer {
-            status,
-            content_type,
-            etag,
-            body,
-        })
+        get(&self.http, self.api, token, path_and_query).await
     }
 
     /// The order ids and external ids `token` lists with `query`, all pages of `limit`.
@@ -156,6 +135,38 @@ impl Orderly {
         find(&self.get(Some(token), &path).await?.body)
             .ok_or_else(|| anyhow::anyhow!("{external_id} vanished"))
     }
+}
+
+/// GETs `path_and_query` from the API at `api`, with `token` as the bearer token.
+async fn get(
+    http: &reqwest::Client,
+    api: SocketAddr,
+    token: Option<&str>,
+    path_and_query: &str,
+) -> anyhow::Result<Answer> {
+    let mut request = http.get(format!("http://{api}{path_and_query}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let etag = header("etag");
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Answer {
+        status,
+        content_type,
+        etag,
+        body,
+    })
 }
 
 /// `(order_id, external_order_id)` of a list answer's rows, in order.
@@ -424,4 +435,119 @@ async fn cursor_paging_returns_every_order_once_while_orders_arrive() -> anyhow:
     );
     assert_eq!(pages, 3, "12 orders, 5 a page");
     orderly.stop().await
+}
+
+/// A golden example's payload (the contracts' own, valid).
+fn golden<P: Message + Validate>(message_type: &str) -> anyhow::Result<P> {
+    let spec = orderly_contracts::catalog::spec(message_type, 1)
+        .ok_or_else(|| anyhow::anyhow!("{message_type} is not in the catalog"))?;
+    let raw: RawEnvelope = serde_json::from_value((spec.example)())?;
+    Ok(raw.decode_valid::<P>()?.payload)
+}
+
+/// The projection alone (only the api worker runs), fed one order's events out of order and
+/// twice: a newer status arrives first, an older one late, the same message again, the new
+/// address before the older accepted order. The read model ends where the events' order
+/// says, not where their arrival order would put it, and keeps every status change.
+#[tokio::test]
+async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_in()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut host = world.host();
+    let api = orderly_api::start(&mut host, orderly_api::ApiSettings::default()).await?;
+    let staff_db = world.pool(orderly_api::NAME).await?;
+    orderly_api::staff::add(&staff_db, "admin@example.com", "order_admin", &[]).await?;
+    let token = orderly_api::staff::issue_token(&staff_db, "admin@example.com", 1)
+        .await?
+        .token;
+
+    let mut accepted: OrderAccepted = golden("order.accepted")?;
+    accepted.order_id = uuid::Uuid::now_v7();
+    accepted.external_order_id = format!("OOO-{}", accepted.order_id.simple());
+    let correlation = accepted.order_id.to_string();
+    let status = |sequence: u64, from: Option<OrderStatus>, to: OrderStatus| {
+        let mut change: OrderStatusChanged = golden("order.status_changed")?;
+        change.order_id = accepted.order_id;
+        change.store_id = accepted.store_id.clone();
+        change.channel = accepted.channel;
+        change.marketplace = accepted.marketplace.clone();
+        change.external_order_id = accepted.external_order_id.clone();
+        change.sequence = sequence;
+        change.from = from;
+        change.to = to;
+        anyhow::Ok(Envelope::new("orders", correlation.clone(), change))
+    };
+    let first = status(1, None, OrderStatus::Accepted)?;
+    let second = status(2, Some(OrderStatus::Accepted), OrderStatus::Processing)?;
+    let third = status(3, Some(OrderStatus::Processing), OrderStatus::Shipped)?;
+    let mut moved: OrderAddressChanged = golden("order.address_changed")?;
+    moved.order_id = accepted.order_id;
+    moved.store_id = accepted.store_id.clone();
+    moved.external_order_id = accepted.external_order_id.clone();
+    moved.revision = accepted.revision + 1;
+    moved.shipping_address.city = "Köln".to_owned();
+    let moved = Envelope::new("orders", correlation.clone(), moved);
+    let accepted = Envelope::new("orders", correlation.clone(), accepted);
+
+    world.publish(&third).await?;
+    world.publish(&third).await?;
+    world.publish(&moved).await?;
+    world.publish(&first).await?;
+    world.publish(&accepted).await?;
+    world.publish(&second).await?;
+
+    let http = reqwest::Client::new();
+    let path = format!("/api/v1/admin/orders/{}", accepted.payload.order_id);
+    let (http_ref, path_ref, token_ref) = (&http, path.as_str(), token.as_str());
+    wait_until("every event projected", DEADLINE, || async move {
+        let answer = get(http_ref, api, Some(token_ref), path_ref).await?;
+        Ok(answer.status == 200
+            && answer.body["status_history"].as_array().map(Vec::len) == Some(3)
+            && answer.body["placed_at_known"] == true)
+    })
+    .await?;
+    let answer = get(&http, api, Some(&token), &path).await?;
+    let order = &answer.body;
+    assert_eq!(
+        order["status"], "shipped",
+        "the newest sequence wins: {order}"
+    );
+    assert_eq!(order["status_sequence"], 3);
+    assert_eq!(answer.etag.as_deref(), Some("\"3\""));
+    let history: Vec<(i64, String)> = order["status_history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h["sequence"].as_i64().unwrap_or_default(),
+                h["to"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "accepted".to_owned()),
+            (2, "processing".to_owned()),
+            (3, "shipped".to_owned())
+        ]
+    );
+    assert_eq!(
+        order["shipping_address"]["city"], "Köln",
+        "the newer revision's address stays: {order}"
+    );
+    assert_eq!(
+        order["external_order_id"],
+        accepted.payload.external_order_id
+    );
+    assert_eq!(order["revision"], accepted.payload.revision);
+    assert_eq!(
+        order["lines"].as_array().map(Vec::len),
+        Some(accepted.payload.lines.len())
+    );
+
+    host.stop(Duration::from_secs(5)).await;
+    staff_db.close().await;
+    world.cleanup().await
 }
