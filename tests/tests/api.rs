@@ -378,6 +378,14 @@ async fn tokens_see_only_their_stores_and_bad_requests_are_refused_naming_the_pa
         assert_problem(&answer, 400, query);
         assert_eq!(answer.body["field"], field, "{query}: {answer:?}");
     }
+    let oversized = orderly
+        .http
+        .get(format!("http://{}/api/v1/admin/orders", orderly.api))
+        .bearer_auth(&admin)
+        .body(vec![b'x'; 100 * 1024])
+        .send()
+        .await?;
+    assert_eq!(oversized.status().as_u16(), 413, "a body over the limit");
     let answer = orderly
         .get(Some(&admin), "/api/v1/admin/orders/not-an-id")
         .await?;

@@ -168,6 +168,11 @@ pub struct RevokedToken {
 /// 8 characters. Refuses a name that matches no token or several.
 pub async fn revoke(pool: &PgPool, given: &str) -> Result<RevokedToken, StaffError> {
     let given = given.trim();
+    if given.len() < 8 {
+        return Err(StaffError::Invalid(format!(
+            "`{given}` is too short to name one token: give its id, or at least 8 of its first characters"
+        )));
+    }
     let candidates: Vec<(Uuid, String, String)> = if let Ok(id) = given.parse::<Uuid>() {
         sqlx::query_as(
             "select t.token_id, t.prefix, s.email from tokens t join staff s using (staff_id) \
