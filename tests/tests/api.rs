@@ -386,6 +386,19 @@ async fn tokens_see_only_their_stores_and_bad_requests_are_refused_naming_the_pa
         .send()
         .await?;
     assert_eq!(oversized.status().as_u16(), 413, "a body over the limit");
+    let posted = orderly
+        .http
+        .post(format!("http://{}/api/v1/admin/orders", orderly.api))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(
+        posted.status().as_u16(),
+        405,
+        "the order endpoints only read"
+    );
+    let nowhere = orderly.get(Some(&admin), "/api/v1/admin/nowhere").await?;
+    assert_problem(&nowhere, 404, "an unknown path");
     let answer = orderly
         .get(Some(&admin), "/api/v1/admin/orders/not-an-id")
         .await?;
