@@ -63,7 +63,7 @@ create table api.status_history (
   primary key (order_id, sequence)
 );
 
--- Shipments as fulfillment announced them: requested, dispatched, delivered. Like the
+-- Shipments as fulfillment announced them: requested, dispatched, delivered, exceptions. Like the
 -- other tables of an order, keyed by the order id without a foreign key: a shipment's or a
 -- document's event may arrive before the first event about its order.
 create table api.shipments (
@@ -78,7 +78,13 @@ create table api.shipments (
   tracking_number text,
   tracking_url    text,
   dispatched_at   timestamptz,
-  delivered_at    timestamptz
+  delivered_at    timestamptz,
+  -- The newest `shipment.exception` (by its event time): delivery failed, returned, or
+  -- something that needs a human.
+  exception_status      text,
+  exception_raw_status  text,
+  exception_description text,
+  exception_at          timestamptz
 );
 create index shipments_order on api.shipments (order_id);
 

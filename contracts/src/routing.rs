@@ -149,6 +149,7 @@ pub const ROUTES: &[Route] = &[
             ShipmentRequested::TYPE,
             ShipmentDispatched::TYPE,
             ShipmentDelivered::TYPE,
+            ShipmentException::TYPE,
             InvoiceIssued::TYPE,
             CreditNoteIssued::TYPE,
         ],

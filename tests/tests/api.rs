@@ -9,8 +9,10 @@ use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use chrono::Utc;
 use orderly::sim::{self, Publisher};
-use orderly_contracts::messages::{OrderAccepted, OrderAddressChanged, OrderStatusChanged};
-use orderly_contracts::types::OrderStatus;
+use orderly_contracts::messages::{
+    OrderAccepted, OrderAddressChanged, OrderStatusChanged, ShipmentException,
+};
+use orderly_contracts::types::{OrderStatus, ShipmentStatus};
 use orderly_contracts::{Envelope, Message, RawEnvelope, Validate};
 use orderly_runtime::{
     Host,
@@ -508,6 +510,19 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
     moved.revision = accepted.revision + 1;
     moved.shipping_address.city = "Köln".to_owned();
     let moved = Envelope::new("orders", correlation.clone(), moved);
+    // Two exceptions of one shipment, the newer (returned) first.
+    let exception = |status: ShipmentStatus, minutes_ago: i64| {
+        let mut e: ShipmentException = golden("shipment.exception")?;
+        e.order_id = accepted.order_id;
+        e.store_id = accepted.store_id.clone();
+        e.shipment_id = accepted.order_id;
+        e.status = status;
+        e.raw_status = status.as_str().to_owned();
+        e.event_at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        anyhow::Ok(Envelope::new("fulfillment", correlation.clone(), e))
+    };
+    let returned = exception(ShipmentStatus::Returned, 1)?;
+    let failed = exception(ShipmentStatus::DeliveryFailed, 10)?;
     let accepted = Envelope::new("orders", correlation.clone(), accepted);
 
     world.publish(&third).await?;
@@ -515,6 +530,10 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
     world.publish(&moved).await?;
     world.publish(&first).await?;
     world.publish(&accepted).await?;
+    world.publish(&returned).await?;
+    world.publish(&failed).await?;
+    // Last: one correlation id is one lane, handled in arrival order, so once this change is
+    // in the history every event before it has been projected.
     world.publish(&second).await?;
 
     let http = reqwest::Client::new();
@@ -524,7 +543,8 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
         let answer = get(http_ref, api, Some(token_ref), path_ref).await?;
         Ok(answer.status == 200
             && answer.body["status_history"].as_array().map(Vec::len) == Some(3)
-            && answer.body["placed_at_known"] == true)
+            && answer.body["placed_at_known"] == true
+            && answer.body["shipments"][0]["exception_status"].is_string())
     })
     .await?;
     let answer = get(&http, api, Some(&token), &path).await?;
@@ -563,6 +583,10 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
         accepted.payload.external_order_id
     );
     assert_eq!(order["revision"], accepted.payload.revision);
+    assert_eq!(
+        order["shipments"][0]["exception_status"], "returned",
+        "the newer exception stays: {order}"
+    );
     assert_eq!(
         order["lines"].as_array().map(Vec::len),
         Some(accepted.payload.lines.len())

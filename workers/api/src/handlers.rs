@@ -223,6 +223,22 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
             };
             store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
         }
+        ApiInput::ShipmentException(env) => {
+            let p = &env.payload;
+            let exception = store::ShipmentProblem {
+                status: p.status.as_str(),
+                raw_status: &p.raw_status,
+                description: p.description.as_deref(),
+                at: p.event_at,
+            };
+            let facts = ShipmentFacts {
+                carrier: Some(&p.carrier),
+                tracking_number: Some(&p.tracking_number),
+                ..ShipmentFacts::default()
+            };
+            store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
+            store::record_shipment_exception(conn, p.shipment_id, &exception).await?;
+        }
         ApiInput::InvoiceIssued(env) => {
             let p = &env.payload;
             let document = document!(p, "invoice", p.invoice_id, &p.invoice_number, None);

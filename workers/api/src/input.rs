@@ -4,7 +4,7 @@
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, OrderAccepted, OrderAddressChanged, OrderCancelled,
     OrderCompleted, OrderOnHold, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched,
-    ShipmentRequested,
+    ShipmentException, ShipmentRequested,
 };
 
 orderly_runtime::inputs! {
@@ -28,6 +28,8 @@ orderly_runtime::inputs! {
         ShipmentDispatched(ShipmentDispatched),
         /// A shipment arrived.
         ShipmentDelivered(ShipmentDelivered),
+        /// A shipment's delivery failed, it is returning, or it needs a human.
+        ShipmentException(ShipmentException),
         /// An invoice was issued.
         InvoiceIssued(InvoiceIssued),
         /// A credit note was issued.
@@ -48,6 +50,7 @@ impl ApiInput {
             Self::ShipmentRequested(e) => e.payload.order_id,
             Self::ShipmentDispatched(e) => e.payload.order_id,
             Self::ShipmentDelivered(e) => e.payload.order_id,
+            Self::ShipmentException(e) => e.payload.order_id,
             Self::InvoiceIssued(e) => e.payload.order_id,
             Self::CreditNoteIssued(e) => e.payload.order_id,
         }

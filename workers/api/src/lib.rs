@@ -4,7 +4,8 @@
 //! What it owns, in its own schema (`api`):
 //! - the **read model**: orders (header, customer, addresses, lines, money, status), their
 //!   status history, shipments, invoices, credit notes and cancellations, written by its
-//!   consumer from `order.*`, `shipment.*`, `invoice.issued` and `credit_note.issued`;
+//!   consumer from `order.*`, `shipment.requested|dispatched|delivered|exception`,
+//!   `invoice.issued` and `credit_note.issued`;
 //! - **staff**: accounts with a role (Order Admin, Fulfillment Team, Account Manager, Setup
 //!   Manager), the stores each is limited to, and API tokens (their SHA-256, never the
 //!   text), with expiry and revocation.

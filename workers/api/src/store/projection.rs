@@ -314,6 +314,38 @@ pub(crate) async fn merge_shipment(
     Ok(())
 }
 
+/// What a `shipment.exception` says.
+#[derive(Debug)]
+pub(crate) struct ShipmentProblem<'a> {
+    pub(crate) status: &'a str,
+    pub(crate) raw_status: &'a str,
+    pub(crate) description: Option<&'a str>,
+    pub(crate) at: DateTime<Utc>,
+}
+
+/// Shows a shipment's exception unless a newer one (by event time) is shown already, so
+/// exceptions arriving out of order end with the latest shown. The shipment's row exists
+/// ([`merge_shipment`] ran first in the transaction).
+pub(crate) async fn record_shipment_exception(
+    conn: &mut PgConnection,
+    shipment_id: Uuid,
+    e: &ShipmentProblem<'_>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update shipments set exception_status = $2, exception_raw_status = $3, \
+           exception_description = $4, exception_at = $5 \
+         where shipment_id = $1 and (exception_at is null or exception_at <= $5)",
+    )
+    .bind(shipment_id)
+    .bind(e.status)
+    .bind(e.raw_status)
+    .bind(e.description)
+    .bind(e.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// An issued invoice or credit note, as its event announced it.
 #[derive(Debug)]
 pub(crate) struct Document<'a> {

@@ -185,6 +185,10 @@ pub(crate) struct Shipment {
     pub(crate) tracking_url: Option<String>,
     pub(crate) dispatched_at: Option<DateTime<Utc>>,
     pub(crate) delivered_at: Option<DateTime<Utc>>,
+    pub(crate) exception_status: Option<String>,
+    pub(crate) exception_raw_status: Option<String>,
+    pub(crate) exception_description: Option<String>,
+    pub(crate) exception_at: Option<DateTime<Utc>>,
 }
 
 /// An invoice or credit note.
@@ -265,7 +269,8 @@ pub(crate) async fn detail(
     .await?;
     let shipments = sqlx::query_as(
         "select shipment_id, warehouse_id, ship_to, shipping_method, items, requested_at, carrier, \
-           tracking_number, tracking_url, dispatched_at, delivered_at \
+           tracking_number, tracking_url, dispatched_at, delivered_at, exception_status, \
+           exception_raw_status, exception_description, exception_at \
          from shipments where order_id = $1 order by requested_at nulls last, shipment_id",
     )
     .bind(order_id)
