@@ -296,6 +296,23 @@ async fn tokens_see_only_their_stores_and_bad_requests_are_refused_naming_the_pa
     let de = orderly.listed(&admin, "SCOPE-DE-1").await?;
     let nl = orderly.listed(&admin, "SCOPE-NL-1").await?;
 
+    // Free text finds an order by its customer's e-mail, whatever the case.
+    let detail = orderly
+        .get(Some(&admin), &format!("/api/v1/admin/orders/{de}"))
+        .await?;
+    let email = detail.body["customer_email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_uppercase();
+    assert!(!email.is_empty(), "{detail:?}");
+    let found = orderly
+        .list(&admin, &format!("q={}", email.replace('+', "%2B")))
+        .await?;
+    assert!(found.iter().any(|(id, _)| *id == de), "{email}: {found:?}");
+    let by_channel = orderly.list(&admin, "channel=marketplace").await?;
+    assert!(by_channel.iter().all(|(id, _)| *id != de), "{by_channel:?}");
+    assert!(by_channel.iter().any(|(id, _)| *id == nl), "{by_channel:?}");
+
     // The account manager of shop-de sees shop-de's order and nothing of bol-nl's.
     let seen = orderly.list(&manager, "limit=200").await?;
     assert!(seen.iter().any(|(id, _)| *id == de), "{seen:?}");
