@@ -136,6 +136,25 @@ pub const ROUTES: &[Route] = &[
         ],
     },
     Route {
+        queue: "api",
+        kind: QueueKind::Worker,
+        // The admin API's read model: what operators see of an order, from the events only.
+        message_types: &[
+            OrderOnHold::TYPE,
+            OrderAccepted::TYPE,
+            OrderStatusChanged::TYPE,
+            OrderAddressChanged::TYPE,
+            OrderCancelled::TYPE,
+            OrderCompleted::TYPE,
+            ShipmentRequested::TYPE,
+            ShipmentDispatched::TYPE,
+            ShipmentDelivered::TYPE,
+            ShipmentException::TYPE,
+            InvoiceIssued::TYPE,
+            CreditNoteIssued::TYPE,
+        ],
+    },
+    Route {
         queue: "out.notification-system",
         kind: QueueKind::Outbound {
             max_length: OUTBOUND_MAX_LENGTH,
@@ -310,7 +329,13 @@ mod tests {
         let queues: Vec<_> = routes_for("shipment.dispatched").map(|r| r.queue).collect();
         assert_eq!(
             queues,
-            ["orders", "inventory", "notifications", "out.marketplace"]
+            [
+                "orders",
+                "inventory",
+                "notifications",
+                "api",
+                "out.marketplace"
+            ]
         );
         assert_eq!(routes_for("no.such.type").count(), 0);
         assert_eq!(

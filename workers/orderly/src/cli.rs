@@ -102,6 +102,11 @@ enum Command {
         #[command(subcommand)]
         command: IngressCommand,
     },
+    /// Staff of the admin API: accounts, API tokens.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Inventory checks.
     Inventory {
         #[command(subcommand)]
@@ -155,6 +160,35 @@ enum DlqCommand {
         /// Delete every dead letter of the queue.
         #[arg(long, conflicts_with = "message_ids")]
         all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StaffCommand {
+    /// Add a staff member with a role (order_admin, fulfillment_team, account_manager,
+    /// setup_manager), limited to the stores given (an account manager needs at least one).
+    Add {
+        /// Their e-mail, by which the other commands name them.
+        email: String,
+        /// Their role.
+        #[arg(long)]
+        role: String,
+        /// A store they are limited to (repeat for several).
+        #[arg(long = "store")]
+        stores: Vec<String>,
+    },
+    /// Issue an API token to a staff member; it is printed once and never stored.
+    Token {
+        /// Their e-mail.
+        email: String,
+        /// Days until it expires.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+    /// Revoke a token, named by its id or its first characters (at least 8).
+    Revoke {
+        /// The token id, or a prefix of the token.
+        token: String,
     },
 }
 
@@ -464,6 +498,24 @@ impl Cli {
                     }
                 };
                 crate::ops::ingress_query(&settings, query).await
+            }
+            Command::Staff { command } => {
+                let command = match command {
+                    StaffCommand::Add {
+                        email,
+                        role,
+                        stores,
+                    } => crate::ops::StaffCommand::Add {
+                        email,
+                        role,
+                        stores,
+                    },
+                    StaffCommand::Token { email, days } => {
+                        crate::ops::StaffCommand::Token { email, days }
+                    }
+                    StaffCommand::Revoke { token } => crate::ops::StaffCommand::Revoke { token },
+                };
+                crate::ops::staff(&settings, command).await
             }
             Command::Inventory {
                 command: InventoryCommand::Check,

@@ -63,10 +63,22 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
     host.declare(&topology::standard_specs(&settings)).await?;
     let workers = crate::workers::start_all(&mut host).await?;
     let addr = host.serve_http().await?;
+    let names_running: Vec<&str> = workers.iter().map(|w| w.name).collect();
     println!(
         "Workers running in this process: {} (metrics on http://{addr}/metrics).\n",
-        workers.join(", ")
+        names_running.join(", ")
     );
+    if let Some(api) = workers
+        .iter()
+        .find(|w| w.name == orderly_api::NAME)
+        .and_then(|w| w.listening)
+    {
+        let token = demo_token(&settings).await?;
+        println!("Admin API on http://{api} (an Order Admin's token for this demo: {token}). Try:");
+        println!(
+            "  curl -H 'Authorization: Bearer {token}' 'http://{api}/api/v1/admin/orders?limit=5&count=true'\n"
+        );
+    }
 
     let publisher = Publisher::new(&connection, names.clone()).await?;
     let mut events = sim::tap(&connection, &names, sim::OBSERVED).await?;
@@ -374,4 +386,14 @@ fn cancel(external_id: &str, reason: &str) -> serde_json::Value {
                "order": {"channel": "storefront", "external_order_id": external_id},
                "requested_by": {"kind": "customer"}, "reason": reason}),
     )
+}
+
+/// A staff member for the demo (`demo@orderly.example`, Order Admin) and a token valid for a
+/// day, through the api worker's own functions (what `orderly staff add|token` call).
+async fn demo_token(settings: &Settings) -> anyhow::Result<String> {
+    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    orderly_api::staff::add(&pool, "demo@orderly.example", "order_admin", &[]).await?;
+    let issued = orderly_api::staff::issue_token(&pool, "demo@orderly.example", 1).await?;
+    pool.close().await;
+    Ok(issued.token)
 }

@@ -137,6 +137,45 @@ pub(crate) enum IngressQuery {
     Refused { limit: i64 },
 }
 
+/// `orderly staff add|token|revoke`: the api worker's staff functions, printed as JSON.
+pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let result = match command {
+        StaffCommand::Add {
+            email,
+            role,
+            stores,
+        } => orderly_api::staff::add(&pool, &email, &role, &stores)
+            .await
+            .map(|m| serde_json::to_value(m).unwrap_or_default()),
+        StaffCommand::Token { email, days } => orderly_api::staff::issue_token(&pool, &email, days)
+            .await
+            .map(|t| serde_json::to_value(t).unwrap_or_default()),
+        StaffCommand::Revoke { token } => orderly_api::staff::revoke(&pool, &token)
+            .await
+            .map(|r| serde_json::to_value(r).unwrap_or_default()),
+    };
+    pool.close().await;
+    print_json(&result?)
+}
+
+/// What `orderly staff` does.
+#[derive(Debug)]
+pub(crate) enum StaffCommand {
+    Add {
+        email: String,
+        role: String,
+        stores: Vec<String>,
+    },
+    Token {
+        email: String,
+        days: u32,
+    },
+    Revoke {
+        token: String,
+    },
+}
+
 /// `orderly inventory check`: exits non-zero when stock and movements disagree.
 pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database_url, orderly_inventory::NAME, 1).await?;

@@ -7,6 +7,8 @@
 //! deployment, or a message type routed to a worker that does not handle it, fails CI
 //! instead of a production deployment.
 
+use std::net::SocketAddr;
+
 use orderly_runtime::{Handler, Host, Inputs};
 
 /// One built-in worker.
@@ -50,6 +52,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
     built_in::<orderly_invoicing::InvoicingHandler>(orderly_invoicing::NAME),
     built_in::<orderly_notifications::NotificationsHandler>(orderly_notifications::NAME),
     http_input(orderly_ingress::NAME),
+    built_in::<orderly_api::ApiHandler>(orderly_api::NAME),
 ];
 
 /// The names of the built-in workers.
@@ -57,11 +60,25 @@ pub fn names() -> Vec<String> {
     BUILT_IN.iter().map(|w| w.name.to_owned()).collect()
 }
 
+/// A started worker.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Its name.
+    pub name: &'static str,
+    /// Where its own HTTP endpoint listens, for a worker that serves one (ingress, api).
+    pub listening: Option<SocketAddr>,
+}
+
 /// Starts worker `name` in `host`, with its background tasks and their settings
-/// (`[renderer]`, `[webhooks]`, `[notifications]`, `[ingress]`) from the host's
+/// (`[renderer]`, `[webhooks]`, `[notifications]`, `[ingress]`, `[api]`) from the host's
 /// configuration.
 pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
-    match name {
+    start_listening(host, name).await.map(|_| ())
+}
+
+/// Like [`start`]; returns where the worker's own HTTP endpoint listens, if it has one.
+pub async fn start_listening(host: &mut Host, name: &str) -> anyhow::Result<Option<SocketAddr>> {
+    let started = match name {
         orderly_orders::NAME => {
             host.start_worker(name, orderly_orders::OrdersHandler::new())
                 .await
@@ -93,18 +110,28 @@ pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
         }
         orderly_ingress::NAME => {
             let ingress = host.settings().section("ingress")?;
-            orderly_ingress::start(host, ingress).await.map(|_| ())
+            return orderly_ingress::start(host, ingress).await.map(Some);
+        }
+        orderly_api::NAME => {
+            let api = host.settings().section("api")?;
+            return orderly_api::start(host, api).await.map(Some);
         }
         other => anyhow::bail!("unknown worker `{other}`; built in: {}", names().join(", ")),
-    }
+    };
+    started.map(|()| None)
 }
 
-/// Starts every built-in worker; returns their names.
-pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<String>> {
+/// Starts every built-in worker; returns them, with where those that serve HTTP listen.
+pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<Running>> {
+    let mut running = Vec::with_capacity(BUILT_IN.len());
     for worker in BUILT_IN {
-        start(host, worker.name).await?;
+        let listening = start_listening(host, worker.name).await?;
+        running.push(Running {
+            name: worker.name,
+            listening,
+        });
     }
-    Ok(names())
+    Ok(running)
 }
 
 #[cfg(test)]

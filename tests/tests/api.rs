@@ -1,0 +1,615 @@
+//! The admin API end to end: every worker running on the real broker and database, orders
+//! placed by the simulated storefront and marketplace connector, and the api worker's HTTP
+//! endpoints really listening, called with real tokens issued the way `orderly staff token`
+//! issues them. What an operator sees must be what the events said: the order listed, its
+//! detail reaching `completed`, only the stores a token may see, stable paging while orders
+//! arrive, and every bad request refused naming the parameter.
+
+use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
+
+use chrono::Utc;
+use orderly::sim::{self, Publisher};
+use orderly_contracts::messages::{
+    OrderAccepted, OrderAddressChanged, OrderStatusChanged, ShipmentException,
+};
+use orderly_contracts::types::{OrderStatus, ShipmentStatus};
+use orderly_contracts::{Envelope, Message, RawEnvelope, Validate};
+use orderly_runtime::{
+    Host,
+    testing::{World, wait_until},
+};
+use rand::{SeedableRng, rngs::StdRng};
+use serde_json::Value;
+use sqlx::PgPool;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// One test's Orderly: its own database and namespace, every worker, the API's address.
+struct Orderly {
+    world: World,
+    host: Host,
+    publisher: Publisher,
+    api: SocketAddr,
+    /// The api worker's schema, for issuing tokens as the CLI does.
+    staff_db: PgPool,
+    rng: StdRng,
+    http: reqwest::Client,
+}
+
+/// An answer: status, content type, JSON body, `ETag`.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: String,
+    etag: Option<String>,
+    body: Value,
+}
+
+impl Orderly {
+    async fn start(carrier: bool) -> anyhow::Result<Self> {
+        let world = World::new().await?;
+        let mut host = world.host();
+        let running = orderly::workers::start_all(&mut host).await?;
+        let api = running
+            .iter()
+            .find(|w| w.name == orderly_api::NAME)
+            .and_then(|w| w.listening)
+            .ok_or_else(|| anyhow::anyhow!("the api worker did not say where it listens"))?;
+        let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
+        if carrier {
+            sim::carrier(
+                &world.connection,
+                &world.names,
+                publisher.clone(),
+                Duration::from_millis(30),
+                false,
+                true,
+            )
+            .await?;
+        }
+        sim::seed(&publisher, 1).await?;
+        sim::wait_for_catalog(&world.settings.database_url, DEADLINE).await?;
+        let staff_db = world.pool(orderly_api::NAME).await?;
+        Ok(Self {
+            world,
+            host,
+            publisher,
+            api,
+            staff_db,
+            rng: StdRng::seed_from_u64(14),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.host.stop(Duration::from_secs(5)).await;
+        self.staff_db.close().await;
+        self.world.cleanup().await
+    }
+
+    /// A staff member with `role` (limited to `stores`) and a token for them.
+    async fn token(&self, email: &str, role: &str, stores: &[&str]) -> anyhow::Result<String> {
+        let stores: Vec<String> = stores.iter().map(|s| (*s).to_owned()).collect();
+        orderly_api::staff::add(&self.staff_db, email, role, &stores).await?;
+        Ok(orderly_api::staff::issue_token(&self.staff_db, email, 1)
+            .await?
+            .token)
+    }
+
+    /// Places a storefront order (`shop-de`) or a marketplace one (`bol-nl`) of one product.
+    async fn place(&mut self, external_id: &str, marketplace: bool) -> anyhow::Result<()> {
+        let product = sim::catalog()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+        let order = sim::order_placed(&mut self.rng, external_id, marketplace, &[(product, 1)], 1);
+        self.publisher.send(&order).await
+    }
+
+    async fn get(&self, token: Option<&str>, path_and_query: &str) -> anyhow::Result<Answer> {
+        get(&self.http, self.api, token, path_and_query).await
+    }
+
+    /// The order ids and external ids `token` lists with `query`, all pages of `limit`.
+    async fn list(&self, token: &str, query: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let answer = self
+            .get(Some(token), &format!("/api/v1/admin/orders?{query}"))
+            .await?;
+        anyhow::ensure!(answer.status == 200, "list: {answer:?}");
+        Ok(rows(&answer.body))
+    }
+
+    /// Waits until `token` lists an order with `external_id`, with its own `placed_at` (from
+    /// `order.accepted`, so its place in the list is final); returns its order id.
+    async fn listed(&self, token: &str, external_id: &str) -> anyhow::Result<String> {
+        let path = format!("/api/v1/admin/orders?q={external_id}");
+        let find = |body: &Value| -> Option<String> {
+            body["orders"].as_array()?.iter().find_map(|o| {
+                (o["external_order_id"] == external_id && o["placed_at_known"] == true)
+                    .then(|| o["order_id"].as_str().map(str::to_owned))
+                    .flatten()
+            })
+        };
+        wait_until(&format!("{external_id} listed"), DEADLINE, || async {
+            Ok(find(&self.get(Some(token), &path).await?.body).is_some())
+        })
+        .await?;
+        find(&self.get(Some(token), &path).await?.body)
+            .ok_or_else(|| anyhow::anyhow!("{external_id} vanished"))
+    }
+}
+
+/// GETs `path_and_query` from the API at `api`, with `token` as the bearer token.
+async fn get(
+    http: &reqwest::Client,
+    api: SocketAddr,
+    token: Option<&str>,
+    path_and_query: &str,
+) -> anyhow::Result<Answer> {
+    let mut request = http.get(format!("http://{api}{path_and_query}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = header("content-type").unwrap_or_default();
+    let etag = header("etag");
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Answer {
+        status,
+        content_type,
+        etag,
+        body,
+    })
+}
+
+/// `(order_id, external_order_id)` of a list answer's rows, in order.
+fn rows(body: &Value) -> Vec<(String, String)> {
+    body["orders"]
+        .as_array()
+        .map(|orders| {
+            orders
+                .iter()
+                .map(|o| {
+                    (
+                        o["order_id"].as_str().unwrap_or_default().to_owned(),
+                        o["external_order_id"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_problem(answer: &Answer, status: u16, what: &str) {
+    assert_eq!(answer.status, status, "{what}: {answer:?}");
+    assert_eq!(
+        answer.content_type, "application/problem+json",
+        "{what}: {answer:?}"
+    );
+    assert_eq!(answer.body["status"], status, "{what}: {answer:?}");
+}
+
+#[tokio::test]
+async fn an_order_placed_through_the_broker_is_listed_and_reaches_completed_in_its_detail()
+-> anyhow::Result<()> {
+    let mut orderly = Orderly::start(true).await?;
+    sim::store_settings(&orderly.publisher).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    orderly.place("API-1001", false).await?;
+
+    let order_id = orderly.listed(&admin, "API-1001").await?;
+    let path = format!("/api/v1/admin/orders/{order_id}");
+    let orderly_ref = &orderly;
+    let admin_ref = admin.as_str();
+    let path_ref = path.as_str();
+    wait_until("the order completed, invoiced", DEADLINE, || async move {
+        let answer = orderly_ref.get(Some(admin_ref), path_ref).await?;
+        Ok(answer.body["status"] == "completed"
+            && answer.body["invoices"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty()))
+    })
+    .await?;
+    let answer = orderly.get(Some(&admin), &path).await?;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.content_type, "application/json");
+    let order = answer.body.clone();
+    assert_eq!(order["store_id"], "shop-de");
+    assert_eq!(order["channel"], "storefront");
+    assert_eq!(order["external_order_id"], "API-1001");
+    assert_eq!(order["currency"], "EUR");
+    assert_eq!(order["placed_at_known"], true);
+    assert!(order["customer"]["name"].is_string(), "{order}");
+    assert!(order["shipping_address"]["city"].is_string(), "{order}");
+    assert_eq!(order["lines"].as_array().map(Vec::len), Some(1), "{order}");
+    assert!(order["total"].is_string(), "money is a string: {order}");
+    // The ETag is the status sequence of the newest change, the last of the history.
+    let history = order["status_history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let sequences: Vec<i64> = history
+        .iter()
+        .filter_map(|h| h["sequence"].as_i64())
+        .collect();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
+    assert_eq!(
+        history.last().map(|h| h["to"].clone()),
+        Some("completed".into())
+    );
+    assert_eq!(
+        answer.etag,
+        Some(format!("\"{}\"", order["status_sequence"])),
+        "{order}"
+    );
+    assert_eq!(sequences.last().copied(), order["status_sequence"].as_i64());
+    let shipments = order["shipments"].as_array().cloned().unwrap_or_default();
+    assert!(!shipments.is_empty(), "{order}");
+    for shipment in &shipments {
+        assert!(shipment["tracking_number"].is_string(), "{shipment}");
+        assert!(shipment["dispatched_at"].is_string(), "{shipment}");
+        assert!(shipment["delivered_at"].is_string(), "{shipment}");
+        assert!(shipment["warehouse_id"].is_string(), "{shipment}");
+    }
+    let invoice = &order["invoices"][0];
+    assert!(invoice["number"].is_string(), "{invoice}");
+    assert!(invoice["gross"].is_string(), "{invoice}");
+    assert!(
+        invoice["pdf_sha256"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64),
+        "{invoice}"
+    );
+
+    // Listed with its status, and found by its status filter.
+    let completed = orderly.list(&admin, "status=completed&count=true").await?;
+    assert!(completed.iter().any(|(id, _)| *id == order_id));
+    orderly.stop().await
+}
+
+#[tokio::test]
+async fn tokens_see_only_their_stores_and_bad_requests_are_refused_naming_the_parameter()
+-> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "Order Admin", &[])
+        .await?;
+    let manager = orderly
+        .token("manager@example.com", "account_manager", &["shop-de"])
+        .await?;
+    orderly.place("SCOPE-DE-1", false).await?;
+    orderly.place("SCOPE-NL-1", true).await?;
+    let de = orderly.listed(&admin, "SCOPE-DE-1").await?;
+    let nl = orderly.listed(&admin, "SCOPE-NL-1").await?;
+
+    // Free text finds an order by its customer's e-mail, whatever the case.
+    let detail = orderly
+        .get(Some(&admin), &format!("/api/v1/admin/orders/{de}"))
+        .await?;
+    let email = detail.body["customer_email"]
+        .as_str()
+        .unwrap_or_default()
+        .to_uppercase();
+    assert!(!email.is_empty(), "{detail:?}");
+    let found = orderly
+        .list(&admin, &format!("q={}", email.replace('+', "%2B")))
+        .await?;
+    assert!(found.iter().any(|(id, _)| *id == de), "{email}: {found:?}");
+    let by_channel = orderly.list(&admin, "channel=marketplace").await?;
+    assert!(by_channel.iter().all(|(id, _)| *id != de), "{by_channel:?}");
+    assert!(by_channel.iter().any(|(id, _)| *id == nl), "{by_channel:?}");
+
+    // The account manager of shop-de sees shop-de's order and nothing of bol-nl's.
+    let seen = orderly.list(&manager, "limit=200").await?;
+    assert!(seen.iter().any(|(id, _)| *id == de), "{seen:?}");
+    assert!(!seen.iter().any(|(id, _)| *id == nl), "{seen:?}");
+    let asked_for_nl = orderly.list(&manager, "store=bol-nl").await?;
+    assert!(asked_for_nl.is_empty(), "{asked_for_nl:?}");
+    let counted = orderly
+        .get(Some(&manager), "/api/v1/admin/orders?count=true")
+        .await?;
+    assert_eq!(counted.body["total"], 1, "{counted:?}");
+    let own = orderly
+        .get(Some(&manager), &format!("/api/v1/admin/orders/{de}"))
+        .await?;
+    assert_eq!(own.status, 200, "{own:?}");
+    let other = orderly
+        .get(Some(&manager), &format!("/api/v1/admin/orders/{nl}"))
+        .await?;
+    assert_problem(&other, 404, "another store's order");
+    let missing = orderly
+        .get(
+            Some(&manager),
+            &format!("/api/v1/admin/orders/{}", uuid::Uuid::now_v7()),
+        )
+        .await?;
+    assert_problem(&missing, 404, "no such order");
+    assert_eq!(
+        other.body["title"], missing.body["title"],
+        "another store's order looks exactly like a missing one"
+    );
+
+    // Tokens that do not authenticate: 401, all alike.
+    let revoked = orderly_api::staff::issue_token(&orderly.staff_db, "admin@example.com", 1)
+        .await?
+        .token;
+    assert_eq!(
+        orderly
+            .get(Some(&revoked), "/api/v1/admin/orders")
+            .await?
+            .status,
+        200
+    );
+    orderly_api::staff::revoke(&orderly.staff_db, &revoked[..10]).await?;
+    let expired = orderly_api::staff::issue_token_until(
+        &orderly.staff_db,
+        "admin@example.com",
+        Utc::now() - chrono::Duration::seconds(1),
+    )
+    .await?
+    .token;
+    for (token, what) in [
+        (Some(revoked.as_str()), "revoked"),
+        (Some(expired.as_str()), "expired"),
+        (Some("oly_not-a-token-anyone-issued"), "unknown"),
+        (None, "missing"),
+    ] {
+        let answer = orderly.get(token, "/api/v1/admin/orders").await?;
+        assert_problem(&answer, 401, what);
+        let answer = orderly
+            .get(token, &format!("/api/v1/admin/orders/{de}"))
+            .await?;
+        assert_problem(&answer, 401, what);
+    }
+
+    // Bad input: 400, naming the parameter; never a 500.
+    let cases = [
+        ("status=lost", "status"),
+        ("status=shipped&status=nonsense", "status"),
+        ("placed_from=yesterday", "placed_from"),
+        ("placed_to=2026-02-30T00:00:00Z", "placed_to"),
+        ("limit=0", "limit"),
+        ("limit=1000", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("cursor=AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "cursor"),
+        ("colour=red", "colour"),
+        ("channel=web", "channel"),
+        ("count=maybe", "count"),
+    ];
+    for (query, field) in cases {
+        let answer = orderly
+            .get(Some(&admin), &format!("/api/v1/admin/orders?{query}"))
+            .await?;
+        assert_problem(&answer, 400, query);
+        assert_eq!(answer.body["field"], field, "{query}: {answer:?}");
+    }
+    let oversized = orderly
+        .http
+        .get(format!("http://{}/api/v1/admin/orders", orderly.api))
+        .bearer_auth(&admin)
+        .body(vec![b'x'; 100 * 1024])
+        .send()
+        .await?;
+    assert_eq!(oversized.status().as_u16(), 413, "a body over the limit");
+    let posted = orderly
+        .http
+        .post(format!("http://{}/api/v1/admin/orders", orderly.api))
+        .bearer_auth(&admin)
+        .send()
+        .await?;
+    assert_eq!(
+        posted.status().as_u16(),
+        405,
+        "the order endpoints only read"
+    );
+    let nowhere = orderly.get(Some(&admin), "/api/v1/admin/nowhere").await?;
+    assert_problem(&nowhere, 404, "an unknown path");
+    let answer = orderly
+        .get(Some(&admin), "/api/v1/admin/orders/not-an-id")
+        .await?;
+    assert_problem(&answer, 400, "a malformed id");
+    assert_eq!(answer.body["field"], "id");
+    orderly.stop().await
+}
+
+#[tokio::test]
+async fn cursor_paging_returns_every_order_once_while_orders_arrive() -> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let mut before = BTreeSet::new();
+    for i in 0..12 {
+        orderly.place(&format!("PAGE-{i:03}"), i % 3 == 0).await?;
+    }
+    for i in 0..12 {
+        before.insert(orderly.listed(&admin, &format!("PAGE-{i:03}")).await?);
+    }
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("/api/v1/admin/orders?limit=5&cursor={c}"),
+            None => "/api/v1/admin/orders?limit=5".to_owned(),
+        };
+        let answer = orderly.get(Some(&admin), &query).await?;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        seen.extend(rows(&answer.body).into_iter().map(|(id, _)| id));
+        pages += 1;
+        // A new order arrives between pages, and is in the list before the next page.
+        let external = format!("LATE-{pages:03}");
+        orderly.place(&external, false).await?;
+        orderly.listed(&admin, &external).await?;
+        match answer.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(pages < 20, "paging does not end");
+    }
+    let unique: BTreeSet<String> = seen.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "an order was listed twice: {seen:?}"
+    );
+    assert!(
+        before.is_subset(&unique),
+        "missing: {:?}",
+        before.difference(&unique).collect::<Vec<_>>()
+    );
+    assert_eq!(pages, 3, "12 orders, 5 a page");
+    orderly.stop().await
+}
+
+/// A golden example's payload (the contracts' own, valid).
+fn golden<P: Message + Validate>(message_type: &str) -> anyhow::Result<P> {
+    let spec = orderly_contracts::catalog::spec(message_type, 1)
+        .ok_or_else(|| anyhow::anyhow!("{message_type} is not in the catalog"))?;
+    let raw: RawEnvelope = serde_json::from_value((spec.example)())?;
+    Ok(raw.decode_valid::<P>()?.payload)
+}
+
+/// The projection alone (only the api worker runs), fed one order's events out of order and
+/// twice: a newer status arrives first, an older one late, the same message again, the new
+/// address before the older accepted order. The read model ends where the events' order
+/// says, not where their arrival order would put it, and keeps every status change.
+#[tokio::test]
+async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_in()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut host = world.host();
+    let api = orderly_api::start(&mut host, orderly_api::ApiSettings::default()).await?;
+    let staff_db = world.pool(orderly_api::NAME).await?;
+    orderly_api::staff::add(&staff_db, "admin@example.com", "order_admin", &[]).await?;
+    let token = orderly_api::staff::issue_token(&staff_db, "admin@example.com", 1)
+        .await?
+        .token;
+
+    let mut accepted: OrderAccepted = golden("order.accepted")?;
+    accepted.order_id = uuid::Uuid::now_v7();
+    accepted.external_order_id = format!("OOO-{}", accepted.order_id.simple());
+    let correlation = accepted.order_id.to_string();
+    let status = |sequence: u64, from: Option<OrderStatus>, to: OrderStatus| {
+        let mut change: OrderStatusChanged = golden("order.status_changed")?;
+        change.order_id = accepted.order_id;
+        change.store_id = accepted.store_id.clone();
+        change.channel = accepted.channel;
+        change.marketplace = accepted.marketplace.clone();
+        change.external_order_id = accepted.external_order_id.clone();
+        change.sequence = sequence;
+        change.from = from;
+        change.to = to;
+        anyhow::Ok(Envelope::new("orders", correlation.clone(), change))
+    };
+    let first = status(1, None, OrderStatus::Accepted)?;
+    let second = status(2, Some(OrderStatus::Accepted), OrderStatus::Processing)?;
+    let third = status(3, Some(OrderStatus::Processing), OrderStatus::Shipped)?;
+    let mut moved: OrderAddressChanged = golden("order.address_changed")?;
+    moved.order_id = accepted.order_id;
+    moved.store_id = accepted.store_id.clone();
+    moved.external_order_id = accepted.external_order_id.clone();
+    moved.revision = accepted.revision + 1;
+    moved.shipping_address.city = "Köln".to_owned();
+    let moved = Envelope::new("orders", correlation.clone(), moved);
+    // Two exceptions of one shipment, the newer (returned) first.
+    let exception = |status: ShipmentStatus, minutes_ago: i64| {
+        let mut e: ShipmentException = golden("shipment.exception")?;
+        e.order_id = accepted.order_id;
+        e.store_id = accepted.store_id.clone();
+        e.shipment_id = accepted.order_id;
+        e.status = status;
+        e.raw_status = status.as_str().to_owned();
+        e.event_at = Utc::now() - chrono::Duration::minutes(minutes_ago);
+        anyhow::Ok(Envelope::new("fulfillment", correlation.clone(), e))
+    };
+    let returned = exception(ShipmentStatus::Returned, 1)?;
+    let failed = exception(ShipmentStatus::DeliveryFailed, 10)?;
+    let accepted = Envelope::new("orders", correlation.clone(), accepted);
+
+    world.publish(&third).await?;
+    world.publish(&third).await?;
+    world.publish(&moved).await?;
+    world.publish(&first).await?;
+    world.publish(&accepted).await?;
+    world.publish(&returned).await?;
+    world.publish(&failed).await?;
+    // Last: one correlation id is one lane, handled in arrival order, so once this change is
+    // in the history every event before it has been projected.
+    world.publish(&second).await?;
+
+    let http = reqwest::Client::new();
+    let path = format!("/api/v1/admin/orders/{}", accepted.payload.order_id);
+    let (http_ref, path_ref, token_ref) = (&http, path.as_str(), token.as_str());
+    wait_until("every event projected", DEADLINE, || async move {
+        let answer = get(http_ref, api, Some(token_ref), path_ref).await?;
+        Ok(answer.status == 200
+            && answer.body["status_history"].as_array().map(Vec::len) == Some(3)
+            && answer.body["placed_at_known"] == true
+            && answer.body["shipments"][0]["exception_status"].is_string())
+    })
+    .await?;
+    let answer = get(&http, api, Some(&token), &path).await?;
+    let order = &answer.body;
+    assert_eq!(
+        order["status"], "shipped",
+        "the newest sequence wins: {order}"
+    );
+    assert_eq!(order["status_sequence"], 3);
+    assert_eq!(answer.etag.as_deref(), Some("\"3\""));
+    let history: Vec<(i64, String)> = order["status_history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h["sequence"].as_i64().unwrap_or_default(),
+                h["to"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, "accepted".to_owned()),
+            (2, "processing".to_owned()),
+            (3, "shipped".to_owned())
+        ]
+    );
+    assert_eq!(
+        order["shipping_address"]["city"], "Köln",
+        "the newer revision's address stays: {order}"
+    );
+    assert_eq!(
+        order["external_order_id"],
+        accepted.payload.external_order_id
+    );
+    assert_eq!(order["revision"], accepted.payload.revision);
+    assert_eq!(
+        order["shipments"][0]["exception_status"], "returned",
+        "the newer exception stays: {order}"
+    );
+    assert_eq!(
+        order["lines"].as_array().map(Vec::len),
+        Some(accepted.payload.lines.len())
+    );
+
+    host.stop(Duration::from_secs(5)).await;
+    staff_db.close().await;
+    world.cleanup().await
+}

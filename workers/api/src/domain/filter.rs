@@ -1,0 +1,343 @@
+//! The order list's query string: parsed, not validated (every value becomes a typed
+//! value, or the request is refused naming the parameter), so the store receives only
+//! filters that make sense.
+//!
+//! `GET /api/v1/admin/orders?store=shop-de&status=processing,shipped&placed_from=…&limit=20`:
+//! `store`, `channel` and `status` may repeat or hold a comma list; `placed_from` and
+//! `placed_to` are RFC 3339 and inclusive; `q` is free text on the external order number,
+//! the customer's name and e-mail; `limit` is 1 to 200 (50); `cursor` is the previous
+//! page's `next_cursor`; `count=true` asks for the total. Any other parameter is refused:
+//! a misspelt filter that is silently ignored returns the wrong orders.
+
+use chrono::{DateTime, Utc};
+use orderly_contracts::types::{Channel, InvalidValue, OrderStatus, StoreId};
+
+use super::cursor::Cursor;
+
+/// The most rows one page may have.
+pub(crate) const MAX_LIMIT: u16 = 200;
+/// Rows per page when the caller does not say.
+pub(crate) const DEFAULT_LIMIT: u16 = 50;
+/// The longest free-text search.
+const MAX_Q: usize = 200;
+
+/// The parameters the list takes.
+pub(crate) const PARAMETERS: &[&str] = &[
+    "store",
+    "channel",
+    "status",
+    "placed_from",
+    "placed_to",
+    "q",
+    "limit",
+    "cursor",
+    "count",
+];
+
+/// A list request, parsed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct ListQuery {
+    /// Only these stores (none: every store the caller sees).
+    pub(crate) stores: Vec<String>,
+    /// Only these channels (none: all).
+    pub(crate) channels: Vec<Channel>,
+    /// Only these statuses (none: all).
+    pub(crate) statuses: Vec<OrderStatus>,
+    /// Placed at or after.
+    pub(crate) placed_from: Option<DateTime<Utc>>,
+    /// Placed at or before.
+    pub(crate) placed_to: Option<DateTime<Utc>>,
+    /// Free text, as a case-insensitive `LIKE` pattern (`%text%`, wildcards escaped).
+    pub(crate) q_pattern: Option<String>,
+    /// Rows per page.
+    pub(crate) limit: u16,
+    /// Where the previous page ended.
+    pub(crate) cursor: Option<Cursor>,
+    /// Whether to count every matching order.
+    pub(crate) count: bool,
+}
+
+/// A parameter that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadParameter {
+    /// The parameter's name.
+    pub(crate) field: String,
+    /// What is wrong with it.
+    pub(crate) reason: String,
+}
+
+impl BadParameter {
+    fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Parses the query string's `(name, value)` pairs, in order.
+pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParameter> {
+    let mut query = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    let mut seen_single: Vec<&str> = Vec::new();
+    for (name, value) in pairs {
+        let name = name.as_str();
+        let single = |seen: &mut Vec<&str>, field: &'static str| {
+            if seen.contains(&field) {
+                return Err(BadParameter::new(field, "given more than once"));
+            }
+            seen.push(field);
+            Ok(())
+        };
+        match name {
+            "store" => {
+                for item in list(name, value)? {
+                    let store = StoreId::parse(item).map_err(|e| invalid(name, &e))?;
+                    query.stores.push(store.as_str().to_owned());
+                }
+            }
+            "channel" => {
+                for item in list(name, value)? {
+                    query
+                        .channels
+                        .push(item.parse().map_err(|e| invalid(name, &e))?);
+                }
+            }
+            "status" => {
+                for item in list(name, value)? {
+                    query
+                        .statuses
+                        .push(item.parse().map_err(|e| invalid(name, &e))?);
+                }
+            }
+            "placed_from" => {
+                single(&mut seen_single, "placed_from")?;
+                query.placed_from = Some(time(name, value)?);
+            }
+            "placed_to" => {
+                single(&mut seen_single, "placed_to")?;
+                query.placed_to = Some(time(name, value)?);
+            }
+            "q" => {
+                single(&mut seen_single, "q")?;
+                let text = value.trim();
+                if text.is_empty() {
+                    return Err(BadParameter::new(name, "empty: leave `q` out to match all"));
+                }
+                if text.chars().count() > MAX_Q {
+                    return Err(BadParameter::new(
+                        name,
+                        format!("at most {MAX_Q} characters"),
+                    ));
+                }
+                query.q_pattern = Some(format!("%{}%", escape_like(text)));
+            }
+            "limit" => {
+                single(&mut seen_single, "limit")?;
+                query.limit = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        BadParameter::new(
+                            name,
+                            format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                single(&mut seen_single, "cursor")?;
+                query.cursor = Some(Cursor::decode(value).map_err(|e| BadParameter::new(name, e))?);
+            }
+            "count" => {
+                single(&mut seen_single, "count")?;
+                query.count = match value.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(BadParameter::new(
+                            name,
+                            format!("`{other}` is not `true` or `false`"),
+                        ));
+                    }
+                };
+            }
+            other => {
+                return Err(BadParameter::new(
+                    other,
+                    format!(
+                        "unknown parameter; the list takes: {}",
+                        PARAMETERS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if let (Some(from), Some(to)) = (query.placed_from, query.placed_to)
+        && to < from
+    {
+        return Err(BadParameter::new(
+            "placed_to",
+            format!("{to} is before placed_from {from}"),
+        ));
+    }
+    dedup(&mut query.stores);
+    dedup(&mut query.channels);
+    dedup(&mut query.statuses);
+    Ok(query)
+}
+
+fn invalid(name: &str, e: &InvalidValue) -> BadParameter {
+    BadParameter::new(name, e.reason().to_owned())
+}
+
+fn dedup<T: PartialEq + Clone>(items: &mut Vec<T>) {
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    *items = kept;
+}
+
+/// The items of a repeatable parameter's comma list, none of them empty.
+fn list<'a>(name: &str, value: &'a str) -> Result<Vec<&'a str>, BadParameter> {
+    value
+        .split(',')
+        .map(str::trim)
+        .map(|item| {
+            if item.is_empty() {
+                Err(BadParameter::new(name, "an empty value"))
+            } else {
+                Ok(item)
+            }
+        })
+        .collect()
+}
+
+fn time(name: &str, value: &str) -> Result<DateTime<Utc>, BadParameter> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            BadParameter::new(
+                name,
+                format!("`{value}` is not an RFC 3339 time (2026-03-14T09:26:51Z)"),
+            )
+        })
+}
+
+/// `text` with the `LIKE` wildcards (and the escape character) escaped.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn bad(items: &[(&str, &str)]) -> BadParameter {
+        parse(&pairs(items)).expect_err("refused")
+    }
+
+    #[test]
+    fn nothing_given_lists_everything_fifty_at_a_time() {
+        let query = parse(&[]).expect("parses");
+        assert_eq!(query.limit, DEFAULT_LIMIT);
+        assert!(query.stores.is_empty() && query.statuses.is_empty() && !query.count);
+    }
+
+    #[test]
+    fn repeatable_filters_take_repeats_and_comma_lists() {
+        let query = parse(&pairs(&[
+            ("status", "processing,shipped"),
+            ("status", "completed"),
+            ("status", "shipped"),
+            ("store", "shop-de"),
+            ("channel", "marketplace"),
+            ("limit", "200"),
+            ("count", "true"),
+            ("placed_from", "2026-03-14T00:00:00+01:00"),
+        ]))
+        .expect("parses");
+        assert_eq!(
+            query.statuses,
+            vec![
+                OrderStatus::Processing,
+                OrderStatus::Shipped,
+                OrderStatus::Completed
+            ]
+        );
+        assert_eq!(query.stores, vec!["shop-de".to_owned()]);
+        assert_eq!(query.channels, vec![Channel::Marketplace]);
+        assert_eq!(query.limit, 200);
+        assert!(query.count);
+        assert_eq!(
+            query.placed_from.map(|t| t.to_rfc3339()),
+            Some("2026-03-13T23:00:00+00:00".to_owned())
+        );
+    }
+
+    #[test]
+    fn free_text_is_a_pattern_with_wildcards_escaped() {
+        let query = parse(&pairs(&[("q", " 50%_off ")])).expect("parses");
+        assert_eq!(query.q_pattern.as_deref(), Some("%50\\%\\_off%"));
+    }
+
+    #[test]
+    fn a_cursor_is_taken_back() {
+        let cursor = Cursor::after(Utc::now(), Uuid::now_v7());
+        let query = parse(&pairs(&[("cursor", &cursor.encode())])).expect("parses");
+        assert_eq!(query.cursor, Some(cursor));
+    }
+
+    #[test]
+    fn bad_input_names_the_parameter() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("status", "lost")], "status"),
+            (&[("status", "shipped,")], "status"),
+            (&[("channel", "web")], "channel"),
+            (&[("store", "shop de")], "store"),
+            (&[("placed_from", "yesterday")], "placed_from"),
+            (&[("placed_to", "2026-13-01T00:00:00Z")], "placed_to"),
+            (
+                &[
+                    ("placed_from", "2026-03-14T00:00:00Z"),
+                    ("placed_to", "2026-03-13T00:00:00Z"),
+                ],
+                "placed_to",
+            ),
+            (&[("limit", "0")], "limit"),
+            (&[("limit", "1000")], "limit"),
+            (&[("limit", "ten")], "limit"),
+            (&[("limit", "5"), ("limit", "6")], "limit"),
+            (&[("cursor", "garbage")], "cursor"),
+            (&[("count", "yes")], "count"),
+            (&[("q", "  ")], "q"),
+            (&[("sort", "placed_at")], "sort"),
+        ];
+        for (items, field) in cases {
+            let err = bad(items);
+            assert_eq!(err.field, *field, "{items:?}: {}", err.reason);
+            assert!(!err.reason.is_empty());
+        }
+        assert!(bad(&[("status", "lost")]).reason.contains("processing"));
+    }
+}

@@ -1,0 +1,16 @@
+//! The api worker's decisions, pure: no database, broker or HTTP here, so each is tested with
+//! plain values.
+//!
+//! - [`access`]: roles and their permissions, and which stores a caller may see;
+//! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
+//!   refused naming the parameter;
+//! - [`cursor`]: the list's opaque keyset cursor;
+//! - [`projection`]: what an event may change in the read model (sequence and revision
+//!   rules);
+//! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
+
+pub(crate) mod access;
+pub(crate) mod cursor;
+pub(crate) mod filter;
+pub(crate) mod projection;
+pub(crate) mod token;

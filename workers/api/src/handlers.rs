@@ -1,0 +1,264 @@
+//! The projection: each event becomes writes to the read model, in the runtime's
+//! transaction (with the inbox row, so a redelivered event has its effect once).
+//!
+//! Every event names its order, which is the message's lock key: two batches never write
+//! one order at the same time, and [`store::projection::ensure_order`] locks the order's
+//! row before the [`crate::domain::projection`] rules decide what the event may change.
+
+use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use sqlx::PgConnection;
+
+use crate::domain::projection as rules;
+use crate::input::ApiInput;
+use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
+
+/// The api worker's handler: the read model's writer. Stateless.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiHandler;
+
+impl Handler for ApiHandler {
+    type Input = ApiInput;
+
+    async fn handle(
+        &self,
+        msg: &Incoming,
+        cx: &mut HandlerContext<'_>,
+    ) -> Result<(), HandlerError> {
+        project(msg.input::<ApiInput>()?, cx.conn).await
+    }
+
+    async fn lock_keys(
+        &self,
+        msg: &Incoming,
+        _conn: &mut PgConnection,
+    ) -> Result<Vec<LockKey>, HandlerError> {
+        Ok(match msg.input::<ApiInput>() {
+            Ok(input) => vec![LockKey::exclusive("order", input.order_id())],
+            Err(_) => Vec::new(),
+        })
+    }
+}
+
+/// How an `order.*` event that names its channel names its order.
+macro_rules! order_key {
+    ($p:expr) => {
+        OrderKey {
+            order_id: $p.order_id,
+            store_id: $p.store_id.as_str(),
+            channel: Some($p.channel),
+            marketplace: $p.marketplace.as_deref(),
+            external_order_id: &$p.external_order_id,
+        }
+    };
+}
+
+/// An issued document's row from its event (`invoice.issued`, `credit_note.issued`, which
+/// share these fields).
+macro_rules! document {
+    ($p:expr, $kind:literal, $id:expr, $number:expr, $credit:expr) => {
+        store::Document {
+            document_id: $id,
+            order_id: $p.order_id,
+            kind: $kind,
+            number: $number,
+            credit: $credit,
+            issued_at: $p.issued_at,
+            currency: $p.currency.as_str(),
+            vat_treatment: $p.vat_treatment.as_str(),
+            totals: &$p.totals,
+            pdf: &$p.pdf,
+        }
+    };
+}
+
+async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), HandlerError> {
+    match input {
+        ApiInput::OnHold(env) => {
+            let p = &env.payload;
+            let key = order_key!(p);
+            let shown = store::ensure_order(conn, key, env.occurred_at).await?;
+            if rules::hold_applies(shown, p.revision) {
+                store::write_exceptions(conn, p.order_id, &p.exceptions).await?;
+            }
+            if rules::provisional_status_applies(shown) {
+                let status = orderly_contracts::types::OrderStatus::OnHold;
+                store::write_status(conn, p.order_id, status, 0, env.occurred_at).await?;
+            }
+        }
+        ApiInput::Accepted(env) => {
+            let p = &env.payload;
+            let key = order_key!(p);
+            let shown = store::ensure_order(conn, key, p.placed_at).await?;
+            if rules::header_applies(shown, p.revision) {
+                let header = store::Header {
+                    revision: p.revision,
+                    placed_at: p.placed_at,
+                    currency: p.currency.as_str(),
+                    total: p.total.value(),
+                    shipping: p.shipping.value(),
+                    discount: p.discount.value(),
+                    tax: p.tax.map(|t| t.value()),
+                    prices_include_tax: p.prices_include_tax,
+                    customer_name: &p.customer.name,
+                    customer_email: p.customer.email.as_ref().map(|e| e.as_str()),
+                    customer: &p.customer,
+                    lines: &p.lines,
+                    payment: &p.payment,
+                };
+                store::write_header(conn, p.order_id, &header).await?;
+            }
+            if rules::addresses_apply(shown, p.revision) {
+                store::write_addresses(
+                    conn,
+                    p.order_id,
+                    p.revision,
+                    &p.billing_address,
+                    &p.shipping_address,
+                )
+                .await?;
+            }
+            if rules::provisional_status_applies(shown) {
+                let status = orderly_contracts::types::OrderStatus::Accepted;
+                store::write_status(conn, p.order_id, status, 0, env.occurred_at).await?;
+            }
+        }
+        ApiInput::StatusChanged(env) => {
+            let p = &env.payload;
+            let key = order_key!(p);
+            let shown = store::ensure_order(conn, key, env.occurred_at).await?;
+            let change = store::StatusChange {
+                order_id: p.order_id,
+                sequence: p.sequence,
+                from: p.from,
+                to: p.to,
+                reason: p.reason.as_deref(),
+                at: env.occurred_at,
+            };
+            store::record_status_change(conn, &change).await?;
+            if rules::status_applies(shown, p.sequence) {
+                store::write_status(conn, p.order_id, p.to, p.sequence, env.occurred_at).await?;
+            }
+            let email = p.customer.email.as_ref().map(|e| e.as_str());
+            store::write_contact_if_unknown(conn, p.order_id, &p.customer.name, email).await?;
+        }
+        ApiInput::AddressChanged(env) => {
+            let p = &env.payload;
+            let key = OrderKey {
+                order_id: p.order_id,
+                store_id: p.store_id.as_str(),
+                channel: None,
+                marketplace: None,
+                external_order_id: &p.external_order_id,
+            };
+            let shown = store::ensure_order(conn, key, env.occurred_at).await?;
+            if rules::addresses_apply(shown, p.revision) {
+                store::write_addresses(
+                    conn,
+                    p.order_id,
+                    p.revision,
+                    &p.billing_address,
+                    &p.shipping_address,
+                )
+                .await?;
+            }
+        }
+        ApiInput::Cancelled(env) => {
+            let p = &env.payload;
+            store::ensure_order(conn, order_key!(p), env.occurred_at).await?;
+            store::record_cancellation(
+                conn,
+                env.message_id,
+                p.order_id,
+                p.scope.as_str(),
+                &p.lines,
+                &p.reason,
+                env.occurred_at,
+            )
+            .await?;
+        }
+        ApiInput::Completed(env) => {
+            let p = &env.payload;
+            store::ensure_order(conn, order_key!(p), env.occurred_at).await?;
+            store::record_completion(
+                conn,
+                p.order_id,
+                env.occurred_at,
+                p.currency.as_str(),
+                p.total.value(),
+                &p.invoice_numbers,
+            )
+            .await?;
+        }
+        ApiInput::ShipmentRequested(env) => {
+            let p = &env.payload;
+            let facts = ShipmentFacts {
+                warehouse_id: Some(p.warehouse_id.as_str()),
+                ship_to: Some(to_json(&p.ship_to)?),
+                shipping_method: p.shipping_method.as_deref(),
+                items: Some(to_json(&p.items)?),
+                requested_at: Some(env.occurred_at),
+                ..ShipmentFacts::default()
+            };
+            store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
+        }
+        ApiInput::ShipmentDispatched(env) => {
+            let p = &env.payload;
+            let facts = ShipmentFacts {
+                warehouse_id: Some(p.warehouse_id.as_str()),
+                carrier: Some(&p.carrier),
+                tracking_number: Some(&p.tracking_number),
+                tracking_url: p.tracking_url.as_deref(),
+                dispatched_at: Some(p.dispatched_at),
+                ..ShipmentFacts::default()
+            };
+            store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
+        }
+        ApiInput::ShipmentDelivered(env) => {
+            let p = &env.payload;
+            let facts = ShipmentFacts {
+                carrier: Some(&p.carrier),
+                tracking_number: Some(&p.tracking_number),
+                delivered_at: Some(p.delivered_at),
+                ..ShipmentFacts::default()
+            };
+            store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
+        }
+        ApiInput::ShipmentException(env) => {
+            let p = &env.payload;
+            let exception = store::ShipmentProblem {
+                status: p.status.as_str(),
+                raw_status: &p.raw_status,
+                description: p.description.as_deref(),
+                at: p.event_at,
+            };
+            let facts = ShipmentFacts {
+                carrier: Some(&p.carrier),
+                tracking_number: Some(&p.tracking_number),
+                ..ShipmentFacts::default()
+            };
+            store::merge_shipment(conn, p.shipment_id, p.order_id, &facts).await?;
+            store::record_shipment_exception(conn, p.shipment_id, &exception).await?;
+        }
+        ApiInput::InvoiceIssued(env) => {
+            let p = &env.payload;
+            let document = document!(p, "invoice", p.invoice_id, &p.invoice_number, None);
+            store::record_document(conn, &document).await?;
+        }
+        ApiInput::CreditNoteIssued(env) => {
+            let p = &env.payload;
+            let credit = store::CreditOf {
+                invoice_id: p.invoice_id,
+                invoice_number: &p.invoice_number,
+                reason: p.reason.as_str(),
+            };
+            let number = &p.credit_note_number;
+            let document = document!(p, "credit_note", p.credit_note_id, number, Some(credit));
+            store::record_document(conn, &document).await?;
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, HandlerError> {
+    serde_json::to_value(value).map_err(|e| HandlerError::permanent(format!("not JSON: {e}")))
+}

@@ -1,0 +1,304 @@
+//! The order list and an order's detail, read from the projection.
+//!
+//! The list is one statement whose filters are all parameters (a filter left out is
+//! `null` and matches everything), sorted by the keyset `(placed_at desc, order_id desc)`
+//! and started after the cursor's key: see [`crate::domain::cursor`] for why.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::cursor::Cursor;
+use crate::domain::filter::ListQuery;
+
+/// One row of the list.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct OrderSummary {
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: String,
+    pub(crate) channel: Option<String>,
+    pub(crate) marketplace: Option<String>,
+    pub(crate) external_order_id: String,
+    pub(crate) status: Option<String>,
+    pub(crate) placed_at: DateTime<Utc>,
+    /// False while `placed_at` is the time the api first heard of the order (an order on
+    /// hold, whose events do not carry it).
+    pub(crate) placed_at_known: bool,
+    pub(crate) currency: Option<String>,
+    pub(crate) total: Option<Decimal>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_email: Option<String>,
+}
+
+/// The filters of a list, as the statement takes them: the caller's scope already applied
+/// to the stores (`None`: every store). A macro so that both statements are literals.
+macro_rules! filters {
+    () => {
+        "($1::text[] is null or store_id = any($1)) \
+         and ($2::text[] is null or channel = any($2)) \
+         and ($3::text[] is null or status = any($3)) \
+         and ($4::timestamptz is null or placed_at >= $4) \
+         and ($5::timestamptz is null or placed_at <= $5) \
+         and ($6::text is null or external_order_id ilike $6 or customer_name ilike $6 \
+              or customer_email ilike $6)"
+    };
+}
+
+/// The values of the filters `$1` to `$6`, in order.
+struct Filters<'a> {
+    stores: Option<&'a [String]>,
+    channels: Option<Vec<&'static str>>,
+    statuses: Option<Vec<&'static str>>,
+    query: &'a ListQuery,
+}
+
+impl<'a> Filters<'a> {
+    fn of(stores: Option<&'a [String]>, query: &'a ListQuery) -> Self {
+        let names = |items: Vec<&'static str>| (!items.is_empty()).then_some(items);
+        Self {
+            stores,
+            channels: names(query.channels.iter().map(|c| c.as_str()).collect()),
+            statuses: names(query.statuses.iter().map(|s| s.as_str()).collect()),
+            query,
+        }
+    }
+
+    /// `statement` with the filters bound as `$1` to `$6`.
+    fn bind<'q, O>(
+        self,
+        statement: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
+        statement
+            .bind(self.stores)
+            .bind(self.channels)
+            .bind(self.statuses)
+            .bind(self.query.placed_from)
+            .bind(self.query.placed_to)
+            .bind(self.query.q_pattern.as_deref())
+    }
+}
+
+/// One page of the list, and the cursor of the next page (none on the last).
+pub(crate) async fn list(
+    pool: &PgPool,
+    stores: Option<&[String]>,
+    query: &ListQuery,
+) -> Result<(Vec<OrderSummary>, Option<Cursor>), sqlx::Error> {
+    let sql = concat!(
+        "select order_id, store_id, channel, marketplace, external_order_id, status, placed_at, \
+           placed_at_known, currency, total, customer_name, customer_email \
+         from orders where ",
+        filters!(),
+        " and ($7::timestamptz is null or (placed_at, order_id) < ($7, $8)) \
+         order by placed_at desc, order_id desc limit $9"
+    );
+    let limit = i64::from(query.limit);
+    let filters = Filters::of(stores, query);
+    let mut rows: Vec<OrderSummary> = filters
+        .bind(sqlx::query_as(sql))
+        .bind(query.cursor.map(|c| c.placed_at))
+        .bind(query.cursor.map(|c| c.order_id))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await?;
+    // One row more than asked says whether another page follows.
+    let more = rows.len() > usize::from(query.limit);
+    rows.truncate(usize::from(query.limit));
+    let next = more
+        .then(|| rows.last().map(|r| Cursor::after(r.placed_at, r.order_id)))
+        .flatten();
+    Ok((rows, next))
+}
+
+/// How many orders match the list's filters (the cursor aside).
+pub(crate) async fn count(
+    pool: &PgPool,
+    stores: Option<&[String]>,
+    query: &ListQuery,
+) -> Result<i64, sqlx::Error> {
+    let sql = concat!("select count(*) from orders where ", filters!());
+    let (total,): (i64,) = Filters::of(stores, query)
+        .bind(sqlx::query_as(sql))
+        .fetch_one(pool)
+        .await?;
+    Ok(total)
+}
+
+/// An order's header as the projection holds it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct OrderHeader {
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: String,
+    pub(crate) channel: Option<String>,
+    pub(crate) marketplace: Option<String>,
+    pub(crate) external_order_id: String,
+    pub(crate) revision: i32,
+    pub(crate) status: Option<String>,
+    pub(crate) status_sequence: i64,
+    pub(crate) status_changed_at: Option<DateTime<Utc>>,
+    pub(crate) placed_at: DateTime<Utc>,
+    pub(crate) placed_at_known: bool,
+    pub(crate) currency: Option<String>,
+    pub(crate) total: Option<Decimal>,
+    pub(crate) shipping: Option<Decimal>,
+    pub(crate) discount: Option<Decimal>,
+    pub(crate) tax: Option<Decimal>,
+    pub(crate) prices_include_tax: Option<bool>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_email: Option<String>,
+    pub(crate) customer: Option<serde_json::Value>,
+    pub(crate) billing_address: Option<serde_json::Value>,
+    pub(crate) shipping_address: Option<serde_json::Value>,
+    pub(crate) lines: Option<serde_json::Value>,
+    pub(crate) payment: Option<serde_json::Value>,
+    pub(crate) exceptions: Option<serde_json::Value>,
+    pub(crate) completed_at: Option<DateTime<Utc>>,
+    pub(crate) invoice_numbers: Option<serde_json::Value>,
+}
+
+/// One entry of the status history.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct StatusEntry {
+    pub(crate) sequence: i64,
+    pub(crate) from: Option<String>,
+    pub(crate) to: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) changed_at: DateTime<Utc>,
+}
+
+/// A shipment, as far as its events told.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct Shipment {
+    pub(crate) shipment_id: Uuid,
+    pub(crate) warehouse_id: Option<String>,
+    pub(crate) ship_to: Option<serde_json::Value>,
+    pub(crate) shipping_method: Option<String>,
+    pub(crate) items: Option<serde_json::Value>,
+    pub(crate) requested_at: Option<DateTime<Utc>>,
+    pub(crate) carrier: Option<String>,
+    pub(crate) tracking_number: Option<String>,
+    pub(crate) tracking_url: Option<String>,
+    pub(crate) dispatched_at: Option<DateTime<Utc>>,
+    pub(crate) delivered_at: Option<DateTime<Utc>>,
+    pub(crate) exception_status: Option<String>,
+    pub(crate) exception_raw_status: Option<String>,
+    pub(crate) exception_description: Option<String>,
+    pub(crate) exception_at: Option<DateTime<Utc>>,
+}
+
+/// An invoice or credit note.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct DocumentRow {
+    pub(crate) document_id: Uuid,
+    pub(crate) kind: String,
+    pub(crate) number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) invoice_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) invoice_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    pub(crate) issued_at: DateTime<Utc>,
+    pub(crate) currency: String,
+    pub(crate) vat_treatment: String,
+    pub(crate) net: Decimal,
+    pub(crate) tax: Decimal,
+    pub(crate) gross: Decimal,
+    pub(crate) pdf_uri: String,
+    pub(crate) pdf_sha256: String,
+    pub(crate) pdf_size_bytes: i64,
+}
+
+/// A cancellation.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct Cancellation {
+    pub(crate) scope: String,
+    pub(crate) lines: serde_json::Value,
+    pub(crate) reason: String,
+    pub(crate) cancelled_at: DateTime<Utc>,
+}
+
+/// Everything the read model knows of an order.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OrderDetail {
+    #[serde(flatten)]
+    pub(crate) header: OrderHeader,
+    pub(crate) status_history: Vec<StatusEntry>,
+    pub(crate) shipments: Vec<Shipment>,
+    pub(crate) invoices: Vec<DocumentRow>,
+    pub(crate) credit_notes: Vec<DocumentRow>,
+    pub(crate) cancellations: Vec<Cancellation>,
+}
+
+/// An order's detail, if the read model knows the order.
+pub(crate) async fn detail(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<Option<OrderDetail>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    // One snapshot for the header and its parts.
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let header: Option<OrderHeader> = sqlx::query_as(
+        "select order_id, store_id, channel, marketplace, external_order_id, revision, status, \
+           status_sequence, status_changed_at, placed_at, placed_at_known, currency, total, \
+           shipping, discount, tax, prices_include_tax, customer_name, customer_email, customer, \
+           billing_address, shipping_address, lines, payment, exceptions, completed_at, \
+           invoice_numbers \
+         from orders where order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let status_history = sqlx::query_as(
+        "select sequence, from_status as \"from\", to_status as \"to\", reason, changed_at \
+         from status_history where order_id = $1 order by sequence",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let shipments = sqlx::query_as(
+        "select shipment_id, warehouse_id, ship_to, shipping_method, items, requested_at, carrier, \
+           tracking_number, tracking_url, dispatched_at, delivered_at, exception_status, \
+           exception_raw_status, exception_description, exception_at \
+         from shipments where order_id = $1 order by requested_at nulls last, shipment_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let documents: Vec<DocumentRow> = sqlx::query_as(
+        "select document_id, kind, number, invoice_id, invoice_number, reason, issued_at, \
+           currency, vat_treatment, net, tax, gross, pdf_uri, pdf_sha256, pdf_size_bytes \
+         from documents where order_id = $1 order by issued_at, number",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let cancellations = sqlx::query_as(
+        "select scope, lines, reason, cancelled_at from cancellations \
+         where order_id = $1 order by cancelled_at, message_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let (invoices, credit_notes) = documents.into_iter().partition(|d| d.kind == "invoice");
+    Ok(Some(OrderDetail {
+        header,
+        status_history,
+        shipments,
+        invoices,
+        credit_notes,
+        cancellations,
+    }))
+}
