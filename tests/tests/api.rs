@@ -257,6 +257,12 @@ async fn an_order_placed_through_the_broker_is_listed_and_reaches_completed_in_i
         "{order}"
     );
     assert_eq!(sequences.last().copied(), order["status_sequence"].as_i64());
+    // Where it stands in its saga: done, since it completed.
+    assert_eq!(order["saga"]["waiting_for"], "nothing", "{order}");
+    assert_eq!(
+        order["saga"]["since"], order["status_changed_at"],
+        "{order}"
+    );
     let shipments = order["shipments"].as_array().cloned().unwrap_or_default();
     assert!(!shipments.is_empty(), "{order}");
     for shipment in &shipments {
@@ -572,6 +578,14 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
     );
     assert_eq!(order["status_sequence"], 3);
     assert_eq!(answer.etag.as_deref(), Some("\"3\""));
+    // Shipped with a carrier problem: it waits for the carrier, and says why.
+    assert_eq!(order["saga"]["waiting_for"], "carrier", "{order}");
+    assert!(
+        order["saga"]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("carrier reported")),
+        "{order}"
+    );
     let history: Vec<(i64, String)> = order["status_history"]
         .as_array()
         .into_iter()

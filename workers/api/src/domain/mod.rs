@@ -7,10 +7,12 @@
 //! - [`cursor`]: the list's opaque keyset cursor;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
+//! - [`saga`]: where an order stands (what it waits for, since when);
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
 pub(crate) mod cursor;
 pub(crate) mod filter;
 pub(crate) mod projection;
+pub(crate) mod saga;
 pub(crate) mod token;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::cursor::Cursor;
 use crate::domain::filter::ListQuery;
+use crate::domain::saga;
 
 /// One row of the list.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -228,6 +229,8 @@ pub(crate) struct Cancellation {
 pub(crate) struct OrderDetail {
     #[serde(flatten)]
     pub(crate) header: OrderHeader,
+    /// Where the order stands in its saga (derived, see `domain::saga`).
+    pub(crate) saga: saga::SagaPosition,
     pub(crate) status_history: Vec<StatusEntry>,
     pub(crate) shipments: Vec<Shipment>,
     pub(crate) invoices: Vec<DocumentRow>,
@@ -267,7 +270,7 @@ pub(crate) async fn detail(
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
-    let shipments = sqlx::query_as(
+    let shipments: Vec<Shipment> = sqlx::query_as(
         "select shipment_id, warehouse_id, ship_to, shipping_method, items, requested_at, carrier, \
            tracking_number, tracking_url, dispatched_at, delivered_at, exception_status, \
            exception_raw_status, exception_description, exception_at \
@@ -293,8 +296,25 @@ pub(crate) async fn detail(
     .await?;
     tx.commit().await?;
     let (invoices, credit_notes) = documents.into_iter().partition(|d| d.kind == "invoice");
+    let facts: Vec<saga::ShipmentFacts<'_>> = shipments
+        .iter()
+        .map(|s| saga::ShipmentFacts {
+            warehouse_id: s.warehouse_id.as_deref(),
+            requested_at: s.requested_at,
+            dispatched_at: s.dispatched_at,
+            delivered_at: s.delivered_at,
+            exception: s.exception_status.as_deref().zip(s.exception_at),
+        })
+        .collect();
+    let saga = saga::position(
+        header.status.as_deref(),
+        header.status_changed_at,
+        header.placed_at,
+        &facts,
+    );
     Ok(Some(OrderDetail {
         header,
+        saga,
         status_history,
         shipments,
         invoices,
