@@ -348,6 +348,41 @@ async fn tokens_see_only_their_stores_and_bad_requests_are_refused_naming_the_pa
         other.body["title"], missing.body["title"],
         "another store's order looks exactly like a missing one"
     );
+    // Granted the other store, the same token sees its order on the next request; an
+    // account manager cannot be left without stores.
+    let granted = orderly_api::staff::grant(
+        &orderly.staff_db,
+        "manager@example.com",
+        None,
+        &["bol-nl".to_owned()],
+        &[],
+    )
+    .await?;
+    assert_eq!(granted.stores, ["bol-nl", "shop-de"]);
+    let now_theirs = orderly
+        .get(Some(&manager), &format!("/api/v1/admin/orders/{nl}"))
+        .await?;
+    assert_eq!(now_theirs.status, 200, "{now_theirs:?}");
+    let emptied = orderly_api::staff::grant(
+        &orderly.staff_db,
+        "manager@example.com",
+        None,
+        &[],
+        &["bol-nl".to_owned(), "shop-de".to_owned()],
+    )
+    .await;
+    assert!(
+        emptied.is_err_and(|e| e.to_string().contains("keep at least one store")),
+        "an account manager keeps a store"
+    );
+    orderly_api::staff::grant(
+        &orderly.staff_db,
+        "manager@example.com",
+        None,
+        &[],
+        &["bol-nl".to_owned()],
+    )
+    .await?;
 
     // Tokens that do not authenticate: 401, all alike.
     let revoked = orderly_api::staff::issue_token(&orderly.staff_db, "admin@example.com", 1)

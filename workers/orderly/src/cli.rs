@@ -177,6 +177,20 @@ enum StaffCommand {
         #[arg(long = "store")]
         stores: Vec<String>,
     },
+    /// Change a staff member's role or stores (effective on their next request).
+    Grant {
+        /// Their e-mail.
+        email: String,
+        /// A new role.
+        #[arg(long)]
+        role: Option<String>,
+        /// A store to add to the ones they are limited to (repeat for several).
+        #[arg(long = "store")]
+        add_stores: Vec<String>,
+        /// A store to take away (repeat for several).
+        #[arg(long = "remove-store")]
+        remove_stores: Vec<String>,
+    },
     /// Issue an API token to a staff member; it is printed once and never stored.
     Token {
         /// Their e-mail.
@@ -509,6 +523,17 @@ impl Cli {
                         email,
                         role,
                         stores,
+                    },
+                    StaffCommand::Grant {
+                        email,
+                        role,
+                        add_stores,
+                        remove_stores,
+                    } => crate::ops::StaffCommand::Grant {
+                        email,
+                        role,
+                        add_stores,
+                        remove_stores,
                     },
                     StaffCommand::Token { email, days } => {
                         crate::ops::StaffCommand::Token { email, days }

@@ -137,7 +137,7 @@ pub(crate) enum IngressQuery {
     Refused { limit: i64 },
 }
 
-/// `orderly staff add|token|revoke`: the api worker's staff functions, printed as JSON.
+/// `orderly staff add|grant|token|revoke`: the api worker's staff functions, printed as JSON.
 pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
     let result = match command {
@@ -146,6 +146,14 @@ pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow:
             role,
             stores,
         } => orderly_api::staff::add(&pool, &email, &role, &stores)
+            .await
+            .map(|m| serde_json::to_value(m).unwrap_or_default()),
+        StaffCommand::Grant {
+            email,
+            role,
+            add_stores,
+            remove_stores,
+        } => orderly_api::staff::grant(&pool, &email, role.as_deref(), &add_stores, &remove_stores)
             .await
             .map(|m| serde_json::to_value(m).unwrap_or_default()),
         StaffCommand::Token { email, days } => orderly_api::staff::issue_token(&pool, &email, days)
@@ -166,6 +174,12 @@ pub(crate) enum StaffCommand {
         email: String,
         role: String,
         stores: Vec<String>,
+    },
+    Grant {
+        email: String,
+        role: Option<String>,
+        add_stores: Vec<String>,
+        remove_stores: Vec<String>,
     },
     Token {
         email: String,

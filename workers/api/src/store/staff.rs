@@ -1,4 +1,4 @@
-//! Staff accounts, their stores and their API tokens: what `orderly staff add|token|revoke`
+//! Staff accounts, their stores and their API tokens: what `orderly staff add|grant|token|revoke`
 //! change, and what authentication reads.
 //!
 //! A token's text is never stored: only its SHA-256 and its first characters (to name it).
@@ -53,14 +53,7 @@ pub async fn add(
         .as_str()
         .to_lowercase();
     let role: Role = role.parse().map_err(StaffError::Invalid)?;
-    let stores = stores
-        .iter()
-        .map(|s| {
-            StoreId::parse(s)
-                .map(|s| s.as_str().to_owned())
-                .map_err(|e| StaffError::Invalid(format!("store `{s}`: {}", e.reason())))
-        })
-        .collect::<Result<BTreeSet<String>, _>>()?;
+    let stores = parse_stores(stores)?;
     if role.needs_assigned_stores() && stores.is_empty() {
         return Err(StaffError::Invalid(format!(
             "an {role} sees only the stores assigned to them: give at least one --store"
@@ -81,13 +74,7 @@ pub async fn add(
             "{email} is already a staff member"
         )));
     }
-    for store in &stores {
-        sqlx::query("insert into staff_stores (staff_id, store_id) values ($1, $2)")
-            .bind(staff_id)
-            .bind(store)
-            .execute(&mut *tx)
-            .await?;
-    }
+    insert_stores(&mut tx, staff_id, &stores).await?;
     tx.commit().await?;
     Ok(StaffMember {
         staff_id,
@@ -95,6 +82,99 @@ pub async fn add(
         role: role.as_str().to_owned(),
         stores: stores.into_iter().collect(),
     })
+}
+
+/// Changes a staff member's role and the stores they are limited to: `role` replaces the
+/// role when given, `add_stores` and `remove_stores` change the list. Takes effect on their
+/// next request (their tokens stay valid). Refuses an unknown e-mail, a bad role or store,
+/// and leaving an account manager without stores.
+pub async fn grant(
+    pool: &PgPool,
+    email: &str,
+    role: Option<&str>,
+    add_stores: &[String],
+    remove_stores: &[String],
+) -> Result<StaffMember, StaffError> {
+    let email = email.trim().to_lowercase();
+    let (adding, removing) = (parse_stores(add_stores)?, parse_stores(remove_stores)?);
+    let role: Option<Role> = role
+        .map(str::parse)
+        .transpose()
+        .map_err(StaffError::Invalid)?;
+    let mut tx = pool.begin().await?;
+    let found: Option<(Uuid, String)> =
+        sqlx::query_as("select staff_id, role from staff where email = $1 for update")
+            .bind(&email)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((staff_id, current)) = found else {
+        return Err(StaffError::Invalid(format!(
+            "{email} is not a staff member"
+        )));
+    };
+    let role = match role {
+        Some(role) => role,
+        None => current.parse().map_err(StaffError::Invalid)?,
+    };
+    let mut stores: BTreeSet<String> =
+        sqlx::query_scalar("select store_id from staff_stores where staff_id = $1")
+            .bind(staff_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    stores.extend(adding);
+    stores.retain(|s| !removing.contains(s));
+    if role.needs_assigned_stores() && stores.is_empty() {
+        return Err(StaffError::Invalid(format!(
+            "an {role} sees only the stores assigned to them: keep at least one store"
+        )));
+    }
+    sqlx::query("update staff set role = $2 where staff_id = $1")
+        .bind(staff_id)
+        .bind(role.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("delete from staff_stores where staff_id = $1")
+        .bind(staff_id)
+        .execute(&mut *tx)
+        .await?;
+    insert_stores(&mut tx, staff_id, &stores).await?;
+    tx.commit().await?;
+    Ok(StaffMember {
+        staff_id,
+        email,
+        role: role.as_str().to_owned(),
+        stores: stores.into_iter().collect(),
+    })
+}
+
+/// Store ids as given on the command line, checked.
+fn parse_stores(stores: &[String]) -> Result<BTreeSet<String>, StaffError> {
+    stores
+        .iter()
+        .map(|s| {
+            StoreId::parse(s)
+                .map(|s| s.as_str().to_owned())
+                .map_err(|e| StaffError::Invalid(format!("store `{s}`: {}", e.reason())))
+        })
+        .collect()
+}
+
+/// Limits staff member `staff_id` to `stores` (adding to what is there).
+async fn insert_stores(
+    conn: &mut sqlx::PgConnection,
+    staff_id: Uuid,
+    stores: &BTreeSet<String>,
+) -> Result<(), sqlx::Error> {
+    for store in stores {
+        sqlx::query("insert into staff_stores (staff_id, store_id) values ($1, $2)")
+            .bind(staff_id)
+            .bind(store)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A token just issued: the only time its text is seen.
