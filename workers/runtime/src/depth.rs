@@ -4,7 +4,10 @@
 //! workers' own `/metrics`. A sample that fails (the broker is away) is skipped; the
 //! consumer's own reconnection is what matters for work, this only watches.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lapin::{Connection, options::QueueDeclareOptions, types::FieldTable};
 use tokio_util::sync::CancellationToken;
@@ -15,16 +18,18 @@ use crate::{broker, metrics::Metrics};
 /// How often the depths are sampled.
 pub(crate) const EVERY: Duration = Duration::from_secs(15);
 
-/// Samples `queues` (broker names) every [`EVERY`] until `shutdown`.
+/// Samples `queues` (broker names; the host adds a worker's as it starts it) every
+/// [`EVERY`] until `shutdown`, on one connection.
 pub(crate) async fn run(
-    queues: Vec<String>,
+    queues: Arc<Mutex<Vec<String>>>,
     broker_url: String,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut connection: Option<Connection> = None;
     loop {
-        if let Err(e) = sample(&mut connection, &queues, &broker_url, &metrics).await {
+        let names = queues.lock().map(|q| q.clone()).unwrap_or_default();
+        if let Err(e) = sample(&mut connection, &names, &broker_url, &metrics).await {
             debug!(error = %e, "queue depths not sampled this time");
             connection = None;
         }

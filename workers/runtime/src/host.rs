@@ -41,6 +41,9 @@ pub struct Host {
     pools: Vec<(String, PgPool)>,
     handoffs: Vec<(String, Handoff)>,
     wakes: Vec<(String, Wake)>,
+    /// The queues whose depth this process samples (one sampler, one connection, for all
+    /// its workers; started with the first).
+    sampled: Option<Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Host {
@@ -56,6 +59,7 @@ impl Host {
             pools: Vec::new(),
             handoffs: Vec::new(),
             wakes: Vec::new(),
+            sampled: None,
         }
     }
 
@@ -151,12 +155,26 @@ impl Host {
         let handoff = self.start_relay(name, pool);
         self.tasks
             .spawn(consumer.with_handoff(handoff).run(self.shutdown.clone()));
-        let queues = vec![self.names.queue(name), self.names.dead_letter_queue(name)];
-        let (url, metrics) = (self.settings.broker_url.clone(), self.metrics.clone());
-        self.spawn_task(&format!("{name}-queue-depth"), move |shutdown| {
-            crate::depth::run(queues, url, metrics, shutdown)
-        });
+        self.sample_depth_of(name);
         Ok(())
+    }
+
+    /// Adds worker `name`'s queue and dead-letter queue to what this process samples
+    /// (`orderly_queue_messages`), starting the sampler with the first worker.
+    fn sample_depth_of(&mut self, name: &str) {
+        let queues = [self.names.queue(name), self.names.dead_letter_queue(name)];
+        if let Some(sampled) = &self.sampled {
+            if let Ok(mut list) = sampled.lock() {
+                list.extend(queues);
+            }
+            return;
+        }
+        let sampled = Arc::new(std::sync::Mutex::new(queues.to_vec()));
+        self.sampled = Some(sampled.clone());
+        let (url, metrics) = (self.settings.broker_url.clone(), self.metrics.clone());
+        self.spawn_task("queue-depth", move |shutdown| {
+            crate::depth::run(sampled, url, metrics, shutdown)
+        });
     }
 
     /// Starts an outbox relay for `schema`; returns the handoff its writers in this process
