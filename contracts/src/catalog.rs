@@ -215,6 +215,18 @@ pub fn catalog() -> Vec<MessageSpec> {
             says: "an accepted order's addresses changed before anything shipped",
         ),
         spec!(
+            OrderNoteRequested,
+            examples::order_note_requested,
+            from: "operators (admin API)",
+            says: "add an internal note to an order's timeline",
+        ),
+        spec!(
+            OrderRequestAnswered,
+            examples::order_request_answered,
+            from: "orders",
+            says: "what became of a request about an order (applied, partly, refused), caused by the request",
+        ),
+        spec!(
             OrderCompleted,
             examples::order_completed,
             from: "orders",

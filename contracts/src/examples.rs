@@ -24,6 +24,7 @@ const SHIPMENT: &str = "0195f3a2-4b5c-7d6e-8f70-8192a3b4c5d6";
 const INVOICE_REQUEST: &str = "0195f3a3-0a1b-7c2d-9e3f-4a5b6c7d8e9f";
 const INVOICE: &str = "0195f3a3-5f60-7718-8293-a4b5c6d7e8f9";
 const REFUND_REQUEST: &str = "0195f3a4-0b1c-7d2e-8f3a-4b5c6d7e8f90";
+const NOTE_REQUEST: &str = "0195f3a6-2c3d-7e4f-8a5b-6c7d8e9f0a1b";
 const CREDIT_NOTE: &str = "0195f3a4-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 const NOTIFICATION: &str = "0195f3a5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
 const TRACKING: &str = "00340434161094042557";
@@ -390,6 +391,48 @@ pub(crate) fn order_address_changed() -> Value {
                 "country": "DE",
                 "phone": "+49 30 1234567"
             }
+        }),
+    )
+}
+
+pub(crate) fn order_note_requested() -> Value {
+    envelope::<OrderNoteRequested>(
+        Meta {
+            n: 0x27,
+            correlation: ORDER,
+            causation: None,
+            at: "2026-03-14T11:02:40Z",
+            producer: "api",
+            span: Some("a1b2c3d4e5f60718"),
+        },
+        json!({
+            "request_id": NOTE_REQUEST,
+            "order_id": ORDER,
+            "store_id": STORE,
+            "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+            "text": "Kunde hat angerufen: bitte vor 12 Uhr zustellen, Lieferung an Nachbarn erlaubt."
+        }),
+    )
+}
+
+pub(crate) fn order_request_answered() -> Value {
+    envelope::<OrderRequestAnswered>(
+        Meta {
+            n: 0x28,
+            correlation: ORDER,
+            causation: Some(0x05),
+            at: "2026-03-14T09:41:08.214Z",
+            producer: "orders",
+            span: Some("b2c3d4e5f6071829"),
+        },
+        json!({
+            "request_type": "order.cancel_requested",
+            "request_id": CANCEL_REQUEST,
+            "order_id": ORDER,
+            "store_id": STORE,
+            "outcome": "partially_applied",
+            "detail": "cancelled line 2 × 1; refused: line 1 has left the warehouse (shipment dispatched)",
+            "refused": ["line 1 has left the warehouse (shipment dispatched)"]
         }),
     )
 }

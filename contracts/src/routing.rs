@@ -66,6 +66,7 @@ pub const ROUTES: &[Route] = &[
             OrderCancelRequested::TYPE,
             OrderRefundRequested::TYPE,
             OrderExceptionResolved::TYPE,
+            OrderNoteRequested::TYPE,
             ProductUpserted::TYPE,
             StoreUpserted::TYPE,
             StockReserved::TYPE,
@@ -152,6 +153,8 @@ pub const ROUTES: &[Route] = &[
             ShipmentException::TYPE,
             InvoiceIssued::TYPE,
             CreditNoteIssued::TYPE,
+            // The outcomes of the requests the API sent, for its command resources.
+            OrderRequestAnswered::TYPE,
         ],
     },
     Route {
@@ -208,9 +211,8 @@ pub const ROUTES: &[Route] = &[
 /// so they need no route for Orderly's own publishing (they still have consumers).
 pub const INBOUND_ONLY: &[&str] = &[
     OrderPlaced::TYPE,
-    OrderCancelRequested::TYPE,
-    OrderRefundRequested::TYPE,
-    OrderExceptionResolved::TYPE,
+    // Not the requests about an order (`order.cancel_requested`, `order.refund_requested`,
+    // `order.exception_resolved`, `order.note_requested`): the admin API sends them too.
     ProductUpserted::TYPE,
     InventoryAdjusted::TYPE,
     // Not `ShipmentUpdated`: outside carriers publish it, and so does the ingress worker

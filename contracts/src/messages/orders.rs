@@ -820,3 +820,104 @@ impl Validate for OrderCompleted {
         Ok(())
     }
 }
+
+/// `order.note_requested`: an operator adds an internal note to an order's timeline (never
+/// shown to the customer). Orders answers with `order.request_answered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderNoteRequested {
+    /// Id of this request; re-sending it with the same id adds the note once.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (must be the order's).
+    pub store_id: StoreId,
+    /// Who writes it.
+    pub requested_by: Actor,
+    /// The note.
+    #[schemars(length(min = 1, max = 2000))]
+    pub text: String,
+}
+
+impl Message for OrderNoteRequested {
+    const TYPE: &'static str = "order.note_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderNoteRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")?;
+        text(&self.text, 2000).at("payload.text")
+    }
+}
+
+string_enum! {
+    /// What became of a request about an order.
+    pub enum RequestOutcome {
+        /// Done as asked.
+        Applied = "applied",
+        /// Done in part; `refused` says what was not and why.
+        PartiallyApplied = "partially_applied",
+        /// Nothing done; `refused` says why.
+        Refused = "refused",
+        /// The request's id was answered before; nothing new was done.
+        Duplicate = "duplicate",
+    }
+}
+
+/// `order.request_answered`: what orders made of a request about an order
+/// (`order.cancel_requested`, `order.refund_requested`, `order.exception_resolved`,
+/// `order.note_requested`). Its envelope's `causation_id` is the request's `message_id`, so
+/// whoever sent the request (the admin API's command resources) learns its outcome. A
+/// request about an order orders does not know, or naming another store, gets no answer:
+/// it is dead-lettered with the reason like any message its receiver cannot take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequestAnswered {
+    /// The request's message type (`order.cancel_requested`, ...).
+    #[schemars(length(max = 64))]
+    pub request_type: String,
+    /// The request's own id, where it has one (`request_id` of a cancel, refund or note).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Uuid>,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The order's store.
+    pub store_id: StoreId,
+    /// What became of it.
+    pub outcome: RequestOutcome,
+    /// One sentence saying what was done, as on the order's timeline.
+    #[schemars(length(max = 2000))]
+    pub detail: String,
+    /// What was not done, and why (empty when applied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(max = 1000)))]
+    pub refused: Vec<String>,
+}
+
+impl Message for OrderRequestAnswered {
+    const TYPE: &'static str = "order.request_answered";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderRequestAnswered {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.request_type, 64).at("payload.request_type")?;
+        text(&self.detail, 2000).at("payload.detail")?;
+        for (i, why) in self.refused.iter().enumerate() {
+            text(why, 1000).at_with(|| format!("payload.refused[{i}]"))?;
+        }
+        let partial = matches!(
+            self.outcome,
+            RequestOutcome::Refused | RequestOutcome::PartiallyApplied
+        );
+        ensure(partial != self.refused.is_empty(), || {
+            if partial {
+                "a refusal says why".to_owned()
+            } else {
+                format!("`{}` refuses nothing", self.outcome)
+            }
+        })
+        .at("payload.refused")
+    }
+}

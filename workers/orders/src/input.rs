@@ -8,9 +8,9 @@
 
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, OrderCancelRequested,
-    OrderExceptionResolved, OrderPlaced, OrderRefundRequested, ProductUpserted, ShipmentDelivered,
-    ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased, StockReserved,
-    StockUnavailable, StoreUpserted,
+    OrderExceptionResolved, OrderNoteRequested, OrderPlaced, OrderRefundRequested, ProductUpserted,
+    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased,
+    StockReserved, StockUnavailable, StoreUpserted,
 };
 use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Incoming, InputError};
@@ -27,6 +27,8 @@ orderly_runtime::inputs! {
         RefundRequested(OrderRefundRequested),
         /// An operator's resolution of an order item exception.
         ExceptionResolved(OrderExceptionResolved),
+        /// An operator's internal note.
+        NoteRequested(OrderNoteRequested),
         /// A catalog product, for matching (and releasing held lines).
         ProductUpserted(ProductUpserted),
         /// A store orders are taken for.
@@ -84,6 +86,7 @@ impl<'a> FlowInput<'a> {
             I::CancelRequested(_)
             | I::RefundRequested(_)
             | I::ExceptionResolved(_)
+            | I::NoteRequested(_)
             | I::ProductUpserted(_)
             | I::StoreUpserted(_)
             | I::StockUnavailable(_)

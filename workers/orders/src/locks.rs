@@ -63,6 +63,7 @@ pub(crate) async fn of_batch(
             I::CancelRequested(env) => keys.extend(cancel_keys(&env.payload, &known)),
             I::RefundRequested(env) => keys.push(order(env.payload.order_id)),
             I::ExceptionResolved(env) => keys.push(order(env.payload.order_id)),
+            I::NoteRequested(env) => keys.push(order(env.payload.order_id)),
             I::StockReserved(env) => keys.push(order(env.payload.order_id)),
             I::StockUnavailable(env) => keys.push(order(env.payload.order_id)),
             I::StockReleased(env) => keys.push(order(env.payload.order_id)),

@@ -4,7 +4,7 @@
 
 use anyhow::anyhow;
 use orderly_contracts::messages::{
-    Actor, ExceptionResolution, OrderExceptionResolved, ProductUpserted,
+    Actor, ExceptionResolution, OrderExceptionResolved, ProductUpserted, RequestOutcome,
 };
 use orderly_contracts::types::{Gtin, StoreId};
 use orderly_runtime::{HandlerContext, HandlerError};
@@ -45,12 +45,11 @@ pub(super) async fn product_upserted(
             },
             note: Some(format!("the catalog published {}", p.sku)),
         };
-        match resolve_exception(&resolution, cx, cause).await {
-            Ok(()) => tracing::info!(%order_id, sku = %p.sku, "held line matched by the catalog"),
-            Err(HandlerError::Rejected(why)) => {
-                tracing::info!(%order_id, %why, "held line still held");
-            }
-            Err(other) => return Err(other),
+        let answer = resolve_exception(&resolution, cx, cause).await?;
+        if answer.outcome == RequestOutcome::Refused {
+            tracing::info!(%order_id, why = ?answer.refused, "held line still held");
+        } else {
+            tracing::info!(%order_id, sku = %p.sku, "held line matched by the catalog");
         }
     }
     Ok(())

@@ -1,11 +1,18 @@
 //! Resolutions of order item exceptions (`order.exception_resolved`), from an operator or
 //! from the catalog ([`super::catalog`]), through one path: the same checks, timeline
 //! entries and acceptance once nothing is open.
+//!
+//! A resolution the order's state refuses (the exception is closed another way, the SKU is
+//! unknown or inactive) is an outcome, not an error: on the timeline, and answered
+//! `refused` to an operator (`order.request_answered`). One that names an exception or
+//! order that does not exist is malformed and dead-lettered.
 
+use orderly_contracts::Message;
 use orderly_contracts::messages::{ExceptionResolution, LineQuantity, OrderExceptionResolved};
 use orderly_contracts::types::Quantity;
 use orderly_runtime::{HandlerContext, HandlerError};
 
+use super::answer::{self, Answer, Request};
 use super::apply::{actor, apply_cancellation, try_accept};
 use crate::domain::{self, CancelPlan, ResolutionCheck};
 use crate::store::{self, Cause, Closing, TimelineKind};
@@ -16,15 +23,26 @@ pub(super) async fn exception_resolved(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    resolve_exception(p, cx, cause).await
+    let answer = resolve_exception(p, cx, cause).await?;
+    answer::send(
+        cx,
+        Request {
+            kind: OrderExceptionResolved::TYPE,
+            request_id: None,
+            order_id: p.order_id,
+            store_id: &p.store_id,
+        },
+        answer,
+    )
 }
 
-/// Applies a resolution of an order item exception, from an operator or from the catalog.
+/// Applies a resolution of an order item exception, from an operator or from the catalog;
+/// says what became of it.
 pub(super) async fn resolve_exception(
     p: &OrderExceptionResolved,
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
+) -> Result<Answer, HandlerError> {
     let Some(record) = store::find_exception(cx.conn, p.exception_id).await? else {
         return Err(HandlerError::permanent(format!(
             "no order item exception {} (order {})",
@@ -68,35 +86,34 @@ pub(super) async fn resolve_exception(
     );
     match check {
         ResolutionCheck::AlreadyApplied => {
+            let detail = format!(
+                "Resolution of the exception on line {} by {by} received again; already applied",
+                record.line_id
+            );
             store::add_timeline(
                 cx.conn,
                 order_id,
                 TimelineKind::ExceptionDuplicate,
                 cause,
-                &format!(
-                    "Resolution of the exception on line {} by {by} received again; already applied",
-                    record.line_id
-                ),
+                &detail,
             )
             .await?;
-            return Ok(());
+            return Ok(Answer::duplicate(detail));
         }
         ResolutionCheck::Refuse(why) => {
+            let detail = format!(
+                "Resolution of the exception on line {} by {by} refused: {why}",
+                record.line_id
+            );
             store::add_timeline(
                 cx.conn,
                 order_id,
                 TimelineKind::ExceptionRefused,
                 cause,
-                &format!(
-                    "Resolution of the exception on line {} by {by} refused: {why}",
-                    record.line_id
-                ),
+                &detail,
             )
             .await?;
-            return Err(HandlerError::rejected(format!(
-                "exception {}: {why}",
-                p.exception_id
-            )));
+            return Ok(Answer::refused(detail, why.to_string()));
         }
         ResolutionCheck::Apply => {}
     }
@@ -118,21 +135,19 @@ pub(super) async fn resolve_exception(
                 match domain::resolve_to(sku, product.as_ref(), line.requested_tax_category) {
                     Ok(m) => m,
                     Err(why) => {
+                        let detail = format!(
+                            "Mapping {} to SKU {sku} by {by} refused: {why}",
+                            line.describe()
+                        );
                         store::add_timeline(
                             cx.conn,
                             order_id,
                             TimelineKind::ExceptionRefused,
                             cause,
-                            &format!(
-                                "Mapping {} to SKU {sku} by {by} refused: {why}",
-                                line.describe()
-                            ),
+                            &detail,
                         )
                         .await?;
-                        return Err(HandlerError::rejected(format!(
-                            "exception {}: {why}",
-                            p.exception_id
-                        )));
+                        return Ok(Answer::refused(detail, why.to_string()));
                     }
                 };
             store::set_line_match(cx.conn, order_id, &line.line_id, &matched).await?;
@@ -159,15 +174,16 @@ pub(super) async fn resolve_exception(
                 },
             )
             .await?;
+            let detail = format!(
+                "Exception on {} resolved by {by}: mapped to SKU {sku}{remembered}{note}",
+                line.describe()
+            );
             store::add_timeline(
                 cx.conn,
                 order_id,
                 TimelineKind::ExceptionResolved,
                 cause,
-                &format!(
-                    "Exception on {} resolved by {by}: mapped to SKU {sku}{remembered}{note}",
-                    line.describe()
-                ),
+                &detail,
             )
             .await?;
             try_accept(
@@ -177,7 +193,8 @@ pub(super) async fn resolve_exception(
                 cause,
                 &format!("the last exception was resolved by {by}"),
             )
-            .await
+            .await?;
+            Ok(Answer::of(true, detail, Vec::new()))
         }
         ExceptionResolution::RemoveLine | ExceptionResolution::CancelOrder => {
             store::resolve_exception(
@@ -213,17 +230,18 @@ pub(super) async fn resolve_exception(
                     refused: vec!["nothing left on the line".to_owned()],
                 },
             };
+            let detail = format!(
+                "Exception on {} resolved by {by}: {} → {}{note}",
+                line.describe(),
+                p.resolution,
+                plan.describe()
+            );
             store::add_timeline(
                 cx.conn,
                 order_id,
                 TimelineKind::ExceptionResolved,
                 cause,
-                &format!(
-                    "Exception on {} resolved by {by}: {} → {}{note}",
-                    line.describe(),
-                    p.resolution,
-                    plan.describe()
-                ),
+                &detail,
             )
             .await?;
             let reason = match p.resolution {
@@ -248,7 +266,9 @@ pub(super) async fn resolve_exception(
                 cause,
                 "the remaining lines are matched",
             )
-            .await
+            .await?;
+            // The exception is closed either way: the resolution is applied.
+            Ok(Answer::of(true, detail, Vec::new()))
         }
     }
 }

@@ -1,37 +1,59 @@
-//! Customers' and operators' requests about an order: `order.cancel_requested` and
-//! `order.refund_requested`.
+//! Customers' and operators' requests about an order: `order.cancel_requested`,
+//! `order.refund_requested` and `order.note_requested`.
 //!
-//! A request is recorded with its outcome (refusals are outcomes, not errors); one about an
-//! order that does not exist, or that names another store, is rejected with the reason on
-//! record. A request id that already has a final outcome is only noted on the timeline.
+//! A request is recorded with its outcome (refusals are outcomes, not errors) and answered
+//! with `order.request_answered` (see [`super::answer`]); one about an order that does not
+//! exist, or that names another store, is rejected with the reason on record. A request id
+//! that already has a final outcome is only noted on the timeline, and answered `duplicate`.
 
-use orderly_contracts::messages::{OrderCancelRequested, OrderRefundRequested};
+use orderly_contracts::Message;
+use orderly_contracts::messages::{OrderCancelRequested, OrderNoteRequested, OrderRefundRequested};
+use orderly_contracts::types::StoreId;
 use orderly_runtime::{HandlerContext, HandlerError};
 use uuid::Uuid;
 
+use super::answer::{self, Answer, Request};
 use super::apply::{actor, apply_cancellation};
 use crate::domain;
 use crate::store::{self, Cause, TimelineKind};
 
-/// A cancel or refund request whose id already has a final outcome: noted on the order's
-/// timeline, nothing else. A rejected one is judged again (its cause may be fixed).
-pub(super) async fn seen_before(
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
+/// A request that was handled before, by its id.
+struct Earlier<'a> {
     prev: Option<store::RequestOutcome>,
     kind: TimelineKind,
-    what: &str,
+    what: &'static str,
+    request_type: &'static str,
     request_id: Uuid,
+    store_id: &'a StoreId,
+}
+
+/// A request whose id already has a final outcome: noted on the order's timeline and
+/// answered `duplicate`, nothing else. A rejected one is judged again (its cause may be
+/// fixed).
+async fn seen_before(
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+    earlier: Earlier<'_>,
 ) -> Result<bool, HandlerError> {
-    let Some(prev) = prev.filter(|p| p.outcome != "rejected") else {
+    let Some(prev) = earlier.prev.filter(|p| p.outcome != "rejected") else {
         return Ok(false);
     };
     if let Some(order_id) = prev.order_id {
         let detail = format!(
-            "{what} request {request_id} received again; already handled ({})",
-            prev.outcome
+            "{} request {} received again; already handled ({})",
+            earlier.what, earlier.request_id, prev.outcome
         );
-        store::add_timeline(cx.conn, order_id, kind, cause, &detail).await?;
+        store::add_timeline(cx.conn, order_id, earlier.kind, cause, &detail).await?;
+        answer::send(
+            cx,
+            Request {
+                kind: earlier.request_type,
+                request_id: Some(earlier.request_id),
+                order_id,
+                store_id: earlier.store_id,
+            },
+            Answer::duplicate(detail),
+        )?;
     }
     Ok(true)
 }
@@ -43,16 +65,15 @@ pub(super) async fn cancel_requested(
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
     let prev = store::cancellation_outcome(cx.conn, p.request_id).await?;
-    if seen_before(
-        cx,
-        cause,
+    let earlier = Earlier {
         prev,
-        TimelineKind::CancelDuplicate,
-        "Cancellation",
-        p.request_id,
-    )
-    .await?
-    {
+        kind: TimelineKind::CancelDuplicate,
+        what: "Cancellation",
+        request_type: OrderCancelRequested::TYPE,
+        request_id: p.request_id,
+        store_id: &p.store_id,
+    };
+    if seen_before(cx, cause, earlier).await? {
         return Ok(());
     }
     let stored = match (
@@ -131,6 +152,16 @@ pub(super) async fn cancel_requested(
         refused.as_deref(),
     )
     .await?;
+    answer::send(
+        cx,
+        Request {
+            kind: OrderCancelRequested::TYPE,
+            request_id: Some(p.request_id),
+            order_id,
+            store_id: &head.store_id,
+        },
+        Answer::of(plan.scope.is_some(), plan.describe(), plan.refused.clone()),
+    )?;
     let reason = format!("{} ({})", p.reason, actor(&p.requested_by));
     apply_cancellation(
         cx,
@@ -160,16 +191,15 @@ pub(super) async fn refund_requested(
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
     let prev = store::refund_outcome(cx.conn, p.request_id).await?;
-    if seen_before(
-        cx,
-        cause,
+    let earlier = Earlier {
         prev,
-        TimelineKind::RefundDuplicate,
-        "Refund",
-        p.request_id,
-    )
-    .await?
-    {
+        kind: TimelineKind::RefundDuplicate,
+        what: "Refund",
+        request_type: OrderRefundRequested::TYPE,
+        request_id: p.request_id,
+        store_id: &p.store_id,
+    };
+    if seen_before(cx, cause, earlier).await? {
         return Ok(());
     }
     let stored = store::lock_order(cx.conn, p.order_id).await?;
@@ -225,5 +255,66 @@ pub(super) async fn refund_requested(
     .await?;
     let refused = (!plan.refused.is_empty()).then(|| plan.refused.join("; "));
     store::record_refund(cx.conn, cause.message_id, p, outcome, refused.as_deref()).await?;
-    Ok(())
+    answer::send(
+        cx,
+        Request {
+            kind: OrderRefundRequested::TYPE,
+            request_id: Some(p.request_id),
+            order_id,
+            store_id: &p.store_id,
+        },
+        Answer::of(
+            !plan.accepted.is_empty() || p.refund_shipping,
+            detail,
+            plan.refused,
+        ),
+    )
+}
+
+/// An operator's internal note: on the timeline once per request id.
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn note_requested(
+    p: &OrderNoteRequested,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let stored = store::lock_order(cx.conn, p.order_id).await?;
+    match &stored {
+        None => {
+            return Err(HandlerError::rejected(format!(
+                "note refused: no order {} in store {}",
+                p.order_id, p.store_id
+            )));
+        }
+        Some(s) if s.head.store_id != p.store_id => {
+            return Err(HandlerError::rejected(format!(
+                "note refused: order {} belongs to store {}, the request names store {}",
+                p.order_id, s.head.store_id, p.store_id
+            )));
+        }
+        Some(_) => {}
+    }
+    let by = actor(&p.requested_by);
+    let first = store::record_note(cx.conn, p.request_id, cause.message_id, p.order_id).await?;
+    let (kind, answer) = if first {
+        let detail = format!("Note by {by}: “{}”", p.text);
+        (TimelineKind::Note, Answer::of(true, detail, Vec::new()))
+    } else {
+        let detail = format!(
+            "Note request {} by {by} received again; already added",
+            p.request_id
+        );
+        (TimelineKind::NoteDuplicate, Answer::duplicate(detail))
+    };
+    store::add_timeline(cx.conn, p.order_id, kind, cause, &answer.detail).await?;
+    answer::send(
+        cx,
+        Request {
+            kind: OrderNoteRequested::TYPE,
+            request_id: Some(p.request_id),
+            order_id: p.order_id,
+            store_id: &p.store_id,
+        },
+        answer,
+    )
 }

@@ -135,3 +135,23 @@ pub async fn cancellation_requests(
     .fetch_all(conn)
     .await
 }
+
+/// Records a note request; `false` if its id was recorded before (the note is not added
+/// again).
+pub(crate) async fn record_note(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    message_id: Uuid,
+    order_id: Uuid,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "insert into note_requests (request_id, message_id, order_id) values ($1, $2, $3)
+         on conflict (request_id) do nothing",
+    )
+    .bind(request_id)
+    .bind(message_id)
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}

@@ -90,6 +90,10 @@ timeline_kinds! {
     ExceptionRefused = "exception_refused",
     /// A resolution already applied, received again.
     ExceptionDuplicate = "exception_duplicate",
+    /// An operator's internal note.
+    Note = "note",
+    /// A note request already handled, received again.
+    NoteDuplicate = "note_duplicate",
 }
 
 /// The message behind a timeline entry.
@@ -218,11 +222,10 @@ pub async fn timeline(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<V
 mod tests {
     use super::TimelineKind;
 
-    /// The migration's `CHECK` constraint allows exactly the kinds the worker writes.
+    /// The newest migration's `CHECK` constraint allows exactly the kinds the worker writes.
     #[test]
     fn the_check_constraint_lists_every_kind() {
-        let migration =
-            include_str!("../../../../migrations/20261206000018_orders_timeline_kinds.sql");
+        let migration = include_str!("../../../../migrations/20261206000045_order_notes.sql");
         let list = "kind in (";
         let start = migration.find(list).map(|i| i + list.len());
         let end = start.and_then(|s| migration[s..].find(')').map(|e| s + e));
