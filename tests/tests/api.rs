@@ -662,3 +662,330 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
     staff_db.close().await;
     world.cleanup().await
 }
+
+/// POSTs `body` to `path` with `token` and extra `headers`.
+async fn post(
+    orderly: &Orderly,
+    token: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<Answer> {
+    let mut request = orderly
+        .http
+        .post(format!("http://{}{path}", orderly.api))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Answer {
+        status,
+        content_type,
+        etag: None,
+        body,
+    })
+}
+
+impl Orderly {
+    /// Waits until the command `id` is answered; returns it.
+    async fn answered(&self, token: &str, id: &str) -> anyhow::Result<Value> {
+        let path = format!("/api/v1/admin/commands/{id}");
+        wait_until(&format!("command {id} answered"), DEADLINE, || async {
+            Ok(self.get(Some(token), &path).await?.body["status"] != "pending")
+        })
+        .await?;
+        Ok(self.get(Some(token), &path).await?.body)
+    }
+
+    /// Waits until the order's detail satisfies `done`; returns the detail's answer.
+    async fn order_when(
+        &self,
+        token: &str,
+        order_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Answer> {
+        let path = format!("/api/v1/admin/orders/{order_id}");
+        let done = &done;
+        wait_until(what, DEADLINE, || async {
+            Ok(done(&self.get(Some(token), &path).await?.body))
+        })
+        .await?;
+        self.get(Some(token), &path).await
+    }
+
+    /// A count from any schema, for what only the owning worker knows.
+    async fn count(&self, sql: &str, order_id: &str) -> anyhow::Result<i64> {
+        let id: uuid::Uuid = order_id.parse()?;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .fetch_one(&self.staff_db)
+            .await?)
+    }
+}
+
+#[tokio::test]
+async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_and_audited()
+-> anyhow::Result<()> {
+    // No carrier: orders stop at `processing`, asked of the warehouse and not yet shipped.
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let fulfillment = orderly
+        .token("lager@example.com", "fulfillment_team", &[])
+        .await?;
+    let other_store = orderly
+        .token("am-nl@example.com", "account_manager", &["bol-nl"])
+        .await?;
+    let revoked = orderly
+        .token("gone@example.com", "order_admin", &[])
+        .await?;
+    orderly_api::staff::revoke(&orderly.staff_db, &revoked).await?;
+
+    orderly.place("ACT-1", false).await?;
+    let order_id = orderly.listed(&admin, "ACT-1").await?;
+    let processing = orderly
+        .order_when(&admin, &order_id, "ACT-1 processing", |o| {
+            o["status"] == "processing"
+        })
+        .await?;
+    let etag = processing.etag.clone().unwrap_or_default();
+    let cancel = format!("/api/v1/admin/orders/{order_id}/cancel");
+    let refund = format!("/api/v1/admin/orders/{order_id}/refund");
+    let commands_sent = "select count(*) from api.commands where order_id = $1";
+
+    // Who may not: another store's account manager (404, as for a missing order), the
+    // fulfillment team (no refunds: 403), a revoked token (401).
+    let body = r#"{"reason": "Kunde hat storniert"}"#;
+    let answer = post(&orderly, &other_store, &cancel, &[], body).await?;
+    assert_problem(&answer, 404, "another store's order");
+    let answer = post(
+        &orderly,
+        &fulfillment,
+        &refund,
+        &[],
+        r#"{"reason": "kaputt", "lines": [{"line_id": "1", "quantity": 1}]}"#,
+    )
+    .await?;
+    assert_problem(&answer, 403, "the fulfillment team refunds");
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("orders.refund")
+    );
+    let answer = post(&orderly, &revoked, &cancel, &[], body).await?;
+    assert_problem(&answer, 401, "a revoked token");
+
+    // Bad bodies name the field; nothing is sent.
+    for (bad, field) in [
+        (
+            r#"{"reason": "x", "lines": [{"line_id": "1", "quantity": 0}]}"#,
+            "lines[0].quantity",
+        ),
+        (r#"{"reason": "x", "colour": "red"}"#, "colour"),
+        (r#"{"reason": "   "}"#, "reason"),
+        (r#"{"reason": "#, "body"),
+        ("", "body"),
+    ] {
+        let answer = post(&orderly, &admin, &cancel, &[], bad).await?;
+        assert_problem(&answer, 400, bad);
+        assert_eq!(answer.body["field"], field, "{bad}: {answer:?}");
+    }
+    let answer = post(
+        &orderly,
+        &admin,
+        &cancel,
+        &[("Idempotency-Key", "a b")],
+        body,
+    )
+    .await?;
+    assert_eq!(answer.body["field"], "Idempotency-Key", "{answer:?}");
+
+    // A stale If-Match: 412, nothing sent.
+    let answer = post(&orderly, &admin, &cancel, &[("If-Match", "\"0\"")], body).await?;
+    assert_problem(&answer, 412, "a stale If-Match");
+    assert_eq!(orderly.count(commands_sent, &order_id).await?, 0);
+
+    // A note, then the cancellation with the current ETag: both applied by orders.
+    let answer = post(
+        &orderly,
+        &admin,
+        &format!("/api/v1/admin/orders/{order_id}/notes"),
+        &[],
+        r#"{"text": "Kundin rief an: bitte stornieren"}"#,
+    )
+    .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let note = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(note["status"], "applied", "{note}");
+    assert_eq!(
+        orderly
+            .count(
+                "select count(*) from orders.timeline where order_id = $1 and kind = 'note'",
+                &order_id
+            )
+            .await?,
+        1
+    );
+    let key = [
+        ("Idempotency-Key", "cancel-act-1"),
+        ("If-Match", etag.as_str()),
+    ];
+    let first = post(&orderly, &admin, &cancel, &key, body).await?;
+    assert_eq!(first.status, 202, "{first:?}");
+    assert_eq!(first.body["status"], "pending", "{first:?}");
+    let command_id = first.body["command_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let command = orderly.answered(&admin, &command_id).await?;
+    assert_eq!(command["status"], "applied", "{command}");
+    assert_eq!(command["action"], "cancel");
+    assert_eq!(command["requested_by"], "admin@example.com");
+    orderly
+        .order_when(&admin, &order_id, "ACT-1 cancelled", |o| {
+            o["status"] == "cancelled"
+        })
+        .await?;
+    // Its reservation went back to stock (inventory's `stock.released`, seen by orders).
+    let released =
+        "select count(*) from orders.timeline where order_id = $1 and kind = 'stock_released'";
+    wait_until("stock released", DEADLINE, || async {
+        Ok(orderly.count(released, &order_id).await? == 1)
+    })
+    .await?;
+
+    // The same key and request: the same answer, no second command. The key for another
+    // request: 422.
+    let again = post(&orderly, &admin, &cancel, &key, body).await?;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(again.body["command_id"], command_id.as_str());
+    assert_eq!(again.body["status"], "applied");
+    assert_eq!(
+        orderly.count(commands_sent, &order_id).await?,
+        2,
+        "the note and the cancel"
+    );
+    assert_eq!(
+        orderly
+            .count(
+                "select count(*) from orders.cancellation_requests where order_id = $1",
+                &order_id
+            )
+            .await?,
+        1
+    );
+    let answer = post(&orderly, &admin, &cancel, &key, r#"{"reason": "anders"}"#).await?;
+    assert_problem(&answer, 422, "a key reused for another request");
+
+    // Every staff action is in the audit log: who, what, on which order, the answer.
+    let log = orderly
+        .get(
+            Some(&admin),
+            &format!("/api/v1/admin/audit-log?order_id={order_id}&limit=200"),
+        )
+        .await?;
+    assert_eq!(log.status, 200, "{log:?}");
+    let entries = log.body["entries"].as_array().cloned().unwrap_or_default();
+    let seen = |who: &str, action: &str, status: i64| {
+        entries
+            .iter()
+            .any(|e| e["staff_email"] == who && e["action"] == action && e["http_status"] == status)
+    };
+    assert!(
+        seen("am-nl@example.com", "orders.cancel", 404),
+        "{entries:#?}"
+    );
+    assert!(
+        seen("lager@example.com", "orders.refund", 403),
+        "{entries:#?}"
+    );
+    assert!(
+        seen("admin@example.com", "orders.cancel", 412),
+        "{entries:#?}"
+    );
+    assert!(
+        seen("admin@example.com", "orders.cancel", 422),
+        "{entries:#?}"
+    );
+    assert!(
+        seen("admin@example.com", "orders.note", 202),
+        "{entries:#?}"
+    );
+    let accepted: Vec<_> = entries
+        .iter()
+        .filter(|e| e["command_id"] == command_id.as_str() && e["http_status"] == 202)
+        .collect();
+    assert_eq!(accepted.len(), 2, "sent, then replayed: {accepted:#?}");
+    assert!(accepted.iter().all(|e| e["command_status"] == "applied"));
+    assert!(accepted.iter().any(|e| e["outcome"] == "replayed"));
+    assert!(accepted.iter().all(|e| e["client_addr"] == "127.0.0.1"));
+    // The audit log is the order admins'.
+    let answer = orderly
+        .get(Some(&fulfillment), "/api/v1/admin/audit-log")
+        .await?;
+    assert_problem(&answer, 403, "the audit log without audit.view");
+    orderly.stop().await
+}
+
+#[tokio::test]
+async fn a_cancellation_after_dispatch_is_refused_with_the_reason() -> anyhow::Result<()> {
+    let mut orderly = Orderly::start(true).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    orderly.place("ACT-2", false).await?;
+    let order_id = orderly.listed(&admin, "ACT-2").await?;
+    orderly
+        .order_when(&admin, &order_id, "ACT-2 shipped", |o| {
+            o["shipments"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["dispatched_at"].is_string()))
+        })
+        .await?;
+    let answer = post(
+        &orderly,
+        &admin,
+        &format!("/api/v1/admin/orders/{order_id}/cancel"),
+        &[],
+        r#"{"reason": "zu spät"}"#,
+    )
+    .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let command = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(command["status"], "refused", "{command}");
+    let why = command["refused"].to_string();
+    assert!(
+        why.contains("dispatched") || why.contains("shipped"),
+        "{command}"
+    );
+    let order = orderly
+        .get(Some(&admin), &format!("/api/v1/admin/orders/{order_id}"))
+        .await?;
+    assert_ne!(order.body["status"], "cancelled", "{order:?}");
+    orderly.stop().await
+}

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 
 use crate::domain::projection as rules;
 use crate::input::ApiInput;
+use crate::store::commands;
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
 
 /// The api worker's handler: the read model's writer. Stateless.
@@ -254,6 +255,23 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
             let number = &p.credit_note_number;
             let document = document!(p, "credit_note", p.credit_note_id, number, Some(credit));
             store::record_document(conn, &document).await?;
+        }
+        ApiInput::RequestAnswered(env) => {
+            // The answer names the request it answers by causation; only the API's own
+            // commands are recorded (a storefront's request is answered too).
+            if let Some(command_id) = env.causation_id {
+                let p = &env.payload;
+                let recorded = commands::record_answer(
+                    conn,
+                    command_id,
+                    p.outcome.as_str(),
+                    &p.detail,
+                    &p.refused,
+                    env.occurred_at,
+                )
+                .await?;
+                tracing::debug!(%command_id, outcome = %p.outcome, recorded, "request answered");
+            }
         }
     }
     Ok(())

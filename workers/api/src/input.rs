@@ -3,8 +3,8 @@
 
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, OrderAccepted, OrderAddressChanged, OrderCancelled,
-    OrderCompleted, OrderOnHold, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched,
-    ShipmentException, ShipmentRequested,
+    OrderCompleted, OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ShipmentDelivered,
+    ShipmentDispatched, ShipmentException, ShipmentRequested,
 };
 
 orderly_runtime::inputs! {
@@ -34,6 +34,8 @@ orderly_runtime::inputs! {
         InvoiceIssued(InvoiceIssued),
         /// A credit note was issued.
         CreditNoteIssued(CreditNoteIssued),
+        /// What became of a request (a command the API sent, or another's).
+        RequestAnswered(OrderRequestAnswered),
     }
 }
 
@@ -53,6 +55,7 @@ impl ApiInput {
             Self::ShipmentException(e) => e.payload.order_id,
             Self::InvoiceIssued(e) => e.payload.order_id,
             Self::CreditNoteIssued(e) => e.payload.order_id,
+            Self::RequestAnswered(e) => e.payload.order_id,
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   status history, shipments, invoices, credit notes and cancellations, written by its
 //!   consumer from `order.*`, `shipment.requested|dispatched|delivered|exception`,
 //!   `invoice.issued` and `credit_note.issued`;
+//! - **commands and the audit log**: every request message it sent and what became of it,
+//!   and every staff action with who, token, address and answer;
 //! - **staff**: accounts with a role (Order Admin, Fulfillment Team, Account Manager, Setup
 //!   Manager), the stores each is limited to, and API tokens (their SHA-256, never the
 //!   text), with expiry and revocation.
@@ -23,11 +25,16 @@
 //! - **bad input is the caller's**: every parameter is parsed into a typed value or
 //!   refused with a problem+json naming it, never a 500.
 //!
-//! This version reads (the order list and an order's detail). Actions on orders, order
-//! exceptions, the customers' endpoint, documents and the audit log are not built yet.
+//! - **actions are commands**: cancel, refund, notes and exception resolutions are request
+//!   messages to the orders worker, sent through the api schema's outbox with a command row
+//!   and an audit entry in one transaction; `order.request_answered` (caused by the
+//!   request) tells the command's outcome. The api never changes an order itself.
+//!
+//! Not built yet: the customers' endpoint, documents (PDF downloads), hold/release, address
+//! changes and resending notifications (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, tokens, projection
-//! rules), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).
+//! rules, action bodies and their messages), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).
 
 mod domain;
 mod handlers;
@@ -92,7 +99,12 @@ pub async fn start(
         .await
         .with_context(|| format!("[api] cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let app = http::router(Arc::new(http::Api { pool }), settings.max_body_bytes);
+    let handoff = host.handoff(NAME);
+    let app = http::router(
+        Arc::new(http::Api { pool, handoff }),
+        settings.max_body_bytes,
+    )
+    .into_make_service_with_connect_info::<SocketAddr>();
     let health = host.health();
     host.spawn_task("admin-api", move |shutdown| async move {
         health.set("api.http", true);

@@ -8,9 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// What a caller may do. Only `orders.view` guards an endpoint in this version; the others
-/// are granted now so that tokens issued today carry the right rights when the actions
-/// arrive.
+/// What a caller may do; each endpoint names the one it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Permission {
     /// Read orders (list and detail).
@@ -23,17 +21,20 @@ pub(crate) enum Permission {
     OrdersRefund,
     /// Resolve order item exceptions.
     ExceptionsResolve,
+    /// Read the audit log of staff actions.
+    AuditView,
 }
 
 impl Permission {
     /// Every permission.
     #[cfg(test)]
-    pub(crate) const ALL: [Permission; 5] = [
+    pub(crate) const ALL: [Permission; 6] = [
         Self::OrdersView,
         Self::OrdersEdit,
         Self::OrdersCancel,
         Self::OrdersRefund,
         Self::ExceptionsResolve,
+        Self::AuditView,
     ];
 
     /// Its name, as documented (`orders.view`).
@@ -44,6 +45,7 @@ impl Permission {
             Self::OrdersCancel => "orders.cancel",
             Self::OrdersRefund => "orders.refund",
             Self::ExceptionsResolve => "exceptions.resolve",
+            Self::AuditView => "audit.view",
         }
     }
 }
@@ -61,7 +63,7 @@ pub(crate) enum Role {
     OrderAdmin,
     /// Views orders and works on shipments, statuses, holds; no refunds or cancellations.
     FulfillmentTeam,
-    /// Views and edits the orders of the stores assigned to them, and only those.
+    /// Views, edits and cancels the orders of the stores assigned to them, and only those.
     AccountManager,
     /// Views orders (setup stages come later).
     SetupManager,
@@ -96,9 +98,11 @@ impl Role {
                 OrdersCancel,
                 OrdersRefund,
                 ExceptionsResolve,
+                AuditView,
             ],
             Self::FulfillmentTeam => &[OrdersView, OrdersEdit],
-            Self::AccountManager => &[OrdersView, OrdersEdit],
+            // Their clients' orders: view, change and cancel (refunds are the order admins').
+            Self::AccountManager => &[OrdersView, OrdersEdit, OrdersCancel],
             Self::SetupManager => &[OrdersView],
         }
     }

@@ -2,6 +2,8 @@
 //! plain values.
 //!
 //! - [`access`]: roles and their permissions, and which stores a caller may see;
+//! - [`command`]: staff actions: request bodies, the messages they send, `Idempotency-Key`
+//!   and `If-Match`;
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
 //!   refused naming the parameter;
 //! - [`cursor`]: the list's opaque keyset cursor;
@@ -11,6 +13,7 @@
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
+pub(crate) mod command;
 pub(crate) mod cursor;
 pub(crate) mod filter;
 pub(crate) mod projection;

@@ -1,15 +1,19 @@
 //! The admin API over HTTP (axum), laid out by resource: [`orders`] holds the order list and
-//! detail; [`auth`] turns a bearer token into a [`auth::Caller`] (401) and checks a
+//! detail; [`actions`] the staff actions (cancel, refund, notes, exception resolutions),
+//! the command resources they create and the audit log; [`auth`] turns a bearer token into a [`auth::Caller`] (401) and checks a
 //! permission (403); [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault. Internal errors are
 //! logged with their cause and answered 503 without detail: bad input is never a 5xx.
 
+mod actions;
+mod audit;
 mod auth;
 mod orders;
 mod problem;
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
@@ -18,14 +22,20 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use orderly_runtime::outbox::Handoff;
 use sqlx::PgPool;
 
 pub(crate) use problem::Problem;
+
+use crate::domain::command::Action;
 
 /// What every request handler shares.
 #[derive(Debug)]
 pub(crate) struct Api {
     pub(crate) pool: PgPool,
+    /// The relay of the api schema's outbox, to publish a command's message at once (the
+    /// relay's sweep finds it otherwise).
+    pub(crate) handoff: Option<Handoff>,
 }
 
 /// The routes, with the body limit and problem+json for unknown paths and methods.
@@ -33,6 +43,24 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/api/v1/admin/orders", get(orders::list))
         .route("/api/v1/admin/orders/{id}", get(orders::detail))
+        .route(
+            "/api/v1/admin/orders/{id}/cancel",
+            actions::route(Action::Cancel),
+        )
+        .route(
+            "/api/v1/admin/orders/{id}/refund",
+            actions::route(Action::Refund),
+        )
+        .route(
+            "/api/v1/admin/orders/{id}/notes",
+            actions::route(Action::Note),
+        )
+        .route(
+            "/api/v1/admin/order-exceptions/{id}/resolve",
+            actions::route(Action::ResolveException),
+        )
+        .route("/api/v1/admin/commands/{id}", get(actions::command))
+        .route("/api/v1/admin/audit-log", get(audit::list))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
@@ -46,7 +74,7 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
                 "Method not allowed",
-                "the order endpoints of this version are read-only (GET)",
+                "see docs/api.md for the methods each endpoint takes",
             )
         })
         .layer(middleware::from_fn(move |req, next| {
@@ -73,4 +101,17 @@ async fn limit_body(req: Request, next: Next, limit: usize) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// A JSON answer.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
 }

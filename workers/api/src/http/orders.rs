@@ -9,14 +9,14 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, RawQuery, State},
     http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde_json::json;
 use tracing::error;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::{Api, Problem};
+use super::{Api, Problem, json};
 use crate::domain::access::Permission;
 use crate::domain::filter;
 use crate::store::read;
@@ -84,15 +84,7 @@ pub(crate) async fn detail(
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value, etag: Option<&str>) -> Response {
-    let mut response = (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
-    )
-        .into_response();
+    let mut response = json(status, body);
     if let Some(value) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
         response.headers_mut().insert(header::ETAG, value);
     }

@@ -49,6 +49,30 @@ impl Problem {
         problem
     }
 
+    /// Its HTTP status.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// A 400 for a request body, naming the body's field at fault (`lines[0].quantity`, or
+    /// `body` when it is not a JSON object).
+    pub(crate) fn bad_body(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let field = field.into();
+        let mut problem = Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            "Bad request body",
+            format!("{field}: {}", reason.into()),
+        );
+        problem.field = Some(field);
+        problem
+    }
+
     /// A 401: no token, or one that does not authenticate (which, is not said).
     pub(crate) fn unauthenticated(detail: &str) -> Self {
         let mut problem = Self::new(

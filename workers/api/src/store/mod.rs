@@ -1,11 +1,13 @@
 //! All of the api worker's SQL, against its own schema (the pool's `search_path` is `api`,
 //! and table names are unqualified).
 //!
+//! - [`commands`]: the commands the API sent and their outcomes, and the audit log;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
 //!   authentication).
 
+pub(crate) mod commands;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod staff;

@@ -1,0 +1,459 @@
+//! Staff actions on an order, as the API takes them: the request body parsed into a typed
+//! action, the action turned into the request message the owning worker acts on, and the
+//! rules around it (`Idempotency-Key`, `If-Match`). Pure: the HTTP layer reads the request,
+//! the store writes the command, its message and the audit entry in one transaction.
+//!
+//! Why the contract does the checking: each action becomes a contract message
+//! (`order.cancel_requested`, `order.refund_requested`, `order.note_requested`,
+//! `order.exception_resolved`) whose types and `Validate` rules are what the receiving
+//! worker will apply. Parsing the body into those types and validating the message before
+//! anything is written means a request the worker would dead-letter is refused here, with
+//! the body's field named, and never sent.
+
+use orderly_contracts::messages::{
+    Actor, ActorKind, ExceptionResolution, LineQuantity, OrderCancelRequested,
+    OrderExceptionResolved, OrderNoteRequested, OrderRef, OrderRefundRequested,
+};
+use orderly_contracts::types::{Sku, StoreId};
+use orderly_contracts::{ContractError, Envelope, Message, Validate};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::access::Permission;
+
+/// What a staff member asks the API to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Cancel the order or some lines (`order.cancel_requested`).
+    Cancel,
+    /// Refund lines and/or shipping (`order.refund_requested`).
+    Refund,
+    /// Add an internal note (`order.note_requested`).
+    Note,
+    /// Resolve an order item exception (`order.exception_resolved`).
+    ResolveException,
+}
+
+impl Action {
+    /// Its stored name.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+            Self::Refund => "refund",
+            Self::Note => "note",
+            Self::ResolveException => "resolve_exception",
+        }
+    }
+
+    /// The permission it needs.
+    pub(crate) const fn permission(self) -> Permission {
+        match self {
+            Self::Cancel => Permission::OrdersCancel,
+            Self::Refund => Permission::OrdersRefund,
+            Self::Note => Permission::OrdersEdit,
+            Self::ResolveException => Permission::ExceptionsResolve,
+        }
+    }
+
+    /// The name in the audit log (`orders.cancel`).
+    pub(crate) const fn audit_name(self) -> &'static str {
+        match self {
+            Self::Cancel => "orders.cancel",
+            Self::Refund => "orders.refund",
+            Self::Note => "orders.note",
+            Self::ResolveException => "exceptions.resolve",
+        }
+    }
+}
+
+/// `POST /orders/{id}/cancel`: the whole order, or `lines`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CancelBody {
+    reason: String,
+    #[serde(default)]
+    lines: Option<Vec<LineQuantity>>,
+}
+
+/// `POST /orders/{id}/refund`: lines and/or shipping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefundBody {
+    reason: String,
+    #[serde(default)]
+    lines: Vec<LineQuantity>,
+    #[serde(default)]
+    refund_shipping: bool,
+}
+
+/// `POST /orders/{id}/notes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoteBody {
+    text: String,
+}
+
+/// `POST /order-exceptions/{id}/resolve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveBody {
+    resolution: ExceptionResolution,
+    #[serde(default)]
+    sku: Option<Sku>,
+    /// Remember the line's GTIN → SKU for the store's next imports.
+    #[serde(default)]
+    remember: bool,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// A request body refused, naming the body's field (`lines[0].quantity`), or `body` when it
+/// is not a JSON object at all.
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ContractError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ContractError::new(
+            "body",
+            "a JSON object is required (Content-Type: application/json)",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        use serde_json::error::Category;
+        if matches!(e.inner().classify(), Category::Syntax | Category::Eof) {
+            return ContractError::new("body", format!("not valid JSON: {}", e.inner()));
+        }
+        let e = ContractError::from_path("", e);
+        if e.field.is_empty() {
+            ContractError::new("body", e.reason)
+        } else {
+            e
+        }
+    })?;
+    de.end()
+        .map_err(|e| ContractError::new("body", format!("trailing characters: {e}")))?;
+    Ok(value)
+}
+
+/// A parsed action with its body.
+#[derive(Debug, Clone)]
+pub(crate) enum Request {
+    Cancel(CancelBody),
+    Refund(RefundBody),
+    Note(NoteBody),
+    Resolve {
+        exception_id: Uuid,
+        body: ResolveBody,
+    },
+}
+
+/// Who is acting, as the message names them: an operator, by e-mail (or staff id when the
+/// address is longer than an actor id may be).
+pub(crate) fn operator(email: &str, staff_id: Uuid) -> Actor {
+    Actor {
+        kind: ActorKind::Operator,
+        id: Some(if email.chars().count() <= 128 {
+            email.to_owned()
+        } else {
+            staff_id.to_string()
+        }),
+    }
+}
+
+/// The order a command is about, as the read model knows it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: &'a str,
+}
+
+/// The message a command sends: its type, its id (the command's), and the whole envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) message_type: &'static str,
+    pub(crate) correlation_id: String,
+    pub(crate) payload: serde_json::Value,
+    pub(crate) envelope: serde_json::Value,
+}
+
+/// The request message of `request` on `target`, with `command_id` as its message id (and
+/// request id), validated against its contract: a field it breaks is named as the body's.
+pub(crate) fn message(
+    request: &Request,
+    target: Target<'_>,
+    command_id: Uuid,
+    by: Actor,
+) -> Result<Outgoing, ContractError> {
+    let store_id = StoreId::parse(target.store_id)
+        .map_err(|e| ContractError::new("store_id", format!("the order's store: {e}")))?;
+    match request {
+        Request::Cancel(b) => build(
+            OrderCancelRequested {
+                request_id: command_id,
+                store_id,
+                order: OrderRef {
+                    order_id: Some(target.order_id),
+                    channel: None,
+                    external_order_id: None,
+                },
+                requested_by: by,
+                reason: b.reason.clone(),
+                lines: b.lines.clone(),
+            },
+            target,
+            command_id,
+        ),
+        Request::Refund(b) => build(
+            OrderRefundRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                reason: b.reason.clone(),
+                lines: b.lines.clone(),
+                refund_shipping: b.refund_shipping,
+            },
+            target,
+            command_id,
+        ),
+        Request::Note(b) => build(
+            OrderNoteRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                text: b.text.clone(),
+            },
+            target,
+            command_id,
+        ),
+        Request::Resolve { exception_id, body } => build(
+            OrderExceptionResolved {
+                order_id: target.order_id,
+                store_id,
+                exception_id: *exception_id,
+                resolution: body.resolution,
+                sku: body.sku.clone(),
+                remember_mapping: body.remember,
+                resolved_by: by,
+                note: body.note.clone(),
+            },
+            target,
+            command_id,
+        ),
+    }
+}
+
+fn build<P: Message + Validate + serde::Serialize>(
+    payload: P,
+    target: Target<'_>,
+    command_id: Uuid,
+) -> Result<Outgoing, ContractError> {
+    payload.validate().map_err(body_field)?;
+    let mut envelope = Envelope::new("api", target.order_id.to_string(), payload);
+    envelope.message_id = command_id;
+    let value = serde_json::to_value(&envelope)
+        .map_err(|e| ContractError::new("body", format!("not representable: {e}")))?;
+    Ok(Outgoing {
+        message_type: P::TYPE,
+        correlation_id: envelope.correlation_id.clone(),
+        payload: value["payload"].clone(),
+        envelope: value,
+    })
+}
+
+/// A contract error at `payload.x` as the body's field `x` (the body's names where they
+/// differ from the message's).
+fn body_field(e: ContractError) -> ContractError {
+    let field = e.field.strip_prefix("payload.").unwrap_or(&e.field);
+    let field = match field {
+        "remember_mapping" => "remember",
+        f => f,
+    };
+    ContractError::new(field, e.reason)
+}
+
+/// What an `Idempotency-Key` was first used for: the action, its target and the body (as
+/// parsed JSON, so spacing and key order do not matter).
+pub(crate) fn request_fingerprint(action: Action, target: &str, body: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(body)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+    let digest = Sha256::digest(format!("{}\n{target}\n{canonical}", action.as_str()));
+    hex::encode(digest)
+}
+
+/// An `Idempotency-Key` header's value: 1 to 255 visible ASCII characters.
+pub(crate) fn idempotency_key(raw: &[u8]) -> Result<String, String> {
+    let ok = !raw.is_empty() && raw.len() <= 255 && raw.iter().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    } else {
+        Err("must be 1 to 255 visible ASCII characters (a UUID is a good key)".to_owned())
+    }
+}
+
+/// What an `If-Match` header asks: `*` (any current order), or one of the listed entity
+/// tags, which for an order are its status sequence (`"12"`; a weak `W/"12"` is the same).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IfMatch {
+    Any,
+    Sequences(Vec<i64>),
+}
+
+/// Parses `If-Match`; an entity tag that is not an order's is refused (it can never match,
+/// which is a mistake worth telling).
+pub(crate) fn if_match(raw: &str) -> Result<IfMatch, String> {
+    let raw = raw.trim();
+    if raw == "*" {
+        return Ok(IfMatch::Any);
+    }
+    let mut tags = Vec::new();
+    for tag in raw.split(',') {
+        let tag = tag.trim();
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        let inner = tag
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .ok_or_else(|| {
+                format!("`{tag}` is not a quoted entity tag (send the ETag as given)")
+            })?;
+        let n = inner
+            .parse::<i64>()
+            .map_err(|_| format!("`{tag}` is not an order's ETag"))?;
+        tags.push(n);
+    }
+    Ok(IfMatch::Sequences(tags))
+}
+
+impl IfMatch {
+    /// Whether an order at `sequence` satisfies it.
+    pub(crate) fn matches(&self, sequence: i64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Sequences(s) => s.contains(&sequence),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target<'static> {
+        Target {
+            order_id: Uuid::nil(),
+            store_id: "shop-de",
+        }
+    }
+
+    fn by() -> Actor {
+        operator("ada@example.com", Uuid::nil())
+    }
+
+    #[test]
+    fn a_body_error_names_the_bodys_field() {
+        let e = parse_body::<CancelBody>(
+            br#"{"reason": "x", "lines": [{"line_id": "1", "quantity": 0}]}"#,
+        )
+        .expect_err("quantity 0");
+        assert_eq!(e.field, "lines[0].quantity", "{e}");
+        let e =
+            parse_body::<CancelBody>(br#"{"reason": "x", "colour": "red"}"#).expect_err("unknown");
+        assert_eq!(e.field, "colour", "{e}");
+        let e = parse_body::<CancelBody>(br#"{}"#).expect_err("missing");
+        assert_eq!(e.field, "reason", "{e}");
+        let e = parse_body::<CancelBody>(br#"{"reason": 5}"#).expect_err("type");
+        assert_eq!(e.field, "reason", "{e}");
+        let e = parse_body::<CancelBody>(b"{\"reason\": ").expect_err("broken");
+        assert_eq!(e.field, "body", "{e}");
+        let e = parse_body::<CancelBody>(b"").expect_err("empty");
+        assert_eq!(e.field, "body", "{e}");
+        let e = parse_body::<CancelBody>(br#"{"reason": "x"} []"#).expect_err("trailing");
+        assert_eq!(e.field, "body", "{e}");
+        let e = parse_body::<ResolveBody>(br#"{"resolution": "guess"}"#).expect_err("enum");
+        assert_eq!(e.field, "resolution", "{e}");
+    }
+
+    #[test]
+    fn the_contract_refuses_what_the_worker_would_and_names_the_bodys_field() {
+        let blank: CancelBody = parse_body(br#"{"reason": "   "}"#).expect("parses");
+        let e = message(&Request::Cancel(blank), target(), Uuid::nil(), by()).expect_err("blank");
+        assert_eq!(e.field, "reason", "{e}");
+
+        let nothing: RefundBody = parse_body(br#"{"reason": "broken"}"#).expect("parses");
+        let e = message(&Request::Refund(nothing), target(), Uuid::nil(), by()).expect_err("empty");
+        assert_eq!(e.field, "lines", "{e}");
+
+        let remember: ResolveBody =
+            parse_body(br#"{"resolution": "remove_line", "remember": true}"#).expect("parses");
+        let request = Request::Resolve {
+            exception_id: Uuid::nil(),
+            body: remember,
+        };
+        let e = message(&request, target(), Uuid::nil(), by()).expect_err("remember");
+        assert_eq!(e.field, "remember", "{e}");
+    }
+
+    #[test]
+    fn a_command_is_its_messages_id_and_request_id() {
+        let id = Uuid::now_v7();
+        let body: CancelBody = parse_body(br#"{"reason": "doppelt bestellt"}"#).expect("parses");
+        let out = message(&Request::Cancel(body), target(), id, by()).expect("valid");
+        assert_eq!(out.message_type, "order.cancel_requested");
+        assert_eq!(out.envelope["message_id"], id.to_string());
+        assert_eq!(out.payload["request_id"], id.to_string());
+        assert_eq!(out.payload["order"]["order_id"], Uuid::nil().to_string());
+        assert_eq!(out.payload["requested_by"]["id"], "ada@example.com");
+        assert_eq!(out.correlation_id, Uuid::nil().to_string());
+    }
+
+    #[test]
+    fn a_fingerprint_ignores_spacing_and_key_order_but_not_content() {
+        let a = request_fingerprint(Action::Cancel, "o", br#"{"reason":"x","lines":null}"#);
+        let b = request_fingerprint(
+            Action::Cancel,
+            "o",
+            b"{ \"lines\": null,\n \"reason\": \"x\" }",
+        );
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            request_fingerprint(Action::Cancel, "o", br#"{"reason":"y"}"#)
+        );
+        assert_ne!(
+            a,
+            request_fingerprint(Action::Cancel, "p", br#"{"reason":"x","lines":null}"#)
+        );
+        assert_ne!(
+            a,
+            request_fingerprint(Action::Note, "o", br#"{"reason":"x","lines":null}"#)
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_and_if_match() {
+        assert!(idempotency_key(b"3f2a-7b").is_ok());
+        assert!(idempotency_key(b"").is_err());
+        assert!(idempotency_key(b"has space").is_err());
+        assert!(idempotency_key(&[b'k'; 256]).is_err());
+
+        assert_eq!(if_match("*"), Ok(IfMatch::Any));
+        let m = if_match("\"3\", W/\"5\"").expect("parses");
+        assert!(m.matches(3) && m.matches(5) && !m.matches(4));
+        assert!(if_match("3").is_err(), "unquoted");
+        assert!(if_match("\"abc\"").is_err(), "not a sequence");
+    }
+
+    #[test]
+    fn each_action_needs_its_permission() {
+        assert_eq!(Action::Cancel.permission(), Permission::OrdersCancel);
+        assert_eq!(Action::Refund.permission(), Permission::OrdersRefund);
+        assert_eq!(Action::Note.permission(), Permission::OrdersEdit);
+        assert_eq!(
+            Action::ResolveException.permission(),
+            Permission::ExceptionsResolve
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Commands (the request messages the API sent, and their outcomes) and the audit log.
+//!
+//! A command is written with its message in the api schema's outbox and its audit entry in
+//! one transaction: the message exists exactly when the command does, and the relay
+//! publishes it. The order's row in the read model is read `for share` in that transaction,
+//! so the `If-Match` check and the command see the same order.
+
+use chrono::{DateTime, Utc};
+use orderly_runtime::outbox::{self, OutboxMessage, Written};
+use serde::Serialize;
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::command::Outgoing;
+
+/// A command as the API shows it (`/api/v1/admin/commands/{id}`).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct Command {
+    pub(crate) command_id: Uuid,
+    pub(crate) action: String,
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: String,
+    pub(crate) message_type: String,
+    pub(crate) status: String,
+    pub(crate) detail: Option<String>,
+    pub(crate) refused: Option<serde_json::Value>,
+    pub(crate) requested_by: String,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) answered_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub(crate) request_sha256: String,
+}
+
+/// The columns of [`Command`] (a constant: safe to format into a statement).
+const COMMAND_COLUMNS: &str = "c.command_id, c.action, c.order_id, c.store_id, c.message_type, \
+     c.status, c.detail, c.refused, s.email as requested_by, c.created_at, c.answered_at, \
+     c.request_sha256";
+
+/// One command.
+pub(crate) async fn command(pool: &PgPool, command_id: Uuid) -> sqlx::Result<Option<Command>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COMMAND_COLUMNS} from commands c join staff s using (staff_id) \
+         where c.command_id = $1"
+    )))
+    .bind(command_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// The command a staff member sent under `key`, if any.
+pub(crate) async fn by_key(
+    conn: &mut PgConnection,
+    staff_id: Uuid,
+    key: &str,
+) -> sqlx::Result<Option<Command>> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "select {COMMAND_COLUMNS} from commands c join staff s using (staff_id) \
+         where c.staff_id = $1 and c.idempotency_key = $2"
+    )))
+    .bind(staff_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+/// An order as a command needs it: its store and status sequence, read `for share` (the
+/// projection cannot move it until the command is written).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct OrderAt {
+    pub(crate) store_id: String,
+    pub(crate) status_sequence: i64,
+}
+
+pub(crate) async fn order_for_command(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Option<OrderAt>> {
+    sqlx::query_as("select store_id, status_sequence from orders where order_id = $1 for share")
+        .bind(order_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The order holding the order item exception `exception_id` (as `order.on_hold` listed it).
+pub(crate) async fn order_of_exception(
+    conn: &mut PgConnection,
+    exception_id: Uuid,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "select order_id from orders \
+         where exceptions @> jsonb_build_array(jsonb_build_object('exception_id', $1::text))",
+    )
+    .bind(exception_id.to_string())
+    .fetch_optional(conn)
+    .await
+}
+
+/// What a new command is.
+#[derive(Debug)]
+pub(crate) struct NewCommand<'a> {
+    pub(crate) command_id: Uuid,
+    pub(crate) staff_id: Uuid,
+    pub(crate) token_id: Uuid,
+    pub(crate) idempotency_key: Option<&'a str>,
+    pub(crate) request_sha256: &'a str,
+    pub(crate) action: &'static str,
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: &'a str,
+    pub(crate) message: &'a Outgoing,
+}
+
+/// Writes the command and its message to the outbox. `None` when the staff member's
+/// `Idempotency-Key` was taken meanwhile (by a concurrent request with the same key: the
+/// caller answers with that one).
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    c: &NewCommand<'_>,
+) -> sqlx::Result<Option<Vec<Written>>> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "insert into commands (command_id, staff_id, token_id, idempotency_key, request_sha256, \
+           action, order_id, store_id, message_type, payload) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         on conflict (staff_id, idempotency_key) do nothing \
+         returning command_id",
+    )
+    .bind(c.command_id)
+    .bind(c.staff_id)
+    .bind(c.token_id)
+    .bind(c.idempotency_key)
+    .bind(c.request_sha256)
+    .bind(c.action)
+    .bind(c.order_id)
+    .bind(c.store_id)
+    .bind(c.message.message_type)
+    .bind(Json(&c.message.payload))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_none() {
+        return Ok(None);
+    }
+    let message = OutboxMessage {
+        message_id: c.command_id,
+        message_type: c.message.message_type.to_owned(),
+        correlation_id: c.message.correlation_id.clone(),
+        body: c.message.envelope.clone(),
+    };
+    outbox::insert(conn, &[message]).await.map(Some)
+}
+
+/// The answer to a command (`order.request_answered`, caused by its message). The first
+/// answer stands; an answer to a message that is not one of the API's commands (a
+/// storefront's cancellation, say) changes nothing.
+pub(crate) async fn record_answer(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+    status: &str,
+    detail: &str,
+    refused: &[String],
+    answered_at: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "update commands set status = $2, detail = $3, refused = $4, answered_at = $5 \
+         where command_id = $1 and status = 'pending'",
+    )
+    .bind(command_id)
+    .bind(status)
+    .bind(detail)
+    .bind(Json(refused))
+    .bind(answered_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// One staff action for the audit log.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditEntry<'a> {
+    pub(crate) staff_id: Uuid,
+    pub(crate) staff_email: &'a str,
+    pub(crate) token_id: Uuid,
+    pub(crate) action: &'a str,
+    pub(crate) order_id: Option<Uuid>,
+    pub(crate) store_id: Option<&'a str>,
+    /// What else the action was on (an exception id).
+    pub(crate) target: Option<String>,
+    pub(crate) command_id: Option<Uuid>,
+    pub(crate) client_addr: Option<String>,
+    pub(crate) forwarded_for: Option<String>,
+    pub(crate) http_status: u16,
+    /// `accepted`, `replayed`, `refused`, `invalid`.
+    pub(crate) outcome: &'static str,
+    pub(crate) detail: Option<String>,
+}
+
+/// Appends an entry to the audit log.
+pub(crate) async fn audit(conn: &mut PgConnection, e: &AuditEntry<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into audit_log (staff_id, staff_email, token_id, action, order_id, store_id, \
+           target, command_id, client_addr, forwarded_for, http_status, outcome, detail) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(e.staff_id)
+    .bind(e.staff_email)
+    .bind(e.token_id)
+    .bind(e.action)
+    .bind(e.order_id)
+    .bind(e.store_id)
+    .bind(e.target.as_deref())
+    .bind(e.command_id)
+    .bind(e.client_addr.as_deref())
+    .bind(e.forwarded_for.as_deref())
+    .bind(i16::try_from(e.http_status).unwrap_or(i16::MAX))
+    .bind(e.outcome)
+    .bind(e.detail.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An audit log entry as the API shows it, with its command's outcome.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub(crate) entry_id: i64,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) staff_email: String,
+    pub(crate) token_id: Uuid,
+    pub(crate) action: String,
+    pub(crate) order_id: Option<Uuid>,
+    pub(crate) store_id: Option<String>,
+    pub(crate) target: Option<String>,
+    pub(crate) command_id: Option<Uuid>,
+    pub(crate) command_status: Option<String>,
+    pub(crate) client_addr: Option<String>,
+    pub(crate) forwarded_for: Option<String>,
+    pub(crate) http_status: i16,
+    pub(crate) outcome: String,
+    pub(crate) detail: Option<String>,
+}
+
+/// What the audit log is filtered by.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuditQuery {
+    pub(crate) order_id: Option<Uuid>,
+    pub(crate) staff_email: Option<String>,
+    /// Only entries older than this one (the previous page's last `entry_id`).
+    pub(crate) before: Option<i64>,
+    pub(crate) limit: i64,
+}
+
+/// The audit log, newest first; only entries of `stores` when given (an entry without a
+/// store, such as an action on an order nobody could see, is shown to unrestricted callers
+/// only).
+pub(crate) async fn audit_log(
+    conn: &mut PgConnection,
+    stores: Option<&[String]>,
+    q: &AuditQuery,
+) -> sqlx::Result<Vec<AuditRow>> {
+    sqlx::query_as(
+        "select a.entry_id, a.at, a.staff_email, a.token_id, a.action, a.order_id, a.store_id, \
+           a.target, a.command_id, c.status as command_status, a.client_addr, a.forwarded_for, \
+           a.http_status, a.outcome, a.detail \
+         from audit_log a left join commands c using (command_id) \
+         where ($1::text[] is null or a.store_id = any($1)) \
+           and ($2::uuid is null or a.order_id = $2) \
+           and ($3::text is null or a.staff_email = $3) \
+           and ($4::bigint is null or a.entry_id < $4) \
+         order by a.entry_id desc limit $5",
+    )
+    .bind(stores)
+    .bind(q.order_id)
+    .bind(q.staff_email.as_deref())
+    .bind(q.before)
+    .bind(q.limit)
+    .fetch_all(conn)
+    .await
+}
