@@ -989,3 +989,133 @@ async fn a_cancellation_after_dispatch_is_refused_with_the_reason() -> anyhow::R
     assert_ne!(order.body["status"], "cancelled", "{order:?}");
     orderly.stop().await
 }
+
+#[tokio::test]
+async fn an_exception_resolved_through_the_api_with_remember_matches_the_next_import()
+-> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let shop_only = orderly
+        .token("am-de@example.com", "account_manager", &["shop-de"])
+        .await?;
+    let product = sim::catalog()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+    // The marketplace sends a GTIN the catalog does not know (the maker's new EAN).
+    let new_gtin = sim::gtin("400638177777");
+    let mut import = |external_id: &str| {
+        let mut order = sim::order_placed(
+            &mut orderly.rng,
+            external_id,
+            true,
+            &[(product.clone(), 1)],
+            1,
+        );
+        order["payload"]["lines"][0]["gtin"] = Value::String(new_gtin.clone());
+        order
+    };
+    let first = import("BOL-EX-1");
+    let second = import("BOL-EX-2");
+    orderly.publisher.send(&first).await?;
+
+    // It waits in the exceptions queue, found by its GTIN; not for another store's manager.
+    let queue = format!("/api/v1/admin/order-exceptions?gtin={new_gtin}");
+    wait_until("the exception listed", DEADLINE, || async {
+        let answer = orderly.get(Some(&admin), &queue).await?;
+        Ok(answer.body["exceptions"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()))
+    })
+    .await?;
+    let listed = orderly.get(Some(&admin), &queue).await?;
+    let exception = listed.body["exceptions"][0].clone();
+    assert_eq!(exception["external_order_id"], "BOL-EX-1", "{exception}");
+    assert_eq!(exception["problem"], "unknown_gtin", "{exception}");
+    let exception_id = exception["exception_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let order_id = exception["order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let theirs = orderly.get(Some(&shop_only), &queue).await?;
+    assert_eq!(
+        theirs.body["exceptions"],
+        serde_json::json!([]),
+        "{theirs:?}"
+    );
+    let detail = format!("/api/v1/admin/order-exceptions/{exception_id}");
+    assert_problem(
+        &orderly.get(Some(&shop_only), &detail).await?,
+        404,
+        "another store's",
+    );
+    assert_eq!(orderly.get(Some(&admin), &detail).await?.status, 200);
+    let answer = orderly
+        .get(
+            Some(&admin),
+            "/api/v1/admin/order-exceptions?older_than=soon",
+        )
+        .await?;
+    assert_eq!(answer.body["field"], "older_than", "{answer:?}");
+
+    // Resolved by mapping it to the SKU, remembered for the store.
+    let etag = exception["order_etag"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let answer = post(
+        &orderly,
+        &admin,
+        &format!("{detail}/resolve"),
+        &[("If-Match", etag.as_str())],
+        &serde_json::json!({"resolution": "map_to_sku", "sku": product.sku, "remember": true,
+                            "note": "neue EAN des Herstellers"})
+        .to_string(),
+    )
+    .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let command = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(command["status"], "applied", "{command}");
+    assert_eq!(command["action"], "resolve_exception");
+    orderly
+        .order_when(&admin, &order_id, "BOL-EX-1 accepted", |o| {
+            o["status"] == "processing"
+        })
+        .await?;
+    let answer = orderly.get(Some(&admin), &queue).await?;
+    assert_eq!(
+        answer.body["exceptions"],
+        serde_json::json!([]),
+        "{answer:?}"
+    );
+
+    // The next import of that GTIN matches without a hold.
+    orderly.publisher.send(&second).await?;
+    let second_id = orderly.listed(&admin, "BOL-EX-2").await?;
+    let second = orderly
+        .order_when(&admin, &second_id, "BOL-EX-2 processing", |o| {
+            o["status"] == "processing"
+        })
+        .await?;
+    let held = second.body["status_history"]
+        .as_array()
+        .is_some_and(|h| h.iter().any(|s| s["to"] == "on_hold"));
+    assert!(!held, "{:?}", second.body);
+    assert_eq!(
+        second.body["lines"][0]["sku"],
+        product.sku,
+        "{:?}",
+        second.body
+    );
+    orderly.stop().await
+}

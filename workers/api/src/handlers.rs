@@ -270,6 +270,9 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
                     env.occurred_at,
                 )
                 .await?;
+                if recorded {
+                    commands::close_resolved_exception(conn, command_id).await?;
+                }
                 tracing::debug!(%command_id, outcome = %p.outcome, recorded, "request answered");
             }
         }

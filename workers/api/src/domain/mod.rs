@@ -6,7 +6,8 @@
 //!   and `If-Match`;
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
 //!   refused naming the parameter;
-//! - [`cursor`]: the list's opaque keyset cursor;
+//! - [`cursor`]: the lists' opaque keyset cursor;
+//! - [`exceptions`]: the order-exceptions list's query string;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
 //! - [`saga`]: where an order stands (what it waits for, since when);
@@ -15,6 +16,7 @@
 pub(crate) mod access;
 pub(crate) mod command;
 pub(crate) mod cursor;
+pub(crate) mod exceptions;
 pub(crate) mod filter;
 pub(crate) mod projection;
 pub(crate) mod saga;

@@ -8,6 +8,7 @@
 mod actions;
 mod audit;
 mod auth;
+mod exceptions;
 mod orders;
 mod problem;
 
@@ -54,6 +55,11 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
         .route(
             "/api/v1/admin/orders/{id}/notes",
             actions::route(Action::Note),
+        )
+        .route("/api/v1/admin/order-exceptions", get(exceptions::list))
+        .route(
+            "/api/v1/admin/order-exceptions/{id}",
+            get(exceptions::detail),
         )
         .route(
             "/api/v1/admin/order-exceptions/{id}/resolve",

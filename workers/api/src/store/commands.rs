@@ -173,6 +173,28 @@ pub(crate) async fn record_answer(
     Ok(done.rows_affected() == 1)
 }
 
+/// After the answer to an exception resolution the API sent: the exception is no longer
+/// open in the read model (the order stays on hold until `order.accepted`, when orders has
+/// closed every exception).
+pub(crate) async fn close_resolved_exception(
+    conn: &mut PgConnection,
+    command_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update orders o set exceptions = coalesce( \
+           (select jsonb_agg(e) from jsonb_array_elements(o.exceptions) e \
+            where e->>'exception_id' <> c.payload->>'exception_id'), '[]'::jsonb) \
+         from commands c \
+         where c.command_id = $1 and c.action = 'resolve_exception' \
+           and c.status in ('applied', 'duplicate') \
+           and o.order_id = c.order_id and jsonb_typeof(o.exceptions) = 'array'",
+    )
+    .bind(command_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// One staff action for the audit log.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditEntry<'a> {

@@ -2,12 +2,14 @@
 //! and table names are unqualified).
 //!
 //! - [`commands`]: the commands the API sent and their outcomes, and the audit log;
+//! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
 //!   authentication).
 
 pub(crate) mod commands;
+pub(crate) mod exceptions;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod staff;
