@@ -755,11 +755,13 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
         .await?;
     orderly_api::staff::revoke(&orderly.staff_db, &revoked).await?;
 
+    // Invoiced when accepted, so the cancellation has an invoice to credit.
+    sim::store_settings_invoicing(&orderly.publisher, "on_order").await?;
     orderly.place("ACT-1", false).await?;
     let order_id = orderly.listed(&admin, "ACT-1").await?;
     let processing = orderly
-        .order_when(&admin, &order_id, "ACT-1 processing", |o| {
-            o["status"] == "processing"
+        .order_when(&admin, &order_id, "ACT-1 processing, invoiced", |o| {
+            o["status"] == "processing" && o["invoices"].as_array().is_some_and(|i| !i.is_empty())
         })
         .await?;
     let etag = processing.etag.clone().unwrap_or_default();
@@ -873,6 +875,17 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
         Ok(orderly.count(released, &order_id).await? == 1)
     })
     .await?;
+    // And its invoice is credited.
+    let credited = orderly
+        .order_when(&admin, &order_id, "ACT-1 credited", |o| {
+            o["credit_notes"].as_array().is_some_and(|c| !c.is_empty())
+        })
+        .await?;
+    assert_eq!(
+        credited.body["credit_notes"][0]["gross"], credited.body["invoices"][0]["gross"],
+        "the whole invoice is credited: {:?}",
+        credited.body
+    );
 
     // The same key and request: the same answer, no second command. The key for another
     // request: 422.
@@ -939,6 +952,24 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
     assert!(accepted.iter().all(|e| e["command_status"] == "applied"));
     assert!(accepted.iter().any(|e| e["outcome"] == "replayed"));
     assert!(accepted.iter().all(|e| e["client_addr"] == "127.0.0.1"));
+    // And on the order's own timeline of staff actions, with the commands' answers.
+    let order = orderly
+        .get(Some(&admin), &format!("/api/v1/admin/orders/{order_id}"))
+        .await?;
+    let actions = order.body["staff_actions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        actions.iter().any(|a| a["action"] == "orders.cancel"
+            && a["command_status"] == "applied"
+            && a["staff_email"] == "admin@example.com"),
+        "{actions:#?}"
+    );
+    assert!(
+        actions.iter().any(|a| a["http_status"] == 412),
+        "{actions:#?}"
+    );
     // The audit log is the order admins'.
     let answer = orderly
         .get(Some(&fulfillment), "/api/v1/admin/audit-log")
@@ -1112,8 +1143,7 @@ async fn an_exception_resolved_through_the_api_with_remember_matches_the_next_im
         .is_some_and(|h| h.iter().any(|s| s["to"] == "on_hold"));
     assert!(!held, "{:?}", second.body);
     assert_eq!(
-        second.body["lines"][0]["sku"],
-        product.sku,
+        second.body["lines"][0]["sku"], product.sku,
         "{:?}",
         second.body
     );

@@ -579,6 +579,11 @@ pub fn rng(seed: u64) -> StdRng {
 /// `shop-de` is a German web shop registered for OSS; `bol-nl` sells on bol.com from the
 /// Netherlands.
 pub async fn store_settings(publisher: &Publisher) -> anyhow::Result<()> {
+    store_settings_invoicing(publisher, "on_shipment").await
+}
+
+/// [`store_settings`] with another invoice timing (`on_order`: invoiced when accepted).
+pub async fn store_settings_invoicing(publisher: &Publisher, timing: &str) -> anyhow::Result<()> {
     let stores = [
         (
             "shop-de",
@@ -622,7 +627,7 @@ pub async fn store_settings(publisher: &Publisher) -> anyhow::Result<()> {
                 "admin-api",
                 store,
                 json!({"store_id": store, "revision": 1, "legal_name": legal, "address": addr,
-                       "vat_id": vat, "invoice_timing": "on_shipment",
+                       "vat_id": vat, "invoice_timing": timing,
                        "invoice_number_prefix": inv, "credit_note_number_prefix": cn,
                        "oss_registered": true, "locale": locale, "payment_terms_days": 14,
                        "footer": format!("{legal} · IBAN DE02 1203 0000 0000 2020 51"),

@@ -224,6 +224,20 @@ pub(crate) struct Cancellation {
     pub(crate) cancelled_at: DateTime<Utc>,
 }
 
+/// A staff action on the order (from the audit log), with what became of its command.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub(crate) struct StaffAction {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) staff_email: String,
+    pub(crate) action: String,
+    pub(crate) http_status: i16,
+    pub(crate) outcome: String,
+    pub(crate) command_id: Option<Uuid>,
+    pub(crate) command_status: Option<String>,
+    /// The refusal's words, or the command's answer.
+    pub(crate) detail: Option<String>,
+}
+
 /// Everything the read model knows of an order.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct OrderDetail {
@@ -236,6 +250,9 @@ pub(crate) struct OrderDetail {
     pub(crate) invoices: Vec<DocumentRow>,
     pub(crate) credit_notes: Vec<DocumentRow>,
     pub(crate) cancellations: Vec<Cancellation>,
+    /// Every staff action on the order through the API, oldest first (the audit log's
+    /// entries for it): the order's timeline of who did what.
+    pub(crate) staff_actions: Vec<StaffAction>,
 }
 
 /// An order's detail, if the read model knows the order.
@@ -294,6 +311,15 @@ pub(crate) async fn detail(
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
+    let staff_actions = sqlx::query_as(
+        "select a.at, a.staff_email, a.action, a.http_status, a.outcome, a.command_id, \
+           c.status as command_status, coalesce(c.detail, a.detail) as detail \
+         from audit_log a left join commands c using (command_id) \
+         where a.order_id = $1 order by a.entry_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *tx)
+    .await?;
     tx.commit().await?;
     let (invoices, credit_notes) = documents.into_iter().partition(|d| d.kind == "invoice");
     let facts: Vec<saga::ShipmentFacts<'_>> = shipments
@@ -320,5 +346,6 @@ pub(crate) async fn detail(
         invoices,
         credit_notes,
         cancellations,
+        staff_actions,
     }))
 }
