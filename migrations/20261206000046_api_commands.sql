@@ -13,7 +13,7 @@ create table api.commands (
   token_id        uuid        not null,
   idempotency_key text        check (length(idempotency_key) between 1 and 255),
   request_sha256  text        not null,
-  action          text        not null check (action in ('cancel', 'refund', 'note', 'resolve_exception')),
+  action          text        not null check (action in ('cancel', 'refund', 'note', 'resolve_exception', 'resend_notification')),
   order_id        uuid        not null,
   store_id        text        not null,
   message_type    text        not null,

@@ -223,7 +223,7 @@ pub fn catalog() -> Vec<MessageSpec> {
         spec!(
             OrderRequestAnswered,
             examples::order_request_answered,
-            from: "orders",
+            from: "orders, notifications",
             says: "what became of a request about an order (applied, partly, refused), caused by the request",
         ),
         spec!(
@@ -321,6 +321,12 @@ pub fn catalog() -> Vec<MessageSpec> {
             examples::notification_requested,
             from: "notifications",
             says: "deliver this rendered message to this recipient",
+        ),
+        spec!(
+            NotificationResendRequested,
+            examples::notification_resend_requested,
+            from: "operators (admin API)",
+            says: "send an order's newest customer notification (of an event) again",
         ),
         spec!(
             NotificationSent,

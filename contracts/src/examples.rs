@@ -25,6 +25,7 @@ const INVOICE_REQUEST: &str = "0195f3a3-0a1b-7c2d-9e3f-4a5b6c7d8e9f";
 const INVOICE: &str = "0195f3a3-5f60-7718-8293-a4b5c6d7e8f9";
 const REFUND_REQUEST: &str = "0195f3a4-0b1c-7d2e-8f3a-4b5c6d7e8f90";
 const NOTE_REQUEST: &str = "0195f3a6-2c3d-7e4f-8a5b-6c7d8e9f0a1b";
+const RESEND_REQUEST: &str = "0195f3a6-3d4e-7f50-8b6c-7d8e9f0a1b2c";
 const CREDIT_NOTE: &str = "0195f3a4-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 const NOTIFICATION: &str = "0195f3a5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
 const TRACKING: &str = "00340434161094042557";
@@ -1103,6 +1104,26 @@ pub(crate) fn webhook_endpoint_disabled() -> Value {
             "disabled_at": "2026-03-16T11:02:41.377Z",
             "consecutive_failures": 30,
             "last_error": "HTTP 503 Service Unavailable"
+        }),
+    )
+}
+
+pub(crate) fn notification_resend_requested() -> Value {
+    envelope::<NotificationResendRequested>(
+        Meta {
+            n: 0x29,
+            correlation: ORDER,
+            causation: None,
+            at: "2026-03-16T08:12:03Z",
+            producer: "api",
+            span: Some("c3d4e5f607182930"),
+        },
+        json!({
+            "request_id": RESEND_REQUEST,
+            "order_id": ORDER,
+            "store_id": STORE,
+            "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+            "event": "shipment.dispatched"
         }),
     )
 }

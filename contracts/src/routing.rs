@@ -134,6 +134,7 @@ pub const ROUTES: &[Route] = &[
             NotificationFailed::TYPE,
             StoreNotificationSettingsUpdated::TYPE,
             WebhookEndpointRegistered::TYPE,
+            NotificationResendRequested::TYPE,
         ],
     },
     Route {

@@ -848,6 +848,44 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
             .await?,
         1
     );
+    // A customer notification sent again: the newest one, to the same recipient; one of an
+    // event the order never had is refused with the reason.
+    let customer_mails =
+        "select count(*) from notifications.requests where order_id = $1 and audience = 'customer'";
+    wait_until("the customer notified", DEADLINE, || async {
+        Ok(orderly.count(customer_mails, &order_id).await? >= 1)
+    })
+    .await?;
+    let resend = format!("/api/v1/admin/orders/{order_id}/notifications/resend");
+    let answer = post(&orderly, &fulfillment, &resend, &[], "{}").await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let resent = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(resent["status"], "applied", "{resent}");
+    let resends = "select count(*) from notifications.requests where order_id = $1 and dedup_key like 'resend:%'";
+    assert_eq!(orderly.count(resends, &order_id).await?, 1);
+    let answer = post(
+        &orderly,
+        &fulfillment,
+        &resend,
+        &[],
+        r#"{"event": "shipment.delivered"}"#,
+    )
+    .await?;
+    let never = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(never["status"], "refused", "{never}");
+    let answer = post(&orderly, &fulfillment, &resend, &[], r#"{"event": "fax"}"#).await?;
+    assert_eq!(answer.body["field"], "event", "{answer:?}");
+
     let key = [
         ("Idempotency-Key", "cancel-act-1"),
         ("If-Match", etag.as_str()),
@@ -895,8 +933,8 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
     assert_eq!(again.body["status"], "applied");
     assert_eq!(
         orderly.count(commands_sent, &order_id).await?,
-        2,
-        "the note and the cancel"
+        4,
+        "the note, two resends and the cancel"
     );
     assert_eq!(
         orderly

@@ -386,3 +386,35 @@ impl Validate for StoreNotificationSettingsUpdated {
         Ok(())
     }
 }
+
+/// `notification.resend_requested`: an operator asks for a customer notification of an
+/// order to be sent again (the customer lost the confirmation, the tracking mail went to
+/// spam). The notifications worker requests the newest customer notification of the order
+/// (of `event`, when given) again, as it was rendered, to the same recipient, and answers
+/// with `order.request_answered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationResendRequested {
+    /// Id of this request; re-sending it with the same id resends once.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The order's store.
+    pub store_id: StoreId,
+    /// Who asks.
+    pub requested_by: super::common::Actor,
+    /// Which notification: the newest of this event; absent, the newest of any event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<NotificationEvent>,
+}
+
+impl Message for NotificationResendRequested {
+    const TYPE: &'static str = "notification.resend_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for NotificationResendRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")
+    }
+}

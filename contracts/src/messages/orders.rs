@@ -865,12 +865,13 @@ string_enum! {
     }
 }
 
-/// `order.request_answered`: what orders made of a request about an order
-/// (`order.cancel_requested`, `order.refund_requested`, `order.exception_resolved`,
-/// `order.note_requested`). Its envelope's `causation_id` is the request's `message_id`, so
-/// whoever sent the request (the admin API's command resources) learns its outcome. A
-/// request about an order orders does not know, or naming another store, gets no answer:
-/// it is dead-lettered with the reason like any message its receiver cannot take.
+/// `order.request_answered`: what the worker that owns a request about an order made of it
+/// (orders: `order.cancel_requested`, `order.refund_requested`, `order.exception_resolved`,
+/// `order.note_requested`; notifications: `notification.resend_requested`). Its envelope's
+/// `causation_id` is the request's `message_id`, so whoever sent the request (the admin
+/// API's command resources) learns its outcome. A request about an order orders does not
+/// know, or naming another store, gets no answer: it is dead-lettered with the reason like
+/// any message its receiver cannot take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequestAnswered {

@@ -25,13 +25,14 @@
 //! - **bad input is the caller's**: every parameter is parsed into a typed value or
 //!   refused with a problem+json naming it, never a 500.
 //!
-//! - **actions are commands**: cancel, refund, notes and exception resolutions are request
-//!   messages to the orders worker, sent through the api schema's outbox with a command row
+//! - **actions are commands**: cancel, refund, notes, exception resolutions and resending a
+//!   notification are request messages to the worker that owns them (orders,
+//!   notifications), sent through the api schema's outbox with a command row
 //!   and an audit entry in one transaction; `order.request_answered` (caused by the
 //!   request) tells the command's outcome. The api never changes an order itself.
 //!
-//! Not built yet: the customers' endpoint, documents (PDF downloads), hold/release, address
-//! changes and resending notifications (see `docs/api.md`).
+//! Not built yet: the customers' endpoint, documents (PDF downloads), hold/release and
+//! address changes (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, tokens, projection
 //! rules, action bodies and their messages), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).

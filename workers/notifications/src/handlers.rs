@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use orderly_contracts::messages::{
     CreditNoteIssued, DocumentRef, InvoiceIssued, NotificationAudience, NotificationChannel,
-    NotificationEvent, NotificationFailed, NotificationRequested, NotificationSent,
-    OrderStatusChanged, ShipmentDelivered, ShipmentDispatched, ShipmentException,
+    NotificationEvent, NotificationFailed, NotificationRequested, NotificationResendRequested,
+    NotificationSent, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched, ShipmentException,
     StoreNotificationSettingsUpdated, WebhookEndpointRegistered,
 };
 use orderly_contracts::types::{Locale, OrderStatus, ShipmentStatus};
@@ -99,6 +99,8 @@ orderly_runtime::inputs! {
         Settings(StoreNotificationSettingsUpdated),
         /// A merchant's webhook endpoint.
         EndpointRegistered(WebhookEndpointRegistered),
+        /// An operator's request to send a customer notification again.
+        Resend(NotificationResendRequested),
     }
 }
 
@@ -121,6 +123,7 @@ impl Handler for NotificationsHandler {
             Input::Failed(env) => failed(cx, env, &msg.envelope.payload, self).await,
             Input::Settings(env) => settings_updated(cx, env).await,
             Input::EndpointRegistered(env) => endpoint_registered(cx, env).await,
+            Input::Resend(env) => crate::resend::resend(cx, env).await,
             Input::StatusChanged(_)
             | Input::Dispatched(_)
             | Input::Delivered(_)
@@ -156,6 +159,7 @@ impl Handler for NotificationsHandler {
             Input::Exception(env) => order(env.payload.order_id),
             Input::InvoiceIssued(env) => order(env.payload.order_id),
             Input::CreditNoteIssued(env) => order(env.payload.order_id),
+            Input::Resend(env) => order(env.payload.order_id),
         }])
     }
 }
@@ -361,7 +365,8 @@ impl OrderEvent {
             Input::Sent(_)
             | Input::Failed(_)
             | Input::Settings(_)
-            | Input::EndpointRegistered(_) => {
+            | Input::EndpointRegistered(_)
+            | Input::Resend(_) => {
                 return Ok(None);
             }
         }))
@@ -683,16 +688,16 @@ async fn record(
 }
 
 /// What a request is about.
-struct RequestFor<'a> {
-    store_id: &'a str,
-    order_id: Option<Uuid>,
-    event: &'a str,
+pub(crate) struct RequestFor<'a> {
+    pub(crate) store_id: &'a str,
+    pub(crate) order_id: Option<Uuid>,
+    pub(crate) event: &'a str,
 }
 
 /// Records the request under `key` and emits it, unless the key exists. Returns whether it
 /// was requested.
 #[allow(clippy::too_many_arguments)]
-async fn request_once(
+pub(crate) async fn request_once(
     cx: &mut HandlerContext<'_>,
     cause: Uuid,
     event: &RequestFor<'_>,

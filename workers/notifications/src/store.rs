@@ -451,6 +451,24 @@ fn request_row(r: &sqlx::postgres::PgRow) -> Result<RequestRow, sqlx::Error> {
     })
 }
 
+/// The newest customer notification of an order (of `event`, when given), the one an
+/// operator's resend repeats.
+pub(crate) async fn newest_customer_request(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    event: Option<&str>,
+) -> Result<Option<RequestRow>, sqlx::Error> {
+    let row = sqlx::query(select_requests!(
+        "where order_id = $1 and audience = 'customer' and ($2::text is null or event = $2)
+         order by position desc limit 1"
+    ))
+    .bind(order_id)
+    .bind(event)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(request_row).transpose()
+}
+
 /// One request, locked for the receipt's update.
 pub(crate) async fn find_request(
     conn: &mut PgConnection,

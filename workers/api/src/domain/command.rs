@@ -11,8 +11,9 @@
 //! the body's field named, and never sent.
 
 use orderly_contracts::messages::{
-    Actor, ActorKind, ExceptionResolution, LineQuantity, OrderCancelRequested,
-    OrderExceptionResolved, OrderNoteRequested, OrderRef, OrderRefundRequested,
+    Actor, ActorKind, ExceptionResolution, LineQuantity, NotificationEvent,
+    NotificationResendRequested, OrderCancelRequested, OrderExceptionResolved, OrderNoteRequested,
+    OrderRef, OrderRefundRequested,
 };
 use orderly_contracts::types::{Sku, StoreId};
 use orderly_contracts::{ContractError, Envelope, Message, Validate};
@@ -34,6 +35,8 @@ pub(crate) enum Action {
     Note,
     /// Resolve an order item exception (`order.exception_resolved`).
     ResolveException,
+    /// Send a customer notification again (`notification.resend_requested`).
+    ResendNotification,
 }
 
 impl Action {
@@ -44,6 +47,7 @@ impl Action {
             Self::Refund => "refund",
             Self::Note => "note",
             Self::ResolveException => "resolve_exception",
+            Self::ResendNotification => "resend_notification",
         }
     }
 
@@ -54,6 +58,7 @@ impl Action {
             Self::Refund => Permission::OrdersRefund,
             Self::Note => Permission::OrdersEdit,
             Self::ResolveException => Permission::ExceptionsResolve,
+            Self::ResendNotification => Permission::OrdersEdit,
         }
     }
 
@@ -64,6 +69,7 @@ impl Action {
             Self::Refund => "orders.refund",
             Self::Note => "orders.note",
             Self::ResolveException => "exceptions.resolve",
+            Self::ResendNotification => "orders.resend_notification",
         }
     }
 }
@@ -109,6 +115,14 @@ pub(crate) struct ResolveBody {
     note: Option<String>,
 }
 
+/// `POST /orders/{id}/notifications/resend`: the newest customer notification (of `event`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResendBody {
+    #[serde(default)]
+    event: Option<NotificationEvent>,
+}
+
 /// A request body refused, naming the body's field (`lines[0].quantity`), or `body` when it
 /// is not a JSON object at all.
 pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ContractError> {
@@ -146,6 +160,7 @@ pub(crate) enum Request {
         exception_id: Uuid,
         body: ResolveBody,
     },
+    Resend(ResendBody),
 }
 
 /// Who is acting, as the message names them: an operator, by e-mail (or staff id when the
@@ -238,6 +253,17 @@ pub(crate) fn message(
                 remember_mapping: body.remember,
                 resolved_by: by,
                 note: body.note.clone(),
+            },
+            target,
+            command_id,
+        ),
+        Request::Resend(b) => build(
+            NotificationResendRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                event: b.event,
             },
             target,
             command_id,
@@ -454,6 +480,10 @@ mod tests {
         assert_eq!(
             Action::ResolveException.permission(),
             Permission::ExceptionsResolve
+        );
+        assert_eq!(
+            Action::ResendNotification.permission(),
+            Permission::OrdersEdit
         );
     }
 }

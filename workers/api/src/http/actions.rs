@@ -1,4 +1,4 @@
-//! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes` and
+//! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes|notifications/resend` and
 //! `POST /api/v1/admin/order-exceptions/{id}/resolve`, and the command resources they create
 //! (`GET /api/v1/admin/commands/{id}`).
 //!
@@ -73,7 +73,8 @@ enum On<'a> {
 ///   the whole order);
 /// - refund: `{"reason": "...", "lines": [...], "refund_shipping": false}`;
 /// - note: `{"text": "..."}`;
-/// - resolve: `{"resolution": "map_to_sku", "sku": "...", "remember": true, "note": "..."}`.
+/// - resolve: `{"resolution": "map_to_sku", "sku": "...", "remember": true, "note": "..."}`;
+/// - resend a notification: `{"event": "shipment.dispatched"}` (no `event`: the newest).
 pub(crate) fn route(action: Action) -> MethodRouter<Arc<Api>> {
     post(
         move |State(api): State<Arc<Api>>,
@@ -84,7 +85,9 @@ pub(crate) fn route(action: Action) -> MethodRouter<Arc<Api>> {
               body: Bytes| async move {
             let on = match action {
                 Action::ResolveException => On::Exception(&id),
-                Action::Cancel | Action::Refund | Action::Note => On::Order(&id),
+                Action::Cancel | Action::Refund | Action::Note | Action::ResendNotification => {
+                    On::Order(&id)
+                }
             };
             act(&api, &caller, client, on, &headers, &body, action).await
         },
@@ -386,6 +389,7 @@ fn parse(action: Action, id: Uuid, body: &[u8]) -> Result<Request, ContractError
             exception_id: id,
             body: command::parse_body(body)?,
         },
+        Action::ResendNotification => Request::Resend(command::parse_body(body)?),
     })
 }
 

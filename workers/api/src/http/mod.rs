@@ -56,6 +56,10 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
             "/api/v1/admin/orders/{id}/notes",
             actions::route(Action::Note),
         )
+        .route(
+            "/api/v1/admin/orders/{id}/notifications/resend",
+            actions::route(Action::ResendNotification),
+        )
         .route("/api/v1/admin/order-exceptions", get(exceptions::list))
         .route(
             "/api/v1/admin/order-exceptions/{id}",
