@@ -13,7 +13,8 @@ create table api.commands (
   token_id        uuid        not null,
   idempotency_key text        check (length(idempotency_key) between 1 and 255),
   request_sha256  text        not null,
-  action          text        not null check (action in ('cancel', 'refund', 'note', 'resolve_exception', 'resend_notification')),
+  action          text        not null check (action in ('cancel', 'refund', 'note', 'resolve_exception', 'resend_notification',
+                                                   'hold', 'release')),
   order_id        uuid        not null,
   store_id        text        not null,
   message_type    text        not null,
@@ -56,3 +57,11 @@ create index audit_log_staff on api.audit_log (staff_id, entry_id);
 -- Orders waiting for an operator, for the order-exceptions list.
 create index orders_on_hold on api.orders (placed_at desc, order_id desc)
   where status = 'on_hold' or (status is null and exceptions is not null);
+
+-- An operator's hold (`order.hold_changed`): a flag beside the status, the newest by the
+-- order's hold sequence.
+alter table api.orders
+  add column held            boolean     not null default false,
+  add column hold_sequence   integer     not null default 0,
+  add column hold_reason     text,
+  add column hold_changed_at timestamptz;

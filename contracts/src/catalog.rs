@@ -221,6 +221,24 @@ pub fn catalog() -> Vec<MessageSpec> {
             says: "add an internal note to an order's timeline",
         ),
         spec!(
+            OrderHoldRequested,
+            examples::order_hold_requested,
+            from: "operators (admin API)",
+            says: "put an order on hold: nothing more of it is shipped until it is released",
+        ),
+        spec!(
+            OrderReleaseRequested,
+            examples::order_release_requested,
+            from: "operators (admin API)",
+            says: "release an order an operator put on hold",
+        ),
+        spec!(
+            OrderHoldChanged,
+            examples::order_hold_changed,
+            from: "orders",
+            says: "an operator put the order on hold or released it (per-order `sequence`)",
+        ),
+        spec!(
             OrderRequestAnswered,
             examples::order_request_answered,
             from: "orders, notifications",

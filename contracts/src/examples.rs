@@ -26,6 +26,8 @@ const INVOICE: &str = "0195f3a3-5f60-7718-8293-a4b5c6d7e8f9";
 const REFUND_REQUEST: &str = "0195f3a4-0b1c-7d2e-8f3a-4b5c6d7e8f90";
 const NOTE_REQUEST: &str = "0195f3a6-2c3d-7e4f-8a5b-6c7d8e9f0a1b";
 const RESEND_REQUEST: &str = "0195f3a6-3d4e-7f50-8b6c-7d8e9f0a1b2c";
+const HOLD_REQUEST: &str = "0195f3a6-4e5f-7061-8c7d-8e9f0a1b2c3d";
+const RELEASE_REQUEST: &str = "0195f3a6-5f60-7172-8d8e-9f0a1b2c3d4e";
 const CREDIT_NOTE: &str = "0195f3a4-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 const NOTIFICATION: &str = "0195f3a5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
 const TRACKING: &str = "00340434161094042557";
@@ -1124,6 +1126,68 @@ pub(crate) fn notification_resend_requested() -> Value {
             "store_id": STORE,
             "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
             "event": "shipment.dispatched"
+        }),
+    )
+}
+
+pub(crate) fn order_hold_requested() -> Value {
+    envelope::<OrderHoldRequested>(
+        Meta {
+            n: 0x2a,
+            correlation: ORDER,
+            causation: None,
+            at: "2026-03-14T09:20:11Z",
+            producer: "api",
+            span: Some("d4e5f60718293a4b"),
+        },
+        json!({
+            "request_id": HOLD_REQUEST,
+            "order_id": ORDER,
+            "store_id": STORE,
+            "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+            "reason": "Zahlung wird vom Zahlungsdienstleister geprüft"
+        }),
+    )
+}
+
+pub(crate) fn order_release_requested() -> Value {
+    envelope::<OrderReleaseRequested>(
+        Meta {
+            n: 0x2b,
+            correlation: ORDER,
+            causation: None,
+            at: "2026-03-14T11:45:30Z",
+            producer: "api",
+            span: Some("e5f60718293a4b5c"),
+        },
+        json!({
+            "request_id": RELEASE_REQUEST,
+            "order_id": ORDER,
+            "store_id": STORE,
+            "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+            "reason": "Zahlung bestätigt"
+        }),
+    )
+}
+
+pub(crate) fn order_hold_changed() -> Value {
+    envelope::<OrderHoldChanged>(
+        Meta {
+            n: 0x2c,
+            correlation: ORDER,
+            causation: Some(0x2a),
+            at: "2026-03-14T09:20:11.318Z",
+            producer: "orders",
+            span: Some("f60718293a4b5c6d"),
+        },
+        json!({
+            "order_id": ORDER,
+            "store_id": STORE,
+            "external_order_id": "100234",
+            "held": true,
+            "sequence": 1,
+            "reason": "Zahlung wird vom Zahlungsdienstleister geprüft",
+            "by": { "kind": "operator", "id": "anna.becker@example.de" }
         }),
     )
 }

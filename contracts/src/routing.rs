@@ -67,6 +67,8 @@ pub const ROUTES: &[Route] = &[
             OrderRefundRequested::TYPE,
             OrderExceptionResolved::TYPE,
             OrderNoteRequested::TYPE,
+            OrderHoldRequested::TYPE,
+            OrderReleaseRequested::TYPE,
             ProductUpserted::TYPE,
             StoreUpserted::TYPE,
             StockReserved::TYPE,
@@ -108,6 +110,8 @@ pub const ROUTES: &[Route] = &[
             // A new address replaces the copy's, for shipments and invoices not yet asked for.
             OrderAddressChanged::TYPE,
             StoreInvoiceSettingsUpdated::TYPE,
+            // An operator's hold: reservations wait for the release instead of shipping.
+            OrderHoldChanged::TYPE,
         ],
     },
     Route {
@@ -156,6 +160,7 @@ pub const ROUTES: &[Route] = &[
             CreditNoteIssued::TYPE,
             // The outcomes of the requests the API sent, for its command resources.
             OrderRequestAnswered::TYPE,
+            OrderHoldChanged::TYPE,
         ],
     },
     Route {
@@ -171,11 +176,13 @@ pub const ROUTES: &[Route] = &[
             max_length: OUTBOUND_MAX_LENGTH,
         },
         // order.cancelled lets the warehouse stop packing shipments of a cancelled order,
-        // order.address_changed relabel the order's open ones.
+        // order.address_changed relabel the order's open ones, order.hold_changed pause them
+        // (and resume them on release).
         message_types: &[
             ShipmentRequested::TYPE,
             OrderCancelled::TYPE,
             OrderAddressChanged::TYPE,
+            OrderHoldChanged::TYPE,
         ],
     },
     Route {

@@ -1187,3 +1187,137 @@ async fn an_exception_resolved_through_the_api_with_remember_matches_the_next_im
     );
     orderly.stop().await
 }
+
+#[tokio::test]
+async fn a_held_order_is_not_shipped_until_it_is_released() -> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let lager = orderly
+        .token("lager@example.com", "fulfillment_team", &[])
+        .await?;
+    let product = sim::catalog()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+    // More than there is: the order waits for stock, and is held meanwhile.
+    let order = sim::order_placed(
+        &mut orderly.rng,
+        "HOLD-1",
+        false,
+        &[(product.clone(), 500)],
+        1,
+    );
+    orderly.publisher.send(&order).await?;
+    let order_id = orderly.listed(&admin, "HOLD-1").await?;
+    orderly
+        .order_when(&admin, &order_id, "HOLD-1 backordered", |o| {
+            o["status"] == "backordered"
+        })
+        .await?;
+    let hold = format!("/api/v1/admin/orders/{order_id}/hold");
+    let release = format!("/api/v1/admin/orders/{order_id}/release");
+    let answer = post(
+        &orderly,
+        &lager,
+        &hold,
+        &[],
+        r#"{"reason": "Zahlung prüfen"}"#,
+    )
+    .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let held = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(held["status"], "applied", "{held}");
+    let detail = orderly
+        .order_when(&admin, &order_id, "HOLD-1 shown held", |o| {
+            o["held"] == true
+        })
+        .await?;
+    assert_eq!(
+        detail.body["saga"]["waiting_for"], "operator",
+        "{:?}",
+        detail.body
+    );
+    assert_eq!(detail.body["hold_reason"], "Zahlung prüfen");
+
+    // Stock arrives: inventory reserves, but fulfillment asks no warehouse while it is held.
+    let parked = "select count(*) from fulfillment.parked_reservations where order_id = $1";
+    let requested = "select count(*) from fulfillment.shipments where order_id = $1";
+    orderly
+        .publisher
+        .send(&sim::envelope(
+            "inventory.adjusted",
+            "wms",
+            &format!("berlin-1/{}", product.sku),
+            serde_json::json!({"warehouse_id": "berlin-1", "sku": product.sku, "set_on_hand": 1000,
+                               "reason": "stock_count", "source": "wms",
+                               "reference": "HOLD-1-delivery", "as_of": Utc::now()}),
+        ))
+        .await?;
+    wait_until("the reservation parked", DEADLINE, || async {
+        Ok(orderly.count(parked, &order_id).await? == 1)
+    })
+    .await?;
+    assert_eq!(
+        orderly.count(requested, &order_id).await?,
+        0,
+        "nothing asked of a warehouse"
+    );
+
+    // Held twice: refused with the reason.
+    let answer = post(&orderly, &lager, &hold, &[], r#"{"reason": "nochmal"}"#).await?;
+    let twice = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(twice["status"], "refused", "{twice}");
+    assert!(
+        twice["refused"].to_string().contains("already on hold"),
+        "{twice}"
+    );
+
+    // Released: the parked reservation becomes shipment requests.
+    let answer = post(
+        &orderly,
+        &lager,
+        &release,
+        &[],
+        r#"{"reason": "Zahlung bestätigt"}"#,
+    )
+    .await?;
+    let released = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(released["status"], "applied", "{released}");
+    let shipped = orderly
+        .order_when(&admin, &order_id, "HOLD-1 asked of a warehouse", |o| {
+            o["held"] == false && o["shipments"].as_array().is_some_and(|s| !s.is_empty())
+        })
+        .await?;
+    assert_eq!(
+        shipped.body["saga"]["waiting_for"], "warehouse",
+        "{:?}",
+        shipped.body
+    );
+    assert_eq!(orderly.count(parked, &order_id).await?, 0);
+    let answer = post(&orderly, &lager, &release, &[], "{}").await?;
+    let again = orderly
+        .answered(
+            &admin,
+            answer.body["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(again["status"], "refused", "{again}");
+    orderly.stop().await
+}

@@ -922,3 +922,107 @@ impl Validate for OrderRequestAnswered {
         .at("payload.refused")
     }
 }
+
+/// `order.hold_requested`: an operator puts an order on hold (suspected fraud, the customer
+/// asked to wait, an address to check). Until it is released nothing more of it is asked of
+/// a warehouse; what a warehouse was already asked for is for it to pause
+/// (`order.hold_changed`). Orders answers with `order.request_answered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderHoldRequested {
+    /// Id of this request; re-sending it with the same id holds once.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (must be the order's).
+    pub store_id: StoreId,
+    /// Who asks.
+    pub requested_by: Actor,
+    /// Why, for the timeline and the warehouse.
+    #[schemars(length(max = 1000))]
+    pub reason: String,
+}
+
+impl Message for OrderHoldRequested {
+    const TYPE: &'static str = "order.hold_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderHoldRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")?;
+        text(&self.reason, 1000).at("payload.reason")
+    }
+}
+
+/// `order.release_requested`: an operator releases an order they put on hold; what waited
+/// for the release goes on. Orders answers with `order.request_answered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderReleaseRequested {
+    /// Id of this request; re-sending it with the same id releases once.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (must be the order's).
+    pub store_id: StoreId,
+    /// Who asks.
+    pub requested_by: Actor,
+    /// Why, for the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub reason: Option<String>,
+}
+
+impl Message for OrderReleaseRequested {
+    const TYPE: &'static str = "order.release_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderReleaseRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")?;
+        opt_text(self.reason.as_ref(), 1000).at("payload.reason")
+    }
+}
+
+/// `order.hold_changed`: an operator put the order on hold (`held: true`) or released it.
+/// Fulfillment asks no warehouse to ship a held order (a reservation made meanwhile waits for
+/// the release); a warehouse pauses what it was already asked to ship. Not a status: the
+/// order's status goes on as it was. `sequence` counts the order's hold changes from 1:
+/// keep the highest seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderHoldChanged {
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store.
+    pub store_id: StoreId,
+    /// The producer's order number.
+    #[schemars(length(max = 128))]
+    pub external_order_id: String,
+    /// On hold now, or released.
+    pub held: bool,
+    /// The order's hold changes so far, from 1.
+    pub sequence: u32,
+    /// Why (the hold's reason, or the release's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub reason: Option<String>,
+    /// Who did it.
+    pub by: Actor,
+}
+
+impl Message for OrderHoldChanged {
+    const TYPE: &'static str = "order.hold_changed";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderHoldChanged {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.external_order_id, 128).at("payload.external_order_id")?;
+        counts_from_one(u64::from(self.sequence), "payload.sequence")?;
+        opt_text(self.reason.as_ref(), 1000).at("payload.reason")?;
+        self.by.check("payload.by")
+    }
+}

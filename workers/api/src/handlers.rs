@@ -144,13 +144,7 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
         }
         ApiInput::AddressChanged(env) => {
             let p = &env.payload;
-            let key = OrderKey {
-                order_id: p.order_id,
-                store_id: p.store_id.as_str(),
-                channel: None,
-                marketplace: None,
-                external_order_id: &p.external_order_id,
-            };
+            let key = OrderKey::unchannelled(p.order_id, &p.store_id, &p.external_order_id);
             let shown = store::ensure_order(conn, key, env.occurred_at).await?;
             if rules::addresses_apply(shown, p.revision) {
                 store::write_addresses(
@@ -162,6 +156,20 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
                 )
                 .await?;
             }
+        }
+        ApiInput::HoldChanged(env) => {
+            let p = &env.payload;
+            let key = OrderKey::unchannelled(p.order_id, &p.store_id, &p.external_order_id);
+            store::ensure_order(conn, key, env.occurred_at).await?;
+            store::write_hold(
+                conn,
+                p.order_id,
+                p.held,
+                p.sequence,
+                p.reason.as_deref(),
+                env.occurred_at,
+            )
+            .await?;
         }
         ApiInput::Cancelled(env) => {
             let p = &env.payload;

@@ -3,8 +3,8 @@
 
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, OrderAccepted, OrderAddressChanged, OrderCancelled,
-    OrderCompleted, OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ShipmentDelivered,
-    ShipmentDispatched, ShipmentException, ShipmentRequested,
+    OrderCompleted, OrderHoldChanged, OrderOnHold, OrderRequestAnswered, OrderStatusChanged,
+    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested,
 };
 
 orderly_runtime::inputs! {
@@ -36,6 +36,8 @@ orderly_runtime::inputs! {
         CreditNoteIssued(CreditNoteIssued),
         /// What became of a request (a command the API sent, or another's).
         RequestAnswered(OrderRequestAnswered),
+        /// An operator's hold or release.
+        HoldChanged(OrderHoldChanged),
     }
 }
 
@@ -56,6 +58,7 @@ impl ApiInput {
             Self::InvoiceIssued(e) => e.payload.order_id,
             Self::CreditNoteIssued(e) => e.payload.order_id,
             Self::RequestAnswered(e) => e.payload.order_id,
+            Self::HoldChanged(e) => e.payload.order_id,
         }
     }
 }

@@ -7,8 +7,8 @@
 //! on the decoded message, not by comparing type names.
 
 use orderly_contracts::messages::{
-    OrderAccepted, OrderAddressChanged, OrderCancelled, ShipmentUpdated, StockReserved,
-    StoreInvoiceSettingsUpdated,
+    OrderAccepted, OrderAddressChanged, OrderCancelled, OrderHoldChanged, ShipmentUpdated,
+    StockReserved, StoreInvoiceSettingsUpdated,
 };
 
 orderly_runtime::inputs! {
@@ -27,6 +27,8 @@ orderly_runtime::inputs! {
         AddressChanged(OrderAddressChanged),
         /// A store's invoice timing.
         SettingsUpdated(StoreInvoiceSettingsUpdated),
+        /// An operator's hold or release.
+        HoldChanged(OrderHoldChanged),
     }
 }
 
@@ -49,7 +51,10 @@ impl FulfillmentInput {
             Self::Accepted(env) => Some(Common::Accepted(&env.payload)),
             Self::Reserved(env) => Some(Common::Reserved(&env.payload)),
             Self::Updated(env) => Some(Common::Updated(&env.payload)),
-            Self::Cancelled(_) | Self::AddressChanged(_) | Self::SettingsUpdated(_) => None,
+            Self::Cancelled(_)
+            | Self::AddressChanged(_)
+            | Self::SettingsUpdated(_)
+            | Self::HoldChanged(_) => None,
         }
     }
 }

@@ -8,9 +8,10 @@
 
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, OrderCancelRequested,
-    OrderExceptionResolved, OrderNoteRequested, OrderPlaced, OrderRefundRequested, ProductUpserted,
-    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased,
-    StockReserved, StockUnavailable, StoreUpserted,
+    OrderExceptionResolved, OrderHoldRequested, OrderNoteRequested, OrderPlaced,
+    OrderRefundRequested, OrderReleaseRequested, ProductUpserted, ShipmentDelivered,
+    ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased, StockReserved,
+    StockUnavailable, StoreUpserted,
 };
 use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Incoming, InputError};
@@ -29,6 +30,10 @@ orderly_runtime::inputs! {
         ExceptionResolved(OrderExceptionResolved),
         /// An operator's internal note.
         NoteRequested(OrderNoteRequested),
+        /// An operator's hold.
+        HoldRequested(OrderHoldRequested),
+        /// An operator's release of a hold.
+        ReleaseRequested(OrderReleaseRequested),
         /// A catalog product, for matching (and releasing held lines).
         ProductUpserted(ProductUpserted),
         /// A store orders are taken for.
@@ -87,6 +92,8 @@ impl<'a> FlowInput<'a> {
             | I::RefundRequested(_)
             | I::ExceptionResolved(_)
             | I::NoteRequested(_)
+            | I::HoldRequested(_)
+            | I::ReleaseRequested(_)
             | I::ProductUpserted(_)
             | I::StoreUpserted(_)
             | I::StockUnavailable(_)

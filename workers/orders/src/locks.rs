@@ -64,6 +64,8 @@ pub(crate) async fn of_batch(
             I::RefundRequested(env) => keys.push(order(env.payload.order_id)),
             I::ExceptionResolved(env) => keys.push(order(env.payload.order_id)),
             I::NoteRequested(env) => keys.push(order(env.payload.order_id)),
+            I::HoldRequested(env) => keys.push(order(env.payload.order_id)),
+            I::ReleaseRequested(env) => keys.push(order(env.payload.order_id)),
             I::StockReserved(env) => keys.push(order(env.payload.order_id)),
             I::StockUnavailable(env) => keys.push(order(env.payload.order_id)),
             I::StockReleased(env) => keys.push(order(env.payload.order_id)),

@@ -12,8 +12,8 @@
 
 use orderly_contracts::messages::{
     Actor, ActorKind, ExceptionResolution, LineQuantity, NotificationEvent,
-    NotificationResendRequested, OrderCancelRequested, OrderExceptionResolved, OrderNoteRequested,
-    OrderRef, OrderRefundRequested,
+    NotificationResendRequested, OrderCancelRequested, OrderExceptionResolved, OrderHoldRequested,
+    OrderNoteRequested, OrderRef, OrderRefundRequested, OrderReleaseRequested,
 };
 use orderly_contracts::types::{Sku, StoreId};
 use orderly_contracts::{ContractError, Envelope, Message, Validate};
@@ -37,6 +37,10 @@ pub(crate) enum Action {
     ResolveException,
     /// Send a customer notification again (`notification.resend_requested`).
     ResendNotification,
+    /// Put the order on hold (`order.hold_requested`).
+    Hold,
+    /// Release the order's hold (`order.release_requested`).
+    Release,
 }
 
 impl Action {
@@ -48,6 +52,8 @@ impl Action {
             Self::Note => "note",
             Self::ResolveException => "resolve_exception",
             Self::ResendNotification => "resend_notification",
+            Self::Hold => "hold",
+            Self::Release => "release",
         }
     }
 
@@ -58,7 +64,7 @@ impl Action {
             Self::Refund => Permission::OrdersRefund,
             Self::Note => Permission::OrdersEdit,
             Self::ResolveException => Permission::ExceptionsResolve,
-            Self::ResendNotification => Permission::OrdersEdit,
+            Self::ResendNotification | Self::Hold | Self::Release => Permission::OrdersEdit,
         }
     }
 
@@ -70,6 +76,8 @@ impl Action {
             Self::Note => "orders.note",
             Self::ResolveException => "exceptions.resolve",
             Self::ResendNotification => "orders.resend_notification",
+            Self::Hold => "orders.hold",
+            Self::Release => "orders.release",
         }
     }
 }
@@ -123,6 +131,21 @@ pub(crate) struct ResendBody {
     event: Option<NotificationEvent>,
 }
 
+/// `POST /orders/{id}/hold`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HoldBody {
+    reason: String,
+}
+
+/// `POST /orders/{id}/release`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 /// A request body refused, naming the body's field (`lines[0].quantity`), or `body` when it
 /// is not a JSON object at all.
 pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ContractError> {
@@ -161,6 +184,8 @@ pub(crate) enum Request {
         body: ResolveBody,
     },
     Resend(ResendBody),
+    Hold(HoldBody),
+    Release(ReleaseBody),
 }
 
 /// Who is acting, as the message names them: an operator, by e-mail (or staff id when the
@@ -253,6 +278,28 @@ pub(crate) fn message(
                 remember_mapping: body.remember,
                 resolved_by: by,
                 note: body.note.clone(),
+            },
+            target,
+            command_id,
+        ),
+        Request::Hold(b) => build(
+            OrderHoldRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                reason: b.reason.clone(),
+            },
+            target,
+            command_id,
+        ),
+        Request::Release(b) => build(
+            OrderReleaseRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                reason: b.reason.clone(),
             },
             target,
             command_id,

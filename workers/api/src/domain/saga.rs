@@ -47,6 +47,29 @@ pub(crate) struct SagaPosition {
     pub(crate) detail: String,
 }
 
+/// The position of an order an operator put on hold (`since` the hold, for `reason`): it
+/// waits for an operator to release it, whatever else it waits for. A finished order
+/// (completed, cancelled) is past any hold.
+pub(crate) fn held(
+    position: SagaPosition,
+    since: DateTime<Utc>,
+    reason: Option<&str>,
+) -> SagaPosition {
+    if position.waiting_for == WaitingFor::Nothing {
+        return position;
+    }
+    let why = reason.map(|r| format!(" (“{r}”)")).unwrap_or_default();
+    SagaPosition {
+        waiting_for: WaitingFor::Operator,
+        since,
+        detail: format!(
+            "put on hold by an operator{why}: nothing more is shipped until it is released; \
+             then: {}",
+            position.detail
+        ),
+    }
+}
+
 /// The position of an order with `status` (`None` before any status is known), changed at
 /// `status_changed_at` (else `placed_at`), with `shipments`.
 pub(crate) fn position(
@@ -149,6 +172,26 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_held_order_waits_for_an_operator_unless_it_is_done() {
+        let t0 = Utc::now();
+        let hold_at = t0 + chrono::Duration::minutes(5);
+        let processing = position(Some("processing"), Some(t0), t0, &[]);
+        let held_position = held(processing.clone(), hold_at, Some("Zahlung prüfen"));
+        assert_eq!(held_position.waiting_for, WaitingFor::Operator);
+        assert_eq!(held_position.since, hold_at);
+        assert!(
+            held_position.detail.contains("Zahlung prüfen"),
+            "{held_position:?}"
+        );
+        assert!(
+            held_position.detail.contains(&processing.detail),
+            "{held_position:?}"
+        );
+        let done = position(Some("completed"), Some(t0), t0, &[]);
+        assert_eq!(held(done.clone(), hold_at, None), done);
+    }
 
     fn t(minute: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-03-14T10:{minute:02}:00Z"))

@@ -1,4 +1,5 @@
-//! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes|notifications/resend` and
+//! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes|hold|release|
+//! notifications/resend` and
 //! `POST /api/v1/admin/order-exceptions/{id}/resolve`, and the command resources they create
 //! (`GET /api/v1/admin/commands/{id}`).
 //!
@@ -74,7 +75,8 @@ enum On<'a> {
 /// - refund: `{"reason": "...", "lines": [...], "refund_shipping": false}`;
 /// - note: `{"text": "..."}`;
 /// - resolve: `{"resolution": "map_to_sku", "sku": "...", "remember": true, "note": "..."}`;
-/// - resend a notification: `{"event": "shipment.dispatched"}` (no `event`: the newest).
+/// - resend a notification: `{"event": "shipment.dispatched"}` (no `event`: the newest);
+/// - hold: `{"reason": "..."}`; release: `{"reason": "..."}` (optional).
 pub(crate) fn route(action: Action) -> MethodRouter<Arc<Api>> {
     post(
         move |State(api): State<Arc<Api>>,
@@ -85,9 +87,12 @@ pub(crate) fn route(action: Action) -> MethodRouter<Arc<Api>> {
               body: Bytes| async move {
             let on = match action {
                 Action::ResolveException => On::Exception(&id),
-                Action::Cancel | Action::Refund | Action::Note | Action::ResendNotification => {
-                    On::Order(&id)
-                }
+                Action::Cancel
+                | Action::Refund
+                | Action::Note
+                | Action::ResendNotification
+                | Action::Hold
+                | Action::Release => On::Order(&id),
             };
             act(&api, &caller, client, on, &headers, &body, action).await
         },
@@ -390,6 +395,8 @@ fn parse(action: Action, id: Uuid, body: &[u8]) -> Result<Request, ContractError
             body: command::parse_body(body)?,
         },
         Action::ResendNotification => Request::Resend(command::parse_body(body)?),
+        Action::Hold => Request::Hold(command::parse_body(body)?),
+        Action::Release => Request::Release(command::parse_body(body)?),
     })
 }
 

@@ -57,6 +57,14 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
             actions::route(Action::Note),
         )
         .route(
+            "/api/v1/admin/orders/{id}/hold",
+            actions::route(Action::Hold),
+        )
+        .route(
+            "/api/v1/admin/orders/{id}/release",
+            actions::route(Action::Release),
+        )
+        .route(
             "/api/v1/admin/orders/{id}/notifications/resend",
             actions::route(Action::ResendNotification),
         )

@@ -3,7 +3,7 @@
 //! [`ensure_order`] returned (with the row locked), under the order's lock key.
 
 use chrono::{DateTime, Utc};
-use orderly_contracts::types::{Channel, OrderStatus};
+use orderly_contracts::types::{Channel, OrderStatus, StoreId};
 use serde::Serialize;
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -19,6 +19,24 @@ pub(crate) struct OrderKey<'a> {
     pub(crate) channel: Option<Channel>,
     pub(crate) marketplace: Option<&'a str>,
     pub(crate) external_order_id: &'a str,
+}
+
+impl<'a> OrderKey<'a> {
+    /// The key an event gives that does not name the channel (`order.address_changed`,
+    /// `order.hold_changed`).
+    pub(crate) fn unchannelled(
+        order_id: Uuid,
+        store_id: &'a StoreId,
+        external_order_id: &'a str,
+    ) -> Self {
+        Self {
+            order_id,
+            store_id: store_id.as_str(),
+            channel: None,
+            marketplace: None,
+            external_order_id,
+        }
+    }
 }
 
 /// Creates the order's row if it has none (listed at `first_seen` until its `placed_at` is
@@ -398,6 +416,30 @@ pub(crate) async fn record_document(
     .bind(&d.pdf.uri)
     .bind(&d.pdf.sha256)
     .bind(i64::try_from(d.pdf.size_bytes).unwrap_or(i64::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An operator's hold change, if newer than the one shown (the order's row is locked).
+pub(crate) async fn write_hold(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    held: bool,
+    sequence: u32,
+    reason: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update orders set held = $2, hold_sequence = $3, hold_reason = $4, hold_changed_at = $5, \
+           updated_at = now() \
+         where order_id = $1 and hold_sequence < $3",
+    )
+    .bind(order_id)
+    .bind(held)
+    .bind(i64::from(sequence))
+    .bind(reason)
+    .bind(at)
     .execute(conn)
     .await?;
     Ok(())

@@ -160,6 +160,10 @@ pub(crate) struct OrderHeader {
     pub(crate) exceptions: Option<serde_json::Value>,
     pub(crate) completed_at: Option<DateTime<Utc>>,
     pub(crate) invoice_numbers: Option<serde_json::Value>,
+    /// On an operator's hold (not a status: the status goes on as it was).
+    pub(crate) held: bool,
+    pub(crate) hold_reason: Option<String>,
+    pub(crate) hold_changed_at: Option<DateTime<Utc>>,
 }
 
 /// One entry of the status history.
@@ -271,7 +275,7 @@ pub(crate) async fn detail(
            status_sequence, status_changed_at, placed_at, placed_at_known, currency, total, \
            shipping, discount, tax, prices_include_tax, customer_name, customer_email, customer, \
            billing_address, shipping_address, lines, payment, exceptions, completed_at, \
-           invoice_numbers \
+           invoice_numbers, held, hold_reason, hold_changed_at \
          from orders where order_id = $1",
     )
     .bind(order_id)
@@ -332,12 +336,16 @@ pub(crate) async fn detail(
             exception: s.exception_status.as_deref().zip(s.exception_at),
         })
         .collect();
-    let saga = saga::position(
+    let mut saga = saga::position(
         header.status.as_deref(),
         header.status_changed_at,
         header.placed_at,
         &facts,
     );
+    if header.held {
+        let since = header.hold_changed_at.unwrap_or(saga.since);
+        saga = saga::held(saga, since, header.hold_reason.as_deref());
+    }
     Ok(Some(OrderDetail {
         header,
         saga,

@@ -43,6 +43,7 @@ pub(crate) use tracking::wait_for_binding;
 use std::collections::{HashMap, HashSet};
 
 use anyhow::anyhow;
+use orderly_contracts::RawEnvelope;
 use orderly_contracts::messages::{InvoiceTiming, OrderAccepted, ShipmentUpdated};
 use orderly_runtime::{Batch, HandlerContext, HandlerError, Incoming};
 use sqlx::PgConnection;
@@ -79,6 +80,8 @@ struct HeldShipment {
 #[derive(Debug, Default)]
 struct Writes {
     shipments: Vec<(Uuid, Uuid, PlannedShipment)>,
+    /// Reservations of orders on an operator's hold: `(order_id, message_id, envelope)`.
+    parked: Vec<(Uuid, Uuid, serde_json::Value)>,
     reserved: Vec<Uuid>,
     bindings: Vec<NewBinding>,
     events: Vec<NewTrackingEvent>,
@@ -111,6 +114,8 @@ struct Run {
     /// Unmatched events waiting for a tracking number, not adopted yet.
     waiting: Vec<UnmatchedEvent>,
     cancellations: HashMap<Uuid, Vec<Cancellation>>,
+    /// Orders on an operator's hold: their reservations are parked, not shipped.
+    on_hold: HashSet<Uuid>,
     /// Orders whose on-order invoice was requested.
     invoiced: HashSet<Uuid>,
     timings: HashMap<String, InvoiceTiming>,
@@ -150,7 +155,7 @@ pub(crate) async fn run(msgs: &[&Incoming], batch: &mut Batch<'_>) -> Result<Ran
         let step = {
             let _entered = span.enter();
             let mut cx = batch.context(msg);
-            run.take(message, msg.envelope.message_id, &mut cx)?
+            run.take(message, &msg.envelope, &mut cx)?
         };
         match step {
             Step::Done => {}
@@ -271,6 +276,14 @@ impl Run {
         cancelled.sort_unstable();
         cancelled.dedup();
         run.cancellations = store::cancellations_of(conn, &cancelled).await?;
+        let reserved: Vec<Uuid> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Common::Reserved(r) => Some(r.order_id),
+                _ => None,
+            })
+            .collect();
+        run.on_hold = store::held_orders(conn, &reserved).await?;
         // The numbers an update may bind: named with a shipment that does not carry them.
         let binding: Vec<(&str, &str)> = updates
             .iter()
@@ -293,13 +306,15 @@ impl Run {
     fn take(
         &mut self,
         message: &Common<'_>,
-        message_id: Uuid,
+        envelope: &RawEnvelope,
         cx: &mut HandlerContext<'_>,
     ) -> Result<Step, HandlerError> {
         match message {
             Common::Accepted(order) => self.order_accepted(cx, order),
-            Common::Reserved(reserved) => self.stock_reserved(cx, reserved).map(|()| Step::Done),
-            Common::Updated(update) => self.shipment_updated(cx, message_id, update),
+            Common::Reserved(reserved) => self
+                .stock_reserved(cx, reserved, envelope)
+                .map(|()| Step::Done),
+            Common::Updated(update) => self.shipment_updated(cx, envelope.message_id, update),
         }
     }
 
@@ -322,6 +337,7 @@ impl Run {
             )));
         }
         store::mark_shipments_created(conn, &w.reserved).await?;
+        store::park_reservations(conn, &w.parked).await?;
         store::bind_numbers(conn, &w.bindings).await?;
         let changed: Vec<&Shipment> = self
             .shipments

@@ -3,6 +3,7 @@
 //! shipment per warehouse allocation, shrunk by the cancellations received before it.
 
 use anyhow::anyhow;
+use orderly_contracts::RawEnvelope;
 use orderly_contracts::messages::{
     InvoiceTiming, OrderAccepted, ShipmentItem, ShipmentRequested, StockReserved,
 };
@@ -79,11 +80,14 @@ impl Run {
         Ok(Step::Done)
     }
 
-    /// `stock.reserved`: one shipment per warehouse allocation, requested from the warehouse.
+    /// `stock.reserved`: one shipment per warehouse allocation, requested from the warehouse;
+    /// for an order on an operator's hold, the reservation (`envelope`) is parked until the
+    /// release replays it.
     pub(super) fn stock_reserved(
         &mut self,
         cx: &mut HandlerContext<'_>,
         reserved: &StockReserved,
+        envelope: &RawEnvelope,
     ) -> Result<(), HandlerError> {
         let order_id = reserved.order_id;
         let Some(held) = self.orders.get_mut(&order_id) else {
@@ -101,6 +105,16 @@ impl Run {
         }
         if stored.shipments_created {
             info!("reservation already turned into shipments; nothing to do");
+            return Ok(());
+        }
+        if self.on_hold.contains(&order_id) {
+            let parked = serde_json::to_value(envelope).map_err(|e| {
+                HandlerError::permanent(format!("cannot park the reservation: {e}"))
+            })?;
+            self.writes
+                .parked
+                .push((order_id, envelope.message_id, parked));
+            info!("order on an operator's hold: reservation parked until it is released");
             return Ok(());
         }
         let mut plan = domain::plan_shipments(&stored.order, &reserved.allocations)

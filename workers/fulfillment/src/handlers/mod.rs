@@ -3,8 +3,8 @@
 //!
 //! The common messages (a newly accepted order, its reservation, the carriers' updates) are
 //! decided a run at a time by [`crate::flow`], alone or together; a re-accepted order
-//! ([`reaccepted`]), a cancellation ([`cancelled`]), an address change ([`address`]) and a
-//! store's settings ([`settings`]) are handled one message at a time where they arrived. Everything about one order is
+//! ([`reaccepted`]), a cancellation ([`cancelled`]), an address change ([`address`]), an
+//! operator's hold ([`hold`]) and a store's settings ([`settings`]) are handled one message at a time where they arrived. Everything about one order is
 //! serialised by the order's lock key, and every binding of a tracking number by the
 //! number's, which the runtime takes (sorted) before a batch runs, so two copies of the
 //! worker take turns and batches never deadlock on them. The keys come from the decoded
@@ -17,6 +17,7 @@
 
 mod address;
 mod cancelled;
+mod hold;
 mod reaccepted;
 mod settings;
 
@@ -58,6 +59,7 @@ impl Handler for FulfillmentHandler {
             Input::Cancelled(env) => cancelled::order_cancelled(cx, env).await,
             Input::AddressChanged(env) => address::address_changed(cx, env).await,
             Input::SettingsUpdated(env) => settings::settings_updated(cx, env).await,
+            Input::HoldChanged(env) => hold::hold_changed(cx, env).await,
         }
     }
 
@@ -123,6 +125,7 @@ impl Handler for FulfillmentHandler {
                 Input::Reserved(env) => keys.push(order_key(env.payload.order_id)),
                 Input::Cancelled(env) => keys.push(order_key(env.payload.order_id)),
                 Input::AddressChanged(env) => keys.push(order_key(env.payload.order_id)),
+                Input::HoldChanged(env) => keys.push(order_key(env.payload.order_id)),
                 Input::Updated(env) => {
                     keys.push(tracking_key(&env.payload));
                     if let Some(order_id) = orders.get(&update) {

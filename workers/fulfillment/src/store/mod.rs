@@ -10,6 +10,7 @@
 //! public; everything the message path writes and reads stays inside the crate.
 
 mod cancellations;
+mod holds;
 mod notices;
 mod orders;
 mod reads;
@@ -24,6 +25,7 @@ pub use reads::{Finding, TrackingEvent, consistency_report, history, list_unmatc
 pub use unmatched::UnmatchedEvent;
 
 pub(crate) use cancellations::{cancellations, cancellations_of, record_cancellation};
+pub(crate) use holds::{held_orders, park_reservations, record_hold, take_parked};
 pub(crate) use notices::{
     NewInvoiceRequest, orders_invoiced, record_invoice_requests, record_notices,
 };

@@ -16,15 +16,17 @@
 //! - **The accepted order** ([`accepted_order`]): the `order.accepted` snapshot, with amounts
 //!   recomputed when lines were cancelled before acceptance so the message stays consistent.
 //! - **Stores** ([`store_refusal`]): a new order is taken only for a declared, open store.
+//! - **Operator holds** ([`check_hold`], [`check_release`]): a flag beside the status.
 //!
 //! One file per concern: [`order`] (the order and its lines), [`matching`], [`exceptions`],
 //! [`status`] (the status machine), [`cancellation`], [`refund`], [`repush`],
-//! [`accepted`] (the `order.accepted` snapshot) and [`stores`]. Their items are re-exported here, so the
+//! [`accepted`] (the `order.accepted` snapshot), [`hold`] and [`stores`]. Their items are re-exported here, so the
 //! rest of the crate names them `domain::…`.
 
 mod accepted;
 mod cancellation;
 mod exceptions;
+mod hold;
 pub(crate) mod matching;
 mod order;
 mod refund;
@@ -38,6 +40,7 @@ mod tests;
 pub(crate) use accepted::*;
 pub(crate) use cancellation::*;
 pub(crate) use exceptions::*;
+pub(crate) use hold::*;
 pub(crate) use matching::*;
 pub(crate) use order::*;
 pub(crate) use refund::*;

@@ -25,7 +25,8 @@
 //! This module is the [`Handler`] implementation and the dispatch only: which family
 //! handles a message, and how a batch is walked (runs of the flow together, anything else
 //! alone where it arrived). The families: [`intake`] (re-pushes of known orders),
-//! [`requests`] (cancel, refund and note requests, answered by [`answer`]), [`exceptions`] and [`catalog`] (exception
+//! [`requests`] (cancel and refund requests) and [`operator`] (notes, holds), answered by
+//! [`answer`], [`exceptions`] and [`catalog`] (exception
 //! resolutions, by an operator or by the catalog), [`events`] (stock, shipment, invoice and
 //! notification events the flow does not decide), [`stores`] (the store registry). [`apply`] holds what they share; the
 //! steps the flow shares with them are in [`crate::steps`].
@@ -36,6 +37,7 @@ mod catalog;
 mod events;
 mod exceptions;
 mod intake;
+mod operator;
 mod requests;
 mod stores;
 
@@ -85,7 +87,9 @@ impl Handler for OrdersHandler {
             | I::ShipmentDelivered(_) => run_flow(&[msg], &mut cx.as_batch()).await,
             I::CancelRequested(env) => requests::cancel_requested(&env.payload, cx, &cause).await,
             I::RefundRequested(env) => requests::refund_requested(&env.payload, cx, &cause).await,
-            I::NoteRequested(env) => requests::note_requested(&env.payload, cx, &cause).await,
+            I::NoteRequested(env) => operator::note_requested(&env.payload, cx, &cause).await,
+            I::HoldRequested(env) => operator::hold_requested(&env.payload, cx, &cause).await,
+            I::ReleaseRequested(env) => operator::release_requested(&env.payload, cx, &cause).await,
             I::ExceptionResolved(env) => {
                 exceptions::exception_resolved(&env.payload, cx, &cause).await
             }

@@ -1,5 +1,5 @@
-//! Customers' and operators' requests about an order: `order.cancel_requested`,
-//! `order.refund_requested` and `order.note_requested`.
+//! Customers' and operators' requests about an order: `order.cancel_requested` and
+//! `order.refund_requested` (an operator's notes and holds are in [`super::operator`]).
 //!
 //! A request is recorded with its outcome (refusals are outcomes, not errors) and answered
 //! with `order.request_answered` (see [`super::answer`]); one about an order that does not
@@ -7,7 +7,7 @@
 //! that already has a final outcome is only noted on the timeline, and answered `duplicate`.
 
 use orderly_contracts::Message;
-use orderly_contracts::messages::{OrderCancelRequested, OrderNoteRequested, OrderRefundRequested};
+use orderly_contracts::messages::{OrderCancelRequested, OrderRefundRequested};
 use orderly_contracts::types::StoreId;
 use orderly_runtime::{HandlerContext, HandlerError};
 use uuid::Uuid;
@@ -268,53 +268,5 @@ pub(super) async fn refund_requested(
             detail,
             plan.refused,
         ),
-    )
-}
-
-/// An operator's internal note: on the timeline once per request id.
-#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
-pub(super) async fn note_requested(
-    p: &OrderNoteRequested,
-    cx: &mut HandlerContext<'_>,
-    cause: &Cause<'_>,
-) -> Result<(), HandlerError> {
-    let stored = store::lock_order(cx.conn, p.order_id).await?;
-    match &stored {
-        None => {
-            return Err(HandlerError::rejected(format!(
-                "note refused: no order {} in store {}",
-                p.order_id, p.store_id
-            )));
-        }
-        Some(s) if s.head.store_id != p.store_id => {
-            return Err(HandlerError::rejected(format!(
-                "note refused: order {} belongs to store {}, the request names store {}",
-                p.order_id, s.head.store_id, p.store_id
-            )));
-        }
-        Some(_) => {}
-    }
-    let by = actor(&p.requested_by);
-    let first = store::record_note(cx.conn, p.request_id, cause.message_id, p.order_id).await?;
-    let (kind, answer) = if first {
-        let detail = format!("Note by {by}: “{}”", p.text);
-        (TimelineKind::Note, Answer::of(true, detail, Vec::new()))
-    } else {
-        let detail = format!(
-            "Note request {} by {by} received again; already added",
-            p.request_id
-        );
-        (TimelineKind::NoteDuplicate, Answer::duplicate(detail))
-    };
-    store::add_timeline(cx.conn, p.order_id, kind, cause, &answer.detail).await?;
-    answer::send(
-        cx,
-        Request {
-            kind: OrderNoteRequested::TYPE,
-            request_id: Some(p.request_id),
-            order_id: p.order_id,
-            store_id: &p.store_id,
-        },
-        answer,
     )
 }

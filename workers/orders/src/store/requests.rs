@@ -136,22 +136,69 @@ pub async fn cancellation_requests(
     .await
 }
 
-/// Records a note request; `false` if its id was recorded before (the note is not added
-/// again).
-pub(crate) async fn record_note(
+/// An operator's request (note, hold, release) as recorded: `None` if its id is new.
+pub(crate) async fn operator_request_outcome(
     conn: &mut PgConnection,
     request_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select outcome from operator_requests where request_id = $1")
+        .bind(request_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Records an operator's request (`kind`: note, hold, release) and its outcome.
+pub(crate) async fn record_operator_request(
+    conn: &mut PgConnection,
+    request_id: Uuid,
+    kind: &str,
     message_id: Uuid,
     order_id: Uuid,
-) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "insert into note_requests (request_id, message_id, order_id) values ($1, $2, $3)
-         on conflict (request_id) do nothing",
+    outcome: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into operator_requests (request_id, kind, message_id, order_id, outcome)
+         values ($1, $2, $3, $4, $5) on conflict (request_id) do nothing",
     )
     .bind(request_id)
+    .bind(kind)
     .bind(message_id)
     .bind(order_id)
+    .bind(outcome)
     .execute(conn)
     .await?;
-    Ok(inserted.rows_affected() == 1)
+    Ok(())
+}
+
+/// An order's operator hold: whether held, and why.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Hold {
+    pub(crate) held: bool,
+    pub(crate) hold_reason: Option<String>,
+}
+
+/// The order's hold (the caller holds the order's lock).
+pub(crate) async fn hold(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Hold> {
+    sqlx::query_as("select held, hold_reason from orders where order_id = $1")
+        .bind(order_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Sets the order's hold; returns the new hold sequence.
+pub(crate) async fn set_hold(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    held: bool,
+    reason: Option<&str>,
+) -> sqlx::Result<i32> {
+    sqlx::query_scalar(
+        "update orders set held = $2, hold_reason = $3, hold_sequence = hold_sequence + 1
+         where order_id = $1 returning hold_sequence",
+    )
+    .bind(order_id)
+    .bind(held)
+    .bind(reason)
+    .fetch_one(conn)
+    .await
 }

@@ -92,8 +92,14 @@ timeline_kinds! {
     ExceptionDuplicate = "exception_duplicate",
     /// An operator's internal note.
     Note = "note",
-    /// A note request already handled, received again.
-    NoteDuplicate = "note_duplicate",
+    /// An operator put the order on hold.
+    Held = "held",
+    /// An operator released the order.
+    Released = "released",
+    /// A hold or release refused (already held, not held, nothing left to hold).
+    HoldRefused = "hold_refused",
+    /// An operator's note, hold or release request already handled, received again.
+    RequestDuplicate = "request_duplicate",
 }
 
 /// The message behind a timeline entry.
@@ -225,7 +231,8 @@ mod tests {
     /// The newest migration's `CHECK` constraint allows exactly the kinds the worker writes.
     #[test]
     fn the_check_constraint_lists_every_kind() {
-        let migration = include_str!("../../../../migrations/20261206000045_order_notes.sql");
+        let migration =
+            include_str!("../../../../migrations/20261206000045_order_operator_requests.sql");
         let list = "kind in (";
         let start = migration.find(list).map(|i| i + list.len());
         let end = start.and_then(|s| migration[s..].find(')').map(|e| s + e));

@@ -1,0 +1,267 @@
+//! An operator's requests about an order that change no line or money:
+//! `order.note_requested` (an internal note on the timeline), `order.hold_requested` and
+//! `order.release_requested` (a hold beside the status, announced with
+//! `order.hold_changed`). Each request id takes effect once (`operator_requests`); each is
+//! answered with `order.request_answered`; one about an order that does not exist, or that
+//! names another store, is rejected with the reason.
+
+use orderly_contracts::Message;
+use orderly_contracts::messages::{
+    Actor, OrderHoldChanged, OrderHoldRequested, OrderNoteRequested, OrderReleaseRequested,
+};
+use orderly_contracts::types::StoreId;
+use orderly_runtime::{HandlerContext, HandlerError};
+use uuid::Uuid;
+
+use super::answer::{self, Answer, Request};
+use super::apply::actor;
+use crate::domain;
+use crate::steps::emit;
+use crate::store::{self, Cause, TimelineKind};
+
+/// What the three requests share.
+struct Asked<'a> {
+    request_type: &'static str,
+    kind: &'static str,
+    request_id: Uuid,
+    order_id: Uuid,
+    store_id: &'a StoreId,
+    by: &'a Actor,
+}
+
+/// The order, locked, in the request's store; a request answered before is noted and
+/// answered `duplicate` (`Ok(None)`).
+async fn take(
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+    asked: &Asked<'_>,
+) -> Result<Option<store::StoredOrder>, HandlerError> {
+    let stored = store::lock_order(cx.conn, asked.order_id).await?;
+    let stored = match stored {
+        None => {
+            return Err(HandlerError::rejected(format!(
+                "{} refused: no order {} in store {}",
+                asked.kind, asked.order_id, asked.store_id
+            )));
+        }
+        Some(s) if s.head.store_id != *asked.store_id => {
+            return Err(HandlerError::rejected(format!(
+                "{} refused: order {} belongs to store {}, the request names store {}",
+                asked.kind, asked.order_id, s.head.store_id, asked.store_id
+            )));
+        }
+        Some(s) => s,
+    };
+    if let Some(outcome) = store::operator_request_outcome(cx.conn, asked.request_id).await? {
+        let detail = format!(
+            "{} request {} by {} received again; already handled ({outcome})",
+            asked.kind,
+            asked.request_id,
+            actor(asked.by)
+        );
+        store::add_timeline(
+            cx.conn,
+            asked.order_id,
+            TimelineKind::RequestDuplicate,
+            cause,
+            &detail,
+        )
+        .await?;
+        reply(cx, asked, Answer::duplicate(detail))?;
+        return Ok(None);
+    }
+    Ok(Some(stored))
+}
+
+/// Records the request's outcome, writes the timeline and answers.
+async fn finish(
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+    asked: &Asked<'_>,
+    kind: TimelineKind,
+    answer: Answer,
+) -> Result<(), HandlerError> {
+    let outcome = match answer.outcome {
+        orderly_contracts::messages::RequestOutcome::Refused => "refused",
+        _ => "applied",
+    };
+    store::record_operator_request(
+        cx.conn,
+        asked.request_id,
+        asked.kind,
+        cause.message_id,
+        asked.order_id,
+        outcome,
+    )
+    .await?;
+    store::add_timeline(cx.conn, asked.order_id, kind, cause, &answer.detail).await?;
+    reply(cx, asked, answer)
+}
+
+fn reply(
+    cx: &mut HandlerContext<'_>,
+    asked: &Asked<'_>,
+    answer: Answer,
+) -> Result<(), HandlerError> {
+    answer::send(
+        cx,
+        Request {
+            kind: asked.request_type,
+            request_id: Some(asked.request_id),
+            order_id: asked.order_id,
+            store_id: asked.store_id,
+        },
+        answer,
+    )
+}
+
+/// An operator's internal note: on the timeline once per request id.
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn note_requested(
+    p: &OrderNoteRequested,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let asked = Asked {
+        request_type: OrderNoteRequested::TYPE,
+        kind: "note",
+        request_id: p.request_id,
+        order_id: p.order_id,
+        store_id: &p.store_id,
+        by: &p.requested_by,
+    };
+    if take(cx, cause, &asked).await?.is_none() {
+        return Ok(());
+    }
+    let detail = format!("Note by {}: “{}”", actor(&p.requested_by), p.text);
+    let answer = Answer::of(true, detail, Vec::new());
+    finish(cx, cause, &asked, TimelineKind::Note, answer).await
+}
+
+/// An operator puts the order on hold: refused when already held or nothing is left to ship.
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn hold_requested(
+    p: &OrderHoldRequested,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let asked = Asked {
+        request_type: OrderHoldRequested::TYPE,
+        kind: "hold",
+        request_id: p.request_id,
+        order_id: p.order_id,
+        store_id: &p.store_id,
+        by: &p.requested_by,
+    };
+    let Some(stored) = take(cx, cause, &asked).await? else {
+        return Ok(());
+    };
+    let by = actor(&p.requested_by);
+    let hold = store::hold(cx.conn, p.order_id).await?;
+    if let Err(why) = domain::check_hold(stored.head.status, hold.held) {
+        let detail = format!("Hold by {by} refused: {why}");
+        let answer = Answer::refused(detail, why);
+        return finish(cx, cause, &asked, TimelineKind::HoldRefused, answer).await;
+    }
+    let sequence = store::set_hold(cx.conn, p.order_id, true, Some(&p.reason)).await?;
+    announce(
+        cx,
+        &stored.head,
+        true,
+        sequence,
+        Some(&p.reason),
+        &p.requested_by,
+    )?;
+    tracing::info!(order_id = %p.order_id, "order put on hold");
+    let detail = format!(
+        "Put on hold by {by}: “{}” (nothing more is asked of a warehouse until it is released)",
+        p.reason
+    );
+    finish(
+        cx,
+        cause,
+        &asked,
+        TimelineKind::Held,
+        Answer::of(true, detail, Vec::new()),
+    )
+    .await
+}
+
+/// An operator releases an order on hold.
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn release_requested(
+    p: &OrderReleaseRequested,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let asked = Asked {
+        request_type: OrderReleaseRequested::TYPE,
+        kind: "release",
+        request_id: p.request_id,
+        order_id: p.order_id,
+        store_id: &p.store_id,
+        by: &p.requested_by,
+    };
+    let Some(stored) = take(cx, cause, &asked).await? else {
+        return Ok(());
+    };
+    let by = actor(&p.requested_by);
+    let hold = store::hold(cx.conn, p.order_id).await?;
+    if let Err(why) = domain::check_release(hold.held) {
+        let detail = format!("Release by {by} refused: {why}");
+        let answer = Answer::refused(detail, why);
+        return finish(cx, cause, &asked, TimelineKind::HoldRefused, answer).await;
+    }
+    let sequence = store::set_hold(cx.conn, p.order_id, false, p.reason.as_deref()).await?;
+    announce(
+        cx,
+        &stored.head,
+        false,
+        sequence,
+        p.reason.as_deref(),
+        &p.requested_by,
+    )?;
+    tracing::info!(order_id = %p.order_id, "order released");
+    let why = p
+        .reason
+        .as_deref()
+        .map(|r| format!(": “{r}”"))
+        .unwrap_or_default();
+    let held_for = hold
+        .hold_reason
+        .map(|r| format!(" (held for “{r}”)"))
+        .unwrap_or_default();
+    let detail = format!("Released by {by}{why}{held_for}");
+    finish(
+        cx,
+        cause,
+        &asked,
+        TimelineKind::Released,
+        Answer::of(true, detail, Vec::new()),
+    )
+    .await
+}
+
+/// `order.hold_changed`, for fulfillment, the warehouse and the read models.
+fn announce(
+    cx: &mut HandlerContext<'_>,
+    head: &domain::OrderHead,
+    held: bool,
+    sequence: i32,
+    reason: Option<&str>,
+    by: &Actor,
+) -> Result<(), HandlerError> {
+    emit(
+        cx,
+        head.order_id,
+        OrderHoldChanged {
+            order_id: head.order_id,
+            store_id: head.store_id.clone(),
+            external_order_id: head.external_order_id.clone(),
+            held,
+            sequence: u32::try_from(sequence).unwrap_or(u32::MAX),
+            reason: reason.map(str::to_owned),
+            by: by.clone(),
+        },
+    )
+}
