@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: InvoiceCommand,
     },
+    /// Invoice and credit-note PDFs in the document store (`[documents]`).
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
     /// Notifications: rules in force, merchant webhooks and their deliveries, failures.
     Notifications {
         #[command(subcommand)]
@@ -281,6 +286,17 @@ enum InvoiceCommand {
     Settings {
         /// The payload file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocumentsCommand {
+    /// Copy every PDF the invoicing worker keeps that the document store lacks into it
+    /// (idempotent; prints the counts as JSON).
+    Migrate {
+        /// Also compare the SHA-256 of objects already there (reads every object).
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -475,6 +491,9 @@ impl Cli {
                 };
                 crate::ops::invoice_query(&settings, query).await
             }
+            Command::Documents {
+                command: DocumentsCommand::Migrate { verify },
+            } => crate::ops::documents_migrate(&settings, verify).await,
             Command::Notifications { command } => {
                 use crate::ops::NotificationsQuery as Q;
                 let query = match command {

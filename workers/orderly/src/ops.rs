@@ -596,6 +596,15 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
     Ok(())
 }
 
+/// `orderly documents migrate`: the invoicing worker's PDFs into the document store.
+pub(crate) async fn documents_migrate(settings: &Settings, verify: bool) -> anyhow::Result<()> {
+    let documents = orderly_runtime::documents::open(&settings.section("documents")?)?;
+    let pool = db::connect(&settings.database_url, orderly_invoicing::NAME, 1).await?;
+    let report = orderly_invoicing::migrate_pdfs(&pool, documents.as_ref(), verify).await;
+    pool.close().await;
+    print_json(&report?)
+}
+
 /// What `orderly invoice` can show.
 #[derive(Debug)]
 pub(crate) enum InvoiceQuery {
