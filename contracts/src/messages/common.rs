@@ -483,7 +483,13 @@ mod tests {
                 .check("payload.pdf")
                 .is_ok()
         );
-        for bad in ["", "/invoices/a.pdf", "invoices//a.pdf", "invoices/../a.pdf", "a/"] {
+        for bad in [
+            "",
+            "/invoices/a.pdf",
+            "invoices//a.pdf",
+            "invoices/../a.pdf",
+            "a/",
+        ] {
             let err = pdf(Some(bad))
                 .check("payload.pdf")
                 .expect_err(&format!("`{bad}` refused"));

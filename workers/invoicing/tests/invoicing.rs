@@ -740,7 +740,9 @@ async fn pdfs_are_in_the_document_store_before_they_are_announced_and_migrated_o
             .await?;
     assert_eq!(attempts, 1);
     assert!(
-        error.as_deref().is_some_and(|e| e.contains("document store")),
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("document store")),
         "{error:?}"
     );
 
@@ -784,7 +786,9 @@ async fn pdfs_are_in_the_document_store_before_they_are_announced_and_migrated_o
     assert_eq!(again, only(|r| r.already_stored = 1), "idempotent");
     // Other bytes of another size are replaced by the archive's; other bytes of the same
     // size only when asked to verify.
-    documents.put(&path, b"%PDF-damaged".to_vec().into()).await?;
+    documents
+        .put(&path, b"%PDF-damaged".to_vec().into())
+        .await?;
     let repaired = migrate_pdfs(&pool, documents.as_ref(), false).await?;
     assert_eq!(repaired, only(|r| r.replaced = 1));
     let mut same_size = archived.clone();
