@@ -5,6 +5,7 @@
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
 //!   refused naming the parameter;
 //! - [`cursor`]: the list's opaque keyset cursor;
+//! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
 //! - [`saga`]: where an order stands (what it waits for, since when);
@@ -12,6 +13,7 @@
 
 pub(crate) mod access;
 pub(crate) mod cursor;
+pub(crate) mod customer_token;
 pub(crate) mod filter;
 pub(crate) mod projection;
 pub(crate) mod saga;
