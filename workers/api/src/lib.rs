@@ -43,7 +43,7 @@ use tracing::{info, warn};
 
 pub use handlers::ApiHandler;
 pub use input::ApiInput;
-pub use store::staff;
+pub use store::{secrets, staff};
 
 /// The worker's name: its queue, its schema, and `orderly run api`.
 pub const NAME: &str = "api";
@@ -86,13 +86,17 @@ pub async fn start(
     settings: ApiSettings,
 ) -> anyhow::Result<SocketAddr> {
     settings.check()?;
+    let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
     host.start_worker(NAME, ApiHandler).await?;
     let pool = host.pool_for(NAME).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("[api] cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let app = http::router(Arc::new(http::Api { pool }), settings.max_body_bytes);
+    let app = http::router(
+        Arc::new(http::Api { pool, documents }),
+        settings.max_body_bytes,
+    );
     let health = host.health();
     host.spawn_task("admin-api", move |shutdown| async move {
         health.set("api.http", true);

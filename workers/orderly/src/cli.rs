@@ -112,6 +112,27 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// A store's secret for its customers' tokens (`/api/v1/store/customer-orders`).
+    StoreSecret {
+        #[command(subcommand)]
+        command: StoreSecretCommand,
+    },
+    /// Mint a customer token as the store's storefront would (for testing, and to compare
+    /// with a storefront's own minting); printed as JSON.
+    CustomerToken {
+        /// The store.
+        #[arg(long)]
+        store: String,
+        /// The customer's id in that store (the orders' `customer.id`).
+        #[arg(long)]
+        customer: String,
+        /// The customer's e-mail, carried in the token (not used to find orders).
+        #[arg(long)]
+        email: Option<String>,
+        /// Minutes until it expires (at most 60).
+        #[arg(long, default_value_t = 15)]
+        minutes: u32,
+    },
     /// Inventory checks.
     Inventory {
         #[command(subcommand)]
@@ -208,6 +229,19 @@ enum StaffCommand {
     Revoke {
         /// The token id, or a prefix of the token.
         token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreSecretCommand {
+    /// Make a new secret for the store (printed once, never again); the one it replaces
+    /// stays valid for the grace period, older ones end now.
+    Rotate {
+        /// The store.
+        store: String,
+        /// Hours the replaced secret stays valid (0 ends it now).
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u32,
     },
 }
 
@@ -560,6 +594,18 @@ impl Cli {
                     StaffCommand::Revoke { token } => crate::ops::StaffCommand::Revoke { token },
                 };
                 crate::ops::staff(&settings, command).await
+            }
+            Command::StoreSecret {
+                command: StoreSecretCommand::Rotate { store, grace_hours },
+            } => crate::ops::store_secret_rotate(&settings, &store, grace_hours).await,
+            Command::CustomerToken {
+                store,
+                customer,
+                email,
+                minutes,
+            } => {
+                crate::ops::customer_token(&settings, &store, &customer, email.as_deref(), minutes)
+                    .await
             }
             Command::Inventory {
                 command: InventoryCommand::Check,

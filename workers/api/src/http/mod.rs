@@ -1,10 +1,12 @@
 //! The admin API over HTTP (axum), laid out by resource: [`orders`] holds the order list and
-//! detail; [`auth`] turns a bearer token into a [`auth::Caller`] (401) and checks a
+//! detail; [`documents`] an order's PDFs; [`customer`] the storefront customers' own orders; [`auth`] turns a bearer token into a [`auth::Caller`] (401) and checks a
 //! permission (403); [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault. Internal errors are
 //! logged with their cause and answered 503 without detail: bad input is never a 5xx.
 
 mod auth;
+mod customer;
+mod documents;
 mod orders;
 mod problem;
 
@@ -26,6 +28,8 @@ pub(crate) use problem::Problem;
 #[derive(Debug)]
 pub(crate) struct Api {
     pub(crate) pool: PgPool,
+    /// Where invoice and credit-note PDFs are (`[documents]`).
+    pub(crate) documents: Arc<dyn object_store::ObjectStore>,
 }
 
 /// The routes, with the body limit and problem+json for unknown paths and methods.
@@ -33,6 +37,17 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/api/v1/admin/orders", get(orders::list))
         .route("/api/v1/admin/orders/{id}", get(orders::detail))
+        // Documents and the storefront customers' own orders.
+        .route(
+            "/api/v1/admin/orders/{id}/documents/{document_id}",
+            get(documents::admin),
+        )
+        .route("/api/v1/store/customer-orders", get(customer::list))
+        .route("/api/v1/store/customer-orders/{id}", get(customer::detail))
+        .route(
+            "/api/v1/store/customer-orders/{id}/documents/{document_id}",
+            get(customer::document),
+        )
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
