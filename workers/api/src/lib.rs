@@ -1,5 +1,6 @@
-//! The api worker: the operators' admin API over HTTP, answered from its own read model of
-//! the orders, which it builds from the events the other workers publish.
+//! The api worker: the operators' admin API and the storefronts' customers' endpoint over
+//! HTTP, answered from its own read model of the orders, which it builds from the events the
+//! other workers publish, and invoice PDFs served from the shared document store.
 //!
 //! What it owns, in its own schema (`api`):
 //! - the **read model**: orders (header, customer, addresses, lines, money, status), their
@@ -8,7 +9,9 @@
 //!   `invoice.issued` and `credit_note.issued`;
 //! - **staff**: accounts with a role (Order Admin, Fulfillment Team, Account Manager, Setup
 //!   Manager), the stores each is limited to, and API tokens (their SHA-256, never the
-//!   text), with expiry and revocation.
+//!   text), with expiry and revocation;
+//! - **store secrets**: each store's keys for its customers' tokens (one current, the one it
+//!   replaced valid for a grace period).
 //!
 //! Why it is built this way:
 //! - **its own projection, from events only**: it never reads another worker's schema, so
@@ -21,13 +24,21 @@
 //! - **nothing leaks**: a token sees only its stores, and an order of another store is a
 //!   404 like a missing one; every refused token gets the same 401;
 //! - **bad input is the caller's**: every parameter is parsed into a typed value or
-//!   refused with a problem+json naming it, never a 500.
+//!   refused with a problem+json naming it, never a 500;
+//! - **documents from the document store, proven**: an invoice's PDF is read by the key its
+//!   event named from the store every worker shares (`orderly_runtime::documents`), never
+//!   from the invoicing worker's tables, and served only if its SHA-256 is the one issued;
+//! - **customers without accounts here**: a storefront signs a short-lived token for its
+//!   customer with its store's secret (`domain::customer_token`), so Orderly keeps nothing
+//!   per customer and a token can only show its own store's orders of its own customer.
 //!
-//! This version reads (the order list and an order's detail). Actions on orders, order
-//! exceptions, the customers' endpoint, documents and the audit log are not built yet.
+//! This version reads: the order list and an order's detail, their PDFs, and a customer's own
+//! orders. Actions on orders (the customers' cancellation request among them), order
+//! exceptions and the audit log are not built yet.
 //!
-//! Layers: `domain` (pure: permissions and scopes, filters, cursors, tokens, projection
-//! rules), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).
+//! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
+//! tokens, projection rules), [`store`] (its SQL), `handlers` (the projection), `http` (the
+//! endpoints).
 
 mod domain;
 mod handlers;
@@ -109,7 +120,7 @@ pub async fn start(
         }
         health.set("api.http", false);
     });
-    info!(%addr, "admin API listening on /api/v1/admin/orders");
+    info!(%addr, "admin API listening on /api/v1/admin/orders and /api/v1/store/customer-orders");
     Ok(addr)
 }
 

@@ -389,6 +389,18 @@ mod tests {
     }
 
     #[test]
+    fn a_token_minted_by_the_shell_recipe_of_docs_api_md_is_taken() {
+        // `basenc` and `openssl dgst -hmac` with SECRET=ocs_test, NOW=1800000000.
+        let token = "ocu_eyJzdG9yZSI6InNob3AtZGUiLCJjdXN0b21lciI6IkMtMTAwMSIsImlhdCI6MTgwMDAwMDAwMCwiZXhwIjoxODAwMDAwOTAwfQ.Q6kKnQS80A8SZ-cN_h7ZJi3e8qUJ5agB9WwEpf8pxKI";
+        let claims = check(token, &["ocs_test"], NOW + 1).expect("taken");
+        assert_eq!(
+            (claims.store.as_str(), claims.customer.as_str()),
+            ("shop-de", "C-1001")
+        );
+        assert_eq!((claims.iat, claims.exp), (NOW, NOW + 900));
+    }
+
+    #[test]
     fn the_mac_is_hmac_sha256_of_the_first_part_keyed_with_the_secret_text() {
         // RFC 4231 test case 2, through our function: the documented algorithm is the
         // standard one, so a storefront's own HMAC library agrees.
