@@ -225,6 +225,34 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    #[cfg(feature = "aws")]
+    #[test]
+    fn an_s3_store_is_configured_from_the_settings() {
+        let settings = DocumentSettings {
+            store: StoreKind::S3,
+            bucket: Some("orderly-documents".to_owned()),
+            endpoint: Some("http://127.0.0.1:9000".to_owned()),
+            region: Some("eu-central-1".to_owned()),
+            access_key_id: Some("minio".to_owned()),
+            secret_access_key: Some("minio-secret".to_owned()),
+            allow_http: true,
+            ..DocumentSettings::default()
+        };
+        let store = open(&settings).expect("configured (no request is made)");
+        assert!(store.to_string().contains("orderly-documents"), "{store}");
+    }
+
+    #[cfg(not(feature = "aws"))]
+    #[test]
+    fn an_s3_store_needs_the_aws_feature() {
+        let settings = DocumentSettings {
+            store: StoreKind::S3,
+            ..DocumentSettings::default()
+        };
+        let err = open(&settings).expect_err("not built in");
+        assert!(err.to_string().contains("--features aws"), "{err}");
+    }
+
     #[tokio::test]
     async fn a_local_store_is_created_and_keeps_what_is_put() {
         use object_store::ObjectStoreExt;
