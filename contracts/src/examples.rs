@@ -113,12 +113,14 @@ fn payment() -> Value {
     json!({ "status": "authorized", "method": "card", "reference": "psp_8f2c1e77a9" })
 }
 
-fn pdf(key: &str, sha256: &str, size_bytes: u64) -> Value {
+/// A PDF as invoicing announces it: `folder` is `invoices` or `credit-notes`.
+fn pdf(folder: &str, number: &str, sha256: &str, size_bytes: u64) -> Value {
     json!({
-        "uri": format!("s3://orderly-documents/{STORE}/{key}"),
+        "uri": format!("orderly://invoicing/{folder}/{number}.pdf"),
         "media_type": "application/pdf",
         "sha256": sha256,
-        "size_bytes": size_bytes
+        "size_bytes": size_bytes,
+        "key": format!("{folder}/{STORE}/{number}.pdf")
     })
 }
 
@@ -814,7 +816,8 @@ pub(crate) fn invoice_issued() -> Value {
                 "breakdown": [{ "rate": "19", "net": "25.84", "tax": "4.91" }]
             },
             "pdf": pdf(
-                "invoices/2026/RE-2026-000123.pdf",
+                "invoices",
+                "RE-2026-000123",
                 "9f2c4be1d0a6e8f3b7c5d2a1e4f6b8c0d9e7f5a3b1c2d4e6f8a0b2c4d6e8f0a1",
                 48213
             )
@@ -853,7 +856,8 @@ pub(crate) fn credit_note_issued() -> Value {
                 "breakdown": [{ "rate": "19", "net": "10.84", "tax": "2.06" }]
             },
             "pdf": pdf(
-                "credit-notes/2026/GS-2026-000017.pdf",
+                "credit-notes",
+                "GS-2026-000017",
                 "0c8d3f5e7a9b1c2d4e6f8a0b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d",
                 39870
             )

@@ -253,7 +253,9 @@ pub(crate) fn unique_lines<'a, T>(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRef {
-    /// Where to fetch it (`s3://bucket/key` or `https://...`).
+    /// The document's name: an absolute URI (`orderly://invoicing/invoices/{number}.pdf`
+    /// for Orderly's own documents, which are fetched by `key`; `https://…` for a document
+    /// kept elsewhere).
     #[schemars(length(max = 2048))]
     pub uri: String,
     /// Media type, `application/pdf` for invoices.
@@ -262,6 +264,15 @@ pub struct DocumentRef {
     pub sha256: String,
     /// Size in bytes.
     pub size_bytes: u64,
+    /// The document's key in Orderly's document store (`[documents]`: a directory or an S3
+    /// bucket), e.g. `invoices/shop-de/RE-2026-000123.pdf`: any worker configured with the
+    /// same store fetches it by this key and checks it against `sha256`. Absent in messages
+    /// sent before documents were kept there; such a document's key is
+    /// `invoices/{store_id}/{number}.pdf` (`credit-notes/…` for a credit note), where
+    /// `orderly documents migrate` copied it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub key: Option<String>,
 }
 
 impl DocumentRef {
@@ -294,7 +305,23 @@ impl DocumentRef {
                     .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
             || "must be 64 lowercase hex digits".to_owned(),
         )
-        .at_with(|| format!("{at}.sha256"))
+        .at_with(|| format!("{at}.sha256"))?;
+        if let Some(key) = &self.key {
+            text(key, 1024).at_with(|| format!("{at}.key"))?;
+            ensure(
+                !key.starts_with('/')
+                    && !key.ends_with('/')
+                    && key.split('/').all(|part| {
+                        !part.is_empty()
+                            && part != "."
+                            && part != ".."
+                            && !part.chars().any(char::is_control)
+                    }),
+                || format!("`{key}` is not an object key (segments separated by `/`, none empty, `.` or `..`)"),
+            )
+            .at_with(|| format!("{at}.key"))?;
+        }
+        Ok(())
     }
 }
 
@@ -432,4 +459,46 @@ impl<L: PricedLine> Pricing<'_, L> {
 /// Sequence numbers and revisions count from 1, so 0 can never look newer than "nothing yet".
 pub(crate) fn counts_from_one(value: u64, at: &str) -> Result<(), ContractError> {
     ensure(value >= 1, || "counts from 1".to_owned()).at(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pdf(key: Option<&str>) -> DocumentRef {
+        DocumentRef {
+            uri: "orderly://invoicing/invoices/RE-1.pdf".to_owned(),
+            media_type: "application/pdf".to_owned(),
+            sha256: "a".repeat(64),
+            size_bytes: 10,
+            key: key.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_document_key_is_optional_and_must_be_an_object_key() {
+        assert!(pdf(None).check("payload.pdf").is_ok(), "older messages");
+        assert!(
+            pdf(Some("invoices/shop-de/RE%2F1.pdf"))
+                .check("payload.pdf")
+                .is_ok()
+        );
+        for bad in [
+            "",
+            "/invoices/a.pdf",
+            "invoices//a.pdf",
+            "invoices/../a.pdf",
+            "a/",
+        ] {
+            let err = pdf(Some(bad))
+                .check("payload.pdf")
+                .expect_err(&format!("`{bad}` refused"));
+            assert_eq!(err.field, "payload.pdf.key", "{bad}: {err}");
+        }
+        // Without the field, the JSON is what older producers send, and it still decodes.
+        let json = serde_json::to_value(pdf(None)).expect("json");
+        assert!(json.get("key").is_none());
+        let back: DocumentRef = serde_json::from_value(json).expect("decodes");
+        assert_eq!(back.key, None);
+    }
 }

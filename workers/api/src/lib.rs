@@ -1,5 +1,6 @@
-//! The api worker: the operators' admin API over HTTP, answered from its own read model of
-//! the orders, which it builds from the events the other workers publish.
+//! The api worker: the operators' admin API and the storefronts' customers' endpoint over
+//! HTTP, answered from its own read model of the orders, which it builds from the events the
+//! other workers publish, and invoice PDFs served from the shared document store.
 //!
 //! What it owns, in its own schema (`api`):
 //! - the **read model**: orders (header, customer, addresses, lines, money, status), their
@@ -10,7 +11,9 @@
 //!   and every staff action with who, token, address and answer;
 //! - **staff**: accounts with a role (Order Admin, Fulfillment Team, Account Manager, Setup
 //!   Manager), the stores each is limited to, and API tokens (their SHA-256, never the
-//!   text), with expiry and revocation.
+//!   text), with expiry and revocation;
+//! - **store secrets**: each store's keys for its customers' tokens (one current, the one it
+//!   replaced valid for a grace period).
 //!
 //! Why it is built this way:
 //! - **its own projection, from events only**: it never reads another worker's schema, so
@@ -23,19 +26,26 @@
 //! - **nothing leaks**: a token sees only its stores, and an order of another store is a
 //!   404 like a missing one; every refused token gets the same 401;
 //! - **bad input is the caller's**: every parameter is parsed into a typed value or
-//!   refused with a problem+json naming it, never a 500.
+//!   refused with a problem+json naming it, never a 500;
+//! - **documents from the document store, proven**: an invoice's PDF is read by the key its
+//!   event named from the store every worker shares (`orderly_runtime::documents`), never
+//!   from the invoicing worker's tables, and served only if its SHA-256 is the one issued;
+//! - **customers without accounts here**: a storefront signs a short-lived token for its
+//!   customer with its store's secret (`domain::customer_token`), so Orderly keeps nothing
+//!   per customer and a token can only show its own store's orders of its own customer.
 //!
-//! - **actions are commands**: cancel, refund, notes, exception resolutions and resending a
-//!   notification are request messages to the worker that owns them (orders,
-//!   notifications), sent through the api schema's outbox with a command row
-//!   and an audit entry in one transaction; `order.request_answered` (caused by the
-//!   request) tells the command's outcome. The api never changes an order itself.
+//! - **actions are commands**: cancel, refund, hold, release, notes, exception resolutions
+//!   and resending a notification are request messages to the worker that owns them
+//!   (orders, notifications), sent through the api schema's outbox with a command row and an
+//!   audit entry in one transaction; `order.request_answered` (caused by the request) tells
+//!   the command's outcome. The api never changes an order itself.
 //!
-//! Not built yet: the customers' endpoint, documents (PDF downloads), hold/release and
-//! address changes (see `docs/api.md`).
+//! Not built yet: the customers' cancellation request and address changes (see
+//! `docs/api.md`).
 //!
-//! Layers: `domain` (pure: permissions and scopes, filters, cursors, tokens, projection
-//! rules, action bodies and their messages), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).
+//! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
+//! tokens, projection rules, action bodies and their messages), [`store`] (its SQL),
+//! `handlers` (the projection), `http` (the endpoints).
 
 mod domain;
 mod handlers;
@@ -51,7 +61,7 @@ use tracing::{info, warn};
 
 pub use handlers::ApiHandler;
 pub use input::ApiInput;
-pub use store::staff;
+pub use store::{secrets, staff};
 
 /// The worker's name: its queue, its schema, and `orderly run api`.
 pub const NAME: &str = "api";
@@ -94,6 +104,7 @@ pub async fn start(
     settings: ApiSettings,
 ) -> anyhow::Result<SocketAddr> {
     settings.check()?;
+    let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
     host.start_worker(NAME, ApiHandler).await?;
     let pool = host.pool_for(NAME).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
@@ -101,11 +112,13 @@ pub async fn start(
         .with_context(|| format!("[api] cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let handoff = host.handoff(NAME);
-    let app = http::router(
-        Arc::new(http::Api { pool, handoff }),
-        settings.max_body_bytes,
-    )
-    .into_make_service_with_connect_info::<SocketAddr>();
+    let api = http::Api {
+        pool,
+        handoff,
+        documents,
+    };
+    let app = http::router(Arc::new(api), settings.max_body_bytes)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let health = host.health();
     host.spawn_task("admin-api", move |shutdown| async move {
         health.set("api.http", true);
@@ -118,7 +131,7 @@ pub async fn start(
         }
         health.set("api.http", false);
     });
-    info!(%addr, "admin API listening on /api/v1/admin/orders");
+    info!(%addr, "admin API listening on /api/v1/admin/orders and /api/v1/store/customer-orders");
     Ok(addr)
 }
 

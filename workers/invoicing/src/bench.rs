@@ -4,8 +4,9 @@
 //! End to end: `invoices` requests for a fresh store are published to the broker first (a
 //! backlog), then a worker host starts (consumer and renderer) and the clock runs until every
 //! invoice is committed with its PDF and its `invoice.issued` has left the outbox. That
-//! covers decoding, the VAT decision, numbering, the PDF, the SHA-256, the inserts, the
-//! outbox row and the relay; the publishing of the requests is not counted. The time until
+//! covers decoding, the VAT decision, numbering, the PDF, the SHA-256, the PDF's `put` in
+//! the document store (a scratch directory, written with `fsync`), the inserts, the outbox
+//! row and the relay; the publishing of the requests is not counted. The time until
 //! the last invoice was numbered (the store's serial part) is reported beside it. PDF alone: the same 3-line invoice and a 120-line one
 //! rendered in a loop, reported per page.
 
@@ -258,7 +259,16 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
 
     let pool = db::connect(&settings.database_url, NAME, 2).await?;
     let consumer = settings.consumer_for(NAME);
-    let mut host = Host::new(settings.clone());
+    // The PDFs go to a scratch directory of their own, removed afterwards.
+    let documents = std::env::temp_dir().join(format!("orderly-{store}-documents"));
+    let host_settings = settings.clone().with_section(
+        "documents",
+        orderly_runtime::documents::DocumentSettings {
+            path: documents.clone(),
+            ..Default::default()
+        },
+    );
+    let mut host = Host::new(host_settings);
     let start = Instant::now();
     let cpu = orderly_runtime::machine::CpuSample::now();
     crate::start(
@@ -298,6 +308,7 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
     let load = orderly_runtime::machine::CpuSample::now().since(&cpu);
     let numbered_seconds = numbered_seconds.unwrap_or(seconds);
     host.stop(Duration::from_secs(5)).await;
+    let _ = std::fs::remove_dir_all(&documents);
     let average_pdf_bytes: f64 = sqlx::query_scalar::<_, Option<f64>>(
         "select avg(p.pdf_size)::float8
          from invoices i join document_pdfs p on p.document_id = i.invoice_id

@@ -22,9 +22,12 @@
 //!   together, and an invoice is unique per request and per (order, scope), so redelivery
 //!   issues nothing twice;
 //! - the PDF is rendered by the worker's renderer ([`render`]), outside the store's lock
-//!   and on every core, which stores it and sends the `invoice.issued` that references it
-//!   in one transaction: a store's series is numbered one document at a time, and only the
-//!   numbering needs to be;
+//!   and on every core, which puts it in the shared document store (`[documents]`, an
+//!   object store every worker can read) and then stores it and sends the `invoice.issued`
+//!   that references it (its key and SHA-256) in one transaction: a store's series is
+//!   numbered one document at a time, and only the numbering needs to be; and no message
+//!   names a document the store does not hold. `migrate` copies PDFs issued before the
+//!   document store existed into it (`orderly documents migrate`);
 //! - credit notes copy the invoice's parties, rule, wording, language and rates (never
 //!   today's) and can never credit more than was invoiced;
 //! - a document prints in its store's language (English, German, French or Dutch, from the
@@ -36,33 +39,38 @@
 //!   ([`store::list_refused`]), and issued automatically when the settings arrive.
 //!
 //! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message
-//! handler), [`render`] (the renderer task), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
+//! handler), [`render`] (the renderer task), `migrate` (older PDFs into the document
+//! store), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
 //! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
 
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
 mod handlers;
+mod migrate;
 pub mod pdf;
 mod render;
 mod store;
 pub mod vies;
 
 pub use handlers::{InvoicingHandler, InvoicingInput};
+pub use migrate::{MigrateReport, migrate_pdfs};
 pub use render::{RenderSettings, Renderer};
 pub use store::{DocumentRow, PdfState, RefusedRow, list_invoices, list_refused, pdf_by_number};
 
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "invoicing";
 
-/// Starts the invoicing worker on `host`: its consumer and its renderer.
+/// Starts the invoicing worker on `host`: its consumer and its renderer, which puts PDFs in
+/// the document store the host's `[documents]` settings name.
 pub async fn start(
     host: &mut orderly_runtime::Host,
     handler: InvoicingHandler,
     rendering: RenderSettings,
 ) -> anyhow::Result<()> {
+    let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
     host.start_worker(NAME, handler).await?;
-    let renderer = Renderer::new(host.pool_for(NAME).await?, rendering)
+    let renderer = Renderer::new(host.pool_for(NAME).await?, rendering, documents)
         .with_handoff(host.handoff(NAME))
         .with_wake(host.wake(NAME));
     host.spawn_task("invoice-renderer", move |shutdown| renderer.run(shutdown));

@@ -6,17 +6,29 @@
 //! invoices per second. The handler therefore only decides, numbers and stores the snapshot
 //! with a render job (`store::enqueue_render`); the renderer, outside any store lock, claims
 //! jobs (`FOR UPDATE SKIP LOCKED`: every worker copy runs one, they share the work), renders
-//! them on all cores, and in one transaction stores the PDFs, completes the prepared
-//! `invoice.issued` / `credit_note.issued` with the PDF's reference and puts it in the
-//! outbox, and removes the jobs. A crash before the commit leaves the jobs queued; one
-//! order's documents go out in the order they were numbered (`store::claim_renders`).
+//! them on all cores, puts each PDF in the document store (`[documents]`, see
+//! [`orderly_runtime::documents`]), and then in one transaction stores the PDFs in its own
+//! table too, completes the prepared `invoice.issued` / `credit_note.issued` with the PDF's
+//! reference (its key in the document store and its SHA-256) and puts it in the outbox, and
+//! removes the jobs. So a message never names a document the store does not hold. A crash
+//! before the commit leaves the jobs queued; the retry puts the same key again, which is
+//! harmless (no message named the earlier bytes). One order's documents go out in the order
+//! they were numbered (`store::claim_renders`).
 //!
-//! A document that does not render is not lost: its job stays with the error and is retried
-//! with growing pauses; `orderly invoice list` shows it as not rendered, with the error.
+//! The table copy (`document_pdfs`) is the legal archive of what was issued, kept with the
+//! invoices it belongs to; the document store is where every other worker reads it (decision
+//! 0010).
+//!
+//! A document that does not render, or whose PDF the document store does not take, is not
+//! lost: its job stays with the error and is retried with growing pauses; `orderly invoice
+//! list` shows it as not rendered, with the error.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
+use futures_util::{StreamExt, stream};
+use object_store::{ObjectStore, ObjectStoreExt, path::Path};
 use orderly_contracts::messages::DocumentRef;
+use orderly_runtime::documents::{self, DocumentFolder};
 use orderly_runtime::drain::{self, Round};
 use orderly_runtime::outbox::{self, OutboxMessage};
 use sha2::{Digest, Sha256};
@@ -41,6 +53,11 @@ pub struct RenderSettings {
     /// Pause after the first failed render of a job; doubles per attempt, up to an hour.
     #[serde(rename = "first_retry_ms", with = "orderly_runtime::config::millis")]
     pub first_retry: Duration,
+    /// Whether the issued messages name the PDF's key in the document store (`pdf.key`).
+    /// Turn off only while an outside consumer of those messages still refuses the field
+    /// (`docs/contracts/README.md`, Versioning): the PDFs are stored under the same keys
+    /// either way.
+    pub announce_keys: bool,
 }
 
 impl Default for RenderSettings {
@@ -49,25 +66,31 @@ impl Default for RenderSettings {
             batch_size: 64,
             poll_interval: Duration::from_secs(5),
             first_retry: Duration::from_secs(1),
+            announce_keys: true,
         }
     }
 }
+
+/// How many PDFs one renderer puts in the document store at a time.
+const PUTS_IN_FLIGHT: usize = 16;
 
 /// The renderer of one worker process.
 #[derive(Debug, Clone)]
 pub struct Renderer {
     pool: PgPool,
     settings: RenderSettings,
+    documents: Arc<dyn ObjectStore>,
     handoff: Option<outbox::Handoff>,
     wake: drain::Wake,
 }
 
 impl Renderer {
-    /// A renderer working on `pool` (the invoicing schema's).
-    pub fn new(pool: PgPool, settings: RenderSettings) -> Self {
+    /// A renderer working on `pool` (the invoicing schema's), putting PDFs in `documents`.
+    pub fn new(pool: PgPool, settings: RenderSettings, documents: Arc<dyn ObjectStore>) -> Self {
         Self {
             pool,
             settings,
+            documents,
             handoff: None,
             wake: drain::Wake::default(),
         }
@@ -120,7 +143,8 @@ impl Renderer {
         }
         let mut pdfs = Vec::with_capacity(claimed);
         let mut messages = Vec::with_capacity(claimed);
-        for (job, rendered) in render_all(jobs).await? {
+        let rendered = render_all(jobs, self.settings.announce_keys).await?;
+        for (job, rendered) in self.put_all(rendered).await {
             match rendered.and_then(|(bytes, reference)| complete(&job, bytes, reference)) {
                 Ok((pdf, message)) => {
                     pdfs.push(pdf);
@@ -151,6 +175,27 @@ impl Renderer {
         Ok(claimed)
     }
 
+    /// Puts every rendered PDF in the document store, a few at a time; a PDF the store does
+    /// not take becomes its job's error (retried like a failed render).
+    async fn put_all(&self, rendered: Vec<(RenderJob, Rendered)>) -> Vec<(RenderJob, Rendered)> {
+        stream::iter(rendered)
+            .map(|(job, rendered)| async move {
+                let Ok((bytes, reference)) = rendered else {
+                    return (job, rendered);
+                };
+                let key = pdf_key(&job);
+                let stored = self
+                    .documents
+                    .put(&key, bytes.clone().into())
+                    .await
+                    .map_err(|e| format!("cannot store {key} in the document store: {e}"));
+                (job, stored.map(|_| (bytes, reference)))
+            })
+            .buffer_unordered(PUTS_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
     fn retry_in(&self, attempts: i32) -> Duration {
         let doublings = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
         (self.settings.first_retry * 2u32.pow(doublings)).min(Duration::from_secs(3600))
@@ -161,8 +206,11 @@ impl Renderer {
 type Rendered = Result<(Vec<u8>, DocumentRef), String>;
 
 /// Renders (and digests) every job's document, spread over the machine's cores: CPU work,
-/// on blocking threads, not on the runtime's.
-async fn render_all(jobs: Vec<RenderJob>) -> anyhow::Result<Vec<(RenderJob, Rendered)>> {
+/// on blocking threads, not on the runtime's. `announce_key`: the reference names the key.
+async fn render_all(
+    jobs: Vec<RenderJob>,
+    announce_key: bool,
+) -> anyhow::Result<Vec<(RenderJob, Rendered)>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_chunk = jobs.len().div_ceil(cores).max(1);
     let mut chunks: Vec<Vec<RenderJob>> = Vec::new();
@@ -178,7 +226,8 @@ async fn render_all(jobs: Vec<RenderJob>) -> anyhow::Result<Vec<(RenderJob, Rend
                     .into_iter()
                     .map(|job| {
                         let rendered = render(&job.document).map(|bytes| {
-                            let reference = pdf_ref(job.kind, &job.document.number, &bytes);
+                            let key = announce_key.then(|| pdf_key(&job));
+                            let reference = pdf_ref(job.kind, &job.document.number, &bytes, key);
                             (bytes, reference)
                         });
                         (job, rendered)
@@ -241,15 +290,41 @@ fn complete(
     ))
 }
 
-/// A PDF's reference in an issued message.
-pub(crate) fn pdf_ref(kind: DocumentKind, number: &str, bytes: &[u8]) -> DocumentRef {
-    let sha = Sha256::digest(bytes);
+/// Where a job's PDF goes in the document store.
+fn pdf_key(job: &RenderJob) -> Path {
+    documents::pdf_key(folder(job.kind), &job.store_id, &job.document.number)
+}
+
+/// The document store's folder of a kind of document.
+pub(crate) fn folder(kind: DocumentKind) -> DocumentFolder {
+    match kind {
+        DocumentKind::Invoice => DocumentFolder::Invoices,
+        DocumentKind::CreditNote => DocumentFolder::CreditNotes,
+    }
+}
+
+/// A PDF's reference in an issued message; `key`: where it is in the document store.
+pub(crate) fn pdf_ref(
+    kind: DocumentKind,
+    number: &str,
+    bytes: &[u8],
+    key: Option<Path>,
+) -> DocumentRef {
     DocumentRef {
         uri: kind.pdf_uri(number),
         media_type: "application/pdf".to_owned(),
-        sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+        sha256: sha256_hex(bytes),
         size_bytes: bytes.len() as u64,
+        key: key.map(|k| k.to_string()),
     }
+}
+
+/// The SHA-256 of `bytes`, as the messages carry it (64 lowercase hex digits).
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The reference a prepared message carries until its PDF exists: the final address, a
@@ -260,5 +335,6 @@ pub(crate) fn pending_pdf_ref(kind: DocumentKind, number: &str) -> DocumentRef {
         media_type: "application/pdf".to_owned(),
         sha256: "0".repeat(64),
         size_bytes: 1,
+        key: None,
     }
 }

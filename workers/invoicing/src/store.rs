@@ -599,6 +599,8 @@ pub(crate) struct RenderJob {
     pub document_id: Uuid,
     /// Its kind.
     pub kind: DocumentKind,
+    /// Its store.
+    pub store_id: String,
     /// The issued message to complete and send.
     pub message: serde_json::Value,
     /// The snapshot to render.
@@ -616,7 +618,8 @@ pub(crate) async fn claim_renders(
 ) -> Result<Vec<RenderJob>, sqlx::Error> {
     let rows = sqlx::query(
         "select q.seq, q.document_id, q.kind, q.message, q.attempts,
-                coalesce(i.document, c.document) as document
+                coalesce(i.document, c.document) as document,
+                coalesce(i.store_id, c.store_id) as store_id
          from render_queue q
          left join invoices i on q.kind = 'invoice' and i.invoice_id = q.document_id
          left join credit_notes c on q.kind = 'credit_note' and c.credit_note_id = q.document_id
@@ -636,6 +639,9 @@ pub(crate) async fn claim_renders(
                 seq: r.try_get("seq")?,
                 document_id: r.try_get("document_id")?,
                 kind: DocumentKind::parse(&kind).ok_or_else(|| corrupt("render kind", &kind))?,
+                store_id: r
+                    .try_get::<Option<String>, _>("store_id")?
+                    .ok_or_else(|| corrupt("render job", "its document is missing"))?,
                 message: r.try_get::<Json<serde_json::Value>, _>("message")?.0,
                 document: r
                     .try_get::<Option<Json<Document>>, _>("document")?

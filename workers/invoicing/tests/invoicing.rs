@@ -211,6 +211,17 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
         .expect("stored pdf");
     assert_eq!(sha256_hex(&pdf), issued.pdf.sha256);
     assert_eq!(pdf.len() as u64, issued.pdf.size_bytes);
+    // The document store holds the same bytes under the key the message names.
+    let key = issued.pdf.key.clone().expect("the message names the key");
+    assert_eq!(key, format!("invoices/shop-de/{number}.pdf"));
+    let stored = object_store::ObjectStoreExt::get(
+        world.documents()?.as_ref(),
+        &object_store::path::Path::parse(&key)?,
+    )
+    .await?
+    .bytes()
+    .await?;
+    assert_eq!(stored.as_ref(), pdf.as_slice());
     let text = pdftotext(&pdf, "worker-invoice.pdf");
     for needle in [
         number.as_str(),
@@ -629,6 +640,7 @@ async fn the_renderer_keeps_an_orders_documents_in_order_and_keeps_failures() ->
             first_retry: Duration::from_secs(600),
             ..RenderSettings::default()
         },
+        world.documents()?,
     );
     // Round 1: A's invoice and B's invoice; A's credit note waits for A's invoice.
     assert_eq!(renderer.round().await?, 2);
@@ -671,6 +683,124 @@ async fn the_renderer_keeps_an_orders_documents_in_order_and_keeps_failures() ->
             .all(|d| matches!(d.pdf, orderly_invoicing::PdfState::Stored(n) if n > 1000)),
         "A's documents have their PDFs: {listed:?}"
     );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+/// The document store (`[documents]`, a directory of this test's own): a PDF is put under
+/// its key before its `invoice.issued` is released, and the message names that key and the
+/// stored bytes' SHA-256; a store that refuses the PDF holds the message back and the job
+/// is retried until the store takes it. Then `migrate_pdfs` copies what the table has and
+/// the store lacks, leaves alone what is there, and replaces what differs, idempotently.
+#[tokio::test]
+async fn pdfs_are_in_the_document_store_before_they_are_announced_and_migrated_once()
+-> anyhow::Result<()> {
+    use object_store::ObjectStoreExt;
+    use orderly_invoicing::{MigrateReport, migrate_pdfs};
+    let world = World::new().await?;
+    let mut host = world.host();
+    // The consumer only: the test runs the renderer's rounds itself.
+    host.start_worker(NAME, InvoicingHandler::new()).await?;
+    let pool = world.pool(NAME).await?;
+    let documents = world.documents()?;
+    let directory = world
+        .settings
+        .section::<orderly_runtime::documents::DocumentSettings>("documents")?
+        .path;
+    world.publish(&settings("shop-de", 1)).await?;
+    let order = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", order, request("shop-de", order)))
+        .await?;
+    wait_until("the invoice queued", WAIT, || async {
+        Ok(count(&pool, "select count(*) from render_queue").await? == 1)
+    })
+    .await?;
+
+    // The store cannot take the PDF: a file stands where its folder would be.
+    let blocker = directory.join("invoices");
+    std::fs::write(&blocker, b"not a folder")?;
+    let renderer = orderly_invoicing::Renderer::new(
+        pool.clone(),
+        RenderSettings {
+            first_retry: Duration::ZERO,
+            ..RenderSettings::default()
+        },
+        documents.clone(),
+    );
+    assert_eq!(renderer.round().await?, 1);
+    assert_eq!(
+        count(&pool, "select count(*) from outbox").await?,
+        0,
+        "nothing is announced before the store holds it"
+    );
+    let (attempts, error): (i32, Option<String>) =
+        sqlx::query_as("select attempts, last_error from render_queue")
+            .fetch_one(&pool)
+            .await?;
+    assert_eq!(attempts, 1);
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("document store")),
+        "{error:?}"
+    );
+
+    // The store is back: the retry stores it and sends the message naming it.
+    std::fs::remove_file(&blocker)?;
+    assert_eq!(renderer.round().await?, 1);
+    let body: Value = sqlx::query_scalar("select body from outbox")
+        .fetch_one(&pool)
+        .await?;
+    let number = format!("RE-{}-000001", year());
+    let key = format!("invoices/shop-de/{number}.pdf");
+    assert_eq!(body["payload"]["pdf"]["key"], key.as_str(), "{body}");
+    let archived = pdf_by_number(&pool, &number, None)
+        .await?
+        .expect("the archive copy");
+    let path = object_store::path::Path::parse(&key)?;
+    let stored = documents.get(&path).await?.bytes().await?;
+    assert_eq!(stored.as_ref(), archived.as_slice(), "the same bytes");
+    assert_eq!(body["payload"]["pdf"]["sha256"], sha256_hex(&stored));
+    assert_eq!(
+        body["payload"]["pdf"]["size_bytes"],
+        stored.len() as u64,
+        "{body}"
+    );
+
+    // Migration: an object lost from the store is copied back from the archive, once.
+    documents.delete(&path).await?;
+    let report = migrate_pdfs(&pool, documents.as_ref(), false).await?;
+    let only = |f: fn(&mut MigrateReport)| {
+        let mut r = MigrateReport {
+            examined: 1,
+            ..MigrateReport::default()
+        };
+        f(&mut r);
+        r
+    };
+    assert_eq!(report, only(|r| r.copied = 1));
+    let copied = documents.get(&path).await?.bytes().await?;
+    assert_eq!(copied.as_ref(), archived.as_slice());
+    let again = migrate_pdfs(&pool, documents.as_ref(), false).await?;
+    assert_eq!(again, only(|r| r.already_stored = 1), "idempotent");
+    // Other bytes of another size are replaced by the archive's; other bytes of the same
+    // size only when asked to verify.
+    documents
+        .put(&path, b"%PDF-damaged".to_vec().into())
+        .await?;
+    let repaired = migrate_pdfs(&pool, documents.as_ref(), false).await?;
+    assert_eq!(repaired, only(|r| r.replaced = 1));
+    let mut same_size = archived.clone();
+    same_size[archived.len() / 2] ^= 0xff;
+    documents.put(&path, same_size.into()).await?;
+    let unverified = migrate_pdfs(&pool, documents.as_ref(), false).await?;
+    assert_eq!(unverified, only(|r| r.already_stored = 1));
+    let verified = migrate_pdfs(&pool, documents.as_ref(), true).await?;
+    assert_eq!(verified, only(|r| r.replaced = 1));
+    let restored = documents.get(&path).await?.bytes().await?;
+    assert_eq!(restored.as_ref(), archived.as_slice());
+
     host.stop(Duration::from_secs(5)).await;
     world.cleanup().await
 }

@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: InvoiceCommand,
     },
+    /// Invoice and credit-note PDFs in the document store (`[documents]`).
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
     /// Notifications: rules in force, merchant webhooks and their deliveries, failures.
     Notifications {
         #[command(subcommand)]
@@ -106,6 +111,27 @@ enum Command {
     Staff {
         #[command(subcommand)]
         command: StaffCommand,
+    },
+    /// A store's secret for its customers' tokens (`/api/v1/store/customer-orders`).
+    StoreSecret {
+        #[command(subcommand)]
+        command: StoreSecretCommand,
+    },
+    /// Mint a customer token as the store's storefront would (for testing, and to compare
+    /// with a storefront's own minting); printed as JSON.
+    CustomerToken {
+        /// The store.
+        #[arg(long)]
+        store: String,
+        /// The customer's id in that store (the orders' `customer.id`).
+        #[arg(long)]
+        customer: String,
+        /// The customer's e-mail, carried in the token (not used to find orders).
+        #[arg(long)]
+        email: Option<String>,
+        /// Minutes until it expires (at most 60).
+        #[arg(long, default_value_t = 15)]
+        minutes: u32,
     },
     /// Inventory checks.
     Inventory {
@@ -207,6 +233,19 @@ enum StaffCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum StoreSecretCommand {
+    /// Make a new secret for the store (printed once, never again); the one it replaces
+    /// stays valid for the grace period, older ones end now.
+    Rotate {
+        /// The store.
+        store: String,
+        /// Hours the replaced secret stays valid (0 ends it now).
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum IngressCommand {
     /// The latest deliveries taken (each published once as `shipment.updated`), as JSON.
     Deliveries {
@@ -281,6 +320,17 @@ enum InvoiceCommand {
     Settings {
         /// The payload file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DocumentsCommand {
+    /// Copy every PDF the invoicing worker keeps that the document store lacks into it
+    /// (idempotent; prints the counts as JSON).
+    Migrate {
+        /// Also compare the SHA-256 of objects already there (reads every object).
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -475,6 +525,9 @@ impl Cli {
                 };
                 crate::ops::invoice_query(&settings, query).await
             }
+            Command::Documents {
+                command: DocumentsCommand::Migrate { verify },
+            } => crate::ops::documents_migrate(&settings, verify).await,
             Command::Notifications { command } => {
                 use crate::ops::NotificationsQuery as Q;
                 let query = match command {
@@ -541,6 +594,18 @@ impl Cli {
                     StaffCommand::Revoke { token } => crate::ops::StaffCommand::Revoke { token },
                 };
                 crate::ops::staff(&settings, command).await
+            }
+            Command::StoreSecret {
+                command: StoreSecretCommand::Rotate { store, grace_hours },
+            } => crate::ops::store_secret_rotate(&settings, &store, grace_hours).await,
+            Command::CustomerToken {
+                store,
+                customer,
+                email,
+                minutes,
+            } => {
+                crate::ops::customer_token(&settings, &store, &customer, email.as_deref(), minutes)
+                    .await
             }
             Command::Inventory {
                 command: InventoryCommand::Check,

@@ -167,6 +167,34 @@ pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow:
     print_json(&result?)
 }
 
+/// `orderly store-secret rotate`: a store's new secret for its customers' tokens, printed
+/// once as JSON.
+pub(crate) async fn store_secret_rotate(
+    settings: &Settings,
+    store: &str,
+    grace_hours: u32,
+) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let grace = chrono::Duration::hours(i64::from(grace_hours));
+    let rotated = orderly_api::secrets::rotate(&pool, store, grace).await;
+    pool.close().await;
+    print_json(&rotated?)
+}
+
+/// `orderly customer-token`: a customer token signed with the store's current secret.
+pub(crate) async fn customer_token(
+    settings: &Settings,
+    store: &str,
+    customer: &str,
+    email: Option<&str>,
+    minutes: u32,
+) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let token = orderly_api::secrets::customer_token(&pool, store, customer, email, minutes).await;
+    pool.close().await;
+    print_json(&token?)
+}
+
 /// What `orderly staff` does.
 #[derive(Debug)]
 pub(crate) enum StaffCommand {
@@ -594,6 +622,15 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
         }
     }
     Ok(())
+}
+
+/// `orderly documents migrate`: the invoicing worker's PDFs into the document store.
+pub(crate) async fn documents_migrate(settings: &Settings, verify: bool) -> anyhow::Result<()> {
+    let documents = orderly_runtime::documents::open(&settings.section("documents")?)?;
+    let pool = db::connect(&settings.database_url, orderly_invoicing::NAME, 1).await?;
+    let report = orderly_invoicing::migrate_pdfs(&pool, documents.as_ref(), verify).await;
+    pool.close().await;
+    print_json(&report?)
 }
 
 /// What `orderly invoice` can show.

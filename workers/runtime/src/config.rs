@@ -198,6 +198,16 @@ impl Settings {
             .map_err(|e| ConfigError(format!("[{key}]: {e}")))
     }
 
+    /// These settings with a worker's section `key` set to `value`, over whatever the
+    /// sources said: for settings built in code (a test's world gives every test its own
+    /// document directory this way).
+    #[must_use]
+    pub fn with_section<T: Serialize>(mut self, key: &str, value: T) -> Self {
+        let base = self.sources.0.take().unwrap_or_default();
+        self.sources = Sources(Some(base.merge(Serialized::default(key, value))));
+        self
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let ns_ok = !self.namespace.is_empty()
             && self.namespace.len() <= 64

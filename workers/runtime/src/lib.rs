@@ -10,6 +10,8 @@
 //!   committed rows handed to it in process, a sweep for the rest, safe with several
 //!   relays);
 //! - [`dlq`]: operator access to dead letters;
+//! - [`documents`]: the object store that keeps invoice and credit-note PDFs, shared by the
+//!   worker that writes them and the ones that serve them;
 //! - [`drain`]: the loop of a worker's background task that drains one of its tables;
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`host`]: one process hosting workers, with its shutdown story.
@@ -24,6 +26,7 @@ pub mod consumer;
 pub mod db;
 mod depth;
 pub mod dlq;
+pub mod documents;
 pub mod drain;
 pub mod handler;
 pub mod health;

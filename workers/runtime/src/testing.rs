@@ -9,7 +9,7 @@
 //! This module is compiled into the runtime (it is small and has no extra dependencies) so
 //! that every worker crate's tests use the same harness.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use futures_util::StreamExt;
 use lapin::{
@@ -27,6 +27,7 @@ use crate::{
     config::{ConsumerSettings, QueueType, RetrySettings},
     db,
     dlq::{DeadLetter, DeadLetters},
+    documents::{self, DocumentSettings},
     handler::{Batch, Handler, HandlerError, Incoming},
     outbox::{self, OutboxMessage},
     topology::{self, QueueSpec},
@@ -138,6 +139,8 @@ pub struct World {
     /// The declared queues.
     pub specs: Vec<QueueSpec>,
     database: String,
+    /// The world's own document directory (`[documents] path`), removed by `cleanup`.
+    documents: PathBuf,
 }
 
 impl World {
@@ -187,6 +190,9 @@ impl World {
         let database_url = format!("{POSTGRES_SERVER}/{database}");
         db::ensure_database(&database_url).await?;
         db::migrate(&database_url).await?;
+        // Every world keeps its documents in a directory of its own: tests issue the same
+        // invoice numbers in the same stores, each in its own database.
+        let documents = std::env::temp_dir().join(format!("orderly-documents-{suffix}"));
         let settings = Settings {
             broker_url: BROKER_URL.into(),
             database_url,
@@ -196,7 +202,14 @@ impl World {
             consumer,
             retry,
             ..Settings::default()
-        };
+        }
+        .with_section(
+            "documents",
+            DocumentSettings {
+                path: documents.clone(),
+                ..DocumentSettings::default()
+            },
+        );
         let names = Names::new(namespace.clone());
         let connection = broker::connect(BROKER_URL, &format!("test-{namespace}")).await?;
         let channel = connection.create_channel().await?;
@@ -212,7 +225,14 @@ impl World {
             channel,
             specs,
             database,
+            documents,
         })
+    }
+
+    /// The world's document store (the directory its workers write PDFs to).
+    pub fn documents(&self) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+        let settings: DocumentSettings = self.settings.section("documents")?;
+        Ok(documents::open(&settings)?)
     }
 
     /// A pool on the world's database whose search path is `schema`.
@@ -295,6 +315,8 @@ impl World {
         let ch = self.connection.create_channel().await?;
         topology::delete(&ch, &self.names, &self.specs).await?;
         let _ = self.connection.close(200, "done".into()).await;
+        // Gone already if nothing was stored.
+        let _ = std::fs::remove_dir_all(&self.documents);
         drop_database(&self.database).await
     }
 }

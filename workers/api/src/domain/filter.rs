@@ -136,20 +136,11 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
             }
             "limit" => {
                 single(&mut seen_single, "limit")?;
-                query.limit = value
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        BadParameter::new(
-                            name,
-                            format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
+                query.limit = limit(value)?;
             }
             "cursor" => {
                 single(&mut seen_single, "cursor")?;
-                query.cursor = Some(Cursor::decode(value).map_err(|e| BadParameter::new(name, e))?);
+                query.cursor = Some(cursor(value)?);
             }
             "count" => {
                 single(&mut seen_single, "count")?;
@@ -187,6 +178,60 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
     dedup(&mut query.channels);
     dedup(&mut query.statuses);
     Ok(query)
+}
+
+/// A page of a list that takes no filters (a customer's orders): `limit` and `cursor`, as
+/// in the order list, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Page {
+    /// Rows per page.
+    pub(crate) limit: u16,
+    /// Where the previous page ended.
+    pub(crate) cursor: Option<Cursor>,
+}
+
+/// Parses a page's query string (`limit`, `cursor`; anything else is refused).
+pub(crate) fn parse_page(pairs: &[(String, String)]) -> Result<Page, BadParameter> {
+    let mut page = Page {
+        limit: DEFAULT_LIMIT,
+        cursor: None,
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in pairs {
+        let name = name.as_str();
+        if seen.contains(&name) {
+            return Err(BadParameter::new(name, "given more than once"));
+        }
+        match name {
+            "limit" => page.limit = limit(value)?,
+            "cursor" => page.cursor = Some(cursor(value)?),
+            other => {
+                return Err(BadParameter::new(
+                    other,
+                    "unknown parameter; this list takes: limit, cursor",
+                ));
+            }
+        }
+        seen.push(name);
+    }
+    Ok(page)
+}
+
+fn limit(value: &str) -> Result<u16, BadParameter> {
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            BadParameter::new(
+                "limit",
+                format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
+fn cursor(value: &str) -> Result<Cursor, BadParameter> {
+    Cursor::decode(value).map_err(|e| BadParameter::new("cursor", e))
 }
 
 fn invalid(name: &str, e: &InvalidValue) -> BadParameter {
@@ -255,6 +300,30 @@ mod tests {
 
     fn bad(items: &[(&str, &str)]) -> BadParameter {
         parse(&pairs(items)).expect_err("refused")
+    }
+
+    #[test]
+    fn a_page_takes_a_limit_and_a_cursor_and_nothing_else() {
+        let cursor = Cursor::after(Utc::now(), uuid::Uuid::now_v7());
+        let page = parse_page(&pairs(&[("limit", "5"), ("cursor", &cursor.encode())]));
+        assert_eq!(
+            page,
+            Ok(Page {
+                limit: 5,
+                cursor: Some(cursor)
+            })
+        );
+        assert_eq!(parse_page(&[]).map(|p| p.limit), Ok(DEFAULT_LIMIT));
+        for (items, field) in [
+            (vec![("limit", "0")], "limit"),
+            (vec![("limit", "5"), ("limit", "6")], "limit"),
+            (vec![("cursor", "garbage")], "cursor"),
+            (vec![("status", "shipped")], "status"),
+            (vec![("store", "bol-nl")], "store"),
+        ] {
+            let err = parse_page(&pairs(&items)).expect_err("refused");
+            assert_eq!(err.field, field, "{items:?}: {err:?}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   refused naming the parameter;
 //! - [`cursor`]: the lists' opaque keyset cursor;
 //! - [`exceptions`]: the order-exceptions list's query string;
+//! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
 //! - [`saga`]: where an order stands (what it waits for, since when);
@@ -16,6 +17,7 @@
 pub(crate) mod access;
 pub(crate) mod command;
 pub(crate) mod cursor;
+pub(crate) mod customer_token;
 pub(crate) mod exceptions;
 pub(crate) mod filter;
 pub(crate) mod projection;

@@ -1,6 +1,9 @@
 //! The admin API over HTTP (axum), laid out by resource: [`orders`] holds the order list and
-//! detail; [`actions`] the staff actions (cancel, refund, notes, exception resolutions),
-//! the command resources they create and the audit log; [`auth`] turns a bearer token into a [`auth::Caller`] (401) and checks a
+//! detail; [`actions`] the staff actions (cancel, refund, hold, release, notes, resends,
+//! exception resolutions) and the command resources they create; [`audit`] the audit log;
+//! [`exceptions`] the order-exceptions queue; [`documents`] an order's PDFs; [`customer`] the
+//! storefront customers' own orders; [`auth`] turns a bearer token into a [`auth::Caller`]
+//! (401) and checks a
 //! permission (403); [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault. Internal errors are
 //! logged with their cause and answered 503 without detail: bad input is never a 5xx.
@@ -8,6 +11,8 @@
 mod actions;
 mod audit;
 mod auth;
+mod customer;
+mod documents;
 mod exceptions;
 mod orders;
 mod problem;
@@ -37,6 +42,8 @@ pub(crate) struct Api {
     /// The relay of the api schema's outbox, to publish a command's message at once (the
     /// relay's sweep finds it otherwise).
     pub(crate) handoff: Option<Handoff>,
+    /// Where invoice and credit-note PDFs are (`[documents]`).
+    pub(crate) documents: Arc<dyn object_store::ObjectStore>,
 }
 
 /// The routes, with the body limit and problem+json for unknown paths and methods.
@@ -79,6 +86,17 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
         )
         .route("/api/v1/admin/commands/{id}", get(actions::command))
         .route("/api/v1/admin/audit-log", get(audit::list))
+        // Documents and the storefront customers' own orders.
+        .route(
+            "/api/v1/admin/orders/{id}/documents/{document_id}",
+            get(documents::admin),
+        )
+        .route("/api/v1/store/customer-orders", get(customer::list))
+        .route("/api/v1/store/customer-orders/{id}", get(customer::detail))
+        .route(
+            "/api/v1/store/customer-orders/{id}/documents/{document_id}",
+            get(customer::document),
+        )
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,

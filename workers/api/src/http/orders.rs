@@ -83,7 +83,11 @@ pub(crate) async fn detail(
     Ok(json_response(StatusCode::OK, &body, Some(&etag)))
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value, etag: Option<&str>) -> Response {
+pub(super) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    etag: Option<&str>,
+) -> Response {
     let mut response = json(status, body);
     if let Some(value) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
         response.headers_mut().insert(header::ETAG, value);

@@ -5,11 +5,18 @@
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
+//! - [`customers`]: a storefront customer's own orders;
+//! - [`documents`]: an order's invoice or credit note, to serve its PDF;
+//! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
+//!   the customers' endpoint);
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
 //!   authentication).
 
 pub(crate) mod commands;
+pub(crate) mod customers;
+pub(crate) mod documents;
 pub(crate) mod exceptions;
 pub(crate) mod projection;
 pub(crate) mod read;
+pub mod secrets;
 pub mod staff;

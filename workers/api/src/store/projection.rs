@@ -396,8 +396,8 @@ pub(crate) async fn record_document(
     sqlx::query(
         "insert into documents (document_id, order_id, kind, number, invoice_id, invoice_number, \
            reason, issued_at, currency, vat_treatment, net, tax, gross, pdf_uri, pdf_sha256, \
-           pdf_size_bytes) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+           pdf_size_bytes, pdf_key) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          on conflict do nothing",
     )
     .bind(d.document_id)
@@ -416,6 +416,7 @@ pub(crate) async fn record_document(
     .bind(&d.pdf.uri)
     .bind(&d.pdf.sha256)
     .bind(i64::try_from(d.pdf.size_bytes).unwrap_or(i64::MAX))
+    .bind(d.pdf.key.as_deref())
     .execute(conn)
     .await?;
     Ok(())

@@ -242,6 +242,35 @@ pub(crate) struct StaffAction {
     pub(crate) detail: Option<String>,
 }
 
+/// An order's invoices and credit notes, in the order they were issued.
+pub(crate) async fn documents(
+    conn: &mut sqlx::PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<DocumentRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select document_id, kind, number, invoice_id, invoice_number, reason, issued_at, \
+           currency, vat_treatment, net, tax, gross, pdf_uri, pdf_sha256, pdf_size_bytes \
+         from documents where order_id = $1 order by issued_at, number",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
+/// An order's cancellations, oldest first.
+pub(crate) async fn cancellations(
+    conn: &mut sqlx::PgConnection,
+    order_id: Uuid,
+) -> Result<Vec<Cancellation>, sqlx::Error> {
+    sqlx::query_as(
+        "select scope, lines, reason, cancelled_at from cancellations \
+         where order_id = $1 order by cancelled_at, message_id",
+    )
+    .bind(order_id)
+    .fetch_all(conn)
+    .await
+}
+
 /// Everything the read model knows of an order.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct OrderDetail {
@@ -300,21 +329,8 @@ pub(crate) async fn detail(
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
-    let documents: Vec<DocumentRow> = sqlx::query_as(
-        "select document_id, kind, number, invoice_id, invoice_number, reason, issued_at, \
-           currency, vat_treatment, net, tax, gross, pdf_uri, pdf_sha256, pdf_size_bytes \
-         from documents where order_id = $1 order by issued_at, number",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let cancellations = sqlx::query_as(
-        "select scope, lines, reason, cancelled_at from cancellations \
-         where order_id = $1 order by cancelled_at, message_id",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let documents = documents(&mut tx, order_id).await?;
+    let cancellations = cancellations(&mut tx, order_id).await?;
     let staff_actions = sqlx::query_as(
         "select a.at, a.staff_email, a.action, a.http_status, a.outcome, a.command_id, \
            c.status as command_status, coalesce(c.detail, a.detail) as detail \

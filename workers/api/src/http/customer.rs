@@ -1,0 +1,165 @@
+//! The storefronts' customers: `GET /api/v1/store/customer-orders` (their orders, newest
+//! first, keyset pages), `…/customer-orders/{id}` (one of them) and
+//! `…/customer-orders/{id}/documents/{document_id}` (its invoice or credit note as a PDF,
+//! served by [`super::documents::serve`] like the staff's download).
+//!
+//! Who calls is a [`Customer`]: a bearer token the storefront minted for its signed-in
+//! customer with its store's secret ([`crate::domain::customer_token`]). Every token that
+//! does not authenticate — missing, malformed, forged, signed for another store, expired —
+//! gets the same 401; the log says which. An order that is not theirs (another customer's,
+//! another store's, a marketplace order) is a 404 exactly like a missing one.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRequestParts, Path, RawQuery, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    response::Response,
+};
+use chrono::Utc;
+use serde_json::json;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::{Api, Problem, documents};
+use crate::domain::{customer_token, filter, token};
+use crate::store::customers::{self, Owner};
+use crate::store::{documents as stored, secrets};
+
+/// A customer whose token a store's secret signed: whose orders they may read.
+#[derive(Debug, Clone)]
+pub(crate) struct Customer {
+    store_id: String,
+    customer_id: String,
+}
+
+impl Customer {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            store_id: &self.store_id,
+            customer_id: &self.customer_id,
+        }
+    }
+}
+
+/// The one answer to every customer token that does not authenticate.
+fn refused() -> Problem {
+    Problem::unauthenticated(
+        "send `Authorization: Bearer <token>` with a current customer token from the store",
+    )
+}
+
+impl FromRequestParts<Arc<Api>> for Customer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Problem> {
+        let Some(text) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(token::bearer)
+        else {
+            info!(reason = "missing", "refused: customer token");
+            return Err(refused());
+        };
+        let parsed = customer_token::parse(text).map_err(|reason| {
+            info!(reason = reason.as_str(), "refused: customer token");
+            refused()
+        })?;
+        let store = parsed.claimed_store().to_owned();
+        let valid = secrets::valid(&api.pool, &store).await.map_err(|e| {
+            error!(error = %e, "customer authentication failed: database");
+            Problem::unavailable()
+        })?;
+        let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
+        let claims =
+            customer_token::verify(parsed, &valid, Utc::now().timestamp()).map_err(|reason| {
+                info!(reason = reason.as_str(), store, "refused: customer token");
+                refused()
+            })?;
+        tracing::debug!(
+            store = claims.store,
+            customer = claims.customer,
+            "customer authenticated"
+        );
+        Ok(Customer {
+            store_id: claims.store,
+            customer_id: claims.customer,
+        })
+    }
+}
+
+/// `GET /api/v1/store/customer-orders`: the customer's orders, newest first.
+pub(crate) async fn list(
+    State(api): State<Arc<Api>>,
+    customer: Customer,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Problem> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let page = filter::parse_page(&pairs).map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
+    let (orders, next) = customers::list(&api.pool, customer.owner(), page.cursor, page.limit)
+        .await
+        .map_err(|e| database(&e))?;
+    let body = json!({
+        "orders": orders,
+        "next_cursor": next.map(|c| c.encode()),
+    });
+    Ok(json_response(&body))
+}
+
+/// `GET /api/v1/store/customer-orders/{id}`: one of the customer's orders.
+pub(crate) async fn detail(
+    State(api): State<Arc<Api>>,
+    customer: Customer,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let order_id: Uuid = id
+        .parse()
+        .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not an order id (a UUID)")))?;
+    let download = |document_id: Uuid| {
+        format!("/api/v1/store/customer-orders/{order_id}/documents/{document_id}")
+    };
+    let order = customers::detail(&api.pool, customer.owner(), order_id, download)
+        .await
+        .map_err(|e| database(&e))?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "order-not-found",
+                "No such order",
+                format!("no order {order_id} of yours"),
+            )
+        })?;
+    let body = serde_json::to_value(&order).map_err(|e| {
+        error!(error = %e, "customer order not serialisable");
+        Problem::unavailable()
+    })?;
+    Ok(json_response(&body))
+}
+
+/// `GET /api/v1/store/customer-orders/{id}/documents/{document_id}`: its PDF.
+pub(crate) async fn document(
+    State(api): State<Arc<Api>>,
+    customer: Customer,
+    Path((id, document_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (order_id, document_id) = documents::ids(&id, &document_id)?;
+    let document = stored::find(&api.pool, order_id, document_id, Some(customer.owner()))
+        .await
+        .map_err(|e| documents::database(&e))?
+        .ok_or_else(|| documents::not_found(order_id, document_id))?;
+    documents::serve(&api, &document, &headers).await
+}
+
+fn json_response(body: &serde_json::Value) -> Response {
+    super::orders::json_response(StatusCode::OK, body, None)
+}
+
+fn database(e: &sqlx::Error) -> Problem {
+    error!(error = %e, "customer order read failed: database");
+    Problem::unavailable()
+}
