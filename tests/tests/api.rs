@@ -1048,8 +1048,12 @@ async fn a_cancellation_after_dispatch_is_refused_with_the_reason() -> anyhow::R
         .await?;
     assert_eq!(command["status"], "refused", "{command}");
     let why = command["refused"].to_string();
+    // The carrier is quick: by the time the cancellation arrives the parcel may be
+    // delivered and the order completed, which is refused just the same.
     assert!(
-        why.contains("dispatched") || why.contains("shipped"),
+        ["dispatched", "shipped", "delivered", "completed", "left"]
+            .iter()
+            .any(|w| why.contains(w)),
         "{command}"
     );
     let order = orderly
