@@ -31,6 +31,11 @@
 //!   and an audit entry in one transaction; `order.request_answered` (caused by the
 //!   request) tells the command's outcome. The api never changes an order itself.
 //!
+//! - **one declaration per endpoint**: the router and the OpenAPI 3.1 document
+//!   (`GET /api/v1/openapi.json`, committed as `docs/api/openapi.json`) are built from the
+//!   same list, with bodies and answers described by the types the handlers parse and
+//!   serialise (decision 0010).
+//!
 //! Not built yet: the customers' endpoint, documents (PDF downloads), hold/release and
 //! address changes (see `docs/api.md`).
 //!
@@ -55,6 +60,12 @@ pub use store::staff;
 
 /// The worker's name: its queue, its schema, and `orderly run api`.
 pub const NAME: &str = "api";
+
+/// The OpenAPI 3.1 document of the API, as `GET /api/v1/openapi.json` serves it and
+/// `docs/api/openapi.json` holds it (pretty JSON with a final newline).
+pub fn openapi_json() -> String {
+    http::openapi::pretty()
+}
 
 /// The api settings: `[api]` in the configuration file, or `ORDERLY__API__<FIELD>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

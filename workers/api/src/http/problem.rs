@@ -5,7 +5,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 
 /// A refusal, as the caller sees it.
 #[derive(Debug)]
@@ -96,24 +97,43 @@ impl Problem {
     }
 }
 
+/// A problem as the caller receives it (RFC 9457 problem details).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Problem")]
+pub(crate) struct ProblemDetails {
+    /// What kind of problem: `urn:orderly:api:<kind>` (`bad-parameter`, `bad-body`,
+    /// `unauthenticated`, `forbidden`, `order-not-found`, `precondition-failed`,
+    /// `too-many-requests`, `unavailable`, ...).
+    #[serde(rename = "type")]
+    kind: String,
+    /// The kind, in words.
+    title: String,
+    /// The HTTP status, repeated.
+    status: u16,
+    /// This occurrence, in words.
+    detail: String,
+    /// The parameter, header or body field at fault (`limit`, `If-Match`,
+    /// `lines[0].quantity`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("urn:orderly:api:{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = ProblemDetails {
+            kind: format!("urn:orderly:api:{}", self.kind),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            field: self.field,
+        };
         let mut response = (
             self.status,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             )],
-            body.to_string(),
+            serde_json::to_string(&body).unwrap_or_default(),
         )
             .into_response();
         if self.challenge {
