@@ -198,6 +198,16 @@ impl Settings {
             .map_err(|e| ConfigError(format!("[{key}]: {e}")))
     }
 
+    /// These settings with a worker's section `key` set to `value`, as if the file said
+    /// so (over anything the sources said): for settings built in code, such as a test's,
+    /// that need a worker configured otherwise than by default.
+    #[must_use]
+    pub fn with_section<T: Serialize>(mut self, key: &str, value: &T) -> Self {
+        let sources = self.sources.0.take().unwrap_or_default();
+        self.sources = Sources(Some(sources.merge(Serialized::default(key, value))));
+        self
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let ns_ok = !self.namespace.is_empty()
             && self.namespace.len() <= 64
@@ -290,6 +300,28 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Section {
+        listen: String,
+        burst: u32,
+    }
+
+    #[test]
+    fn a_section_set_in_code_is_read_back_with_defaults_for_the_rest() {
+        let given = Section {
+            listen: "127.0.0.1:9".into(),
+            burst: 0,
+        };
+        let settings = Settings::default().with_section("thing", &given);
+        assert_eq!(settings.section::<Section>("thing").expect("reads"), given);
+        assert_eq!(
+            settings.section::<Section>("other").expect("reads"),
+            Section::default(),
+            "other sections keep their defaults"
+        );
+    }
 
     #[test]
     fn a_workers_section_comes_from_the_same_file_with_defaults_for_the_rest() {
