@@ -13,6 +13,8 @@
 //!   rules);
 //! - [`query`]: what the query-string parsers share: the refusal naming a parameter, and
 //!   the parameters' descriptions the OpenAPI document is built from;
+//! - [`rate`]: rate limits per token, and per address for requests that do not
+//!   authenticate;
 //! - [`saga`]: where an order stands (what it waits for, since when);
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
@@ -24,5 +26,6 @@ pub(crate) mod exceptions;
 pub(crate) mod filter;
 pub(crate) mod projection;
 pub(crate) mod query;
+pub(crate) mod rate;
 pub(crate) mod saga;
 pub(crate) mod token;

@@ -12,7 +12,7 @@
 //!   action's;
 //! - **query parameters** come from the parsers' own lists (`domain::filter::Param`,
 //!   `domain::audit::Param`);
-//! - the **refusals** (400, 401, 403, 412, 413, 422, 503) follow from what the
+//! - the **refusals** (400, 401, 403, 412, 413, 422, 429, 503) follow from what the
 //!   declaration says the endpoint takes (see `openapi`).
 //!
 //! What is written by hand: the operation's id, summary and description, the path
@@ -142,7 +142,7 @@ answers!(A1, A2, A3, A4, A5, A6, A7);
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Anyone.
+    /// Anyone (rate-limited by address).
     Public,
     /// Staff with a bearer token whose role grants the permission.
     Staff(Permission),

@@ -38,6 +38,7 @@ use crate::domain::access::Permission;
 use crate::domain::command::{
     CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
 };
+use crate::domain::rate::Throttle;
 use crate::domain::{audit as audit_query, exceptions as exception_query, filter};
 use endpoint::{AnswerHeader, Endpoint};
 
@@ -48,6 +49,8 @@ pub(crate) struct Api {
     /// The relay of the api schema's outbox, to publish a command's message at once (the
     /// relay's sweep finds it otherwise).
     pub(crate) handoff: Option<Handoff>,
+    /// The rate limits, per token and per address.
+    pub(crate) throttle: Throttle,
 }
 
 /// Every endpoint the API serves, as the router serves it and the OpenAPI document

@@ -15,7 +15,7 @@
 //!
 //! The refusals each operation lists follow from its declaration: path, query, header or
 //! body input → 400; staff → 401 and 403; a body → 413; `If-Match` → 412;
-//! `Idempotency-Key` → 422; a declared 404; and 503 everywhere.
+//! `Idempotency-Key` → 422; a declared 404; and 429 and 503 everywhere.
 
 use std::sync::LazyLock;
 
@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::Problem;
+use super::auth::Anonymous;
 use super::endpoint::{Access, AnswerHeader, Content, Endpoint, Reply, RequestHeader};
 use super::problem::ProblemDetails;
 
@@ -77,7 +78,7 @@ impl JsonSchema for OpenApiDocument {
 }
 
 /// `GET /api/v1/openapi.json`: this document (no token needed).
-pub(crate) async fn serve() -> Result<Reply<OpenApiDocument>, Problem> {
+pub(crate) async fn serve(_: Anonymous) -> Result<Reply<OpenApiDocument>, Problem> {
     Ok(Reply::new(OpenApiDocument(&DOCUMENT)))
 }
 
@@ -184,7 +185,8 @@ commands: each sends a request message to the worker that owns the order and ans
 with a command resource that moves to `applied`, `partially_applied`, `refused` or \
 `duplicate`.\n\nEvery refusal is `application/problem+json` (RFC 9457) naming the parameter \
 or body field at fault in `field`; an unknown path is 404 and a wrong method 405, in the \
-same form. See `docs/api.md`.";
+same form. Requests are rate-limited per token, and requests that do not authenticate per \
+client address: over the limit the answer is 429 with `Retry-After`. See `docs/api.md`.";
 
 fn tag_description(tag: &str) -> &'static str {
     match tag {
@@ -312,6 +314,7 @@ fn operation(
     if doc.headers.contains(&RequestHeader::IdempotencyKey) {
         refuse(&mut responses, 422, "KeyReused");
     }
+    refuse(&mut responses, 429, "TooManyRequests");
     refuse(&mut responses, 503, "Unavailable");
 
     let mut operation = json!({
@@ -375,6 +378,7 @@ fn refusals(problem: &Schema) -> Value {
         "PreconditionFailed": answer("`If-Match` names an older state of the order: nothing was sent; reload it and decide again.", &[]),
         "TooLarge": answer("The body is larger than the API takes (`[api] max_body_bytes`).", &[]),
         "KeyReused": answer("The `Idempotency-Key` was used for another request.", &[]),
+        "TooManyRequests": answer("Over the rate limit of the token or, for a request that does not authenticate, of the client's address (an address over its limit is refused whatever token it sends): wait `Retry-After` seconds.", &["Retry-After"]),
         "Unavailable": answer("A failure that is ours (logged with its cause): try again after `Retry-After` seconds.", &["Retry-After"])
     })
 }

@@ -1,12 +1,16 @@
 //! The API's one error type: an `application/problem+json` answer (RFC 9457) with `type`,
 //! `title`, `status`, `detail`, and `field` when a parameter is to blame.
 
+use std::time::Duration;
+
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use schemars::JsonSchema;
 use serde::Serialize;
+
+use crate::domain::rate;
 
 /// A refusal, as the caller sees it.
 #[derive(Debug)]
@@ -18,6 +22,8 @@ pub(crate) struct Problem {
     field: Option<String>,
     /// Sent as `WWW-Authenticate` (401s).
     challenge: bool,
+    /// Sent as `Retry-After`, in seconds (429s; a 503 always says 5).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -34,6 +40,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -83,6 +90,19 @@ impl Problem {
             detail,
         );
         problem.challenge = true;
+        problem
+    }
+
+    /// A 429: over the rate limit; try again after `wait` (whole seconds, at least 1).
+    pub(crate) fn too_many_requests(wait: Duration) -> Self {
+        let seconds = rate::retry_after_secs(wait);
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            format!("over the rate limit: try again in {seconds} s"),
+        );
+        problem.retry_after = Some(seconds);
         problem
     }
 
@@ -146,6 +166,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
