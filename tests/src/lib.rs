@@ -429,3 +429,27 @@ impl TestEnv {
 }
 
 pub use orderly_runtime::testing::wait_until;
+
+/// Runs `node tools/<tool>/validate.mjs <document>` (paths from the workspace root) and
+/// returns whether it passed and what it printed. The validators are Node packages that
+/// `scripts/services` installs from their lock files; `installed` is the package directory
+/// under `tools/<tool>/node_modules` whose absence fails the test naming that command.
+pub fn node_validator(tool: &str, installed: &str, document: &str) -> (bool, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tool_dir = root.join("tools").join(tool);
+    assert!(
+        tool_dir.join("node_modules").join(installed).is_dir(),
+        "the {tool} validator is not installed: run scripts/services (npm ci in tools/{tool})"
+    );
+    let output = std::process::Command::new("node")
+        .arg(tool_dir.join("validate.mjs"))
+        .arg(root.join(document))
+        .output()
+        .expect("node runs (scripts/services installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}

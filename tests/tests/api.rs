@@ -24,6 +24,16 @@ use sqlx::PgPool;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
+/// The api worker's settings without rate limits: these tests poll every 25 ms, faster than
+/// a token may ask (the limits have their own test, `rate_limits.rs`).
+fn unlimited() -> orderly_api::ApiSettings {
+    orderly_api::ApiSettings {
+        rate_per_second: 0.0,
+        address_rate_per_second: 0.0,
+        ..orderly_api::ApiSettings::default()
+    }
+}
+
 /// One test's Orderly: its own database and namespace, every worker, the API's address.
 struct Orderly {
     world: World,
@@ -48,7 +58,7 @@ struct Answer {
 impl Orderly {
     async fn start(carrier: bool) -> anyhow::Result<Self> {
         let world = World::new().await?;
-        let mut host = world.host();
+        let mut host = Host::new(world.settings.clone().with_section("api", unlimited()));
         let running = orderly::workers::start_all(&mut host).await?;
         let api = running
             .iter()
@@ -535,7 +545,7 @@ async fn the_read_model_is_the_same_whatever_order_and_copies_its_events_arrive_
 -> anyhow::Result<()> {
     let world = World::new().await?;
     let mut host = world.host();
-    let api = orderly_api::start(&mut host, orderly_api::ApiSettings::default()).await?;
+    let api = orderly_api::start(&mut host, unlimited()).await?;
     let staff_db = world.pool(orderly_api::NAME).await?;
     orderly_api::staff::add(&staff_db, "admin@example.com", "order_admin", &[]).await?;
     let token = orderly_api::staff::issue_token(&staff_db, "admin@example.com", 1)

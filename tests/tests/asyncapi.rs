@@ -3,27 +3,13 @@
 //! integrators use will read it. The parser is a Node package (there is no maintained Rust
 //! one); `scripts/services` installs it into `tools/asyncapi` from its lock file.
 
-use std::path::Path;
-use std::process::Command;
-
 #[test]
 fn the_asyncapi_document_is_valid_for_the_official_parser() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let parser = root.join("tools/asyncapi/node_modules/@asyncapi/parser");
-    assert!(
-        parser.is_dir(),
-        "the AsyncAPI parser is not installed: run scripts/services (npm ci in tools/asyncapi)"
+    let (valid, report) = orderly_tests::node_validator(
+        "asyncapi",
+        "@asyncapi/parser",
+        "docs/contracts/asyncapi.json",
     );
-    let output = Command::new("node")
-        .arg(root.join("tools/asyncapi/validate.mjs"))
-        .arg(root.join("docs/contracts/asyncapi.json"))
-        .output()
-        .expect("node runs (scripts/services installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "{report}");
+    assert!(valid, "{report}");
     assert!(report.contains("valid AsyncAPI 3.0.0"), "{report}");
 }

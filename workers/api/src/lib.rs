@@ -33,12 +33,21 @@
 //! - **customers without accounts here**: a storefront signs a short-lived token for its
 //!   customer with its store's secret (`domain::customer_token`), so Orderly keeps nothing
 //!   per customer and a token can only show its own store's orders of its own customer.
+//! - **rate-limited where it is known whose request it is**: after authentication per
+//!   token, and per client address for requests that do not authenticate, so one client
+//!   cannot starve the others and tokens cannot be guessed quickly (`domain::rate`, with
+//!   `governor` counting).
 //!
 //! - **actions are commands**: cancel, refund, hold, release, notes, exception resolutions
 //!   and resending a notification are request messages to the worker that owns them
 //!   (orders, notifications), sent through the api schema's outbox with a command row and an
 //!   audit entry in one transaction; `order.request_answered` (caused by the request) tells
 //!   the command's outcome. The api never changes an order itself.
+//!
+//! - **one declaration per endpoint**: the router and the OpenAPI 3.1 document
+//!   (`GET /api/v1/openapi.json`, committed as `docs/api/openapi.json`) are built from the
+//!   same list, with bodies and answers described by the types the handlers parse and
+//!   serialise (decision 0011).
 //!
 //! Not built yet: the customers' cancellation request and address changes (see
 //! `docs/api.md`).
@@ -53,11 +62,13 @@ mod http;
 mod input;
 pub mod store;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
+
+use domain::rate::{Rate, Throttle};
 
 pub use handlers::ApiHandler;
 pub use input::ApiInput;
@@ -65,6 +76,12 @@ pub use store::{secrets, staff};
 
 /// The worker's name: its queue, its schema, and `orderly run api`.
 pub const NAME: &str = "api";
+
+/// The OpenAPI 3.1 document of the API, as `GET /api/v1/openapi.json` serves it and
+/// `docs/api/openapi.json` holds it (pretty JSON with a final newline).
+pub fn openapi_json() -> String {
+    http::openapi::pretty()
+}
 
 /// The api settings: `[api]` in the configuration file, or `ORDERLY__API__<FIELD>`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,6 +92,18 @@ pub struct ApiSettings {
     pub listen: String,
     /// The largest request body accepted, in bytes (64 KiB).
     pub max_body_bytes: usize,
+    /// Requests one token may make per second, sustained (20; fractions allowed, 0: no
+    /// limit). Over it the answer is 429 with `Retry-After`.
+    pub rate_per_second: f64,
+    /// Requests one token may make at once, before the sustained rate applies (40).
+    pub rate_burst: u32,
+    /// Requests that do not authenticate (no token, a wrong one, the OpenAPI document) one
+    /// client address may make per second (50; 0: no limit). Looser than a token's, since
+    /// many clients can share an address; an address over it is refused whatever it sends
+    /// until it is back under, so token guessing runs at this rate at most.
+    pub address_rate_per_second: f64,
+    /// Such requests one address may make at once (100).
+    pub address_rate_burst: u32,
 }
 
 impl Default for ApiSettings {
@@ -82,6 +111,10 @@ impl Default for ApiSettings {
         Self {
             listen: "127.0.0.1:0".to_owned(),
             max_body_bytes: 64 * 1024,
+            rate_per_second: 20.0,
+            rate_burst: 40,
+            address_rate_per_second: 50.0,
+            address_rate_burst: 100,
         }
     }
 }
@@ -93,7 +126,27 @@ impl ApiSettings {
             self.max_body_bytes > 0,
             "[api] max_body_bytes must be positive"
         );
+        self.limits()?;
         Ok(())
+    }
+
+    /// The per-token and per-address limits (`None`: off).
+    fn limits(&self) -> anyhow::Result<(Option<governor::Quota>, Option<governor::Quota>)> {
+        let token = Rate {
+            per_second: self.rate_per_second,
+            burst: self.rate_burst,
+        }
+        .quota()
+        .map_err(|why| anyhow::anyhow!("[api] rate_per_second, rate_burst: {why}"))?;
+        let address = Rate {
+            per_second: self.address_rate_per_second,
+            burst: self.address_rate_burst,
+        }
+        .quota()
+        .map_err(|why| {
+            anyhow::anyhow!("[api] address_rate_per_second, address_rate_burst: {why}")
+        })?;
+        Ok((token, address))
     }
 }
 
@@ -112,13 +165,26 @@ pub async fn start(
         .with_context(|| format!("[api] cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let handoff = host.handoff(NAME);
-    let api = http::Api {
+    let (token_limit, address_limit) = settings.limits()?;
+    let api = Arc::new(http::Api {
         pool,
         handoff,
         documents,
-    };
-    let app = http::router(Arc::new(api), settings.max_body_bytes)
+        throttle: Throttle::new(token_limit, address_limit),
+    });
+    let app = http::router(api.clone(), settings.max_body_bytes)
         .into_make_service_with_connect_info::<SocketAddr>();
+    // The limits keep one entry per token and address seen lately; forgetting the idle ones
+    // now and then keeps that to the clients of the last moments.
+    host.spawn_task("admin-api-rate-limits", move |shutdown| async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = every.tick() => api.throttle.forget_idle(),
+            }
+        }
+    });
     let health = host.health();
     host.spawn_task("admin-api", move |shutdown| async move {
         health.set("api.http", true);
@@ -144,11 +210,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("orderly-api-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("orderly.toml");
-        std::fs::write(&file, "[api]\nlisten = \"0.0.0.0:8080\"\n").expect("write");
+        std::fs::write(
+            &file,
+            "[api]\nlisten = \"0.0.0.0:8080\"\nrate_per_second = 5\naddress_rate_per_second = 0.5\n",
+        )
+        .expect("write");
         let settings = orderly_runtime::Settings::load(Some(&file)).expect("loads");
         let api: ApiSettings = settings.section("api").expect("section");
         assert_eq!(api.listen, "0.0.0.0:8080");
+        assert_eq!(api.rate_per_second, 5.0, "a whole number is a rate too");
+        assert_eq!(api.address_rate_per_second, 0.5);
         assert_eq!(api.max_body_bytes, 64 * 1024, "a default for the rest");
+        assert_eq!(api.rate_burst, 40);
         assert!(api.check().is_ok());
 
         std::fs::write(&file, "[api]\nlisten_on = \"0.0.0.0:8080\"\n").expect("write");
@@ -158,5 +231,29 @@ mod tests {
             .expect_err("a misspelt key is refused");
         assert!(err.to_string().contains("listen_on"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rate_limits_that_cannot_work_are_refused_naming_the_setting() {
+        assert!(ApiSettings::default().check().is_ok());
+        let off = ApiSettings {
+            rate_per_second: 0.0,
+            rate_burst: 0,
+            address_rate_per_second: 0.0,
+            ..ApiSettings::default()
+        };
+        assert!(off.check().is_ok(), "0 turns a limit off");
+        let no_burst = ApiSettings {
+            rate_burst: 0,
+            ..ApiSettings::default()
+        };
+        let err = no_burst.check().expect_err("refused").to_string();
+        assert!(err.contains("rate_burst"), "{err}");
+        let negative = ApiSettings {
+            address_rate_per_second: -1.0,
+            ..ApiSettings::default()
+        };
+        let err = negative.check().expect_err("refused").to_string();
+        assert!(err.contains("address_rate_per_second"), "{err}");
     }
 }

@@ -301,6 +301,28 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Section {
+        listen: String,
+        burst: u32,
+    }
+
+    #[test]
+    fn a_section_set_in_code_is_read_back_with_defaults_for_the_rest() {
+        let given = Section {
+            listen: "127.0.0.1:9".into(),
+            burst: 0,
+        };
+        let settings = Settings::default().with_section("thing", &given);
+        assert_eq!(settings.section::<Section>("thing").expect("reads"), given);
+        assert_eq!(
+            settings.section::<Section>("other").expect("reads"),
+            Section::default(),
+            "other sections keep their defaults"
+        );
+    }
+
     #[test]
     fn a_workers_section_comes_from_the_same_file_with_defaults_for_the_rest() {
         #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use orderly_contracts::messages::{
 };
 use orderly_contracts::types::{Sku, StoreId};
 use orderly_contracts::{ContractError, Envelope, Message, Validate};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -82,68 +83,131 @@ impl Action {
     }
 }
 
-/// `POST /orders/{id}/cancel`: the whole order, or `lines`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/cancel`: cancel the whole order, or some of its lines.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "CancelRequest")]
 pub(crate) struct CancelBody {
+    /// Why, in words (not blank); kept on the order's timeline.
     reason: String,
+    /// The lines and quantities to cancel; leave it out to cancel the whole order.
     #[serde(default)]
     lines: Option<Vec<LineQuantity>>,
 }
 
-/// `POST /orders/{id}/refund`: lines and/or shipping.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/refund`: refund lines and/or the shipping (at least one).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RefundRequest")]
 pub(crate) struct RefundBody {
+    /// Why, in words (not blank); printed on the credit note.
     reason: String,
+    /// The lines and quantities to refund.
     #[serde(default)]
     lines: Vec<LineQuantity>,
+    /// Whether to refund the shipping too.
     #[serde(default)]
     refund_shipping: bool,
 }
 
-/// `POST /orders/{id}/notes`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/notes`: an internal note on the order's timeline, never
+/// shown to the customer.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "NoteRequest")]
 pub(crate) struct NoteBody {
+    /// The note (not blank).
     text: String,
 }
 
-/// `POST /order-exceptions/{id}/resolve`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/order-exceptions/{id}/resolve`: resolve an order item exception.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ResolveRequest")]
 pub(crate) struct ResolveBody {
+    /// How: map the line to a product, remove the line, or cancel the order.
     resolution: ExceptionResolution,
+    /// The product the line is, for `map_to_sku` (and only then).
     #[serde(default)]
     sku: Option<Sku>,
-    /// Remember the line's GTIN → SKU for the store's next imports.
+    /// Remember the line's GTIN → SKU for the store's next imports (`map_to_sku` only).
     #[serde(default)]
     remember: bool,
+    /// A note for the order's timeline.
     #[serde(default)]
     note: Option<String>,
 }
 
-/// `POST /orders/{id}/notifications/resend`: the newest customer notification (of `event`).
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/notifications/resend`: send the customer's newest
+/// notification (of `event`) again.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ResendRequest")]
 pub(crate) struct ResendBody {
+    /// Which notification: the newest of this event; leave it out for the newest of all.
     #[serde(default)]
     event: Option<NotificationEvent>,
 }
 
-/// `POST /orders/{id}/hold`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/hold`: stop the order where it is until it is released.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "HoldRequest")]
 pub(crate) struct HoldBody {
+    /// Why, in words (not blank); kept on the order's timeline.
     reason: String,
 }
 
-/// `POST /orders/{id}/release`.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /api/v1/admin/orders/{id}/release`: release the order's hold.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ReleaseRequest")]
 pub(crate) struct ReleaseBody {
+    /// Why, in words, if worth saying.
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// A request body that is an action: the type its endpoint parses and documents, and how it
+/// becomes a [`Request`]. The endpoint is generic over it, so the body the OpenAPI document
+/// describes is the type the handler parses.
+pub(crate) trait ActionBody: DeserializeOwned + JsonSchema + Send + 'static {
+    /// The action it asks for.
+    const ACTION: Action;
+
+    /// The request, on the order or exception `id` the path named.
+    fn into_request(self, id: Uuid) -> Request;
+}
+
+/// `impl ActionBody for $body`: the action `$action`, a [`Request::$variant`] of the body.
+macro_rules! action_body {
+    ($body:ty, $action:ident, $variant:ident) => {
+        impl ActionBody for $body {
+            const ACTION: Action = Action::$action;
+
+            fn into_request(self, _: Uuid) -> Request {
+                Request::$variant(self)
+            }
+        }
+    };
+}
+
+action_body!(CancelBody, Cancel, Cancel);
+action_body!(RefundBody, Refund, Refund);
+action_body!(NoteBody, Note, Note);
+action_body!(ResendBody, ResendNotification, Resend);
+action_body!(HoldBody, Hold, Hold);
+action_body!(ReleaseBody, Release, Release);
+
+impl ActionBody for ResolveBody {
+    const ACTION: Action = Action::ResolveException;
+
+    fn into_request(self, exception_id: Uuid) -> Request {
+        Request::Resolve {
+            exception_id,
+            body: self,
+        }
+    }
 }
 
 /// A request body refused, naming the body's field (`lines[0].quantity`), or `body` when it

@@ -8,9 +8,84 @@
 
 use chrono::{DateTime, Duration, Utc};
 use orderly_contracts::types::{Channel, Gtin, StoreId};
+use schemars::{Schema, SchemaGenerator, json_schema};
 
 use super::cursor::Cursor;
 use super::filter::{BadParameter, DEFAULT_LIMIT, MAX_LIMIT};
+use super::query::{Parameter, list_of, one, opaque, page_size};
+
+/// A parameter of the exceptions list: the parser matches on it exhaustively, and
+/// [`Param::doc`] describes it for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    Store,
+    Channel,
+    Gtin,
+    OlderThan,
+    Limit,
+    Cursor,
+}
+
+impl Param {
+    /// Every parameter, in the order the document lists them.
+    pub(crate) const ALL: [Param; 6] = [
+        Param::Store,
+        Param::Channel,
+        Param::Gtin,
+        Param::OlderThan,
+        Param::Limit,
+        Param::Cursor,
+    ];
+
+    /// Its name in the query string.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::Channel => "channel",
+            Self::Gtin => "gtin",
+            Self::OlderThan => "older_than",
+            Self::Limit => "limit",
+            Self::Cursor => "cursor",
+        }
+    }
+
+    /// How the OpenAPI document describes it.
+    pub(crate) fn doc(self) -> Parameter {
+        let (description, schema): (&'static str, fn(&mut SchemaGenerator) -> Schema) = match self {
+            Self::Store => (
+                "Only exceptions of these stores (repeat it or give a comma list).",
+                list_of::<StoreId>,
+            ),
+            Self::Channel => (
+                "Only exceptions of orders from these channels (repeat it or give a comma list).",
+                list_of::<Channel>,
+            ),
+            Self::Gtin => (
+                "Only lines with this GTIN (any length; compared as GTIN-14).",
+                one::<Gtin>,
+            ),
+            Self::OlderThan => (
+                "Only exceptions held at least this long: minutes, hours or days (`30m`, `4h`, \
+                 `2d`; at most a year).",
+                age_schema,
+            ),
+            Self::Limit => (
+                "Exceptions per page.",
+                page_size::<MAX_LIMIT, DEFAULT_LIMIT>,
+            ),
+            Self::Cursor => ("Where the previous page ended: its `next_cursor`.", opaque),
+        };
+        Parameter {
+            name: self.name(),
+            description,
+            schema,
+        }
+    }
+}
+
+fn age_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "pattern": "^[1-9][0-9]*[mhd]$", "examples": ["4h"] })
+}
 
 /// An exceptions list request, parsed.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -41,25 +116,34 @@ pub(crate) fn parse(
     };
     for (name, value) in pairs {
         let items = || value.split(',').map(str::trim).filter(|s| !s.is_empty());
-        match name.as_str() {
-            "store" => {
+        let Some(param) = Param::ALL.into_iter().find(|p| p.name() == name) else {
+            return Err(bad(
+                name,
+                format!(
+                    "unknown parameter ({})",
+                    Param::ALL.map(Param::name).join(", ")
+                ),
+            ));
+        };
+        match param {
+            Param::Store => {
                 for item in items() {
                     let store = StoreId::parse(item).map_err(|e| bad(name, e.to_string()))?;
                     q.stores.push(store.as_str().to_owned());
                 }
             }
-            "channel" => {
+            Param::Channel => {
                 for item in items() {
                     q.channels.push(item.parse().map_err(
                         |e: orderly_contracts::types::InvalidValue| bad(name, e.to_string()),
                     )?);
                 }
             }
-            "gtin" => {
+            Param::Gtin => {
                 let gtin = Gtin::parse(value.trim()).map_err(|e| bad(name, e.to_string()))?;
                 q.gtin = Some(gtin.to_gtin14());
             }
-            "older_than" => {
+            Param::OlderThan => {
                 let age = age(value).ok_or_else(|| {
                     bad(
                         name,
@@ -70,7 +154,7 @@ pub(crate) fn parse(
                 })?;
                 q.held_before = Some(now - age);
             }
-            "limit" => {
+            Param::Limit => {
                 q.limit = value
                     .parse()
                     .ok()
@@ -82,14 +166,7 @@ pub(crate) fn parse(
                         )
                     })?;
             }
-            "cursor" => q.cursor = Some(Cursor::decode(value).map_err(|e| bad(name, e))?),
-            other => {
-                return Err(bad(
-                    other,
-                    "unknown parameter (store, channel, gtin, older_than, limit, cursor)"
-                        .to_owned(),
-                ));
-            }
+            Param::Cursor => q.cursor = Some(Cursor::decode(value).map_err(|e| bad(name, e))?),
         }
     }
     Ok(q)
@@ -113,11 +190,20 @@ fn age(text: &str) -> Option<Duration> {
 mod tests {
     use super::*;
 
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect()
+    use crate::domain::query::pairs;
+
+    #[test]
+    fn every_described_parameter_is_taken() {
+        for param in Param::ALL {
+            assert_eq!(param.doc().name, param.name());
+            if let Err(e) = parse(&pairs(&[(param.name(), "x")]), Utc::now()) {
+                assert!(
+                    !e.reason.starts_with("unknown parameter"),
+                    "{param:?}: {}",
+                    e.reason
+                );
+            }
+        }
     }
 
     #[test]

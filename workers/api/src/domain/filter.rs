@@ -11,8 +11,11 @@
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::types::{Channel, InvalidValue, OrderStatus, StoreId};
+use schemars::{Schema, SchemaGenerator, json_schema};
 
 use super::cursor::Cursor;
+pub(crate) use super::query::BadParameter;
+use super::query::{Parameter, list_of, one, opaque, page_size};
 
 /// The most rows one page may have.
 pub(crate) const MAX_LIMIT: u16 = 200;
@@ -21,18 +24,101 @@ pub(crate) const DEFAULT_LIMIT: u16 = 50;
 /// The longest free-text search.
 const MAX_Q: usize = 200;
 
-/// The parameters the list takes.
-pub(crate) const PARAMETERS: &[&str] = &[
-    "store",
-    "channel",
-    "status",
-    "placed_from",
-    "placed_to",
-    "q",
-    "limit",
-    "cursor",
-    "count",
-];
+/// A parameter of the list: the parser matches on it exhaustively, and
+/// [`Param::doc`] describes it for the OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Param {
+    Store,
+    Channel,
+    Status,
+    PlacedFrom,
+    PlacedTo,
+    Q,
+    Limit,
+    Cursor,
+    Count,
+}
+
+impl Param {
+    /// Every parameter, in the order the document lists them.
+    pub(crate) const ALL: [Param; 9] = [
+        Param::Store,
+        Param::Channel,
+        Param::Status,
+        Param::PlacedFrom,
+        Param::PlacedTo,
+        Param::Q,
+        Param::Limit,
+        Param::Cursor,
+        Param::Count,
+    ];
+
+    /// Its name in the query string.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::Channel => "channel",
+            Self::Status => "status",
+            Self::PlacedFrom => "placed_from",
+            Self::PlacedTo => "placed_to",
+            Self::Q => "q",
+            Self::Limit => "limit",
+            Self::Cursor => "cursor",
+            Self::Count => "count",
+        }
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// How the OpenAPI document describes it.
+    pub(crate) fn doc(self) -> Parameter {
+        let (description, schema): (&'static str, fn(&mut SchemaGenerator) -> Schema) = match self {
+            Self::Store => (
+                "Only orders of these stores (repeat it or give a comma list). A store the \
+                 token does not see matches nothing.",
+                list_of::<StoreId>,
+            ),
+            Self::Channel => (
+                "Only orders from these channels (repeat it or give a comma list).",
+                list_of::<Channel>,
+            ),
+            Self::Status => (
+                "Only orders in these statuses (repeat it or give a comma list).",
+                list_of::<OrderStatus>,
+            ),
+            Self::PlacedFrom => (
+                "Only orders placed at or after this time (RFC 3339).",
+                one::<DateTime<Utc>>,
+            ),
+            Self::PlacedTo => (
+                "Only orders placed at or before this time (RFC 3339); not before `placed_from`.",
+                one::<DateTime<Utc>>,
+            ),
+            Self::Q => (
+                "Free text, case-insensitive, contained in the external order number, the \
+                 customer's name or e-mail.",
+                free_text,
+            ),
+            Self::Limit => ("Orders per page.", page_size::<MAX_LIMIT, DEFAULT_LIMIT>),
+            Self::Cursor => ("Where the previous page ended: its `next_cursor`.", opaque),
+            Self::Count => (
+                "`true` adds `total`: every matching order, not just the page.",
+                one::<bool>,
+            ),
+        };
+        Parameter {
+            name: self.name(),
+            description,
+            schema,
+        }
+    }
+}
+
+fn free_text(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({ "type": "string", "minLength": 1, "maxLength": MAX_Q })
+}
 
 /// A list request, parsed.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -57,24 +143,6 @@ pub(crate) struct ListQuery {
     pub(crate) count: bool,
 }
 
-/// A parameter that is wrong, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BadParameter {
-    /// The parameter's name.
-    pub(crate) field: String,
-    /// What is wrong with it.
-    pub(crate) reason: String,
-}
-
-impl BadParameter {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
 /// Parses the query string's `(name, value)` pairs, in order.
 pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParameter> {
     let mut query = ListQuery {
@@ -91,36 +159,45 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
             seen.push(field);
             Ok(())
         };
-        match name {
-            "store" => {
+        let Some(param) = Param::named(name) else {
+            return Err(BadParameter::new(
+                name,
+                format!(
+                    "unknown parameter; the list takes: {}",
+                    Param::ALL.map(Param::name).join(", ")
+                ),
+            ));
+        };
+        match param {
+            Param::Store => {
                 for item in list(name, value)? {
                     let store = StoreId::parse(item).map_err(|e| invalid(name, &e))?;
                     query.stores.push(store.as_str().to_owned());
                 }
             }
-            "channel" => {
+            Param::Channel => {
                 for item in list(name, value)? {
                     query
                         .channels
                         .push(item.parse().map_err(|e| invalid(name, &e))?);
                 }
             }
-            "status" => {
+            Param::Status => {
                 for item in list(name, value)? {
                     query
                         .statuses
                         .push(item.parse().map_err(|e| invalid(name, &e))?);
                 }
             }
-            "placed_from" => {
+            Param::PlacedFrom => {
                 single(&mut seen_single, "placed_from")?;
                 query.placed_from = Some(time(name, value)?);
             }
-            "placed_to" => {
+            Param::PlacedTo => {
                 single(&mut seen_single, "placed_to")?;
                 query.placed_to = Some(time(name, value)?);
             }
-            "q" => {
+            Param::Q => {
                 single(&mut seen_single, "q")?;
                 let text = value.trim();
                 if text.is_empty() {
@@ -134,15 +211,15 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
                 }
                 query.q_pattern = Some(format!("%{}%", escape_like(text)));
             }
-            "limit" => {
+            Param::Limit => {
                 single(&mut seen_single, "limit")?;
                 query.limit = limit(value)?;
             }
-            "cursor" => {
+            Param::Cursor => {
                 single(&mut seen_single, "cursor")?;
                 query.cursor = Some(cursor(value)?);
             }
-            "count" => {
+            Param::Count => {
                 single(&mut seen_single, "count")?;
                 query.count = match value.as_str() {
                     "true" => true,
@@ -154,15 +231,6 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
                         ));
                     }
                 };
-            }
-            other => {
-                return Err(BadParameter::new(
-                    other,
-                    format!(
-                        "unknown parameter; the list takes: {}",
-                        PARAMETERS.join(", ")
-                    ),
-                ));
             }
         }
     }
@@ -289,14 +357,8 @@ fn escape_like(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::query::pairs;
     use uuid::Uuid;
-
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn bad(items: &[(&str, &str)]) -> BadParameter {
         parse(&pairs(items)).expect_err("refused")
@@ -324,6 +386,27 @@ mod tests {
             let err = parse_page(&pairs(&items)).expect_err("refused");
             assert_eq!(err.field, field, "{items:?}: {err:?}");
         }
+    }
+
+    #[test]
+    fn every_described_parameter_is_taken_and_no_other() {
+        for param in Param::ALL {
+            let doc = param.doc();
+            assert_eq!(doc.name, param.name());
+            assert!(!doc.description.is_empty(), "{param:?}");
+            if let Err(e) = parse(&pairs(&[(param.name(), "x")])) {
+                assert!(
+                    !e.reason.starts_with("unknown parameter"),
+                    "{param:?}: {}",
+                    e.reason
+                );
+            }
+        }
+        assert!(
+            bad(&[("sort", "x")])
+                .reason
+                .starts_with("unknown parameter")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! plain values.
 //!
 //! - [`access`]: roles and their permissions, and which stores a caller may see;
+//! - [`audit`]: the audit log's query string, parsed into an [`audit::AuditQuery`];
 //! - [`command`]: staff actions: request bodies, the messages they send, `Idempotency-Key`
 //!   and `If-Match`;
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
@@ -11,15 +12,22 @@
 //! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
+//! - [`query`]: what the query-string parsers share: the refusal naming a parameter, and
+//!   the parameters' descriptions the OpenAPI document is built from;
+//! - [`rate`]: rate limits per token, and per address for requests that do not
+//!   authenticate;
 //! - [`saga`]: where an order stands (what it waits for, since when);
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
+pub(crate) mod audit;
 pub(crate) mod command;
 pub(crate) mod cursor;
 pub(crate) mod customer_token;
 pub(crate) mod exceptions;
 pub(crate) mod filter;
 pub(crate) mod projection;
+pub(crate) mod query;
+pub(crate) mod rate;
 pub(crate) mod saga;
 pub(crate) mod token;

@@ -3,10 +3,11 @@
 //! has it not shipped?"), and no single worker can answer it: each knows only its part.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// Who or what the order waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum WaitingFor {
     /// An operator: lines matched no product (order item exceptions).
@@ -37,7 +38,7 @@ pub(crate) struct ShipmentFacts<'a> {
 }
 
 /// Where the order stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub(crate) struct SagaPosition {
     /// Who or what it waits for.
     pub(crate) waiting_for: WaitingFor,

@@ -1,6 +1,5 @@
 //! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes|hold|release|
-//! notifications/resend` and
-//! `POST /api/v1/admin/order-exceptions/{id}/resolve`, and the command resources they create
+//! notifications/resend` and `POST /api/v1/admin/order-exceptions/{id}/resolve`, and the command resources they create
 //! (`GET /api/v1/admin/commands/{id}`).
 //!
 //! An action is never carried out here: it becomes a request message to the worker that
@@ -22,17 +21,18 @@ use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRequestParts, Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
-    routing::{MethodRouter, post},
 };
 use orderly_contracts::ContractError;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tracing::{error, info};
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::{Api, Problem, json};
+use super::endpoint::{Accepted, Reply};
+use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::domain::command::{self, Action, Request, Target};
+use crate::domain::command::{self, Action, ActionBody, Target};
 use crate::store::commands::{self as store, AuditEntry, Command, NewCommand};
 
 /// Where a request came from: the peer's address and, as told (not trusted), the
@@ -68,87 +68,31 @@ enum On<'a> {
     Exception(&'a str),
 }
 
-/// The route of `action`: `POST` with a JSON body, on the order (or, to resolve one, the
-/// order item exception) the path names. The bodies:
-/// - cancel: `{"reason": "...", "lines": [{"line_id": "1", "quantity": 1}]}` (no `lines`:
-///   the whole order);
-/// - refund: `{"reason": "...", "lines": [...], "refund_shipping": false}`;
-/// - note: `{"text": "..."}`;
-/// - resolve: `{"resolution": "map_to_sku", "sku": "...", "remember": true, "note": "..."}`;
-/// - resend a notification: `{"event": "shipment.dispatched"}` (no `event`: the newest);
-/// - hold: `{"reason": "..."}`; release: `{"reason": "..."}` (optional).
-pub(crate) fn route(action: Action) -> MethodRouter<Arc<Api>> {
-    post(
-        move |State(api): State<Arc<Api>>,
-              caller: Caller,
-              client: Client,
-              Path(id): Path<String>,
-              headers: HeaderMap,
-              body: Bytes| async move {
-            let on = match action {
-                Action::ResolveException => On::Exception(&id),
-                Action::Cancel
-                | Action::Refund
-                | Action::Note
-                | Action::ResendNotification
-                | Action::Hold
-                | Action::Release => On::Order(&id),
-            };
-            act(&api, &caller, client, on, &headers, &body, action).await
-        },
-    )
-}
-
-/// `GET /api/v1/admin/commands/{id}`: a command and what became of it.
-pub(crate) async fn command(
+/// The handler of the action whose body is `B` (`POST` with a JSON body, on the order, or
+/// to resolve one, the order item exception, the path names). [`super::endpoint::Endpoint::action`]
+/// routes it and documents `B` as its body.
+pub(crate) async fn act<B: ActionBody>(
     State(api): State<Arc<Api>>,
     caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    let caller = caller.require(Permission::OrdersView)?;
-    let not_found = || {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "command-not-found",
-            "No such command",
-            format!("no command {id} that this token may see"),
-        )
-    };
-    let command_id: Uuid = id.parse().map_err(|_| {
-        Problem::bad_parameter("id", format!("`{id}` is not a command id (a UUID)"))
-    })?;
-    let found = store::command(&api.pool, command_id)
-        .await
-        .map_err(internal)?
-        .filter(|c| caller.scope().sees(&c.store_id))
-        .ok_or_else(not_found)?;
-    Ok(command_response(StatusCode::OK, &found))
-}
-
-/// The audit facts gathered while a request is checked.
-#[derive(Debug, Default)]
-struct Facts {
-    order_id: Option<Uuid>,
-    store_id: Option<String>,
-    target: Option<String>,
-    command_id: Option<Uuid>,
-}
-
-/// An action's whole path: check, send, answer, and the audit entry of a refusal (an
-/// accepted action's entry is written with its command).
-async fn act(
-    api: &Api,
-    caller: &Caller,
     client: Client,
-    on: On<'_>,
-    headers: &HeaderMap,
-    body: &[u8],
-    action: Action,
-) -> Response {
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Accepted<CommandView>, Problem> {
+    let action = B::ACTION;
+    let on = match action {
+        Action::ResolveException => On::Exception(&id),
+        Action::Cancel
+        | Action::Refund
+        | Action::Note
+        | Action::ResendNotification
+        | Action::Hold
+        | Action::Release => On::Order(&id),
+    };
     let mut facts = Facts::default();
-    let answer = decide(api, caller, &client, on, headers, body, action, &mut facts).await;
+    let answer = decide::<B>(&api, &caller, &client, on, &headers, &body, &mut facts).await;
     let problem = match answer {
-        Ok(response) => return response,
+        Ok(accepted) => return Ok(accepted),
         Err(problem) => problem,
     };
     let status = problem.status();
@@ -182,20 +126,54 @@ async fn act(
         }
     }
     info!(staff = %caller.0.email, action = action.audit_name(), status = status.as_u16(), "action refused");
-    problem.into_response()
+    Err(problem)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn decide(
+/// `GET /api/v1/admin/commands/{id}`: a command and what became of it.
+pub(crate) async fn command(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandView>, Problem> {
+    let caller = caller.require(Permission::OrdersView)?;
+    let not_found = || {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "command-not-found",
+            "No such command",
+            format!("no command {id} that this token may see"),
+        )
+    };
+    let command_id: Uuid = id.parse().map_err(|_| {
+        Problem::bad_parameter("id", format!("`{id}` is not a command id (a UUID)"))
+    })?;
+    let found = store::command(&api.pool, command_id)
+        .await
+        .map_err(internal)?
+        .filter(|c| caller.scope().sees(&c.store_id))
+        .ok_or_else(not_found)?;
+    Ok(Reply::new(CommandView::of(found)))
+}
+
+/// The audit facts gathered while a request is checked.
+#[derive(Debug, Default)]
+struct Facts {
+    order_id: Option<Uuid>,
+    store_id: Option<String>,
+    target: Option<String>,
+    command_id: Option<Uuid>,
+}
+
+async fn decide<B: ActionBody>(
     api: &Api,
     caller: &Caller,
     client: &Client,
     on: On<'_>,
     headers: &HeaderMap,
     body: &[u8],
-    action: Action,
     facts: &mut Facts,
-) -> Result<Response, Problem> {
+) -> Result<Accepted<CommandView>, Problem> {
+    let action = B::ACTION;
     let target_text = match on {
         On::Order(id) | On::Exception(id) => id,
     };
@@ -227,7 +205,9 @@ async fn decide(
         })
         .transpose()
         .map_err(|why| Problem::bad_parameter("If-Match", why))?;
-    let request = parse(action, id, body).map_err(body_problem)?;
+    let request = command::parse_body::<B>(body)
+        .map_err(body_problem)?
+        .into_request(id);
     let fingerprint = command::request_fingerprint(action, target_text, body);
 
     let mut tx = api.pool.begin().await.map_err(internal)?;
@@ -325,7 +305,7 @@ async fn decide(
         .await
         .map_err(internal)?
         .ok_or_else(Problem::unavailable)?;
-    Ok(command_response(StatusCode::ACCEPTED, &command))
+    accepted(command)
 }
 
 /// The same key again: the first command, if the request is the same; else 422.
@@ -337,7 +317,7 @@ async fn replay(
     earlier: &Command,
     fingerprint: &str,
     facts: &Facts,
-) -> Result<Response, Problem> {
+) -> Result<Accepted<CommandView>, Problem> {
     if earlier.request_sha256 != fingerprint {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -356,7 +336,7 @@ async fn replay(
     .await
     .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
-    Ok(command_response(StatusCode::ACCEPTED, earlier))
+    accepted(earlier.clone())
 }
 
 fn entry<'a>(
@@ -385,40 +365,45 @@ fn entry<'a>(
     }
 }
 
-fn parse(action: Action, id: Uuid, body: &[u8]) -> Result<Request, ContractError> {
-    Ok(match action {
-        Action::Cancel => Request::Cancel(command::parse_body(body)?),
-        Action::Refund => Request::Refund(command::parse_body(body)?),
-        Action::Note => Request::Note(command::parse_body(body)?),
-        Action::ResolveException => Request::Resolve {
-            exception_id: id,
-            body: command::parse_body(body)?,
-        },
-        Action::ResendNotification => Request::Resend(command::parse_body(body)?),
-        Action::Hold => Request::Hold(command::parse_body(body)?),
-        Action::Release => Request::Release(command::parse_body(body)?),
-    })
-}
-
 fn body_problem(e: ContractError) -> Problem {
     Problem::bad_body(e.field, e.reason)
 }
 
-/// A command as JSON, with links to itself and its order; `Location` on a 202.
-fn command_response(status: StatusCode, c: &Command) -> Response {
-    let mut body = serde_json::to_value(c).unwrap_or_default();
-    let own = format!("/api/v1/admin/commands/{}", c.command_id);
-    body["links"] = serde_json::json!({
-        "self": own,
-        "order": format!("/api/v1/admin/orders/{}", c.order_id),
-    });
-    let mut response = json(status, &body);
-    if status == StatusCode::ACCEPTED
-        && let Ok(location) = HeaderValue::from_str(&own)
-    {
-        response.headers_mut().insert(header::LOCATION, location);
+/// A command as the API shows it, with links to itself and its order.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Command")]
+pub(crate) struct CommandView {
+    #[serde(flatten)]
+    command: Command,
+    links: CommandLinks,
+}
+
+/// Where a command and its order are.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CommandLinks {
+    /// The command (`/api/v1/admin/commands/{id}`): poll it until it is no longer
+    /// `pending`.
+    #[serde(rename = "self")]
+    own: String,
+    /// Its order (`/api/v1/admin/orders/{id}`).
+    order: String,
+}
+
+impl CommandView {
+    fn of(command: Command) -> Self {
+        let links = CommandLinks {
+            own: format!("/api/v1/admin/commands/{}", command.command_id),
+            order: format!("/api/v1/admin/orders/{}", command.order_id),
+        };
+        Self { command, links }
     }
-    response
+}
+
+/// A command's `202 Accepted`, with its `Location`.
+fn accepted(command: Command) -> Result<Accepted<CommandView>, Problem> {
+    let view = CommandView::of(command);
+    let location = HeaderValue::from_str(&view.links.own).map_err(|_| Problem::unavailable())?;
+    Ok(Accepted::new(view).with_header(header::LOCATION, location))
 }
 
 fn internal(e: sqlx::Error) -> Problem {

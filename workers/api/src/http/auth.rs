@@ -5,14 +5,23 @@
 //! Every token that does not authenticate (unknown, expired, revoked, its holder
 //! deactivated) gets the same 401: the caller learns nothing about which tokens exist. The
 //! log says which it was.
+//!
+//! Rate limits are counted here too (`domain::rate`), because only here is it known whose
+//! request it is: an authenticated request against its token, one that does not
+//! authenticate against its address ([`Anonymous`] for the endpoints that need no token).
+//! An address over its limit is refused before its token is looked up. Over a limit the
+//! answer is 429 with `Retry-After`; it is logged at debug level only and not audited (a
+//! flood must not become a flood of log lines or audit rows).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{StatusCode, header, request::Parts},
 };
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use super::{Api, Problem};
 use crate::domain::access::{Permission, Scope};
@@ -45,23 +54,86 @@ impl Caller {
     }
 }
 
+/// The peer's address, when the server was started with it (always, but for tests that
+/// call the router directly).
+fn peer(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// A request that does not authenticate, counted against its address.
+fn unauthenticated(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
+    by_address(peer, |ip| api.throttle.unauthenticated(ip))
+}
+
+/// An address over its limit is refused before anything else is done.
+fn not_barred(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
+    by_address(peer, |ip| api.throttle.barred(ip))
+}
+
+/// `limit` applied to the peer's address: a 429 when it says wait.
+fn by_address(
+    peer: Option<IpAddr>,
+    limit: impl FnOnce(IpAddr) -> Result<(), Duration>,
+) -> Result<(), Problem> {
+    let Some(ip) = peer else {
+        return Ok(());
+    };
+    limit(ip).map_err(|wait| {
+        debug!(%ip, ?wait, "refused: address over its rate limit");
+        Problem::too_many_requests(wait)
+    })
+}
+
+/// A caller of an endpoint that needs no token: counted against its address.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Anonymous;
+
+impl FromRequestParts<Arc<Api>> for Anonymous {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Problem> {
+        let peer = peer(parts);
+        not_barred(api, peer)?;
+        unauthenticated(api, peer)?;
+        Ok(Self)
+    }
+}
+
 impl FromRequestParts<Arc<Api>> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Problem> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthenticated("send `Authorization: Bearer <token>`"))?;
+        let peer = peer(parts);
+        not_barred(api, peer)?;
+        // A refusal of the token is counted against the address first: over its limit, the
+        // answer is 429, not 401.
+        let refuse = |problem: Problem| match unauthenticated(api, peer) {
+            Ok(()) => problem,
+            Err(too_many) => too_many,
+        };
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            refuse(Problem::unauthenticated(
+                "send `Authorization: Bearer <token>`",
+            ))
+        })?;
         let text = header
             .to_str()
             .ok()
             .and_then(token::bearer)
             .ok_or_else(|| {
-                Problem::unauthenticated("the Authorization header must be `Bearer <token>`")
+                refuse(Problem::unauthenticated(
+                    "the Authorization header must be `Bearer <token>`",
+                ))
             })?;
         match staff::authenticate(&api.pool, text).await {
             Ok(Ok(principal)) => {
+                if let Err(wait) = api.throttle.token(principal.token_id) {
+                    debug!(staff = %principal.email, token = %principal.token_id, ?wait, "refused: token over its rate limit");
+                    return Err(Problem::too_many_requests(wait));
+                }
                 tracing::Span::current().record("staff", principal.email.as_str());
                 tracing::debug!(staff = %principal.email, token = %principal.token_id, staff_id = %principal.staff_id, "authenticated");
                 Ok(Caller(principal))
@@ -74,9 +146,9 @@ impl FromRequestParts<Arc<Api>> for Caller {
                     Refused::Inactive => "holder inactive",
                 };
                 info!(reason = why, prefix = token::prefix(text), "refused: token");
-                Err(Problem::unauthenticated(
+                Err(refuse(Problem::unauthenticated(
                     "the token is unknown, expired or revoked",
-                ))
+                )))
             }
             Err(e) => {
                 error!(error = %e, "authentication failed: database");

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+use axum::response::IntoResponse;
 use axum::{
     extract::{FromRequestParts, Path, RawQuery, State},
     http::{HeaderMap, StatusCode, header, request::Parts},
@@ -156,7 +157,15 @@ pub(crate) async fn document(
 }
 
 fn json_response(body: &serde_json::Value) -> Response {
-    super::orders::json_response(StatusCode::OK, body, None)
+    (
+        StatusCode::OK,
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn database(e: &sqlx::Error) -> Problem {

@@ -8,31 +8,56 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, RawQuery, State},
     http::StatusCode,
-    response::Response,
 };
 use chrono::Utc;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tracing::error;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::{Api, Problem, json};
+use super::endpoint::Reply;
+use super::orders::pairs;
+use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::cursor::Cursor;
 use crate::domain::exceptions;
 use crate::store::exceptions::{self as store, OpenException};
 
+/// A page of the open order item exceptions.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ExceptionPage {
+    /// Oldest first.
+    exceptions: Vec<ExceptionView>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// An open order item exception, with links to its order and to resolve it.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "OrderException")]
+pub(crate) struct ExceptionView {
+    #[serde(flatten)]
+    exception: OpenException,
+    links: ExceptionLinks,
+}
+
+/// Where an exception's order is, and where to resolve it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ExceptionLinks {
+    /// Its order (`/api/v1/admin/orders/{id}`).
+    order: String,
+    /// Where to resolve it (`POST`).
+    resolve: String,
+}
+
 pub(crate) async fn list(
     State(api): State<Arc<Api>>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-) -> Result<Response, Problem> {
+) -> Result<Reply<ExceptionPage>, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let query = exceptions::parse(&pairs, Utc::now())
+    let query = exceptions::parse(&pairs(raw), Utc::now())
         .map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
     let stores = caller.scope().narrow(&query.stores);
     let rows = store::list(&api.pool, stores.as_deref(), &query)
@@ -42,18 +67,17 @@ pub(crate) async fn list(
         .then(|| rows.last())
         .flatten()
         .map(|r| Cursor::after(r.held_since, r.exception_id).encode());
-    let rows: Vec<_> = rows.iter().map(with_links).collect();
-    Ok(json(
-        StatusCode::OK,
-        &json!({ "exceptions": rows, "next_cursor": next }),
-    ))
+    Ok(Reply::new(ExceptionPage {
+        exceptions: rows.into_iter().map(with_links).collect(),
+        next_cursor: next,
+    }))
 }
 
 pub(crate) async fn detail(
     State(api): State<Arc<Api>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<Reply<ExceptionView>, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
     let exception_id: Uuid = id.parse().map_err(|_| {
         Problem::bad_parameter(
@@ -73,16 +97,18 @@ pub(crate) async fn detail(
                 format!("no open order item exception {exception_id} that this token may see"),
             )
         })?;
-    Ok(json(StatusCode::OK, &with_links(&found)))
+    Ok(Reply::new(with_links(found)))
 }
 
-fn with_links(e: &OpenException) -> serde_json::Value {
-    let mut value = serde_json::to_value(e).unwrap_or_default();
-    value["links"] = json!({
-        "order": format!("/api/v1/admin/orders/{}", e.order_id),
-        "resolve": format!("/api/v1/admin/order-exceptions/{}/resolve", e.exception_id),
-    });
-    value
+fn with_links(exception: OpenException) -> ExceptionView {
+    let links = ExceptionLinks {
+        order: format!("/api/v1/admin/orders/{}", exception.order_id),
+        resolve: format!(
+            "/api/v1/admin/order-exceptions/{}/resolve",
+            exception.exception_id
+        ),
+    };
+    ExceptionView { exception, links }
 }
 
 fn internal(e: sqlx::Error) -> Problem {

@@ -1,25 +1,31 @@
 //! The admin API over HTTP (axum), laid out by resource: [`orders`] holds the order list and
-//! detail; [`actions`] the staff actions (cancel, refund, hold, release, notes, resends,
-//! exception resolutions) and the command resources they create; [`audit`] the audit log;
-//! [`exceptions`] the order-exceptions queue; [`documents`] an order's PDFs; [`customer`] the
-//! storefront customers' own orders; [`auth`] turns a bearer token into a [`auth::Caller`]
-//! (401) and checks a
-//! permission (403); [`problem`] is the one error type, answered as
-//! `application/problem+json` (RFC 9457) naming the parameter at fault. Internal errors are
-//! logged with their cause and answered 503 without detail: bad input is never a 5xx.
+//! detail; [`exceptions`] the open order item exceptions (the operators' work queue);
+//! [`actions`] the staff actions (cancel, refund, hold, release, notes, resending a
+//! notification, exception resolutions) and the command resources they create; [`audit`] the
+//! audit log; [`documents`] an order's PDFs; [`customer`] the storefront customers' own orders;
+//! [`auth`] turns a bearer token
+//! into a [`auth::Caller`] (401) and checks a permission (403); [`problem`] is the one error
+//! type, answered as `application/problem+json` (RFC 9457) naming the parameter at fault.
+//! Internal errors are logged with their cause and answered 503 without detail: bad input is
+//! never a 5xx.
+//!
+//! [`endpoints`] is the one list of endpoints: the router is built from it, and so is the
+//! OpenAPI document ([`openapi`]), each entry an [`endpoint::Endpoint`] saying how it is
+//! served and what the document says about it. Adding an endpoint is adding an entry.
 
 mod actions;
 mod audit;
 mod auth;
 mod customer;
 mod documents;
+mod endpoint;
 mod exceptions;
+pub(crate) mod openapi;
 mod orders;
 mod problem;
 
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request},
@@ -33,7 +39,13 @@ use sqlx::PgPool;
 
 pub(crate) use problem::Problem;
 
-use crate::domain::command::Action;
+use crate::domain::access::Permission;
+use crate::domain::command::{
+    CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
+};
+use crate::domain::rate::Throttle;
+use crate::domain::{audit as audit_query, exceptions as exception_query, filter};
+use endpoint::{AnswerHeader, Endpoint};
 
 /// What every request handler shares.
 #[derive(Debug)]
@@ -44,49 +56,175 @@ pub(crate) struct Api {
     pub(crate) handoff: Option<Handoff>,
     /// Where invoice and credit-note PDFs are (`[documents]`).
     pub(crate) documents: Arc<dyn object_store::ObjectStore>,
+    /// The rate limits, per token and per address.
+    pub(crate) throttle: Throttle,
 }
 
-/// The routes, with the body limit and problem+json for unknown paths and methods.
+/// Every endpoint the API serves, as the router serves it and the OpenAPI document
+/// describes it.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    const ORDER_ID: &str = "The order's id.";
+    const ORDER_NOT_FOUND: &str =
+        "No such order, or one of a store the token does not see (the same answer).";
+    vec![
+        Endpoint::get("/api/v1/openapi.json", openapi::serve).doc(
+            "getOpenApi",
+            "meta",
+            "This document",
+            "The OpenAPI 3.1 document of this API (also committed as `docs/api/openapi.json`).",
+        ),
+        Endpoint::get("/api/v1/admin/orders", orders::list)
+            .doc(
+                "listOrders",
+                "orders",
+                "List orders",
+                "Orders of the stores the token sees, newest first, filtered, one page at a \
+                 time. Paging is by key: orders arriving while you page do not shift pages. \
+                 Unknown parameters are refused.",
+            )
+            .staff(Permission::OrdersView)
+            .query(filter::Param::ALL.map(filter::Param::doc)),
+        Endpoint::get("/api/v1/admin/orders/{id}", orders::detail)
+            .doc(
+                "getOrder",
+                "orders",
+                "One order",
+                "The order as the events told it: header, lines, addresses, payment, status \
+                 history, shipments, invoices, credit notes, cancellations, and where it \
+                 stands in its saga. `ETag` is its status sequence (send it as `If-Match`).",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", ORDER_ID)
+            .answer_header(AnswerHeader::ETag)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<CancelBody>("/api/v1/admin/orders/{id}/cancel")
+            .doc(
+                "cancelOrder",
+                "actions",
+                "Cancel an order, or some lines",
+                "Sends `order.cancel_requested`. After dispatch the command is `refused` (or \
+                 only the undispatched lines are cancelled), not an HTTP error.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<RefundBody>("/api/v1/admin/orders/{id}/refund")
+            .doc(
+                "refundOrder",
+                "actions",
+                "Refund lines and/or shipping",
+                "Sends `order.refund_requested`; invoicing issues the credit note.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<NoteBody>("/api/v1/admin/orders/{id}/notes")
+            .doc(
+                "addOrderNote",
+                "actions",
+                "Add an internal note",
+                "Sends `order.note_requested`; the note goes on the order's timeline.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<HoldBody>("/api/v1/admin/orders/{id}/hold")
+            .doc(
+                "holdOrder",
+                "actions",
+                "Put an order on hold",
+                "Sends `order.hold_requested`. A hold is not a status: no warehouse is asked \
+                 to ship the order until it is released (one already asked is told to \
+                 pause). An order whose every shipment has left, or that is cancelled, \
+                 completed or already held, makes the command `refused`.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<ReleaseBody>("/api/v1/admin/orders/{id}/release")
+            .doc(
+                "releaseOrder",
+                "actions",
+                "Release an order's hold",
+                "Sends `order.release_requested`: the order carries on from where it was held \
+                 (releasing an order that is not held is `refused`).",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<ResendBody>("/api/v1/admin/orders/{id}/notifications/resend")
+            .doc(
+                "resendOrderNotification",
+                "actions",
+                "Send a customer notification again",
+                "Sends `notification.resend_requested` to the notifications worker, which \
+                 answers the command.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::get("/api/v1/admin/order-exceptions", exceptions::list)
+            .doc(
+                "listOrderExceptions",
+                "exceptions",
+                "List open order item exceptions",
+                "The operators' work queue: lines a marketplace sent that matched no product \
+                 (their order is `on_hold`), oldest first, of the stores the token sees. \
+                 Unknown parameters are refused.",
+            )
+            .staff(Permission::OrdersView)
+            .query(exception_query::Param::ALL.map(exception_query::Param::doc)),
+        Endpoint::get("/api/v1/admin/order-exceptions/{id}", exceptions::detail)
+            .doc(
+                "getOrderException",
+                "exceptions",
+                "One open order item exception",
+                "The line as the marketplace sent it (as far as `order.on_hold` carries it), \
+                 the order's `ETag` for `If-Match` on the resolution, and links to the order \
+                 and to resolve it.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", "The order item exception's id.")
+            .not_found(
+                "No such open order item exception, or one of a store the token does not see.",
+            ),
+        Endpoint::action::<ResolveBody>("/api/v1/admin/order-exceptions/{id}/resolve")
+            .doc(
+                "resolveOrderException",
+                "actions",
+                "Resolve an order item exception",
+                "Sends `order.exception_resolved`. The exception ids are in the queue \
+                 (`/api/v1/admin/order-exceptions`) and in the detail of an order on hold.",
+            )
+            .path_param("id", "The order item exception's id.")
+            .not_found("No such order item exception, or one of a store the token does not see."),
+        Endpoint::get("/api/v1/admin/commands/{id}", actions::command)
+            .doc(
+                "getCommand",
+                "commands",
+                "A command and what became of it",
+                "`pending` until the owning worker answers, then `applied`, \
+                 `partially_applied`, `refused` (with why) or `duplicate`.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", "The command's id (from the action's `Location`).")
+            .not_found("No such command, or one of a store the token does not see."),
+        Endpoint::get("/api/v1/admin/audit-log", audit::list)
+            .doc(
+                "listAuditLog",
+                "audit",
+                "The audit log",
+                "Every staff action request that authenticated, whatever its answer, newest \
+                 first: who, token, what, on which order, from which address, status and \
+                 outcome. A caller limited to stores sees their entries only.",
+            )
+            .staff(Permission::AuditView)
+            .query(audit_query::Param::ALL.map(audit_query::Param::doc)),
+    ]
+}
+
+/// The routes of [`endpoints`], with the body limit and problem+json for unknown paths and
+/// methods.
 pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/api/v1/admin/orders", get(orders::list))
-        .route("/api/v1/admin/orders/{id}", get(orders::detail))
-        .route(
-            "/api/v1/admin/orders/{id}/cancel",
-            actions::route(Action::Cancel),
-        )
-        .route(
-            "/api/v1/admin/orders/{id}/refund",
-            actions::route(Action::Refund),
-        )
-        .route(
-            "/api/v1/admin/orders/{id}/notes",
-            actions::route(Action::Note),
-        )
-        .route(
-            "/api/v1/admin/orders/{id}/hold",
-            actions::route(Action::Hold),
-        )
-        .route(
-            "/api/v1/admin/orders/{id}/release",
-            actions::route(Action::Release),
-        )
-        .route(
-            "/api/v1/admin/orders/{id}/notifications/resend",
-            actions::route(Action::ResendNotification),
-        )
-        .route("/api/v1/admin/order-exceptions", get(exceptions::list))
-        .route(
-            "/api/v1/admin/order-exceptions/{id}",
-            get(exceptions::detail),
-        )
-        .route(
-            "/api/v1/admin/order-exceptions/{id}/resolve",
-            actions::route(Action::ResolveException),
-        )
-        .route("/api/v1/admin/commands/{id}", get(actions::command))
-        .route("/api/v1/admin/audit-log", get(audit::list))
-        // Documents and the storefront customers' own orders.
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, e| router.route(e.path, e.route))
+        // Documents and the storefront customers' own orders: not in the OpenAPI document
+        // yet (PDF answers and customer tokens are still to be described there).
         .route(
             "/api/v1/admin/orders/{id}/documents/{document_id}",
             get(documents::admin),
@@ -137,17 +275,4 @@ async fn limit_body(req: Request, next: Next, limit: usize) -> Response {
         .into_response();
     }
     next.run(req).await
-}
-
-/// A JSON answer.
-pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
-    )
-        .into_response()
 }

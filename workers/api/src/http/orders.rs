@@ -9,45 +9,58 @@ use std::sync::Arc;
 use axum::{
     extract::{Path, RawQuery, State},
     http::{HeaderValue, StatusCode, header},
-    response::Response,
 };
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tracing::error;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::{Api, Problem, json};
+use super::endpoint::Reply;
+use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::filter;
-use crate::store::read;
+use crate::store::read::{self, OrderDetail, OrderSummary};
+
+/// A page of the order list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct OrderPage {
+    /// Newest first (`placed_at` descending, then order id).
+    orders: Vec<OrderSummary>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
+    /// Every matching order (not just this page), when `count=true` asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<i64>,
+}
 
 /// The order list: filters, keyset page, optional total.
 pub(crate) async fn list(
     State(api): State<Arc<Api>>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-) -> Result<Response, Problem> {
+) -> Result<Reply<OrderPage>, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let query = filter::parse(&pairs).map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
+    let query =
+        filter::parse(&pairs(raw)).map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
     let stores = caller.scope().narrow(&query.stores);
     let (orders, next) = read::list(&api.pool, stores.as_deref(), &query)
         .await
         .map_err(internal)?;
-    let mut body = json!({
-        "orders": orders,
-        "next_cursor": next.map(|c| c.encode()),
-    });
-    if query.count {
-        let total = read::count(&api.pool, stores.as_deref(), &query)
-            .await
-            .map_err(internal)?;
-        body["total"] = total.into();
-    }
-    Ok(json_response(StatusCode::OK, &body, None))
+    let total = if query.count {
+        Some(
+            read::count(&api.pool, stores.as_deref(), &query)
+                .await
+                .map_err(internal)?,
+        )
+    } else {
+        None
+    };
+    Ok(Reply::new(OrderPage {
+        orders,
+        next_cursor: next.map(|c| c.encode()),
+        total,
+    }))
 }
 
 /// One order, with its history, shipments and documents; `ETag` is its status sequence.
@@ -55,7 +68,7 @@ pub(crate) async fn detail(
     State(api): State<Arc<Api>>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<Reply<OrderDetail>, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
     let order_id: Uuid = id
         .parse()
@@ -75,24 +88,16 @@ pub(crate) async fn detail(
     if !caller.scope().sees(&detail.header.store_id) {
         return Err(not_found());
     }
-    let etag = format!("\"{}\"", detail.header.status_sequence);
-    let body = serde_json::to_value(&detail).map_err(|e| {
-        error!(error = %e, "order detail not serialisable");
-        Problem::unavailable()
-    })?;
-    Ok(json_response(StatusCode::OK, &body, Some(&etag)))
+    let etag = HeaderValue::from_str(&format!("\"{}\"", detail.header.status_sequence))
+        .map_err(|_| Problem::unavailable())?;
+    Ok(Reply::new(detail).with_header(header::ETAG, etag))
 }
 
-pub(super) fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-    etag: Option<&str>,
-) -> Response {
-    let mut response = json(status, body);
-    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+/// A query string's `(name, value)` pairs, decoded.
+pub(crate) fn pairs(raw: Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn internal(e: sqlx::Error) -> Problem {

@@ -1,11 +1,16 @@
 //! The API's one error type: an `application/problem+json` answer (RFC 9457) with `type`,
 //! `title`, `status`, `detail`, and `field` when a parameter is to blame.
 
+use std::time::Duration;
+
 use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::domain::rate;
 
 /// A refusal, as the caller sees it.
 #[derive(Debug)]
@@ -17,6 +22,8 @@ pub(crate) struct Problem {
     field: Option<String>,
     /// Sent as `WWW-Authenticate` (401s).
     challenge: bool,
+    /// Sent as `Retry-After`, in seconds (429s; a 503 always says 5).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -33,6 +40,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             challenge: false,
+            retry_after: None,
         }
     }
 
@@ -85,6 +93,19 @@ impl Problem {
         problem
     }
 
+    /// A 429: over the rate limit; try again after `wait` (whole seconds, at least 1).
+    pub(crate) fn too_many_requests(wait: Duration) -> Self {
+        let seconds = rate::retry_after_secs(wait);
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            format!("over the rate limit: try again in {seconds} s"),
+        );
+        problem.retry_after = Some(seconds);
+        problem
+    }
+
     /// A 503 for a failure that is ours, logged by the caller with its cause.
     pub(crate) fn unavailable() -> Self {
         Self::new(
@@ -96,24 +117,43 @@ impl Problem {
     }
 }
 
+/// A problem as the caller receives it (RFC 9457 problem details).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Problem")]
+pub(crate) struct ProblemDetails {
+    /// What kind of problem: `urn:orderly:api:<kind>` (`bad-parameter`, `bad-body`,
+    /// `unauthenticated`, `forbidden`, `order-not-found`, `precondition-failed`,
+    /// `too-many-requests`, `unavailable`, ...).
+    #[serde(rename = "type")]
+    kind: String,
+    /// The kind, in words.
+    title: String,
+    /// The HTTP status, repeated.
+    status: u16,
+    /// This occurrence, in words.
+    detail: String,
+    /// The parameter, header or body field at fault (`limit`, `If-Match`,
+    /// `lines[0].quantity`), when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("urn:orderly:api:{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = ProblemDetails {
+            kind: format!("urn:orderly:api:{}", self.kind),
+            title: self.title.to_owned(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            field: self.field,
+        };
         let mut response = (
             self.status,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/problem+json"),
             )],
-            body.to_string(),
+            serde_json::to_string(&body).unwrap_or_default(),
         )
             .into_response();
         if self.challenge {
@@ -126,6 +166,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

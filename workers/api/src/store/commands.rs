@@ -7,24 +7,35 @@
 
 use chrono::{DateTime, Utc};
 use orderly_runtime::outbox::{self, OutboxMessage, Written};
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::audit::AuditQuery;
 use crate::domain::command::Outgoing;
 
 /// A command as the API shows it (`/api/v1/admin/commands/{id}`).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct Command {
+    /// Its id, which is also the id of the request message it sent.
     pub(crate) command_id: Uuid,
+    /// `cancel`, `refund`, `note` or `resolve_exception`.
     pub(crate) action: String,
     pub(crate) order_id: Uuid,
     pub(crate) store_id: String,
+    /// The request message it sent (`order.cancel_requested`, ...).
     pub(crate) message_type: String,
+    /// `pending` until the orders worker answers, then `applied`, `partially_applied`,
+    /// `refused` or `duplicate`.
     pub(crate) status: String,
+    /// The answer, in words.
     pub(crate) detail: Option<String>,
+    /// What was not done, and why (a refusal, or a partial one).
+    #[schemars(with = "Option<Vec<String>>")]
     pub(crate) refused: Option<serde_json::Value>,
+    /// The staff member's e-mail.
     pub(crate) requested_by: String,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) answered_at: Option<DateTime<Utc>>,
@@ -241,7 +252,8 @@ pub(crate) async fn audit(conn: &mut PgConnection, e: &AuditEntry<'_>) -> sqlx::
 }
 
 /// An audit log entry as the API shows it, with its command's outcome.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "AuditEntry")]
 pub(crate) struct AuditRow {
     pub(crate) entry_id: i64,
     pub(crate) at: DateTime<Utc>,
@@ -258,16 +270,6 @@ pub(crate) struct AuditRow {
     pub(crate) http_status: i16,
     pub(crate) outcome: String,
     pub(crate) detail: Option<String>,
-}
-
-/// What the audit log is filtered by.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AuditQuery {
-    pub(crate) order_id: Option<Uuid>,
-    pub(crate) staff_email: Option<String>,
-    /// Only entries older than this one (the previous page's last `entry_id`).
-    pub(crate) before: Option<i64>,
-    pub(crate) limit: i64,
 }
 
 /// The audit log, newest first; only entries of `stores` when given (an entry without a

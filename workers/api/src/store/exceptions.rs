@@ -2,6 +2,8 @@
 //! `exceptions` (from `order.on_hold`) while the order waits for an operator.
 
 use chrono::{DateTime, Utc};
+use orderly_contracts::types::Channel;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -9,18 +11,22 @@ use uuid::Uuid;
 use crate::domain::exceptions::ExceptionQuery;
 
 /// An open exception with its order.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct OpenException {
+    /// Its id: resolve it with `POST /api/v1/admin/order-exceptions/{id}/resolve`.
     pub(crate) exception_id: Uuid,
     pub(crate) order_id: Uuid,
     pub(crate) store_id: String,
+    #[schemars(with = "Option<Channel>")]
     pub(crate) channel: Option<String>,
     pub(crate) marketplace: Option<String>,
     pub(crate) external_order_id: String,
+    /// The line as the marketplace sent it: its id, SKU, GTIN and title where given.
     pub(crate) line_id: Option<String>,
     pub(crate) sku: Option<String>,
     pub(crate) gtin: Option<String>,
     pub(crate) title: Option<String>,
+    /// Why it matched no product.
     pub(crate) problem: Option<String>,
     /// Since when the order waits (its status change to `on_hold`, or when the api first
     /// heard of it).

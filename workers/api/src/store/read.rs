@@ -5,7 +5,12 @@
 //! and started after the cursor's key: see [`crate::domain::cursor`] for why.
 
 use chrono::{DateTime, Utc};
+use orderly_contracts::messages::{
+    AcceptedLine, Address, CancelledLine, Customer, ItemException, Payment, ShipmentItem,
+};
+use orderly_contracts::types::{Channel, OrderStatus};
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -15,13 +20,16 @@ use crate::domain::filter::ListQuery;
 use crate::domain::saga;
 
 /// One row of the list.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct OrderSummary {
     pub(crate) order_id: Uuid,
     pub(crate) store_id: String,
+    #[schemars(with = "Option<Channel>")]
     pub(crate) channel: Option<String>,
     pub(crate) marketplace: Option<String>,
     pub(crate) external_order_id: String,
+    /// `null` until a status event arrived.
+    #[schemars(with = "Option<OrderStatus>")]
     pub(crate) status: Option<String>,
     pub(crate) placed_at: DateTime<Utc>,
     /// False while `placed_at` is the time the api first heard of the order (an order on
@@ -130,16 +138,20 @@ pub(crate) async fn count(
     Ok(total)
 }
 
-/// An order's header as the projection holds it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An order's header as the projection holds it. What no event has said yet is `null`.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct OrderHeader {
     pub(crate) order_id: Uuid,
     pub(crate) store_id: String,
+    #[schemars(with = "Option<Channel>")]
     pub(crate) channel: Option<String>,
     pub(crate) marketplace: Option<String>,
     pub(crate) external_order_id: String,
     pub(crate) revision: i32,
+    /// `null` until a status event arrived.
+    #[schemars(with = "Option<OrderStatus>")]
     pub(crate) status: Option<String>,
+    /// The sequence of the status shown (0 before any): the order's `ETag`.
     pub(crate) status_sequence: i64,
     pub(crate) status_changed_at: Option<DateTime<Utc>>,
     pub(crate) placed_at: DateTime<Utc>,
@@ -152,37 +164,52 @@ pub(crate) struct OrderHeader {
     pub(crate) prices_include_tax: Option<bool>,
     pub(crate) customer_name: Option<String>,
     pub(crate) customer_email: Option<String>,
+    /// The customer, as `order.accepted` named them.
+    #[schemars(with = "Option<Customer>")]
     pub(crate) customer: Option<serde_json::Value>,
+    #[schemars(with = "Option<Address>")]
     pub(crate) billing_address: Option<serde_json::Value>,
+    #[schemars(with = "Option<Address>")]
     pub(crate) shipping_address: Option<serde_json::Value>,
+    /// The lines with their product and price snapshots.
+    #[schemars(with = "Option<Vec<AcceptedLine>>")]
     pub(crate) lines: Option<serde_json::Value>,
+    #[schemars(with = "Option<Payment>")]
     pub(crate) payment: Option<serde_json::Value>,
+    /// The order item exceptions while the order is on hold (their ids resolve them).
+    #[schemars(with = "Option<Vec<ItemException>>")]
     pub(crate) exceptions: Option<serde_json::Value>,
     pub(crate) completed_at: Option<DateTime<Utc>>,
+    #[schemars(with = "Option<Vec<String>>")]
     pub(crate) invoice_numbers: Option<serde_json::Value>,
     /// On an operator's hold (not a status: the status goes on as it was).
+    /// Whether an operator holds the order (a hold is not a status).
     pub(crate) held: bool,
     pub(crate) hold_reason: Option<String>,
     pub(crate) hold_changed_at: Option<DateTime<Utc>>,
 }
 
 /// One entry of the status history.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct StatusEntry {
     pub(crate) sequence: i64,
+    #[schemars(with = "Option<OrderStatus>")]
     pub(crate) from: Option<String>,
+    #[schemars(with = "OrderStatus")]
     pub(crate) to: String,
     pub(crate) reason: Option<String>,
     pub(crate) changed_at: DateTime<Utc>,
 }
 
 /// A shipment, as far as its events told.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct Shipment {
     pub(crate) shipment_id: Uuid,
     pub(crate) warehouse_id: Option<String>,
+    #[schemars(with = "Option<Address>")]
     pub(crate) ship_to: Option<serde_json::Value>,
     pub(crate) shipping_method: Option<String>,
+    #[schemars(with = "Option<Vec<ShipmentItem>>")]
     pub(crate) items: Option<serde_json::Value>,
     pub(crate) requested_at: Option<DateTime<Utc>>,
     pub(crate) carrier: Option<String>,
@@ -197,7 +224,8 @@ pub(crate) struct Shipment {
 }
 
 /// An invoice or credit note.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "Document")]
 pub(crate) struct DocumentRow {
     pub(crate) document_id: Uuid,
     pub(crate) kind: String,
@@ -220,16 +248,18 @@ pub(crate) struct DocumentRow {
 }
 
 /// A cancellation.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct Cancellation {
     pub(crate) scope: String,
+    /// The lines cancelled (empty when the whole order was).
+    #[schemars(with = "Vec<CancelledLine>")]
     pub(crate) lines: serde_json::Value,
     pub(crate) reason: String,
     pub(crate) cancelled_at: DateTime<Utc>,
 }
 
 /// A staff action on the order (from the audit log), with what became of its command.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
 pub(crate) struct StaffAction {
     pub(crate) at: DateTime<Utc>,
     pub(crate) staff_email: String,
@@ -272,7 +302,7 @@ pub(crate) async fn cancellations(
 }
 
 /// Everything the read model knows of an order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct OrderDetail {
     #[serde(flatten)]
     pub(crate) header: OrderHeader,
