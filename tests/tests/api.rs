@@ -1335,3 +1335,114 @@ async fn a_held_order_is_not_shipped_until_it_is_released() -> anyhow::Result<()
     assert_eq!(again["status"], "refused", "{again}");
     orderly.stop().await
 }
+
+#[tokio::test]
+async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let product = sim::catalog()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+    for (i, name) in [
+        "Ada Lovelace",
+        "=HYPERLINK(\"http://evil\")",
+        "Grace, Hopper",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut order = sim::order_placed(
+            &mut orderly.rng,
+            &format!("EXP-{i}"),
+            false,
+            &[(product.clone(), 2)],
+            1,
+        );
+        order["payload"]["customer"]["name"] = Value::String((*name).to_owned());
+        orderly.publisher.send(&order).await?;
+    }
+    for i in 0..3 {
+        orderly.listed(&admin, &format!("EXP-{i}")).await?;
+    }
+    let filter = "store=shop-de&q=EXP-";
+    let listed = orderly.list(&admin, &format!("{filter}&limit=200")).await?;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+
+    // CSV: a header and exactly the list's orders, in its order; the formula escaped.
+    let csv = orderly
+        .get(
+            Some(&admin),
+            &format!("/api/v1/admin/orders/export?{filter}"),
+        )
+        .await?;
+    assert_eq!(csv.status, 200, "{csv:?}");
+    assert!(csv.content_type.starts_with("text/csv"), "{csv:?}");
+    let text = csv.body.as_str().unwrap_or_default().to_owned();
+    let mut records = text.split("\r\n").filter(|l| !l.is_empty());
+    let header = records.next().unwrap_or_default();
+    assert!(header.starts_with("order_id,store_id,channel"), "{header}");
+    let rows: Vec<&str> = records.collect();
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.split(',').next().unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = listed.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids, expected, "the list's orders, in its order");
+    assert!(
+        text.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+        "the formula is escaped: {text}"
+    );
+    assert!(text.contains("\"Grace, Hopper\""), "{text}");
+    assert!(!text.contains(",=HYPERLINK"), "{text}");
+
+    // JSON lines, one per order line, chosen columns; money a string.
+    let jsonl = orderly
+        .get(
+            Some(&admin),
+            &format!(
+                "/api/v1/admin/orders/export?{filter}&format=jsonl&rows=line&columns=order_id,sku,quantity,unit_price,currency"
+            ),
+        )
+        .await?;
+    assert_eq!(jsonl.status, 200, "{jsonl:?}");
+    let text = jsonl.body.as_str().unwrap_or_default().to_owned();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 3, "one line each: {text}");
+    for line in &lines {
+        let keys: BTreeSet<&str> = line
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            BTreeSet::from(["currency", "order_id", "quantity", "sku", "unit_price"])
+        );
+        assert_eq!(line["sku"], product.sku, "{line}");
+        assert_eq!(line["quantity"], "2", "{line}");
+        assert!(line["unit_price"].is_string(), "{line}");
+    }
+
+    // What an export does not take, named; and it is audited.
+    let answer = orderly
+        .get(Some(&admin), "/api/v1/admin/orders/export?limit=5")
+        .await?;
+    assert_problem(&answer, 400, "limit on an export");
+    assert_eq!(answer.body["field"], "limit");
+    let answer = orderly
+        .get(Some(&admin), "/api/v1/admin/orders/export?columns=sku")
+        .await?;
+    assert_eq!(answer.body["field"], "columns", "{answer:?}");
+    let log = orderly.get(Some(&admin), "/api/v1/admin/audit-log").await?;
+    let exports = log.body["entries"]
+        .as_array()
+        .map(|e| e.iter().filter(|e| e["action"] == "orders.export").count())
+        .unwrap_or_default();
+    assert_eq!(exports, 2, "{:?}", log.body);
+    orderly.stop().await
+}

@@ -9,6 +9,7 @@
 //!   refused naming the parameter;
 //! - [`cursor`]: the lists' opaque keyset cursor;
 //! - [`exceptions`]: the order-exceptions list's query string;
+//! - [`export`]: exports of the order list (CSV, JSON lines): shape, cells, escaping;
 //! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
@@ -25,6 +26,7 @@ pub(crate) mod command;
 pub(crate) mod cursor;
 pub(crate) mod customer_token;
 pub(crate) mod exceptions;
+pub(crate) mod export;
 pub(crate) mod filter;
 pub(crate) mod projection;
 pub(crate) mod query;

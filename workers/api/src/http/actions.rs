@@ -43,6 +43,18 @@ pub(crate) struct Client {
     forwarded_for: Option<String>,
 }
 
+impl Client {
+    /// The peer's address.
+    pub(crate) fn addr(&self) -> Option<&str> {
+        self.addr.as_deref()
+    }
+
+    /// `X-Forwarded-For`, as told.
+    pub(crate) fn forwarded_for(&self) -> Option<&str> {
+        self.forwarded_for.as_deref()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 

@@ -20,6 +20,7 @@ mod customer;
 mod documents;
 mod endpoint;
 mod exceptions;
+mod export;
 pub(crate) mod openapi;
 mod orders;
 mod problem;
@@ -223,6 +224,7 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
     endpoints()
         .into_iter()
         .fold(Router::new(), |router, e| router.route(e.path, e.route))
+        .route("/api/v1/admin/orders/export", get(export::export))
         // Documents and the storefront customers' own orders: not in the OpenAPI document
         // yet (PDF answers and customer tokens are still to be described there).
         .route(

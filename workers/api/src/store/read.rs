@@ -124,6 +124,52 @@ pub(crate) async fn list(
     Ok((rows, next))
 }
 
+/// An order as an export writes it: the list's columns, the money, the lines.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct ExportOrder {
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: String,
+    pub(crate) channel: Option<String>,
+    pub(crate) marketplace: Option<String>,
+    pub(crate) external_order_id: String,
+    pub(crate) status: Option<String>,
+    pub(crate) placed_at: DateTime<Utc>,
+    pub(crate) currency: Option<String>,
+    pub(crate) total: Option<Decimal>,
+    pub(crate) shipping: Option<Decimal>,
+    pub(crate) discount: Option<Decimal>,
+    pub(crate) tax: Option<Decimal>,
+    pub(crate) customer_name: Option<String>,
+    pub(crate) customer_email: Option<String>,
+    pub(crate) lines: Option<serde_json::Value>,
+}
+
+/// A page of an export: the orders the list would show for `query`, in its order, after
+/// `after`; `limit` of them.
+pub(crate) async fn export_page(
+    pool: &PgPool,
+    stores: Option<&[String]>,
+    query: &ListQuery,
+    after: Option<Cursor>,
+    limit: i64,
+) -> Result<Vec<ExportOrder>, sqlx::Error> {
+    let sql = concat!(
+        "select order_id, store_id, channel, marketplace, external_order_id, status, placed_at, \
+           currency, total, shipping, discount, tax, customer_name, customer_email, lines \
+         from orders where ",
+        filters!(),
+        " and ($7::timestamptz is null or (placed_at, order_id) < ($7, $8)) \
+         order by placed_at desc, order_id desc limit $9"
+    );
+    Filters::of(stores, query)
+        .bind(sqlx::query_as(sql))
+        .bind(after.map(|c| c.placed_at))
+        .bind(after.map(|c| c.order_id))
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+}
+
 /// How many orders match the list's filters (the cursor aside).
 pub(crate) async fn count(
     pool: &PgPool,
