@@ -1362,6 +1362,7 @@ async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> any
             1,
         );
         order["payload"]["customer"]["name"] = Value::String((*name).to_owned());
+        order["payload"]["customer"]["id"] = Value::String("C-EXPORT".to_owned());
         orderly.publisher.send(&order).await?;
     }
     for i in 0..3 {
@@ -1444,5 +1445,42 @@ async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> any
         .map(|e| e.iter().filter(|e| e["action"] == "orders.export").count())
         .unwrap_or_default();
     assert_eq!(exports, 2, "{:?}", log.body);
+
+    // The customer's statistics: the three orders and what they came to.
+    let mut total = rust_decimal::Decimal::ZERO;
+    for (id, _) in &listed {
+        let order = orderly
+            .get(Some(&admin), &format!("/api/v1/admin/orders/{id}"))
+            .await?;
+        total += order.body["total"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<rust_decimal::Decimal>()?;
+    }
+    let stats = orderly
+        .get(
+            Some(&admin),
+            "/api/v1/admin/stores/shop-de/customers/C-EXPORT/stats",
+        )
+        .await?;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert_eq!(stats.body["orders"], 3, "{stats:?}");
+    assert_eq!(stats.body["cancelled"], 0, "{stats:?}");
+    assert_eq!(stats.body["spent"][0]["currency"], "EUR", "{stats:?}");
+    assert_eq!(stats.body["spent"][0]["orders"], 3, "{stats:?}");
+    assert_eq!(
+        stats.body["spent"][0]["total"]
+            .as_str()
+            .map(str::parse::<rust_decimal::Decimal>),
+        Some(Ok(total)),
+        "{stats:?}"
+    );
+    let nobody = orderly
+        .get(
+            Some(&admin),
+            "/api/v1/admin/stores/shop-de/customers/C-NOBODY/stats",
+        )
+        .await?;
+    assert_problem(&nobody, 404, "a customer without orders");
     orderly.stop().await
 }

@@ -17,6 +17,7 @@ mod actions;
 mod audit;
 mod auth;
 mod customer;
+mod customers;
 mod documents;
 mod endpoint;
 mod exceptions;
@@ -215,6 +216,26 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             )
             .staff(Permission::AuditView)
             .query(audit_query::Param::ALL.map(audit_query::Param::doc)),
+        Endpoint::get(
+            "/api/v1/admin/stores/{store_id}/customers/{customer_id}/stats",
+            customers::stats,
+        )
+        .doc(
+            "getCustomerStats",
+            "customers",
+            "A customer's order statistics",
+            "In one store: every order of theirs the read model knows, those cancelled as a \
+             whole, the first and last order, and per currency the orders, what they came to \
+             and what was credited back. Computed from the customer's own orders (indexed), \
+             so duplicate or reordered events cannot skew them.",
+        )
+        .staff(Permission::OrdersView)
+        .path_param("store_id", "The store.")
+        .path_param(
+            "customer_id",
+            "The customer's id, as the order events name it.",
+        )
+        .not_found("No orders of this customer, or a store the token does not see."),
     ]
 }
 

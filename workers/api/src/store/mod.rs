@@ -5,6 +5,7 @@
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
+//! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
 //! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
@@ -20,3 +21,4 @@ pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;
 pub mod staff;
+pub(crate) mod stats;
