@@ -2,7 +2,8 @@
 //! problems with `Retry-After` while another token is served; requests that do not
 //! authenticate are counted per address, and an address over its limit is refused whatever
 //! token it sends (so guessing tokens runs at that rate); the runtime's `/healthz` and
-//! `/metrics` answer throughout.
+//! `/metrics` answer throughout. The storefronts' customers are counted the same way, per
+//! customer whichever of their tokens they send.
 //!
 //! The api worker runs alone here, with limits small enough to reach in a few requests:
 //! 1 request per second per token with a burst of 3, and one unauthenticated request per
@@ -140,6 +141,86 @@ async fn a_burst_beyond_the_limit_is_refused_with_retry_after_and_other_tokens_a
     .await;
     host.stop(Duration::from_secs(5)).await;
     staff_db.close().await;
+    world.cleanup().await?;
+    result
+}
+
+/// Customers are limited like staff: per customer (every token the storefront mints for them
+/// shares one budget), and a customer token that does not authenticate counts against the
+/// address, which is then barred whatever it sends.
+#[tokio::test]
+async fn a_customer_is_limited_whichever_token_and_forged_customer_tokens_bar_the_address()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut host = world.host();
+    let settings = orderly_api::ApiSettings {
+        rate_per_second: 0.01,
+        rate_burst: TOKEN_BURST,
+        address_rate_per_second: 0.01,
+        address_rate_burst: ADDRESS_BURST,
+        ..orderly_api::ApiSettings::default()
+    };
+    let api = orderly_api::start(&mut host, settings).await?;
+    let db = world.pool(orderly_api::NAME).await?;
+    orderly_api::secrets::rotate(&db, "shop-de", chrono::Duration::hours(1)).await?;
+    let mint = |customer: &'static str, minutes: u32| {
+        let db = db.clone();
+        async move {
+            anyhow::Ok(
+                orderly_api::secrets::customer_token(&db, "shop-de", customer, None, minutes)
+                    .await?
+                    .token,
+            )
+        }
+    };
+    let (anna, anna_again, ben) = (
+        mint("C-ANNA", 10).await?,
+        mint("C-ANNA", 11).await?,
+        mint("C-BEN", 10).await?,
+    );
+    let http = reqwest::Client::new();
+    let orders = format!("http://{api}/api/v1/store/customer-orders");
+
+    let result = async {
+        anyhow::ensure!(anna != anna_again, "two tokens of one customer");
+        // Anna's burst, spent with her first token; nothing refills at 1 per 100 s.
+        for n in 0..TOKEN_BURST {
+            let answer = get(&http, &orders, Some(&anna)).await?;
+            anyhow::ensure!(answer.0 == 200, "request {n}: {} {}", answer.0, answer.2);
+        }
+        assert_too_many(
+            "Anna over her burst",
+            &get(&http, &orders, Some(&anna)).await?,
+        )?;
+        // Her other token has no budget of its own; Ben has his.
+        assert_too_many(
+            "Anna's other token",
+            &get(&http, &orders, Some(&anna_again)).await?,
+        )?;
+        let other = get(&http, &orders, Some(&ben)).await?;
+        anyhow::ensure!(other.0 == 200, "Ben: {} {}", other.0, other.2);
+
+        // Forged customer tokens: 401 for the address's burst, then 429, and then even Ben's
+        // valid token from that address is refused.
+        let last = if ben.ends_with('A') { "B" } else { "A" };
+        let forged = format!("{}{last}", &ben[..ben.len() - 1]);
+        for n in 0..ADDRESS_BURST {
+            let guess = get(&http, &orders, Some(&forged)).await?;
+            anyhow::ensure!(guess.0 == 401, "guess {n}: {} {}", guess.0, guess.2);
+        }
+        assert_too_many(
+            "a forged token over the address's burst",
+            &get(&http, &orders, Some(&forged)).await?,
+        )?;
+        assert_too_many(
+            "a valid customer token from a barred address",
+            &get(&http, &orders, Some(&ben)).await?,
+        )?;
+        Ok(())
+    }
+    .await;
+    host.stop(Duration::from_secs(5)).await;
+    db.close().await;
     world.cleanup().await?;
     result
 }

@@ -92,8 +92,9 @@ pub struct ApiSettings {
     pub listen: String,
     /// The largest request body accepted, in bytes (64 KiB).
     pub max_body_bytes: usize,
-    /// Requests one token may make per second, sustained (20; fractions allowed, 0: no
-    /// limit). Over it the answer is 429 with `Retry-After`.
+    /// Requests one token (a staff token; for a storefront's customer, all of their tokens
+    /// together) may make per second, sustained (20; fractions allowed, 0: no limit). Over
+    /// it the answer is 429 with `Retry-After`.
     pub rate_per_second: f64,
     /// Requests one token may make at once, before the sustained rate applies (40).
     pub rate_burst: u32,

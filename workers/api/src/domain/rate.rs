@@ -2,9 +2,11 @@
 //! make. The counting is `governor`'s (GCRA, keyed: a sustained rate plus a burst, kept as
 //! one timestamp per key); what is ours is what is counted against what:
 //!
-//! - a request that **authenticates** counts against its token (`[api] rate_per_second`,
-//!   `rate_burst`): one client's loop cannot starve the others, and two tokens never share
-//!   a budget;
+//! - a request that **authenticates** counts against its bearer ([`Bearer`]: a staff token,
+//!   or a storefront's customer) (`[api] rate_per_second`, `rate_burst`): one client's loop
+//!   cannot starve the others, and two bearers never share a budget. A customer is counted
+//!   by store and customer id, not by token: a storefront mints a new token per session or
+//!   page view, and a budget per token would let one customer multiply theirs;
 //! - a request that **does not authenticate** (no token, a wrong one, the public OpenAPI
 //!   document) counts against its client's address (`address_rate_per_second`,
 //!   `address_rate_burst`), looser than a token's because many clients can share an address
@@ -27,6 +29,7 @@ use governor::clock::{Clock, DefaultClock, Reference};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// A limit: `per_second` sustained (fractions allowed; 0: no limit), `burst` at once.
@@ -80,12 +83,38 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whose budget an authenticated request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Bearer {
+    /// A staff member's API token, by its id.
+    Staff(Uuid),
+    /// A storefront's customer, by a digest of their store and customer id ([`Bearer::customer`]).
+    Customer([u8; 16]),
+}
+
+impl Bearer {
+    /// The budget of `store`'s customer `customer`, shared by every token the storefront
+    /// mints for them. A digest, so each key has one small size and the limiter holds no
+    /// customer ids.
+    pub(crate) fn customer(store: &str, customer: &str) -> Self {
+        // The store's length first: no two (store, customer) pairs give the same input.
+        let digest = Sha256::new()
+            .chain_update(store.len().to_be_bytes())
+            .chain_update(store)
+            .chain_update(customer)
+            .finalize();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        Self::Customer(key)
+    }
+}
+
 type Keyed<K, C> = RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The API's rate limits and what they have counted.
 pub(crate) struct Throttle<C: Clock = DefaultClock> {
     clock: C,
-    tokens: Option<Keyed<Uuid, C>>,
+    tokens: Option<Keyed<Bearer, C>>,
     addresses: Option<Keyed<IpAddr, C>>,
     /// Addresses over their limit, and until when every request from them is refused.
     barred: Mutex<HashMap<IpAddr, C::Instant>>,
@@ -121,14 +150,14 @@ impl<C: Clock + Clone> Throttle<C> {
         }
     }
 
-    /// Counts a request that authenticated with `token`: `Err` with the time to wait when the
-    /// token is over its limit.
-    pub(crate) fn token(&self, token: Uuid) -> Result<(), Duration> {
+    /// Counts a request that authenticated as `bearer`: `Err` with the time to wait when the
+    /// bearer is over its limit.
+    pub(crate) fn token(&self, bearer: &Bearer) -> Result<(), Duration> {
         let Some(limiter) = &self.tokens else {
             return Ok(());
         };
         limiter
-            .check_key(&token)
+            .check_key(bearer)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
@@ -263,20 +292,51 @@ mod tests {
     fn a_token_gets_its_burst_then_its_rate_and_another_token_is_unaffected() {
         let clock = FakeRelativeClock::default();
         let throttle = Throttle::with_clock(quota(2.0, 3), None, clock.clone());
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (Bearer::Staff(Uuid::now_v7()), Bearer::Staff(Uuid::now_v7()));
         for _ in 0..3 {
-            assert_eq!(throttle.token(a), Ok(()));
+            assert_eq!(throttle.token(&a), Ok(()));
         }
-        let wait = throttle.token(a).expect_err("over the burst");
+        let wait = throttle.token(&a).expect_err("over the burst");
         assert_eq!(wait, Duration::from_millis(500));
         assert_eq!(
-            throttle.token(b),
+            throttle.token(&b),
             Ok(()),
             "another token has its own budget"
         );
         clock.advance(Duration::from_millis(500));
-        assert_eq!(throttle.token(a), Ok(()), "one more after 1/rate");
-        assert!(throttle.token(a).is_err());
+        assert_eq!(throttle.token(&a), Ok(()), "one more after 1/rate");
+        assert!(throttle.token(&a).is_err());
+    }
+
+    #[test]
+    fn a_customers_tokens_share_one_budget_and_other_customers_have_their_own() {
+        let clock = FakeRelativeClock::default();
+        let throttle = Throttle::with_clock(quota(1.0, 2), None, clock);
+        let anna = Bearer::customer("shop-de", "C-ANNA");
+        assert_eq!(
+            anna,
+            Bearer::customer("shop-de", "C-ANNA"),
+            "whichever token"
+        );
+        assert_eq!(throttle.token(&anna), Ok(()));
+        assert_eq!(
+            throttle.token(&Bearer::customer("shop-de", "C-ANNA")),
+            Ok(())
+        );
+        assert!(
+            throttle.token(&anna).is_err(),
+            "the burst is the customer's"
+        );
+        for other in [
+            Bearer::customer("shop-de", "C-BEN"),
+            Bearer::customer("bol-nl", "C-ANNA"),
+            // Store and customer are not merely concatenated.
+            Bearer::customer("shop-deC", "-ANNA"),
+            Bearer::Staff(Uuid::nil()),
+        ] {
+            assert_ne!(other, anna);
+            assert_eq!(throttle.token(&other), Ok(()), "{other:?}");
+        }
     }
 
     #[test]
@@ -306,7 +366,7 @@ mod tests {
         let throttle = Throttle::with_clock(None, None, FakeRelativeClock::default());
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
         for _ in 0..1000 {
-            assert_eq!(throttle.token(Uuid::nil()), Ok(()));
+            assert_eq!(throttle.token(&Bearer::Staff(Uuid::nil())), Ok(()));
             assert_eq!(throttle.unauthenticated(ip), Ok(()));
         }
         assert_eq!(throttle.barred(ip), Ok(()));
@@ -317,7 +377,7 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let throttle = Throttle::with_clock(quota(10.0, 1), quota(10.0, 1), clock.clone());
         let ip: IpAddr = "192.0.2.1".parse().expect("ip");
-        assert!(throttle.token(Uuid::now_v7()).is_ok());
+        assert!(throttle.token(&Bearer::Staff(Uuid::now_v7())).is_ok());
         assert!(throttle.unauthenticated(ip).is_ok());
         assert!(throttle.unauthenticated(ip).is_err());
         clock.advance(Duration::from_secs(1));

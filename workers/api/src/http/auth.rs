@@ -1,14 +1,16 @@
 //! Authentication and permissions as extractors, so a handler's signature says who may call
 //! it: [`Caller`] is a staff member with a valid token (else 401); [`Caller::require`]
-//! checks a permission (else 403).
+//! checks a permission (else 403). The storefronts' customers have their own extractor
+//! (`super::customer::Customer`), counted by the same rules through the helpers here.
 //!
 //! Every token that does not authenticate (unknown, expired, revoked, its holder
 //! deactivated) gets the same 401: the caller learns nothing about which tokens exist. The
 //! log says which it was.
 //!
 //! Rate limits are counted here too (`domain::rate`), because only here is it known whose
-//! request it is: an authenticated request against its token, one that does not
-//! authenticate against its address ([`Anonymous`] for the endpoints that need no token).
+//! request it is: an authenticated request against its bearer (a staff token, a customer),
+//! one that does not authenticate against its address ([`Anonymous`] for the endpoints that
+//! need no token).
 //! An address over its limit is refused before its token is looked up. Over a limit the
 //! answer is 429 with `Retry-After`; it is logged at debug level only and not audited (a
 //! flood must not become a flood of log lines or audit rows).
@@ -25,6 +27,7 @@ use tracing::{debug, error, info};
 
 use super::{Api, Problem};
 use crate::domain::access::{Permission, Scope};
+use crate::domain::rate::Bearer;
 use crate::domain::token;
 use crate::store::staff::{self, Refused};
 
@@ -56,7 +59,7 @@ impl Caller {
 
 /// The peer's address, when the server was started with it (always, but for tests that
 /// call the router directly).
-fn peer(parts: &Parts) -> Option<IpAddr> {
+pub(crate) fn peer(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -64,12 +67,12 @@ fn peer(parts: &Parts) -> Option<IpAddr> {
 }
 
 /// A request that does not authenticate, counted against its address.
-fn unauthenticated(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
+pub(crate) fn unauthenticated(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
     by_address(peer, |ip| api.throttle.unauthenticated(ip))
 }
 
 /// An address over its limit is refused before anything else is done.
-fn not_barred(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
+pub(crate) fn not_barred(api: &Api, peer: Option<IpAddr>) -> Result<(), Problem> {
     by_address(peer, |ip| api.throttle.barred(ip))
 }
 
@@ -83,6 +86,23 @@ fn by_address(
     };
     limit(ip).map_err(|wait| {
         debug!(%ip, ?wait, "refused: address over its rate limit");
+        Problem::too_many_requests(wait)
+    })
+}
+
+/// The answer to a credential that does not authenticate: `problem` (a 401), once the
+/// request is counted against its address; over the address's limit, the 429 instead.
+pub(crate) fn refusal(api: &Api, peer: Option<IpAddr>, problem: Problem) -> Problem {
+    match unauthenticated(api, peer) {
+        Ok(()) => problem,
+        Err(too_many) => too_many,
+    }
+}
+
+/// A request that authenticated as `bearer`, counted against its budget: a 429 over it.
+pub(crate) fn counted(api: &Api, bearer: &Bearer) -> Result<(), Problem> {
+    api.throttle.token(bearer).map_err(|wait| {
+        debug!(?bearer, ?wait, "refused: over its rate limit");
         Problem::too_many_requests(wait)
     })
 }
@@ -110,10 +130,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
         not_barred(api, peer)?;
         // A refusal of the token is counted against the address first: over its limit, the
         // answer is 429, not 401.
-        let refuse = |problem: Problem| match unauthenticated(api, peer) {
-            Ok(()) => problem,
-            Err(too_many) => too_many,
-        };
+        let refuse = |problem: Problem| refusal(api, peer, problem);
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             refuse(Problem::unauthenticated(
                 "send `Authorization: Bearer <token>`",
@@ -130,10 +147,7 @@ impl FromRequestParts<Arc<Api>> for Caller {
             })?;
         match staff::authenticate(&api.pool, text).await {
             Ok(Ok(principal)) => {
-                if let Err(wait) = api.throttle.token(principal.token_id) {
-                    debug!(staff = %principal.email, token = %principal.token_id, ?wait, "refused: token over its rate limit");
-                    return Err(Problem::too_many_requests(wait));
-                }
+                counted(api, &Bearer::Staff(principal.token_id))?;
                 tracing::Span::current().record("staff", principal.email.as_str());
                 tracing::debug!(staff = %principal.email, token = %principal.token_id, staff_id = %principal.staff_id, "authenticated");
                 Ok(Caller(principal))

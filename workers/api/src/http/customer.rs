@@ -8,6 +8,11 @@
 //! does not authenticate — missing, malformed, forged, signed for another store, expired —
 //! gets the same 401; the log says which. An order that is not theirs (another customer's,
 //! another store's, a marketplace order) is a 404 exactly like a missing one.
+//!
+//! Rate limits as for staff ([`super::auth`]): an address over its limit is refused before
+//! the token is looked at; a token that does not authenticate counts against its address;
+//! one that does, against its customer (store and id: every token minted for them shares
+//! one budget).
 
 use std::sync::Arc;
 
@@ -22,7 +27,8 @@ use serde_json::json;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use super::{Api, Problem, documents};
+use super::{Api, Problem, auth, documents};
+use crate::domain::rate::Bearer;
 use crate::domain::{customer_token, filter, token};
 use crate::store::customers::{self, Owner};
 use crate::store::{documents as stored, secrets};
@@ -54,30 +60,31 @@ impl FromRequestParts<Arc<Api>> for Customer {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, Problem> {
+        let peer = auth::peer(parts);
+        auth::not_barred(api, peer)?;
+        // Every refusal is counted against the address: over its limit, 429 rather than 401.
+        let refuse = |reason: &str| {
+            info!(reason, "refused: customer token");
+            auth::refusal(api, peer, refused())
+        };
         let Some(text) = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|h| h.to_str().ok())
             .and_then(token::bearer)
         else {
-            info!(reason = "missing", "refused: customer token");
-            return Err(refused());
+            return Err(refuse("missing"));
         };
-        let parsed = customer_token::parse(text).map_err(|reason| {
-            info!(reason = reason.as_str(), "refused: customer token");
-            refused()
-        })?;
+        let parsed = customer_token::parse(text).map_err(|reason| refuse(reason.as_str()))?;
         let store = parsed.claimed_store().to_owned();
         let valid = secrets::valid(&api.pool, &store).await.map_err(|e| {
             error!(error = %e, "customer authentication failed: database");
             Problem::unavailable()
         })?;
         let valid: Vec<&str> = valid.iter().map(String::as_str).collect();
-        let claims =
-            customer_token::verify(parsed, &valid, Utc::now().timestamp()).map_err(|reason| {
-                info!(reason = reason.as_str(), store, "refused: customer token");
-                refused()
-            })?;
+        let claims = customer_token::verify(parsed, &valid, Utc::now().timestamp())
+            .map_err(|reason| refuse(reason.as_str()))?;
+        auth::counted(api, &Bearer::customer(&claims.store, &claims.customer))?;
         tracing::debug!(
             store = claims.store,
             customer = claims.customer,
