@@ -7,8 +7,9 @@
 //!   (there is no maintained Rust validator); `scripts/services` installs them into
 //!   `tools/openapi` from its lock file.
 //! - The running API serves that same document at `/api/v1/openapi.json` without a token,
-//!   and routes every operation it lists: a staff operation answers 401 without a token
-//!   (not the 404 or 405 of a path or method the router does not know).
+//!   and routes every operation it lists: a staff or customer operation answers 401 without
+//!   a token (not the 404 or 405 of a path or method the router does not know), as the
+//!   problem its security scheme's 401 describes.
 
 use std::path::Path;
 
@@ -61,6 +62,7 @@ async fn the_api_serves_the_committed_document_and_routes_every_operation_in_it(
             .as_object()
             .ok_or_else(|| anyhow::anyhow!("no paths"))?;
         let mut checked = 0;
+        let mut customers = 0;
         for (template, item) in paths {
             let path = template
                 .replace("{id}", &uuid::Uuid::now_v7().to_string())
@@ -70,6 +72,7 @@ async fn the_api_serves_the_committed_document_and_routes_every_operation_in_it(
                 .ok_or_else(|| anyhow::anyhow!("{template}: not an object"))?;
             for (method, operation) in operations {
                 let public = operation["security"] == serde_json::json!([]);
+                let customer = operation["security"] == serde_json::json!([{"customerToken": []}]);
                 let request = http.request(
                     method.to_uppercase().parse()?,
                     format!("http://{api}{path}"),
@@ -77,15 +80,24 @@ async fn the_api_serves_the_committed_document_and_routes_every_operation_in_it(
                 let answer = request.send().await?;
                 let status = answer.status().as_u16();
                 let expected = if public { 200 } else { 401 };
+                let problem_json = answer
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v == "application/problem+json");
                 anyhow::ensure!(
-                    status == expected,
+                    status == expected && (public || problem_json),
                     "{method} {template}: {status} without a token, expected {expected}: {}",
                     answer.text().await?
                 );
                 checked += 1;
+                customers += usize::from(customer);
             }
         }
-        anyhow::ensure!(checked >= 9, "only {checked} operations");
+        anyhow::ensure!(checked >= 18, "only {checked} operations");
+        anyhow::ensure!(
+            customers == 3,
+            "{customers} customer operations: list, detail, PDF"
+        );
 
         // And what the document does not list is the router's 404, not a route.
         let unknown = http

@@ -53,6 +53,9 @@ impl Param {
         Param::Count,
     ];
 
+    /// The parameters of a list that takes no filters (a customer's orders, [`parse_page`]).
+    pub(crate) const PAGE: [Param; 2] = [Param::Limit, Param::Cursor];
+
     /// Its name in the query string.
     pub(crate) const fn name(self) -> &'static str {
         match self {
@@ -270,12 +273,12 @@ pub(crate) fn parse_page(pairs: &[(String, String)]) -> Result<Page, BadParamete
         if seen.contains(&name) {
             return Err(BadParameter::new(name, "given more than once"));
         }
-        match name {
-            "limit" => page.limit = limit(value)?,
-            "cursor" => page.cursor = Some(cursor(value)?),
-            other => {
+        match Param::named(name).filter(|p| Param::PAGE.contains(p)) {
+            Some(Param::Limit) => page.limit = limit(value)?,
+            Some(Param::Cursor) => page.cursor = Some(cursor(value)?),
+            _ => {
                 return Err(BadParameter::new(
-                    other,
+                    name,
                     "unknown parameter; this list takes: limit, cursor",
                 ));
             }

@@ -16,21 +16,22 @@
 
 use std::sync::Arc;
 
-use axum::response::IntoResponse;
 use axum::{
     extract::{FromRequestParts, Path, RawQuery, State},
     http::{HeaderMap, StatusCode, header, request::Parts},
-    response::Response,
 };
 use chrono::Utc;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use super::{Api, Problem, auth, documents};
+use super::documents::{self, Pdf};
+use super::endpoint::Reply;
+use super::{Api, Problem, auth};
 use crate::domain::rate::Bearer;
 use crate::domain::{customer_token, filter, token};
-use crate::store::customers::{self, Owner};
+use crate::store::customers::{self, OrderDetail, OrderSummary, Owner};
 use crate::store::{documents as stored, secrets};
 
 /// A customer whose token a store's secret signed: whose orders they may read.
@@ -41,6 +42,7 @@ pub(crate) struct Customer {
 }
 
 impl Customer {
+    /// Whose orders: the token's store and customer.
     fn owner(&self) -> Owner<'_> {
         Owner {
             store_id: &self.store_id,
@@ -97,12 +99,22 @@ impl FromRequestParts<Arc<Api>> for Customer {
     }
 }
 
+/// A page of a customer's orders.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "CustomerOrderPage")]
+pub(crate) struct OrderPage {
+    /// Newest first (`placed_at` descending, then order id).
+    orders: Vec<OrderSummary>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/store/customer-orders`: the customer's orders, newest first.
 pub(crate) async fn list(
     State(api): State<Arc<Api>>,
     customer: Customer,
     RawQuery(raw): RawQuery,
-) -> Result<Response, Problem> {
+) -> Result<Reply<OrderPage>, Problem> {
     let pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .into_owned()
@@ -111,11 +123,10 @@ pub(crate) async fn list(
     let (orders, next) = customers::list(&api.pool, customer.owner(), page.cursor, page.limit)
         .await
         .map_err(|e| database(&e))?;
-    let body = json!({
-        "orders": orders,
-        "next_cursor": next.map(|c| c.encode()),
-    });
-    Ok(json_response(&body))
+    Ok(Reply::new(OrderPage {
+        orders,
+        next_cursor: next.map(|c| c.encode()),
+    }))
 }
 
 /// `GET /api/v1/store/customer-orders/{id}`: one of the customer's orders.
@@ -123,7 +134,7 @@ pub(crate) async fn detail(
     State(api): State<Arc<Api>>,
     customer: Customer,
     Path(id): Path<String>,
-) -> Result<Response, Problem> {
+) -> Result<Reply<OrderDetail>, Problem> {
     let order_id: Uuid = id
         .parse()
         .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not an order id (a UUID)")))?;
@@ -141,11 +152,7 @@ pub(crate) async fn detail(
                 format!("no order {order_id} of yours"),
             )
         })?;
-    let body = serde_json::to_value(&order).map_err(|e| {
-        error!(error = %e, "customer order not serialisable");
-        Problem::unavailable()
-    })?;
-    Ok(json_response(&body))
+    Ok(Reply::new(order))
 }
 
 /// `GET /api/v1/store/customer-orders/{id}/documents/{document_id}`: its PDF.
@@ -154,25 +161,13 @@ pub(crate) async fn document(
     customer: Customer,
     Path((id, document_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Pdf, Problem> {
     let (order_id, document_id) = documents::ids(&id, &document_id)?;
     let document = stored::find(&api.pool, order_id, document_id, Some(customer.owner()))
         .await
         .map_err(|e| documents::database(&e))?
         .ok_or_else(|| documents::not_found(order_id, document_id))?;
     documents::serve(&api, &document, &headers).await
-}
-
-fn json_response(body: &serde_json::Value) -> Response {
-    (
-        StatusCode::OK,
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
-    )
-        .into_response()
 }
 
 fn database(e: &sqlx::Error) -> Problem {

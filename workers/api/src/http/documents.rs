@@ -11,9 +11,10 @@
 //! migrate --verify` restores it from invoicing's archive), never the caller's download. A
 //! document whose object is missing is a 404 problem that says so, and is logged.
 //!
-//! The answer: `Content-Type: application/pdf`, `Content-Length`, `ETag` = the SHA-256
-//! (`If-None-Match` with it is answered 304), `Content-Disposition: inline` with the number
-//! as the file name, `Cache-Control: private`.
+//! The answer, a [`Pdf`]: `Content-Type: application/pdf`, `Content-Length`, `ETag` = the
+//! SHA-256 (`If-None-Match` with it is answered 304), `Content-Disposition: inline` with the
+//! number as the file name, `Cache-Control: private`. The OpenAPI document says so from the
+//! type ([`Pdf`]'s [`Answer`] impl).
 
 use std::sync::Arc;
 
@@ -24,14 +25,42 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use object_store::ObjectStoreExt;
+use schemars::SchemaGenerator;
 use sha2::{Digest, Sha256};
 use tracing::error;
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::endpoint::{Answer, AnswerHeader, Content};
 use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::store::documents::{self, StoredDocument};
+
+/// A document's PDF as [`serve`] answers it: `200` with the bytes and their headers, or
+/// `304 Not Modified` when `If-None-Match` named its `ETag`. Only [`serve`] makes one.
+#[derive(Debug)]
+pub(crate) struct Pdf(Response);
+
+impl IntoResponse for Pdf {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl Answer for Pdf {
+    const STATUS: u16 = 200;
+    const HEADERS: &'static [AnswerHeader] = &[
+        AnswerHeader::DocumentETag,
+        AnswerHeader::ContentLength,
+        AnswerHeader::ContentDisposition,
+        AnswerHeader::CacheControl,
+    ];
+    const CONDITIONAL: bool = true;
+
+    fn content(_: &mut SchemaGenerator) -> Content {
+        Content::Binary("application/pdf")
+    }
+}
 
 /// `GET /api/v1/admin/orders/{id}/documents/{document_id}`.
 pub(crate) async fn admin(
@@ -39,7 +68,7 @@ pub(crate) async fn admin(
     caller: Caller,
     Path((id, document_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Pdf, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
     let (order_id, document_id) = ids(&id, &document_id)?;
     let document = documents::find(&api.pool, order_id, document_id, None)
@@ -87,7 +116,7 @@ pub(crate) async fn serve(
     api: &Api,
     document: &StoredDocument,
     headers: &HeaderMap,
-) -> Result<Response, Problem> {
+) -> Result<Pdf, Problem> {
     let etag = format!("\"{}\"", document.pdf_sha256);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -96,7 +125,7 @@ pub(crate) async fn serve(
     {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         insert(&mut response, header::ETAG, &etag);
-        return Ok(response);
+        return Ok(Pdf(response));
     }
     let number = document.number.as_str();
     let key = document.key().map_err(|reason| {
@@ -160,7 +189,7 @@ pub(crate) async fn serve(
         header::CONTENT_DISPOSITION,
         &format!("inline; filename=\"{}\"", document.file_name()),
     );
-    Ok(response)
+    Ok(Pdf(response))
 }
 
 fn insert(response: &mut Response, name: header::HeaderName, value: &str) {

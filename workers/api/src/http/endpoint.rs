@@ -5,8 +5,9 @@
 //! How much is read from the code rather than written beside it:
 //! - the **answer** is the handler's return type: a handler returns
 //!   `Result<A, Problem>` where `A` is an [`Answer`] (usually [`Reply<T>`], a JSON `T` with a
-//!   fixed status), and [`Endpoint::get`] reads `A` from the handler's signature
-//!   ([`Answers`]), so the schema is the type the handler serialises;
+//!   fixed status; a document's PDF is `documents::Pdf`), and [`Endpoint::get`] reads `A`
+//!   from the handler's signature ([`Answers`]), so the schema is the type the handler
+//!   serialises, and the headers and `304` an answer type always has are documented from it;
 //! - an **action's body** is the type parameter of [`Endpoint::action`], the same type its
 //!   handler parses ([`crate::domain::command::ActionBody`]), and its permission is the
 //!   action's;
@@ -16,9 +17,10 @@
 //!   declaration says the endpoint takes (see `openapi`).
 //!
 //! What is written by hand: the operation's id, summary and description, the path
-//! parameters' descriptions (a test checks they are exactly the path's), the permission of a
-//! read endpoint (checked in its handler; a test calls every staff endpoint without a token
-//! and expects 401), the headers an answer carries, and what a 404 means.
+//! parameters' descriptions (a test checks they are exactly the path's), who may call a
+//! read endpoint (a staff permission, checked in its handler, or a customer token, its
+//! handler's extractor; a test calls every endpoint that needs a token without one and
+//! expects 401), the headers a JSON answer carries, and what a 404 means.
 
 use std::sync::Arc;
 
@@ -86,18 +88,23 @@ impl<T: Serialize, const STATUS: u16> IntoResponse for Reply<T, STATUS> {
     }
 }
 
-/// What an answer's body is, for the document. (An answer of another media type, a PDF,
-/// adds a variant here and an [`Answer`] impl for its type.)
+/// What an answer's body is, for the document.
 #[derive(Debug)]
 pub(crate) enum Content {
     /// `application/json` with this schema.
     Json(Schema),
+    /// Bytes of this media type (`application/pdf`).
+    Binary(&'static str),
 }
 
 /// A successful answer, as the document describes it.
 pub(crate) trait Answer: IntoResponse {
     /// Its HTTP status.
     const STATUS: u16;
+    /// The headers every answer of this type carries (the endpoint may declare more).
+    const HEADERS: &'static [AnswerHeader] = &[];
+    /// Whether it answers `If-None-Match` naming its `ETag` with `304 Not Modified`.
+    const CONDITIONAL: bool = false;
     /// Its body, with its schema generated from the type (serialising contract).
     fn content(generator: &mut SchemaGenerator) -> Content;
 }
@@ -146,6 +153,8 @@ pub(crate) enum Access {
     Public,
     /// Staff with a bearer token whose role grants the permission.
     Staff(Permission),
+    /// A storefront's customer with a customer token (`ocu_…`): their own orders only.
+    Customer,
 }
 
 /// A request header an endpoint reads.
@@ -153,13 +162,34 @@ pub(crate) enum Access {
 pub(crate) enum RequestHeader {
     IdempotencyKey,
     IfMatch,
+    IfNoneMatch,
 }
 
 /// A header a successful answer carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AnswerHeader {
+    /// An order's `ETag`: its status sequence.
     ETag,
     Location,
+    /// A document's `ETag`: its PDF's SHA-256.
+    DocumentETag,
+    ContentLength,
+    ContentDisposition,
+    CacheControl,
+}
+
+impl AnswerHeader {
+    /// The header's name, and the name of its description in `components.headers`.
+    pub(crate) const fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::ETag => ("ETag", "ETag"),
+            Self::Location => ("Location", "Location"),
+            Self::DocumentETag => ("ETag", "DocumentETag"),
+            Self::ContentLength => ("Content-Length", "Content-Length"),
+            Self::ContentDisposition => ("Content-Disposition", "Content-Disposition"),
+            Self::CacheControl => ("Cache-Control", "Cache-Control"),
+        }
+    }
 }
 
 /// A successful answer as declared: read from the handler's [`Answer`] type.
@@ -168,6 +198,8 @@ pub(crate) struct AnswerDoc {
     pub(crate) status: u16,
     pub(crate) content: fn(&mut SchemaGenerator) -> Content,
     pub(crate) headers: Vec<AnswerHeader>,
+    /// It may be `304 Not Modified` (to `If-None-Match`).
+    pub(crate) conditional: bool,
 }
 
 /// What the document says about an endpoint, beyond its path and method.
@@ -203,7 +235,8 @@ fn answer_of<H: Answers<Args>, Args>(_: &H) -> AnswerDoc {
     AnswerDoc {
         status: H::Answer::STATUS,
         content: H::Answer::content,
-        headers: Vec::new(),
+        headers: H::Answer::HEADERS.to_vec(),
+        conditional: H::Answer::CONDITIONAL,
     }
 }
 
@@ -214,6 +247,11 @@ impl Endpoint {
         route: MethodRouter<Arc<Api>>,
         answer: AnswerDoc,
     ) -> Self {
+        let headers = if answer.conditional {
+            vec![RequestHeader::IfNoneMatch]
+        } else {
+            Vec::new()
+        };
         Self {
             method,
             path,
@@ -226,7 +264,7 @@ impl Endpoint {
                 access: Access::Public,
                 path_params: Vec::new(),
                 query: Vec::new(),
-                headers: Vec::new(),
+                headers,
                 body: None,
                 answer,
                 not_found: None,
@@ -276,6 +314,13 @@ impl Endpoint {
     /// Callable by staff whose role grants `permission` (the handler checks it).
     pub(crate) fn staff(mut self, permission: Permission) -> Self {
         self.doc.access = Access::Staff(permission);
+        self
+    }
+
+    /// Callable by a storefront's customer with a customer token (the handler takes a
+    /// `Customer`).
+    pub(crate) fn customer(mut self) -> Self {
+        self.doc.access = Access::Customer;
         self
     }
 

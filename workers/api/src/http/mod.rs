@@ -2,10 +2,12 @@
 //! detail; [`exceptions`] the open order item exceptions (the operators' work queue);
 //! [`actions`] the staff actions (cancel, refund, hold, release, notes, resending a
 //! notification, exception resolutions) and the command resources they create; [`audit`] the
-//! audit log; [`documents`] an order's PDFs; [`customer`] the storefront customers' own orders;
-//! [`auth`] turns a bearer token
-//! into a [`auth::Caller`] (401) and checks a permission (403); [`problem`] is the one error
-//! type, answered as `application/problem+json` (RFC 9457) naming the parameter at fault.
+//! audit log; [`documents`] an order's PDFs; [`customer`] the storefront customers' own orders
+//! and who a customer token is; [`customers`] a customer's statistics, for staff; [`export`]
+//! the order list as CSV or JSON lines; [`auth`] turns a staff bearer token into a
+//! [`auth::Caller`] (401), checks a permission (403) and counts rate limits; [`problem`] is
+//! the one error type, answered as `application/problem+json` (RFC 9457) naming the
+//! parameter at fault.
 //! Internal errors are logged with their cause and answered 503 without detail: bad input is
 //! never a 5xx.
 //!
@@ -68,6 +70,17 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     const ORDER_ID: &str = "The order's id.";
     const ORDER_NOT_FOUND: &str =
         "No such order, or one of a store the token does not see (the same answer).";
+    const DOCUMENT_ID: &str =
+        "The invoice's or credit note's id (`document_id` in the order's detail).";
+    const PDF: &str = "The PDF from the document store, served only if its SHA-256 is the one \
+        issued (`pdf_sha256` in the order's detail). `ETag` is that SHA-256: send it back as \
+        `If-None-Match` for a 304. A document whose bytes do not match what was issued is \
+        never served (503, `document-unavailable`; operators are told).";
+    const CUSTOMER_ORDER_NOT_FOUND: &str = "No such order of the token's customer: another \
+        customer's, another store's, a marketplace order, or none at all (the same answer).";
+    const DOCUMENT_NOT_FOUND: &str = "No such document of the order (the same answer as for the \
+        order), or (`document-missing`) an issued document whose PDF is not in the document \
+        store.";
     vec![
         Endpoint::get("/api/v1/openapi.json", openapi::serve).doc(
             "getOpenApi",
@@ -99,6 +112,20 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             .path_param("id", ORDER_ID)
             .answer_header(AnswerHeader::ETag)
             .not_found(ORDER_NOT_FOUND),
+        Endpoint::get(
+            "/api/v1/admin/orders/{id}/documents/{document_id}",
+            documents::admin,
+        )
+        .doc(
+            "getOrderDocument",
+            "documents",
+            "An invoice's or credit note's PDF",
+            PDF,
+        )
+        .staff(Permission::OrdersView)
+        .path_param("id", ORDER_ID)
+        .path_param("document_id", DOCUMENT_ID)
+        .not_found(DOCUMENT_NOT_FOUND),
         Endpoint::action::<CancelBody>("/api/v1/admin/orders/{id}/cancel")
             .doc(
                 "cancelOrder",
@@ -236,6 +263,43 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             "The customer's id, as the order events name it.",
         )
         .not_found("No orders of this customer, or a store the token does not see."),
+        Endpoint::get("/api/v1/store/customer-orders", customer::list)
+            .doc(
+                "listCustomerOrders",
+                "storefront",
+                "A customer's own orders",
+                "The orders of the token's customer in the token's store (storefront orders, \
+                 once accepted), newest first, with their status and tracking, one page at a \
+                 time. Paging is by key. Any other parameter is refused.",
+            )
+            .customer()
+            .query(filter::Param::PAGE.map(filter::Param::doc)),
+        Endpoint::get("/api/v1/store/customer-orders/{id}", customer::detail)
+            .doc(
+                "getCustomerOrder",
+                "storefront",
+                "One of a customer's orders",
+                "Its status, lines, addresses, money, shipments with tracking, cancellations, \
+                 and its invoices and credit notes, each with the path of its PDF \
+                 (`download`).",
+            )
+            .customer()
+            .path_param("id", ORDER_ID)
+            .not_found(CUSTOMER_ORDER_NOT_FOUND),
+        Endpoint::get(
+            "/api/v1/store/customer-orders/{id}/documents/{document_id}",
+            customer::document,
+        )
+        .doc(
+            "getCustomerOrderDocument",
+            "storefront",
+            "An invoice's or credit note's PDF, for its customer",
+            PDF,
+        )
+        .customer()
+        .path_param("id", ORDER_ID)
+        .path_param("document_id", DOCUMENT_ID)
+        .not_found(DOCUMENT_NOT_FOUND),
     ]
 }
 
@@ -246,18 +310,6 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
         .into_iter()
         .fold(Router::new(), |router, e| router.route(e.path, e.route))
         .route("/api/v1/admin/orders/export", get(export::export))
-        // Documents and the storefront customers' own orders: not in the OpenAPI document
-        // yet (PDF answers and customer tokens are still to be described there).
-        .route(
-            "/api/v1/admin/orders/{id}/documents/{document_id}",
-            get(documents::admin),
-        )
-        .route("/api/v1/store/customer-orders", get(customer::list))
-        .route("/api/v1/store/customer-orders/{id}", get(customer::detail))
-        .route(
-            "/api/v1/store/customer-orders/{id}/documents/{document_id}",
-            get(customer::document),
-        )
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,

@@ -14,8 +14,9 @@
 //! document is refused by a test ([`document`] reports the clash).
 //!
 //! The refusals each operation lists follow from its declaration: path, query, header or
-//! body input → 400; staff → 401 and 403; a body → 413; `If-Match` → 412;
-//! `Idempotency-Key` → 422; a declared 404; and 429 and 503 everywhere.
+//! body input → 400; staff → 401 and 403; a customer → 401; a body → 413; `If-Match` →
+//! 412; `Idempotency-Key` → 422; a declared 404; and 429 and 503 everywhere. An answer that
+//! may be `304 Not Modified` (a PDF) says so, with `If-None-Match`.
 
 use std::sync::LazyLock;
 
@@ -121,7 +122,7 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
         info: json!({
             "title": "Orderly admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "summary": "Orders, staff actions as commands, and the audit log, for operators.",
+            "summary": "Orders, staff actions as commands, and the audit log, for operators; a storefront customer's own orders and invoices.",
             "description": INFO,
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         }),
@@ -137,6 +138,12 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A staff member's API token (`oly_…`), issued by `orderly staff token`: opaque, expiring, revocable, limited to the member's role and stores."
+                },
+                "customerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "ocu_<base64url(claims)>.<base64url(HMAC-SHA256)>",
+                    "description": "A storefront's customer token, which the storefront mints for its signed-in customer with its store's secret (`orderly store-secret rotate`): `ocu_<base64url(claims)>.<base64url(HMAC-SHA256(key = secret, message = \"ocu_<base64url(claims)>\"))>`, base64url without padding, the claims a JSON object with exactly `store`, `customer`, `iat`, `exp` (Unix seconds, at most 3600 apart) and optionally `email`. It shows that store's orders of that customer only (not marketplace orders). Every token that does not authenticate gets the same 401. See `docs/api.md` (Customers' orders)."
                 }
             },
             "parameters": {
@@ -153,6 +160,13 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                     "required": false,
                     "description": "The order's `ETag` (its status sequence) as last seen, or `*`. If the order has moved on, the answer is 412 and nothing is sent.",
                     "schema": { "type": "string", "examples": ["\"7\""] }
+                },
+                "If-None-Match": {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "required": false,
+                    "description": "The PDF's `ETag` as last downloaded (or `*`): if it is still the document, the answer is 304 without a body.",
+                    "schema": { "type": "string" }
                 }
             },
             "headers": {
@@ -162,6 +176,22 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                 },
                 "Location": {
                     "description": "The command's own URL (`/api/v1/admin/commands/{id}`).",
+                    "schema": { "type": "string" }
+                },
+                "DocumentETag": {
+                    "description": "The PDF's SHA-256 (hex), quoted: the `pdf_sha256` its event announced. Send it as `If-None-Match` for a 304.",
+                    "schema": { "type": "string", "pattern": "^\"[0-9a-f]{64}\"$" }
+                },
+                "Content-Length": {
+                    "description": "The PDF's size in bytes.",
+                    "schema": { "type": "integer", "minimum": 0 }
+                },
+                "Content-Disposition": {
+                    "description": "`inline; filename=\"<number>.pdf\"` (the document's number, with characters other than letters, digits, `-`, `_` and `.` made `_`).",
+                    "schema": { "type": "string" }
+                },
+                "Cache-Control": {
+                    "description": "`private, no-cache`: a browser may keep it, and asks with `If-None-Match` before using it again.",
                     "schema": { "type": "string" }
                 },
                 "Retry-After": {
@@ -180,10 +210,11 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
 }
 
 const INFO: &str = "The operators' API of Orderly, answered from the api worker's own read model of \
-the orders' events (what it shows lags the events by milliseconds). Staff actions are \
-commands: each sends a request message to the worker that owns the order and answers `202` \
-with a command resource that moves to `applied`, `partially_applied`, `refused` or \
-`duplicate`.\n\nEvery refusal is `application/problem+json` (RFC 9457) naming the parameter \
+the orders' events (what it shows lags the events by milliseconds), and the storefronts' \
+customers' view of their own orders (`/api/v1/store/…`, with a customer token). Staff \
+actions are commands: each sends a request message to the worker that owns the order and \
+answers `202` with a command resource that moves to `applied`, `partially_applied`, \
+`refused` or `duplicate`.\n\nEvery refusal is `application/problem+json` (RFC 9457) naming the parameter \
 or body field at fault in `field`; an unknown path is 404 and a wrong method 405, in the \
 same form. Requests are rate-limited per token, and requests that do not authenticate per \
 client address: over the limit the answer is 429 with `Retry-After`. See `docs/api.md`.";
@@ -195,6 +226,11 @@ fn tag_description(tag: &str) -> &'static str {
         "exceptions" => "Order item exceptions: imported lines that matched no product.",
         "commands" => "What became of an action.",
         "audit" => "Every staff action, with who, from where and its outcome.",
+        "documents" => "Invoice and credit-note PDFs, from the document store.",
+        "customers" => "A customer's order statistics in a store, for staff.",
+        "storefront" => {
+            "A storefront's customer's own orders and their PDFs, with a customer token."
+        }
         "meta" => "About the API itself.",
         _ => "",
     }
@@ -250,6 +286,7 @@ fn operation(
         let name = match header {
             RequestHeader::IdempotencyKey => "Idempotency-Key",
             RequestHeader::IfMatch => "If-Match",
+            RequestHeader::IfNoneMatch => "If-None-Match",
         };
         parameters.push(json!({ "$ref": format!("#/components/parameters/{name}") }));
     }
@@ -259,28 +296,28 @@ fn operation(
         Content::Json(schema) => {
             success["content"] = json!({ "application/json": { "schema": schema } });
         }
+        Content::Binary(media_type) => {
+            success["content"] = json!({
+                media_type: { "schema": { "type": "string", "contentMediaType": media_type } }
+            });
+        }
     }
     if !doc.answer.headers.is_empty() {
-        let headers: Map<String, Value> = doc
-            .answer
-            .headers
-            .iter()
-            .map(|h| {
-                let name = match h {
-                    AnswerHeader::ETag => "ETag",
-                    AnswerHeader::Location => "Location",
-                };
-                (
-                    name.to_owned(),
-                    json!({ "$ref": format!("#/components/headers/{name}") }),
-                )
-            })
-            .collect();
-        success["headers"] = Value::Object(headers);
+        success["headers"] = Value::Object(headers(doc.answer.headers.iter()));
     }
 
     let mut responses = Map::new();
     responses.insert(doc.answer.status.to_string(), success);
+    if doc.answer.conditional {
+        let etag = headers(doc.answer.headers.iter().filter(|h| h.names().0 == "ETag"));
+        responses.insert(
+            "304".to_owned(),
+            json!({
+                "description": "Not modified: `If-None-Match` names the current `ETag`; no body.",
+                "headers": etag
+            }),
+        );
+    }
     let refuse = |responses: &mut Map<String, Value>, status: u16, name: &str| {
         responses.insert(
             status.to_string(),
@@ -291,10 +328,19 @@ fn operation(
     if takes_input {
         refuse(&mut responses, 400, "BadRequest");
     }
-    if let Access::Staff(permission) = doc.access {
-        refuse(&mut responses, 401, "Unauthenticated");
-        refuse(&mut responses, 403, "Forbidden");
-        description.push_str(&format!("\n\nNeeds the permission `{permission}`."));
+    match doc.access {
+        Access::Public => {}
+        Access::Staff(permission) => {
+            refuse(&mut responses, 401, "Unauthenticated");
+            refuse(&mut responses, 403, "Forbidden");
+            description.push_str(&format!("\n\nNeeds the permission `{permission}`."));
+        }
+        Access::Customer => {
+            refuse(&mut responses, 401, "CustomerUnauthenticated");
+            description.push_str(
+                "\n\nNeeds a customer token: only the token's customer's own orders of its store.",
+            );
+        }
     }
     if let Some(what) = doc.not_found {
         responses.insert(
@@ -339,8 +385,23 @@ fn operation(
             operation["security"] = json!([{ "staffToken": [] }]);
             operation["x-permission"] = json!(permission.as_str());
         }
+        Access::Customer => operation["security"] = json!([{ "customerToken": [] }]),
     }
     operation
+}
+
+/// The `headers` of an answer: each header's name, referring to its description in
+/// `components.headers`.
+fn headers<'a>(which: impl Iterator<Item = &'a AnswerHeader>) -> Map<String, Value> {
+    which
+        .map(|h| {
+            let (name, component) = h.names();
+            (
+                name.to_owned(),
+                json!({ "$ref": format!("#/components/headers/{component}") }),
+            )
+        })
+        .collect()
 }
 
 fn success_description(status: u16) -> &'static str {
@@ -374,6 +435,7 @@ fn refusals(problem: &Schema) -> Value {
     json!({
         "BadRequest": answer("A parameter, header or body field is wrong (`field` names it), an unknown one was given, or the body is not a JSON object.", &[]),
         "Unauthenticated": answer("No token, or one that is unknown, expired or revoked (the same answer for all).", &["WWW-Authenticate"]),
+        "CustomerUnauthenticated": answer("No customer token, or one that is malformed, not signed by a current secret of its store, tampered with or expired, or a staff token (the same answer for all).", &["WWW-Authenticate"]),
         "Forbidden": answer("The token's role does not grant the permission (checked before anything is looked up).", &[]),
         "PreconditionFailed": answer("`If-Match` names an older state of the order: nothing was sent; reload it and decide again.", &[]),
         "TooLarge": answer("The body is larger than the API takes (`[api] max_body_bytes`).", &[]),
@@ -460,5 +522,67 @@ mod tests {
         let accepted =
             &document["paths"]["/api/v1/admin/orders/{id}/cancel"]["post"]["responses"]["202"];
         assert!(accepted["headers"]["Location"].is_object(), "{accepted}");
+    }
+
+    #[test]
+    fn a_pdf_is_described_as_bytes_with_its_headers_and_its_304() {
+        let document = as_json();
+        for path in [
+            "/api/v1/admin/orders/{id}/documents/{document_id}",
+            "/api/v1/store/customer-orders/{id}/documents/{document_id}",
+        ] {
+            let operation = &document["paths"][path]["get"];
+            let ok = &operation["responses"]["200"];
+            assert_eq!(
+                ok["content"]["application/pdf"]["schema"]["contentMediaType"], "application/pdf",
+                "{path}"
+            );
+            assert_eq!(
+                ok["headers"]["ETag"]["$ref"],
+                "#/components/headers/DocumentETag"
+            );
+            assert!(ok["headers"]["Content-Length"].is_object(), "{ok}");
+            let not_modified = &operation["responses"]["304"];
+            assert!(not_modified["headers"]["ETag"].is_object(), "{operation}");
+            assert!(not_modified.get("content").is_none());
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["$ref"] == "#/components/parameters/If-None-Match"),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_storefront_paths_need_a_customer_token_and_nothing_else_does() {
+        let document = as_json();
+        let mut customers = 0;
+        for (path, item) in document["paths"].as_object().into_iter().flatten() {
+            for (method, operation) in item.as_object().into_iter().flatten() {
+                let store = path.starts_with("/api/v1/store/");
+                let customer = operation["security"] == json!([{ "customerToken": [] }]);
+                assert_eq!(customer, store, "{method} {path}");
+                if customer {
+                    customers += 1;
+                    let responses = &operation["responses"];
+                    assert_eq!(
+                        responses["401"]["$ref"],
+                        "#/components/responses/CustomerUnauthenticated"
+                    );
+                    assert!(responses.get("403").is_none(), "{method} {path}");
+                }
+            }
+        }
+        assert_eq!(customers, 3, "list, detail, PDF");
+        assert!(
+            document["components"]["securitySchemes"]["customerToken"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("ocu_"))
+        );
     }
 }

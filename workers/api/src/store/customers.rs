@@ -9,7 +9,10 @@
 //! customer until it is accepted.
 
 use chrono::{DateTime, Utc};
+use orderly_contracts::messages::{AcceptedLine, Address, ShipmentItem};
+use orderly_contracts::types::OrderStatus;
 use rust_decimal::Decimal;
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -34,7 +37,8 @@ pub(crate) struct Owner<'a> {
 }
 
 /// An order's money, as `order.accepted` told it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "CustomerOrderTotals")]
 pub(crate) struct Totals {
     pub(crate) currency: Option<String>,
     pub(crate) total: Option<Decimal>,
@@ -44,11 +48,14 @@ pub(crate) struct Totals {
 }
 
 /// One order of the list.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "CustomerOrderSummary")]
 pub(crate) struct OrderSummary {
     pub(crate) order_id: Uuid,
     /// The order number the storefront showed the customer.
     pub(crate) external_order_id: String,
+    /// `null` until a status event arrived.
+    #[schemars(with = "Option<OrderStatus>")]
     pub(crate) status: Option<String>,
     pub(crate) placed_at: DateTime<Utc>,
     #[serde(flatten)]
@@ -60,7 +67,8 @@ pub(crate) struct OrderSummary {
 }
 
 /// A shipment as its customer sees it: who carries it and where to follow it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "CustomerTracking")]
 pub(crate) struct Tracking {
     #[serde(skip)]
     pub(crate) order_id: Uuid,
@@ -123,10 +131,14 @@ pub(crate) async fn list(
 }
 
 /// One order as its customer sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "CustomerOrderHeader")]
 pub(crate) struct Order {
     pub(crate) order_id: Uuid,
+    /// The order number the storefront showed the customer.
     pub(crate) external_order_id: String,
+    /// `null` until a status event arrived.
+    #[schemars(with = "Option<OrderStatus>")]
     pub(crate) status: Option<String>,
     pub(crate) status_changed_at: Option<DateTime<Utc>>,
     pub(crate) placed_at: DateTime<Utc>,
@@ -134,23 +146,30 @@ pub(crate) struct Order {
     #[sqlx(flatten)]
     pub(crate) totals: Totals,
     pub(crate) prices_include_tax: Option<bool>,
+    /// The lines with their product and price snapshots.
+    #[schemars(with = "Option<Vec<AcceptedLine>>")]
     pub(crate) lines: Option<serde_json::Value>,
+    #[schemars(with = "Option<Address>")]
     pub(crate) billing_address: Option<serde_json::Value>,
+    #[schemars(with = "Option<Address>")]
     pub(crate) shipping_address: Option<serde_json::Value>,
     pub(crate) completed_at: Option<DateTime<Utc>>,
 }
 
 /// A shipment with its items, for the order's page.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+#[schemars(rename = "CustomerShipment")]
 pub(crate) struct Shipment {
     #[serde(flatten)]
     #[sqlx(flatten)]
     pub(crate) tracking: Tracking,
+    #[schemars(with = "Option<Vec<ShipmentItem>>")]
     pub(crate) items: Option<serde_json::Value>,
 }
 
 /// An invoice or credit note of the order (as staff see it), with where to download its PDF.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "CustomerDocument")]
 pub(crate) struct Document {
     #[serde(flatten)]
     pub(crate) document: DocumentRow,
@@ -159,7 +178,8 @@ pub(crate) struct Document {
 }
 
 /// Everything the customer sees of one of their orders.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "CustomerOrder")]
 pub(crate) struct OrderDetail {
     #[serde(flatten)]
     pub(crate) order: Order,
