@@ -453,3 +453,15 @@ pub fn node_validator(tool: &str, installed: &str, document: &str) -> (bool, Str
     );
     (output.status.success(), report)
 }
+
+/// Whether a command answered by the orders worker is a cancellation refused because the
+/// order had left a warehouse. The simulated carrier is quick: by the time the cancellation
+/// arrives the parcel may be delivered and the order completed, which is refused just the
+/// same, so any of those words will do.
+pub fn refused_after_dispatch(command: &serde_json::Value) -> bool {
+    let why = command["refused"].to_string();
+    command["status"] == "refused"
+        && ["dispatched", "shipped", "delivered", "completed", "left"]
+            .iter()
+            .any(|w| why.contains(w))
+}

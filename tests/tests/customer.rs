@@ -9,7 +9,10 @@
 //! `invoice.issued` announced; anything else is 404 or, for a token that does not
 //! authenticate, one and the same 401; the staff's download follows the staff's scope; a
 //! damaged object is never served; a PDF only invoicing's table has is served once
-//! `orderly documents migrate` copied it.
+//! `orderly documents migrate` copied it. A customer's cancellation request is a command
+//! like a staff action: applied by orders before dispatch (the order cancelled), refused
+//! with the reason after, sent once per `Idempotency-Key`, only for their own storefront
+//! orders, and in the audit log with the customer as actor.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -37,6 +40,7 @@ struct Answer {
     content_type: String,
     content_length: Option<String>,
     etag: Option<String>,
+    location: Option<String>,
     json: Value,
     bytes: Vec<u8>,
 }
@@ -46,6 +50,31 @@ async fn get(api: SocketAddr, token: Option<&str>, path: &str) -> anyhow::Result
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
+    answer(request).await
+}
+
+/// POSTs the JSON `body` to `path` with `token` and extra `headers`.
+async fn post(
+    api: SocketAddr,
+    token: Option<&str>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<Answer> {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{api}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request).await
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
     let response = request.send().await?;
     let header = |name: &str| {
         response
@@ -54,10 +83,11 @@ async fn get(api: SocketAddr, token: Option<&str>, path: &str) -> anyhow::Result
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    let (content_type, content_length, etag) = (
+    let (content_type, content_length, etag, location) = (
         header("content-type").unwrap_or_default(),
         header("content-length"),
         header("etag"),
+        header("location"),
     );
     let status = response.status().as_u16();
     let bytes = response.bytes().await?.to_vec();
@@ -67,6 +97,7 @@ async fn get(api: SocketAddr, token: Option<&str>, path: &str) -> anyhow::Result
         content_type,
         content_length,
         etag,
+        location,
         json,
         bytes,
     })
@@ -103,10 +134,22 @@ struct System {
     rng: StdRng,
 }
 
+/// The api worker's settings without rate limits: these tests poll every 25 ms, faster than
+/// a customer may ask (the limits have their own test, `rate_limits.rs`).
+fn unlimited() -> orderly_api::ApiSettings {
+    orderly_api::ApiSettings {
+        rate_per_second: 0.0,
+        address_rate_per_second: 0.0,
+        ..orderly_api::ApiSettings::default()
+    }
+}
+
 impl System {
-    async fn start() -> anyhow::Result<Self> {
+    /// Every worker; with the simulated carrier, orders are shipped and delivered, without
+    /// it they stop at `processing`.
+    async fn start(carrier: bool) -> anyhow::Result<Self> {
         let world = World::new().await?;
-        let mut host = world.host();
+        let mut host = Host::new(world.settings.clone().with_section("api", unlimited()));
         let running = orderly::workers::start_all(&mut host).await?;
         let api = running
             .iter()
@@ -117,16 +160,18 @@ impl System {
             })
             .ok_or_else(|| anyhow::anyhow!("the api worker did not say where it listens"))?;
         let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
-        let tick = Duration::from_millis(30);
-        sim::carrier(
-            &world.connection,
-            &world.names,
-            publisher.clone(),
-            tick,
-            false,
-            true,
-        )
-        .await?;
+        if carrier {
+            let tick = Duration::from_millis(30);
+            sim::carrier(
+                &world.connection,
+                &world.names,
+                publisher.clone(),
+                tick,
+                false,
+                true,
+            )
+            .await?;
+        }
         sim::seed(&publisher, 1).await?;
         sim::store_settings(&publisher).await?;
         sim::wait_for_catalog(&world.settings.database_url, DEADLINE).await?;
@@ -235,7 +280,7 @@ async fn issued_for(
 #[tokio::test]
 async fn a_customer_sees_only_their_own_orders_and_downloads_their_own_invoice()
 -> anyhow::Result<()> {
-    let mut system = System::start().await?;
+    let mut system = System::start(true).await?;
     let mut tap = system.world.tap(&[InvoiceIssued::TYPE]).await?;
     for store in ["shop-de", "bol-nl"] {
         orderly_api::secrets::rotate(&system.api_db, store, chrono::Duration::hours(1)).await?;
@@ -650,4 +695,393 @@ async fn a_rotated_secret_keeps_working_for_its_grace_period_only() -> anyhow::R
     host.stop(Duration::from_secs(5)).await;
     db.close().await;
     world.cleanup().await
+}
+
+impl System {
+    async fn post(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> anyhow::Result<Answer> {
+        post(self.api, token, path, headers, body).await
+    }
+
+    /// Waits until the order list at `path` (the customer's or the staff's) shows
+    /// `external_id` with `status`; its order id.
+    async fn order_listed(
+        &self,
+        token: &str,
+        path: &str,
+        external_id: &str,
+        status: &str,
+    ) -> anyhow::Result<String> {
+        let found = || async {
+            let list = self.get(Some(token), path).await?;
+            Ok::<_, anyhow::Error>(
+                list.json["orders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|o| o["external_order_id"] == external_id && o["status"] == status)
+                    .and_then(|o| o["order_id"].as_str())
+                    .map(str::to_owned),
+            )
+        };
+        wait_until(&format!("{external_id} {status}"), DEADLINE, || async {
+            Ok(found().await?.is_some())
+        })
+        .await?;
+        found()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("{external_id} gone from the list"))
+    }
+
+    /// Waits until the customer's command `path` is answered; returns it.
+    async fn answered(&self, token: &str, path: &str) -> anyhow::Result<Value> {
+        wait_until(&format!("{path} answered"), DEADLINE, || async {
+            let command = self.get(Some(token), path).await?;
+            anyhow::ensure!(command.status == 200, "{command:?}");
+            Ok(command.json["status"] != "pending")
+        })
+        .await?;
+        Ok(self.get(Some(token), path).await?.json)
+    }
+
+    /// A count from any schema, about one order.
+    async fn count(&self, sql: &str, order_id: &str) -> anyhow::Result<i64> {
+        let id: uuid::Uuid = order_id.parse()?;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(id)
+            .fetch_one(&self.api_db)
+            .await?)
+    }
+}
+
+/// How many commands the api sent about an order, and how many request messages.
+const COMMANDS: &str = "select count(*) from api.commands where order_id = $1";
+const CANCEL_MESSAGES: &str = "select count(*) from api.outbox \
+     where message_type = 'order.cancel_requested' and correlation_id = $1::text";
+
+#[tokio::test]
+async fn a_customer_cancels_their_own_processing_order_once_and_nobody_elses() -> anyhow::Result<()>
+{
+    // No carrier: orders stop at `processing`, asked of the warehouse and not yet shipped.
+    let mut system = System::start(false).await?;
+    let mut secrets = Vec::new();
+    for store in ["shop-de", "bol-nl"] {
+        let rotated =
+            orderly_api::secrets::rotate(&system.api_db, store, chrono::Duration::hours(1)).await?;
+        secrets.push(rotated.secret);
+    }
+    system.place("CANCEL-ANNA-1", "C-ANNA", false).await?;
+    system.place("CANCEL-BEN-1", "C-BEN", false).await?;
+    system.place("CANCEL-BOL-1", "C-ANNA", true).await?;
+    let anna = system.token("shop-de", "C-ANNA").await?;
+    let ben = system.token("shop-de", "C-BEN").await?;
+    let bol_anna = system.token("bol-nl", "C-ANNA").await?;
+    let staff = system
+        .staff_token("admin@example.com", "order_admin", &[])
+        .await?;
+
+    let mine = "/api/v1/store/customer-orders";
+    let order_id = system
+        .order_listed(&anna, mine, "CANCEL-ANNA-1", "processing")
+        .await?;
+    let ben_order = system
+        .order_listed(&ben, mine, "CANCEL-BEN-1", "processing")
+        .await?;
+    let bol_order = system
+        .order_listed(
+            &staff,
+            "/api/v1/admin/orders?store=bol-nl",
+            "CANCEL-BOL-1",
+            "processing",
+        )
+        .await?;
+    let detail = system
+        .get(
+            Some(&anna),
+            &format!("/api/v1/store/customer-orders/{order_id}"),
+        )
+        .await?;
+    let etag = detail.etag.clone().unwrap_or_default();
+    assert!(
+        etag.starts_with('"'),
+        "an ETag on the customer's order: {detail:?}"
+    );
+    let cancel = format!("/api/v1/store/customer-orders/{order_id}/cancel");
+    let body = r#"{"reason": "Zu lange Lieferzeit"}"#;
+
+    // Refused before anything is sent: tokens that do not authenticate (401), orders that are
+    // not theirs (404: another customer's, a marketplace order with the same customer id,
+    // one of nobody), bad bodies (400 naming the field), a stale If-Match (412).
+    let forged = mint_elsewhere("shop-de", "C-ANNA", &secrets[1]);
+    for (token, what) in [
+        (None, "no token"),
+        (Some(forged.as_str()), "signed with another store's secret"),
+        (Some(staff.as_str()), "a staff token"),
+    ] {
+        problem(&system.post(token, &cancel, &[], body).await?, 401, what);
+    }
+    for (token, order, what) in [
+        (&anna, ben_order.as_str(), "Ben's order"),
+        (
+            &anna,
+            bol_order.as_str(),
+            "a marketplace order, from the storefront's customer",
+        ),
+        (
+            &bol_anna,
+            bol_order.as_str(),
+            "a marketplace order, from the marketplace's store",
+        ),
+        (&bol_anna, order_id.as_str(), "another store's order"),
+    ] {
+        let path = format!("/api/v1/store/customer-orders/{order}/cancel");
+        problem(
+            &system.post(Some(token), &path, &[], body).await?,
+            404,
+            what,
+        );
+    }
+    let nobodys = format!(
+        "/api/v1/store/customer-orders/{}/cancel",
+        uuid::Uuid::now_v7()
+    );
+    problem(
+        &system.post(Some(&anna), &nobodys, &[], body).await?,
+        404,
+        "nobody's order",
+    );
+    for (bad, field) in [
+        (r#"{"reason": "   "}"#, "reason"),
+        (r#"{"reason": "x", "colour": "red"}"#, "colour"),
+        (
+            r#"{"reason": "x", "lines": [{"line_id": "1", "quantity": 0}]}"#,
+            "lines[0].quantity",
+        ),
+        ("", "body"),
+    ] {
+        let answer = system.post(Some(&anna), &cancel, &[], bad).await?;
+        problem(&answer, 400, bad);
+        assert_eq!(answer.json["field"], field, "{bad}: {answer:?}");
+    }
+    let answer = system
+        .post(
+            Some(&anna),
+            "/api/v1/store/customer-orders/not-an-id/cancel",
+            &[],
+            body,
+        )
+        .await?;
+    assert_eq!(answer.json["field"], "id", "{answer:?}");
+    let stale = [("If-Match", "\"0\"")];
+    problem(
+        &system.post(Some(&anna), &cancel, &stale, body).await?,
+        412,
+        "a stale If-Match",
+    );
+    for order in [&order_id, &ben_order, &bol_order] {
+        assert_eq!(system.count(COMMANDS, order).await?, 0, "nothing sent");
+    }
+
+    // The request: 202 with the customer's own command, applied by orders, the order
+    // cancelled as staff see it.
+    let key = [("Idempotency-Key", "cancel-1"), ("If-Match", etag.as_str())];
+    let first = system.post(Some(&anna), &cancel, &key, body).await?;
+    assert_eq!(first.status, 202, "{first:?}");
+    let command_id = first.json["command_id"].as_str().unwrap_or("?").to_owned();
+    let own = format!("/api/v1/store/customer-commands/{command_id}");
+    assert_eq!(first.location.as_deref(), Some(own.as_str()), "{first:?}");
+    assert_eq!(first.json["links"]["self"], own.as_str());
+    assert_eq!(
+        first.json["links"]["order"],
+        format!("/api/v1/store/customer-orders/{order_id}")
+    );
+    assert_eq!(first.json["requested_by"], "C-ANNA");
+    assert_eq!(first.json["requested_by_kind"], "customer");
+    assert_eq!(first.json["action"], "cancel");
+    let command = system.answered(&anna, &own).await?;
+    assert_eq!(command["status"], "applied", "{command}");
+    let admin_order = format!("/api/v1/admin/orders/{order_id}");
+    {
+        let (system, staff, path) = (&system, staff.as_str(), admin_order.as_str());
+        wait_until("the order cancelled", DEADLINE, || async move {
+            Ok(system.get(Some(staff), path).await?.json["status"] == "cancelled")
+        })
+        .await?;
+    }
+    let customers_view = system
+        .get(
+            Some(&anna),
+            &format!("/api/v1/store/customer-orders/{order_id}"),
+        )
+        .await?;
+    assert_eq!(
+        customers_view.json["status"], "cancelled",
+        "{customers_view:?}"
+    );
+
+    // The same request with the same key: the same command, nothing sent again. The key is
+    // the customer's: Ben's own request under the same key is his own command. The key for
+    // another request: 422.
+    let again = system.post(Some(&anna), &cancel, &key, body).await?;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_eq!(again.json["command_id"], command_id.as_str());
+    assert_eq!(again.json["status"], "applied");
+    assert_eq!(system.count(COMMANDS, &order_id).await?, 1);
+    assert_eq!(
+        system.count(CANCEL_MESSAGES, &order_id).await?,
+        1,
+        "one message"
+    );
+    let requests = "select count(*) from orders.cancellation_requests \
+         where order_id = $1 and requested_by = '{\"kind\": \"customer\", \"id\": \"C-ANNA\"}'";
+    assert_eq!(
+        system.count(requests, &order_id).await?,
+        1,
+        "orders received one request, from the customer"
+    );
+    let bens = system
+        .post(
+            Some(&ben),
+            &format!("/api/v1/store/customer-orders/{ben_order}/cancel"),
+            &[("Idempotency-Key", "cancel-1")],
+            r#"{"reason": "doch nicht"}"#,
+        )
+        .await?;
+    assert_eq!(bens.status, 202, "{bens:?}");
+    assert_ne!(bens.json["command_id"], command_id.as_str());
+    let answer = system
+        .post(Some(&anna), &cancel, &key, r#"{"reason": "anders"}"#)
+        .await?;
+    problem(&answer, 422, "the key reused for another request");
+
+    // The command is the customer's: Ben cannot see it; staff can, with their own links.
+    problem(
+        &system.get(Some(&ben), &own).await?,
+        404,
+        "Anna's command, for Ben",
+    );
+    let by_staff = system
+        .get(
+            Some(&staff),
+            &format!("/api/v1/admin/commands/{command_id}"),
+        )
+        .await?;
+    assert_eq!(by_staff.status, 200, "{by_staff:?}");
+    assert_eq!(by_staff.json["requested_by_kind"], "customer");
+    assert_eq!(
+        by_staff.json["links"]["self"],
+        format!("/api/v1/admin/commands/{command_id}")
+    );
+
+    // The audit log has the customer's requests, whatever their answer; the order's detail
+    // shows them.
+    let log = system
+        .get(
+            Some(&staff),
+            &format!("/api/v1/admin/audit-log?order_id={order_id}&limit=200"),
+        )
+        .await?;
+    assert_eq!(log.status, 200, "{log:?}");
+    let entries = log.json["entries"].as_array().cloned().unwrap_or_default();
+    let by_anna = |status: i64, outcome: &str| {
+        entries.iter().any(|e| {
+            e["actor"] == "customer"
+                && e["customer_id"] == "C-ANNA"
+                && e["staff_email"].is_null()
+                && e["store_id"] == "shop-de"
+                && e["action"] == "orders.cancel"
+                && e["http_status"] == status
+                && e["outcome"] == outcome
+        })
+    };
+    assert!(by_anna(202, "accepted"), "{entries:#?}");
+    assert!(by_anna(202, "replayed"), "{entries:#?}");
+    assert!(by_anna(412, "refused"), "{entries:#?}");
+    assert!(by_anna(400, "invalid"), "{entries:#?}");
+    assert!(by_anna(422, "refused"), "{entries:#?}");
+    let bens_log = system
+        .get(
+            Some(&staff),
+            &format!("/api/v1/admin/audit-log?order_id={ben_order}&limit=200"),
+        )
+        .await?;
+    assert!(
+        bens_log.json["entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["customer_id"] == "C-ANNA" && e["http_status"] == 404),
+        "Anna's try on Ben's order: {bens_log:?}"
+    );
+    let detail = system.get(Some(&staff), &admin_order).await?;
+    let requests = detail.json["customer_requests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["command_id"] == command_id.as_str() && r["command_status"] == "applied"),
+        "{requests:#?}"
+    );
+    assert!(
+        detail.json["staff_actions"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "no staff action: {detail:?}"
+    );
+    system.stop().await
+}
+
+#[tokio::test]
+async fn a_customers_cancellation_after_dispatch_is_refused_with_the_reason() -> anyhow::Result<()>
+{
+    let mut system = System::start(true).await?;
+    orderly_api::secrets::rotate(&system.api_db, "shop-de", chrono::Duration::hours(1)).await?;
+    system.place("CANCEL-LATE-1", "C-LATE", false).await?;
+    let token = system.token("shop-de", "C-LATE").await?;
+    let order_id = {
+        let (system, token) = (&system, token.as_str());
+        wait_until("the order shipped", DEADLINE, || async move {
+            let list = system
+                .get(Some(token), "/api/v1/store/customer-orders")
+                .await?;
+            Ok(list.json["orders"][0]["shipments"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["dispatched_at"].is_string())))
+        })
+        .await?;
+        system
+            .get(Some(token), "/api/v1/store/customer-orders")
+            .await?
+            .json["orders"][0]["order_id"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let answer = system
+        .post(
+            Some(&token),
+            &format!("/api/v1/store/customer-orders/{order_id}/cancel"),
+            &[],
+            r#"{"reason": "zu spät"}"#,
+        )
+        .await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let own = answer.location.clone().unwrap_or_default();
+    let command = system.answered(&token, &own).await?;
+    assert!(orderly_tests::refused_after_dispatch(&command), "{command}");
+    let order = system
+        .get(
+            Some(&token),
+            &format!("/api/v1/store/customer-orders/{order_id}"),
+        )
+        .await?;
+    assert_ne!(order.json["status"], "cancelled", "{order:?}");
+    system.stop().await
 }

@@ -1,4 +1,5 @@
-//! Staff actions on an order, as the API takes them: the request body parsed into a typed
+//! Staff actions on an order, and a storefront customer's cancellation request, as the API
+//! takes them: the request body parsed into a typed
 //! action, the action turned into the request message the owning worker acts on, and the
 //! rules around it (`Idempotency-Key`, `If-Match`). Pure: the HTTP layer reads the request,
 //! the store writes the command, its message and the audit entry in one transaction.
@@ -210,6 +211,15 @@ impl ActionBody for ResolveBody {
     }
 }
 
+/// What a storefront's customer may ask of their own order through the API: a
+/// cancellation only (the whole order or some lines, like the storefront's own
+/// `order.cancel_requested`). Refunds, holds, notes and exception resolutions are the
+/// shop's decisions. A marker on the body type, so the customers' action endpoint cannot be
+/// declared for anything else.
+pub(crate) trait CustomerAction: ActionBody {}
+
+impl CustomerAction for CancelBody {}
+
 /// A request body refused, naming the body's field (`lines[0].quantity`), or `body` when it
 /// is not a JSON object at all.
 pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ContractError> {
@@ -262,6 +272,15 @@ pub(crate) fn operator(email: &str, staff_id: Uuid) -> Actor {
         } else {
             staff_id.to_string()
         }),
+    }
+}
+
+/// Who is acting, as the message names them: a storefront's customer, by their id in the
+/// store (at most 128 characters, as a customer token's claims and an actor id are).
+pub(crate) fn customer(customer_id: &str) -> Actor {
+    Actor {
+        kind: ActorKind::Customer,
+        id: Some(customer_id.to_owned()),
     }
 }
 
@@ -544,6 +563,39 @@ mod tests {
         assert_eq!(out.payload["order"]["order_id"], Uuid::nil().to_string());
         assert_eq!(out.payload["requested_by"]["id"], "ada@example.com");
         assert_eq!(out.correlation_id, Uuid::nil().to_string());
+    }
+
+    #[test]
+    fn a_customers_cancellation_names_the_customer_as_who_asks() {
+        let body: CancelBody = parse_body(
+            br#"{"reason": "zu lange Lieferzeit", "lines": [{"line_id": "1", "quantity": 1}]}"#,
+        )
+        .expect("parses");
+        let out = message(
+            &Request::Cancel(body),
+            target(),
+            Uuid::nil(),
+            customer("C-1001"),
+        )
+        .expect("valid");
+        assert_eq!(out.message_type, "order.cancel_requested");
+        assert_eq!(
+            out.payload["requested_by"],
+            serde_json::json!({"kind": "customer", "id": "C-1001"})
+        );
+        assert_eq!(out.payload["lines"][0]["line_id"], "1");
+        // The contract's own limit on an actor id holds for every customer a token names.
+        let longest = "C".repeat(128);
+        let body: CancelBody = parse_body(br#"{"reason": "x"}"#).expect("parses");
+        assert!(
+            message(
+                &Request::Cancel(body),
+                target(),
+                Uuid::nil(),
+                customer(&longest)
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -1,18 +1,25 @@
-//! Staff actions: `POST /api/v1/admin/orders/{id}/cancel|refund|notes|hold|release|
-//! notifications/resend` and `POST /api/v1/admin/order-exceptions/{id}/resolve`, and the command resources they create
-//! (`GET /api/v1/admin/commands/{id}`).
+//! Actions on an order as commands: the staff's `POST /api/v1/admin/orders/{id}/cancel|refund|
+//! notes|hold|release|notifications/resend` and `POST /api/v1/admin/order-exceptions/{id}/resolve`,
+//! a storefront customer's `POST /api/v1/store/customer-orders/{id}/cancel`, and the command
+//! resources they create (`GET /api/v1/admin/commands/{id}`, and a customer's own at
+//! `GET /api/v1/store/customer-commands/{id}`).
 //!
 //! An action is never carried out here: it becomes a request message to the worker that
 //! owns the order (orders), written with the command and its audit entry in one
 //! transaction, and the answer is `202 Accepted` with the command, which moves from
 //! `pending` to `applied`, `partially_applied`, `refused` or `duplicate` when the worker's
 //! `order.request_answered` arrives. In order, a request is checked for: a valid token
-//! (401), the action's permission (403), the order in the caller's stores (404, like a
-//! missing one), a well-formed body naming the field at fault (400), `If-Match` against the
-//! order's ETag (412, nothing sent), and `Idempotency-Key` (the same key again answers with
-//! the first command and sends nothing; the key reused for another request is 422).
+//! (401), the action's permission (403; a customer's action is the type's to allow,
+//! `domain::command::CustomerAction`), the order in the caller's stores or, for a customer,
+//! among their own orders (404, like a missing one), a well-formed body naming the field at
+//! fault (400), `If-Match` against the order's ETag (412, nothing sent), and
+//! `Idempotency-Key` (the same key again answers with the first command and sends nothing;
+//! the key reused for another request is 422).
 //!
-//! Every request that authenticated is in the audit log, whatever its answer.
+//! Staff and customers go through the one path here ([`Requester`] says who asks, whose
+//! keys, which orders they see and how the message names them), so the customers'
+//! cancellation has the staff's guarantees by construction. Every request that
+//! authenticated is in the audit log, whatever its answer, with its actor.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,11 +36,13 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 use super::auth::Caller;
+use super::customer::Customer;
 use super::endpoint::{Accepted, Reply};
 use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::domain::command::{self, Action, ActionBody, Target};
-use crate::store::commands::{self as store, AuditEntry, Command, NewCommand};
+use crate::domain::command::{self, Action, ActionBody, CustomerAction, Target};
+use crate::store::commands::{self as store, AuditEntry, By, Command, NewCommand};
+use crate::store::customers::Owner;
 
 /// Where a request came from: the peer's address and, as told (not trusted), the
 /// `X-Forwarded-For` header of a proxy in front.
@@ -73,6 +82,96 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     }
 }
 
+/// Who asks for an action: a staff member or a storefront's customer.
+#[derive(Debug, Clone)]
+pub(crate) enum Requester {
+    Staff(Caller),
+    Customer(Customer),
+}
+
+impl Requester {
+    /// Whether they may ask for `action`: a staff member's role must grant its permission
+    /// (else 403); a customer's actions are limited by type ([`CustomerAction`]) to what
+    /// they may ask of their own orders.
+    fn permit(&self, action: Action) -> Result<(), Problem> {
+        match self {
+            Self::Staff(caller) => caller.clone().require(action.permission()).map(|_| ()),
+            Self::Customer(_) => Ok(()),
+        }
+    }
+
+    /// Who they are, for commands and the audit log.
+    fn by(&self) -> By<'_> {
+        match self {
+            Self::Staff(caller) => By::Staff {
+                staff_id: caller.0.staff_id,
+                token_id: caller.0.token_id,
+                email: &caller.0.email,
+            },
+            Self::Customer(customer) => By::Customer(customer.owner()),
+        }
+    }
+
+    /// The customer whose orders alone they may act on (none: staff, by their scope).
+    fn owner(&self) -> Option<Owner<'_>> {
+        match self {
+            Self::Staff(_) => None,
+            Self::Customer(customer) => Some(customer.owner()),
+        }
+    }
+
+    /// Whether they see an order, or a command, of `store_id` (a customer's own orders are
+    /// found by [`Self::owner`] in the statement; their store is their token's).
+    fn sees(&self, store_id: &str) -> bool {
+        match self {
+            Self::Staff(caller) => caller.scope().sees(store_id),
+            Self::Customer(customer) => customer.store_id == store_id,
+        }
+    }
+
+    /// Whether `command` is one they may see: staff, one of their stores'; a customer, one
+    /// they sent.
+    fn may_see(&self, command: &Command) -> bool {
+        self.sees(&command.store_id)
+            && match self {
+                Self::Staff(_) => true,
+                Self::Customer(customer) => {
+                    command.customer_id.as_deref() == Some(customer.customer_id.as_str())
+                }
+            }
+    }
+
+    /// How the request message names them (`requested_by`).
+    fn actor(&self) -> orderly_contracts::messages::Actor {
+        match self {
+            Self::Staff(caller) => command::operator(&caller.0.email, caller.0.staff_id),
+            Self::Customer(customer) => command::customer(&customer.customer_id),
+        }
+    }
+
+    /// Where they find a command and its order.
+    fn links(&self, command: &Command) -> CommandLinks {
+        match self {
+            Self::Staff(_) => CommandLinks {
+                own: format!("/api/v1/admin/commands/{}", command.command_id),
+                order: format!("/api/v1/admin/orders/{}", command.order_id),
+            },
+            Self::Customer(_) => CommandLinks {
+                own: format!("/api/v1/store/customer-commands/{}", command.command_id),
+                order: format!("/api/v1/store/customer-orders/{}", command.order_id),
+            },
+        }
+    }
+
+    /// For the log.
+    fn who(&self) -> String {
+        match self {
+            Self::Staff(caller) => caller.0.email.clone(),
+            Self::Customer(c) => format!("customer {} of {}", c.customer_id, c.store_id),
+        }
+    }
+}
+
 /// What the action is on, as the path names it.
 #[derive(Debug, Clone, Copy)]
 enum On<'a> {
@@ -80,64 +179,107 @@ enum On<'a> {
     Exception(&'a str),
 }
 
-/// The handler of the action whose body is `B` (`POST` with a JSON body, on the order, or
-/// to resolve one, the order item exception, the path names). [`super::endpoint::Endpoint::action`]
-/// routes it and documents `B` as its body.
-pub(crate) async fn act<B: ActionBody>(
+/// Who may ask for the action whose body is `B`, as a handler's extractor: a staff member
+/// for any action (their role is checked when it is asked), a storefront's customer only
+/// for what [`CustomerAction`] allows, so a customer's endpoint for anything else does not
+/// compile.
+pub(crate) trait MayAsk<B: ActionBody>:
+    FromRequestParts<Arc<Api>, Rejection = Problem> + Into<Requester> + Send
+{
+}
+
+impl<B: ActionBody> MayAsk<B> for Caller {}
+
+impl<B: CustomerAction> MayAsk<B> for Customer {}
+
+impl From<Caller> for Requester {
+    fn from(caller: Caller) -> Self {
+        Self::Staff(caller)
+    }
+}
+
+impl From<Customer> for Requester {
+    fn from(customer: Customer) -> Self {
+        Self::Customer(customer)
+    }
+}
+
+/// The handler of the action whose body is `B` asked by `R` (`POST` with a JSON body, on
+/// the order, or to resolve one, the order item exception, the path names).
+/// [`super::endpoint::Endpoint::action`] (staff) and
+/// [`super::endpoint::Endpoint::customer_action`] route it and document `B` as its body.
+pub(crate) async fn act<B: ActionBody, R: MayAsk<B>>(
     State(api): State<Arc<Api>>,
-    caller: Caller,
+    requester: R,
     client: Client,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Accepted<CommandView>, Problem> {
+    submit::<B>(&api, requester.into(), &client, &id, &headers, &body).await
+}
+
+/// The action `B` asked by `requester` on what `id` names: decided, and audited whatever
+/// the answer (but a 503, which is ours).
+async fn submit<B: ActionBody>(
+    api: &Api,
+    requester: Requester,
+    client: &Client,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Accepted<CommandView>, Problem> {
     let action = B::ACTION;
     let on = match action {
-        Action::ResolveException => On::Exception(&id),
+        Action::ResolveException => On::Exception(id),
         Action::Cancel
         | Action::Refund
         | Action::Note
         | Action::ResendNotification
         | Action::Hold
-        | Action::Release => On::Order(&id),
+        | Action::Release => On::Order(id),
     };
     let mut facts = Facts::default();
-    let answer = decide::<B>(&api, &caller, &client, on, &headers, &body, &mut facts).await;
+    if let Requester::Customer(customer) = &requester {
+        // A customer acts in their token's store, whatever the answer.
+        facts.store_id = Some(customer.store_id.clone());
+    }
+    let answer = decide::<B>(api, &requester, client, on, headers, body, &mut facts).await;
     let problem = match answer {
         Ok(accepted) => return Ok(accepted),
         Err(problem) => problem,
     };
     let status = problem.status();
     if status != StatusCode::SERVICE_UNAVAILABLE {
-        let p = &caller.0;
-        let entry = AuditEntry {
-            staff_id: p.staff_id,
-            staff_email: &p.email,
-            token_id: p.token_id,
-            action: action.audit_name(),
-            order_id: facts.order_id,
-            store_id: facts.store_id.as_deref(),
-            target: facts.target,
-            command_id: facts.command_id,
-            client_addr: client.addr,
-            forwarded_for: client.forwarded_for,
-            http_status: status.as_u16(),
-            outcome: if status == StatusCode::BAD_REQUEST {
-                "invalid"
-            } else {
-                "refused"
-            },
-            detail: Some(problem.detail().to_owned()),
+        let outcome = if status == StatusCode::BAD_REQUEST {
+            "invalid"
+        } else {
+            "refused"
         };
+        let detail = Some(problem.detail().to_owned());
+        let entry = entry(
+            &requester,
+            client,
+            action,
+            &facts,
+            status.as_u16(),
+            outcome,
+            detail,
+        );
         let written = match api.pool.acquire().await {
             Ok(mut conn) => store::audit(&mut conn, &entry).await,
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            error!(error = %e, staff = %p.email, action = action.audit_name(), "audit entry not written");
+            error!(error = %e, who = requester.who(), action = action.audit_name(), "audit entry not written");
         }
     }
-    info!(staff = %caller.0.email, action = action.audit_name(), status = status.as_u16(), "action refused");
+    info!(
+        who = requester.who(),
+        action = action.audit_name(),
+        status = status.as_u16(),
+        "action refused"
+    );
     Err(problem)
 }
 
@@ -148,6 +290,21 @@ pub(crate) async fn command(
     Path(id): Path<String>,
 ) -> Result<Reply<CommandView>, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
+    show(&api, &Requester::Staff(caller), &id).await
+}
+
+/// `GET /api/v1/store/customer-commands/{id}`: a customer's own command (a cancellation
+/// request) and what became of it.
+pub(crate) async fn customer_command(
+    State(api): State<Arc<Api>>,
+    customer: Customer,
+    Path(id): Path<String>,
+) -> Result<Reply<CommandView>, Problem> {
+    show(&api, &Requester::Customer(customer), &id).await
+}
+
+/// Command `id`, if `viewer` may see it; else 404, like one that does not exist.
+async fn show(api: &Api, viewer: &Requester, id: &str) -> Result<Reply<CommandView>, Problem> {
     let not_found = || {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -162,9 +319,9 @@ pub(crate) async fn command(
     let found = store::command(&api.pool, command_id)
         .await
         .map_err(internal)?
-        .filter(|c| caller.scope().sees(&c.store_id))
+        .filter(|c| viewer.may_see(c))
         .ok_or_else(not_found)?;
-    Ok(Reply::new(CommandView::of(found)))
+    Ok(Reply::new(CommandView::of(found, viewer)))
 }
 
 /// The audit facts gathered while a request is checked.
@@ -178,7 +335,7 @@ struct Facts {
 
 async fn decide<B: ActionBody>(
     api: &Api,
-    caller: &Caller,
+    requester: &Requester,
     client: &Client,
     on: On<'_>,
     headers: &HeaderMap,
@@ -195,7 +352,7 @@ async fn decide<B: ActionBody>(
         (On::Exception(_), Ok(id)) => facts.target = Some(format!("exception {id}")),
         (_, Err(_)) => facts.target = Some(target_text.chars().take(64).collect()),
     }
-    let caller = caller.clone().require(action.permission())?;
+    requester.permit(action)?;
     let id = parsed_id.map_err(|_| {
         let what = match on {
             On::Order(_) => "an order id",
@@ -224,14 +381,14 @@ async fn decide<B: ActionBody>(
 
     let mut tx = api.pool.begin().await.map_err(internal)?;
     if let Some(key) = &key
-        && let Some(earlier) = store::by_key(&mut tx, caller.0.staff_id, key)
+        && let Some(earlier) = store::by_key(&mut tx, requester.by(), key)
             .await
             .map_err(internal)?
     {
         facts.order_id = Some(earlier.order_id);
         facts.store_id = Some(earlier.store_id.clone());
         facts.command_id = Some(earlier.command_id);
-        return replay(tx, &caller, client, action, &earlier, &fingerprint, facts).await;
+        return replay(tx, requester, client, action, &earlier, &fingerprint, facts).await;
     }
     let not_found = |what: String| {
         Problem::new(
@@ -249,10 +406,10 @@ async fn decide<B: ActionBody>(
             .ok_or_else(|| not_found(format!("order item exception {id}")))?,
     };
     facts.order_id = Some(order_id);
-    let order = store::order_for_command(&mut tx, order_id)
+    let order = store::order_for_command(&mut tx, order_id, requester.owner())
         .await
         .map_err(internal)?
-        .filter(|o| caller.scope().sees(&o.store_id))
+        .filter(|o| requester.sees(&o.store_id))
         .ok_or_else(|| match on {
             On::Order(_) => not_found(format!("order {order_id}")),
             On::Exception(_) => not_found(format!("order item exception {id}")),
@@ -276,12 +433,11 @@ async fn decide<B: ActionBody>(
         order_id,
         store_id: &order.store_id,
     };
-    let by = command::operator(&caller.0.email, caller.0.staff_id);
-    let message = command::message(&request, target, command_id, by).map_err(body_problem)?;
+    let message =
+        command::message(&request, target, command_id, requester.actor()).map_err(body_problem)?;
     let new = NewCommand {
         command_id,
-        staff_id: caller.0.staff_id,
-        token_id: caller.0.token_id,
+        by: requester.by(),
         idempotency_key: key.as_deref(),
         request_sha256: &fingerprint,
         action: action.as_str(),
@@ -294,17 +450,17 @@ async fn decide<B: ActionBody>(
         drop(tx);
         let mut tx = api.pool.begin().await.map_err(internal)?;
         let key = key.as_deref().unwrap_or_default();
-        let earlier = store::by_key(&mut tx, caller.0.staff_id, key)
+        let earlier = store::by_key(&mut tx, requester.by(), key)
             .await
             .map_err(internal)?
             .ok_or_else(Problem::unavailable)?;
         facts.command_id = Some(earlier.command_id);
-        return replay(tx, &caller, client, action, &earlier, &fingerprint, facts).await;
+        return replay(tx, requester, client, action, &earlier, &fingerprint, facts).await;
     };
     facts.command_id = Some(command_id);
     store::audit(
         &mut tx,
-        &entry(&caller, client, action, facts, 202, "accepted", None),
+        &entry(requester, client, action, facts, 202, "accepted", None),
     )
     .await
     .map_err(internal)?;
@@ -312,18 +468,18 @@ async fn decide<B: ActionBody>(
     if let Some(handoff) = &api.handoff {
         handoff.hand(written);
     }
-    info!(staff = %caller.0.email, action = action.audit_name(), %order_id, %command_id, "command sent");
+    info!(who = requester.who(), action = action.audit_name(), %order_id, %command_id, "command sent");
     let command = store::command(&api.pool, command_id)
         .await
         .map_err(internal)?
         .ok_or_else(Problem::unavailable)?;
-    accepted(command)
+    accepted(command, requester)
 }
 
 /// The same key again: the first command, if the request is the same; else 422.
 async fn replay(
     mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    caller: &Caller,
+    requester: &Requester,
     client: &Client,
     action: Action,
     earlier: &Command,
@@ -343,16 +499,16 @@ async fn replay(
     }
     store::audit(
         &mut tx,
-        &entry(caller, client, action, facts, 202, "replayed", None),
+        &entry(requester, client, action, facts, 202, "replayed", None),
     )
     .await
     .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
-    accepted(earlier.clone())
+    accepted(earlier.clone(), requester)
 }
 
 fn entry<'a>(
-    caller: &'a Caller,
+    requester: &'a Requester,
     client: &Client,
     action: Action,
     facts: &'a Facts,
@@ -361,9 +517,7 @@ fn entry<'a>(
     detail: Option<String>,
 ) -> AuditEntry<'a> {
     AuditEntry {
-        staff_id: caller.0.staff_id,
-        staff_email: &caller.0.email,
-        token_id: caller.0.token_id,
+        by: requester.by(),
         action: action.audit_name(),
         order_id: facts.order_id,
         store_id: facts.store_id.as_deref(),
@@ -390,30 +544,29 @@ pub(crate) struct CommandView {
     links: CommandLinks,
 }
 
-/// Where a command and its order are.
+/// Where a command and its order are, for whoever looks: the staff's paths, or a
+/// customer's.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct CommandLinks {
-    /// The command (`/api/v1/admin/commands/{id}`): poll it until it is no longer
-    /// `pending`.
+    /// The command (`/api/v1/admin/commands/{id}`, for a customer
+    /// `/api/v1/store/customer-commands/{id}`): poll it until it is no longer `pending`.
     #[serde(rename = "self")]
     own: String,
-    /// Its order (`/api/v1/admin/orders/{id}`).
+    /// Its order (`/api/v1/admin/orders/{id}`, for a customer
+    /// `/api/v1/store/customer-orders/{id}`).
     order: String,
 }
 
 impl CommandView {
-    fn of(command: Command) -> Self {
-        let links = CommandLinks {
-            own: format!("/api/v1/admin/commands/{}", command.command_id),
-            order: format!("/api/v1/admin/orders/{}", command.order_id),
-        };
+    fn of(command: Command, viewer: &Requester) -> Self {
+        let links = viewer.links(&command);
         Self { command, links }
     }
 }
 
 /// A command's `202 Accepted`, with its `Location`.
-fn accepted(command: Command) -> Result<Accepted<CommandView>, Problem> {
-    let view = CommandView::of(command);
+fn accepted(command: Command, requester: &Requester) -> Result<Accepted<CommandView>, Problem> {
+    let view = CommandView::of(command, requester);
     let location = HeaderValue::from_str(&view.links.own).map_err(|_| Problem::unavailable())?;
     Ok(Accepted::new(view).with_header(header::LOCATION, location))
 }

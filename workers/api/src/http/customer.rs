@@ -1,7 +1,10 @@
 //! The storefronts' customers: `GET /api/v1/store/customer-orders` (their orders, newest
-//! first, keyset pages), `…/customer-orders/{id}` (one of them) and
+//! first, keyset pages), `…/customer-orders/{id}` (one of them),
 //! `…/customer-orders/{id}/documents/{document_id}` (its invoice or credit note as a PDF,
-//! served by [`super::documents::serve`] like the staff's download).
+//! served by [`super::documents::serve`] like the staff's download), and their cancellation
+//! request, `POST …/customer-orders/{id}/cancel`, with its command at
+//! `GET /api/v1/store/customer-commands/{id}` (both the staff actions' code,
+//! [`super::actions`], with the customer as who asks).
 //!
 //! Who calls is a [`Customer`]: a bearer token the storefront minted for its signed-in
 //! customer with its store's secret ([`crate::domain::customer_token`]). Every token that
@@ -18,7 +21,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{FromRequestParts, Path, RawQuery, State},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
 };
 use chrono::Utc;
 use schemars::JsonSchema;
@@ -37,13 +40,13 @@ use crate::store::{documents as stored, secrets};
 /// A customer whose token a store's secret signed: whose orders they may read.
 #[derive(Debug, Clone)]
 pub(crate) struct Customer {
-    store_id: String,
-    customer_id: String,
+    pub(crate) store_id: String,
+    pub(crate) customer_id: String,
 }
 
 impl Customer {
     /// Whose orders: the token's store and customer.
-    fn owner(&self) -> Owner<'_> {
+    pub(crate) fn owner(&self) -> Owner<'_> {
         Owner {
             store_id: &self.store_id,
             customer_id: &self.customer_id,
@@ -129,7 +132,8 @@ pub(crate) async fn list(
     }))
 }
 
-/// `GET /api/v1/store/customer-orders/{id}`: one of the customer's orders.
+/// `GET /api/v1/store/customer-orders/{id}`: one of the customer's orders; `ETag` is its
+/// status sequence (for `If-Match` on the cancellation request).
 pub(crate) async fn detail(
     State(api): State<Arc<Api>>,
     customer: Customer,
@@ -152,7 +156,9 @@ pub(crate) async fn detail(
                 format!("no order {order_id} of yours"),
             )
         })?;
-    Ok(Reply::new(order))
+    let etag = HeaderValue::from_str(&format!("\"{}\"", order.order.status_sequence))
+        .map_err(|_| Problem::unavailable())?;
+    Ok(Reply::new(order).with_header(header::ETAG, etag))
 }
 
 /// `GET /api/v1/store/customer-orders/{id}/documents/{document_id}`: its PDF.

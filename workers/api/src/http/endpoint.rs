@@ -8,9 +8,9 @@
 //!   fixed status; a document's PDF is `documents::Pdf`), and [`Endpoint::get`] reads `A`
 //!   from the handler's signature ([`Answers`]), so the schema is the type the handler
 //!   serialises, and the headers and `304` an answer type always has are documented from it;
-//! - an **action's body** is the type parameter of [`Endpoint::action`], the same type its
-//!   handler parses ([`crate::domain::command::ActionBody`]), and its permission is the
-//!   action's;
+//! - an **action's body** is the type parameter of [`Endpoint::action`] (staff) or
+//!   [`Endpoint::customer_action`] (a storefront's customer), the same type its handler
+//!   parses ([`crate::domain::command::ActionBody`]), and its permission is the action's;
 //! - **query parameters** come from the parsers' own lists (`domain::filter::Param`,
 //!   `domain::audit::Param`);
 //! - the **refusals** (400, 401, 403, 412, 413, 422, 429, 503) follow from what the
@@ -36,7 +36,7 @@ use tracing::error;
 
 use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::domain::command::ActionBody;
+use crate::domain::command::{ActionBody, CustomerAction};
 use crate::domain::query::Parameter;
 
 /// A JSON answer: `body` serialised with status `STATUS` (200 unless said), and headers.
@@ -286,14 +286,29 @@ impl Endpoint {
     /// documented from the same type), needing the action's permission, taking
     /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
     pub(crate) fn action<B: ActionBody>(path: &'static str) -> Self {
-        let handler = super::actions::act::<B>;
+        let handler = super::actions::act::<B, super::auth::Caller>;
         let answer = answer_of(&handler);
-        let mut endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
-        endpoint.doc.access = Access::Staff(B::ACTION.permission());
-        endpoint.doc.headers = vec![RequestHeader::IdempotencyKey, RequestHeader::IfMatch];
-        endpoint.doc.body = Some(SchemaGenerator::subschema_for::<B>);
-        endpoint.doc.answer.headers.push(AnswerHeader::Location);
-        endpoint
+        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
+        endpoint.command::<B>(Access::Staff(B::ACTION.permission()))
+    }
+
+    /// `POST path`: the action whose body is `B` asked by a storefront's customer of their
+    /// own order (the staff actions' handler, with the customer as who asks), with
+    /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
+    pub(crate) fn customer_action<B: CustomerAction>(path: &'static str) -> Self {
+        let handler = super::actions::act::<B, super::customer::Customer>;
+        let answer = answer_of(&handler);
+        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
+        endpoint.command::<B>(Access::Customer)
+    }
+
+    /// What every action endpoint declares: who may, the headers, the body `B`, `Location`.
+    fn command<B: ActionBody>(mut self, access: Access) -> Self {
+        self.doc.access = access;
+        self.doc.headers = vec![RequestHeader::IdempotencyKey, RequestHeader::IfMatch];
+        self.doc.body = Some(SchemaGenerator::subschema_for::<B>);
+        self.doc.answer.headers.push(AnswerHeader::Location);
+        self
     }
 
     /// Its operation id (unique), tag, one-line summary and description (Markdown).

@@ -29,7 +29,7 @@ use crate::domain::access::Permission;
 use crate::domain::cursor::Cursor;
 use crate::domain::export::{self, Column, Format, Rows, Shape};
 use crate::domain::filter::{self, ListQuery};
-use crate::store::commands::{self as commands, AuditEntry};
+use crate::store::commands::{self as commands, AuditEntry, By};
 use crate::store::read::{self, ExportOrder};
 
 /// Orders read per page.
@@ -58,9 +58,11 @@ pub(crate) async fn export(
     let stores = caller.scope().narrow(&query.stores);
     let p = &caller.0;
     let entry = AuditEntry {
-        staff_id: p.staff_id,
-        staff_email: &p.email,
-        token_id: p.token_id,
+        by: By::Staff {
+            staff_id: p.staff_id,
+            token_id: p.token_id,
+            email: &p.email,
+        },
         action: "orders.export",
         order_id: None,
         store_id: None,

@@ -1,13 +1,13 @@
 //! The admin API over HTTP (axum), laid out by resource: [`orders`] holds the order list and
 //! detail; [`exceptions`] the open order item exceptions (the operators' work queue);
-//! [`actions`] the staff actions (cancel, refund, hold, release, notes, resending a
-//! notification, exception resolutions) and the command resources they create; [`audit`] the
-//! audit log; [`documents`] an order's PDFs; [`customer`] the storefront customers' own orders
-//! and who a customer token is; [`customers`] a customer's statistics, for staff; [`export`]
-//! the order list as CSV or JSON lines; [`auth`] turns a staff bearer token into a
-//! [`auth::Caller`] (401), checks a permission (403) and counts rate limits; [`problem`] is
-//! the one error type, answered as `application/problem+json` (RFC 9457) naming the
-//! parameter at fault.
+//! [`actions`] the actions as commands (the staff's cancel, refund, hold, release, notes,
+//! resending a notification, exception resolutions, and a customer's cancellation request)
+//! and the command resources they create; [`audit`] the audit log; [`documents`] an order's
+//! PDFs; [`customer`] the storefront customers' own orders and who a customer token is;
+//! [`customers`] a customer's statistics, for staff; [`export`] the order list as CSV or JSON
+//! lines; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
+//! permission (403) and counts rate limits; [`problem`] is the one error type, answered as
+//! `application/problem+json` (RFC 9457) naming the parameter at fault.
 //! Internal errors are logged with their cause and answered 503 without detail: bad input is
 //! never a 5xx.
 //!
@@ -281,10 +281,12 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "One of a customer's orders",
                 "Its status, lines, addresses, money, shipments with tracking, cancellations, \
                  and its invoices and credit notes, each with the path of its PDF \
-                 (`download`).",
+                 (`download`). `ETag` is its status sequence (send it as `If-Match` with a \
+                 cancellation request).",
             )
             .customer()
             .path_param("id", ORDER_ID)
+            .answer_header(AnswerHeader::ETag)
             .not_found(CUSTOMER_ORDER_NOT_FOUND),
         Endpoint::get(
             "/api/v1/store/customer-orders/{id}/documents/{document_id}",
@@ -300,6 +302,33 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         .path_param("id", ORDER_ID)
         .path_param("document_id", DOCUMENT_ID)
         .not_found(DOCUMENT_NOT_FOUND),
+        Endpoint::customer_action::<CancelBody>("/api/v1/store/customer-orders/{id}/cancel")
+            .doc(
+                "requestCustomerOrderCancellation",
+                "storefront",
+                "Ask for the cancellation of one's own order, or of some lines",
+                "Sends `order.cancel_requested` with `requested_by` the customer, exactly as \
+                 the staff's cancellation does; the answer is `202` with the command \
+                 (`/api/v1/store/customer-commands/{id}`). After dispatch the command is \
+                 `refused` with the reason (or only the undispatched lines are cancelled), \
+                 not an HTTP error. Recorded in the audit log with the customer as actor.",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(CUSTOMER_ORDER_NOT_FOUND),
+        Endpoint::get(
+            "/api/v1/store/customer-commands/{id}",
+            actions::customer_command,
+        )
+        .doc(
+            "getCustomerCommand",
+            "storefront",
+            "A customer's cancellation request and what became of it",
+            "`pending` until the orders worker answers, then `applied`, \
+                 `partially_applied`, `refused` (with why) or `duplicate`.",
+        )
+        .customer()
+        .path_param("id", "The command's id (from the request's `Location`).")
+        .not_found("No such command of the token's customer (the same answer)."),
     ]
 }
 

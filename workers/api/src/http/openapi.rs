@@ -122,7 +122,7 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
         info: json!({
             "title": "Orderly admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "summary": "Orders, staff actions as commands, and the audit log, for operators; a storefront customer's own orders and invoices.",
+            "summary": "Orders, staff actions as commands, and the audit log, for operators; a storefront customer's own orders, invoices and cancellation requests.",
             "description": INFO,
             "license": { "name": "Apache-2.0", "identifier": "Apache-2.0" }
         }),
@@ -151,7 +151,7 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": false,
-                    "description": "Makes the action safe to retry: the same key (per staff member) with the same request answers with the first command and sends nothing again; with another request it is 422.",
+                    "description": "Makes the action safe to retry: the same key (per staff member; for a customer, per customer of the store) with the same request answers with the first command and sends nothing again; with another request it is 422.",
                     "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$" }
                 },
                 "If-Match": {
@@ -175,7 +175,7 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                     "schema": { "type": "string", "examples": ["\"7\""] }
                 },
                 "Location": {
-                    "description": "The command's own URL (`/api/v1/admin/commands/{id}`).",
+                    "description": "The command's own URL (`/api/v1/admin/commands/{id}`; for a customer's, `/api/v1/store/customer-commands/{id}`).",
                     "schema": { "type": "string" }
                 },
                 "DocumentETag": {
@@ -212,9 +212,9 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
 const INFO: &str = "The operators' API of Orderly, answered from the api worker's own read model of \
 the orders' events (what it shows lags the events by milliseconds), and the storefronts' \
 customers' view of their own orders (`/api/v1/store/…`, with a customer token). Staff \
-actions are commands: each sends a request message to the worker that owns the order and \
-answers `202` with a command resource that moves to `applied`, `partially_applied`, \
-`refused` or `duplicate`.\n\nEvery refusal is `application/problem+json` (RFC 9457) naming the parameter \
+actions and a customer's cancellation request are commands: each sends a request message to \
+the worker that owns the order and answers `202` with a command resource that moves to \
+`applied`, `partially_applied`, `refused` or `duplicate`.\n\nEvery refusal is `application/problem+json` (RFC 9457) naming the parameter \
 or body field at fault in `field`; an unknown path is 404 and a wrong method 405, in the \
 same form. Requests are rate-limited per token, and requests that do not authenticate per \
 client address: over the limit the answer is 429 with `Retry-After`. See `docs/api.md`.";
@@ -229,7 +229,7 @@ fn tag_description(tag: &str) -> &'static str {
         "documents" => "Invoice and credit-note PDFs, from the document store.",
         "customers" => "A customer's order statistics in a store, for staff.",
         "storefront" => {
-            "A storefront's customer's own orders and their PDFs, with a customer token."
+            "A storefront's customer's own orders, their PDFs and cancellation requests, with a customer token."
         }
         "meta" => "About the API itself.",
         _ => "",
@@ -578,7 +578,14 @@ mod tests {
                 }
             }
         }
-        assert_eq!(customers, 3, "list, detail, PDF");
+        assert_eq!(customers, 5, "list, detail, PDF, cancellation, command");
+        let cancel = &document["paths"]["/api/v1/store/customer-orders/{id}/cancel"]["post"];
+        assert_eq!(
+            cancel["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/CancelRequest",
+            "the staff's cancellation body"
+        );
+        assert!(cancel["responses"]["202"]["headers"]["Location"].is_object());
         assert!(
             document["components"]["securitySchemes"]["customerToken"]["description"]
                 .as_str()

@@ -1,12 +1,12 @@
 //! A storefront customer's own orders, read from the projection: the list (newest first,
 //! keyset pages like the admin list, [`crate::domain::cursor`]) and one order.
 //!
-//! "Their own" is one condition, [`owned_by!`], used by every statement here and by the
-//! document look-up: the order is in the token's store, its `customer_id` (the
-//! `customer.id` of `order.accepted`) is the token's customer, and it did not come from a
-//! marketplace (a marketplace's buyer ids are the marketplace's, not the store's accounts,
-//! and could collide with them). An order on hold is not theirs yet: its events carry no
-//! customer until it is accepted.
+//! "Their own" is one condition, [`owned_by!`], used by every statement here, by the
+//! document look-up and by a cancellation request's (`super::commands`): the order is in
+//! the token's store, its `customer_id` (the `customer.id` of `order.accepted`) is the
+//! token's customer, and it did not come from a marketplace (a marketplace's buyer ids are
+//! the marketplace's, not the store's accounts, and could collide with them). An order on
+//! hold is not theirs yet: its events carry no customer until it is accepted.
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{AcceptedLine, Address, ShipmentItem};
@@ -140,6 +140,9 @@ pub(crate) struct Order {
     /// `null` until a status event arrived.
     #[schemars(with = "Option<OrderStatus>")]
     pub(crate) status: Option<String>,
+    /// The sequence of the status shown: the order's `ETag`.
+    #[serde(skip)]
+    pub(crate) status_sequence: i64,
     pub(crate) status_changed_at: Option<DateTime<Utc>>,
     pub(crate) placed_at: DateTime<Utc>,
     #[serde(flatten)]
@@ -203,7 +206,8 @@ pub(crate) async fn detail(
         .execute(&mut *tx)
         .await?;
     let order: Option<Order> = sqlx::query_as(concat!(
-        "select o.order_id, o.external_order_id, o.status, o.status_changed_at, o.placed_at, \
+        "select o.order_id, o.external_order_id, o.status, o.status_sequence, \
+           o.status_changed_at, o.placed_at, \
            o.currency, o.total, o.shipping, o.discount, o.tax, o.prices_include_tax, o.lines, \
            o.billing_address, o.shipping_address, o.completed_at \
          from orders o where ",

@@ -304,11 +304,11 @@ pub(crate) struct Cancellation {
     pub(crate) cancelled_at: DateTime<Utc>,
 }
 
-/// A staff action on the order (from the audit log), with what became of its command.
+/// An action request about an order (from the audit log), with what became of its
+/// command: what [`StaffAction`] and [`CustomerRequest`] share.
 #[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
-pub(crate) struct StaffAction {
+pub(crate) struct Requested {
     pub(crate) at: DateTime<Utc>,
-    pub(crate) staff_email: String,
     pub(crate) action: String,
     pub(crate) http_status: i16,
     pub(crate) outcome: String,
@@ -316,6 +316,36 @@ pub(crate) struct StaffAction {
     pub(crate) command_status: Option<String>,
     /// The refusal's words, or the command's answer.
     pub(crate) detail: Option<String>,
+}
+
+/// A staff action on the order (from the audit log), with what became of its command.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct StaffAction {
+    pub(crate) staff_email: String,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub(crate) request: Requested,
+}
+
+/// A storefront customer's request about the order (from the audit log), with what became
+/// of its command.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct CustomerRequest {
+    /// The customer's id in the store (another customer's attempt is listed too, refused
+    /// 404).
+    pub(crate) customer_id: String,
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub(crate) request: Requested,
+}
+
+/// An audit log entry about an order, as [`detail`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct Audited {
+    staff_email: Option<String>,
+    customer_id: Option<String>,
+    #[sqlx(flatten)]
+    request: Requested,
 }
 
 /// An order's invoices and credit notes, in the order they were issued.
@@ -362,6 +392,9 @@ pub(crate) struct OrderDetail {
     /// Every staff action on the order through the API, oldest first (the audit log's
     /// entries for it): the order's timeline of who did what.
     pub(crate) staff_actions: Vec<StaffAction>,
+    /// Every request a storefront's customer made about the order through the API (a
+    /// cancellation), oldest first, from the audit log.
+    pub(crate) customer_requests: Vec<CustomerRequest>,
 }
 
 /// An order's detail, if the read model knows the order.
@@ -407,15 +440,36 @@ pub(crate) async fn detail(
     .await?;
     let documents = documents(&mut tx, order_id).await?;
     let cancellations = cancellations(&mut tx, order_id).await?;
-    let staff_actions = sqlx::query_as(
-        "select a.at, a.staff_email, a.action, a.http_status, a.outcome, a.command_id, \
-           c.status as command_status, coalesce(c.detail, a.detail) as detail \
+    // Each entry is a staff member's or a customer's (the table's check says one of them).
+    let audited: Vec<Audited> = sqlx::query_as(
+        "select a.staff_email, a.customer_id, a.at, a.action, a.http_status, a.outcome, \
+           a.command_id, c.status as command_status, coalesce(c.detail, a.detail) as detail \
          from audit_log a left join commands c using (command_id) \
          where a.order_id = $1 order by a.entry_id",
     )
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
+    let mut staff_actions = Vec::new();
+    let mut customer_requests = Vec::new();
+    for Audited {
+        staff_email,
+        customer_id,
+        request,
+    } in audited
+    {
+        match (staff_email, customer_id) {
+            (Some(staff_email), _) => staff_actions.push(StaffAction {
+                staff_email,
+                request,
+            }),
+            (None, Some(customer_id)) => customer_requests.push(CustomerRequest {
+                customer_id,
+                request,
+            }),
+            (None, None) => {}
+        }
+    }
     tx.commit().await?;
     let (invoices, credit_notes) = documents.into_iter().partition(|d| d.kind == "invoice");
     let facts: Vec<saga::ShipmentFacts<'_>> = shipments
@@ -447,5 +501,6 @@ pub(crate) async fn detail(
         credit_notes,
         cancellations,
         staff_actions,
+        customer_requests,
     }))
 }
