@@ -8,7 +8,8 @@
 //!   consumer from `order.*`, `shipment.requested|dispatched|delivered|exception`,
 //!   `invoice.issued` and `credit_note.issued`;
 //! - **commands and the audit log**: every request message it sent and what became of it,
-//!   and every staff action with who, token, address and answer;
+//!   and every action request with who (a staff member and token, or a storefront's
+//!   customer), address and answer;
 //! - **staff**: accounts with a role (Order Admin, Fulfillment Team, Account Manager, Setup
 //!   Manager), the stores each is limited to, and API tokens (their SHA-256, never the
 //!   text), with expiry and revocation;
@@ -39,18 +40,18 @@
 //!   `governor` counting).
 //!
 //! - **actions are commands**: cancel, refund, hold, release, notes, exception resolutions
-//!   and resending a notification are request messages to the worker that owns them
-//!   (orders, notifications), sent through the api schema's outbox with a command row and an
-//!   audit entry in one transaction; `order.request_answered` (caused by the request) tells
-//!   the command's outcome. The api never changes an order itself.
+//!   and resending a notification, and a storefront customer's cancellation request, are
+//!   request messages to the worker that owns them (orders, notifications), sent through the
+//!   api schema's outbox with a command row and an audit entry in one transaction, by one
+//!   code path for staff and customers; `order.request_answered` (caused by the request)
+//!   tells the command's outcome. The api never changes an order itself.
 //!
 //! - **one declaration per endpoint**: the router and the OpenAPI 3.1 document
 //!   (`GET /api/v1/openapi.json`, committed as `docs/api/openapi.json`) are built from the
 //!   same list, with bodies and answers described by the types the handlers parse and
 //!   serialise (decision 0011).
 //!
-//! Not built yet: the customers' cancellation request and address changes (see
-//! `docs/api.md`).
+//! Not built yet: address changes (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
 //! tokens, projection rules, action bodies and their messages), [`store`] (its SQL),
