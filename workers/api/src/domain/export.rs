@@ -14,12 +14,52 @@
 
 use std::fmt::Write as _;
 
+use schemars::{Schema, SchemaGenerator, json_schema};
+
 use super::filter::BadParameter;
+use super::query::Parameter;
 
 /// The parameters an export takes besides the list's filters.
 pub(crate) const PARAMETERS: &[&str] = &["format", "rows", "columns"];
 
-/// The file's format.
+/// The export's own parameters, for the OpenAPI document.
+pub(crate) fn parameters() -> Vec<Parameter> {
+    fn format(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": ["csv", "jsonl"], "default": "csv" })
+    }
+    fn rows(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string", "enum": ["order", "line"], "default": "order" })
+    }
+    fn columns(_: &mut SchemaGenerator) -> Schema {
+        let names: Vec<&str> = Column::ALL.iter().map(|c| c.name()).collect();
+        json_schema!({
+            "type": "array",
+            "items": { "type": "string", "enum": names },
+            "minItems": 1
+        })
+    }
+    vec![
+        Parameter {
+            name: "format",
+            description: "`csv` (UTF-8, header row, RFC 4180; `text/csv`) or `jsonl` (one JSON \
+                          object per line; `application/jsonl`).",
+            schema: format,
+        },
+        Parameter {
+            name: "rows",
+            description: "One row per `order`, or per order `line` (the order's columns repeated).",
+            schema: rows,
+        },
+        Parameter {
+            name: "columns",
+            description: "The columns, in order (a comma list); a line's columns need `rows=line`. \
+                          Default: every column of the rows asked for.",
+            schema: columns,
+        },
+    ]
+}
+
+/// The file's format./// The file's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
     /// Comma-separated, header row first.

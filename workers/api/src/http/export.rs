@@ -19,10 +19,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures_util::stream;
+use schemars::SchemaGenerator;
 use tracing::{error, info};
 
 use super::actions::Client;
 use super::auth::Caller;
+use super::endpoint::{Answer, AnswerHeader, Content};
 use super::orders::pairs;
 use super::{Api, Problem};
 use crate::domain::access::Permission;
@@ -35,12 +37,32 @@ use crate::store::read::{self, ExportOrder};
 /// Orders read per page.
 const PAGE: i64 = 500;
 
+/// The streamed file (its media type is the format's; the document names CSV's).
+#[derive(Debug)]
+pub(crate) struct Export(Response);
+
+impl IntoResponse for Export {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl Answer for Export {
+    const STATUS: u16 = 200;
+    const HEADERS: &'static [AnswerHeader] =
+        &[AnswerHeader::ContentDisposition, AnswerHeader::CacheControl];
+
+    fn content(_: &mut SchemaGenerator) -> Content {
+        Content::Binary("text/csv")
+    }
+}
+
 pub(crate) async fn export(
     State(api): State<Arc<Api>>,
     caller: Caller,
     client: Client,
     RawQuery(raw): RawQuery,
-) -> Result<Response, Problem> {
+) -> Result<Export, Problem> {
     let caller = caller.require(Permission::OrdersView)?;
     let raw_text = raw.clone().unwrap_or_default();
     let mut pairs = pairs(raw);
@@ -95,7 +117,7 @@ pub(crate) async fn export(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(Export(response))
 }
 
 /// Where the stream is.

@@ -36,7 +36,6 @@ use axum::{
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use orderly_runtime::outbox::Handoff;
 use sqlx::PgPool;
@@ -99,6 +98,30 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             )
             .staff(Permission::OrdersView)
             .query(filter::Param::ALL.map(filter::Param::doc)),
+        Endpoint::get("/api/v1/admin/orders/export", export::export)
+            .doc(
+                "exportOrders",
+                "orders",
+                "Export orders (CSV or JSON lines)",
+                "Every order the list shows for the same filters, newest first, streamed with \
+                 constant memory, one row per order or per line, chosen columns. Text cells a \
+                 spreadsheet would run as a formula are written with a leading `'`; money is \
+                 a decimal string beside its currency. `limit`, `cursor` and `count` are \
+                 refused. In the audit log as `orders.export`.",
+            )
+            .staff(Permission::OrdersView)
+            .query(
+                filter::Param::ALL
+                    .into_iter()
+                    .filter(|p| {
+                        !matches!(
+                            p,
+                            filter::Param::Limit | filter::Param::Cursor | filter::Param::Count
+                        )
+                    })
+                    .map(filter::Param::doc)
+                    .chain(crate::domain::export::parameters()),
+            ),
         Endpoint::get("/api/v1/admin/orders/{id}", orders::detail)
             .doc(
                 "getOrder",
@@ -338,7 +361,6 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
     endpoints()
         .into_iter()
         .fold(Router::new(), |router, e| router.route(e.path, e.route))
-        .route("/api/v1/admin/orders/export", get(export::export))
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,
