@@ -34,8 +34,12 @@
 //! changes and resending notifications (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, tokens, projection
-//! rules, action bodies and their messages), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints).
+//! rules, action bodies and their messages), [`store`] (its SQL), `handlers` (the projection), `http` (the endpoints),
+//! and behind the feature `bench` its side of `orderly bench api` (`bench`: a read model of a
+//! million orders written with SQL, its size on disk).
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod domain;
 mod handlers;
 mod http;

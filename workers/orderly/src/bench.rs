@@ -6,6 +6,8 @@
 //! (confirmed) to an outbound queue, where the bench reads it. Latency is ping publish to
 //! pong receipt, so it includes the relay.
 
+pub(crate) mod api;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
