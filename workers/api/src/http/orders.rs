@@ -45,7 +45,8 @@ pub(crate) async fn list(
         let total = read::count(&api.pool, stores.as_deref(), &query)
             .await
             .map_err(internal)?;
-        body["total"] = total.into();
+        body["total"] = total.value().into();
+        body["total_exact"] = total.is_exact().into();
     }
     Ok(json_response(StatusCode::OK, &body, None))
 }

@@ -21,7 +21,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::cursor::Cursor;
-use crate::domain::filter::ListQuery;
+use crate::domain::filter::{COUNT_LIMIT, ListQuery, Total};
 use crate::domain::saga;
 
 /// One row of the list.
@@ -145,20 +145,24 @@ pub(crate) async fn list(
     Ok((rows, next))
 }
 
-/// How many orders match the list's filters (the cursor aside).
+/// How many orders match the list's filters (the cursor aside), counted up to
+/// [`COUNT_LIMIT`] and one more, which says there are more.
 pub(crate) async fn count(
     pool: &PgPool,
     stores: Option<&[String]>,
     query: &ListQuery,
-) -> Result<i64, sqlx::Error> {
-    let mut sql = QueryBuilder::new("select count(*)");
+) -> Result<Total, sqlx::Error> {
+    let mut sql = QueryBuilder::new("select count(*) from (select 1");
     push_filters(&mut sql, stores, query);
-    let (total,): (i64,) = sql
+    sql.push(" limit ")
+        .push_bind(COUNT_LIMIT + 1)
+        .push(") matches");
+    let (counted,): (i64,) = sql
         .build_query_as()
         .persistent(false)
         .fetch_one(pool)
         .await?;
-    Ok(total)
+    Ok(Total::of(counted))
 }
 
 /// An order's header as the projection holds it.
