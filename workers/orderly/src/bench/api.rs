@@ -189,7 +189,7 @@ async fn measure(
     })
     .await?;
     eprintln!(
-        "  written in {:.0} s, vacuumed and analysed in {:.0} s",
+        "  written in {:.0} s, vacuumed, analysed and checkpointed in {:.0} s",
         seeded.load.as_secs_f64(),
         seeded.vacuum.as_secs_f64()
     );

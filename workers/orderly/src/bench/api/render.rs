@@ -35,7 +35,7 @@ pub(super) fn render(f: &Figures) -> String {
     let seeded = &f.seeded;
     let _ = writeln!(
         s,
-        "| read model, written with SQL (`orderly_api::bench`) | {} orders in {} stores; {} status changes, {} shipments, {} invoices and credit notes, {} cancellations; {:.0} s, then vacuum and analyse {:.0} s | |",
+        "| read model, written with SQL (`orderly_api::bench`) | {} orders in {} stores; {} status changes, {} shipments, {} invoices and credit notes, {} cancellations; {:.0} s, then vacuum, analyse and checkpoint {:.0} s | |",
         seeded.orders,
         o.stores.clamp(1, orderly_api::bench::STORES.len()),
         seeded.history,
