@@ -55,8 +55,12 @@
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
 //! tokens, projection rules, action bodies and their messages), [`store`] (its SQL),
-//! `handlers` (the projection), `http` (the endpoints).
+//! `handlers` (the projection), `http` (the endpoints), and behind the feature `bench` its
+//! side of `orderly bench api` (`bench`: a read model of a million orders written with SQL,
+//! its size on disk).
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod domain;
 mod handlers;
 mod http;

@@ -6,6 +6,8 @@
 //! (confirmed) to an outbound queue, where the bench reads it. Latency is ping publish to
 //! pong receipt, so it includes the relay.
 
+pub(crate) mod api;
+
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -84,7 +86,9 @@ fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`th percentile (0 to 100) of `sorted` (ascending): the value at rank
+/// `round(p / 100 × (n − 1))`; NaN for none.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -460,4 +464,20 @@ pub(crate) fn record_section(name: &str, table: &str) -> anyhow::Result<()> {
     };
     std::fs::write(&path, updated)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn a_percentile_is_the_value_at_its_rank() {
+        let values: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&values, 0.0), 1.0);
+        assert_eq!(percentile(&values, 50.0), 51.0, "rank round(49.5) = 50");
+        assert_eq!(percentile(&values, 99.0), 99.0);
+        assert_eq!(percentile(&values, 100.0), 100.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
+        assert!(percentile(&[], 50.0).is_nan());
+    }
 }

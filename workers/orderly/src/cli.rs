@@ -432,6 +432,17 @@ enum BenchCommand {
         #[arg(long)]
         no_write: bool,
     },
+    /// The admin API: mixed reads over HTTP on a read model of a million orders (list and
+    /// detail latency, requests per second), the api schema's size per million orders, and
+    /// the projection's lag behind the events while the pipeline runs; in a scratch
+    /// database and namespace.
+    Api {
+        #[command(flatten)]
+        options: crate::bench::api::Options,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
     /// The notifications worker: requests per second from status events, and webhook
     /// deliveries per second to a local receiver, with per-order order checked.
     Notifications {
@@ -636,6 +647,10 @@ impl Cli {
                     !no_write,
                 )
             }
+            #[cfg(feature = "bench")]
+            Command::Bench {
+                command: BenchCommand::Api { options, no_write },
+            } => crate::bench::api::run(settings, options, !no_write).await,
             #[cfg(feature = "bench")]
             Command::Bench {
                 command: BenchCommand::Notifications { events, no_write },

@@ -10,6 +10,7 @@ use std::{
 
 use rand::Rng;
 
+use crate::bench::percentile;
 use crate::sim::{self, Observed, Publisher};
 use orderly_runtime::{Settings, broker::Names};
 
@@ -28,13 +29,6 @@ struct Run {
     memory: Vec<(u32, String, u64)>,
     /// The workers' consumer settings (the load generator runs with the same environment).
     consumer: String,
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[(((p / 100.0) * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)]
 }
 
 /// Resident memory (VmHWM: the peak) of a process, in KiB, with its command line.
@@ -81,6 +75,51 @@ async fn published(database_url: &str) -> anyhow::Result<usize> {
     Ok(usize::try_from(total).unwrap_or(0))
 }
 
+/// What [`place_orders`] answers: each order's external id and when it was sent, and how
+/// long sending took (until the last was handed over, not confirmed).
+pub(crate) type Placed = (Vec<(String, Instant)>, Duration);
+
+/// Places `orders` storefront orders of one product each at `rate` per second from `started`
+/// (external ids `{prefix}-0000001`, ...), on a task.
+pub(crate) fn place_orders(
+    publisher: Publisher,
+    orders: usize,
+    rate: f64,
+    prefix: &'static str,
+    started: Instant,
+) -> tokio::task::JoinHandle<anyhow::Result<Placed>> {
+    let catalog: Vec<sim::Product> = sim::catalog()
+        .into_iter()
+        .filter(|p| p.sku != "LAMP-DESK-01")
+        .collect();
+    tokio::spawn(async move {
+        let mut rng = sim::rng(7);
+        let mut sent = Vec::with_capacity(orders);
+        // Each order is sent on its own task: waiting for one confirm before sending the
+        // next would cap the offered rate at 1 / confirm latency, which under load is
+        // below the rate asked for (it was: ~80 orders/s at 150 asked).
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..orders {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
+            let p = catalog[rng.random_range(0..catalog.len())].clone();
+            let ext = format!("{prefix}-{i:07}");
+            let env = sim::order_placed(&mut rng, &ext, false, &[(p, 1)], 1);
+            sent.push((ext, Instant::now()));
+            let publisher = publisher.clone();
+            sends.spawn(async move { publisher.send(&env).await });
+            while let Some(done) = sends.try_join_next() {
+                done??;
+            }
+        }
+        let offered_for = started.elapsed();
+        while let Some(done) = sends.join_next().await {
+            done??;
+        }
+        anyhow::Ok((sent, offered_for))
+    })
+}
+
 /// Runs the load and prints (and optionally records) the figures.
 pub(crate) async fn run(
     settings: Settings,
@@ -123,45 +162,10 @@ pub(crate) async fn run(
     let sent_before = publisher.sent();
 
     eprintln!("placing {orders} orders at {rate} orders/s...");
-    let catalog: Vec<sim::Product> = sim::catalog()
-        .into_iter()
-        .filter(|p| p.sku != "LAMP-DESK-01")
-        .collect();
     let mut placed: HashMap<String, Instant> = HashMap::new();
     let started = Instant::now();
     let cpu = orderly_runtime::machine::CpuSample::now();
-    let producer = {
-        let publisher = publisher.clone();
-        let catalog = catalog.clone();
-        tokio::spawn(async move {
-            let mut rng = sim::rng(7);
-            let mut sent = Vec::with_capacity(orders);
-            // Each order is sent on its own task: waiting for one confirm before sending the
-            // next would cap the offered rate at 1 / confirm latency, which under load is
-            // below the rate asked for (it was: ~80 orders/s at 150 asked).
-            let mut sends = tokio::task::JoinSet::new();
-            for i in 0..orders {
-                tokio::time::sleep_until(
-                    (started + Duration::from_secs_f64(i as f64 / rate)).into(),
-                )
-                .await;
-                let p = catalog[rng.random_range(0..catalog.len())].clone();
-                let ext = format!("LG-{i:07}");
-                let env = sim::order_placed(&mut rng, &ext, false, &[(p, 1)], 1);
-                sent.push((ext, Instant::now()));
-                let publisher = publisher.clone();
-                sends.spawn(async move { publisher.send(&env).await });
-                while let Some(done) = sends.try_join_next() {
-                    done??;
-                }
-            }
-            let offered_for = started.elapsed();
-            while let Some(done) = sends.join_next().await {
-                done??;
-            }
-            anyhow::Ok((sent, offered_for))
-        })
-    };
+    let producer = place_orders(publisher.clone(), orders, rate, "LG", started);
 
     let deadline = Duration::from_secs_f64(orders as f64 / rate + 120.0);
     let mut completed_at = None;
@@ -220,7 +224,12 @@ pub(crate) async fn run(
             })
             .collect();
         lat.sort_by(f64::total_cmp);
-        stages.push((stage, pct(&lat, 50.0), pct(&lat, 99.0), lat.len() as f64));
+        stages.push((
+            stage,
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.len() as f64,
+        ));
     }
     let memory = worker_pids
         .iter()

@@ -71,6 +71,93 @@ impl std::fmt::Display for MachineLoad {
     }
 }
 
+/// CPU time used so far by every process of the machine, by command name (`/proc/<pid>/stat`),
+/// to say what else ran beside a benchmark: on a shared machine another build or test run
+/// takes cores from the figures, and the section should say so.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessSample {
+    /// (pid, command, CPU ticks in user and system mode).
+    processes: Vec<(u32, String, u64)>,
+    taken: Option<std::time::Instant>,
+}
+
+impl ProcessSample {
+    /// Reads every process's counters now; empty where `/proc` is not available.
+    pub fn now() -> Self {
+        let processes = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+                let (command, ticks) = parse_stat(&stat)?;
+                Some((pid, command, ticks))
+            })
+            .collect();
+        Self {
+            processes,
+            taken: Some(std::time::Instant::now()),
+        }
+    }
+
+    /// The commands that used the most CPU since `earlier`, in percent of one core, busiest
+    /// first: processes are matched by pid (and command, in case a pid was reused), and
+    /// those of one command are added up (PostgreSQL's backends, a test binary's copies).
+    pub fn busiest_since(&self, earlier: &Self, most: usize) -> Vec<(String, f64)> {
+        let seconds = match (self.taken, earlier.taken) {
+            (Some(now), Some(then)) => now.duration_since(then).as_secs_f64(),
+            _ => 0.0,
+        };
+        let before: std::collections::HashMap<(u32, &str), u64> = earlier
+            .processes
+            .iter()
+            .map(|(pid, command, ticks)| ((*pid, command.as_str()), *ticks))
+            .collect();
+        let mut by_command: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (pid, command, ticks) in &self.processes {
+            let used = ticks
+                - before
+                    .get(&(*pid, command.as_str()))
+                    .copied()
+                    .unwrap_or(0)
+                    .min(*ticks);
+            *by_command.entry(command).or_default() += used;
+        }
+        let mut busiest: Vec<(String, f64)> = by_command
+            .into_iter()
+            .filter(|(_, ticks)| *ticks > 0)
+            .map(|(command, ticks)| {
+                (
+                    command.to_owned(),
+                    100.0 * ticks as f64 / TICKS_PER_SECOND / seconds.max(1e-9),
+                )
+            })
+            .collect();
+        busiest.sort_by(|a, b| b.1.total_cmp(&a.1));
+        busiest.truncate(most);
+        busiest
+    }
+}
+
+/// Linux counts CPU time in `/proc` in ticks of 1/100 s (`USER_HZ`, 100 on every common
+/// configuration).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The command and the CPU ticks (user + system) of a `/proc/<pid>/stat` line. The command is
+/// in parentheses and may itself contain spaces and parentheses, so the fields are counted
+/// from the last `)`.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let command = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // After the command: state (3rd field of the line), ..., utime (14th), stime (15th).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((command, utime + stime))
+}
+
 /// Time one core takes for a fixed integer workload (100 million steps of a xorshift
 /// generator): printed beside a benchmark's figures so runs on different machines (or on
 /// one machine at different times) can be compared. Lower is a faster core.
@@ -91,6 +178,53 @@ pub fn reference_loop() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_line_gives_its_command_and_cpu_ticks() {
+        let line = "4169 (tokio-rt (worker)) S 1 4169 4169 0 -1 4194304 512 0 0 0 1500 230 0 0 20 0 9 0 123 456 789";
+        assert_eq!(
+            parse_stat(line),
+            Some(("tokio-rt (worker)".to_owned(), 1730))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn the_busiest_commands_add_up_their_processes_and_skip_idle_ones() {
+        let at = std::time::Instant::now();
+        let sample = |processes: Vec<(u32, &str, u64)>, taken| ProcessSample {
+            processes: processes
+                .into_iter()
+                .map(|(pid, command, ticks)| (pid, command.to_owned(), ticks))
+                .collect(),
+            taken: Some(taken),
+        };
+        let before = sample(
+            vec![
+                (1, "postgres", 100),
+                (2, "postgres", 50),
+                (3, "rustc", 0),
+                (4, "idle", 7),
+            ],
+            at,
+        );
+        let after = sample(
+            vec![
+                (1, "postgres", 150),
+                (2, "postgres", 100),
+                (3, "rustc", 80),
+                (4, "idle", 7),
+                (5, "cargo", 10),
+            ],
+            at + Duration::from_secs(2),
+        );
+        assert_eq!(
+            after.busiest_since(&before, 2),
+            vec![("postgres".to_owned(), 50.0), ("rustc".to_owned(), 40.0)],
+            "percent of one core over two seconds, idle processes left out, the most busy first"
+        );
+        assert_eq!(after.busiest_since(&before, 10).len(), 3);
+    }
 
     #[test]
     fn shares_add_up() {

@@ -29,9 +29,13 @@ pub(crate) struct OrderPage {
     orders: Vec<OrderSummary>,
     /// The `cursor` of the next page; `null` on the last.
     next_cursor: Option<String>,
-    /// Every matching order (not just this page), when `count=true` asked for it.
+    /// Every matching order (not just this page), when `count=true` asked for it, counted
+    /// up to 10,000 (see `total_exact`).
     #[serde(skip_serializing_if = "Option::is_none")]
     total: Option<i64>,
+    /// Whether `total` is every match (`false`: more than 10,000 match).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_exact: Option<bool>,
 }
 
 /// The order list: filters, keyset page, optional total.
@@ -59,7 +63,8 @@ pub(crate) async fn list(
     Ok(Reply::new(OrderPage {
         orders,
         next_cursor: next.map(|c| c.encode()),
-        total,
+        total: total.map(|t| t.value()),
+        total_exact: total.map(|t| t.is_exact()),
     }))
 }
 

@@ -1,8 +1,18 @@
 //! The order list and an order's detail, read from the projection.
 //!
-//! The list is one statement whose filters are all parameters (a filter left out is
-//! `null` and matches everything), sorted by the keyset `(placed_at desc, order_id desc)`
-//! and started after the cursor's key: see [`crate::domain::cursor`] for why.
+//! The list is one statement naming only the filters the request gives, sorted by the
+//! keyset `(placed_at desc, order_id desc)` and started after the cursor's key: see
+//! [`crate::domain::cursor`] for why.
+//!
+//! Why a statement per combination of filters, planned for its values (measured on a
+//! million orders by `orderly bench api`, `docs/benchmarks.md`): a filter's best index
+//! depends on which filters are given and how selective their values are. One statement
+//! for all of them (`$1 is null or store_id = any($1)`, …) planned once cannot use the
+//! index that one filter needs; a list of one store written `store_id = any($1)` cannot
+//! take its rows in order from the store's index (PostgreSQL 15 does not for an array);
+//! and a plan made for a common status walks the whole list for a rare one. So a single
+//! store or status is compared with `=`, several with `any`, and the statements are not
+//! kept prepared: each is planned with its values (a fraction of a millisecond).
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{
@@ -12,11 +22,11 @@ use orderly_contracts::types::{Channel, OrderStatus};
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::cursor::Cursor;
-use crate::domain::filter::ListQuery;
+use crate::domain::filter::{COUNT_LIMIT, ListQuery, Total};
 use crate::domain::saga;
 
 /// One row of the list.
@@ -41,56 +51,73 @@ pub(crate) struct OrderSummary {
     pub(crate) customer_email: Option<String>,
 }
 
-/// The filters of a list, as the statement takes them: the caller's scope already applied
-/// to the stores (`None`: every store). A macro so that both statements are literals.
-macro_rules! filters {
-    () => {
-        "($1::text[] is null or store_id = any($1)) \
-         and ($2::text[] is null or channel = any($2)) \
-         and ($3::text[] is null or status = any($3)) \
-         and ($4::timestamptz is null or placed_at >= $4) \
-         and ($5::timestamptz is null or placed_at <= $5) \
-         and ($6::text is null or external_order_id ilike $6 or customer_name ilike $6 \
-              or customer_email ilike $6)"
-    };
+/// `column` equal to one of `values`: `=` for one value (an index on the column then gives
+/// its rows in order), `any` for several.
+fn push_one_of<'t, T>(sql: &mut QueryBuilder<Postgres>, column: &str, values: Vec<T>)
+where
+    T: sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
+    Vec<T>: sqlx::Encode<'t, Postgres> + sqlx::Type<Postgres>,
+{
+    sql.push(" and ").push(column);
+    if values.len() == 1 {
+        if let Some(value) = values.into_iter().next() {
+            sql.push(" = ").push_bind(value);
+        }
+    } else {
+        sql.push(" = any(").push_bind(values).push(")");
+    }
 }
 
-/// The values of the filters `$1` to `$6`, in order.
-struct Filters<'a> {
-    stores: Option<&'a [String]>,
-    channels: Option<Vec<&'static str>>,
-    statuses: Option<Vec<&'static str>>,
-    query: &'a ListQuery,
-}
-
-impl<'a> Filters<'a> {
-    fn of(stores: Option<&'a [String]>, query: &'a ListQuery) -> Self {
-        let names = |items: Vec<&'static str>| (!items.is_empty()).then_some(items);
-        Self {
-            stores,
-            channels: names(query.channels.iter().map(|c| c.as_str()).collect()),
-            statuses: names(query.statuses.iter().map(|s| s.as_str()).collect()),
-            query,
+/// ` from orders where …`: the filters the request gives (the caller's scope already
+/// applied to the stores; `None`: every store).
+fn push_filters(sql: &mut QueryBuilder<Postgres>, stores: Option<&[String]>, query: &ListQuery) {
+    sql.push(" from orders where true");
+    if let Some(stores) = stores {
+        push_one_of(sql, "store_id", stores.iter().map(String::as_str).collect());
+    }
+    if !query.channels.is_empty() {
+        push_one_of(
+            sql,
+            "channel",
+            query.channels.iter().map(|c| c.as_str()).collect(),
+        );
+    }
+    if !query.statuses.is_empty() {
+        push_one_of(
+            sql,
+            "status",
+            query.statuses.iter().map(|s| s.as_str()).collect(),
+        );
+    }
+    if let Some(from) = query.placed_from {
+        sql.push(" and placed_at >= ").push_bind(from);
+    }
+    if let Some(to) = query.placed_to {
+        sql.push(" and placed_at <= ").push_bind(to);
+    }
+    if let (Some(pattern), Some(probe)) =
+        (query.q_pattern.as_deref(), query.q_index_pattern.as_deref())
+    {
+        // The three columns joined by a character no search contains, as the trigram index
+        // `orders_text` holds them (the expression must read exactly as in its migration):
+        // the text matches there exactly when it matches one of the columns.
+        sql.push(" and ")
+            .push(TEXT)
+            .push(" ilike ")
+            .push_bind(probe);
+        if probe != pattern {
+            // The index looked for a part of the text (an e-mail up to its `@`).
+            sql.push(" and ")
+                .push(TEXT)
+                .push(" ilike ")
+                .push_bind(pattern);
         }
     }
-
-    /// `statement` with the filters bound as `$1` to `$6`.
-    fn bind<'q, O>(
-        self,
-        statement: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
-    where
-        'a: 'q,
-    {
-        statement
-            .bind(self.stores)
-            .bind(self.channels)
-            .bind(self.statuses)
-            .bind(self.query.placed_from)
-            .bind(self.query.placed_to)
-            .bind(self.query.q_pattern.as_deref())
-    }
 }
+
+/// The columns the free text is looked for in, joined as the index `orders_text` holds them.
+const TEXT: &str = "(external_order_id || E'\\x1f' || coalesce(customer_name, '') || E'\\x1f' \
+                    || coalesce(customer_email, ''))";
 
 /// One page of the list, and the cursor of the next page (none on the last).
 pub(crate) async fn list(
@@ -98,24 +125,26 @@ pub(crate) async fn list(
     stores: Option<&[String]>,
     query: &ListQuery,
 ) -> Result<(Vec<OrderSummary>, Option<Cursor>), sqlx::Error> {
-    let sql = concat!(
+    let mut sql = QueryBuilder::new(
         "select order_id, store_id, channel, marketplace, external_order_id, status, placed_at, \
-           placed_at_known, currency, total, customer_name, customer_email \
-         from orders where ",
-        filters!(),
-        " and ($7::timestamptz is null or (placed_at, order_id) < ($7, $8)) \
-         order by placed_at desc, order_id desc limit $9"
+           placed_at_known, currency, total, customer_name, customer_email",
     );
-    let limit = i64::from(query.limit);
-    let filters = Filters::of(stores, query);
-    let mut rows: Vec<OrderSummary> = filters
-        .bind(sqlx::query_as(sql))
-        .bind(query.cursor.map(|c| c.placed_at))
-        .bind(query.cursor.map(|c| c.order_id))
-        .bind(limit + 1)
+    push_filters(&mut sql, stores, query);
+    if let Some(cursor) = query.cursor {
+        sql.push(" and (placed_at, order_id) < (")
+            .push_bind(cursor.placed_at)
+            .push(", ")
+            .push_bind(cursor.order_id)
+            .push(")");
+    }
+    // One row more than asked says whether another page follows.
+    sql.push(" order by placed_at desc, order_id desc limit ")
+        .push_bind(i64::from(query.limit) + 1);
+    let mut rows: Vec<OrderSummary> = sql
+        .build_query_as()
+        .persistent(false)
         .fetch_all(pool)
         .await?;
-    // One row more than asked says whether another page follows.
     let more = rows.len() > usize::from(query.limit);
     rows.truncate(usize::from(query.limit));
     let next = more
@@ -153,35 +182,41 @@ pub(crate) async fn export_page(
     after: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<ExportOrder>, sqlx::Error> {
-    let sql = concat!(
+    let mut sql = QueryBuilder::new(
         "select order_id, store_id, channel, marketplace, external_order_id, status, placed_at, \
-           currency, total, shipping, discount, tax, customer_name, customer_email, lines \
-         from orders where ",
-        filters!(),
-        " and ($7::timestamptz is null or (placed_at, order_id) < ($7, $8)) \
-         order by placed_at desc, order_id desc limit $9"
+           currency, total, shipping, discount, tax, customer_name, customer_email, lines",
     );
-    Filters::of(stores, query)
-        .bind(sqlx::query_as(sql))
-        .bind(after.map(|c| c.placed_at))
-        .bind(after.map(|c| c.order_id))
-        .bind(limit)
-        .fetch_all(pool)
-        .await
+    push_filters(&mut sql, stores, query);
+    if let Some(after) = after {
+        sql.push(" and (placed_at, order_id) < (")
+            .push_bind(after.placed_at)
+            .push(", ")
+            .push_bind(after.order_id)
+            .push(")");
+    }
+    sql.push(" order by placed_at desc, order_id desc limit ")
+        .push_bind(limit);
+    sql.build_query_as().persistent(false).fetch_all(pool).await
 }
 
-/// How many orders match the list's filters (the cursor aside).
+/// How many orders match the list's filters (the cursor aside), counted up to
+/// [`COUNT_LIMIT`] and one more, which says there are more.
 pub(crate) async fn count(
     pool: &PgPool,
     stores: Option<&[String]>,
     query: &ListQuery,
-) -> Result<i64, sqlx::Error> {
-    let sql = concat!("select count(*) from orders where ", filters!());
-    let (total,): (i64,) = Filters::of(stores, query)
-        .bind(sqlx::query_as(sql))
+) -> Result<Total, sqlx::Error> {
+    let mut sql = QueryBuilder::new("select count(*) from (select 1");
+    push_filters(&mut sql, stores, query);
+    sql.push(" limit ")
+        .push_bind(COUNT_LIMIT + 1)
+        .push(") matches");
+    let (counted,): (i64,) = sql
+        .build_query_as()
+        .persistent(false)
         .fetch_one(pool)
         .await?;
-    Ok(total)
+    Ok(Total::of(counted))
 }
 
 /// An order's header as the projection holds it. What no event has said yet is `null`.

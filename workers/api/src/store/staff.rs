@@ -318,7 +318,8 @@ pub(crate) enum Refused {
     Inactive,
 }
 
-/// The holder of `text`, or why it is refused.
+/// The holder of `text`, or why it is refused. One statement (the token, its holder and
+/// their stores): it runs before every request.
 pub(crate) async fn authenticate(
     pool: &PgPool,
     text: &str,
@@ -331,15 +332,18 @@ pub(crate) async fn authenticate(
         bool,
         DateTime<Utc>,
         Option<DateTime<Utc>>,
+        Vec<String>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "select t.token_id, s.staff_id, s.email, s.role, s.active, t.expires_at, t.revoked_at \
+        "select t.token_id, s.staff_id, s.email, s.role, s.active, t.expires_at, t.revoked_at, \
+           array(select store_id from staff_stores ss where ss.staff_id = s.staff_id) \
          from tokens t join staff s using (staff_id) where t.sha256 = $1",
     )
     .bind(token::hash(text).as_slice())
     .fetch_optional(pool)
     .await?;
-    let Some((token_id, staff_id, email, role, active, expires_at, revoked_at)) = row else {
+    let Some((token_id, staff_id, email, role, active, expires_at, revoked_at, stores)) = row
+    else {
         return Ok(Err(Refused::Unknown));
     };
     if revoked_at.is_some() {
@@ -354,11 +358,6 @@ pub(crate) async fn authenticate(
     if !active {
         return Ok(Err(Refused::Inactive));
     }
-    let stores: Vec<String> =
-        sqlx::query_scalar("select store_id from staff_stores where staff_id = $1")
-            .bind(staff_id)
-            .fetch_all(pool)
-            .await?;
     Ok(Ok(Principal {
         staff_id,
         token_id,
