@@ -108,7 +108,8 @@ impl Param {
             Self::Limit => ("Orders per page.", page_size::<MAX_LIMIT, DEFAULT_LIMIT>),
             Self::Cursor => ("Where the previous page ended: its `next_cursor`.", opaque),
             Self::Count => (
-                "`true` adds `total`: every matching order, not just the page.",
+                "`true` adds `total`: every matching order, not just the page, counted up to \
+                 10,000, and `total_exact` (`false`: more than 10,000 match).",
                 one::<bool>,
             ),
         };
