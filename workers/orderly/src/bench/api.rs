@@ -220,6 +220,15 @@ async fn measure(
         api_consumer.concurrency + 2,
         api_consumer.concurrency
     );
+    // The benchmark's clients are a few tokens asking thousands of times a second: the
+    // per-token and per-address rate limits (a protection, 20/s by default) would measure
+    // the limiter, not the read path. They have their own test (`tests/rate_limits.rs`).
+    let api_settings = orderly_api::ApiSettings {
+        rate_per_second: 0.0,
+        address_rate_per_second: 0.0,
+        ..settings.section("api")?
+    };
+    let settings = settings.with_section("api", api_settings);
     let mut host = Host::new(settings.clone());
     host.declare(&topology::standard_specs(&settings)).await?;
     let addr = crate::workers::start_listening(&mut host, orderly_api::NAME)
