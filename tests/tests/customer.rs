@@ -33,24 +33,10 @@ use std::sync::Arc;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
-/// An answer: status, headers of interest, body (JSON when it is JSON, else the bytes).
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
-    content_length: Option<String>,
-    etag: Option<String>,
-    location: Option<String>,
-    json: Value,
-    bytes: Vec<u8>,
-}
+use orderly_tests::http::{Answer, Client, assert_problem as problem};
 
 async fn get(api: SocketAddr, token: Option<&str>, path: &str) -> anyhow::Result<Answer> {
-    let mut request = reqwest::Client::new().get(format!("http://{api}{path}"));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    answer(request).await
+    Client::new(api).get(token, path).await
 }
 
 /// POSTs the JSON `body` to `path` with `token` and extra `headers`.
@@ -61,54 +47,7 @@ async fn post(
     headers: &[(&str, &str)],
     body: &str,
 ) -> anyhow::Result<Answer> {
-    let mut request = reqwest::Client::new()
-        .post(format!("http://{api}{path}"))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    answer(request).await
-}
-
-async fn answer(request: reqwest::RequestBuilder) -> anyhow::Result<Answer> {
-    let response = request.send().await?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (content_type, content_length, etag, location) = (
-        header("content-type").unwrap_or_default(),
-        header("content-length"),
-        header("etag"),
-        header("location"),
-    );
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await?.to_vec();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok(Answer {
-        status,
-        content_type,
-        content_length,
-        etag,
-        location,
-        json,
-        bytes,
-    })
-}
-
-fn problem(answer: &Answer, status: u16, what: &str) {
-    assert_eq!(answer.status, status, "{what}: {answer:?}");
-    assert_eq!(
-        answer.content_type, "application/problem+json",
-        "{what}: {answer:?}"
-    );
+    Client::new(api).post(token, path, headers, body).await
 }
 
 /// Whether an order's detail lists an invoice.
