@@ -51,11 +51,16 @@
 //!   same list, with bodies and answers described by the types the handlers parse and
 //!   serialise (decision 0011).
 //!
+//! - **bulk actions are jobs**: `POST /api/v1/admin/orders/bulk` fixes a job's orders (by
+//!   the list's own filters, or ids) and what becomes of each; its commands are sent by a
+//!   task of the worker (`jobs`), a batch per transaction, so a crash resumes the job and
+//!   no order gets a command twice.
+//!
 //! Not built yet: address changes (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
 //! tokens, projection rules, action bodies and their messages), [`store`] (its SQL),
-//! `handlers` (the projection), `http` (the endpoints), and behind the feature `bench` its
+//! `handlers` (the projection), `http` (the endpoints), `jobs` (the bulk jobs' sender), and behind the feature `bench` its
 //! side of `orderly bench api` (`bench`: a read model of a million orders written with SQL,
 //! its size on disk).
 
@@ -65,6 +70,7 @@ mod domain;
 mod handlers;
 mod http;
 mod input;
+mod jobs;
 pub mod store;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -110,6 +116,11 @@ pub struct ApiSettings {
     pub address_rate_per_second: f64,
     /// Such requests one address may make at once (100).
     pub address_rate_burst: u32,
+    /// Orders a bulk job sends commands to per transaction (200).
+    pub bulk_batch: u32,
+    /// Commands bulk jobs send per second at most, so a large job does not crowd the
+    /// storefronts' orders out of the orders worker's queue (1,000; 0: no limit).
+    pub bulk_rate_per_second: f64,
 }
 
 impl Default for ApiSettings {
@@ -121,6 +132,8 @@ impl Default for ApiSettings {
             rate_burst: 40,
             address_rate_per_second: 50.0,
             address_rate_burst: 100,
+            bulk_batch: 200,
+            bulk_rate_per_second: 1_000.0,
         }
     }
 }
@@ -133,6 +146,14 @@ impl ApiSettings {
             "[api] max_body_bytes must be positive"
         );
         self.limits()?;
+        anyhow::ensure!(
+            (1..=10_000).contains(&self.bulk_batch),
+            "[api] bulk_batch must be 1 to 10000"
+        );
+        anyhow::ensure!(
+            self.bulk_rate_per_second.is_finite() && self.bulk_rate_per_second >= 0.0,
+            "[api] bulk_rate_per_second must be 0 (no limit) or more"
+        );
         Ok(())
     }
 
@@ -177,6 +198,15 @@ pub async fn start(
         handoff,
         documents,
         throttle: Throttle::new(token_limit, address_limit),
+        jobs: tokio::sync::Notify::new(),
+    });
+    let pace = jobs::Pace {
+        batch: settings.bulk_batch,
+        per_second: settings.bulk_rate_per_second,
+    };
+    let sender = api.clone();
+    host.spawn_task("bulk-jobs", move |shutdown| {
+        jobs::run(sender, pace, shutdown)
     });
     let app = http::router(api.clone(), settings.max_body_bytes)
         .into_make_service_with_connect_info::<SocketAddr>();

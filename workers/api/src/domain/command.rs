@@ -96,6 +96,13 @@ pub(crate) struct CancelBody {
     lines: Option<Vec<LineQuantity>>,
 }
 
+impl CancelBody {
+    /// Whether it names lines (a part of one order) rather than the whole order.
+    pub(crate) fn has_lines(&self) -> bool {
+        self.lines.is_some()
+    }
+}
+
 /// `POST /api/v1/admin/orders/{id}/refund`: refund lines and/or the shipping (at least one).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

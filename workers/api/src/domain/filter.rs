@@ -54,6 +54,17 @@ impl Param {
         Param::Count,
     ];
 
+    /// The filters alone (not the page): what selects the orders of the list, an export
+    /// and a bulk action alike ([`filter_schema`] describes them as a JSON object).
+    pub(crate) const FILTERS: [Param; 6] = [
+        Param::Store,
+        Param::Channel,
+        Param::Status,
+        Param::PlacedFrom,
+        Param::PlacedTo,
+        Param::Q,
+    ];
+
     /// The parameters of a list that takes no filters (a customer's orders, [`parse_page`]).
     pub(crate) const PAGE: [Param; 2] = [Param::Limit, Param::Cursor];
 
@@ -119,6 +130,65 @@ impl Param {
             schema,
         }
     }
+}
+
+/// The list's filters as a JSON object (a bulk action's `filter`): one property per filter
+/// parameter, with the same schema and description as in the query string.
+pub(crate) fn filter_schema(generator: &mut SchemaGenerator) -> Schema {
+    let mut properties = serde_json::Map::new();
+    for param in Param::FILTERS {
+        let doc = param.doc();
+        let mut schema = (doc.schema)(generator);
+        schema.insert("description".to_owned(), doc.description.into());
+        properties.insert(doc.name.to_owned(), schema.to_value());
+    }
+    json_schema!({
+        "title": "OrderFilter",
+        "description": "The order list's filters, as its query string takes them (a list for \
+            `store`, `channel` and `status`); every order the list shows for them.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+    })
+}
+
+/// A filter given as a JSON object ([`filter_schema`]), parsed by the list's own parser:
+/// a list's items and a single value become the query string's `(name, value)` pairs. A
+/// refusal names the property.
+pub(crate) fn parse_object(
+    object: &serde_json::Map<String, serde_json::Value>,
+) -> Result<ListQuery, BadParameter> {
+    let mut pairs = Vec::new();
+    for (name, value) in object {
+        let Some(param) = Param::named(name).filter(|p| Param::FILTERS.contains(p)) else {
+            return Err(BadParameter::new(
+                name,
+                format!(
+                    "unknown filter; a filter takes: {}",
+                    Param::FILTERS.map(Param::name).join(", ")
+                ),
+            ));
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            _ => Err(BadParameter::new(name, "must be text")),
+        };
+        match (param, value) {
+            (Param::Store | Param::Channel | Param::Status, serde_json::Value::Array(items)) => {
+                if items.is_empty() {
+                    return Err(BadParameter::new(
+                        name,
+                        "an empty list matches nothing: leave it out to match all",
+                    ));
+                }
+                for item in items {
+                    pairs.push((name.clone(), text(item)?));
+                }
+            }
+            _ => pairs.push((name.clone(), text(value)?)),
+        }
+    }
+    parse(&pairs)
 }
 
 fn free_text(_: &mut SchemaGenerator) -> Schema {

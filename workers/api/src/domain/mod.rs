@@ -3,6 +3,7 @@
 //!
 //! - [`access`]: roles and their permissions, and which stores a caller may see;
 //! - [`audit`]: the audit log's query string, parsed into an [`audit::AuditQuery`];
+//! - [`bulk`]: bulk actions: the body, the selection, which orders are skipped and why;
 //! - [`command`]: staff actions: request bodies, the messages they send, `Idempotency-Key`
 //!   and `If-Match`;
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
@@ -22,6 +23,7 @@
 
 pub(crate) mod access;
 pub(crate) mod audit;
+pub(crate) mod bulk;
 pub(crate) mod command;
 pub(crate) mod cursor;
 pub(crate) mod customer_token;

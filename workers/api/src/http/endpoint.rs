@@ -219,6 +219,8 @@ pub(crate) struct Doc {
     pub(crate) answer: AnswerDoc,
     /// What a 404 means here, where one can happen.
     pub(crate) not_found: Option<&'static str>,
+    /// Other refusals particular to the endpoint (a 409, a 422), with what each means.
+    pub(crate) refusals: Vec<(u16, &'static str)>,
 }
 
 /// One endpoint: how it is served and how it is documented.
@@ -268,6 +270,7 @@ impl Endpoint {
                 body: None,
                 answer,
                 not_found: None,
+                refusals: Vec::new(),
             },
         }
     }
@@ -280,6 +283,29 @@ impl Endpoint {
     {
         let answer = answer_of(&handler);
         Self::new(Method::GET, path, axum::routing::get(handler), answer)
+    }
+
+    /// `POST path`, served by `handler`, taking no body (its answer is documented from its
+    /// return type; [`Endpoint::body`] declares a body).
+    pub(crate) fn post<H, T, Args>(path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<Api>> + Answers<Args>,
+        T: 'static,
+    {
+        let answer = answer_of(&handler);
+        Self::new(Method::POST, path, axum::routing::post(handler), answer)
+    }
+
+    /// It takes a JSON body `B` (the type its handler parses).
+    pub(crate) fn body<B: JsonSchema>(mut self) -> Self {
+        self.doc.body = Some(SchemaGenerator::subschema_for::<B>);
+        self
+    }
+
+    /// It reads `header`.
+    pub(crate) fn header(mut self, header: RequestHeader) -> Self {
+        self.doc.headers.push(header);
+        self
     }
 
     /// `POST path`: the staff action whose body is `B` (parsed by the actions' one handler,
@@ -360,6 +386,12 @@ impl Endpoint {
     /// What its 404 means.
     pub(crate) fn not_found(mut self, description: &'static str) -> Self {
         self.doc.not_found = Some(description);
+        self
+    }
+
+    /// A refusal particular to it (`status`, what it means).
+    pub(crate) fn refuses(mut self, status: u16, description: &'static str) -> Self {
+        self.doc.refusals.push((status, description));
         self
     }
 }

@@ -5,7 +5,7 @@
 //! and the command resources they create; [`audit`] the audit log; [`documents`] an order's
 //! PDFs; [`customer`] the storefront customers' own orders and who a customer token is;
 //! [`customers`] a customer's statistics, for staff; [`export`] the order list as CSV or JSON
-//! lines; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
+//! lines; [`jobs`] bulk actions as jobs; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
 //! permission (403) and counts rate limits; [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault.
 //! Internal errors are logged with their cause and answered 503 without detail: bad input is
@@ -24,6 +24,7 @@ mod documents;
 mod endpoint;
 mod exceptions;
 mod export;
+mod jobs;
 pub(crate) mod openapi;
 mod orders;
 mod problem;
@@ -47,7 +48,9 @@ use crate::domain::command::{
     CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
 };
 use crate::domain::rate::Throttle;
-use crate::domain::{audit as audit_query, exceptions as exception_query, filter};
+use crate::domain::{
+    audit as audit_query, bulk as bulk_query, exceptions as exception_query, filter,
+};
 use endpoint::{AnswerHeader, Endpoint};
 
 /// What every request handler shares.
@@ -61,6 +64,8 @@ pub(crate) struct Api {
     pub(crate) documents: Arc<dyn object_store::ObjectStore>,
     /// The rate limits, per token and per address.
     pub(crate) throttle: Throttle,
+    /// Wakes the bulk jobs' sender when a job is created.
+    pub(crate) jobs: tokio::sync::Notify,
 }
 
 /// Every endpoint the API serves, as the router serves it and the OpenAPI document
@@ -80,6 +85,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     const DOCUMENT_NOT_FOUND: &str = "No such document of the order (the same answer as for the \
         order), or (`document-missing`) an issued document whose PDF is not in the document \
         store.";
+    const JOB_ID: &str = "The job's id (from the bulk request's `Location`).";
+    const JOB_NOT_FOUND: &str = "No such job, or one this token may not see (another staff member's, for staff limited \
+         to stores).";
     vec![
         Endpoint::get("/api/v1/openapi.json", openapi::serve).doc(
             "getOpenApi",
@@ -111,15 +119,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             )
             .staff(Permission::OrdersView)
             .query(
-                filter::Param::ALL
-                    .into_iter()
-                    .filter(|p| {
-                        !matches!(
-                            p,
-                            filter::Param::Limit | filter::Param::Cursor | filter::Param::Count
-                        )
-                    })
+                filter::Param::FILTERS
                     .map(filter::Param::doc)
+                    .into_iter()
                     .chain(crate::domain::export::parameters()),
             ),
         Endpoint::get("/api/v1/admin/orders/{id}", orders::detail)
@@ -255,6 +257,71 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             .staff(Permission::OrdersView)
             .path_param("id", "The command's id (from the action's `Location`).")
             .not_found("No such command, or one of a store the token does not see."),
+        Endpoint::post("/api/v1/admin/orders/bulk", jobs::create)
+            .doc(
+                "bulkOrders",
+                "jobs",
+                "One action on many orders (a job)",
+                "Cancel, hold, release, note or resend a notification for every order the list \
+                 shows for `filter` (in the token's stores), or for up to 1,000 `order_ids`, \
+                 at most 100,000 orders. The answer is the job, whose orders are fixed now, \
+                 each to be sent or skipped with the reason (`not_visible`: no such order in \
+                 the token's stores; `not_applicable`: a cancelled or completed order). The \
+                 commands are then sent in batches, each like the single action's (the owner \
+                 of the order refuses what its state forbids, with the reason); a crash \
+                 resumes the job without sending any twice. `dry_run: true` answers with a \
+                 completed job whose items say what a real run would send and skip, and sends \
+                 nothing. Needs `orders.view` and the action's permission. In the audit log \
+                 as `orders.bulk.<action>`, and each order's command as the single action.",
+            )
+            .staff(Permission::OrdersView)
+            .body::<crate::domain::bulk::BulkBody>()
+            .header(endpoint::RequestHeader::IdempotencyKey)
+            .answer_header(AnswerHeader::Location)
+            .refuses(
+                422,
+                "The `Idempotency-Key` was used for another request, or (`selection-too-large`) \
+                 the filter selects more than 100,000 orders.",
+            ),
+        Endpoint::get("/api/v1/admin/jobs/{id}", jobs::show)
+            .doc(
+                "getJob",
+                "jobs",
+                "A bulk job",
+                "The job, where it stands, and how many of its orders were sent, skipped, \
+                 applied, refused or await an answer. Seen by its creator and by staff who \
+                 see every store.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", JOB_ID)
+            .not_found(JOB_NOT_FOUND),
+        Endpoint::get("/api/v1/admin/jobs/{id}/items", jobs::items)
+            .doc(
+                "listJobItems",
+                "jobs",
+                "A bulk job's orders",
+                "Each order of the job in its order, with what became of it: skipped (and \
+                 why), pending, or the command sent and its answer.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", JOB_ID)
+            .query(bulk_query::ItemsParam::ALL.map(bulk_query::ItemsParam::doc))
+            .not_found(JOB_NOT_FOUND),
+        Endpoint::post("/api/v1/admin/jobs/{id}/cancel", jobs::cancel)
+            .doc(
+                "cancelJob",
+                "jobs",
+                "Stop a bulk job",
+                "Orders not sent yet are skipped (`job_cancelled`); commands already sent stay \
+                 sent. Needs the job's action's permission. In the audit log as `jobs.cancel`.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", JOB_ID)
+            .not_found(JOB_NOT_FOUND)
+            .refuses(
+                409,
+                "The job is no longer running (completed or cancelled).",
+            ),
         Endpoint::get("/api/v1/admin/audit-log", audit::list)
             .doc(
                 "listAuditLog",

@@ -151,7 +151,7 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": false,
-                    "description": "Makes the action safe to retry: the same key (per staff member; for a customer, per customer of the store) with the same request answers with the first command and sends nothing again; with another request it is 422.",
+                    "description": "Makes the action safe to retry: the same key (per staff member; for a customer, per customer of the store) with the same request answers with the first command (or bulk job) and sends nothing again; with another request it is 422.",
                     "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$" }
                 },
                 "If-Match": {
@@ -345,6 +345,15 @@ fn operation(
     if let Some(what) = doc.not_found {
         responses.insert(
             "404".to_owned(),
+            json!({
+                "description": what,
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+            }),
+        );
+    }
+    for (status, what) in &doc.refusals {
+        responses.insert(
+            status.to_string(),
             json!({
                 "description": what,
                 "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }

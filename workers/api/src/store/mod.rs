@@ -2,6 +2,7 @@
 //! and table names are unqualified).
 //!
 //! - [`commands`]: the commands the API sent and their outcomes, and the audit log;
+//! - [`jobs`]: bulk jobs, their items and the batches that send their commands;
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
@@ -17,6 +18,7 @@ pub(crate) mod commands;
 pub(crate) mod customers;
 pub(crate) mod documents;
 pub(crate) mod exceptions;
+pub(crate) mod jobs;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;

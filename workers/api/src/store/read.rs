@@ -153,6 +153,21 @@ pub(crate) async fn list(
     Ok((rows, next))
 }
 
+/// Every order the list shows for `query` (in its order), up to `limit`: id, store,
+/// status. What a bulk job's items are, by the list's own filters.
+pub(crate) async fn selection(
+    conn: &mut sqlx::PgConnection,
+    stores: Option<&[String]>,
+    query: &ListQuery,
+    limit: i64,
+) -> Result<Vec<(Uuid, String, Option<String>)>, sqlx::Error> {
+    let mut sql = QueryBuilder::new("select order_id, store_id, status");
+    push_filters(&mut sql, stores, query);
+    sql.push(" order by placed_at desc, order_id desc limit ")
+        .push_bind(limit);
+    sql.build_query_as().persistent(false).fetch_all(conn).await
+}
+
 /// An order as an export writes it: the list's columns, the money, the lines.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ExportOrder {
