@@ -284,6 +284,29 @@ async fn a_customer_sees_only_their_own_orders_and_downloads_their_own_invoice()
     let listed = system
         .get(Some(&anna), "/api/v1/store/customer-orders")
         .await?;
+    // Her own statistics: the two orders her list shows, what they came to.
+    let stats = system
+        .get(Some(&anna), "/api/v1/store/customer-stats")
+        .await?;
+    assert_eq!(stats.status, 200, "{stats:?}");
+    assert_eq!(stats.json["orders"], 2, "{:?}", stats.json);
+    assert_eq!(stats.json["customer_id"], "C-ANNA");
+    let totals: rust_decimal::Decimal = listed.json["orders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["total"].as_str()?.parse::<rust_decimal::Decimal>().ok())
+        .sum();
+    let spent: rust_decimal::Decimal = stats.json["spent"][0]["total"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    assert_eq!(spent, totals, "{:?}", stats.json);
+    let stranger = system.token("shop-de", "C-NOBODY").await?;
+    let none = system
+        .get(Some(&stranger), "/api/v1/store/customer-stats")
+        .await?;
+    assert_eq!(none.json["orders"], 0, "{none:?}");
     let row = listed.json["orders"]
         .as_array()
         .into_iter()

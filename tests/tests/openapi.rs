@@ -95,8 +95,8 @@ async fn the_api_serves_the_committed_document_and_routes_every_operation_in_it(
         }
         anyhow::ensure!(checked >= 20, "only {checked} operations");
         anyhow::ensure!(
-            customers == 5,
-            "{customers} customer operations: list, detail, PDF, cancellation, command"
+            customers == 6,
+            "{customers} customer operations: list, detail, PDF, cancellation, command, stats"
         );
 
         // And what the document does not list is the router's 404, not a route.

@@ -35,6 +35,7 @@ use super::{Api, Problem, auth};
 use crate::domain::rate::Bearer;
 use crate::domain::{customer_token, filter, token};
 use crate::store::customers::{self, OrderDetail, OrderSummary, Owner};
+use crate::store::stats::{self, CustomerStats, Orders};
 use crate::store::{documents as stored, secrets};
 
 /// A customer whose token a store's secret signed: whose orders they may read.
@@ -179,4 +180,26 @@ pub(crate) async fn document(
 fn database(e: &sqlx::Error) -> Problem {
     error!(error = %e, "customer order read failed: database");
     Problem::unavailable()
+}
+
+/// `GET /api/v1/store/customer-stats`: the customer's own order statistics in the token's
+/// store (their storefront orders, as their list shows them; zeros before their first).
+pub(crate) async fn stats(
+    State(api): State<Arc<Api>>,
+    customer: Customer,
+) -> Result<Reply<CustomerStats>, Problem> {
+    let found = stats::customer(
+        &api.pool,
+        &customer.store_id,
+        &customer.customer_id,
+        Orders::Own,
+    )
+    .await
+    .map_err(|e| {
+        error!(error = %e, "customer stats failed: database");
+        Problem::unavailable()
+    })?;
+    Ok(Reply::new(found.unwrap_or_else(|| {
+        CustomerStats::none(&customer.store_id, &customer.customer_id)
+    })))
 }

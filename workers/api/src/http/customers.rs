@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::endpoint::Reply;
 use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::store::stats::{self, CustomerStats};
+use crate::store::stats::{self, CustomerStats, Orders};
 
 pub(crate) async fn stats(
     State(api): State<Arc<Api>>,
@@ -40,7 +40,7 @@ pub(crate) async fn stats(
     if !caller.scope().sees(store.as_str()) {
         return Err(not_found());
     }
-    let found = stats::customer(&api.pool, store.as_str(), &customer_id)
+    let found = stats::customer(&api.pool, store.as_str(), &customer_id, Orders::All)
         .await
         .map_err(|e| {
             error!(error = %e, "customer stats failed: database");

@@ -364,6 +364,17 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             )
             .customer()
             .query(filter::Param::PAGE.map(filter::Param::doc)),
+        Endpoint::get("/api/v1/store/customer-stats", customer::stats)
+            .doc(
+                "getCustomerOwnStats",
+                "storefront",
+                "A customer's own order statistics",
+                "The token's customer's figures in the token's store, over the orders their \
+                 list shows (storefront orders): how many, how many cancelled, the first and \
+                 last, and per currency what they came to and what was credited back. Zeros \
+                 before their first order.",
+            )
+            .customer(),
         Endpoint::get("/api/v1/store/customer-orders/{id}", customer::detail)
             .doc(
                 "getCustomerOrder",

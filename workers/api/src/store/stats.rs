@@ -36,22 +36,51 @@ pub(crate) struct CustomerStats {
     pub(crate) spent: Vec<Spent>,
 }
 
+impl CustomerStats {
+    /// A customer with no orders yet.
+    pub(crate) fn none(store_id: &str, customer_id: &str) -> Self {
+        Self {
+            store_id: store_id.to_owned(),
+            customer_id: customer_id.to_owned(),
+            orders: 0,
+            cancelled: 0,
+            first_order_at: None,
+            last_order_at: None,
+            spent: Vec::new(),
+        }
+    }
+}
+
+/// Which of a customer's orders count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Orders {
+    /// Every order of theirs (staff's view).
+    All,
+    /// The orders the customer themself sees: the store's own, not a marketplace's
+    /// (`customers::owned_by!`).
+    Own,
+}
+
 /// The statistics of `customer_id` in `store_id`; `None` when the read model knows no order
 /// of theirs.
 pub(crate) async fn customer(
     pool: &PgPool,
     store_id: &str,
     customer_id: &str,
+    which: Orders,
 ) -> Result<Option<CustomerStats>, sqlx::Error> {
+    let own = which == Orders::Own;
     let (orders, cancelled, first, last): (i64, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
         sqlx::query_as(
             "select count(*), count(*) filter (where status = 'cancelled'), \
                min(placed_at) filter (where placed_at_known), \
                max(placed_at) filter (where placed_at_known) \
-             from orders where store_id = $1 and customer_id = $2",
+             from orders where store_id = $1 and customer_id = $2 \
+               and (not $3 or channel <> 'marketplace')",
         )
         .bind(store_id)
         .bind(customer_id)
+        .bind(own)
         .fetch_one(pool)
         .await?;
     if orders == 0 {
@@ -64,10 +93,12 @@ pub(crate) async fn customer(
          from orders o \
          where o.store_id = $1 and o.customer_id = $2 and o.currency is not null \
            and o.status is distinct from 'cancelled' \
+           and (not $3 or o.channel <> 'marketplace') \
          group by o.currency order by o.currency",
     )
     .bind(store_id)
     .bind(customer_id)
+    .bind(own)
     .fetch_all(pool)
     .await?;
     Ok(Some(CustomerStats {
