@@ -9,9 +9,9 @@ use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 
 use crate::domain::projection as rules;
-use crate::input::ApiInput;
-use crate::store::commands;
+use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
+use crate::store::{analytics, commands};
 
 /// The api worker's handler: the read model's writer. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,7 +25,15 @@ impl Handler for ApiHandler {
         msg: &Incoming,
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
-        project(msg.input::<ApiInput>()?, cx.conn).await
+        let input = msg.input::<ApiInput>()?;
+        project(input, cx.conn).await?;
+        let with_lines = match input.changes_facts() {
+            FactsChange::None => return Ok(()),
+            FactsChange::Facts => false,
+            FactsChange::WithLines => true,
+        };
+        analytics::refresh(cx.conn, input.order_id(), with_lines).await?;
+        Ok(())
     }
 
     async fn lock_keys(

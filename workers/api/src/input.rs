@@ -61,4 +61,35 @@ impl ApiInput {
             Self::HoldChanged(e) => e.payload.order_id,
         }
     }
+
+    /// What the event may change in the order's analytics facts (`store::analytics`):
+    /// nothing, the order's facts, or its facts and its lines (an accepted header). The
+    /// facts are recomputed from the read model after the event is projected, so this only
+    /// saves the work where nothing they are made of can have moved.
+    pub(crate) fn changes_facts(&self) -> FactsChange {
+        match self {
+            Self::Accepted(_) => FactsChange::WithLines,
+            Self::OnHold(_)
+            | Self::StatusChanged(_)
+            | Self::Completed(_)
+            | Self::ShipmentRequested(_)
+            | Self::ShipmentDispatched(_)
+            | Self::ShipmentDelivered(_) => FactsChange::Facts,
+            Self::AddressChanged(_)
+            | Self::Cancelled(_)
+            | Self::ShipmentException(_)
+            | Self::InvoiceIssued(_)
+            | Self::CreditNoteIssued(_)
+            | Self::RequestAnswered(_)
+            | Self::HoldChanged(_) => FactsChange::None,
+        }
+    }
+}
+
+/// What an event may change in an order's analytics facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FactsChange {
+    None,
+    Facts,
+    WithLines,
 }

@@ -56,6 +56,11 @@
 //!   task of the worker (`jobs`), a batch per transaction, so a crash resumes the job and
 //!   no order gets a command twice.
 //!
+//! - **analytics from facts**: one narrow row per order (`store::analytics`), recomputed
+//!   from the read model in the projection's transaction, so the figures are range reads
+//!   of an index, as order-independent as the read model; the last 24 hours' headline on
+//!   `/metrics` (`figures`).
+//!
 //! Not built yet: address changes (see `docs/api.md`).
 //!
 //! Layers: `domain` (pure: permissions and scopes, filters, cursors, staff and customer
@@ -67,6 +72,7 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 mod domain;
+mod figures;
 mod handlers;
 mod http;
 mod input;
@@ -207,6 +213,10 @@ pub async fn start(
     let sender = api.clone();
     host.spawn_task("bulk-jobs", move |shutdown| {
         jobs::run(sender, pace, shutdown)
+    });
+    let (metrics, figures) = (host.metrics(), api.pool.clone());
+    host.spawn_task("order-figures", move |shutdown| {
+        figures::run(figures, metrics, shutdown)
     });
     let app = http::router(api.clone(), settings.max_body_bytes)
         .into_make_service_with_connect_info::<SocketAddr>();

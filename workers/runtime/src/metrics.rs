@@ -35,6 +35,13 @@ struct QueueLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FigureLabels {
+    figure: &'static str,
+    store: String,
+    currency: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
     source: String,
     outcome: &'static str,
@@ -80,6 +87,7 @@ pub struct Metrics {
     ready: Family<CheckLabels, Gauge>,
     queue_depth: Family<QueueLabels, Gauge>,
     endpoints_disabled: Counter,
+    order_figures: Family<FigureLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -102,6 +110,7 @@ impl Default for Metrics {
         let ready = Family::<CheckLabels, Gauge>::default();
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         let endpoints_disabled = Counter::default();
+        let order_figures = Family::<FigureLabels, Gauge<f64, AtomicU64>>::default();
         let mut registry = Registry::with_prefix("orderly");
         registry.register(
             "messages",
@@ -166,8 +175,16 @@ impl Default for Metrics {
             "Merchant webhook endpoints disabled after failing in a row",
             endpoints_disabled.clone(),
         );
+        registry.register(
+            "order_figures_last_24h",
+            "Orders placed in the last 24 hours by store and currency (`figure`: orders, \
+             cancelled, exceptions, backordered; gross: revenue of those not cancelled, in the \
+             currency), as the api worker's analytics read them (sampled)",
+            order_figures.clone(),
+        );
         Self {
             registry,
+            order_figures,
             messages,
             failures,
             latency,
@@ -327,6 +344,17 @@ impl Metrics {
                 queue: queue.to_owned(),
             })
             .set(i64::from(messages));
+    }
+
+    /// Sets one of the last 24 hours' order figures of a store in a currency.
+    pub fn order_figure(&self, figure: &'static str, store: &str, currency: &str, value: f64) {
+        self.order_figures
+            .get_or_create(&FigureLabels {
+                figure,
+                store: store.to_owned(),
+                currency: currency.to_owned(),
+            })
+            .set(value);
     }
 
     /// Counts a merchant webhook endpoint disabled.

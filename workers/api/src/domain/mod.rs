@@ -2,6 +2,7 @@
 //! plain values.
 //!
 //! - [`access`]: roles and their permissions, and which stores a caller may see;
+//! - [`analytics`]: order analytics: the query strings, rates and averages;
 //! - [`audit`]: the audit log's query string, parsed into an [`audit::AuditQuery`];
 //! - [`bulk`]: bulk actions: the body, the selection, which orders are skipped and why;
 //! - [`command`]: staff actions: request bodies, the messages they send, `Idempotency-Key`
@@ -22,6 +23,7 @@
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
+pub(crate) mod analytics;
 pub(crate) mod audit;
 pub(crate) mod bulk;
 pub(crate) mod command;

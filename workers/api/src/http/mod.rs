@@ -5,7 +5,7 @@
 //! and the command resources they create; [`audit`] the audit log; [`documents`] an order's
 //! PDFs; [`customer`] the storefront customers' own orders and who a customer token is;
 //! [`customers`] a customer's statistics, for staff; [`export`] the order list as CSV or JSON
-//! lines; [`jobs`] bulk actions as jobs; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
+//! lines; [`jobs`] bulk actions as jobs; [`analytics`] the order analytics; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
 //! permission (403) and counts rate limits; [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault.
 //! Internal errors are logged with their cause and answered 503 without detail: bad input is
@@ -16,6 +16,7 @@
 //! served and what the document says about it. Adding an endpoint is adding an entry.
 
 mod actions;
+mod analytics;
 mod audit;
 mod auth;
 mod customer;
@@ -322,6 +323,33 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 409,
                 "The job is no longer running (completed or cancelled).",
             ),
+        Endpoint::get("/api/v1/admin/analytics/orders", analytics::orders)
+            .doc(
+                "getOrderAnalytics",
+                "analytics",
+                "Order volumes, revenue, rates and lead times",
+                "Per day or ISO week of `placed_at` (UTC), per currency, and per store and \
+                 channel when grouped: orders, cancellations, revenue (gross, net, tax) and \
+                 average order value of the orders not cancelled, exception and backorder \
+                 rates with the time to resolve and to serve, lead times placed → shipped → \
+                 delivered (nearest-rank p50 and p90, whole seconds) and late shipments. Over \
+                 the stores the token sees, read from facts the events keep current. Every \
+                 figure is defined in docs/api.md (Analytics).",
+            )
+            .staff(Permission::OrdersView)
+            .query(
+                crate::domain::analytics::Param::ORDERS.map(crate::domain::analytics::Param::doc),
+            ),
+        Endpoint::get("/api/v1/admin/analytics/top-skus", analytics::top_skus)
+            .doc(
+                "getTopSkus",
+                "analytics",
+                "The products sold most",
+                "By units on the orders placed in the period and not cancelled as a whole, \
+                 per currency, with the orders and revenue of their lines.",
+            )
+            .staff(Permission::OrdersView)
+            .query(crate::domain::analytics::Param::TOP.map(crate::domain::analytics::Param::doc)),
         Endpoint::get("/api/v1/admin/audit-log", audit::list)
             .doc(
                 "listAuditLog",

@@ -1,6 +1,7 @@
 //! All of the api worker's SQL, against its own schema (the pool's `search_path` is `api`,
 //! and table names are unqualified).
 //!
+//! - [`analytics`]: the orders' analytics facts and the figures read from them;
 //! - [`commands`]: the commands the API sent and their outcomes, and the audit log;
 //! - [`jobs`]: bulk jobs, their items and the batches that send their commands;
 //! - [`exceptions`]: the open order item exceptions;
@@ -14,6 +15,7 @@
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
 //!   authentication).
 
+pub(crate) mod analytics;
 pub(crate) mod commands;
 pub(crate) mod customers;
 pub(crate) mod documents;
