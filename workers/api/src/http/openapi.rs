@@ -587,7 +587,10 @@ mod tests {
                 }
             }
         }
-        assert_eq!(customers, 5, "list, detail, PDF, cancellation, command");
+        assert_eq!(
+            customers, 6,
+            "list, detail, PDF, cancellation, command, stats"
+        );
         let cancel = &document["paths"]["/api/v1/store/customer-orders/{id}/cancel"]["post"];
         assert_eq!(
             cancel["requestBody"]["content"]["application/json"]["schema"]["$ref"],
