@@ -281,6 +281,61 @@ enum OrdersCommand {
         /// The order id.
         order_id: uuid::Uuid,
     },
+    /// Export the orders the admin API's list shows for a filter, to standard output
+    /// (`orderly orders export --filter 'store=shop-de&status=shipped' > shipped.csv`).
+    Export {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The list's filters, as its query string (`store=shop-de&status=shipped`).
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// `csv` (default) or `jsonl`.
+        #[arg(long)]
+        format: Option<String>,
+        /// `order` (default) or `line`.
+        #[arg(long)]
+        rows: Option<String>,
+        /// The columns, in order (a comma list).
+        #[arg(long)]
+        columns: Option<String>,
+    },
+    /// One action on many orders through the admin API, as a job
+    /// (`orderly orders bulk hold --params '{"reason":"stock check"}' --filter 'store=shop-de'`).
+    Bulk {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// `cancel`, `hold`, `release`, `note` or `resend_notification`.
+        action: String,
+        /// The action's body, as JSON (`{"reason": "…"}`).
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// The list's filters, as its query string.
+        #[arg(long, conflicts_with = "ids")]
+        filter: Option<String>,
+        /// Order ids (a comma list).
+        #[arg(long, value_delimiter = ',')]
+        ids: Vec<uuid::Uuid>,
+        /// Say what would be sent and skipped, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Makes the request safe to repeat (the same key answers with the same job).
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Wait until every order is sent and answered, with progress on standard error.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// Where the admin API is, and the staff token to call it with.
+#[derive(Debug, clap::Args)]
+struct ApiArgs {
+    /// The admin API's address (`http://127.0.0.1:8081`).
+    #[arg(long = "api", env = "ORDERLY_API_URL")]
+    url: String,
+    /// A staff API token (`orderly staff token`).
+    #[arg(long, env = "ORDERLY_API_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -443,6 +498,17 @@ enum BenchCommand {
         #[arg(long)]
         no_write: bool,
     },
+    /// The operators' heavy requests on a million orders: an export of all of them (rows
+    /// per second, peak memory), a bulk job (commands per second), the analytics endpoints
+    /// (p50, p99), and what the analytics facts cost per order; in a scratch database and
+    /// namespace.
+    Operations {
+        #[command(flatten)]
+        options: crate::bench::operations::Options,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
     /// The notifications worker: requests per second from status events, and webhook
     /// deliveries per second to a local receiver, with per-order order checked.
     Notifications {
@@ -515,6 +581,43 @@ impl Cli {
                     }
                     OrdersCommand::Timeline { order_id } => {
                         crate::ops::OrdersQuery::Timeline { order_id }
+                    }
+                    OrdersCommand::Export {
+                        api,
+                        filter,
+                        format,
+                        rows,
+                        columns,
+                    } => {
+                        let remote = crate::api_client::Remote::new(&api.url, &api.token)?;
+                        let shape = crate::api_client::ExportShape {
+                            format,
+                            rows,
+                            columns,
+                        };
+                        return crate::api_client::export(&remote, &filter, &shape).await;
+                    }
+                    OrdersCommand::Bulk {
+                        api,
+                        action,
+                        params,
+                        filter,
+                        ids,
+                        dry_run,
+                        idempotency_key,
+                        wait,
+                    } => {
+                        let remote = crate::api_client::Remote::new(&api.url, &api.token)?;
+                        let args = crate::api_client::BulkArgs {
+                            action,
+                            params,
+                            filter,
+                            ids,
+                            dry_run,
+                            idempotency_key,
+                            wait,
+                        };
+                        return crate::api_client::bulk(&remote, &args).await;
                     }
                 };
                 crate::ops::orders_query(&settings, query).await
@@ -651,6 +754,10 @@ impl Cli {
             Command::Bench {
                 command: BenchCommand::Api { options, no_write },
             } => crate::bench::api::run(settings, options, !no_write).await,
+            #[cfg(feature = "bench")]
+            Command::Bench {
+                command: BenchCommand::Operations { options, no_write },
+            } => crate::bench::operations::run(settings, options, !no_write).await,
             #[cfg(feature = "bench")]
             Command::Bench {
                 command: BenchCommand::Notifications { events, no_write },

@@ -2,6 +2,7 @@
 //! world (demo, load generator, end-to-end tests) and the benchmarks. `main.rs` only parses
 //! and runs.
 
+mod api_client;
 #[cfg(feature = "bench")]
 mod bench;
 pub mod cli;

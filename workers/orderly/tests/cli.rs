@@ -1,6 +1,6 @@
 //! The `orderly` binary as an operator or producer uses it, against a test world.
 
-use std::process::Command;
+use std::{process::Command, time::Duration};
 
 use orderly_runtime::testing::World;
 
@@ -259,4 +259,121 @@ fn validate_checks_a_message_without_a_broker_and_names_the_field() -> anyhow::R
     );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+/// `orderly orders export` and `orderly orders bulk` call the admin API with a staff token,
+/// so they answer what the API answers (and are refused what it refuses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_export_and_bulk_drive_the_admin_api() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut host = world.host();
+    let addr = orderly_api::start(&mut host, orderly_api::ApiSettings::default()).await?;
+    let api = format!("http://{addr}");
+    let db = world.pool(orderly_api::NAME).await?;
+    orderly_api::staff::add(&db, "admin@example.com", "order_admin", &[]).await?;
+    let token = orderly_api::staff::issue_token(&db, "admin@example.com", 1)
+        .await?
+        .token;
+    let accepted = example("order.accepted.v1.json");
+    world
+        .publish_raw("order.accepted", accepted.to_string().as_bytes())
+        .await?;
+    let order_id = accepted["payload"]["order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let external = accepted["payload"]["external_order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    orderly_runtime::testing::wait_until("the order projected", Duration::from_secs(60), || {
+        let db = db.clone();
+        let order_id = order_id.clone();
+        async move {
+            let n: i64 =
+                sqlx::query_scalar("select count(*) from api.orders where order_id::text = $1")
+                    .bind(order_id)
+                    .fetch_one(&db)
+                    .await?;
+            Ok(n == 1)
+        }
+    })
+    .await?;
+
+    let cli = |args: &[&str], token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_orderly"))
+            .args(args)
+            .env("ORDERLY_API_URL", &api)
+            .env("ORDERLY_API_TOKEN", token)
+            .output()
+            .expect("the orderly binary runs")
+    };
+    let out = cli(
+        &[
+            "orders",
+            "export",
+            "--filter",
+            "store=shop-de",
+            "--columns",
+            "order_id,external_order_id",
+        ],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        [
+            "order_id,external_order_id",
+            &format!("{order_id},{external}")
+        ],
+        "{csv}"
+    );
+
+    let ids = order_id.as_str();
+    let out = cli(
+        &[
+            "orders",
+            "bulk",
+            "note",
+            "--params",
+            r#"{"text": "called"}"#,
+            "--ids",
+            ids,
+            "--dry-run",
+        ],
+        &token,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(job["dry_run"], true, "{job}");
+    assert_eq!(job["progress"]["would_send"], 1, "{job}");
+
+    // What the API refuses, the command refuses, saying why.
+    let out = cli(&["orders", "export", "--filter", "status=lost"], &token);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("status"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["orders", "export"], "oly_not-a-token");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    host.stop(Duration::from_secs(5)).await;
+    db.close().await;
+    world.cleanup().await
 }
