@@ -1366,6 +1366,74 @@ async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> any
         .unwrap_or_default();
     assert_eq!(exports, 2, "{:?}", log.json);
 
+    // The same export as a job: written to the document store, byte for byte the streamed
+    // file, downloaded by its creator only (and by staff who see every store). Compared
+    // once the orders stopped moving (no carrier: they wait at `processing`).
+    wait_until("the three orders processing", DEADLINE, || async {
+        Ok(orderly
+            .list(&admin, &format!("{filter}&status=processing"))
+            .await?
+            .len()
+            == 3)
+    })
+    .await?;
+    let streamed = orderly
+        .get(
+            Some(&admin),
+            &format!("/api/v1/admin/orders/export?{filter}"),
+        )
+        .await?;
+    let asked = post(
+        &orderly,
+        &admin,
+        &format!("/api/v1/admin/orders/exports?{filter}"),
+        &[],
+        "",
+    )
+    .await?;
+    assert_eq!(asked.status, 202, "{asked:?}");
+    let job_path = asked.json["links"]["self"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(asked.location.as_deref(), Some(job_path.as_str()));
+    wait_until("the export job written", DEADLINE, || async {
+        Ok(orderly.get(Some(&admin), &job_path).await?.json["state"] != "running")
+    })
+    .await?;
+    let job = orderly.get(Some(&admin), &job_path).await?.json;
+    assert_eq!(job["state"], "completed", "{job}");
+    assert_eq!(job["rows"], 3, "{job}");
+    let file = orderly
+        .get(Some(&admin), &format!("{job_path}/download"))
+        .await?;
+    assert_eq!(file.status, 200, "{file:?}");
+    assert_eq!(
+        file.bytes, streamed.bytes,
+        "the job's file is the streamed export"
+    );
+    assert_eq!(
+        file.etag,
+        Some(format!("\"{}\"", job["sha256"].as_str().unwrap_or("?")))
+    );
+    let other = orderly
+        .token("other-am@example.com", "account_manager", &["shop-de"])
+        .await?;
+    let theirs = orderly
+        .get(Some(&other), &format!("{job_path}/download"))
+        .await?;
+    assert_problem(&theirs, 404, "another staff member's export");
+    let bad = post(
+        &orderly,
+        &admin,
+        "/api/v1/admin/orders/exports?format=xlsx",
+        &[],
+        "",
+    )
+    .await?;
+    assert_problem(&bad, 400, "an export job in an unknown format");
+    assert_eq!(bad.json["field"], "format");
+
     // The customer's statistics: the three orders and what they came to.
     let mut total = rust_decimal::Decimal::ZERO;
     for (id, _) in &listed {

@@ -56,6 +56,10 @@
 //!   task of the worker (`jobs`), a batch per transaction, so a crash resumes the job and
 //!   no order gets a command twice.
 //!
+//! - **large exports are jobs**: the streamed export's writer (`export_file`) writes the
+//!   file to the document store as a multipart upload (`exports`), under a lease, so a
+//!   writer that dies is replaced and a file is shown only once complete.
+//!
 //! - **analytics from facts**: one narrow row per order (`store::analytics`), recomputed
 //!   from the read model in the projection's transaction, so the figures are range reads
 //!   of an index, as order-independent as the read model; the last 24 hours' headline on
@@ -72,6 +76,8 @@
 #[cfg(feature = "bench")]
 pub mod bench;
 mod domain;
+mod export_file;
+mod exports;
 mod figures;
 mod handlers;
 mod http;
@@ -205,6 +211,7 @@ pub async fn start(
         documents,
         throttle: Throttle::new(token_limit, address_limit),
         jobs: tokio::sync::Notify::new(),
+        exports: tokio::sync::Notify::new(),
     });
     let pace = jobs::Pace {
         batch: settings.bulk_batch,
@@ -213,6 +220,10 @@ pub async fn start(
     let sender = api.clone();
     host.spawn_task("bulk-jobs", move |shutdown| {
         jobs::run(sender, pace, shutdown)
+    });
+    let writer = api.clone();
+    host.spawn_task("export-jobs", move |shutdown| {
+        exports::run(writer, shutdown)
     });
     let (metrics, figures) = (host.metrics(), api.pool.clone());
     host.spawn_task("order-figures", move |shutdown| {

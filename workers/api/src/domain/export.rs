@@ -233,6 +233,25 @@ pub(crate) struct Shape {
     pub(crate) columns: Vec<Column>,
 }
 
+/// An export's whole query string: its own parameters ([`parse`]) and the list's filters
+/// (`limit`, `cursor` and `count` are refused: an export holds every page).
+pub(crate) fn parse_request(
+    mut pairs: Vec<(String, String)>,
+) -> Result<(Shape, super::filter::ListQuery), BadParameter> {
+    let shape = parse(&mut pairs)?;
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(n, _)| matches!(n.as_str(), "limit" | "cursor" | "count"))
+    {
+        return Err(BadParameter::new(
+            name,
+            "an export holds every page of the list: leave out limit, cursor and count",
+        ));
+    }
+    let query = super::filter::parse(&pairs)?;
+    Ok((shape, query))
+}
+
 /// Takes the export's own parameters out of `pairs` (what is left are the list's filters).
 pub(crate) fn parse(pairs: &mut Vec<(String, String)>) -> Result<Shape, BadParameter> {
     let bad = |field: &str, reason: String| BadParameter {

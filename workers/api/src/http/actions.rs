@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRequestParts, Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use orderly_contracts::ContractError;
 use schemars::JsonSchema;
@@ -567,8 +567,8 @@ impl CommandView {
 /// A command's `202 Accepted`, with its `Location`.
 fn accepted(command: Command, requester: &Requester) -> Result<Accepted<CommandView>, Problem> {
     let view = CommandView::of(command, requester);
-    let location = HeaderValue::from_str(&view.links.own).map_err(|_| Problem::unavailable())?;
-    Ok(Accepted::new(view).with_header(header::LOCATION, location))
+    let own = view.links.own.clone();
+    Accepted::new(view).located(&own)
 }
 
 fn internal(e: sqlx::Error) -> Problem {

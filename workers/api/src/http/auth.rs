@@ -55,6 +55,12 @@ impl Caller {
     pub(crate) fn scope(&self) -> &Scope {
         &self.0.scope
     }
+
+    /// Whether they see what staff member `creator` started (a bulk job, an export job):
+    /// their own, or anyone's if they see every store (a job may span stores).
+    pub(crate) fn sees_work_of(&self, creator: uuid::Uuid) -> bool {
+        creator == self.0.staff_id || matches!(self.0.scope, Scope::All)
+    }
 }
 
 /// The peer's address, when the server was started with it (always, but for tests that

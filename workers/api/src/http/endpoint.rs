@@ -57,6 +57,12 @@ impl<T, const STATUS: u16> Reply<T, STATUS> {
         }
     }
 
+    /// The answer with `Location: path` (where what it created is).
+    pub(crate) fn located(self, path: &str) -> Result<Self, Problem> {
+        let value = HeaderValue::from_str(path).map_err(|_| Problem::unavailable())?;
+        Ok(self.with_header(header::LOCATION, value))
+    }
+
     /// The answer with `name: value` (an `ETag`, a `Location`).
     pub(crate) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));

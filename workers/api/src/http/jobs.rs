@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::{
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode},
 };
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -338,8 +338,8 @@ async fn replay(
 }
 
 fn accepted(view: JobView) -> Result<Accepted<JobView>, Problem> {
-    let location = HeaderValue::from_str(&view.links.own).map_err(|_| Problem::unavailable())?;
-    Ok(Accepted::new(view).with_header(header::LOCATION, location))
+    let own = view.links.own.clone();
+    Accepted::new(view).located(&own)
 }
 
 /// `GET /api/v1/admin/jobs/{id}`.
@@ -441,8 +441,11 @@ async fn visible(api: &Api, caller: &Caller, id: &str) -> Result<Uuid, Problem> 
         .await
         .map_err(internal)?
         .ok_or_else(|| not_found(id))?;
-    let sees = job.staff_id == caller.0.staff_id || matches!(caller.scope(), Scope::All);
-    if sees { Ok(job_id) } else { Err(not_found(id)) }
+    if caller.sees_work_of(job.staff_id) {
+        Ok(job_id)
+    } else {
+        Err(not_found(id))
+    }
 }
 
 async fn load(api: &Api, job_id: Uuid) -> Result<Option<JobView>, Problem> {

@@ -25,6 +25,7 @@ mod documents;
 mod endpoint;
 mod exceptions;
 mod export;
+mod exports;
 mod jobs;
 pub(crate) mod openapi;
 mod orders;
@@ -67,6 +68,8 @@ pub(crate) struct Api {
     pub(crate) throttle: Throttle,
     /// Wakes the bulk jobs' sender when a job is created.
     pub(crate) jobs: tokio::sync::Notify,
+    /// Wakes the export jobs' writer when an export is asked for.
+    pub(crate) exports: tokio::sync::Notify,
 }
 
 /// Every endpoint the API serves, as the router serves it and the OpenAPI document
@@ -86,6 +89,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
     const DOCUMENT_NOT_FOUND: &str = "No such document of the order (the same answer as for the \
         order), or (`document-missing`) an issued document whose PDF is not in the document \
         store.";
+    const EXPORT_ID: &str = "The export job's id (from its `Location`).";
+    const EXPORT_NOT_FOUND: &str = "No such export job, or one this token may not see (another staff member's, for staff \
+         limited to stores).";
     const JOB_ID: &str = "The job's id (from the bulk request's `Location`).";
     const JOB_NOT_FOUND: &str = "No such job, or one this token may not see (another staff member's, for staff limited \
          to stores).";
@@ -125,6 +131,48 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                     .into_iter()
                     .chain(crate::domain::export::parameters()),
             ),
+        Endpoint::post("/api/v1/admin/orders/exports", exports::create)
+            .doc(
+                "createExportJob",
+                "orders",
+                "Export orders to a file in the document store (a job)",
+                "For exports too large to stream: the same query string as `exportOrders` \
+                 (filters, `format`, `rows`, `columns`), checked the same way; the file is \
+                 written by the worker, a page at a time, and is that export's file byte for \
+                 byte. The answer is the job: poll its `Location` until it is `completed`, \
+                 then download it. In the audit log as `orders.export_job`.",
+            )
+            .staff(Permission::OrdersView)
+            .query(
+                filter::Param::FILTERS
+                    .map(filter::Param::doc)
+                    .into_iter()
+                    .chain(crate::domain::export::parameters()),
+            )
+            .answer_header(AnswerHeader::Location),
+        Endpoint::get("/api/v1/admin/exports/{id}", exports::show)
+            .doc(
+                "getExportJob",
+                "orders",
+                "An export job",
+                "Where it stands (`running`, `completed`, `failed`), and once completed its \
+                 rows, size, SHA-256 and download link. Seen by its creator and by staff who \
+                 see every store.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", EXPORT_ID)
+            .not_found(EXPORT_NOT_FOUND),
+        Endpoint::get("/api/v1/admin/exports/{id}/download", exports::download)
+            .doc(
+                "downloadExport",
+                "orders",
+                "An export job's file",
+                "The file from the document store, streamed; `ETag` is its SHA-256.",
+            )
+            .staff(Permission::OrdersView)
+            .path_param("id", EXPORT_ID)
+            .not_found(EXPORT_NOT_FOUND)
+            .refuses(409, "The export is not written yet (or failed)."),
         Endpoint::get("/api/v1/admin/orders/{id}", orders::detail)
             .doc(
                 "getOrder",

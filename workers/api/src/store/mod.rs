@@ -4,6 +4,7 @@
 //! - [`analytics`]: the orders' analytics facts and the figures read from them;
 //! - [`commands`]: the commands the API sent and their outcomes, and the audit log;
 //! - [`jobs`]: bulk jobs, their items and the batches that send their commands;
+//! - [`exports`]: export jobs and their leases;
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
@@ -20,6 +21,7 @@ pub(crate) mod commands;
 pub(crate) mod customers;
 pub(crate) mod documents;
 pub(crate) mod exceptions;
+pub(crate) mod exports;
 pub(crate) mod jobs;
 pub(crate) mod projection;
 pub(crate) mod read;
