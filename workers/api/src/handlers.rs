@@ -5,13 +5,48 @@
 //! one order at the same time, and [`store::projection::ensure_order`] locks the order's
 //! row before the [`crate::domain::projection`] rules decide what the event may change.
 
-use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming, LockKey};
+use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
+use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
 use crate::store::{analytics, commands};
+
+/// The orders whose analytics facts a message or batch may have changed.
+#[derive(Debug, Default)]
+struct FactsToRefresh {
+    /// Facts only.
+    facts: Vec<Uuid>,
+    /// Facts and lines (an accepted header).
+    with_lines: Vec<Uuid>,
+}
+
+impl FactsToRefresh {
+    fn note(&mut self, input: &ApiInput) {
+        let order_id = input.order_id();
+        match input.changes_facts() {
+            FactsChange::None => {}
+            FactsChange::Facts => self.facts.push(order_id),
+            FactsChange::WithLines => self.with_lines.push(order_id),
+        }
+    }
+
+    /// Recomputes them from the read model as it now is (after every event was projected).
+    async fn refresh(mut self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        self.with_lines.sort_unstable();
+        self.with_lines.dedup();
+        self.facts.sort_unstable();
+        self.facts.dedup();
+        self.facts
+            .retain(|id| self.with_lines.binary_search(id).is_err());
+        analytics::refresh(conn, &self.with_lines, true).await?;
+        analytics::refresh(conn, &self.facts, false).await?;
+        Ok(())
+    }
+}
 
 /// The api worker's handler: the read model's writer. Stateless.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,13 +62,26 @@ impl Handler for ApiHandler {
     ) -> Result<(), HandlerError> {
         let input = msg.input::<ApiInput>()?;
         project(input, cx.conn).await?;
-        let with_lines = match input.changes_facts() {
-            FactsChange::None => return Ok(()),
-            FactsChange::Facts => false,
-            FactsChange::WithLines => true,
-        };
-        analytics::refresh(cx.conn, input.order_id(), with_lines).await?;
-        Ok(())
+        let mut facts = FactsToRefresh::default();
+        facts.note(input);
+        facts.refresh(cx.conn).await
+    }
+
+    /// Each event projected in turn, then the analytics facts of every order the batch
+    /// touched in two statements (with and without their lines), instead of one per event.
+    async fn handle_batch(
+        &self,
+        msgs: &[&Incoming],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), HandlerError> {
+        let mut facts = FactsToRefresh::default();
+        for msg in msgs {
+            let input = msg.input::<ApiInput>()?;
+            let span = batch.span(msg);
+            project(input, batch.conn).instrument(span).await?;
+            facts.note(input);
+        }
+        facts.refresh(batch.conn).await
     }
 
     async fn lock_keys(

@@ -15,14 +15,18 @@ use uuid::Uuid;
 
 use crate::domain::analytics::AnalyticsQuery;
 
-/// Recomputes the facts of `order_id` (and its lines, `with_lines`) from the read model.
+/// Recomputes the facts of `orders` (and their lines, `with_lines`) from the read model, in
+/// one statement (none for no orders).
 pub(crate) async fn refresh(
     conn: &mut PgConnection,
-    order_id: Uuid,
+    orders: &[Uuid],
     with_lines: bool,
 ) -> sqlx::Result<()> {
-    sqlx::query("select refresh_order_facts(array[$1::uuid], $2)")
-        .bind(order_id)
+    if orders.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("select refresh_order_facts($1, $2)")
+        .bind(orders)
         .bind(with_lines)
         .execute(conn)
         .await?;
