@@ -517,6 +517,9 @@ pub async fn carrier(
             n += 1;
             let publisher = publisher.clone();
             let p = env.payload.clone();
+            // A well-behaved warehouse passes the W3C trace context on (`traceparent`), so
+            // its scans join the order's trace, parented on the hop that asked it.
+            let trace = env.trace.clone();
             let late = late_scan && n.is_multiple_of(4);
             tokio::spawn(async move {
                 let shipment_id = p["shipment_id"].as_str().unwrap_or_default().to_owned();
@@ -539,13 +542,17 @@ pub async fn carrier(
                 };
                 let started = Utc::now();
                 let event = |raw: &str, at: chrono::DateTime<Utc>| {
-                    envelope(
+                    let mut event = envelope(
                         "shipment.updated",
                         &format!("carrier:{vocab}"),
                         &order_id,
                         json!({"shipment_id": shipment_id, "carrier": "dhl", "tracking_number": tracking,
                                "vocabulary": vocab, "raw_status": raw, "event_at": at}),
-                    )
+                    );
+                    if let Some(trace) = &trace {
+                        event["trace"] = json!(trace);
+                    }
+                    event
                 };
                 for (i, raw) in steps.iter().enumerate() {
                     tokio::time::sleep(step).await;

@@ -105,6 +105,8 @@ struct Inner<H> {
     /// The worker's background task in this process, woken after a batch whose handlers
     /// queued work for it ([`crate::HandlerContext::wake_after_commit`]).
     wake: Option<crate::drain::Wake>,
+    /// Where the spans of handled messages go, when exported.
+    traces: Option<Arc<crate::traces::Traces>>,
 }
 
 /// One worker's consumer of one queue.
@@ -178,6 +180,7 @@ impl<H: Handler> Consumer<H> {
                 faults: ConsumerFaults::default(),
                 handoff: None,
                 wake: None,
+                traces: None,
             }),
         }
     }
@@ -195,6 +198,16 @@ impl<H: Handler> Consumer<H> {
     /// Wakes `task` after every batch whose handlers asked for it
     /// ([`crate::HandlerContext::wake_after_commit`]). Call before the consumer is cloned or
     /// run.
+    #[must_use]
+    pub fn with_traces(mut self, traces: Option<Arc<crate::traces::Traces>>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.traces = traces;
+        }
+        self
+    }
+
+    /// Wakes the worker's background task after a batch whose handlers asked for it. Call
+    /// before the consumer is cloned or run.
     #[must_use]
     pub fn with_wake(mut self, task: crate::drain::Wake) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
@@ -391,6 +404,7 @@ impl<H: Handler> Inner<H> {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<bool> {
         let started = Instant::now();
+        let started_at = std::time::SystemTime::now();
 
         let mut backoff = crate::retry::reconnect_backoff();
         let db_check = format!("{}.db", self.name);
@@ -410,6 +424,9 @@ impl<H: Handler> Inner<H> {
             }
         };
         self.health.set(&db_check, true);
+        if let Some(traces) = &self.traces {
+            self.record_spans(traces, &items, &verdicts, started_at);
+        }
         let committed = items
             .iter()
             .zip(&verdicts)
@@ -650,6 +667,44 @@ impl<H: Handler> Inner<H> {
         .bind(&types)
         .fetch_all(conn)
         .await
+    }
+
+    /// The span of each decoded message of a batch, from the batch's start to now.
+    fn record_spans(
+        &self,
+        traces: &crate::traces::Traces,
+        items: &[Item],
+        verdicts: &[Verdict],
+        started: std::time::SystemTime,
+    ) {
+        let ended = std::time::SystemTime::now();
+        for (item, verdict) in items.iter().zip(verdicts) {
+            let Ok(incoming) = &item.decoded else {
+                continue;
+            };
+            let e = &incoming.envelope;
+            let hop = crate::hop::Hop::of(
+                &self.name,
+                e.message_id,
+                e.trace.as_ref().map(|t| t.traceparent.as_str()),
+            );
+            traces.handled(&crate::traces::Handled {
+                worker: &self.name,
+                message_type: &e.message_type,
+                message_id: e.message_id,
+                correlation_id: &e.correlation_id,
+                causation_id: e.causation_id,
+                hop,
+                started,
+                ended,
+                outcome: match verdict {
+                    Verdict::Handled => "handled",
+                    Verdict::Duplicate => "duplicate",
+                    Verdict::Retry(_) => "retried",
+                    Verdict::Dead(_) => "dead_lettered",
+                },
+            });
+        }
     }
 
     /// Acks, retries or dead-letters one delivery after the transaction.

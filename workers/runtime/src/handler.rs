@@ -220,8 +220,20 @@ impl HandlerContext<'_> {
         Ok(self.envelope(correlation_id, payload))
     }
 
+    /// A message caused by the one being handled: its causation, and the trace context of
+    /// this hop (this trace, this hop's span as its parent: [`crate::hop`]).
     fn envelope<P: Message>(&self, correlation_id: String, payload: P) -> Envelope<P> {
-        Envelope::new(self.producer, correlation_id, payload).caused_by(self.cause)
+        let mut envelope =
+            Envelope::new(self.producer, correlation_id, payload).caused_by(self.cause);
+        let hop = crate::hop::Hop::of(
+            self.producer,
+            self.cause.message_id,
+            self.cause.trace.as_ref().map(|t| t.traceparent.as_str()),
+        );
+        envelope.trace = Some(orderly_contracts::TraceContext {
+            traceparent: hop.child_traceparent(),
+        });
+        envelope
     }
 }
 

@@ -44,12 +44,25 @@ pub struct Host {
     /// The queues whose depth this process samples (one sampler, one connection, for all
     /// its workers; started with the first).
     sampled: Option<Arc<std::sync::Mutex<Vec<String>>>>,
+    /// The span exporter (`[telemetry] otlp_endpoint`), shared by the process's consumers.
+    traces: Option<Arc<crate::traces::Traces>>,
 }
 
 impl Host {
     /// A host with nothing running yet.
     pub fn new(settings: Settings) -> Self {
+        // Spans are an aid: a telemetry setting that cannot work is said, not fatal.
+        let traces = settings
+            .section::<crate::traces::TraceSettings>("telemetry")
+            .map_err(anyhow::Error::from)
+            .and_then(|t| crate::traces::Traces::start(&t))
+            .unwrap_or_else(|e| {
+                warn!(error = %format!("{e:#}"), "spans will not be exported");
+                None
+            })
+            .map(Arc::new);
         Self {
+            traces,
             names: Names::new(settings.namespace.clone()),
             settings,
             metrics: Arc::new(Metrics::default()),
@@ -151,7 +164,8 @@ impl Host {
             self.health.clone(),
         )
         .with_faults(faults)
-        .with_wake(self.wake(name));
+        .with_wake(self.wake(name))
+        .with_traces(self.traces.clone());
         let handoff = self.start_relay(name, pool);
         self.tasks
             .spawn(consumer.with_handoff(handoff).run(self.shutdown.clone()));
@@ -276,6 +290,10 @@ impl Host {
         }
         for (_, pool) in self.pools {
             pool.close().await;
+        }
+        if let Some(traces) = self.traces {
+            // Sending the last spans blocks (the exporter's client is a blocking one).
+            let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
         }
     }
 }

@@ -14,6 +14,8 @@
 //!   worker that writes them and the ones that serve them;
 //! - [`drain`]: the loop of a worker's background task that drains one of its tables;
 //! - [`health`] and [`metrics`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`hop`] and [`traces`]: one trace per order, a span per handled message, parented on
+//!   the hop that sent it, exported over OTLP when configured;
 //! - [`host`]: one process hosting workers, with its shutdown story.
 //!
 //! Architecture invariant: handlers never publish. The only code that talks to the broker on
@@ -30,6 +32,7 @@ pub mod documents;
 pub mod drain;
 pub mod handler;
 pub mod health;
+pub mod hop;
 pub mod host;
 pub mod inputs;
 #[cfg(feature = "bench")]
@@ -43,6 +46,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod topology;
+pub mod traces;
 
 pub use config::Settings;
 pub use handler::{
