@@ -29,6 +29,8 @@ create table api.jobs (
   created_at      timestamptz not null default now(),
   finished_at     timestamptz,
   cancelled_by    text,
+  -- The creating request's W3C `traceparent`: every command of the job continues it.
+  traceparent     text,
   unique (staff_id, idempotency_key)
 );
 create index jobs_running on api.jobs (created_at) where state = 'running';

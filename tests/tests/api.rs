@@ -761,16 +761,25 @@ async fn staff_actions_are_commands_answered_by_the_worker_checked_idempotent_an
     assert_problem(&answer, 412, "a stale If-Match");
     assert_eq!(orderly.count(commands_sent, &order_id).await?, 0);
 
-    // A note, then the cancellation with the current ETag: both applied by orders.
+    // A note, then the cancellation with the current ETag: both applied by orders. The
+    // note's request names its trace (`traceparent`): the command's message continues it.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let answer = post(
         &orderly,
         &admin,
         &format!("/api/v1/admin/orders/{order_id}/notes"),
-        &[],
+        &[("traceparent", traceparent)],
         r#"{"text": "Kundin rief an: bitte stornieren"}"#,
     )
     .await?;
     assert_eq!(answer.status, 202, "{answer:?}");
+    let sent_trace: Option<String> = sqlx::query_scalar(
+        "select body->'trace'->>'traceparent' from api.outbox where message_id = $1::uuid",
+    )
+    .bind(answer.json["command_id"].as_str().unwrap_or_default())
+    .fetch_one(&orderly.staff_db)
+    .await?;
+    assert_eq!(sent_trace.as_deref(), Some(traceparent));
     let note = orderly
         .answered(
             &admin,

@@ -109,6 +109,8 @@ async fn batch(api: &Api, job_id: Uuid, size: u32) -> anyhow::Result<usize> {
     let (action, request) = request;
     let pending = store::pending(&mut tx, job_id, i64::from(size)).await?;
     let actor = command::operator(&job.staff_email, job.staff_id);
+    // Every command of the job continues the trace of the request that created it.
+    let trace = command::trace_of(job.traceparent.as_deref().map(str::as_bytes));
     let mut commands = Vec::with_capacity(pending.len());
     for item in &pending {
         let command_id = Uuid::now_v7();
@@ -116,7 +118,7 @@ async fn batch(api: &Api, job_id: Uuid, size: u32) -> anyhow::Result<usize> {
             order_id: item.order_id,
             store_id: &item.store_id,
         };
-        match command::message(&request, target, command_id, actor.clone()) {
+        match command::message(&request, target, command_id, actor.clone(), trace.as_ref()) {
             Ok(message) => commands.push(BatchCommand {
                 position: item.position,
                 command_id,

@@ -217,6 +217,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Bulk, ContractError> {
         },
         Uuid::nil(),
         command::operator("bulk@check", Uuid::nil()),
+        None,
     )
     .map_err(|e| prefixed("params", e))?;
     let (selection, selection_json) = match (body.filter, body.order_ids) {

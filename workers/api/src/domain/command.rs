@@ -17,7 +17,7 @@ use orderly_contracts::messages::{
     OrderNoteRequested, OrderRef, OrderRefundRequested, OrderReleaseRequested,
 };
 use orderly_contracts::types::{Sku, StoreId};
-use orderly_contracts::{ContractError, Envelope, Message, Validate};
+use orderly_contracts::{ContractError, Envelope, Message, TraceContext, Validate};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -314,6 +314,7 @@ pub(crate) fn message(
     target: Target<'_>,
     command_id: Uuid,
     by: Actor,
+    trace: Option<&TraceContext>,
 ) -> Result<Outgoing, ContractError> {
     let store_id = StoreId::parse(target.store_id)
         .map_err(|e| ContractError::new("store_id", format!("the order's store: {e}")))?;
@@ -333,6 +334,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Refund(b) => build(
             OrderRefundRequested {
@@ -346,6 +348,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Note(b) => build(
             OrderNoteRequested {
@@ -357,6 +360,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Resolve { exception_id, body } => build(
             OrderExceptionResolved {
@@ -371,6 +375,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Hold(b) => build(
             OrderHoldRequested {
@@ -382,6 +387,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Release(b) => build(
             OrderReleaseRequested {
@@ -393,6 +399,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
         Request::Resend(b) => build(
             NotificationResendRequested {
@@ -404,6 +411,7 @@ pub(crate) fn message(
             },
             target,
             command_id,
+            trace,
         ),
     }
 }
@@ -412,10 +420,13 @@ fn build<P: Message + Validate + serde::Serialize>(
     payload: P,
     target: Target<'_>,
     command_id: Uuid,
+    trace: Option<&TraceContext>,
 ) -> Result<Outgoing, ContractError> {
     payload.validate().map_err(body_field)?;
     let mut envelope = Envelope::new("api", target.order_id.to_string(), payload);
     envelope.message_id = command_id;
+    // The caller's trace (their request's `traceparent`) continues through the command.
+    envelope.trace = trace.cloned();
     let value = serde_json::to_value(&envelope)
         .map_err(|e| ContractError::new("body", format!("not representable: {e}")))?;
     Ok(Outgoing {
@@ -445,6 +456,16 @@ pub(crate) fn request_fingerprint(action: Action, target: &str, body: &[u8]) -> 
         .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
     let digest = Sha256::digest(format!("{}\n{target}\n{canonical}", action.as_str()));
     hex::encode(digest)
+}
+
+/// The caller's W3C trace context, from a request's `traceparent` header: the command
+/// continues their trace. A malformed one is ignored (the W3C rule: start afresh), never a
+/// refusal.
+pub(crate) fn trace_of(raw: Option<&[u8]>) -> Option<TraceContext> {
+    let text = std::str::from_utf8(raw?).ok()?.trim();
+    orderly_runtime::hop::parse(text).map(|_| TraceContext {
+        traceparent: text.to_owned(),
+    })
 }
 
 /// An `Idempotency-Key` header's value: 1 to 255 visible ASCII characters.
@@ -542,11 +563,13 @@ mod tests {
     #[test]
     fn the_contract_refuses_what_the_worker_would_and_names_the_bodys_field() {
         let blank: CancelBody = parse_body(br#"{"reason": "   "}"#).expect("parses");
-        let e = message(&Request::Cancel(blank), target(), Uuid::nil(), by()).expect_err("blank");
+        let e =
+            message(&Request::Cancel(blank), target(), Uuid::nil(), by(), None).expect_err("blank");
         assert_eq!(e.field, "reason", "{e}");
 
         let nothing: RefundBody = parse_body(br#"{"reason": "broken"}"#).expect("parses");
-        let e = message(&Request::Refund(nothing), target(), Uuid::nil(), by()).expect_err("empty");
+        let e = message(&Request::Refund(nothing), target(), Uuid::nil(), by(), None)
+            .expect_err("empty");
         assert_eq!(e.field, "lines", "{e}");
 
         let remember: ResolveBody =
@@ -555,7 +578,7 @@ mod tests {
             exception_id: Uuid::nil(),
             body: remember,
         };
-        let e = message(&request, target(), Uuid::nil(), by()).expect_err("remember");
+        let e = message(&request, target(), Uuid::nil(), by(), None).expect_err("remember");
         assert_eq!(e.field, "remember", "{e}");
     }
 
@@ -563,7 +586,7 @@ mod tests {
     fn a_command_is_its_messages_id_and_request_id() {
         let id = Uuid::now_v7();
         let body: CancelBody = parse_body(br#"{"reason": "doppelt bestellt"}"#).expect("parses");
-        let out = message(&Request::Cancel(body), target(), id, by()).expect("valid");
+        let out = message(&Request::Cancel(body), target(), id, by(), None).expect("valid");
         assert_eq!(out.message_type, "order.cancel_requested");
         assert_eq!(out.envelope["message_id"], id.to_string());
         assert_eq!(out.payload["request_id"], id.to_string());
@@ -583,6 +606,7 @@ mod tests {
             target(),
             Uuid::nil(),
             customer("C-1001"),
+            None,
         )
         .expect("valid");
         assert_eq!(out.message_type, "order.cancel_requested");
@@ -599,7 +623,8 @@ mod tests {
                 &Request::Cancel(body),
                 target(),
                 Uuid::nil(),
-                customer(&longest)
+                customer(&longest),
+                None
             )
             .is_ok()
         );
@@ -655,5 +680,17 @@ mod tests {
             Action::ResendNotification.permission(),
             Permission::OrdersEdit
         );
+    }
+
+    #[test]
+    fn a_requests_traceparent_is_continued_and_a_malformed_one_ignored() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            trace_of(Some(good.as_bytes())).map(|t| t.traceparent),
+            Some(good.to_owned())
+        );
+        assert_eq!(trace_of(Some(b"00-nope")), None);
+        assert_eq!(trace_of(Some(&[0xff, 0xfe])), None);
+        assert_eq!(trace_of(None), None);
     }
 }

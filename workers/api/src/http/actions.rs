@@ -433,8 +433,14 @@ async fn decide<B: ActionBody>(
         order_id,
         store_id: &order.store_id,
     };
-    let message =
-        command::message(&request, target, command_id, requester.actor()).map_err(body_problem)?;
+    let message = command::message(
+        &request,
+        target,
+        command_id,
+        requester.actor(),
+        command::trace_of(headers.get("traceparent").map(|v| v.as_bytes())).as_ref(),
+    )
+    .map_err(body_problem)?;
     let new = NewCommand {
         command_id,
         by: requester.by(),

@@ -191,6 +191,7 @@ async fn decide(
         return replay(tx, caller, client, audit_action, earlier, &fingerprint).await;
     }
     let (items, notes) = select(&mut tx, caller.scope(), &bulk).await?;
+    let trace = command::trace_of(headers.get("traceparent").map(|v| v.as_bytes()));
     let job_id = Uuid::now_v7();
     let new = NewJob {
         job_id,
@@ -205,6 +206,7 @@ async fn decide(
         notes: &notes,
         client_addr: client.addr(),
         forwarded_for: client.forwarded_for(),
+        traceparent: trace.as_ref().map(|t| t.traceparent.as_str()),
     };
     if !store::insert(&mut tx, &new, &items)
         .await

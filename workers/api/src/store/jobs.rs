@@ -37,11 +37,14 @@ pub(crate) struct Job {
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
     pub(crate) cancelled_by: Option<String>,
+    /// The creating request's `traceparent`, for its commands.
+    pub(crate) traceparent: Option<String>,
 }
 
 const JOB_COLUMNS: &str = "j.job_id, j.staff_id, j.token_id, s.email as staff_email, \
      j.request_sha256, j.action, j.params, j.selection, j.dry_run, j.state, j.notes, \
-     j.client_addr, j.forwarded_for, j.created_at, j.finished_at, j.cancelled_by";
+     j.client_addr, j.forwarded_for, j.created_at, j.finished_at, j.cancelled_by, \
+     j.traceparent";
 
 /// A new job.
 #[derive(Debug)]
@@ -58,6 +61,7 @@ pub(crate) struct NewJob<'a> {
     pub(crate) notes: &'a [String],
     pub(crate) client_addr: Option<&'a str>,
     pub(crate) forwarded_for: Option<&'a str>,
+    pub(crate) traceparent: Option<&'a str>,
 }
 
 /// Writes a job and its items (a dry run's: `would_send`, and the job completed). `false`
@@ -69,10 +73,11 @@ pub(crate) async fn insert(
 ) -> sqlx::Result<bool> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "insert into jobs (job_id, staff_id, token_id, idempotency_key, request_sha256, action, \
-           params, selection, dry_run, state, finished_at, notes, client_addr, forwarded_for) \
+           params, selection, dry_run, state, finished_at, notes, client_addr, forwarded_for, \
+           traceparent) \
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
            case when $9 then 'completed' else 'running' end, \
-           case when $9 then now() end, $10, $11, $12) \
+           case when $9 then now() end, $10, $11, $12, $13) \
          on conflict do nothing returning job_id",
     )
     .bind(job.job_id)
@@ -87,6 +92,7 @@ pub(crate) async fn insert(
     .bind(Json(job.notes))
     .bind(job.client_addr)
     .bind(job.forwarded_for)
+    .bind(job.traceparent)
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_none() {
