@@ -13,8 +13,10 @@ use crate::domain::export::{self, Column, Format, Rows, Shape};
 use crate::domain::filter::ListQuery;
 use crate::store::read::{self, ExportOrder};
 
-/// Orders read per page.
-pub(crate) const PAGE: i64 = 500;
+/// Orders read per page: few enough that a page of wide orders stays a few megabytes,
+/// enough that a million-order export is 500 statements, not 2,000 (measured by
+/// `orderly bench operations`).
+pub(crate) const PAGE: i64 = 2_000;
 
 /// Where the stream is.
 struct Pager {

@@ -103,7 +103,13 @@ pub(crate) struct Figures {
 impl Figures {
     fn of(g: Group) -> Self {
         let kept = g.orders - g.cancelled;
-        let pair = |p50, p90| Percentiles { p50, p90 };
+        let pair = |both: Option<Vec<Option<i64>>>| {
+            let both = both.unwrap_or_default();
+            Percentiles {
+                p50: both.first().copied().flatten(),
+                p90: both.get(1).copied().flatten(),
+            }
+        };
         Self {
             period: g.period,
             store_id: g.store_id,
@@ -120,17 +126,14 @@ impl Figures {
             average_order_value: analytics::average(g.gross, kept),
             exceptions: g.exceptions,
             exception_rate: analytics::rate(g.exceptions, g.orders),
-            time_to_resolve_seconds: pair(g.resolve_p50, g.resolve_p90),
+            time_to_resolve_seconds: pair(g.resolve),
             backordered: g.backordered,
             backorder_rate: analytics::rate(g.backordered, g.orders),
-            time_to_serve_seconds: pair(g.serve_p50, g.serve_p90),
+            time_to_serve_seconds: pair(g.serve),
             lead_time_seconds: LeadTimes {
-                placed_to_shipped: pair(g.shipped_p50, g.shipped_p90),
-                shipped_to_delivered: pair(
-                    g.delivered_after_shipped_p50,
-                    g.delivered_after_shipped_p90,
-                ),
-                placed_to_delivered: pair(g.delivered_p50, g.delivered_p90),
+                placed_to_shipped: pair(g.shipped),
+                shipped_to_delivered: pair(g.delivered_after_shipped),
+                placed_to_delivered: pair(g.delivered),
             },
             late_shipments: g.late,
         }

@@ -2,7 +2,7 @@
 //! page of them, as CSV or JSON lines, one row per order or per line, chosen columns
 //! ([`crate::domain::export`]).
 //!
-//! Streamed with constant memory: the file is written a page of 500 orders at a time, each
+//! Streamed with constant memory: the file is written a page of 2,000 orders at a time, each
 //! page read by the list's own statement after the previous page's last key, so an export
 //! holds exactly the orders the list pages through (orders placed while it runs, newer
 //! than its first row, are not in it). Needs `orders.view`; the caller's stores apply as in

@@ -45,17 +45,14 @@ pub(crate) struct Group {
     pub(crate) gross: Decimal,
     pub(crate) tax: Decimal,
     pub(crate) exceptions: i64,
-    pub(crate) resolve_p50: Option<i64>,
-    pub(crate) resolve_p90: Option<i64>,
+    /// `[p50, p90]` of each duration (`null` when no order has it; an element is `null`
+    /// never otherwise).
+    pub(crate) resolve: Option<Vec<Option<i64>>>,
     pub(crate) backordered: i64,
-    pub(crate) serve_p50: Option<i64>,
-    pub(crate) serve_p90: Option<i64>,
-    pub(crate) shipped_p50: Option<i64>,
-    pub(crate) shipped_p90: Option<i64>,
-    pub(crate) delivered_after_shipped_p50: Option<i64>,
-    pub(crate) delivered_after_shipped_p90: Option<i64>,
-    pub(crate) delivered_p50: Option<i64>,
-    pub(crate) delivered_p90: Option<i64>,
+    pub(crate) serve: Option<Vec<Option<i64>>>,
+    pub(crate) shipped: Option<Vec<Option<i64>>>,
+    pub(crate) delivered_after_shipped: Option<Vec<Option<i64>>>,
+    pub(crate) delivered: Option<Vec<Option<i64>>>,
     pub(crate) late: i64,
 }
 
@@ -66,19 +63,14 @@ macro_rules! seconds {
     };
 }
 
-/// p50 and p90 of a duration, as two columns named `$name_p50`, `$name_p90`.
+/// p50 and p90 of a duration, from one sort: an array `[p50, p90]` named `$name`.
 macro_rules! percentiles {
     ($a:literal, $b:literal, $name:literal) => {
         concat!(
-            "percentile_disc(0.5) within group (order by ",
+            "percentile_disc(array[0.5, 0.9]) within group (order by ",
             seconds!($a, $b),
             ") as ",
-            $name,
-            "_p50, percentile_disc(0.9) within group (order by ",
-            seconds!($a, $b),
-            ") as ",
-            $name,
-            "_p90"
+            $name
         )
     };
 }
