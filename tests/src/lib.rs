@@ -456,6 +456,35 @@ pub fn node_validator(tool: &str, installed: &str, document: &str) -> (bool, Str
     (output.status.success(), report)
 }
 
+/// Runs `node tools/openapi/validate-lines.mjs <openapi document> <schema> <lines>`: whether
+/// every line of the JSON-lines file `lines` is valid against the document's
+/// `#/components/schemas/<schema>` (Ajv, JSON Schema 2020-12, strict), and what it printed.
+pub fn node_lines_validator(
+    document: &str,
+    schema: &str,
+    lines: &std::path::Path,
+) -> (bool, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tool_dir = root.join("tools").join("openapi");
+    assert!(
+        tool_dir.join("node_modules").join("ajv").is_dir(),
+        "the openapi validator is not installed: run scripts/services (npm ci in tools/openapi)"
+    );
+    let output = std::process::Command::new("node")
+        .arg(tool_dir.join("validate-lines.mjs"))
+        .arg(root.join(document))
+        .arg(schema)
+        .arg(lines)
+        .output()
+        .expect("node runs (scripts/services installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), report)
+}
+
 /// Whether a command answered by the orders worker is a cancellation refused because the
 /// order had left a warehouse. The simulated carrier is quick: by the time the cancellation
 /// arrives the parcel may be delivered and the order completed, which is refused just the

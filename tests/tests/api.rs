@@ -1344,6 +1344,20 @@ async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> any
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     assert_eq!(lines.len(), 3, "one line each: {text}");
+    // Every line is valid against the documented schema (and a line it does not describe
+    // is not: the validator can fail).
+    let dir = std::env::temp_dir().join(format!("orderly-export-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("orders.jsonl");
+    std::fs::write(&file, &text)?;
+    let (valid, report) =
+        orderly_tests::node_lines_validator("docs/api/openapi.json", "ExportLine", &file);
+    assert!(valid, "{report}");
+    std::fs::write(&file, "{\"order_id\": \"x\", \"price\": 1}\n")?;
+    let (valid, report) =
+        orderly_tests::node_lines_validator("docs/api/openapi.json", "ExportLine", &file);
+    assert!(!valid, "an unknown key and a number are refused: {report}");
+    std::fs::remove_dir_all(&dir).ok();
     for line in &lines {
         let keys: BTreeSet<&str> = line
             .as_object()

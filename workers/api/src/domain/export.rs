@@ -225,6 +225,36 @@ impl Column {
     }
 }
 
+/// The JSON Schema of one line of a `jsonl` export (`#/components/schemas/ExportLine` in the
+/// OpenAPI document): an object of the chosen columns, each a string or `null`, nothing
+/// else.
+pub(crate) fn line_schema() -> serde_json::Value {
+    let properties: serde_json::Map<String, serde_json::Value> = Column::ALL
+        .into_iter()
+        .map(|c| {
+            let description = match (c.kind(), c.of_line()) {
+                (Kind::Number, _) => {
+                    "A decimal number as a string (money in the order's currency)."
+                }
+                (Kind::Text, true) => "Of the order line (per-line exports only).",
+                (Kind::Text, false) => "Of the order.",
+            };
+            (
+                c.name().to_owned(),
+                serde_json::json!({ "type": ["string", "null"], "description": description }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "title": "ExportLine",
+        "description": "One line of a `format=jsonl` export: the chosen columns (`columns`, or \
+            the defaults of `rows`), every value a string or null.",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false
+    })
+}
+
 /// An export request: the file's shape (the filters are the list's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Shape {

@@ -121,8 +121,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "Every order the list shows for the same filters, newest first, streamed with \
                  constant memory, one row per order or per line, chosen columns. Text cells a \
                  spreadsheet would run as a formula are written with a leading `'`; money is \
-                 a decimal string beside its currency. `limit`, `cursor` and `count` are \
-                 refused. In the audit log as `orders.export`.",
+                 a decimal string beside its currency. Each line of `jsonl` is an \
+                 `ExportLine` (components). `limit`, `cursor` and `count` are refused. In \
+                 the audit log as `orders.export`.",
             )
             .staff(Permission::OrdersView)
             .query(

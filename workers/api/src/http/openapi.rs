@@ -113,9 +113,15 @@ pub(crate) fn document(endpoints: &[Endpoint]) -> Document {
             item.insert(endpoint.method.as_str().to_lowercase(), operation);
         }
     }
-    let (schemas, clashes) = merge(
+    let (mut schemas, clashes) = merge(
         requests.take_definitions(true),
         answers.take_definitions(true),
+    );
+    // A JSON-lines export's line: not a body or answer of its own, described for the
+    // integrators who validate what they read.
+    schemas.insert(
+        "ExportLine".to_owned(),
+        crate::domain::export::line_schema(),
     );
     Document {
         openapi: "3.1.0",
