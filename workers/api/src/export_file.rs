@@ -71,6 +71,7 @@ pub(crate) fn pages(
             &pager.query,
             pager.after,
             PAGE,
+            pager.shape.rows == Rows::Line,
         )
         .await;
         let orders = match page {
@@ -131,14 +132,7 @@ fn rows(order: &ExportOrder, shape: &Shape) -> Vec<Vec<Option<String>>> {
             Column::Tax => money(order.tax),
             Column::CustomerName => order.customer_name.clone(),
             Column::CustomerEmail => order.customer_email.clone(),
-            Column::LineCount => Some(
-                order
-                    .lines
-                    .as_ref()
-                    .and_then(|l| l.as_array())
-                    .map_or(0, Vec::len)
-                    .to_string(),
-            ),
+            Column::LineCount => Some(order.line_count.to_string()),
             _ => None,
         }
     };
