@@ -41,6 +41,7 @@ pub mod bench;
 pub mod domain;
 mod handlers;
 pub mod ops;
+mod request;
 mod resend;
 mod store;
 mod webhooks;

@@ -13,7 +13,7 @@ use orderly_runtime::{HandlerContext, HandlerError};
 use tracing::info;
 use uuid::Uuid;
 
-use crate::handlers::{RequestFor, request_once};
+use crate::request::{RequestFor, request_once};
 use crate::store;
 
 #[tracing::instrument(skip_all, fields(message_id = %env.message_id))]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::{
     body::Bytes,
     extract::{ConnectInfo, FromRequestParts, Path, State},
-    http::{HeaderMap, StatusCode, header, request::Parts},
+    http::{HeaderMap, Method, StatusCode, header, request::Parts},
 };
 use orderly_contracts::ContractError;
 use schemars::JsonSchema;
@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::customer::Customer;
-use super::endpoint::{Accepted, Reply};
+use super::endpoint::{Accepted, Access, Endpoint, Reply, answer_of};
 use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::command::{self, Action, ActionBody, CustomerAction, Target};
@@ -201,6 +201,30 @@ impl From<Caller> for Requester {
 impl From<Customer> for Requester {
     fn from(customer: Customer) -> Self {
         Self::Customer(customer)
+    }
+}
+
+/// The action endpoints, declared here beside their one handler (so `endpoint` needs
+/// nothing of this module).
+impl Endpoint {
+    /// `POST path`: the staff action whose body is `B` (parsed by the actions' one handler,
+    /// documented from the same type), needing the action's permission, taking
+    /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
+    pub(crate) fn action<B: ActionBody>(path: &'static str) -> Self {
+        let handler = act::<B, Caller>;
+        let answer = answer_of(&handler);
+        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
+        endpoint.command::<B>(Access::Staff(B::ACTION.permission()))
+    }
+
+    /// `POST path`: the action whose body is `B` asked by a storefront's customer of their
+    /// own order (the staff actions' handler, with the customer as who asks), with
+    /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
+    pub(crate) fn customer_action<B: CustomerAction>(path: &'static str) -> Self {
+        let handler = act::<B, Customer>;
+        let answer = answer_of(&handler);
+        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
+        endpoint.command::<B>(Access::Customer)
     }
 }
 

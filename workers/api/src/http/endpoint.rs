@@ -36,7 +36,7 @@ use tracing::error;
 
 use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::domain::command::{ActionBody, CustomerAction};
+use crate::domain::command::ActionBody;
 use crate::domain::query::Parameter;
 
 /// A JSON answer: `body` serialised with status `STATUS` (200 unless said), and headers.
@@ -239,7 +239,7 @@ pub(crate) struct Endpoint {
 }
 
 /// The answer's doc of `handler`, from its return type.
-fn answer_of<H: Answers<Args>, Args>(_: &H) -> AnswerDoc {
+pub(super) fn answer_of<H: Answers<Args>, Args>(_: &H) -> AnswerDoc {
     AnswerDoc {
         status: H::Answer::STATUS,
         content: H::Answer::content,
@@ -249,7 +249,7 @@ fn answer_of<H: Answers<Args>, Args>(_: &H) -> AnswerDoc {
 }
 
 impl Endpoint {
-    fn new(
+    pub(super) fn new(
         method: Method,
         path: &'static str,
         route: MethodRouter<Arc<Api>>,
@@ -314,28 +314,9 @@ impl Endpoint {
         self
     }
 
-    /// `POST path`: the staff action whose body is `B` (parsed by the actions' one handler,
-    /// documented from the same type), needing the action's permission, taking
-    /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
-    pub(crate) fn action<B: ActionBody>(path: &'static str) -> Self {
-        let handler = super::actions::act::<B, super::auth::Caller>;
-        let answer = answer_of(&handler);
-        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
-        endpoint.command::<B>(Access::Staff(B::ACTION.permission()))
-    }
-
-    /// `POST path`: the action whose body is `B` asked by a storefront's customer of their
-    /// own order (the staff actions' handler, with the customer as who asks), with
-    /// `Idempotency-Key` and `If-Match`, answered `202` with the command and its `Location`.
-    pub(crate) fn customer_action<B: CustomerAction>(path: &'static str) -> Self {
-        let handler = super::actions::act::<B, super::customer::Customer>;
-        let answer = answer_of(&handler);
-        let endpoint = Self::new(Method::POST, path, axum::routing::post(handler), answer);
-        endpoint.command::<B>(Access::Customer)
-    }
-
-    /// What every action endpoint declares: who may, the headers, the body `B`, `Location`.
-    fn command<B: ActionBody>(mut self, access: Access) -> Self {
+    /// What every action endpoint declares: who may, the headers, the body `B`, `Location`
+    /// (the action endpoints themselves are declared beside their handler, in `actions`).
+    pub(super) fn command<B: ActionBody>(mut self, access: Access) -> Self {
         self.doc.access = access;
         self.doc.headers = vec![RequestHeader::IdempotencyKey, RequestHeader::IfMatch];
         self.doc.body = Some(SchemaGenerator::subschema_for::<B>);
