@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{MessageSpec, catalog};
-use crate::cloudevents::AMQP_PREFIX;
+use crate::cloudevents::{AMQP_PREFIX, HTTP_PREFIX};
 use crate::routing::{self, QueueKind};
 
 /// The namespace the document's addresses use.
@@ -188,6 +188,10 @@ fn message(spec: &MessageSpec, name: &str) -> Value {
         headers.insert(
             format!("{AMQP_PREFIX}{attribute}"),
             json!({"type": "string", "description": description}),
+        );
+        headers.insert(
+            format!("{HTTP_PREFIX}{attribute}"),
+            json!({"type": "string", "description": format!("the same as {AMQP_PREFIX}{attribute}")}),
         );
     }
     headers.insert(

@@ -51,9 +51,17 @@ async fn every_message_type_carries_cloudevents_headers_that_match_its_body() ->
     while seen.len() < catalog.len() {
         let (envelope, props) = tap.next_delivery(Duration::from_secs(30)).await?;
         let header = |name: &str| {
-            header_str(&props, &format!("cloudEvents_{name}"))
+            let binding = header_str(&props, &format!("cloudEvents_{name}"))
                 .map(str::to_owned)
-                .unwrap_or_else(|| panic!("{}: no cloudEvents_{name}", envelope.message_type))
+                .unwrap_or_else(|| panic!("{}: no cloudEvents_{name}", envelope.message_type));
+            let short = header_str(&props, &format!("ce-{name}")).map(str::to_owned);
+            assert_eq!(
+                short.as_deref(),
+                Some(binding.as_str()),
+                "{}: ce-{name} is cloudEvents_{name}",
+                envelope.message_type
+            );
+            binding
         };
         let t = envelope.message_type.clone();
         assert_eq!(header("specversion"), "1.0", "{t}");

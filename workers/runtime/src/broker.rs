@@ -19,14 +19,17 @@ pub const HEADER_ORIGINAL_QUEUE: &str = "x-orderly-original-queue";
 /// Header on dead letters: when it was dead-lettered (RFC 3339).
 pub const HEADER_DEAD_AT: &str = "x-orderly-dead-at";
 /// `headers` with the CloudEvents attributes `ce` as the AMQP binding names them
-/// (`cloudEvents_id`, ...; see `orderly_contracts::cloudevents`).
+/// (`cloudEvents_id`, ...) and, for tools that read the shorter `ce-` names (as on HTTP, and
+/// as issue 21 lists them), as `ce-id`, ...: the same values under both (see
+/// `orderly_contracts::cloudevents`).
 pub fn with_cloudevents(
     mut headers: FieldTable,
     ce: &orderly_contracts::cloudevents::Attributes<'_>,
 ) -> FieldTable {
+    use orderly_contracts::cloudevents::{AMQP_PREFIX, HTTP_PREFIX};
     for (name, value) in ce.pairs() {
-        let key = format!("{}{name}", orderly_contracts::cloudevents::AMQP_PREFIX);
-        headers = with_str(headers, &key, value);
+        headers = with_str(headers, &format!("{HTTP_PREFIX}{name}"), value.clone());
+        headers = with_str(headers, &format!("{AMQP_PREFIX}{name}"), value);
     }
     headers
 }
