@@ -250,6 +250,8 @@ pub(crate) fn order_on_hold() -> Value {
                     "line_id": "53842117299403",
                     "gtin": "4006381333931",
                     "title": "STABILO BOSS Textmarker, 4er-Etui",
+                    "quantity": 2,
+                    "unit_price": "5.49",
                     "problem": "unknown_gtin"
                 }
             ]

@@ -1050,6 +1050,15 @@ async fn an_exception_resolved_through_the_api_with_remember_matches_the_next_im
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // The line as imported: its units and unit price too, to help find the product.
+    assert_eq!(exception["quantity"], 1, "{exception}");
+    assert_eq!(
+        exception["unit_price"]
+            .as_str()
+            .map(str::parse::<rust_decimal::Decimal>),
+        Some(Ok(product.price)),
+        "{exception}"
+    );
     let order_id = exception["order_id"]
         .as_str()
         .unwrap_or_default()

@@ -395,6 +395,12 @@ pub struct ItemException {
     /// Product name from the order, to help the operator find the product.
     #[schemars(length(max = 500))]
     pub title: String,
+    /// Units the line asks for, as imported (added in the same version: optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
+    /// Price of one unit, as imported (added in the same version: optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Amount>,
     /// What is wrong.
     pub problem: ItemProblem,
 }

@@ -11,7 +11,7 @@
 use orderly_contracts::messages::{
     ItemException, ItemProblem, OrderCompleted, OrderOnHold, OrderPlaced, OrderStatusChanged,
 };
-use orderly_contracts::types::{Gtin, OrderStatus, Sku, StoreId};
+use orderly_contracts::types::{Gtin, OrderStatus, Quantity, Sku, StoreId};
 use orderly_contracts::{Message, Validate};
 use orderly_runtime::{HandlerContext, HandlerError};
 use uuid::Uuid;
@@ -174,6 +174,8 @@ pub(crate) fn raise(line: &Line, problem: ItemProblem, sku: Option<Sku>) -> Item
         sku,
         gtin: line.gtin.clone(),
         title: line.title.clone(),
+        quantity: Quantity::new(line.quantity).ok(),
+        unit_price: Some(line.unit_price),
         problem,
     }
 }

@@ -21,11 +21,15 @@ pub(crate) struct OpenException {
     pub(crate) channel: Option<String>,
     pub(crate) marketplace: Option<String>,
     pub(crate) external_order_id: String,
-    /// The line as the marketplace sent it: its id, SKU, GTIN and title where given.
+    /// The line as the marketplace sent it: its id, SKU, GTIN, title, units and unit price
+    /// where given.
     pub(crate) line_id: Option<String>,
     pub(crate) sku: Option<String>,
     pub(crate) gtin: Option<String>,
     pub(crate) title: Option<String>,
+    pub(crate) quantity: Option<i64>,
+    /// A decimal string, in the order's currency.
+    pub(crate) unit_price: Option<String>,
     /// Why it matched no product.
     pub(crate) problem: Option<String>,
     /// Since when the order waits (its status change to `on_hold`, or when the api first
@@ -37,7 +41,8 @@ pub(crate) struct OpenException {
 
 const SELECT: &str = "select (e->>'exception_id')::uuid as exception_id, o.order_id, o.store_id, \
        o.channel, o.marketplace, o.external_order_id, e->>'line_id' as line_id, e->>'sku' as sku, \
-       e->>'gtin' as gtin, e->>'title' as title, e->>'problem' as problem, \
+       e->>'gtin' as gtin, e->>'title' as title, (e->>'quantity')::bigint as quantity, \
+       e->>'unit_price' as unit_price, e->>'problem' as problem, \
        coalesce(o.status_changed_at, o.placed_at) as held_since, \
        '\"' || o.status_sequence || '\"' as order_etag \
      from orders o cross join lateral jsonb_array_elements(o.exceptions) e \

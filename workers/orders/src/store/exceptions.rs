@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use orderly_contracts::messages::{ExceptionResolution, ItemException, ItemProblem};
-use orderly_contracts::types::{Gtin, Sku};
+use orderly_contracts::types::{Amount, Gtin, Quantity, Sku};
 use orderly_runtime::db;
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -179,10 +179,13 @@ pub(crate) async fn open_exceptions(
         sku: Option<String>,
         gtin: Option<String>,
         title: String,
+        quantity: Option<i64>,
+        unit_price: Option<rust_decimal::Decimal>,
         problem: String,
     }
     let rows: Vec<Row> = sqlx::query_as(
-        "select e.exception_id, e.line_id, e.sku, e.gtin, e.title, e.problem
+        "select e.exception_id, e.line_id, e.sku, e.gtin, e.title, l.quantity, l.unit_price,
+                e.problem
              from item_exceptions e
              left join order_lines l on l.order_id = e.order_id and l.line_id = e.line_id
              where e.order_id = $1 and e.status = 'open'
@@ -199,6 +202,11 @@ pub(crate) async fn open_exceptions(
                 sku: parse_opt("exception sku", r.sku.as_deref())?,
                 gtin: parse_opt("exception gtin", r.gtin.as_deref())?,
                 title: r.title,
+                quantity: r
+                    .quantity
+                    .and_then(|q| u32::try_from(q).ok())
+                    .and_then(|q| Quantity::new(q).ok()),
+                unit_price: r.unit_price.and_then(|p| Amount::new(p).ok()),
                 problem: parse::<ItemProblem>("exception problem", &r.problem)?,
             })
         })
