@@ -45,7 +45,14 @@ pub(crate) async fn run(api: Arc<Api>, shutdown: CancellationToken) {
         };
         let export_id = job.export_id;
         let written = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => {
+                // Stopped mid-file (a restart): give the export back at once rather than
+                // leave it to the lease, so the next writer starts it again in seconds.
+                if let Err(e) = store::release(&api.pool, export_id).await {
+                    warn!(error = %e, %export_id, "export not given back; its lease will run out");
+                }
+                break;
+            }
             written = write(&api, &job) => written,
         };
         let recorded = match written {
