@@ -438,22 +438,12 @@ pub use orderly_runtime::testing::wait_until;
 /// under `tools/<tool>/node_modules` whose absence fails the test naming that command.
 pub fn node_validator(tool: &str, installed: &str, document: &str) -> (bool, String) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let tool_dir = root.join("tools").join(tool);
-    assert!(
-        tool_dir.join("node_modules").join(installed).is_dir(),
-        "the {tool} validator is not installed: run scripts/services (npm ci in tools/{tool})"
-    );
-    let output = std::process::Command::new("node")
-        .arg(tool_dir.join("validate.mjs"))
-        .arg(root.join(document))
-        .output()
-        .expect("node runs (scripts/services installs it)");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), report)
+    node_script(
+        tool,
+        installed,
+        "validate.mjs",
+        &[root.join(document).as_os_str()],
+    )
 }
 
 /// Runs `node tools/openapi/validate-lines.mjs <openapi document> <schema> <lines>`: whether
@@ -465,16 +455,32 @@ pub fn node_lines_validator(
     lines: &std::path::Path,
 ) -> (bool, String) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let tool_dir = root.join("tools").join("openapi");
+    let document = root.join(document);
+    node_script(
+        "openapi",
+        "ajv",
+        "validate-lines.mjs",
+        &[document.as_os_str(), schema.as_ref(), lines.as_os_str()],
+    )
+}
+
+/// `node tools/<tool>/<script> <args>`: whether it passed, and what it printed.
+fn node_script(
+    tool: &str,
+    installed: &str,
+    script: &str,
+    args: &[&std::ffi::OsStr],
+) -> (bool, String) {
+    let tool_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools")
+        .join(tool);
     assert!(
-        tool_dir.join("node_modules").join("ajv").is_dir(),
-        "the openapi validator is not installed: run scripts/services (npm ci in tools/openapi)"
+        tool_dir.join("node_modules").join(installed).is_dir(),
+        "the {tool} validator is not installed: run scripts/services (npm ci in tools/{tool})"
     );
     let output = std::process::Command::new("node")
-        .arg(tool_dir.join("validate-lines.mjs"))
-        .arg(root.join(document))
-        .arg(schema)
-        .arg(lines)
+        .arg(tool_dir.join(script))
+        .args(args)
         .output()
         .expect("node runs (scripts/services installs it)");
     let report = format!(

@@ -420,6 +420,18 @@ fn render(f: &Figures, messages: usize, latency_seconds: u64) -> String {
     )
 }
 
+/// The command line of `orderly bench <bench>` with `options` (flag, value, default): only
+/// the flags whose value is not the default, as the section records it.
+pub(crate) fn command_line(bench: &str, options: &[(&str, String, String)]) -> String {
+    let mut command = format!("cargo run --release -p orderly --features bench -- bench {bench}");
+    for (flag, value, default) in options {
+        if value != default {
+            command.push_str(&format!(" {flag} {value}"));
+        }
+    }
+    command
+}
+
 /// Replaces the runtime section of docs/benchmarks.md.
 fn record(table: &str) -> anyhow::Result<()> {
     record_section("runtime", table)

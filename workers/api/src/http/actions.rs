@@ -273,31 +273,19 @@ async fn submit<B: ActionBody>(
         Ok(accepted) => return Ok(accepted),
         Err(problem) => problem,
     };
-    let status = problem.status();
-    if status != StatusCode::SERVICE_UNAVAILABLE {
-        let outcome = if status == StatusCode::BAD_REQUEST {
-            "invalid"
-        } else {
-            "refused"
-        };
-        let detail = Some(problem.detail().to_owned());
-        let entry = entry(
+    audit_refusal(api, &problem, |status, outcome, detail| {
+        entry(
             &requester,
             client,
             action,
             &facts,
-            status.as_u16(),
+            status,
             outcome,
-            detail,
-        );
-        let written = match api.pool.acquire().await {
-            Ok(mut conn) => store::audit(&mut conn, &entry).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            error!(error = %e, who = requester.who(), action = action.audit_name(), "audit entry not written");
-        }
-    }
+            Some(detail),
+        )
+    })
+    .await;
+    let status = problem.status();
     info!(
         who = requester.who(),
         action = action.audit_name(),
@@ -305,6 +293,33 @@ async fn submit<B: ActionBody>(
         "action refused"
     );
     Err(problem)
+}
+
+/// Records a refused request in the audit log (`invalid` for a 400, else `refused`, with
+/// the problem's detail), unless the refusal is ours (a 503). The entry is `entry`'s, given
+/// the status, outcome and detail. An entry that cannot be written is logged.
+pub(crate) async fn audit_refusal<'a>(
+    api: &Api,
+    problem: &Problem,
+    entry: impl FnOnce(u16, &'static str, String) -> AuditEntry<'a>,
+) {
+    let status = problem.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return;
+    }
+    let outcome = if status == StatusCode::BAD_REQUEST {
+        "invalid"
+    } else {
+        "refused"
+    };
+    let entry = entry(status.as_u16(), outcome, problem.detail().to_owned());
+    let written = match api.pool.acquire().await {
+        Ok(mut conn) => store::audit(&mut conn, &entry).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = written {
+        error!(error = %e, action = entry.action, "audit entry not written");
+    }
 }
 
 /// `GET /api/v1/admin/commands/{id}`: a command and what became of it.

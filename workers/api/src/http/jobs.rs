@@ -128,30 +128,18 @@ pub(crate) async fn create(
         Ok(accepted) => return Ok(accepted),
         Err(problem) => problem,
     };
-    let status = problem.status();
-    if status != StatusCode::SERVICE_UNAVAILABLE {
-        let outcome = if status == StatusCode::BAD_REQUEST {
-            "invalid"
-        } else {
-            "refused"
-        };
-        let entry = audit_entry(
+    super::actions::audit_refusal(&api, &problem, |status, outcome, detail| {
+        audit_entry(
             &caller,
             &client,
             &audit_action,
             None,
-            status.as_u16(),
+            status,
             outcome,
-            Some(problem.detail().to_owned()),
-        );
-        let written = match api.pool.acquire().await {
-            Ok(mut conn) => commands::audit(&mut conn, &entry).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            error!(error = %e, who = %caller.0.email, "audit entry not written");
-        }
-    }
+            Some(detail),
+        )
+    })
+    .await;
     Err(problem)
 }
 

@@ -29,7 +29,6 @@ mod load;
 mod mix;
 mod render;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,13 +97,7 @@ impl Options {
                 defaults.pipeline_rate.to_string(),
             ),
         ];
-        let mut command = "cargo run --release -p orderly --features bench -- bench api".to_owned();
-        for (flag, value, default) in options {
-            if value != default {
-                let _ = write!(command, " {flag} {value}");
-            }
-        }
-        command
+        crate::bench::command_line("api", &options)
     }
 }
 

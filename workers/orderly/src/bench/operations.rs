@@ -41,18 +41,14 @@ pub(crate) struct Options {
 
 impl Options {
     fn command(&self) -> String {
-        let mut command =
-            "cargo run --release -p orderly --features bench -- bench operations".to_owned();
-        if self.orders != 1_000_000 {
-            command.push_str(&format!(" --orders {}", self.orders));
-        }
-        if self.stores != 20 {
-            command.push_str(&format!(" --stores {}", self.stores));
-        }
-        if self.requests != 50 {
-            command.push_str(&format!(" --requests {}", self.requests));
-        }
-        command
+        crate::bench::command_line(
+            "operations",
+            &[
+                ("--orders", self.orders.to_string(), 1_000_000.to_string()),
+                ("--stores", self.stores.to_string(), 20.to_string()),
+                ("--requests", self.requests.to_string(), 50.to_string()),
+            ],
+        )
     }
 }
 
