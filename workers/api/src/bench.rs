@@ -295,3 +295,10 @@ pub async fn sizes(pool: &PgPool) -> anyhow::Result<Vec<TableSize>> {
     .fetch_all(pool)
     .await?)
 }
+
+/// Computes the analytics rollups from the facts (after the facts were computed for the
+/// seeded orders), as the migration's backfill does.
+pub async fn rebuild_rollups(pool: &PgPool) -> anyhow::Result<()> {
+    crate::store::analytics::rebuild(pool).await?;
+    Ok(())
+}

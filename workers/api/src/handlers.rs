@@ -34,7 +34,8 @@ impl FactsToRefresh {
         }
     }
 
-    /// Recomputes them from the read model as it now is (after every event was projected).
+    /// Recomputes them from the read model as it now is (after every event was projected),
+    /// and the rollups by what changed.
     async fn refresh(mut self, conn: &mut PgConnection) -> Result<(), HandlerError> {
         self.with_lines.sort_unstable();
         self.with_lines.dedup();
@@ -42,9 +43,16 @@ impl FactsToRefresh {
         self.facts.dedup();
         self.facts
             .retain(|id| self.with_lines.binary_search(id).is_err());
-        analytics::refresh(conn, &self.with_lines, true).await?;
-        analytics::refresh(conn, &self.facts, false).await?;
-        Ok(())
+        analytics::refresh(conn, &self.with_lines, &self.facts)
+            .await
+            .map_err(|e| match e {
+                analytics::AnalyticsError::Database(e) => HandlerError::from(e),
+                // Retried, then dead-lettered with the reason: the rollups need
+                // `select rebuild_order_rollups()` (docs/operations.md).
+                corrupt @ analytics::AnalyticsError::Corrupt(_) => {
+                    HandlerError::Transient(corrupt.into())
+                }
+            })
     }
 }
 

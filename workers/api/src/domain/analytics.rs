@@ -1,6 +1,7 @@
 //! Order analytics: the query strings of `GET /api/v1/admin/analytics/orders` and
 //! `/top-skus`, parsed or refused naming the parameter, and the figures derived from the
-//! sums the store reads (rates, average order value). The definition of every figure is in
+//! sums the store reads (rates, average order value; the sums and percentiles are
+//! `domain::rollup`'s). The definition of every figure is in
 //! `docs/api.md` (Analytics); in short:
 //!
 //! - an order counts in the period (UTC day, or ISO week from Monday) of its `placed_at`;
@@ -12,7 +13,7 @@
 //! - rates are a count divided by `orders`, to four decimals;
 //! - durations are whole seconds, and p50/p90 are nearest-rank percentiles (the smallest
 //!   value with at least that share of the values at or below it) of the orders that have
-//!   both ends of the duration.
+//!   both ends of the duration, reported to six binary digits (`domain::rollup`).
 
 use chrono::{Days, NaiveDate, Utc};
 use orderly_contracts::types::{Channel, StoreId};
@@ -61,14 +62,6 @@ pub(crate) enum Dimension {
 }
 
 impl Dimension {
-    /// Its column (a constant: safe to put in a statement).
-    pub(crate) const fn column(self) -> &'static str {
-        match self {
-            Self::Store => "store_id",
-            Self::Channel => "channel",
-        }
-    }
-
     /// Its name in `group`.
     pub(crate) const fn name(self) -> &'static str {
         match self {

@@ -19,6 +19,8 @@
 //!   the parameters' descriptions the OpenAPI document is built from;
 //! - [`rate`]: rate limits per token, and per address for requests that do not
 //!   authenticate;
+//! - [`rollup`]: the analytics sums per day and week: an order's share, histograms of
+//!   durations and their percentiles;
 //! - [`saga`]: where an order stands (what it waits for, since when);
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
@@ -35,5 +37,6 @@ pub(crate) mod filter;
 pub(crate) mod projection;
 pub(crate) mod query;
 pub(crate) mod rate;
+pub(crate) mod rollup;
 pub(crate) mod saga;
 pub(crate) mod token;

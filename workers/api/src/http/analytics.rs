@@ -19,6 +19,7 @@ use super::orders::pairs;
 use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::analytics::{self, Param};
+use crate::domain::rollup::Histogram;
 use crate::store::analytics::{self as store, Group, TopSku};
 
 /// The figures of orders, one row per period, currency and (if grouped) store and channel.
@@ -38,7 +39,8 @@ pub(crate) struct OrderAnalytics {
     rows: Vec<Figures>,
 }
 
-/// p50 and p90 of a duration, in whole seconds (`null`: no order has it).
+/// p50 and p90 of a duration, in whole seconds (`null`: no order has it): nearest-rank,
+/// each the smallest value of its histogram bucket (exact below 64 s, at most 1/32 under).
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct Percentiles {
     p50: Option<i64>,
@@ -102,38 +104,36 @@ pub(crate) struct Figures {
 
 impl Figures {
     fn of(g: Group) -> Self {
-        let kept = g.orders - g.cancelled;
-        let pair = |both: Option<Vec<Option<i64>>>| {
-            let both = both.unwrap_or_default();
-            Percentiles {
-                p50: both.first().copied().flatten(),
-                p90: both.get(1).copied().flatten(),
-            }
+        let s = &g.sums;
+        let kept = s.orders - s.cancelled;
+        let pair = |h: &Histogram| {
+            let (p50, p90) = h.p50_p90();
+            Percentiles { p50, p90 }
         };
         Self {
             period: g.period,
             store_id: g.store_id,
             channel: g.channel,
             currency: g.currency,
-            orders: g.orders,
-            cancelled: g.cancelled,
-            cancellation_rate: analytics::rate(g.cancelled, g.orders),
+            orders: s.orders,
+            cancelled: s.cancelled,
+            cancellation_rate: analytics::rate(s.cancelled, s.orders),
             revenue: Revenue {
-                gross: g.gross,
-                net: g.gross - g.tax,
-                tax: g.tax,
+                gross: s.gross,
+                net: s.gross - s.tax,
+                tax: s.tax,
             },
-            average_order_value: analytics::average(g.gross, kept),
-            exceptions: g.exceptions,
-            exception_rate: analytics::rate(g.exceptions, g.orders),
-            time_to_resolve_seconds: pair(g.resolve),
-            backordered: g.backordered,
-            backorder_rate: analytics::rate(g.backordered, g.orders),
-            time_to_serve_seconds: pair(g.serve),
+            average_order_value: analytics::average(s.gross, kept),
+            exceptions: s.exceptions,
+            exception_rate: analytics::rate(s.exceptions, s.orders),
+            time_to_resolve_seconds: pair(&s.resolve),
+            backordered: s.backordered,
+            backorder_rate: analytics::rate(s.backordered, s.orders),
+            time_to_serve_seconds: pair(&s.serve),
             lead_time_seconds: LeadTimes {
-                placed_to_shipped: pair(g.shipped),
-                shipped_to_delivered: pair(g.delivered_after_shipped),
-                placed_to_delivered: pair(g.delivered),
+                placed_to_shipped: pair(&s.shipped),
+                shipped_to_delivered: pair(&s.shipped_to_delivered),
+                placed_to_delivered: pair(&s.delivered),
             },
             late_shipments: g.late,
         }
@@ -152,7 +152,13 @@ pub(crate) async fn orders(
     let stores = caller.scope().narrow(&query.stores);
     let rows = store::orders(&api.pool, stores.as_deref(), &query, Utc::now())
         .await
-        .map_err(internal)?;
+        .map_err(|e| match e {
+            store::AnalyticsError::Database(e) => internal(e),
+            store::AnalyticsError::Corrupt(e) => {
+                error!(error = %e, "analytics failed: the rollups need a rebuild");
+                Problem::unavailable()
+            }
+        })?;
     Ok(Reply::new(OrderAnalytics {
         from: query.from,
         to: query.to,

@@ -76,6 +76,9 @@ struct Figures {
     seeded_orders: u64,
     facts_seconds: f64,
     facts_bytes: i64,
+    rollups_seconds: f64,
+    rollup_bytes: i64,
+    rollup_rows: i64,
     export_rows: u64,
     export_bytes: u64,
     export_seconds: f64,
@@ -123,15 +126,21 @@ async fn measure(settings: &Settings, options: &Options) -> anyhow::Result<Figur
     }
     drop(ids);
     let facts_seconds = started.elapsed().as_secs_f64();
-    sqlx::query("vacuum analyze order_facts, order_fact_lines")
+    eprintln!("  {:.0} s; the rollups from the facts...", facts_seconds);
+    let started = Instant::now();
+    orderly_api::bench::rebuild_rollups(&pool).await?;
+    let rollups_seconds = started.elapsed().as_secs_f64();
+    sqlx::query("vacuum analyze order_facts, order_fact_lines, order_rollups, sku_rollups")
         .execute(&pool)
         .await?;
-    let facts_bytes: i64 = sqlx::query_scalar(
-        "select pg_total_relation_size('order_facts') + pg_total_relation_size('order_fact_lines')",
+    let (facts_bytes, rollup_bytes, rollup_rows): (i64, i64, i64) = sqlx::query_as(
+        "select pg_total_relation_size('order_facts') + pg_total_relation_size('order_fact_lines'), \
+           pg_total_relation_size('order_rollups') + pg_total_relation_size('sku_rollups'), \
+           (select count(*) from order_rollups) + (select count(*) from sku_rollups)",
     )
     .fetch_one(&pool)
     .await?;
-    eprintln!("  {:.0} s", facts_seconds);
+    eprintln!("  {:.0} s", rollups_seconds);
 
     let api_settings = orderly_api::ApiSettings {
         rate_per_second: 0.0,
@@ -174,6 +183,9 @@ async fn measure(settings: &Settings, options: &Options) -> anyhow::Result<Figur
         seeded_orders: seeded.orders,
         facts_seconds,
         facts_bytes,
+        rollups_seconds,
+        rollup_bytes,
+        rollup_rows,
         export_rows,
         export_bytes,
         export_seconds,
@@ -354,6 +366,12 @@ fn render(f: &Figures) -> String {
         "| analytics facts on disk | {:.0} MiB ({:.0} bytes per order, with indexes) | — |\n",
         mib(u64::try_from(f.facts_bytes).unwrap_or_default()),
         f.facts_bytes as f64 / f.seeded_orders.max(1) as f64
+    ));
+    out.push_str(&format!(
+        "| analytics rollups (per day and week, store, channel, currency; and per product) | {} rows, {:.0} MiB, rebuilt from the facts in {:.1} s (kept by the projection per change otherwise) | — |\n",
+        f.rollup_rows,
+        mib(u64::try_from(f.rollup_bytes).unwrap_or_default()),
+        f.rollups_seconds
     ));
     out.push_str(&format!(
         "| export of every order (CSV) | {} rows, {:.0} MiB in {:.1} s: **{:.0} rows/s** | ≥ 100,000 rows/s |\n",
