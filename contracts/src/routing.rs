@@ -161,6 +161,12 @@ pub const ROUTES: &[Route] = &[
             // The outcomes of the requests the API sent, for its command resources.
             OrderRequestAnswered::TYPE,
             OrderHoldChanged::TYPE,
+            // The carriers' scans, for a shipment's tracking history.
+            ShipmentUpdated::TYPE,
+            // What the customer was sent, and what the notification system made of it.
+            NotificationRequested::TYPE,
+            NotificationSent::TYPE,
+            NotificationFailed::TYPE,
         ],
     },
     Route {

@@ -20,7 +20,7 @@ use orderly_runtime::{
 };
 use orderly_tests::http::{Answer, Client, assert_problem};
 use rand::{SeedableRng, rngs::StdRng};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
 
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -233,6 +233,27 @@ async fn an_order_placed_through_the_broker_is_listed_and_reaches_completed_in_i
         assert!(shipment["dispatched_at"].is_string(), "{shipment}");
         assert!(shipment["delivered_at"].is_string(), "{shipment}");
         assert!(shipment["warehouse_id"].is_string(), "{shipment}");
+        // The carrier's scans, as it said them (the simulated carrier speaks AfterShip or
+        // EasyPost), oldest first, ending with the delivery.
+        let scans: Vec<(chrono::DateTime<Utc>, &str)> = shipment["tracking"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some((
+                    t["event_at"].as_str()?.parse().ok()?,
+                    t["raw_status"].as_str()?,
+                ))
+            })
+            .collect();
+        assert_eq!(scans.len(), 4, "{shipment}");
+        assert!(scans.windows(2).all(|w| w[0].0 <= w[1].0), "{shipment}");
+        assert!(
+            scans
+                .last()
+                .is_some_and(|(_, s)| s.eq_ignore_ascii_case("delivered")),
+            "{shipment}"
+        );
     }
     let invoice = &order["invoices"][0];
     assert!(invoice["number"].is_string(), "{invoice}");
@@ -243,6 +264,63 @@ async fn an_order_placed_through_the_broker_is_listed_and_reaches_completed_in_i
             .is_some_and(|s| s.len() == 64),
         "{invoice}"
     );
+
+    // The messages its customer was sent: asked of the notification system, then what that
+    // system answered (one delivered, one failed), whatever order the answers come in.
+    wait_until("two notifications asked for", DEADLINE, || async {
+        let answer = orderly_ref.get(Some(admin_ref), path_ref).await?;
+        Ok(answer.json["notifications"]
+            .as_array()
+            .is_some_and(|n| n.len() >= 2))
+    })
+    .await?;
+    let asked: Vec<Value> = orderly.get(Some(&admin), &path).await?.json["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        asked
+            .iter()
+            .all(|n| n["status"] == "requested" && n["recipient"].is_string()),
+        "{asked:?}"
+    );
+    let (first, second) = (&asked[0], &asked[1]);
+    for (message_type, n, payload) in [
+        (
+            "notification.failed",
+            second,
+            json!({"error": "mailbox full", "failed_at": Utc::now(), "permanent": true}),
+        ),
+        (
+            "notification.sent",
+            first,
+            json!({"delivered_at": Utc::now(), "provider": "ses"}),
+        ),
+    ] {
+        let mut payload = payload;
+        for field in ["request_id", "channel", "template"] {
+            payload[field] = n[field].clone();
+        }
+        payload["order_id"] = json!(order_id);
+        let event = sim::envelope(message_type, "notification-system", &order_id, payload);
+        orderly.publisher.send(&event).await?;
+    }
+    let (first_id, second_id) = (first["request_id"].clone(), second["request_id"].clone());
+    wait_until("the answers shown", DEADLINE, || async {
+        let answer = orderly_ref.get(Some(admin_ref), path_ref).await?;
+        let shown = answer.json["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let status = |id: &Value| {
+            shown
+                .iter()
+                .find(|n| n["request_id"] == *id)
+                .map(|n| n["status"].clone())
+        };
+        Ok(status(&first_id) == Some("sent".into()) && status(&second_id) == Some("failed".into()))
+    })
+    .await?;
 
     // Listed with its status, and found by its status filter.
     let completed = orderly.list(&admin, "status=completed&count=true").await?;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
-use crate::store::{analytics, commands};
+use crate::store::{analytics, commands, notifications, tracking};
 
 /// The orders whose analytics facts a message or batch may have changed.
 #[derive(Debug, Default)]
@@ -26,7 +26,9 @@ struct FactsToRefresh {
 
 impl FactsToRefresh {
     fn note(&mut self, input: &ApiInput) {
-        let order_id = input.order_id();
+        let Some(order_id) = input.order_id() else {
+            return;
+        };
         match input.changes_facts() {
             FactsChange::None => {}
             FactsChange::Facts => self.facts.push(order_id),
@@ -98,7 +100,7 @@ impl Handler for ApiHandler {
         _conn: &mut PgConnection,
     ) -> Result<Vec<LockKey>, HandlerError> {
         Ok(match msg.input::<ApiInput>() {
-            Ok(input) => vec![LockKey::exclusive("order", input.order_id())],
+            Ok(input) => input.lock_key().into_iter().collect(),
             Err(_) => Vec::new(),
         })
     }
@@ -133,6 +135,21 @@ macro_rules! document {
             totals: &$p.totals,
             pdf: &$p.pdf,
         }
+    };
+}
+
+/// The request a notification system's answer (`notification.sent`, `notification.failed`,
+/// which share these fields) is about, when it is about an order.
+macro_rules! answered {
+    ($p:expr) => {
+        $p.order_id.map(|order_id| {
+            (
+                $p.request_id,
+                order_id,
+                $p.channel.as_str(),
+                $p.template.as_str(),
+            )
+        })
     };
 }
 
@@ -327,6 +344,60 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
             let number = &p.credit_note_number;
             let document = document!(p, "credit_note", p.credit_note_id, number, Some(credit));
             store::record_document(conn, &document).await?;
+        }
+        ApiInput::Tracking(env) => {
+            let p = &env.payload;
+            let scan = tracking::Scan {
+                message_id: env.message_id,
+                shipment_id: p.shipment_id,
+                carrier: &p.carrier,
+                tracking_number: &p.tracking_number,
+                vocabulary: p.vocabulary.as_str(),
+                raw_status: &p.raw_status,
+                raw_substatus: p.raw_substatus.as_deref(),
+                description: p.description.as_deref(),
+                location: p.location.as_ref().map(to_json).transpose()?,
+                event_at: p.event_at,
+                estimated_delivery_at: p.estimated_delivery_at,
+            };
+            tracking::record(conn, &scan).await?;
+        }
+        ApiInput::NotificationRequested(env) => {
+            let p = &env.payload;
+            if let Some(order_id) = p.order_id {
+                let asked = notifications::Asked {
+                    request_id: p.request_id,
+                    order_id,
+                    channel: p.channel.as_str(),
+                    template: &p.template,
+                    recipient: &p.recipient,
+                    subject: p.subject.as_deref(),
+                    locale: p.locale.as_str(),
+                    at: env.occurred_at,
+                };
+                notifications::record_asked(conn, &asked).await?;
+            }
+        }
+        ApiInput::NotificationSent(env) => {
+            let p = &env.payload;
+            if let Some(request) = answered!(p) {
+                let outcome = notifications::Outcome::Sent {
+                    at: p.delivered_at,
+                    provider: p.provider.as_deref(),
+                };
+                notifications::record_outcome(conn, request, &outcome).await?;
+            }
+        }
+        ApiInput::NotificationFailed(env) => {
+            let p = &env.payload;
+            if let Some(request) = answered!(p) {
+                let outcome = notifications::Outcome::Failed {
+                    at: p.failed_at,
+                    error: &p.error,
+                    permanent: p.permanent,
+                };
+                notifications::record_outcome(conn, request, &outcome).await?;
+            }
         }
         ApiInput::RequestAnswered(env) => {
             // The answer names the request it answers by causation; only the API's own

@@ -2,10 +2,12 @@
 //! routing table receives exactly these (the host checks it before starting the worker).
 
 use orderly_contracts::messages::{
-    CreditNoteIssued, InvoiceIssued, OrderAccepted, OrderAddressChanged, OrderCancelled,
-    OrderCompleted, OrderHoldChanged, OrderOnHold, OrderRequestAnswered, OrderStatusChanged,
-    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested,
+    CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationRequested, NotificationSent,
+    OrderAccepted, OrderAddressChanged, OrderCancelled, OrderCompleted, OrderHoldChanged,
+    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched,
+    ShipmentException, ShipmentRequested, ShipmentUpdated,
 };
+use orderly_runtime::LockKey;
 
 orderly_runtime::inputs! {
     /// The api worker's inputs.
@@ -38,27 +40,49 @@ orderly_runtime::inputs! {
         RequestAnswered(OrderRequestAnswered),
         /// An operator's hold or release.
         HoldChanged(OrderHoldChanged),
+        /// A carrier's scan of a parcel: the shipment's tracking history.
+        Tracking(ShipmentUpdated),
+        /// A message to the customer, asked of the notification system.
+        NotificationRequested(NotificationRequested),
+        /// The notification system delivered it.
+        NotificationSent(NotificationSent),
+        /// The notification system could not deliver it.
+        NotificationFailed(NotificationFailed),
     }
 }
 
 impl ApiInput {
-    /// The order the event is about: every input names one.
-    pub(crate) fn order_id(&self) -> uuid::Uuid {
+    /// The order the event is about: every input names one, except a carrier's scan (which
+    /// names its parcel) and a notification not about an order.
+    pub(crate) fn order_id(&self) -> Option<uuid::Uuid> {
         match self {
-            Self::OnHold(e) => e.payload.order_id,
-            Self::Accepted(e) => e.payload.order_id,
-            Self::StatusChanged(e) => e.payload.order_id,
-            Self::AddressChanged(e) => e.payload.order_id,
-            Self::Cancelled(e) => e.payload.order_id,
-            Self::Completed(e) => e.payload.order_id,
-            Self::ShipmentRequested(e) => e.payload.order_id,
-            Self::ShipmentDispatched(e) => e.payload.order_id,
-            Self::ShipmentDelivered(e) => e.payload.order_id,
-            Self::ShipmentException(e) => e.payload.order_id,
-            Self::InvoiceIssued(e) => e.payload.order_id,
-            Self::CreditNoteIssued(e) => e.payload.order_id,
-            Self::RequestAnswered(e) => e.payload.order_id,
-            Self::HoldChanged(e) => e.payload.order_id,
+            Self::OnHold(e) => Some(e.payload.order_id),
+            Self::Accepted(e) => Some(e.payload.order_id),
+            Self::StatusChanged(e) => Some(e.payload.order_id),
+            Self::AddressChanged(e) => Some(e.payload.order_id),
+            Self::Cancelled(e) => Some(e.payload.order_id),
+            Self::Completed(e) => Some(e.payload.order_id),
+            Self::ShipmentRequested(e) => Some(e.payload.order_id),
+            Self::ShipmentDispatched(e) => Some(e.payload.order_id),
+            Self::ShipmentDelivered(e) => Some(e.payload.order_id),
+            Self::ShipmentException(e) => Some(e.payload.order_id),
+            Self::InvoiceIssued(e) => Some(e.payload.order_id),
+            Self::CreditNoteIssued(e) => Some(e.payload.order_id),
+            Self::RequestAnswered(e) => Some(e.payload.order_id),
+            Self::HoldChanged(e) => Some(e.payload.order_id),
+            Self::NotificationRequested(e) => e.payload.order_id,
+            Self::NotificationSent(e) => e.payload.order_id,
+            Self::NotificationFailed(e) => e.payload.order_id,
+            Self::Tracking(_) => None,
+        }
+    }
+
+    /// What a batch locks for it: its order, or a scan's tracking number (the scans of one
+    /// parcel are written by one batch at a time; they change no order row).
+    pub(crate) fn lock_key(&self) -> Option<LockKey> {
+        match self {
+            Self::Tracking(e) => Some(LockKey::exclusive("tracking", &e.payload.tracking_number)),
+            other => other.order_id().map(|id| LockKey::exclusive("order", id)),
         }
     }
 
@@ -81,7 +105,11 @@ impl ApiInput {
             | Self::InvoiceIssued(_)
             | Self::CreditNoteIssued(_)
             | Self::RequestAnswered(_)
-            | Self::HoldChanged(_) => FactsChange::None,
+            | Self::HoldChanged(_)
+            | Self::Tracking(_)
+            | Self::NotificationRequested(_)
+            | Self::NotificationSent(_)
+            | Self::NotificationFailed(_) => FactsChange::None,
         }
     }
 }

@@ -28,6 +28,8 @@ use uuid::Uuid;
 use crate::domain::cursor::Cursor;
 use crate::domain::filter::{COUNT_LIMIT, ListQuery, Total};
 use crate::domain::saga;
+use crate::store::notifications::{self, Notification};
+use crate::store::tracking::{self, TrackingEvent};
 
 /// One row of the list.
 #[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
@@ -329,6 +331,9 @@ pub(crate) struct Shipment {
     pub(crate) exception_raw_status: Option<String>,
     pub(crate) exception_description: Option<String>,
     pub(crate) exception_at: Option<DateTime<Utc>>,
+    /// Every scan of the parcel its carrier reported, oldest first.
+    #[sqlx(skip)]
+    pub(crate) tracking: Vec<TrackingEvent>,
 }
 
 /// An invoice or credit note.
@@ -457,6 +462,9 @@ pub(crate) struct OrderDetail {
     /// Every request a storefront's customer made about the order through the API (a
     /// cancellation), oldest first, from the audit log.
     pub(crate) customer_requests: Vec<CustomerRequest>,
+    /// The messages sent to the customer about the order and what became of them, in the
+    /// order they were asked for.
+    pub(crate) notifications: Vec<Notification>,
 }
 
 /// An order's detail, if the read model knows the order.
@@ -491,7 +499,7 @@ pub(crate) async fn detail(
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
-    let shipments: Vec<Shipment> = sqlx::query_as(
+    let mut shipments: Vec<Shipment> = sqlx::query_as(
         "select shipment_id, warehouse_id, ship_to, shipping_method, items, requested_at, carrier, \
            tracking_number, tracking_url, dispatched_at, delivered_at, exception_status, \
            exception_raw_status, exception_description, exception_at \
@@ -500,8 +508,23 @@ pub(crate) async fn detail(
     .bind(order_id)
     .fetch_all(&mut *tx)
     .await?;
+    let ids: Vec<Uuid> = shipments.iter().map(|s| s.shipment_id).collect();
+    let numbers: Vec<String> = shipments
+        .iter()
+        .filter_map(|s| s.tracking_number.clone())
+        .collect();
+    for scan in tracking::of(&mut tx, &ids, &numbers).await? {
+        let shipment = shipments.iter_mut().find(|s| {
+            scan.shipment_id == Some(s.shipment_id)
+                || s.tracking_number.as_deref() == Some(scan.tracking_number.as_str())
+        });
+        if let Some(shipment) = shipment {
+            shipment.tracking.push(scan);
+        }
+    }
     let documents = documents(&mut tx, order_id).await?;
     let cancellations = cancellations(&mut tx, order_id).await?;
+    let notifications = notifications::of(&mut tx, order_id).await?;
     // Each entry is a staff member's or a customer's (the table's check says one of them).
     let audited: Vec<Audited> = sqlx::query_as(
         "select a.staff_email, a.customer_id, a.at, a.action, a.http_status, a.outcome, \
@@ -564,5 +587,6 @@ pub(crate) async fn detail(
         cancellations,
         staff_actions,
         customer_requests,
+        notifications,
     }))
 }
