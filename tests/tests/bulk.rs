@@ -692,6 +692,54 @@ async fn bulk_jobs_keep_to_the_tokens_stores_and_permissions_and_can_be_cancelle
         system.job(&admin, &job_id).await?["job_id"],
         job_id.as_str()
     );
+    // Listed the same way: the manager's two jobs, newest first, paged; none of them for
+    // the other manager; everyone's for the admin.
+    let listed = |token: String, query: &'static str| {
+        let client = system.client().clone();
+        async move {
+            let answer = client
+                .get(Some(&token), &format!("/api/v1/admin/jobs{query}"))
+                .await?;
+            assert_eq!(answer.status, 200, "{answer:?}");
+            anyhow::Ok(answer.json)
+        }
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["jobs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["job_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let first = listed(manager.clone(), "?limit=1").await?;
+    assert_eq!(ids(&first), std::slice::from_ref(&job_id), "{first}");
+    assert_eq!(first["jobs"][0]["progress"]["applied"], 1, "{first}");
+    let before = first["next_before"].as_str().unwrap_or_default().to_owned();
+    let rest = system
+        .client()
+        .get(
+            Some(&manager),
+            &format!("/api/v1/admin/jobs?before={before}"),
+        )
+        .await?;
+    assert_eq!(
+        ids(&rest.json).len(),
+        1,
+        "the dry run before it: {:?}",
+        rest.json
+    );
+    assert!(rest.json.get("next_before").is_none(), "{:?}", rest.json);
+    assert!(ids(&listed(other_manager.clone(), "").await?).is_empty());
+    assert_eq!(
+        ids(&listed(admin.clone(), "?state=completed").await?).len(),
+        2
+    );
+    let bad = system
+        .client()
+        .get(Some(&admin), "/api/v1/admin/jobs?state=done")
+        .await?;
+    assert_problem(&bad, 400, "state");
 
     // A running job cancelled: what was not sent yet is skipped; cancelling again is 409.
     let note = json!({"action": "note", "params": {"text": "called the customer"},

@@ -20,7 +20,7 @@ use orderly_contracts::types::{Channel, StoreId};
 use rust_decimal::{Decimal, RoundingStrategy};
 use schemars::{Schema, SchemaGenerator, json_schema};
 
-use super::query::{BadParameter, Parameter, list_of};
+use super::query::{BadParameter, Parameter, list_of, recognise};
 
 /// The longest period one request may cover.
 pub(crate) const MAX_DAYS: u64 = 366;
@@ -214,26 +214,14 @@ pub(crate) fn parse(
         late_after_hours: DEFAULT_LATE_AFTER_HOURS,
         limit: DEFAULT_TOP,
     };
-    let mut seen = Vec::new();
-    for (name, value) in pairs {
-        let Some(param) = allowed.iter().copied().find(|p| p.name() == name) else {
-            let names: Vec<&str> = allowed.iter().map(|p| p.name()).collect();
-            return Err(BadParameter::new(
-                name,
-                format!("unknown parameter; this takes: {}", names.join(", ")),
-            ));
-        };
-        let repeatable = matches!(param, Param::Store | Param::Channel | Param::Group);
-        if !repeatable && seen.contains(&param) {
-            return Err(BadParameter::new(name, "given more than once"));
-        }
-        seen.push(param);
+    let repeatable = |p| matches!(p, Param::Store | Param::Channel | Param::Group);
+    for (param, name, value) in recognise(pairs, allowed, Param::name, repeatable, "this takes")? {
         let items = || value.split(',').map(str::trim).filter(|s| !s.is_empty());
         match param {
             Param::From => from = Some(date(name, value)?),
             Param::To => to = Some(date(name, value)?),
             Param::Interval => {
-                q.interval = match value.as_str() {
+                q.interval = match value {
                     "day" => Interval::Day,
                     "week" => Interval::Week,
                     other => {

@@ -8,7 +8,7 @@
 use schemars::{Schema, SchemaGenerator, json_schema};
 use uuid::Uuid;
 
-use super::query::{BadParameter, Parameter, one, page_size};
+use super::query::{BadParameter, Parameter, limit, once, one, page_size, recognise};
 
 /// The most entries one page may have.
 pub(crate) const MAX_LIMIT: u16 = 200;
@@ -87,21 +87,8 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<AuditQuery, BadParamet
         before: None,
         limit: i64::from(DEFAULT_LIMIT),
     };
-    let mut seen: Vec<Param> = Vec::new();
-    for (name, value) in pairs {
-        let Some(param) = Param::ALL.into_iter().find(|p| p.name() == name) else {
-            return Err(BadParameter::new(
-                name,
-                format!(
-                    "unknown parameter; the audit log takes: {}",
-                    Param::ALL.map(Param::name).join(", ")
-                ),
-            ));
-        };
-        if seen.contains(&param) {
-            return Err(BadParameter::new(name, "given more than once"));
-        }
-        seen.push(param);
+    let given = recognise(pairs, &Param::ALL, Param::name, once, "the audit log takes")?;
+    for (param, name, value) in given {
         match param {
             Param::OrderId => {
                 q.order_id =
@@ -124,19 +111,7 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<AuditQuery, BadParamet
                     BadParameter::new(name, format!("`{value}` is not an entry number"))
                 })?);
             }
-            Param::Limit => {
-                q.limit = value
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .map(i64::from)
-                    .ok_or_else(|| {
-                        BadParameter::new(
-                            name,
-                            format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            Param::Limit => q.limit = i64::from(limit::<MAX_LIMIT>(name, value)?),
         }
     }
     Ok(q)

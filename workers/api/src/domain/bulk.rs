@@ -28,7 +28,7 @@ use super::command::{
     Target,
 };
 use super::filter::{self, ListQuery};
-use super::query::{BadParameter, Parameter, page_size};
+use super::query::{BadParameter, Parameter, limit, once, page_size, recognise};
 
 /// The most ids one job may name (a filter selects more).
 pub(crate) const MAX_IDS: usize = 1_000;
@@ -450,21 +450,14 @@ pub(crate) fn parse_items(pairs: &[(String, String)]) -> Result<ItemsQuery, BadP
         after: 0,
         limit: i64::from(DEFAULT_ITEMS_LIMIT),
     };
-    let mut seen = Vec::new();
-    for (name, value) in pairs {
-        let Some(param) = ItemsParam::ALL.into_iter().find(|p| p.name() == name) else {
-            return Err(BadParameter::new(
-                name,
-                format!(
-                    "unknown parameter; a job's items take: {}",
-                    ItemsParam::ALL.map(ItemsParam::name).join(", ")
-                ),
-            ));
-        };
-        if seen.contains(&param) {
-            return Err(BadParameter::new(name, "given more than once"));
-        }
-        seen.push(param);
+    let given = recognise(
+        pairs,
+        &ItemsParam::ALL,
+        ItemsParam::name,
+        once,
+        "a job's items take",
+    )?;
+    for (param, name, value) in given {
         match param {
             ItemsParam::Outcome => {
                 q.outcome = Some(OUTCOMES.iter().copied().find(|o| *o == value).ok_or_else(
@@ -480,19 +473,7 @@ pub(crate) fn parse_items(pairs: &[(String, String)]) -> Result<ItemsQuery, BadP
                         BadParameter::new(name, format!("`{value}` is not a position"))
                     })?;
             }
-            ItemsParam::Limit => {
-                q.limit = value
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|n| (1..=MAX_ITEMS_LIMIT).contains(n))
-                    .map(i64::from)
-                    .ok_or_else(|| {
-                        BadParameter::new(
-                            name,
-                            format!("`{value}` is not a whole number from 1 to {MAX_ITEMS_LIMIT}"),
-                        )
-                    })?;
-            }
+            ItemsParam::Limit => q.limit = i64::from(limit::<MAX_ITEMS_LIMIT>(name, value)?),
         }
     }
     Ok(q)

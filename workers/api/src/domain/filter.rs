@@ -16,7 +16,7 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 
 use super::cursor::Cursor;
 pub(crate) use super::query::BadParameter;
-use super::query::{Parameter, list_of, one, opaque, page_size};
+use super::query::{self, Parameter, list_of, one, opaque, page_size};
 
 /// The most rows one page may have.
 pub(crate) const MAX_LIMIT: u16 = 200;
@@ -341,7 +341,7 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<ListQuery, BadParamete
             }
             Param::Limit => {
                 single(&mut seen_single, "limit")?;
-                query.limit = limit(value)?;
+                query.limit = query::limit::<MAX_LIMIT>("limit", value)?;
             }
             Param::Cursor => {
                 single(&mut seen_single, "cursor")?;
@@ -399,7 +399,7 @@ pub(crate) fn parse_page(pairs: &[(String, String)]) -> Result<Page, BadParamete
             return Err(BadParameter::new(name, "given more than once"));
         }
         match Param::named(name).filter(|p| Param::PAGE.contains(p)) {
-            Some(Param::Limit) => page.limit = limit(value)?,
+            Some(Param::Limit) => page.limit = query::limit::<MAX_LIMIT>("limit", value)?,
             Some(Param::Cursor) => page.cursor = Some(cursor(value)?),
             _ => {
                 return Err(BadParameter::new(
@@ -411,19 +411,6 @@ pub(crate) fn parse_page(pairs: &[(String, String)]) -> Result<Page, BadParamete
         seen.push(name);
     }
     Ok(page)
-}
-
-fn limit(value: &str) -> Result<u16, BadParameter> {
-    value
-        .parse::<u16>()
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(|| {
-            BadParameter::new(
-                "limit",
-                format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
-            )
-        })
 }
 
 fn cursor(value: &str) -> Result<Cursor, BadParameter> {

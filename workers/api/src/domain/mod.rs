@@ -7,6 +7,7 @@
 //! - [`bulk`]: bulk actions: the body, the selection, which orders are skipped and why;
 //! - [`command`]: staff actions: request bodies, the messages they send, `Idempotency-Key`
 //!   and `If-Match`;
+//! - [`jobs`]: the list of bulk jobs' query string;
 //! - [`filter`]: the order list's query string, parsed into a [`filter::ListQuery`] or
 //!   refused naming the parameter;
 //! - [`cursor`]: the lists' opaque keyset cursor;
@@ -34,6 +35,7 @@ pub(crate) mod customer_token;
 pub(crate) mod exceptions;
 pub(crate) mod export;
 pub(crate) mod filter;
+pub(crate) mod jobs;
 pub(crate) mod projection;
 pub(crate) mod query;
 pub(crate) mod rate;

@@ -1,5 +1,6 @@
-//! What the query-string parsers share: the refusal that names a parameter, and the
-//! description of a parameter that the OpenAPI document is built from.
+//! What the query-string parsers share: recognising the parameters, the refusal that names a
+//! parameter, page sizes, and the description of a parameter that the OpenAPI document is
+//! built from.
 //!
 //! Why a parser describes its own parameters: the list of parameters an endpoint takes is
 //! written once, as an enum its parser matches exhaustively (so a new parameter cannot be
@@ -24,6 +25,52 @@ impl BadParameter {
             reason: reason.into(),
         }
     }
+}
+
+/// The parameters of `pairs`, each recognised among `allowed` by `name`, with its name and
+/// value as given: refuses one not in `allowed` (saying what the endpoint, `what`, takes)
+/// and one given twice unless `repeatable` says it may be.
+pub(crate) fn recognise<'a, P: Copy + PartialEq>(
+    pairs: &'a [(String, String)],
+    allowed: &[P],
+    name: fn(P) -> &'static str,
+    repeatable: fn(P) -> bool,
+    what: &str,
+) -> Result<Vec<(P, &'a str, &'a str)>, BadParameter> {
+    let mut out: Vec<(P, &str, &str)> = Vec::with_capacity(pairs.len());
+    for (given, value) in pairs {
+        let Some(param) = allowed.iter().copied().find(|p| name(*p) == given) else {
+            let names: Vec<&str> = allowed.iter().map(|p| name(*p)).collect();
+            return Err(BadParameter::new(
+                given,
+                format!("unknown parameter; {what}: {}", names.join(", ")),
+            ));
+        };
+        if !repeatable(param) && out.iter().any(|(p, _, _)| *p == param) {
+            return Err(BadParameter::new(given, "given more than once"));
+        }
+        out.push((param, given, value));
+    }
+    Ok(out)
+}
+
+/// A page size from 1 to `MAX`.
+pub(crate) fn limit<const MAX: u16>(name: &str, value: &str) -> Result<u16, BadParameter> {
+    value
+        .parse::<u16>()
+        .ok()
+        .filter(|n| (1..=MAX).contains(n))
+        .ok_or_else(|| {
+            BadParameter::new(
+                name,
+                format!("`{value}` is not a whole number from 1 to {MAX}"),
+            )
+        })
+}
+
+/// Never repeatable (for [`recognise`]).
+pub(crate) fn once<P>(_: P) -> bool {
+    false
 }
 
 /// A query parameter as the OpenAPI document describes it.

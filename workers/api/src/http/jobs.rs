@@ -37,6 +37,7 @@ use super::{Api, Problem};
 use crate::domain::access::{Permission, Scope};
 use crate::domain::bulk::{self, Bulk, BulkAction, Found, Selection};
 use crate::domain::command;
+use crate::domain::jobs as jobs_query;
 use crate::store::commands::{self as commands, AuditEntry, By};
 use crate::store::jobs::{self as store, Job, JobItem, NewJob, Progress};
 use crate::store::read;
@@ -342,6 +343,53 @@ pub(crate) async fn show(
     let job_id = visible(&api, &caller, &id).await?;
     let view = load(&api, job_id).await?.ok_or_else(|| not_found(&id))?;
     Ok(Reply::new(view))
+}
+
+/// A page of bulk jobs, newest first.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct JobsPage {
+    jobs: Vec<JobView>,
+    /// The next page: `?before=` this (absent on the last page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<Uuid>,
+}
+
+/// `GET /api/v1/admin/jobs`: the caller's own jobs, or everyone's for staff who see every
+/// store (as [`show`] decides).
+pub(crate) async fn list(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<JobsPage>, Problem> {
+    let caller = caller.require(Permission::OrdersView)?;
+    let query =
+        jobs_query::parse(&pairs(raw)).map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
+    let creator = (!matches!(caller.scope(), Scope::All)).then_some(caller.0.staff_id);
+    let mut conn = api.pool.acquire().await.map_err(internal)?;
+    let mut jobs = store::list(
+        &mut conn,
+        creator,
+        query.state,
+        query.before,
+        query.limit + 1,
+    )
+    .await
+    .map_err(internal)?;
+    let more = jobs.len() > usize::try_from(query.limit).unwrap_or(usize::MAX);
+    jobs.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+    let ids: Vec<Uuid> = jobs.iter().map(|j| j.job_id).collect();
+    let mut progress = store::progress_of(&mut conn, &ids)
+        .await
+        .map_err(internal)?;
+    let next_before = more.then(|| ids.last().copied()).flatten();
+    let jobs = jobs
+        .into_iter()
+        .map(|job| {
+            let p = progress.remove(&job.job_id).unwrap_or_default();
+            JobView::of(job, p)
+        })
+        .collect();
+    Ok(Reply::new(JobsPage { jobs, next_before }))
 }
 
 /// `GET /api/v1/admin/jobs/{id}/items`.

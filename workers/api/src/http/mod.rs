@@ -52,6 +52,7 @@ use crate::domain::command::{
 use crate::domain::rate::Throttle;
 use crate::domain::{
     audit as audit_query, bulk as bulk_query, exceptions as exception_query, filter,
+    jobs as jobs_query,
 };
 use endpoint::{AnswerHeader, Endpoint};
 
@@ -333,6 +334,16 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "The `Idempotency-Key` was used for another request, or (`selection-too-large`) \
                  the filter selects more than 100,000 orders.",
             ),
+        Endpoint::get("/api/v1/admin/jobs", jobs::list)
+            .doc(
+                "listJobs",
+                "jobs",
+                "List bulk jobs",
+                "Bulk jobs, newest first, each with where it stands and its progress: the \
+                 caller's own, or everyone's for staff who see every store.",
+            )
+            .staff(Permission::OrdersView)
+            .query(jobs_query::JobsParam::ALL.map(jobs_query::JobsParam::doc)),
         Endpoint::get("/api/v1/admin/jobs/{id}", jobs::show)
             .doc(
                 "getJob",

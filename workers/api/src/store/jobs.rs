@@ -7,6 +7,8 @@
 //! and the items marked `sent` with their command. A crash before the commit leaves the
 //! items pending with no command and no message; after it, they are sent, once.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use orderly_runtime::outbox::{self, OutboxMessage, Written};
 use schemars::JsonSchema;
@@ -403,16 +405,28 @@ pub(crate) struct Progress {
 
 /// A job's progress.
 pub(crate) async fn progress(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Progress> {
-    let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "select i.state, c.status, count(*) from job_items i \
+    Ok(progress_of(conn, &[job_id])
+        .await?
+        .remove(&job_id)
+        .unwrap_or_default())
+}
+
+/// The progress of each of `jobs`, in one statement.
+pub(crate) async fn progress_of(
+    conn: &mut PgConnection,
+    jobs: &[Uuid],
+) -> sqlx::Result<HashMap<Uuid, Progress>> {
+    let rows: Vec<(Uuid, String, Option<String>, i64)> = sqlx::query_as(
+        "select i.job_id, i.state, c.status, count(*) from job_items i \
          left join commands c on c.command_id = i.command_id \
-         where i.job_id = $1 group by 1, 2",
+         where i.job_id = any($1) group by 1, 2, 3",
     )
-    .bind(job_id)
+    .bind(jobs)
     .fetch_all(conn)
     .await?;
-    let mut p = Progress::default();
-    for (state, status, n) in rows {
+    let mut out: HashMap<Uuid, Progress> = HashMap::new();
+    for (job_id, state, status, n) in rows {
+        let p = out.entry(job_id).or_default();
         p.total += n;
         let slot = match (state.as_str(), status.as_deref()) {
             ("pending", _) => &mut p.pending,
@@ -426,7 +440,30 @@ pub(crate) async fn progress(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Res
         };
         *slot += n;
     }
-    Ok(p)
+    Ok(out)
+}
+
+/// A page of jobs, newest first: those `creator` created (`None`: everyone's), in `state`
+/// if given, created before `before` if given.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    creator: Option<Uuid>,
+    state: Option<&str>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> sqlx::Result<Vec<Job>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {JOB_COLUMNS} from jobs j join staff s using (staff_id) \
+         where ($1::uuid is null or j.staff_id = $1) and ($2::text is null or j.state = $2) \
+           and ($3::uuid is null or j.job_id < $3) \
+         order by j.job_id desc limit $4"
+    )))
+    .bind(creator)
+    .bind(state)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
 
 /// One order of a job and what became of it.
