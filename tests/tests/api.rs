@@ -321,6 +321,55 @@ async fn an_order_placed_through_the_broker_is_listed_and_reaches_completed_in_i
         Ok(status(&first_id) == Some("sent".into()) && status(&second_id) == Some("failed".into()))
     })
     .await?;
+    // A later delivery of the same request, and a later failure: the first delivery stays
+    // what is shown, and a delivered message stays `sent`.
+    let mut ids = Vec::new();
+    for (message_type, payload) in [
+        (
+            "notification.sent",
+            json!({"delivered_at": Utc::now(), "provider": "another"}),
+        ),
+        (
+            "notification.failed",
+            json!({"error": "bounced", "failed_at": Utc::now(), "permanent": false}),
+        ),
+    ] {
+        let mut payload = payload;
+        for field in ["request_id", "channel", "template"] {
+            payload[field] = first[field].clone();
+        }
+        payload["order_id"] = json!(order_id);
+        let event = sim::envelope(message_type, "notification-system", &order_id, payload);
+        ids.push(
+            event["message_id"]
+                .as_str()
+                .unwrap_or_default()
+                .parse::<uuid::Uuid>()?,
+        );
+        orderly.publisher.send(&event).await?;
+    }
+    let staff_db = &orderly.staff_db;
+    wait_until("both handled", DEADLINE, || async {
+        let handled: i64 =
+            sqlx::query_scalar("select count(*) from api.inbox where message_id = any($1)")
+                .bind(&ids)
+                .fetch_one(staff_db)
+                .await?;
+        Ok(handled == 2)
+    })
+    .await?;
+    let shown = orderly.get(Some(&admin), &path).await?.json["notifications"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let first_shown = shown
+        .iter()
+        .find(|n| n["request_id"] == first_id)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(first_shown["status"], "sent", "{first_shown}");
+    assert_eq!(first_shown["provider"], "ses", "{first_shown}");
+    assert_eq!(first_shown["error"], "bounced", "{first_shown}");
 
     // Listed with its status, and found by its status filter.
     let completed = orderly.list(&admin, "status=completed&count=true").await?;

@@ -10,6 +10,7 @@ use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use crate::domain::notice;
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
@@ -71,26 +72,33 @@ impl Handler for ApiHandler {
         cx: &mut HandlerContext<'_>,
     ) -> Result<(), HandlerError> {
         let input = msg.input::<ApiInput>()?;
-        project(input, cx.conn).await?;
+        let mut appended = Appended::default();
+        project(input, cx.conn, &mut appended).await?;
+        appended.write(cx.conn).await?;
         let mut facts = FactsToRefresh::default();
         facts.note(input);
         facts.refresh(cx.conn).await
     }
 
-    /// Each event projected in turn, then the analytics facts of every order the batch
-    /// touched in two statements (with and without their lines), instead of one per event.
+    /// Each event projected in turn, then the scans and customer messages of the whole batch
+    /// in a statement each, and the analytics facts of every order the batch touched in two
+    /// statements (with and without their lines), instead of one per event.
     async fn handle_batch(
         &self,
         msgs: &[&Incoming],
         batch: &mut Batch<'_>,
     ) -> Result<(), HandlerError> {
         let mut facts = FactsToRefresh::default();
+        let mut appended = Appended::default();
         for msg in msgs {
             let input = msg.input::<ApiInput>()?;
             let span = batch.span(msg);
-            project(input, batch.conn).instrument(span).await?;
+            project(input, batch.conn, &mut appended)
+                .instrument(span)
+                .await?;
             facts.note(input);
         }
+        appended.write(batch.conn).await?;
         facts.refresh(batch.conn).await
     }
 
@@ -138,22 +146,43 @@ macro_rules! document {
     };
 }
 
-/// The request a notification system's answer (`notification.sent`, `notification.failed`,
-/// which share these fields) is about, when it is about an order.
-macro_rules! answered {
+/// A notice of the request a `notification.*` event is about (they share these fields), when
+/// it is about an order.
+macro_rules! notice {
     ($p:expr) => {
-        $p.order_id.map(|order_id| {
-            (
-                $p.request_id,
-                order_id,
-                $p.channel.as_str(),
-                $p.template.as_str(),
-            )
+        $p.order_id.map(|order_id| notice::Notice {
+            request_id: $p.request_id,
+            order_id,
+            channel: $p.channel.as_str().to_owned(),
+            template: $p.template.clone(),
+            asked: None,
+            sent: None,
+            failed: None,
         })
     };
 }
 
-async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), HandlerError> {
+/// What events of a batch add that is written a batch at a time: a carrier's scans and the
+/// customer's messages (append or merge; nothing else of the batch reads them).
+#[derive(Debug, Default)]
+struct Appended {
+    scans: Vec<tracking::Scan>,
+    notices: Vec<notice::Notice>,
+}
+
+impl Appended {
+    async fn write(self, conn: &mut PgConnection) -> Result<(), HandlerError> {
+        tracking::write(conn, &self.scans).await?;
+        notifications::write(conn, &notice::merged(self.notices)).await?;
+        Ok(())
+    }
+}
+
+async fn project(
+    input: &ApiInput,
+    conn: &mut PgConnection,
+    appended: &mut Appended,
+) -> Result<(), HandlerError> {
     match input {
         ApiInput::OnHold(env) => {
             let p = &env.payload;
@@ -347,56 +376,51 @@ async fn project(input: &ApiInput, conn: &mut PgConnection) -> Result<(), Handle
         }
         ApiInput::Tracking(env) => {
             let p = &env.payload;
-            let scan = tracking::Scan {
+            appended.scans.push(tracking::Scan {
                 message_id: env.message_id,
                 shipment_id: p.shipment_id,
-                carrier: &p.carrier,
-                tracking_number: &p.tracking_number,
-                vocabulary: p.vocabulary.as_str(),
-                raw_status: &p.raw_status,
-                raw_substatus: p.raw_substatus.as_deref(),
-                description: p.description.as_deref(),
+                carrier: p.carrier.clone(),
+                tracking_number: p.tracking_number.clone(),
+                vocabulary: p.vocabulary.as_str().to_owned(),
+                raw_status: p.raw_status.clone(),
+                raw_substatus: p.raw_substatus.clone().unwrap_or_default(),
+                description: p.description.clone(),
                 location: p.location.as_ref().map(to_json).transpose()?,
                 event_at: p.event_at,
                 estimated_delivery_at: p.estimated_delivery_at,
-            };
-            tracking::record(conn, &scan).await?;
+            });
         }
         ApiInput::NotificationRequested(env) => {
             let p = &env.payload;
-            if let Some(order_id) = p.order_id {
-                let asked = notifications::Asked {
-                    request_id: p.request_id,
-                    order_id,
-                    channel: p.channel.as_str(),
-                    template: &p.template,
-                    recipient: &p.recipient,
-                    subject: p.subject.as_deref(),
-                    locale: p.locale.as_str(),
+            if let Some(mut n) = notice!(p) {
+                n.asked = Some(notice::Asked {
+                    recipient: p.recipient.clone(),
+                    subject: p.subject.clone(),
+                    locale: p.locale.as_str().to_owned(),
                     at: env.occurred_at,
-                };
-                notifications::record_asked(conn, &asked).await?;
+                });
+                appended.notices.push(n);
             }
         }
         ApiInput::NotificationSent(env) => {
             let p = &env.payload;
-            if let Some(request) = answered!(p) {
-                let outcome = notifications::Outcome::Sent {
+            if let Some(mut n) = notice!(p) {
+                n.sent = Some(notice::Sent {
                     at: p.delivered_at,
-                    provider: p.provider.as_deref(),
-                };
-                notifications::record_outcome(conn, request, &outcome).await?;
+                    provider: p.provider.clone(),
+                });
+                appended.notices.push(n);
             }
         }
         ApiInput::NotificationFailed(env) => {
             let p = &env.payload;
-            if let Some(request) = answered!(p) {
-                let outcome = notifications::Outcome::Failed {
+            if let Some(mut n) = notice!(p) {
+                n.failed = Some(notice::Failed {
                     at: p.failed_at,
-                    error: &p.error,
+                    error: p.error.clone(),
                     permanent: p.permanent,
-                };
-                notifications::record_outcome(conn, request, &outcome).await?;
+                });
+                appended.notices.push(n);
             }
         }
         ApiInput::RequestAnswered(env) => {

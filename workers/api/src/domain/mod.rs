@@ -14,6 +14,7 @@
 //! - [`exceptions`]: the order-exceptions list's query string;
 //! - [`export`]: exports of the order list (CSV, JSON lines): shape, cells, escaping;
 //! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
+//! - [`notice`]: a message to a customer, merged from the events about its request;
 //! - [`projection`]: what an event may change in the read model (sequence and revision
 //!   rules);
 //! - [`query`]: what the query-string parsers share: the refusal naming a parameter, and
@@ -36,6 +37,7 @@ pub(crate) mod exceptions;
 pub(crate) mod export;
 pub(crate) mod filter;
 pub(crate) mod jobs;
+pub(crate) mod notice;
 pub(crate) mod projection;
 pub(crate) mod query;
 pub(crate) mod rate;

@@ -1,6 +1,6 @@
 //! The messages sent to an order's customer (`notifications`): what was asked of the
 //! notification system and what it answered, merged by request id in whatever order the
-//! events arrive; read by the order's detail.
+//! events arrive (`domain::notice`), written a batch at a time; read by the order's detail.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -8,100 +8,58 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// A `notification.requested` about an order.
-#[derive(Debug)]
-pub(crate) struct Asked<'a> {
-    pub(crate) request_id: Uuid,
-    pub(crate) order_id: Uuid,
-    pub(crate) channel: &'a str,
-    pub(crate) template: &'a str,
-    pub(crate) recipient: &'a str,
-    pub(crate) subject: Option<&'a str>,
-    pub(crate) locale: &'a str,
-    pub(crate) at: DateTime<Utc>,
-}
+use crate::domain::notice::Notice;
 
-/// Records what was asked (a repeat changes nothing).
-pub(crate) async fn record_asked(conn: &mut PgConnection, a: &Asked<'_>) -> sqlx::Result<()> {
+/// Writes `notices` (one per request: [`crate::domain::notice::merged`]) in one
+/// statement, each merged with what is written by the same rule: what was asked once, the
+/// first delivery, the newest failure.
+pub(crate) async fn write(conn: &mut PgConnection, notices: &[Notice]) -> sqlx::Result<()> {
+    if notices.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&Notice) -> Option<String>| notices.iter().map(f).collect::<Vec<_>>();
+    let time = |f: fn(&Notice) -> Option<DateTime<Utc>>| notices.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
-        "insert into notifications (request_id, order_id, channel, template, recipient, \
-           subject, locale, requested_at) values ($1, $2, $3, $4, $5, $6, $7, $8) \
-         on conflict (request_id) do update set recipient = excluded.recipient, \
-           subject = excluded.subject, locale = excluded.locale, \
-           requested_at = excluded.requested_at \
-         where notifications.requested_at is null",
+        "insert into notifications as n (request_id, order_id, channel, template, recipient, \
+           subject, locale, requested_at, sent_at, provider, failed_at, error, permanent) \
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+           $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::text[], \
+           $11::timestamptz[], $12::text[], $13::boolean[]) \
+         on conflict (request_id) do update set \
+           recipient = case when n.requested_at is null then excluded.recipient \
+                            else n.recipient end, \
+           subject = case when n.requested_at is null then excluded.subject else n.subject end, \
+           locale = case when n.requested_at is null then excluded.locale else n.locale end, \
+           requested_at = coalesce(n.requested_at, excluded.requested_at), \
+           provider = case when excluded.sent_at < coalesce(n.sent_at, 'infinity') \
+                           then excluded.provider else n.provider end, \
+           sent_at = least(n.sent_at, excluded.sent_at), \
+           error = case when excluded.failed_at > coalesce(n.failed_at, '-infinity') \
+                        then excluded.error else n.error end, \
+           permanent = case when excluded.failed_at > coalesce(n.failed_at, '-infinity') \
+                            then excluded.permanent else n.permanent end, \
+           failed_at = greatest(n.failed_at, excluded.failed_at)",
     )
-    .bind(a.request_id)
-    .bind(a.order_id)
-    .bind(a.channel)
-    .bind(a.template)
-    .bind(a.recipient)
-    .bind(a.subject)
-    .bind(a.locale)
-    .bind(a.at)
+    .bind(notices.iter().map(|n| n.request_id).collect::<Vec<Uuid>>())
+    .bind(notices.iter().map(|n| n.order_id).collect::<Vec<Uuid>>())
+    .bind(column(|n| Some(n.channel.clone())))
+    .bind(column(|n| Some(n.template.clone())))
+    .bind(column(|n| n.asked.as_ref().map(|a| a.recipient.clone())))
+    .bind(column(|n| n.asked.as_ref().and_then(|a| a.subject.clone())))
+    .bind(column(|n| n.asked.as_ref().map(|a| a.locale.clone())))
+    .bind(time(|n| n.asked.as_ref().map(|a| a.at)))
+    .bind(time(|n| n.sent.as_ref().map(|s| s.at)))
+    .bind(column(|n| n.sent.as_ref().and_then(|s| s.provider.clone())))
+    .bind(time(|n| n.failed.as_ref().map(|f| f.at)))
+    .bind(column(|n| n.failed.as_ref().map(|f| f.error.clone())))
+    .bind(
+        notices
+            .iter()
+            .map(|n| n.failed.as_ref().map(|f| f.permanent))
+            .collect::<Vec<_>>(),
+    )
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// What the notification system answered.
-#[derive(Debug)]
-pub(crate) enum Outcome<'a> {
-    Sent {
-        at: DateTime<Utc>,
-        provider: Option<&'a str>,
-    },
-    Failed {
-        at: DateTime<Utc>,
-        error: &'a str,
-        permanent: bool,
-    },
-}
-
-/// The request an answer is about: id, order, channel, template.
-pub(crate) type Request<'a> = (Uuid, Uuid, &'a str, &'a str);
-
-/// Records an answer: the first delivery, the newest failure.
-pub(crate) async fn record_outcome(
-    conn: &mut PgConnection,
-    (request_id, order_id, channel, template): Request<'_>,
-    outcome: &Outcome<'_>,
-) -> sqlx::Result<()> {
-    let q = match outcome {
-        Outcome::Sent { at, provider } => sqlx::query(
-            "insert into notifications (request_id, order_id, channel, template, sent_at, \
-               provider) values ($1, $2, $3, $4, $5, $6) \
-             on conflict (request_id) do update set sent_at = excluded.sent_at, \
-               provider = excluded.provider \
-             where notifications.sent_at is null or notifications.sent_at > excluded.sent_at",
-        )
-        .bind(request_id)
-        .bind(order_id)
-        .bind(channel)
-        .bind(template)
-        .bind(*at)
-        .bind(*provider),
-        Outcome::Failed {
-            at,
-            error,
-            permanent,
-        } => sqlx::query(
-            "insert into notifications (request_id, order_id, channel, template, failed_at, \
-               error, permanent) values ($1, $2, $3, $4, $5, $6, $7) \
-             on conflict (request_id) do update set failed_at = excluded.failed_at, \
-               error = excluded.error, permanent = excluded.permanent \
-             where notifications.failed_at is null \
-                or notifications.failed_at < excluded.failed_at",
-        )
-        .bind(request_id)
-        .bind(order_id)
-        .bind(channel)
-        .bind(template)
-        .bind(*at)
-        .bind(*error)
-        .bind(*permanent),
-    };
-    q.execute(conn).await?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The carriers' scans of a parcel (`tracking_events`): written once each by the
-//! projection, read for an order's shipments by the detail.
+//! projection, a batch at a time, and read for an order's shipments by the detail.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -8,44 +8,88 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A carrier's scan, as `shipment.updated` said it.
-#[derive(Debug)]
-pub(crate) struct Scan<'a> {
+#[derive(Debug, Clone)]
+pub(crate) struct Scan {
     pub(crate) message_id: Uuid,
     pub(crate) shipment_id: Option<Uuid>,
-    pub(crate) carrier: &'a str,
-    pub(crate) tracking_number: &'a str,
-    pub(crate) vocabulary: &'a str,
-    pub(crate) raw_status: &'a str,
-    pub(crate) raw_substatus: Option<&'a str>,
-    pub(crate) description: Option<&'a str>,
+    pub(crate) carrier: String,
+    pub(crate) tracking_number: String,
+    pub(crate) vocabulary: String,
+    pub(crate) raw_status: String,
+    /// `""`: none.
+    pub(crate) raw_substatus: String,
+    pub(crate) description: Option<String>,
     pub(crate) location: Option<serde_json::Value>,
     pub(crate) event_at: DateTime<Utc>,
     pub(crate) estimated_delivery_at: Option<DateTime<Utc>>,
 }
 
-/// Records `scan` unless the same scan (parcel, time, status) is recorded; a repeat that
-/// names the shipment where the first did not fills it in.
-pub(crate) async fn record(conn: &mut PgConnection, scan: &Scan<'_>) -> Result<(), sqlx::Error> {
+impl Scan {
+    /// What makes two scans the same scan.
+    fn key(&self) -> (&str, DateTime<Utc>, &str, &str) {
+        (
+            &self.tracking_number,
+            self.event_at,
+            &self.raw_status,
+            &self.raw_substatus,
+        )
+    }
+}
+
+/// Records `scans` in one statement, each unless the same scan (parcel, time, status) is
+/// recorded; a repeat that names the shipment where the first did not fills it in.
+pub(crate) async fn write(conn: &mut PgConnection, scans: &[Scan]) -> Result<(), sqlx::Error> {
+    // One row per scan: a statement may not change a row twice.
+    let mut unique: Vec<Scan> = Vec::with_capacity(scans.len());
+    for scan in scans {
+        match unique.iter_mut().find(|u| u.key() == scan.key()) {
+            Some(known) => {
+                known.shipment_id = known.shipment_id.or(scan.shipment_id);
+            }
+            None => unique.push(scan.clone()),
+        }
+    }
+    if unique.is_empty() {
+        return Ok(());
+    }
+    let text = |f: fn(&Scan) -> String| unique.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
-        "insert into tracking_events (tracking_number, event_at, raw_status, raw_substatus, \
-           carrier, shipment_id, vocabulary, description, location, estimated_delivery_at, \
-           message_id) \
-         values ($1, $2, $3, coalesce($4, ''), $5, $6, $7, $8, $9, $10, $11) \
+        "insert into tracking_events as t (tracking_number, event_at, raw_status, \
+           raw_substatus, carrier, shipment_id, vocabulary, description, location, \
+           estimated_delivery_at, message_id) \
+         select * from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], \
+           $5::text[], $6::uuid[], $7::text[], $8::text[], $9::jsonb[], $10::timestamptz[], \
+           $11::uuid[]) \
          on conflict (tracking_number, event_at, raw_status, raw_substatus) do update \
-           set shipment_id = coalesce(tracking_events.shipment_id, excluded.shipment_id) \
-           where tracking_events.shipment_id is null and excluded.shipment_id is not null",
+           set shipment_id = excluded.shipment_id \
+           where t.shipment_id is null and excluded.shipment_id is not null",
     )
-    .bind(scan.tracking_number)
-    .bind(scan.event_at)
-    .bind(scan.raw_status)
-    .bind(scan.raw_substatus)
-    .bind(scan.carrier)
-    .bind(scan.shipment_id)
-    .bind(scan.vocabulary)
-    .bind(scan.description)
-    .bind(&scan.location)
-    .bind(scan.estimated_delivery_at)
-    .bind(scan.message_id)
+    .bind(text(|s| s.tracking_number.clone()))
+    .bind(unique.iter().map(|s| s.event_at).collect::<Vec<_>>())
+    .bind(text(|s| s.raw_status.clone()))
+    .bind(text(|s| s.raw_substatus.clone()))
+    .bind(text(|s| s.carrier.clone()))
+    .bind(unique.iter().map(|s| s.shipment_id).collect::<Vec<_>>())
+    .bind(text(|s| s.vocabulary.clone()))
+    .bind(
+        unique
+            .iter()
+            .map(|s| s.description.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        unique
+            .iter()
+            .map(|s| s.location.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        unique
+            .iter()
+            .map(|s| s.estimated_delivery_at)
+            .collect::<Vec<_>>(),
+    )
+    .bind(unique.iter().map(|s| s.message_id).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
