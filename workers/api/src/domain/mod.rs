@@ -20,6 +20,7 @@
 //! - [`rate`]: rate limits per token, and per address for requests that do not
 //!   authenticate;
 //! - [`saga`]: where an order stands (what it waits for, since when);
+//! - [`session`]: the console's sign-in: passwords, session lifetimes, form tokens;
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
@@ -36,4 +37,5 @@ pub(crate) mod projection;
 pub(crate) mod query;
 pub(crate) mod rate;
 pub(crate) mod saga;
+pub(crate) mod session;
 pub(crate) mod token;

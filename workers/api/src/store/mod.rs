@@ -11,6 +11,8 @@
 //! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
+//! - [`sessions`]: the admin console's sessions (sign-in, the session a cookie names,
+//!   sign-out);
 //! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
 //!   the customers' endpoint);
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
@@ -26,5 +28,6 @@ pub(crate) mod jobs;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;
+pub(crate) mod sessions;
 pub mod staff;
 pub(crate) mod stats;
