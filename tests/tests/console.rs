@@ -473,6 +473,33 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             "{filtered}"
         );
         page.shot("04-orders-filtered").await?;
+        // The export of the current filter: a CSV of the list's rows, for the session.
+        let export = browser
+            .find(Locator::Id("export"))
+            .await?
+            .attr("href")
+            .await?
+            .unwrap_or_default();
+        anyhow::ensure!(
+            export.contains("store=shop-de") && export.contains("status=processing"),
+            "{export}"
+        );
+        let csv = forger()?
+            .get(orderly_ref.url(&export))
+            .header(
+                "cookie",
+                format!("orderly_console={}", page.session_cookie().await?),
+            )
+            .send()
+            .await?;
+        anyhow::ensure!(csv.status() == 200, "{}", csv.status());
+        let csv = csv.text().await?;
+        anyhow::ensure!(csv.contains("CON-1") && csv.contains("CON-2"), "{csv}");
+        anyhow::ensure!(
+            !csv.contains("CON-BOL-1") && !csv.contains("CON-EX-1"),
+            "{csv}"
+        );
+        anyhow::ensure!(csv.lines().count() == 3, "a header and two rows: {csv}");
 
         // The order: its saga position and timeline.
         browser
@@ -739,6 +766,19 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
             .await?;
         anyhow::ensure!(wrong.status() == 403, "{}", wrong.status());
         page.sign_out().await?;
+        // Signed out, the session's cookie opens nothing any more.
+        let replayed = http_ref
+            .get(orderly_ref.url("/admin/orders"))
+            .header("cookie", format!("orderly_console={cookie}"))
+            .send()
+            .await?;
+        anyhow::ensure!(replayed.status() == 303, "{}", replayed.status());
+        let to = replayed
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        anyhow::ensure!(to.starts_with("/admin/sign-in"), "{to}");
 
         // The fulfillment team may not cancel: no button, and a forged cancellation with a
         // valid session and form token is refused by the server.
@@ -774,6 +814,29 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
                 .await?
                 .contains("does not grant orders.cancel")
         );
+        // A session unused for longer than its idle lifetime (30 minutes) has ended.
+        sqlx::query(
+            "update api.console_sessions set last_seen_at = now() - interval '31 minutes' \
+             where staff_id = (select staff_id from api.staff where email = 'lead@example.com')",
+        )
+        .execute(&orderly_ref.staff_db)
+        .await?;
+        page.goto(&format!("/admin/orders/{de_ref}")).await?;
+        let path = page.path().await?;
+        anyhow::ensure!(
+            path.starts_with("/admin/sign-in?next=%2Fadmin%2Forders%2F"),
+            "{path}"
+        );
+        // Signing in again comes back to the page asked for.
+        page.fill("email", "lead@example.com").await?;
+        page.fill("password", PASSWORD).await?;
+        page.click("form[action='/admin/sign-in'] button[type=submit]")
+            .await?;
+        anyhow::ensure!(
+            page.path().await? == format!("/admin/orders/{de_ref}"),
+            "{}",
+            page.path().await?
+        );
         page.sign_out().await?;
         Ok(())
     })
@@ -796,6 +859,6 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
     )
     .fetch_one(&orderly.staff_db)
     .await?;
-    assert_eq!(sign_ins, 2, "each sign-in is audited");
+    assert_eq!(sign_ins, 3, "each sign-in is audited");
     orderly.stop().await
 }

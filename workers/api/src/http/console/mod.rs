@@ -72,6 +72,7 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .route("/admin/sign-in", get(signin::form).post(signin::sign_in))
         .route("/admin/sign-out", post(signin::sign_out))
         .route("/admin/orders", get(orders::list))
+        .route("/admin/orders/export", get(orders::export))
         .route("/admin/orders/{id}", get(orders::detail))
         .route(
             "/admin/orders/{id}/cancel",

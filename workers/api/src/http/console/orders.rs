@@ -115,6 +115,7 @@ pub(crate) async fn list(
             }
             button type="submit" { (text.filter) }
             a.button.secondary href="/admin/orders" { (text.clear) }
+            a.button.secondary #export href=(export_href(&pairs)) download { (text.export_csv) }
         }
         @if let Some(bad) = &bad {
             (layout::notice("error", html! { p { (bad) } }))
@@ -164,6 +165,35 @@ pub(crate) async fn list(
             body,
         ),
     )
+}
+
+/// The CSV export of every order the list's filters select (not just this page).
+fn export_href(pairs: &[(String, String)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs
+        .iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "cursor" | "limit" | "count"))
+    {
+        query.append_pair(name, value);
+    }
+    query.append_pair("format", "csv");
+    format!("/admin/orders/export?{}", query.finish())
+}
+
+/// `GET /admin/orders/export?…`: the JSON API's export (`GET /api/v1/admin/orders/export`:
+/// the same parameters, scope, streaming and audit entry) for a signed-in staff member.
+pub(crate) async fn export(
+    State(api): State<Arc<Api>>,
+    signed: Signed,
+    client: Client,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match super::super::export::export(State(api), signed.caller.clone(), client, RawQuery(raw))
+        .await
+    {
+        Ok(file) => file.into_response(),
+        Err(problem) => problem_page(&signed, &problem, "/admin/orders"),
+    }
 }
 
 /// The list's first page with the same filters.
