@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use fantoccini::{Client as Browser, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use orderly::sim::{self, Publisher};
 use orderly_runtime::{
@@ -306,8 +306,38 @@ impl Page<'_> {
         Ok(())
     }
 
+    /// Clicks what `css` finds (a checkbox: no page is loaded).
     async fn click(&self, css: &str) -> anyhow::Result<()> {
         Ok(self.browser.find(Locator::Css(css)).await?.click().await?)
+    }
+
+    /// Clicks `element` (a link, a form's button) and waits until the next page has
+    /// loaded: the current document is marked first, so a page that reloads the same
+    /// address (a refused sign-in) is told apart too. A click returns before the browser
+    /// has left the page; reading it then would read the old one.
+    async fn open(&self, element: Element) -> anyhow::Result<()> {
+        self.browser
+            .execute("document.documentElement.dataset.left = 'yes';", vec![])
+            .await?;
+        element.click().await?;
+        wait_until("the next page loaded", DEADLINE, || async {
+            let fresh = self
+                .browser
+                .execute(
+                    "return document.readyState === 'complete' \
+                       && document.documentElement.dataset.left === undefined;",
+                    vec![],
+                )
+                .await;
+            Ok(fresh.is_ok_and(|v| v == Value::Bool(true)))
+        })
+        .await
+    }
+
+    /// [`Self::open`] what `css` finds.
+    async fn navigate(&self, css: &str) -> anyhow::Result<()> {
+        let element = self.browser.find(Locator::Css(css)).await?;
+        self.open(element).await
     }
 
     /// Signs in with the form, as a person would.
@@ -315,12 +345,12 @@ impl Page<'_> {
         self.goto("/admin/sign-in").await?;
         self.fill("email", email).await?;
         self.fill("password", password).await?;
-        self.click("form[action='/admin/sign-in'] button[type=submit]")
+        self.navigate("form[action='/admin/sign-in'] button[type=submit]")
             .await
     }
 
     async fn sign_out(&self) -> anyhow::Result<()> {
-        self.click("form[action='/admin/sign-out'] button").await
+        self.navigate("form[action='/admin/sign-out'] button").await
     }
 
     /// Waits until the page's `<main>` text satisfies `done`, reloading it (a page that
@@ -457,7 +487,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             .await?
             .select_by_value("processing")
             .await?;
-        page.click("form.filters button[type=submit]").await?;
+        page.navigate("form.filters button[type=submit]").await?;
         let path = page.path().await?;
         anyhow::ensure!(
             path.contains("store=shop-de") && path.contains("status=processing"),
@@ -502,10 +532,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         anyhow::ensure!(csv.lines().count() == 3, "a header and two rows: {csv}");
 
         // The order: its saga position and timeline.
-        browser
-            .find(Locator::LinkText("CON-1"))
-            .await?
-            .click()
+        page.open(browser.find(Locator::LinkText("CON-1")).await?)
             .await?;
         anyhow::ensure!(page.path().await? == format!("/admin/orders/{con1_ref}"));
         let waiting = browser
@@ -527,16 +554,17 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
 
         // Cancelled through the button and its confirmation; the command's page shows the
         // worker's answer when it arrives.
-        page.click("#cancel").await?;
+        page.navigate("#cancel").await?;
         anyhow::ensure!(page.path().await? == format!("/admin/orders/{con1_ref}/cancel"));
         page.shot("06-cancel-confirm").await?;
         page.fill("reason", "Kunde hat angerufen").await?;
         page.click("#confirm").await?;
-        page.click("#confirm-cancel").await?;
+        page.navigate("#confirm-cancel").await?;
         anyhow::ensure!(
             page.path().await?.starts_with("/admin/commands/"),
-            "{}",
-            page.path().await?
+            "{}: {}",
+            page.path().await?,
+            page.main_text().await?
         );
         let outcome = page
             .wait_for_text("the cancellation applied", false, |t| t.contains("applied"))
@@ -546,11 +574,12 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             "{outcome}"
         );
         page.shot("07-command-applied").await?;
-        browser
-            .find(Locator::LinkText("← Back to the order"))
-            .await?
-            .click()
-            .await?;
+        page.open(
+            browser
+                .find(Locator::LinkText("← Back to the order"))
+                .await?,
+        )
+        .await?;
         let order = page
             .wait_for_text("the order shown cancelled", true, |t| {
                 t.contains("cancelled")
@@ -589,9 +618,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         page.click(&format!("#remember-{exception_id}")).await?;
         page.fill(&format!("note-{exception_id}"), "neue EAN")
             .await?;
-        form.find(Locator::Css("button[type=submit]"))
-            .await?
-            .click()
+        page.open(form.find(Locator::Css("button[type=submit]")).await?)
             .await?;
         let outcome = page
             .wait_for_text("the resolution applied", false, |t| t.contains("applied"))
@@ -601,30 +628,60 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         page.goto("/admin/exceptions").await?;
         anyhow::ensure!(!page.main_text().await?.contains("CON-EX-1"));
 
+        // A bulk action on the list's filter (shop-de, processing: CON-2 alone now), as a
+        // job whose page shows its progress to completion.
+        page.goto("/admin/orders?store=shop-de&status=processing")
+            .await?;
+        let listed = page.main_text().await?;
+        anyhow::ensure!(
+            listed.contains("CON-2") && !listed.contains("CON-1\n"),
+            "{listed}"
+        );
+        page.navigate("#bulk").await?;
+        let filter = browser
+            .find(Locator::Id("bulk-filter"))
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(
+            filter.contains("shop-de") && filter.contains("processing"),
+            "{filter}"
+        );
+        page.fill("bulk-text", "Bitte Adresse prüfen").await?;
+        page.click("#bulk-confirm").await?;
+        page.shot("11-bulk-form").await?;
+        page.navigate("#bulk-start").await?;
+        anyhow::ensure!(
+            page.path().await?.starts_with("/admin/jobs/"),
+            "{}",
+            page.path().await?
+        );
+        let job = page
+            .wait_for_text("the bulk job completed and answered", false, |t| {
+                t.contains("completed") && t.contains("1 / 1") && !t.contains("Waiting for")
+            })
+            .await?;
+        anyhow::ensure!(job.contains("applied\n1"), "{job}");
+        page.shot("12-bulk-job").await?;
+
         // Phone width: the list and an order fold into one column.
         browser.set_window_size(390, 844).await?;
         page.goto("/admin/orders").await?;
-        page.shot("11-orders-phone").await?;
+        page.shot("13-orders-phone").await?;
         page.goto(&format!("/admin/orders/{held_ref}")).await?;
-        page.shot("12-order-phone").await?;
+        page.shot("14-order-phone").await?;
         browser.set_window_size(1280, 900).await?;
 
         // German labels, by the switch in the header.
-        browser
-            .find(Locator::LinkText("Deutsch"))
-            .await?
-            .click()
+        page.open(browser.find(Locator::LinkText("Deutsch")).await?)
             .await?;
         let german = page.main_text().await?;
         anyhow::ensure!(
             german.contains("Wo sie steht") && german.contains("Verlauf"),
             "{german}"
         );
-        page.shot("13-order-german").await?;
-        browser
-            .find(Locator::LinkText("English"))
-            .await?
-            .click()
+        page.shot("15-order-german").await?;
+        page.open(browser.find(Locator::LinkText("English")).await?)
             .await?;
 
         // Signed out, the session no longer opens pages.
@@ -830,7 +887,7 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
         // Signing in again comes back to the page asked for.
         page.fill("email", "lead@example.com").await?;
         page.fill("password", PASSWORD).await?;
-        page.click("form[action='/admin/sign-in'] button[type=submit]")
+        page.navigate("form[action='/admin/sign-in'] button[type=submit]")
             .await?;
         anyhow::ensure!(
             page.path().await? == format!("/admin/orders/{de_ref}"),

@@ -22,6 +22,7 @@
 //! - **not in the OpenAPI document**: these are pages, not the API; `super::endpoints`
 //!   stays the list of API endpoints, and this router is merged beside it.
 
+mod bulk;
 mod exceptions;
 mod layout;
 mod orders;
@@ -73,6 +74,8 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .route("/admin/sign-out", post(signin::sign_out))
         .route("/admin/orders", get(orders::list))
         .route("/admin/orders/export", get(orders::export))
+        .route("/admin/orders/bulk", get(bulk::form).post(bulk::start))
+        .route("/admin/jobs/{id}", get(bulk::job))
         .route("/admin/orders/{id}", get(orders::detail))
         .route(
             "/admin/orders/{id}/cancel",
@@ -193,7 +196,7 @@ pub(crate) fn set_cookie(
 
 /// A POSTed form's fields, decoded.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Form(Vec<(String, String)>);
+pub(crate) struct Form(pub(crate) Vec<(String, String)>);
 
 impl Form {
     fn parse(body: &[u8]) -> Self {

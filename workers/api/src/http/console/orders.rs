@@ -116,6 +116,9 @@ pub(crate) async fn list(
             button type="submit" { (text.filter) }
             a.button.secondary href="/admin/orders" { (text.clear) }
             a.button.secondary #export href=(export_href(&pairs)) download { (text.export_csv) }
+            @if let Some(href) = super::bulk::offered(&signed, &pairs) {
+                a.button.secondary #bulk href=(href) { (text.bulk_action) "…" }
+            }
         }
         @if let Some(bad) = &bad {
             (layout::notice("error", html! { p { (bad) } }))
