@@ -664,6 +664,17 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         anyhow::ensure!(job.contains("applied\n1"), "{job}");
         page.shot("12-bulk-job").await?;
 
+        // Analytics: today's orders as a bar of the server-drawn chart, and in the table.
+        page.goto("/admin/analytics").await?;
+        let bars = browser
+            .find_all(Locator::Css("svg#orders-chart rect.bar"))
+            .await?;
+        anyhow::ensure!(!bars.is_empty(), "no bars");
+        let figures = browser.find(Locator::Id("figures")).await?.text().await?;
+        let today = chrono::Utc::now().date_naive().to_string();
+        anyhow::ensure!(figures.contains(&today), "{figures}");
+        page.shot("16-analytics").await?;
+
         // Phone width: the list and an order fold into one column.
         browser.set_window_size(390, 844).await?;
         page.goto("/admin/orders").await?;

@@ -19,6 +19,7 @@ pub(crate) const STYLESHEET: &str =
 pub(crate) enum Section {
     Orders,
     Exceptions,
+    Analytics,
 }
 
 /// A page for a signed-in staff member: the header (navigation, who, sign-out, language
@@ -52,6 +53,7 @@ pub(crate) fn page(
                     nav aria-label="Console" {
                         a href="/admin/orders" aria-current=[current(Section::Orders)] { (text.orders) }
                         a href="/admin/exceptions" aria-current=[current(Section::Exceptions)] { (text.exceptions) }
+                        a href="/admin/analytics" aria-current=[current(Section::Analytics)] { (text.analytics) }
                     }
                     div.who {
                         span { (text.signed_in_as) " " strong { (signed.caller.0.email) } " (" (signed.caller.0.role) ")" }

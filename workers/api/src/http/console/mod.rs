@@ -22,6 +22,7 @@
 //! - **not in the OpenAPI document**: these are pages, not the API; `super::endpoints`
 //!   stays the list of API endpoints, and this router is merged beside it.
 
+mod analytics;
 mod bulk;
 mod exceptions;
 mod layout;
@@ -87,6 +88,7 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         )
         .route("/admin/commands/{id}", get(orders::command))
         .route("/admin/exceptions", get(exceptions::list))
+        .route("/admin/analytics", get(analytics::page))
         .route("/admin/exceptions/{id}/resolve", post(exceptions::resolve))
 }
 
