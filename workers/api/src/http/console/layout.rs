@@ -48,6 +48,7 @@ pub(crate) fn page(
                 link rel="stylesheet" href=(STYLESHEET);
             }
             body {
+                a.skip href="#main" { (text.skip_to_content) }
                 header.top {
                     a.brand href="/admin/orders" { (text.console) }
                     nav aria-label="Console" {
@@ -64,7 +65,7 @@ pub(crate) fn page(
                         }
                     }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
             }
         }
     }
@@ -87,7 +88,7 @@ pub(crate) fn bare(lang: Lang, title: &str, here: &str, body: Markup) -> Markup 
                     span.brand { (text.console) }
                     div.who { (language_switch(lang, here)) }
                 }
-                main { (body) }
+                main #main tabindex="-1" { (body) }
             }
         }
     }

@@ -82,6 +82,7 @@ pub(crate) fn router() -> Router<Arc<Api>> {
             "/admin/orders/{id}/cancel",
             get(orders::confirm_cancel).post(orders::cancel),
         )
+        .route("/admin/orders/{id}/{action}", post(orders::edit))
         .route(
             "/admin/orders/{id}/documents/{document_id}",
             get(orders::document),

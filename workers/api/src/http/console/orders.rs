@@ -27,7 +27,7 @@ use super::layout::{self, Section, badge, csrf_field, maybe_time, money, time};
 use super::text::Text;
 use super::{Signed, checked_form, csrf_refusal, page_response, problem_page, unavailable};
 use crate::domain::access::Permission;
-use crate::domain::command::CancelBody;
+use crate::domain::command::{CancelBody, HoldBody, NoteBody, ReleaseBody};
 use crate::domain::filter::{self, ListQuery};
 use crate::domain::saga::WaitingFor;
 use crate::store::commands::{self as commands};
@@ -292,7 +292,8 @@ pub(crate) async fn detail(
     let text = signed.lang.text();
     let h = &detail.header;
     let here = format!("/admin/orders/{}", h.order_id);
-    let may_cancel = signed.caller.0.role.grants(Permission::OrdersCancel) && cancellable(&detail);
+    let may_cancel = signed.caller.0.role.grants(Permission::OrdersCancel);
+    let may_edit = signed.caller.0.role.grants(Permission::OrdersEdit);
     let currency = h.currency.as_deref();
     let body = html! {
         p { a href="/admin/orders" { "← " (text.orders) } }
@@ -308,14 +309,44 @@ pub(crate) async fn detail(
         }
         section.card aria-labelledby="actions" {
             h2 #actions { (text.actions) }
-            @if may_cancel {
-                div.actions {
-                    a.button.danger #cancel href=(format!("/admin/orders/{}/cancel", h.order_id)) { (text.cancel_order) "…" }
-                }
-            } @else if !cancellable(&detail) {
+            @if !cancellable(&detail) {
                 p.muted { (text.finished) }
-            } @else {
+            } @else if !may_cancel && !may_edit {
                 p.muted { (text.no_actions) }
+            } @else {
+                @if may_cancel {
+                    div.actions {
+                        a.button.danger #cancel href=(format!("/admin/orders/{}/cancel", h.order_id)) { (text.cancel_order) "…" }
+                    }
+                }
+                @if may_edit {
+                    div.grid.edit-actions {
+                        form method="post" action=(format!("/admin/orders/{}/note", h.order_id)) {
+                            (csrf_field(&signed.csrf))
+                            input type="hidden" name="key" value=(Uuid::now_v7());
+                            label for="note" { (text.add_note) }
+                            textarea #note name="text" required maxlength="2000" {}
+                            button #add-note type="submit" { (text.add_note) }
+                        }
+                        @if h.held {
+                            form method="post" action=(format!("/admin/orders/{}/release", h.order_id)) {
+                                (csrf_field(&signed.csrf))
+                                input type="hidden" name="key" value=(Uuid::now_v7());
+                                label for="release-reason" { (text.release_reason) }
+                                input #release-reason type="text" name="reason" maxlength="500";
+                                button #release type="submit" { (text.release) }
+                            }
+                        } @else {
+                            form method="post" action=(format!("/admin/orders/{}/hold", h.order_id)) {
+                                (csrf_field(&signed.csrf))
+                                input type="hidden" name="key" value=(Uuid::now_v7());
+                                label for="hold-reason" { (text.hold_reason) }
+                                input #hold-reason type="text" name="reason" required maxlength="500";
+                                button.secondary #hold type="submit" { (text.hold) }
+                            }
+                        }
+                    }
+                }
             }
         }
         div.grid {
@@ -623,6 +654,50 @@ pub(crate) async fn cancel(
         &format!("/admin/orders/{id}"),
     )
     .await
+}
+
+/// `POST /admin/orders/{id}/note|hold|release`: with the form token, the JSON API's note,
+/// hold or release (its permission `orders.edit`, scope, body checks and audit entry);
+/// then the command's page. `which` is the path's last segment.
+pub(crate) async fn edit(
+    State(api): State<Arc<Api>>,
+    signed: Signed,
+    client: Client,
+    Path((id, which)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(form) = checked_form(&signed, &body) else {
+        return csrf_refusal(signed.lang);
+    };
+    let back = format!("/admin/orders/{id}");
+    let key = form.text("key");
+    match which.as_str() {
+        "note" => {
+            let json = serde_json::json!({ "text": form.get("text").unwrap_or_default() });
+            send::<NoteBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
+        "hold" => {
+            let json = serde_json::json!({ "reason": form.get("reason").unwrap_or_default() });
+            send::<HoldBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
+        "release" => {
+            let json = match form.text("reason") {
+                Some(reason) => serde_json::json!({ "reason": reason }),
+                None => serde_json::json!({}),
+            };
+            send::<ReleaseBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
+        _ => problem_page(
+            &signed,
+            &Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such action",
+                format!("`{which}` is not an action of the console (note, hold, release)"),
+            ),
+            &back,
+        ),
+    }
 }
 
 /// Sends action `B` on `id` as the JSON API does (`key` as its `Idempotency-Key`) and
