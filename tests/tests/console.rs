@@ -33,6 +33,8 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const PASSWORD: &str = "console-test-password";
+/// The console's stylesheet, as the api worker compiles it in.
+const STYLESHEET: &str = include_str!("../../workers/api/src/http/console/style.css");
 
 /// A chromedriver process on a free port, killed when dropped.
 struct Driver {
@@ -275,8 +277,15 @@ impl Page<'_> {
     }
 
     /// Writes `name.png`: the whole page (the window stretched to its height for the
-    /// shot, then put back).
+    /// shot, then put back). Every page shot is also checked for its weight: its HTML and
+    /// the stylesheet (the page's only other resource) under 200 KB together.
     async fn shot(&self, name: &str) -> anyhow::Result<()> {
+        let html = self.browser.source().await?.len();
+        anyhow::ensure!(
+            html + STYLESHEET.len() < 200_000,
+            "{name}: {html} bytes of HTML and {} of stylesheet",
+            STYLESHEET.len()
+        );
         let (width, height) = self.browser.get_window_size().await?;
         let (width, height) = (u32::try_from(width)?, u32::try_from(height)?);
         let page_height = self

@@ -287,7 +287,7 @@ pub(crate) fn problem_page(signed: &Signed, problem: &Problem, back: &str) -> Re
             html! {
                 h1 { (problem.title()) }
                 (layout::notice("error", html! { p { (problem.detail()) } }))
-                p { a href=(back) { (text.orders) } }
+                p { a href=(back) { "← " (text.back) } }
             },
         ),
     )

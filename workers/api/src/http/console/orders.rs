@@ -19,7 +19,6 @@ use tracing::error;
 use uuid::Uuid;
 
 use super::super::actions::{Client, Requester, submit};
-use super::super::auth::Caller;
 use super::super::documents;
 use super::super::orders::pairs;
 use super::super::{Api, Problem};
@@ -70,7 +69,7 @@ pub(crate) async fn list(
     let (store, status, q) = (value("store"), value("status"), value("q"));
     let text = signed.lang.text();
     let (rows, next, bad) = match filter::parse(&pairs) {
-        Ok(query) => match page_of(&api, &signed.caller, &query).await {
+        Ok(query) => match page_of(&api, &signed, &query).await {
             Ok((rows, next)) => (rows, next, None),
             Err(response) => return response,
         },
@@ -211,16 +210,16 @@ fn first_page(pairs: &[(String, String)]) -> String {
 /// A page of the list as the JSON list reads it: the caller's scope narrowing the stores.
 async fn page_of(
     api: &Api,
-    caller: &Caller,
+    signed: &Signed,
     query: &ListQuery,
 ) -> Result<(Vec<OrderSummary>, Option<String>), Response> {
-    let stores = caller.scope().narrow(&query.stores);
+    let stores = signed.caller.scope().narrow(&query.stores);
     read::list(&api.pool, stores.as_deref(), query)
         .await
         .map(|(rows, next)| (rows, next.map(|c| c.encode())))
         .map_err(|e| {
             error!(error = %e, "console order list failed: database");
-            unavailable(super::text::Lang::En)
+            unavailable(signed.lang)
         })
 }
 
