@@ -611,6 +611,22 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         })
         .await?;
 
+        // The order on hold shows what it waits for and its unmatched line.
+        page.goto(&format!("/admin/orders/{held_ref}")).await?;
+        let on_hold = browser
+            .find(Locator::Id("order-exceptions"))
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(on_hold.contains("unknown_gtin"), "{on_hold}");
+        let waiting = browser
+            .find(Locator::Id("waiting-for"))
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(waiting == "operator", "{waiting}");
+        page.shot("08b-order-on-hold").await?;
+
         // The exception, resolved with "remember".
         page.goto("/admin/exceptions").await?;
         let queue = page.main_text().await?;

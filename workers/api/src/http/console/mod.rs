@@ -318,3 +318,48 @@ pub(crate) fn unavailable(lang: Lang) -> Response {
 pub(crate) fn lang_cookie(config: &ConsoleConfig, lang: Lang) -> HeaderValue {
     set_cookie(config, LANG_COOKIE, lang.code(), Some(365 * 24 * 3600))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secure_cookies: bool) -> ConsoleConfig {
+        ConsoleConfig {
+            lifetimes: Lifetimes {
+                idle: chrono::Duration::minutes(30),
+                absolute: chrono::Duration::hours(12),
+            },
+            secure_cookies,
+        }
+    }
+
+    #[test]
+    fn the_session_cookie_is_http_only_strict_on_admin_and_secure_unless_told() {
+        let secure = set_cookie(&config(true), SESSION_COOKIE, "abc", Some(60));
+        assert_eq!(
+            secure,
+            "orderly_console=abc; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=60; Secure"
+        );
+        let plain = set_cookie(&config(false), SESSION_COOKIE, "abc", None);
+        assert_eq!(
+            plain,
+            "orderly_console=abc; HttpOnly; SameSite=Strict; Path=/admin"
+        );
+    }
+
+    #[test]
+    fn a_cookie_is_found_among_others_and_a_form_is_decoded() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; orderly_console=s3cret; b=2"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("s3cret"));
+        assert_eq!(cookie(&headers, "missing"), None);
+        let form = Form::parse(b"csrf=x&reason=Kunde+hat+%C3%BCberlegt&confirm=yes&blank=+");
+        assert_eq!(form.text("reason"), Some("Kunde hat überlegt"));
+        assert!(form.ticked("confirm"));
+        assert!(!form.ticked("other"));
+        assert_eq!(form.text("blank"), None);
+    }
+}

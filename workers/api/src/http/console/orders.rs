@@ -376,6 +376,18 @@ pub(crate) async fn detail(
                 (address(text, h.shipping_address.as_ref()))
             }
         }
+        @if let Some(open) = h.exceptions.as_ref().and_then(Value::as_array).filter(|e| !e.is_empty() && h.status.as_deref() != Some("cancelled")) {
+            section.card #order-exceptions aria-labelledby="order-exceptions-title" {
+                h2 #order-exceptions-title { (text.exceptions) }
+                ul { @for e in open {
+                    li {
+                        (e["title"].as_str().unwrap_or("—")) " · " (text.gtin) " " (e["gtin"].as_str().unwrap_or("—"))
+                        " · " (e["problem"].as_str().unwrap_or("—"))
+                    }
+                } }
+                p { a href=(format!("/admin/exceptions?store={}", h.store_id)) { (text.exceptions) " →" } }
+            }
+        }
         h2 { (text.lines) }
         (lines(text, h.lines.as_ref(), currency))
         h2 { (text.shipments) }
