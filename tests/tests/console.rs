@@ -632,6 +632,17 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         let queue = page.main_text().await?;
         anyhow::ensure!(queue.contains("CON-EX-1"), "{queue}");
         page.shot("09-exceptions").await?;
+        // The SKU field offers the products the store's orders carried (CON-BOL-1's).
+        let offered = browser
+            .find(Locator::Css(&format!(
+                "datalist#products-bol-nl option[value='{}']",
+                product()?.sku
+            )))
+            .await?
+            .prop("label")
+            .await?
+            .unwrap_or_default();
+        anyhow::ensure!(offered.contains(product()?.title), "{offered}");
         let form = browser.find(Locator::Css("form.resolve")).await?;
         let action = form.attr("action").await?.unwrap_or_default();
         let exception_id = action

@@ -8,6 +8,7 @@
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
+//! - [`products`]: the products recent orders carried, to pick one for an exception;
 //! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
@@ -25,6 +26,7 @@ pub(crate) mod documents;
 pub(crate) mod exceptions;
 pub(crate) mod exports;
 pub(crate) mod jobs;
+pub(crate) mod products;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;

@@ -1,11 +1,13 @@
 //! The exceptions queue: the lines a marketplace sent that matched no product, oldest
 //! first, each with a form to resolve it (map it to a product by SKU, optionally
 //! remembering the GTIN for the store's next imports, or remove the line) for the roles
-//! that may. The form sends the JSON API's resolution (`POST
+//! that may. The SKU field offers the products the store's recent orders carried
+//! (`store::products`), searchable by SKU, title or GTIN as one types. The form sends the JSON API's resolution (`POST
 //! /api/v1/admin/order-exceptions/{id}/resolve`) through its own code path. It sends no
 //! `If-Match`: the orders worker refuses a resolution of an exception that is no longer
 //! open, and the queue can show an order's provisional ETag for a moment.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::{
@@ -30,6 +32,7 @@ use crate::domain::command::ResolveBody;
 use crate::domain::cursor::Cursor;
 use crate::domain::exceptions;
 use crate::store::exceptions as store;
+use crate::store::products::{self, SeenProduct};
 
 /// `GET /admin/exceptions?store=…&cursor=…`.
 pub(crate) async fn list(
@@ -68,6 +71,26 @@ pub(crate) async fn list(
         .flatten()
         .map(|r| Cursor::after(r.held_since, r.exception_id).encode());
     let may_resolve = signed.caller.0.role.grants(Permission::ExceptionsResolve);
+    // The products each store's recent orders carried, to pick from (by SKU, title or
+    // GTIN: the browser filters the list as one types).
+    let mut products: BTreeMap<String, Vec<SeenProduct>> = BTreeMap::new();
+    if may_resolve {
+        for store_id in rows
+            .iter()
+            .map(|r| r.store_id.clone())
+            .collect::<BTreeSet<_>>()
+        {
+            match products::seen(&api.pool, &store_id).await {
+                Ok(seen) => {
+                    products.insert(store_id, seen);
+                }
+                Err(e) => {
+                    error!(error = %e, "console products read failed: database");
+                    return unavailable(signed.lang);
+                }
+            }
+        }
+    }
     let store = pairs
         .iter()
         .find(|(n, _)| n == "store")
@@ -114,7 +137,8 @@ pub(crate) async fn list(
                         }
                         div.field {
                             label for=(format!("sku-{id}")) { (text.sku) }
-                            input #(format!("sku-{id}")) type="text" name="sku" autocomplete="off";
+                            input #(format!("sku-{id}")) type="text" name="sku" autocomplete="off"
+                                list=(format!("products-{}", e.store_id));
                         }
                         div.field {
                             label for=(format!("note-{id}")) { (text.note) }
@@ -125,6 +149,15 @@ pub(crate) async fn list(
                             span { (text.remember) }
                         }
                         button type="submit" { (text.resolve) }
+                    }
+                }
+            }
+        }
+        @for (store_id, seen) in &products {
+            datalist #(format!("products-{store_id}")) {
+                @for p in seen {
+                    option value=(p.sku) {
+                        (p.title.as_deref().unwrap_or("")) @if let Some(g) = &p.gtin { " · " (g) }
                     }
                 }
             }
