@@ -8,12 +8,12 @@
 //! - [`exceptions`]: the open order item exceptions;
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
-//! - [`products`]: the products recent orders carried, to pick one for an exception;
 //! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
 //! - [`sessions`]: the admin console's sessions (sign-in, the session a cookie names,
 //!   sign-out);
+//! - [`seen_products`]: the products recent orders carried, to pick one for an exception;
 //! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
 //!   the customers' endpoint);
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
@@ -26,10 +26,10 @@ pub(crate) mod documents;
 pub(crate) mod exceptions;
 pub(crate) mod exports;
 pub(crate) mod jobs;
-pub(crate) mod products;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;
+pub(crate) mod seen_products;
 pub(crate) mod sessions;
 pub mod staff;
 pub(crate) mod stats;

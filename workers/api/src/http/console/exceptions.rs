@@ -2,7 +2,7 @@
 //! first, each with a form to resolve it (map it to a product by SKU, optionally
 //! remembering the GTIN for the store's next imports, or remove the line) for the roles
 //! that may. The SKU field offers the products the store's recent orders carried
-//! (`store::products`), searchable by SKU, title or GTIN as one types. The form sends the JSON API's resolution (`POST
+//! (`store::seen_products`), searchable by SKU, title or GTIN as one types. The form sends the JSON API's resolution (`POST
 //! /api/v1/admin/order-exceptions/{id}/resolve`) through its own code path. It sends no
 //! `If-Match`: the orders worker refuses a resolution of an exception that is no longer
 //! open, and the queue can show an order's provisional ETag for a moment.
@@ -32,7 +32,7 @@ use crate::domain::command::ResolveBody;
 use crate::domain::cursor::Cursor;
 use crate::domain::exceptions;
 use crate::store::exceptions as store;
-use crate::store::products::{self, SeenProduct};
+use crate::store::seen_products::{self as products, SeenProduct};
 
 /// `GET /admin/exceptions?store=…&cursor=…`.
 pub(crate) async fn list(
