@@ -133,6 +133,14 @@ pub struct ApiSettings {
     /// Commands bulk jobs send per second at most, so a large job does not crowd the
     /// storefronts' orders out of the orders worker's queue (1,000; 0: no limit).
     pub bulk_rate_per_second: f64,
+    /// Whether the admin console (`/admin`) is served over plain HTTP, so its cookies
+    /// cannot be `Secure` (a browser would not send them back). Only for development,
+    /// the demo and tests on loopback; a deployment serves it over HTTPS (false).
+    pub console_insecure_http: bool,
+    /// Minutes without a request after which a console session ends (30).
+    pub console_idle_minutes: u32,
+    /// Hours after sign-in at which a console session ends however busy (12).
+    pub console_session_hours: u32,
 }
 
 impl Default for ApiSettings {
@@ -146,6 +154,9 @@ impl Default for ApiSettings {
             address_rate_burst: 100,
             bulk_batch: 200,
             bulk_rate_per_second: 1_000.0,
+            console_insecure_http: false,
+            console_idle_minutes: 30,
+            console_session_hours: 12,
         }
     }
 }
@@ -165,6 +176,14 @@ impl ApiSettings {
         anyhow::ensure!(
             self.bulk_rate_per_second.is_finite() && self.bulk_rate_per_second >= 0.0,
             "[api] bulk_rate_per_second must be 0 (no limit) or more"
+        );
+        anyhow::ensure!(
+            (1..=1440).contains(&self.console_idle_minutes),
+            "[api] console_idle_minutes must be 1 to 1440"
+        );
+        anyhow::ensure!(
+            (1..=168).contains(&self.console_session_hours),
+            "[api] console_session_hours must be 1 to 168"
         );
         Ok(())
     }
@@ -212,6 +231,13 @@ pub async fn start(
         throttle: Throttle::new(token_limit, address_limit),
         jobs: tokio::sync::Notify::new(),
         exports: tokio::sync::Notify::new(),
+        console: http::console::ConsoleConfig {
+            lifetimes: domain::session::Lifetimes {
+                idle: chrono::Duration::minutes(i64::from(settings.console_idle_minutes)),
+                absolute: chrono::Duration::hours(i64::from(settings.console_session_hours)),
+            },
+            secure_cookies: !settings.console_insecure_http,
+        },
     });
     let pace = jobs::Pace {
         batch: settings.bulk_batch,
@@ -254,7 +280,7 @@ pub async fn start(
         }
         health.set("api.http", false);
     });
-    info!(%addr, "admin API listening on /api/v1/admin/orders and /api/v1/store/customer-orders");
+    info!(%addr, "admin API listening on /api/v1/admin/orders and /api/v1/store/customer-orders; the console on /admin");
     Ok(addr)
 }
 

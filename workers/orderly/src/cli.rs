@@ -230,6 +230,17 @@ enum StaffCommand {
         /// The token id, or a prefix of the token.
         token: String,
     },
+    /// Set a staff member's password for the admin console (`/admin`), read from standard
+    /// input (its first line), never from the command line (which other users of the
+    /// machine and the shell's history can see). Ends their console sessions.
+    Password {
+        /// Their e-mail.
+        email: String,
+        /// Read the password from standard input without prompting (for scripts; the
+        /// default when standard input is not a terminal).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -706,6 +717,13 @@ impl Cli {
                         crate::ops::StaffCommand::Token { email, days }
                     }
                     StaffCommand::Revoke { token } => crate::ops::StaffCommand::Revoke { token },
+                    StaffCommand::Password {
+                        email,
+                        password_stdin,
+                    } => crate::ops::StaffCommand::Password {
+                        email,
+                        password: crate::ops::read_password(password_stdin)?,
+                    },
                 };
                 crate::ops::staff(&settings, command).await
             }

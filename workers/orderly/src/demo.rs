@@ -43,6 +43,11 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
     settings.retry.initial_delay_ms = 200;
     settings.retry.max_delay_ms = 2_000;
     settings.http_addr = "127.0.0.1:0".into();
+    // The demo serves the admin console over plain HTTP (on loopback unless the
+    // configuration says otherwise), where its cookies cannot be `Secure`.
+    let mut api: orderly_api::ApiSettings = settings.section("api")?;
+    api.console_insecure_http = true;
+    settings = settings.with_section("api", api);
 
     println!(
         "Orderly demo: storefront, marketplace connector, operator and carrier around the workers.\n"
@@ -76,7 +81,10 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         let token = demo_token(&settings).await?;
         println!("Admin API on http://{api} (an Order Admin's token for this demo: {token}). Try:");
         println!(
-            "  curl -H 'Authorization: Bearer {token}' 'http://{api}/api/v1/admin/orders?limit=5&count=true'\n"
+            "  curl -H 'Authorization: Bearer {token}' 'http://{api}/api/v1/admin/orders?limit=5&count=true'"
+        );
+        println!(
+            "Admin console on http://{api}/admin (sign in as {DEMO_EMAIL}, password {DEMO_PASSWORD}).\n"
         );
     }
 
@@ -388,12 +396,19 @@ fn cancel(external_id: &str, reason: &str) -> serde_json::Value {
     )
 }
 
-/// A staff member for the demo (`demo@orderly.example`, Order Admin) and a token valid for a
-/// day, through the api worker's own functions (what `orderly staff add|token` call).
+/// The demo's staff member (an Order Admin) and their console password: a demo database
+/// only, recreated each run.
+const DEMO_EMAIL: &str = "demo@orderly.example";
+const DEMO_PASSWORD: &str = "orderly-demo-2026";
+
+/// A staff member for the demo (`demo@orderly.example`, Order Admin) with a console
+/// password and a token valid for a day, through the api worker's own functions (what
+/// `orderly staff add|password|token` call).
 async fn demo_token(settings: &Settings) -> anyhow::Result<String> {
     let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
-    orderly_api::staff::add(&pool, "demo@orderly.example", "order_admin", &[]).await?;
-    let issued = orderly_api::staff::issue_token(&pool, "demo@orderly.example", 1).await?;
+    orderly_api::staff::add(&pool, DEMO_EMAIL, "order_admin", &[]).await?;
+    orderly_api::staff::set_password(&pool, DEMO_EMAIL, DEMO_PASSWORD).await?;
+    let issued = orderly_api::staff::issue_token(&pool, DEMO_EMAIL, 1).await?;
     pool.close().await;
     Ok(issued.token)
 }

@@ -162,6 +162,13 @@ pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow:
         StaffCommand::Revoke { token } => orderly_api::staff::revoke(&pool, &token)
             .await
             .map(|r| serde_json::to_value(r).unwrap_or_default()),
+        StaffCommand::Password { email, password } => orderly_api::staff::set_password(
+            &pool,
+            &email,
+            &password.0,
+        )
+        .await
+        .map(|()| serde_json::json!({"email": email.trim().to_lowercase(), "password": "set"})),
     };
     pool.close().await;
     print_json(&result?)
@@ -216,6 +223,36 @@ pub(crate) enum StaffCommand {
     Revoke {
         token: String,
     },
+    Password {
+        email: String,
+        password: Password,
+    },
+}
+
+/// A password on its way to being hashed: never printed, not even by `Debug`.
+pub(crate) struct Password(pub(crate) String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(…)")
+    }
+}
+
+/// The password for `orderly staff password`: the first line of standard input (without
+/// its line ending), with a prompt on standard error when it is a terminal and
+/// `--password-stdin` was not given.
+pub(crate) fn read_password(no_prompt: bool) -> anyhow::Result<Password> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !no_prompt && stdin.is_terminal() {
+        eprint!("Password (shown as you type; pipe it in to avoid that): ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(Password(password))
 }
 
 /// `orderly inventory check`: exits non-zero when stock and movements disagree.

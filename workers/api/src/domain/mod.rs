@@ -24,6 +24,7 @@
 //! - [`rollup`]: the analytics sums per day and week: an order's share, histograms of
 //!   durations and their percentiles;
 //! - [`saga`]: where an order stands (what it waits for, since when);
+//! - [`session`]: the console's sign-in: passwords, session lifetimes, form tokens;
 //! - [`token`]: API tokens: minting, hashing, and recognising a prefix.
 
 pub(crate) mod access;
@@ -43,4 +44,5 @@ pub(crate) mod query;
 pub(crate) mod rate;
 pub(crate) mod rollup;
 pub(crate) mod saga;
+pub(crate) mod session;
 pub(crate) mod token;

@@ -244,8 +244,9 @@ pub(crate) async fn act<B: ActionBody, R: MayAsk<B>>(
 }
 
 /// The action `B` asked by `requester` on what `id` names: decided, and audited whatever
-/// the answer (but a 503, which is ours).
-async fn submit<B: ActionBody>(
+/// the answer (but a 503, which is ours). The console's forms send their actions here too,
+/// with the body the JSON endpoint would receive.
+pub(crate) async fn submit<B: ActionBody>(
     api: &Api,
     requester: Requester,
     client: &Client,
@@ -603,6 +604,11 @@ pub(crate) struct CommandLinks {
 }
 
 impl CommandView {
+    /// The command.
+    pub(crate) fn command(&self) -> &Command {
+        &self.command
+    }
+
     fn of(command: Command, viewer: &Requester) -> Self {
         let links = viewer.links(&command);
         Self { command, links }

@@ -57,6 +57,11 @@ impl<T, const STATUS: u16> Reply<T, STATUS> {
         }
     }
 
+    /// What it answers (the console renders it as a page).
+    pub(crate) fn body(&self) -> &T {
+        &self.body
+    }
+
     /// The answer with `Location: path` (where what it created is).
     pub(crate) fn located(self, path: &str) -> Result<Self, Problem> {
         let value = HeaderValue::from_str(path).map_err(|_| Problem::unavailable())?;

@@ -5,7 +5,9 @@
 //! and the command resources they create; [`audit`] the audit log; [`documents`] an order's
 //! PDFs; [`customer`] the storefront customers' own orders and who a customer token is;
 //! [`customers`] a customer's statistics, for staff; [`export`] the order list as CSV or JSON
-//! lines; [`jobs`] bulk actions as jobs; [`analytics`] the order analytics; [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
+//! lines; [`jobs`] bulk actions as jobs; [`analytics`] the order analytics; [`console`] the
+//! admin console's pages under `/admin` (not API endpoints: outside [`endpoints`] and the
+//! OpenAPI document); [`auth`] turns a staff bearer token into a [`auth::Caller`] (401), checks a
 //! permission (403) and counts rate limits; [`problem`] is the one error type, answered as
 //! `application/problem+json` (RFC 9457) naming the parameter at fault.
 //! Internal errors are logged with their cause and answered 503 without detail: bad input is
@@ -19,6 +21,7 @@ mod actions;
 mod analytics;
 mod audit;
 mod auth;
+pub(crate) mod console;
 mod customer;
 mod customers;
 mod documents;
@@ -71,6 +74,8 @@ pub(crate) struct Api {
     pub(crate) jobs: tokio::sync::Notify,
     /// Wakes the export jobs' writer when an export is asked for.
     pub(crate) exports: tokio::sync::Notify,
+    /// How the admin console's sessions and cookies are made.
+    pub(crate) console: console::ConsoleConfig,
 }
 
 /// Every endpoint the API serves, as the router serves it and the OpenAPI document
@@ -527,6 +532,7 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
     endpoints()
         .into_iter()
         .fold(Router::new(), |router, e| router.route(e.path, e.route))
+        .merge(console::router())
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,

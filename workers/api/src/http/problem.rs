@@ -57,6 +57,11 @@ impl Problem {
         problem
     }
 
+    /// The kind of problem, in words.
+    pub(crate) fn title(&self) -> &'static str {
+        self.title
+    }
+
     /// Its HTTP status.
     pub(crate) fn status(&self) -> StatusCode {
         self.status

@@ -14,6 +14,9 @@
 //! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
+//! - [`sessions`]: the admin console's sessions (sign-in, the session a cookie names,
+//!   sign-out);
+//! - [`seen_products`]: the products recent orders carried, to pick one for an exception;
 //! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
 //!   the customers' endpoint);
 //! - [`staff`]: staff accounts, their stores and API tokens (used by the CLI and by
@@ -30,6 +33,8 @@ pub(crate) mod notifications;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;
+pub(crate) mod seen_products;
+pub(crate) mod sessions;
 pub mod staff;
 pub(crate) mod stats;
 pub(crate) mod tracking;

@@ -366,3 +366,34 @@ pub(crate) async fn authenticate(
         scope: Scope::of(role, stores.into_iter().collect()),
     }))
 }
+
+/// Sets the console password of the active staff member with `email` (what `orderly staff
+/// password` does): refused when too short or too long, saying why. Their sessions of the
+/// console end (a changed password is usually a reason to sign everyone out); their API
+/// tokens stay valid.
+pub async fn set_password(pool: &PgPool, email: &str, password: &str) -> Result<(), StaffError> {
+    let email = email.trim().to_lowercase();
+    let password = password.to_owned();
+    let phc = tokio::task::spawn_blocking(move || crate::domain::session::hash_password(&password))
+        .await
+        .map_err(|e| StaffError::Invalid(format!("the password could not be hashed: {e}")))?
+        .map_err(StaffError::Invalid)?;
+    let mut tx = pool.begin().await?;
+    let staff_id: Option<Uuid> = sqlx::query_scalar(
+        "update staff set password_hash = $2 where email = $1 and active returning staff_id",
+    )
+    .bind(&email)
+    .bind(&phc)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let staff_id =
+        staff_id.ok_or_else(|| StaffError::Invalid(format!("no active staff member {email}")))?;
+    sqlx::query(
+        "update console_sessions set ended_at = now() where staff_id = $1 and ended_at is null",
+    )
+    .bind(staff_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
