@@ -413,6 +413,43 @@ pub(crate) async fn detail(
                     td data-label=(text.delivered) { (maybe_time(s.delivered_at)) }
                 } } }
             } }
+            @for s in detail.shipments.iter().filter(|s| !s.tracking.is_empty()) {
+                details.scans {
+                    summary {
+                        (text.scans) " · " (s.tracking_number.as_deref().unwrap_or("—"))
+                        " (" (s.tracking.len()) ")"
+                    }
+                    ol { @for scan in &s.tracking { li {
+                        (time(scan.event_at)) " · " strong { (scan.raw_status) }
+                        @if let Some(sub) = &scan.raw_substatus { " (" (sub) ")" }
+                        @if let Some(d) = &scan.description { " · " (d) }
+                        @if let Some(city) = scan.location.as_ref().and_then(|l| l["city"].as_str()) {
+                            " · " (city)
+                        }
+                    } } }
+                }
+            }
+        }
+        h2 { (text.customer_messages) }
+        @if detail.notifications.is_empty() { p.muted { (text.none) } } @else {
+            div.table-wrap { table.stack {
+                thead { tr {
+                    th scope="col" { (text.message) } th scope="col" { (text.channel) }
+                    th scope="col" { (text.status) } th scope="col" { (text.when) }
+                } }
+                tbody { @for n in &detail.notifications { tr {
+                    td data-label=(text.message) {
+                        (n.template)
+                        @if let Some(subject) = &n.subject { br; span.muted { (subject) } }
+                    }
+                    td data-label=(text.channel) { (n.channel) }
+                    td data-label=(text.status) {
+                        span.badge.(format!("status-{}", n.status)) { (n.status) }
+                        @if let Some(e) = &n.error { br; span.muted { (e) } }
+                    }
+                    td data-label=(text.when) { (maybe_time(n.sent_at.or(n.requested_at).or(n.failed_at))) }
+                } } }
+            } }
         }
         h2 { (text.documents) }
         @if detail.invoices.is_empty() && detail.credit_notes.is_empty() { p.muted { (text.none) } } @else {
