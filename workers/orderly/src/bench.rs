@@ -7,6 +7,7 @@
 //! pong receipt, so it includes the relay.
 
 pub(crate) mod api;
+pub(crate) mod console;
 pub(crate) mod operations;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! `orderly bench operations`: the operators' heavy requests on a read model of a platform's
-//! size: an export of every order, a bulk job, and the analytics endpoints; and what the
-//! analytics facts cost per order.
+//! size: an export of every order, a bulk job, the analytics endpoints and the admin
+//! console's pages; and what the analytics facts and rollups cost.
 //!
 //! In a database and namespace of its own (created, then removed):
 //! 1. `--orders` orders across `--stores` stores written into the api worker's read model
@@ -13,6 +13,7 @@
 //!    away: rows per second, and this process's resident memory (the api worker and the
 //!    client both live in it) sampled every 20 ms: before, and the most while it ran.
 //! 4. **Analytics**: each analytics request `--requests` times, one at a time: p50, p99.
+//!    Then the **console**'s pages (`bench::console`), signed in as a browser would.
 //! 5. **Bulk**: a job resending a notification to every order of the largest store that
 //!    one job may hold (at most 100,000 orders): commands per second until every command was committed with its outbox
 //!    message, and until the relay had published them all. Nothing consumes them: the
@@ -85,6 +86,7 @@ struct Figures {
     rss_before: u64,
     rss_peak: u64,
     analytics: Vec<(&'static str, f64, f64)>,
+    console: Vec<super::console::Page>,
     bulk_orders: i64,
     bulk_sent_seconds: f64,
     bulk_published_seconds: f64,
@@ -171,14 +173,26 @@ async fn measure(settings: &Settings, options: &Options) -> anyhow::Result<Figur
         )
         .fetch_one(&pool)
         .await?;
+        let console = super::console::pages(
+            &base,
+            &pool,
+            "bench-admin@example.com",
+            &store,
+            options.requests,
+        )
+        .await?;
         let bulk = bulk(&http, &base, &token, &pool, &store).await?;
-        anyhow::Ok((export, analytics, bulk))
+        anyhow::Ok((export, analytics, console, bulk))
     }
     .await;
     host.stop(Duration::from_secs(10)).await;
     pool.close().await;
-    let ((export_rows, export_bytes, export_seconds, rss_before, rss_peak), analytics, bulk) =
-        result?;
+    let (
+        (export_rows, export_bytes, export_seconds, rss_before, rss_peak),
+        analytics,
+        console,
+        bulk,
+    ) = result?;
     Ok(Figures {
         seeded_orders: seeded.orders,
         facts_seconds,
@@ -192,6 +206,7 @@ async fn measure(settings: &Settings, options: &Options) -> anyhow::Result<Figur
         rss_before,
         rss_peak,
         analytics,
+        console,
         bulk_orders: bulk.0,
         bulk_sent_seconds: bulk.1,
         bulk_published_seconds: bulk.2,
@@ -354,7 +369,7 @@ fn render(f: &Figures) -> String {
     #[allow(clippy::cast_precision_loss)]
     let per_second = |n: f64, s: f64| if s > 0.0 { n / s } else { 0.0 };
     let mut out = String::new();
-    out.push_str("| Figure | Value | Target (issue 15) |\n|---|---|---|\n");
+    out.push_str("| Figure | Value | Target |\n|---|---|---|\n");
     out.push_str(&format!(
         "| analytics facts computed | {} orders in {:.0} s ({:.0} orders/s; {:.0} µs per order, paid by the projection per event that can change them) | — |\n",
         f.seeded_orders,
@@ -389,6 +404,15 @@ fn render(f: &Figures) -> String {
     for (what, p50, p99) in &f.analytics {
         out.push_str(&format!(
             "| analytics: {what} | p50 {p50:.1} ms, **p99 {p99:.1} ms** | p99 < 100 ms |\n"
+        ));
+    }
+    for page in &f.console {
+        out.push_str(&format!(
+            "| console page: {} | p50 {:.1} ms, **p99 {:.1} ms**; {:.0} KB with its stylesheet | p99 < 50 ms, < 200 KB (issue 16) |\n",
+            page.what,
+            page.p50,
+            page.p99,
+            page.bytes as f64 / 1024.0
         ));
     }
     out.push_str(&format!(
