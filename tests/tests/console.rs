@@ -733,12 +733,24 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
                 .await?,
         )
         .await?;
+
         let released = page
             .wait_for_text("the order shown released", true, |t| {
                 t.contains("Put on hold")
             })
             .await?;
         anyhow::ensure!(released.contains("orders.release"), "{released}");
+
+        // The customer's messages: the confirmation listed, and sent again from its row.
+        page.wait_for_text("the confirmation listed", true, |t| {
+            t.contains("Messages to the customer") && t.contains("order.accepted")
+        })
+        .await?;
+        page.navigate("#resend-0").await?;
+        let resent = page
+            .wait_for_text("the resend applied", false, |t| t.contains("applied"))
+            .await?;
+        anyhow::ensure!(resent.contains("resend"), "{resent}");
 
         // Analytics: today's orders as a bar of the server-drawn chart, and in the table.
         page.goto("/admin/analytics").await?;

@@ -154,18 +154,7 @@ pub(crate) fn parse(
                 })?;
                 q.held_before = Some(now - age);
             }
-            Param::Limit => {
-                q.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        bad(
-                            name,
-                            format!("`{value}` is not a whole number from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            Param::Limit => q.limit = super::query::limit::<MAX_LIMIT>(name, value)?,
             Param::Cursor => q.cursor = Some(Cursor::decode(value).map_err(|e| bad(name, e))?),
         }
     }

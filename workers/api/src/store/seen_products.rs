@@ -14,25 +14,36 @@ pub(crate) struct SeenProduct {
     pub(crate) gtin: Option<String>,
 }
 
-/// How many of the store's newest orders are looked at.
-const RECENT_ORDERS: i64 = 500;
-/// How many products are offered at most.
-const MOST: i64 = 300;
+/// How many of a store's newest orders are looked at.
+const RECENT_ORDERS: i64 = 200;
+/// How many products of a store are offered at most.
+const MOST: i64 = 100;
 
-/// The distinct products on the lines of `store`'s newest accepted orders, by SKU.
-pub(crate) async fn seen(pool: &PgPool, store: &str) -> Result<Vec<SeenProduct>, sqlx::Error> {
-    sqlx::query_as(
-        "select distinct on (l->>'sku') l->>'sku' as sku, l->>'title' as title, \
-           l->>'gtin' as gtin \
-         from (select lines from orders where store_id = $1 and lines is not null \
-               order by placed_at desc, order_id desc limit $2) o \
-         cross join lateral jsonb_array_elements(o.lines) l \
-         where l->>'sku' is not null \
-         order by l->>'sku' limit $3",
+/// The distinct products on the lines of each of `stores`' newest accepted orders, by SKU,
+/// in one statement: `(store, product)`.
+pub(crate) async fn seen(
+    pool: &PgPool,
+    stores: &[String],
+) -> Result<Vec<(String, SeenProduct)>, sqlx::Error> {
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select s.store_id, p.sku, p.title, p.gtin from unnest($1::text[]) as s(store_id) \
+         cross join lateral ( \
+           select distinct on (l->>'sku') l->>'sku' as sku, l->>'title' as title, \
+             l->>'gtin' as gtin \
+           from (select lines from orders where store_id = s.store_id and lines is not null \
+                 order by placed_at desc, order_id desc limit $2) o \
+           cross join lateral jsonb_array_elements(o.lines) l \
+           where l->>'sku' is not null \
+           order by l->>'sku' limit $3) p \
+         order by s.store_id, p.sku",
     )
-    .bind(store)
+    .bind(stores)
     .bind(RECENT_ORDERS)
     .bind(MOST)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(store, sku, title, gtin)| (store, SeenProduct { sku, title, gtin }))
+        .collect())
 }

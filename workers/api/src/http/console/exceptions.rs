@@ -34,7 +34,10 @@ use crate::domain::exceptions;
 use crate::store::exceptions as store;
 use crate::store::seen_products::{self as products, SeenProduct};
 
-/// `GET /admin/exceptions?store=…&cursor=…`.
+/// Exceptions on a page.
+const PAGE_SIZE: &str = "20";
+
+/// `GET /admin/exceptions?store=…&cursor=…`: 20 exceptions a page, oldest first.
 pub(crate) async fn list(
     State(api): State<Arc<Api>>,
     signed: Signed,
@@ -49,7 +52,12 @@ pub(crate) async fn list(
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
-    let (rows, bad) = match exceptions::parse(&pairs, Utc::now()) {
+    // A page of exceptions, each with its form: a screenful, not the API's page.
+    let mut asked = pairs.clone();
+    if !asked.iter().any(|(n, _)| n == "limit") {
+        asked.push(("limit".to_owned(), PAGE_SIZE.to_owned()));
+    }
+    let (rows, bad) = match exceptions::parse(&asked, Utc::now()) {
         Ok(query) => {
             let stores = signed.caller.scope().narrow(&query.stores);
             match store::list(&api.pool, stores.as_deref(), &query).await {
@@ -75,19 +83,21 @@ pub(crate) async fn list(
     // GTIN: the browser filters the list as one types).
     let mut products: BTreeMap<String, Vec<SeenProduct>> = BTreeMap::new();
     if may_resolve {
-        for store_id in rows
+        let stores: Vec<String> = rows
             .iter()
             .map(|r| r.store_id.clone())
             .collect::<BTreeSet<_>>()
-        {
-            match products::seen(&api.pool, &store_id).await {
-                Ok(seen) => {
-                    products.insert(store_id, seen);
+            .into_iter()
+            .collect();
+        match products::seen(&api.pool, &stores).await {
+            Ok(seen) => {
+                for (store_id, product) in seen {
+                    products.entry(store_id).or_default().push(product);
                 }
-                Err(e) => {
-                    error!(error = %e, "console products read failed: database");
-                    return unavailable(signed.lang);
-                }
+            }
+            Err(e) => {
+                error!(error = %e, "console products read failed: database");
+                return unavailable(signed.lang);
             }
         }
     }

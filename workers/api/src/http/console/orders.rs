@@ -26,7 +26,7 @@ use super::layout::{self, Section, badge, csrf_field, maybe_time, money, time};
 use super::text::Text;
 use super::{Signed, checked_form, csrf_refusal, page_response, problem_page, unavailable};
 use crate::domain::access::Permission;
-use crate::domain::command::{CancelBody, HoldBody, NoteBody, ReleaseBody};
+use crate::domain::command::{CancelBody, HoldBody, NoteBody, ReleaseBody, ResendBody};
 use crate::domain::filter::{self, ListQuery};
 use crate::domain::saga::WaitingFor;
 use crate::store::commands::{self as commands};
@@ -436,8 +436,9 @@ pub(crate) async fn detail(
                 thead { tr {
                     th scope="col" { (text.message) } th scope="col" { (text.channel) }
                     th scope="col" { (text.status) } th scope="col" { (text.when) }
+                    @if may_edit { th scope="col" { span.visually-hidden { (text.resend) } } }
                 } }
-                tbody { @for n in &detail.notifications { tr {
+                tbody { @for (i, n) in detail.notifications.iter().enumerate() { tr {
                     td data-label=(text.message) {
                         (n.template)
                         @if let Some(subject) = &n.subject { br; span.muted { (subject) } }
@@ -448,6 +449,15 @@ pub(crate) async fn detail(
                         @if let Some(e) = &n.error { br; span.muted { (e) } }
                     }
                     td data-label=(text.when) { (maybe_time(n.sent_at.or(n.requested_at).or(n.failed_at))) }
+                    @if may_edit { td {
+                        // The newest message of this kind is sent again (the API's resend).
+                        form method="post" action=(format!("/admin/orders/{}/resend", h.order_id)) {
+                            (csrf_field(&signed.csrf))
+                            input type="hidden" name="key" value=(Uuid::now_v7());
+                            input type="hidden" name="event" value=(n.template);
+                            button.secondary id=(format!("resend-{i}")) type="submit" { (text.resend) }
+                        }
+                    } }
                 } } }
             } }
         }
@@ -704,8 +714,8 @@ pub(crate) async fn cancel(
     .await
 }
 
-/// `POST /admin/orders/{id}/note|hold|release`: with the form token, the JSON API's note,
-/// hold or release (its permission `orders.edit`, scope, body checks and audit entry);
+/// `POST /admin/orders/{id}/note|hold|release|resend`: with the form token, the JSON API's
+/// note, hold, release or resend of a customer's message (its permission `orders.edit`, scope, body checks and audit entry);
 /// then the command's page. `which` is the path's last segment.
 pub(crate) async fn edit(
     State(api): State<Arc<Api>>,
@@ -728,6 +738,13 @@ pub(crate) async fn edit(
             let json = serde_json::json!({ "reason": form.get("reason").unwrap_or_default() });
             send::<HoldBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
         }
+        "resend" => {
+            let json = match form.text("event") {
+                Some(event) => serde_json::json!({ "event": event }),
+                None => serde_json::json!({}),
+            };
+            send::<ResendBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
         "release" => {
             let json = match form.text("reason") {
                 Some(reason) => serde_json::json!({ "reason": reason }),
@@ -741,7 +758,7 @@ pub(crate) async fn edit(
                 StatusCode::NOT_FOUND,
                 "not-found",
                 "No such action",
-                format!("`{which}` is not an action of the console (note, hold, release)"),
+                format!("`{which}` is not an action of the console (note, hold, release, resend)"),
             ),
             &back,
         ),
