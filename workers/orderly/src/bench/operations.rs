@@ -102,7 +102,7 @@ pub(crate) async fn run(settings: Settings, options: Options, write: bool) -> an
     let f = result?;
     crate::bench::report(
         "operations",
-        "Operators' heavy requests: export, bulk job, analytics (a million orders)",
+        "Operators' heavy requests: export, bulk job, analytics, console pages (a million orders)",
         &options.command(),
         &render(&f),
         write,
