@@ -512,6 +512,31 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             "{filtered}"
         );
         page.shot("04-orders-filtered").await?;
+
+        // Saved as a view, opened again from above the whole list, then deleted.
+        page.fill("view-name", "DE in processing").await?;
+        page.navigate("#save-view").await?;
+        page.goto("/admin/orders").await?;
+        page.navigate("#view-0").await?;
+        let path = page.path().await?;
+        anyhow::ensure!(
+            path.contains("store=shop-de") && path.contains("status=processing"),
+            "the view opens its filters: {path}"
+        );
+        let viewed = page.main_text().await?;
+        anyhow::ensure!(
+            viewed.contains("DE in processing")
+                && viewed.contains("CON-2")
+                && !viewed.contains("CON-BOL-1"),
+            "{viewed}"
+        );
+        page.navigate("#delete-view-0").await?;
+        let after = page.main_text().await?;
+        anyhow::ensure!(
+            !after.contains("DE in processing") && after.contains("None yet"),
+            "{after}"
+        );
+        page.goto(&path).await?;
         // The export of the current filter: a CSV of the list's rows, for the session.
         let export = browser
             .find(Locator::Id("export"))

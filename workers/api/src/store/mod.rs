@@ -10,6 +10,7 @@
 //! - [`projection`]: the read model's writes, from the handler's transaction;
 //! - [`read`]: the order list and an order's detail;
 //! - [`tracking`]: the carriers' scans of a parcel;
+//! - [`views`]: the console's saved views of the order list;
 //! - [`notifications`]: the messages sent to an order's customer and their outcomes;
 //! - [`stats`]: a customer's order statistics;
 //! - [`customers`]: a storefront customer's own orders;
@@ -38,3 +39,4 @@ pub(crate) mod sessions;
 pub mod staff;
 pub(crate) mod stats;
 pub(crate) mod tracking;
+pub(crate) mod views;

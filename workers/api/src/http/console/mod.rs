@@ -29,6 +29,7 @@ mod layout;
 mod orders;
 mod signin;
 mod text;
+mod views;
 
 use std::sync::Arc;
 
@@ -90,6 +91,8 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .route("/admin/commands/{id}", get(orders::command))
         .route("/admin/exceptions", get(exceptions::list))
         .route("/admin/analytics", get(analytics::page))
+        .route("/admin/views", post(views::save))
+        .route("/admin/views/{id}/delete", post(views::delete))
         .route("/admin/exceptions/{id}/resolve", post(exceptions::resolve))
 }
 

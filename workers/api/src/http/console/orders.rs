@@ -79,14 +79,29 @@ pub(crate) async fn list(
             Some(format!("{}: {}", bad.field, bad.reason)),
         ),
     };
-    let next_href = next.map(|cursor| {
+    // The filters without paging: what a view saves, and what the next page continues.
+    let view_query = {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in pairs.iter().filter(|(n, _)| n != "cursor" && n != "limit") {
             query.append_pair(name, value);
         }
-        query.append_pair("cursor", &cursor);
-        format!("/admin/orders?{}", query.finish())
+        query.finish()
+    };
+    let next_href = next.map(|cursor| {
+        let cursor: String = url::form_urlencoded::byte_serialize(cursor.as_bytes()).collect();
+        if view_query.is_empty() {
+            format!("/admin/orders?cursor={cursor}")
+        } else {
+            format!("/admin/orders?{view_query}&cursor={cursor}")
+        }
     });
+    let views = match crate::store::views::of(&api.pool, signed.caller.0.staff_id).await {
+        Ok(views) => views,
+        Err(e) => {
+            error!(error = %e, "console views read failed: database");
+            return unavailable(signed.lang);
+        }
+    };
     let stores: Vec<String> = match signed.caller.scope() {
         crate::domain::access::Scope::All => Vec::new(),
         crate::domain::access::Scope::Stores(s) => s.iter().cloned().collect(),
@@ -122,6 +137,7 @@ pub(crate) async fn list(
         @if let Some(bad) = &bad {
             (layout::notice("error", html! { p { (bad) } }))
         }
+        (super::views::bar(&signed, &views, if bad.is_none() { &view_query } else { "" }))
         @if rows.is_empty() && bad.is_none() {
             p.muted { (text.no_orders) }
         } @else if !rows.is_empty() {
