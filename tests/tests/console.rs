@@ -320,6 +320,15 @@ impl Page<'_> {
         Ok(self.browser.find(Locator::Css(css)).await?.click().await?)
     }
 
+    /// Follows a command's page's link back to its order.
+    async fn back_to_order(&self) -> anyhow::Result<()> {
+        let link = self
+            .browser
+            .find(Locator::LinkText("← Back to the order"))
+            .await?;
+        self.open(link).await
+    }
+
     /// Clicks `element` (a link, a form's button) and waits until the next page has
     /// loaded: the current document is marked first, so a page that reloads the same
     /// address (a refused sign-in) is told apart too. A click returns before the browser
@@ -608,12 +617,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             "{outcome}"
         );
         page.shot("07-command-applied").await?;
-        page.open(
-            browser
-                .find(Locator::LinkText("← Back to the order"))
-                .await?,
-        )
-        .await?;
+        page.back_to_order().await?;
         let order = page
             .wait_for_text("the order shown cancelled", true, |t| {
                 t.contains("cancelled")
@@ -733,12 +737,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         page.navigate("#hold").await?;
         page.wait_for_text("the hold applied", false, |t| t.contains("applied"))
             .await?;
-        page.open(
-            browser
-                .find(Locator::LinkText("← Back to the order"))
-                .await?,
-        )
-        .await?;
+        page.back_to_order().await?;
         let held = page
             .wait_for_text("the order shown held", true, |t| {
                 t.contains("On hold by an operator") && t.contains("Release the hold")
@@ -752,12 +751,7 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         page.navigate("#release").await?;
         page.wait_for_text("the release applied", false, |t| t.contains("applied"))
             .await?;
-        page.open(
-            browser
-                .find(Locator::LinkText("← Back to the order"))
-                .await?,
-        )
-        .await?;
+        page.back_to_order().await?;
 
         let released = page
             .wait_for_text("the order shown released", true, |t| {
