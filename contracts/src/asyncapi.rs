@@ -84,7 +84,7 @@ pub fn document() -> Value {
             }),
         );
     }
-    for route in routing::ROUTES {
+    for route in routing::routes() {
         let channel = key(route.queue);
         let address = format!("{NAMESPACE}.{}", route.queue);
         let received: Vec<&MessageSpec> = specs
@@ -313,7 +313,7 @@ mod tests {
             let op = format!("/operations/send_{}", message_key(&spec));
             assert!(doc.pointer(&op).is_some(), "{op}");
         }
-        for route in routing::ROUTES {
+        for route in routing::routes() {
             let op = format!("/operations/receive_{}", key(route.queue));
             let received = doc
                 .pointer(&format!("{op}/messages"))

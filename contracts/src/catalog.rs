@@ -12,8 +12,6 @@ use serde_json::Value;
 
 use crate::envelope::{Envelope, Message, RawEnvelope};
 use crate::error::ContractError;
-use crate::examples;
-use crate::messages::*;
 use crate::validate::Validate;
 
 /// Everything known about one message type and version.
@@ -25,6 +23,11 @@ pub struct MessageSpec {
     pub from: &'static str,
     /// What it says, in a line (for the contracts' README).
     pub summary: &'static str,
+    /// The queues that receive it (the routing table is derived from these).
+    pub to: &'static [&'static str],
+    /// Only producers outside Orderly send it: it needs no route for Orderly's own
+    /// publishing (it still has consumers).
+    pub only_from_outside: bool,
     /// Schema version.
     pub version: u16,
     /// JSON Schema (2020-12) of the whole envelope with this payload, `message_type` and
@@ -51,13 +54,13 @@ impl MessageSpec {
 /// The schema (2020-12) of `Envelope<P>`, with the envelope's type and version pinned to
 /// `P`'s and the payload's description (what the message means) as the document's
 /// description.
-fn schema_of<P: Message + JsonSchema>() -> Value {
+pub(crate) fn schema_of<P: Message + JsonSchema>() -> Value {
     schema_with::<P>(schemars::generate::SchemaSettings::draft2020_12())
 }
 
 /// [`schema_of`] in JSON Schema draft-07, the dialect AsyncAPI tools read by default
 /// (definitions under `definitions`).
-fn schema_draft07_of<P: Message + JsonSchema>() -> Value {
+pub(crate) fn schema_draft07_of<P: Message + JsonSchema>() -> Value {
     schema_with::<P>(schemars::generate::SchemaSettings::draft07())
 }
 
@@ -131,270 +134,76 @@ fn unwrap_descriptions(value: &mut Value) {
     }
 }
 
-fn validate_as<P: Message + Validate>(raw: RawEnvelope) -> Result<(), ContractError> {
+pub(crate) fn validate_as<P: Message + Validate>(raw: RawEnvelope) -> Result<(), ContractError> {
     raw.decode_valid::<P>().map(drop)
 }
 
-fn normalize_as<P: Message + Validate>(raw: RawEnvelope) -> Result<Value, ContractError> {
+pub(crate) fn normalize_as<P: Message + Validate>(
+    raw: RawEnvelope,
+) -> Result<Value, ContractError> {
     let envelope = raw.decode_valid::<P>()?;
     serde_json::to_value(&envelope)
         .map_err(|e| ContractError::new("", format!("cannot encode: {e}")))
 }
 
-macro_rules! spec {
-    ($payload:ty, $example:path, from: $from:literal, says: $summary:literal $(,)?) => {
-        MessageSpec {
-            message_type: <$payload as Message>::TYPE,
+/// One catalog entry, written next to its type in `messages/<area>.rs`:
+///
+/// ```ignore
+/// entry!(
+///     OrderPlaced,
+///     example: examples::order_placed,
+///     from: "storefront, ...",      // who sends it
+///     says: "a new order ...",      // what it says, in a line
+///     to: [ORDERS],                 // the queues that receive it (`routing::queues`)
+///     only_from_outside,            // optional: no producer inside Orderly
+/// )
+/// ```
+macro_rules! entry {
+    (
+        $payload:ty,
+        example: $example:path,
+        from: $from:literal,
+        says: $summary:literal,
+        to: [$($queue:expr),* $(,)?]
+        $(, $only_from_outside:ident)? $(,)?
+    ) => {
+        $crate::catalog::MessageSpec {
+            message_type: <$payload as $crate::envelope::Message>::TYPE,
             from: $from,
             summary: $summary,
-            version: <$payload as Message>::VERSION,
-            schema: schema_of::<$payload>,
-            schema_draft07: schema_draft07_of::<$payload>,
+            to: &[$($queue),*],
+            only_from_outside: $crate::catalog::entry!(@outside $($only_from_outside)?),
+            version: <$payload as $crate::envelope::Message>::VERSION,
+            schema: $crate::catalog::schema_of::<$payload>,
+            schema_draft07: $crate::catalog::schema_draft07_of::<$payload>,
             example: $example,
-            validate: validate_as::<$payload>,
-            normalize: normalize_as::<$payload>,
+            validate: $crate::catalog::validate_as::<$payload>,
+            normalize: $crate::catalog::normalize_as::<$payload>,
         }
     };
+    (@outside only_from_outside) => { true };
+    (@outside) => { false };
 }
+pub(crate) use entry;
 
-/// Every message type, in lifecycle order.
+/// Every message type, in lifecycle order: each area's entries (next to its types), the
+/// areas in the order an order meets them.
 pub fn catalog() -> Vec<MessageSpec> {
-    vec![
-        spec!(
-            OrderPlaced,
-            examples::order_placed,
-            from: "storefront, marketplace connectors, tills, operators",
-            says: "a new order or a new revision of one (identified by store, channel and external order id)",
-        ),
-        spec!(
-            OrderAccepted,
-            examples::order_accepted,
-            from: "orders",
-            says: "the order is valid and matched; carries the full accepted order",
-        ),
-        spec!(
-            OrderOnHold,
-            examples::order_on_hold,
-            from: "orders",
-            says: "lines matched no product (order item exceptions); waits for an operator",
-        ),
-        spec!(
-            OrderStatusChanged,
-            examples::order_status_changed,
-            from: "orders",
-            says: "status moved; per-order `sequence` lets consumers drop stale updates",
-        ),
-        spec!(
-            OrderCancelRequested,
-            examples::order_cancel_requested,
-            from: "storefront, operators",
-            says: "cancel an order or some lines",
-        ),
-        spec!(
-            OrderCancelled,
-            examples::order_cancelled,
-            from: "orders",
-            says: "the order or some lines are cancelled",
-        ),
-        spec!(
-            OrderRefundRequested,
-            examples::order_refund_requested,
-            from: "operators, storefront",
-            says: "refund lines and/or shipping of an invoiced order",
-        ),
-        spec!(
-            OrderExceptionResolved,
-            examples::order_exception_resolved,
-            from: "operators",
-            says: "an order item exception is resolved (map to SKU, remove line, cancel)",
-        ),
-        spec!(
-            OrderAddressChanged,
-            examples::order_address_changed,
-            from: "orders",
-            says: "an accepted order's addresses changed before anything shipped",
-        ),
-        spec!(
-            OrderNoteRequested,
-            examples::order_note_requested,
-            from: "operators (admin API)",
-            says: "add an internal note to an order's timeline",
-        ),
-        spec!(
-            OrderHoldRequested,
-            examples::order_hold_requested,
-            from: "operators (admin API)",
-            says: "put an order on hold: nothing more of it is shipped until it is released",
-        ),
-        spec!(
-            OrderReleaseRequested,
-            examples::order_release_requested,
-            from: "operators (admin API)",
-            says: "release an order an operator put on hold",
-        ),
-        spec!(
-            OrderHoldChanged,
-            examples::order_hold_changed,
-            from: "orders",
-            says: "an operator put the order on hold or released it (per-order `sequence`)",
-        ),
-        spec!(
-            OrderRequestAnswered,
-            examples::order_request_answered,
-            from: "orders, notifications",
-            says: "what became of a request about an order (applied, partly, refused), caused by the request",
-        ),
-        spec!(
-            OrderCompleted,
-            examples::order_completed,
-            from: "orders",
-            says: "delivered and invoiced; done",
-        ),
-        spec!(
-            ProductUpserted,
-            examples::product_upserted,
-            from: "PIM",
-            says: "a product's SKU, GTINs, VAT category, status",
-        ),
-        spec!(
-            InventoryAdjusted,
-            examples::inventory_adjusted,
-            from: "WMS, marketplace connectors, operators",
-            says: "a stock count (`set_on_hand`) or change (`delta`) for one SKU in one warehouse",
-        ),
-        spec!(
-            StockReserved,
-            examples::stock_reserved,
-            from: "inventory",
-            says: "every line reserved, with the per-warehouse allocation",
-        ),
-        spec!(
-            StockUnavailable,
-            examples::stock_unavailable,
-            from: "inventory",
-            says: "not enough stock; the shortages; nothing reserved",
-        ),
-        spec!(
-            StockReleased,
-            examples::stock_released,
-            from: "inventory",
-            says: "reserved units went back to stock",
-        ),
-        spec!(
-            StockLevelChanged,
-            examples::stock_level_changed,
-            from: "inventory",
-            says: "a SKU's stock changed: on hand, reserved or available (for listings); per-SKU `sequence`",
-        ),
-        spec!(
-            ShipmentRequested,
-            examples::shipment_requested,
-            from: "fulfillment",
-            says: "a warehouse is asked to ship part of an order",
-        ),
-        spec!(
-            ShipmentUpdated,
-            examples::shipment_updated,
-            from: "carriers, 3PLs, tracking aggregators; ingress (their webhooks)",
-            says: "a tracking event in the sender's vocabulary",
-        ),
-        spec!(
-            ShipmentDispatched,
-            examples::shipment_dispatched,
-            from: "fulfillment",
-            says: "a shipment left the warehouse, with its tracking number",
-        ),
-        spec!(
-            ShipmentDelivered,
-            examples::shipment_delivered,
-            from: "fulfillment",
-            says: "a shipment was delivered",
-        ),
-        spec!(
-            ShipmentException,
-            examples::shipment_exception,
-            from: "fulfillment",
-            says: "delivery failed, returned, or something needs a human",
-        ),
-        spec!(
-            InvoiceRequested,
-            examples::invoice_requested,
-            from: "fulfillment",
-            says: "invoice (part of) an order; self-contained: buyer, addresses, priced lines",
-        ),
-        spec!(
-            InvoiceIssued,
-            examples::invoice_issued,
-            from: "invoicing",
-            says: "an invoice was numbered and rendered; totals, VAT treatment, PDF",
-        ),
-        spec!(
-            CreditNoteIssued,
-            examples::credit_note_issued,
-            from: "invoicing",
-            says: "a credit note against an invoice",
-        ),
-        spec!(
-            NotificationRequested,
-            examples::notification_requested,
-            from: "notifications",
-            says: "deliver this rendered message to this recipient",
-        ),
-        spec!(
-            NotificationResendRequested,
-            examples::notification_resend_requested,
-            from: "operators (admin API)",
-            says: "send an order's newest customer notification (of an event) again",
-        ),
-        spec!(
-            NotificationSent,
-            examples::notification_sent,
-            from: "notification system",
-            says: "it was delivered",
-        ),
-        spec!(
-            NotificationFailed,
-            examples::notification_failed,
-            from: "notification system",
-            says: "it could not be delivered (and whether retrying can help)",
-        ),
-        spec!(
-            StoreUpserted,
-            examples::store_upserted,
-            from: "admin API",
-            says: "a store Orderly takes orders for: name, country, currency, open or closed",
-        ),
-        spec!(
-            WarehouseUpserted,
-            examples::warehouse_upserted,
-            from: "admin API",
-            says: "a warehouse: address (dispatch country), allocation priority, open or closed",
-        ),
-        spec!(
-            StoreInvoiceSettingsUpdated,
-            examples::store_invoice_settings_updated,
-            from: "admin API",
-            says: "a store's seller details, VAT id, number prefixes, invoice timing",
-        ),
-        spec!(
-            StoreNotificationSettingsUpdated,
-            examples::store_notification_settings_updated,
-            from: "admin API",
-            says: "a store's notification language, staff recipients, rules and template texts",
-        ),
-        spec!(
-            WebhookEndpointRegistered,
-            examples::webhook_endpoint_registered,
-            from: "admin API",
-            says: "a store's webhook endpoint: URL, event types, signing secret, enabled",
-        ),
-        spec!(
-            WebhookEndpointDisabled,
-            examples::webhook_endpoint_disabled,
-            from: "notifications",
-            says: "a webhook endpoint was disabled after repeated failures",
-        ),
+    use crate::messages::{
+        catalog, inventory, invoices, notifications, orders, requests, shipments, stores, webhooks,
+    };
+    [
+        orders::specs(),
+        requests::specs(),
+        catalog::specs(),
+        inventory::specs(),
+        shipments::specs(),
+        invoices::specs(),
+        notifications::specs(),
+        stores::specs(),
+        webhooks::specs(),
     ]
+    .concat()
 }
 
 /// The spec of one type and version.
@@ -478,7 +287,7 @@ mod tests {
     #[test]
     fn validate_any_dispatches_on_type_and_version() {
         let raw = |v: Value| serde_json::from_value::<RawEnvelope>(v).expect("raw envelope");
-        let example = examples::order_placed();
+        let example = (spec("order.placed", 1).expect("order.placed v1").example)();
         assert_eq!(validate_any(raw(example.clone())), Ok(()));
         let mut unknown = example.clone();
         unknown["message_type"] = "order.teleported".into();

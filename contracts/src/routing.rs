@@ -13,10 +13,16 @@
 //! (`orderly` by default), so that test environments can share a broker: the exchange is
 //! `orderly.events`, the queues `orderly.orders`, `orderly.out.warehouse`, ...
 //!
+//! Which types a queue receives is said where the type is declared: its catalog entry (in
+//! `messages/<area>.rs`) lists the queues (`to: [...]`), so a message type has one home and
+//! this table is derived from the catalog. Only the queues themselves are declared here.
+//!
 //! Invariants, checked by tests: every type Orderly publishes (all types minus
-//! [`INBOUND_ONLY`]) has at least one route, so "unroutable" at publish time always means a
+//! [`inbound_only`]) has at least one route, so "unroutable" at publish time always means a
 //! missing binding, never a forgotten design decision; and every type a route names is in
 //! the catalog.
+
+use std::sync::LazyLock;
 
 /// What kind of consumer reads a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,15 +38,25 @@ pub enum QueueKind {
     },
 }
 
-/// One queue and the message types bound to it.
+/// A queue, declared once here; which types it receives is said by each type's catalog entry
+/// (`to: [...]`, next to the type), not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    /// Queue name (logical; see the module doc).
+    pub name: &'static str,
+    /// Who reads it.
+    pub kind: QueueKind,
+}
+
+/// One queue and the message types bound to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Queue name.
     pub queue: &'static str,
     /// Who reads it.
     pub kind: QueueKind,
-    /// Message types (routing keys) bound to it.
-    pub message_types: &'static [&'static str],
+    /// Message types (routing keys) bound to it, in catalog order.
+    pub message_types: Vec<&'static str>,
 }
 
 impl Route {
@@ -50,193 +66,97 @@ impl Route {
     }
 }
 
-use crate::Message;
-use crate::messages::*;
+/// The queues' names, for the catalog entries' `to: [...]` (a typo does not compile).
+pub mod queues {
+    /// The orders worker.
+    pub const ORDERS: &str = "orders";
+    /// The inventory worker.
+    pub const INVENTORY: &str = "inventory";
+    /// The fulfillment worker.
+    pub const FULFILLMENT: &str = "fulfillment";
+    /// The invoicing worker.
+    pub const INVOICING: &str = "invoicing";
+    /// The notifications worker.
+    pub const NOTIFICATIONS: &str = "notifications";
+    /// The admin API's read model: what operators see of an order, from the events only, and
+    /// the outcomes of the requests it sent, for its command resources.
+    pub const API: &str = "api";
+    /// The customer notification system (outside Orderly) delivers what it is asked to.
+    pub const OUT_NOTIFICATION_SYSTEM: &str = "out.notification-system";
+    /// The warehouse (outside Orderly): what to ship, and what changed about orders it may be
+    /// packing (a cancellation stops them, an address change relabels open shipments, a hold
+    /// pauses them until the release).
+    pub const OUT_WAREHOUSE: &str = "out.warehouse";
+    /// Marketplace connectors (outside Orderly): stock for listings, statuses, dispatches.
+    pub const OUT_MARKETPLACE: &str = "out.marketplace";
+    /// The merchant's own systems (outside Orderly), through the merchant-events feed.
+    pub const OUT_MERCHANT_EVENTS: &str = "out.merchant-events";
+}
 
 /// Length limit of every outbound queue.
 const OUTBOUND_MAX_LENGTH: u32 = 100_000;
 
-/// The routing table.
-pub const ROUTES: &[Route] = &[
-    Route {
-        queue: "orders",
+const fn worker(name: &'static str) -> Queue {
+    Queue {
+        name,
         kind: QueueKind::Worker,
-        message_types: &[
-            OrderPlaced::TYPE,
-            OrderCancelRequested::TYPE,
-            OrderRefundRequested::TYPE,
-            OrderExceptionResolved::TYPE,
-            OrderNoteRequested::TYPE,
-            OrderHoldRequested::TYPE,
-            OrderReleaseRequested::TYPE,
-            ProductUpserted::TYPE,
-            StoreUpserted::TYPE,
-            StockReserved::TYPE,
-            StockUnavailable::TYPE,
-            StockReleased::TYPE,
-            ShipmentRequested::TYPE,
-            ShipmentDispatched::TYPE,
-            ShipmentDelivered::TYPE,
-            ShipmentException::TYPE,
-            InvoiceIssued::TYPE,
-            CreditNoteIssued::TYPE,
-            NotificationSent::TYPE,
-            NotificationFailed::TYPE,
-        ],
-    },
-    Route {
-        queue: "inventory",
-        kind: QueueKind::Worker,
-        message_types: &[
-            OrderAccepted::TYPE,
-            OrderCancelled::TYPE,
-            ShipmentDispatched::TYPE,
-            InventoryAdjusted::TYPE,
-            ProductUpserted::TYPE,
-            WarehouseUpserted::TYPE,
-        ],
-    },
-    Route {
-        queue: "fulfillment",
-        kind: QueueKind::Worker,
-        message_types: &[
-            // The accepted order is fulfillment's copy of address, items and prices: it needs
-            // them for shipment.requested and invoice.requested, and stock.reserved only says
-            // which warehouse ships which line.
-            OrderAccepted::TYPE,
-            StockReserved::TYPE,
-            ShipmentUpdated::TYPE,
-            OrderCancelled::TYPE,
-            // A new address replaces the copy's, for shipments and invoices not yet asked for.
-            OrderAddressChanged::TYPE,
-            StoreInvoiceSettingsUpdated::TYPE,
-            // An operator's hold: reservations wait for the release instead of shipping.
-            OrderHoldChanged::TYPE,
-        ],
-    },
-    Route {
-        queue: "invoicing",
-        kind: QueueKind::Worker,
-        message_types: &[
-            InvoiceRequested::TYPE,
-            OrderRefundRequested::TYPE,
-            OrderCancelled::TYPE,
-            StoreInvoiceSettingsUpdated::TYPE,
-        ],
-    },
-    Route {
-        queue: "notifications",
-        kind: QueueKind::Worker,
-        message_types: &[
-            OrderStatusChanged::TYPE,
-            ShipmentDispatched::TYPE,
-            ShipmentDelivered::TYPE,
-            ShipmentException::TYPE,
-            InvoiceIssued::TYPE,
-            CreditNoteIssued::TYPE,
-            NotificationSent::TYPE,
-            NotificationFailed::TYPE,
-            StoreNotificationSettingsUpdated::TYPE,
-            WebhookEndpointRegistered::TYPE,
-            NotificationResendRequested::TYPE,
-        ],
-    },
-    Route {
-        queue: "api",
-        kind: QueueKind::Worker,
-        // The admin API's read model: what operators see of an order, from the events only.
-        message_types: &[
-            OrderOnHold::TYPE,
-            OrderAccepted::TYPE,
-            OrderStatusChanged::TYPE,
-            OrderAddressChanged::TYPE,
-            OrderCancelled::TYPE,
-            OrderCompleted::TYPE,
-            ShipmentRequested::TYPE,
-            ShipmentDispatched::TYPE,
-            ShipmentDelivered::TYPE,
-            ShipmentException::TYPE,
-            InvoiceIssued::TYPE,
-            CreditNoteIssued::TYPE,
-            // The outcomes of the requests the API sent, for its command resources.
-            OrderRequestAnswered::TYPE,
-            OrderHoldChanged::TYPE,
-            // The carriers' scans, for a shipment's tracking history.
-            ShipmentUpdated::TYPE,
-            // What the customer was sent, and what the notification system made of it.
-            NotificationRequested::TYPE,
-            NotificationSent::TYPE,
-            NotificationFailed::TYPE,
-        ],
-    },
-    Route {
-        queue: "out.notification-system",
+    }
+}
+
+const fn outbound(name: &'static str) -> Queue {
+    Queue {
+        name,
         kind: QueueKind::Outbound {
             max_length: OUTBOUND_MAX_LENGTH,
         },
-        message_types: &[NotificationRequested::TYPE],
-    },
-    Route {
-        queue: "out.warehouse",
-        kind: QueueKind::Outbound {
-            max_length: OUTBOUND_MAX_LENGTH,
-        },
-        // order.cancelled lets the warehouse stop packing shipments of a cancelled order,
-        // order.address_changed relabel the order's open ones, order.hold_changed pause them
-        // (and resume them on release).
-        message_types: &[
-            ShipmentRequested::TYPE,
-            OrderCancelled::TYPE,
-            OrderAddressChanged::TYPE,
-            OrderHoldChanged::TYPE,
-        ],
-    },
-    Route {
-        queue: "out.marketplace",
-        kind: QueueKind::Outbound {
-            max_length: OUTBOUND_MAX_LENGTH,
-        },
-        message_types: &[
-            StockLevelChanged::TYPE,
-            OrderStatusChanged::TYPE,
-            ShipmentDispatched::TYPE,
-        ],
-    },
-    Route {
-        queue: "out.merchant-events",
-        kind: QueueKind::Outbound {
-            max_length: OUTBOUND_MAX_LENGTH,
-        },
-        message_types: &[
-            OrderAccepted::TYPE,
-            OrderOnHold::TYPE,
-            OrderAddressChanged::TYPE,
-            OrderCancelled::TYPE,
-            OrderCompleted::TYPE,
-            StockUnavailable::TYPE,
-            InvoiceIssued::TYPE,
-            CreditNoteIssued::TYPE,
-            WebhookEndpointDisabled::TYPE,
-        ],
-    },
+    }
+}
+
+/// Every queue, in the order the topology declares them.
+pub const QUEUES: &[Queue] = &[
+    worker(queues::ORDERS),
+    worker(queues::INVENTORY),
+    worker(queues::FULFILLMENT),
+    worker(queues::INVOICING),
+    worker(queues::NOTIFICATIONS),
+    worker(queues::API),
+    outbound(queues::OUT_NOTIFICATION_SYSTEM),
+    outbound(queues::OUT_WAREHOUSE),
+    outbound(queues::OUT_MARKETPLACE),
+    outbound(queues::OUT_MERCHANT_EVENTS),
 ];
 
-/// Types only producers outside Orderly publish; Orderly consumes them but never sends them,
-/// so they need no route for Orderly's own publishing (they still have consumers).
-pub const INBOUND_ONLY: &[&str] = &[
-    OrderPlaced::TYPE,
-    // Not the requests about an order (`order.cancel_requested`, `order.refund_requested`,
-    // `order.exception_resolved`, `order.note_requested`): the admin API sends them too.
-    ProductUpserted::TYPE,
-    InventoryAdjusted::TYPE,
-    // Not `ShipmentUpdated`: outside carriers publish it, and so does the ingress worker
-    // (carriers' webhooks), so it needs its route for Orderly's own publishing too.
-    NotificationSent::TYPE,
-    NotificationFailed::TYPE,
-    StoreInvoiceSettingsUpdated::TYPE,
-    StoreNotificationSettingsUpdated::TYPE,
-    WebhookEndpointRegistered::TYPE,
-];
+/// The routing table: every queue with the types whose catalog entry names it, derived once
+/// from the catalog.
+pub fn routes() -> &'static [Route] {
+    static ROUTES: LazyLock<Vec<Route>> = LazyLock::new(|| {
+        let catalog = crate::catalog();
+        QUEUES
+            .iter()
+            .map(|queue| Route {
+                queue: queue.name,
+                kind: queue.kind,
+                message_types: catalog
+                    .iter()
+                    .filter(|spec| spec.to.contains(&queue.name))
+                    .map(|spec| spec.message_type)
+                    .collect(),
+            })
+            .collect()
+    });
+    &ROUTES
+}
+
+/// Types only producers outside Orderly publish (catalog entries marked
+/// `only_from_outside`); Orderly consumes them but never sends them, so they need no route
+/// for Orderly's own publishing (they still have consumers).
+pub fn inbound_only() -> Vec<&'static str> {
+    crate::catalog()
+        .iter()
+        .filter(|spec| spec.only_from_outside)
+        .map(|spec| spec.message_type)
+        .collect()
+}
 
 /// Every message type in the catalog, in catalog order (the catalog is the one list).
 pub fn all_message_types() -> Vec<&'static str> {
@@ -248,14 +168,14 @@ pub fn all_message_types() -> Vec<&'static str> {
 
 /// The queues `message_type` is delivered to.
 pub fn routes_for(message_type: &str) -> impl Iterator<Item = &'static Route> + use<'_> {
-    ROUTES
+    routes()
         .iter()
         .filter(move |route| route.receives(message_type))
 }
 
 /// The route of a queue, by name.
 pub fn route(queue: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|route| route.queue == queue)
+    routes().iter().find(|route| route.queue == queue)
 }
 
 #[cfg(test)]
@@ -268,7 +188,7 @@ mod tests {
     fn every_type_orderly_publishes_has_a_route() {
         for t in all_message_types()
             .into_iter()
-            .filter(|t| !INBOUND_ONLY.contains(t))
+            .filter(|t| !inbound_only().contains(t))
         {
             assert!(
                 routes_for(t).next().is_some(),
@@ -283,7 +203,7 @@ mod tests {
             let consumers: Vec<_> = routes_for(t).collect();
             assert!(!consumers.is_empty(), "`{t}` has no queue at all");
         }
-        for t in INBOUND_ONLY {
+        for t in inbound_only() {
             assert!(
                 routes_for(t).any(|r| r.kind == QueueKind::Worker),
                 "inbound `{t}` is consumed by no worker"
@@ -295,8 +215,8 @@ mod tests {
     fn every_routed_type_exists() {
         let types = all_message_types();
         let all: HashSet<_> = types.iter().collect();
-        for route in ROUTES {
-            for t in route.message_types {
+        for route in routes() {
+            for t in &route.message_types {
                 assert!(
                     all.contains(t),
                     "queue `{}` binds unknown type `{t}`",
@@ -304,22 +224,37 @@ mod tests {
                 );
             }
         }
-        for t in INBOUND_ONLY {
-            assert!(all.contains(t), "INBOUND_ONLY lists unknown type `{t}`");
+        for spec in crate::catalog() {
+            for queue in spec.to {
+                assert!(
+                    QUEUES.iter().any(|q| q.name == *queue),
+                    "`{}` is sent to `{queue}`, which is not a declared queue",
+                    spec.message_type
+                );
+            }
         }
     }
 
     #[test]
     fn no_duplicates() {
-        let queues: HashSet<_> = ROUTES.iter().map(|r| r.queue).collect();
-        assert_eq!(queues.len(), ROUTES.len(), "a queue is declared twice");
-        for route in ROUTES {
+        let queues: HashSet<_> = QUEUES.iter().map(|q| q.name).collect();
+        assert_eq!(queues.len(), QUEUES.len(), "a queue is declared twice");
+        for route in routes() {
             let types: HashSet<_> = route.message_types.iter().collect();
             assert_eq!(
                 types.len(),
                 route.message_types.len(),
                 "`{}` binds a type twice",
                 route.queue
+            );
+        }
+        for spec in crate::catalog() {
+            let to: HashSet<_> = spec.to.iter().collect();
+            assert_eq!(
+                to.len(),
+                spec.to.len(),
+                "`{}` names a queue twice",
+                spec.message_type
             );
         }
         let types = all_message_types();
@@ -329,7 +264,7 @@ mod tests {
 
     #[test]
     fn outbound_queues_are_bounded_and_prefixed() {
-        for route in ROUTES {
+        for route in routes() {
             match route.kind {
                 QueueKind::Outbound { max_length } => {
                     assert!(route.queue.starts_with("out."), "{}", route.queue);

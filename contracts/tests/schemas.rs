@@ -765,7 +765,7 @@ fn with_section(readme: &str, name: &str, body: &str) -> Option<String> {
 
 /// The routing table and the inbound-only list, as the README shows them.
 fn routing_section() -> String {
-    use orderly_contracts::routing::{INBOUND_ONLY, QueueKind, ROUTES};
+    use orderly_contracts::routing::{QueueKind, inbound_only, routes};
     let grouped = |n: u32| {
         let digits = n.to_string();
         let mut out = String::new();
@@ -785,7 +785,7 @@ fn routing_section() -> String {
             .join(", ")
     };
     let mut out = String::from("| queue | kind | message types |\n|---|---|---|\n");
-    for route in ROUTES {
+    for route in routes() {
         let kind = match route.kind {
             QueueKind::Worker => "worker".to_owned(),
             QueueKind::Outbound { max_length } => format!("outbound, max {}", grouped(max_length)),
@@ -793,12 +793,12 @@ fn routing_section() -> String {
         out.push_str(&format!(
             "| `{}` | {kind} | {} |\n",
             route.queue,
-            code(route.message_types)
+            code(&route.message_types)
         ));
     }
     out.push_str(&format!(
         "\nPublished only by outside producers (Orderly consumes them): {}.\n",
-        code(INBOUND_ONLY)
+        code(&inbound_only())
     ));
     out
 }

@@ -33,7 +33,7 @@ fn every_worker_queue_has_a_delivery_limit_and_a_dead_letter_queue() {
         "/",
     );
     let queues = defs["queues"].as_array().expect("queues");
-    for route in orderly_contracts::routing::ROUTES {
+    for route in orderly_contracts::routing::routes() {
         let name = format!("orderly.{}", route.queue);
         let q = queues
             .iter()

@@ -84,3 +84,52 @@ impl Validate for ProductUpserted {
         Ok(())
     }
 }
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![entry!(
+        ProductUpserted,
+        example: golden::product_upserted,
+        from: "PIM",
+        says: "a product's SKU, GTINs, VAT category, status",
+        to: [ORDERS, INVENTORY],
+        only_from_outside,
+    )]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn product_upserted() -> Value {
+        envelope::<ProductUpserted>(
+            Meta {
+                n: 0x10,
+                correlation: "MUG-BLU-350",
+                causation: None,
+                at: "2026-03-02T07:00:12Z",
+                producer: "pim",
+                span: None,
+            },
+            json!({
+                "sku": "MUG-BLU-350",
+                "gtins": ["5901234123457"],
+                "title": "Kaffeebecher „Blau“ 350 ml",
+                "tax_category": "standard",
+                "active": true,
+                "stock_tracked": true,
+                "weight_grams": 420,
+                "hs_code": "691200",
+                "country_of_origin": "PT",
+                "updated_at": "2026-03-02T06:59:58Z"
+            }),
+        )
+    }
+}

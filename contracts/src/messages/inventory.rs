@@ -418,3 +418,210 @@ impl Validate for StockLevelChanged {
         Ok(())
     }
 }
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            InventoryAdjusted,
+            example: golden::inventory_adjusted,
+            from: "WMS, marketplace connectors, operators",
+            says: "a stock count (`set_on_hand`) or change (`delta`) for one SKU in one warehouse",
+            to: [INVENTORY],
+            only_from_outside,
+        ),
+        entry!(
+            StockReserved,
+            example: golden::stock_reserved,
+            from: "inventory",
+            says: "every line reserved, with the per-warehouse allocation",
+            to: [ORDERS, FULFILLMENT],
+        ),
+        entry!(
+            StockUnavailable,
+            example: golden::stock_unavailable,
+            from: "inventory",
+            says: "not enough stock; the shortages; nothing reserved",
+            to: [ORDERS, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            StockReleased,
+            example: golden::stock_released,
+            from: "inventory",
+            says: "reserved units went back to stock",
+            to: [ORDERS],
+        ),
+        entry!(
+            StockLevelChanged,
+            example: golden::stock_level_changed,
+            from: "inventory",
+            says: "a SKU's stock changed: on hand, reserved or available (for listings); per-SKU `sequence`",
+            to: [OUT_MARKETPLACE],
+        ),
+        entry!(
+            WarehouseUpserted,
+            example: golden::warehouse_upserted,
+            from: "admin API",
+            says: "a warehouse: address (dispatch country), allocation priority, open or closed",
+            to: [INVENTORY],
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn inventory_adjusted() -> Value {
+        envelope::<InventoryAdjusted>(
+            Meta {
+                n: 0x11,
+                correlation: "berlin-1/MUG-BLU-350",
+                causation: None,
+                at: "2026-03-14T06:15:03Z",
+                producer: "wms",
+                span: None,
+            },
+            json!({
+                "warehouse_id": "berlin-1",
+                "sku": "MUG-BLU-350",
+                "set_on_hand": 140,
+                "reason": "stock_count",
+                "source": "wms",
+                "reference": "ZAEHLUNG-2026-03-14-0815",
+                "as_of": "2026-03-14T06:00:00Z"
+            }),
+        )
+    }
+
+    /// The order split across two warehouses: the mugs from Berlin, the tea from Hamburg.
+    pub(super) fn stock_reserved() -> Value {
+        envelope::<StockReserved>(
+            Meta {
+                n: 0x06,
+                correlation: ORDER,
+                causation: Some(0x02),
+                at: "2026-03-14T09:26:53.870Z",
+                producer: "inventory",
+                span: Some("e2f3a4b5c6d7e8f9"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "allocations": [
+                    {
+                        "warehouse_id": "berlin-1",
+                        "lines": [{ "line_id": "1", "sku": "MUG-BLU-350", "quantity": 2 }]
+                    },
+                    {
+                        "warehouse_id": "hamburg-2",
+                        "lines": [{ "line_id": "2", "sku": "TEA-EARL-100", "quantity": 1 }]
+                    }
+                ]
+            }),
+        )
+    }
+
+    pub(super) fn stock_unavailable() -> Value {
+        envelope::<StockUnavailable>(
+            Meta {
+                n: 0x12,
+                correlation: ORDER,
+                causation: Some(0x02),
+                at: "2026-03-14T09:26:53.870Z",
+                producer: "inventory",
+                span: Some("e2f3a4b5c6d7e8f9"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "shortages": [
+                    { "line_id": "2", "sku": "TEA-EARL-100", "requested": 1, "available": 0 }
+                ],
+                "backordered": true
+            }),
+        )
+    }
+
+    pub(super) fn stock_released() -> Value {
+        envelope::<StockReleased>(
+            Meta {
+                n: 0x13,
+                correlation: ORDER,
+                causation: Some(0x07),
+                at: "2026-03-14T09:41:08.702Z",
+                producer: "inventory",
+                span: Some("f1e2d3c4b5a69788"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "reason": "order_cancelled",
+                "lines": [
+                    { "warehouse_id": "berlin-1", "line_id": "1", "sku": "MUG-BLU-350", "quantity": 2 },
+                    { "warehouse_id": "hamburg-2", "line_id": "2", "sku": "TEA-EARL-100", "quantity": 1 }
+                ]
+            }),
+        )
+    }
+
+    pub(super) fn stock_level_changed() -> Value {
+        envelope::<StockLevelChanged>(
+            Meta {
+                n: 0x14,
+                correlation: "MUG-BLU-350",
+                causation: Some(0x06),
+                at: "2026-03-14T09:26:53.901Z",
+                producer: "inventory",
+                span: Some("e2f3a4b5c6d7e8f9"),
+            },
+            json!({
+                "sku": "MUG-BLU-350",
+                "gtins": ["5901234123457"],
+                "on_hand": 152,
+                "reserved": 2,
+                "available": 150,
+                "warehouses": [
+                    { "warehouse_id": "berlin-1", "on_hand": 140, "reserved": 2, "available": 138 },
+                    { "warehouse_id": "hamburg-2", "on_hand": 12, "reserved": 0, "available": 12 }
+                ],
+                "sequence": 5812,
+                "as_of": "2026-03-14T09:26:53.860Z"
+            }),
+        )
+    }
+
+    pub(super) fn warehouse_upserted() -> Value {
+        envelope::<WarehouseUpserted>(
+            Meta {
+                n: 0x26,
+                correlation: "berlin-1",
+                causation: None,
+                at: "2026-01-02T08:10:00Z",
+                producer: "admin-api",
+                span: None,
+            },
+            json!({
+                "warehouse_id": "berlin-1",
+                "revision": 2,
+                "name": "Lager Berlin-Tempelhof",
+                "address": {
+                    "name": "Beispiel Handels GmbH – Lager",
+                    "lines": ["Oberlandstraße 26"],
+                    "postal_code": "12099",
+                    "city": "Berlin",
+                    "country": "DE"
+                },
+                "priority": 10,
+                "active": true
+            }),
+        )
+    }
+}

@@ -331,3 +331,161 @@ impl Validate for CreditNoteIssued {
         )
     }
 }
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            InvoiceRequested,
+            example: golden::invoice_requested,
+            from: "fulfillment",
+            says: "invoice (part of) an order; self-contained: buyer, addresses, priced lines",
+            to: [INVOICING],
+        ),
+        entry!(
+            InvoiceIssued,
+            example: golden::invoice_issued,
+            from: "invoicing",
+            says: "an invoice was numbered and rendered; totals, VAT treatment, PDF",
+            to: [ORDERS, NOTIFICATIONS, API, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            CreditNoteIssued,
+            example: golden::credit_note_issued,
+            from: "invoicing",
+            says: "a credit note against an invoice",
+            to: [ORDERS, NOTIFICATIONS, API, OUT_MERCHANT_EVENTS],
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    /// Invoicing on shipment: the Berlin parcel (mugs) carries the shipping charge.
+    pub(super) fn invoice_requested() -> Value {
+        envelope::<InvoiceRequested>(
+            Meta {
+                n: 0x1b,
+                correlation: ORDER,
+                causation: Some(0x17),
+                at: "2026-03-15T04:12:09.655Z",
+                producer: "fulfillment",
+                span: Some("1b2c3d4e5f607182"),
+            },
+            json!({
+                "request_id": INVOICE_REQUEST,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "timing": "on_shipment",
+                "shipment_id": SHIPMENT,
+                "external_order_id": "100234",
+                "placed_at": "2026-03-14T09:26:51Z",
+                "currency": "EUR",
+                "prices_include_tax": true,
+                "buyer": customer(),
+                "billing_address": billing_address(),
+                "shipping_address": shipping_address(),
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "sku": "MUG-BLU-350",
+                        "title": "Kaffeebecher „Blau“ 350 ml",
+                        "quantity": 2,
+                        "unit_price": "12.90",
+                        "discount": "0.00",
+                        "tax_category": "standard"
+                    }
+                ],
+                "shipping": "4.95",
+                "discount": "0.00"
+            }),
+        )
+    }
+
+    /// 2 × 12.90 + 4.95 shipping = 30.75 gross at 19 %: 25.84 net + 4.91 VAT.
+    pub(super) fn invoice_issued() -> Value {
+        envelope::<InvoiceIssued>(
+            Meta {
+                n: 0x19,
+                correlation: ORDER,
+                causation: Some(0x1b),
+                at: "2026-03-15T04:12:10.384Z",
+                producer: "invoicing",
+                span: Some("4e5f607182930415"),
+            },
+            json!({
+                "invoice_id": INVOICE,
+                "invoice_number": "RE-2026-000123",
+                "request_id": INVOICE_REQUEST,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "shipment_id": SHIPMENT,
+                "issued_at": "2026-03-15T04:12:10Z",
+                "currency": "EUR",
+                "vat_treatment": "domestic",
+                "buyer": buyer(),
+                "totals": {
+                    "net": "25.84",
+                    "tax": "4.91",
+                    "gross": "30.75",
+                    "breakdown": [{ "rate": "19", "net": "25.84", "tax": "4.91" }]
+                },
+                "pdf": pdf(
+                    "invoices",
+                    "RE-2026-000123",
+                    "9f2c4be1d0a6e8f3b7c5d2a1e4f6b8c0d9e7f5a3b1c2d4e6f8a0b2c4d6e8f0a1",
+                    48213
+                )
+            }),
+        )
+    }
+
+    /// One broken mug refunded: 12.90 gross = 10.84 net + 2.06 VAT.
+    pub(super) fn credit_note_issued() -> Value {
+        envelope::<CreditNoteIssued>(
+            Meta {
+                n: 0x1c,
+                correlation: ORDER,
+                causation: Some(0x08),
+                at: "2026-03-19T14:05:01.127Z",
+                producer: "invoicing",
+                span: Some("5f60718293041526"),
+            },
+            json!({
+                "credit_note_id": CREDIT_NOTE,
+                "credit_note_number": "GS-2026-000017",
+                "invoice_id": INVOICE,
+                "invoice_number": "RE-2026-000123",
+                "request_id": REFUND_REQUEST,
+                "reason": "refund",
+                "order_id": ORDER,
+                "store_id": STORE,
+                "issued_at": "2026-03-19T14:05:01Z",
+                "currency": "EUR",
+                "vat_treatment": "domestic",
+                "buyer": buyer(),
+                "totals": {
+                    "net": "10.84",
+                    "tax": "2.06",
+                    "gross": "12.90",
+                    "breakdown": [{ "rate": "19", "net": "10.84", "tax": "2.06" }]
+                },
+                "pdf": pdf(
+                    "credit-notes",
+                    "GS-2026-000017",
+                    "0c8d3f5e7a9b1c2d4e6f8a0b2c4d6e8f0a1b3c5d7e9f1a2b4c6d8e0f2a4b6c8d",
+                    39870
+                )
+            }),
+        )
+    }
+}

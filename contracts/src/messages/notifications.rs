@@ -418,3 +418,197 @@ impl Validate for NotificationResendRequested {
         self.requested_by.check("payload.requested_by")
     }
 }
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            NotificationRequested,
+            example: golden::notification_requested,
+            from: "notifications",
+            says: "deliver this rendered message to this recipient",
+            // The API shows what the customer was sent (and, from sent/failed, what became of it).
+            to: [API, OUT_NOTIFICATION_SYSTEM],
+        ),
+        entry!(
+            NotificationResendRequested,
+            example: golden::notification_resend_requested,
+            from: "operators (admin API)",
+            says: "send an order's newest customer notification (of an event) again",
+            to: [NOTIFICATIONS],
+        ),
+        entry!(
+            NotificationSent,
+            example: golden::notification_sent,
+            from: "notification system",
+            says: "it was delivered",
+            to: [ORDERS, NOTIFICATIONS, API],
+            only_from_outside,
+        ),
+        entry!(
+            NotificationFailed,
+            example: golden::notification_failed,
+            from: "notification system",
+            says: "it could not be delivered (and whether retrying can help)",
+            to: [ORDERS, NOTIFICATIONS, API],
+            only_from_outside,
+        ),
+        entry!(
+            StoreNotificationSettingsUpdated,
+            example: golden::store_notification_settings_updated,
+            from: "admin API",
+            says: "a store's notification language, staff recipients, rules and template texts",
+            to: [NOTIFICATIONS],
+            only_from_outside,
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn notification_requested() -> Value {
+        envelope::<NotificationRequested>(
+            Meta {
+                n: 0x1d,
+                correlation: ORDER,
+                causation: Some(0x17),
+                at: "2026-03-15T04:12:09.911Z",
+                producer: "notifications",
+                span: Some("6071829304152637"),
+            },
+            json!({
+                "request_id": NOTIFICATION,
+                "store_id": STORE,
+                "order_id": ORDER,
+                "channel": "email",
+                "recipient": "joerg.schaefer@example.de",
+                "locale": "de-DE",
+                "template": "order.shipped",
+                "subject": "Deine Bestellung 100234 ist unterwegs",
+                "body": format!(
+                    "Hallo Jörg,\n\ndeine Bestellung 100234 hat unser Lager verlassen und ist mit DHL unterwegs.\n\
+                     Sendungsnummer: {TRACKING}\n\nViele Grüße\ndein Team von shop-de"
+                )
+            }),
+        )
+    }
+
+    pub(super) fn notification_resend_requested() -> Value {
+        envelope::<NotificationResendRequested>(
+            Meta {
+                n: 0x29,
+                correlation: ORDER,
+                causation: None,
+                at: "2026-03-16T08:12:03Z",
+                producer: "api",
+                span: Some("c3d4e5f607182930"),
+            },
+            json!({
+                "request_id": RESEND_REQUEST,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+                "event": "shipment.dispatched"
+            }),
+        )
+    }
+
+    pub(super) fn notification_sent() -> Value {
+        envelope::<NotificationSent>(
+            Meta {
+                n: 0x1e,
+                correlation: ORDER,
+                causation: Some(0x1d),
+                at: "2026-03-15T04:12:11.204Z",
+                producer: "notification-system",
+                span: None,
+            },
+            json!({
+                "request_id": NOTIFICATION,
+                "order_id": ORDER,
+                "channel": "email",
+                "template": "order.shipped",
+                "delivered_at": "2026-03-15T04:12:11Z",
+                "provider": "ses",
+                "provider_message_id": "0102018e3f6c2b1a-7d4e9c2f-5b8a-4e1d-9c3f-2a7b6d8e0f11-000000"
+            }),
+        )
+    }
+
+    pub(super) fn notification_failed() -> Value {
+        envelope::<NotificationFailed>(
+            Meta {
+                n: 0x1f,
+                correlation: ORDER,
+                causation: Some(0x33),
+                at: "2026-03-16T06:30:02Z",
+                producer: "notification-system",
+                span: None,
+            },
+            json!({
+                "request_id": "0195f3a5-4d5e-7f60-9172-8394a5b6c7d8",
+                "order_id": ORDER,
+                "channel": "sms",
+                "template": "order.out_for_delivery",
+                "failed_at": "2026-03-16T06:30:01Z",
+                "error": "21614: 'To' number is not a valid mobile number",
+                "permanent": true
+            }),
+        )
+    }
+
+    pub(super) fn store_notification_settings_updated() -> Value {
+        envelope::<StoreNotificationSettingsUpdated>(
+            Meta {
+                n: 0x21,
+                correlation: STORE,
+                causation: None,
+                at: "2026-01-02T08:45:00Z",
+                producer: "admin-api",
+                span: None,
+            },
+            json!({
+                "store_id": STORE,
+                "revision": 2,
+                "store_name": "Beispiel Shop",
+                "locale": "de-DE",
+                "staff_recipients": [
+                    { "channel": "email", "address": "bestellungen@beispiel-shop.de" },
+                    { "channel": "sms", "address": "+491701234567", "locale": "de" }
+                ],
+                "rules": [
+                    {
+                        "event": "shipment.delivered",
+                        "audience": "customer",
+                        "enabled": false,
+                        "channel": "email"
+                    },
+                    {
+                        "event": "shipment.exception",
+                        "audience": "staff",
+                        "enabled": true,
+                        "channel": "sms",
+                        "template": "shipment.exception.short"
+                    }
+                ],
+                "templates": [
+                    {
+                        "key": "shipment.exception.short",
+                        "locale": "de",
+                        "subject": "Problem mit Sendung {tracking_number}",
+                        "body": "Bestellung {order_number}: {carrier} meldet {status} für {tracking_number}."
+                    }
+                ]
+            }),
+        )
+    }
+}

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::common::{
-    Actor, Address, Customer, CustomerContact, LineQuantity, OrderRef, PricedLine, Pricing,
-    check_line_quantities, counts_from_one, unique_lines,
+    Actor, Address, Customer, CustomerContact, PricedLine, Pricing, counts_from_one, unique_lines,
 };
 use crate::envelope::Message;
 use crate::error::ContractError;
@@ -18,7 +17,7 @@ use crate::types::{
 use crate::validate::{At, Validate, count, ensure, opt_text, text};
 
 /// Most lines an order may have; more is a broken producer, not a big customer.
-const MAX_LINES: usize = 1000;
+pub(super) const MAX_LINES: usize = 1000;
 
 string_enum! {
     /// Where the buyer's payment stands when the order is placed.
@@ -515,53 +514,6 @@ impl Validate for OrderStatusChanged {
     }
 }
 
-/// `order.cancel_requested`: someone asks to cancel an order, or some of its lines.
-///
-/// Before dispatch the orders worker cancels (→ `order.cancelled`); after dispatch it
-/// cancels only what has not left a warehouse, or refuses with a reason on the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderCancelRequested {
-    /// Id of this request; `order.cancelled` echoes it. Re-sending a request with the same
-    /// id is harmless.
-    pub request_id: Uuid,
-    /// The store.
-    pub store_id: StoreId,
-    /// The order.
-    pub order: OrderRef,
-    /// Who asks.
-    pub requested_by: Actor,
-    /// Why, for the timeline.
-    #[schemars(length(max = 1000))]
-    pub reason: String,
-    /// The lines and quantities to cancel; absent to cancel the whole order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lines: Option<Vec<LineQuantity>>,
-}
-
-impl Message for OrderCancelRequested {
-    const TYPE: &'static str = "order.cancel_requested";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderCancelRequested {
-    fn validate(&self) -> Result<(), ContractError> {
-        self.order.check("payload.order")?;
-        self.requested_by.check("payload.requested_by")?;
-        text(&self.reason, 1000).at("payload.reason")?;
-        if let Some(lines) = &self.lines {
-            count(lines, 1, MAX_LINES)
-                .map_err(|_| {
-                    "leave `lines` out to cancel the whole order; an empty list cancels nothing"
-                        .to_owned()
-                })
-                .at("payload.lines")?;
-            check_line_quantities(lines, "payload.lines")?;
-        }
-        Ok(())
-    }
-}
-
 string_enum! {
     /// How much of an order was cancelled.
     pub enum CancellationScope {
@@ -632,117 +584,6 @@ impl Validate for OrderCancelled {
         }
         unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
         text(&self.reason, 1000).at("payload.reason")
-    }
-}
-
-/// `order.refund_requested`: refund some lines (and possibly shipping) of an invoiced order.
-/// Invoicing issues a credit note against the invoice, reversing its VAT treatment.
-///
-/// Names the order by Orderly's id (unlike a cancellation): invoicing, which acts on it,
-/// knows orders only by that id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderRefundRequested {
-    /// Id of this request; `credit_note.issued` echoes it. Re-sending is harmless.
-    pub request_id: Uuid,
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The store.
-    pub store_id: StoreId,
-    /// Who asks.
-    pub requested_by: Actor,
-    /// Why ("Returned: damaged in transit").
-    #[schemars(length(max = 1000))]
-    pub reason: String,
-    /// Lines and quantities to refund; may be empty when only shipping is refunded.
-    pub lines: Vec<LineQuantity>,
-    /// Whether to refund the shipping charge too.
-    pub refund_shipping: bool,
-}
-
-impl Message for OrderRefundRequested {
-    const TYPE: &'static str = "order.refund_requested";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderRefundRequested {
-    fn validate(&self) -> Result<(), ContractError> {
-        self.requested_by.check("payload.requested_by")?;
-        text(&self.reason, 1000).at("payload.reason")?;
-        ensure(!self.lines.is_empty() || self.refund_shipping, || {
-            "nothing to refund: no lines and refund_shipping is false".to_owned()
-        })
-        .at("payload.lines")?;
-        count(&self.lines, 0, MAX_LINES).at("payload.lines")?;
-        check_line_quantities(&self.lines, "payload.lines")
-    }
-}
-
-string_enum! {
-    /// What the operator decided for an order item exception.
-    pub enum ExceptionResolution {
-        /// The line is this SKU (`sku` says which).
-        MapToSku = "map_to_sku",
-        /// Drop the line from the order; the rest goes on.
-        RemoveLine = "remove_line",
-        /// Cancel the whole order.
-        CancelOrder = "cancel_order",
-    }
-}
-
-/// `order.exception_resolved`: an operator resolved an order item exception. When the last
-/// one is resolved, the order is accepted (or cancelled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderExceptionResolved {
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The store.
-    pub store_id: StoreId,
-    /// The exception resolved (from `order.on_hold`).
-    pub exception_id: Uuid,
-    /// The decision.
-    pub resolution: ExceptionResolution,
-    /// The SKU the line is; required for `map_to_sku`, absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sku: Option<Sku>,
-    /// Remember the line's GTIN → `sku` so future orders match by themselves. Only with
-    /// `map_to_sku`.
-    #[serde(default)]
-    pub remember_mapping: bool,
-    /// The operator.
-    pub resolved_by: Actor,
-    /// A note for the timeline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1000))]
-    pub note: Option<String>,
-}
-
-impl Message for OrderExceptionResolved {
-    const TYPE: &'static str = "order.exception_resolved";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderExceptionResolved {
-    fn validate(&self) -> Result<(), ContractError> {
-        let mapping = self.resolution == ExceptionResolution::MapToSku;
-        ensure(mapping == self.sku.is_some(), || {
-            if mapping {
-                "required to map a line to a SKU".to_owned()
-            } else {
-                format!(
-                    "only `map_to_sku` names a SKU, this is `{}`",
-                    self.resolution
-                )
-            }
-        })
-        .at("payload.sku")?;
-        ensure(mapping || !self.remember_mapping, || {
-            "only a `map_to_sku` resolution can be remembered".to_owned()
-        })
-        .at("payload.remember_mapping")?;
-        self.resolved_by.check("payload.resolved_by")?;
-        opt_text(self.note.as_ref(), 1000).at("payload.note")
     }
 }
 
@@ -827,171 +668,6 @@ impl Validate for OrderCompleted {
     }
 }
 
-/// `order.note_requested`: an operator adds an internal note to an order's timeline (never
-/// shown to the customer). Orders answers with `order.request_answered`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderNoteRequested {
-    /// Id of this request; re-sending it with the same id adds the note once.
-    pub request_id: Uuid,
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The store (must be the order's).
-    pub store_id: StoreId,
-    /// Who writes it.
-    pub requested_by: Actor,
-    /// The note.
-    #[schemars(length(min = 1, max = 2000))]
-    pub text: String,
-}
-
-impl Message for OrderNoteRequested {
-    const TYPE: &'static str = "order.note_requested";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderNoteRequested {
-    fn validate(&self) -> Result<(), ContractError> {
-        self.requested_by.check("payload.requested_by")?;
-        text(&self.text, 2000).at("payload.text")
-    }
-}
-
-string_enum! {
-    /// What became of a request about an order.
-    pub enum RequestOutcome {
-        /// Done as asked.
-        Applied = "applied",
-        /// Done in part; `refused` says what was not and why.
-        PartiallyApplied = "partially_applied",
-        /// Nothing done; `refused` says why.
-        Refused = "refused",
-        /// The request's id was answered before; nothing new was done.
-        Duplicate = "duplicate",
-    }
-}
-
-/// `order.request_answered`: what the worker that owns a request about an order made of it
-/// (orders: `order.cancel_requested`, `order.refund_requested`, `order.exception_resolved`,
-/// `order.note_requested`; notifications: `notification.resend_requested`). Its envelope's
-/// `causation_id` is the request's `message_id`, so whoever sent the request (the admin
-/// API's command resources) learns its outcome. A request about an order orders does not
-/// know, or naming another store, gets no answer: it is dead-lettered with the reason like
-/// any message its receiver cannot take.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderRequestAnswered {
-    /// The request's message type (`order.cancel_requested`, ...).
-    #[schemars(length(max = 64))]
-    pub request_type: String,
-    /// The request's own id, where it has one (`request_id` of a cancel, refund or note).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<Uuid>,
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The order's store.
-    pub store_id: StoreId,
-    /// What became of it.
-    pub outcome: RequestOutcome,
-    /// One sentence saying what was done, as on the order's timeline.
-    #[schemars(length(max = 2000))]
-    pub detail: String,
-    /// What was not done, and why (empty when applied).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(inner(length(max = 1000)))]
-    pub refused: Vec<String>,
-}
-
-impl Message for OrderRequestAnswered {
-    const TYPE: &'static str = "order.request_answered";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderRequestAnswered {
-    fn validate(&self) -> Result<(), ContractError> {
-        text(&self.request_type, 64).at("payload.request_type")?;
-        text(&self.detail, 2000).at("payload.detail")?;
-        for (i, why) in self.refused.iter().enumerate() {
-            text(why, 1000).at_with(|| format!("payload.refused[{i}]"))?;
-        }
-        let partial = matches!(
-            self.outcome,
-            RequestOutcome::Refused | RequestOutcome::PartiallyApplied
-        );
-        ensure(partial != self.refused.is_empty(), || {
-            if partial {
-                "a refusal says why".to_owned()
-            } else {
-                format!("`{}` refuses nothing", self.outcome)
-            }
-        })
-        .at("payload.refused")
-    }
-}
-
-/// `order.hold_requested`: an operator puts an order on hold (suspected fraud, the customer
-/// asked to wait, an address to check). Until it is released nothing more of it is asked of
-/// a warehouse; what a warehouse was already asked for is for it to pause
-/// (`order.hold_changed`). Orders answers with `order.request_answered`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderHoldRequested {
-    /// Id of this request; re-sending it with the same id holds once.
-    pub request_id: Uuid,
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The store (must be the order's).
-    pub store_id: StoreId,
-    /// Who asks.
-    pub requested_by: Actor,
-    /// Why, for the timeline and the warehouse.
-    #[schemars(length(max = 1000))]
-    pub reason: String,
-}
-
-impl Message for OrderHoldRequested {
-    const TYPE: &'static str = "order.hold_requested";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderHoldRequested {
-    fn validate(&self) -> Result<(), ContractError> {
-        self.requested_by.check("payload.requested_by")?;
-        text(&self.reason, 1000).at("payload.reason")
-    }
-}
-
-/// `order.release_requested`: an operator releases an order they put on hold; what waited
-/// for the release goes on. Orders answers with `order.request_answered`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderReleaseRequested {
-    /// Id of this request; re-sending it with the same id releases once.
-    pub request_id: Uuid,
-    /// Orderly's order id.
-    pub order_id: Uuid,
-    /// The store (must be the order's).
-    pub store_id: StoreId,
-    /// Who asks.
-    pub requested_by: Actor,
-    /// Why, for the timeline.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1000))]
-    pub reason: Option<String>,
-}
-
-impl Message for OrderReleaseRequested {
-    const TYPE: &'static str = "order.release_requested";
-    const VERSION: u16 = 1;
-}
-
-impl Validate for OrderReleaseRequested {
-    fn validate(&self) -> Result<(), ContractError> {
-        self.requested_by.check("payload.requested_by")?;
-        opt_text(self.reason.as_ref(), 1000).at("payload.reason")
-    }
-}
-
 /// `order.hold_changed`: an operator put the order on hold (`held: true`) or released it.
 /// Fulfillment asks no warehouse to ship a held order (a reservation made meanwhile waits for
 /// the release); a warehouse pauses what it was already asked to ship. Not a status: the
@@ -1030,5 +706,343 @@ impl Validate for OrderHoldChanged {
         counts_from_one(u64::from(self.sequence), "payload.sequence")?;
         opt_text(self.reason.as_ref(), 1000).at("payload.reason")?;
         self.by.check("payload.by")
+    }
+}
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            OrderPlaced,
+            example: golden::order_placed,
+            from: "storefront, marketplace connectors, tills, operators",
+            says: "a new order or a new revision of one (identified by store, channel and external order id)",
+            to: [ORDERS],
+            only_from_outside,
+        ),
+        entry!(
+            OrderAccepted,
+            example: golden::order_accepted,
+            from: "orders",
+            says: "the order is valid and matched; carries the full accepted order",
+            // Fulfillment keeps it as its copy of address, items and prices (for shipment.requested
+            // and invoice.requested); stock.reserved only says which warehouse ships which line.
+            to: [INVENTORY, FULFILLMENT, API, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            OrderOnHold,
+            example: golden::order_on_hold,
+            from: "orders",
+            says: "lines matched no product (order item exceptions); waits for an operator",
+            to: [API, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            OrderStatusChanged,
+            example: golden::order_status_changed,
+            from: "orders",
+            says: "status moved; per-order `sequence` lets consumers drop stale updates",
+            to: [NOTIFICATIONS, API, OUT_MARKETPLACE],
+        ),
+        entry!(
+            OrderCancelled,
+            example: golden::order_cancelled,
+            from: "orders",
+            says: "the order or some lines are cancelled",
+            to: [INVENTORY, FULFILLMENT, INVOICING, API, OUT_WAREHOUSE, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            OrderAddressChanged,
+            example: golden::order_address_changed,
+            from: "orders",
+            says: "an accepted order's addresses changed before anything shipped",
+            // Fulfillment replaces its copy's address for shipments and invoices not yet asked for;
+            // the warehouse relabels the order's open shipments.
+            to: [FULFILLMENT, API, OUT_WAREHOUSE, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            OrderHoldChanged,
+            example: golden::order_hold_changed,
+            from: "orders",
+            says: "an operator put the order on hold or released it (per-order `sequence`)",
+            // Fulfillment's reservations wait for the release instead of shipping; the warehouse
+            // pauses the order's open shipments.
+            to: [FULFILLMENT, API, OUT_WAREHOUSE],
+        ),
+        entry!(
+            OrderCompleted,
+            example: golden::order_completed,
+            from: "orders",
+            says: "delivered and invoiced; done",
+            to: [API, OUT_MERCHANT_EVENTS],
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    /// A German storefront checkout: two lines, gross prices, card authorised.
+    pub(super) fn order_placed() -> Value {
+        envelope::<OrderPlaced>(
+            Meta {
+                n: 0x01,
+                correlation: "shop-de/storefront/100234",
+                causation: None,
+                at: "2026-03-14T09:26:53.120Z",
+                producer: "storefront",
+                span: None,
+            },
+            json!({
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "revision": 1,
+                "placed_at": "2026-03-14T09:26:51Z",
+                "currency": "EUR",
+                "prices_include_tax": true,
+                "customer": customer(),
+                "billing_address": billing_address(),
+                "shipping_address": shipping_address(),
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "sku": "MUG-BLU-350",
+                        "title": "Kaffeebecher „Blau“ 350 ml",
+                        "quantity": 2,
+                        "unit_price": "12.90",
+                        "discount": "0.00",
+                        "tax_category": "standard"
+                    },
+                    {
+                        "line_id": "2",
+                        "sku": "TEA-EARL-100",
+                        "title": "Earl Grey Tee, 100 g",
+                        "quantity": 1,
+                        "unit_price": "7.50",
+                        "discount": "0.75"
+                    }
+                ],
+                "shipping": "4.95",
+                "discount": "0.00",
+                "tax": "5.35",
+                "total": "37.50",
+                "payment": payment()
+            }),
+        )
+    }
+
+    /// The same order, accepted: SKUs confirmed, the tea's VAT category taken from the catalog.
+    pub(super) fn order_accepted() -> Value {
+        envelope::<OrderAccepted>(
+            Meta {
+                n: 0x02,
+                correlation: ORDER,
+                causation: Some(0x01),
+                at: "2026-03-14T09:26:53.412Z",
+                producer: "orders",
+                span: Some("00f067aa0ba902b7"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "revision": 1,
+                "placed_at": "2026-03-14T09:26:51Z",
+                "currency": "EUR",
+                "prices_include_tax": true,
+                "customer": customer(),
+                "billing_address": billing_address(),
+                "shipping_address": shipping_address(),
+                "lines": [
+                    {
+                        "line_id": "1",
+                        "sku": "MUG-BLU-350",
+                        "title": "Kaffeebecher „Blau“ 350 ml",
+                        "quantity": 2,
+                        "unit_price": "12.90",
+                        "discount": "0.00",
+                        "tax_category": "standard"
+                    },
+                    {
+                        "line_id": "2",
+                        "sku": "TEA-EARL-100",
+                        "title": "Earl Grey Tee, 100 g",
+                        "quantity": 1,
+                        "unit_price": "7.50",
+                        "discount": "0.75",
+                        "tax_category": "reduced"
+                    }
+                ],
+                "shipping": "4.95",
+                "discount": "0.00",
+                "tax": "5.35",
+                "total": "37.50",
+                "payment": payment()
+            }),
+        )
+    }
+
+    /// An Amazon order whose only line carries a GTIN we do not know.
+    pub(super) fn order_on_hold() -> Value {
+        envelope::<OrderOnHold>(
+            Meta {
+                n: 0x03,
+                correlation: MARKETPLACE_ORDER,
+                causation: Some(0x30),
+                at: "2026-03-14T10:02:17.905Z",
+                producer: "orders",
+                span: Some("a3ce929d0e0e4736"),
+            },
+            json!({
+                "order_id": MARKETPLACE_ORDER,
+                "store_id": "amazon-de",
+                "channel": "marketplace",
+                "marketplace": "amazon.de",
+                "external_order_id": "302-4417385-9926741",
+                "revision": 1,
+                "exceptions": [
+                    {
+                        "exception_id": EXCEPTION,
+                        "line_id": "53842117299403",
+                        "gtin": "4006381333931",
+                        "title": "STABILO BOSS Textmarker, 4er-Etui",
+                        "quantity": 2,
+                        "unit_price": "5.49",
+                        "problem": "unknown_gtin"
+                    }
+                ]
+            }),
+        )
+    }
+
+    pub(super) fn order_status_changed() -> Value {
+        envelope::<OrderStatusChanged>(
+            Meta {
+                n: 0x04,
+                correlation: ORDER,
+                causation: Some(0x06),
+                at: "2026-03-14T09:26:54.030Z",
+                producer: "orders",
+                span: Some("b7ad6b7169203331"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "from": "accepted",
+                "to": "processing",
+                "sequence": 2,
+                "reason": "Bestand reserviert in berlin-1 und hamburg-2",
+                "customer": contact()
+            }),
+        )
+    }
+
+    pub(super) fn order_cancelled() -> Value {
+        envelope::<OrderCancelled>(
+            Meta {
+                n: 0x07,
+                correlation: ORDER,
+                causation: Some(0x05),
+                at: "2026-03-14T09:41:08.377Z",
+                producer: "orders",
+                span: Some("c1d2e3f4a5b6c7d8"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "request_id": CANCEL_REQUEST,
+                "scope": "order",
+                "lines": [
+                    { "line_id": "1", "sku": "MUG-BLU-350", "quantity": 2 },
+                    { "line_id": "2", "sku": "TEA-EARL-100", "quantity": 1 }
+                ],
+                "reason": "Versehentlich doppelt bestellt"
+            }),
+        )
+    }
+
+    pub(super) fn order_address_changed() -> Value {
+        envelope::<OrderAddressChanged>(
+            Meta {
+                n: 0x24,
+                correlation: ORDER,
+                causation: Some(0x01),
+                at: "2026-03-14T10:05:12.402Z",
+                producer: "orders",
+                span: Some("e5f6a7b8c9d0e1f2"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "external_order_id": "100234",
+                "revision": 2,
+                "billing_address": billing_address(),
+                "shipping_address": {
+                    "name": "Jörg Schäfer",
+                    "lines": ["Paketshop Kiosk am Leopoldplatz", "Müllerstraße 24"],
+                    "postal_code": "13353",
+                    "city": "Berlin",
+                    "country": "DE",
+                    "phone": "+49 30 1234567"
+                }
+            }),
+        )
+    }
+
+    pub(super) fn order_hold_changed() -> Value {
+        envelope::<OrderHoldChanged>(
+            Meta {
+                n: 0x2c,
+                correlation: ORDER,
+                causation: Some(0x2a),
+                at: "2026-03-14T09:20:11.318Z",
+                producer: "orders",
+                span: Some("f60718293a4b5c6d"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "external_order_id": "100234",
+                "held": true,
+                "sequence": 1,
+                "reason": "Zahlung wird vom Zahlungsdienstleister geprüft",
+                "by": { "kind": "operator", "id": "anna.becker@example.de" }
+            }),
+        )
+    }
+
+    pub(super) fn order_completed() -> Value {
+        envelope::<OrderCompleted>(
+            Meta {
+                n: 0x0a,
+                correlation: ORDER,
+                causation: Some(0x19),
+                at: "2026-03-17T11:02:40.218Z",
+                producer: "orders",
+                span: Some("d4e5f6a7b8c9d0e1"),
+            },
+            json!({
+                "order_id": ORDER,
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "currency": "EUR",
+                "total": "37.50",
+                "invoice_numbers": ["RE-2026-000123", "RE-2026-000124"]
+            }),
+        )
     }
 }

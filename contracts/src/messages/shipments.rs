@@ -375,3 +375,192 @@ impl Validate for ShipmentException {
         opt_text(self.description.as_ref(), 1000).at("payload.description")
     }
 }
+
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            ShipmentRequested,
+            example: golden::shipment_requested,
+            from: "fulfillment",
+            says: "a warehouse is asked to ship part of an order",
+            to: [ORDERS, API, OUT_WAREHOUSE],
+        ),
+        entry!(
+            ShipmentUpdated,
+            example: golden::shipment_updated,
+            from: "carriers, 3PLs, tracking aggregators; ingress (their webhooks)",
+            says: "a tracking event in the sender's vocabulary",
+            // Not only from outside: the ingress worker publishes carriers' webhooks as this type.
+            // The API keeps the scans for a shipment's tracking history.
+            to: [FULFILLMENT, API],
+        ),
+        entry!(
+            ShipmentDispatched,
+            example: golden::shipment_dispatched,
+            from: "fulfillment",
+            says: "a shipment left the warehouse, with its tracking number",
+            to: [ORDERS, INVENTORY, NOTIFICATIONS, API, OUT_MARKETPLACE],
+        ),
+        entry!(
+            ShipmentDelivered,
+            example: golden::shipment_delivered,
+            from: "fulfillment",
+            says: "a shipment was delivered",
+            to: [ORDERS, NOTIFICATIONS, API],
+        ),
+        entry!(
+            ShipmentException,
+            example: golden::shipment_exception,
+            from: "fulfillment",
+            says: "delivery failed, returned, or something needs a human",
+            to: [ORDERS, NOTIFICATIONS, API],
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn shipment_requested() -> Value {
+        envelope::<ShipmentRequested>(
+            Meta {
+                n: 0x15,
+                correlation: ORDER,
+                causation: Some(0x06),
+                at: "2026-03-14T09:26:54.115Z",
+                producer: "fulfillment",
+                span: Some("0a1b2c3d4e5f6071"),
+            },
+            json!({
+                "shipment_id": SHIPMENT,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "external_order_id": "100234",
+                "warehouse_id": "berlin-1",
+                "ship_to": shipping_address(),
+                "recipient_email": "joerg.schaefer@example.de",
+                "shipping_method": "standard",
+                "items": [
+                    {
+                        "line_id": "1",
+                        "sku": "MUG-BLU-350",
+                        "gtin": "5901234123457",
+                        "title": "Kaffeebecher „Blau“ 350 ml",
+                        "quantity": 2
+                    }
+                ]
+            }),
+        )
+    }
+
+    /// A DHL scan relayed by AfterShip, in AfterShip's words.
+    pub(super) fn shipment_updated() -> Value {
+        envelope::<ShipmentUpdated>(
+            Meta {
+                n: 0x16,
+                correlation: SHIPMENT,
+                causation: None,
+                at: "2026-03-15T04:12:09Z",
+                producer: "aftership",
+                span: None,
+            },
+            json!({
+                "shipment_id": SHIPMENT,
+                "carrier": "dhl",
+                "tracking_number": TRACKING,
+                "vocabulary": "aftership",
+                "raw_status": "InTransit",
+                "raw_substatus": "InTransit_003",
+                "description": "Die Sendung wurde im Start-Paketzentrum bearbeitet.",
+                "event_at": "2026-03-15T03:58:00Z",
+                "location": {
+                    "city": "Rüdersdorf",
+                    "postal_code": "15562",
+                    "country": "DE",
+                    "description": "Paketzentrum Rüdersdorf bei Berlin"
+                },
+                "estimated_delivery_at": "2026-03-16T18:00:00Z"
+            }),
+        )
+    }
+
+    pub(super) fn shipment_dispatched() -> Value {
+        envelope::<ShipmentDispatched>(
+            Meta {
+                n: 0x17,
+                correlation: ORDER,
+                causation: Some(0x16),
+                at: "2026-03-15T04:12:09.640Z",
+                producer: "fulfillment",
+                span: Some("1b2c3d4e5f607182"),
+            },
+            json!({
+                "shipment_id": SHIPMENT,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "channel": "storefront",
+                "external_order_id": "100234",
+                "warehouse_id": "berlin-1",
+                "carrier": "dhl",
+                "tracking_number": TRACKING,
+                "tracking_url": format!("https://www.dhl.de/de/privatkunden/pakete-empfangen/verfolgen.html?piececode={TRACKING}"),
+                "dispatched_at": "2026-03-15T03:58:00Z",
+                "items": [{ "line_id": "1", "sku": "MUG-BLU-350", "quantity": 2 }]
+            }),
+        )
+    }
+
+    pub(super) fn shipment_delivered() -> Value {
+        envelope::<ShipmentDelivered>(
+            Meta {
+                n: 0x18,
+                correlation: ORDER,
+                causation: Some(0x31),
+                at: "2026-03-16T13:27:45.102Z",
+                producer: "fulfillment",
+                span: Some("2c3d4e5f60718293"),
+            },
+            json!({
+                "shipment_id": SHIPMENT,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "carrier": "dhl",
+                "tracking_number": TRACKING,
+                "delivered_at": "2026-03-16T13:21:00Z"
+            }),
+        )
+    }
+
+    pub(super) fn shipment_exception() -> Value {
+        envelope::<ShipmentException>(
+            Meta {
+                n: 0x1a,
+                correlation: ORDER,
+                causation: Some(0x32),
+                at: "2026-03-16T11:05:31.550Z",
+                producer: "fulfillment",
+                span: Some("3d4e5f6071829304"),
+            },
+            json!({
+                "shipment_id": SHIPMENT,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "carrier": "dhl",
+                "tracking_number": TRACKING,
+                "status": "delivery_failed",
+                "raw_status": "AttemptFail",
+                "description": "Empfänger nicht angetroffen. Benachrichtigungskarte hinterlassen.",
+                "event_at": "2026-03-16T10:58:00Z"
+            }),
+        )
+    }
+}

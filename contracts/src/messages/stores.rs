@@ -170,6 +170,97 @@ impl Validate for StoreInvoiceSettingsUpdated {
     }
 }
 
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            StoreUpserted,
+            example: golden::store_upserted,
+            from: "admin API",
+            says: "a store Orderly takes orders for: name, country, currency, open or closed",
+            to: [ORDERS],
+        ),
+        entry!(
+            StoreInvoiceSettingsUpdated,
+            example: golden::store_invoice_settings_updated,
+            from: "admin API",
+            says: "a store's seller details, VAT id, number prefixes, invoice timing",
+            to: [FULFILLMENT, INVOICING],
+            only_from_outside,
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn store_upserted() -> Value {
+        envelope::<StoreUpserted>(
+            Meta {
+                n: 0x25,
+                correlation: STORE,
+                causation: None,
+                at: "2026-01-02T08:00:00Z",
+                producer: "admin-api",
+                span: None,
+            },
+            json!({
+                "store_id": STORE,
+                "revision": 1,
+                "name": "Beispiel Shop Deutschland",
+                "country": "DE",
+                "currency": "EUR",
+                "active": true
+            }),
+        )
+    }
+
+    pub(super) fn store_invoice_settings_updated() -> Value {
+        envelope::<StoreInvoiceSettingsUpdated>(
+            Meta {
+                n: 0x20,
+                correlation: STORE,
+                causation: None,
+                at: "2026-01-02T08:30:00Z",
+                producer: "admin-api",
+                span: None,
+            },
+            json!({
+                "store_id": STORE,
+                "revision": 3,
+                "legal_name": "Beispiel Handels GmbH",
+                "address": {
+                    "name": "Beispiel Handels GmbH",
+                    "lines": ["Torstraße 101"],
+                    "postal_code": "10119",
+                    "city": "Berlin",
+                    "country": "DE"
+                },
+                "vat_id": "DE123456789",
+                "tax_number": "37/123/45678",
+                "invoice_timing": "on_shipment",
+                "invoice_number_prefix": "RE-",
+                "credit_note_number_prefix": "GS-",
+                "oss_registered": true,
+                "locale": "de-DE",
+                "payment_terms_days": 14,
+                "footer": "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · Geschäftsführerin: Zoë Krüger",
+                "number_digits": 6,
+                "number_yearly_reset": true,
+                "rounding": "per_line"
+            }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,7 +268,7 @@ mod tests {
     /// Producers that predate the numbering and rounding fields stay valid.
     #[test]
     fn numbering_and_rounding_fields_are_optional() {
-        let mut payload = crate::examples::store_invoice_settings_updated()["payload"].clone();
+        let mut payload = golden::store_invoice_settings_updated()["payload"].clone();
         let fields = payload.as_object_mut().expect("an object");
         for key in ["number_digits", "number_yearly_reset", "rounding"] {
             fields.remove(key);

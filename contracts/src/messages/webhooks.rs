@@ -147,6 +147,84 @@ impl Validate for WebhookEndpointDisabled {
     }
 }
 
+/// This area's message types, as catalog entries: who sends each, what it says, which
+/// queues receive it (the routing table is derived from these) and its golden example.
+pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
+    use crate::catalog::entry;
+    use crate::routing::queues::*;
+    vec![
+        entry!(
+            WebhookEndpointRegistered,
+            example: golden::webhook_endpoint_registered,
+            from: "admin API",
+            says: "a store's webhook endpoint: URL, event types, signing secret, enabled",
+            to: [NOTIFICATIONS],
+            only_from_outside,
+        ),
+        entry!(
+            WebhookEndpointDisabled,
+            example: golden::webhook_endpoint_disabled,
+            from: "notifications",
+            says: "a webhook endpoint was disabled after repeated failures",
+            to: [OUT_MERCHANT_EVENTS],
+        ),
+    ]
+}
+
+/// The golden examples of this area's types: their part of the story told in
+/// [`crate::examples`] (one order from checkout to refund), with its cast and ids.
+mod golden {
+    use serde_json::{Value, json};
+
+    use crate::examples::*;
+    use crate::messages::*;
+
+    pub(super) fn webhook_endpoint_registered() -> Value {
+        envelope::<WebhookEndpointRegistered>(
+            Meta {
+                n: 0x22,
+                correlation: STORE,
+                causation: None,
+                at: "2026-01-02T09:00:00Z",
+                producer: "admin-api",
+                span: None,
+            },
+            json!({
+                "endpoint_id": WEBHOOK_ENDPOINT,
+                "store_id": STORE,
+                "revision": 1,
+                "url": "https://erp.beispiel-shop.de/hooks/orderly",
+                "event_types": ["order.status_changed", "shipment.dispatched", "invoice.issued"],
+                "secret": "whsec_4f9a1c7e2b8d6f0a3e5c9b1d7f2a4c6e",
+                "enabled": true,
+                "allow_private": false
+            }),
+        )
+    }
+
+    pub(super) fn webhook_endpoint_disabled() -> Value {
+        envelope::<WebhookEndpointDisabled>(
+            Meta {
+                n: 0x23,
+                correlation: STORE,
+                causation: None,
+                at: "2026-03-16T11:02:41.377Z",
+                producer: "notifications",
+                span: None,
+            },
+            json!({
+                "endpoint_id": WEBHOOK_ENDPOINT,
+                "store_id": STORE,
+                "revision": 1,
+                "url": "https://erp.beispiel-shop.de/hooks/orderly",
+                "disabled_at": "2026-03-16T11:02:41.377Z",
+                "consecutive_failures": 30,
+                "last_error": "HTTP 503 Service Unavailable"
+            }),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

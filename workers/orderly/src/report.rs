@@ -113,7 +113,7 @@ pub(crate) async fn summary(
 
     println!("\n== Dead letters (bad input is kept, with the reason) ==");
     let ch = host_channel(settings, names).await?;
-    for route in orderly_contracts::routing::ROUTES
+    for route in orderly_contracts::routing::routes()
         .iter()
         .filter(|r| matches!(r.kind, orderly_contracts::routing::QueueKind::Worker))
     {

@@ -136,7 +136,7 @@ pub async fn start_all(host: &mut Host) -> anyhow::Result<Vec<Running>> {
 
 #[cfg(test)]
 mod tests {
-    use orderly_contracts::routing::{QueueKind, ROUTES};
+    use orderly_contracts::routing::{QueueKind, routes};
     use orderly_runtime::inputs::check_routes;
 
     use super::BUILT_IN;
@@ -160,7 +160,7 @@ mod tests {
                 worker.name
             );
         }
-        for route in ROUTES.iter().filter(|r| r.kind == QueueKind::Worker) {
+        for route in routes().iter().filter(|r| r.kind == QueueKind::Worker) {
             assert!(
                 BUILT_IN.iter().any(|w| w.name == route.queue),
                 "the routing table has a worker queue `{}` that no built-in worker reads",

@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn routes_and_inputs_must_agree() {
-        let inventory = orderly_contracts::routing::route("inventory")
+        let inventory = &orderly_contracts::routing::route("inventory")
             .expect("inventory is routed")
             .message_types;
         assert_eq!(check_routes("inventory", inventory), Ok(()));

@@ -226,7 +226,7 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
 /// queues' limits taken from `settings`.
 pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
     use orderly_contracts::routing::{self, QueueKind as RouteKind};
-    routing::ROUTES
+    routing::routes()
         .iter()
         .map(|route| QueueSpec {
             queue_type: settings.queue_type,
