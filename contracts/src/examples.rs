@@ -29,6 +29,7 @@ pub(crate) const NOTE_REQUEST: &str = "0195f3a6-2c3d-7e4f-8a5b-6c7d8e9f0a1b";
 pub(crate) const RESEND_REQUEST: &str = "0195f3a6-3d4e-7f50-8b6c-7d8e9f0a1b2c";
 pub(crate) const HOLD_REQUEST: &str = "0195f3a6-4e5f-7061-8c7d-8e9f0a1b2c3d";
 pub(crate) const RELEASE_REQUEST: &str = "0195f3a6-5f60-7172-8d8e-9f0a1b2c3d4e";
+pub(crate) const ADDRESS_REQUEST: &str = "0195f3a6-6071-7283-8e9f-0a1b2c3d4e5f";
 pub(crate) const CREDIT_NOTE: &str = "0195f3a4-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 pub(crate) const NOTIFICATION: &str = "0195f3a5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
 pub(crate) const TRACKING: &str = "00340434161094042557";

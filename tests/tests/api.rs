@@ -1405,6 +1405,131 @@ async fn a_held_order_is_not_shipped_until_it_is_released() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn an_address_changed_by_an_operator_before_dispatch_is_where_the_warehouse_ships()
+-> anyhow::Result<()> {
+    let mut orderly = Orderly::start(false).await?;
+    let admin = orderly
+        .token("admin@example.com", "order_admin", &[])
+        .await?;
+    let lager = orderly
+        .token("lager@example.com", "fulfillment_team", &[])
+        .await?;
+    let setup = orderly
+        .token("setup@example.com", "setup_manager", &[])
+        .await?;
+    let mut requested = orderly.world.tap(&["shipment.requested"]).await?;
+    let product = sim::catalog()
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+    // More than there is: the order waits for stock, so nothing has shipped.
+    let placed = sim::order_placed(
+        &mut orderly.rng,
+        "ADDR-1",
+        false,
+        &[(product.clone(), 500)],
+        1,
+    );
+    orderly.publisher.send(&placed).await?;
+    let order_id = orderly.listed(&admin, "ADDR-1").await?;
+    orderly
+        .order_when(&admin, &order_id, "ADDR-1 backordered", |o| {
+            o["status"] == "backordered"
+        })
+        .await?;
+    let path = format!("/api/v1/admin/orders/{order_id}/address");
+    let parcel_shop = json!({"name": "Jörg Schäfer",
+                             "lines": ["Paketshop am Leopoldplatz", "Müllerstraße 24"],
+                             "postal_code": "13353", "city": "Berlin", "country": "DE"});
+
+    // Refused before anything is sent: no address, a bad country, a role without edit.
+    let none = post(&orderly, &lager, &path, &[], r#"{"reason": "Tippfehler"}"#).await?;
+    assert_problem(&none, 400, "no address");
+    assert!(
+        none.json.to_string().contains("shipping_address"),
+        "{none:?}"
+    );
+    let mut bad = parcel_shop.clone();
+    bad["country"] = json!("Germany");
+    let body = json!({"reason": "Tippfehler", "shipping_address": bad}).to_string();
+    let bad = post(&orderly, &lager, &path, &[], &body).await?;
+    assert_problem(&bad, 400, "a country that is not a code");
+    assert!(
+        bad.json.to_string().contains("shipping_address.country"),
+        "{bad:?}"
+    );
+    let body = json!({"reason": "Kunde rief an", "shipping_address": parcel_shop}).to_string();
+    let forbidden = post(&orderly, &setup, &path, &[], &body).await?;
+    assert_problem(&forbidden, 403, "the setup manager changes an address");
+    let sent = "select count(*) from api.outbox where message_type = 'order.address_change_requested' \
+                and correlation_id = $1::text";
+    assert_eq!(orderly.count(sent, &order_id).await?, 0, "nothing sent yet");
+
+    // The fulfilment team changes it: applied, shown, on the timeline.
+    let answer = post(&orderly, &lager, &path, &[], &body).await?;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    let command = orderly
+        .answered(
+            &admin,
+            answer.json["command_id"].as_str().unwrap_or_default(),
+        )
+        .await?;
+    assert_eq!(command["status"], "applied", "{command}");
+    let shown = orderly
+        .order_when(&admin, &order_id, "ADDR-1 at the parcel shop", |o| {
+            o["shipping_address"] == parcel_shop
+        })
+        .await?;
+    assert_ne!(shown.json["billing_address"], parcel_shop, "billing kept");
+    assert_eq!(orderly.count(sent, &order_id).await?, 1);
+    let noted =
+        "select count(*) from orders.timeline where order_id = $1 and kind = 'address_changed'";
+    assert_eq!(orderly.count(noted, &order_id).await?, 1);
+
+    // The marketplace pushes the order again with the old address: the correction stands.
+    let mut repush = placed.clone();
+    repush["message_id"] = json!(uuid::Uuid::now_v7());
+    repush["payload"]["revision"] = json!(2);
+    orderly.publisher.send(&repush).await?;
+    let kept = "select count(*) from orders.timeline where order_id = $1 and kind = 'revision_applied' \
+                and detail like '%operator changed the order''s address%'";
+    wait_until("the re-push noted", DEADLINE, || async {
+        Ok(orderly.count(kept, &order_id).await? == 1)
+    })
+    .await?;
+
+    // Stock arrives: the warehouse is asked to ship to the parcel shop.
+    orderly
+        .publisher
+        .send(&sim::envelope(
+            "inventory.adjusted",
+            "wms",
+            &format!("berlin-1/{}", product.sku),
+            serde_json::json!({"warehouse_id": "berlin-1", "sku": product.sku, "set_on_hand": 1000,
+                               "reason": "stock_count", "source": "wms",
+                               "reference": "ADDR-1-delivery", "as_of": Utc::now()}),
+        ))
+        .await?;
+    let shipment = loop {
+        let m = requested.next_raw(DEADLINE).await?;
+        if m.payload["external_order_id"] == "ADDR-1" {
+            break m.payload;
+        }
+    };
+    assert_eq!(shipment["ship_to"], parcel_shop, "{shipment}");
+    let shown = orderly
+        .get(Some(&admin), &format!("/api/v1/admin/orders/{order_id}"))
+        .await?;
+    assert_eq!(shown.json["shipping_address"], parcel_shop, "{shown:?}");
+
+    // Audited as the fulfilment team's action, the refused ones too.
+    let audited = "select count(*) from api.audit_log where action = 'orders.change_address' \
+                   and order_id = $1";
+    assert!(orderly.count(audited, &order_id).await? >= 2);
+    orderly.stop().await
+}
+
+#[tokio::test]
 async fn an_export_holds_exactly_the_lists_orders_with_formulas_escaped() -> anyhow::Result<()> {
     let mut orderly = Orderly::start(false).await?;
     let admin = orderly

@@ -19,6 +19,11 @@ use crate::validate::{At, Validate, count, ensure, opt_text, text};
 /// Most lines an order may have; more is a broken producer, not a big customer.
 pub(super) const MAX_LINES: usize = 1000;
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 string_enum! {
     /// Where the buyer's payment stands when the order is placed.
     pub enum PaymentStatus {
@@ -588,12 +593,14 @@ impl Validate for OrderCancelled {
 }
 
 /// `order.address_changed`: an accepted order's addresses changed before anything shipped
-/// (a marketplace re-push with a new address, applied by orders). Fulfillment ships what it
+/// (a marketplace re-push with a new address, or an operator's `order.address_change_requested`,
+/// applied by orders). Fulfillment ships what it
 /// has not yet asked for to the new address and invoices to the new billing address; a
 /// warehouse relabels the order's open shipments (nothing of the order has left: orders
 /// refuses the change, with the reason on the timeline, once a shipment is dispatched).
 ///
-/// `revision` is the order's revision that made the change: keep the highest seen.
+/// Keep the highest (`revision`, `amendment`) seen: `revision` is the order's revision that
+/// made the change, `amendment` counts operators' changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderAddressChanged {
@@ -604,8 +611,14 @@ pub struct OrderAddressChanged {
     /// The producer's order number.
     #[schemars(length(max = 128))]
     pub external_order_id: String,
-    /// The order's revision that made the change.
+    /// The order's revision that made the change (an operator's change keeps the order's
+    /// revision and counts `amendment` up).
     pub revision: u32,
+    /// How many operators' changes (`order.address_change_requested`) the order's address
+    /// has had; absent (0) until the first. The newest address is the one with the highest
+    /// (`revision`, `amendment`), compared in that order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub amendment: u32,
     /// Invoice address, as it now is.
     pub billing_address: Address,
     /// Delivery address, as it now is.

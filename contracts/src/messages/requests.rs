@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::common::{Actor, LineQuantity, OrderRef, check_line_quantities};
+use super::common::{Actor, Address, LineQuantity, OrderRef, check_line_quantities};
 use super::orders::MAX_LINES;
 use crate::envelope::Message;
 use crate::error::ContractError;
@@ -336,6 +336,61 @@ impl Validate for OrderReleaseRequested {
     }
 }
 
+/// `order.address_change_requested`: an operator corrects an accepted order's delivery
+/// and/or invoice address before anything of it has left a warehouse (a typo, a customer's
+/// call, a parcel shop instead of home). Orders applies it and announces
+/// `order.address_changed` (with `amendment`, its count of operators' changes), or refuses it
+/// once a shipment has been dispatched or the order is closed; either way it answers with
+/// `order.request_answered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderAddressChangeRequested {
+    /// Id of this request; re-sending it with the same id changes the address once.
+    pub request_id: Uuid,
+    /// Orderly's order id.
+    pub order_id: Uuid,
+    /// The store (must be the order's).
+    pub store_id: StoreId,
+    /// Who asks.
+    pub requested_by: Actor,
+    /// Why, for the timeline.
+    #[schemars(length(max = 1000))]
+    pub reason: String,
+    /// The new delivery address; absent to keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping_address: Option<Address>,
+    /// The new invoice address; absent to keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing_address: Option<Address>,
+}
+
+impl Message for OrderAddressChangeRequested {
+    const TYPE: &'static str = "order.address_change_requested";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for OrderAddressChangeRequested {
+    fn validate(&self) -> Result<(), ContractError> {
+        self.requested_by.check("payload.requested_by")?;
+        text(&self.reason, 1000).at("payload.reason")?;
+        ensure(
+            self.shipping_address.is_some() || self.billing_address.is_some(),
+            || {
+                "give `shipping_address`, `billing_address` or both: nothing would change"
+                    .to_owned()
+            },
+        )
+        .at("payload.shipping_address")?;
+        if let Some(address) = &self.shipping_address {
+            address.check("payload.shipping_address")?;
+        }
+        if let Some(address) = &self.billing_address {
+            address.check("payload.billing_address")?;
+        }
+        Ok(())
+    }
+}
+
 /// This area's message types, as catalog entries: who sends each, what it says, which
 /// queues receive it (the routing table is derived from these) and its golden example.
 pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
@@ -392,6 +447,13 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             says: "what became of a request about an order (applied, partly, refused), caused by the request",
             // The API follows the outcomes of the requests it sent, for its command resources.
             to: [API],
+        ),
+        entry!(
+            OrderAddressChangeRequested,
+            example: golden::order_address_change_requested,
+            from: "operators (admin API)",
+            says: "correct an accepted order's delivery and/or invoice address before it ships",
+            to: [ORDERS],
         ),
     ]
 }
@@ -525,6 +587,34 @@ mod golden {
                 "store_id": STORE,
                 "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
                 "reason": "Zahlung bestätigt"
+            }),
+        )
+    }
+
+    pub(super) fn order_address_change_requested() -> Value {
+        envelope::<OrderAddressChangeRequested>(
+            Meta {
+                n: 0x2d,
+                correlation: ORDER,
+                causation: None,
+                at: "2026-03-14T09:58:03Z",
+                producer: "api",
+                span: Some("f60718293a4b5c6d"),
+            },
+            json!({
+                "request_id": ADDRESS_REQUEST,
+                "order_id": ORDER,
+                "store_id": STORE,
+                "requested_by": { "kind": "operator", "id": "anna.becker@example.de" },
+                "reason": "Kunde rief an: bitte an den Paketshop liefern",
+                "shipping_address": {
+                    "name": "Jörg Schäfer",
+                    "lines": ["Paketshop Kiosk am Leopoldplatz", "Müllerstraße 24"],
+                    "postal_code": "13353",
+                    "city": "Berlin",
+                    "country": "DE",
+                    "phone": "+49 30 1234567"
+                }
             }),
         )
     }

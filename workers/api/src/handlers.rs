@@ -218,11 +218,11 @@ async fn project(
                 };
                 store::write_header(conn, p.order_id, &header).await?;
             }
-            if rules::addresses_apply(shown, p.revision) {
+            if rules::addresses_apply(shown, p.revision, 0) {
                 store::write_addresses(
                     conn,
                     p.order_id,
-                    p.revision,
+                    (p.revision, 0),
                     &p.billing_address,
                     &p.shipping_address,
                 )
@@ -256,11 +256,11 @@ async fn project(
             let p = &env.payload;
             let key = OrderKey::unchannelled(p.order_id, &p.store_id, &p.external_order_id);
             let shown = store::ensure_order(conn, key, env.occurred_at).await?;
-            if rules::addresses_apply(shown, p.revision) {
+            if rules::addresses_apply(shown, p.revision, p.amendment) {
                 store::write_addresses(
                     conn,
                     p.order_id,
-                    p.revision,
+                    (p.revision, p.amendment),
                     &p.billing_address,
                     &p.shipping_address,
                 )

@@ -7,11 +7,11 @@
 //! on the decoded input rather than on type names.
 
 use orderly_contracts::messages::{
-    CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, OrderCancelRequested,
-    OrderExceptionResolved, OrderHoldRequested, OrderNoteRequested, OrderPlaced,
-    OrderRefundRequested, OrderReleaseRequested, ProductUpserted, ShipmentDelivered,
-    ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased, StockReserved,
-    StockUnavailable, StoreUpserted,
+    CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent,
+    OrderAddressChangeRequested, OrderCancelRequested, OrderExceptionResolved, OrderHoldRequested,
+    OrderNoteRequested, OrderPlaced, OrderRefundRequested, OrderReleaseRequested, ProductUpserted,
+    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased,
+    StockReserved, StockUnavailable, StoreUpserted,
 };
 use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Incoming, InputError};
@@ -34,6 +34,8 @@ orderly_runtime::inputs! {
         HoldRequested(OrderHoldRequested),
         /// An operator's release of a hold.
         ReleaseRequested(OrderReleaseRequested),
+        /// An operator's change of the order's addresses.
+        AddressChangeRequested(OrderAddressChangeRequested),
         /// A catalog product, for matching (and releasing held lines).
         ProductUpserted(ProductUpserted),
         /// A store orders are taken for.
@@ -94,6 +96,7 @@ impl<'a> FlowInput<'a> {
             | I::NoteRequested(_)
             | I::HoldRequested(_)
             | I::ReleaseRequested(_)
+            | I::AddressChangeRequested(_)
             | I::ProductUpserted(_)
             | I::StoreUpserted(_)
             | I::StockUnavailable(_)

@@ -66,6 +66,7 @@ pub(crate) async fn of_batch(
             I::NoteRequested(env) => keys.push(order(env.payload.order_id)),
             I::HoldRequested(env) => keys.push(order(env.payload.order_id)),
             I::ReleaseRequested(env) => keys.push(order(env.payload.order_id)),
+            I::AddressChangeRequested(env) => keys.push(order(env.payload.order_id)),
             I::StockReserved(env) => keys.push(order(env.payload.order_id)),
             I::StockUnavailable(env) => keys.push(order(env.payload.order_id)),
             I::StockReleased(env) => keys.push(order(env.payload.order_id)),

@@ -12,9 +12,10 @@
 //! the body's field named, and never sent.
 
 use orderly_contracts::messages::{
-    Actor, ActorKind, ExceptionResolution, LineQuantity, NotificationEvent,
-    NotificationResendRequested, OrderCancelRequested, OrderExceptionResolved, OrderHoldRequested,
-    OrderNoteRequested, OrderRef, OrderRefundRequested, OrderReleaseRequested,
+    Actor, ActorKind, Address, ExceptionResolution, LineQuantity, NotificationEvent,
+    NotificationResendRequested, OrderAddressChangeRequested, OrderCancelRequested,
+    OrderExceptionResolved, OrderHoldRequested, OrderNoteRequested, OrderRef, OrderRefundRequested,
+    OrderReleaseRequested,
 };
 use orderly_contracts::types::{Sku, StoreId};
 use orderly_contracts::{ContractError, Envelope, Message, TraceContext, Validate};
@@ -43,9 +44,24 @@ pub(crate) enum Action {
     Hold,
     /// Release the order's hold (`order.release_requested`).
     Release,
+    /// Change the order's delivery and/or invoice address (`order.address_change_requested`).
+    ChangeAddress,
 }
 
 impl Action {
+    /// Every action, in declaration order.
+    #[cfg(test)]
+    pub(crate) const ALL: &'static [Self] = &[
+        Self::Cancel,
+        Self::Refund,
+        Self::Note,
+        Self::ResolveException,
+        Self::ResendNotification,
+        Self::Hold,
+        Self::Release,
+        Self::ChangeAddress,
+    ];
+
     /// Its stored name.
     pub(crate) const fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +72,7 @@ impl Action {
             Self::ResendNotification => "resend_notification",
             Self::Hold => "hold",
             Self::Release => "release",
+            Self::ChangeAddress => "change_address",
         }
     }
 
@@ -66,7 +83,9 @@ impl Action {
             Self::Refund => Permission::OrdersRefund,
             Self::Note => Permission::OrdersEdit,
             Self::ResolveException => Permission::ExceptionsResolve,
-            Self::ResendNotification | Self::Hold | Self::Release => Permission::OrdersEdit,
+            Self::ResendNotification | Self::Hold | Self::Release | Self::ChangeAddress => {
+                Permission::OrdersEdit
+            }
         }
     }
 
@@ -80,6 +99,7 @@ impl Action {
             Self::ResendNotification => "orders.resend_notification",
             Self::Hold => "orders.hold",
             Self::Release => "orders.release",
+            Self::ChangeAddress => "orders.change_address",
         }
     }
 }
@@ -176,6 +196,22 @@ pub(crate) struct ReleaseBody {
     reason: Option<String>,
 }
 
+/// `POST /api/v1/admin/orders/{id}/address`: change the delivery and/or invoice address of
+/// an order nothing of which has left a warehouse yet.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "AddressChangeRequest")]
+pub(crate) struct AddressBody {
+    /// Why, in words (not blank); kept on the order's timeline.
+    reason: String,
+    /// The new delivery address; leave it out to keep it.
+    #[serde(default)]
+    shipping_address: Option<Address>,
+    /// The new invoice address; leave it out to keep it.
+    #[serde(default)]
+    billing_address: Option<Address>,
+}
+
 /// A request body that is an action: the type its endpoint parses and documents, and how it
 /// becomes a [`Request`]. The endpoint is generic over it, so the body the OpenAPI document
 /// describes is the type the handler parses.
@@ -206,6 +242,14 @@ action_body!(NoteBody, Note, Note);
 action_body!(ResendBody, ResendNotification, Resend);
 action_body!(HoldBody, Hold, Hold);
 action_body!(ReleaseBody, Release, Release);
+
+impl ActionBody for AddressBody {
+    const ACTION: Action = Action::ChangeAddress;
+
+    fn into_request(self, _: Uuid) -> Request {
+        Request::ChangeAddress(Box::new(self))
+    }
+}
 
 impl ActionBody for ResolveBody {
     const ACTION: Action = Action::ResolveException;
@@ -267,6 +311,8 @@ pub(crate) enum Request {
     Resend(ResendBody),
     Hold(HoldBody),
     Release(ReleaseBody),
+    /// Boxed: two addresses are much larger than the other bodies.
+    ChangeAddress(Box<AddressBody>),
 }
 
 /// Who is acting, as the message names them: an operator, by e-mail (or staff id when the
@@ -401,6 +447,20 @@ pub(crate) fn message(
             command_id,
             trace,
         ),
+        Request::ChangeAddress(b) => build(
+            OrderAddressChangeRequested {
+                request_id: command_id,
+                order_id: target.order_id,
+                store_id,
+                requested_by: by,
+                reason: b.reason.clone(),
+                shipping_address: b.shipping_address.clone(),
+                billing_address: b.billing_address.clone(),
+            },
+            target,
+            command_id,
+            trace,
+        ),
         Request::Resend(b) => build(
             NotificationResendRequested {
                 request_id: command_id,
@@ -524,6 +584,42 @@ impl IfMatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The newest migration's `CHECK` on `api.commands.action` allows exactly the actions the
+    /// API stores (a new action without the migration is refused by the database: a 503).
+    #[test]
+    fn the_commands_check_constraint_lists_every_action() {
+        let migration =
+            include_str!("../../../../migrations/20261206000090_address_amendments.sql");
+        let list = "constraint commands_action_check check (action in (";
+        let start = migration.find(list).map(|i| i + list.len());
+        let end = start.and_then(|s| migration[s..].find(')').map(|e| s + e));
+        let (Some(start), Some(end)) = (start, end) else {
+            panic!("the migration has no `commands_action_check`");
+        };
+        let mut allowed: Vec<&str> = migration[start..end]
+            .split(',')
+            .map(|a| a.trim().trim_matches('\''))
+            .collect();
+        let mut stored: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
+        allowed.sort_unstable();
+        stored.sort_unstable();
+        assert_eq!(allowed, stored);
+        // Every variant is in `ALL` (this match fails to compile when one is added).
+        for action in Action::ALL {
+            match action {
+                Action::Cancel
+                | Action::Refund
+                | Action::Note
+                | Action::ResolveException
+                | Action::ResendNotification
+                | Action::Hold
+                | Action::Release
+                | Action::ChangeAddress => {}
+            }
+        }
+        assert_eq!(Action::ALL.len(), 8, "a variant missing from `Action::ALL`");
+    }
 
     fn target() -> Target<'static> {
         Target {

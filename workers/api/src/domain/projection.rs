@@ -10,8 +10,9 @@
 //!   revision again writes the same values;
 //! - an order's **item exceptions** (`order.on_hold`) are shown until an accepted header of
 //!   the same or a newer revision replaces them;
-//! - the **addresses** follow the revision too, from `order.accepted` and
-//!   `order.address_changed` alike.
+//! - the **addresses** follow (revision, amendment), compared in that order, from
+//!   `order.accepted` (amendment 0) and `order.address_changed` alike: an operator's change
+//!   keeps the revision and counts the amendment up.
 
 /// What the read model holds of an order, as far as the rules above need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,6 +21,8 @@ pub(crate) struct Shown {
     pub(crate) revision: u32,
     /// The revision of the addresses shown (0: none yet).
     pub(crate) address_revision: u32,
+    /// The operators' amendment of the addresses shown (0: none).
+    pub(crate) address_amendment: u32,
     /// The sequence of the status shown (0: none, or provisional).
     pub(crate) status_sequence: u64,
 }
@@ -37,9 +40,9 @@ pub(crate) fn hold_applies(shown: Shown, revision: u32) -> bool {
     revision > shown.revision
 }
 
-/// Whether addresses of `revision` replace those shown.
-pub(crate) fn addresses_apply(shown: Shown, revision: u32) -> bool {
-    revision >= shown.address_revision
+/// Whether addresses of `revision` and `amendment` replace those shown.
+pub(crate) fn addresses_apply(shown: Shown, revision: u32, amendment: u32) -> bool {
+    (revision, amendment) >= (shown.address_revision, shown.address_amendment)
 }
 
 /// Whether a status change with `sequence` becomes the status shown.
@@ -60,6 +63,7 @@ mod tests {
     const SHOWN: Shown = Shown {
         revision: 2,
         address_revision: 3,
+        address_amendment: 1,
         status_sequence: 5,
     };
 
@@ -67,7 +71,7 @@ mod tests {
     fn a_new_order_takes_everything() {
         let new = Shown::default();
         assert!(header_applies(new, 1));
-        assert!(addresses_apply(new, 1));
+        assert!(addresses_apply(new, 1, 0));
         assert!(status_applies(new, 1));
         assert!(provisional_status_applies(new));
     }
@@ -85,8 +89,20 @@ mod tests {
         );
         assert!(hold_applies(SHOWN, 3), "a re-push that is held again");
         assert!(hold_applies(Shown::default(), 1));
-        assert!(!addresses_apply(SHOWN, 2));
-        assert!(addresses_apply(SHOWN, 4));
+        assert!(
+            !addresses_apply(SHOWN, 2, 5),
+            "an older revision, whatever its amendment"
+        );
+        assert!(
+            !addresses_apply(SHOWN, 3, 0),
+            "the acceptance after an operator's change"
+        );
+        assert!(
+            addresses_apply(SHOWN, 3, 1),
+            "the same change again is harmless"
+        );
+        assert!(addresses_apply(SHOWN, 3, 2), "the operator's next change");
+        assert!(addresses_apply(SHOWN, 4, 0));
         assert!(!status_applies(SHOWN, 4));
         assert!(!status_applies(SHOWN, 5), "a duplicate");
         assert!(status_applies(SHOWN, 6));

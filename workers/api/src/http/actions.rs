@@ -262,7 +262,8 @@ pub(crate) async fn submit<B: ActionBody>(
         | Action::Note
         | Action::ResendNotification
         | Action::Hold
-        | Action::Release => On::Order(id),
+        | Action::Release
+        | Action::ChangeAddress => On::Order(id),
     };
     let mut facts = Facts::default();
     if let Requester::Customer(customer) = &requester {

@@ -50,7 +50,7 @@ pub(crate) use problem::Problem;
 
 use crate::domain::access::Permission;
 use crate::domain::command::{
-    CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
+    AddressBody, CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
 };
 use crate::domain::rate::Throttle;
 use crate::domain::{
@@ -254,6 +254,20 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "Release an order's hold",
                 "Sends `order.release_requested`: the order carries on from where it was held \
                  (releasing an order that is not held is `refused`).",
+            )
+            .path_param("id", ORDER_ID)
+            .not_found(ORDER_NOT_FOUND),
+        Endpoint::action::<AddressBody>("/api/v1/admin/orders/{id}/address")
+            .doc(
+                "changeOrderAddress",
+                "actions",
+                "Change an order's delivery and/or invoice address",
+                "Sends `order.address_change_requested`. Until a shipment has left the \
+                 warehouse the orders worker takes it and announces `order.address_changed`: \
+                 fulfillment ships and invoices what it has not yet asked for to the new \
+                 address and the warehouse relabels open shipments. After a dispatch, or on a \
+                 cancelled or completed order, the command is `refused` with the reason. A \
+                 later marketplace re-push does not undo the change.",
             )
             .path_param("id", ORDER_ID)
             .not_found(ORDER_NOT_FOUND),

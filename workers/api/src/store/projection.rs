@@ -47,13 +47,14 @@ pub(crate) async fn ensure_order(
     key: OrderKey<'_>,
     first_seen: DateTime<Utc>,
 ) -> Result<Shown, sqlx::Error> {
-    let (revision, address_revision, sequence): (i32, i32, i64) = sqlx::query_as(
+    let (revision, address_revision, address_amendment, sequence): (i32, i32, i32, i64) =
+        sqlx::query_as(
         "insert into orders (order_id, store_id, channel, marketplace, external_order_id, placed_at) \
          values ($1, $2, $3, $4, $5, $6) \
          on conflict (order_id) do update set \
            channel = coalesce(orders.channel, excluded.channel), \
            marketplace = coalesce(orders.marketplace, excluded.marketplace) \
-         returning revision, address_revision, status_sequence",
+         returning revision, address_revision, address_amendment, status_sequence",
     )
     .bind(key.order_id)
     .bind(key.store_id)
@@ -66,6 +67,7 @@ pub(crate) async fn ensure_order(
     Ok(Shown {
         revision: u32::try_from(revision).unwrap_or(0),
         address_revision: u32::try_from(address_revision).unwrap_or(0),
+        address_amendment: u32::try_from(address_amendment).unwrap_or(0),
         status_sequence: u64::try_from(sequence).unwrap_or(0),
     })
 }
@@ -124,18 +126,19 @@ pub(crate) async fn write_header<C: Serialize, L: Serialize, P: Serialize>(
 pub(crate) async fn write_addresses<A: Serialize>(
     conn: &mut PgConnection,
     order_id: Uuid,
-    revision: u32,
+    (revision, amendment): (u32, u32),
     billing: &A,
     shipping: &A,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "update orders set address_revision = $2, billing_address = $3, shipping_address = $4, \
-           updated_at = now() where order_id = $1",
+        "update orders set address_revision = $2, address_amendment = $5, \
+           billing_address = $3, shipping_address = $4, updated_at = now() where order_id = $1",
     )
     .bind(order_id)
     .bind(i32::try_from(revision).unwrap_or(i32::MAX))
     .bind(Json(billing))
     .bind(Json(shipping))
+    .bind(i32::try_from(amendment).unwrap_or(i32::MAX))
     .execute(conn)
     .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! `order.address_changed`: an accepted order's addresses changed before anything shipped.
-//! Fulfillment's copy of the order takes them when the change's revision is newer, so every
+//! Fulfillment's copy of the order takes them when the change's (revision, amendment) is
+//! newer (an operator's change keeps the revision and counts the amendment), so every
 //! shipment and invoice it has not yet asked for goes to the new address (the warehouse
 //! hears of the change directly, for the shipments already asked for). Handled alone: it is
 //! rare.
@@ -26,14 +27,14 @@ pub(super) async fn address_changed(
             change.order_id
         )));
     };
-    if stored.order.revision >= change.revision {
+    if !store::update_addresses(cx.conn, change).await? {
         info!(
             stored = stored.order.revision,
-            "address change of an older or the same revision ignored"
+            amendment = change.amendment,
+            "address change not newer than the copy's (revision, amendment): ignored"
         );
         return Ok(());
     }
-    store::update_addresses(cx.conn, change).await?;
     info!(
         shipments_requested = stored.shipments_created,
         "addresses updated for what is not yet asked for"

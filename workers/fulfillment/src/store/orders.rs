@@ -85,7 +85,7 @@ pub(crate) async fn upsert_orders(
            customer = excluded.customer, billing_address = excluded.billing_address,
            shipping_address = excluded.shipping_address, payment = excluded.payment,
            shipping = excluded.shipping, discount = excluded.discount, tax = excluded.tax,
-           total = excluded.total, updated_at = now()
+           total = excluded.total, address_amendment = 0, updated_at = now()
          where orders.revision < excluded.revision
          returning order_id",
     )
@@ -142,23 +142,25 @@ pub(crate) async fn upsert_orders(
     Ok(())
 }
 
-/// Takes the addresses of `change` and its revision (the caller checked it is newer).
+/// Takes the addresses of `change`, its revision and amendment, when they are newer than the
+/// copy's (a higher revision, or the same with a higher amendment); `false` when not.
 pub(crate) async fn update_addresses(
     conn: &mut PgConnection,
     change: &OrderAddressChanged,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
         "update orders set billing_address = $2, shipping_address = $3, revision = $4,
-                updated_at = now()
-         where order_id = $1",
+                address_amendment = $5, updated_at = now()
+         where order_id = $1 and (revision, address_amendment) < ($4, $5)",
     )
     .bind(change.order_id)
     .bind(Json(&change.billing_address))
     .bind(Json(&change.shipping_address))
     .bind(i64::from(change.revision))
+    .bind(i32::try_from(change.amendment).unwrap_or(i32::MAX))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(updated.rows_affected() == 1)
 }
 
 /// An order as fulfillment keeps it.

@@ -24,6 +24,7 @@
 //! rest of the crate names them `domain::…`.
 
 mod accepted;
+mod address;
 mod cancellation;
 mod exceptions;
 mod hold;
@@ -38,6 +39,7 @@ mod stores;
 mod tests;
 
 pub(crate) use accepted::*;
+pub(crate) use address::*;
 pub(crate) use cancellation::*;
 pub(crate) use exceptions::*;
 pub(crate) use hold::*;

@@ -52,7 +52,8 @@ pub(crate) enum AddressChange {
 ///   cancellation request, so dispatched units are refused);
 /// - added lines, raised quantities and a changed product on a line are refused: stock was
 ///   reserved for the accepted lines, and a new order is the way to sell more;
-/// - address changes are taken until the first dispatch, refused after;
+/// - address changes are taken until the first dispatch, refused after, and not taken once
+///   an operator changed the address (their correction stands);
 /// - price, total, customer changes are noted, not applied: the accepted snapshot stays.
 pub(crate) fn plan_repush(
     head: &OrderHead,
@@ -75,6 +76,12 @@ pub(crate) fn plan_repush(
         a.addresses = if facts.any_shipped() {
             AddressChange::Refused(
                 "address change refused: a shipment has already left the warehouse".to_owned(),
+            )
+        } else if facts.address_amended {
+            AddressChange::Refused(
+                "address change not applied: an operator changed the order's address, and \
+                 that correction stands (change it again to take this one)"
+                    .to_owned(),
             )
         } else {
             AddressChange::Apply

@@ -109,6 +109,8 @@ pub(crate) struct Facts {
     pub(crate) cancelled: bool,
     /// Stock was reported unavailable at some point.
     pub(crate) backordered: bool,
+    /// An operator changed the order's address (`order.address_change_requested`).
+    pub(crate) address_amended: bool,
     /// Warehouse → line → units reserved; `None` until `stock.reserved`.
     pub(crate) allocations: Option<BTreeMap<String, BTreeMap<String, u32>>>,
     /// (warehouse, line) → units released.

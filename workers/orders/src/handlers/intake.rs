@@ -109,6 +109,8 @@ pub(super) async fn repush(
                             store_id: head.store_id.clone(),
                             external_order_id: head.external_order_id.clone(),
                             revision: placed.revision,
+                            // Only taken while no operator changed the address.
+                            amendment: 0,
                             billing_address: placed.billing_address.clone(),
                             shipping_address: placed.shipping_address.clone(),
                         },

@@ -90,6 +90,9 @@ impl Handler for OrdersHandler {
             I::NoteRequested(env) => operator::note_requested(&env.payload, cx, &cause).await,
             I::HoldRequested(env) => operator::hold_requested(&env.payload, cx, &cause).await,
             I::ReleaseRequested(env) => operator::release_requested(&env.payload, cx, &cause).await,
+            I::AddressChangeRequested(env) => {
+                operator::address_change_requested(&env.payload, cx, &cause).await
+            }
             I::ExceptionResolved(env) => {
                 exceptions::exception_resolved(&env.payload, cx, &cause).await
             }

@@ -1,13 +1,15 @@
 //! An operator's requests about an order that change no line or money:
 //! `order.note_requested` (an internal note on the timeline), `order.hold_requested` and
 //! `order.release_requested` (a hold beside the status, announced with
-//! `order.hold_changed`). Each request id takes effect once (`operator_requests`); each is
+//! `order.hold_changed`), and `order.address_change_requested` (new addresses before
+//! anything ships, announced with `order.address_changed`). Each request id takes effect once (`operator_requests`); each is
 //! answered with `order.request_answered`; one about an order that does not exist, or that
 //! names another store, is rejected with the reason.
 
 use orderly_contracts::Message;
 use orderly_contracts::messages::{
-    Actor, OrderHoldChanged, OrderHoldRequested, OrderNoteRequested, OrderReleaseRequested,
+    Actor, OrderAddressChangeRequested, OrderAddressChanged, OrderHoldChanged, OrderHoldRequested,
+    OrderNoteRequested, OrderReleaseRequested,
 };
 use orderly_contracts::types::StoreId;
 use orderly_runtime::{HandlerContext, HandlerError};
@@ -264,4 +266,71 @@ fn announce(
             by: by.clone(),
         },
     )
+}
+
+/// An operator changes the order's addresses: refused once a shipment has left or the order
+/// is closed. An accepted order announces the change (`order.address_changed`, its
+/// `amendment` counted up) so fulfillment ships and invoices what it has not yet asked for to
+/// the new address and the warehouse relabels open shipments; an order not yet accepted only
+/// changes here (its acceptance will carry the new address).
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn address_change_requested(
+    p: &OrderAddressChangeRequested,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let asked = Asked {
+        request_type: OrderAddressChangeRequested::TYPE,
+        kind: "address",
+        request_id: p.request_id,
+        order_id: p.order_id,
+        store_id: &p.store_id,
+        by: &p.requested_by,
+    };
+    let Some(stored) = take(cx, cause, &asked).await? else {
+        return Ok(());
+    };
+    let by = actor(&p.requested_by);
+    let facts = store::load_facts(cx.conn, &stored).await?;
+    if let Err(why) = domain::check_address_change(stored.head.status, facts.any_shipped()) {
+        let detail = format!("Address change by {by} refused: {why}");
+        let answer = Answer::refused(detail, why);
+        return finish(cx, cause, &asked, TimelineKind::AddressRefused, answer).await;
+    }
+    let head = &stored.head;
+    let (billing, shipping) =
+        domain::amended_addresses(p, &head.billing_address, &head.shipping_address);
+    let amendment = store::amend_addresses(cx.conn, p.order_id, &billing, &shipping).await?;
+    let told = if stored.accepted {
+        emit(
+            cx,
+            p.order_id,
+            OrderAddressChanged {
+                order_id: p.order_id,
+                store_id: head.store_id.clone(),
+                external_order_id: head.external_order_id.clone(),
+                revision: head.revision,
+                amendment,
+                billing_address: billing,
+                shipping_address: shipping,
+            },
+        )?;
+        "sent to fulfillment and the warehouse"
+    } else {
+        "the order's acceptance will carry it"
+    };
+    tracing::info!(order_id = %p.order_id, amendment, "address changed by an operator");
+    let detail = format!(
+        "Address changed by {by}: “{}”: {} ({told})",
+        p.reason,
+        domain::describe_change(p)
+    );
+    finish(
+        cx,
+        cause,
+        &asked,
+        TimelineKind::AddressChanged,
+        Answer::of(true, detail, Vec::new()),
+    )
+    .await
 }

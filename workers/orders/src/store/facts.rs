@@ -40,6 +40,7 @@ pub(crate) async fn facts_of(
                     accepted: o.accepted,
                     cancelled: o.cancelled,
                     backordered: o.backordered,
+                    address_amended: o.address_amendment > 0,
                     ..Facts::default()
                 },
             )

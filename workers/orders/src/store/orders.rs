@@ -28,6 +28,9 @@ pub(crate) struct StoredOrder {
     pub(crate) backordered: bool,
     /// The whole order was cancelled.
     pub(crate) cancelled: bool,
+    /// How many operators' changes its address has had (`order.address_changed`'s
+    /// `amendment`).
+    pub(crate) address_amendment: u32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -54,6 +57,7 @@ struct OrderRow {
     accepted_at: Option<DateTime<Utc>>,
     backordered_at: Option<DateTime<Utc>>,
     cancelled_at: Option<DateTime<Utc>>,
+    address_amendment: i32,
 }
 
 impl TryFrom<OrderRow> for StoredOrder {
@@ -86,6 +90,8 @@ impl TryFrom<OrderRow> for StoredOrder {
             accepted: r.accepted_at.is_some(),
             backordered: r.backordered_at.is_some(),
             cancelled: r.cancelled_at.is_some(),
+            address_amendment: u32::try_from(r.address_amendment)
+                .map_err(|e| corrupt("address amendment", e))?,
         })
     }
 }
@@ -97,7 +103,7 @@ macro_rules! select_order {
             "select order_id, store_id, channel, marketplace, external_order_id, revision, status,
                     status_sequence, placed_at, currency, prices_include_tax, customer,
                     billing_address, shipping_address, payment, shipping, discount, tax, total,
-                    accepted_at, backordered_at, cancelled_at
+                    accepted_at, backordered_at, cancelled_at, address_amendment
              from orders ",
             $tail
         )
@@ -166,7 +172,7 @@ pub(crate) async fn lock_orders(
                 o.revision, o.status, o.status_sequence, o.placed_at, o.currency,
                 o.prices_include_tax, o.customer, o.billing_address, o.shipping_address,
                 o.payment, o.shipping, o.discount, o.tax, o.total, o.accepted_at,
-                o.backordered_at, o.cancelled_at,
+                o.backordered_at, o.cancelled_at, o.address_amendment,
                 (select coalesce(max(t.seq), 0) from timeline t where t.order_id = o.order_id)
                   as timeline_seq,
                 array(select i.invoice_number from order_invoices i
@@ -351,6 +357,28 @@ pub(crate) async fn update_addresses(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// An operator's change of the order's addresses: takes them and counts the amendment;
+/// returns the new count.
+pub(crate) async fn amend_addresses(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+    billing: &Address,
+    shipping: &Address,
+) -> sqlx::Result<u32> {
+    let amendment: i32 = sqlx::query_scalar(
+        "update orders set billing_address = $2, shipping_address = $3,
+                address_amendment = address_amendment + 1, updated_at = now()
+         where order_id = $1
+         returning address_amendment",
+    )
+    .bind(order_id)
+    .bind(Json(billing))
+    .bind(Json(shipping))
+    .fetch_one(conn)
+    .await?;
+    u32::try_from(amendment).map_err(|e| corrupt("address amendment", e))
 }
 
 /// Records the revision seen (and the payment as last pushed, when given).

@@ -98,8 +98,12 @@ timeline_kinds! {
     Released = "released",
     /// A hold or release refused (already held, not held, nothing left to hold).
     HoldRefused = "hold_refused",
-    /// An operator's note, hold or release request already handled, received again.
+    /// An operator's note, hold, release or address request already handled, received again.
     RequestDuplicate = "request_duplicate",
+    /// An operator changed the order's address.
+    AddressChanged = "address_changed",
+    /// An operator's address change refused (something has shipped, the order is closed).
+    AddressRefused = "address_refused",
 }
 
 /// The message behind a timeline entry.
@@ -232,7 +236,7 @@ mod tests {
     #[test]
     fn the_check_constraint_lists_every_kind() {
         let migration =
-            include_str!("../../../../migrations/20261206000045_order_operator_requests.sql");
+            include_str!("../../../../migrations/20261206000090_address_amendments.sql");
         let list = "kind in (";
         let start = migration.find(list).map(|i| i + list.len());
         let end = start.and_then(|s| migration[s..].find(')').map(|e| s + e));

@@ -26,7 +26,9 @@ use super::layout::{self, Section, badge, csrf_field, maybe_time, money, time};
 use super::text::Text;
 use super::{Signed, checked_form, csrf_refusal, page_response, problem_page, unavailable};
 use crate::domain::access::Permission;
-use crate::domain::command::{CancelBody, HoldBody, NoteBody, ReleaseBody, ResendBody};
+use crate::domain::command::{
+    AddressBody, CancelBody, HoldBody, NoteBody, ReleaseBody, ResendBody,
+};
 use crate::domain::filter::{self, ListQuery};
 use crate::domain::saga::WaitingFor;
 use crate::store::commands::{self as commands};
@@ -309,6 +311,10 @@ pub(crate) async fn detail(
     let here = format!("/admin/orders/{}", h.order_id);
     let may_cancel = signed.caller.0.role.grants(Permission::OrdersCancel);
     let may_edit = signed.caller.0.role.grants(Permission::OrdersEdit);
+    // The address may change until a parcel has left (the orders worker decides; the form
+    // is offered while the read model says so).
+    let shipped =
+        !cancellable(&detail) || detail.shipments.iter().any(|s| s.dispatched_at.is_some());
     let currency = h.currency.as_deref();
     let body = html! {
         p { a href="/admin/orders" { "← " (text.orders) } }
@@ -390,6 +396,9 @@ pub(crate) async fn detail(
             section.card aria-labelledby="shipping-to" {
                 h2 #shipping-to { (text.shipping_address) }
                 (address(text, h.shipping_address.as_ref()))
+                @if may_edit && !shipped {
+                    (address_form(text, &signed.csrf, h.order_id, h.shipping_address.as_ref()))
+                }
             }
         }
         @if let Some(open) = h.exceptions.as_ref().and_then(Value::as_array).filter(|e| !e.is_empty() && h.status.as_deref() != Some("cancelled")) {
@@ -516,6 +525,49 @@ fn waiting_word(w: WaitingFor) -> &'static str {
 }
 
 /// An address as the events carried it (JSON), or a dash.
+/// The form that changes the delivery address (`POST /admin/orders/{id}/address`), filled
+/// with the current one; the orders worker refuses it, with the reason, once something has
+/// shipped.
+fn address_form(text: &Text, csrf: &str, order_id: Uuid, current: Option<&Value>) -> Markup {
+    let s = |k: &str| {
+        current
+            .and_then(|a| a.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let line = |i: usize| {
+        current
+            .and_then(|a| a.get("lines"))
+            .and_then(|l| l.get(i))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    html! {
+        details #change-address {
+            summary { (text.change_address) "…" }
+            form method="post" action=(format!("/admin/orders/{order_id}/address")) {
+                (csrf_field(csrf))
+                input type="hidden" name="key" value=(Uuid::now_v7());
+                label for="address-name" { (text.address_name) }
+                input #address-name type="text" name="name" required maxlength="200" value=(s("name"));
+                label for="address-line1" { (text.address_line) }
+                input #address-line1 type="text" name="line1" required maxlength="200" value=(line(0));
+                label for="address-line2" { (text.address_line) " 2" }
+                input #address-line2 type="text" name="line2" maxlength="200" value=(line(1));
+                label for="address-postal-code" { (text.address_postal_code) }
+                input #address-postal-code type="text" name="postal_code" maxlength="16" value=(s("postal_code"));
+                label for="address-city" { (text.address_city) }
+                input #address-city type="text" name="city" required maxlength="100" value=(s("city"));
+                label for="address-country" { (text.address_country) }
+                input #address-country type="text" name="country" required minlength="2" maxlength="2" value=(s("country"));
+                label for="address-reason" { (text.change_address_reason) }
+                input #address-reason type="text" name="reason" required maxlength="1000";
+                button #change-address-submit type="submit" { (text.change_address) }
+            }
+        }
+    }
+}
+
 fn address(text: &Text, value: Option<&Value>) -> Markup {
     let Some(a) = value.filter(|v| v.is_object()) else {
         return html! { p.muted { (text.none) } };
@@ -730,8 +782,8 @@ pub(crate) async fn cancel(
     .await
 }
 
-/// `POST /admin/orders/{id}/note|hold|release|resend`: with the form token, the JSON API's
-/// note, hold, release or resend of a customer's message (its permission `orders.edit`, scope, body checks and audit entry);
+/// `POST /admin/orders/{id}/note|hold|release|address|resend`: with the form token, the JSON
+/// API's note, hold, release, address change or resend of a customer's message (its permission `orders.edit`, scope, body checks and audit entry);
 /// then the command's page. `which` is the path's last segment.
 pub(crate) async fn edit(
     State(api): State<Arc<Api>>,
@@ -754,6 +806,10 @@ pub(crate) async fn edit(
             let json = serde_json::json!({ "reason": form.get("reason").unwrap_or_default() });
             send::<HoldBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
         }
+        "address" => {
+            let json = address_change(&form);
+            send::<AddressBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
         "resend" => {
             let json = match form.text("event") {
                 Some(event) => serde_json::json!({ "event": event }),
@@ -774,11 +830,34 @@ pub(crate) async fn edit(
                 StatusCode::NOT_FOUND,
                 "not-found",
                 "No such action",
-                format!("`{which}` is not an action of the console (note, hold, release, resend)"),
+                format!(
+                    "`{which}` is not an action of the console (note, hold, release, address, \
+                     resend)"
+                ),
             ),
             &back,
         ),
     }
+}
+
+/// The address form as the JSON API's body: the delivery address (empty optional fields
+/// left out, so the API names what is missing) and the reason.
+fn address_change(form: &super::Form) -> Value {
+    let text = |k: &str| form.text(k).map(str::trim).filter(|v| !v.is_empty());
+    let lines: Vec<&str> = ["line1", "line2"].into_iter().filter_map(text).collect();
+    let mut address = serde_json::json!({
+        "name": text("name").unwrap_or_default(),
+        "lines": lines,
+        "city": text("city").unwrap_or_default(),
+        "country": text("country").unwrap_or_default().to_uppercase(),
+    });
+    if let Some(code) = text("postal_code") {
+        address["postal_code"] = code.into();
+    }
+    serde_json::json!({
+        "reason": text("reason").unwrap_or_default(),
+        "shipping_address": address,
+    })
 }
 
 /// Sends action `B` on `id` as the JSON API does (`key` as its `Idempotency-Key`) and

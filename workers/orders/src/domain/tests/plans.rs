@@ -219,6 +219,20 @@ fn repush_after_acceptance_is_applied_as_commands() {
         panic!()
     };
     assert!(matches!(a.addresses, AddressChange::Refused(_)));
+
+    // After an operator changed the address, a re-push's address does not undo it.
+    let mut facts = accepted_facts();
+    facts.address_amended = true;
+    let RepushPlan::Amend(a) = plan_repush(&head, &lines, &facts, &next) else {
+        panic!()
+    };
+    let AddressChange::Refused(why) = &a.addresses else {
+        panic!("{a:?}")
+    };
+    assert!(
+        why.contains("operator changed the order's address"),
+        "{why}"
+    );
 }
 
 #[test]
