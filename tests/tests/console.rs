@@ -763,14 +763,17 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         // Nothing of CON-2 has left a warehouse: its delivery address is changed from the
         // form, filled with the current one (only the street and the city change).
         page.click("#change-address summary").await?;
-        page.fill("address-line1", "Paketshop am Leopoldplatz").await?;
+        page.fill("address-line1", "Paketshop am Leopoldplatz")
+            .await?;
         page.fill("address-line2", "").await?;
         page.fill("address-city", "Potsdam").await?;
         page.fill("address-reason", "Kundin rief an").await?;
         page.shot("12c-address-form").await?;
         page.navigate("#change-address-submit").await?;
-        page.wait_for_text("the address change applied", false, |t| t.contains("applied"))
-            .await?;
+        page.wait_for_text("the address change applied", false, |t| {
+            t.contains("applied")
+        })
+        .await?;
         page.back_to_order().await?;
         let moved = page
             .wait_for_text("the order shown at its new address", true, |t| {

@@ -10,7 +10,7 @@ use super::common::{Actor, Address, LineQuantity, OrderRef, check_line_quantitie
 use super::orders::MAX_LINES;
 use crate::envelope::Message;
 use crate::error::ContractError;
-use crate::types::{Sku, StoreId};
+use crate::types::{Amount, Sku, StoreId};
 use crate::validate::{At, Validate, count, ensure, opt_text, text};
 
 /// `order.cancel_requested`: someone asks to cancel an order, or some of its lines.
@@ -60,7 +60,8 @@ impl Validate for OrderCancelRequested {
     }
 }
 
-/// `order.refund_requested`: refund some lines (and possibly shipping) of an invoiced order.
+/// `order.refund_requested`: refund some lines, the shipping and/or a free amount of an
+/// invoiced order.
 /// Invoicing issues a credit note against the invoice, reversing its VAT treatment.
 ///
 /// Names the order by Orderly's id (unlike a cancellation): invoicing, which acts on it,
@@ -79,10 +80,17 @@ pub struct OrderRefundRequested {
     /// Why ("Returned: damaged in transit").
     #[schemars(length(max = 1000))]
     pub reason: String,
-    /// Lines and quantities to refund; may be empty when only shipping is refunded.
+    /// Lines and quantities to refund; may be empty when only shipping or an amount is
+    /// refunded.
     pub lines: Vec<LineQuantity>,
     /// Whether to refund the shipping charge too.
     pub refund_shipping: bool,
+    /// A free amount to refund besides (or instead of) lines and shipping: a goodwill
+    /// gesture, a price adjustment. Gross, in the order's currency, at most what the
+    /// order's invoices still hold; invoicing credits it as a price reduction spread over
+    /// the invoice's VAT rates in proportion to what each still holds. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
 }
 
 impl Message for OrderRefundRequested {
@@ -94,9 +102,16 @@ impl Validate for OrderRefundRequested {
     fn validate(&self) -> Result<(), ContractError> {
         self.requested_by.check("payload.requested_by")?;
         text(&self.reason, 1000).at("payload.reason")?;
-        ensure(!self.lines.is_empty() || self.refund_shipping, || {
-            "nothing to refund: no lines and refund_shipping is false".to_owned()
-        })
+        if let Some(amount) = self.amount {
+            ensure(!amount.is_zero(), || {
+                "a refund of 0 refunds nothing; leave `amount` out".to_owned()
+            })
+            .at("payload.amount")?;
+        }
+        ensure(
+            !self.lines.is_empty() || self.refund_shipping || self.amount.is_some(),
+            || "nothing to refund: no lines, no amount and refund_shipping is false".to_owned(),
+        )
         .at("payload.lines")?;
         count(&self.lines, 0, MAX_LINES).at("payload.lines")?;
         check_line_quantities(&self.lines, "payload.lines")

@@ -9,6 +9,7 @@
 //! distance-sales total and held requests of one store are serialised across workers
 //! whatever the runtime does; different stores are independent.
 
+use crate::domain::language::Label;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -693,21 +694,24 @@ async fn refund_requested(
         shipping: r.refund_shipping,
     };
     let open = creditable(cx, &invoices).await?;
-    let plan = match credit::split_over_invoices(&open, &request) {
-        Ok(plan) => plan,
+    // Everything is decided before anything is issued: the request is refused whole, or
+    // credited whole (lines and shipping first, then the free amount from what is left).
+    // One order's invoices share its currency; a free amount's lines are titled in the
+    // language of the first.
+    let scale = scale_of(&invoices[0].document);
+    let title = invoices[0].document.language.label(Label::PriceReduction);
+    let amount = r.amount.map(|a| a.value());
+    let decided = match credit::plan_refund(&open, &request, amount, scale, title) {
+        Ok(decided) => decided,
         Err(why) => {
             let reason = format!("refund {} refused: {why}", r.request_id);
             return refuse(cx, env.message_id, ty, store_id, r.order_id, reason).await;
         }
     };
-    for (i, part) in plan {
-        let inv = &invoices[i];
-        let scale = scale_of(&inv.document);
-        let lines = credit::credit_lines(&open[i], &part, scale)
-            .map_err(|why| HandlerError::permanent(format!("refund {}: {why}", r.request_id)))?;
+    for (i, lines) in decided {
         issue_credit_note(
             cx,
-            inv,
+            &invoices[i],
             lines,
             r.request_id,
             Some(r.request_id),

@@ -529,6 +529,104 @@ async fn a_cancellation_after_invoicing_is_credited() -> anyhow::Result<()> {
     world.cleanup().await
 }
 
+#[tokio::test]
+async fn a_free_amount_is_credited_over_the_vat_rates_and_counted_against_later_refunds()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let pool = world.pool(NAME).await?;
+    let mut tap = world
+        .tap(&[InvoiceIssued::TYPE, CreditNoteIssued::TYPE])
+        .await?;
+    let mut host = world.host();
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", order_id, request("shop-de", order_id)))
+        .await?;
+    let invoice = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    // 25.80 + 14.97 + 4.90 shipping at 19 %, 21.40 at 7 %: 67.07 gross.
+    assert_eq!(invoice.totals.gross.value(), Decimal::new(6707, 2));
+
+    let mut goodwill = refund("shop-de", order_id, &[], false);
+    goodwill.reason = "Kratzer am Becher: Kulanz".to_owned();
+    goodwill.amount = Some("10.00".parse()?);
+    world
+        .publish(&env("operator", order_id, goodwill.clone()))
+        .await?;
+    let note = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(note.request_id, Some(goodwill.request_id));
+    assert_eq!(
+        note.totals.gross.value(),
+        Decimal::new(1000, 2),
+        "exactly the amount"
+    );
+    // 10.00 × 45.67/67.07 = 6.81 at 19 % (5.72 + 1.09) and 3.19 at 7 % (2.98 + 0.21).
+    assert_eq!(note.totals.tax.value(), Decimal::new(130, 2));
+    let text = pdftotext(
+        &pdf_by_number(&pool, &note.credit_note_number, None)
+            .await?
+            .expect("pdf"),
+        "worker-credit-note-amount.pdf",
+    );
+    assert!(
+        text.contains("Preisnachlass") && text.contains("Kratzer am Becher: Kulanz"),
+        "{text}"
+    );
+
+    // Everything else as lines: 67.07 more than the 57.07 left; refused whole, nothing issued.
+    let all = refund("shop-de", order_id, &[("1", 2), ("2", 1), ("3", 3)], true);
+    world.publish(&env("operator", order_id, all)).await?;
+    // More than is left as an amount: refused with what is left.
+    let mut greedy = refund("shop-de", order_id, &[], false);
+    greedy.amount = Some("57.08".parse()?);
+    world.publish(&env("operator", order_id, greedy)).await?;
+    wait_until("both refused on record", WAIT, || async {
+        Ok(list_refused(&pool, None, true, 10)
+            .await?
+            .iter()
+            .filter(|r| r.message_type == OrderRefundRequested::TYPE)
+            .count()
+            == 2)
+    })
+    .await?;
+    let reasons: Vec<String> = list_refused(&pool, None, true, 10)
+        .await?
+        .into_iter()
+        .map(|r| r.reason)
+        .collect();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("a free amount was refunded earlier")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("hold only 57.07")),
+        "{reasons:?}"
+    );
+    assert_eq!(count(&pool, "select count(*) from credit_notes").await?, 1);
+
+    // The rest exactly: the invoice is then credited in full, to the cent.
+    let mut rest = refund("shop-de", order_id, &[], false);
+    rest.amount = Some("57.07".parse()?);
+    world.publish(&env("operator", order_id, rest)).await?;
+    let last = tap.next_of::<CreditNoteIssued>(WAIT).await?.payload;
+    assert_eq!(last.totals.gross.value(), Decimal::new(5707, 2));
+    assert_eq!(
+        last.totals.tax.value() + note.totals.tax.value(),
+        invoice.totals.tax.value(),
+        "all the invoice's VAT reversed"
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
 /// The cancellation overtakes the invoice request: it waits, and is credited as soon as the
 /// invoice is issued.
 #[tokio::test]

@@ -123,7 +123,8 @@ impl CancelBody {
     }
 }
 
-/// `POST /api/v1/admin/orders/{id}/refund`: refund lines and/or the shipping (at least one).
+/// `POST /api/v1/admin/orders/{id}/refund`: refund lines, the shipping and/or a free amount
+/// (at least one).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "RefundRequest")]
@@ -136,6 +137,11 @@ pub(crate) struct RefundBody {
     /// Whether to refund the shipping too.
     #[serde(default)]
     refund_shipping: bool,
+    /// A free amount to refund (gross, in the order's currency, as a decimal string:
+    /// `"10.00"`): a goodwill gesture or a price adjustment, credited as a price reduction
+    /// over the invoice's VAT rates.
+    #[serde(default)]
+    amount: Option<orderly_contracts::types::Amount>,
 }
 
 /// `POST /api/v1/admin/orders/{id}/notes`: an internal note on the order's timeline, never
@@ -391,6 +397,7 @@ pub(crate) fn message(
                 reason: b.reason.clone(),
                 lines: b.lines.clone(),
                 refund_shipping: b.refund_shipping,
+                amount: b.amount,
             },
             target,
             command_id,
@@ -667,6 +674,29 @@ mod tests {
         let e = message(&Request::Refund(nothing), target(), Uuid::nil(), by(), None)
             .expect_err("empty");
         assert_eq!(e.field, "lines", "{e}");
+
+        let zero: RefundBody =
+            parse_body(br#"{"reason": "Kulanz", "amount": "0.00"}"#).expect("parses");
+        let e =
+            message(&Request::Refund(zero), target(), Uuid::nil(), by(), None).expect_err("zero");
+        assert_eq!(e.field, "amount", "{e}");
+        let e = parse_body::<RefundBody>(br#"{"reason": "Kulanz", "amount": "-5"}"#)
+            .expect_err("negative");
+        assert_eq!(e.field, "amount", "{e}");
+        let e = parse_body::<RefundBody>(br#"{"reason": "Kulanz", "amount": 10.5}"#)
+            .expect_err("a number, not a decimal string");
+        assert_eq!(e.field, "amount", "{e}");
+        let goodwill: RefundBody =
+            parse_body(br#"{"reason": "Kulanz", "amount": "10.00"}"#).expect("parses");
+        let out = message(
+            &Request::Refund(goodwill),
+            target(),
+            Uuid::nil(),
+            by(),
+            None,
+        )
+        .expect("an amount alone is a refund");
+        assert_eq!(out.payload["amount"], "10.00");
 
         let remember: ResolveBody =
             parse_body(br#"{"resolution": "remove_line", "remember": true}"#).expect("parses");

@@ -298,11 +298,13 @@ pub enum Label {
     VatBasis,
     /// The title of the shipping line.
     Shipping,
+    /// The title of a credit note's line for a free amount (a goodwill refund).
+    PriceReduction,
 }
 
 impl Label {
     /// Every label (a test checks it lists each variant).
-    pub const ALL: [Label; 33] = [
+    pub const ALL: [Label; 34] = [
         Self::Invoice,
         Self::CreditNote,
         Self::InvoiceNumber,
@@ -336,6 +338,7 @@ impl Label {
         Self::TaxNumber,
         Self::VatBasis,
         Self::Shipping,
+        Self::PriceReduction,
     ];
 
     /// The label in English, German, French and Dutch ([`Language::ALL`]'s order).
@@ -420,6 +423,12 @@ impl Label {
                 "Frais de port",
                 "Verzendkosten",
             ],
+            Self::PriceReduction => [
+                "Price reduction",
+                "Preisnachlass",
+                "Réduction de prix",
+                "Prijsvermindering",
+            ],
         }
     }
 }
@@ -480,8 +489,9 @@ mod tests {
             }
         }
         let last = |l: Label| match l {
-            Label::Shipping => true,
-            Label::VatBasis
+            Label::PriceReduction => true,
+            Label::Shipping
+            | Label::VatBasis
             | Label::Invoice
             | Label::CreditNote
             | Label::InvoiceNumber

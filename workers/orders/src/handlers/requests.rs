@@ -219,7 +219,9 @@ pub(super) async fn refund_requested(
     let lines = store::load_lines(cx.conn, order_id).await?;
     let plan = domain::plan_refund(&lines, &p.lines);
     store::add_refunded(cx.conn, order_id, &plan.accepted).await?;
-    let outcome = plan.outcome(p.refund_shipping);
+    // Shipping and a free amount are credited by invoicing as asked: recorded here.
+    let beyond_lines = p.refund_shipping || p.amount.is_some();
+    let outcome = plan.outcome(beyond_lines);
     let mut what: Vec<String> = plan
         .accepted
         .iter()
@@ -227,6 +229,12 @@ pub(super) async fn refund_requested(
         .collect();
     if p.refund_shipping {
         what.push("shipping".to_owned());
+    }
+    if let Some(amount) = p.amount {
+        what.push(format!(
+            "an amount of {amount} {}",
+            head_currency(stored.as_ref())
+        ));
     }
     let mut detail = format!(
         "Refund requested by {}: “{}” → recorded {} (invoicing issues the credit note)",
@@ -264,9 +272,14 @@ pub(super) async fn refund_requested(
             store_id: &p.store_id,
         },
         Answer::of(
-            !plan.accepted.is_empty() || p.refund_shipping,
+            !plan.accepted.is_empty() || beyond_lines,
             detail,
             plan.refused,
         ),
     )
+}
+
+/// The order's currency, for words on the timeline.
+fn head_currency(stored: Option<&store::StoredOrder>) -> String {
+    stored.map_or_else(String::new, |s| s.head.currency.to_string())
 }
