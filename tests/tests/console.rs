@@ -458,6 +458,25 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
     orderly.order_in("CON-2", "processing").await?;
     orderly.order_in("CON-BOL-1", "processing").await?;
     let held = orderly.order_in("CON-EX-1", "on_hold").await?;
+    // A stock count the inventory worker refuses (a negative count): a dead letter with its
+    // reason, for the operations page.
+    let refused = sim::envelope(
+        "inventory.adjusted",
+        "wms",
+        "berlin-1/MUG-BLU-350",
+        serde_json::json!({"warehouse_id": "berlin-1", "sku": "MUG-BLU-350", "set_on_hand": -5,
+                           "reason": "stock_count", "source": "wms",
+                           "reference": "CON-DLQ-1", "as_of": chrono::Utc::now()}),
+    );
+    orderly
+        .world
+        .publish_raw("inventory.adjusted", &serde_json::to_vec(&refused)?)
+        .await?;
+    let world = &orderly.world;
+    wait_until("the stock count dead-lettered", DEADLINE, || async {
+        Ok(world.dead_letters("inventory").await?.len() == 1)
+    })
+    .await?;
 
     let dir = screenshots()?;
     let orderly_ref = &orderly;
@@ -807,6 +826,46 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         anyhow::ensure!(figures.contains(&today), "{figures}");
         page.shot("16-analytics").await?;
 
+        // Operations: every queue with its consumers; the inventory's refused stock count
+        // with the reason it gave. Replayed (it is refused again: back with its reason),
+        // then purged.
+        page.open(browser.find(Locator::LinkText("Operations")).await?)
+            .await?;
+        let ops = page.main_text().await?;
+        anyhow::ensure!(
+            ops.contains("inventory")
+                && ops.contains("inventory.adjusted")
+                && ops.contains("set_on_hand"),
+            "{ops}"
+        );
+        anyhow::ensure!(!ops.contains("the worker is not running"), "{ops}");
+        page.shot("17-operations").await?;
+        page.click("#dead-inventory ~ form input[type=checkbox]")
+            .await?;
+        page.navigate("#replay-inventory").await?;
+        page.wait_for_text("the replay reported", false, |t| t.contains("1 replayed"))
+            .await?;
+        let world = &orderly_ref.world;
+        wait_until("refused again after the replay", DEADLINE, || async {
+            Ok(world.dead_letters("inventory").await?.len() == 1)
+        })
+        .await?;
+        page.goto("/admin/operations").await?;
+        page.navigate("#purge-all-inventory").await?;
+        page.wait_for_text("the purge reported", false, |t| t.contains("1 purged"))
+            .await?;
+        anyhow::ensure!(world.dead_letters("inventory").await?.is_empty());
+        let after = page.main_text().await?;
+        anyhow::ensure!(!after.contains("inventory.adjusted"), "{after}");
+        let audited: i64 = sqlx::query_scalar(
+            "select count(*) from audit_log where action in \
+             ('operations.dead_letters.replay', 'operations.dead_letters.purge') \
+             and staff_email = 'admin@example.com' and target = 'queue inventory'",
+        )
+        .fetch_one(&orderly_ref.staff_db)
+        .await?;
+        anyhow::ensure!(audited == 2, "{audited} audit entries");
+
         // Phone width: the list and an order fold into one column.
         browser.set_window_size(390, 844).await?;
         page.goto("/admin/orders").await?;
@@ -924,6 +983,17 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
         anyhow::ensure!(queue.contains("does not allow resolving"), "{queue}");
         anyhow::ensure!(browser.find(Locator::Css("form.resolve")).await.is_err());
         page.shot("21-account-manager-exceptions").await?;
+        // No operations page for them: no link, and the page itself refuses.
+        anyhow::ensure!(
+            browser.find(Locator::LinkText("Operations")).await.is_err(),
+            "an account manager has no operations link"
+        );
+        page.goto("/admin/operations").await?;
+        let ops = page.main_text().await?;
+        anyhow::ensure!(
+            ops.contains("does not grant operations.manage") && !ops.contains("Dead letters"),
+            "{ops}"
+        );
 
         // A forged resolution with their session and a valid form token: refused by the
         // server (their role lacks it), nothing sent.

@@ -83,6 +83,7 @@ mod handlers;
 mod http;
 mod input;
 mod jobs;
+mod operations;
 pub mod store;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -231,6 +232,11 @@ pub async fn start(
         throttle: Throttle::new(token_limit, address_limit),
         jobs: tokio::sync::Notify::new(),
         exports: tokio::sync::Notify::new(),
+        operations: operations::BrokerAccess {
+            url: host.settings().broker_url.clone(),
+            names: host.names().clone(),
+        },
+        health: host.health(),
         console: http::console::ConsoleConfig {
             lifetimes: domain::session::Lifetimes {
                 idle: chrono::Duration::minutes(i64::from(settings.console_idle_minutes)),

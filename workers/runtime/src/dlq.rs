@@ -40,6 +40,22 @@ pub struct DeadLetter {
     pub body: String,
 }
 
+/// A dead letter's id: its AMQP `message_id`, else the envelope's (a message published
+/// without properties, by a producer outside Orderly, still has one in its body).
+fn letter_id(props: &BasicProperties, data: &[u8]) -> Option<String> {
+    props
+        .message_id()
+        .as_ref()
+        .map(|s| s.as_str().to_owned())
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(data)
+                .ok()?
+                .get("message_id")?
+                .as_str()
+                .map(str::to_owned)
+        })
+}
+
 fn describe(props: &BasicProperties, data: &[u8]) -> DeadLetter {
     let headers: Vec<(String, String)> = props
         .headers()
@@ -56,7 +72,7 @@ fn describe(props: &BasicProperties, data: &[u8]) -> DeadLetter {
         .find(|(k, _)| k == "x-first-death-reason")
         .map(|(_, v)| format!("the broker dead-lettered it ({v}): it was delivered too many times without an acknowledgement"));
     DeadLetter {
-        message_id: props.message_id().as_ref().map(|s| s.as_str().to_owned()),
+        message_id: letter_id(props, data),
         message_type: props.kind().as_ref().map(|s| s.as_str().to_owned()),
         reason: broker::header_str(props, HEADER_DEAD_REASON)
             .map(str::to_owned)
@@ -129,7 +145,7 @@ impl<'a> DeadLetters<'a> {
         let mut replayed = 0;
         while let Some(m) = self.get().await? {
             let props = &m.delivery.properties;
-            let id = props.message_id().as_ref().map(|s| s.as_str().to_owned());
+            let id = letter_id(props, &m.delivery.data);
             let wanted = ids.is_empty() || id.as_ref().is_some_and(|id| ids.contains(id));
             if !wanted {
                 continue;
@@ -178,12 +194,7 @@ impl<'a> DeadLetters<'a> {
         }
         let mut purged = 0;
         while let Some(m) = self.get().await? {
-            let id = m
-                .delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|s| s.as_str().to_owned());
+            let id = letter_id(&m.delivery.properties, &m.delivery.data);
             if id.is_some_and(|id| ids.contains(&id)) {
                 m.delivery.acker.ack(BasicAckOptions::default()).await?;
                 purged += 1;

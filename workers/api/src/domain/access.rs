@@ -23,18 +23,22 @@ pub(crate) enum Permission {
     ExceptionsResolve,
     /// Read the audit log of staff actions.
     AuditView,
+    /// See the queues and dead letters, replay and purge dead letters (the console's
+    /// operations page).
+    OperationsManage,
 }
 
 impl Permission {
     /// Every permission.
     #[cfg(test)]
-    pub(crate) const ALL: [Permission; 6] = [
+    pub(crate) const ALL: [Permission; 7] = [
         Self::OrdersView,
         Self::OrdersEdit,
         Self::OrdersCancel,
         Self::OrdersRefund,
         Self::ExceptionsResolve,
         Self::AuditView,
+        Self::OperationsManage,
     ];
 
     /// Its name, as documented (`orders.view`).
@@ -46,6 +50,7 @@ impl Permission {
             Self::OrdersRefund => "orders.refund",
             Self::ExceptionsResolve => "exceptions.resolve",
             Self::AuditView => "audit.view",
+            Self::OperationsManage => "operations.manage",
         }
     }
 }
@@ -99,6 +104,7 @@ impl Role {
                 OrdersRefund,
                 ExceptionsResolve,
                 AuditView,
+                OperationsManage,
             ],
             Self::FulfillmentTeam => &[OrdersView, OrdersEdit],
             // Their clients' orders: view, change and cancel (refunds are the order admins').

@@ -74,6 +74,10 @@ pub(crate) struct Api {
     pub(crate) jobs: tokio::sync::Notify,
     /// Wakes the export jobs' writer when an export is asked for.
     pub(crate) exports: tokio::sync::Notify,
+    /// The broker, for the operations page (queues, dead letters).
+    pub(crate) operations: crate::operations::BrokerAccess,
+    /// This process's readiness checks (every worker it runs), for the operations page.
+    pub(crate) health: orderly_runtime::health::Health,
     /// How the admin console's sessions and cookies are made.
     pub(crate) console: console::ConsoleConfig,
 }

@@ -20,6 +20,7 @@ pub(crate) enum Section {
     Orders,
     Exceptions,
     Analytics,
+    Operations,
 }
 
 /// A page for a signed-in staff member: the header (navigation, who, sign-out, language
@@ -55,6 +56,9 @@ pub(crate) fn page(
                         a href="/admin/orders" aria-current=[current(Section::Orders)] { (text.orders) }
                         a href="/admin/exceptions" aria-current=[current(Section::Exceptions)] { (text.exceptions) }
                         a href="/admin/analytics" aria-current=[current(Section::Analytics)] { (text.analytics) }
+                        @if signed.caller.0.role.grants(crate::domain::access::Permission::OperationsManage) {
+                            a href="/admin/operations" aria-current=[current(Section::Operations)] { (text.operations) }
+                        }
                     }
                     div.who {
                         span { (text.signed_in_as) " " strong { (signed.caller.0.email) } " (" (signed.caller.0.role) ")" }

@@ -26,6 +26,7 @@ mod analytics;
 mod bulk;
 mod exceptions;
 mod layout;
+mod operations;
 mod orders;
 mod signin;
 mod text;
@@ -91,6 +92,8 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         .route("/admin/commands/{id}", get(orders::command))
         .route("/admin/exceptions", get(exceptions::list))
         .route("/admin/analytics", get(analytics::page))
+        .route("/admin/operations", get(operations::page))
+        .route("/admin/operations/{queue}/{action}", post(operations::act))
         .route("/admin/views", post(views::save))
         .route("/admin/views/{id}/delete", post(views::delete))
         .route("/admin/exceptions/{id}/resolve", post(exceptions::resolve))
