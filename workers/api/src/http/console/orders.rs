@@ -27,7 +27,7 @@ use super::text::Text;
 use super::{Signed, checked_form, csrf_refusal, page_response, problem_page, unavailable};
 use crate::domain::access::Permission;
 use crate::domain::command::{
-    AddressBody, CancelBody, HoldBody, NoteBody, ReleaseBody, ResendBody,
+    AddressBody, CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody,
 };
 use crate::domain::filter::{self, ListQuery};
 use crate::domain::saga::WaitingFor;
@@ -311,6 +311,7 @@ pub(crate) async fn detail(
     let here = format!("/admin/orders/{}", h.order_id);
     let may_cancel = signed.caller.0.role.grants(Permission::OrdersCancel);
     let may_edit = signed.caller.0.role.grants(Permission::OrdersEdit);
+    let may_refund = signed.caller.0.role.grants(Permission::OrdersRefund);
     // The address may change until a parcel has left (the orders worker decides; the form
     // is offered while the read model says so).
     let shipped =
@@ -497,6 +498,9 @@ pub(crate) async fn detail(
                 }
             } }
         }
+        @if may_refund && !detail.invoices.is_empty() {
+            (refund_form(text, &signed.csrf, h.order_id, h.lines.as_ref(), currency))
+        }
         h2 #timeline-title { (text.timeline) }
         (timeline(text, &detail))
     };
@@ -615,6 +619,79 @@ fn lines(text: &Text, value: Option<&Value>, currency: Option<&str>) -> Markup {
             } } }
         } }
     }
+}
+
+/// The refund form (`POST /admin/orders/{id}/refund`, `orders.refund`, once the order is
+/// invoiced): units per line, the shipping, and/or a free amount, with the reason printed on
+/// the credit note. Invoicing decides what can still be credited and refuses the rest.
+fn refund_form(
+    text: &Text,
+    csrf: &str,
+    order_id: Uuid,
+    lines: Option<&Value>,
+    currency: Option<&str>,
+) -> Markup {
+    let rows = lines.and_then(Value::as_array).cloned().unwrap_or_default();
+    let s = |l: &Value, k: &str| match l.get(k) {
+        Some(Value::String(v)) => v.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    html! {
+        details #refund {
+            summary { (text.refund) "…" }
+            form method="post" action=(format!("/admin/orders/{order_id}/refund")) {
+                (csrf_field(csrf))
+                input type="hidden" name="key" value=(Uuid::now_v7());
+                fieldset {
+                    legend { (text.refund_units) }
+                    @for (i, l) in rows.iter().enumerate() {
+                        @let id = s(l, "line_id");
+                        label for=(format!("refund-line-{i}")) { (s(l, "title")) " (" (s(l, "sku")) ", " (text.quantity) " " (s(l, "quantity")) ")" }
+                        input type="hidden" name="line" value=(id);
+                        input id=(format!("refund-line-{i}")) type="number" name="quantity" min="0"
+                            max=(s(l, "quantity")) value="0" inputmode="numeric";
+                    }
+                }
+                label { input #refund-shipping type="checkbox" name="shipping" value="1"; " " (text.refund_shipping) }
+                label for="refund-amount" { (text.refund_amount) " (" (currency.unwrap_or("")) ")" }
+                input #refund-amount type="text" name="amount" inputmode="decimal" pattern="[0-9]+([.][0-9]{1,2})?" placeholder="10.00";
+                label for="refund-reason" { (text.refund_reason) }
+                input #refund-reason type="text" name="reason" required maxlength="1000";
+                button.danger #refund-submit type="submit" { (text.refund) }
+            }
+        }
+    }
+}
+
+/// The refund form as the JSON API's body: lines with a quantity above 0, the shipping when
+/// ticked, the amount when given (the API names what is wrong with it).
+fn refund_body(form: &super::Form) -> Value {
+    let lines: Vec<Value> = form
+        .0
+        .iter()
+        .filter(|(k, _)| k == "line")
+        .map(|(_, v)| v)
+        .zip(
+            form.0
+                .iter()
+                .filter(|(k, _)| k == "quantity")
+                .map(|(_, v)| v),
+        )
+        .filter_map(|(line, q)| {
+            let q: u64 = q.trim().parse().ok().filter(|q| *q > 0)?;
+            Some(serde_json::json!({ "line_id": line, "quantity": q }))
+        })
+        .collect();
+    let mut body = serde_json::json!({
+        "reason": form.text("reason").unwrap_or_default(),
+        "lines": lines,
+        "refund_shipping": form.ticked("shipping"),
+    });
+    if let Some(amount) = form.text("amount") {
+        body["amount"] = amount.into();
+    }
+    body
 }
 
 /// One entry of the timeline.
@@ -782,7 +859,7 @@ pub(crate) async fn cancel(
     .await
 }
 
-/// `POST /admin/orders/{id}/note|hold|release|address|resend`: with the form token, the JSON
+/// `POST /admin/orders/{id}/note|hold|release|address|refund|resend`: with the form token, the JSON
 /// API's note, hold, release, address change or resend of a customer's message (its permission `orders.edit`, scope, body checks and audit entry);
 /// then the command's page. `which` is the path's last segment.
 pub(crate) async fn edit(
@@ -805,6 +882,10 @@ pub(crate) async fn edit(
         "hold" => {
             let json = serde_json::json!({ "reason": form.get("reason").unwrap_or_default() });
             send::<HoldBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
+        }
+        "refund" => {
+            let json = refund_body(&form);
+            send::<RefundBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
         }
         "address" => {
             let json = address_change(&form);
@@ -832,7 +913,7 @@ pub(crate) async fn edit(
                 "No such action",
                 format!(
                     "`{which}` is not an action of the console (note, hold, release, address, \
-                     resend)"
+                     refund, resend)"
                 ),
             ),
             &back,
@@ -966,5 +1047,64 @@ pub(crate) async fn document(
     {
         Ok(pdf) => pdf.into_response(),
         Err(problem) => problem_page(&signed, &problem, "/admin/orders"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> super::super::Form {
+        super::super::Form(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_refund_form_becomes_the_apis_body() {
+        let body = refund_body(&form(&[
+            ("line", "1"),
+            ("quantity", "2"),
+            ("line", "2"),
+            ("quantity", "0"),
+            ("line", "3"),
+            ("quantity", "x"),
+            ("shipping", "1"),
+            ("amount", " 10.00 "),
+            ("reason", "Kratzer"),
+        ]));
+        assert_eq!(
+            body,
+            serde_json::json!({"reason": "Kratzer", "lines": [{"line_id": "1", "quantity": 2}],
+                               "refund_shipping": true, "amount": "10.00"})
+        );
+        crate::domain::command::parse_body::<RefundBody>(body.to_string().as_bytes())
+            .expect("a body the API parses");
+        let nothing = refund_body(&form(&[("reason", "x"), ("amount", "  ")]));
+        assert_eq!(
+            nothing,
+            serde_json::json!({"reason": "x", "lines": [], "refund_shipping": false})
+        );
+    }
+
+    #[test]
+    fn the_address_form_becomes_the_apis_body() {
+        let body = address_change(&form(&[
+            ("name", "Jörg"),
+            ("line1", "Paketshop"),
+            ("line2", " "),
+            ("postal_code", ""),
+            ("city", "Berlin"),
+            ("country", "de"),
+            ("reason", "Anruf"),
+        ]));
+        assert_eq!(
+            body,
+            serde_json::json!({"reason": "Anruf", "shipping_address": {
+                "name": "Jörg", "lines": ["Paketshop"], "city": "Berlin", "country": "DE"}})
+        );
     }
 }
