@@ -32,6 +32,20 @@ pub(crate) struct Period {
     pub(crate) late: i64,
     /// Gross revenue per currency.
     pub(crate) gross: BTreeMap<String, Decimal>,
+    /// Lead time placed → delivered, p50 and p90 in seconds, when the period has one row
+    /// (one currency: percentiles of several rows do not combine).
+    pub(crate) lead: Option<(Option<i64>, Option<i64>)>,
+    /// Rows summed into it.
+    pub(crate) rows: usize,
+}
+
+impl Period {
+    /// `part` as a percentage of the period's orders, one decimal (`None` without orders).
+    pub(crate) fn rate(&self, part: i64) -> Option<Decimal> {
+        (self.orders > 0).then(|| {
+            (Decimal::from(part) * Decimal::ONE_HUNDRED / Decimal::from(self.orders)).round_dp(1)
+        })
+    }
 }
 
 /// The API's rows (`rows` of its answer) summed per period, in order.
@@ -48,6 +62,9 @@ pub(crate) fn per_period(rows: &[Value]) -> BTreeMap<String, Period> {
         p.exceptions += n("exceptions");
         p.backordered += n("backordered");
         p.late += n("late_shipments");
+        p.rows += 1;
+        let lead = &row["lead_time_seconds"]["placed_to_delivered"];
+        p.lead = (p.rows == 1).then(|| (lead["p50"].as_i64(), lead["p90"].as_i64()));
         if let (Some(currency), Some(gross)) = (
             row["currency"].as_str(),
             row["revenue"]["gross"]
@@ -83,10 +100,55 @@ pub(crate) fn bars(
     }
 }
 
+/// The gross revenue per period in the currency with the most revenue over the range (whole
+/// units), as bars like [`bars`]; with that currency. `None` without revenue.
+pub(crate) fn revenue_bars(
+    periods: &BTreeMap<String, Period>,
+    orders: &[(String, i64)],
+) -> Option<(String, Vec<(String, i64)>)> {
+    let mut totals: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for p in periods.values() {
+        for (currency, gross) in &p.gross {
+            *totals.entry(currency.as_str()).or_default() += *gross;
+        }
+    }
+    let (currency, _) = totals.into_iter().max_by(|a, b| a.1.cmp(&b.1))?;
+    let bars = orders
+        .iter()
+        .map(|(label, _)| {
+            let gross = periods
+                .get(label)
+                .and_then(|p| p.gross.get(currency))
+                .copied()
+                .unwrap_or_default();
+            (label.clone(), gross.trunc().try_into().unwrap_or(i64::MAX))
+        })
+        .collect();
+    Some((currency.to_owned(), bars))
+}
+
+/// A duration in seconds as hours (one decimal) or minutes under an hour.
+fn duration(seconds: Option<i64>) -> String {
+    match seconds {
+        None => "—".to_owned(),
+        Some(s) if s < 3600 => format!("{} min", s / 60),
+        Some(s) => format!("{:.1} h", s as f64 / 3600.0),
+    }
+}
+
+fn percent(rate: Option<Decimal>) -> String {
+    rate.map_or("—".to_owned(), |r| format!("{r} %"))
+}
+
 /// A bar chart of `bars` (label, value), `width` × `height` in SVG units, with its title
 /// for assistive technology. Bars are scaled to the largest value; a label under every
 /// bar when there is room, else under every n-th.
 pub(crate) fn bar_chart(title: &str, bars: &[(String, i64)], width: u32, height: u32) -> Markup {
+    chart("orders-chart", title, bars, (width, height))
+}
+
+/// [`bar_chart`] with its element id (and its title's, `<id>-title`).
+fn chart(id: &str, title: &str, bars: &[(String, i64)], (width, height): (u32, u32)) -> Markup {
     let (left, bottom, top) = (40.0_f64, 28.0_f64, 12.0_f64);
     let plot_w = f64::from(width) - left - 8.0;
     let plot_h = f64::from(height) - bottom - top;
@@ -97,9 +159,9 @@ pub(crate) fn bar_chart(title: &str, bars: &[(String, i64)], width: u32, height:
     let every = (count / 10).max(1);
     let y = |v: i64| top + plot_h - plot_h * (v as f64) / (max as f64);
     html! {
-        svg #orders-chart role="img" aria-labelledby="orders-chart-title" viewBox=(format!("0 0 {width} {height}"))
+        svg id=(id) role="img" aria-labelledby=(format!("{id}-title")) viewBox=(format!("0 0 {width} {height}"))
             width="100%" preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" {
-            title #orders-chart-title { (title) }
+            title id=(format!("{id}-title")) { (title) }
             line x1=(left) y1=(top + plot_h) x2=(left + plot_w) y2=(top + plot_h) stroke="#4d5661" stroke-width="1" {}
             text x=(left - 6.0) y=(top + 4.0) text-anchor="end" font-size="11" fill="#4d5661" { (max) }
             text x=(left - 6.0) y=(top + plot_h) text-anchor="end" font-size="11" fill="#4d5661" { "0" }
@@ -157,6 +219,7 @@ pub(crate) async fn page(
     let to = figures["to"].as_str().unwrap_or_default();
     let bars = bars(&periods, interval, from, to);
     let title = format!("{} ({interval}), {from} – {to}", text.orders_per_period);
+    let revenue = revenue_bars(&periods, &bars);
     let body = html! {
         h1 { (text.analytics) }
         form.filters method="get" action="/admin/analytics" {
@@ -177,12 +240,21 @@ pub(crate) async fn page(
             @if periods.is_empty() { p.muted { (text.no_orders) } }
             @if !bars.is_empty() { (bar_chart(&title, &bars, 1000, 260)) }
         }
+        @if let Some((currency, revenue)) = &revenue {
+            @let revenue_title = format!("{} ({currency}, {interval}), {from} – {to}", text.revenue);
+            section.card aria-labelledby="revenue-title" {
+                h2 #revenue-title { (revenue_title) }
+                (chart("revenue-chart", &revenue_title, revenue, (1000, 220)))
+            }
+        }
         h2 { (text.figures) }
         div.table-wrap { table.stack #figures {
             thead { tr {
                 th scope="col" { (text.period) } th.num scope="col" { (text.orders) } th.num scope="col" { "cancelled" }
                 th.num scope="col" { "exceptions" } th.num scope="col" { "backordered" } th.num scope="col" { "late" }
                 th.num scope="col" { (text.revenue) }
+                th.num scope="col" { (text.rates) }
+                th.num scope="col" { (text.lead_time) }
             } }
             tbody { @for (period, f) in &periods { tr {
                 td data-label=(text.period) { (period) }
@@ -193,6 +265,15 @@ pub(crate) async fn page(
                 td.num data-label="late" { (f.late) }
                 td.num data-label=(text.revenue) {
                     @for (currency, gross) in &f.gross { (money(Some(*gross), Some(currency))) br; }
+                }
+                td.num data-label=(text.rates) {
+                    (percent(f.rate(f.cancelled))) " / " (percent(f.rate(f.exceptions))) " / " (percent(f.rate(f.backordered)))
+                }
+                td.num data-label=(text.lead_time) {
+                    @match f.lead {
+                        Some((p50, p90)) => { (duration(p50)) " / " (duration(p90)) }
+                        None => { span title=(text.lead_time_per_currency) { "—" } }
+                    }
                 }
             } } }
         } }
@@ -235,6 +316,42 @@ mod tests {
         assert_eq!((first.orders, first.cancelled, first.exceptions), (5, 1, 1));
         assert_eq!(first.gross["EUR"], Decimal::new(4250, 2));
         assert_eq!(periods["2026-12-06"].gross["GBP"], Decimal::new(999, 2));
+    }
+
+    #[test]
+    fn rates_lead_times_and_the_revenue_chart_of_the_main_currency() {
+        let rows = vec![
+            json!({"period": "2026-12-05", "currency": "EUR", "orders": 8, "cancelled": 1,
+                   "exceptions": 2, "backordered": 0, "revenue": {"gross": "80.50"},
+                   "lead_time_seconds": {"placed_to_delivered": {"p50": 90000, "p90": 172800}}}),
+            json!({"period": "2026-12-06", "currency": "EUR", "orders": 1,
+                   "revenue": {"gross": "10.00"}}),
+            json!({"period": "2026-12-06", "currency": "GBP", "orders": 1,
+                   "revenue": {"gross": "9.99"}}),
+        ];
+        let periods = per_period(&rows);
+        let first = &periods["2026-12-05"];
+        assert_eq!(first.rate(first.cancelled), Some(Decimal::new(125, 1)));
+        assert_eq!(first.rate(first.exceptions), Some(Decimal::new(250, 1)));
+        assert_eq!(first.lead, Some((Some(90000), Some(172800))));
+        assert_eq!(duration(Some(90000)), "25.0 h");
+        assert_eq!(duration(Some(600)), "10 min");
+        assert_eq!(
+            periods["2026-12-06"].lead, None,
+            "two currencies: no percentile"
+        );
+        let bars = bars(&periods, "day", "2026-12-05", "2026-12-07");
+        let (currency, revenue) = revenue_bars(&periods, &bars).expect("revenue");
+        assert_eq!(currency, "EUR");
+        assert_eq!(
+            revenue,
+            vec![
+                ("2026-12-05".to_owned(), 80),
+                ("2026-12-06".to_owned(), 10),
+                ("2026-12-07".to_owned(), 0)
+            ]
+        );
+        assert_eq!(Period::default().rate(0), None);
     }
 
     #[test]
