@@ -691,6 +691,37 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
             .await?
             .unwrap_or_default();
         anyhow::ensure!(offered.contains(product()?.title), "{offered}");
+        // The whole catalog is searchable (the api's copy of `catalog.product_upserted`):
+        // a product no order carried, found by a word of its title, offered to the form.
+        let unordered = sim::catalog()
+            .into_iter()
+            .last()
+            .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+        let word = unordered
+            .title
+            .split_whitespace()
+            .max_by_key(|w| w.len())
+            .unwrap_or_default()
+            .to_owned();
+        page.fill("product", &word).await?;
+        page.navigate("#catalog-search button[type=submit]").await?;
+        let found = browser
+            .find(Locator::Id("found-products"))
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(found.contains(unordered.sku), "{word}: {found}");
+        anyhow::ensure!(
+            browser
+                .find(Locator::Css(&format!(
+                    "datalist#products-found option[value='{}']",
+                    unordered.sku
+                )))
+                .await
+                .is_ok(),
+            "the find is offered to the SKU field"
+        );
+        page.shot("09b-exceptions-catalog-search").await?;
         let form = browser.find(Locator::Css("form.resolve")).await?;
         let action = form.attr("action").await?.unwrap_or_default();
         let exception_id = action

@@ -95,7 +95,9 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
         example: golden::product_upserted,
         from: "PIM",
         says: "a product's SKU, GTINs, VAT category, status",
-        to: [ORDERS, INVENTORY],
+        // The API keeps the catalog to search it when an operator resolves an order item
+        // exception.
+        to: [ORDERS, INVENTORY, API],
         only_from_outside,
     )]
 }

@@ -14,7 +14,7 @@ use crate::domain::notice;
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
-use crate::store::{analytics, commands, notifications, tracking};
+use crate::store::{analytics, commands, notifications, products, tracking};
 
 /// The orders whose analytics facts a message or batch may have changed.
 #[derive(Debug, Default)]
@@ -422,6 +422,17 @@ async fn project(
                 });
                 appended.notices.push(n);
             }
+        }
+        ApiInput::Product(env) => {
+            let p = &env.payload;
+            let product = products::Product {
+                sku: p.sku.as_str(),
+                title: &p.title,
+                gtins: p.gtins.iter().map(|g| g.to_gtin14()).collect(),
+                active: p.active,
+                updated_at: p.updated_at,
+            };
+            products::upsert(conn, &product).await?;
         }
         ApiInput::RequestAnswered(env) => {
             // The answer names the request it answers by causation; only the API's own

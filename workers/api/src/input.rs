@@ -4,8 +4,8 @@
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationRequested, NotificationSent,
     OrderAccepted, OrderAddressChanged, OrderCancelled, OrderCompleted, OrderHoldChanged,
-    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched,
-    ShipmentException, ShipmentRequested, ShipmentUpdated,
+    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, ShipmentDelivered,
+    ShipmentDispatched, ShipmentException, ShipmentRequested, ShipmentUpdated,
 };
 use orderly_runtime::LockKey;
 
@@ -48,12 +48,14 @@ orderly_runtime::inputs! {
         NotificationSent(NotificationSent),
         /// The notification system could not deliver it.
         NotificationFailed(NotificationFailed),
+        /// A catalog product: searched when an operator resolves an order item exception.
+        Product(ProductUpserted),
     }
 }
 
 impl ApiInput {
     /// The order the event is about: every input names one, except a carrier's scan (which
-    /// names its parcel) and a notification not about an order.
+    /// names its parcel), a notification not about an order and a catalog product.
     pub(crate) fn order_id(&self) -> Option<uuid::Uuid> {
         match self {
             Self::OnHold(e) => Some(e.payload.order_id),
@@ -73,15 +75,17 @@ impl ApiInput {
             Self::NotificationRequested(e) => e.payload.order_id,
             Self::NotificationSent(e) => e.payload.order_id,
             Self::NotificationFailed(e) => e.payload.order_id,
-            Self::Tracking(_) => None,
+            Self::Tracking(_) | Self::Product(_) => None,
         }
     }
 
-    /// What a batch locks for it: its order, or a scan's tracking number (the scans of one
-    /// parcel are written by one batch at a time; they change no order row).
+    /// What a batch locks for it: its order, a scan's tracking number (the scans of one
+    /// parcel are written by one batch at a time; they change no order row), or a product's
+    /// SKU.
     pub(crate) fn lock_key(&self) -> Option<LockKey> {
         match self {
             Self::Tracking(e) => Some(LockKey::exclusive("tracking", &e.payload.tracking_number)),
+            Self::Product(e) => Some(LockKey::exclusive("product", &e.payload.sku)),
             other => other.order_id().map(|id| LockKey::exclusive("order", id)),
         }
     }
@@ -109,7 +113,8 @@ impl ApiInput {
             | Self::Tracking(_)
             | Self::NotificationRequested(_)
             | Self::NotificationSent(_)
-            | Self::NotificationFailed(_) => FactsChange::None,
+            | Self::NotificationFailed(_)
+            | Self::Product(_) => FactsChange::None,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! - [`documents`]: an order's invoice or credit note, to serve its PDF;
 //! - [`sessions`]: the admin console's sessions (sign-in, the session a cookie names,
 //!   sign-out);
+//! - [`products`]: the api's copy of the catalog, searched when resolving an exception;
 //! - [`seen_products`]: the products recent orders carried, to pick one for an exception;
 //! - [`secrets`]: each store's secrets for its customers' tokens (used by the CLI and by
 //!   the customers' endpoint);
@@ -31,6 +32,7 @@ pub(crate) mod exceptions;
 pub(crate) mod exports;
 pub(crate) mod jobs;
 pub(crate) mod notifications;
+pub(crate) mod products;
 pub(crate) mod projection;
 pub(crate) mod read;
 pub mod secrets;

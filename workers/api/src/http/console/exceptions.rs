@@ -32,6 +32,7 @@ use crate::domain::command::ResolveBody;
 use crate::domain::cursor::Cursor;
 use crate::domain::exceptions;
 use crate::store::exceptions as store;
+use crate::store::products as catalog;
 use crate::store::seen_products::{self as products, SeenProduct};
 
 /// Exceptions on a page.
@@ -52,8 +53,17 @@ pub(crate) async fn list(
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
+    // A catalog search (`product=`) is the page's own parameter, not the API's queue's.
+    let search = pairs
+        .iter()
+        .find(|(n, _)| n == "product")
+        .map(|(_, v)| v.trim().to_owned());
     // A page of exceptions, each with its form: a screenful, not the API's page.
-    let mut asked = pairs.clone();
+    let mut asked: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(n, _)| n != "product")
+        .cloned()
+        .collect();
     if !asked.iter().any(|(n, _)| n == "limit") {
         asked.push(("limit".to_owned(), PAGE_SIZE.to_owned()));
     }
@@ -101,6 +111,17 @@ pub(crate) async fn list(
             }
         }
     }
+    // The catalog search's finds, offered to every SKU field instead of the recent ones.
+    let found = match (&search, may_resolve) {
+        (Some(q), true) => match catalog::search(&api.pool, q).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                error!(error = %e, "console catalog search failed: database");
+                return unavailable(signed.lang);
+            }
+        },
+        _ => None,
+    };
     let store = pairs
         .iter()
         .find(|(n, _)| n == "store")
@@ -114,6 +135,32 @@ pub(crate) async fn list(
                 input #store type="text" name="store" value=(store);
             }
             button type="submit" { (text.filter) }
+        }
+        @if may_resolve {
+            form.filters #catalog-search method="get" action="/admin/exceptions" {
+                @if !store.is_empty() { input type="hidden" name="store" value=(store); }
+                div.field {
+                    label for="product" { (text.find_product) }
+                    input #product type="search" name="product" value=(search.clone().unwrap_or_default())
+                        placeholder=(text.find_product_hint);
+                }
+                button type="submit" { (text.search) }
+            }
+            @if let Some(found) = &found {
+                section.card aria-labelledby="found-title" {
+                    h2 #found-title { (text.found_products) " (" (found.len()) ")" }
+                    @if found.is_empty() { p.muted { (text.none) } } @else {
+                        div.table-wrap { table.stack #found-products {
+                            thead { tr { th scope="col" { (text.sku) } th scope="col" { (text.title) } th scope="col" { (text.gtin) } } }
+                            tbody { @for p in found { tr {
+                                td data-label=(text.sku) { code { (p.sku) } }
+                                td data-label=(text.title) { (p.title.as_deref().unwrap_or("—")) }
+                                td data-label=(text.gtin) { (p.gtin.as_deref().unwrap_or("—")) }
+                            } } }
+                        } }
+                    }
+                }
+            }
         }
         @if let Some(bad) = &bad { (layout::notice("error", html! { p { (bad) } })) }
         @if !may_resolve { p.muted { (text.not_permitted_resolve) } }
@@ -148,7 +195,7 @@ pub(crate) async fn list(
                         div.field {
                             label for=(format!("sku-{id}")) { (text.sku) }
                             input #(format!("sku-{id}")) type="text" name="sku" autocomplete="off"
-                                list=(format!("products-{}", e.store_id));
+                                list=(if found.is_some() { "products-found".to_owned() } else { format!("products-{}", e.store_id) });
                         }
                         div.field {
                             label for=(format!("note-{id}")) { (text.note) }
@@ -159,6 +206,15 @@ pub(crate) async fn list(
                             span { (text.remember) }
                         }
                         button type="submit" { (text.resolve) }
+                    }
+                }
+            }
+        }
+        @if let Some(found) = &found {
+            datalist #products-found {
+                @for p in found {
+                    option value=(p.sku) {
+                        (p.title.as_deref().unwrap_or("")) @if let Some(g) = &p.gtin { " · " (g) }
                     }
                 }
             }
