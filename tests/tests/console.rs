@@ -779,6 +779,26 @@ async fn an_order_admin_signs_in_filters_opens_cancels_and_resolves_in_the_brows
         anyhow::ensure!(job.contains("applied\n1"), "{job}");
         page.shot("12-bulk-job").await?;
 
+        // One order chosen on the list by its checkbox: a bulk job of exactly that order.
+        page.goto("/admin/orders").await?;
+        page.click("#choose-CON-2").await?;
+        page.navigate("#bulk-chosen-start").await?;
+        let chosen = browser
+            .find(Locator::Id("bulk-chosen"))
+            .await?
+            .text()
+            .await?;
+        anyhow::ensure!(chosen.starts_with("1 "), "{chosen}");
+        page.fill("bulk-text", "Einzeln ausgewählt").await?;
+        page.click("#bulk-confirm").await?;
+        page.navigate("#bulk-start").await?;
+        let one = page
+            .wait_for_text("the chosen order's job completed", false, |t| {
+                t.contains("completed") && t.contains("1 / 1") && !t.contains("Waiting for")
+            })
+            .await?;
+        anyhow::ensure!(one.contains("applied\n1"), "{one}");
+
         // Hold, then release, CON-2 from its page: each the API's command, on the timeline.
         page.goto("/admin/orders").await?;
         page.open(browser.find(Locator::LinkText("CON-2")).await?)

@@ -1,5 +1,5 @@
 //! Bulk actions from the list: one action (note, hold, release, cancel) on every order the
-//! list's filters select, as a job of the JSON API (`POST /api/v1/admin/orders/bulk`, its
+//! list's filters select, or on the orders chosen one by one with the list's checkboxes, as a job of the JSON API (`POST /api/v1/admin/orders/bulk`, its
 //! own code path: the role's permission for the action, the store scope, the selection
 //! fixed when the job is created, one command per order), and the job's page with its
 //! progress, which reloads itself until every order is sent and answered.
@@ -48,6 +48,21 @@ fn filters(raw: Option<String>) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Orders chosen one by one on the list (`order_id`, repeated), at most the API's 1,000.
+fn chosen(raw: Option<String>) -> Vec<String> {
+    pairs(raw)
+        .into_iter()
+        .filter(|(n, v)| n == "order_id" && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .take(1000)
+        .collect()
+}
+
+/// Whether the list should let orders be chosen for a bulk action (the role allows one).
+pub(crate) fn choosable(signed: &Signed) -> bool {
+    !allowed(signed).is_empty()
+}
+
 /// The actions `signed`'s role may take in bulk.
 fn allowed(signed: &Signed) -> Vec<&'static str> {
     ACTIONS
@@ -79,15 +94,22 @@ pub(crate) fn offered(signed: &Signed, pairs: &[(String, String)]) -> Option<Str
     Some(format!("/admin/orders/bulk?{}", query.finish()))
 }
 
-/// `GET /admin/orders/bulk?<filters>`: the bulk action's form, with its confirmation.
+/// `GET /admin/orders/bulk?<filters>` or `?order_id=…&order_id=…` (orders chosen on the
+/// list): the bulk action's form, with its confirmation. Chosen orders take precedence.
 pub(crate) async fn form(signed: Signed, RawQuery(raw): RawQuery) -> Response {
-    let filters = filters(raw);
-    form_page(&signed, &filters, None, StatusCode::OK)
+    let chosen = chosen(raw.clone());
+    let filters = if chosen.is_empty() {
+        filters(raw)
+    } else {
+        Vec::new()
+    };
+    form_page(&signed, &filters, &chosen, None, StatusCode::OK)
 }
 
 fn form_page(
     signed: &Signed,
     filters: &[(String, String)],
+    chosen: &[String],
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -98,15 +120,20 @@ fn form_page(
         h1 { (text.bulk_action) }
         @if let Some(error) = error { (layout::notice("error", html! { p { (error) } })) }
         section.card {
-            p { (text.bulk_selection) }
-            (describe(text, filters))
-            @if filters.is_empty() || actions.is_empty() {
+            @if chosen.is_empty() {
+                p { (text.bulk_selection) }
+                (describe(text, filters))
+            } @else {
+                p #bulk-chosen { (chosen.len()) " " (text.bulk_chosen) }
+            }
+            @if (filters.is_empty() && chosen.is_empty()) || actions.is_empty() {
                 p.muted { (text.no_actions) }
             } @else {
                 form method="post" action="/admin/orders/bulk" {
                     (csrf_field(&signed.csrf))
                     input type="hidden" name="key" value=(Uuid::now_v7());
                     @for (n, v) in filters { input type="hidden" name=(format!("filter.{n}")) value=(v); }
+                    @for id in chosen { input type="hidden" name="order_id" value=(id); }
                     p {
                         label for="bulk-action" { (text.action) }
                         br;
@@ -154,7 +181,7 @@ fn describe(text: &Text, filters: &[(String, String)]) -> Markup {
 }
 
 /// `POST /admin/orders/bulk`: with the form token and the ticked confirmation, the JSON
-/// API's bulk job for the filters; then the job's page.
+/// API's bulk job for the chosen orders or the filters; then the job's page.
 pub(crate) async fn start(
     State(api): State<Arc<Api>>,
     signed: Signed,
@@ -170,6 +197,12 @@ pub(crate) async fn start(
         .filter_map(|(n, v)| n.strip_prefix("filter.").map(|n| (n.to_owned(), v.clone())))
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
+    let chosen: Vec<String> = form
+        .0
+        .iter()
+        .filter(|(n, v)| n == "order_id" && !v.trim().is_empty())
+        .map(|(_, v)| v.trim().to_owned())
+        .collect();
     let text = signed.lang.text();
     let action = form.text("action").unwrap_or_default();
     let (Some(words), true, Some((_, _, field))) = (
@@ -181,7 +214,13 @@ pub(crate) async fn start(
             "{} / {} / {}",
             text.action, text.bulk_text, text.bulk_confirm
         );
-        return form_page(&signed, &filters, Some(&error), StatusCode::BAD_REQUEST);
+        return form_page(
+            &signed,
+            &filters,
+            &chosen,
+            Some(&error),
+            StatusCode::BAD_REQUEST,
+        );
     };
     let mut filter = Map::new();
     for (n, v) in &filters {
@@ -193,11 +232,12 @@ pub(crate) async fn start(
             }
         }
     }
-    let json = serde_json::json!({
-        "action": action,
-        "params": { *field: words },
-        "filter": filter,
-    });
+    // The orders chosen one by one, else the list's filter (the API takes either).
+    let json = if chosen.is_empty() {
+        serde_json::json!({ "action": action, "params": { *field: words }, "filter": filter })
+    } else {
+        serde_json::json!({ "action": action, "params": { *field: words }, "order_ids": chosen })
+    };
     let mut headers = HeaderMap::new();
     if let Some(key) = form.text("key").and_then(|k| HeaderValue::from_str(k).ok()) {
         headers.insert("idempotency-key", key);

@@ -143,9 +143,12 @@ pub(crate) async fn list(
         @if rows.is_empty() && bad.is_none() {
             p.muted { (text.no_orders) }
         } @else if !rows.is_empty() {
+            @let choosable = super::bulk::choosable(&signed);
+            form #chosen-orders method="get" action="/admin/orders/bulk" {}
             div.table-wrap {
                 table.stack {
                     thead { tr {
+                        @if choosable { th scope="col" { span.visually-hidden { (text.choose) } } }
                         th scope="col" { (text.order) }
                         th scope="col" { (text.store) }
                         th scope="col" { (text.channel) }
@@ -155,8 +158,13 @@ pub(crate) async fn list(
                         th.num scope="col" { (text.total) }
                     } }
                     tbody {
-                        @for row in &rows { (list_row(text, row)) }
+                        @for row in &rows { (list_row(text, row, choosable)) }
                     }
+                }
+            }
+            @if choosable {
+                div.actions {
+                    button.secondary #bulk-chosen-start type="submit" form="chosen-orders" { (text.bulk_on_chosen) "…" }
                 }
             }
         }
@@ -241,10 +249,17 @@ async fn page_of(
         })
 }
 
-fn list_row(text: &Text, row: &OrderSummary) -> Markup {
+fn list_row(text: &Text, row: &OrderSummary, choosable: bool) -> Markup {
     let href = format!("/admin/orders/{}", row.order_id);
     html! {
         tr {
+            @if choosable {
+                td data-label=(text.choose) {
+                    input type="checkbox" form="chosen-orders" name="order_id" value=(row.order_id)
+                        id=(format!("choose-{}", row.external_order_id))
+                        aria-label=(format!("{} {}", text.choose, row.external_order_id));
+                }
+            }
             td data-label=(text.order) { a href=(href) { (row.external_order_id) } }
             td data-label=(text.store) { (row.store_id) }
             td data-label=(text.channel) {
@@ -658,6 +673,10 @@ fn refund_form(
                 input #refund-amount type="text" name="amount" inputmode="decimal" pattern="[0-9]+([.][0-9]{1,2})?" placeholder="10.00";
                 label for="refund-reason" { (text.refund_reason) }
                 input #refund-reason type="text" name="reason" required maxlength="1000";
+                label.check for="refund-confirm" {
+                    input #refund-confirm type="checkbox" name="confirm" value="yes" required;
+                    span { (text.refund_confirm) }
+                }
                 button.danger #refund-submit type="submit" { (text.refund) }
             }
         }
@@ -883,6 +902,11 @@ pub(crate) async fn edit(
             let json = serde_json::json!({ "reason": form.get("reason").unwrap_or_default() });
             send::<HoldBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
         }
+        "refund" if !form.ticked("confirm") => problem_page(
+            &signed,
+            &Problem::bad_parameter("confirm", "tick the confirmation to refund"),
+            &back,
+        ),
         "refund" => {
             let json = refund_body(&form);
             send::<RefundBody>(&api, &signed, &client, &id, key, &json.to_string(), &back).await
