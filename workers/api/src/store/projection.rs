@@ -42,19 +42,57 @@ impl<'a> OrderKey<'a> {
 /// Creates the order's row if it has none (listed at `first_seen` until its `placed_at` is
 /// known), fills in the channel and marketplace if they were unknown, and returns what the
 /// read model shows of the order, the row locked for the rest of the transaction.
+///
+/// Read first: most events are about an order the read model has, with its channel known,
+/// and a read (`for update`) writes nothing, where an upsert would write a new version of
+/// the whole (wide) row for every event. Only a new order is inserted, and only a channel
+/// learnt late is written.
 pub(crate) async fn ensure_order(
     conn: &mut PgConnection,
     key: OrderKey<'_>,
     first_seen: DateTime<Utc>,
 ) -> Result<Shown, sqlx::Error> {
-    let (revision, address_revision, address_amendment, sequence): (i32, i32, i32, i64) =
-        sqlx::query_as(
+    type Row = (i32, i32, i32, i64, bool, bool);
+    let shown = |(revision, address_revision, address_amendment, sequence, _, _): Row| Shown {
+        revision: u32::try_from(revision).unwrap_or(0),
+        address_revision: u32::try_from(address_revision).unwrap_or(0),
+        address_amendment: u32::try_from(address_amendment).unwrap_or(0),
+        status_sequence: u64::try_from(sequence).unwrap_or(0),
+    };
+    let existing: Option<Row> = sqlx::query_as(
+        "select revision, address_revision, address_amendment, status_sequence, \
+           channel is null, marketplace is null \
+         from orders where order_id = $1 for update",
+    )
+    .bind(key.order_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        let (_, _, _, _, no_channel, no_marketplace) = row;
+        let learnt =
+            (no_channel && key.channel.is_some()) || (no_marketplace && key.marketplace.is_some());
+        if learnt {
+            sqlx::query(
+                "update orders set channel = coalesce(channel, $2), \
+                   marketplace = coalesce(marketplace, $3) where order_id = $1",
+            )
+            .bind(key.order_id)
+            .bind(key.channel.map(Channel::as_str))
+            .bind(key.marketplace)
+            .execute(&mut *conn)
+            .await?;
+        }
+        return Ok(shown(row));
+    }
+    // New to the read model. Under the order's lock key nobody else inserts it, but the
+    // statement stays correct if someone did: it then updates and locks, like before.
+    let row: Row = sqlx::query_as(
         "insert into orders (order_id, store_id, channel, marketplace, external_order_id, placed_at) \
          values ($1, $2, $3, $4, $5, $6) \
          on conflict (order_id) do update set \
            channel = coalesce(orders.channel, excluded.channel), \
            marketplace = coalesce(orders.marketplace, excluded.marketplace) \
-         returning revision, address_revision, address_amendment, status_sequence",
+         returning revision, address_revision, address_amendment, status_sequence, false, false",
     )
     .bind(key.order_id)
     .bind(key.store_id)
@@ -64,12 +102,7 @@ pub(crate) async fn ensure_order(
     .bind(first_seen)
     .fetch_one(conn)
     .await?;
-    Ok(Shown {
-        revision: u32::try_from(revision).unwrap_or(0),
-        address_revision: u32::try_from(address_revision).unwrap_or(0),
-        address_amendment: u32::try_from(address_amendment).unwrap_or(0),
-        status_sequence: u64::try_from(sequence).unwrap_or(0),
-    })
+    Ok(shown(row))
 }
 
 /// An accepted order's header, lines and money, as `order.accepted` carries them.
