@@ -792,6 +792,51 @@ impl Orderly {
         self.get(Some(token), &path).await
     }
 
+    /// An order of more of the catalog's first product than there is, placed and shown
+    /// `backordered`: nothing of it ships until [`Orderly::stock_arrives`]. Its id, the
+    /// product and the `order.placed` sent.
+    async fn backordered(
+        &mut self,
+        token: &str,
+        external_id: &str,
+    ) -> anyhow::Result<(String, sim::Product, Value)> {
+        let product = sim::catalog()
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
+        let placed = sim::order_placed(
+            &mut self.rng,
+            external_id,
+            false,
+            &[(product.clone(), 500)],
+            1,
+        );
+        self.publisher.send(&placed).await?;
+        let order_id = self.listed(token, external_id).await?;
+        self.order_when(
+            token,
+            &order_id,
+            &format!("{external_id} backordered"),
+            |o| o["status"] == "backordered",
+        )
+        .await?;
+        Ok((order_id, product, placed))
+    }
+
+    /// A stock count of 1,000 of `product` in berlin-1: a backordered order is reserved.
+    async fn stock_arrives(&self, product: &sim::Product, reference: &str) -> anyhow::Result<()> {
+        self.publisher
+            .send(&sim::envelope(
+                "inventory.adjusted",
+                "wms",
+                &format!("berlin-1/{}", product.sku),
+                json!({"warehouse_id": "berlin-1", "sku": product.sku, "set_on_hand": 1000,
+                       "reason": "stock_count", "source": "wms",
+                       "reference": reference, "as_of": Utc::now()}),
+            ))
+            .await
+    }
+
     /// A count from any schema, for what only the owning worker knows.
     async fn count(&self, sql: &str, order_id: &str) -> anyhow::Result<i64> {
         let id: uuid::Uuid = order_id.parse()?;
@@ -1279,25 +1324,8 @@ async fn a_held_order_is_not_shipped_until_it_is_released() -> anyhow::Result<()
     let lager = orderly
         .token("lager@example.com", "fulfillment_team", &[])
         .await?;
-    let product = sim::catalog()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
     // More than there is: the order waits for stock, and is held meanwhile.
-    let order = sim::order_placed(
-        &mut orderly.rng,
-        "HOLD-1",
-        false,
-        &[(product.clone(), 500)],
-        1,
-    );
-    orderly.publisher.send(&order).await?;
-    let order_id = orderly.listed(&admin, "HOLD-1").await?;
-    orderly
-        .order_when(&admin, &order_id, "HOLD-1 backordered", |o| {
-            o["status"] == "backordered"
-        })
-        .await?;
+    let (order_id, product, _) = orderly.backordered(&admin, "HOLD-1").await?;
     let hold = format!("/api/v1/admin/orders/{order_id}/hold");
     let release = format!("/api/v1/admin/orders/{order_id}/release");
     let answer = post(
@@ -1331,17 +1359,7 @@ async fn a_held_order_is_not_shipped_until_it_is_released() -> anyhow::Result<()
     // Stock arrives: inventory reserves, but fulfillment asks no warehouse while it is held.
     let parked = "select count(*) from fulfillment.parked_reservations where order_id = $1";
     let requested = "select count(*) from fulfillment.shipments where order_id = $1";
-    orderly
-        .publisher
-        .send(&sim::envelope(
-            "inventory.adjusted",
-            "wms",
-            &format!("berlin-1/{}", product.sku),
-            serde_json::json!({"warehouse_id": "berlin-1", "sku": product.sku, "set_on_hand": 1000,
-                               "reason": "stock_count", "source": "wms",
-                               "reference": "HOLD-1-delivery", "as_of": Utc::now()}),
-        ))
-        .await?;
+    orderly.stock_arrives(&product, "HOLD-1-delivery").await?;
     wait_until("the reservation parked", DEADLINE, || async {
         Ok(orderly.count(parked, &order_id).await? == 1)
     })
@@ -1418,25 +1436,8 @@ async fn an_address_changed_by_an_operator_before_dispatch_is_where_the_warehous
         .token("setup@example.com", "setup_manager", &[])
         .await?;
     let mut requested = orderly.world.tap(&["shipment.requested"]).await?;
-    let product = sim::catalog()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("an empty catalog"))?;
     // More than there is: the order waits for stock, so nothing has shipped.
-    let placed = sim::order_placed(
-        &mut orderly.rng,
-        "ADDR-1",
-        false,
-        &[(product.clone(), 500)],
-        1,
-    );
-    orderly.publisher.send(&placed).await?;
-    let order_id = orderly.listed(&admin, "ADDR-1").await?;
-    orderly
-        .order_when(&admin, &order_id, "ADDR-1 backordered", |o| {
-            o["status"] == "backordered"
-        })
-        .await?;
+    let (order_id, product, placed) = orderly.backordered(&admin, "ADDR-1").await?;
     let path = format!("/api/v1/admin/orders/{order_id}/address");
     let parcel_shop = json!({"name": "Jörg Schäfer",
                              "lines": ["Paketshop am Leopoldplatz", "Müllerstraße 24"],
@@ -1499,17 +1500,7 @@ async fn an_address_changed_by_an_operator_before_dispatch_is_where_the_warehous
     .await?;
 
     // Stock arrives: the warehouse is asked to ship to the parcel shop.
-    orderly
-        .publisher
-        .send(&sim::envelope(
-            "inventory.adjusted",
-            "wms",
-            &format!("berlin-1/{}", product.sku),
-            serde_json::json!({"warehouse_id": "berlin-1", "sku": product.sku, "set_on_hand": 1000,
-                               "reason": "stock_count", "source": "wms",
-                               "reference": "ADDR-1-delivery", "as_of": Utc::now()}),
-        ))
-        .await?;
+    orderly.stock_arrives(&product, "ADDR-1-delivery").await?;
     let shipment = loop {
         let m = requested.next_raw(DEADLINE).await?;
         if m.payload["external_order_id"] == "ADDR-1" {

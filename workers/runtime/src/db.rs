@@ -187,6 +187,21 @@ pub async fn drop_database(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The values a `CHECK (... in ('a', 'b', ...))` lists in `sql`, the first after `marker`
+/// (e.g. `"kind in ("`), sorted; `None` when there is no such list. For the tests that hold
+/// an enum and the migration's constraint on its column to the same values.
+pub fn check_values<'a>(sql: &'a str, marker: &str) -> Option<Vec<&'a str>> {
+    let start = sql.find(marker)? + marker.len();
+    let end = start + sql[start..].find(')')?;
+    let mut values: Vec<&str> = sql[start..end]
+        .split(',')
+        .map(|v| v.trim().trim_matches('\''))
+        .filter(|v| !v.is_empty())
+        .collect();
+    values.sort_unstable();
+    Some(values)
+}
+
 /// True for errors that mean "the database is not there right now", as opposed to an error
 /// in what we asked it. The consumer pauses on these instead of failing messages.
 pub fn is_connection_error(err: &sqlx::Error) -> bool {
@@ -272,5 +287,17 @@ impl<'r, R> Unnest<'r, R> {
             return Ok(0);
         }
         Ok(self.query.execute(conn).await?.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_values;
+
+    #[test]
+    fn a_check_constraints_values_are_read_sorted() {
+        let sql = "alter table t add constraint c check (kind in (\n  'b', 'a',\n  'c'\n));";
+        assert_eq!(check_values(sql, "kind in ("), Some(vec!["a", "b", "c"]));
+        assert_eq!(check_values(sql, "status in ("), None);
     }
 }
