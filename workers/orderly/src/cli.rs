@@ -81,6 +81,11 @@ enum Command {
         /// throughput run, `pipeline-latency` for the one below saturation).
         #[arg(long, default_value = "pipeline")]
         section: String,
+        /// The whole life: send the stores' invoice and notification settings first, and
+        /// count an order done when it is completed, invoiced and every customer
+        /// notification is asked for (the invoicing and notifications workers must run).
+        #[arg(long)]
+        whole_life: bool,
     },
     /// Look at orders: exceptions, rejected orders, a timeline.
     Orders {
@@ -578,9 +583,10 @@ impl Cli {
                 worker_pids,
                 no_write,
                 section,
+                whole_life,
             } => {
                 let write = (!no_write).then_some(section.as_str());
-                crate::loadgen::run(settings, orders, rate, worker_pids, write).await
+                crate::loadgen::run(settings, orders, rate, worker_pids, write, whole_life).await
             }
             Command::Orders { command } => {
                 let query = match command {

@@ -29,6 +29,25 @@ struct Run {
     memory: Vec<(u32, String, u64)>,
     /// The workers' consumer settings (the load generator runs with the same environment).
     consumer: String,
+    /// The whole life (invoices and notifications) was measured, not only the pipeline.
+    whole_life: bool,
+    /// CPU milliseconds per order: (who, ms), the workers by pid, PostgreSQL and RabbitMQ
+    /// (every process of theirs), the load generator.
+    cpu: Vec<(String, f64)>,
+    /// Customer notifications asked for, per order, on average.
+    notifications: f64,
+}
+
+/// Customer notifications the simulator's stores ask for in an order's life under their
+/// default rules: the confirmation, the dispatch, the delivery and the invoice.
+const NOTIFICATIONS_PER_ORDER: usize = 4;
+
+/// Whether `o` has lived its whole life: completed and, when `whole_life`, invoiced with
+/// every notification asked for.
+fn done(o: &sim::OrderView, whole_life: bool) -> bool {
+    o.stages.contains_key("completed")
+        && (!whole_life
+            || (o.stages.contains_key("invoiced") && o.notifications >= NOTIFICATIONS_PER_ORDER))
 }
 
 /// Resident memory (VmHWM: the peak) of a process, in KiB, with its command line.
@@ -127,11 +146,21 @@ pub(crate) async fn run(
     rate: f64,
     worker_pids: Vec<u32>,
     section: Option<&str>,
+    whole_life: bool,
 ) -> anyhow::Result<()> {
     let names = Names::new(settings.namespace.clone());
     let connection = sim::connect(&settings.broker_url, &names).await?;
     let publisher = Publisher::new(&connection, names.clone()).await?;
-    let mut events = sim::tap(&connection, &names, sim::TIMED).await?;
+    let observed = if whole_life {
+        sim::TIMED_WHOLE_LIFE
+    } else {
+        sim::TIMED
+    };
+    let mut events = sim::tap(&connection, &names, observed).await?;
+    if whole_life {
+        // The stores' invoice and notification settings first, as a merchant's setup does.
+        sim::store_settings(&publisher).await?;
+    }
     sim::carrier(
         &connection,
         &names,
@@ -165,6 +194,7 @@ pub(crate) async fn run(
     let mut placed: HashMap<String, Instant> = HashMap::new();
     let started = Instant::now();
     let cpu = orderly_runtime::machine::CpuSample::now();
+    let processes = orderly_runtime::machine::ProcessSample::now();
     let producer = place_orders(publisher.clone(), orders, rate, "LG", started);
 
     let deadline = Duration::from_secs_f64(orders as f64 / rate + 120.0);
@@ -174,11 +204,7 @@ pub(crate) async fn run(
             Some(m) = events.recv() => seen.apply(&m),
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        let completed = seen
-            .orders
-            .values()
-            .filter(|o| o.stages.contains_key("completed"))
-            .count();
+        let completed = seen.orders.values().filter(|o| done(o, whole_life)).count();
         if completed >= orders {
             completed_at = Some(started.elapsed());
             break;
@@ -189,6 +215,7 @@ pub(crate) async fn run(
         placed.insert(ext, at);
     }
     let load = orderly_runtime::machine::CpuSample::now().since(&cpu);
+    let used = orderly_runtime::machine::ProcessSample::now().seconds_since(&processes);
     // What the workers published (their outboxes), and what the outside world sent (the
     // orders and the carrier's updates).
     let messages = published(&settings.database_url).await? - published_before
@@ -196,20 +223,32 @@ pub(crate) async fn run(
     let elapsed = completed_at
         .unwrap_or_else(|| started.elapsed())
         .as_secs_f64();
-    let completed = seen
-        .orders
-        .values()
-        .filter(|o| o.stages.contains_key("completed"))
-        .count();
+    let completed = seen.orders.values().filter(|o| done(o, whole_life)).count();
+    let cpu = cpu_per_order(&used, &worker_pids, orders);
+    let notifications =
+        seen.orders.values().map(|o| o.notifications).sum::<usize>() as f64 / orders.max(1) as f64;
 
     let mut stages = Vec::new();
-    for stage in [
-        "accepted",
-        "reserved",
-        "dispatched",
-        "delivered",
-        "completed",
-    ] {
+    let timed: &[&'static str] = if whole_life {
+        &[
+            "accepted",
+            "reserved",
+            "dispatched",
+            "delivered",
+            "completed",
+            "invoiced",
+            "notified",
+        ]
+    } else {
+        &[
+            "accepted",
+            "reserved",
+            "dispatched",
+            "delivered",
+            "completed",
+        ]
+    };
+    for &stage in timed {
         let mut lat: Vec<f64> = seen
             .orders
             .values()
@@ -249,20 +288,25 @@ pub(crate) async fn run(
             "prefetch {}, lanes {}, batch {}",
             settings.consumer.prefetch, settings.consumer.concurrency, settings.consumer.batch_size
         ),
+        whole_life,
+        cpu,
+        notifications,
     };
     let name = section.unwrap_or("pipeline");
-    let command = if name == "pipeline" {
+    let mut command = if name == "pipeline" {
         format!("scripts/bench-pipeline {orders} {rate}")
     } else {
         format!("SECTION={name} scripts/bench-pipeline {orders} {rate}")
     };
-    crate::bench::report(
-        name,
-        "Order pipeline: orders → inventory → fulfillment as three processes, driven by `orderly loadgen` (+ simulated carrier)",
-        &command,
-        &render(&run),
-        section.is_some(),
-    )?;
+    if whole_life {
+        command = format!("WHOLE_LIFE=1 {command}");
+    }
+    let title = if whole_life {
+        "Whole order life: orders, inventory, fulfillment, invoicing and notifications as five processes, driven by `orderly loadgen` (+ simulated carrier)"
+    } else {
+        "Order pipeline: orders → inventory → fulfillment as three processes, driven by `orderly loadgen` (+ simulated carrier)"
+    };
+    crate::bench::report(name, title, &command, &render(&run), section.is_some())?;
     let _ = connection.close(200, "done".into()).await;
     anyhow::ensure!(
         completed == orders,
@@ -271,13 +315,49 @@ pub(crate) async fn run(
     Ok(())
 }
 
+/// CPU milliseconds per order of each worker process (by pid, named by its command line),
+/// of PostgreSQL and of RabbitMQ (all their processes), and of this load generator.
+fn cpu_per_order(
+    used: &[(u32, String, f64)],
+    workers: &[u32],
+    orders: usize,
+) -> Vec<(String, f64)> {
+    let per = |seconds: f64| 1000.0 * seconds / orders.max(1) as f64;
+    let mut out = Vec::new();
+    for pid in workers {
+        let seconds: f64 = used
+            .iter()
+            .filter(|(p, _, _)| p == pid)
+            .map(|(_, _, s)| s)
+            .sum();
+        let name = memory(*pid).map_or_else(|| format!("pid {pid}"), |(cmd, _)| cmd);
+        out.push((format!("`{name}`"), per(seconds)));
+    }
+    for (label, command) in [("PostgreSQL", "postgres"), ("RabbitMQ", "beam.smp")] {
+        let seconds: f64 = used
+            .iter()
+            .filter(|(_, c, _)| c == command)
+            .map(|(_, _, s)| s)
+            .sum();
+        out.push((label.to_owned(), per(seconds)));
+    }
+    let me = std::process::id();
+    let seconds: f64 = used
+        .iter()
+        .filter(|(p, _, _)| *p == me)
+        .map(|(_, _, s)| s)
+        .sum();
+    out.push(("the load generator".to_owned(), per(seconds)));
+    out
+}
+
 fn render(r: &Run) -> String {
     let mut s = format!(
         "| measure | figure |\n|---|---|\n\
          | orders asked for, orders/s | {:.0} |\n\
          | orders sent by the load generator, orders/s | {:.1} |\n\
          | orders completed | {} of {} |\n\
-         | **end-to-end throughput, placed → completed, orders/s** | **{:.1}** |\n\
+         | **end-to-end throughput, placed → {}, orders/s** | **{:.1}** |\n\
          | messages published per order (the workers' outboxes, the orders and the carrier's updates) | {:.1} |\n\
          | machine from the first order to the last completion | {} |\n\
          | consumer settings of each worker process | {} |\n",
@@ -285,11 +365,32 @@ fn render(r: &Run) -> String {
         r.offered,
         r.completed,
         r.orders,
+        if r.whole_life {
+            "completed, invoiced and every notification asked"
+        } else {
+            "completed"
+        },
         r.completed as f64 / r.elapsed,
         r.messages as f64 / r.orders.max(1) as f64,
         r.load,
         r.consumer,
     );
+    if r.whole_life {
+        s.push_str(&format!(
+            "| customer notifications asked per order | {:.2} |\n",
+            r.notifications
+        ));
+    }
+    let cpu: Vec<String> = r
+        .cpu
+        .iter()
+        .map(|(who, ms)| format!("{who} {ms:.2}"))
+        .collect();
+    let total: f64 = r.cpu.iter().map(|(_, ms)| ms).sum();
+    s.push_str(&format!(
+        "| CPU per order, ms (all of these {total:.1}) | {} |\n",
+        cpu.join("; ")
+    ));
     for (stage, p50, p99, n) in &r.stages {
         s.push_str(&format!(
             "| placed → {stage}: p50 / p99 ms ({n:.0} orders) | {p50:.0} / {p99:.0} |\n"

@@ -299,6 +299,8 @@ pub struct OrderView {
     pub status: String,
     pub sequence: u64,
     pub stages: BTreeMap<&'static str, Instant>,
+    /// `notification.requested` about the order so far (the latest is stage `notified`).
+    pub notifications: usize,
 }
 
 /// Everything the simulator saw, built from events only.
@@ -416,8 +418,19 @@ impl Observed {
                 self.stage(id, "delivered");
                 self.stage(id, "completed");
             }),
-            "notification.requested" => self.notifications.push(p.clone()),
+            "notification.requested" => {
+                if let Some(o) = order_id.and_then(|id| self.orders.get_mut(&id)) {
+                    o.notifications += 1;
+                    o.stages.insert("notified", Instant::now());
+                }
+                self.notifications.push(p.clone());
+            }
             "invoice.issued" | "credit_note.issued" => {
+                if m.message_type == "invoice.issued" {
+                    order_id
+                        .into_iter()
+                        .for_each(|id| self.stage(id, "invoiced"));
+                }
                 self.documents.push((m.message_type.clone(), p.clone()));
             }
             "stock.level_changed" => {
@@ -459,6 +472,19 @@ pub const TIMED: &[&str] = &[
     "stock.level_changed",
     "shipment.dispatched",
     "order.completed",
+];
+
+/// What the load generator observes of an order's whole life: [`TIMED`], its invoice and
+/// the customer notifications asked for.
+pub const TIMED_WHOLE_LIFE: &[&str] = &[
+    "order.accepted",
+    "stock.reserved",
+    "stock.unavailable",
+    "stock.level_changed",
+    "shipment.dispatched",
+    "order.completed",
+    "invoice.issued",
+    "notification.requested",
 ];
 
 /// A private queue receiving `types`, delivered into a channel.

@@ -140,6 +140,26 @@ impl ProcessSample {
     }
 }
 
+impl ProcessSample {
+    /// CPU seconds (user and system) each process used since `earlier`: (pid, command,
+    /// seconds), processes matched by pid and command; those that used none are left out.
+    pub fn seconds_since(&self, earlier: &Self) -> Vec<(u32, String, f64)> {
+        let before: std::collections::HashMap<(u32, &str), u64> = earlier
+            .processes
+            .iter()
+            .map(|(pid, command, ticks)| ((*pid, command.as_str()), *ticks))
+            .collect();
+        self.processes
+            .iter()
+            .filter_map(|(pid, command, ticks)| {
+                let then = before.get(&(*pid, command.as_str())).copied().unwrap_or(0);
+                let used = ticks.saturating_sub(then);
+                (used > 0).then(|| (*pid, command.clone(), used as f64 / TICKS_PER_SECOND))
+            })
+            .collect()
+    }
+}
+
 /// Linux counts CPU time in `/proc` in ticks of 1/100 s (`USER_HZ`, 100 on every common
 /// configuration).
 const TICKS_PER_SECOND: f64 = 100.0;
