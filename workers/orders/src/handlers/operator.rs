@@ -21,7 +21,7 @@ use crate::domain;
 use crate::steps::emit;
 use crate::store::{self, Cause, TimelineKind};
 
-/// What the three requests share.
+/// What the operator's requests share.
 struct Asked<'a> {
     request_type: &'static str,
     kind: &'static str,
@@ -29,6 +29,26 @@ struct Asked<'a> {
     order_id: Uuid,
     store_id: &'a StoreId,
     by: &'a Actor,
+}
+
+impl<'a> Asked<'a> {
+    /// Request `P` (its type from the contract), called `kind` on the timeline.
+    fn of<P: Message>(
+        kind: &'static str,
+        request_id: Uuid,
+        order_id: Uuid,
+        store_id: &'a StoreId,
+        by: &'a Actor,
+    ) -> Self {
+        Self {
+            request_type: P::TYPE,
+            kind,
+            request_id,
+            order_id,
+            store_id,
+            by,
+        }
+    }
 }
 
 /// The order, locked, in the request's store; a request answered before is noted and
@@ -124,14 +144,13 @@ pub(super) async fn note_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let asked = Asked {
-        request_type: OrderNoteRequested::TYPE,
-        kind: "note",
-        request_id: p.request_id,
-        order_id: p.order_id,
-        store_id: &p.store_id,
-        by: &p.requested_by,
-    };
+    let asked = Asked::of::<OrderNoteRequested>(
+        "note",
+        p.request_id,
+        p.order_id,
+        &p.store_id,
+        &p.requested_by,
+    );
     if take(cx, cause, &asked).await?.is_none() {
         return Ok(());
     }
@@ -147,14 +166,13 @@ pub(super) async fn hold_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let asked = Asked {
-        request_type: OrderHoldRequested::TYPE,
-        kind: "hold",
-        request_id: p.request_id,
-        order_id: p.order_id,
-        store_id: &p.store_id,
-        by: &p.requested_by,
-    };
+    let asked = Asked::of::<OrderHoldRequested>(
+        "hold",
+        p.request_id,
+        p.order_id,
+        &p.store_id,
+        &p.requested_by,
+    );
     let Some(stored) = take(cx, cause, &asked).await? else {
         return Ok(());
     };
@@ -196,14 +214,13 @@ pub(super) async fn release_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let asked = Asked {
-        request_type: OrderReleaseRequested::TYPE,
-        kind: "release",
-        request_id: p.request_id,
-        order_id: p.order_id,
-        store_id: &p.store_id,
-        by: &p.requested_by,
-    };
+    let asked = Asked::of::<OrderReleaseRequested>(
+        "release",
+        p.request_id,
+        p.order_id,
+        &p.store_id,
+        &p.requested_by,
+    );
     let Some(stored) = take(cx, cause, &asked).await? else {
         return Ok(());
     };
@@ -279,14 +296,13 @@ pub(super) async fn address_change_requested(
     cx: &mut HandlerContext<'_>,
     cause: &Cause<'_>,
 ) -> Result<(), HandlerError> {
-    let asked = Asked {
-        request_type: OrderAddressChangeRequested::TYPE,
-        kind: "address",
-        request_id: p.request_id,
-        order_id: p.order_id,
-        store_id: &p.store_id,
-        by: &p.requested_by,
-    };
+    let asked = Asked::of::<OrderAddressChangeRequested>(
+        "address",
+        p.request_id,
+        p.order_id,
+        &p.store_id,
+        &p.requested_by,
+    );
     let Some(stored) = take(cx, cause, &asked).await? else {
         return Ok(());
     };
