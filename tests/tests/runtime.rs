@@ -639,3 +639,80 @@ async fn rows_nobody_handed_over_are_found_by_the_sweep_while_the_relay_runs() -
     host.stop(Duration::from_secs(10)).await;
     env.cleanup().await
 }
+
+/// The inbox remembers a handled message for the deduplication window
+/// (`relay.inbox_retention_hours`) and the outbox keeps a published row for
+/// `relay.retention_hours`; after that the relay prunes them, in slices, and nothing younger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_and_published_outbox_rows_are_pruned_after_their_windows_and_not_before()
+-> anyhow::Result<()> {
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    env.settings.relay.retention_hours = 1;
+    env.settings.relay.inbox_retention_hours = 2;
+    let mut conn = env.pool.acquire().await?;
+    // Inbox: 3 rows handled 3 h ago (past the 2 h window), 2 rows 90 minutes ago (within it).
+    for (age_minutes, n) in [(180, 3), (90, 2)] {
+        for _ in 0..n {
+            sqlx::query(
+                "insert into inbox (consumer, message_id, message_type, handled_at)
+                 values ('probe', $1, 'probe.ping', now() - $2 * interval '1 minute')",
+            )
+            .bind(uuid::Uuid::now_v7())
+            .bind(f64::from(age_minutes))
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    // Outbox: published 2 h ago (past the 1 h retention), published 30 minutes ago, and one
+    // never published, however old: a pending row is work, never pruned.
+    for (published_minutes_ago, created_minutes_ago) in
+        [(Some(120), 130), (Some(30), 40), (None, 600)]
+    {
+        let env_msg = Envelope::new("probe", "probe-1", Probe::default());
+        outbox::insert(&mut conn, &[OutboxMessage::from_envelope(&env_msg)]).await?;
+        sqlx::query(
+            "update outbox set created_at = now() - $2 * interval '1 minute',
+                    published_at = now() - $1 * interval '1 minute'
+              where message_id = $3",
+        )
+        .bind(published_minutes_ago.map(f64::from))
+        .bind(f64::from(created_minutes_ago))
+        .bind(env_msg.message_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    drop(conn);
+
+    let relay = Relay::new(
+        PROBE,
+        env.pool.clone(),
+        env.settings.broker_url.clone(),
+        env.names.clone(),
+        &env.settings.relay,
+        Arc::new(orderly_runtime::metrics::Metrics::default()),
+    );
+    let pruned = relay.prune().await?;
+    assert_eq!(
+        pruned,
+        outbox::Pruned {
+            outbox: 1,
+            inbox: 3
+        }
+    );
+    let inbox: i64 = sqlx::query_scalar("select count(*) from inbox")
+        .fetch_one(&env.pool)
+        .await?;
+    assert_eq!(inbox, 2, "the rows within the window stay");
+    let outbox_rows: Vec<bool> =
+        sqlx::query_scalar("select published_at is null from outbox order by created_at")
+            .fetch_all(&env.pool)
+            .await?;
+    assert_eq!(
+        outbox_rows,
+        vec![true, false],
+        "the pending row and the recently published one stay"
+    );
+    // A second round finds nothing more.
+    assert_eq!(relay.prune().await?, outbox::Pruned::default());
+    Ok(())
+}

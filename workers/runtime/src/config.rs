@@ -126,6 +126,12 @@ pub struct RelaySettings {
     pub poll_interval_ms: u64,
     /// How long published rows are kept for inspection before they are pruned.
     pub retention_hours: u32,
+    /// The deduplication window: how long the inbox remembers a handled message (its id
+    /// per consumer) before the row is pruned. A message redelivered or re-sent with the same
+    /// id within it has no second effect; after it, it would be handled as new. Longer than
+    /// any redelivery, retry or replay of this system (the longest retry delay is seconds),
+    /// and than outside producers' re-send windows.
+    pub inbox_retention_hours: u32,
 }
 
 impl Default for RelaySettings {
@@ -134,6 +140,7 @@ impl Default for RelaySettings {
             batch_size: 256,
             poll_interval_ms: 1_000,
             retention_hours: 72,
+            inbox_retention_hours: 168,
         }
     }
 }

@@ -305,6 +305,7 @@ pub struct Relay {
     batch_size: i64,
     poll_interval: Duration,
     retention_hours: u32,
+    inbox_retention_hours: u32,
     metrics: Arc<Metrics>,
     faults: RelayFaults,
     handed: Option<mpsc::Receiver<Vec<Written>>>,
@@ -349,6 +350,7 @@ impl Relay {
             batch_size: settings.batch_size.max(1),
             poll_interval: Duration::from_millis(settings.poll_interval_ms.max(10)),
             retention_hours: settings.retention_hours,
+            inbox_retention_hours: settings.inbox_retention_hours,
             metrics,
             faults: RelayFaults::default(),
             handed: None,
@@ -663,19 +665,11 @@ impl Relay {
         Ok(())
     }
 
-    /// Prunes published rows past retention (a bounded slice at a time) and refreshes the
+    /// Prunes published rows and inbox rows past their retention, and refreshes the
     /// backlog gauges. It runs between publishing rounds, so it only touches what the
-    /// partial indexes make cheap: never a scan of the published rows.
+    /// indexes make cheap: never a scan of the published rows.
     async fn housekeeping(&self) -> anyhow::Result<()> {
-        sqlx::query(
-            "delete from outbox where id in (
-                 select id from outbox
-                 where published_at < clock_timestamp() - $1 * interval '1 hour'
-                 limit 5000)",
-        )
-        .bind(f64::from(self.retention_hours))
-        .execute(&self.pool)
-        .await?;
+        self.prune().await?;
         let (pending, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
             "select count(*), min(created_at) from outbox where published_at is null",
         )
@@ -686,6 +680,50 @@ impl Relay {
         });
         self.metrics.outbox_backlog(&self.schema, pending, age);
         Ok(())
+    }
+}
+
+/// What one round of pruning deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Published outbox rows older than `relay.retention_hours`.
+    pub outbox: u64,
+    /// Inbox rows older than the deduplication window, `relay.inbox_retention_hours`.
+    pub inbox: u64,
+}
+
+/// Rows deleted per table per round: a bounded slice, so a backlog of old rows (a worker
+/// that was down for days) is worked off in short statements, not one long one.
+const PRUNE_SLICE: i64 = 5_000;
+
+impl Relay {
+    /// One round of pruning: at most [`PRUNE_SLICE`] published outbox rows past
+    /// `relay.retention_hours` and as many inbox rows past `relay.inbox_retention_hours`
+    /// (both found through their time index). The relay runs it every few seconds.
+    pub async fn prune(&self) -> anyhow::Result<Pruned> {
+        let outbox = sqlx::query(
+            "delete from outbox where id in (
+                 select id from outbox
+                 where published_at < clock_timestamp() - $1 * interval '1 hour'
+                 limit $2)",
+        )
+        .bind(f64::from(self.retention_hours))
+        .bind(PRUNE_SLICE)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let inbox = sqlx::query(
+            "delete from inbox where (consumer, message_id) in (
+                 select consumer, message_id from inbox
+                 where handled_at < clock_timestamp() - $1 * interval '1 hour'
+                 limit $2)",
+        )
+        .bind(f64::from(self.inbox_retention_hours))
+        .bind(PRUNE_SLICE)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(Pruned { outbox, inbox })
     }
 }
 
