@@ -255,6 +255,10 @@ impl<H: Handler> Consumer<H> {
     }
 }
 
+/// How long batches in flight may go on after the broker connection was lost before the
+/// session abandons them (their deliveries come back from the broker).
+const LOST_CONNECTION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl<H: Handler> Inner<H> {
     async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
         let connection = broker::connect(
@@ -380,6 +384,32 @@ impl<H: Handler> Inner<H> {
                     break;
                 };
                 crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
+            }
+        }
+        if pending_error.is_some() {
+            // The connection is gone. A batch still running can finish its database work, but
+            // its acknowledgements cannot reach the broker, and lapin may never answer them
+            // (an ack queued for a dead connection's I/O loop waited forever: the fault
+            // suite's `broker-stop` found a consumer that never reconnected, reporting ready).
+            // So the batches get a grace period, then are aborted: an uncommitted transaction
+            // rolls back, a committed one is found in the inbox when the broker redelivers.
+            let grace = tokio::time::sleep(LOST_CONNECTION_GRACE);
+            tokio::pin!(grace);
+            loop {
+                tokio::select! {
+                    result = tasks.join_next_with_id() => match result {
+                        Some(result) => {
+                            crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
+                        }
+                        None => break,
+                    },
+                    () = &mut grace => {
+                        warn!(worker = %self.name, batches = tasks.len(), "batches still running {} s after the broker connection was lost; abandoning them to redelivery", LOST_CONNECTION_GRACE.as_secs());
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                        break;
+                    }
+                }
             }
         }
         while let Some(result) = tasks.join_next_with_id().await {
