@@ -130,24 +130,57 @@ pub fn envelope(message_type: &str, producer: &str, correlation: &str, payload: 
 }
 
 /// Publishes to the events exchange after validating against the contracts.
+///
+/// [`Publisher::new`] publishes on a channel of the caller's connection and fails when the
+/// broker goes away. [`Publisher::resilient`] owns its connection and outlives the broker:
+/// a send that fails (connection lost, channel closed, no confirm) reconnects and sends the
+/// same message again, with the same id, until the broker confirms it; the consumers'
+/// inboxes make the repeat harmless. What the fault suite and the load generator use.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    channel: Channel,
+    /// The channel sends go out on, with its generation (how many times it was renewed).
+    channel: std::sync::Arc<std::sync::Mutex<(u64, Channel)>>,
     names: Names,
     /// Messages confirmed so far, by this publisher and its clones.
     sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Where to reconnect to when the broker goes away; `None`: fail instead.
+    reconnect: Option<std::sync::Arc<Reconnect>>,
 }
+
+/// What a resilient publisher needs to open a new channel, and the connection it has now.
+#[derive(Debug)]
+struct Reconnect {
+    broker_url: String,
+    /// Held while reconnecting, so a burst of failed sends opens one connection, not many.
+    connection: tokio::sync::Mutex<Connection>,
+}
+
+/// How long a resilient send keeps trying before it gives up.
+const RESEND_FOR: Duration = Duration::from_secs(300);
 
 impl Publisher {
     pub async fn new(connection: &Connection, names: Names) -> anyhow::Result<Self> {
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
         Ok(Self {
-            channel,
+            channel: std::sync::Arc::new(std::sync::Mutex::new((0, confirming(connection).await?))),
             names,
             sent: std::sync::Arc::default(),
+            reconnect: None,
+        })
+    }
+
+    /// A publisher with its own connection to `broker_url` that reconnects and re-sends
+    /// until each message is confirmed (see the type's documentation).
+    pub async fn resilient(broker_url: &str, names: Names) -> anyhow::Result<Self> {
+        let connection = connect(broker_url, &names).await?;
+        let channel = confirming(&connection).await?;
+        Ok(Self {
+            channel: std::sync::Arc::new(std::sync::Mutex::new((0, channel))),
+            names,
+            sent: std::sync::Arc::default(),
+            reconnect: Some(std::sync::Arc::new(Reconnect {
+                broker_url: broker_url.to_owned(),
+                connection: tokio::sync::Mutex::new(connection),
+            })),
         })
     }
 
@@ -156,26 +189,91 @@ impl Publisher {
         self.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Validates and publishes; waits for the broker's confirm.
+    fn current(&self) -> (u64, Channel) {
+        self.channel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Validates and publishes; waits for the broker's confirm (re-sending after a lost
+    /// connection when resilient).
     pub async fn send(&self, envelope: &Value) -> anyhow::Result<()> {
         let body = serde_json::to_vec(envelope)?;
         let raw = decode_raw(&body)?;
         let message_type = raw.message_type.clone();
         orderly_contracts::catalog::validate_any(raw)
             .map_err(|e| anyhow::anyhow!("simulator built an invalid {message_type}: {e}"))?;
-        let confirm = self
-            .channel
+        let Some(reconnect) = &self.reconnect else {
+            return self.publish(&self.current().1, &message_type, &body).await;
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let (generation, channel) = self.current();
+            let failure = match self.publish(&channel, &message_type, &body).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if started.elapsed() > RESEND_FOR {
+                return Err(failure.context(format!(
+                    "{message_type} not confirmed within {} s",
+                    RESEND_FOR.as_secs()
+                )));
+            }
+            tracing::debug!(error = %failure, "{message_type} not confirmed; sending it again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+            self.renew(reconnect, generation, &channel).await;
+        }
+    }
+
+    /// Replaces the channel of `generation` (which failed) with one on a working
+    /// connection, unless another send renewed it already or it still works (the broker
+    /// refused the message, as under an alarm: send again on it). Errors are left to the next
+    /// attempt.
+    async fn renew(&self, reconnect: &Reconnect, generation: u64, failed: &Channel) {
+        let mut connection = reconnect.connection.lock().await;
+        if self.current().0 != generation || failed.status().connected() {
+            return;
+        }
+        if !connection.status().connected() {
+            match connect(&reconnect.broker_url, &self.names).await {
+                Ok(fresh) => {
+                    tracing::warn!(
+                        "simulator reconnected to the broker; re-sending what was not confirmed"
+                    );
+                    *connection = fresh;
+                }
+                Err(_) => return,
+            }
+        }
+        if let Ok(channel) = confirming(&connection).await {
+            *self
+                .channel
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = (generation + 1, channel);
+        }
+    }
+
+    async fn publish(
+        &self,
+        channel: &Channel,
+        message_type: &str,
+        body: &[u8],
+    ) -> anyhow::Result<()> {
+        let confirm = channel
             .basic_publish(
                 self.names.events_exchange().into(),
-                message_type.as_str().into(),
+                message_type.into(),
                 BasicPublishOptions {
                     mandatory: true,
                     ..BasicPublishOptions::default()
                 },
-                &body,
+                body,
                 BasicProperties::default()
                     .with_delivery_mode(2)
-                    .with_type(message_type.as_str().into()),
+                    .with_type(message_type.into()),
             )
             .await?
             .await?;
@@ -186,6 +284,15 @@ impl Publisher {
         self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// A channel in confirm mode.
+async fn confirming(connection: &Connection) -> anyhow::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
 }
 
 fn money(d: Decimal) -> String {
@@ -508,8 +615,20 @@ pub async fn tap(
     Ok(rx)
 }
 
+/// How the simulated carrier answers.
+#[derive(Debug, Clone, Copy)]
+struct Track {
+    /// The pause before each scan.
+    step: Duration,
+    /// Some shipments also get a stale `in_transit` after delivery.
+    late_scan: bool,
+    /// The carriers' own vocabularies and every step, not only in transit and delivered.
+    full_track: bool,
+}
+
 /// The carrier: answers every `shipment.requested` on the warehouse queue with tracking
 /// events. With `late_scan`, some shipments also get a stale `in_transit` after delivery.
+/// Runs on `connection` until it closes.
 pub async fn carrier(
     connection: &Connection,
     names: &Names,
@@ -518,9 +637,58 @@ pub async fn carrier(
     late_scan: bool,
     full_track: bool,
 ) -> anyhow::Result<()> {
+    let track = Track {
+        step,
+        late_scan,
+        full_track,
+    };
+    let (channel, consumer) = warehouse_consumer(connection, names).await?;
+    tokio::spawn(answer_shipments(channel, consumer, publisher, track));
+    Ok(())
+}
+
+/// [`carrier`] on its own connection to `broker_url`, reconnecting whenever the broker goes
+/// away, with a publisher that re-sends until confirmed ([`Publisher::resilient`]): what the
+/// fault suite and the load generator run. Runs until the handle is aborted.
+pub async fn carrier_resilient(
+    broker_url: &str,
+    names: &Names,
+    publisher: Publisher,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let track = Track {
+        step: Duration::ZERO,
+        late_scan: false,
+        full_track: false,
+    };
+    let (broker_url, names) = (broker_url.to_owned(), names.clone());
+    // The first connection is made here, so a wrong address is an error, not a silent retry.
+    let connection = connect(&broker_url, &names).await?;
+    let (channel, consumer) = warehouse_consumer(&connection, &names).await?;
+    Ok(tokio::spawn(async move {
+        let mut serving = Some((connection, channel, consumer));
+        loop {
+            if let Some((connection, channel, consumer)) = serving.take() {
+                answer_shipments(channel, consumer, publisher.clone(), track).await;
+                drop(connection);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let Ok(connection) = connect(&broker_url, &names).await else {
+                continue;
+            };
+            if let Ok((channel, consumer)) = warehouse_consumer(&connection, &names).await {
+                serving = Some((connection, channel, consumer));
+            }
+        }
+    }))
+}
+
+async fn warehouse_consumer(
+    connection: &Connection,
+    names: &Names,
+) -> anyhow::Result<(Channel, lapin::Consumer)> {
     let channel = connection.create_channel().await?;
     channel.basic_qos(200, BasicQosOptions::default()).await?;
-    let mut consumer = channel
+    let consumer = channel
         .basic_consume(
             names.queue("out.warehouse").into(),
             "carrier".into(),
@@ -528,77 +696,104 @@ pub async fn carrier(
             FieldTable::default(),
         )
         .await?;
-    tokio::spawn(async move {
-        let _keep = channel;
-        let mut n: u64 = 0;
-        while let Some(Ok(d)) = consumer.next().await {
-            let Ok(env) = decode_raw(&d.data) else {
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
-                continue;
-            };
+    Ok((channel, consumer))
+}
+
+/// Answers each shipment request with its scans, and acknowledges the request only once
+/// every scan is confirmed by the broker: a carrier that dies (or loses the broker) between
+/// the two gets the request again and answers it again, with the same message ids and
+/// tracking number, which the fulfillment worker's inbox makes harmless. Returns when the
+/// consumer ends (the channel or connection closed).
+async fn answer_shipments(
+    channel: Channel,
+    mut consumer: lapin::Consumer,
+    publisher: Publisher,
+    track: Track,
+) {
+    let _keep = channel;
+    let mut n: u64 = 0;
+    while let Some(Ok(d)) = consumer.next().await {
+        let Ok(env) = decode_raw(&d.data) else {
             let _ = d.acker.ack(BasicAckOptions::default()).await;
-            if env.message_type != "shipment.requested" {
-                continue;
-            }
-            n += 1;
-            let publisher = publisher.clone();
-            let p = env.payload.clone();
-            // A well-behaved warehouse passes the W3C trace context on (`traceparent`), so
-            // its scans join the order's trace, parented on the hop that asked it.
-            let trace = env.trace.clone();
-            let late = late_scan && n.is_multiple_of(4);
-            tokio::spawn(async move {
-                let shipment_id = p["shipment_id"].as_str().unwrap_or_default().to_owned();
-                let order_id = p["order_id"].as_str().unwrap_or_default().to_owned();
-                let tracking = format!("00340434{:012}", n);
-                let (vocab, steps): (&str, Vec<&str>) = if full_track {
-                    if n.is_multiple_of(2) {
-                        (
-                            "easypost",
-                            vec!["pre_transit", "in_transit", "out_for_delivery", "delivered"],
-                        )
-                    } else {
-                        (
-                            "aftership",
-                            vec!["InfoReceived", "InTransit", "OutForDelivery", "Delivered"],
-                        )
-                    }
-                } else {
-                    ("orderly", vec!["in_transit", "delivered"])
-                };
-                let started = Utc::now();
-                let event = |raw: &str, at: chrono::DateTime<Utc>| {
-                    let mut event = envelope(
-                        "shipment.updated",
-                        &format!("carrier:{vocab}"),
-                        &order_id,
-                        json!({"shipment_id": shipment_id, "carrier": "dhl", "tracking_number": tracking,
-                               "vocabulary": vocab, "raw_status": raw, "event_at": at}),
-                    );
-                    if let Some(trace) = &trace {
-                        event["trace"] = json!(trace);
-                    }
-                    event
-                };
-                for (i, raw) in steps.iter().enumerate() {
-                    tokio::time::sleep(step).await;
-                    let at = started + chrono::Duration::milliseconds(1000 * (i as i64 + 1));
-                    if publisher.send(&event(raw, at)).await.is_err() {
-                        return;
-                    }
-                }
-                if late {
-                    // A scan that arrives after delivery, describing an earlier moment.
-                    let _ = publisher
-                        .send(&event(
-                            steps[1],
-                            started + chrono::Duration::milliseconds(1500),
-                        ))
-                        .await;
-                }
-            });
+            continue;
+        };
+        if env.message_type != "shipment.requested" {
+            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            continue;
         }
-    });
+        n += 1;
+        let publisher = publisher.clone();
+        let late = track.late_scan && n.is_multiple_of(4);
+        tokio::spawn(async move {
+            if scans(&env, &publisher, track, late).await.is_ok() {
+                let _ = d.acker.ack(BasicAckOptions::default()).await;
+            }
+        });
+    }
+}
+
+/// The scans of one shipment, published in order.
+async fn scans(
+    env: &RawEnvelope,
+    publisher: &Publisher,
+    track: Track,
+    late: bool,
+) -> anyhow::Result<()> {
+    let p = &env.payload;
+    // A well-behaved warehouse passes the W3C trace context on (`traceparent`), so its
+    // scans join the order's trace, parented on the hop that asked it.
+    let trace = env.trace.clone();
+    let shipment_id = p["shipment_id"].as_str().unwrap_or_default().to_owned();
+    let order_id = p["order_id"].as_str().unwrap_or_default().to_owned();
+    // From the shipment, so a request answered twice gets the same tracking number.
+    let key = Uuid::new_v5(&Uuid::NAMESPACE_OID, shipment_id.as_bytes());
+    let tracking = format!("00340434{:012}", key.as_u128() % 1_000_000_000_000);
+    let (vocab, steps): (&str, Vec<&str>) = if track.full_track {
+        if key.as_u128().is_multiple_of(2) {
+            (
+                "easypost",
+                vec!["pre_transit", "in_transit", "out_for_delivery", "delivered"],
+            )
+        } else {
+            (
+                "aftership",
+                vec!["InfoReceived", "InTransit", "OutForDelivery", "Delivered"],
+            )
+        }
+    } else {
+        ("orderly", vec!["in_transit", "delivered"])
+    };
+    let started = Utc::now();
+    let event = |i: usize, raw: &str, at: chrono::DateTime<Utc>| {
+        let mut event = envelope(
+            "shipment.updated",
+            &format!("carrier:{vocab}"),
+            &order_id,
+            json!({"shipment_id": shipment_id, "carrier": "dhl", "tracking_number": tracking,
+                   "vocabulary": vocab, "raw_status": raw, "event_at": at}),
+        );
+        // The same scan of the same shipment is the same message, however often it is sent.
+        event["message_id"] = json!(Uuid::new_v5(&key, format!("{i}:{raw}").as_bytes()));
+        if let Some(trace) = &trace {
+            event["trace"] = json!(trace);
+        }
+        event
+    };
+    for (i, raw) in steps.iter().enumerate() {
+        tokio::time::sleep(track.step).await;
+        let at = started + chrono::Duration::milliseconds(1000 * (i as i64 + 1));
+        publisher.send(&event(i, raw, at)).await?;
+    }
+    if late {
+        // A scan that arrives after delivery, describing an earlier moment.
+        publisher
+            .send(&event(
+                steps.len(),
+                steps[1],
+                started + chrono::Duration::milliseconds(1500),
+            ))
+            .await?;
+    }
     Ok(())
 }
 
@@ -799,6 +994,53 @@ pub async fn seed(publisher: &Publisher, scale: u32) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// What [`place_orders`] answers: each order's external id and when it was sent, and how
+/// long sending took (until the last was handed over, not confirmed).
+#[cfg(feature = "bench")]
+pub(crate) type Placed = (Vec<(String, Instant)>, Duration);
+
+/// Places `orders` storefront orders of one product each at `rate` per second from `started`
+/// (external ids `{prefix}-0000001`, ...), on a task.
+#[cfg(feature = "bench")]
+pub(crate) fn place_orders(
+    publisher: Publisher,
+    orders: usize,
+    rate: f64,
+    prefix: &'static str,
+    started: Instant,
+) -> tokio::task::JoinHandle<anyhow::Result<Placed>> {
+    let catalog: Vec<Product> = catalog()
+        .into_iter()
+        .filter(|p| p.sku != "LAMP-DESK-01")
+        .collect();
+    tokio::spawn(async move {
+        let mut rng = rng(7);
+        let mut sent = Vec::with_capacity(orders);
+        // Each order is sent on its own task: waiting for one confirm before sending the
+        // next would cap the offered rate at 1 / confirm latency, which under load is
+        // below the rate asked for (it was: ~80 orders/s at 150 asked).
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..orders {
+            tokio::time::sleep_until((started + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
+            let p = catalog[rng.random_range(0..catalog.len())].clone();
+            let ext = format!("{prefix}-{i:07}");
+            let env = order_placed(&mut rng, &ext, false, &[(p, 1)], 1);
+            sent.push((ext, Instant::now()));
+            let publisher = publisher.clone();
+            sends.spawn(async move { publisher.send(&env).await });
+            while let Some(done) = sends.try_join_next() {
+                done??;
+            }
+        }
+        let offered_for = started.elapsed();
+        while let Some(done) = sends.join_next().await {
+            done??;
+        }
+        anyhow::Ok((sent, offered_for))
+    })
 }
 
 /// Opens the simulator's broker connection.

@@ -97,8 +97,7 @@ pub(super) async fn projection_lag(
     let started = Instant::now();
     let cpu = CpuSample::now();
     let processes = ProcessSample::now();
-    let producer =
-        crate::loadgen::place_orders(publisher, orders, options.pipeline_rate, "BA", started);
+    let producer = sim::place_orders(publisher, orders, options.pipeline_rate, "BA", started);
     // Done when the read model shows every order completed.
     let deadline = Duration::from_secs(options.seconds + 120);
     let mut completed = 0;
