@@ -205,7 +205,8 @@ impl Host {
             &self.settings.relay,
             self.metrics.clone(),
         )
-        .with_handoff(handed);
+        .with_handoff(handed)
+        .with_health(self.health.clone());
         let token = self.shutdown.clone();
         self.tasks.spawn(async move {
             relay.run(token).await;

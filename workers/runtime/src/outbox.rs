@@ -309,6 +309,8 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     faults: RelayFaults,
     handed: Option<mpsc::Receiver<Vec<Written>>>,
+    /// Where the relay reports the broker's flow control (`<schema>.broker_flow`).
+    health: Option<crate::health::Health>,
     /// When the relay was made: rows written before are nobody's to hand over.
     made_at: DateTime<Utc>,
 }
@@ -354,6 +356,7 @@ impl Relay {
             metrics,
             faults: RelayFaults::default(),
             handed: None,
+            health: None,
             made_at: Utc::now(),
         }
     }
@@ -371,6 +374,45 @@ impl Relay {
     pub fn with_handoff(mut self, handed: mpsc::Receiver<Vec<Written>>) -> Self {
         self.handed = Some(handed);
         self
+    }
+
+    /// Reports the broker's flow control to `health` as the check `<schema>.broker_flow`.
+    #[must_use]
+    pub fn with_health(mut self, health: crate::health::Health) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// Watches whether the broker blocks this relay's connection (`connection.blocked`: a
+    /// memory or disk alarm). Publishing simply waits meanwhile: rows stay pending until
+    /// the broker confirms them, so nothing is lost or sent twice; readiness says why the
+    /// outbox is not moving. Stops (and clears the check) when the guard is dropped.
+    fn watch_flow(&self, status: lapin::ConnectionStatus) -> Option<FlowWatch> {
+        let health = self.health.clone()?;
+        let check = format!("{}.broker_flow", self.schema);
+        let (schema, watched) = (self.schema.clone(), check.clone());
+        let task_health = health.clone();
+        let task = tokio::spawn(async move {
+            let mut was_blocked = false;
+            loop {
+                let blocked = status.blocked();
+                if blocked != was_blocked {
+                    if blocked {
+                        warn!(%schema, "the broker blocks publishing (memory or disk alarm); the outbox waits");
+                    } else {
+                        info!(%schema, "the broker accepts publishing again");
+                    }
+                    was_blocked = blocked;
+                }
+                task_health.set(&watched, !blocked);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        Some(FlowWatch {
+            task,
+            health,
+            check,
+        })
     }
 
     /// Runs until `shutdown`, reconnecting to the broker and the database as needed. On
@@ -409,6 +451,7 @@ impl Relay {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         info!(schema = %self.schema, "outbox relay running");
+        let _flow = self.watch_flow(connection.status().clone());
 
         let mut handed = self.handed.take();
         let this = &*self;
@@ -680,6 +723,21 @@ impl Relay {
         });
         self.metrics.outbox_backlog(&self.schema, pending, age);
         Ok(())
+    }
+}
+
+/// Stops a relay session's flow-control watch when the session ends.
+struct FlowWatch {
+    task: tokio::task::JoinHandle<()>,
+    health: crate::health::Health,
+    check: String,
+}
+
+impl Drop for FlowWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+        // A new session reports again; the broker's reachability is the consumers' check.
+        self.health.set(&self.check, true);
     }
 }
 
