@@ -143,6 +143,27 @@ enum Command {
         #[command(subcommand)]
         command: InventoryCommand,
     },
+    /// The fault suite: every worker as its own process against a PostgreSQL cluster and a
+    /// RabbitMQ node of its own (spare ports; the machine's services are not touched), a
+    /// fault injected mid-load, then every invariant checked (docs/chaos.md).
+    #[cfg(feature = "bench")]
+    Chaos {
+        /// Scenarios to run (repeatable); every scenario when none is given. Known:
+        /// kill-orders, kill-inventory, kill-fulfillment, kill-invoicing, kill-notifications,
+        /// kill-api, broker-stop, broker-kill, postgres-fast, postgres-immediate,
+        /// two-copies-killed-repeatedly, memory-alarm.
+        #[arg(long = "scenario")]
+        scenarios: Vec<String>,
+        /// Orders each scenario places.
+        #[arg(long, default_value_t = 600)]
+        orders: usize,
+        /// Orders per second.
+        #[arg(long, default_value_t = 40.0)]
+        rate: f64,
+        /// Write the figures and verdicts to docs/chaos.md.
+        #[arg(long)]
+        report: bool,
+    },
     /// Benchmarks that print figures and write them to docs/benchmarks.md.
     #[cfg(feature = "bench")]
     Bench {
@@ -542,6 +563,10 @@ impl Cli {
         match self.command {
             Command::Run { .. } => "info,sqlx=warn",
             Command::Demo { .. } => "error",
+            // The suite cuts its own broker's connections on purpose: lapin's errors about
+            // them are expected; the verdicts say whether anything was lost.
+            #[cfg(feature = "bench")]
+            Command::Chaos { .. } => "warn,sqlx=error,lapin=off",
             _ => "warn,sqlx=error",
         }
     }
@@ -748,6 +773,13 @@ impl Cli {
             Command::Inventory {
                 command: InventoryCommand::Check,
             } => crate::ops::inventory_check(&settings).await,
+            #[cfg(feature = "bench")]
+            Command::Chaos {
+                scenarios,
+                orders,
+                rate,
+                report,
+            } => crate::chaos::run(&scenarios, orders, rate, report).await,
             #[cfg(feature = "bench")]
             Command::Bench {
                 command:

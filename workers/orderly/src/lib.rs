@@ -5,6 +5,8 @@
 mod api_client;
 #[cfg(feature = "bench")]
 mod bench;
+#[cfg(feature = "bench")]
+mod chaos;
 pub mod cli;
 mod demo;
 #[cfg(feature = "bench")]

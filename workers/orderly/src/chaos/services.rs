@@ -1,0 +1,318 @@
+//! The fault suite's own PostgreSQL cluster and RabbitMQ node, on spare ports under a
+//! directory of their own: the suite stops and kills them at will, and never touches the
+//! services a developer or CI runs (nor another suite's).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+
+/// A TCP port nobody listens on now (the kernel's pick).
+pub(crate) fn spare_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// Runs `command`, failing with its output when it fails.
+fn run(command: &mut Command) -> anyhow::Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("could not run {command:?}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "{command:?} failed ({}): {}{}",
+        output.status,
+        stdout.trim(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(stdout)
+}
+
+/// Whether this process runs as root (PostgreSQL refuses to; it then runs as `postgres`).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// The newest PostgreSQL server binaries installed (Debian's layout).
+fn postgres_bin() -> anyhow::Result<PathBuf> {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL is not installed (run scripts/services)")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    let version = versions
+        .last()
+        .context("no PostgreSQL version under /usr/lib/postgresql")?;
+    Ok(PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")))
+}
+
+/// How PostgreSQL is stopped (`pg_ctl stop -m`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PgStop {
+    /// Connections are cut, a checkpoint is written: a clean shutdown.
+    Fast,
+    /// No checkpoint: recovery replays the WAL on the next start, as after a crash.
+    Immediate,
+}
+
+/// A PostgreSQL cluster of the suite's own.
+pub(crate) struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    pub(crate) port: u16,
+}
+
+impl Postgres {
+    /// Creates a cluster under `dir` and starts it on a spare port.
+    pub(crate) fn start_new(dir: &Path) -> anyhow::Result<Self> {
+        let bin = postgres_bin()?;
+        std::fs::create_dir_all(dir)?;
+        let data = dir.join("data");
+        if is_root() {
+            run(Command::new("chown").args(["-R", "postgres"]).arg(dir))?;
+        }
+        run(as_postgres(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ]))?;
+        let pg = Self {
+            bin,
+            data,
+            port: spare_port()?,
+        };
+        pg.start()?;
+        Ok(pg)
+    }
+
+    pub(crate) fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub(crate) fn start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200",
+            self.port,
+            self.data.display()
+        );
+        run(as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-o", &options, "-l"])
+            .arg(self.data.join("server.log"))
+            .args(["-w", "start"]))?;
+        Ok(())
+    }
+
+    pub(crate) fn stop(&self, mode: PgStop) -> anyhow::Result<()> {
+        let mode = match mode {
+            PgStop::Fast => "fast",
+            PgStop::Immediate => "immediate",
+        };
+        run(as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", mode, "-w", "stop"]))?;
+        Ok(())
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.stop(PgStop::Immediate);
+    }
+}
+
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// How the broker is stopped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BrokerStop {
+    /// `rabbitmqctl stop`: the node closes its connections and stops cleanly.
+    Graceful,
+    /// `kill -9` of the Erlang VM: what a crash or an out-of-memory kill does.
+    Kill,
+}
+
+/// A RabbitMQ node of the suite's own: its own node name, AMQP and distribution ports,
+/// database and logs under a directory, its own configuration (no plugins) and cookie.
+pub(crate) struct Rabbit {
+    dir: PathBuf,
+    node: String,
+    pub(crate) port: u16,
+    dist_port: u16,
+}
+
+const RABBIT_BIN: &str = "/usr/lib/rabbitmq/bin";
+
+impl Rabbit {
+    /// Starts a new node under `dir` on spare ports.
+    pub(crate) fn start_new(dir: &Path, name: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            Path::new(RABBIT_BIN).exists(),
+            "RabbitMQ is not installed (run scripts/services)"
+        );
+        std::fs::create_dir_all(dir)?;
+        let port = spare_port()?;
+        let mut dist_port = spare_port()?;
+        while dist_port == port {
+            dist_port = spare_port()?;
+        }
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!(
+                "listeners.tcp.default = 127.0.0.1:{port}\n\
+                 # The suite's own node on loopback: guest may connect to it.\n\
+                 loopback_users = none\n"
+            ),
+        )?;
+        std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
+        let rabbit = Self {
+            dir: dir.to_owned(),
+            node: format!("{name}@localhost"),
+            port,
+            dist_port,
+        };
+        rabbit.start()?;
+        Ok(rabbit)
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(Path::new(RABBIT_BIN).join(program));
+        // Its own cookie (HOME) and environment file (none: the machine's names its node).
+        c.env("HOME", &self.dir)
+            .env("RABBITMQ_CONF_ENV_FILE", "/dev/null")
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        c
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("node.pid")
+    }
+
+    /// Starts the node (again) and waits until it accepts work.
+    pub(crate) fn start(&self) -> anyhow::Result<()> {
+        let mut start = self.command("rabbitmq-server");
+        start
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", self.dir.join("rabbitmq"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                self.dir.join("enabled_plugins"),
+            )
+            .env("RABBITMQ_PID_FILE", self.pid_file())
+            .arg("-detached");
+        run(&mut start)?;
+        run(self
+            .command("rabbitmqctl")
+            .args(["-n", &self.node, "wait", "--timeout", "120"])
+            .arg(self.pid_file()))?;
+        let started = Instant::now();
+        while !port_open(self.port) {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "RabbitMQ node {} did not open port {}",
+                self.node,
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stop(&self, how: BrokerStop) -> anyhow::Result<()> {
+        match how {
+            BrokerStop::Graceful => {
+                run(self.command("rabbitmqctl").args(["-n", &self.node, "stop"]))?;
+            }
+            BrokerStop::Kill => {
+                let pid = std::fs::read_to_string(self.pid_file())?;
+                run(Command::new("kill").args(["-9", pid.trim()]))?;
+                let started = Instant::now();
+                while port_open(self.port) && started.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages ready or unacknowledged per queue whose name starts with `prefix`.
+    pub(crate) fn queue_depths(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let out = run(self.command("rabbitmqctl").args([
+            "-n",
+            &self.node,
+            "-q",
+            "list_queues",
+            "name",
+            "messages",
+            "--no-table-headers",
+        ]))?;
+        Ok(out
+            .lines()
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let name = parts.next()?;
+                let messages = parts.next()?.parse().ok()?;
+                name.starts_with(prefix)
+                    .then(|| (name.to_owned(), messages))
+            })
+            .collect())
+    }
+
+    /// Sets the memory high watermark (a fraction of the machine's memory): a tiny one
+    /// raises the memory alarm, and the node blocks every publishing connection.
+    pub(crate) fn set_memory_watermark(&self, fraction: f64) -> anyhow::Result<()> {
+        run(self.command("rabbitmqctl").args([
+            "-n",
+            &self.node,
+            "set_vm_memory_high_watermark",
+            &fraction.to_string(),
+        ]))?;
+        Ok(())
+    }
+}
+
+impl Drop for Rabbit {
+    fn drop(&mut self) {
+        let _ = self.stop(BrokerStop::Kill);
+    }
+}
