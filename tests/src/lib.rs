@@ -502,3 +502,31 @@ pub fn refused_after_dispatch(command: &serde_json::Value) -> bool {
             .iter()
             .any(|w| why.contains(w))
 }
+
+/// A TCP proxy to `127.0.0.1:target` on a port of its own (returned), forwarding while `up`
+/// is true; while false, it cuts open connections and refuses new ones. "The database (or
+/// broker) is down" as a switch, not a stopped server shared with other tests.
+pub async fn proxy(target: u16, up: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if !*up.borrow() {
+                drop(inbound);
+                continue;
+            }
+            let mut up = up.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = up.wait_for(|up| !*up) => {}
+                }
+            });
+        }
+    });
+    Ok(port)
+}

@@ -7,37 +7,10 @@
 use std::time::Duration;
 
 use orderly_runtime::{Host, config::ConsumerSettings, health::Health};
-use orderly_tests::{PROBE, Probe, ProbeHandler, TestEnv, wait_until};
-use tokio::{net::TcpListener, sync::watch};
+use orderly_tests::{PROBE, Probe, ProbeHandler, TestEnv, proxy, wait_until};
+use tokio::sync::watch;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Forwards to PostgreSQL while `up` is true; while false, cuts open connections and refuses
-/// new ones.
-async fn proxy(up: watch::Receiver<bool>) -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(async move {
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            if !*up.borrow() {
-                drop(inbound);
-                continue;
-            }
-            let mut up = up.clone();
-            tokio::spawn(async move {
-                let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                    _ = up.wait_for(|up| !*up) => {}
-                }
-            });
-        }
-    });
-    Ok(port)
-}
 
 fn ready(health: &Health) -> bool {
     health.ready()
@@ -56,7 +29,7 @@ async fn a_database_outage_pauses_the_worker_without_spending_retries() -> anyho
     )
     .await?;
     let (switch, up) = watch::channel(true);
-    let port = proxy(up).await?;
+    let port = proxy(5432, up).await?;
     let mut settings = env.settings.clone();
     let database = settings
         .database_url

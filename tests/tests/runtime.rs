@@ -716,3 +716,84 @@ async fn inbox_and_published_outbox_rows_are_pruned_after_their_windows_and_not_
     assert_eq!(relay.prune().await?, outbox::Pruned::default());
     Ok(())
 }
+
+/// A broker connection lost mid-stream does not reorder what the relay publishes: the rows
+/// it could not publish, and those whose confirm the connection took with it, go out before
+/// anything written after them (one order's messages in the order its worker wrote them).
+/// The relay reaches RabbitMQ through a proxy the test cuts; its periodic sweep is set to a
+/// minute, so only the reconnecting session's catch-up can restore the order in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_broker_connection_does_not_reorder_the_outbox() -> anyhow::Result<()> {
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    env.settings.relay.poll_interval_ms = 60_000;
+    let (switch, up) = tokio::sync::watch::channel(true);
+    let port = orderly_tests::proxy(5672, up).await?;
+    let (handoff, handed) = outbox::Handoff::new();
+    let relay = Relay::new(
+        PROBE,
+        env.pool.clone(),
+        format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        env.names.clone(),
+        &env.settings.relay,
+        Arc::new(orderly_runtime::metrics::Metrics::default()),
+    )
+    .with_handoff(handed);
+    let token = tokio_util::sync::CancellationToken::new();
+    let relay_task = tokio::spawn(relay.run(token.clone()));
+    let echoes = env.names.queue("out.echo");
+    // One echo per transaction, handed over on commit as a worker's consumer does.
+    let write = |n: u32| {
+        let pool = env.pool.clone();
+        let handoff = handoff.clone();
+        async move {
+            let msg = Envelope::new("probe", format!("flow-{n}"), ProbeEcho { n });
+            let mut tx = pool.begin().await?;
+            let written = outbox::insert(&mut tx, &[OutboxMessage::from_envelope(&msg)]).await?;
+            tx.commit().await?;
+            handoff.hand(written);
+            anyhow::Ok(())
+        }
+    };
+    for n in 1..=20 {
+        write(n).await?;
+    }
+    wait_until("the first twenty are published", DEADLINE, || async {
+        Ok(env.queue_depth(&echoes).await? >= 20)
+    })
+    .await?;
+    // The broker goes away while rows keep coming.
+    switch.send_replace(false);
+    for n in 21..=40 {
+        write(n).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    switch.send_replace(true);
+    for n in 41..=60 {
+        write(n).await?;
+    }
+    wait_until("every row is published", DEADLINE, || async {
+        Ok(outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    // In the order written; a row whose confirm was lost may come twice (consumers drop the
+    // repeat by message id), but never after a younger one.
+    let channel = env.connection.create_channel().await?;
+    let mut first_seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(delivery) = channel
+        .basic_get(
+            echoes.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await?
+    {
+        let raw = orderly_contracts::decode_raw(&delivery.delivery.data)?;
+        if seen.insert(raw.message_id) {
+            first_seen.push(raw.payload["n"].as_u64().unwrap_or_default());
+        }
+    }
+    assert_eq!(first_seen, (1..=60).collect::<Vec<u64>>());
+    token.cancel();
+    let _ = relay_task.await;
+    env.cleanup().await
+}

@@ -13,8 +13,11 @@
 //! and no notification at commit (PostgreSQL serialises every committing transaction that
 //! sent a NOTIFY, fsync included, behind one lock). Rows nobody handed over (a crash before
 //! the relay got to them, another process's rows, a full handoff, a retry that is due) are
-//! found by the relay's *sweep*. It runs when the relay starts, taking the rows written
-//! before the relay existed, and then every poll interval, taking rows that failed before
+//! found by the relay's *sweep*. Each relay session (one broker connection) starts with a
+//! catch-up, before it publishes anything handed: rows that failed before and are due (a
+//! confirm failed with the connection is due at once) and the rows written before the relay
+//! existed, then the handed rows the last session's lost connection could not publish; so one order's messages keep the order their worker wrote them in across a
+//! broker outage. Then the sweep runs every poll interval, taking rows that failed before
 //! and are due, and rows written more than a poll interval ago (younger ones are on their
 //! way through a handoff). The sweep runs beside the
 //! handoff, on its own broker channel, so its scan never holds handed rows back.
@@ -24,8 +27,9 @@
 //! - *nacked*: the broker refused it (a full outbound queue with `reject-publish`);
 //! - *broker down*: the publish or confirm failed.
 //!
-//! Such rows are retried by the sweep with growing delays (`available_at`) so they never
-//! block the rows behind them. Several relays can run at once: the sweep takes rows with
+//! Unroutable and nacked rows are retried by the sweep with growing delays (`available_at`)
+//! so they never block the rows behind them; a row that failed with the connection is due
+//! at once, for the next session's catch-up. Several relays can run at once: the sweep takes rows with
 //! `FOR UPDATE SKIP LOCKED`; a row handed over in one process and swept by another relay in
 //! the same moment can be published twice, which consumers deduplicate.
 
@@ -309,6 +313,9 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     faults: RelayFaults,
     handed: Option<mpsc::Receiver<Vec<Written>>>,
+    /// Handed rows whose publishing failed with the connection: the next session publishes
+    /// them first, before anything newer, so they keep their place in line.
+    leftover: std::sync::Mutex<Vec<Written>>,
     /// Where the relay reports the broker's flow control (`<schema>.broker_flow`).
     health: Option<crate::health::Health>,
     /// When the relay was made: rows written before are nobody's to hand over.
@@ -356,6 +363,7 @@ impl Relay {
             metrics,
             faults: RelayFaults::default(),
             handed: None,
+            leftover: std::sync::Mutex::default(),
             health: None,
             made_at: Utc::now(),
         }
@@ -456,11 +464,27 @@ impl Relay {
         let mut handed = self.handed.take();
         let this = &*self;
         let ran = async {
-            // What was pending before the relay existed: its handoff cannot have those rows
-            // (what this process's writers committed since is on its way through the
-            // handoff, and a sweep taking it too would publish it twice).
+            // Catch up before anything handed, oldest first: what was pending before the
+            // relay existed (its handoff cannot have those rows; what this process's writers
+            // committed since is on its way through the handoff, and a sweep taking it too
+            // would publish it twice) with the rows whose confirm the lost connection failed
+            // (due at once); then the handed rows the last session could not publish. Only
+            // then the handoff: so one order's messages keep the order their worker wrote
+            // them in across a broker outage. The fault suite's `broker-stop` found a
+            // `shipment.dispatched` waiting for its retry while the `shipment.delivered`
+            // written after it went out at once, and the customer never got the dispatch
+            // notification (issue 19).
             this.drain_sweep(&sweep_channel, Unhanded::Before(this.made_at))
                 .await?;
+            let leftover = std::mem::take(
+                &mut *this
+                    .leftover
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !leftover.is_empty() {
+                this.publish_handed(&channel, leftover).await?;
+            }
             let sweeps = async {
                 let mut last_housekeeping = std::time::Instant::now();
                 loop {
@@ -554,7 +578,17 @@ impl Relay {
 
     /// Publishes rows handed over after their commit and marks them, in one statement.
     async fn publish_handed(&self, channel: &Channel, rows: Vec<Written>) -> anyhow::Result<()> {
-        let results = self.publish(channel, &rows).await?;
+        let results = match self.publish(channel, &rows).await {
+            Ok(results) => results,
+            Err(err) => {
+                // The connection failed under them: they stay first in line (above).
+                self.leftover
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(rows);
+                return Err(err);
+            }
+        };
         if self.faults.crash_after_publish {
             return Err(SimulatedCrash.into());
         }
@@ -654,7 +688,8 @@ impl Relay {
     ) -> anyhow::Result<()> {
         let exchange = self.names.events_exchange();
         let mut sent = Vec::new();
-        let mut failed: Vec<(i64, String, i32)> = Vec::new();
+        // Each failed row with why, and when to try it again.
+        let mut failed: Vec<(i64, String, Duration)> = Vec::new();
         for (row, result) in rows.iter().zip(results) {
             match result {
                 Ok(lapin::Confirmation::Ack(None)) | Ok(lapin::Confirmation::NotRequested) => {
@@ -666,14 +701,16 @@ impl Relay {
                         "unroutable: no queue is bound to `{}` for routing key `{}`",
                         exchange, row.routing_key
                     ),
-                    row.attempts,
+                    crate::retry::outbox_retry_delay(row.attempts),
                 )),
                 Ok(lapin::Confirmation::Nack(_)) => failed.push((
                     row.id,
                     "nacked by the broker (a destination queue is full or unavailable)".to_owned(),
-                    row.attempts,
+                    crate::retry::outbox_retry_delay(row.attempts),
                 )),
-                Err(err) => failed.push((row.id, format!("publish failed: {err}"), row.attempts)),
+                // The connection failed, not the message: due at once, so the next session's
+                // catch-up publishes it before anything newer.
+                Err(err) => failed.push((row.id, format!("publish failed: {err}"), Duration::ZERO)),
             }
         }
         if !sent.is_empty() {
@@ -688,8 +725,7 @@ impl Relay {
             .execute(&mut *conn)
             .await?;
         }
-        for (id, error, attempts) in &failed {
-            let delay = crate::retry::outbox_retry_delay(*attempts);
+        for (id, error, delay) in &failed {
             sqlx::query(
                 "update outbox set attempts = attempts + 1, last_error = $2,
                         available_at = clock_timestamp() + $3 * interval '1 millisecond'
