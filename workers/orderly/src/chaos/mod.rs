@@ -132,6 +132,9 @@ struct Outcome {
     /// From the last order sent until every order reached its end state.
     drained_in: Duration,
     verdicts: Vec<Verdict>,
+    /// Messages the outside systems' queues received more than once with the same id
+    /// (theirs to deduplicate), out of how many.
+    repeats: Repeats,
 }
 
 impl Outcome {
@@ -294,6 +297,7 @@ async fn scenario_run(
     let queues = rabbit.queue_depths(&namespace)?;
     let mut verdicts = check::all(&pool, &database_url, orders as i64, &queues, &namespace).await?;
     verdicts.extend(observed);
+    let repeats = repeats(&rabbit.url(), &names).await?;
     fleet.stop();
     carrier.abort();
     pool.close().await;
@@ -303,6 +307,47 @@ async fn scenario_run(
         recovered_in,
         drained_in,
         verdicts,
+        repeats,
+    })
+}
+
+/// What the outside systems received twice (same message id), out of how many messages.
+#[derive(Debug, Default)]
+struct Repeats {
+    notifications: (usize, usize),
+    merchant_events: (usize, usize),
+}
+
+/// Takes every message off the notification system's and the merchant feed's queues (nobody
+/// else consumes them in the suite) and counts the same ids received again: what a crash
+/// between publishing and recording a confirm re-publishes, and outside consumers must
+/// drop (docs/contracts/README.md).
+async fn repeats(broker_url: &str, names: &Names) -> anyhow::Result<Repeats> {
+    let connection = sim::connect(broker_url, names).await?;
+    let channel = connection.create_channel().await?;
+    let count = async |queue: &str| -> anyhow::Result<(usize, usize)> {
+        let mut ids = std::collections::HashSet::new();
+        let mut total = 0;
+        while let Some(message) = channel
+            .basic_get(
+                names.queue(queue).into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await?
+        {
+            total += 1;
+            if let Ok(raw) = orderly_contracts::decode_raw(&message.delivery.data) {
+                ids.insert(raw.message_id);
+            }
+        }
+        Ok((total - ids.len(), total))
+    };
+    let notifications = count("out.notification-system").await?;
+    let merchant_events = count("out.merchant-events").await?;
+    let _ = connection.close(200, "counted".into()).await;
+    Ok(Repeats {
+        notifications,
+        merchant_events,
     })
 }
 
@@ -433,7 +478,7 @@ fn render(outcomes: &[Outcome], took: Duration) -> String {
     let reference = orderly_runtime::machine::reference_loop();
     let mut s = format!(
         "## Fault suite\n\nCommand: `scripts/chaos`  \nMachine: 2 cores, reference loop {} ms; the suite's own PostgreSQL and RabbitMQ, every worker its own process, on the same box. Run at {} UTC, {:.0} s in all.\n\n\
-         | scenario | orders | ready again after the fault, s | drained after the last order, s | invariants |\n|---|---|---|---|---|\n",
+         | scenario | orders | ready again after the fault, s | drained after the last order, s | same id again to the notification system / merchant feed | invariants |\n|---|---|---|---|---|---|\n",
         reference.as_millis(),
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         took.as_secs_f64()
@@ -446,11 +491,15 @@ fn render(outcomes: &[Outcome], took: Duration) -> String {
             .map(|v| format!("**{}**: {}", v.name, v.problems.join("; ")))
             .collect();
         s.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {} |\n",
+            "| {} | {} | {:.1} | {:.1} | {} of {} / {} of {} | {} |\n",
             o.scenario.name,
             o.orders,
             o.recovered_in.as_secs_f64(),
             o.drained_in.as_secs_f64(),
+            o.repeats.notifications.0,
+            o.repeats.notifications.1,
+            o.repeats.merchant_events.0,
+            o.repeats.merchant_events.1,
             if failed.is_empty() {
                 format!("all {} hold", o.verdicts.len())
             } else {
