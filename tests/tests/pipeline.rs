@@ -301,6 +301,54 @@ async fn a_storefront_order_flows_to_completed_with_every_step_on_its_timeline()
     p.finish().await
 }
 
+/// Each worker can keep its schema in a database of its own (`databases.<worker>`): here
+/// inventory's, while the others share the world's. The order completes; inventory's rows
+/// are in its database only, and it never needed the others'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_its_own_database_takes_part_in_the_pipeline() -> anyhow::Result<()> {
+    let mut world = World::new().await?;
+    let own = format!("{}_inventory", world.settings.database_url);
+    orderly_runtime::db::ensure_database(&own).await?;
+    orderly_runtime::db::migrate(&own).await?;
+    world
+        .settings
+        .databases
+        .insert("inventory".to_owned(), own.clone());
+    let mut p = Pipeline::start_on(world, true, None).await?;
+    p.place("OWN-1", &[("MUG-BLU-350", 1)]).await?;
+    p.until("OWN-1 completed", |s| s.status_is("OWN-1", &["completed"]))
+        .await?;
+    let count = |url: String, table: &'static str| async move {
+        let pool = orderly_runtime::db::connect(&url, "inventory", 1).await?;
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select count(*) from inventory.{table}"
+        )))
+        .fetch_one(&pool)
+        .await?;
+        pool.close().await;
+        anyhow::Ok(n)
+    };
+    let shared = p.world.settings.database_url.clone();
+    assert!(count(own.clone(), "reservations").await? >= 1);
+    assert!(count(own.clone(), "stock").await? > 0);
+    assert_eq!(count(shared.clone(), "reservations").await?, 0);
+    assert_eq!(count(shared.clone(), "stock").await?, 0);
+    // And the orders worker's schema is in the shared database only.
+    let orders = |url: String| async move {
+        let pool = orderly_runtime::db::connect(&url, "orders", 1).await?;
+        let n: i64 = sqlx::query_scalar("select count(*) from orders.orders")
+            .fetch_one(&pool)
+            .await?;
+        pool.close().await;
+        anyhow::Ok(n)
+    };
+    assert_eq!(orders(shared).await?, 1);
+    assert_eq!(orders(own.clone()).await?, 0);
+    p.finish().await?;
+    orderly_runtime::db::drop_database(&own).await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_gtin_is_held_resolved_remembered_and_then_matched() -> anyhow::Result<()> {
     let mut p = Pipeline::start(true, None).await?;

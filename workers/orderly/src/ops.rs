@@ -22,8 +22,10 @@ pub(crate) async fn run(settings: Settings, worker: &str) -> anyhow::Result<()> 
     } else {
         anyhow::bail!("unknown worker `{worker}`; known: {}", known.join(", "));
     };
-    db::ensure_database(&settings.database_url).await?;
-    db::migrate(&settings.database_url).await?;
+    for url in settings.all_database_urls() {
+        db::ensure_database(url).await?;
+        db::migrate(url).await?;
+    }
     let host = Host::new(settings);
     host.declare(&topology::standard_specs(host.settings()))
         .await?;
@@ -88,7 +90,12 @@ pub(crate) async fn timeline_lines(
 
 /// `orderly orders exceptions|rejected|timeline`.
 pub(crate) async fn orders_query(settings: &Settings, what: OrdersQuery) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_orders::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_orders::NAME),
+        orderly_orders::NAME,
+        1,
+    )
+    .await?;
     let mut conn = pool.acquire().await?;
     match what {
         OrdersQuery::Exceptions { all } => {
@@ -117,7 +124,12 @@ pub(crate) enum OrdersQuery {
 
 /// `orderly ingress deliveries|refused`.
 pub(crate) async fn ingress_query(settings: &Settings, what: IngressQuery) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_ingress::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_ingress::NAME),
+        orderly_ingress::NAME,
+        1,
+    )
+    .await?;
     match what {
         IngressQuery::Deliveries { limit } => {
             print_json(&orderly_ingress::store::deliveries(&pool, limit).await?)?;
@@ -139,7 +151,12 @@ pub(crate) enum IngressQuery {
 
 /// `orderly staff add|grant|token|revoke`: the api worker's staff functions, printed as JSON.
 pub(crate) async fn staff(settings: &Settings, command: StaffCommand) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_api::NAME),
+        orderly_api::NAME,
+        1,
+    )
+    .await?;
     let result = match command {
         StaffCommand::Add {
             email,
@@ -181,7 +198,12 @@ pub(crate) async fn store_secret_rotate(
     store: &str,
     grace_hours: u32,
 ) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_api::NAME),
+        orderly_api::NAME,
+        1,
+    )
+    .await?;
     let grace = chrono::Duration::hours(i64::from(grace_hours));
     let rotated = orderly_api::secrets::rotate(&pool, store, grace).await;
     pool.close().await;
@@ -196,7 +218,12 @@ pub(crate) async fn customer_token(
     email: Option<&str>,
     minutes: u32,
 ) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_api::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_api::NAME),
+        orderly_api::NAME,
+        1,
+    )
+    .await?;
     let token = orderly_api::secrets::customer_token(&pool, store, customer, email, minutes).await;
     pool.close().await;
     print_json(&token?)
@@ -257,7 +284,12 @@ pub(crate) fn read_password(no_prompt: bool) -> anyhow::Result<Password> {
 
 /// `orderly inventory check`: exits non-zero when stock and movements disagree.
 pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_inventory::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_inventory::NAME),
+        orderly_inventory::NAME,
+        1,
+    )
+    .await?;
     let mut conn = pool.acquire().await?;
     let violations = orderly_inventory::consistency_check(&mut conn).await?;
     if violations.is_empty() {
@@ -274,12 +306,16 @@ pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
 
 /// `orderly migrate`.
 pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    db::ensure_database(&settings.database_url).await?;
-    db::migrate(&settings.database_url).await?;
-    println!(
-        "database migrated: {}",
-        orderly_runtime::config::redact_url(&settings.database_url)
-    );
+    // One migration set for every database: each gets every worker's schema, and a worker
+    // uses its own (docs/operations.md, "Per-worker databases").
+    for url in settings.all_database_urls() {
+        db::ensure_database(url).await?;
+        db::migrate(url).await?;
+        println!(
+            "database migrated: {}",
+            orderly_runtime::config::redact_url(url)
+        );
+    }
     Ok(())
 }
 
@@ -517,7 +553,7 @@ pub(crate) async fn dlq_purge(
 pub(crate) async fn outbox_status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let mut report = Vec::new();
     for worker in crate::workers::names() {
-        let pool = db::connect(&settings.database_url, &worker, 1).await?;
+        let pool = db::connect(settings.database_url_for(&worker), &worker, 1).await?;
         let exists: bool = sqlx::query_scalar("select to_regclass('outbox') is not null")
             .fetch_one(&pool)
             .await?;
@@ -562,7 +598,12 @@ pub(crate) async fn notifications_query(
     what: NotificationsQuery,
 ) -> anyhow::Result<()> {
     use orderly_notifications::ops;
-    let pool = db::connect(&settings.database_url, orderly_notifications::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_notifications::NAME),
+        orderly_notifications::NAME,
+        1,
+    )
+    .await?;
     match what {
         NotificationsQuery::Rules { store } => {
             let (revision, rules) = ops::rules(&pool, &store).await?;
@@ -627,7 +668,12 @@ fn print_json<T: serde::Serialize>(rows: &T) -> anyhow::Result<()> {
 
 /// `orderly invoice ...`: issued documents, their PDFs, refused requests.
 pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> anyhow::Result<()> {
-    let pool = db::connect(&settings.database_url, orderly_invoicing::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_invoicing::NAME),
+        orderly_invoicing::NAME,
+        1,
+    )
+    .await?;
     match what {
         InvoiceQuery::Pdf { number, store } => {
             use std::io::{IsTerminal, Write};
@@ -664,7 +710,12 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
 /// `orderly documents migrate`: the invoicing worker's PDFs into the document store.
 pub(crate) async fn documents_migrate(settings: &Settings, verify: bool) -> anyhow::Result<()> {
     let documents = orderly_runtime::documents::open(&settings.section("documents")?)?;
-    let pool = db::connect(&settings.database_url, orderly_invoicing::NAME, 1).await?;
+    let pool = db::connect(
+        settings.database_url_for(orderly_invoicing::NAME),
+        orderly_invoicing::NAME,
+        1,
+    )
+    .await?;
     let report = orderly_invoicing::migrate_pdfs(&pool, documents.as_ref(), verify).await;
     pool.close().await;
     print_json(&report?)

@@ -23,7 +23,8 @@ pub(crate) async fn summary(
         "  {:<14} {:>8} {:>9} {:>10}   per warehouse (on hand/reserved)",
         "sku", "on hand", "reserved", "available"
     );
-    let pool = orderly_runtime::db::connect(&settings.database_url, "inventory", 1).await?;
+    let pool = orderly_runtime::db::connect(settings.database_url_for("inventory"), "inventory", 1)
+        .await?;
     let rows = {
         let mut conn = pool.acquire().await?;
         orderly_inventory::store::list_stock(&mut conn, None).await?
@@ -52,7 +53,8 @@ pub(crate) async fn summary(
         );
     }
 
-    let pool = orderly_runtime::db::connect(&settings.database_url, "invoicing", 1).await?;
+    let pool = orderly_runtime::db::connect(settings.database_url_for("invoicing"), "invoicing", 1)
+        .await?;
     let documents = orderly_invoicing::list_invoices(&pool, None, SHOWN_DOCUMENTS).await?;
     pool.close().await;
     println!(
@@ -133,7 +135,8 @@ pub(crate) async fn summary(
 
     if let Some(order_id) = seen.by_external.get("SF-LAMP-BIG") {
         println!("\n== Timeline of SF-LAMP-BIG (the audit trail the orders worker keeps) ==");
-        let pool = orderly_runtime::db::connect(&settings.database_url, "orders", 1).await?;
+        let pool =
+            orderly_runtime::db::connect(settings.database_url_for("orders"), "orders", 1).await?;
         for line in crate::ops::timeline_lines(&pool, *order_id).await? {
             println!("  {line}");
         }

@@ -17,8 +17,14 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// AMQP URL of the broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub broker_url: String,
-    /// PostgreSQL URL.
+    /// PostgreSQL URL: every worker's schema, unless `databases` names another database for
+    /// it.
     pub database_url: String,
+    /// Per-worker databases: a worker named here keeps its schema in this PostgreSQL
+    /// database instead of `database_url` (`ORDERLY__DATABASES__ORDERS=postgres://…`).
+    /// Workers never read each other's schemas, so each can live on its own server.
+    #[serde(default)]
+    pub databases: BTreeMap<String, String>,
     /// Prefix of every exchange and queue name, so environments and tests never collide.
     pub namespace: String,
     /// Address of the health and metrics endpoint; port 0 picks a free one.
@@ -150,6 +156,7 @@ impl Default for Settings {
         Self {
             broker_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/orderly".into(),
+            databases: BTreeMap::new(),
             namespace: "orderly".into(),
             http_addr: "127.0.0.1:9464".into(),
             queue_type: QueueType::Quorum,
@@ -243,6 +250,25 @@ impl Settings {
         Ok(())
     }
 
+    /// The database of `worker` (the schema of that name): its own, else `database_url`.
+    pub fn database_url_for(&self, worker: &str) -> &str {
+        self.databases
+            .get(worker)
+            .map_or(self.database_url.as_str(), String::as_str)
+    }
+
+    /// Every database some worker keeps its schema in: `database_url` first, then the
+    /// per-worker ones, each once (what `orderly migrate` migrates).
+    pub fn all_database_urls(&self) -> Vec<&str> {
+        let mut urls = vec![self.database_url.as_str()];
+        for url in self.databases.values() {
+            if !urls.contains(&url.as_str()) {
+                urls.push(url);
+            }
+        }
+        urls
+    }
+
     /// Consumer settings for `worker`: its override, else the defaults.
     pub fn consumer_for(&self, worker: &str) -> ConsumerSettings {
         self.workers
@@ -262,6 +288,14 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("broker_url", &redact_url(&self.broker_url))
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "databases",
+                &self
+                    .databases
+                    .iter()
+                    .map(|(worker, url)| (worker.as_str(), redact_url(url)))
+                    .collect::<BTreeMap<_, _>>(),
+            )
             .field("namespace", &self.namespace)
             .field("http_addr", &self.http_addr)
             .field("queue_type", &self.queue_type)
@@ -387,9 +421,37 @@ mod tests {
         assert_eq!(redact_url("not a url"), "not a url");
         let s = Settings {
             broker_url: "amqp://u:hunter2@h".into(),
+            databases: [(
+                "orders".to_owned(),
+                "postgres://u:swordfish@h/db".to_owned(),
+            )]
+            .into(),
             ..Settings::default()
         };
-        assert!(!format!("{s:?}").contains("hunter2"));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("swordfish"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_worker_named_under_databases_uses_its_own_database() {
+        let s = Settings {
+            database_url: "postgres://h/shared".into(),
+            databases: [
+                ("orders".to_owned(), "postgres://h/orders".to_owned()),
+                ("inventory".to_owned(), "postgres://h/shared".to_owned()),
+            ]
+            .into(),
+            ..Settings::default()
+        };
+        assert_eq!(s.database_url_for("orders"), "postgres://h/orders");
+        assert_eq!(s.database_url_for("fulfillment"), "postgres://h/shared");
+        assert_eq!(
+            s.all_database_urls(),
+            vec!["postgres://h/shared", "postgres://h/orders"]
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl Host {
         }
         let consumer = self.settings.consumer_for(name);
         let size = u32::try_from(consumer.concurrency + 2).unwrap_or(16);
-        let pool = db::connect(&self.settings.database_url, name, size).await?;
+        let pool = db::connect(self.settings.database_url_for(name), name, size).await?;
         self.pools.push((name.to_owned(), pool.clone()));
         Ok(pool)
     }

@@ -235,9 +235,10 @@ impl World {
         Ok(documents::open(&settings)?)
     }
 
-    /// A pool on the world's database whose search path is `schema`.
+    /// A pool on the database of `schema` (the world's, or the one `databases` names for it)
+    /// whose search path is `schema`.
     pub async fn pool(&self, schema: &str) -> anyhow::Result<PgPool> {
-        Ok(db::connect(&self.settings.database_url, schema, 4).await?)
+        Ok(db::connect(self.settings.database_url_for(schema), schema, 4).await?)
     }
 
     /// A host on this world (start workers on it, then `stop` it).
