@@ -284,7 +284,7 @@ async fn scenario_run(
     let observed = inject(scenario.fault, &mut fleet, pg, rabbit, &client).await?;
     let fault_over = Instant::now();
     let recovered_in = fleet.wait_ready(&client, Duration::from_secs(180)).await?;
-    let (_, _) = placing.await.context("the storefront task")??;
+    placing.await.context("the storefront task")??;
     eprintln!(
         "[chaos] {}: every order sent ({:.1} s after the fault); draining",
         scenario.name,
