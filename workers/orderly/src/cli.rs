@@ -151,7 +151,7 @@ enum Command {
         /// Scenarios to run (repeatable); every scenario when none is given. Known:
         /// kill-orders, kill-inventory, kill-fulfillment, kill-invoicing, kill-notifications,
         /// kill-api, broker-stop, broker-kill, postgres-fast, postgres-immediate,
-        /// two-copies-killed-repeatedly, memory-alarm.
+        /// two-copies-killed-repeatedly, two-copies, three-copies (no fault), memory-alarm.
         #[arg(long = "scenario")]
         scenarios: Vec<String>,
         /// Orders each scenario places.

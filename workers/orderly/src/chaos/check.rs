@@ -302,7 +302,7 @@ async fn duplicate_effects(pool: &PgPool) -> anyhow::Result<Verdict> {
 /// The scenario's queues that still hold messages, except the outside systems' own (the
 /// notification system, marketplace connectors and merchant feed consume those; nobody does
 /// in the suite). The warehouse queue is the simulated carrier's and must be empty.
-fn queues_not_empty(queues: &[(String, u64)], namespace: &str) -> Vec<String> {
+pub(crate) fn queues_not_empty(queues: &[(String, u64)], namespace: &str) -> Vec<String> {
     let outside = [
         "out.notification-system",
         "out.marketplace",

@@ -37,6 +37,9 @@ enum Fault {
     Postgres(PgStop),
     /// Two copies of every worker; one copy of each, in turn, killed every second.
     CopiesKilledRepeatedly,
+    /// Nothing: the scenario's copies alone (several copies of every worker must not change
+    /// what customers receive).
+    None,
     /// The broker's memory alarm raised for [`DOWN_FOR`]: every publisher blocked.
     MemoryAlarm,
 }
@@ -105,6 +108,16 @@ const SCENARIOS: &[Scenario] = &[
         name: "two-copies-killed-repeatedly",
         fault: Fault::CopiesKilledRepeatedly,
         copies: 2,
+    },
+    Scenario {
+        name: "two-copies",
+        fault: Fault::None,
+        copies: 2,
+    },
+    Scenario {
+        name: "three-copies",
+        fault: Fault::None,
+        copies: 3,
     },
     Scenario {
         name: "memory-alarm",
@@ -290,7 +303,7 @@ async fn scenario_run(
         scenario.name,
         fault_over.elapsed().as_secs_f64()
     );
-    let drained_in = drain(&pool, orders as i64).await?;
+    let drained_in = drain(&pool, rabbit, &namespace, orders as i64).await?;
     // Settled: nothing left in flight anywhere, every worker ready.
     settle(&pool, rabbit, &namespace).await?;
     fleet.wait_ready(&client, Duration::from_secs(30)).await?;
@@ -404,6 +417,7 @@ async fn inject(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
+        Fault::None => {}
         Fault::MemoryAlarm => {
             rabbit.set_memory_watermark(0.000_001)?;
             let raised = Instant::now();
@@ -431,15 +445,50 @@ async fn inject(
     Ok(observed)
 }
 
-/// Waits until every order reached its end state; how long it took.
-async fn drain(pool: &sqlx::PgPool, orders: i64) -> anyhow::Result<Duration> {
+/// How long the system must be at rest (nothing pending, nothing queued) with orders not
+/// done before the suite stops waiting for them: nothing will move them any more.
+const AT_REST_FOR: Duration = Duration::from_secs(15);
+
+/// Waits until every order reached its end state, or the system is at rest without them
+/// (then the checks say which), at most [`DRAIN_DEADLINE`]; how long it took.
+async fn drain(
+    pool: &sqlx::PgPool,
+    rabbit: &Rabbit,
+    namespace: &str,
+    orders: i64,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut last = (0, 0);
+    let mut resting_since: Option<(Instant, (i64, i64))> = None;
+    let mut looked_at_rest = Instant::now();
     loop {
         // The database may be coming back: a failed read is a "not yet".
         if let Ok(progress) = check::progress(pool).await {
             last = progress;
             if progress.1 >= orders {
+                return Ok(started.elapsed());
+            }
+        }
+        // Every few seconds (rabbitmqctl is not cheap): is anything still moving?
+        if looked_at_rest.elapsed() > Duration::from_secs(3) {
+            looked_at_rest = Instant::now();
+            let at_rest = check::outbox_pending(pool).await.is_ok_and(|n| n == 0)
+                && rabbit
+                    .queue_depths(namespace)
+                    .is_ok_and(|q| check::queues_not_empty(&q, namespace).is_empty());
+            resting_since = match resting_since {
+                Some((since, seen)) if at_rest && seen == last => Some((since, seen)),
+                _ if at_rest => Some((Instant::now(), last)),
+                _ => None,
+            };
+            if let Some((since, _)) = resting_since
+                && since.elapsed() > AT_REST_FOR
+            {
+                eprintln!(
+                    "[chaos] at rest for {} s with {} of {orders} orders done",
+                    AT_REST_FOR.as_secs(),
+                    last.1
+                );
                 return Ok(started.elapsed());
             }
         }
@@ -462,14 +511,11 @@ async fn settle(pool: &sqlx::PgPool, rabbit: &Rabbit, namespace: &str) -> anyhow
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         let pending = check::outbox_pending(pool).await.unwrap_or(1);
-        let busy = rabbit
-            .queue_depths(namespace)?
-            .iter()
-            .any(|(name, n)| *n > 0 && !name.contains(".out."));
+        let busy = !check::queues_not_empty(&rabbit.queue_depths(namespace)?, namespace).is_empty();
         if pending == 0 && !busy {
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     Ok(())
 }
