@@ -275,8 +275,11 @@ impl Rabbit {
         Ok(())
     }
 
-    /// Messages ready or unacknowledged per queue whose name starts with `prefix`.
-    pub(crate) fn queue_depths(&self, prefix: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    /// Messages ready or unacknowledged per queue of `namespace` (`<namespace>.<queue>`; not
+    /// a namespace that merely starts the same: `chaos-two-copies` is not
+    /// `chaos-two-copies-killed-repeatedly`).
+    pub(crate) fn queue_depths(&self, namespace: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let prefix = format!("{namespace}.");
         let out = run(self.command("rabbitmqctl").args([
             "-n",
             &self.node,
@@ -292,7 +295,7 @@ impl Rabbit {
                 let mut parts = l.split_whitespace();
                 let name = parts.next()?;
                 let messages = parts.next()?.parse().ok()?;
-                name.starts_with(prefix)
+                name.starts_with(&prefix)
                     .then(|| (name.to_owned(), messages))
             })
             .collect())
