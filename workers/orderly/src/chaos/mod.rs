@@ -305,7 +305,7 @@ async fn scenario_run(
     );
     let drained_in = drain(&pool, rabbit, &namespace, orders as i64).await?;
     // Settled: nothing left in flight anywhere, every worker ready.
-    settle(&pool, rabbit, &namespace).await?;
+    settle(&pool, rabbit, &namespace).await;
     fleet.wait_ready(&client, Duration::from_secs(30)).await?;
     let queues = rabbit.queue_depths(&namespace)?;
     let mut verdicts = check::all(&pool, &database_url, orders as i64, &queues, &namespace).await?;
@@ -472,10 +472,7 @@ async fn drain(
         // Every few seconds (rabbitmqctl is not cheap): is anything still moving?
         if looked_at_rest.elapsed() > Duration::from_secs(3) {
             looked_at_rest = Instant::now();
-            let at_rest = check::outbox_pending(pool).await.is_ok_and(|n| n == 0)
-                && rabbit
-                    .queue_depths(namespace)
-                    .is_ok_and(|q| check::queues_not_empty(&q, namespace).is_empty());
+            let at_rest = at_rest(pool, rabbit, namespace).await;
             resting_since = match resting_since {
                 Some((since, seen)) if at_rest && seen == last => Some((since, seen)),
                 _ if at_rest => Some((Instant::now(), last)),
@@ -507,17 +504,20 @@ async fn drain(
 
 /// Waits (up to 60 s) until no outbox row is pending and no work queue holds a message, so
 /// the checks see a system at rest; the checks say what did not settle.
-async fn settle(pool: &sqlx::PgPool, rabbit: &Rabbit, namespace: &str) -> anyhow::Result<()> {
+async fn settle(pool: &sqlx::PgPool, rabbit: &Rabbit, namespace: &str) {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let pending = check::outbox_pending(pool).await.unwrap_or(1);
-        let busy = !check::queues_not_empty(&rabbit.queue_depths(namespace)?, namespace).is_empty();
-        if pending == 0 && !busy {
-            return Ok(());
-        }
+    while started.elapsed() < Duration::from_secs(60) && !at_rest(pool, rabbit, namespace).await {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    Ok(())
+}
+
+/// Nothing pending in any outbox and nothing queued for a worker or the carrier (a failed
+/// read, of a database or broker coming back, counts as not at rest).
+async fn at_rest(pool: &sqlx::PgPool, rabbit: &Rabbit, namespace: &str) -> bool {
+    check::outbox_pending(pool).await.is_ok_and(|n| n == 0)
+        && rabbit
+            .queue_depths(namespace)
+            .is_ok_and(|q| check::queues_not_empty(&q, namespace).is_empty())
 }
 
 fn render(outcomes: &[Outcome], took: Duration) -> String {
