@@ -208,7 +208,8 @@ impl Publisher {
             return self.publish(&self.current().1, &message_type, &body).await;
         };
         let started = Instant::now();
-        let mut pause = Duration::from_millis(100);
+        // The runtime's reconnect back-off (100 ms … 10 s, jittered), as the workers use.
+        let mut pauses = orderly_runtime::retry::reconnect_backoff();
         loop {
             let (generation, channel) = self.current();
             let failure = match self.publish(&channel, &message_type, &body).await {
@@ -222,8 +223,7 @@ impl Publisher {
                 )));
             }
             tracing::debug!(error = %failure, "{message_type} not confirmed; sending it again");
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(2));
+            tokio::time::sleep(pauses.next().unwrap_or(Duration::from_secs(1))).await;
             self.renew(reconnect, generation, &channel).await;
         }
     }
