@@ -8,7 +8,7 @@ pub mod http;
 
 use std::time::Duration;
 
-use lapin::{BasicProperties, Channel, Connection, options::*, types::FieldTable};
+use lapin::{BasicProperties, Channel, Connection, options::*};
 use orderly_contracts::{Envelope, Message};
 use orderly_runtime::{
     Handler, HandlerContext, HandlerError, Incoming, LockKey, Settings,
@@ -212,7 +212,8 @@ impl TestEnv {
             .execute(&pool)
             .await?;
         sqlx::raw_sql(
-            "create table probe.effects (message_id uuid not null, n int not null);
+            "create table probe.effects (message_id uuid not null, n int not null,
+                                         seq bigint generated always as identity);
              create table probe.attempts (message_id uuid not null, attempt int not null);
              create table probe.switches (name text primary key);
              create table probe.counters (id bigint primary key, n int not null);",
@@ -243,6 +244,7 @@ impl TestEnv {
                 kind: QueueKind::Worker {
                     delivery_limit: consumer.delivery_limit,
                     delay_queues: orderly_runtime::retry::RetryPolicy::from(&retry).delay_queues(),
+                    partitions: consumer.partitions,
                 },
             },
             QueueSpec {
@@ -281,6 +283,46 @@ impl TestEnv {
         Ok(env.message_id)
     }
 
+    /// Publishes probes, each about its flow (the correlation id, also as the AMQP property,
+    /// as Orderly's relays publish), all at once, then waits for every confirm; returns their
+    /// message ids.
+    pub async fn publish_probes_in(
+        &self,
+        probes: Vec<(String, Probe)>,
+    ) -> anyhow::Result<Vec<Uuid>> {
+        let mut ids = Vec::new();
+        let mut confirms = Vec::new();
+        for (flow, probe) in probes {
+            let env = Envelope::new("test", flow.clone(), probe);
+            ids.push(env.message_id);
+            confirms.push(
+                self.channel
+                    .basic_publish(
+                        self.names.events_exchange().into(),
+                        PROBE_TYPE.into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &env.to_json(),
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_message_id(env.message_id.to_string().into())
+                            .with_correlation_id(flow.into()),
+                    )
+                    .await?,
+            );
+        }
+        for confirm in confirms {
+            let confirm = confirm.await?;
+            anyhow::ensure!(
+                matches!(confirm, lapin::Confirmation::Ack(None)),
+                "publish not confirmed: {confirm:?}"
+            );
+        }
+        Ok(ids)
+    }
+
     /// Publishes raw bytes to the events exchange under `routing_key`, confirmed.
     pub async fn publish_raw(
         &self,
@@ -313,21 +355,20 @@ impl TestEnv {
         Ok(())
     }
 
-    /// Messages ready in a queue (full name).
+    /// Messages ready in a queue (full name); for a worker's queue (`<ns>.probe`), in all
+    /// its partitions.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
-        let ch = self.connection.create_channel().await?;
-        let q = ch
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let _ = ch.close(200, "ok".into()).await;
-        Ok(q.message_count())
+        let queues = self
+            .specs
+            .iter()
+            .find_map(|spec| match spec.kind {
+                QueueKind::Worker { partitions, .. } if self.names.queue(&spec.name) == queue => {
+                    Some(self.names.partition_queues(&spec.name, partitions))
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| vec![queue.to_owned()]);
+        orderly_runtime::testing::messages_in(&self.connection, queues).await
     }
 
     /// How many effect rows the probe wrote for `id`.

@@ -527,7 +527,7 @@ async fn analytics_equal_the_figures_of_the_orders_placed_and_survive_replayed_e
     // The same events again, to the api worker alone: new ids, newest first, one of them
     // twice (the same copy, its id and all). Nothing may move.
     let mut replayed = BTreeSet::new();
-    let target = world.names.queue(orderly_api::NAME);
+    let target = world.names.partition_exchange(orderly_api::NAME);
     let mut copies: Vec<RawEnvelope> = replay
         .iter()
         .rev()
@@ -545,12 +545,13 @@ async fn analytics_equal_the_figures_of_the_orders_placed_and_survive_replayed_e
         world
             .channel
             .basic_publish(
-                "".into(),
                 target.as_str().into(),
+                "".into(),
                 BasicPublishOptions::default(),
                 &serde_json::to_vec(copy)?,
                 BasicProperties::default()
                     .with_content_type("application/json".into())
+                    .with_correlation_id(copy.correlation_id.as_str().into())
                     .with_message_id(copy.message_id.to_string().into())
                     .with_type(copy.message_type.clone().into()),
             )

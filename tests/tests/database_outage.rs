@@ -25,6 +25,7 @@ async fn a_database_outage_pauses_the_worker_without_spending_retries() -> anyho
             concurrency: 2,
             batch_size: 4,
             delivery_limit: 5,
+            ..ConsumerSettings::default()
         },
     )
     .await?;

@@ -27,25 +27,47 @@ fn broker_definitions_match_the_topology_the_workers_declare() {
 #[test]
 fn every_worker_queue_has_a_delivery_limit_and_a_dead_letter_queue() {
     let settings = Settings::default();
-    let defs = topology::definitions(
-        &Names::new("orderly"),
-        &topology::standard_specs(&settings),
-        "/",
-    );
+    let names = Names::new("orderly");
+    let defs = topology::definitions(&names, &topology::standard_specs(&settings), "/");
     let queues = defs["queues"].as_array().expect("queues");
+    let find = |name: &str| {
+        queues
+            .iter()
+            .find(|q| q["name"] == name)
+            .unwrap_or_else(|| panic!("{name} declared"))
+    };
     for route in orderly_contracts::routing::routes() {
         let name = format!("orderly.{}", route.queue);
-        let q = queues
-            .iter()
-            .find(|q| q["name"] == name.as_str())
-            .expect("declared");
-        assert_eq!(q["arguments"]["x-queue-type"], "quorum", "{name}");
         if matches!(route.kind, orderly_contracts::routing::QueueKind::Worker) {
+            // A worker's input: partitions behind a consistent-hash exchange (decision 0016).
+            let partitions = settings.consumer_for(route.queue).partitions;
+            assert!(partitions >= 1);
+            for partition in names.partition_queues(route.queue, partitions) {
+                let q = find(&partition);
+                assert_eq!(q["arguments"]["x-queue-type"], "quorum", "{partition}");
+                assert_eq!(
+                    q["arguments"]["x-single-active-consumer"], true,
+                    "{partition} has one active consumer"
+                );
+                assert!(
+                    q["arguments"]["x-delivery-limit"]
+                        .as_u64()
+                        .is_some_and(|n| n > 0),
+                    "{partition}"
+                );
+            }
+            let exchange = names.partition_exchange(route.queue);
             assert!(
-                q["arguments"]["x-delivery-limit"]
-                    .as_u64()
-                    .is_some_and(|n| n > 0),
-                "{name}"
+                defs["exchanges"]
+                    .as_array()
+                    .expect("exchanges")
+                    .iter()
+                    .any(|x| {
+                        x["name"] == exchange.as_str()
+                            && x["type"] == "x-consistent-hash"
+                            && x["arguments"]["hash-property"] == "correlation_id"
+                    }),
+                "{exchange} hashes the correlation id"
             );
             assert!(
                 queues
@@ -54,6 +76,8 @@ fn every_worker_queue_has_a_delivery_limit_and_a_dead_letter_queue() {
                 "{name} has a DLQ"
             );
         } else {
+            let q = find(&name);
+            assert_eq!(q["arguments"]["x-queue-type"], "quorum", "{name}");
             assert!(
                 q["arguments"]["x-max-length"].as_u64().is_some(),
                 "{name} is length-limited"

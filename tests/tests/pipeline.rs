@@ -564,11 +564,17 @@ async fn three_hundred_orders_for_a_hundred_units_with_two_inventory_copies() ->
 {
     const PEN: &str = "PEN-FOUNT-M";
     // No carrier: nothing leaves a warehouse, so what is reserved stays reserved.
-    let mut p = Pipeline::start(false, None).await?;
-    let mut second = p.world.host();
+    // Two numbered inventory copies, so that each takes its share of the partitions at once.
+    let mut world = World::new().await?;
+    let mut inventory = world.settings.consumer_for("inventory");
+    inventory.copy = Some("1/2".into());
+    world.settings.workers.insert("inventory".into(), inventory);
+    // The second first: a numbered copy takes over a partition its copy leaves alone for 5 s.
+    let mut second = world.copy_host(2, 2);
     second
         .start_worker("inventory", orderly_inventory::InventoryHandler::new())
         .await?;
+    let mut p = Pipeline::start_on(world, false, None).await?;
     for (warehouse, units) in [("berlin-1", 60), ("amsterdam-1", 40)] {
         p.publisher
             .send(&envelope(
@@ -659,6 +665,7 @@ async fn three_hundred_orders_for_a_hundred_units_with_two_inventory_copies() ->
 struct Chaos<H> {
     inner: H,
     worker: &'static str,
+    /// Where a duplicate goes: the worker's partition exchange (to the original's partition).
     queue: String,
     channel: lapin::Channel,
     seed: u64,
@@ -778,7 +785,7 @@ impl<H: Handler> Chaos<H> {
         Self {
             inner,
             worker,
-            queue: world.names.queue(worker),
+            queue: world.names.partition_exchange(worker),
             channel,
             seed,
             record,
@@ -820,11 +827,12 @@ impl<H: Handler> Chaos<H> {
             let confirm = self
                 .channel
                 .basic_publish(
-                    "".into(),
                     self.queue.as_str().into(),
+                    "".into(),
                     BasicPublishOptions::default(),
                     &body,
-                    lapin::BasicProperties::default(),
+                    lapin::BasicProperties::default()
+                        .with_correlation_id(msg.envelope.correlation_id.as_str().into()),
                 )
                 .await
                 .map_err(HandlerError::transient)?;

@@ -68,6 +68,7 @@ async fn sigterm_finishes_messages_in_hand_redelivers_nothing_and_exits_zero() -
         concurrency: 2,
         batch_size: 1,
         delivery_limit: 5,
+        ..ConsumerSettings::default()
     };
     let env = TestEnv::new(TestEnv::fast_retry(3), consumer.clone()).await?;
     let mut ids = Vec::new();
@@ -136,6 +137,7 @@ async fn broker_connections_closed_mid_stream_every_message_handled_exactly_once
         concurrency: 2,
         batch_size: 8,
         delivery_limit: 10,
+        ..ConsumerSettings::default()
     };
     let env = TestEnv::new(TestEnv::fast_retry(3), consumer.clone()).await?;
     let mut worker = spawn_worker(&env, &consumer)?;
@@ -189,6 +191,119 @@ async fn broker_connections_closed_mid_stream_every_message_handled_exactly_once
     sigterm(&worker)?;
     assert!(
         tokio::time::timeout(DEADLINE, worker.wait())
+            .await??
+            .success()
+    );
+    env.cleanup().await
+}
+
+/// Consumers on the probe worker's least-subscribed partition, stand-bys included (every
+/// copy subscribes to all). The AMQP declare counts a single-active-consumer queue's
+/// active consumer only, so this asks `rabbitmqctl`, as an operator would.
+async fn copies_subscribed(env: &TestEnv, consumer: &ConsumerSettings) -> anyhow::Result<u32> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(["-q", "list_queues", "name", "consumers"])
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "rabbitmqctl list_queues failed");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let mut fewest = u32::MAX;
+    for queue in env.names.partition_queues(PROBE, consumer.partitions) {
+        let consumers = listed
+            .lines()
+            .find_map(|line| {
+                let (name, n) = line.split_once('\t')?;
+                (name == queue).then(|| n.trim().parse::<u32>().ok())?
+            })
+            .unwrap_or(0);
+        fewest = fewest.min(consumers);
+    }
+    Ok(fewest)
+}
+
+/// Two copies of a worker, the one handling everything killed mid-stream: each flow's
+/// messages (one order's) are still handled once each and in the order they were published,
+/// because a partition has one active consumer and the stand-by takes over in order
+/// (decision 0016). On one shared queue the two copies would handle a flow's messages side
+/// by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_handle_each_flow_in_publication_order_across_a_kill() -> anyhow::Result<()> {
+    const FLOWS: u32 = 12;
+    const STEPS: u32 = 10;
+    let consumer = ConsumerSettings {
+        prefetch: 32,
+        concurrency: 4,
+        batch_size: 4,
+        delivery_limit: 10,
+        ..ConsumerSettings::default()
+    };
+    let env = TestEnv::new(TestEnv::fast_retry(3), consumer.clone()).await?;
+    let mut first = spawn_worker(&env, &consumer)?;
+    wait_until(
+        "the first copy consumes every partition",
+        DEADLINE,
+        || async { Ok(copies_subscribed(&env, &consumer).await? >= 1) },
+    )
+    .await?;
+    let mut second = spawn_worker(&env, &consumer)?;
+    wait_until(
+        "the second copy stands by on every partition",
+        DEADLINE,
+        || async { Ok(copies_subscribed(&env, &consumer).await? >= 2) },
+    )
+    .await?;
+
+    // Everything at once, so that a second consumer of a flow's queue would be handed the
+    // flow's next message while the first still handles the one before.
+    let probes = (0..STEPS)
+        .flat_map(|step| {
+            (0..FLOWS).map(move |flow| {
+                let probe = Probe {
+                    n: flow * 100 + step,
+                    sleep_ms: 20,
+                    ..Probe::default()
+                };
+                (format!("flow-{flow}"), probe)
+            })
+        })
+        .collect();
+    let ids = env.publish_probes_in(probes).await?;
+    wait_until("a quarter handled", DEADLINE, || async {
+        Ok(count(&env, "effects").await? >= i64::from(FLOWS * STEPS / 4))
+    })
+    .await?;
+    first.start_kill()?;
+    first.wait().await?;
+    assert!(
+        count(&env, "effects").await? < i64::from(FLOWS * STEPS),
+        "the kill happened mid-stream"
+    );
+    let total = i64::from(FLOWS * STEPS);
+    wait_until("every message handled", DEADLINE, || async {
+        Ok(count(&env, "effects").await? >= total)
+    })
+    .await?;
+    for id in &ids {
+        assert_eq!(env.effects(*id).await?, 1, "message {id} took effect once");
+    }
+    let handled: Vec<i32> = sqlx::query_scalar("select n from probe.effects order by seq")
+        .fetch_all(&env.pool)
+        .await?;
+    for flow in 0..FLOWS {
+        let steps: Vec<i32> = handled
+            .iter()
+            .filter(|n| **n as u32 / 100 == flow)
+            .map(|n| n % 100)
+            .collect();
+        let published: Vec<i32> = (0..STEPS as i32).collect();
+        assert_eq!(
+            steps, published,
+            "flow-{flow} was handled in publication order"
+        );
+    }
+    sigterm(&second)?;
+    assert!(
+        tokio::time::timeout(DEADLINE, second.wait())
             .await??
             .success()
     );

@@ -22,6 +22,7 @@ fn consumer() -> ConsumerSettings {
         concurrency: 2,
         batch_size: 8,
         delivery_limit: 5,
+        ..ConsumerSettings::default()
     }
 }
 
@@ -464,6 +465,7 @@ async fn a_failure_inside_a_batch_does_not_take_its_neighbours_down() -> anyhow:
             concurrency: 1,
             batch_size: 32,
             delivery_limit: 5,
+            ..ConsumerSettings::default()
         },
     )
     .await?;
@@ -541,6 +543,7 @@ async fn batches_touching_the_same_rows_in_any_order_never_deadlock() -> anyhow:
             concurrency: 4,
             batch_size: 8,
             delivery_limit: 5,
+            ..ConsumerSettings::default()
         },
     )
     .await?;

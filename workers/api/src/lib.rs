@@ -235,6 +235,10 @@ pub async fn start(
         operations: operations::BrokerAccess {
             url: host.settings().broker_url.clone(),
             names: host.names().clone(),
+            partitions: orderly_contracts::routing::routes()
+                .iter()
+                .map(|r| (r.queue, host.settings().consumer_for(r.queue).partitions))
+                .collect(),
         },
         health: host.health(),
         console: http::console::ConsoleConfig {

@@ -20,6 +20,8 @@ use orderly_runtime::dlq::{DeadLetter, DeadLetters};
 pub(crate) struct BrokerAccess {
     pub(crate) url: String,
     pub(crate) names: Names,
+    /// Partitions of each worker's queue, by its name (as the settings declare them).
+    pub(crate) partitions: std::collections::BTreeMap<&'static str, u16>,
 }
 
 /// One queue as the broker reports it.
@@ -29,9 +31,10 @@ pub(crate) struct QueueState {
     pub(crate) queue: &'static str,
     /// A worker's queue (else one for a consumer outside Orderly).
     pub(crate) worker: bool,
-    /// Messages waiting (ready; not those being handled).
+    /// Messages waiting (ready; not those being handled), in all partitions.
     pub(crate) waiting: Option<u32>,
-    /// Consumers attached: 0 on a worker queue means the worker is not running.
+    /// Consumers attached; for a worker, its partitions' active consumers (the broker counts
+    /// a single-active-consumer queue's stand-bys apart): 0 means the worker is not running.
     pub(crate) consumers: Option<u32>,
     /// Messages in its dead-letter queue (worker queues).
     pub(crate) dead: Option<u32>,
@@ -65,8 +68,25 @@ impl BrokerAccess {
         let mut out = Vec::new();
         for route in routing::routes() {
             let worker = route.kind == QueueKind::Worker;
-            let (main, ch) = count(&connection, channel, &self.names.queue(route.queue)).await?;
-            channel = ch;
+            let main = if worker {
+                // A partition reports its active consumer only: the least of them says
+                // whether every partition is being consumed.
+                let partitions = self.partitions.get(route.queue).copied().unwrap_or(1);
+                let mut total: Option<(u32, u32)> = Some((0, u32::MAX));
+                for queue in self.names.partition_queues(route.queue, partitions) {
+                    let (part, ch) = count(&connection, channel, &queue).await?;
+                    channel = ch;
+                    total = total
+                        .zip(part)
+                        .map(|((m, c), (pm, pc))| (m + pm, c.min(pc)));
+                }
+                total
+            } else {
+                let (main, ch) =
+                    count(&connection, channel, &self.names.queue(route.queue)).await?;
+                channel = ch;
+                main
+            };
             let dead = if worker {
                 let (dead, ch) = count(
                     &connection,

@@ -361,9 +361,10 @@ async fn never_oversells_with_two_workers_and_serves_the_oldest_backorders_first
 -> anyhow::Result<()> {
     const SKU: &str = "HOT-ITEM-1";
     let world = World::new().await?;
-    let mut first = world.host();
+    // Numbered copies, so that each takes its share of the partitions at once.
+    let mut first = world.copy_host(1, 2);
     first.start_worker(NAME, InventoryHandler::new()).await?;
-    let mut second = world.host();
+    let mut second = world.copy_host(2, 2);
     second.start_worker(NAME, InventoryHandler::new()).await?;
     let pool = world.pool(NAME).await?;
     let mut tap = world
@@ -965,9 +966,10 @@ async fn the_consistency_check_names_what_is_wrong() -> anyhow::Result<()> {
 async fn multi_sku_orders_racing_in_two_workers_never_oversell() -> anyhow::Result<()> {
     const SKUS: [&str; 4] = ["A-1", "B-2", "C-3", "D-4"];
     let world = World::new().await?;
-    let mut first = world.host();
+    // Numbered copies, so that each takes its share of the partitions at once.
+    let mut first = world.copy_host(1, 2);
     first.start_worker(NAME, InventoryHandler::new()).await?;
-    let mut second = world.host();
+    let mut second = world.copy_host(2, 2);
     second.start_worker(NAME, InventoryHandler::new()).await?;
     let pool = world.pool(NAME).await?;
     let mut tap = world

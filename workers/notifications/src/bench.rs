@@ -126,6 +126,7 @@ pub async fn run(settings: &Settings, events: usize) -> anyhow::Result<Figures> 
         concurrency: 4,
         batch_size: 128,
         delivery_limit: 10,
+        ..ConsumerSettings::default()
     };
     settings.relay.batch_size = 512;
     let names = Names::new(settings.namespace.clone());

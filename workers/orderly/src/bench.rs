@@ -123,6 +123,7 @@ pub(crate) async fn runtime(
         concurrency: 4,
         batch_size: 128,
         delivery_limit: 10,
+        ..ConsumerSettings::default()
     };
     settings.relay.batch_size = 512;
     let pool = db::connect(&settings.database_url, "bench", 8).await?;
@@ -147,6 +148,7 @@ pub(crate) async fn runtime(
             kind: QueueKind::Worker {
                 delivery_limit: 10,
                 delay_queues: 2,
+                partitions: settings.consumer.partitions,
             },
         },
         QueueSpec {

@@ -333,11 +333,15 @@ pub(crate) async fn topology(settings: &Settings, definitions: bool) -> anyhow::
     Host::new(settings.clone()).declare(&specs).await?;
     let names = Names::new(settings.namespace.clone());
     for spec in &specs {
-        println!(
-            "{:<40} {}",
-            names.queue(&spec.name),
-            spec.bindings.join(", ")
-        );
+        let queue = match spec.kind {
+            topology::QueueKind::Worker { partitions, .. } => format!(
+                "{} (p0..p{})",
+                names.partition_exchange(&spec.name),
+                partitions.saturating_sub(1)
+            ),
+            topology::QueueKind::Outbound { .. } => names.queue(&spec.name),
+        };
+        println!("{queue:<48} {}", spec.bindings.join(", "));
     }
     Ok(())
 }

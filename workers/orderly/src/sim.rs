@@ -202,17 +202,29 @@ impl Publisher {
         let body = serde_json::to_vec(envelope)?;
         let raw = decode_raw(&body)?;
         let message_type = raw.message_type.clone();
+        // The AMQP properties as Orderly's relays set them: the workers' partitions hash
+        // the correlation id, and tools read the id.
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_type(message_type.as_str().into())
+            .with_message_id(raw.message_id.to_string().into())
+            .with_correlation_id(raw.correlation_id.as_str().into());
         orderly_contracts::catalog::validate_any(raw)
             .map_err(|e| anyhow::anyhow!("simulator built an invalid {message_type}: {e}"))?;
         let Some(reconnect) = &self.reconnect else {
-            return self.publish(&self.current().1, &message_type, &body).await;
+            return self
+                .publish(&self.current().1, &message_type, &body, &properties)
+                .await;
         };
         let started = Instant::now();
         // The runtime's reconnect back-off (100 ms … 10 s, jittered), as the workers use.
         let mut pauses = orderly_runtime::retry::reconnect_backoff();
         loop {
             let (generation, channel) = self.current();
-            let failure = match self.publish(&channel, &message_type, &body).await {
+            let failure = match self
+                .publish(&channel, &message_type, &body, &properties)
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -261,6 +273,7 @@ impl Publisher {
         channel: &Channel,
         message_type: &str,
         body: &[u8],
+        properties: &BasicProperties,
     ) -> anyhow::Result<()> {
         let confirm = channel
             .basic_publish(
@@ -271,9 +284,7 @@ impl Publisher {
                     ..BasicPublishOptions::default()
                 },
                 body,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_type(message_type.into()),
+                properties.clone(),
             )
             .await?
             .await?;

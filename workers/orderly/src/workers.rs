@@ -198,7 +198,7 @@ mod tests {
         for worker in BUILT_IN {
             if worker.has_queue() {
                 assert!(
-                    k8s.contains(&format!("queueName: orderly.{},", worker.name)),
+                    k8s.contains(&format!(r"queueName: orderly\.{}\.p[0-9]+,", worker.name)),
                     "deploy/k8s/workers.yaml scales `{}` on its queue depth",
                     worker.name
                 );

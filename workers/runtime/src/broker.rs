@@ -71,6 +71,25 @@ impl Names {
         format!("{}.{queue}", self.namespace)
     }
 
+    /// The consistent-hash exchange in front of a worker's partitions: bound to the events
+    /// exchange for each type the worker consumes, it routes a message to one partition by
+    /// its correlation id. Retries and replays come back through it.
+    pub fn partition_exchange(&self, queue: &str) -> String {
+        format!("{}.{queue}.partitions", self.namespace)
+    }
+
+    /// Partition `index` (from 0) of a worker's queue.
+    pub fn partition_queue(&self, queue: &str, index: u16) -> String {
+        format!("{}.{queue}.p{index}", self.namespace)
+    }
+
+    /// Every partition of a worker's queue split `partitions` ways.
+    pub fn partition_queues(&self, queue: &str, partitions: u16) -> Vec<String> {
+        (0..partitions)
+            .map(|p| self.partition_queue(queue, p))
+            .collect()
+    }
+
     /// The dead-letter queue of a consumer queue.
     pub fn dead_letter_queue(&self, queue: &str) -> String {
         format!("{}.{queue}.dlq", self.namespace)

@@ -76,10 +76,15 @@ pub enum QueueType {
     Classic,
 }
 
+/// Most partitions a worker's queue may have (each is a queue on the broker, a Raft group
+/// for a quorum queue).
+pub const MAX_PARTITIONS: u16 = 64;
+
 /// How one worker consumes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConsumerSettings {
-    /// Unacknowledged deliveries the broker may push to this process (basic.qos).
+    /// Unacknowledged deliveries the broker may push to this process (basic.qos), shared
+    /// evenly by its partitions' subscriptions.
     pub prefetch: u16,
     /// Batches handled at the same time, each in its own database transaction.
     pub concurrency: usize,
@@ -88,6 +93,41 @@ pub struct ConsumerSettings {
     /// Deliveries of one message before the broker dead-letters it by itself (a message
     /// that crashes the process every time). Quorum queue `x-delivery-limit`.
     pub delivery_limit: u32,
+    /// Queues the worker's input is split into by correlation id (everything about one
+    /// order lands in one), each with a single active consumer, so copies of a worker
+    /// never handle one order's messages side by side or out of order (decision 0016).
+    /// More partitions let more copies share the work; changing it moves some orders to
+    /// another partition, so change it with the worker's queues drained.
+    #[serde(default = "default_partitions")]
+    pub partitions: u16,
+    /// Which copy of the worker this process is, `"i/n"` (from 1), where copies are
+    /// numbered (a StatefulSet's ordinal, the fault suite's copies): it takes the partitions
+    /// `p` with `p % n == i - 1` at once, and the others as a stand-by behind whoever consumes
+    /// them, or alone once nobody has for 5 s. Unset: first the partitions nobody consumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<String>,
+}
+
+impl ConsumerSettings {
+    /// `copy` as (index from 0, number of copies), or why it is not `i/n` with 1 ≤ i ≤ n.
+    pub fn copy_of(&self) -> Result<Option<(u16, u16)>, String> {
+        let Some(copy) = &self.copy else {
+            return Ok(None);
+        };
+        let parsed = copy.split_once('/').and_then(|(i, n)| {
+            Some((i.trim().parse::<u16>().ok()?, n.trim().parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((i, n)) if i >= 1 && i <= n => Ok(Some((i - 1, n))),
+            _ => Err(format!(
+                "copy is `{copy}`; it must be `i/n`, this process's number i from 1 to the n copies"
+            )),
+        }
+    }
+}
+
+fn default_partitions() -> u16 {
+    4
 }
 
 impl Default for ConsumerSettings {
@@ -97,6 +137,8 @@ impl Default for ConsumerSettings {
             concurrency: 4,
             batch_size: 32,
             delivery_limit: 10,
+            partitions: default_partitions(),
+            copy: None,
         }
     }
 }
@@ -241,6 +283,15 @@ impl Settings {
             if c.prefetch == 0 || c.concurrency == 0 || c.batch_size == 0 || c.delivery_limit == 0 {
                 return Err(ConfigError(format!(
                     "{name}: prefetch, concurrency, batch_size and delivery_limit must be positive"
+                )));
+            }
+            if let Err(why) = c.copy_of() {
+                return Err(ConfigError(format!("{name}.{why}")));
+            }
+            if !(1..=MAX_PARTITIONS).contains(&c.partitions) {
+                return Err(ConfigError(format!(
+                    "{name}.partitions is {}; it must be 1 to {MAX_PARTITIONS}",
+                    c.partitions
                 )));
             }
         }
@@ -464,6 +515,28 @@ mod tests {
         s.namespace = "ok".into();
         s.consumer.prefetch = 0;
         assert!(s.validate().unwrap_err().to_string().contains("prefetch"));
+        s.consumer.prefetch = 1;
+        s.consumer.partitions = 0;
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("consumer.partitions is 0")
+        );
+        s.consumer.partitions = 4;
+        for bad in ["0/2", "3/2", "two", "1/"] {
+            s.consumer.copy = Some(bad.into());
+            assert!(
+                s.validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains(&format!("consumer.copy is `{bad}`")),
+                "{bad}"
+            );
+        }
+        s.consumer.copy = Some("2/3".into());
+        assert_eq!(s.consumer.copy_of(), Ok(Some((1, 3))));
+        assert!(s.validate().is_ok());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The consumer: deliveries in, exactly-once effects, acknowledgements out.
 //!
 //! # The cycle
-//! 1. Take deliveries as the broker pushes them (up to `prefetch` unacknowledged), decode
+//! 1. Take deliveries as the broker pushes them from the worker's partitions this copy is the
+//!    active consumer of (up to `prefetch` unacknowledged; see [`crate::topology`]), decode
 //!    each envelope and put it in one of `concurrency` lanes by its correlation id, so that
 //!    the messages of one flow (everything about one order) share a lane and stay in arrival
 //!    order. Each lane runs one batch (up to `batch_size` of its deliveries) at a time; lanes
@@ -259,6 +260,37 @@ impl<H: Handler> Consumer<H> {
 /// session abandons them (their deliveries come back from the broker).
 const LOST_CONNECTION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a numbered copy leaves a partition that is not its own to the copy it belongs
+/// to before taking it itself.
+const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often a session looks again at the partitions it left for later.
+const LATER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A session's subscriptions to its worker's partitions.
+struct Subscriptions {
+    session: Uuid,
+    /// Consumer tags, to cancel on shutdown.
+    tags: Vec<String>,
+    /// Every subscription's deliveries, as one stream.
+    streams: futures_util::stream::SelectAll<lapin::Consumer>,
+    /// Partitions not subscribed yet (another numbered copy's), since when nobody took them.
+    later: Vec<(String, Instant)>,
+}
+
+/// Active consumers of `queue` as the broker's declare reports them (a single-active-consumer
+/// queue counts its active one only, not its stand-bys).
+async fn active_consumers(channel: &Channel, queue: &str) -> lapin::Result<u32> {
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..lapin::options::QueueDeclareOptions::default()
+    };
+    Ok(channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await?
+        .consumer_count())
+}
+
 impl<H: Handler> Inner<H> {
     async fn session(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<SessionEnd> {
         let connection = broker::connect(
@@ -267,24 +299,21 @@ impl<H: Handler> Inner<H> {
         )
         .await?;
         let channel = connection.create_channel().await?;
+        // Quorum queues take no channel-wide prefetch: each partition's subscription gets its
+        // share of the worker's.
+        let partitions = self.settings.partitions.max(1);
+        let per_partition = self.settings.prefetch.div_ceil(partitions).max(1);
         channel
-            .basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .basic_qos(per_partition, BasicQosOptions::default())
             .await?;
         let publisher = connection.create_channel().await?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        let tag = format!("{}-{}", self.name, Uuid::now_v7());
-        let mut deliveries = channel
-            .basic_consume(
-                self.names.queue(&self.queue).into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        let mut subscriptions = self.subscribe(&channel, partitions).await?;
+        let mut later = tokio::time::interval(LATER_EVERY);
         self.health.set(&format!("{}.broker", self.name), true);
-        info!(worker = %self.name, queue = %self.names.queue(&self.queue), "consuming");
+        info!(worker = %self.name, partitions, "consuming");
 
         // Lanes: each delivery goes to one of `concurrency` lanes by its correlation id (the
         // messages of one flow, e.g. everything about one order, share it), and each lane runs
@@ -339,7 +368,13 @@ impl<H: Handler> Inner<H> {
                     crashed |= settle(result, &mut running, &mut busy, &mut pending_error);
                     continue;
                 }
-                next = deliveries.next() => next,
+                _ = later.tick(), if !subscriptions.later.is_empty() => {
+                    if let Err(err) = self.subscribe_later(&channel, &mut subscriptions).await {
+                        pending_error = Some(err.into());
+                    }
+                    continue;
+                }
+                next = subscriptions.streams.next(), if !subscriptions.streams.is_empty() => next,
             };
             let mut next = first;
             loop {
@@ -359,7 +394,7 @@ impl<H: Handler> Inner<H> {
                     }
                 }
                 // Take whatever else the broker has already pushed, without waiting.
-                match deliveries.next().now_or_never() {
+                match subscriptions.streams.next().now_or_never() {
                     Some(more) => next = more,
                     None => break,
                 }
@@ -368,10 +403,12 @@ impl<H: Handler> Inner<H> {
 
         if !crashed && pending_error.is_none() {
             // Graceful: stop the flow, then finish what we hold, buffered deliveries included.
-            let _ = channel
-                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-                .await;
-            while let Some(Some(Ok(d))) = deliveries.next().now_or_never() {
+            for tag in &subscriptions.tags {
+                let _ = channel
+                    .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                    .await;
+            }
+            while let Some(Some(Ok(d))) = subscriptions.streams.next().now_or_never() {
                 let item = decode(d, &events_exchange);
                 let lane = lane_of(&item);
                 buffered[lane].push_back(item);
@@ -424,6 +461,99 @@ impl<H: Handler> Inner<H> {
             Some(err) if !shutdown.is_cancelled() => Err(err),
             _ => Ok(SessionEnd::Shutdown),
         }
+    }
+
+    /// Subscribes to the partitions of the worker's queue. Each partition has a single
+    /// active consumer, the first subscribed. Unnumbered copies first take the partitions
+    /// nobody consumes yet, starting at a random one, then queue up behind the others as
+    /// their stand-by: copies started together share the partitions, a copy started later
+    /// stands by until another goes away (RabbitMQ 3.10 never moves an active consumer to a
+    /// newcomer). A numbered copy (`consumer.copy`, `i/n`) takes its own share at once and
+    /// leaves the rest to the copies they belong to: it subscribes to one of those once
+    /// somebody consumes it (as a stand-by) or after [`TAKEOVER_GRACE`] with nobody (its copy
+    /// is not running); [`Inner::subscribe_later`] does that while the session runs.
+    async fn subscribe(&self, channel: &Channel, partitions: u16) -> lapin::Result<Subscriptions> {
+        let copy = self.settings.copy_of().ok().flatten();
+        let queues = self.names.partition_queues(&self.queue, partitions);
+        let start = rand::random_range(0..queues.len());
+        let (mut free, mut taken, mut later) = (Vec::new(), Vec::new(), Vec::new());
+        for (index, queue) in queues
+            .iter()
+            .enumerate()
+            .cycle()
+            .skip(start)
+            .take(queues.len())
+        {
+            let consumers = active_consumers(channel, queue).await?;
+            let own = copy.is_none_or(|(i, n)| index as u16 % n == i);
+            if consumers > 0 {
+                taken.push(queue.clone());
+            } else if own {
+                free.push(queue.clone());
+            } else {
+                later.push((queue.clone(), Instant::now()));
+            }
+        }
+        let mut subscriptions = Subscriptions {
+            session: Uuid::now_v7(),
+            tags: Vec::new(),
+            streams: futures_util::stream::SelectAll::new(),
+            later,
+        };
+        for queue in free.into_iter().chain(taken) {
+            self.subscribe_to(channel, &mut subscriptions, &queue)
+                .await?;
+        }
+        Ok(subscriptions)
+    }
+
+    /// Subscribes to the partitions left for later that somebody now consumes (as their
+    /// stand-by) or that nobody took within [`TAKEOVER_GRACE`].
+    async fn subscribe_later(
+        &self,
+        channel: &Channel,
+        subscriptions: &mut Subscriptions,
+    ) -> lapin::Result<()> {
+        let mut waiting = Vec::new();
+        for (queue, since) in std::mem::take(&mut subscriptions.later) {
+            let consumers = active_consumers(channel, &queue).await?;
+            if consumers > 0 || since.elapsed() >= TAKEOVER_GRACE {
+                if consumers == 0 {
+                    info!(worker = %self.name, %queue, "nobody took the partition; taking it");
+                }
+                self.subscribe_to(channel, subscriptions, &queue).await?;
+            } else {
+                waiting.push((queue, since));
+            }
+        }
+        subscriptions.later = waiting;
+        Ok(())
+    }
+
+    async fn subscribe_to(
+        &self,
+        channel: &Channel,
+        subscriptions: &mut Subscriptions,
+        queue: &str,
+    ) -> lapin::Result<()> {
+        let tag = format!(
+            "{}-{}-{}",
+            self.name,
+            subscriptions.session,
+            subscriptions.tags.len()
+        );
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        debug!(worker = %self.name, %queue, "subscribed");
+        subscriptions.tags.push(tag);
+        subscriptions.streams.push(consumer);
+        Ok(())
     }
 
     /// Handles one batch end to end. Returns `Ok(true)` when a crash was simulated.

@@ -166,10 +166,11 @@ impl<'a> DeadLetters<'a> {
                 }
             }
             let copy = props.clone().with_headers(headers);
+            // Back through the partition exchange: to the partition of its order.
             crate::consumer::publish_confirmed(
                 self.channel,
+                &self.names.partition_exchange(&self.queue),
                 "",
-                &self.names.queue(&self.queue),
                 &m.delivery.data,
                 copy,
             )

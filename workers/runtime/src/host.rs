@@ -173,17 +173,19 @@ impl Host {
         Ok(())
     }
 
-    /// Adds worker `name`'s queue and dead-letter queue to what this process samples
+    /// Adds worker `name`'s partitions and dead-letter queue to what this process samples
     /// (`orderly_queue_messages`), starting the sampler with the first worker.
     fn sample_depth_of(&mut self, name: &str) {
-        let queues = [self.names.queue(name), self.names.dead_letter_queue(name)];
+        let partitions = self.settings.consumer_for(name).partitions;
+        let mut queues = self.names.partition_queues(name, partitions);
+        queues.push(self.names.dead_letter_queue(name));
         if let Some(sampled) = &self.sampled {
             if let Ok(mut list) = sampled.lock() {
                 list.extend(queues);
             }
             return;
         }
-        let sampled = Arc::new(std::sync::Mutex::new(queues.to_vec()));
+        let sampled = Arc::new(std::sync::Mutex::new(queues));
         self.sampled = Some(sampled.clone());
         let (url, metrics) = (self.settings.broker_url.clone(), self.metrics.clone());
         self.spawn_task("queue-depth", move |shutdown| {

@@ -246,14 +246,46 @@ impl World {
         Host::new(self.settings.clone())
     }
 
-    /// Publishes an envelope to the events exchange as an outside producer would.
+    /// A host running its workers as copy `i` of `n` (`consumer.copy`): numbered copies
+    /// take their own share of the partitions at once, so `n` such hosts split the work.
+    pub fn copy_host(&self, i: u16, n: u16) -> Host {
+        let mut settings = self.settings.clone();
+        let copy = Some(format!("{i}/{n}"));
+        settings.consumer.copy.clone_from(&copy);
+        for consumer in settings.workers.values_mut() {
+            consumer.copy.clone_from(&copy);
+        }
+        Host::new(settings)
+    }
+
+    /// Publishes an envelope to the events exchange as an outside producer would, its
+    /// correlation id also as the AMQP property (the workers' partitions hash it).
     pub async fn publish<P: Message>(&self, envelope: &Envelope<P>) -> anyhow::Result<()> {
-        self.publish_raw(&envelope.message_type, &envelope.to_json())
-            .await
+        self.publish_with(
+            &envelope.message_type,
+            &envelope.to_json(),
+            Some(&envelope.correlation_id),
+        )
+        .await
     }
 
     /// Publishes raw bytes under `routing_key`, confirmed and mandatory.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) -> anyhow::Result<()> {
+        self.publish_with(routing_key, body, None).await
+    }
+
+    async fn publish_with(
+        &self,
+        routing_key: &str,
+        body: &[u8],
+        correlation_id: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_type(routing_key.into());
+        if let Some(correlation_id) = correlation_id {
+            properties = properties.with_correlation_id(correlation_id.into());
+        }
         let confirm = self
             .channel
             .basic_publish(
@@ -264,9 +296,7 @@ impl World {
                     ..BasicPublishOptions::default()
                 },
                 body,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_type(routing_key.into()),
+                properties,
             )
             .await?
             .await?;
@@ -286,21 +316,16 @@ impl World {
         })
     }
 
-    /// Messages ready in a queue, by its name without namespace (`orders`, `orders.dlq`).
+    /// Messages ready in a queue, by its name without namespace (`orders.dlq`,
+    /// `out.warehouse`); for a worker's queue (`orders`), in all its partitions.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
-        let ch = self.connection.create_channel().await?;
-        let q = ch
-            .queue_declare(
-                self.names.queue(queue).into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        let _ = ch.close(200, "ok".into()).await;
-        Ok(q.message_count())
+        let queues = match self.specs.iter().find(|s| s.name == queue).map(|s| &s.kind) {
+            Some(crate::topology::QueueKind::Worker { partitions, .. }) => {
+                self.names.partition_queues(queue, *partitions)
+            }
+            _ => vec![self.names.queue(queue)],
+        };
+        messages_in(&self.connection, queues).await
     }
 
     /// The dead letters of a consumer queue (left in place).
@@ -414,4 +439,25 @@ pub fn ensure_services() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Messages ready in `queues` (full names), together.
+pub async fn messages_in(connection: &Connection, queues: Vec<String>) -> anyhow::Result<u32> {
+    let ch = connection.create_channel().await?;
+    let mut total = 0;
+    for name in queues {
+        let q = ch
+            .queue_declare(
+                name.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        total += q.message_count();
+    }
+    let _ = ch.close(200, "ok".into()).await;
+    Ok(total)
 }

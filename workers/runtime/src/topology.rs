@@ -1,20 +1,27 @@
 //! Declares exchanges and queues, idempotently, from a list of [`QueueSpec`]s.
 //!
 //! Per consumer queue `Q` (all quorum queues, so they survive the loss of a node):
-//! - `ns.Q`: bound to `ns.events` for each message type `Q` consumes; an explicit
-//!   `x-delivery-limit` after which the broker dead-letters a message that keeps coming back
-//!   unacknowledged (a message that crashes the process);
+//! - `ns.Q.partitions`: a consistent-hash exchange (plugin `rabbitmq_consistent_hash_exchange`)
+//!   hashing the correlation id, bound to `ns.events` for each message type `Q` consumes;
+//! - `ns.Q.p0` … `ns.Q.p{N-1}`: the partitions, each bound to `ns.Q.partitions` with weight
+//!   1, so everything about one order (one correlation id) lands in one partition, in
+//!   publication order. Each has a **single active consumer**: with several copies of a
+//!   worker, one copy at a time takes a partition's messages and the others stand by, so
+//!   copies never handle one order's messages side by side or out of order (decision 0016).
+//!   An explicit `x-delivery-limit` after which the broker dead-letters a message that keeps
+//!   coming back unacknowledged (a message that crashes the process);
 //! - `ns.Q.dlq`: the dead letters, bound to `ns.dead-letter` under `ns.Q`. The runtime
 //!   publishes here itself (with the reason) for permanent failures and spent budgets; the
 //!   broker routes here when the delivery limit is exceeded;
 //! - `ns.Q.retry.K` for K in 1..=delay_queues: delay queues, one per step of the backoff. A
 //!   message waiting for its next attempt sits in the queue of that attempt's step with a
 //!   per-message expiration (the backoff delay with jitter); when it expires, the broker
-//!   dead-letters it back to `ns.Q` through the default exchange. One queue per step keeps
-//!   delays of one size together, so a short delay never waits behind a long one (expiry
-//!   happens at the head of a queue) beyond the jitter spread of that step; attempts whose
-//!   delay has reached the cap share the last queue (they all wait the cap). Dead-lettering
-//!   uses the at-least-once strategy, so a message in delay cannot be lost between queues.
+//!   dead-letters it back through `ns.Q.partitions`, so it returns to its own partition. One
+//!   queue per step keeps delays of one size together, so a short delay never waits behind
+//!   a long one (expiry happens at the head of a queue) beyond the jitter spread of that
+//!   step; attempts whose delay has reached the cap share the last queue (they all wait the
+//!   cap). Dead-lettering uses the at-least-once strategy, so a message in delay cannot be
+//!   lost between queues.
 //!
 //! Outbound queues (`ns.out.*`) hold events for outside consumers, with a length limit and
 //! `reject-publish` overflow: when the outside consumer falls behind, the broker nacks, the
@@ -22,7 +29,7 @@
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    options::{ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
@@ -37,6 +44,8 @@ pub enum QueueKind {
         delivery_limit: u32,
         /// Delay queues for retries ([`crate::retry::RetryPolicy::delay_queues`]).
         delay_queues: u32,
+        /// Partitions the input is split into ([`crate::config::ConsumerSettings::partitions`]).
+        partitions: u16,
     },
     /// Consumed by an outside system: a length limit and nothing else.
     Outbound {
@@ -79,6 +88,13 @@ fn typed(queue_type: crate::config::QueueType) -> FieldTable {
     args
 }
 
+/// The exchange type of the plugin `rabbitmq_consistent_hash_exchange`.
+pub const CONSISTENT_HASH: &str = "x-consistent-hash";
+
+/// What the partition exchange hashes: the AMQP correlation id, which every envelope carries
+/// (the order's id for everything about an order). A message without one hashes as one key.
+const HASH_PROPERTY: &str = "correlation_id";
+
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -117,72 +133,140 @@ pub async fn declare_queue(
     names: &Names,
     spec: &QueueSpec,
 ) -> lapin::Result<()> {
-    let queue = names.queue(&spec.name);
-    let quorum = spec.queue_type == crate::config::QueueType::Quorum;
-    let mut args = typed(spec.queue_type);
     match spec.kind {
         QueueKind::Worker {
             delivery_limit,
             delay_queues,
+            partitions,
         } => {
-            if quorum {
-                arg_int(&mut args, "x-delivery-limit", i64::from(delivery_limit));
-                arg_str(&mut args, "x-dead-letter-strategy", "at-least-once");
-            }
-            arg_str(
-                &mut args,
-                "x-dead-letter-exchange",
-                &names.dead_letter_exchange(),
-            );
-            arg_str(&mut args, "x-dead-letter-routing-key", &queue);
+            declare_worker(
+                channel,
+                names,
+                spec,
+                delivery_limit,
+                delay_queues,
+                partitions,
+            )
+            .await
+        }
+        QueueKind::Outbound { max_length } => {
+            let queue = names.queue(&spec.name);
+            let mut args = typed(spec.queue_type);
+            arg_int(&mut args, "x-max-length", i64::from(max_length));
             arg_str(&mut args, "x-overflow", "reject-publish");
-
-            let dlq = names.dead_letter_queue(&spec.name);
             channel
-                .queue_declare(dlq.clone().into(), durable(), typed(spec.queue_type))
+                .queue_declare(queue.clone().into(), durable(), args)
                 .await?;
-            channel
-                .queue_bind(
-                    dlq.into(),
-                    names.dead_letter_exchange().into(),
-                    queue.clone().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-
-            for index in 1..=delay_queues {
-                let mut retry_args = typed(spec.queue_type);
-                arg_str(&mut retry_args, "x-dead-letter-exchange", "");
-                arg_str(&mut retry_args, "x-dead-letter-routing-key", &queue);
-                if quorum {
-                    arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
-                }
-                arg_str(&mut retry_args, "x-overflow", "reject-publish");
+            for key in &spec.bindings {
                 channel
-                    .queue_declare(
-                        names.retry_queue(&spec.name, index).into(),
-                        durable(),
-                        retry_args,
+                    .queue_bind(
+                        queue.clone().into(),
+                        names.events_exchange().into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
                     )
                     .await?;
             }
-        }
-        QueueKind::Outbound { max_length } => {
-            arg_int(&mut args, "x-max-length", i64::from(max_length));
-            arg_str(&mut args, "x-overflow", "reject-publish");
+            Ok(())
         }
     }
+}
+
+async fn declare_worker(
+    channel: &Channel,
+    names: &Names,
+    spec: &QueueSpec,
+    delivery_limit: u32,
+    delay_queues: u32,
+    partitions: u16,
+) -> lapin::Result<()> {
+    let quorum = spec.queue_type == crate::config::QueueType::Quorum;
+    let logical = names.queue(&spec.name);
+    let exchange = names.partition_exchange(&spec.name);
+
+    let dlq = names.dead_letter_queue(&spec.name);
     channel
-        .queue_declare(queue.clone().into(), durable(), args)
+        .queue_declare(dlq.clone().into(), durable(), typed(spec.queue_type))
         .await?;
-    for key in &spec.bindings {
+    channel
+        .queue_bind(
+            dlq.into(),
+            names.dead_letter_exchange().into(),
+            logical.clone().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    let mut hash_args = FieldTable::default();
+    arg_str(&mut hash_args, "hash-property", HASH_PROPERTY);
+    channel
+        .exchange_declare(
+            exchange.clone().into(),
+            ExchangeKind::Custom(CONSISTENT_HASH.into()),
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            hash_args,
+        )
+        .await?;
+    for partition in names.partition_queues(&spec.name, partitions) {
+        let mut args = typed(spec.queue_type);
+        if quorum {
+            arg_int(&mut args, "x-delivery-limit", i64::from(delivery_limit));
+            arg_str(&mut args, "x-dead-letter-strategy", "at-least-once");
+        }
+        arg_str(
+            &mut args,
+            "x-dead-letter-exchange",
+            &names.dead_letter_exchange(),
+        );
+        arg_str(&mut args, "x-dead-letter-routing-key", &logical);
+        arg_str(&mut args, "x-overflow", "reject-publish");
+        args.insert(
+            ShortString::from("x-single-active-consumer"),
+            AMQPValue::Boolean(true),
+        );
+        channel
+            .queue_declare(partition.clone().into(), durable(), args)
+            .await?;
+        // The binding key of a consistent-hash exchange is the partition's weight.
         channel
             .queue_bind(
-                queue.clone().into(),
+                partition.into(),
+                exchange.clone().into(),
+                "1".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+
+    for index in 1..=delay_queues {
+        let mut retry_args = typed(spec.queue_type);
+        arg_str(&mut retry_args, "x-dead-letter-exchange", &exchange);
+        if quorum {
+            arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
+        }
+        arg_str(&mut retry_args, "x-overflow", "reject-publish");
+        channel
+            .queue_declare(
+                names.retry_queue(&spec.name, index).into(),
+                durable(),
+                retry_args,
+            )
+            .await?;
+    }
+
+    for key in &spec.bindings {
+        channel
+            .exchange_bind(
+                exchange.clone().into(),
                 names.events_exchange().into(),
                 key.as_str().into(),
-                QueueBindOptions::default(),
+                ExchangeBindOptions::default(),
                 FieldTable::default(),
             )
             .await?;
@@ -202,11 +286,21 @@ pub async fn declare(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> l
 /// Deletes every queue and exchange in `specs` (tests clean up after themselves).
 pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> lapin::Result<()> {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let mut exchanges = vec![names.events_exchange(), names.dead_letter_exchange()];
     for spec in specs {
-        let mut queues = vec![names.queue(&spec.name)];
-        if let QueueKind::Worker { delay_queues, .. } = spec.kind {
+        let mut queues = Vec::new();
+        if let QueueKind::Worker {
+            delay_queues,
+            partitions,
+            ..
+        } = spec.kind
+        {
+            queues.extend(names.partition_queues(&spec.name, partitions));
             queues.push(names.dead_letter_queue(&spec.name));
             queues.extend((1..=delay_queues).map(|k| names.retry_queue(&spec.name, k)));
+            exchanges.push(names.partition_exchange(&spec.name));
+        } else {
+            queues.push(names.queue(&spec.name));
         }
         for q in queues {
             channel
@@ -214,7 +308,7 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
                 .await?;
         }
     }
-    for exchange in [names.events_exchange(), names.dead_letter_exchange()] {
+    for exchange in exchanges {
         channel
             .exchange_delete(exchange.into(), ExchangeDeleteOptions::default())
             .await?;
@@ -237,10 +331,15 @@ pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
                 .map(|t| (*t).to_owned())
                 .collect(),
             kind: match route.kind {
-                RouteKind::Worker => QueueKind::Worker {
-                    delivery_limit: settings.consumer_for(route.queue).delivery_limit,
-                    delay_queues: crate::retry::RetryPolicy::from(&settings.retry).delay_queues(),
-                },
+                RouteKind::Worker => {
+                    let consumer = settings.consumer_for(route.queue);
+                    QueueKind::Worker {
+                        delivery_limit: consumer.delivery_limit,
+                        delay_queues: crate::retry::RetryPolicy::from(&settings.retry)
+                            .delay_queues(),
+                        partitions: consumer.partitions,
+                    }
+                }
                 RouteKind::Outbound { max_length } => QueueKind::Outbound { max_length },
             },
         })
@@ -254,46 +353,70 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
     use serde_json::{Value, json};
     let mut queues: Vec<Value> = Vec::new();
     let mut bindings: Vec<Value> = Vec::new();
+    let mut partition_exchanges: Vec<String> = Vec::new();
     let queue = |name: String, args: Value| json!({"name": name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": args});
+    let binding = |source: String, destination: String, kind: &str, key: &str| json!({"source": source, "vhost": vhost, "destination": destination, "destination_type": kind, "routing_key": key, "arguments": {}});
     for spec in specs {
         let main = names.queue(&spec.name);
         match spec.kind {
             QueueKind::Worker {
                 delivery_limit,
                 delay_queues,
+                partitions,
             } => {
-                queues.push(queue(
-                    main.clone(),
-                    json!({"x-queue-type": "quorum", "x-delivery-limit": delivery_limit,
-                           "x-dead-letter-exchange": names.dead_letter_exchange(), "x-dead-letter-routing-key": main,
-                           "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
-                ));
+                let exchange = names.partition_exchange(&spec.name);
+                for partition in names.partition_queues(&spec.name, partitions) {
+                    queues.push(queue(
+                        partition.clone(),
+                        json!({"x-queue-type": "quorum", "x-delivery-limit": delivery_limit,
+                               "x-dead-letter-exchange": names.dead_letter_exchange(), "x-dead-letter-routing-key": main,
+                               "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish",
+                               "x-single-active-consumer": true}),
+                    ));
+                    bindings.push(binding(exchange.clone(), partition, "queue", "1"));
+                }
                 let dlq = names.dead_letter_queue(&spec.name);
                 queues.push(queue(dlq.clone(), json!({"x-queue-type": "quorum"})));
-                bindings.push(json!({"source": names.dead_letter_exchange(), "vhost": vhost, "destination": dlq,
-                                     "destination_type": "queue", "routing_key": main, "arguments": {}}));
+                bindings.push(binding(names.dead_letter_exchange(), dlq, "queue", &main));
                 for index in 1..=delay_queues {
                     queues.push(queue(
                         names.retry_queue(&spec.name, index),
-                        json!({"x-queue-type": "quorum", "x-dead-letter-exchange": "", "x-dead-letter-routing-key": main,
+                        json!({"x-queue-type": "quorum", "x-dead-letter-exchange": exchange,
                                "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
                     ));
                 }
+                for key in &spec.bindings {
+                    bindings.push(binding(
+                        names.events_exchange(),
+                        exchange.clone(),
+                        "exchange",
+                        key,
+                    ));
+                }
+                partition_exchanges.push(exchange);
             }
             QueueKind::Outbound { max_length } => {
                 queues.push(queue(main.clone(), json!({"x-queue-type": "quorum", "x-max-length": max_length, "x-overflow": "reject-publish"})));
+                for key in &spec.bindings {
+                    bindings.push(binding(names.events_exchange(), main.clone(), "queue", key));
+                }
             }
         }
-        for key in &spec.bindings {
-            bindings.push(
-                json!({"source": names.events_exchange(), "vhost": vhost, "destination": main,
-                                 "destination_type": "queue", "routing_key": key, "arguments": {}}),
-            );
-        }
     }
-    let exchange = |name: String, kind: &str| json!({"name": name, "vhost": vhost, "type": kind, "durable": true, "auto_delete": false, "internal": false, "arguments": {}});
+    let exchange = |name: String, kind: &str, args: Value| json!({"name": name, "vhost": vhost, "type": kind, "durable": true, "auto_delete": false, "internal": false, "arguments": args});
+    let mut exchanges = vec![
+        exchange(names.events_exchange(), "topic", json!({})),
+        exchange(names.dead_letter_exchange(), "direct", json!({})),
+    ];
+    exchanges.extend(partition_exchanges.into_iter().map(|name| {
+        exchange(
+            name,
+            CONSISTENT_HASH,
+            json!({"hash-property": HASH_PROPERTY}),
+        )
+    }));
     json!({
-        "exchanges": [exchange(names.events_exchange(), "topic"), exchange(names.dead_letter_exchange(), "direct")],
+        "exchanges": exchanges,
         "queues": queues,
         "bindings": bindings,
     })

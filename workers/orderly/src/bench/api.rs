@@ -205,6 +205,7 @@ async fn measure(
                 concurrency: 1,
                 batch_size: 256,
                 delivery_limit: 10,
+                ..ConsumerSettings::default()
             });
     }
     let api_consumer = settings.consumer_for(orderly_api::NAME);

@@ -12,6 +12,8 @@ use super::services::spare_port;
 /// One worker process and how to start it again.
 struct Copy {
     worker: &'static str,
+    /// `i/n` (`consumer.copy`) when the worker runs several copies.
+    number: Option<String>,
     port: u16,
     child: Child,
 }
@@ -49,11 +51,14 @@ impl Fleet {
             copies: Vec::new(),
         };
         for worker in WORKERS {
-            for _ in 0..copies {
+            for i in 1..=copies {
+                // Numbered, as a StatefulSet's would be: each takes its share of the partitions.
+                let number = (copies > 1).then(|| format!("{i}/{copies}"));
                 let port = spare_port()?;
-                let child = fleet.spawn(worker, port)?;
+                let child = fleet.spawn(worker, number.as_deref(), port)?;
                 fleet.copies.push(Copy {
                     worker,
+                    number,
                     port,
                     child,
                 });
@@ -62,12 +67,16 @@ impl Fleet {
         Ok(fleet)
     }
 
-    fn spawn(&self, worker: &str, port: u16) -> anyhow::Result<Child> {
+    fn spawn(&self, worker: &str, number: Option<&str>, port: u16) -> anyhow::Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)?;
-        Ok(Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        if let Some(number) = number {
+            command.env("ORDERLY__CONSUMER__COPY", number);
+        }
+        Ok(command
             .args(["run", worker])
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("ORDERLY__HTTP_ADDR", format!("127.0.0.1:{port}"))
@@ -100,8 +109,8 @@ impl Fleet {
         let copy = &mut self.copies[index];
         copy.child.kill()?; // SIGKILL
         copy.child.wait()?;
-        let (worker, port) = (copy.worker, copy.port);
-        let child = self.spawn(worker, port)?;
+        let (worker, number, port) = (copy.worker, copy.number.clone(), copy.port);
+        let child = self.spawn(worker, number.as_deref(), port)?;
         self.copies[index].child = child;
         Ok(())
     }

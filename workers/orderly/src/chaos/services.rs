@@ -196,7 +196,11 @@ impl Rabbit {
                  loopback_users = none\n"
             ),
         )?;
-        std::fs::write(dir.join("enabled_plugins"), "[].\n")?;
+        // Worker queues are partitioned through consistent-hash exchanges.
+        std::fs::write(
+            dir.join("enabled_plugins"),
+            "[rabbitmq_consistent_hash_exchange].\n",
+        )?;
         let rabbit = Self {
             dir: dir.to_owned(),
             node: format!("{name}@localhost"),
