@@ -643,6 +643,52 @@ async fn rows_nobody_handed_over_are_found_by_the_sweep_while_the_relay_runs() -
     env.cleanup().await
 }
 
+/// A row another live process wrote (its `written_by`) is that process's handoff's to
+/// publish: a relay's sweep leaves it for `OTHER_WRITERS_GRACE` (sending it too was the
+/// repeats of several copies), while a row nobody marked goes out at the next sweep; past the
+/// grace (its writer died) the sweep takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_leaves_another_live_processs_rows_to_it_for_the_grace() -> anyhow::Result<()> {
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
+    env.settings.relay.poll_interval_ms = 200;
+    let host = host(&env).await?;
+    let echo = env.names.queue("out.echo");
+    let mut conn = env.pool.acquire().await?;
+    let theirs = OutboxMessage::from_envelope(&Envelope::new("probe", "a", ProbeEcho { n: 1 }));
+    outbox::insert(&mut conn, &[theirs]).await?;
+    sqlx::query("update probe.outbox set written_by = $1 where published_at is null")
+        .bind(uuid::Uuid::now_v7())
+        .execute(&mut *conn)
+        .await?;
+    let unmarked = OutboxMessage::from_envelope(&Envelope::new("probe", "b", ProbeEcho { n: 2 }));
+    outbox::insert(&mut conn, &[unmarked]).await?;
+    wait_until("the unmarked row is swept", DEADLINE, || async {
+        Ok(env.queue_depth(&echo).await? == 1)
+    })
+    .await?;
+    assert_eq!(
+        outbox::status(&env.pool).await?.pending,
+        1,
+        "the other process's row is left to its handoff"
+    );
+    // Its writer is gone: once the row is older than the grace, the sweep takes it.
+    let grace = i64::try_from(outbox::OTHER_WRITERS_GRACE.as_secs())? + 1;
+    sqlx::query(
+        "update probe.outbox set created_at = created_at - make_interval(secs => $1)
+         where published_at is null",
+    )
+    .bind(grace as f64)
+    .execute(&mut *conn)
+    .await?;
+    drop(conn);
+    wait_until("the old row is swept", DEADLINE, || async {
+        Ok(env.queue_depth(&echo).await? == 2 && outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    host.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
 /// The inbox remembers a handled message for the deduplication window
 /// (`relay.inbox_retention_hours`) and the outbox keeps a published row for
 /// `relay.retention_hours`; after that the relay prunes them, in slices, and nothing younger.

@@ -44,16 +44,32 @@ pub enum DbError {
 /// with no index to use still scans. (Planning every execution instead,
 /// `plan_cache_mode = force_custom_plan`, cost a fifth of the database's CPU.)
 pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, DbError> {
+    connect_as(url, schema, max_connections, None).await
+}
+
+/// Like [`connect`], with every session's `orderly.writer` set to `writer` (a worker
+/// process's id): the outbox rows its sessions insert record it (`written_by`), so other
+/// processes' relays leave them to this process's handoff ([`crate::outbox`]).
+pub async fn connect_as(
+    url: &str,
+    schema: &str,
+    max_connections: u32,
+    writer: Option<uuid::Uuid>,
+) -> Result<PgPool, DbError> {
     let redacted = redact_url(url);
+    let mut settings = vec![
+        ("search_path", format!("{schema},public")),
+        ("enable_seqscan", "off".to_owned()),
+    ];
+    if let Some(writer) = writer {
+        settings.push(("orderly.writer", writer.to_string()));
+    }
     let options = PgConnectOptions::from_str(url)
         .map_err(|source| DbError::BadUrl {
             url: redacted.clone(),
             source,
         })?
-        .options([
-            ("search_path", format!("{schema},public")),
-            ("enable_seqscan", "off".to_owned()),
-        ])
+        .options(settings)
         .application_name(&format!("orderly-{schema}"));
     // One direct connection first: a pool only says "timed out" when the server refuses,
     // while a connection says why (refused, unknown database, authentication).

@@ -46,6 +46,9 @@ pub struct Host {
     sampled: Option<Arc<std::sync::Mutex<Vec<String>>>>,
     /// The span exporter (`[telemetry] otlp_endpoint`), shared by the process's consumers.
     traces: Option<Arc<crate::traces::Traces>>,
+    /// This host's id on the outbox rows its workers write (`written_by`): other processes'
+    /// relays leave them to this host's handoffs.
+    writer: uuid::Uuid,
 }
 
 impl Host {
@@ -73,6 +76,7 @@ impl Host {
             handoffs: Vec::new(),
             wakes: Vec::new(),
             sampled: None,
+            writer: uuid::Uuid::now_v7(),
         }
     }
 
@@ -118,7 +122,13 @@ impl Host {
         }
         let consumer = self.settings.consumer_for(name);
         let size = u32::try_from(consumer.concurrency + 2).unwrap_or(16);
-        let pool = db::connect(self.settings.database_url_for(name), name, size).await?;
+        let pool = db::connect_as(
+            self.settings.database_url_for(name),
+            name,
+            size,
+            Some(self.writer),
+        )
+        .await?;
         self.pools.push((name.to_owned(), pool.clone()));
         Ok(pool)
     }
@@ -208,6 +218,7 @@ impl Host {
             self.metrics.clone(),
         )
         .with_handoff(handed)
+        .with_writer(self.writer)
         .with_health(self.health.clone());
         let token = self.shutdown.clone();
         self.tasks.spawn(async move {

@@ -19,7 +19,9 @@
 //! existed, then the handed rows the last session's lost connection could not publish; so one order's messages keep the order their worker wrote them in across a
 //! broker outage. Then the sweep runs every poll interval, taking rows that failed before
 //! and are due, and rows written more than a poll interval ago (younger ones are on their
-//! way through a handoff). The sweep runs beside the
+//! way through a handoff); rows another live process wrote (`written_by`, the process's
+//! id, set on its sessions) only after [`OTHER_WRITERS_GRACE`], since that process's
+//! handoff is publishing them. The sweep runs beside the
 //! handoff, on its own broker channel, so its scan never holds handed rows back.
 //!
 //! Why rows stay pending, and stay visible (`orderly outbox status`):
@@ -31,7 +33,8 @@
 //! so they never block the rows behind them; a row that failed with the connection is due
 //! at once, for the next session's catch-up. Several relays can run at once: the sweep takes rows with
 //! `FOR UPDATE SKIP LOCKED`; a row handed over in one process and swept by another relay in
-//! the same moment can be published twice, which consumers deduplicate.
+//! the same moment (its writer busier than the grace) can be published twice, which
+//! consumers deduplicate.
 
 use std::{sync::Arc, time::Duration};
 
@@ -320,7 +323,13 @@ pub struct Relay {
     health: Option<crate::health::Health>,
     /// When the relay was made: rows written before are nobody's to hand over.
     made_at: DateTime<Utc>,
+    /// The process whose handoffs feed this relay (the `written_by` of its rows), if any.
+    writer: Option<Uuid>,
 }
+
+/// How long a sweep leaves rows another live process wrote to that process's handoff. Rows
+/// of a process that died are taken after this (or at once by its own restart's catch-up).
+pub const OTHER_WRITERS_GRACE: Duration = Duration::from_secs(30);
 
 /// Which rows never tried a sweep takes (rows that failed before are taken when due).
 #[derive(Debug, Clone, Copy)]
@@ -366,7 +375,17 @@ impl Relay {
             leftover: std::sync::Mutex::default(),
             health: None,
             made_at: Utc::now(),
+            writer: None,
         }
+    }
+
+    /// Says which process's handoffs feed this relay: its sweep takes that process's rows
+    /// (and unmarked ones) after a poll interval, other processes' after
+    /// [`OTHER_WRITERS_GRACE`].
+    #[must_use]
+    pub fn with_writer(mut self, writer: Uuid) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// Injects faults (tests).
@@ -612,12 +631,15 @@ impl Relay {
             "select id, message_type, routing_key, correlation_id, body, attempts
              from outbox where published_at is null and available_at <= clock_timestamp()
                and (attempts > 0 or created_at <= coalesce(
-                      $2, clock_timestamp() - $3 * interval '1 millisecond'))
+                      $2, clock_timestamp() - interval '1 millisecond' *
+                        case when written_by is null or written_by = $4 then $3 else $5 end))
              order by available_at, id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
         .bind(before)
         .bind(older_than.as_millis() as f64)
+        .bind(self.writer)
+        .bind(OTHER_WRITERS_GRACE.max(older_than).as_millis() as f64)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
