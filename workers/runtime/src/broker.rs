@@ -112,15 +112,56 @@ pub struct BrokerUnreachable {
     pub source: lapin::Error,
 }
 
+/// How long one node may take to accept a connection before the next is tried.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The broker URLs in a `broker_url` setting: one, or several separated by commas (the
+/// nodes of a cluster).
+pub fn broker_urls(setting: &str) -> Vec<&str> {
+    setting
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
 /// Opens one AMQP connection named `name` (visible in the broker's connection list).
-pub async fn connect(url: &str, name: &str) -> Result<Connection, BrokerUnreachable> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, props)
-        .await
-        .map_err(|source| BrokerUnreachable {
+/// `urls` is one broker URL or several separated by commas (a cluster's nodes): they are
+/// tried in turn, starting at a random one so that a fleet's connections spread over the
+/// nodes, and the first that accepts is used. A node that is down refuses at once; one that
+/// does not answer is given up after 10 s. Every caller reconnects through here, so losing
+/// a node moves its connections to the others.
+pub async fn connect(urls: &str, name: &str) -> Result<Connection, BrokerUnreachable> {
+    let nodes = broker_urls(urls);
+    let start = if nodes.len() > 1 {
+        rand::random_range(0..nodes.len())
+    } else {
+        0
+    };
+    let mut failure = BrokerUnreachable {
+        url: redact_url(urls),
+        source: lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no broker URL given",
+        )),
+    };
+    for url in nodes.iter().cycle().skip(start).take(nodes.len()) {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        let source =
+            match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props)).await {
+                Ok(Ok(connection)) => return Ok(connection),
+                Ok(Err(source)) => source,
+                Err(_) => lapin::Error::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                )),
+            };
+        failure = BrokerUnreachable {
             url: redact_url(url),
             source,
-        })
+        };
+    }
+    Err(failure)
 }
 
 /// Reads a string header.

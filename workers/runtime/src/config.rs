@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 /// Everything a process needs to run workers and operator commands.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Settings {
-    /// AMQP URL of the broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// AMQP URL of the broker, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`; for a cluster,
+    /// its nodes' URLs separated by commas (connections fail over between them).
     pub broker_url: String,
     /// PostgreSQL URL: every worker's schema, unless `databases` names another database for
     /// it.
@@ -377,6 +378,14 @@ pub mod millis {
 
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
+    if url.contains(',') {
+        // A list of broker URLs (a cluster's nodes).
+        return url
+            .split(',')
+            .map(|u| redact_url(u.trim()))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -470,6 +479,11 @@ mod tests {
             "postgres://postgres@h/db"
         );
         assert_eq!(redact_url("not a url"), "not a url");
+        assert_eq!(
+            redact_url("amqp://g:a@n1:5672/%2f, amqp://g:b@n2:5672/%2f"),
+            "amqp://g:***@n1:5672/%2f,amqp://g:***@n2:5672/%2f",
+            "every node of a cluster list"
+        );
         let s = Settings {
             broker_url: "amqp://u:hunter2@h".into(),
             databases: [(

@@ -42,6 +42,9 @@ enum Fault {
     None,
     /// The broker's memory alarm raised for [`DOWN_FOR`]: every publisher blocked.
     MemoryAlarm,
+    /// On a three-node cluster: one node `kill -9`'d, started again after [`DOWN_FOR`]; its
+    /// queues' replicas must come back.
+    ClusterNodeKill,
 }
 
 /// A named scenario.
@@ -124,7 +127,17 @@ const SCENARIOS: &[Scenario] = &[
         fault: Fault::MemoryAlarm,
         copies: 1,
     },
+    Scenario {
+        name: "cluster-node-kill",
+        fault: Fault::ClusterNodeKill,
+        copies: 1,
+    },
 ];
+
+/// Nodes of the cluster the cluster scenarios run on.
+const CLUSTER_SIZE: usize = 3;
+/// How long a node that came back may take to have its queues' replicas again.
+const REPLICAS_DEADLINE: Duration = Duration::from_secs(120);
 
 /// How long a stopped service stays down, and the memory alarm stays raised.
 const DOWN_FOR: Duration = Duration::from_secs(3);
@@ -196,11 +209,37 @@ pub(crate) async fn run(
         "[chaos] PostgreSQL on port {}, RabbitMQ on port {}",
         pg.port, rabbit.port
     );
+    let single = vec![rabbit];
+    let cluster = if selected
+        .iter()
+        .any(|s| matches!(s.fault, Fault::ClusterNodeKill))
+    {
+        let nodes = Rabbit::cluster(
+            &dir.join("cluster"),
+            &format!("orderly-chaos-{}-cluster", std::process::id()),
+            CLUSTER_SIZE,
+        )?;
+        eprintln!(
+            "[chaos] a {CLUSTER_SIZE}-node RabbitMQ cluster on ports {}",
+            nodes
+                .iter()
+                .map(|n| n.port.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        nodes
+    } else {
+        Vec::new()
+    };
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for scenario in selected {
         eprintln!("[chaos] {}: {orders} orders at {rate}/s", scenario.name);
-        let outcome = scenario_run(&pg, &rabbit, &dir, scenario, orders, rate)
+        let nodes = match scenario.fault {
+            Fault::ClusterNodeKill => &cluster,
+            _ => &single,
+        };
+        let outcome = scenario_run(&pg, nodes, &dir, scenario, orders, rate)
             .await
             .with_context(|| format!("scenario {}", scenario.name))?;
         for v in &outcome.verdicts {
@@ -234,7 +273,8 @@ pub(crate) async fn run(
         std::fs::write(&path, format!("{head}{marker}\n{table}"))?;
         println!("written to docs/chaos.md");
     }
-    drop(rabbit);
+    drop(cluster);
+    drop(single);
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);
     let failed: Vec<&str> = outcomes
@@ -252,12 +292,15 @@ pub(crate) async fn run(
 
 async fn scenario_run(
     pg: &Postgres,
-    rabbit: &Rabbit,
+    nodes: &[Rabbit],
     dir: &std::path::Path,
     scenario: Scenario,
     orders: usize,
     rate: f64,
 ) -> anyhow::Result<Outcome> {
+    let rabbit = nodes.first().context("no broker node")?;
+    // Every node's URL: the workers and the simulator fail over between them.
+    let broker_url = nodes.iter().map(Rabbit::url).collect::<Vec<_>>().join(",");
     let namespace = format!("chaos-{}", scenario.name);
     let database_url = pg.url(&format!(
         "orderly_chaos_{}",
@@ -268,7 +311,14 @@ async fn scenario_run(
     let env = vec![
         ("ORDERLY__NAMESPACE".to_owned(), namespace.clone()),
         ("ORDERLY__DATABASE_URL".to_owned(), database_url.clone()),
-        ("ORDERLY__BROKER_URL".to_owned(), rabbit.url()),
+        ("ORDERLY__BROKER_URL".to_owned(), broker_url.clone()),
+        // The PDFs go with the rest of the run, not into the working directory.
+        (
+            "ORDERLY__DOCUMENTS__PATH".to_owned(),
+            dir.join(format!("{}-documents", scenario.name))
+                .display()
+                .to_string(),
+        ),
     ];
     let client = reqwest::Client::new();
     let mut fleet = Fleet::start(
@@ -280,9 +330,9 @@ async fn scenario_run(
 
     // The outside world: store settings, catalog and stock, then the storefront's orders.
     let names = Names::new(namespace.clone());
-    let publisher = Publisher::resilient(&rabbit.url(), names.clone()).await?;
+    let publisher = Publisher::resilient(&broker_url, names.clone()).await?;
     sim::store_settings(&publisher).await?;
-    let carrier = sim::carrier_resilient(&rabbit.url(), &names, publisher.clone()).await?;
+    let carrier = sim::carrier_resilient(&broker_url, &names, publisher.clone()).await?;
     let scale = u32::try_from(orders / 10 + 10).unwrap_or(u32::MAX);
     sim::seed(&publisher, scale).await?;
     sim::wait_for_catalog(&database_url, Duration::from_secs(60)).await?;
@@ -294,7 +344,7 @@ async fn scenario_run(
     // The fault comes a third of the way into the load.
     tokio::time::sleep(Duration::from_secs_f64(orders as f64 / rate / 3.0)).await;
     eprintln!("[chaos] {}: injecting the fault", scenario.name);
-    let observed = inject(scenario.fault, &mut fleet, pg, rabbit, &client).await?;
+    let observed = inject(scenario.fault, &mut fleet, pg, nodes, &client).await?;
     let fault_over = Instant::now();
     let recovered_in = fleet.wait_ready(&client, Duration::from_secs(180)).await?;
     placing.await.context("the storefront task")??;
@@ -310,7 +360,10 @@ async fn scenario_run(
     let queues = rabbit.queue_depths(&namespace)?;
     let mut verdicts = check::all(&pool, &database_url, orders as i64, &queues, &namespace).await?;
     verdicts.extend(observed);
-    let repeats = repeats(&rabbit.url(), &names).await?;
+    if matches!(scenario.fault, Fault::ClusterNodeKill) {
+        verdicts.push(replicas_back(nodes, fault_over).await);
+    }
+    let repeats = repeats(&broker_url, &names).await?;
     fleet.stop();
     carrier.abort();
     pool.close().await;
@@ -393,9 +446,10 @@ async fn inject(
     fault: Fault,
     fleet: &mut Fleet,
     pg: &Postgres,
-    rabbit: &Rabbit,
+    nodes: &[Rabbit],
     client: &reqwest::Client,
 ) -> anyhow::Result<Vec<Verdict>> {
+    let rabbit = nodes.first().context("no broker node")?;
     let mut observed = Vec::new();
     match fault {
         Fault::Kill(worker) => fleet.kill_and_restart(worker)?,
@@ -418,6 +472,12 @@ async fn inject(
             }
         }
         Fault::None => {}
+        Fault::ClusterNodeKill => {
+            let victim = nodes.get(1).context("a cluster of at least two nodes")?;
+            victim.stop(BrokerStop::Kill)?;
+            tokio::time::sleep(DOWN_FOR).await;
+            victim.start()?;
+        }
         Fault::MemoryAlarm => {
             rabbit.set_memory_watermark(0.000_001)?;
             let raised = Instant::now();
@@ -443,6 +503,35 @@ async fn inject(
         }
     }
     Ok(observed)
+}
+
+/// Whether every quorum queue has its replicas on every node again, waiting up to
+/// [`REPLICAS_DEADLINE`] after the node came back (`back`): until then stopping some node
+/// would cost a queue its quorum (`rabbitmq-queues check_if_node_is_quorum_critical`).
+async fn replicas_back(nodes: &[Rabbit], back: Instant) -> Verdict {
+    let mut critical = true;
+    while back.elapsed() < REPLICAS_DEADLINE {
+        critical = nodes.iter().any(Rabbit::quorum_critical);
+        if !critical {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "[chaos] replicas on every node again {:.1} s after the node came back",
+        back.elapsed().as_secs_f64()
+    );
+    Verdict {
+        name: "the node rejoined and every queue has its replicas again",
+        problems: if critical {
+            vec![format!(
+                "some quorum queue still depends on fewer nodes {} s after the node came back",
+                REPLICAS_DEADLINE.as_secs()
+            )]
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 /// How long the system must be at rest (nothing pending, nothing queued) with orders not

@@ -165,7 +165,8 @@ pub(crate) enum BrokerStop {
 }
 
 /// A RabbitMQ node of the suite's own: its own node name, AMQP and distribution ports,
-/// database and logs under a directory, its own configuration (no plugins) and cookie.
+/// database and logs under a directory, its own configuration (the consistent-hash exchange
+/// plugin only) and cookie (shared with the other nodes of a [`Rabbit::cluster`]).
 pub(crate) struct Rabbit {
     dir: PathBuf,
     node: String,
@@ -209,6 +210,49 @@ impl Rabbit {
         };
         rabbit.start()?;
         Ok(rabbit)
+    }
+
+    /// Starts `size` new nodes under `dir` and joins them into one cluster (the first is the
+    /// seed; they share its Erlang cookie). Quorum queues declared afterwards get a replica
+    /// on every node.
+    pub(crate) fn cluster(dir: &Path, name: &str, size: usize) -> anyhow::Result<Vec<Self>> {
+        let seed = Self::start_new(&dir.join("node-1"), &format!("{name}-1"))?;
+        let cookie = std::fs::read(seed.dir.join(".erlang.cookie"))
+            .context("the seed node's Erlang cookie")?;
+        let mut nodes = vec![seed];
+        for k in 2..=size {
+            let node_dir = dir.join(format!("node-{k}"));
+            std::fs::create_dir_all(&node_dir)?;
+            let cookie_file = node_dir.join(".erlang.cookie");
+            std::fs::write(&cookie_file, &cookie)?;
+            std::fs::set_permissions(
+                &cookie_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o400),
+            )?;
+            let node = Self::start_new(&node_dir, &format!("{name}-{k}"))?;
+            let ctl = |args: &[&str]| {
+                run(node
+                    .command("rabbitmqctl")
+                    .args(["-n", &node.node])
+                    .args(args))
+            };
+            ctl(&["stop_app"])?;
+            ctl(&["join_cluster", &nodes[0].node])?;
+            ctl(&["start_app"])?;
+            nodes.push(node);
+        }
+        Ok(nodes)
+    }
+
+    /// Whether every quorum queue keeps a quorum should this node stop: after a node came
+    /// back, false until the queues have their replicas on it again.
+    pub(crate) fn quorum_critical(&self) -> bool {
+        run(self.command("rabbitmq-queues").args([
+            "-n",
+            &self.node,
+            "check_if_node_is_quorum_critical",
+        ]))
+        .is_err()
     }
 
     pub(crate) fn url(&self) -> String {
