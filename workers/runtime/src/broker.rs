@@ -78,6 +78,11 @@ impl Names {
         format!("{}.{queue}.partitions", self.namespace)
     }
 
+    /// The alternate exchange of a worker's partition exchange: a fanout to partition 0.
+    pub fn unrouted_exchange(&self, queue: &str) -> String {
+        format!("{}.{queue}.unrouted", self.namespace)
+    }
+
     /// Partition `index` (from 0) of a worker's queue.
     pub fn partition_queue(&self, queue: &str, index: u16) -> String {
         format!("{}.{queue}.p{index}", self.namespace)

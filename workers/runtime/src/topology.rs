@@ -3,6 +3,9 @@
 //! Per consumer queue `Q` (all quorum queues, so they survive the loss of a node):
 //! - `ns.Q.partitions`: a consistent-hash exchange (plugin `rabbitmq_consistent_hash_exchange`)
 //!   hashing the correlation id, bound to `ns.events` for each message type `Q` consumes;
+//! - `ns.Q.unrouted`: the partition exchange's alternate exchange, a fanout to `ns.Q.p0`:
+//!   what the ring cannot route (a restarted cluster node's ring can miss a bucket for a
+//!   moment) goes to the first partition rather than nowhere;
 //! - `ns.Q.p0` … `ns.Q.p{N-1}`: the partitions, each bound to `ns.Q.partitions` with weight
 //!   1, so everything about one order (one correlation id) lands in one partition, in
 //!   publication order. Each has a **single active consumer**: with several copies of a
@@ -199,8 +202,25 @@ async fn declare_worker(
         )
         .await?;
 
+    // What the ring cannot route (a restarted cluster node's ring can miss a bucket for a
+    // moment: rabbitmq-server#3386) goes to the first partition rather than nowhere: the
+    // events exchange fans a message out to several workers, so the publisher's `mandatory`
+    // would not notice one worker's copy missing.
+    let unrouted = names.unrouted_exchange(&spec.name);
+    channel
+        .exchange_declare(
+            unrouted.clone().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
     let mut hash_args = FieldTable::default();
     arg_str(&mut hash_args, "hash-property", HASH_PROPERTY);
+    arg_str(&mut hash_args, "alternate-exchange", &unrouted);
     channel
         .exchange_declare(
             exchange.clone().into(),
@@ -243,6 +263,16 @@ async fn declare_worker(
             )
             .await?;
     }
+
+    channel
+        .queue_bind(
+            names.partition_queue(&spec.name, 0).into(),
+            unrouted.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
 
     for index in 1..=delay_queues {
         let mut retry_args = typed(spec.queue_type);
@@ -299,6 +329,7 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
             queues.push(names.dead_letter_queue(&spec.name));
             queues.extend((1..=delay_queues).map(|k| names.retry_queue(&spec.name, k)));
             exchanges.push(names.partition_exchange(&spec.name));
+            exchanges.push(names.unrouted_exchange(&spec.name));
         } else {
             queues.push(names.queue(&spec.name));
         }
@@ -353,7 +384,7 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
     use serde_json::{Value, json};
     let mut queues: Vec<Value> = Vec::new();
     let mut bindings: Vec<Value> = Vec::new();
-    let mut partition_exchanges: Vec<String> = Vec::new();
+    let mut partition_exchanges: Vec<(String, String)> = Vec::new();
     let queue = |name: String, args: Value| json!({"name": name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": args});
     let binding = |source: String, destination: String, kind: &str, key: &str| json!({"source": source, "vhost": vhost, "destination": destination, "destination_type": kind, "routing_key": key, "arguments": {}});
     for spec in specs {
@@ -365,6 +396,13 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
                 partitions,
             } => {
                 let exchange = names.partition_exchange(&spec.name);
+                let unrouted = names.unrouted_exchange(&spec.name);
+                bindings.push(binding(
+                    unrouted.clone(),
+                    names.partition_queue(&spec.name, 0),
+                    "queue",
+                    "",
+                ));
                 for partition in names.partition_queues(&spec.name, partitions) {
                     queues.push(queue(
                         partition.clone(),
@@ -393,7 +431,7 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
                         key,
                     ));
                 }
-                partition_exchanges.push(exchange);
+                partition_exchanges.push((exchange, unrouted));
             }
             QueueKind::Outbound { max_length } => {
                 queues.push(queue(main.clone(), json!({"x-queue-type": "quorum", "x-max-length": max_length, "x-overflow": "reject-publish"})));
@@ -408,16 +446,40 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
         exchange(names.events_exchange(), "topic", json!({})),
         exchange(names.dead_letter_exchange(), "direct", json!({})),
     ];
-    exchanges.extend(partition_exchanges.into_iter().map(|name| {
-        exchange(
+    for (name, unrouted) in partition_exchanges {
+        exchanges.push(exchange(
             name,
             CONSISTENT_HASH,
-            json!({"hash-property": HASH_PROPERTY}),
-        )
-    }));
+            json!({"hash-property": HASH_PROPERTY, "alternate-exchange": unrouted}),
+        ));
+        exchanges.push(exchange(unrouted, "fanout", json!({})));
+    }
+    // On a cluster, quorum queue leaders spread over the nodes instead of all landing on the
+    // node whose client declared them (one worker declares them all at start).
+    let policies = json!([{
+        "vhost": vhost,
+        "name": format!("{}-leaders", names.namespace()),
+        "pattern": format!("^{}\\.", regex_escape(names.namespace())),
+        "apply-to": "queues",
+        "definition": {"queue-leader-locator": "balanced"},
+        "priority": 0,
+    }]);
     json!({
         "exchanges": exchanges,
+        "policies": policies,
         "queues": queues,
         "bindings": bindings,
     })
+}
+
+/// `text` with the characters a regular expression treats specially escaped.
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

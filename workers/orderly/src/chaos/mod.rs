@@ -210,34 +210,34 @@ pub(crate) async fn run(
         pg.port, rabbit.port
     );
     let single = vec![rabbit];
-    let cluster = if selected
-        .iter()
-        .any(|s| matches!(s.fault, Fault::ClusterNodeKill))
-    {
-        let nodes = Rabbit::cluster(
-            &dir.join("cluster"),
-            &format!("orderly-chaos-{}-cluster", std::process::id()),
-            CLUSTER_SIZE,
-        )?;
-        eprintln!(
-            "[chaos] a {CLUSTER_SIZE}-node RabbitMQ cluster on ports {}",
-            nodes
-                .iter()
-                .map(|n| n.port.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        nodes
-    } else {
-        Vec::new()
-    };
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for scenario in selected {
         eprintln!("[chaos] {}: {orders} orders at {rate}/s", scenario.name);
-        let nodes = match scenario.fault {
-            Fault::ClusterNodeKill => &cluster,
-            _ => &single,
+        // A cluster only for the scenario that needs it: three more Erlang VMs would take
+        // their share of two cores from every other scenario.
+        let cluster = if matches!(scenario.fault, Fault::ClusterNodeKill) {
+            let nodes = Rabbit::cluster(
+                &dir.join(format!("cluster-{}", scenario.name)),
+                &format!("orderly-chaos-{}-cluster", std::process::id()),
+                CLUSTER_SIZE,
+            )?;
+            eprintln!(
+                "[chaos] a {CLUSTER_SIZE}-node RabbitMQ cluster on ports {}",
+                nodes
+                    .iter()
+                    .map(|n| n.port.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            nodes
+        } else {
+            Vec::new()
+        };
+        let nodes = if cluster.is_empty() {
+            &single
+        } else {
+            &cluster
         };
         let outcome = scenario_run(&pg, nodes, &dir, scenario, orders, rate)
             .await
@@ -273,7 +273,6 @@ pub(crate) async fn run(
         std::fs::write(&path, format!("{head}{marker}\n{table}"))?;
         println!("written to docs/chaos.md");
     }
-    drop(cluster);
     drop(single);
     drop(pg);
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,11 +10,17 @@ use std::{
 
 use anyhow::Context;
 
-/// A TCP port nobody listens on now (the kernel's pick).
+/// A TCP port nobody listens on now, below Linux's ephemeral range (32768 and up): a port
+/// the kernel picked could be handed to some outgoing connection before the process meant to
+/// listen on it starts (a worker's API port was, once three broker nodes were connecting).
 pub(crate) fn spare_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    for _ in 0..1000 {
+        let port = rand::random_range(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between 20000 and 32000")
 }
 
 fn port_open(port: u16) -> bool {
@@ -241,6 +247,18 @@ impl Rabbit {
             ctl(&["start_app"])?;
             nodes.push(node);
         }
+        // Leaders spread over the nodes (deploy/'s policy), so a node's loss costs some
+        // queues their leader.
+        run(nodes[0].command("rabbitmqctl").args([
+            "-n",
+            &nodes[0].node,
+            "set_policy",
+            "leaders",
+            ".*",
+            r#"{"queue-leader-locator":"balanced"}"#,
+            "--apply-to",
+            "queues",
+        ]))?;
         Ok(nodes)
     }
 
