@@ -846,3 +846,31 @@ async fn a_lost_broker_connection_does_not_reorder_the_outbox() -> anyhow::Resul
     let _ = relay_task.await;
     env.cleanup().await
 }
+
+/// `broker_url` listing a cluster's nodes, three of them down: every connection still
+/// reaches the one that answers (a connection starts at a random node, so without the
+/// fail-over most of these eight would fail), and a list of dead nodes only is an error
+/// naming a node.
+#[tokio::test]
+async fn a_broker_url_list_fails_over_to_the_node_that_answers() -> anyhow::Result<()> {
+    orderly_runtime::testing::ensure_services()?;
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        // A port nobody listens on once the listener is dropped: refused at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        dead.push(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    }
+    let list = format!("{},{}", dead.join(","), orderly_tests::BROKER_URL);
+    for _ in 0..8 {
+        let connection = orderly_runtime::broker::connect(&list, "orderly-failover-test").await?;
+        connection.close(200, "ok".into()).await?;
+    }
+    let Err(err) = orderly_runtime::broker::connect(&dead.join(","), "orderly-failover-test").await
+    else {
+        anyhow::bail!("connected with every node down");
+    };
+    assert!(err.to_string().contains("127.0.0.1:"), "{err}");
+    Ok(())
+}
