@@ -98,6 +98,13 @@ pub const CONSISTENT_HASH: &str = "x-consistent-hash";
 /// (the order's id for everything about an order). A message without one hashes as one key.
 const HASH_PROPERTY: &str = "correlation_id";
 
+fn durable_exchange() -> ExchangeDeclareOptions {
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
+}
+
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -107,10 +114,7 @@ fn durable() -> QueueDeclareOptions {
 
 /// Declares the exchanges every namespace has.
 pub async fn declare_exchanges(channel: &Channel, names: &Names) -> lapin::Result<()> {
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
+    let options = durable_exchange();
     channel
         .exchange_declare(
             names.events_exchange().into(),
@@ -211,10 +215,7 @@ async fn declare_worker(
         .exchange_declare(
             unrouted.clone().into(),
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
+            durable_exchange(),
             FieldTable::default(),
         )
         .await?;
@@ -225,10 +226,7 @@ async fn declare_worker(
         .exchange_declare(
             exchange.clone().into(),
             ExchangeKind::Custom(CONSISTENT_HASH.into()),
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
+            durable_exchange(),
             hash_args,
         )
         .await?;
