@@ -662,12 +662,13 @@ async fn a_sweep_leaves_another_live_processs_rows_to_it_for_the_grace() -> anyh
         .await?;
     let unmarked = OutboxMessage::from_envelope(&Envelope::new("probe", "b", ProbeEcho { n: 2 }));
     outbox::insert(&mut conn, &[unmarked]).await?;
+    // Published, then marked: wait for both (the mark follows the broker's confirm).
     wait_until("the unmarked row is swept", DEADLINE, || async {
-        Ok(env.queue_depth(&echo).await? == 1)
+        Ok(env.queue_depth(&echo).await? == 1 && outbox::status(&env.pool).await?.pending == 1)
     })
     .await?;
     assert_eq!(
-        outbox::status(&env.pool).await?.pending,
+        env.queue_depth(&echo).await?,
         1,
         "the other process's row is left to its handoff"
     );
