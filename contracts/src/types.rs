@@ -24,7 +24,7 @@ mod vat;
 
 pub use country::{COUNTRY_CODES, CountryCode, EU_MEMBER_STATES};
 pub use currency::{ACTIVE_CURRENCIES, CurrencyCode};
-pub use enums::{Channel, OrderStatus, ShipmentStatus, TaxCategory};
+pub use enums::{Channel, OrderStatus, ShipmentStatus, TaxCategory, TaxClass};
 pub use gtin::Gtin;
 pub use ids::{Sku, StoreId, WarehouseId};
 pub use money::{Amount, TaxRate};

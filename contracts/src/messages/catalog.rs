@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::Message;
 use crate::error::ContractError;
-use crate::types::{CountryCode, Gtin, Sku, TaxCategory};
+use crate::types::{CountryCode, Gtin, Sku, TaxCategory, TaxClass};
 use crate::validate::{At, Validate, count, ensure, first_duplicate, text};
 
 fn yes() -> bool {
@@ -32,6 +32,11 @@ pub struct ProductUpserted {
     pub title: String,
     /// VAT category, for lines that do not bring their own.
     pub tax_category: TaxCategory,
+    /// What kind of product it is where rates differ by kind (books, food, ...):
+    /// invoicing looks the class up per country and falls back to `tax_category` where a
+    /// country has no row for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_class: Option<TaxClass>,
     /// Whether the product is sold. Inactive products are kept (old orders refer to them)
     /// but new lines for them become order item exceptions.
     pub active: bool,

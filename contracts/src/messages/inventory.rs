@@ -466,7 +466,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::warehouse_upserted,
             from: "admin API",
             says: "a warehouse: address (dispatch country), allocation priority, open or closed",
-            to: [INVENTORY],
+            to: [INVENTORY, INVOICING],
         ),
     ]
 }

@@ -11,7 +11,8 @@ use super::common::{
 use crate::envelope::Message;
 use crate::error::ContractError;
 use crate::types::{
-    Amount, CountryCode, CurrencyCode, EmailAddress, Quantity, Sku, StoreId, TaxCategory, VatId,
+    Amount, CountryCode, CurrencyCode, EmailAddress, Quantity, Sku, StoreId, TaxCategory, TaxClass,
+    VatId, WarehouseId,
 };
 use crate::validate::{At, Validate, count, ensure, text};
 
@@ -48,6 +49,10 @@ pub struct InvoiceLine {
     pub discount: Amount,
     /// VAT category; invoicing turns it into a rate for the place of supply.
     pub tax_category: TaxCategory,
+    /// The product's tax class, where the catalog gives one: rates differ by class in
+    /// some countries (books, food, ...). Without it the category decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_class: Option<TaxClass>,
 }
 
 impl PricedLine for InvoiceLine {
@@ -83,6 +88,11 @@ pub struct InvoiceRequested {
     /// The shipment being invoiced; required when `timing` is `on_shipment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment_id: Option<Uuid>,
+    /// The warehouse the goods leave from: its address is where the supply starts for VAT
+    /// (a German store shipping from a Dutch warehouse makes a Dutch supply). Absent (an
+    /// invoice on order, before stock is allocated): the seller's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warehouse_id: Option<WarehouseId>,
     /// The order number the buyer knows.
     #[schemars(length(max = 128))]
     pub external_order_id: String,
@@ -387,6 +397,7 @@ mod golden {
                 "store_id": STORE,
                 "timing": "on_shipment",
                 "shipment_id": SHIPMENT,
+                "warehouse_id": "berlin-1",
                 "external_order_id": "100234",
                 "placed_at": "2026-03-14T09:26:51Z",
                 "currency": "EUR",

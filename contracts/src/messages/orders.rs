@@ -12,7 +12,7 @@ use super::common::{
 use crate::envelope::Message;
 use crate::error::ContractError;
 use crate::types::{
-    Amount, Channel, CurrencyCode, Gtin, OrderStatus, Quantity, Sku, StoreId, TaxCategory,
+    Amount, Channel, CurrencyCode, Gtin, OrderStatus, Quantity, Sku, StoreId, TaxCategory, TaxClass,
 };
 use crate::validate::{At, Validate, count, ensure, opt_text, text};
 
@@ -269,6 +269,9 @@ pub struct AcceptedLine {
     pub discount: Amount,
     /// VAT category (from the order, or the catalog).
     pub tax_category: TaxCategory,
+    /// The product's tax class from the catalog, where it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tax_class: Option<TaxClass>,
 }
 
 impl PricedLine for AcceptedLine {

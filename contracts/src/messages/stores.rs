@@ -105,6 +105,12 @@ pub struct StoreInvoiceSettingsUpdated {
     /// `per_line` when absent.
     #[serde(default = "default_rounding")]
     pub rounding: RoundingPolicy,
+    /// The small-business scheme the seller applies, as its legal reference printed on the
+    /// invoice (`§ 19 UStG`, `Art. 293 B du CGI`): no VAT is charged. A seller without a
+    /// VAT id must declare it; it is never inferred from a missing VAT id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub small_business: Option<String>,
 }
 
 string_enum! {
@@ -160,6 +166,11 @@ impl Validate for StoreInvoiceSettingsUpdated {
         })
         .at("payload.vat_id")?;
         opt_text(self.footer.as_ref(), 2000).at("payload.footer")?;
+        opt_text(self.small_business.as_ref(), 200).at("payload.small_business")?;
+        ensure(!(self.oss_registered && self.small_business.is_some()), || {
+            "a small business charges no VAT, so it has no distance sales to report through the OSS: set `oss_registered` false or remove `small_business`".to_owned()
+        })
+        .at("payload.small_business")?;
         ensure((1..=12).contains(&self.number_digits), || {
             format!(
                 "{} digits: a running number has 1 to 12",

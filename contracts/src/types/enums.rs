@@ -86,6 +86,29 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// What a product is, for the countries whose rates differ by kind of product: "reduced"
+    /// does not mean the same everywhere (books are 0 % in Ireland and 25 % in Denmark, food
+    /// 0 % in Ireland and Malta, 5.5 % in France). Invoicing looks the class up in its dated
+    /// rate data per country; a product without a class takes its [`TaxCategory`].
+    pub enum TaxClass {
+        /// Printed books.
+        Books = "books",
+        /// Electronically supplied books.
+        Ebooks = "ebooks",
+        /// Printed newspapers and periodicals.
+        Newspapers = "newspapers",
+        /// Foodstuffs for human consumption (not alcohol, not catering).
+        Food = "food",
+        /// Children's clothing and footwear.
+        ChildrensClothing = "childrens_clothing",
+        /// Pharmaceutical products for human use.
+        Medicines = "medicines",
+        /// Women's sanitary protection products.
+        SanitaryProducts = "sanitary_products",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +127,9 @@ mod tests {
             assert_eq!(serde_json::to_value(s).expect("encode"), s.as_str());
         }
         for t in TaxCategory::ALL {
+            assert_eq!(serde_json::to_value(t).expect("encode"), t.as_str());
+        }
+        for t in TaxClass::ALL {
             assert_eq!(serde_json::to_value(t).expect("encode"), t.as_str());
         }
         assert_eq!(OrderStatus::PartiallyShipped.as_str(), "partially_shipped");

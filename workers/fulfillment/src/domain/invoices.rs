@@ -58,6 +58,7 @@ pub(crate) fn invoice_for_order(order: &OrderAccepted, request_id: Uuid) -> Invo
             unit_price: line.unit_price,
             discount: line.discount,
             tax_category: line.tax_category,
+            tax_class: line.tax_class,
         })
         .collect();
     invoice_request(
@@ -110,6 +111,7 @@ pub(crate) fn invoice_for_shipment(
             unit_price: line.unit_price,
             discount: Amount::new(share)?,
             tax_category: line.tax_category,
+            tax_class: line.tax_class,
         });
     }
     if lines.is_empty() {
@@ -175,6 +177,8 @@ fn invoice_request(
         store_id: order.store_id.clone(),
         timing,
         shipment_id,
+        // The caller knows the shipment's warehouse (invoices per shipment).
+        warehouse_id: None,
         external_order_id: order.external_order_id.clone(),
         placed_at: order.placed_at,
         currency: order.currency,

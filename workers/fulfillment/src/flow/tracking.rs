@@ -394,7 +394,7 @@ impl Run {
             .iter()
             .map(|i| (i.line_id.clone(), i.quantity))
             .collect();
-        let (request, progress) = domain::invoice_for_shipment(
+        let (mut request, progress) = domain::invoice_for_shipment(
             &order.stored.order,
             &order.stored.progress,
             shipment_id,
@@ -406,6 +406,8 @@ impl Run {
                 "cannot request the invoice of shipment {shipment_id}: {e}"
             ))
         })?;
+        // The goods leave from the shipment's warehouse: where the supply starts for VAT.
+        request.warehouse_id = Some(held.shipment.warehouse_id.clone());
         held.facts.invoice_requested = true;
         order.stored.progress = progress;
         order.progress_moved = true;

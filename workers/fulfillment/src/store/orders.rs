@@ -10,7 +10,7 @@ use orderly_contracts::messages::{
     AcceptedLine, InvoiceTiming, OrderAccepted, OrderAddressChanged,
 };
 use orderly_contracts::types::{
-    Amount, Channel, CurrencyCode, Gtin, Quantity, Sku, StoreId, TaxCategory,
+    Amount, Channel, CurrencyCode, Gtin, Quantity, Sku, StoreId, TaxCategory, TaxClass,
 };
 use orderly_runtime::db;
 use rust_decimal::Decimal;
@@ -116,15 +116,15 @@ pub(crate) async fn upsert_orders(
         .collect();
     db::unnest(
         "insert into order_lines (order_id, line_id, position, sku, gtin, title, quantity,
-                                  unit_price, discount, tax_category)
+                                  unit_price, discount, tax_category, tax_class)
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
                               $6::text[], $7::bigint[], $8::numeric[], $9::numeric[],
-                              $10::text[])
+                              $10::text[], $11::text[])
          on conflict (order_id, line_id) do update set
            position = excluded.position, sku = excluded.sku, gtin = excluded.gtin,
            title = excluded.title, quantity = excluded.quantity,
            unit_price = excluded.unit_price, discount = excluded.discount,
-           tax_category = excluded.tax_category",
+           tax_category = excluded.tax_category, tax_class = excluded.tax_class",
         &lines,
     )
     .column(|(id, _, _)| *id)
@@ -137,6 +137,7 @@ pub(crate) async fn upsert_orders(
     .column(|(_, _, l)| l.unit_price.value())
     .column(|(_, _, l)| l.discount.value())
     .column(|(_, _, l)| l.tax_category.as_str())
+    .column(|(_, _, l)| l.tax_class.map(TaxClass::as_str))
     .execute(conn)
     .await?;
     Ok(())
@@ -212,6 +213,7 @@ struct LineRow {
     unit_price: Decimal,
     discount: Decimal,
     tax_category: String,
+    tax_class: Option<String>,
     invoiced_quantity: i64,
     invoiced_discount: Decimal,
 }
@@ -254,7 +256,7 @@ pub(crate) async fn load_orders(
     let found: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
     let line_rows: Vec<LineRow> = sqlx::query_as(
         "select order_id, line_id, sku, gtin, title, quantity, unit_price, discount, tax_category,
-                invoiced_quantity, invoiced_discount
+                tax_class, invoiced_quantity, invoiced_discount
          from order_lines where order_id = any($1) order by order_id, position",
     )
     .bind(&found)
@@ -299,6 +301,11 @@ fn stored_order(row: OrderRow, line_rows: Vec<LineRow>) -> Result<StoredOrder, s
             unit_price: amount("unit_price", l.unit_price)?,
             discount: amount("discount", l.discount)?,
             tax_category: parse("tax_category", l.tax_category.parse::<TaxCategory>())?,
+            tax_class: l
+                .tax_class
+                .as_deref()
+                .map(|c| parse("tax_class", c.parse::<TaxClass>()))
+                .transpose()?,
             line_id: l.line_id,
         });
     }

@@ -83,6 +83,7 @@ pub(crate) fn accepted_order(head: &OrderHead, lines: &[Line]) -> Result<OrderAc
             unit_price: line.unit_price,
             discount,
             tax_category: m.tax_category,
+            tax_class: m.tax_class,
         });
     }
     if accepted.is_empty() {

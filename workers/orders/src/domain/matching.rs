@@ -3,7 +3,7 @@
 //! an operator names in a resolution.
 
 use orderly_contracts::messages::ItemProblem;
-use orderly_contracts::types::{Sku, TaxCategory};
+use orderly_contracts::types::{Sku, TaxCategory, TaxClass};
 
 use super::*;
 
@@ -16,6 +16,8 @@ pub struct Product {
     pub title: String,
     /// Its VAT category.
     pub tax_category: TaxCategory,
+    /// Its tax class, if the catalog gives one.
+    pub tax_class: Option<TaxClass>,
     /// Whether it is sold.
     pub active: bool,
 }
@@ -50,6 +52,7 @@ fn matched(product: &Product, line_tax: Option<TaxCategory>) -> Match {
     Match::Matched(MatchedProduct {
         sku: product.sku.clone(),
         tax_category: line_tax.unwrap_or(product.tax_category),
+        tax_class: product.tax_class,
         catalog_title: product.title.clone(),
     })
 }
@@ -120,6 +123,7 @@ pub(crate) fn resolve_to(
         Some(p) if p.active => Ok(MatchedProduct {
             sku: p.sku.clone(),
             tax_category: line_tax.unwrap_or(p.tax_category),
+            tax_class: p.tax_class,
             catalog_title: p.title.clone(),
         }),
         Some(_) => Err(format!(
@@ -147,6 +151,7 @@ pub(crate) fn carry_over_match(old: &Line, new: &mut Line) -> bool {
     new.matched = Some(MatchedProduct {
         sku: m.sku.clone(),
         tax_category: new.requested_tax_category.unwrap_or(m.tax_category),
+        tax_class: m.tax_class,
         catalog_title: m.catalog_title.clone(),
     });
     true

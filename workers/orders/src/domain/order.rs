@@ -7,7 +7,7 @@ use orderly_contracts::messages::{
     Address, Customer, CustomerContact, OrderLine, OrderPlaced, Payment,
 };
 use orderly_contracts::types::{
-    Amount, Channel, CurrencyCode, Gtin, OrderStatus, Sku, StoreId, TaxCategory,
+    Amount, Channel, CurrencyCode, Gtin, OrderStatus, Sku, StoreId, TaxCategory, TaxClass,
 };
 use uuid::Uuid;
 
@@ -116,6 +116,8 @@ pub(crate) struct MatchedProduct {
     pub(crate) sku: Sku,
     /// VAT category: the line's own if the producer sent one, else the catalog's.
     pub(crate) tax_category: TaxCategory,
+    /// The catalog's tax class, if it gives one (books, food, ...).
+    pub(crate) tax_class: Option<TaxClass>,
     /// The catalog's product name at matching time.
     pub(crate) catalog_title: String,
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use orderly_contracts::messages::ProductUpserted;
-use orderly_contracts::types::{Gtin, Sku, StoreId};
+use orderly_contracts::types::{Gtin, Sku, StoreId, TaxClass};
 use orderly_runtime::db;
 use sqlx::PgConnection;
 
@@ -19,10 +19,11 @@ pub(crate) async fn upsert_product(
     p: &ProductUpserted,
 ) -> sqlx::Result<bool> {
     let applied: Option<String> = sqlx::query_scalar(
-        "insert into products (sku, title, tax_category, active, updated_at)
-         values ($1, $2, $3, $4, $5)
+        "insert into products (sku, title, tax_category, active, updated_at, tax_class)
+         values ($1, $2, $3, $4, $5, $6)
          on conflict (sku) do update
            set title = excluded.title, tax_category = excluded.tax_category,
+               tax_class = excluded.tax_class,
                active = excluded.active, updated_at = excluded.updated_at, received_at = now()
            where products.updated_at < excluded.updated_at
          returning sku",
@@ -32,6 +33,7 @@ pub(crate) async fn upsert_product(
     .bind(p.tax_category.as_str())
     .bind(p.active)
     .bind(p.updated_at)
+    .bind(p.tax_class.map(TaxClass::as_str))
     .fetch_optional(&mut *conn)
     .await?;
     if applied.is_none() {
@@ -60,6 +62,7 @@ struct ProductRow {
     sku: String,
     title: String,
     tax_category: String,
+    tax_class: Option<String>,
     active: bool,
 }
 
@@ -71,6 +74,7 @@ impl TryFrom<ProductRow> for Product {
             sku: parse("product sku", &row.sku)?,
             title: row.title,
             tax_category: parse("product tax category", &row.tax_category)?,
+            tax_class: parse_opt("product tax class", row.tax_class.as_deref())?,
             active: row.active,
         })
     }
@@ -84,11 +88,12 @@ pub async fn products_by_sku(
     if skus.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<ProductRow> =
-        sqlx::query_as("select sku, title, tax_category, active from products where sku = any($1)")
-            .bind(skus)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows: Vec<ProductRow> = sqlx::query_as(
+        "select sku, title, tax_category, tax_class, active from products where sku = any($1)",
+    )
+    .bind(skus)
+    .fetch_all(&mut *conn)
+    .await?;
     rows.into_iter()
         .map(|r| {
             let sku = r.sku.clone();
@@ -120,7 +125,7 @@ pub(crate) async fn products_by_gtin(
         return Ok(out);
     }
     let rows: Vec<GtinProductRow> = sqlx::query_as(
-        "select g.gtin14, p.sku, p.title, p.tax_category, p.active
+        "select g.gtin14, p.sku, p.title, p.tax_category, p.tax_class, p.active
          from product_gtins g join products p on p.sku = g.sku
          where g.gtin14 = any($1)",
     )

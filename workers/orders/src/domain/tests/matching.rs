@@ -167,6 +167,7 @@ fn a_replacing_revision_keeps_an_operators_match() {
     old.matched = Some(MatchedProduct {
         sku: sku("PEN-OP"),
         tax_category: TaxCategory::Standard,
+        tax_class: None,
         catalog_title: "Pen".into(),
     });
     let mut new = gtin_line();

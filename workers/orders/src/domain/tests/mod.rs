@@ -53,6 +53,7 @@ fn product(sku: &str, active: bool) -> Product {
         sku: Sku::parse(sku).unwrap(),
         title: format!("{sku} (catalog)"),
         tax_category: TaxCategory::Reduced,
+        tax_class: None,
         active,
     }
 }
@@ -70,6 +71,7 @@ fn matched_lines(p: &OrderPlaced) -> Vec<Line> {
             line.matched = Some(MatchedProduct {
                 sku: s,
                 tax_category: TaxCategory::Standard,
+                tax_class: None,
                 catalog_title: l.title.clone(),
             });
             line
