@@ -1,7 +1,9 @@
 //! Invoicing's pure rules: no I/O, unit-tested with plain values.
 //!
-//! - [`rates`]: the EU-27 rate table with effective dates (data, not code);
-//! - [`vat`]: the decision tree (domestic, reverse charge, distance sale/OSS, export);
+//! - [`rates`]: the dated rate data per rate area and class (loaded from a file, not code);
+//! - [`territory`]: where a country and postcode is for VAT (inside the EU VAT area or not);
+//! - [`vat`]: the decision tree (domestic, intra-Community supply, distance sale/OSS,
+//!   export, small business);
 //! - [`amounts`]: pricing, discounts and rounding (per line or per document);
 //! - [`credit`]: what a credit note may credit, and its amounts;
 //! - [`document`]: the immutable snapshot printed on an invoice or credit note;
@@ -13,6 +15,7 @@ pub mod credit;
 pub mod document;
 pub mod language;
 pub mod rates;
+pub mod territory;
 pub mod vat;
 
 use chrono::NaiveDate;
@@ -21,11 +24,14 @@ use rust_decimal::Decimal;
 
 use amounts::{DocumentInput, LineInput, Priced};
 use language::{Label, Language};
-use vat::{RegistryAnswer, Sale, VatDecision, VatError};
+use orderly_contracts::messages::Address;
+use orderly_contracts::types::TaxCategory;
+use rates::Rates;
+use vat::{RegistryAnswer, Sale, VatDecision, VatError, Where};
 
 /// The state the decision needs besides the request and the settings.
 #[derive(Debug, Clone)]
-pub struct Context {
+pub struct Context<'a> {
     /// The day of supply.
     pub supply_date: NaiveDate,
     /// What a registry said about the buyer's VAT id.
@@ -34,6 +40,13 @@ pub struct Context {
     pub distance_sales_previous_year: Decimal,
     /// The same, this calendar year so far.
     pub distance_sales_this_year: Decimal,
+    /// The address the goods leave from (the shipment's warehouse); `None`: the store's.
+    pub dispatch_from: Option<&'a Address>,
+    /// A warehouse the request names whose address is not known (the store's is used, and
+    /// the reason says so).
+    pub unknown_warehouse: Option<&'a str>,
+    /// The rate data (the configured file, the store's own rows over it).
+    pub rates: Rates<'a>,
 }
 
 /// A decided and priced invoice, before it has a number.
@@ -51,8 +64,9 @@ fn price_with(
     request: &InvoiceRequested,
     settings: &StoreInvoiceSettingsUpdated,
     decision: &VatDecision,
-    date: NaiveDate,
+    cx: &Context<'_>,
 ) -> Result<Priced, VatError> {
+    let date = cx.supply_date;
     let mut lines = Vec::with_capacity(request.lines.len() + 1);
     for l in &request.lines {
         lines.push(LineInput {
@@ -63,23 +77,19 @@ fn price_with(
             quantity: l.quantity.get(),
             unit_price: l.unit_price.value(),
             discount: l.discount.value(),
-            rate: vat::rate_for(decision, l.tax_category, date)?,
+            rate: vat::rate_for(decision, cx.rates, l.tax_category, l.tax_class, date)?,
         });
     }
     if !request.shipping.is_zero() {
-        lines.push(LineInput {
-            line_id: credit::SHIPPING_LINE.to_owned(),
-            sku: String::new(),
-            // The shipping line's title is printed: in the store's language.
-            title: Language::from_locale(settings.locale.as_str())
-                .label(Label::Shipping)
-                .to_owned(),
-            category: orderly_contracts::types::TaxCategory::Standard,
-            quantity: 1,
-            unit_price: request.shipping.value(),
-            discount: Decimal::ZERO,
-            rate: vat::shipping_rate(decision, date)?,
-        });
+        // The shipping line's title is printed: in the store's language.
+        let title = Language::from_locale(settings.locale.as_str()).label(Label::Shipping);
+        let scale = u32::from(request.currency.minor_units().unwrap_or(2));
+        lines.extend(shipping_lines(
+            &lines,
+            request.shipping.value(),
+            title,
+            scale,
+        ));
     }
     Ok(amounts::price(&DocumentInput {
         lines,
@@ -90,35 +100,93 @@ fn price_with(
     }))
 }
 
+/// Shipping follows the goods it carries (an ancillary supply takes the principal supply's
+/// treatment): at the goods' rate when they have one, split over their rates in proportion
+/// to their amounts when they have several (largest remainder, so the parts add up to the
+/// charge). The first part keeps the id `shipping`, the others `shipping/2`, ...; crediting
+/// shipping credits them all.
+fn shipping_lines(goods: &[LineInput], amount: Decimal, title: &str, scale: u32) -> Vec<LineInput> {
+    let mut groups: Vec<((Decimal, TaxCategory), Decimal)> = Vec::new();
+    for l in goods {
+        let key = (l.rate.normalize(), shipping_category(l.category));
+        let value = (l.unit_price * Decimal::from(l.quantity) - l.discount).max(Decimal::ZERO);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += value,
+            None => groups.push((key, value)),
+        }
+    }
+    // Highest amount first: the main part keeps the plain `shipping` id.
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.0.cmp(&a.0.0)));
+    if groups.iter().all(|(_, v)| v.is_zero()) {
+        groups.truncate(1);
+    }
+    let weights: Vec<Decimal> = groups.iter().map(|(_, v)| *v).collect();
+    let shares = if groups.len() == 1 {
+        vec![amount]
+    } else {
+        amounts::allocate(amount, &weights, scale)
+    };
+    let several = groups.len() > 1;
+    groups
+        .iter()
+        .zip(shares)
+        .enumerate()
+        .filter(|(_, (_, share))| !share.is_zero())
+        .map(|(i, (((rate, category), _), share))| LineInput {
+            line_id: credit::shipping_line_id(i),
+            sku: String::new(),
+            title: if several {
+                format!("{title} ({rate} %)")
+            } else {
+                title.to_owned()
+            },
+            category: *category,
+            quantity: 1,
+            unit_price: share,
+            discount: Decimal::ZERO,
+            rate: *rate,
+        })
+        .collect()
+}
+
+/// The category shipping takes beside goods of `category`: exempt goods make exempt
+/// shipping, zero-rated ones zero-rated, every taxed rate the standard category (the rate
+/// itself is carried beside it).
+fn shipping_category(category: TaxCategory) -> TaxCategory {
+    match category {
+        TaxCategory::Exempt | TaxCategory::Zero => category,
+        _ => TaxCategory::Standard,
+    }
+}
+
 /// Decides the VAT of a request and prices it.
 ///
-/// The sale's value for the EUR 10,000 threshold is its net at the seller's own rates (the
-/// rates it is taxed at while under the threshold); the amount then added to the year's
-/// total is the net actually invoiced.
+/// The sale's value for the EUR 10,000 threshold is its net at the dispatch state's own
+/// rates (the rates it is taxed at while under the threshold); the amount then added to
+/// the year's total is the net actually invoiced.
 pub fn plan_invoice(
     request: &InvoiceRequested,
     settings: &StoreInvoiceSettingsUpdated,
-    cx: &Context,
+    cx: &Context<'_>,
 ) -> Result<InvoicePlan, VatError> {
-    let seller_country = settings.address.country;
-    let as_domestic = VatDecision {
-        rule: vat::Rule::Domestic,
-        reason: String::new(),
-        rate_country: Some(seller_country),
-        buyer_vat_id: None,
-        vat_id_check: None,
-        legal_note: None,
-        counts_toward_threshold: false,
-    };
-    let this_sale_eur = if request.currency.as_str() == "EUR" && seller_country.is_eu() {
-        Some(price_with(request, settings, &as_domestic, cx.supply_date)?.net)
-    } else {
-        None
+    let dispatch = cx.dispatch_from.unwrap_or(&settings.address);
+    let dispatch_area = territory::locate(dispatch.country, dispatch.postal_code.as_deref())
+        .place
+        .rate_area();
+    let this_sale_eur = match dispatch_area {
+        Some(area) if request.currency.as_str() == "EUR" => {
+            let own = VatDecision::at(area, vat::Rule::Domestic, String::new());
+            Some(price_with(request, settings, &own, cx)?.net)
+        }
+        _ => None,
     };
     let sale = Sale {
-        seller_country,
+        establishment: Where::of(&settings.address),
+        dispatch: Where::of(dispatch),
+        destination: Where::of(&request.shipping_address),
         seller_vat_id: settings.vat_id.as_ref(),
-        destination: request.shipping_address.country,
+        small_business: settings.small_business.as_deref(),
+        oss_registered: settings.oss_registered,
         buyer_is_business: request.buyer.is_business,
         buyer_vat_id: request.buyer.vat_id.as_ref().map(|v| v.as_str()),
         registry: cx.registry.clone(),
@@ -127,8 +195,13 @@ pub fn plan_invoice(
         distance_sales_this_year: cx.distance_sales_this_year,
         this_sale_eur,
     };
-    let decision = vat::decide(&sale)?;
-    let priced = price_with(request, settings, &decision, cx.supply_date)?;
+    let mut decision = vat::decide(&sale, cx.rates)?;
+    if let Some(w) = cx.unknown_warehouse {
+        decision.reason.push_str(&format!(
+            " (warehouse {w} is not known to invoicing yet: the store's address was taken as where the goods leave from)"
+        ));
+    }
+    let priced = price_with(request, settings, &decision, cx)?;
     let distance_sales_added =
         if decision.counts_toward_threshold && request.currency.as_str() == "EUR" {
             priced.net

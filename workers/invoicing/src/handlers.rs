@@ -10,14 +10,14 @@
 //! whatever the runtime does; different stores are independent.
 
 use crate::domain::language::Label;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 
 use chrono::{Datelike, Utc};
 use orderly_contracts::messages::{
-    CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentTotals,
+    Address, CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentTotals,
     InvoiceIssued, InvoiceRequested, InvoiceTiming, OrderCancelled, OrderRefundRequested,
-    StoreInvoiceSettingsUpdated, TaxBreakdown,
+    StoreInvoiceSettingsUpdated, TaxBreakdown, WarehouseUpserted,
 };
 use orderly_contracts::types::{Amount, TaxRate};
 use orderly_contracts::{Envelope, Message, decode_raw};
@@ -31,16 +31,82 @@ use crate::domain::amounts::{self, PricedLine};
 use crate::domain::credit::{self, CreditRequest, CreditableInvoice};
 use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
 use crate::domain::language::Language;
+use crate::domain::rates::{RateTable, Rates};
 use crate::domain::vat::RegistryAnswer;
 use crate::domain::{self, Context};
 use crate::render;
 use crate::store::{self, StoredInvoice};
 use crate::vies::{FormatOnly, VatIdRegistry};
 
-/// Invoicing's message handler. Holds only the VAT id registry; state lives in the schema.
+/// Invoicing's message handler. Holds the VAT id registry and the rate data every store
+/// uses (loaded from the configured file at start, refreshed when another file is loaded);
+/// state lives in the schema.
 #[derive(Debug, Clone)]
 pub struct InvoicingHandler {
     registry: Arc<dyn VatIdRegistry>,
+    rates: SharedRates,
+}
+
+/// The rate data every store uses, swapped whole when a new file is loaded.
+#[derive(Debug, Clone)]
+pub struct SharedRates(Arc<RwLock<Arc<RateTable>>>);
+
+impl SharedRates {
+    /// Starts with `table`.
+    pub fn new(table: RateTable) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(table))))
+    }
+
+    /// The table in force.
+    pub fn current(&self) -> Arc<RateTable> {
+        match self.0.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Puts `table` in force.
+    pub fn replace(&self, table: RateTable) {
+        let table = Arc::new(table);
+        match self.0.write() {
+            Ok(mut t) => *t = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
+        }
+    }
+}
+
+/// What the decisions of one store's requests read besides the request: the rate data (the
+/// store's own rows over the shared ones) and the addresses of the warehouses they name.
+struct Inputs {
+    base: Arc<RateTable>,
+    store: Option<RateTable>,
+    warehouses: HashMap<String, Address>,
+}
+
+impl Inputs {
+    async fn read(
+        h: &InvoicingHandler,
+        conn: &mut PgConnection,
+        store_id: &str,
+        requests: &[&InvoiceRequested],
+    ) -> Result<Self, HandlerError> {
+        let ids: Vec<&str> = requests
+            .iter()
+            .filter_map(|r| r.warehouse_id.as_ref().map(|w| w.as_str()))
+            .collect();
+        Ok(Self {
+            base: h.rates.current(),
+            store: store::rates::store_rows(&mut *conn, store_id).await?,
+            warehouses: store::warehouses::addresses(conn, &ids).await?,
+        })
+    }
+
+    fn rates(&self) -> Rates<'_> {
+        Rates {
+            base: &self.base,
+            store: self.store.as_ref(),
+        }
+    }
 }
 
 impl Default for InvoicingHandler {
@@ -50,16 +116,30 @@ impl Default for InvoicingHandler {
 }
 
 impl InvoicingHandler {
-    /// A handler that checks VAT ids by format only.
+    /// A handler that checks VAT ids by format only, with the shipped rate data.
     pub fn new() -> Self {
         Self {
             registry: Arc::new(FormatOnly),
+            rates: SharedRates::new(RateTable::shipped().clone()),
         }
     }
 
     /// A handler that asks `registry` (a VIES client) about buyers' VAT ids.
     pub fn with_registry(registry: Arc<dyn VatIdRegistry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            ..Self::new()
+        }
+    }
+
+    /// The same handler deciding with `rates` (the worker's loaded rate file).
+    pub fn with_rates(self, rates: SharedRates) -> Self {
+        Self { rates, ..self }
+    }
+
+    /// The rate data it decides with.
+    pub fn rates(&self) -> &SharedRates {
+        &self.rates
     }
 }
 
@@ -75,19 +155,36 @@ orderly_runtime::inputs! {
         RefundRequested(OrderRefundRequested),
         /// A cancellation: its invoiced part is credited.
         Cancelled(OrderCancelled),
+        /// A warehouse's address: where supplies from it start for VAT.
+        Warehouse(WarehouseUpserted),
     }
 }
 
 use InvoicingInput as Input;
 
 impl Input {
-    /// The store a message is about: every input names one.
-    fn store_id(&self) -> &str {
+    /// What a message is about, as its lock: a store, or a warehouse.
+    fn lock_key(&self) -> LockKey {
+        let store = |id: &str| LockKey::exclusive("store", id);
         match self {
-            Input::Requested(env) => env.payload.store_id.as_str(),
-            Input::Settings(env) => env.payload.store_id.as_str(),
-            Input::RefundRequested(env) => env.payload.store_id.as_str(),
-            Input::Cancelled(env) => env.payload.store_id.as_str(),
+            Input::Requested(env) => store(env.payload.store_id.as_str()),
+            Input::Settings(env) => store(env.payload.store_id.as_str()),
+            Input::RefundRequested(env) => store(env.payload.store_id.as_str()),
+            Input::Cancelled(env) => store(env.payload.store_id.as_str()),
+            Input::Warehouse(env) => {
+                LockKey::exclusive("warehouse", env.payload.warehouse_id.as_str())
+            }
+        }
+    }
+
+    /// The store a message is about (`None` for a warehouse).
+    fn store_id(&self) -> Option<&str> {
+        match self {
+            Input::Requested(env) => Some(env.payload.store_id.as_str()),
+            Input::Settings(env) => Some(env.payload.store_id.as_str()),
+            Input::RefundRequested(env) => Some(env.payload.store_id.as_str()),
+            Input::Cancelled(env) => Some(env.payload.store_id.as_str()),
+            Input::Warehouse(_) => None,
         }
     }
 }
@@ -105,6 +202,14 @@ impl Handler for InvoicingHandler {
             Input::Settings(env) => settings_updated(self, cx, env).await,
             Input::RefundRequested(env) => refund_requested(cx, env).await,
             Input::Cancelled(env) => order_cancelled(cx, env).await,
+            Input::Warehouse(env) => {
+                if store::warehouses::upsert(cx.conn, &env.payload).await? {
+                    info!(warehouse_id = %env.payload.warehouse_id, "warehouse address kept");
+                } else {
+                    info!("older or repeated warehouse ignored");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -126,7 +231,7 @@ impl Handler for InvoicingHandler {
         let others: BTreeSet<&str> = msgs
             .iter()
             .filter(|m| requested_store(m).is_none())
-            .filter_map(|m| m.input::<Input>().ok().map(Input::store_id))
+            .filter_map(|m| m.input::<Input>().ok().and_then(Input::store_id))
             .collect();
         let mut groups: BTreeMap<&str, Vec<&Incoming>> = BTreeMap::new();
         for msg in msgs {
@@ -157,7 +262,7 @@ impl Handler for InvoicingHandler {
     ) -> Result<Vec<LockKey>, HandlerError> {
         Ok(msg
             .input::<Input>()
-            .map(|input| vec![LockKey::exclusive("store", input.store_id())])
+            .map(|input| vec![input.lock_key()])
             .unwrap_or_default())
     }
 }
@@ -317,22 +422,34 @@ async fn look_up(
 
 /// What the VAT decision of a request needs besides the request and the settings: the
 /// supply date, the registry's answer about the buyer's VAT id and the distance sales so far.
-async fn context_for(
+async fn context_for<'a>(
     h: &InvoicingHandler,
-    env: &Envelope<InvoiceRequested>,
+    env: &'a Envelope<InvoiceRequested>,
+    inputs: &'a Inputs,
     distance_sales_previous_year: Decimal,
     distance_sales_this_year: Decimal,
-) -> Context {
+) -> Context<'a> {
     let r = &env.payload;
     let registry = match (&r.buyer.vat_id, r.buyer.is_business) {
         (Some(id), true) => h.registry.check(id).await,
         _ => RegistryAnswer::NotChecked,
     };
+    let warehouse = r.warehouse_id.as_ref().map(|w| w.as_str());
+    let dispatch_from = warehouse.and_then(|w| inputs.warehouses.get(w));
+    if let (Some(w), None) = (warehouse, dispatch_from) {
+        warn!(
+            warehouse_id = w,
+            "no warehouse.upserted for this warehouse yet: the store's address is taken as where the goods leave from"
+        );
+    }
     Context {
         supply_date: supply_date_of(env),
         registry,
         distance_sales_previous_year,
         distance_sales_this_year,
+        dispatch_from,
+        unknown_warehouse: warehouse.filter(|_| dispatch_from.is_none()),
+        rates: inputs.rates(),
     }
 }
 
@@ -368,6 +485,8 @@ async fn issue_together(
     let Some(settings) = &facts.settings else {
         return handle_each(h, group, batch).await;
     };
+    let requests: Vec<&InvoiceRequested> = envs.iter().map(|e| &e.payload).collect();
+    let inputs = Inputs::read(h, batch.conn, store_id, &requests).await?;
 
     let mut seen_requests = BTreeSet::new();
     let mut seen_scopes = BTreeSet::new();
@@ -389,7 +508,7 @@ async fn issue_together(
         let year = supply_date_of(env).year();
         let so_far =
             |year: i32| facts.distance_sales(year) + added.get(&year).copied().unwrap_or_default();
-        let context = context_for(h, env, so_far(year - 1), so_far(year)).await;
+        let context = context_for(h, env, &inputs, so_far(year - 1), so_far(year)).await;
         match domain::plan_invoice(r, settings, &context) {
             Ok(plan) => {
                 *added.entry(year).or_default() += plan.distance_sales_added;
@@ -476,9 +595,11 @@ async fn issue_invoice(
 ) -> Result<(), HandlerError> {
     let r = &env.payload;
     let store_id = r.store_id.as_str();
+    let inputs = Inputs::read(h, cx.conn, store_id, &[r]).await?;
     let context = context_for(
         h,
         env,
+        &inputs,
         facts.distance_sales_previous_year,
         facts.distance_sales_this_year,
     )
@@ -561,11 +682,13 @@ async fn write_invoice(
         reason: decision.reason.clone(),
         vat_id_check: decision.vat_id_check,
         // The decision's wording, in the store's language.
+        // A small business's own legal reference follows (`§ 19 UStG`).
         legal_note: decision.legal_note.as_ref().map(|english| {
-            language
-                .legal_note(decision.rule)
-                .unwrap_or(english)
-                .to_owned()
+            let wording = language.legal_note(decision.rule).unwrap_or(english);
+            match &decision.small_business {
+                Some(reference) => format!("{wording} ({reference})"),
+                None => wording.to_owned(),
+            }
         }),
         credits: None,
         payment_terms_days: Some(settings.payment_terms_days),
@@ -796,7 +919,7 @@ async fn credit_cancellation(
                     (k > 0).then(|| (line_id.clone(), k))
                 })
                 .collect(),
-            shipping: whole_order && open[i].remaining(credit::SHIPPING_LINE) > 0,
+            shipping: whole_order && open[i].shipping_remaining().next().is_some(),
         };
         if request.lines.is_empty() && !request.shipping {
             continue;

@@ -7,14 +7,18 @@
 //! - the number series, one per store and kind (invoice, credit note) and, when the store
 //!   resets yearly, per year: gap-free and strictly increasing;
 //! - the stores' EU distance sales per calendar year (the EUR 10,000 OSS threshold);
+//! - the VAT rate data: the configured rate file's rows (loaded at start, [`load_rates`])
+//!   and each store's own rows, which win where they cover the day;
+//! - the warehouses' addresses (`warehouse.upserted`): where a shipment's supply starts;
 //! - issued invoices and credit notes: immutable snapshots of everything printed (a
 //!   database trigger refuses updates and deletes) with the rule and the reason of the VAT
 //!   decision, and the PDF (bytea, SHA-256, size);
 //! - the requests it refused or holds (a store without settings), for operators.
 //!
 //! Why it is built this way:
-//! - the VAT decision and the rounding are pure ([`domain`]) and table-driven (a rate
-//!   change is a row in [`domain::rates`]), so they are tested with plain values;
+//! - the VAT decision and the rounding are pure ([`domain`]) and the rates are data (a rate
+//!   change is a row in `data/vat-rates.csv`, loaded without a release), so they are tested
+//!   with plain values;
 //! - a number is taken by updating the series' counter row in the transaction that inserts
 //!   the invoice: the row lock serialises workers and a rollback returns the number, so
 //!   there are no gaps and no duplicates however many copies run;
@@ -40,7 +44,8 @@
 //!
 //! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message
 //! handler), [`render`] (the renderer task), `migrate` (older PDFs into the document
-//! store), [`pdf`] (rendering), [`vies`] (the pluggable VAT id registry), [`bench`] (the
+//! store), `rate_data` (the rate file into the schema), [`pdf`] (rendering), [`vies`] (the
+//! pluggable VAT id registry), [`bench`] (the
 //! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
 
 #[cfg(feature = "bench")]
@@ -49,26 +54,44 @@ pub mod domain;
 mod handlers;
 mod migrate;
 pub mod pdf;
+mod rate_data;
 mod render;
 mod store;
 pub mod vies;
 
-pub use handlers::{InvoicingHandler, InvoicingInput};
+pub use handlers::{InvoicingHandler, InvoicingInput, SharedRates};
 pub use migrate::{MigrateReport, migrate_pdfs};
+pub use rate_data::{RateSettings, check_rates, load_rates, read_rates};
 pub use render::{RenderSettings, Renderer};
+pub use store::rates::{Loaded, file_sha256, set_store_rows};
 pub use store::{DocumentRow, PdfState, RefusedRow, list_invoices, list_refused, pdf_by_number};
 
 /// The worker's name: its queue and its schema.
 pub const NAME: &str = "invoicing";
 
-/// Starts the invoicing worker on `host`: its consumer and its renderer, which puts PDFs in
-/// the document store the host's `[documents]` settings name.
+/// Starts the invoicing worker on `host`: loads the rate data (`[vat]`), then its consumer,
+/// its renderer (which puts PDFs in the document store the host's `[documents]` settings
+/// name) and the task that picks up a rate file loaded while it runs.
 pub async fn start(
     host: &mut orderly_runtime::Host,
     handler: InvoicingHandler,
     rendering: RenderSettings,
 ) -> anyhow::Result<()> {
     let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
+    let vat: RateSettings = host.settings().section("vat")?;
+    let pool = host.pool_for(NAME).await?;
+    let loaded = load_rates(&pool, &vat).await?;
+    tracing::info!(rows = loaded.rows, sha256 = %loaded.sha256, replaced = loaded.replaced, "VAT rate data loaded");
+    let table = store::rates::base_rows(&pool)
+        .await?
+        .map(|(_, t)| t)
+        .ok_or_else(|| {
+            anyhow::anyhow!("the VAT rate data is not in the database after loading it")
+        })?;
+    handler.rates().replace(table);
+    let refresher =
+        rate_data::Refresher::new(pool, handler.rates().clone(), loaded.sha256, vat.refresh);
+    host.spawn_task("vat-rates", move |shutdown| refresher.run(shutdown));
     host.start_worker(NAME, handler).await?;
     let renderer = Renderer::new(host.pool_for(NAME).await?, rendering, documents)
         .with_handoff(host.handoff(NAME))

@@ -540,13 +540,9 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         .as_ref()
         .map(|n| c.wrap(n, BODY, right - MARGIN))
         .unwrap_or_default();
-    let reason_lines = c.wrap(
-        &format!("{}: {}", l(Label::VatBasis), doc.reason),
-        7.0,
-        right - MARGIN,
-    );
-    let needed = ROW * (doc.breakdown.len() as f32 + 5.0)
-        + 11.0 * (note_lines.len() + reason_lines.len() + 4) as f32;
+    // The decision's reason (the rule explanation, the store's running distance-sales
+    // totals) is the audit record, stored with the invoice: it is not printed.
+    let needed = ROW * (doc.breakdown.len() as f32 + 5.0) + 11.0 * (note_lines.len() + 4) as f32;
     if y - needed < TABLE_BOTTOM - 30.0 {
         c.new_page();
         y = PAGE_H - MARGIN - 6.0;
@@ -592,10 +588,6 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     if let Some(check) = doc.vat_id_check {
         c.text(MARGIN, y, 7.0, lang.vat_id_check(check));
         y -= 10.0;
-    }
-    for line in &reason_lines {
-        c.text(MARGIN, y, 7.0, line);
-        y -= 9.0;
     }
     if let (DocumentKind::Invoice, Some(days)) = (doc.kind, doc.payment_terms_days) {
         y -= 4.0;

@@ -30,6 +30,15 @@ fn settings(store: &str, revision: u64) -> Envelope<StoreInvoiceSettingsUpdated>
     settings_in(store, revision, "de-DE")
 }
 
+/// The store's settings for a store not registered for the OSS: its distance sales are
+/// taxed at its own rates until the EUR 10,000 threshold (an OSS-registered store taxes
+/// them where they arrive from the first euro).
+fn settings_without_oss(store: &str, revision: u64) -> Envelope<StoreInvoiceSettingsUpdated> {
+    let mut settings = settings(store, revision);
+    settings.payload.oss_registered = false;
+    settings
+}
+
 /// The store's settings with its `locale` (the language its documents print in).
 fn settings_in(store: &str, revision: u64, locale: &str) -> Envelope<StoreInvoiceSettingsUpdated> {
     let payload = serde_json::from_value(json!({
@@ -413,8 +422,8 @@ async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> 
     let text = pdftotext(&pdf, "worker-reverse-charge.pdf");
     // The store is de-DE: the German reverse-charge wording.
     for needle in [
-        "Steuerschuldnerschaft des Leistungsempfängers",
-        "Art. 196 der Richtlinie 2006/112/EG",
+        "Steuerfreie innergemeinschaftliche Lieferung",
+        "§ 6a UStG",
         "USt-IdNr.: FR40303265045",
         "USt-IdNr.: DE123456789",
         "Société Générale",
@@ -443,7 +452,7 @@ async fn a_credit_note_reverses_two_of_three_lines_and_too_much_is_refused() -> 
     assert!(
         text.contains("Korrigiert Rechnung")
             && text.contains(&invoice.invoice_number)
-            && text.contains("Steuerschuldnerschaft des Leistungsempfängers"),
+            && text.contains("Steuerfreie innergemeinschaftliche Lieferung"),
         "{text}"
     );
 
@@ -567,8 +576,10 @@ async fn a_free_amount_is_credited_over_the_vat_rates_and_counted_against_later_
         Decimal::new(1000, 2),
         "exactly the amount"
     );
-    // 10.00 × 45.67/67.07 = 6.81 at 19 % (5.72 + 1.09) and 3.19 at 7 % (2.98 + 0.21).
-    assert_eq!(note.totals.tax.value(), Decimal::new(130, 2));
+    // Shipping follows the goods: 3.21 at 19 %, 1.69 at 7 %, so 43.98 gross at 19 % and
+    // 23.09 at 7 %. 10.00 × 43.98/67.07 = 6.56 at 19 % (5.51 + 1.05) and 3.44 at 7 %
+    // (3.21 + 0.23).
+    assert_eq!(note.totals.tax.value(), Decimal::new(128, 2));
     let text = pdftotext(
         &pdf_by_number(&pool, &note.credit_note_number, None)
             .await?
@@ -918,7 +929,7 @@ async fn distance_sales_switch_to_destination_rates_at_the_threshold() -> anyhow
     )
     .await?;
     let pool = world.pool(NAME).await?;
-    world.publish(&settings("shop-de", 1)).await?;
+    world.publish(&settings_without_oss("shop-de", 1)).await?;
 
     // 100 × 99.96 gross at 19 % = 8,400.00 net at German rates.
     let big = |order_id: Uuid| -> anyhow::Result<InvoiceRequested> {
@@ -955,7 +966,7 @@ async fn distance_sales_switch_to_destination_rates_at_the_threshold() -> anyhow
             .fetch_all(&pool)
             .await?;
     assert!(
-        reasons[0].contains("stay within EUR 10000"),
+        reasons[0].contains("stay within the EUR 10000 threshold"),
         "{}",
         reasons[0]
     );
@@ -1131,7 +1142,7 @@ async fn requests_issued_together_number_and_decide_as_one_at_a_time() -> anyhow
         raw(&env("fulfillment", d, big(d))),                // over the threshold: French rate
     ];
     let setup = [orderly_contracts::decode_raw(
-        &settings("shop-de", 1).to_json(),
+        &settings_without_oss("shop-de", 1).to_json(),
     )?];
     let [one, all] = orderly_runtime::testing::run_both_ways(
         NAME,
@@ -1171,4 +1182,125 @@ async fn requests_issued_together_number_and_decide_as_one_at_a_time() -> anyhow
         states[1]
     );
     Ok(())
+}
+
+/// A warehouse in another member state, a rate file with a dated change and a store's own
+/// rows decide invoices through the worker, with no code involved: the shipment from a Dutch
+/// warehouse is a Dutch supply; the German rate the file changes on 2030-01-01 applies from
+/// that day; the store's own books row wins over the file.
+#[tokio::test]
+async fn warehouses_rate_files_and_store_rows_decide_through_the_worker() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    // The shipped file, with Germany's standard rate changing on 2030-01-01.
+    let mut changed = false;
+    let mut text: String = orderly_invoicing::domain::rates::SHIPPED_CSV
+        .lines()
+        .map(|line| {
+            if line.starts_with("DE,standard,19,2021-01-01,,") {
+                changed = true;
+                format!(
+                    "{}\n",
+                    line.replace(
+                        "DE,standard,19,2021-01-01,,",
+                        "DE,standard,19,2021-01-01,2029-12-31,"
+                    )
+                )
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert!(changed, "the shipped file has DE's open standard row");
+    text.push_str("DE,standard,21,2030-01-01,,test: an announced change,\n");
+    let dir = std::env::temp_dir().join(format!("orderly-rates-{}", Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("vat-rates.csv");
+    std::fs::write(&file, &text)?;
+    let settings = world.settings.clone().with_section(
+        "vat",
+        orderly_invoicing::RateSettings {
+            rates_file: Some(file.clone()),
+            ..Default::default()
+        },
+    );
+    let mut host = orderly_runtime::Host::new(settings);
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
+    let pool = world.pool(NAME).await?;
+    let loaded: Vec<String> = sqlx::query_scalar("select path from vat_rate_files")
+        .fetch_all(&pool)
+        .await?;
+    assert_eq!(loaded, vec![file.display().to_string()]);
+    world.publish(&settings_without_oss("shop-de", 1)).await?;
+    let warehouse: orderly_contracts::messages::WarehouseUpserted =
+        serde_json::from_value(json!({
+            "warehouse_id": "venlo-1", "revision": 1, "name": "Venlo", "priority": 1,
+            "active": true,
+            "address": {"name": "Venlo DC", "lines": ["Celsiusweg 10"], "postal_code": "5928 PR",
+                        "city": "Venlo", "country": "NL"}
+        }))?;
+    world
+        .publish(&Envelope::new("admin-api", "venlo-1".to_owned(), warehouse))
+        .await?;
+    wait_until("the warehouse is known", WAIT, || async {
+        Ok(count(&pool, "select count(*) from warehouses").await? == 1)
+    })
+    .await?;
+
+    // From the Dutch warehouse to a Dutch consumer: Dutch VAT, 21 %.
+    let order_id = Uuid::now_v7();
+    let mut from_venlo = request_to("shop-de", order_id, "NL", consumer());
+    from_venlo.timing = orderly_contracts::messages::InvoiceTiming::OnShipment;
+    from_venlo.shipment_id = Some(Uuid::now_v7());
+    from_venlo.warehouse_id = Some(orderly_contracts::types::WarehouseId::parse("venlo-1")?);
+    from_venlo.lines.truncate(1);
+    world
+        .publish(&env("fulfillment", order_id, from_venlo))
+        .await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    assert_eq!(issued.vat_treatment, VatTreatment::Domestic);
+    assert_eq!(issued.totals.breakdown[0].rate.to_string(), "21");
+    let reason: String = sqlx::query_scalar("select vat_reason from invoices where order_id = $1")
+        .bind(order_id)
+        .fetch_one(&pool)
+        .await?;
+    assert!(reason.contains("registered for VAT in NL"), "{reason}");
+
+    // German orders placed the day before and the day of the change.
+    let mut rates = Vec::new();
+    for placed in ["2029-12-31T10:00:00Z", "2030-01-01T10:00:00Z"] {
+        let order_id = Uuid::now_v7();
+        let mut r = request("shop-de", order_id);
+        r.placed_at = placed.parse()?;
+        r.lines.truncate(1);
+        world.publish(&env("fulfillment", order_id, r)).await?;
+        let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+        rates.push(issued.totals.breakdown[0].rate.to_string());
+    }
+    assert_eq!(rates, vec!["19", "21"]);
+
+    // The store's own row for books wins over the file's 7 %.
+    let own = orderly_invoicing::domain::rates::RateTable::parse(
+        "area,class,rate,from,to,source,note\nDE,books,0,2026-01-01,,store decision 7,a trial\n",
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    orderly_invoicing::set_store_rows(&pool, "shop-de", &own).await?;
+    let order_id = Uuid::now_v7();
+    let mut books = request("shop-de", order_id);
+    books.lines.retain(|l| l.line_id == "2");
+    books.lines[0].tax_class = Some(orderly_contracts::types::TaxClass::Books);
+    books.shipping = orderly_contracts::types::Amount::ZERO;
+    world.publish(&env("fulfillment", order_id, books)).await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    assert_eq!(issued.totals.breakdown[0].rate.to_string(), "0");
+    assert!(issued.totals.tax.is_zero());
+
+    host.stop(Duration::from_secs(5)).await;
+    std::fs::remove_dir_all(&dir)?;
+    world.cleanup().await
 }

@@ -240,13 +240,16 @@ fn reverse_charge_and_export_carry_their_wording() {
         "Société Générale d'Édition SARL",
         "VAT id: FR40303265045",
         "VAT id: DE123456789",
-        "Reverse charge",
-        "Art. 196",
+        "VAT-exempt intra-Community supply of goods",
+        "Art. 138",
         "format checked",
         "0%",
     ] {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
+    // The decision's reason is the audit record, not printed for the customer.
+    assert!(!text.contains("goods stay in DE"), "{text}");
+    assert!(!text.contains("rates in force since"), "{text}");
     let doc = document(Rule::Export, 2);
     let (bytes, _) = pdf::render(&doc).expect("render");
     let path = write("invoice-export.pdf", &bytes);
@@ -371,9 +374,9 @@ fn a_de_de_store_prints_german_labels_and_the_german_reverse_charge_wording() {
         "Summe netto",
         "Summe USt.",
         "Gesamtbetrag",
-        "Steuerschuldnerschaft des Leistungsempfängers",
+        "Steuerfreie innergemeinschaftliche Lieferung",
+        "§ 6a UStG",
         "Art. 138 der Richtlinie 2006/112/EG",
-        "Art. 196 der Richtlinie 2006/112/EG",
         "USt-IdNr. des Käufers: Format geprüft.",
         "Zahlbar innerhalb von 14 Tagen",
         "Seite 1 von 1",
@@ -385,7 +388,7 @@ fn a_de_de_store_prints_german_labels_and_the_german_reverse_charge_wording() {
         "Invoice",
         "Date of issue",
         "Total net",
-        "Reverse charge",
+        "intra-Community supply",
         "Payable",
         "Page 1",
     ] {
@@ -474,9 +477,9 @@ fn a_fr_fr_store_prints_french_labels_and_the_french_wordings() {
         "Total HT",
         "Total TVA",
         "Total TTC",
-        "Autoliquidation",
+        "Exonération de TVA, article 262 ter, I du CGI",
         "article 138 de la directive 2006/112/CE",
-        "TVA due par le preneur",
+        "Livraison intracommunautaire exonérée",
         "format vérifié",
         "Payable sous 14 jours",
         "Page 1 sur 1",
@@ -501,8 +504,8 @@ fn a_nl_store_prints_dutch_and_an_unknown_locale_english() {
         "Factuur RE-2026-000042",
         "Factuurnummer",
         "Btw-id: DE123456789",
-        "Btw verlegd",
-        "art. 196 van Richtlijn 2006/112/EG",
+        "Vrijgestelde intracommunautaire levering",
+        "art. 138 van Richtlijn 2006/112/EG",
         "Totaal excl. btw",
         "Pagina 1 van 1",
     ] {
@@ -512,7 +515,7 @@ fn a_nl_store_prints_dutch_and_an_unknown_locale_english() {
     let (bytes, _) = pdf::render(&doc).expect("render");
     let text = flat(&write("invoice-es-falls-back.pdf", &bytes));
     assert!(text.contains("Invoice RE-2026-000042"), "{text}");
-    assert!(text.contains("Reverse charge"), "{text}");
+    assert!(text.contains("VAT-exempt intra-Community supply"), "{text}");
 }
 
 #[test]

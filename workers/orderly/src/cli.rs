@@ -97,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         command: InvoiceCommand,
     },
+    /// The VAT rate data invoicing decides with: check a rate file, load it, a store's rows.
+    Vat {
+        #[command(subcommand)]
+        command: VatCommand,
+    },
     /// Invoice and credit-note PDFs in the document store (`[documents]`).
     Documents {
         #[command(subcommand)]
@@ -416,6 +421,33 @@ enum InvoiceCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum VatCommand {
+    /// Check a rate file (`workers/invoicing/data/vat-rates.csv` is the format): every bad
+    /// row by line and column, or the count of rows.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Load a rate file as the rates every store uses; running invoicing workers put it in
+    /// force within `[vat] refresh_ms` (prints what was loaded as JSON).
+    Load {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Set a store's own rate rows (same format), which win where they cover the day.
+    Store {
+        /// The store.
+        store: String,
+        /// The file with the store's rows.
+        #[arg(required_unless_present = "clear")]
+        file: Option<PathBuf>,
+        /// Remove the store's rows instead.
+        #[arg(long, conflicts_with = "file")]
+        clear: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum DocumentsCommand {
     /// Copy every PDF the invoicing worker keeps that the document store lacks into it
     /// (idempotent; prints the counts as JSON).
@@ -680,6 +712,15 @@ impl Cli {
                     }
                 };
                 crate::ops::invoice_query(&settings, query).await
+            }
+            Command::Vat { command } => {
+                use crate::ops::VatAction as A;
+                let action = match command {
+                    VatCommand::Check { file } => A::Check(file),
+                    VatCommand::Load { file } => A::Load(file),
+                    VatCommand::Store { store, file, .. } => A::Store { store, file },
+                };
+                crate::ops::vat(&settings, action).await
             }
             Command::Documents {
                 command: DocumentsCommand::Migrate { verify },

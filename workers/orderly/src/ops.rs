@@ -711,6 +711,66 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
     Ok(())
 }
 
+/// What `orderly vat` does.
+#[derive(Debug)]
+pub(crate) enum VatAction {
+    Check(std::path::PathBuf),
+    Load(std::path::PathBuf),
+    Store {
+        store: String,
+        /// `None`: remove the store's rows.
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+/// `orderly vat ...`: the rate data invoicing decides with.
+pub(crate) async fn vat(settings: &Settings, action: VatAction) -> anyhow::Result<()> {
+    let read = |path: &std::path::Path| orderly_invoicing::read_rates(path).map(|(_, t)| t);
+    if let VatAction::Check(path) = &action {
+        let table = read(path)?;
+        println!("{}: {} rows, no errors", path.display(), table.len());
+        return Ok(());
+    }
+    let pool = db::connect(
+        settings.database_url_for(orderly_invoicing::NAME),
+        orderly_invoicing::NAME,
+        1,
+    )
+    .await?;
+    let done = match action {
+        VatAction::Check(_) => Ok(()),
+        VatAction::Load(path) => {
+            let vat = orderly_invoicing::RateSettings {
+                rates_file: Some(path),
+                ..Default::default()
+            };
+            match orderly_invoicing::load_rates(&pool, &vat).await {
+                Ok(loaded) => print_json(&serde_json::json!({
+                    "sha256": loaded.sha256,
+                    "rows": loaded.rows,
+                    "replaced": loaded.replaced,
+                })),
+                Err(e) => Err(e),
+            }
+        }
+        VatAction::Store { store, file } => {
+            let table = match &file {
+                Some(path) => read(path),
+                None => Ok(orderly_invoicing::domain::rates::RateTable::default()),
+            };
+            match table {
+                Ok(table) => orderly_invoicing::set_store_rows(&pool, &store, &table)
+                    .await
+                    .map(|()| println!("store {store}: {} rate rows of its own", table.len()))
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    pool.close().await;
+    done
+}
+
 /// `orderly documents migrate`: the invoicing worker's PDFs into the document store.
 pub(crate) async fn documents_migrate(settings: &Settings, verify: bool) -> anyhow::Result<()> {
     let documents = orderly_runtime::documents::open(&settings.section("documents")?)?;

@@ -14,6 +14,25 @@ use super::amounts::{PricedLine, allocate, round};
 /// The line id shipping is invoiced under.
 pub const SHIPPING_LINE: &str = "shipping";
 
+/// The id of the `i`-th (from 0) part of a shipping charge split over several rates:
+/// `shipping`, `shipping/2`, ...
+pub fn shipping_line_id(i: usize) -> String {
+    if i == 0 {
+        SHIPPING_LINE.to_owned()
+    } else {
+        format!("{SHIPPING_LINE}/{}", i + 1)
+    }
+}
+
+/// Whether a line id is shipping (or a part of it).
+pub fn is_shipping(line_id: &str) -> bool {
+    line_id == SHIPPING_LINE
+        || line_id
+            .strip_prefix(SHIPPING_LINE)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
 /// The line id prefix of a free amount's credit, one line per VAT rate (`adjustment-19`):
 /// the rate in the id is how later credits know what it took from each rate.
 pub const ADJUSTMENT_PREFIX: &str = "adjustment-";
@@ -51,12 +70,34 @@ impl CreditableInvoice {
         invoiced.saturating_sub(credited)
     }
 
+    /// The shipping lines (a charge split over several rates has several) with units left
+    /// to credit.
+    pub fn shipping_remaining(&self) -> impl Iterator<Item = (String, u32)> + '_ {
+        self.lines
+            .iter()
+            .filter(|l| is_shipping(&l.line_id))
+            .map(|l| (l.line_id.clone(), self.remaining(&l.line_id)))
+            .filter(|(_, left)| *left > 0)
+    }
+
     /// Gross still held per VAT rate: what was invoiced at the rate, less every credit at it
     /// (of lines, of shipping and of free amounts).
     pub fn remaining_by_rate(&self) -> BTreeMap<Decimal, Decimal> {
-        let mut by_rate: BTreeMap<Decimal, Decimal> = BTreeMap::new();
+        self.remaining_per_rate()
+            .into_iter()
+            .map(|(rate, (gross, _))| (rate, gross))
+            .collect()
+    }
+
+    /// Gross and VAT still held per VAT rate. The VAT is what the invoice's lines charged
+    /// less what was credited, so crediting all that is left reverses the VAT to the cent
+    /// (its lines were rounded one by one; the rest computed at once could differ by one).
+    pub fn remaining_per_rate(&self) -> BTreeMap<Decimal, (Decimal, Decimal)> {
+        let mut by_rate: BTreeMap<Decimal, (Decimal, Decimal)> = BTreeMap::new();
         for l in &self.lines {
-            *by_rate.entry(l.rate.normalize()).or_default() += l.gross;
+            let e = by_rate.entry(l.rate.normalize()).or_default();
+            e.0 += l.gross;
+            e.1 += l.tax;
         }
         for (line_id, c) in &self.credited {
             let rate = match self.lines.iter().find(|l| &l.line_id == line_id) {
@@ -67,7 +108,9 @@ impl CreditableInvoice {
                     .map(|r| r.normalize()),
             };
             if let Some(rate) = rate {
-                *by_rate.entry(rate).or_default() -= c.net + c.tax;
+                let e = by_rate.entry(rate).or_default();
+                e.0 -= c.net + c.tax;
+                e.1 -= c.tax;
             }
         }
         by_rate
@@ -135,27 +178,32 @@ pub fn split_amount(
         if left.is_zero() {
             break;
         }
-        let rates: Vec<(Decimal, Decimal)> = invoice
-            .remaining_by_rate()
+        let rates: Vec<(Decimal, (Decimal, Decimal))> = invoice
+            .remaining_per_rate()
             .into_iter()
-            .filter(|(_, g)| g.is_sign_positive() && !g.is_zero())
+            .filter(|(_, (g, _))| g.is_sign_positive() && !g.is_zero())
             .collect();
-        let here: Decimal = rates.iter().map(|(_, g)| *g).sum();
+        let here: Decimal = rates.iter().map(|(_, (g, _))| *g).sum();
         let take = left.min(here);
         if take.is_zero() {
             continue;
         }
-        let weights: Vec<Decimal> = rates.iter().map(|(_, g)| *g).collect();
+        let weights: Vec<Decimal> = rates.iter().map(|(_, (g, _))| *g).collect();
         let shares = allocate(take, &weights, scale);
         let mut lines = Vec::new();
-        for ((rate, _), share) in rates.iter().zip(shares) {
+        for ((rate, (held, held_tax)), share) in rates.iter().zip(shares) {
             if share.is_zero() {
                 continue;
             }
-            let net = round(
-                share * Decimal::ONE_HUNDRED / (Decimal::ONE_HUNDRED + rate),
-                scale,
-            );
+            // All that is left at the rate: exactly its VAT left.
+            let net = if share == *held {
+                share - held_tax
+            } else {
+                round(
+                    share * Decimal::ONE_HUNDRED / (Decimal::ONE_HUNDRED + rate),
+                    scale,
+                )
+            };
             let category = invoice
                 .lines
                 .iter()
@@ -233,7 +281,10 @@ pub fn split_over_invoices(
         }
     }
     if request.shipping {
-        match invoices.iter().position(|i| i.remaining(SHIPPING_LINE) > 0) {
+        match invoices
+            .iter()
+            .position(|i| i.shipping_remaining().next().is_some())
+        {
             Some(i) => plan.entry(i).or_default().shipping = true,
             None => {
                 return Err(
@@ -253,7 +304,7 @@ pub fn credit_lines(
 ) -> Result<Vec<PricedLine>, String> {
     let mut wanted: Vec<(String, u32)> = request.lines.clone();
     if request.shipping {
-        wanted.push((SHIPPING_LINE.to_owned(), invoice.remaining(SHIPPING_LINE)));
+        wanted.extend(invoice.shipping_remaining());
     }
     let mut out = Vec::new();
     for (line_id, k) in wanted {

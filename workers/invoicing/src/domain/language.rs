@@ -82,11 +82,11 @@ impl Language {
     /// The name of a VAT treatment, as printed next to "VAT treatment".
     pub fn treatment(self, rule: Rule) -> &'static str {
         let texts = match rule {
-            Rule::SellerNotRegistered => [
-                "No VAT (seller not registered)",
-                "Keine USt. (Verkäufer nicht registriert)",
-                "Sans TVA (vendeur non immatriculé)",
-                "Geen btw (verkoper niet geregistreerd)",
+            Rule::SmallBusiness => [
+                "No VAT (small business)",
+                "Keine USt. (Kleinunternehmer)",
+                "Sans TVA (franchise en base)",
+                "Geen btw (kleineondernemersregeling)",
             ],
             Rule::Domestic => ["Domestic", "Inland", "Opération nationale", "Binnenland"],
             Rule::DistanceSaleBelowThreshold => [
@@ -102,10 +102,10 @@ impl Language {
                 "Afstandsverkoop (OSS, tarieven land van bestemming)",
             ],
             Rule::IntraEuReverseCharge => [
-                "Intra-EU supply, reverse charge",
+                "Intra-Community supply, exempt",
                 "Innergemeinschaftliche Lieferung",
-                "Livraison intracommunautaire, autoliquidation",
-                "Intracommunautaire levering, btw verlegd",
+                "Livraison intracommunautaire exonérée",
+                "Intracommunautaire levering",
             ],
             Rule::Export => [
                 "Export, zero-rated",
@@ -121,17 +121,18 @@ impl Language {
     /// Directive 2006/112/EC). The English texts are [`super::vat`]'s constants.
     pub fn legal_note(self, rule: Rule) -> Option<&'static str> {
         let texts = match rule {
+            // An intra-Community supply is exempt in the dispatch state (Art. 138); the buyer
+            // declares the acquisition. It is not a reverse charge of a domestic supply
+            // (§ 13b UStG in Germany): each language names the exemption the way its
+            // authorities expect it on the invoice (Art. 226(11)).
             Rule::IntraEuReverseCharge => [
                 super::vat::REVERSE_CHARGE_WORDING,
-                "Steuerschuldnerschaft des Leistungsempfängers: steuerfreie innergemeinschaftliche \
-                 Lieferung (Art. 138 der Richtlinie 2006/112/EG); die Steuer schuldet der \
-                 Leistungsempfänger (Art. 196 der Richtlinie 2006/112/EG).",
-                "Autoliquidation\u{a0}: livraison intracommunautaire de biens exonérée en vertu de \
-                 l'article 138 de la directive 2006/112/CE\u{a0}; TVA due par le preneur (article 196 \
-                 de la directive 2006/112/CE).",
-                "Btw verlegd: intracommunautaire levering van goederen, vrijgesteld op grond van \
-                 art. 138 van Richtlijn 2006/112/EG; de btw is verschuldigd door de afnemer \
-                 (art. 196 van Richtlijn 2006/112/EG).",
+                "Steuerfreie innergemeinschaftliche Lieferung (§ 4 Nr. 1 Buchst. b i. V. m. § 6a \
+                 UStG; Art. 138 der Richtlinie 2006/112/EG).",
+                "Exonération de TVA, article 262 ter, I du CGI\u{a0}: livraison intracommunautaire \
+                 de biens (article 138 de la directive 2006/112/CE).",
+                "Vrijgestelde intracommunautaire levering van goederen (art. 138 van Richtlijn \
+                 2006/112/EG); btw verlegd naar de afnemer voor de intracommunautaire verwerving.",
             ],
             Rule::Export => [
                 super::vat::EXPORT_WORDING,
@@ -142,14 +143,12 @@ impl Language {
                 "Vrijgesteld van btw — uitvoer van goederen buiten de Europese Unie (art. 146 van \
                  Richtlijn 2006/112/EG).",
             ],
-            Rule::SellerNotRegistered => [
+            Rule::SmallBusiness => [
                 super::vat::SMALL_BUSINESS_WORDING,
-                "Keine Umsatzsteuer berechnet: Der Verkäufer ist nicht für die Umsatzsteuer \
-                 registriert (Kleinunternehmerregelung).",
-                "TVA non applicable\u{a0}: le vendeur n'est pas immatriculé à la TVA (régime de \
-                 franchise des petites entreprises).",
-                "Geen btw berekend: de verkoper is niet geregistreerd voor de btw \
-                 (kleineondernemersregeling).",
+                "Keine Umsatzsteuer berechnet: Der Verkäufer wendet die \
+                 Kleinunternehmerregelung an.",
+                "TVA non applicable\u{a0}: le vendeur bénéficie de la franchise en base de TVA.",
+                "Geen btw berekend: de verkoper past de kleineondernemersregeling toe.",
             ],
             Rule::Domestic | Rule::DistanceSaleBelowThreshold | Rule::DistanceSaleOss => {
                 return None;
@@ -204,7 +203,7 @@ impl Language {
     /// Every fixed text of this language (for the PDF's font subset).
     pub fn all_texts(self) -> Vec<String> {
         let rules = [
-            Rule::SellerNotRegistered,
+            Rule::SmallBusiness,
             Rule::Domestic,
             Rule::DistanceSaleBelowThreshold,
             Rule::DistanceSaleOss,
@@ -294,8 +293,6 @@ pub enum Label {
     VatId,
     /// A party's national tax number.
     TaxNumber,
-    /// Before the accountant's explanation of the VAT decision (which stays English).
-    VatBasis,
     /// The title of the shipping line.
     Shipping,
     /// The title of a credit note's line for a free amount (a goodwill refund).
@@ -304,7 +301,7 @@ pub enum Label {
 
 impl Label {
     /// Every label (a test checks it lists each variant).
-    pub const ALL: [Label; 34] = [
+    pub const ALL: [Label; 33] = [
         Self::Invoice,
         Self::CreditNote,
         Self::InvoiceNumber,
@@ -336,7 +333,6 @@ impl Label {
         Self::TotalCredited,
         Self::VatId,
         Self::TaxNumber,
-        Self::VatBasis,
         Self::Shipping,
         Self::PriceReduction,
     ];
@@ -416,7 +412,6 @@ impl Label {
             ],
             Self::VatId => ["VAT id", "USt-IdNr.", "N° TVA", "Btw-id"],
             Self::TaxNumber => ["Tax number", "Steuernummer", "N° fiscal", "Fiscaal nummer"],
-            Self::VatBasis => ["VAT", "USt.", "TVA", "Btw"],
             Self::Shipping => [
                 "Shipping",
                 "Versandkosten",
@@ -438,7 +433,7 @@ mod tests {
     use super::*;
 
     const RULES: [Rule; 6] = [
-        Rule::SellerNotRegistered,
+        Rule::SmallBusiness,
         Rule::Domestic,
         Rule::DistanceSaleBelowThreshold,
         Rule::DistanceSaleOss,
@@ -465,10 +460,15 @@ mod tests {
         let rc = lang
             .legal_note(Rule::IntraEuReverseCharge)
             .expect("reverse charge wording");
-        assert!(rc.contains("138") && rc.contains("196") && rc.contains("2006/112/"));
+        assert!(rc.contains("138") && rc.contains("2006/112/"), "{rc}");
+        // Not the reverse-charge wording of a domestic supply.
+        assert!(
+            !rc.contains("13b") && !rc.contains("Steuerschuldnerschaft"),
+            "{rc}"
+        );
         let export = lang.legal_note(Rule::Export).expect("export wording");
         assert!(export.contains("146") && export.contains("2006/112/"));
-        assert!(lang.legal_note(Rule::SellerNotRegistered).is_some());
+        assert!(lang.legal_note(Rule::SmallBusiness).is_some());
         for rule in [
             Rule::Domestic,
             Rule::DistanceSaleBelowThreshold,
@@ -491,7 +491,6 @@ mod tests {
         let last = |l: Label| match l {
             Label::PriceReduction => true,
             Label::Shipping
-            | Label::VatBasis
             | Label::Invoice
             | Label::CreditNote
             | Label::InvoiceNumber
@@ -583,7 +582,7 @@ mod tests {
         assert!(
             l.legal_note(Rule::IntraEuReverseCharge)
                 .expect("rc")
-                .contains("Steuerschuldnerschaft des Leistungsempfängers")
+                .starts_with("Steuerfreie innergemeinschaftliche Lieferung (§ 4 Nr. 1 Buchst. b")
         );
         assert!(
             l.legal_note(Rule::Export)
@@ -603,7 +602,7 @@ mod tests {
         assert!(
             l.legal_note(Rule::IntraEuReverseCharge)
                 .expect("rc")
-                .starts_with("Autoliquidation")
+                .starts_with("Exonération de TVA, article 262 ter, I du CGI")
         );
         assert!(
             l.legal_note(Rule::Export)
@@ -621,7 +620,7 @@ mod tests {
         assert!(
             l.legal_note(Rule::IntraEuReverseCharge)
                 .expect("rc")
-                .starts_with("Btw verlegd")
+                .starts_with("Vrijgestelde intracommunautaire levering")
         );
         assert!(
             l.legal_note(Rule::Export)

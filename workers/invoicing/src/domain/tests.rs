@@ -4,11 +4,12 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use orderly_contracts::messages::{InvoiceRequested, StoreInvoiceSettingsUpdated, VatTreatment};
-use orderly_contracts::types::{CountryCode, TaxCategory, VatId};
+use orderly_contracts::types::{CountryCode, TaxCategory, TaxClass, VatId};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::vat::{self, RegistryAnswer, Rule, Sale, VatIdCheck};
+use super::rates::{RateTable, Rates};
+use super::vat::{self, RegistryAnswer, Rule, Sale, VatIdCheck, Where};
 use super::{Context, format_number, plan_invoice};
 
 fn dec(s: &str) -> Decimal {
@@ -23,193 +24,570 @@ fn day(s: &str) -> NaiveDate {
     NaiveDate::from_str(s).expect("date")
 }
 
+/// One sale and what the Directive says about it. The expectations are written from the
+/// Directive (2006/112/EC), the Commission's explanatory notes on the 2021 e-commerce rules
+/// and the Commission's rate list, not read off the implementation.
 struct Case {
     name: &'static str,
-    seller: &'static str,
-    dest: &'static str,
+    /// Where the seller is established: country, postcode.
+    seat: (&'static str, &'static str),
+    /// Where the goods leave from (`None`: the seat).
+    dispatch: Option<(&'static str, &'static str)>,
+    /// Where they go: country, postcode ("" for none).
+    dest: (&'static str, &'static str),
     business: bool,
     vat_id: Option<&'static str>,
     registry: RegistryAnswer,
+    small_business: Option<&'static str>,
+    oss: bool,
     previous_year: &'static str,
     this_year: &'static str,
     this_sale: Option<&'static str>,
     date: &'static str,
-    categories: &'static [TaxCategory],
+    lines: &'static [(TaxCategory, Option<TaxClass>)],
     rule: Rule,
     treatment: VatTreatment,
+    /// The rate area whose rates apply (`None`: no VAT).
+    area: Option<&'static str>,
     rates: &'static [&'static str],
+    /// The legal reference the reason must cite.
+    law: &'static str,
+    /// Something else the reason must say.
     reason_has: &'static str,
+    counts: bool,
 }
+
+const STD: &[(TaxCategory, Option<TaxClass>)] = &[(TaxCategory::Standard, None)];
+const BOOKS: &[(TaxCategory, Option<TaxClass>)] = &[(TaxCategory::Reduced, Some(TaxClass::Books))];
 
 fn case(name: &'static str) -> Case {
     Case {
         name,
-        seller: "DE",
-        dest: "DE",
+        seat: ("DE", "10119"),
+        dispatch: None,
+        dest: ("DE", "80331"),
         business: false,
         vat_id: None,
         registry: RegistryAnswer::NotChecked,
+        small_business: None,
+        oss: false,
         previous_year: "0",
         this_year: "0",
         this_sale: Some("100.00"),
         date: "2026-03-14",
-        categories: &[TaxCategory::Standard],
+        lines: STD,
         rule: Rule::Domestic,
         treatment: VatTreatment::Domestic,
+        area: Some("DE"),
         rates: &["19"],
+        law: "Art. 32",
         reason_has: "",
+        counts: false,
     }
+}
+
+/// An export: no VAT, Art. 146.
+fn export(name: &'static str, dest: (&'static str, &'static str), territory: &'static str) -> Case {
+    Case {
+        dest,
+        rule: Rule::Export,
+        treatment: VatTreatment::ExportZeroRated,
+        area: None,
+        rates: &["0"],
+        law: "Art. 146",
+        reason_has: territory,
+        ..case(name)
+    }
+}
+
+/// A distance sale taxed where it arrives.
+fn at_destination(
+    name: &'static str,
+    dest: (&'static str, &'static str),
+    area: &'static str,
+    rates: &'static [&'static str],
+) -> Case {
+    Case {
+        dest,
+        oss: true,
+        rule: Rule::DistanceSaleOss,
+        treatment: VatTreatment::OssDistanceSale,
+        area: Some(area),
+        rates,
+        law: "Art. 33",
+        counts: true,
+        ..case(name)
+    }
+}
+
+/// An intra-Community supply: exempt, Art. 138.
+fn intra_community(
+    name: &'static str,
+    dest: (&'static str, &'static str),
+    vat_id: &'static str,
+) -> Case {
+    Case {
+        dest,
+        business: true,
+        vat_id: Some(vat_id),
+        rule: Rule::IntraEuReverseCharge,
+        treatment: VatTreatment::IntraEuReverseCharge,
+        area: None,
+        rates: &["0"],
+        law: "Art. 138",
+        ..case(name)
+    }
+}
+
+fn decision_cases() -> Vec<Case> {
+    const FR: (&str, &str) = ("FR", "75001");
+    const NL_WAREHOUSE: Option<(&str, &str)> = Some(("NL", "5928 LZ"));
+    vec![
+        // --- domestic (Art. 32: where dispatch begins) -------------------------------------
+        Case {
+            reason_has: "within DE",
+            ..case("DE→DE consumer: 19 %")
+        },
+        Case {
+            lines: BOOKS,
+            rates: &["7"],
+            ..case("DE→DE books: 7 %")
+        },
+        Case {
+            lines: &[(TaxCategory::Reduced, None), (TaxCategory::Standard, None)],
+            rates: &["7", "19"],
+            ..case("DE→DE a reduced line beside a standard one")
+        },
+        Case {
+            lines: &[(TaxCategory::Zero, None), (TaxCategory::Exempt, None)],
+            rates: &["0", "0"],
+            ..case("DE→DE zero-rated and exempt lines: 0 % each")
+        },
+        Case {
+            seat: ("IE", "D02 X285"),
+            dest: ("IE", "D04 C932"),
+            lines: &[
+                (TaxCategory::Standard, None),
+                (TaxCategory::Reduced, Some(TaxClass::Books)),
+                (TaxCategory::Reduced, Some(TaxClass::Food)),
+            ],
+            area: Some("IE"),
+            rates: &["23", "0", "0"],
+            ..case("IE→IE books and food are zero-rated in Ireland")
+        },
+        Case {
+            seat: ("FI", "00100"),
+            dest: ("FI", "00100"),
+            date: "2024-08-31",
+            area: Some("FI"),
+            rates: &["24"],
+            ..case("FI the day before the 2024 change: 24 %")
+        },
+        Case {
+            seat: ("FI", "00100"),
+            dest: ("FI", "00100"),
+            date: "2024-09-01",
+            area: Some("FI"),
+            rates: &["25.5"],
+            ..case("FI on the day of the change: 25.5 %")
+        },
+        Case {
+            seat: ("ES", "28001"),
+            dest: ("ES", "08001"),
+            area: Some("ES"),
+            rates: &["21"],
+            ..case("ES mainland → mainland: 21 %")
+        },
+        Case {
+            seat: ("PT", "1100-148"),
+            dest: ("PT", "9500-321"),
+            area: Some("PT"),
+            rates: &["23"],
+            ..case("PT mainland → Azores: a domestic supply taxed where dispatch begins, 23 %")
+        },
+        // --- distance sales and the EUR 10,000 threshold (Art. 33, 59c) --------------------
+        Case {
+            dest: FR,
+            this_year: "4000.00",
+            rule: Rule::DistanceSaleBelowThreshold,
+            law: "Art. 59c",
+            reason_has: "stay within the EUR 10000 threshold",
+            counts: true,
+            ..case("DE→FR consumer below the threshold: DE 19 %")
+        },
+        Case {
+            this_year: "9950.00",
+            oss: false,
+            reason_has: "from EUR 9950.00 to EUR 10050.00",
+            ..at_destination(
+                "DE→FR consumer, the sale that crosses the threshold: FR 20 %",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            this_year: "10050.00",
+            oss: false,
+            reason_has: "must register for VAT in FR or join the OSS",
+            ..at_destination(
+                "DE→FR the sale after, store not in the OSS: FR 20 %",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            dest: FR,
+            this_year: "10000.00",
+            this_sale: Some("0.00"),
+            rule: Rule::DistanceSaleBelowThreshold,
+            law: "Art. 59c",
+            counts: true,
+            ..case("exactly EUR 10,000 is still within the threshold")
+        },
+        Case {
+            previous_year: "10000.01",
+            oss: false,
+            reason_has: "last year",
+            ..at_destination(
+                "over the threshold last year: destination from the first sale",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            law: "Art. 59c(3)",
+            reason_has: "declared through the OSS",
+            ..at_destination(
+                "OSS-registered store below the threshold: destination from the first euro",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            this_sale: None,
+            oss: false,
+            reason_has: "not in EUR",
+            ..at_destination(
+                "a non-EUR distance sale is taxed at destination (cannot be counted)",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            previous_year: "50000",
+            date: "2025-01-01",
+            lines: &[(TaxCategory::Standard, None), (TaxCategory::Reduced, None)],
+            ..at_destination(
+                "DE→SK on 2025-01-01: SK's new 23 % and 5 %",
+                ("SK", "81101"),
+                "SK",
+                &["23", "5"],
+            )
+        },
+        Case {
+            lines: BOOKS,
+            ..at_destination(
+                "DE→IE books under the OSS: Irish 0 %",
+                ("IE", "D04 C932"),
+                "IE",
+                &["0"],
+            )
+        },
+        Case {
+            lines: BOOKS,
+            ..at_destination(
+                "DE→DK books under the OSS: Danish 25 %",
+                ("DK", "1050"),
+                "DK",
+                &["25"],
+            )
+        },
+        Case {
+            lines: BOOKS,
+            ..at_destination(
+                "DE→FR books under the OSS: French 5.5 %",
+                FR,
+                "FR",
+                &["5.5"],
+            )
+        },
+        at_destination(
+            "DE→ES mainland consumer under the OSS: 21 %",
+            ("ES", "28001"),
+            "ES",
+            &["21"],
+        ),
+        Case {
+            reason_has: "mainland assumed",
+            ..at_destination(
+                "DE→ES without a postcode: mainland assumed and said",
+                ("ES", ""),
+                "ES",
+                &["21"],
+            )
+        },
+        // --- intra-Community supplies (Art. 138) --------------------------------------------
+        Case {
+            reason_has: "format checked only",
+            ..intra_community("DE→FR business, valid-format VAT id", FR, "FR40303265045")
+        },
+        Case {
+            registry: RegistryAnswer::Valid,
+            reason_has: "verified with the registry",
+            ..intra_community(
+                "DE→FR business, VAT id verified by the registry",
+                FR,
+                "FR40303265045",
+            )
+        },
+        intra_community(
+            "DE→AT business with a French VAT id: another Member State than dispatch suffices",
+            ("AT", "1010"),
+            "FR40303265045",
+        ),
+        Case {
+            dest: ("AT", "1010"),
+            business: true,
+            vat_id: Some("ATU1234"),
+            rule: Rule::DistanceSaleBelowThreshold,
+            law: "Art. 59c",
+            reason_has: "not usable",
+            counts: true,
+            ..case("DE→AT business with a malformed VAT id: treated as a consumer")
+        },
+        Case {
+            dest: ("AT", "1010"),
+            business: true,
+            vat_id: Some("DE987654321"),
+            reason_has: "identified in DE",
+            ..case("DE→AT business identified in DE (the dispatch state): taxed in DE, not counted")
+        },
+        Case {
+            dest: FR,
+            business: true,
+            vat_id: Some("FR40303265045"),
+            registry: RegistryAnswer::Invalid("not registered".into()),
+            rule: Rule::DistanceSaleBelowThreshold,
+            law: "Art. 59c",
+            reason_has: "refused by the registry",
+            counts: true,
+            ..case("DE→FR business whose VAT id the registry refuses: a consumer")
+        },
+        Case {
+            reason_has: "Northern Ireland",
+            ..intra_community(
+                "DE→Northern Ireland business with an XI VAT id",
+                ("GB", "BT1 1AA"),
+                "XI123456789",
+            )
+        },
+        Case {
+            reason_has: "Monaco",
+            ..intra_community(
+                "DE→Monaco business with a French VAT id",
+                ("MC", "98000"),
+                "FR40303265045",
+            )
+        },
+        // --- outside the EU VAT area (Art. 6, 146) -------------------------------------------
+        export("DE→CH: export", ("CH", "8001"), "CH"),
+        export("DE→GB (Great Britain): export", ("GB", "SW1A 1AA"), "GB"),
+        export(
+            "DE→Canary Islands (Las Palmas)",
+            ("ES", "35001"),
+            "Canary Islands",
+        ),
+        export(
+            "DE→Canary Islands (Tenerife)",
+            ("ES", "38670"),
+            "Canary Islands",
+        ),
+        export("DE→Ceuta", ("ES", "51001"), "Ceuta"),
+        export("DE→Melilla", ("ES", "52006"), "Melilla"),
+        export("DE→Åland", ("FI", "22100"), "Åland"),
+        export("DE→Mount Athos", ("GR", "63086"), "Mount Athos"),
+        Case {
+            seat: ("FR", "75001"),
+            ..export("FR→Büsingen", ("DE", "78266"), "Büsingen")
+        },
+        Case {
+            seat: ("FR", "75001"),
+            ..export("FR→Heligoland", ("DE", "27498"), "Heligoland")
+        },
+        export("DE→Livigno", ("IT", "23041"), "Livigno"),
+        export("DE→Campione d'Italia", ("IT", "22061"), "Campione"),
+        export("DE→Réunion", ("FR", "97400"), "Réunion"),
+        export("DE→Guadeloupe", ("FR", "97110"), "Guadeloupe"),
+        Case {
+            business: true,
+            vat_id: Some("ESB12345678"),
+            ..export(
+                "DE→Canary Islands business: still an export",
+                ("ES", "35001"),
+                "Canary Islands",
+            )
+        },
+        // --- territories inside with rates of their own, and states treated as one -----------
+        Case {
+            reason_has: "Monaco",
+            ..at_destination(
+                "DE→Monaco consumer: France's rates",
+                ("MC", "98000"),
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            reason_has: "Northern Ireland",
+            ..at_destination(
+                "DE→Northern Ireland consumer: EU rules, UK rates",
+                ("GB", "BT7 1NN"),
+                "XI",
+                &["20"],
+            )
+        },
+        at_destination(
+            "DE→Jungholz consumer: Germany's standard rate",
+            ("AT", "6691"),
+            "AT-JM",
+            &["19"],
+        ),
+        Case {
+            lines: BOOKS,
+            ..at_destination(
+                "DE→Mittelberg books: Austria's books rate",
+                ("AT", "6991"),
+                "AT-JM",
+                &["10"],
+            )
+        },
+        at_destination(
+            "DE→Azores consumer: 16 %",
+            ("PT", "9500-321"),
+            "PT-20",
+            &["16"],
+        ),
+        at_destination(
+            "DE→Madeira consumer: 22 %",
+            ("PT", "9000-018"),
+            "PT-30",
+            &["22"],
+        ),
+        at_destination(
+            "DE→Lisbon consumer: 23 %",
+            ("PT", "1100-148"),
+            "PT",
+            &["23"],
+        ),
+        // --- goods leaving from a warehouse in another state ---------------------------------
+        Case {
+            dispatch: NL_WAREHOUSE,
+            dest: ("NL", "1012 AB"),
+            area: Some("NL"),
+            rates: &["21"],
+            reason_has: "registered for VAT in NL",
+            ..case("DE store, NL warehouse → NL consumer: a Dutch supply, 21 %")
+        },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            oss: false,
+            law: "Art. 59c(1)",
+            reason_has: "threshold does not apply",
+            counts: false,
+            ..at_destination(
+                "DE store, NL warehouse → FR consumer under EUR 10,000: FR 20 % all the same",
+                FR,
+                "FR",
+                &["20"],
+            )
+        },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            rule: Rule::Domestic,
+            treatment: VatTreatment::Domestic,
+            reason_has: "own DE return",
+            counts: false,
+            ..at_destination(
+                "DE store, NL warehouse → DE consumer: DE 19 % in the seller's own return",
+                ("DE", "80331"),
+                "DE",
+                &["19"],
+            )
+        },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            ..intra_community(
+                "DE store, NL warehouse → DE business with a DE VAT id: intra-Community",
+                ("DE", "80331"),
+                "DE987654321",
+            )
+        },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            dest: FR,
+            business: true,
+            vat_id: Some("NL123456789B01"),
+            area: Some("NL"),
+            rates: &["21"],
+            reason_has: "identified in NL",
+            ..case("DE store, NL warehouse → FR business identified in NL: taxed in NL")
+        },
+        // --- small businesses (Art. 282 ff.) -------------------------------------------------
+        Case {
+            small_business: Some("§ 19 UStG"),
+            rule: Rule::SmallBusiness,
+            area: None,
+            rates: &["0"],
+            law: "§ 19 UStG",
+            ..case("a declared small business charges no VAT at home")
+        },
+        Case {
+            dest: FR,
+            small_business: Some("§ 19 UStG"),
+            rule: Rule::SmallBusiness,
+            area: None,
+            rates: &["0"],
+            law: "§ 19 UStG",
+            ..case("a declared small business charges no VAT abroad either")
+        },
+    ]
 }
 
 #[test]
 fn decision_tree() {
     let seller_vat = VatId::parse("DE123456789").expect("vat id");
-    let cases = vec![
-        Case {
-            reason_has: "goods stay in DE",
-            ..case("DE→DE consumer: domestic 19 %")
-        },
-        Case {
-            dest: "FR",
-            this_year: "4000.00",
-            rule: Rule::DistanceSaleBelowThreshold,
-            reason_has: "stay within EUR 10000",
-            ..case("DE→FR consumer below the threshold: seller's 19 %")
-        },
-        Case {
-            dest: "FR",
-            this_year: "9950.00",
-            this_sale: Some("100.00"),
-            rule: Rule::DistanceSaleOss,
-            treatment: VatTreatment::OssDistanceSale,
-            rates: &["20"],
-            reason_has: "from EUR 9950.00 to EUR 10050.00",
-            ..case("DE→FR consumer, the sale that crosses the threshold: FR 20 %")
-        },
-        Case {
-            dest: "FR",
-            this_year: "10050.00",
-            rule: Rule::DistanceSaleOss,
-            treatment: VatTreatment::OssDistanceSale,
-            rates: &["20"],
-            reason_has: "are over the EUR 10000 threshold",
-            ..case("DE→FR consumer, the sale after: FR 20 %")
-        },
-        Case {
-            dest: "FR",
-            this_year: "10000.00",
-            this_sale: Some("0.00"),
-            rule: Rule::DistanceSaleBelowThreshold,
-            reason_has: "stay within",
-            ..case("exactly EUR 10,000 is still within the threshold")
-        },
-        Case {
-            dest: "FR",
-            previous_year: "10000.01",
-            rule: Rule::DistanceSaleOss,
-            treatment: VatTreatment::OssDistanceSale,
-            rates: &["20"],
-            reason_has: "last year",
-            ..case("over the threshold last year: destination rate from the first sale")
-        },
-        Case {
-            dest: "FR",
-            business: true,
-            vat_id: Some("FR40303265045"),
-            rule: Rule::IntraEuReverseCharge,
-            treatment: VatTreatment::IntraEuReverseCharge,
-            rates: &["0"],
-            reason_has: "format checked only",
-            ..case("DE→FR business with a valid-format VAT id: reverse charge 0 %")
-        },
-        Case {
-            dest: "FR",
-            business: true,
-            vat_id: Some("FR40303265045"),
-            registry: RegistryAnswer::Valid,
-            rule: Rule::IntraEuReverseCharge,
-            treatment: VatTreatment::IntraEuReverseCharge,
-            rates: &["0"],
-            reason_has: "verified with the registry",
-            ..case("DE→FR business, VAT id verified by the registry")
-        },
-        Case {
-            dest: "AT",
-            business: true,
-            vat_id: Some("ATU1234"),
-            rule: Rule::DistanceSaleBelowThreshold,
-            reason_has: "is not valid",
-            ..case("DE→AT business with a malformed VAT id: treated as a consumer")
-        },
-        Case {
-            dest: "AT",
-            business: true,
-            vat_id: Some("DE987654321"),
-            rule: Rule::DistanceSaleBelowThreshold,
-            reason_has: "belongs to DE, but the goods go to AT",
-            ..case("DE→AT business with another country's VAT id: treated as a consumer")
-        },
-        Case {
-            dest: "FR",
-            business: true,
-            vat_id: Some("FR40303265045"),
-            registry: RegistryAnswer::Invalid("not registered".into()),
-            rule: Rule::DistanceSaleBelowThreshold,
-            reason_has: "refused by the registry",
-            ..case("DE→FR business whose VAT id the registry refuses: consumer")
-        },
-        Case {
-            dest: "CH",
-            rule: Rule::Export,
-            treatment: VatTreatment::ExportZeroRated,
-            rates: &["0"],
-            reason_has: "outside the EU",
-            ..case("DE→CH: export 0 %")
-        },
-        Case {
-            categories: &[TaxCategory::Reduced, TaxCategory::Standard],
-            rates: &["7", "19"],
-            ..case("a reduced-rate line (books) beside a standard line")
-        },
-        Case {
-            seller: "FI",
-            dest: "FI",
-            date: "2024-08-31",
-            rates: &["24"],
-            ..case("FI the day before the change: 24 %")
-        },
-        Case {
-            seller: "FI",
-            dest: "FI",
-            date: "2024-09-01",
-            rates: &["25.5"],
-            ..case("FI on the day of the change: 25.5 %")
-        },
-        Case {
-            dest: "SK",
-            previous_year: "50000",
-            date: "2025-01-01",
-            categories: &[TaxCategory::Standard, TaxCategory::Reduced],
-            rule: Rule::DistanceSaleOss,
-            treatment: VatTreatment::OssDistanceSale,
-            rates: &["23", "5"],
-            ..case("DE→SK under OSS on 2025-01-01: SK's new 23 % and 5 %")
-        },
-        Case {
-            dest: "FR",
-            this_sale: None,
-            rule: Rule::DistanceSaleOss,
-            treatment: VatTreatment::OssDistanceSale,
-            rates: &["20"],
-            reason_has: "not in EUR",
-            ..case("a non-EUR distance sale is taxed at destination (cannot be counted)")
-        },
-    ];
-    for t in cases {
+    let rates = Rates::of(RateTable::shipped());
+    let cases = decision_cases();
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut failures = Vec::new();
+    for t in &cases {
         let sale = Sale {
-            seller_country: c(t.seller),
+            establishment: Where {
+                country: c(t.seat.0),
+                postcode: Some(t.seat.1),
+            },
+            dispatch: t.dispatch.map_or(
+                Where {
+                    country: c(t.seat.0),
+                    postcode: Some(t.seat.1),
+                },
+                |(cc, pc)| Where {
+                    country: c(cc),
+                    postcode: Some(pc),
+                },
+            ),
+            destination: Where {
+                country: c(t.dest.0),
+                postcode: Some(t.dest.1).filter(|p| !p.is_empty()),
+            },
             seller_vat_id: Some(&seller_vat),
-            destination: c(t.dest),
+            small_business: t.small_business,
+            oss_registered: t.oss,
             buyer_is_business: t.business,
             buyer_vat_id: t.vat_id,
             registry: t.registry.clone(),
@@ -218,93 +596,93 @@ fn decision_tree() {
             distance_sales_this_year: dec(t.this_year),
             this_sale_eur: t.this_sale.map(dec),
         };
-        let d = vat::decide(&sale).unwrap_or_else(|e| panic!("{}: {e}", t.name));
-        assert_eq!(d.rule, t.rule, "{}: {}", t.name, d.reason);
-        assert_eq!(d.rule.treatment(), t.treatment, "{}", t.name);
-        assert!(
-            d.reason.contains(t.reason_has),
-            "{}: reason `{}` lacks `{}`",
-            t.name,
-            d.reason,
-            t.reason_has
-        );
-        let rates: Vec<Decimal> = t
-            .categories
+        let d = match vat::decide(&sale, rates) {
+            Ok(d) => d,
+            Err(e) => {
+                failures.push(format!("{}: refused: {e}", t.name));
+                continue;
+            }
+        };
+        let got: Vec<Decimal> = t
+            .lines
             .iter()
-            .map(|cat| vat::rate_for(&d, *cat, day(t.date)).expect("rate"))
+            .map(|(cat, class)| vat::rate_for(&d, rates, *cat, *class, day(t.date)).expect("rate"))
             .collect();
         let expected: Vec<Decimal> = t.rates.iter().map(|r| dec(r)).collect();
-        assert_eq!(rates, expected, "{}", t.name);
-        if t.rule == Rule::IntraEuReverseCharge {
-            assert!(
-                d.buyer_vat_id.is_some() && d.legal_note.is_some(),
-                "{}",
-                t.name
-            );
-            let check = if t.registry == RegistryAnswer::Valid {
-                VatIdCheck::Verified
-            } else {
-                VatIdCheck::FormatChecked
-            };
-            assert_eq!(d.vat_id_check, Some(check), "{}", t.name);
+        let mut wrong = Vec::new();
+        if d.rule != t.rule {
+            wrong.push(format!("rule {:?}, expected {:?}", d.rule, t.rule));
         }
-        if t.rule == Rule::Export {
-            assert_eq!(d.legal_note.as_deref(), Some(vat::EXPORT_WORDING));
+        if d.rule.treatment() != t.treatment {
+            wrong.push(format!("treatment {:?}", d.rule.treatment()));
+        }
+        if d.rate_area.as_deref() != t.area {
+            wrong.push(format!("area {:?}, expected {:?}", d.rate_area, t.area));
+        }
+        if got != expected {
+            wrong.push(format!("rates {got:?}, expected {expected:?}"));
+        }
+        if d.counts_toward_threshold != t.counts {
+            wrong.push(format!(
+                "counts toward the threshold: {}",
+                d.counts_toward_threshold
+            ));
+        }
+        let cited = format!("{} {}", d.reason, d.small_business.as_deref().unwrap_or(""));
+        for needle in [t.law, t.reason_has] {
+            if !cited.contains(needle) {
+                wrong.push(format!("reason lacks `{needle}`"));
+            }
+        }
+        match t.rule {
+            Rule::IntraEuReverseCharge => {
+                let check = if t.registry == RegistryAnswer::Valid {
+                    VatIdCheck::Verified
+                } else {
+                    VatIdCheck::FormatChecked
+                };
+                if d.buyer_vat_id.is_none() || d.vat_id_check != Some(check) {
+                    wrong.push("the buyer's VAT id or its check is missing".to_owned());
+                }
+                if d.legal_note.as_deref() != Some(vat::REVERSE_CHARGE_WORDING) {
+                    wrong.push("intra-Community wording missing".to_owned());
+                }
+            }
+            Rule::Export if d.legal_note.as_deref() != Some(vat::EXPORT_WORDING) => {
+                wrong.push("export wording missing".to_owned());
+            }
+            _ => {}
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}: {} (reason: {})",
+                t.name,
+                wrong.join("; "),
+                d.reason
+            ));
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
-#[test]
-fn a_seller_outside_the_eu_or_before_the_table_is_refused() {
-    let seller_vat = VatId::parse("CHE123456789").expect("vat id");
-    let sale = Sale {
-        seller_country: c("CH"),
-        seller_vat_id: Some(&seller_vat),
-        destination: c("DE"),
-        buyer_is_business: false,
-        buyer_vat_id: None,
-        registry: RegistryAnswer::NotChecked,
-        supply_date: day("2026-01-01"),
-        distance_sales_previous_year: Decimal::ZERO,
-        distance_sales_this_year: Decimal::ZERO,
-        this_sale_eur: None,
+fn german_sale<'a>(vat: Option<&'a VatId>) -> Sale<'a> {
+    let berlin = Where {
+        country: c("DE"),
+        postcode: Some("10119"),
     };
-    let refusal = vat::decide(&sale).expect_err("a Swiss seller is refused");
-    assert_eq!(refusal, vat::VatError::SellerOutsideEu(c("CH")));
-    assert_eq!(
-        refusal.to_string(),
-        "the seller's country CH is not an EU member state; Orderly only invoices for sellers \
-         established in the EU"
-    );
-
-    // A registered German seller, one day before the rate table's first German row
-    // (2016-01-01).
-    let german_vat = VatId::parse("DE123456789").expect("vat id");
-    let before_the_table = Sale {
-        seller_country: c("DE"),
-        seller_vat_id: Some(&german_vat),
-        supply_date: day("2015-12-31"),
-        ..sale
-    };
-    let refusal = vat::decide(&before_the_table).expect_err("no rates before the table");
-    assert_eq!(
-        refusal.to_string(),
-        "no VAT rates of DE are known for 2015-12-31 (the rate table starts in 2016)"
-    );
-    // The table's first day is decided.
-    let first_day = Sale {
-        supply_date: day("2016-01-01"),
-        ..before_the_table
-    };
-    assert!(vat::decide(&first_day).is_ok());
-}
-
-#[test]
-fn an_unregistered_seller_charges_no_vat() {
-    let sale = Sale {
-        seller_country: c("DE"),
-        seller_vat_id: None,
-        destination: c("DE"),
+    Sale {
+        establishment: berlin,
+        dispatch: berlin,
+        destination: berlin,
+        seller_vat_id: vat,
+        small_business: None,
+        oss_registered: false,
         buyer_is_business: false,
         buyer_vat_id: None,
         registry: RegistryAnswer::NotChecked,
@@ -312,13 +690,63 @@ fn an_unregistered_seller_charges_no_vat() {
         distance_sales_previous_year: Decimal::ZERO,
         distance_sales_this_year: Decimal::ZERO,
         this_sale_eur: Some(Decimal::ONE),
+    }
+}
+
+#[test]
+fn sales_the_rules_cannot_decide_are_refused_with_the_reason() {
+    let rates = Rates::of(RateTable::shipped());
+    let vat = VatId::parse("DE123456789").expect("vat id");
+    let zurich = Where {
+        country: c("CH"),
+        postcode: Some("8001"),
     };
-    let d = vat::decide(&sale).expect("decision");
-    assert_eq!(d.rule, Rule::SellerNotRegistered);
+    let swiss = Sale {
+        establishment: zurich,
+        dispatch: zurich,
+        ..german_sale(Some(&vat))
+    };
+    let refusal = vat::decide(&swiss, rates).expect_err("a Swiss seller is refused");
+    assert_eq!(refusal, vat::VatError::SellerOutsideEu("CH".to_owned()));
+    let canary_seller = Where {
+        country: c("ES"),
+        postcode: Some("35001"),
+    };
+    let refusal = vat::decide(
+        &Sale {
+            establishment: canary_seller,
+            dispatch: canary_seller,
+            ..german_sale(Some(&vat))
+        },
+        rates,
+    )
+    .expect_err("a seller in the Canary Islands is outside the EU VAT area");
+    assert!(refusal.to_string().contains("Canary Islands"), "{refusal}");
+    let import = Sale {
+        dispatch: zurich,
+        ..german_sale(Some(&vat))
+    };
+    let refusal = vat::decide(&import, rates).expect_err("goods from Zurich are an import");
+    assert!(refusal.to_string().contains("an import"), "{refusal}");
+    // Neither a VAT id nor a small-business declaration: never guessed.
+    let refusal = vat::decide(&german_sale(None), rates).expect_err("no VAT status");
+    assert_eq!(refusal, vat::VatError::NoVatStatus);
+    assert!(refusal.to_string().contains("small_business"));
+    // Before the rate data starts.
+    let early = Sale {
+        supply_date: day("2015-12-31"),
+        ..german_sale(Some(&vat))
+    };
+    let refusal = vat::decide(&early, rates).expect_err("no rates before the data");
     assert_eq!(
-        vat::rate_for(&d, TaxCategory::Standard, day("2026-01-01")).expect("rate"),
-        Decimal::ZERO
+        refusal.to_string(),
+        "no VAT rates of DE are known for 2015-12-31 (the rate data starts in 2016)"
     );
+    let first_day = Sale {
+        supply_date: day("2016-01-01"),
+        ..german_sale(Some(&vat))
+    };
+    assert!(vat::decide(&first_day, rates).is_ok());
 }
 
 pub(crate) fn settings_json() -> serde_json::Value {
@@ -373,18 +801,41 @@ fn the_plan_prices_books_beside_standard_goods_and_counts_the_threshold() {
              "unit_price": "11.90", "discount": "0", "tax_category": "standard"}
         ]),
     );
+    // Not in the OSS: the threshold decides (an OSS-registered store taxes at destination
+    // from the first euro).
+    let mut settings = settings;
+    settings.oss_registered = false;
     let below = Context {
         supply_date: day("2026-03-14"),
         registry: RegistryAnswer::NotChecked,
         distance_sales_previous_year: Decimal::ZERO,
         distance_sales_this_year: dec("100"),
+        dispatch_from: None,
+        unknown_warehouse: None,
+        rates: Rates::of(RateTable::shipped()),
     };
     let plan = plan_invoice(&req, &settings, &below).expect("plan");
     assert_eq!(plan.decision.rule, Rule::DistanceSaleBelowThreshold);
     let rates: Vec<Decimal> = plan.priced.breakdown.iter().map(|b| b.rate).collect();
     assert_eq!(rates, vec![dec("19"), dec("7")]);
-    // 42.80 gross at 7 % → 40.00 net; 11.90 + 4.90 gross at 19 % → 14.12 net.
-    assert_eq!(plan.priced.breakdown[1].net, dec("40.00"));
+    // Shipping follows the goods: 4.90 split 42.80 : 11.90 → 3.83 at 7 %, 1.07 at 19 %.
+    // 42.80 + 3.83 gross at 7 % → 43.58 net; 11.90 + 1.07 gross at 19 % → 10.90 net.
+    let shipping: Vec<(&str, Decimal, Decimal)> = plan
+        .priced
+        .lines
+        .iter()
+        .filter(|l| l.sku.is_empty())
+        .map(|l| (l.line_id.as_str(), l.rate, l.net + l.tax))
+        .collect();
+    assert_eq!(
+        shipping,
+        vec![
+            ("shipping", dec("7"), dec("3.83")),
+            ("shipping/2", dec("19"), dec("1.07"))
+        ]
+    );
+    assert_eq!(plan.priced.breakdown[1].net, dec("43.58"));
+    assert_eq!(plan.priced.breakdown[0].net, dec("10.90"));
     assert_eq!(plan.priced.gross, dec("59.60"));
     assert_eq!(plan.distance_sales_added, plan.priced.net);
     // 54.12 net at DE rates on top of 9,950 crosses: the same order goes at FR rates.

@@ -1,52 +1,63 @@
 //! The VAT decision: which rule applies to a sale, whose rates, and why.
 //!
-//! The tree, in the order it is checked (EU VAT Directive 2006/112/EC):
-//! 1. the seller is not VAT-registered → no VAT (small business), domestic treatment;
-//! 2. destination outside the EU → export, 0 % (Art. 146), with the exemption wording;
-//! 3. destination = the seller's country → domestic rates;
-//! 4. another EU country, business buyer with a VAT id of valid format *for the destination
-//!    country* (and not found invalid by a registry check) → intra-Community supply, 0 %,
-//!    reverse charge (Art. 138, 196), both VAT ids printed;
-//! 5. another EU country otherwise (consumer, or no valid VAT id) → distance sale: the
-//!    seller's rates while the store's cross-border EU B2C sales stay within EUR 10,000 in
-//!    the previous and the current calendar year; the destination's rates (OSS, Art. 59c,
-//!    369a ff.) from the sale that crosses the threshold on.
+//! The tree, in the order it is checked (Directive 2006/112/EC; places from [`territory`]):
+//! 1. the seller is established outside the EU VAT area, or the goods leave from outside it
+//!    (an import) → refused: Orderly invoices for EU sellers shipping from inside the EU;
+//! 2. the store declares a small-business scheme (e.g. § 19 UStG) → no VAT, with the scheme
+//!    named; a store with neither a VAT id nor such a declaration → refused (never guessed);
+//! 3. destination outside the EU VAT area (a third country, or a territory such as the
+//!    Canary Islands or Åland) → export, 0 % (Art. 146);
+//! 4. destination = dispatch state → domestic, that state's rates (the warehouse's state
+//!    when it is not the seller's: the seller is registered there);
+//! 5. another state, business buyer with a VAT id of valid format of an EU state other than
+//!    the dispatch state (and not refused by a registry) → intra-Community supply, exempt
+//!    (Art. 138), both VAT ids printed; a buyer with a VAT id of the dispatch state is taxed
+//!    there (Art. 32);
+//! 6. another state otherwise (consumer, or no valid VAT id) → distance sale (Art. 33): the
+//!    dispatch state's rates only while (a) the goods leave from the state where the seller
+//!    is established, (b) the store has not opted for destination taxation (an
+//!    OSS-registered store has, Art. 59c(3)), and (c) its cross-border B2C sales stay within
+//!    EUR 10,000 in the previous and the current year (Art. 59c); the destination's rates
+//!    otherwise (declared through the OSS, or the seller's own return when the destination
+//!    is the seller's own state).
 //!
-//! Product categories then pick the rate per line from the chosen country's table
-//! ([`super::rates`]). The decision carries a machine-readable rule and a sentence for the
-//! accountant; both are stored on the invoice.
+//! Rates per line then come from the dated rate data ([`super::rates`]) of the chosen rate
+//! area (`PT-20` for the Azores): a line's product class first, its category otherwise.
+//! The decision carries a machine-readable rule and a sentence for the accountant; both are
+//! stored with the invoice (the sentence is the audit record, never printed).
 
 use chrono::NaiveDate;
 use orderly_contracts::messages::VatTreatment;
-use orderly_contracts::types::{CountryCode, TaxCategory, VatId};
+use orderly_contracts::types::{CountryCode, TaxCategory, TaxClass, VatId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::rates::Rates;
+use super::rates::{Found, Rates};
+use super::territory::{self, Located, VatPlace};
 
 /// The EU distance-sales threshold (Art. 59c): EUR 10,000 a calendar year.
 pub const DISTANCE_SALES_THRESHOLD_EUR: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
 
-/// Wording printed on reverse-charge invoices.
-pub const REVERSE_CHARGE_WORDING: &str = "Reverse charge: intra-Community supply of goods exempt \
-     under Art. 138 of Directive 2006/112/EC; VAT to be accounted for by the recipient \
-     (Art. 196 of Directive 2006/112/EC).";
+/// Wording printed on intra-Community supplies (Art. 226(11) and 226(4)).
+pub const REVERSE_CHARGE_WORDING: &str = "VAT-exempt intra-Community supply of goods \
+     (Art. 138 of Directive 2006/112/EC); the acquisition is taxed in the buyer's Member State.";
 
 /// Wording printed on export invoices.
 pub const EXPORT_WORDING: &str =
     "VAT exempt: export of goods outside the European Union (Art. 146 of Directive 2006/112/EC).";
 
-/// Wording printed when the seller charges no VAT because it is not registered.
-pub const SMALL_BUSINESS_WORDING: &str =
-    "No VAT charged: the seller is not registered for VAT (small business scheme).";
+/// Wording printed when the seller charges no VAT under a small-business scheme; the
+/// store's own reference (`§ 19 UStG`) follows it.
+pub const SMALL_BUSINESS_WORDING: &str = "No VAT charged: the seller applies the small-business exemption (Art. 284 ff. of Directive 2006/112/EC).";
 
 /// Which branch of the tree applied. Stored on the invoice (`rule`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
-    /// Seller not registered for VAT.
-    SellerNotRegistered,
-    /// Same country as dispatch.
+    /// The seller applies a small-business exemption scheme.
+    #[serde(alias = "seller_not_registered")]
+    SmallBusiness,
+    /// Taxed in the dispatch state (same state, or a business buyer of that state).
     Domestic,
     /// Intra-EU business sale with a valid VAT id.
     IntraEuReverseCharge,
@@ -62,7 +73,7 @@ impl Rule {
     /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::SellerNotRegistered => "seller_not_registered",
+            Self::SmallBusiness => "small_business",
             Self::Domestic => "domestic",
             Self::IntraEuReverseCharge => "intra_eu_reverse_charge",
             Self::DistanceSaleBelowThreshold => "distance_sale_below_threshold",
@@ -74,7 +85,7 @@ impl Rule {
     /// The contract's treatment for this rule.
     pub fn treatment(self) -> VatTreatment {
         match self {
-            Self::SellerNotRegistered | Self::Domestic | Self::DistanceSaleBelowThreshold => {
+            Self::SmallBusiness | Self::Domestic | Self::DistanceSaleBelowThreshold => {
                 VatTreatment::Domestic
             }
             Self::IntraEuReverseCharge => VatTreatment::IntraEuReverseCharge,
@@ -115,15 +126,41 @@ pub enum RegistryAnswer {
     Invalid(String),
 }
 
+/// A place as an address gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct Where<'a> {
+    /// The country.
+    pub country: CountryCode,
+    /// The postcode, if any.
+    pub postcode: Option<&'a str>,
+}
+
+impl<'a> Where<'a> {
+    /// A place from an address.
+    pub fn of(address: &'a orderly_contracts::messages::Address) -> Self {
+        Self {
+            country: address.country,
+            postcode: address.postal_code.as_deref(),
+        }
+    }
+}
+
 /// Everything the decision needs, as plain values.
 #[derive(Debug, Clone)]
 pub struct Sale<'a> {
-    /// Where goods are dispatched from (the store's country).
-    pub seller_country: CountryCode,
-    /// The seller's VAT id; `None` for a seller not registered for VAT.
+    /// Where the seller is established (the store's address).
+    pub establishment: Where<'a>,
+    /// Where the goods leave from: the warehouse's address, or the store's when unknown.
+    pub dispatch: Where<'a>,
+    /// Where the goods go (the shipping address).
+    pub destination: Where<'a>,
+    /// The seller's VAT id.
     pub seller_vat_id: Option<&'a VatId>,
-    /// Where goods go (the shipping address).
-    pub destination: CountryCode,
+    /// The small-business scheme the store declares (its legal reference), if any.
+    pub small_business: Option<&'a str>,
+    /// Whether the store reports distance sales through the OSS (and so has opted for
+    /// destination taxation from the first euro, Art. 59c(3)).
+    pub oss_registered: bool,
     /// Whether the buyer buys as a business.
     pub buyer_is_business: bool,
     /// The buyer's VAT id as given (checked here; a malformed one makes a consumer sale).
@@ -146,107 +183,190 @@ pub struct Sale<'a> {
 pub struct VatDecision {
     /// Which branch applied.
     pub rule: Rule,
-    /// Why, in a sentence an accountant can read.
+    /// Why, in a sentence an accountant can read (the audit record; not printed).
     pub reason: String,
-    /// Whose rates apply (`None`: everything at 0 %).
-    pub rate_country: Option<CountryCode>,
-    /// The buyer's VAT id as printed (reverse charge only).
+    /// Whose rates apply: a rate area (`DE`, `PT-20`, `XI`); `None`: everything at 0 %.
+    pub rate_area: Option<String>,
+    /// The buyer's VAT id as printed (intra-Community supply only).
     pub buyer_vat_id: Option<VatId>,
-    /// How far that id was checked (reverse charge only).
+    /// How far that id was checked (intra-Community supply only).
     pub vat_id_check: Option<VatIdCheck>,
-    /// Legal wording to print, if any.
+    /// Legal wording to print, if any (English; the document prints its language's).
     pub legal_note: Option<String>,
+    /// The store's small-business reference, printed after the wording.
+    pub small_business: Option<String>,
     /// Whether this sale counts toward the distance-sales threshold.
     pub counts_toward_threshold: bool,
+}
+
+impl VatDecision {
+    /// Taxed in `area` with nothing else to say (the seller's own rates; a base for plans).
+    pub fn at(area: &str, rule: Rule, reason: String) -> Self {
+        Self {
+            rule,
+            reason,
+            rate_area: Some(area.to_owned()),
+            buyer_vat_id: None,
+            vat_id_check: None,
+            legal_note: None,
+            small_business: None,
+            counts_toward_threshold: false,
+        }
+    }
+
+    fn zero(rule: Rule, reason: String, note: &str) -> Self {
+        Self {
+            rate_area: None,
+            legal_note: Some(note.to_owned()),
+            ..Self::at("", rule, reason)
+        }
+    }
 }
 
 /// A sale the rules cannot decide.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VatError {
-    /// Orderly's rules are written for sellers established in the EU.
+    /// Orderly's rules are written for sellers established in the EU VAT area.
     #[error(
-        "the seller's country {0} is not an EU member state; Orderly only invoices for sellers established in the EU"
+        "the seller is established in {0}, outside the EU VAT area; Orderly only invoices for sellers established in the EU"
     )]
-    SellerOutsideEu(CountryCode),
+    SellerOutsideEu(String),
+    /// Goods leaving from outside the EU VAT area are imports.
+    #[error(
+        "the goods leave from {0}, outside the EU VAT area: an import, which Orderly does not invoice (no IOSS)"
+    )]
+    DispatchOutsideEu(String),
+    /// Neither a VAT id nor a small-business declaration.
+    #[error(
+        "the store has no VAT id and does not declare a small-business scheme: set `vat_id`, or `small_business` with its legal reference, in the store's invoice settings"
+    )]
+    NoVatStatus,
     /// No rates for that day.
-    #[error("no VAT rates of {country} are known for {date} (the rate table starts in 2016)")]
+    #[error("no VAT rates of {area} are known for {date} (the rate data starts in 2016)")]
     NoRates {
-        /// The country.
-        country: CountryCode,
+        /// The rate area.
+        area: String,
         /// The day.
         date: NaiveDate,
     },
 }
 
-/// Checks that `raw` is a VAT id of valid format for `country`. The error says why not.
-pub fn vat_id_for(raw: &str, country: CountryCode) -> Result<VatId, String> {
-    let id = VatId::parse(raw).map_err(|e| e.to_string())?;
-    if id.country() != country {
-        return Err(format!(
-            "VAT id {} belongs to {}, but the goods go to {}",
+/// The EU state a VAT id belongs to for goods (`GR` for `EL`, `XI` for Northern Ireland),
+/// or why it is not an EU VAT id.
+fn eu_state_of(id: &VatId) -> Result<&'static str, String> {
+    match id.country_prefix() {
+        "XI" => Ok("XI"),
+        _ if id.country().is_eu() => Ok(id.country().as_str()),
+        _ => Err(format!(
+            "{} is a VAT id of {}, not of an EU Member State",
             id.as_str(),
-            id.country(),
-            country
+            id.country()
+        )),
+    }
+}
+
+/// Checks that `raw` is an EU VAT id of valid format of a state other than `dispatch`.
+/// The error says why not.
+pub fn vat_id_for(raw: &str, dispatch: &str) -> Result<VatId, String> {
+    let id = VatId::parse(raw).map_err(|e| e.to_string())?;
+    let state = eu_state_of(&id)?;
+    if state == dispatch {
+        return Err(format!(
+            "VAT id {} is of {state}, the state the goods leave from (Art. 138 needs another Member State's)",
+            id.as_str()
         ));
     }
     Ok(id)
 }
 
-/// Decides the VAT treatment of a sale.
-pub fn decide(sale: &Sale<'_>) -> Result<VatDecision, VatError> {
-    let seller = sale.seller_country;
-    if !seller.is_eu() {
-        return Err(VatError::SellerOutsideEu(seller));
+fn inside(located: &Located, country: CountryCode) -> Result<(&'static str, &'static str), String> {
+    match located.place {
+        VatPlace::Inside {
+            state, rate_area, ..
+        } => Ok((state, rate_area)),
+        VatPlace::Outside { .. } => Err(located.place.describe(country)),
     }
-    let dest = sale.destination;
-    let base = VatDecision {
-        rule: Rule::Domestic,
-        reason: String::new(),
-        rate_country: Some(seller),
-        buyer_vat_id: None,
-        vat_id_check: None,
-        legal_note: None,
-        counts_toward_threshold: false,
+}
+
+fn mainland_note(located: &Located, what: &str) -> String {
+    if located.assumed_mainland {
+        format!(" ({what} has no postcode: mainland assumed)")
+    } else {
+        String::new()
+    }
+}
+
+/// Decides the VAT treatment of a sale. `rates` is only asked whether the chosen area has
+/// rates on the day (so a decision is never made that no line can be priced by).
+pub fn decide(sale: &Sale<'_>, rates: Rates<'_>) -> Result<VatDecision, VatError> {
+    let seat = territory::locate(sale.establishment.country, sale.establishment.postcode);
+    let (seat_state, _) =
+        inside(&seat, sale.establishment.country).map_err(VatError::SellerOutsideEu)?;
+    let from = territory::locate(sale.dispatch.country, sale.dispatch.postcode);
+    let (from_state, from_area) =
+        inside(&from, sale.dispatch.country).map_err(VatError::DispatchOutsideEu)?;
+    let to = territory::locate(sale.destination.country, sale.destination.postcode);
+    let from_name = from.place.describe(sale.dispatch.country);
+    let to_name = to.place.describe(sale.destination.country);
+    let notes = format!(
+        "{}{}",
+        mainland_note(&from, "the dispatch address"),
+        mainland_note(&to, "the delivery address")
+    );
+    let date = sale.supply_date;
+    let since = |area: &str| -> Result<String, VatError> {
+        rates
+            .find(area, super::rates::RateClass::Standard, date)
+            .map(|f: Found| f.since.to_string())
+            .ok_or(VatError::NoRates {
+                area: area.to_owned(),
+                date,
+            })
     };
-    let rates_of = |country: CountryCode| {
-        Rates::on(country, sale.supply_date).ok_or(VatError::NoRates {
-            country,
-            date: sale.supply_date,
-        })
-    };
+
+    if let Some(scheme) = sale.small_business {
+        return Ok(VatDecision {
+            small_business: Some(scheme.to_owned()),
+            ..VatDecision::zero(
+                Rule::SmallBusiness,
+                format!("the store applies a small-business scheme ({scheme}): no VAT is charged"),
+                SMALL_BUSINESS_WORDING,
+            )
+        });
+    }
     if sale.seller_vat_id.is_none() {
-        return Ok(VatDecision {
-            rule: Rule::SellerNotRegistered,
-            reason: "the seller has no VAT id (not registered for VAT): no VAT is charged"
-                .to_owned(),
-            rate_country: None,
-            legal_note: Some(SMALL_BUSINESS_WORDING.to_owned()),
-            ..base
-        });
+        return Err(VatError::NoVatStatus);
     }
-    if !dest.is_eu() {
-        return Ok(VatDecision {
-            rule: Rule::Export,
-            reason: format!(
-                "goods go from {seller} to {dest}, outside the EU: export of goods, zero-rated"
+    let (to_state, to_area) = match inside(&to, sale.destination.country) {
+        Ok(place) => place,
+        Err(_) => {
+            return Ok(VatDecision::zero(
+                Rule::Export,
+                format!(
+                    "goods go from {from_name} to {to_name}, outside the EU VAT area: export of goods, exempt (Art. 146){notes}"
+                ),
+                EXPORT_WORDING,
+            ));
+        }
+    };
+    let registered_elsewhere = if from_state == seat_state {
+        String::new()
+    } else {
+        format!(
+            " (the goods leave from a warehouse in {from_state}, not from {seat_state} where the seller is established: the seller is registered for VAT in {from_state})"
+        )
+    };
+    if to_state == from_state {
+        return Ok(VatDecision::at(
+            from_area,
+            Rule::Domestic,
+            format!(
+                "goods go from {from_name} to {to_name}, within {from_state}: taxed where dispatch begins (Art. 32), {from_area} rates in force since {}{registered_elsewhere}{notes}",
+                since(from_area)?
             ),
-            rate_country: None,
-            legal_note: Some(EXPORT_WORDING.to_owned()),
-            ..base
-        });
+        ));
     }
-    if dest == seller {
-        let rates = rates_of(seller)?;
-        return Ok(VatDecision {
-            rule: Rule::Domestic,
-            reason: format!(
-                "goods stay in {seller} (dispatch and delivery): {seller} rates in force since {}",
-                rates.since()
-            ),
-            ..base
-        });
-    }
-    // Another member state.
+    // Another state.
     let mut why_consumer = if sale.buyer_is_business {
         "the buyer is a business without a VAT id".to_owned()
     } else {
@@ -255,7 +375,24 @@ pub fn decide(sale: &Sale<'_>) -> Result<VatDecision, VatError> {
     if sale.buyer_is_business
         && let Some(raw) = sale.buyer_vat_id
     {
-        match (vat_id_for(raw, dest), &sale.registry) {
+        // A business buyer identified in the dispatch state is taxed there (Art. 32).
+        if let Ok(id) = VatId::parse(raw)
+            && eu_state_of(&id) == Ok(from_state)
+            && !matches!(sale.registry, RegistryAnswer::Invalid(_))
+        {
+            return Ok(VatDecision::at(
+                from_area,
+                Rule::Domestic,
+                format!(
+                    "goods go from {from_name} to {to_name} for a business identified in {from_state} ({}): \
+                     not an intra-Community supply (Art. 138 needs another Member State's VAT id); \
+                     taxed where dispatch begins (Art. 32), {from_area} rates in force since {}{registered_elsewhere}{notes}",
+                    id.as_str(),
+                    since(from_area)?
+                ),
+            ));
+        }
+        match (vat_id_for(raw, from_state), &sale.registry) {
             (Ok(id), RegistryAnswer::Invalid(answer)) => {
                 why_consumer = format!(
                     "the buyer's VAT id {} was refused by the registry ({answer})",
@@ -271,8 +408,8 @@ pub fn decide(sale: &Sale<'_>) -> Result<VatDecision, VatError> {
                 return Ok(VatDecision {
                     rule: Rule::IntraEuReverseCharge,
                     reason: format!(
-                        "goods go from {seller} to {dest}, to a business with VAT id {} ({}): \
-                         intra-Community supply, 0 %, the buyer accounts for the VAT",
+                        "goods go from {from_name} to {to_name}, to a business with VAT id {} ({}): \
+                         intra-Community supply, exempt (Art. 138), the buyer declares the acquisition{registered_elsewhere}{notes}",
                         id.as_str(),
                         if check == VatIdCheck::Verified {
                             "verified with the registry"
@@ -280,21 +417,32 @@ pub fn decide(sale: &Sale<'_>) -> Result<VatDecision, VatError> {
                             "format checked only"
                         }
                     ),
-                    rate_country: None,
                     buyer_vat_id: Some(id),
                     vat_id_check: Some(check),
-                    legal_note: Some(REVERSE_CHARGE_WORDING.to_owned()),
-                    ..base
+                    ..VatDecision::zero(
+                        Rule::IntraEuReverseCharge,
+                        String::new(),
+                        REVERSE_CHARGE_WORDING,
+                    )
                 });
             }
             (Err(why), _) => {
-                why_consumer = format!("the buyer's VAT id is not valid ({why})");
+                why_consumer = format!("the buyer's VAT id is not usable ({why})");
             }
         }
     }
-    // Distance sale to a consumer (or a business treated as one).
+    // A distance sale (Art. 33) to a consumer, or a business treated as one.
     let threshold = DISTANCE_SALES_THRESHOLD_EUR;
-    let over = if sale.distance_sales_previous_year > threshold {
+    let to_destination: Option<String> = if from_state != seat_state {
+        Some(format!(
+            "the goods leave from {from_state}, not from {seat_state} where the seller is established, so the EUR {threshold} threshold does not apply (Art. 59c(1))"
+        ))
+    } else if sale.oss_registered {
+        Some(
+            "the store is registered for the OSS and so taxes distance sales where they arrive from the first euro (Art. 59c(3))"
+                .to_owned(),
+        )
+    } else if sale.distance_sales_previous_year > threshold {
         Some(format!(
             "the store's EU distance sales were EUR {} last year, over the EUR {threshold} threshold",
             sale.distance_sales_previous_year
@@ -324,56 +472,73 @@ pub fn decide(sale: &Sale<'_>) -> Result<VatDecision, VatError> {
             }
         }
     };
-    match over {
-        Some(why_over) => {
-            let rates = rates_of(dest)?;
+    match to_destination {
+        Some(why) => {
+            let own_state = to_state == seat_state;
+            let (rule, declared) = if own_state {
+                (
+                    Rule::Domestic,
+                    format!("declared in the seller's own {seat_state} return, not the OSS"),
+                )
+            } else if sale.oss_registered {
+                (Rule::DistanceSaleOss, "declared through the OSS".to_owned())
+            } else {
+                (
+                    Rule::DistanceSaleOss,
+                    format!(
+                        "the store is not registered for the OSS: it must register for VAT in {to_state} or join the OSS"
+                    ),
+                )
+            };
             Ok(VatDecision {
-                rule: Rule::DistanceSaleOss,
-                reason: format!(
-                    "goods go from {seller} to {dest} and {why_consumer}: distance sale; \
-                     {why_over}: {dest} rates in force since {} (One-Stop-Shop)",
-                    rates.since()
-                ),
-                rate_country: Some(dest),
-                counts_toward_threshold: true,
-                ..base
+                counts_toward_threshold: from_state == seat_state,
+                ..VatDecision::at(
+                    to_area,
+                    rule,
+                    format!(
+                        "goods go from {from_name} to {to_name} and {why_consumer}: distance sale (Art. 33); \
+                         {why}: {to_area} rates in force since {}, {declared}{notes}",
+                        since(to_area)?
+                    ),
+                )
             })
         }
-        None => {
-            let rates = rates_of(seller)?;
-            Ok(VatDecision {
-                rule: Rule::DistanceSaleBelowThreshold,
-                reason: format!(
-                    "goods go from {seller} to {dest} and {why_consumer}: distance sale; \
-                     the store's EU distance sales stay within EUR {threshold} \
-                     (last year EUR {}, this year EUR {} with this sale): {seller} rates in force since {}",
+        None => Ok(VatDecision {
+            counts_toward_threshold: true,
+            ..VatDecision::at(
+                from_area,
+                Rule::DistanceSaleBelowThreshold,
+                format!(
+                    "goods go from {from_name} to {to_name} and {why_consumer}: distance sale; \
+                     the store's EU distance sales stay within the EUR {threshold} threshold of Art. 59c \
+                     (last year EUR {}, this year EUR {} with this sale): {from_area} rates in force since {}{notes}",
                     sale.distance_sales_previous_year,
                     sale.distance_sales_this_year + sale.this_sale_eur.unwrap_or_default(),
-                    rates.since()
+                    since(from_area)?
                 ),
-                counts_toward_threshold: true,
-                ..base
-            })
-        }
+            )
+        }),
     }
 }
 
-/// The rate (percent) of a product category under a decision on a day.
+/// The rate (percent) of a line under a decision on a day: its product class where the
+/// area has a row for it, its category otherwise; 0 for zero-rated and exempt lines and
+/// when the decision charges no VAT.
 pub fn rate_for(
     decision: &VatDecision,
+    rates: Rates<'_>,
     category: TaxCategory,
+    class: Option<TaxClass>,
     date: NaiveDate,
 ) -> Result<Decimal, VatError> {
-    match decision.rate_country {
+    match &decision.rate_area {
         None => Ok(Decimal::ZERO),
-        Some(country) => Rates::on(country, date)
-            .map(|r| r.for_category(category))
-            .ok_or(VatError::NoRates { country, date }),
+        Some(area) => match rates.for_line(area, category, class, date) {
+            Ok(found) => Ok(found.map_or(Decimal::ZERO, |f| f.rate)),
+            Err(_) => Err(VatError::NoRates {
+                area: area.clone(),
+                date,
+            }),
+        },
     }
-}
-
-/// The rate of shipping: the standard rate of the country whose rates apply (see the docs:
-/// shipping follows the standard rate rather than being split over the goods' rates).
-pub fn shipping_rate(decision: &VatDecision, date: NaiveDate) -> Result<Decimal, VatError> {
-    rate_for(decision, TaxCategory::Standard, date)
 }

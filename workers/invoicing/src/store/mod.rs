@@ -13,6 +13,9 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+pub(crate) mod rates;
+pub(crate) mod warehouses;
+
 use crate::domain::credit::Credited;
 use crate::domain::document::{Document, DocumentKind};
 
