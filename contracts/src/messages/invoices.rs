@@ -203,7 +203,6 @@ fn check_document(
     treatment: VatTreatment,
     totals: &DocumentTotals,
     currency: CurrencyCode,
-    pdf: &DocumentRef,
 ) -> Result<(), ContractError> {
     document_number(number).at(number_field)?;
     text(&buyer.name, 200).at("payload.buyer.name")?;
@@ -222,8 +221,16 @@ fn check_document(
         },
     )
     .at("payload.totals.tax")?;
-    totals.check("payload.totals", currency)?;
-    pdf.check("payload.pdf")
+    totals.check("payload.totals", currency)
+}
+
+/// The issued document's files: the PDF, and the XML when named.
+fn check_files(pdf: &DocumentRef, xml: Option<&DocumentRef>) -> Result<(), ContractError> {
+    pdf.check("payload.pdf")?;
+    match xml {
+        Some(xml) => xml.check("payload.xml"),
+        None => Ok(()),
+    }
 }
 
 /// `invoice.issued`: an invoice was numbered, stored and rendered.
@@ -253,8 +260,13 @@ pub struct InvoiceIssued {
     pub buyer: DocumentBuyer,
     /// Net, tax and gross totals with the per-rate breakdown.
     pub totals: DocumentTotals,
-    /// The rendered PDF.
+    /// The rendered PDF: a Factur-X / ZUGFeRD invoice (PDF/A-3 with its EN 16931 XML
+    /// embedded as `factur-x.xml`).
     pub pdf: DocumentRef,
+    /// The structured e-invoice alone: the EN 16931 CII XML embedded in the PDF, stored
+    /// beside it in the document store. Absent in messages sent before e-invoices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml: Option<DocumentRef>,
 }
 
 impl Message for InvoiceIssued {
@@ -271,8 +283,8 @@ impl Validate for InvoiceIssued {
             self.vat_treatment,
             &self.totals,
             self.currency,
-            &self.pdf,
-        )
+        )?;
+        check_files(&self.pdf, self.xml.as_ref())
     }
 }
 
@@ -318,8 +330,13 @@ pub struct CreditNoteIssued {
     pub buyer: DocumentBuyer,
     /// Amounts credited (positive).
     pub totals: DocumentTotals,
-    /// The rendered PDF.
+    /// The rendered PDF: a Factur-X / ZUGFeRD invoice (PDF/A-3 with its EN 16931 XML
+    /// embedded as `factur-x.xml`).
     pub pdf: DocumentRef,
+    /// The structured e-invoice alone: the EN 16931 CII XML embedded in the PDF, stored
+    /// beside it in the document store. Absent in messages sent before e-invoices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xml: Option<DocumentRef>,
 }
 
 impl Message for CreditNoteIssued {
@@ -337,8 +354,8 @@ impl Validate for CreditNoteIssued {
             self.vat_treatment,
             &self.totals,
             self.currency,
-            &self.pdf,
-        )
+        )?;
+        check_files(&self.pdf, self.xml.as_ref())
     }
 }
 

@@ -168,6 +168,8 @@ fn sample_document(lines: usize) -> Document {
         country: "DE".to_owned(),
         vat_id: Some("DE123456789".to_owned()),
         tax_number: None,
+        postal_code: Some("10115".to_owned()),
+        city: Some("Berlin".to_owned()),
     };
     Document {
         kind: DocumentKind::Invoice,

@@ -716,6 +716,8 @@ async fn write_invoice(
         buyer: doc_buyer.clone(),
         totals: totals(&document)?,
         pdf: render::pending_pdf_ref(DocumentKind::Invoice, &number),
+        // The renderer sets it with the PDF.
+        xml: None,
     };
     let message = prepare(cx, r.order_id, issued)?;
     // The renderer in this process runs once the invoice is committed.
@@ -1014,6 +1016,8 @@ async fn issue_credit_note(
         buyer: invoice.buyer.clone(),
         totals: totals(&document)?,
         pdf: render::pending_pdf_ref(DocumentKind::CreditNote, &number),
+        // The renderer sets it with the PDF.
+        xml: None,
     };
     let message = prepare(cx, invoice.order_id, issued)?;
     cx.wake_after_commit();

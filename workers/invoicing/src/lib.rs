@@ -9,6 +9,8 @@
 //! - the stores' EU distance sales per calendar year (the EUR 10,000 OSS threshold);
 //! - the VAT rate data: the configured rate file's rows (loaded at start, [`load_rates`])
 //!   and each store's own rows, which win where they cover the day;
+//! - every document as a Factur-X invoice: the PDF embeds the EN 16931 XML of the same
+//!   snapshot, and the XML is stored beside it in the document store;
 //! - the warehouses' addresses (`warehouse.upserted`): where a shipment's supply starts;
 //! - issued invoices and credit notes: immutable snapshots of everything printed (a
 //!   database trigger refuses updates and deletes) with the rule and the reason of the VAT
@@ -44,16 +46,19 @@
 //!
 //! Layers: [`domain`] (pure rules), [`store`] (all SQL), [`handlers`] (the message
 //! handler), [`render`] (the renderer task), `migrate` (older PDFs into the document
-//! store), `rate_data` (the rate file into the schema), [`pdf`] (rendering), [`vies`] (the
+//! store), `rate_data` (the rate file into the schema), [`pdf`] (rendering) and `pdfa` (the
+//! Factur-X / PDF/A-3 parts), [`einvoice`] (the EN 16931 XML and its rules), [`vies`] (the
 //! pluggable VAT id registry), [`bench`] (the
 //! benchmark behind `orderly bench invoices`). See `docs/invoicing.md`.
 
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod domain;
+pub mod einvoice;
 mod handlers;
 mod migrate;
 pub mod pdf;
+mod pdfa;
 mod rate_data;
 mod render;
 mod store;

@@ -656,6 +656,10 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
             }
         }
     }
+    // A Factur-X invoice: the EN 16931 XML of the same snapshot inside a PDF/A-3.
+    let xml = crate::einvoice::cii(doc);
+    crate::pdfa::make_facturx(&mut lopdf, doc, &format!("{title} {}", doc.number), &xml)
+        .ok_or_else(|| PdfError::Write("the PDF has no catalog".to_owned()))?;
     let mut bytes = Vec::new();
     lopdf
         .save_to(&mut bytes)

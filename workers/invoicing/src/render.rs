@@ -37,8 +37,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::domain::document::{Document, DocumentKind};
-use crate::pdf;
 use crate::store::{self, RenderJob, RenderedPdf};
+use crate::{einvoice, pdf};
 
 /// How the renderer works: `[renderer]` in the configuration file, or
 /// `ORDERLY__RENDERER__<FIELD>` (durations in milliseconds).
@@ -145,7 +145,7 @@ impl Renderer {
         let mut messages = Vec::with_capacity(claimed);
         let rendered = render_all(jobs, self.settings.announce_keys).await?;
         for (job, rendered) in self.put_all(rendered).await {
-            match rendered.and_then(|(bytes, reference)| complete(&job, bytes, reference)) {
+            match rendered.and_then(|r| complete(&job, r)) {
                 Ok((pdf, message)) => {
                     pdfs.push(pdf);
                     messages.push(message);
@@ -180,16 +180,22 @@ impl Renderer {
     async fn put_all(&self, rendered: Vec<(RenderJob, Rendered)>) -> Vec<(RenderJob, Rendered)> {
         stream::iter(rendered)
             .map(|(job, rendered)| async move {
-                let Ok((bytes, reference)) = rendered else {
+                let Ok(r) = rendered else {
                     return (job, rendered);
                 };
-                let key = pdf_key(&job);
-                let stored = self
-                    .documents
-                    .put(&key, bytes.clone().into())
-                    .await
-                    .map_err(|e| format!("cannot store {key} in the document store: {e}"));
-                (job, stored.map(|_| (bytes, reference)))
+                // The XML first: a PDF in the store always has its XML beside it.
+                let put = |key: Path, bytes: Vec<u8>| async move {
+                    self.documents
+                        .put(&key, bytes.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot store {key} in the document store: {e}"))
+                };
+                let stored = match put(xml_key(&job), r.xml.clone().into_bytes()).await {
+                    Ok(()) => put(pdf_key(&job), r.pdf.clone()).await,
+                    Err(e) => Err(e),
+                };
+                (job, stored.map(|()| r))
             })
             .buffer_unordered(PUTS_IN_FLIGHT)
             .collect()
@@ -202,8 +208,16 @@ impl Renderer {
     }
 }
 
-/// A rendered PDF and its reference, or why it did not render.
-type Rendered = Result<(Vec<u8>, DocumentRef), String>;
+/// A rendered document: the PDF (with the XML embedded) and the XML, with their references.
+struct Documents {
+    pdf: Vec<u8>,
+    pdf_ref: DocumentRef,
+    xml: String,
+    xml_ref: DocumentRef,
+}
+
+/// A rendered document, or why it did not render.
+type Rendered = Result<Documents, String>;
 
 /// Renders (and digests) every job's document, spread over the machine's cores: CPU work,
 /// on blocking threads, not on the runtime's. `announce_key`: the reference names the key.
@@ -226,9 +240,19 @@ async fn render_all(
                     .into_iter()
                     .map(|job| {
                         let rendered = render(&job.document).map(|bytes| {
+                            let number = &job.document.number;
                             let key = announce_key.then(|| pdf_key(&job));
-                            let reference = pdf_ref(job.kind, &job.document.number, &bytes, key);
-                            (bytes, reference)
+                            let pdf_ref = pdf_ref(job.kind, number, &bytes, key);
+                            // The same XML the PDF embeds (a pure function of the snapshot).
+                            let xml = einvoice::cii(&job.document);
+                            let key = announce_key.then(|| xml_key(&job));
+                            let xml_ref = xml_ref(job.kind, number, xml.as_bytes(), key);
+                            Documents {
+                                pdf: bytes,
+                                pdf_ref,
+                                xml,
+                                xml_ref,
+                            }
                         });
                         (job, rendered)
                     })
@@ -249,12 +273,15 @@ fn render(doc: &Document) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("cannot render {}: {e}", doc.number))
 }
 
-/// The PDF row and the issued message, its `payload.pdf` now pointing at the PDF.
-fn complete(
-    job: &RenderJob,
-    bytes: Vec<u8>,
-    reference: DocumentRef,
-) -> Result<(RenderedPdf, OutboxMessage), String> {
+/// The PDF row and the issued message, its `payload.pdf` and `payload.xml` now pointing at
+/// the PDF and the XML.
+fn complete(job: &RenderJob, rendered: Documents) -> Result<(RenderedPdf, OutboxMessage), String> {
+    let Documents {
+        pdf: bytes,
+        pdf_ref: reference,
+        xml_ref,
+        ..
+    } = rendered;
     let mut envelope = job.message.clone();
     let payload = envelope
         .get_mut("payload")
@@ -263,6 +290,10 @@ fn complete(
     payload.insert(
         "pdf".to_owned(),
         serde_json::to_value(&reference).map_err(|e| e.to_string())?,
+    );
+    payload.insert(
+        "xml".to_owned(),
+        serde_json::to_value(&xml_ref).map_err(|e| e.to_string())?,
     );
     let field = |name: &str| {
         envelope
@@ -295,6 +326,11 @@ fn pdf_key(job: &RenderJob) -> Path {
     documents::pdf_key(folder(job.kind), &job.store_id, &job.document.number)
 }
 
+/// Where a job's XML goes in the document store: beside its PDF.
+fn xml_key(job: &RenderJob) -> Path {
+    documents::xml_key(folder(job.kind), &job.store_id, &job.document.number)
+}
+
 /// The document store's folder of a kind of document.
 pub(crate) fn folder(kind: DocumentKind) -> DocumentFolder {
     match kind {
@@ -316,6 +352,15 @@ pub(crate) fn pdf_ref(
         sha256: sha256_hex(bytes),
         size_bytes: bytes.len() as u64,
         key: key.map(|k| k.to_string()),
+    }
+}
+
+/// An e-invoice XML's reference in an issued message.
+fn xml_ref(kind: DocumentKind, number: &str, bytes: &[u8], key: Option<Path>) -> DocumentRef {
+    DocumentRef {
+        uri: kind.xml_uri(number),
+        media_type: "application/xml".to_owned(),
+        ..pdf_ref(kind, number, bytes, key)
     }
 }
 

@@ -877,6 +877,47 @@ async fn pdfs_are_in_the_document_store_before_they_are_announced_and_migrated_o
         stored.len() as u64,
         "{body}"
     );
+    // The structured e-invoice: stored beside the PDF, named by the message, the same XML the
+    // PDF embeds, keeping EN 16931's rules; the stored PDF passes the Factur-X checker.
+    let xml_key = format!("invoices/shop-de/{number}.xml");
+    assert_eq!(body["payload"]["xml"]["key"], xml_key.as_str(), "{body}");
+    assert_eq!(
+        body["payload"]["xml"]["media_type"], "application/xml",
+        "{body}"
+    );
+    let xml = documents
+        .get(&object_store::path::Path::parse(&xml_key)?)
+        .await?
+        .bytes()
+        .await?;
+    assert_eq!(body["payload"]["xml"]["sha256"], sha256_hex(&xml));
+    let xml = String::from_utf8(xml.to_vec())?;
+    assert_eq!(
+        orderly_invoicing::einvoice::embedded_xml(&stored).map_err(anyhow::Error::msg)?,
+        xml
+    );
+    let findings = orderly_invoicing::einvoice::check::check_cii(&xml);
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.severity != orderly_invoicing::einvoice::check::Severity::Error),
+        "{findings:#?}"
+    );
+    let pdf_file = directory.join("checked.pdf");
+    std::fs::write(&pdf_file, &stored)?;
+    let check = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/einvoice-check"
+    ))
+    .arg(&pdf_file)
+    .output()?;
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    std::fs::remove_file(&pdf_file)?;
 
     // Migration: an object lost from the store is copied back from the archive, once.
     documents.delete(&path).await?;

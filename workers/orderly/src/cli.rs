@@ -391,6 +391,25 @@ enum InvoiceCommand {
         #[arg(long)]
         store: Option<String>,
     },
+    /// Write the structured e-invoice (the EN 16931 XML embedded in the issued PDF) to
+    /// standard output.
+    Xml {
+        /// The document number.
+        number: String,
+        /// The store, when two stores' series share a number.
+        #[arg(long)]
+        store: Option<String>,
+    },
+    /// Check an issued document's e-invoice: the XML embedded in its PDF against EN 16931's
+    /// business rules, and the PDF's PDF/A-3 and Factur-X declarations (XML schema
+    /// validation: `scripts/einvoice-check`). Exits 1 when a rule is broken.
+    Validate {
+        /// The document number.
+        number: String,
+        /// The store, when two stores' series share a number.
+        #[arg(long)]
+        store: Option<String>,
+    },
     /// Issued invoices and credit notes, newest first.
     List {
         /// Only this store's.
@@ -706,6 +725,8 @@ impl Cli {
                         .await;
                     }
                     InvoiceCommand::Pdf { number, store } => Q::Pdf { number, store },
+                    InvoiceCommand::Xml { number, store } => Q::Xml { number, store },
+                    InvoiceCommand::Validate { number, store } => Q::Validate { number, store },
                     InvoiceCommand::List { store, limit } => Q::List { store, limit },
                     InvoiceCommand::Refused { store, all, limit } => {
                         Q::Refused { store, all, limit }

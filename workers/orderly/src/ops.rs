@@ -696,6 +696,51 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
             out.write_all(&pdf)?;
             out.flush()?;
         }
+        InvoiceQuery::Xml { number, store } => {
+            let pdf = stored_pdf(&pool, &number, store.as_deref()).await?;
+            let xml = orderly_invoicing::einvoice::embedded_xml(&pdf)
+                .map_err(|e| anyhow::anyhow!("{number}: {e}"))?;
+            print!("{xml}");
+        }
+        InvoiceQuery::Validate { number, store } => {
+            use orderly_invoicing::einvoice::check::{Severity, check_cii};
+            let pdf = stored_pdf(&pool, &number, store.as_deref()).await?;
+            let xml = orderly_invoicing::einvoice::embedded_xml(&pdf)
+                .map_err(|e| anyhow::anyhow!("{number}: {e}"))?;
+            let findings = check_cii(&xml);
+            let declares = |needle: &str| pdf.windows(needle.len()).any(|w| w == needle.as_bytes());
+            let mut errors = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
+            for (needle, what) in [
+                ("<pdfaid:part>3</pdfaid:part>", "the XMP declares PDF/A-3"),
+                (
+                    "<fx:ConformanceLevel>EN 16931</fx:ConformanceLevel>",
+                    "the XMP declares Factur-X EN 16931",
+                ),
+            ] {
+                if declares(needle) {
+                    println!("ok: {what}");
+                } else {
+                    errors += 1;
+                    println!("error: {what}: not found");
+                }
+            }
+            for f in &findings {
+                println!("{f}");
+            }
+            let warnings = findings
+                .iter()
+                .filter(|f| f.severity == Severity::Warning)
+                .count();
+            println!(
+                "{number}: {errors} error(s), {warnings} warning(s) against EN 16931's business rules and the Factur-X declarations; XML schema: scripts/einvoice-check"
+            );
+            if errors > 0 {
+                anyhow::bail!("{number}: the e-invoice breaks {errors} rule(s)");
+            }
+        }
         InvoiceQuery::List { store, limit } => {
             for row in orderly_invoicing::list_invoices(&pool, store.as_deref(), limit).await? {
                 println!("{row}");
@@ -785,10 +830,29 @@ pub(crate) async fn documents_migrate(settings: &Settings, verify: bool) -> anyh
     print_json(&report?)
 }
 
+/// An issued document's PDF, or which number is unknown.
+async fn stored_pdf(
+    pool: &sqlx::PgPool,
+    number: &str,
+    store: Option<&str>,
+) -> anyhow::Result<Vec<u8>> {
+    orderly_invoicing::pdf_by_number(pool, number, store)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no invoice or credit note numbered {number}"))
+}
+
 /// What `orderly invoice` can show.
 #[derive(Debug)]
 pub(crate) enum InvoiceQuery {
     Pdf {
+        number: String,
+        store: Option<String>,
+    },
+    Xml {
+        number: String,
+        store: Option<String>,
+    },
+    Validate {
         number: String,
         store: Option<String>,
     },

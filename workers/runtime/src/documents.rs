@@ -182,6 +182,12 @@ pub fn pdf_key(folder: DocumentFolder, store_id: &str, number: &str) -> Path {
     Path::from_iter([folder.as_str(), store_id, &format!("{number}.pdf")])
 }
 
+/// Where the structured e-invoice (EN 16931 XML) of a document is kept: beside its PDF,
+/// `invoices/{store_id}/{number}.xml`.
+pub fn xml_key(folder: DocumentFolder, store_id: &str, number: &str) -> Path {
+    Path::from_iter([folder.as_str(), store_id, &format!("{number}.xml")])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

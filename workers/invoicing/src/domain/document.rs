@@ -41,11 +41,20 @@ impl DocumentKind {
 
     /// Where its PDF is referenced from in the issued message.
     pub fn pdf_uri(self, number: &str) -> String {
+        self.uri(number, "pdf")
+    }
+
+    /// Where its structured e-invoice (XML) is referenced from in the issued message.
+    pub fn xml_uri(self, number: &str) -> String {
+        self.uri(number, "xml")
+    }
+
+    fn uri(self, number: &str, extension: &str) -> String {
         let folder = match self {
             Self::Invoice => "invoices",
             Self::CreditNote => "credit-notes",
         };
-        format!("orderly://invoicing/{folder}/{number}.pdf")
+        format!("orderly://invoicing/{folder}/{number}.{extension}")
     }
 }
 
@@ -66,6 +75,13 @@ pub struct Party {
     pub vat_id: Option<String>,
     /// National tax number, if printed.
     pub tax_number: Option<String>,
+    /// The postcode alone (structured e-invoices need it apart from the city). Snapshots
+    /// stored before e-invoices have none: their `city_line` holds both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// The city alone (see `postal_code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
 }
 
 impl Party {
@@ -79,6 +95,8 @@ impl Party {
             country: s.address.country.as_str().to_owned(),
             vat_id: s.vat_id.as_ref().map(|v| v.as_str().to_owned()),
             tax_number: s.tax_number.clone(),
+            postal_code: s.address.postal_code.clone(),
+            city: Some(s.address.city.clone()),
         }
     }
 
@@ -101,6 +119,8 @@ impl Party {
             country: address.country.as_str().to_owned(),
             vat_id,
             tax_number: None,
+            postal_code: address.postal_code.clone(),
+            city: Some(address.city.clone()),
         }
     }
 }
