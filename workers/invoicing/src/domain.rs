@@ -14,6 +14,7 @@ pub mod amounts;
 pub mod credit;
 pub mod document;
 pub mod language;
+pub mod numbers;
 pub mod rates;
 pub mod territory;
 pub mod vat;

@@ -134,48 +134,15 @@ fn subset_font(full: &FullFont, chars: &BTreeSet<char>) -> Result<ParsedFont, Pd
     Ok(parsed)
 }
 
-/// Formats an amount with thousands separators: `1,234.56`.
+/// An amount as English writes it: `1,234.56` (documents use their language's
+/// [`Language::amount`]).
 pub fn money(amount: Decimal) -> String {
-    let s = amount.to_string();
-    let (sign, s) = match s.strip_prefix('-') {
-        Some(rest) => ("-", rest.to_owned()),
-        None => ("", s),
-    };
-    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
-    let mut grouped = String::with_capacity(int.len() + int.len() / 3);
-    for (i, ch) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(ch);
-    }
-    if frac.is_empty() {
-        format!("{sign}{grouped}")
-    } else {
-        format!("{sign}{grouped}.{frac}")
-    }
+    Language::En.amount(amount)
 }
 
-/// An amount with its currency: `1,234.56 €` for euros, `1,234.56 USD` otherwise.
+/// An amount with its currency as English writes it: `1,234.56 €`.
 pub fn money_in(amount: Decimal, currency: &str) -> String {
-    let symbol = match currency {
-        "EUR" => "€",
-        other => other,
-    };
-    format!("{} {symbol}", money(amount))
-}
-
-fn percent(rate: Decimal) -> String {
-    format!("{}%", rate.normalize())
-}
-
-/// A unit price: at least two decimals, more only when they matter (`8.4034`).
-fn unit_price(d: Decimal) -> String {
-    let mut n = d.normalize();
-    if n.scale() < 2 {
-        n.rescale(2);
-    }
-    money(n)
+    Language::En.amount_in(amount, currency)
 }
 
 /// Draws onto pages; knows the font for measuring.
@@ -464,15 +431,15 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         DocumentKind::CreditNote => l(Label::CreditNoteNumber),
     };
     fact(&mut c, number_label, &doc.number);
-    fact(&mut c, l(Label::DateOfIssue), &doc.issue_date.to_string());
-    fact(&mut c, l(Label::DateOfSupply), &doc.supply_date.to_string());
+    fact(&mut c, l(Label::DateOfIssue), &lang.date(doc.issue_date));
+    fact(&mut c, l(Label::DateOfSupply), &lang.date(doc.supply_date));
     let order = c.fit(&doc.order_reference, BODY, 120.0);
     fact(&mut c, l(Label::Order), &order);
     fact(&mut c, l(Label::Currency), cur);
     fact(&mut c, l(Label::VatTreatment), treatment);
     if let Some(credited) = &doc.credits {
         fact(&mut c, l(Label::CreditsInvoice), &credited.number);
-        fact(&mut c, l(Label::Of), &credited.issue_date.to_string());
+        fact(&mut c, l(Label::Of), &lang.date(credited.issue_date));
     }
     y = seller_end.min(fy) - 10.0;
     let buyer_end = party_block(&mut c, MARGIN, y, l(Label::Buyer), &doc.buyer, lang);
@@ -520,16 +487,19 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         let d = c.fit(&description, BODY, desc_max);
         c.text(COL_DESC, y, BODY, &d);
         c.text_right(COL_QTY_R, y, BODY, &line.quantity.to_string());
-        c.text_right(COL_UNIT_R, y, BODY, &unit_price(line.unit_price_net));
+        c.text_right(COL_UNIT_R, y, BODY, &lang.unit_price(line.unit_price_net));
+        // The discount net of VAT, so quantity × unit price − discount is the line's net on
+        // paper (the discount as given is gross when prices include VAT).
         let discount = if line.discount.is_zero() {
             String::new()
         } else {
-            money(line.discount)
+            let before = (Decimal::from(line.quantity) * line.unit_price_net).round_dp(2);
+            lang.amount((before - line.net).max(Decimal::ZERO))
         };
         c.text_right(COL_DISC_R, y, BODY, &discount);
-        c.text_right(COL_RATE_R, y, BODY, &percent(line.rate));
-        c.text_right(COL_NET_R, y, BODY, &money(line.net));
-        c.text_right(COL_VAT_R, y, BODY, &money(line.tax));
+        c.text_right(COL_RATE_R, y, BODY, &lang.percent(line.rate));
+        c.text_right(COL_NET_R, y, BODY, &lang.amount(line.net));
+        c.text_right(COL_VAT_R, y, BODY, &lang.amount(line.tax));
         y -= ROW;
     }
     c.rule(y + ROW - 4.0, 0.0, 0.6);
@@ -542,7 +512,14 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         .unwrap_or_default();
     // The decision's reason (the rule explanation, the store's running distance-sales
     // totals) is the audit record, stored with the invoice: it is not printed.
-    let needed = ROW * (doc.breakdown.len() as f32 + 5.0) + 11.0 * (note_lines.len() + 4) as f32;
+    let late_payment = if lang.late_payment().is_some() {
+        40.0
+    } else {
+        0.0
+    };
+    let needed = ROW * (doc.breakdown.len() as f32 + 5.0)
+        + 11.0 * (note_lines.len() + 4) as f32
+        + late_payment;
     if y - needed < TABLE_BOTTOM - 30.0 {
         c.new_page();
         y = PAGE_H - MARGIN - 6.0;
@@ -561,9 +538,9 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     c.text_right(COL_VAT_R, y, BODY, l(Label::Vat));
     y -= ROW;
     for b in &doc.breakdown {
-        c.text(label_x, y, BODY, &percent(b.rate));
-        c.text_right(COL_NET_R, y, BODY, &money(b.net));
-        c.text_right(COL_VAT_R, y, BODY, &money(b.tax));
+        c.text(label_x, y, BODY, &lang.percent(b.rate));
+        c.text_right(COL_NET_R, y, BODY, &lang.amount(b.net));
+        c.text_right(COL_VAT_R, y, BODY, &lang.amount(b.tax));
         y -= ROW;
     }
     c.rule(y + ROW - 4.0, 0.4, 0.4);
@@ -577,7 +554,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         (total_label, doc.gross, 11.0),
     ] {
         c.text(label_x, y, size, label);
-        c.text_right(COL_VAT_R, y, size, &money_in(amount, cur));
+        c.text_right(COL_VAT_R, y, size, &lang.amount_in(amount, cur));
         y -= ROW + (size - BODY);
     }
     y -= 6.0;
@@ -592,6 +569,12 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
     if let (DocumentKind::Invoice, Some(days)) = (doc.kind, doc.payment_terms_days) {
         y -= 4.0;
         c.text(MARGIN, y, BODY, &lang.payment_terms(days));
+        if let Some(late) = lang.late_payment() {
+            for line in c.wrap(late, 7.0, right - MARGIN) {
+                y -= 9.0;
+                c.text(MARGIN, y, 7.0, &line);
+            }
+        }
     }
 
     // --- page footers ----------------------------------------------------------------------
@@ -679,9 +662,7 @@ mod tests {
         assert_eq!(money(d("999.00")), "999.00");
         assert_eq!(money(d("0.5")), "0.5");
         assert_eq!(money_in(d("12.00"), "EUR"), "12.00 €");
-        assert_eq!(unit_price(d("10")), "10.00");
-        assert_eq!(unit_price(d("8.4034")), "8.4034");
-        assert_eq!(unit_price(d("8.40")), "8.40");
+        assert_eq!(Language::En.unit_price(d("8.40")), "8.40");
     }
 
     /// Every language's table headers fit their columns (so they never overlap).

@@ -237,10 +237,10 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
         "Beispiel Handels GmbH",
         "DE123456789",
         "Jörg Schäfer",
-        "19%",
-        "7%",
-        "67.07 €",
-        // The store is de-DE: German labels.
+        // The store is de-DE: German numbers and labels.
+        "19 %",
+        "67,07 €",
+        "14.03.2026",
         &format!("Rechnung {number}"),
         "Ausstellungsdatum",
         "Gesamtbetrag",

@@ -361,8 +361,8 @@ fn a_de_de_store_prints_german_labels_and_the_german_reverse_charge_wording() {
         "VERKÄUFER",
         "KÄUFER",
         "Rechnungsnummer",
-        "Ausstellungsdatum 2026-03-14",
-        "Liefer-/Leistungsdatum 2026-03-13",
+        "Ausstellungsdatum 14.03.2026",
+        "Liefer-/Leistungsdatum 13.03.2026",
         "Bestellung",
         "Währung",
         "Steuerliche Behandlung",
@@ -384,7 +384,10 @@ fn a_de_de_store_prints_german_labels_and_the_german_reverse_charge_wording() {
         "USt-IdNr. des Käufers: Format geprüft.",
         "Zahlbar innerhalb von 14 Tagen",
         "Seite 1 von 1",
-        &pdf::money_in(doc.gross, "EUR"),
+        &Language::De.amount_in(doc.gross, "EUR"),
+        "14.03.2026",
+        "13.03.2026",
+        "19,99",
     ] {
         assert!(text.contains(needle), "`{needle}` missing from:\n{text}");
     }
@@ -448,7 +451,7 @@ fn a_de_at_store_prints_the_german_export_wording_and_a_german_credit_note() {
         "Rechnungskorrektur GS-2026-000007",
         "Korrekturnummer",
         "Korrigiert Rechnung RE-2026-000042",
-        "vom 2026-03-14",
+        "vom 14.03.2026",
         "Grund: Rücksendung: Transportschaden",
         "Gesamtbetrag der Korrektur",
     ] {
@@ -469,8 +472,8 @@ fn a_fr_fr_store_prints_french_labels_and_the_french_wordings() {
         "VENDEUR",
         "ACHETEUR",
         "Numéro de facture",
-        "Date d'émission 2026-03-14",
-        "Date de livraison 2026-03-13",
+        "Date d'émission 14/03/2026",
+        "Date de livraison 13/03/2026",
         "Commande",
         "Devise",
         "Régime de TVA",
@@ -482,6 +485,13 @@ fn a_fr_fr_store_prints_french_labels_and_the_french_wordings() {
         "Total TVA",
         "Total TTC",
         "Exonération de TVA, article 262 ter, I du CGI",
+        "14/03/2026",
+        "indemnité forfaitaire de 40",
+        // pdftotext gives the no-break spaces as spaces.
+        &Language::Fr
+            .amount_in(doc.gross, "EUR")
+            .replace('\u{a0}', " "),
+        "19,99",
         "article 138 de la directive 2006/112/CE",
         "Livraison intracommunautaire exonérée",
         "format vérifié",
@@ -510,6 +520,9 @@ fn a_nl_store_prints_dutch_and_an_unknown_locale_english() {
         "Btw-id: DE123456789",
         "Vrijgestelde intracommunautaire levering",
         "art. 138 van Richtlijn 2006/112/EG",
+        "14-03-2026",
+        &Language::Nl.amount_in(doc.gross, "EUR"),
+        "19,99",
         "Totaal excl. btw",
         "Pagina 1 van 1",
     ] {

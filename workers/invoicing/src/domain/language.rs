@@ -190,6 +190,21 @@ impl Language {
         }
     }
 
+    /// What a French invoice must also say about late payment (art. L441-10 and D441-5 of
+    /// the Code de commerce, art. 242 nonies A of annex II to the CGI): the penalty rate,
+    /// the EUR 40 recovery indemnity, and that there is no discount for early payment.
+    pub fn late_payment(self) -> Option<&'static str> {
+        match self {
+            Self::Fr => Some(
+                "En cas de retard de paiement, des pénalités au taux de trois fois le taux \
+                 d'intérêt légal sont exigibles, ainsi qu'une indemnité forfaitaire de 40\u{a0}€ \
+                 pour frais de recouvrement (art. L441-10 et D441-5 du Code de commerce). \
+                 Pas d'escompte pour paiement anticipé.",
+            ),
+            Self::En | Self::De | Self::Nl => None,
+        }
+    }
+
     /// "Page n of m".
     pub fn page(self, n: usize, of: usize) -> String {
         match self {
