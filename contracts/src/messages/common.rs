@@ -111,12 +111,65 @@ pub struct Customer {
     /// The buyer's VAT id; only for businesses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vat_id: Option<VatId>,
+    /// A business buyer's reference for its invoices (BT-10: a German public buyer's
+    /// Leitweg-ID, a cost centre); XRechnung requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub buyer_reference: Option<String>,
+    /// Where a business buyer receives e-invoices (BT-49: a Peppol participant id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub electronic_address: Option<ElectronicAddress>,
+    /// The structured e-invoice this buyer asks for, over the store's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_invoice_format: Option<EinvoiceFormat>,
+}
+
+/// An electronic address (EN 16931 BT-34/BT-49): an identifier and its scheme from the
+/// EAS code list (`0088` GLN, `0204` Leitweg-ID, `9930` German VAT id, `EM` email, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ElectronicAddress {
+    /// The EAS scheme code.
+    #[schemars(length(min = 2, max = 4))]
+    pub scheme: String,
+    /// The identifier within the scheme.
+    #[schemars(length(min = 1, max = 200))]
+    pub id: String,
+}
+
+impl ElectronicAddress {
+    pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
+        ensure(
+            (2..=4).contains(&self.scheme.len())
+                && self.scheme.bytes().all(|b| b.is_ascii_alphanumeric()),
+            || format!("`{}` is not an EAS scheme code (2 to 4 letters or digits, e.g. 0088, 9930, EM)", self.scheme),
+        )
+        .at_with(|| format!("{at}.scheme"))?;
+        text(&self.id, 200).at_with(|| format!("{at}.id"))
+    }
+}
+
+string_enum! {
+    /// A structured e-invoice format (EN 16931 syntaxes and their national or network
+    /// rules). Every invoice PDF is Factur-X; the others are written beside it on request.
+    pub enum EinvoiceFormat {
+        /// Factur-X / ZUGFeRD, the EN 16931 profile: CII XML inside the PDF/A-3.
+        Facturx = "facturx",
+        /// XRechnung 3.0 (Germany's CIUS), UBL syntax.
+        Xrechnung = "xrechnung",
+        /// Peppol BIS Billing 3.0, UBL syntax.
+        Peppol = "peppol",
+    }
 }
 
 impl Customer {
     pub(crate) fn check(&self, at: &str) -> Result<(), ContractError> {
         opt_text(self.id.as_ref(), 128).at_with(|| format!("{at}.id"))?;
         text(&self.name, 200).at_with(|| format!("{at}.name"))?;
+        opt_text(self.buyer_reference.as_ref(), 200).at_with(|| format!("{at}.buyer_reference"))?;
+        if let Some(address) = &self.electronic_address {
+            address.check(&format!("{at}.electronic_address"))?;
+        }
         ensure(self.vat_id.is_none() || self.is_business, || {
             "a VAT id is only accepted for business customers (is_business = true)".to_owned()
         })

@@ -3,11 +3,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{Address, counts_from_one};
+use super::common::{Address, EinvoiceFormat, ElectronicAddress, counts_from_one};
 use super::invoices::InvoiceTiming;
 use crate::envelope::Message;
 use crate::error::ContractError;
-use crate::types::{CountryCode, CurrencyCode, Locale, StoreId, VatId};
+use crate::types::{CountryCode, CurrencyCode, EmailAddress, Locale, StoreId, VatId};
 use crate::validate::{At, Validate, ensure, opt_text, text};
 
 /// `store.upserted`: a store (a web shop, a marketplace account) Orderly takes orders for,
@@ -111,6 +111,84 @@ pub struct StoreInvoiceSettingsUpdated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 200))]
     pub small_business: Option<String>,
+    /// The structured e-invoice written beside every PDF unless the buyer asks for another
+    /// (every PDF is Factur-X whatever this says).
+    #[serde(default = "default_einvoice_format")]
+    pub e_invoice_format: EinvoiceFormat,
+    /// Where the seller receives e-invoices (BT-34); XRechnung and Peppol require it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub electronic_address: Option<ElectronicAddress>,
+    /// Who answers questions about an invoice (BG-6); XRechnung requires all three.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<SellerContact>,
+    /// The account buyers pay into (BG-17, credit transfer); XRechnung requires payment
+    /// instructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee_account: Option<PayeeAccount>,
+}
+
+fn default_einvoice_format() -> EinvoiceFormat {
+    EinvoiceFormat::Facturx
+}
+
+/// The seller's contact for invoices (BG-6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SellerContact {
+    /// A person or department.
+    #[schemars(length(min = 1, max = 200))]
+    pub name: String,
+    /// A telephone number.
+    #[schemars(length(min = 3, max = 50))]
+    pub phone: String,
+    /// An email address.
+    pub email: EmailAddress,
+}
+
+/// The account a credit transfer goes to (BG-17).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayeeAccount {
+    /// The IBAN, without spaces.
+    #[schemars(length(min = 15, max = 34))]
+    pub iban: String,
+    /// The BIC, where one is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 8, max = 11))]
+    pub bic: Option<String>,
+    /// The account holder, if not the seller's legal name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub holder: Option<String>,
+}
+
+/// Whether `iban` has an IBAN's shape and check digits (ISO 13616, mod 97).
+fn iban_ok(iban: &str) -> bool {
+    let bytes = iban.as_bytes();
+    if !(15..=34).contains(&bytes.len())
+        || !bytes[..2].iter().all(u8::is_ascii_uppercase)
+        || !bytes[2..4].iter().all(u8::is_ascii_digit)
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return false;
+    }
+    let rearranged = bytes[4..].iter().chain(&bytes[..4]);
+    let mut rest: u32 = 0;
+    for b in rearranged {
+        let value = if b.is_ascii_digit() {
+            u32::from(b - b'0')
+        } else {
+            u32::from(b - b'A') + 10
+        };
+        rest = if value >= 10 {
+            (rest * 100 + value) % 97
+        } else {
+            (rest * 10 + value) % 97
+        };
+    }
+    rest == 1
 }
 
 string_enum! {
@@ -167,6 +245,38 @@ impl Validate for StoreInvoiceSettingsUpdated {
         .at("payload.vat_id")?;
         opt_text(self.footer.as_ref(), 2000).at("payload.footer")?;
         opt_text(self.small_business.as_ref(), 200).at("payload.small_business")?;
+        if let Some(address) = &self.electronic_address {
+            address.check("payload.electronic_address")?;
+        }
+        if let Some(contact) = &self.contact {
+            text(&contact.name, 200).at("payload.contact.name")?;
+            ensure(
+                (3..=50).contains(&contact.phone.len())
+                    && contact
+                        .phone
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b" +-/()".contains(&b)),
+                || format!("`{}` is not a telephone number", contact.phone),
+            )
+            .at("payload.contact.phone")?;
+        }
+        if let Some(account) = &self.payee_account {
+            ensure(iban_ok(&account.iban), || {
+                format!(
+                    "`{}` is not an IBAN (country, check digits, account; no spaces) or its check digits are wrong",
+                    account.iban
+                )
+            })
+            .at("payload.payee_account.iban")?;
+            if let Some(bic) = &account.bic {
+                ensure(
+                    matches!(bic.len(), 8 | 11) && bic.bytes().all(|b| b.is_ascii_alphanumeric()),
+                    || format!("`{bic}` is not a BIC (8 or 11 letters and digits)"),
+                )
+                .at("payload.payee_account.bic")?;
+            }
+            opt_text(account.holder.as_ref(), 200).at("payload.payee_account.holder")?;
+        }
         ensure(!(self.oss_registered && self.small_business.is_some()), || {
             "a small business charges no VAT, so it has no distance sales to report through the OSS: set `oss_registered` false or remove `small_business`".to_owned()
         })
@@ -266,9 +376,26 @@ mod golden {
                 "footer": "Beispiel Handels GmbH · Amtsgericht Berlin-Charlottenburg HRB 123456 · Geschäftsführerin: Zoë Krüger",
                 "number_digits": 6,
                 "number_yearly_reset": true,
-                "rounding": "per_line"
+                "rounding": "per_line",
+                "e_invoice_format": "facturx",
+                "electronic_address": {"scheme": "9930", "id": "DE123456789"},
+                "contact": {"name": "Buchhaltung", "phone": "+49 30 1234567",
+                            "email": "rechnung@beispiel.example"},
+                "payee_account": {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX"}
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod iban_tests {
+    #[test]
+    fn ibans_are_checked_by_their_digits() {
+        assert!(super::iban_ok("DE89370400440532013000"));
+        assert!(super::iban_ok("GB82WEST12345698765432"));
+        assert!(!super::iban_ok("DE89370400440532013001"));
+        assert!(!super::iban_ok("DE89 3704 0044 0532 0130 00"));
+        assert!(!super::iban_ok("DE8"));
     }
 }
 

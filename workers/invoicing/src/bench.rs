@@ -194,6 +194,7 @@ fn sample_document(lines: usize) -> Document {
         payment_terms_days: Some(14),
         footer: Some("Bench Handels GmbH".to_owned()),
         language: Language::De,
+        einvoice: Default::default(),
     }
 }
 

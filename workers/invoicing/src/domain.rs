@@ -196,6 +196,14 @@ pub fn plan_invoice(
         distance_sales_this_year: cx.distance_sales_this_year,
         this_sale_eur,
     };
+    let einvoice = document::EinvoiceData::of(settings, &request.buyer);
+    let missing = einvoice.missing();
+    if let (Some(format), false) = (einvoice.format, missing.is_empty()) {
+        return Err(VatError::EinvoiceIncomplete {
+            format: format.as_str().to_owned(),
+            missing: missing.join(", "),
+        });
+    }
     let mut decision = vat::decide(&sale, cx.rates)?;
     if let Some(w) = cx.unknown_warehouse {
         decision.reason.push_str(&format!(

@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::domain::amounts::{self, PricedLine};
 use crate::domain::credit::{self, CreditRequest, CreditableInvoice};
-use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
+use crate::domain::document::{CreditedInvoice, Document, DocumentKind, EinvoiceData, Party};
 use crate::domain::language::Language;
 use crate::domain::rates::{RateTable, Rates};
 use crate::domain::vat::RegistryAnswer;
@@ -694,6 +694,7 @@ async fn write_invoice(
         payment_terms_days: Some(settings.payment_terms_days),
         footer: settings.footer.clone(),
         language,
+        einvoice: EinvoiceData::of(settings, &r.buyer),
     };
     let doc_buyer = DocumentBuyer {
         name: document.buyer.name.clone(),

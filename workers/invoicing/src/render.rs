@@ -243,8 +243,9 @@ async fn render_all(
                             let number = &job.document.number;
                             let key = announce_key.then(|| pdf_key(&job));
                             let pdf_ref = pdf_ref(job.kind, number, &bytes, key);
-                            // The same XML the PDF embeds (a pure function of the snapshot).
-                            let xml = einvoice::cii(&job.document);
+                            // The XML the PDF embeds, or the UBL the store or buyer asked
+                            // for (a pure function of the snapshot either way).
+                            let xml = einvoice::structured(&job.document);
                             let key = announce_key.then(|| xml_key(&job));
                             let xml_ref = xml_ref(job.kind, number, xml.as_bytes(), key);
                             Documents {

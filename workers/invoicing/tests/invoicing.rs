@@ -905,12 +905,7 @@ async fn pdfs_are_in_the_document_store_before_they_are_announced_and_migrated_o
     );
     let pdf_file = directory.join("checked.pdf");
     std::fs::write(&pdf_file, &stored)?;
-    let check = Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/einvoice-check"
-    ))
-    .arg(&pdf_file)
-    .output()?;
+    let check = einvoice_check(&pdf_file);
     assert!(
         check.status.success(),
         "{}{}",
@@ -1344,4 +1339,118 @@ async fn warehouses_rate_files_and_store_rows_decide_through_the_worker() -> any
     host.stop(Duration::from_secs(5)).await;
     std::fs::remove_dir_all(&dir)?;
     world.cleanup().await
+}
+
+/// A store that sends XRechnung: a buyer without a Leitweg-ID (BT-10) is refused with what
+/// is missing, nothing numbered; a buyer with one gets the invoice, and the XML stored
+/// beside the PDF (and named in invoice.issued) is the XRechnung UBL, which passes the
+/// official schema and schematron.
+#[tokio::test]
+async fn xrechnung_is_written_beside_the_pdf_or_the_request_is_refused_with_what_is_missing()
+-> anyhow::Result<()> {
+    use object_store::ObjectStoreExt;
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
+    let pool = world.pool(NAME).await?;
+    let mut xrechnung = settings("shop-de", 1);
+    let s = &mut xrechnung.payload;
+    s.e_invoice_format = orderly_contracts::messages::EinvoiceFormat::Xrechnung;
+    s.electronic_address = Some(serde_json::from_value(
+        json!({"scheme": "9930", "id": "DE123456789"}),
+    )?);
+    s.contact = Some(serde_json::from_value(
+        json!({"name": "Buchhaltung", "phone": "+49 30 1234567", "email": "rechnung@beispiel.de"}),
+    )?);
+    s.payee_account = Some(serde_json::from_value(
+        json!({"iban": "DE89370400440532013000"}),
+    )?);
+    world.publish(&xrechnung).await?;
+
+    let business = |reference: Option<&str>| {
+        let mut buyer = json!({"name": "Bezirksamt Mitte", "locale": "de-DE", "is_business": true,
+                               "electronic_address": {"scheme": "0204", "id": "04011000-12345-34"}});
+        if let Some(r) = reference {
+            buyer["buyer_reference"] = json!(r);
+        }
+        buyer
+    };
+    let refused_order = Uuid::now_v7();
+    world
+        .publish(&env(
+            "fulfillment",
+            refused_order,
+            request_to("shop-de", refused_order, "DE", business(None)),
+        ))
+        .await?;
+    wait_until("the request is refused", WAIT, || async {
+        Ok(!list_refused(&pool, None, true, 10).await?.is_empty())
+    })
+    .await?;
+    let refused = list_refused(&pool, None, true, 10).await?;
+    assert!(
+        refused[0].reason.contains("xrechnung") && refused[0].reason.contains("BT-10"),
+        "{}",
+        refused[0].reason
+    );
+    assert_eq!(count(&pool, "select count(*) from invoices").await?, 0);
+
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&env(
+            "fulfillment",
+            order_id,
+            request_to(
+                "shop-de",
+                order_id,
+                "DE",
+                business(Some("04011000-12345-34")),
+            ),
+        ))
+        .await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let xml_ref = issued.xml.expect("the XML is named");
+    let key = xml_ref.key.expect("its key");
+    assert!(key.ends_with(".xml"), "{key}");
+    let xml = world
+        .documents()?
+        .get(&object_store::path::Path::parse(&key)?)
+        .await?
+        .bytes()
+        .await?;
+    let text = String::from_utf8(xml.to_vec())?;
+    assert!(
+        text.contains("urn:xeinkauf.de:kosit:xrechnung_3.0"),
+        "{text}"
+    );
+    assert!(text.contains("<cbc:BuyerReference>04011000-12345-34</cbc:BuyerReference>"));
+    let file = std::env::temp_dir().join(format!("xrechnung-{}.xml", Uuid::now_v7()));
+    std::fs::write(&file, &text)?;
+    let check = einvoice_check(&file);
+    std::fs::remove_file(&file)?;
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
+/// Runs the project's e-invoice checker (scripts/einvoice-check) on a file.
+fn einvoice_check(path: &std::path::Path) -> std::process::Output {
+    Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/einvoice-check"
+    ))
+    .arg(path)
+    .output()
+    .expect("scripts/einvoice-check runs")
 }

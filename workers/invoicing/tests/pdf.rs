@@ -132,6 +132,7 @@ fn document(rule: Rule, lines: usize) -> Document {
                 .into(),
         ),
         language: Language::En,
+        einvoice: Default::default(),
     }
 }
 
@@ -592,13 +593,7 @@ fn every_document_is_a_facturx_invoice_the_checker_accepts() {
                 .all(|f| f.severity != orderly_invoicing::einvoice::check::Severity::Error),
             "{name}: {findings:#?}"
         );
-        let out = Command::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/einvoice-check"
-        ))
-        .arg(&path)
-        .output()
-        .expect("scripts/einvoice-check runs");
+        let out = einvoice_check(&path);
         let report = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -609,4 +604,88 @@ fn every_document_is_a_facturx_invoice_the_checker_accepts() {
             assert!(report.contains(needle), "{name}: {report}");
         }
     }
+}
+
+/// What XRechnung needs beyond EN 16931's core, on a test document.
+fn with_xrechnung_terms(mut doc: Document) -> Document {
+    use orderly_contracts::messages::{
+        EinvoiceFormat, ElectronicAddress, PayeeAccount, SellerContact,
+    };
+    doc.einvoice = orderly_invoicing::domain::document::EinvoiceData {
+        format: Some(EinvoiceFormat::Xrechnung),
+        seller_address: Some(ElectronicAddress {
+            scheme: "9930".into(),
+            id: "DE123456789".into(),
+        }),
+        seller_contact: Some(SellerContact {
+            name: "Buchhaltung".into(),
+            phone: "+49 30 1234567".into(),
+            email: orderly_contracts::types::EmailAddress::parse("rechnung@beispiel.de")
+                .expect("email"),
+        }),
+        payee: Some(PayeeAccount {
+            iban: "DE89370400440532013000".into(),
+            bic: Some("COBADEFFXXX".into()),
+            holder: None,
+        }),
+        buyer_reference: Some("04011000-12345-34".into()),
+        buyer_address: Some(ElectronicAddress {
+            scheme: "0204".into(),
+            id: "04011000-12345-34".into(),
+        }),
+    };
+    doc
+}
+
+/// XRechnung and Peppol BIS (UBL) invoices and credit notes pass the official UBL 2.1
+/// schema and the EN 16931 schematron (CEN/TC 434's artefacts, vendored under
+/// tools/einvoice), run by scripts/einvoice-check.
+#[test]
+fn ubl_invoices_pass_the_official_schema_and_schematron() {
+    use orderly_contracts::messages::EinvoiceFormat;
+    let mut credit_note = with_xrechnung_terms(document(Rule::Domestic, 2));
+    credit_note.kind = DocumentKind::CreditNote;
+    credit_note.number = "GS-2026-000001".into();
+    credit_note.payment_terms_days = None;
+    credit_note.credits = Some(CreditedInvoice {
+        number: "RE-2026-000042".into(),
+        issue_date: NaiveDate::from_ymd_opt(2026, 3, 14).expect("date"),
+        reason: "Returned: damaged in transit".into(),
+    });
+    let mut peppol = with_xrechnung_terms(document(Rule::IntraEuReverseCharge, 2));
+    peppol.einvoice.format = Some(EinvoiceFormat::Peppol);
+    for (name, doc) in [
+        (
+            "xrechnung-domestic.xml",
+            with_xrechnung_terms(document(Rule::Domestic, 3)),
+        ),
+        (
+            "xrechnung-export.xml",
+            with_xrechnung_terms(document(Rule::Export, 2)),
+        ),
+        ("xrechnung-credit-note.xml", credit_note),
+        ("peppol-intra-community.xml", peppol),
+    ] {
+        let xml = orderly_invoicing::einvoice::structured(&doc);
+        let path = write(name, xml.as_bytes());
+        let out = einvoice_check(&path);
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("schematron"), "{name}: {report}");
+    }
+}
+
+/// Runs the project's e-invoice checker (scripts/einvoice-check) on a file.
+fn einvoice_check(path: &std::path::Path) -> std::process::Output {
+    Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/einvoice-check"
+    ))
+    .arg(path)
+    .output()
+    .expect("scripts/einvoice-check runs")
 }

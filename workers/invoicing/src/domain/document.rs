@@ -3,7 +3,10 @@
 //! to PDF from the same value.
 
 use chrono::NaiveDate;
-use orderly_contracts::messages::{Address, StoreInvoiceSettingsUpdated};
+use orderly_contracts::messages::{
+    Address, EinvoiceFormat, ElectronicAddress, PayeeAccount, SellerContact,
+    StoreInvoiceSettingsUpdated,
+};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -199,4 +202,95 @@ pub struct Document {
     /// invoice's). Documents stored before languages existed were English.
     #[serde(default)]
     pub language: Language,
+    /// What structured e-invoices need beyond the printed document. Documents stored
+    /// before e-invoices have none (their XML is Factur-X without these terms).
+    #[serde(default)]
+    pub einvoice: EinvoiceData,
+}
+
+/// What structured e-invoices need beyond what the PDF prints, snapshotted with it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EinvoiceData {
+    /// The format written beside the PDF (`None`: Factur-X's CII, the one the PDF embeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<EinvoiceFormat>,
+    /// BT-34.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_address: Option<ElectronicAddress>,
+    /// BG-6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seller_contact: Option<SellerContact>,
+    /// BG-17.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee: Option<PayeeAccount>,
+    /// BT-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_reference: Option<String>,
+    /// BT-49.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_address: Option<ElectronicAddress>,
+}
+
+impl EinvoiceData {
+    /// What a request and its store's settings give: the buyer's format over the store's.
+    pub fn of(
+        settings: &StoreInvoiceSettingsUpdated,
+        buyer: &orderly_contracts::messages::Customer,
+    ) -> Self {
+        let format = buyer.e_invoice_format.unwrap_or(settings.e_invoice_format);
+        Self {
+            format: (format != EinvoiceFormat::Facturx).then_some(format),
+            seller_address: settings.electronic_address.clone(),
+            seller_contact: settings.contact.clone(),
+            payee: settings.payee_account.clone(),
+            buyer_reference: buyer.buyer_reference.clone(),
+            buyer_address: buyer.electronic_address.clone(),
+        }
+    }
+
+    /// The terms the chosen format requires that are missing, by name.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let mut need = |present: bool, what: &'static str| {
+            if !present {
+                missing.push(what);
+            }
+        };
+        match self.format {
+            None | Some(EinvoiceFormat::Facturx) => {}
+            Some(EinvoiceFormat::Peppol) => {
+                need(
+                    self.seller_address.is_some(),
+                    "the store's electronic_address (BT-34)",
+                );
+                need(
+                    self.buyer_address.is_some(),
+                    "the buyer's electronic_address (BT-49)",
+                );
+            }
+            Some(EinvoiceFormat::Xrechnung) => {
+                need(
+                    self.seller_address.is_some(),
+                    "the store's electronic_address (BT-34)",
+                );
+                need(
+                    self.buyer_address.is_some(),
+                    "the buyer's electronic_address (BT-49)",
+                );
+                need(
+                    self.buyer_reference.is_some(),
+                    "the buyer's buyer_reference (BT-10, the Leitweg-ID)",
+                );
+                need(
+                    self.seller_contact.is_some(),
+                    "the store's contact (BG-6: name, phone, email)",
+                );
+                need(
+                    self.payee.is_some(),
+                    "the store's payee_account (BG-16/17: payment instructions)",
+                );
+            }
+        }
+        missing
+    }
 }

@@ -241,6 +241,14 @@ pub enum VatError {
         "the store has no VAT id and does not declare a small-business scheme: set `vat_id`, or `small_business` with its legal reference, in the store's invoice settings"
     )]
     NoVatStatus,
+    /// The structured e-invoice the store or the buyer asks for lacks data it requires.
+    #[error("a {format} e-invoice is asked for, but it needs {missing}")]
+    EinvoiceIncomplete {
+        /// The format.
+        format: String,
+        /// What is missing, in words.
+        missing: String,
+    },
     /// No rates for that day.
     #[error("no VAT rates of {area} are known for {date} (the rate data starts in 2016)")]
     NoRates {

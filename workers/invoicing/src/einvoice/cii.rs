@@ -38,7 +38,8 @@ fn date(x: &mut Xml, tag: &'static str, day: chrono::NaiveDate) {
 fn party(x: &mut Xml, tag: &'static str, p: &Party, with_tax_ids: bool) {
     x.open(tag, &[]);
     x.leaf("ram:Name", &p.name); // BT-27 / BT-44 / BT-70
-    if let Some(person) = &p.attention {
+    // A contact belongs to the seller and the buyer, not to a delivery address (CII-SR-312).
+    if let (true, Some(person)) = (with_tax_ids, &p.attention) {
         x.open("ram:DefinedTradeContact", &[]);
         x.leaf("ram:PersonName", person); // BT-41 / BT-56
         x.close();

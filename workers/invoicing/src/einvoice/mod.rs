@@ -1,7 +1,10 @@
 //! Structured e-invoices (EN 16931) from the same immutable snapshot the PDF is printed
 //! from ([`Document`]): the UN/CEFACT Cross Industry Invoice of the Factur-X / ZUGFeRD
-//! `EN 16931` profile ([`cii`]), and the business rules of EN 16931 that can be checked
-//! without the network ([`check`]).
+//! `EN 16931` profile ([`cii`], embedded in every PDF), the UBL 2.1 invoice of Peppol BIS
+//! Billing 3.0 and XRechnung ([`ubl`], stored beside the PDF when the store or the buyer
+//! asks for it, [`structured`]), and the business rules of EN 16931 that can be checked
+//! without the network on a CII ([`check`]; UBL: `scripts/einvoice-check`, the official
+//! schema and schematron).
 //!
 //! The snapshot holds what Art. 226 asks an invoice to print; EN 16931 needs a few things
 //! more, derived here and nowhere else:
@@ -20,19 +23,31 @@
 
 pub mod check;
 mod cii;
+mod ubl;
 mod xml;
 
 pub use cii::cii;
+pub use ubl::ubl;
 pub(crate) use xml::escape as xml_escape;
 
 use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
+use orderly_contracts::messages::EinvoiceFormat;
 use orderly_contracts::types::TaxCategory;
 use rust_decimal::Decimal;
 
 use crate::domain::document::Document;
 use crate::domain::vat::Rule;
+
+/// The structured e-invoice stored beside the PDF: the format the document asks for
+/// (Peppol BIS or XRechnung, UBL), else the CII the PDF embeds.
+pub fn structured(doc: &Document) -> String {
+    match doc.einvoice.format {
+        Some(format @ (EinvoiceFormat::Peppol | EinvoiceFormat::Xrechnung)) => ubl(doc, format),
+        Some(EinvoiceFormat::Facturx) | None => cii(doc),
+    }
+}
 
 /// The name of the XML inside a Factur-X PDF.
 pub const FACTURX_FILE_NAME: &str = "factur-x.xml";
