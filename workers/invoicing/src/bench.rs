@@ -195,6 +195,7 @@ fn sample_document(lines: usize) -> Document {
         footer: Some("Bench Handels GmbH".to_owned()),
         language: Language::De,
         einvoice: Default::default(),
+        vat_national: None,
     }
 }
 

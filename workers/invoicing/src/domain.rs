@@ -13,6 +13,7 @@
 pub mod amounts;
 pub mod credit;
 pub mod document;
+pub mod fx;
 pub mod language;
 pub mod numbers;
 pub mod rates;
@@ -48,6 +49,8 @@ pub struct Context<'a> {
     pub unknown_warehouse: Option<&'a str>,
     /// The rate data (the configured file, the store's own rows over it).
     pub rates: Rates<'a>,
+    /// The ECB's reference rates around the supply date (VAT in the national currency).
+    pub fx: Option<&'a fx::FxTable>,
 }
 
 /// A decided and priced invoice, before it has a number.
@@ -59,6 +62,9 @@ pub struct InvoicePlan {
     pub priced: Priced,
     /// Net EUR to add to the store's distance-sales total for the year (0 if none).
     pub distance_sales_added: Decimal,
+    /// The VAT in the national currency where it is due, when the invoice is in another
+    /// (Art. 230).
+    pub vat_national: Option<fx::Conversion>,
 }
 
 fn price_with(
@@ -211,6 +217,7 @@ pub fn plan_invoice(
         ));
     }
     let priced = price_with(request, settings, &decision, cx)?;
+    let vat_national = national_vat(request, settings, &decision, &priced, cx)?;
     let distance_sales_added =
         if decision.counts_toward_threshold && request.currency.as_str() == "EUR" {
             priced.net
@@ -221,7 +228,54 @@ pub fn plan_invoice(
         decision,
         priced,
         distance_sales_added,
+        vat_national,
     })
+}
+
+/// The VAT in the national currency of the member state whose invoicing rules apply
+/// (Art. 219a: where the supply is taxed; the seller's own state for sales declared through
+/// the OSS), when the invoice is in another currency and charges VAT (Art. 230, at the ECB
+/// rate of Art. 91). Refused when the rate is not loaded.
+fn national_vat(
+    request: &InvoiceRequested,
+    settings: &StoreInvoiceSettingsUpdated,
+    decision: &VatDecision,
+    priced: &Priced,
+    cx: &Context<'_>,
+) -> Result<Option<fx::Conversion>, VatError> {
+    let Some(area) = &decision.rate_area else {
+        return Ok(None);
+    };
+    if priced.tax.is_zero() {
+        return Ok(None);
+    }
+    let state = if decision.rule == vat::Rule::DistanceSaleOss && settings.oss_registered {
+        territory::locate(
+            settings.address.country,
+            settings.address.postal_code.as_deref(),
+        )
+        .place
+        .state()
+        .unwrap_or("")
+        .to_owned()
+    } else {
+        rates::parent_area(area).unwrap_or(area).to_owned()
+    };
+    let Some(national) = fx::national_currency(&state, cx.supply_date) else {
+        return Ok(None);
+    };
+    let currency = request.currency.as_str();
+    if national == currency {
+        return Ok(None);
+    }
+    cx.fx
+        .and_then(|t| t.convert(priced.tax, currency, national, cx.supply_date))
+        .map(Some)
+        .ok_or_else(|| VatError::NoExchangeRate {
+            from: currency.to_owned(),
+            to: national.to_owned(),
+            date: cx.supply_date,
+        })
 }
 
 /// The printed number: prefix, the year when the series resets yearly, and the running

@@ -68,6 +68,7 @@ pub use handlers::{InvoicingHandler, InvoicingInput, SharedRates};
 pub use migrate::{MigrateReport, migrate_pdfs};
 pub use rate_data::{RateSettings, check_rates, load_rates, read_rates};
 pub use render::{RenderSettings, Renderer};
+pub use store::fx::load_fx;
 pub use store::rates::{Loaded, file_sha256, set_store_rows};
 pub use store::{DocumentRow, PdfState, RefusedRow, list_invoices, list_refused, pdf_by_number};
 
@@ -94,6 +95,9 @@ pub async fn start(
             anyhow::anyhow!("the VAT rate data is not in the database after loading it")
         })?;
     handler.rates().replace(table);
+    handler
+        .rates()
+        .replace_stores(store::rates::all_store_rows(&pool).await?);
     let refresher =
         rate_data::Refresher::new(pool, handler.rates().clone(), loaded.sha256, vat.refresh);
     host.spawn_task("vat-rates", move |shutdown| refresher.run(shutdown));

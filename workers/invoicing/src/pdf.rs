@@ -557,6 +557,10 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         c.text_right(COL_VAT_R, y, size, &lang.amount_in(amount, cur));
         y -= ROW + (size - BODY);
     }
+    if let Some(conversion) = &doc.vat_national {
+        c.text(MARGIN, y, BODY, &lang.vat_in_national(conversion, cur));
+        y -= 11.0;
+    }
     y -= 6.0;
     for line in &note_lines {
         c.text(MARGIN, y, BODY, line);

@@ -99,6 +99,12 @@ impl Refresher {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.every) => {}
             }
+            match rows::all_store_rows(&self.pool).await {
+                Ok(stores) => self.rates.replace_stores(stores),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the stores' VAT rate rows; keeping those in force")
+                }
+            }
             match rows::loaded_sha256(&self.pool).await {
                 Ok(Some(sha)) if sha != self.sha256 => match rows::base_rows(&self.pool).await {
                     Ok(Some((sha, table))) => {

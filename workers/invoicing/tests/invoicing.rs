@@ -1260,7 +1260,7 @@ async fn warehouses_rate_files_and_store_rows_decide_through_the_worker() -> any
             ..Default::default()
         },
     );
-    let mut host = orderly_runtime::Host::new(settings);
+    let mut host = orderly_runtime::Host::new(settings.clone());
     start(
         &mut host,
         InvoicingHandler::new(),
@@ -1320,12 +1320,21 @@ async fn warehouses_rate_files_and_store_rows_decide_through_the_worker() -> any
     }
     assert_eq!(rates, vec!["19", "21"]);
 
-    // The store's own row for books wins over the file's 7 %.
+    // The store's own row for books wins over the file's 7 % (a worker reads the stores'
+    // rows at start and every `refresh_ms`; this one is restarted to read them now).
     let own = orderly_invoicing::domain::rates::RateTable::parse(
         "area,class,rate,from,to,source,note\nDE,books,0,2026-01-01,,store decision 7,a trial\n",
     )
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     orderly_invoicing::set_store_rows(&pool, "shop-de", &own).await?;
+    host.stop(Duration::from_secs(5)).await;
+    let mut host = orderly_runtime::Host::new(settings.clone());
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
     let order_id = Uuid::now_v7();
     let mut books = request("shop-de", order_id);
     books.lines.retain(|l| l.line_id == "2");
@@ -1453,4 +1462,76 @@ fn einvoice_check(path: &std::path::Path) -> std::process::Output {
     .arg(path)
     .output()
     .expect("scripts/einvoice-check runs")
+}
+
+/// Art. 230 through the worker: with the ECB's rates loaded, an invoice in dollars states
+/// its VAT in euros on the PDF and in the XML (BT-6, BT-111), and the e-invoice passes the
+/// official checks; before the rates are loaded the request is refused, saying how to load
+/// them.
+#[tokio::test]
+async fn an_invoice_in_dollars_states_its_vat_in_euros() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
+    let pool = world.pool(NAME).await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let dollars = |order_id: Uuid| -> anyhow::Result<InvoiceRequested> {
+        let mut r = request("shop-de", order_id);
+        r.currency = orderly_contracts::types::CurrencyCode::parse("USD")?;
+        Ok(r)
+    };
+    let refused = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", refused, dollars(refused)?))
+        .await?;
+    wait_until("refused without rates", WAIT, || async {
+        Ok(!list_refused(&pool, None, true, 10).await?.is_empty())
+    })
+    .await?;
+    let reason = &list_refused(&pool, None, true, 10).await?[0].reason;
+    assert!(reason.contains("orderly vat fx"), "{reason}");
+
+    let rates = orderly_invoicing::domain::fx::parse_ecb_csv(
+        "Date,USD,JPY,\n2026-03-13,1.0845,161.20,\n2026-03-12,1.0800,160.00,\n",
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(orderly_invoicing::load_fx(&pool, &rates).await?, 4);
+    let order_id = Uuid::now_v7();
+    world
+        .publish(&env("fulfillment", order_id, dollars(order_id)?))
+        .await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let pdf = pdf_by_number(&pool, &issued.invoice_number, None)
+        .await?
+        .expect("pdf");
+    let text = pdftotext(&pdf, "worker-usd.pdf");
+    // 8.53 USD of VAT / 1.0845 = 7.87 EUR, at Friday's rate for the Saturday order date.
+    assert!(
+        text.contains("USt. in EUR: 7,87 € (EZB-Referenzkurs vom 13.03.2026: 1 EUR = 1,0845 USD)"),
+        "{text}"
+    );
+    let xml = orderly_invoicing::einvoice::embedded_xml(&pdf).map_err(anyhow::Error::msg)?;
+    assert!(
+        xml.contains("<ram:TaxCurrencyCode>EUR</ram:TaxCurrencyCode>"),
+        "{xml}"
+    );
+    assert!(xml.contains("<ram:TaxTotalAmount currencyID=\"EUR\">7.87</ram:TaxTotalAmount>"));
+    let file = std::env::temp_dir().join(format!("usd-{}.pdf", Uuid::now_v7()));
+    std::fs::write(&file, &pdf)?;
+    let check = einvoice_check(&file);
+    std::fs::remove_file(&file)?;
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
 }

@@ -133,6 +133,7 @@ fn document(rule: Rule, lines: usize) -> Document {
         ),
         language: Language::En,
         einvoice: Default::default(),
+        vat_national: None,
     }
 }
 

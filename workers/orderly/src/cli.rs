@@ -453,6 +453,13 @@ enum VatCommand {
         /// The file.
         file: PathBuf,
     },
+    /// Load the ECB's euro reference rates (`eurofxref-hist.csv` or `eurofxref.csv`: `Date,USD,
+    /// JPY,...`): what states the VAT of an invoice in another currency in the national
+    /// currency (Art. 230).
+    Fx {
+        /// The file.
+        file: PathBuf,
+    },
     /// Set a store's own rate rows (same format), which win where they cover the day.
     Store {
         /// The store.
@@ -739,6 +746,7 @@ impl Cli {
                 let action = match command {
                     VatCommand::Check { file } => A::Check(file),
                     VatCommand::Load { file } => A::Load(file),
+                    VatCommand::Fx { file } => A::Fx(file),
                     VatCommand::Store { store, file, .. } => A::Store { store, file },
                 };
                 crate::ops::vat(&settings, action).await

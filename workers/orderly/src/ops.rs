@@ -761,6 +761,7 @@ pub(crate) async fn invoice_query(settings: &Settings, what: InvoiceQuery) -> an
 pub(crate) enum VatAction {
     Check(std::path::PathBuf),
     Load(std::path::PathBuf),
+    Fx(std::path::PathBuf),
     Store {
         store: String,
         /// `None`: remove the store's rows.
@@ -795,6 +796,20 @@ pub(crate) async fn vat(settings: &Settings, action: VatAction) -> anyhow::Resul
                     "rows": loaded.rows,
                     "replaced": loaded.replaced,
                 })),
+                Err(e) => Err(e),
+            }
+        }
+        VatAction::Fx(path) => {
+            let loaded = match std::fs::read_to_string(&path) {
+                Ok(text) => orderly_invoicing::domain::fx::parse_ecb_csv(&text)
+                    .map_err(|errors| anyhow::anyhow!("{}: {}", path.display(), errors.join("; "))),
+                Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+            };
+            match loaded {
+                Ok(rates) => orderly_invoicing::load_fx(&pool, &rates)
+                    .await
+                    .map(|n| println!("{n} reference rates loaded from {}", path.display()))
+                    .map_err(anyhow::Error::from),
                 Err(e) => Err(e),
             }
         }

@@ -206,6 +206,10 @@ pub struct Document {
     /// before e-invoices have none (their XML is Factur-X without these terms).
     #[serde(default)]
     pub einvoice: EinvoiceData,
+    /// The VAT in the national currency where it is due, when the document is in another
+    /// currency (Art. 230).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_national: Option<super::fx::Conversion>,
 }
 
 /// What structured e-invoices need beyond what the PDF prints, snapshotted with it.

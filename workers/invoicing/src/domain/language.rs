@@ -205,6 +205,28 @@ impl Language {
         }
     }
 
+    /// The VAT in the national currency where it is due (Art. 230), with the ECB rate used.
+    pub fn vat_in_national(self, c: &super::fx::Conversion, invoice_currency: &str) -> String {
+        let vat = self.amount_in(c.vat, &c.currency);
+        let day = self.date(c.rate_day);
+        let rate = self.amount(c.rate);
+        let cur = &c.currency;
+        match self {
+            Self::En => format!(
+                "VAT in {cur}: {vat} (ECB reference rate of {day}: 1 {cur} = {rate} {invoice_currency})"
+            ),
+            Self::De => format!(
+                "USt. in {cur}: {vat} (EZB-Referenzkurs vom {day}: 1 {cur} = {rate} {invoice_currency})"
+            ),
+            Self::Fr => format!(
+                "TVA en {cur}\u{a0}: {vat} (taux de référence BCE du {day}\u{a0}: 1 {cur} = {rate} {invoice_currency})"
+            ),
+            Self::Nl => format!(
+                "Btw in {cur}: {vat} (ECB-referentiekoers van {day}: 1 {cur} = {rate} {invoice_currency})"
+            ),
+        }
+    }
+
     /// "Page n of m".
     pub fn page(self, n: usize, of: usize) -> String {
         match self {

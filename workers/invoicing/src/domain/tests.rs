@@ -813,6 +813,7 @@ fn the_plan_prices_books_beside_standard_goods_and_counts_the_threshold() {
         dispatch_from: None,
         unknown_warehouse: None,
         rates: Rates::of(RateTable::shipped()),
+        fx: None,
     };
     let plan = plan_invoice(&req, &settings, &below).expect("plan");
     assert_eq!(plan.decision.rule, Rule::DistanceSaleBelowThreshold);
@@ -859,4 +860,70 @@ fn numbers_are_prefix_year_and_padded_counter() {
     assert_eq!(format_number("RE-", Some(2026), 6, 42), "RE-2026-000042");
     assert_eq!(format_number("INV-2026-", None, 6, 42), "INV-2026-000042");
     assert_eq!(format_number("R", None, 3, 12345), "R12345");
+}
+
+/// Art. 230: an invoice in dollars states its VAT in euros at the ECB rate of the supply day
+/// (or the latest before), one in euros states nothing more, an OSS sale is stated in the
+/// seller's own currency, a Polish supply in zloty; without a loaded rate it is refused.
+#[test]
+fn vat_is_also_stated_in_the_national_currency() {
+    use super::fx::{FxTable, parse_ecb_csv};
+    let fx =
+        FxTable::new(parse_ecb_csv("Date,USD,PLN\n2026-03-13,1.0845,4.2750\n").expect("rates"));
+    let settings: StoreInvoiceSettingsUpdated =
+        serde_json::from_value(settings_json()).expect("settings");
+    let lines = json!([{"line_id": "1", "sku": "MUG-1", "title": "Tasse", "quantity": 1,
+                        "unit_price": "119.00", "discount": "0", "tax_category": "standard"}]);
+    let mut dollars = request("DE", lines.clone());
+    dollars.currency = orderly_contracts::types::CurrencyCode::parse("USD").expect("USD");
+    dollars.shipping = orderly_contracts::types::Amount::ZERO;
+    let cx = Context {
+        supply_date: day("2026-03-14"),
+        registry: RegistryAnswer::NotChecked,
+        distance_sales_previous_year: Decimal::ZERO,
+        distance_sales_this_year: Decimal::ZERO,
+        dispatch_from: None,
+        unknown_warehouse: None,
+        rates: Rates::of(RateTable::shipped()),
+        fx: Some(&fx),
+    };
+    let plan = plan_invoice(&dollars, &settings, &cx).expect("plan");
+    assert_eq!(plan.priced.tax, dec("19.00"));
+    let c = plan.vat_national.expect("stated in euros");
+    // 19.00 USD / 1.0845 = 17.52 EUR, Friday's rate for a Saturday supply.
+    assert_eq!(
+        (c.currency.as_str(), c.vat, c.rate),
+        ("EUR", dec("17.52"), dec("1.0845"))
+    );
+    assert_eq!(c.rate_day, day("2026-03-13"));
+
+    let mut euros = request("DE", lines.clone());
+    euros.shipping = orderly_contracts::types::Amount::ZERO;
+    assert_eq!(
+        plan_invoice(&euros, &settings, &cx)
+            .expect("plan")
+            .vat_national,
+        None
+    );
+    // An OSS sale to Poland is invoiced under the seller's (German) rules: nothing more.
+    let to_poland = request("PL", lines.clone());
+    let plan = plan_invoice(&to_poland, &settings, &cx).expect("plan");
+    assert_eq!(plan.decision.rule, Rule::DistanceSaleOss);
+    assert_eq!(plan.vat_national, None);
+    // Goods from a Polish warehouse to a Polish buyer: a Polish supply, VAT also in zloty.
+    let warsaw: orderly_contracts::messages::Address = serde_json::from_value(json!({
+        "name": "Magazyn", "lines": ["ul. Prosta 1"], "postal_code": "00-838",
+        "city": "Warszawa", "country": "PL"}))
+    .expect("address");
+    let in_poland = Context {
+        dispatch_from: Some(&warsaw),
+        ..cx.clone()
+    };
+    let plan = plan_invoice(&to_poland, &settings, &in_poland).expect("plan");
+    let c = plan.vat_national.expect("stated in zloty");
+    assert_eq!(c.currency, "PLN");
+    // No rate loaded: refused, saying how to load them.
+    let none = Context { fx: None, ..cx };
+    let refusal = plan_invoice(&dollars, &settings, &none).expect_err("no rate");
+    assert!(refusal.to_string().contains("orderly vat fx"), "{refusal}");
 }

@@ -249,6 +249,18 @@ pub enum VatError {
         /// What is missing, in words.
         missing: String,
     },
+    /// The VAT must also be stated in another currency, and no reference rate is loaded.
+    #[error(
+        "the VAT must also be stated in {to} (Art. 230), but no ECB reference rate of {from} and {to} is loaded for the week up to {date}: load the ECB's rates with `orderly vat fx FILE`"
+    )]
+    NoExchangeRate {
+        /// The invoice currency.
+        from: String,
+        /// The national currency.
+        to: String,
+        /// The supply date.
+        date: NaiveDate,
+    },
     /// No rates for that day.
     #[error("no VAT rates of {area} are known for {date} (the rate data starts in 2016)")]
     NoRates {

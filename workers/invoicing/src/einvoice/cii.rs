@@ -190,6 +190,9 @@ pub fn cii(doc: &Document) -> String {
     x.close();
 
     x.open("ram:ApplicableHeaderTradeSettlement", &[]);
+    if let Some(c) = &doc.vat_national {
+        x.leaf("ram:TaxCurrencyCode", &c.currency); // BT-6 (Art. 230)
+    }
     x.leaf("ram:InvoiceCurrencyCode", &doc.currency); // BT-5
     for c in &cats {
         x.open("ram:ApplicableTradeTax", &[]);
@@ -235,6 +238,13 @@ pub fn cii(doc: &Document) -> String {
         &[("currencyID", &doc.currency)],
         &amount(doc.tax),
     ); // BT-110
+    if let Some(c) = &doc.vat_national {
+        x.leaf_with(
+            "ram:TaxTotalAmount",
+            &[("currencyID", &c.currency)],
+            &amount(c.vat),
+        ); // BT-111
+    }
     x.leaf("ram:GrandTotalAmount", &amount(doc.gross)); // BT-112
     x.leaf("ram:DuePayableAmount", &amount(doc.gross)); // BT-115
     x.close();

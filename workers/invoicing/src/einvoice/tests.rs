@@ -108,6 +108,7 @@ fn document(
         footer: Some("Amtsgericht Berlin HRB 123456".into()),
         language: Language::De,
         einvoice: Default::default(),
+        vat_national: None,
     }
 }
 

@@ -178,6 +178,9 @@ pub fn ubl(doc: &Document, format: EinvoiceFormat) -> String {
         w.x.leaf("cbc:Note", &credited.reason);
     }
     w.x.leaf("cbc:DocumentCurrencyCode", &doc.currency); // BT-5
+    if let Some(c) = &doc.vat_national {
+        w.x.leaf("cbc:TaxCurrencyCode", &c.currency); // BT-6 (Art. 230)
+    }
     if let Some(reference) = &doc.einvoice.buyer_reference {
         w.x.leaf("cbc:BuyerReference", reference); // BT-10
     }
@@ -268,6 +271,16 @@ pub fn ubl(doc: &Document, format: EinvoiceFormat) -> String {
         w.x.close();
     }
     w.x.close();
+    if let Some(c) = &doc.vat_national {
+        // BT-111: the VAT in the tax currency, without a breakdown.
+        w.x.open("cac:TaxTotal", &[]);
+        w.x.leaf_with(
+            "cbc:TaxAmount",
+            &[("currencyID", &c.currency)],
+            &amount(c.vat),
+        );
+        w.x.close();
+    }
     w.x.open("cac:LegalMonetaryTotal", &[]);
     w.money("cbc:LineExtensionAmount", doc.net); // BT-106
     w.money("cbc:TaxExclusiveAmount", doc.net); // BT-109

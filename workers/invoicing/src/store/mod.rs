@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+pub(crate) mod fx;
 pub(crate) mod rates;
 pub(crate) mod warehouses;
 

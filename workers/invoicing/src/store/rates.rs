@@ -144,22 +144,31 @@ fn rows_of(rows: Vec<Row>) -> Result<Vec<RateRow>, sqlx::Error> {
         .collect()
 }
 
-/// A store's own rows, if it has any (read in the handler's transaction).
-pub(crate) async fn store_rows(
-    conn: &mut PgConnection,
-    store_id: &str,
-) -> Result<Option<RateTable>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "select area, class, rate, valid_from, valid_to, source, note
-         from vat_rates where store_id = $1",
+/// Every store's own rows, by store.
+pub(crate) async fn all_store_rows(
+    pool: &PgPool,
+) -> Result<std::collections::HashMap<String, RateTable>, sqlx::Error> {
+    let rows: Vec<StoreRow> = sqlx::query_as(
+        "select store_id, area, class, rate, valid_from, valid_to, source, note
+         from vat_rates where store_id is not null",
     )
-    .bind(store_id)
-    .fetch_all(conn)
+    .fetch_all(pool)
     .await?;
-    if rows.is_empty() {
-        return Ok(None);
+    let mut by_store: std::collections::HashMap<String, Vec<Row>> = Default::default();
+    for r in rows {
+        by_store.entry(r.store_id).or_default().push(r.row);
     }
-    Ok(Some(RateTable::from_checked(rows_of(rows)?)))
+    by_store
+        .into_iter()
+        .map(|(store, rows)| Ok((store, RateTable::from_checked(rows_of(rows)?))))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct StoreRow {
+    store_id: String,
+    #[sqlx(flatten)]
+    row: Row,
 }
 
 /// The rows every store uses, as loaded last, with the file's SHA-256 (`None` before any
