@@ -66,8 +66,19 @@ pub struct RatesInForce {
 impl SharedRates {
     /// Starts with `table` and no store rows.
     pub fn new(table: RateTable) -> Self {
+        Self::of(Arc::new(table))
+    }
+
+    /// Starts with the shipped data (parsed once per process) and no store rows.
+    pub fn shipped() -> Self {
+        static SHIPPED: std::sync::LazyLock<Arc<RateTable>> =
+            std::sync::LazyLock::new(|| Arc::new(RateTable::shipped().clone()));
+        Self::of(Arc::clone(&SHIPPED))
+    }
+
+    fn of(base: Arc<RateTable>) -> Self {
         Self(Arc::new(RwLock::new(RatesInForce {
-            base: Arc::new(table),
+            base,
             stores: Arc::default(),
         })))
     }
@@ -159,7 +170,7 @@ impl InvoicingHandler {
     pub fn new() -> Self {
         Self {
             registry: Arc::new(FormatOnly),
-            rates: SharedRates::new(RateTable::shipped().clone()),
+            rates: SharedRates::shipped(),
         }
     }
 
@@ -204,15 +215,11 @@ use InvoicingInput as Input;
 impl Input {
     /// What a message is about, as its lock: a store, or a warehouse.
     fn lock_key(&self) -> LockKey {
-        let store = |id: &str| LockKey::exclusive("store", id);
         match self {
-            Input::Requested(env) => store(env.payload.store_id.as_str()),
-            Input::Settings(env) => store(env.payload.store_id.as_str()),
-            Input::RefundRequested(env) => store(env.payload.store_id.as_str()),
-            Input::Cancelled(env) => store(env.payload.store_id.as_str()),
             Input::Warehouse(env) => {
                 LockKey::exclusive("warehouse", env.payload.warehouse_id.as_str())
             }
+            other => LockKey::exclusive("store", other.store_id().unwrap_or_default()),
         }
     }
 

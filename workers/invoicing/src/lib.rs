@@ -86,14 +86,8 @@ pub async fn start(
     let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
     let vat: RateSettings = host.settings().section("vat")?;
     let pool = host.pool_for(NAME).await?;
-    let loaded = load_rates(&pool, &vat).await?;
+    let (loaded, table) = load_rates(&pool, &vat).await?;
     tracing::info!(rows = loaded.rows, sha256 = %loaded.sha256, replaced = loaded.replaced, "VAT rate data loaded");
-    let table = store::rates::base_rows(&pool)
-        .await?
-        .map(|(_, t)| t)
-        .ok_or_else(|| {
-            anyhow::anyhow!("the VAT rate data is not in the database after loading it")
-        })?;
     handler.rates().replace(table);
     handler
         .rates()

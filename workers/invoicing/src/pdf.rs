@@ -379,8 +379,15 @@ fn characters(doc: &Document) -> BTreeSet<char> {
     set
 }
 
-/// Renders the document. Returns the PDF bytes and the number of pages.
+/// Renders the document as a Factur-X PDF with its CII embedded. Returns the PDF bytes and
+/// the number of pages.
 pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
+    render_with(doc, &crate::einvoice::cii(doc))
+}
+
+/// Renders the document with `cii` (its [`crate::einvoice::cii`], made by a caller that
+/// needs it too) embedded.
+pub fn render_with(doc: &Document, cii: &str) -> Result<(Vec<u8>, usize), PdfError> {
     let full = full_font()?;
     let lang = doc.language;
     let l = |label| lang.label(label);
@@ -644,8 +651,7 @@ pub fn render(doc: &Document) -> Result<(Vec<u8>, usize), PdfError> {
         }
     }
     // A Factur-X invoice: the EN 16931 XML of the same snapshot inside a PDF/A-3.
-    let xml = crate::einvoice::cii(doc);
-    crate::pdfa::make_facturx(&mut lopdf, doc, &format!("{title} {}", doc.number), &xml)
+    crate::pdfa::make_facturx(&mut lopdf, doc, &format!("{title} {}", doc.number), cii)
         .ok_or_else(|| PdfError::Write("the PDF has no catalog".to_owned()))?;
     let mut bytes = Vec::new();
     lopdf

@@ -59,8 +59,12 @@ pub fn read_rates(path: &Path) -> anyhow::Result<(String, RateTable)> {
 }
 
 /// Reads and checks the configured rate file (every bad row named), and loads it unless it
-/// is loaded already.
-pub async fn load_rates(pool: &PgPool, settings: &RateSettings) -> anyhow::Result<Loaded> {
+/// is loaded already. Returns what was loaded and the table, which is then the one in the
+/// database (the configured file replaces any other).
+pub async fn load_rates(
+    pool: &PgPool,
+    settings: &RateSettings,
+) -> anyhow::Result<(Loaded, RateTable)> {
     let (path, text, table) = match &settings.rates_file {
         Some(path) => {
             let (text, table) = read_rates(path)?;
@@ -72,7 +76,8 @@ pub async fn load_rates(pool: &PgPool, settings: &RateSettings) -> anyhow::Resul
             check_rates("(shipped)", SHIPPED_CSV)?,
         ),
     };
-    Ok(rows::load_file(pool, &path, &rows::file_sha256(&text), &table).await?)
+    let loaded = rows::load_file(pool, &path, &rows::file_sha256(&text), &table).await?;
+    Ok((loaded, table))
 }
 
 /// Checks now and then whether another rate file was loaded, and puts it in force.

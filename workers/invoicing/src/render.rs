@@ -239,13 +239,14 @@ async fn render_all(
                 chunk
                     .into_iter()
                     .map(|job| {
-                        let rendered = render(&job.document).map(|bytes| {
+                        // The CII is made once: embedded in the PDF, and stored beside it
+                        // unless the store or the buyer asked for a UBL format.
+                        let cii = einvoice::cii(&job.document);
+                        let rendered = render(&job.document, &cii).map(|bytes| {
                             let number = &job.document.number;
                             let key = announce_key.then(|| pdf_key(&job));
                             let pdf_ref = pdf_ref(job.kind, number, &bytes, key);
-                            // The XML the PDF embeds, or the UBL the store or buyer asked
-                            // for (a pure function of the snapshot either way).
-                            let xml = einvoice::structured(&job.document);
+                            let xml = einvoice::structured_or(&job.document, cii);
                             let key = announce_key.then(|| xml_key(&job));
                             let xml_ref = xml_ref(job.kind, number, xml.as_bytes(), key);
                             Documents {
@@ -268,8 +269,8 @@ async fn render_all(
     Ok(out)
 }
 
-fn render(doc: &Document) -> Result<Vec<u8>, String> {
-    pdf::render(doc)
+fn render(doc: &Document, cii: &str) -> Result<Vec<u8>, String> {
+    pdf::render_with(doc, cii)
         .map(|(bytes, _)| bytes)
         .map_err(|e| format!("cannot render {}: {e}", doc.number))
 }

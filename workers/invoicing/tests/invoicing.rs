@@ -3,9 +3,11 @@
 //! numbering test), publishes what fulfillment, operators and the admin API would, and
 //! checks what the worker publishes and stores.
 
+mod support;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
+use support::*;
 
 use chrono::{Datelike, Utc};
 use orderly_contracts::messages::{
@@ -1451,17 +1453,6 @@ async fn xrechnung_is_written_beside_the_pdf_or_the_request_is_refused_with_what
     );
     host.stop(Duration::from_secs(5)).await;
     world.cleanup().await
-}
-
-/// Runs the project's e-invoice checker (scripts/einvoice-check) on a file.
-fn einvoice_check(path: &std::path::Path) -> std::process::Output {
-    Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/einvoice-check"
-    ))
-    .arg(path)
-    .output()
-    .expect("scripts/einvoice-check runs")
 }
 
 /// Art. 230 through the worker: with the ECB's rates loaded, an invoice in dollars states

@@ -4,9 +4,11 @@
 //!
 //! Needs poppler-utils and qpdf (`scripts/test` and `scripts/services` install them).
 
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
+use support::*;
 
 use chrono::NaiveDate;
 use orderly_contracts::messages::RoundingPolicy;
@@ -607,37 +609,6 @@ fn every_document_is_a_facturx_invoice_the_checker_accepts() {
     }
 }
 
-/// What XRechnung needs beyond EN 16931's core, on a test document.
-fn with_xrechnung_terms(mut doc: Document) -> Document {
-    use orderly_contracts::messages::{
-        EinvoiceFormat, ElectronicAddress, PayeeAccount, SellerContact,
-    };
-    doc.einvoice = orderly_invoicing::domain::document::EinvoiceData {
-        format: Some(EinvoiceFormat::Xrechnung),
-        seller_address: Some(ElectronicAddress {
-            scheme: "9930".into(),
-            id: "DE123456789".into(),
-        }),
-        seller_contact: Some(SellerContact {
-            name: "Buchhaltung".into(),
-            phone: "+49 30 1234567".into(),
-            email: orderly_contracts::types::EmailAddress::parse("rechnung@beispiel.de")
-                .expect("email"),
-        }),
-        payee: Some(PayeeAccount {
-            iban: "DE89370400440532013000".into(),
-            bic: Some("COBADEFFXXX".into()),
-            holder: None,
-        }),
-        buyer_reference: Some("04011000-12345-34".into()),
-        buyer_address: Some(ElectronicAddress {
-            scheme: "0204".into(),
-            id: "04011000-12345-34".into(),
-        }),
-    };
-    doc
-}
-
 /// XRechnung and Peppol BIS (UBL) invoices and credit notes pass the official UBL 2.1
 /// schema and the EN 16931 schematron (CEN/TC 434's artefacts, vendored under
 /// tools/einvoice), run by scripts/einvoice-check.
@@ -680,13 +651,48 @@ fn ubl_invoices_pass_the_official_schema_and_schematron() {
     }
 }
 
-/// Runs the project's e-invoice checker (scripts/einvoice-check) on a file.
-fn einvoice_check(path: &std::path::Path) -> std::process::Output {
-    Command::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/einvoice-check"
-    ))
-    .arg(path)
-    .output()
-    .expect("scripts/einvoice-check runs")
+#[test]
+fn ubl_invoices_carry_the_terms_their_format_requires() {
+    use orderly_contracts::messages::EinvoiceFormat;
+    let doc = with_xrechnung_terms(document(Rule::Domestic, 2));
+    assert!(
+        doc.einvoice.missing().is_empty(),
+        "{:?}",
+        doc.einvoice.missing()
+    );
+    let xml = orderly_invoicing::einvoice::structured(&doc);
+    roxmltree::Document::parse(&xml).expect("well-formed");
+    for needle in [
+        "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\"",
+        "urn:xeinkauf.de:kosit:xrechnung_3.0",
+        "<cbc:BuyerReference>04011000-12345-34</cbc:BuyerReference>",
+        "<cbc:EndpointID schemeID=\"9930\">DE123456789</cbc:EndpointID>",
+        "<cbc:PaymentMeansCode>58</cbc:PaymentMeansCode>",
+        "<cbc:ID>DE89370400440532013000</cbc:ID>",
+        "<cbc:ElectronicMail>rechnung@beispiel.de</cbc:ElectronicMail>",
+        "<cbc:DueDate>2026-03-28</cbc:DueDate>",
+        "<cbc:TaxAmount currencyID=\"EUR\">",
+    ] {
+        assert!(xml.contains(needle), "{needle} missing:\n{xml}");
+    }
+    let peppol = orderly_invoicing::einvoice::ubl(&doc, EinvoiceFormat::Peppol);
+    assert!(peppol.contains("urn:fdc:peppol.eu:2017:poacc:billing:3.0"));
+    // What is missing is named, per format.
+    let mut bare = doc.einvoice.clone();
+    bare.buyer_reference = None;
+    bare.payee = None;
+    assert_eq!(
+        bare.missing(),
+        vec![
+            "the buyer's buyer_reference (BT-10, the Leitweg-ID)",
+            "the store's payee_account (BG-16/17: payment instructions)"
+        ]
+    );
+    bare.format = Some(EinvoiceFormat::Peppol);
+    assert!(bare.missing().is_empty());
+    bare.buyer_address = None;
+    assert_eq!(
+        bare.missing(),
+        vec!["the buyer's electronic_address (BT-49)"]
+    );
 }

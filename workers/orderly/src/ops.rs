@@ -791,7 +791,7 @@ pub(crate) async fn vat(settings: &Settings, action: VatAction) -> anyhow::Resul
                 ..Default::default()
             };
             match orderly_invoicing::load_rates(&pool, &vat).await {
-                Ok(loaded) => print_json(&serde_json::json!({
+                Ok((loaded, _)) => print_json(&serde_json::json!({
                     "sha256": loaded.sha256,
                     "rows": loaded.rows,
                     "replaced": loaded.replaced,

@@ -260,41 +260,32 @@ impl EinvoiceData {
                 missing.push(what);
             }
         };
-        match self.format {
-            None | Some(EinvoiceFormat::Facturx) => {}
-            Some(EinvoiceFormat::Peppol) => {
-                need(
-                    self.seller_address.is_some(),
-                    "the store's electronic_address (BT-34)",
-                );
-                need(
-                    self.buyer_address.is_some(),
-                    "the buyer's electronic_address (BT-49)",
-                );
-            }
-            Some(EinvoiceFormat::Xrechnung) => {
-                need(
-                    self.seller_address.is_some(),
-                    "the store's electronic_address (BT-34)",
-                );
-                need(
-                    self.buyer_address.is_some(),
-                    "the buyer's electronic_address (BT-49)",
-                );
-                need(
-                    self.buyer_reference.is_some(),
-                    "the buyer's buyer_reference (BT-10, the Leitweg-ID)",
-                );
-                need(
-                    self.seller_contact.is_some(),
-                    "the store's contact (BG-6: name, phone, email)",
-                );
-                need(
-                    self.payee.is_some(),
-                    "the store's payee_account (BG-16/17: payment instructions)",
-                );
-            }
-        }
+        // Both UBL formats route by electronic address; XRechnung asks for more.
+        let ubl = matches!(
+            self.format,
+            Some(EinvoiceFormat::Peppol | EinvoiceFormat::Xrechnung)
+        );
+        let xrechnung = self.format == Some(EinvoiceFormat::Xrechnung);
+        need(
+            !ubl || self.seller_address.is_some(),
+            "the store's electronic_address (BT-34)",
+        );
+        need(
+            !ubl || self.buyer_address.is_some(),
+            "the buyer's electronic_address (BT-49)",
+        );
+        need(
+            !xrechnung || self.buyer_reference.is_some(),
+            "the buyer's buyer_reference (BT-10, the Leitweg-ID)",
+        );
+        need(
+            !xrechnung || self.seller_contact.is_some(),
+            "the store's contact (BG-6: name, phone, email)",
+        );
+        need(
+            !xrechnung || self.payee.is_some(),
+            "the store's payee_account (BG-16/17: payment instructions)",
+        );
         missing
     }
 }

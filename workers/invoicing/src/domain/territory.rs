@@ -91,6 +91,7 @@ struct Territory {
     inside: Option<(&'static str, &'static str)>,
 }
 
+/// A territory outside the EU VAT area.
 const fn out(
     country: &'static str,
     first: u32,
@@ -108,22 +109,15 @@ const fn out(
     }
 }
 
+/// A part of a member state with rates of its own (`state`'s VAT, rate area `area`).
 const fn part(
-    country: &'static str,
-    first: u32,
-    last: u32,
-    digits: usize,
-    name: &'static str,
+    (country, first, last, digits, name): (&'static str, u32, u32, usize, &'static str),
     state: &'static str,
     area: &'static str,
 ) -> Territory {
     Territory {
-        country,
-        first,
-        last,
-        digits,
-        name,
         inside: Some((state, area)),
+        ..out(country, first, last, digits, name)
     }
 }
 
@@ -146,10 +140,10 @@ const TERRITORIES: &[Territory] = &[
     out("FR", 975, 975, 3, "Saint-Pierre-et-Miquelon"),
     out("FR", 976, 976, 3, "Mayotte"),
     out("FR", 977, 978, 3, "Saint-Barthélemy or Saint-Martin"),
-    part("PT", 90, 94, 2, "Madeira", "PT", "PT-30"),
-    part("PT", 95, 99, 2, "Azores", "PT", "PT-20"),
-    part("AT", 6691, 6691, 4, "Jungholz", "AT", "AT-JM"),
-    part("AT", 6991, 6993, 4, "Mittelberg", "AT", "AT-JM"),
+    part(("PT", 90, 94, 2, "Madeira"), "PT", "PT-30"),
+    part(("PT", 95, 99, 2, "Azores"), "PT", "PT-20"),
+    part(("AT", 6691, 6691, 4, "Jungholz"), "AT", "AT-JM"),
+    part(("AT", 6991, 6993, 4, "Mittelberg"), "AT", "AT-JM"),
 ];
 
 fn leading_digits(postcode: &str, n: usize) -> Option<u32> {

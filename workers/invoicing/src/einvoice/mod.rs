@@ -43,10 +43,24 @@ use crate::domain::vat::Rule;
 /// The structured e-invoice stored beside the PDF: the format the document asks for
 /// (Peppol BIS or XRechnung, UBL), else the CII the PDF embeds.
 pub fn structured(doc: &Document) -> String {
-    match doc.einvoice.format {
-        Some(format @ (EinvoiceFormat::Peppol | EinvoiceFormat::Xrechnung)) => ubl(doc, format),
-        Some(EinvoiceFormat::Facturx) | None => cii(doc),
+    match ubl_format(doc) {
+        Some(format) => ubl(doc, format),
+        None => cii(doc),
     }
+}
+
+/// [`structured`] for a caller that made the document's CII already.
+pub fn structured_or(doc: &Document, cii: String) -> String {
+    match ubl_format(doc) {
+        Some(format) => ubl(doc, format),
+        None => cii,
+    }
+}
+
+fn ubl_format(doc: &Document) -> Option<EinvoiceFormat> {
+    doc.einvoice
+        .format
+        .filter(|f| matches!(f, EinvoiceFormat::Peppol | EinvoiceFormat::Xrechnung))
 }
 
 /// The name of the XML inside a Factur-X PDF.

@@ -8,7 +8,7 @@ use orderly_contracts::types::TaxCategory;
 use rust_decimal::Decimal;
 
 use super::check::{Severity, check_cii};
-use super::{VatCode, categories, cii, due_date, ubl};
+use super::{VatCode, categories, cii, due_date};
 use crate::domain::amounts::{self, DocumentInput, LineInput};
 use crate::domain::document::{CreditedInvoice, Document, DocumentKind, Party};
 use crate::domain::language::Language;
@@ -309,90 +309,5 @@ fn an_independent_en_16931_invoice_passes_the_checker() {
     assert!(
         found.iter().all(|f| f.severity != Severity::Error),
         "{found:#?}"
-    );
-}
-
-/// A document with what XRechnung needs beyond EN 16931's core.
-pub(crate) fn for_xrechnung(mut doc: Document) -> Document {
-    use orderly_contracts::messages::{
-        EinvoiceFormat, ElectronicAddress, PayeeAccount, SellerContact,
-    };
-    doc.einvoice = crate::domain::document::EinvoiceData {
-        format: Some(EinvoiceFormat::Xrechnung),
-        seller_address: Some(ElectronicAddress {
-            scheme: "9930".into(),
-            id: "DE123456789".into(),
-        }),
-        seller_contact: Some(SellerContact {
-            name: "Buchhaltung".into(),
-            phone: "+49 30 1234567".into(),
-            email: orderly_contracts::types::EmailAddress::parse("rechnung@beispiel.de")
-                .expect("email"),
-        }),
-        payee: Some(PayeeAccount {
-            iban: "DE89370400440532013000".into(),
-            bic: Some("COBADEFFXXX".into()),
-            holder: None,
-        }),
-        buyer_reference: Some("04011000-12345-34".into()),
-        buyer_address: Some(ElectronicAddress {
-            scheme: "0204".into(),
-            id: "04011000-12345-34".into(),
-        }),
-    };
-    doc
-}
-
-#[test]
-fn ubl_invoices_carry_the_terms_their_format_requires() {
-    use orderly_contracts::messages::EinvoiceFormat;
-    let doc = for_xrechnung(document(
-        Rule::Domestic,
-        &[
-            (TaxCategory::Standard, "19", 2, "12.90"),
-            (TaxCategory::Reduced, "7", 1, "21.40"),
-        ],
-        false,
-        RoundingPolicy::PerDocument,
-    ));
-    assert!(
-        doc.einvoice.missing().is_empty(),
-        "{:?}",
-        doc.einvoice.missing()
-    );
-    let xml = super::structured(&doc);
-    roxmltree::Document::parse(&xml).expect("well-formed");
-    for needle in [
-        "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\"",
-        "urn:xeinkauf.de:kosit:xrechnung_3.0",
-        "<cbc:BuyerReference>04011000-12345-34</cbc:BuyerReference>",
-        "<cbc:EndpointID schemeID=\"9930\">DE123456789</cbc:EndpointID>",
-        "<cbc:PaymentMeansCode>58</cbc:PaymentMeansCode>",
-        "<cbc:ID>DE89370400440532013000</cbc:ID>",
-        "<cbc:ElectronicMail>rechnung@beispiel.de</cbc:ElectronicMail>",
-        "<cbc:DueDate>2026-03-28</cbc:DueDate>",
-        "<cbc:TaxAmount currencyID=\"EUR\">",
-    ] {
-        assert!(xml.contains(needle), "{needle} missing:\n{xml}");
-    }
-    let peppol = ubl(&doc, EinvoiceFormat::Peppol);
-    assert!(peppol.contains("urn:fdc:peppol.eu:2017:poacc:billing:3.0"));
-    // What is missing is named, per format.
-    let mut bare = doc.einvoice.clone();
-    bare.buyer_reference = None;
-    bare.payee = None;
-    assert_eq!(
-        bare.missing(),
-        vec![
-            "the buyer's buyer_reference (BT-10, the Leitweg-ID)",
-            "the store's payee_account (BG-16/17: payment instructions)"
-        ]
-    );
-    bare.format = Some(EinvoiceFormat::Peppol);
-    assert!(bare.missing().is_empty());
-    bare.buyer_address = None;
-    assert_eq!(
-        bare.missing(),
-        vec!["the buyer's electronic_address (BT-49)"]
     );
 }
