@@ -1455,6 +1455,69 @@ async fn xrechnung_is_written_beside_the_pdf_or_the_request_is_refused_with_what
     world.cleanup().await
 }
 
+/// A running worker puts what operators load in force within `[vat] refresh_ms`: another
+/// rate file (`orderly vat load`) and a store's own rows (`orderly vat store`), without a
+/// restart.
+#[tokio::test]
+async fn a_running_worker_picks_up_a_loaded_rate_file_and_store_rows() -> anyhow::Result<()> {
+    use orderly_invoicing::domain::rates::{RateClass, RateTable};
+    let world = World::new().await?;
+    let settings = world.settings.clone().with_section(
+        "vat",
+        orderly_invoicing::RateSettings {
+            rates_file: None,
+            refresh: Duration::from_millis(100),
+        },
+    );
+    let handler = InvoicingHandler::new();
+    let in_force = handler.rates().clone();
+    let mut host = orderly_runtime::Host::new(settings);
+    start(&mut host, handler, RenderSettings::default()).await?;
+    let pool = world.pool(NAME).await?;
+    let day = chrono::NaiveDate::from_ymd_opt(2030, 1, 1).expect("date");
+    let lu = || {
+        in_force
+            .current()
+            .base
+            .find("LU", RateClass::Standard, day)
+            .map(|f| f.rate.to_string())
+    };
+    assert_eq!(lu().as_deref(), Some("17"));
+
+    // Luxembourg's rate changes in 2030 in another file, loaded while the worker runs.
+    let text = orderly_invoicing::domain::rates::SHIPPED_CSV.replace(
+        "\nLU,standard,17,2024-01-01,,",
+        "\nLU,standard,17,2024-01-01,2029-12-31,",
+    ) + "LU,standard,18,2030-01-01,,test: announced,\n";
+    let file = std::env::temp_dir().join(format!("rates-{}.csv", Uuid::now_v7()));
+    std::fs::write(&file, text)?;
+    let (loaded, _) = orderly_invoicing::load_rates(
+        &pool,
+        &orderly_invoicing::RateSettings {
+            rates_file: Some(file.clone()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    std::fs::remove_file(&file)?;
+    assert!(loaded.replaced);
+    wait_until("the loaded file is in force", WAIT, || async {
+        Ok(lu().as_deref() == Some("18"))
+    })
+    .await?;
+
+    let own =
+        RateTable::parse("area,class,rate,from,to,source,note\nLU,books,0,2026-01-01,,trial,\n")
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    orderly_invoicing::set_store_rows(&pool, "shop-lu", &own).await?;
+    wait_until("the store's rows are in force", WAIT, || async {
+        Ok(in_force.current().stores.contains_key("shop-lu"))
+    })
+    .await?;
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
 /// Art. 230 through the worker: with the ECB's rates loaded, an invoice in dollars states
 /// its VAT in euros on the PDF and in the XML (BT-6, BT-111), and the e-invoice passes the
 /// official checks; before the rates are loaded the request is refused, saying how to load
