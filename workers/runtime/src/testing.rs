@@ -414,10 +414,24 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<bool>>,
 {
+    wait_for(what, deadline, || {
+        let checked = check();
+        async move { Ok(checked.await?.then_some(())) }
+    })
+    .await
+}
+
+/// Waits until `find` finds something, polling every 25 ms, and returns it; an error
+/// naming `what` after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut find: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
     let start = std::time::Instant::now();
     loop {
-        if check().await? {
-            return Ok(());
+        if let Some(found) = find().await? {
+            return Ok(found);
         }
         if start.elapsed() > deadline {
             anyhow::bail!("timed out after {deadline:?} waiting for: {what}");
