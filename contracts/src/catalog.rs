@@ -190,7 +190,8 @@ pub(crate) use entry;
 /// areas in the order an order meets them.
 pub fn catalog() -> Vec<MessageSpec> {
     use crate::messages::{
-        catalog, inventory, invoices, notifications, orders, requests, shipments, stores, webhooks,
+        catalog, inventory, invoices, notifications, orders, requests, setups, shipments, stores,
+        webhooks,
     };
     [
         orders::specs(),
@@ -199,6 +200,7 @@ pub fn catalog() -> Vec<MessageSpec> {
         inventory::specs(),
         shipments::specs(),
         invoices::specs(),
+        setups::specs(),
         notifications::specs(),
         stores::specs(),
         webhooks::specs(),

@@ -32,6 +32,8 @@ pub(crate) const RELEASE_REQUEST: &str = "0195f3a6-5f60-7172-8d8e-9f0a1b2c3d4e";
 pub(crate) const ADDRESS_REQUEST: &str = "0195f3a6-6071-7283-8e9f-0a1b2c3d4e5f";
 pub(crate) const CREDIT_NOTE: &str = "0195f3a4-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
 pub(crate) const NOTIFICATION: &str = "0195f3a5-3c4d-7e5f-8a6b-7c8d9e0f1a2b";
+pub(crate) const SETUP: &str = "0195f3a7-1a2b-7c3d-8e4f-5a6b7c8d9e0f";
+pub(crate) const SETUP_REQUEST: &str = "0195f3a7-2b3c-7d4e-8f50-6a7b8c9d0e1f";
 pub(crate) const TRACKING: &str = "00340434161094042557";
 /// The trace of the checkout, carried through the saga.
 pub(crate) const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -81,6 +81,9 @@ pub mod queues {
     /// The admin API's read model: what operators see of an order, from the events only, and
     /// the outcomes of the requests it sent, for its command resources.
     pub const API: &str = "api";
+    /// The setups worker: setups of service products, their stages and the requests that
+    /// move them.
+    pub const SETUPS: &str = "setups";
     /// The customer notification system (outside Orderly) delivers what it is asked to.
     pub const OUT_NOTIFICATION_SYSTEM: &str = "out.notification-system";
     /// The warehouse (outside Orderly): what to ship, and what changed about orders it may be
@@ -120,6 +123,7 @@ pub const QUEUES: &[Queue] = &[
     worker(queues::INVOICING),
     worker(queues::NOTIFICATIONS),
     worker(queues::API),
+    worker(queues::SETUPS),
     outbound(queues::OUT_NOTIFICATION_SYSTEM),
     outbound(queues::OUT_WAREHOUSE),
     outbound(queues::OUT_MARKETPLACE),

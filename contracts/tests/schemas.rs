@@ -1072,3 +1072,113 @@ fn length_limits_of_the_rules_are_in_the_schemas() {
         wrong.join("\n")
     );
 }
+
+/// A service's setup template and the requests that move a setup: each rule names its field.
+#[test]
+fn setup_templates_and_requests_name_their_field() {
+    let template = json!({
+        "version": 1,
+        "stages": [
+            {"key": "onboarding", "title": "Form", "kind": "intake", "role": "client",
+             "sla_business_hours": 8,
+             "fields": [{"key": "shop_url", "label": "Shop", "kind": "url", "required": true}]},
+            {"key": "build", "title": "Build", "kind": "work", "role": "setup_manager",
+             "sla_business_hours": 8},
+            {"key": "qa", "title": "QA", "kind": "qa", "role": "setup_manager",
+             "sla_business_hours": 8, "loop_back_to": "build", "checklist": ["links work"]}
+        ]
+    });
+    let product = (spec("catalog.product_upserted", 1).expect("known").example)();
+    let service = with(
+        with(product, "/payload/setup", template),
+        "/payload/stock_tracked",
+        json!(false),
+    );
+    assert_eq!(check("catalog.product_upserted", &service), Ok(()));
+    refused(
+        "catalog.product_upserted",
+        &with(service.clone(), "/payload/stock_tracked", json!(true)),
+        "payload.stock_tracked",
+        "not stock-tracked",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            service.clone(),
+            "/payload/setup/stages/2/loop_back_to",
+            json!("qa"),
+        ),
+        "payload.setup.stages[2].loop_back_to",
+        "`qa` is not an earlier stage",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            service.clone(),
+            "/payload/setup/stages/1/role",
+            json!("client"),
+        ),
+        "payload.setup.stages[1].role",
+        "completed by staff",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(service.clone(), "/payload/setup/stages/0/fields", json!([])),
+        "payload.setup.stages[0].fields",
+        "must not be empty",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            service.clone(),
+            "/payload/setup/stages/2/checklist",
+            json!(["a", "a"]),
+        ),
+        "payload.setup.stages[2].checklist[1]",
+        "listed twice",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            service.clone(),
+            "/payload/setup/stages/1/key",
+            json!("Build!"),
+        ),
+        "payload.setup.stages[1].key",
+        "not a stage key",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            service,
+            "/payload/setup/stages/0/fields/0/choices",
+            json!(["a"]),
+        ),
+        "payload.setup.stages[0].fields[0].choices",
+        "only `choice` fields",
+    );
+
+    let request = (spec("setup.action_requested", 1).expect("known").example)();
+    refused(
+        "setup.action_requested",
+        &with(request.clone(), "/payload/action", json!("return")),
+        "payload.to_stage",
+        "needs the stage to go back to",
+    );
+    refused(
+        "setup.action_requested",
+        &with(request.clone(), "/payload/action", json!("advance")),
+        "payload.values",
+        "only `submit_intake` takes values",
+    );
+    refused(
+        "setup.action_requested",
+        &with(
+            without(request, "/payload/values"),
+            "/payload/action",
+            json!("request_changes"),
+        ),
+        "payload.note",
+        "needs a note saying why",
+    );
+}

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::setups::SetupTemplate;
 use crate::envelope::Message;
 use crate::error::ContractError;
 use crate::types::{CountryCode, Gtin, Sku, TaxCategory, TaxClass};
@@ -53,6 +54,11 @@ pub struct ProductUpserted {
     /// Country of origin, for customs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country_of_origin: Option<CountryCode>,
+    /// For a service product set up after the order (a listings setup, an ad campaign):
+    /// the stages it goes through. Each accepted line of it starts one setup, pinned to
+    /// this version. Services are not stock-tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupTemplate>,
     /// When the product last changed in the catalog; the newest wins.
     pub updated_at: DateTime<Utc>,
 }
@@ -86,6 +92,13 @@ impl Validate for ProductUpserted {
             )
             .at("payload.hs_code")?;
         }
+        if let Some(template) = &self.setup {
+            template.check("payload.setup")?;
+            ensure(!self.stock_tracked, || {
+                "a service with a setup is not stock-tracked".to_owned()
+            })
+            .at("payload.stock_tracked")?;
+        }
         Ok(())
     }
 }
@@ -101,8 +114,8 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
         from: "PIM",
         says: "a product's SKU, GTINs, VAT category, status",
         // The API keeps the catalog to search it when an operator resolves an order item
-        // exception.
-        to: [ORDERS, INVENTORY, API],
+        // exception; setups keeps the setup templates.
+        to: [ORDERS, INVENTORY, API, SETUPS],
         only_from_outside,
     )]
 }

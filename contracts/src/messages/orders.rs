@@ -272,6 +272,11 @@ pub struct AcceptedLine {
     /// The product's tax class from the catalog, where it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<TaxClass>,
+    /// For a service product with a setup template: the template version in force when the
+    /// line was matched. The setups worker starts one setup for the line, following that
+    /// version; the order completes only when the setup does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_template_version: Option<u32>,
 }
 
 impl PricedLine for AcceptedLine {
@@ -746,7 +751,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             says: "the order is valid and matched; carries the full accepted order",
             // Fulfillment keeps it as its copy of address, items and prices (for shipment.requested
             // and invoice.requested); stock.reserved only says which warehouse ships which line.
-            to: [INVENTORY, FULFILLMENT, API, OUT_MERCHANT_EVENTS],
+            to: [INVENTORY, FULFILLMENT, API, SETUPS, OUT_MERCHANT_EVENTS],
         ),
         entry!(
             OrderOnHold,
@@ -767,7 +772,15 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::order_cancelled,
             from: "orders",
             says: "the order or some lines are cancelled",
-            to: [INVENTORY, FULFILLMENT, INVOICING, API, OUT_WAREHOUSE, OUT_MERCHANT_EVENTS],
+            to: [
+                INVENTORY,
+                FULFILLMENT,
+                INVOICING,
+                API,
+                SETUPS,
+                OUT_WAREHOUSE,
+                OUT_MERCHANT_EVENTS,
+            ],
         ),
         entry!(
             OrderAddressChanged,

@@ -53,6 +53,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
     built_in::<orderly_notifications::NotificationsHandler>(orderly_notifications::NAME),
     http_input(orderly_ingress::NAME),
     built_in::<orderly_api::ApiHandler>(orderly_api::NAME),
+    built_in::<orderly_setups::SetupsHandler>(orderly_setups::NAME),
 ];
 
 /// The names of the built-in workers.
@@ -108,6 +109,7 @@ pub async fn start_listening(host: &mut Host, name: &str) -> anyhow::Result<Opti
             )
             .await
         }
+        orderly_setups::NAME => host.start_worker(name, orderly_setups::SetupsHandler).await,
         orderly_ingress::NAME => {
             let ingress = host.settings().section("ingress")?;
             return orderly_ingress::start(host, ingress).await.map(Some);

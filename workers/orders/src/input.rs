@@ -10,8 +10,8 @@ use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent,
     OrderAddressChangeRequested, OrderCancelRequested, OrderExceptionResolved, OrderHoldRequested,
     OrderNoteRequested, OrderPlaced, OrderRefundRequested, OrderReleaseRequested, ProductUpserted,
-    ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested, StockReleased,
-    StockReserved, StockUnavailable, StoreUpserted,
+    SetupCompleted, ShipmentDelivered, ShipmentDispatched, ShipmentException, ShipmentRequested,
+    StockReleased, StockReserved, StockUnavailable, StoreUpserted,
 };
 use orderly_contracts::{ContractError, Message};
 use orderly_runtime::{Incoming, InputError};
@@ -62,6 +62,8 @@ orderly_runtime::inputs! {
         NotificationSent(NotificationSent),
         /// A notification failed.
         NotificationFailed(NotificationFailed),
+        /// A service line's setup completed.
+        SetupCompleted(SetupCompleted),
     }
 }
 
@@ -105,7 +107,8 @@ impl<'a> FlowInput<'a> {
             | I::InvoiceIssued(_)
             | I::CreditNoteIssued(_)
             | I::NotificationSent(_)
-            | I::NotificationFailed(_) => None,
+            | I::NotificationFailed(_)
+            | I::SetupCompleted(_) => None,
         }
     }
 

@@ -69,6 +69,7 @@ pub(crate) async fn of_batch(
             I::AddressChangeRequested(env) => keys.push(order(env.payload.order_id)),
             I::StockReserved(env) => keys.push(order(env.payload.order_id)),
             I::StockUnavailable(env) => keys.push(order(env.payload.order_id)),
+            I::SetupCompleted(env) => keys.push(order(env.payload.order_id)),
             I::StockReleased(env) => keys.push(order(env.payload.order_id)),
             I::ShipmentRequested(env) => keys.push(order(env.payload.order_id)),
             I::ShipmentDispatched(env) => keys.push(order(env.payload.order_id)),

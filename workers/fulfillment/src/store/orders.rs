@@ -306,6 +306,8 @@ fn stored_order(row: OrderRow, line_rows: Vec<LineRow>) -> Result<StoredOrder, s
                 .as_deref()
                 .map(|c| parse("tax_class", c.parse::<TaxClass>()))
                 .transpose()?,
+            // Setups are the setups worker's; fulfillment neither keeps nor needs them.
+            setup_template_version: None,
             line_id: l.line_id,
         });
     }

@@ -34,6 +34,7 @@ pub(crate) const WORKERS: &[&str] = &[
     "invoicing",
     "notifications",
     "api",
+    "setups",
 ];
 
 impl Fleet {

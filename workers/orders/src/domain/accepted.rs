@@ -84,6 +84,7 @@ pub(crate) fn accepted_order(head: &OrderHead, lines: &[Line]) -> Result<OrderAc
             discount,
             tax_category: m.tax_category,
             tax_class: m.tax_class,
+            setup_template_version: m.setup_template_version,
         });
     }
     if accepted.is_empty() {

@@ -18,6 +18,8 @@ pub struct Product {
     pub tax_category: TaxCategory,
     /// Its tax class, if the catalog gives one.
     pub tax_class: Option<TaxClass>,
+    /// The version of its setup template, for a service product set up after the order.
+    pub setup_template_version: Option<u32>,
     /// Whether it is sold.
     pub active: bool,
 }
@@ -53,6 +55,7 @@ fn matched(product: &Product, line_tax: Option<TaxCategory>) -> Match {
         sku: product.sku.clone(),
         tax_category: line_tax.unwrap_or(product.tax_category),
         tax_class: product.tax_class,
+        setup_template_version: product.setup_template_version,
         catalog_title: product.title.clone(),
     })
 }
@@ -124,6 +127,7 @@ pub(crate) fn resolve_to(
             sku: p.sku.clone(),
             tax_category: line_tax.unwrap_or(p.tax_category),
             tax_class: p.tax_class,
+            setup_template_version: p.setup_template_version,
             catalog_title: p.title.clone(),
         }),
         Some(_) => Err(format!(
@@ -152,6 +156,7 @@ pub(crate) fn carry_over_match(old: &Line, new: &mut Line) -> bool {
         sku: m.sku.clone(),
         tax_category: new.requested_tax_category.unwrap_or(m.tax_category),
         tax_class: m.tax_class,
+        setup_template_version: m.setup_template_version,
         catalog_title: m.catalog_title.clone(),
     });
     true

@@ -97,6 +97,11 @@ pub(crate) enum Event {
     },
     /// The whole order was cancelled.
     Cancelled,
+    /// `setup.completed`: the setup of a service line went through every stage.
+    SetupCompleted {
+        /// The service line.
+        line_id: String,
+    },
 }
 
 /// Everything known about an order's progress. Facts are only ever added, so applying the
@@ -119,6 +124,9 @@ pub(crate) struct Facts {
     pub(crate) dispatched: BTreeMap<Uuid, BTreeMap<String, u32>>,
     /// Shipments seen delivered.
     pub(crate) delivered: BTreeSet<Uuid>,
+    /// Service lines (not cancelled) that are set up after the order → whether their setup
+    /// completed. The order completes only when every one has.
+    pub(crate) setups: BTreeMap<String, bool>,
 }
 
 impl Facts {
@@ -167,7 +175,17 @@ impl Facts {
                 true
             }
             Event::Delivered { shipment_id } => self.delivered.insert(*shipment_id),
+            Event::SetupCompleted { line_id } => match self.setups.get_mut(line_id) {
+                Some(done) => !std::mem::replace(done, true),
+                // A line cancelled since, or not set up: nothing waits for it.
+                None => false,
+            },
         }
+    }
+
+    /// Whether every setup the order waits for completed (true when it has none).
+    pub(crate) fn setups_done(&self) -> bool {
+        self.setups.values().all(|done| *done)
     }
 
     /// Shipments expected: warehouses with reserved units not released. `None` until
@@ -271,12 +289,24 @@ pub(crate) struct IllegalTransition {
 
 /// The status changes `facts` call for from `current`: none when the order is terminal,
 /// already there or further along (a stale message); else one legal step, followed at once
-/// by `delivered → completed` (an order completes when every shipment is delivered).
+/// by `delivered → completed` (an order completes when every shipment is delivered and
+/// every setup of its service lines completed; until the last setup completes it stays
+/// `delivered`).
 pub(crate) fn decide(
     current: Option<OrderStatus>,
     facts: &Facts,
 ) -> Result<Vec<Transition>, IllegalTransition> {
     let target = facts.target();
+    let completes = Transition {
+        from: Some(OrderStatus::Delivered),
+        to: OrderStatus::Completed,
+    };
+    if current == Some(OrderStatus::Delivered)
+        && target == OrderStatus::Delivered
+        && facts.setups_done()
+    {
+        return Ok(vec![completes]);
+    }
     if let Some(cur) = current {
         if cur.is_terminal() || cur == target {
             return Ok(Vec::new());
@@ -295,11 +325,8 @@ pub(crate) fn decide(
         from: current,
         to: target,
     }];
-    if target == OrderStatus::Delivered {
-        out.push(Transition {
-            from: Some(OrderStatus::Delivered),
-            to: OrderStatus::Completed,
-        });
+    if target == OrderStatus::Delivered && facts.setups_done() {
+        out.push(completes);
     }
     Ok(out)
 }

@@ -7,8 +7,8 @@
 //! order's `order.placed` (see [`super::apply::known_order`]).
 
 use orderly_contracts::messages::{
-    CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, ShipmentException,
-    StockReleased, StockUnavailable,
+    CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationSent, SetupCompleted,
+    ShipmentException, StockReleased, StockUnavailable,
 };
 use orderly_contracts::types::OrderStatus;
 use orderly_runtime::{HandlerContext, HandlerError};
@@ -55,6 +55,44 @@ pub(super) async fn stock_unavailable(
         cx.conn,
         head.order_id,
         TimelineKind::StockUnavailable,
+        cause,
+        &detail,
+    )
+    .await?;
+    advance(cx, &mut head, &facts, cause, &detail).await
+}
+
+/// `setup.completed`: one setup of a service line went through every stage. The order
+/// completes when its shipments are delivered and this was the last setup it waited for.
+#[tracing::instrument(skip_all, fields(message_id = %cause.message_id))]
+pub(super) async fn setup_completed(
+    p: &SetupCompleted,
+    cx: &mut HandlerContext<'_>,
+    cause: &Cause<'_>,
+) -> Result<(), HandlerError> {
+    let (stored, mut facts) =
+        known_order(cx, p.order_id, Some(&p.store_id), "setup.completed").await?;
+    let mut head = stored.head;
+    if !store::record_setup_completed(cx.conn, p).await? {
+        return Ok(());
+    }
+    facts.apply(&Event::SetupCompleted {
+        line_id: p.line_id.clone(),
+    });
+    let open = facts.setups.values().filter(|done| !**done).count();
+    let detail = format!(
+        "Setup of line {} ({}) completed{}",
+        p.line_id,
+        p.sku,
+        match open {
+            0 => String::new(),
+            n => format!("; {n} setup(s) still open"),
+        }
+    );
+    store::add_timeline(
+        cx.conn,
+        head.order_id,
+        TimelineKind::SetupCompleted,
         cause,
         &detail,
     )

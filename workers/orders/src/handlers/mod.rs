@@ -99,6 +99,7 @@ impl Handler for OrdersHandler {
             I::ProductUpserted(env) => catalog::product_upserted(&env.payload, cx, &cause).await,
             I::StoreUpserted(env) => stores::store_upserted(&env.payload, cx).await,
             I::StockUnavailable(env) => events::stock_unavailable(&env.payload, cx, &cause).await,
+            I::SetupCompleted(env) => events::setup_completed(&env.payload, cx, &cause).await,
             I::StockReleased(env) => events::stock_released(&env.payload, cx, &cause).await,
             I::ShipmentException(env) => events::shipment_exception(&env.payload, cx, &cause).await,
             I::InvoiceIssued(env) => events::invoice_issued(&env.payload, cx, &cause).await,

@@ -73,7 +73,15 @@ pub(crate) async fn facts_of(
            from order_shipments where order_id = any($1)
          union all
          select order_id, 'item', null, line_id, shipment_id, quantity::bigint, false, false
-           from order_shipment_items where order_id = any($1)",
+           from order_shipment_items where order_id = any($1)
+         union all
+         select l.order_id, 'setup', null, l.line_id, null, 0,
+                exists (select from order_setups_completed c
+                        where c.order_id = l.order_id and c.line_id = l.line_id),
+                false
+           from order_lines l
+          where l.order_id = any($1) and l.setup_template_version is not null
+            and l.cancelled_quantity < l.quantity",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)
@@ -114,6 +122,11 @@ pub(crate) async fn facts_of(
                     facts.delivered.insert(id);
                 }
             }
+            "setup" => {
+                facts
+                    .setups
+                    .insert(line.ok_or_else(|| missing("setup line"))?, dispatched);
+            }
             _ => items.push((
                 order_id,
                 shipment.ok_or_else(|| missing("shipment item's shipment"))?,
@@ -131,6 +144,24 @@ pub(crate) async fn facts_of(
         }
     }
     Ok(facts)
+}
+
+/// Records that the setup of `line_id` completed; `false` if it was already recorded.
+pub(crate) async fn record_setup_completed(
+    conn: &mut PgConnection,
+    p: &orderly_contracts::messages::SetupCompleted,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "insert into order_setups_completed (order_id, line_id, setup_id, completed_at)
+         values ($1, $2, $3, $4) on conflict do nothing",
+    )
+    .bind(p.order_id)
+    .bind(&p.line_id)
+    .bind(p.setup_id)
+    .bind(p.completed_at)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Records the allocations of `stock.reserved` messages (the first one of an order stands),

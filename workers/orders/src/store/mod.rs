@@ -73,6 +73,13 @@ fn count(what: &str, value: i64) -> Result<u32, sqlx::Error> {
     u32::try_from(value).map_err(|e| corrupt(what, e))
 }
 
+/// A stored version number (`integer`, never negative).
+fn version(what: &str, value: Option<i32>) -> Result<Option<u32>, sqlx::Error> {
+    value
+        .map(|v| u32::try_from(v).map_err(|e| corrupt(what, e)))
+        .transpose()
+}
+
 fn amount(what: &str, value: Decimal) -> Result<orderly_contracts::types::Amount, sqlx::Error> {
     orderly_contracts::types::Amount::try_from(value).map_err(|e| corrupt(what, e))
 }

@@ -92,6 +92,8 @@ timeline_kinds! {
     ExceptionDuplicate = "exception_duplicate",
     /// An operator's internal note.
     Note = "note",
+    /// `setup.completed`: a service line's setup went through every stage.
+    SetupCompleted = "setup_completed",
     /// An operator put the order on hold.
     Held = "held",
     /// An operator released the order.
@@ -235,8 +237,7 @@ mod tests {
     /// The newest migration's `CHECK` constraint allows exactly the kinds the worker writes.
     #[test]
     fn the_check_constraint_lists_every_kind() {
-        let migration =
-            include_str!("../../../../migrations/20261206000090_address_amendments.sql");
+        let migration = include_str!("../../../../migrations/20261207000030_setups.sql");
         let Some(allowed) = orderly_runtime::db::check_values(migration, "kind in (") else {
             panic!("the migration has no `kind in (...)` check");
         };

@@ -521,3 +521,72 @@ mod arrival_order {
         }
     }
 }
+
+/// An order with two service lines set up after the order: whatever order the shipment's
+/// delivery and the two setups' completions arrive in, it completes once, when the last of
+/// them arrives, and stays `delivered` before.
+#[test]
+fn an_order_with_setups_completes_when_the_last_setup_and_delivery_are_in() {
+    let a = Uuid::now_v7();
+    let events = vec![
+        Event::Delivered { shipment_id: a },
+        Event::SetupCompleted {
+            line_id: "2".into(),
+        },
+        Event::SetupCompleted {
+            line_id: "3".into(),
+        },
+    ];
+    for order in permutations(&events) {
+        let mut status = Some(OrderStatus::Processing);
+        let mut facts = accepted_facts();
+        facts.setups = [("2".to_owned(), false), ("3".to_owned(), false)].into();
+        facts.apply(&Event::StockReserved(vec![Units {
+            warehouse_id: "berlin".into(),
+            line_id: "1".into(),
+            quantity: 1,
+        }]));
+        facts.apply(&Event::Dispatched {
+            shipment_id: a,
+            items: vec![("1".into(), 1), ("2".into(), 1), ("3".into(), 1)],
+        });
+        let _ = step(&mut status, &mut facts, &Event::Accepted);
+        assert_eq!(status, Some(OrderStatus::Shipped));
+        let mut completions = 0;
+        for (i, event) in order.iter().enumerate() {
+            for t in step(&mut status, &mut facts, event) {
+                completions += usize::from(t.to == OrderStatus::Completed);
+            }
+            let last = i + 1 == order.len();
+            let delivered = order[..=i]
+                .iter()
+                .any(|e| matches!(e, Event::Delivered { .. }));
+            let expected = match (last, delivered) {
+                (true, _) => OrderStatus::Completed,
+                (false, true) => OrderStatus::Delivered,
+                (false, false) => OrderStatus::Shipped,
+            };
+            assert_eq!(
+                status,
+                Some(expected),
+                "after {:?} of {order:?}",
+                &order[..=i]
+            );
+            assert!(!facts.apply(event), "a duplicate {event:?} is nothing new");
+        }
+        assert_eq!(completions, 1, "{order:?}");
+    }
+}
+
+#[test]
+fn a_setup_of_a_line_not_waited_for_changes_nothing() {
+    let mut facts = accepted_facts();
+    assert!(
+        facts.setups_done(),
+        "an order without setups waits for none"
+    );
+    assert!(!facts.apply(&Event::SetupCompleted {
+        line_id: "9".into()
+    }));
+    assert!(facts.setups_done());
+}

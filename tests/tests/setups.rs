@@ -1,0 +1,521 @@
+//! Setups of service products end to end: orders, inventory, fulfillment and setups really
+//! running on the real broker and database, the simulated carrier shipping the goods, and
+//! the client's and staff's requests sent as `setup.action_requested` messages.
+
+use std::time::Duration;
+
+use orderly::sim::{self, Publisher, envelope};
+use orderly_runtime::{
+    Host,
+    testing::{World, wait_for, wait_until},
+};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A listings setup: intake → build → client review (changes go back to build) → QA.
+fn listings_template(version: u32) -> Value {
+    json!({
+        "version": version,
+        "stages": [
+            {"key": "onboarding", "title": "Onboarding form", "kind": "intake", "role": "client",
+             "sla_business_hours": 16,
+             "fields": [
+                {"key": "shop_url", "label": "Your shop", "kind": "url", "required": true},
+                {"key": "contact_email", "label": "Contact", "kind": "email", "required": true},
+                {"key": "listings", "label": "Listings", "kind": "number", "required": true}
+             ]},
+            {"key": "build", "title": "Build the listings", "kind": "work", "role": "setup_manager",
+             "sla_business_hours": 24},
+            {"key": "review", "title": "Client review", "kind": "client_approval", "role": "client",
+             "sla_business_hours": 40, "loop_back_to": "build"},
+            {"key": "qa", "title": "Quality check", "kind": "qa", "role": "setup_manager",
+             "sla_business_hours": 8, "loop_back_to": "build",
+             "checklist": ["links work", "texts proofread"]}
+        ]
+    })
+}
+
+/// An ad campaign: intake → campaign → QA (and, from version 2, a launch stage).
+fn ads_template(version: u32) -> Value {
+    let mut stages = vec![
+        json!({"key": "brief", "title": "Campaign brief", "kind": "intake", "role": "client",
+               "sla_business_hours": 16,
+               "fields": [{"key": "budget", "label": "Monthly budget", "kind": "number", "required": true}]}),
+        json!({"key": "campaign", "title": "Set up the campaign", "kind": "work",
+               "role": "setup_manager", "sla_business_hours": 24}),
+        json!({"key": "qa", "title": "Check", "kind": "qa", "role": "setup_manager",
+               "sla_business_hours": 8, "loop_back_to": "campaign", "checklist": ["tracking fires"]}),
+    ];
+    if version >= 2 {
+        stages.push(json!({"key": "launch", "title": "Launch", "kind": "work",
+                           "role": "setup_manager", "sla_business_hours": 4}));
+    }
+    json!({"version": version, "stages": stages})
+}
+
+fn service(sku: &'static str, title: &'static str, cents: i64) -> sim::Product {
+    sim::Product {
+        sku,
+        title,
+        price: Decimal::new(cents, 2),
+        gtin: sim::gtin("400000000001"),
+        tax: "standard",
+    }
+}
+
+struct Run {
+    world: World,
+    host: Host,
+    publisher: Publisher,
+    orders: PgPool,
+    setups: PgPool,
+}
+
+impl Run {
+    async fn start(carrier: bool) -> anyhow::Result<Self> {
+        let world = World::new().await?;
+        let mut host = world.host();
+        for worker in ["orders", "inventory", "fulfillment", "setups"] {
+            orderly::workers::start(&mut host, worker).await?;
+        }
+        let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
+        if carrier {
+            sim::carrier(
+                &world.connection,
+                &world.names,
+                publisher.clone(),
+                Duration::from_millis(20),
+                false,
+                false,
+            )
+            .await?;
+        }
+        sim::seed(&publisher, 1).await?;
+        let run = Self {
+            orders: world.pool("orders").await?,
+            setups: world.pool("setups").await?,
+            world,
+            host,
+            publisher,
+        };
+        run.product(
+            "SVC-LISTINGS-40",
+            "Listings setup, 40 products",
+            listings_template(1),
+        )
+        .await?;
+        run.product("SVC-ADS", "Ad campaign setup", ads_template(1))
+            .await?;
+        sim::wait_for_catalog(&run.world.settings.database_url, DEADLINE).await?;
+        let (orders, setups) = (&run.orders, &run.setups);
+        wait_until(
+            "both templates known to orders and setups",
+            DEADLINE,
+            || async {
+                let in_orders: i64 = sqlx::query_scalar(
+                    "select count(*) from products where setup_template_version is not null",
+                )
+                .fetch_one(orders)
+                .await?;
+                let in_setups: i64 = sqlx::query_scalar("select count(*) from templates")
+                    .fetch_one(setups)
+                    .await?;
+                Ok(in_orders == 2 && in_setups == 2)
+            },
+        )
+        .await?;
+        Ok(run)
+    }
+
+    async fn product(&self, sku: &str, title: &str, template: Value) -> anyhow::Result<()> {
+        self.publisher
+            .send(&envelope(
+                "catalog.product_upserted",
+                "pim",
+                sku,
+                json!({"sku": sku, "gtins": [], "title": title, "tax_category": "standard",
+                       "active": true, "stock_tracked": false, "setup": template,
+                       "updated_at": chrono::Utc::now()}),
+            ))
+            .await
+    }
+
+    /// Places a storefront order of a mug and the given services; returns its order id
+    /// once the orders worker has it.
+    async fn place(&self, external_id: &str, services: &[sim::Product]) -> anyhow::Result<Uuid> {
+        let mug = sim::catalog()
+            .into_iter()
+            .find(|p| p.sku == "MUG-BLU-350")
+            .expect("the mug");
+        let mut lines = vec![(mug, 1)];
+        lines.extend(services.iter().cloned().map(|s| (s, 1)));
+        let mut rng = sim::rng(17);
+        self.publisher
+            .send(&sim::order_placed(&mut rng, external_id, false, &lines, 1))
+            .await?;
+        let orders = &self.orders;
+        wait_for("the order is known", DEADLINE, || async {
+            Ok(
+                sqlx::query_scalar("select order_id from orders where external_order_id = $1")
+                    .bind(external_id)
+                    .fetch_optional(orders)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn status(&self, order_id: Uuid) -> anyhow::Result<String> {
+        Ok(
+            sqlx::query_scalar("select status from orders where order_id = $1")
+                .bind(order_id)
+                .fetch_one(&self.orders)
+                .await?,
+        )
+    }
+
+    async fn wait_status(&self, order_id: Uuid, status: &str) -> anyhow::Result<()> {
+        wait_until(&format!("order {order_id} {status}"), DEADLINE, || async {
+            Ok(self.status(order_id).await? == status)
+        })
+        .await
+    }
+
+    /// The order's setups by SKU: (setup id, status, stage index, loops).
+    async fn setups_of(
+        &self,
+        order_id: Uuid,
+    ) -> anyhow::Result<Vec<(String, Uuid, String, i32, i32)>> {
+        Ok(sqlx::query_as(
+            "select sku, setup_id, status, stage_index, loops from setups
+             where order_id = $1 order by sku",
+        )
+        .bind(order_id)
+        .fetch_all(&self.setups)
+        .await?)
+    }
+
+    async fn setup_id(&self, order_id: Uuid, sku: &str) -> anyhow::Result<Uuid> {
+        wait_for(&format!("the setup of {sku}"), DEADLINE, || async {
+            Ok(self
+                .setups_of(order_id)
+                .await?
+                .into_iter()
+                .find(|s| s.0 == sku)
+                .map(|s| s.1))
+        })
+        .await
+    }
+
+    /// Sends a request (twice, as a client retrying would: the same request id acts once)
+    /// and waits for its answer: (outcome, detail, field errors).
+    async fn ask(
+        &self,
+        order_id: Uuid,
+        setup_id: Uuid,
+        action: &str,
+        role: &str,
+        extra: Value,
+    ) -> anyhow::Result<(String, String, Value)> {
+        let request_id = Uuid::now_v7();
+        let mut payload = json!({
+            "request_id": request_id, "setup_id": setup_id, "order_id": order_id,
+            "action": action, "requested_by": {"role": role, "id": format!("{role}-1")},
+        });
+        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        for _ in 0..2 {
+            self.publisher
+                .send(&envelope(
+                    "setup.action_requested",
+                    "admin-api",
+                    &order_id.to_string(),
+                    payload.clone(),
+                ))
+                .await?;
+        }
+        wait_for(&format!("the answer to {action}"), DEADLINE, || async {
+            Ok(sqlx::query_as::<_, (String, String, Value)>(
+                "select outcome, detail, field_errors from requests where request_id = $1",
+            )
+            .bind(request_id)
+            .fetch_optional(&self.setups)
+            .await?)
+        })
+        .await
+    }
+
+    async fn applied(
+        &self,
+        order_id: Uuid,
+        setup_id: Uuid,
+        action: &str,
+        role: &str,
+        extra: Value,
+    ) -> anyhow::Result<String> {
+        let (outcome, detail, _) = self.ask(order_id, setup_id, action, role, extra).await?;
+        anyhow::ensure!(
+            outcome == "applied",
+            "{action} by {role} was {outcome}: {detail}"
+        );
+        Ok(detail)
+    }
+
+    async fn timeline_kinds(&self, order_id: Uuid) -> anyhow::Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("select kind from timeline where order_id = $1 order by seq")
+                .bind(order_id)
+                .fetch_all(&self.orders)
+                .await?,
+        )
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.host.stop(Duration::from_secs(10)).await;
+        self.orders.close().await;
+        self.setups.close().await;
+        self.world.cleanup().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_completes_only_when_its_goods_are_delivered_and_both_setups_completed()
+-> anyhow::Result<()> {
+    let run = Run::start(true).await?;
+    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let ads = service("SVC-ADS", "Ad campaign setup", 29000);
+    let order = run.place("S-1001", &[listings, ads]).await?;
+    let (l, a) = (
+        run.setup_id(order, "SVC-LISTINGS-40").await?,
+        run.setup_id(order, "SVC-ADS").await?,
+    );
+    // The goods are delivered, but the order waits for its setups.
+    run.wait_status(order, "delivered").await?;
+    let setups = run.setups_of(order).await?;
+    assert!(
+        setups.iter().all(|s| s.2 == "pending_intake" && s.3 == 0),
+        "{setups:?}"
+    );
+    // A new template version does not change a setup already running.
+    run.product("SVC-ADS", "Ad campaign setup", ads_template(2))
+        .await?;
+
+    // The listings setup, with one round of changes.
+    let (outcome, _, errors) = run
+        .ask(
+            order,
+            l,
+            "submit_intake",
+            "client",
+            json!({"values": {"shop_url": "keramik.example", "contact_email": "anna@keramik.example"}}),
+        )
+        .await?;
+    assert_eq!(outcome, "refused");
+    let fields: Vec<&str> = errors
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["shop_url", "listings"], "{errors}");
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from intake_submissions where setup_id = $1")
+            .bind(l)
+            .fetch_one(&run.setups)
+            .await?;
+    assert_eq!(stored, 0, "a refused intake stores nothing");
+    run.applied(
+        order,
+        l,
+        "submit_intake",
+        "client",
+        json!({"values": {"shop_url": "https://keramik.example", "contact_email": "anna@keramik.example", "listings": "40"}}),
+    )
+    .await?;
+    let (outcome, detail, _) = run
+        .ask(order, l, "advance", "fulfillment_team", json!({}))
+        .await?;
+    assert_eq!(outcome, "refused", "{detail}");
+    assert!(detail.contains("may not complete a stage"), "{detail}");
+    run.applied(order, l, "advance", "setup_manager", json!({}))
+        .await?;
+    run.applied(order, l, "advance", "setup_manager", json!({}))
+        .await?;
+    run.applied(
+        order,
+        l,
+        "request_changes",
+        "client",
+        json!({"note": "Please use our product photos"}),
+    )
+    .await?;
+    run.applied(order, l, "advance", "order_admin", json!({}))
+        .await?;
+    run.applied(
+        order,
+        l,
+        "approve",
+        "client",
+        json!({"approved": "preview 2, sha256:5d41402a"}),
+    )
+    .await?;
+    run.applied(
+        order,
+        l,
+        "record_qa",
+        "setup_manager",
+        json!({"results": [{"item": "links work", "passed": true}, {"item": "texts proofread", "passed": true}]}),
+    )
+    .await?;
+    let setups = run.setups_of(order).await?;
+    assert_eq!(
+        (setups[1].2.as_str(), setups[1].4),
+        ("completed", 1),
+        "{setups:?}"
+    );
+    let orders = &run.orders;
+    wait_until(
+        "the first setup's completion on the timeline",
+        DEADLINE,
+        || async {
+            Ok(run
+                .timeline_kinds(order)
+                .await?
+                .contains(&"setup_completed".to_owned()))
+        },
+    )
+    .await?;
+    assert_eq!(
+        run.status(order).await?,
+        "delivered",
+        "one setup is still open"
+    );
+
+    // The ad campaign, on template version 1 (three stages) though version 2 arrived.
+    run.applied(
+        order,
+        a,
+        "submit_intake",
+        "client",
+        json!({"values": {"budget": "1500"}}),
+    )
+    .await?;
+    run.applied(order, a, "advance", "setup_manager", json!({}))
+        .await?;
+    run.applied(order, a, "advance", "setup_manager", json!({}))
+        .await?;
+    let done = run
+        .applied(
+            order,
+            a,
+            "record_qa",
+            "setup_manager",
+            json!({"results": [{"item": "tracking fires", "passed": true}]}),
+        )
+        .await?;
+    assert!(done.contains("setup completed"), "{done}");
+    run.wait_status(order, "completed").await?;
+    let kinds = run.timeline_kinds(order).await?;
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "setup_completed").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "completed").count(),
+        1,
+        "{kinds:?}"
+    );
+    let completed: i64 =
+        sqlx::query_scalar("select count(*) from order_setups_completed where order_id = $1")
+            .bind(order)
+            .fetch_one(orders)
+            .await?;
+    assert_eq!(completed, 2);
+
+    // Every change is in the history, numbered without gaps; every request once in the
+    // audit though each was sent twice.
+    let history: Vec<(Uuid, i32)> =
+        sqlx::query_as("select setup_id, sequence from history order by setup_id, sequence")
+            .fetch_all(&run.setups)
+            .await?;
+    for id in [l, a] {
+        let seqs: Vec<i32> = history.iter().filter(|h| h.0 == id).map(|h| h.1).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i32).collect::<Vec<_>>());
+    }
+    assert_eq!(
+        history.iter().filter(|h| h.0 == l).count(),
+        8,
+        "start + 7 moves"
+    );
+    assert_eq!(
+        history.iter().filter(|h| h.0 == a).count(),
+        5,
+        "start + 4 moves"
+    );
+    let requests: i64 = sqlx::query_scalar("select count(*) from requests")
+        .fetch_one(&run.setups)
+        .await?;
+    assert_eq!(
+        requests, 13,
+        "9 for listings (2 of them refused) and 4 for ads, each once"
+    );
+    run.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_order_cancels_its_open_setups_and_says_why() -> anyhow::Result<()> {
+    // No carrier: nothing leaves the warehouse, so the order can be cancelled.
+    let run = Run::start(false).await?;
+    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let order = run.place("S-2001", &[listings]).await?;
+    let setup = run.setup_id(order, "SVC-LISTINGS-40").await?;
+    run.applied(
+        order,
+        setup,
+        "submit_intake",
+        "client",
+        json!({"values": {"shop_url": "https://a.example", "contact_email": "a@a.example", "listings": "3"}}),
+    )
+    .await?;
+    run.publisher
+        .send(&envelope(
+            "order.cancel_requested",
+            "storefront",
+            "S-2001",
+            json!({"request_id": Uuid::now_v7(), "store_id": "shop-de",
+                   "order": {"channel": "storefront", "external_order_id": "S-2001"},
+                   "requested_by": {"kind": "customer"}, "reason": "We found another agency"}),
+        ))
+        .await?;
+    run.wait_status(order, "cancelled").await?;
+    let setups = &run.setups;
+    wait_until("the setup cancelled", DEADLINE, || async {
+        let status: String = sqlx::query_scalar("select status from setups where setup_id = $1")
+            .bind(setup)
+            .fetch_one(setups)
+            .await?;
+        Ok(status == "cancelled")
+    })
+    .await?;
+    let (from, detail): (String, String) = sqlx::query_as(
+        "select from_status, detail from history where setup_id = $1
+         order by sequence desc limit 1",
+    )
+    .bind(setup)
+    .fetch_one(setups)
+    .await?;
+    assert_eq!(from, "intake_review");
+    assert!(detail.contains("We found another agency"), "{detail}");
+    let (outcome, detail, _) = run
+        .ask(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    assert_eq!(outcome, "refused");
+    assert!(detail.contains("cancelled"), "{detail}");
+    run.stop().await
+}
