@@ -37,11 +37,20 @@ create table setups.setups (
   submissions       integer     not null default 0,
   started_at        timestamptz not null,
   updated_at        timestamptz not null,
+  -- The SLA clock of the current stage visit (business seconds counted before
+  -- `clock_since`; `clock_since` null while it is stopped: waiting for the client, on
+  -- hold, finished), when the stage is due (null while stopped) and when it was found
+  -- overdue (one `setup.overdue` per visit).
+  sla_spent_seconds bigint      not null default 0,
+  clock_since       timestamptz,
+  due_at            timestamptz,
+  overdue_at        timestamptz,
   unique (order_id, line_id),
   foreign key (sku, template_version) references setups.templates (sku, version),
   check ((status = 'on_hold') = (held_from is not null))
 );
 create index setups_by_status on setups.setups (status, updated_at);
+create index setups_due on setups.setups (due_at) where due_at is not null and overdue_at is null;
 
 -- Every change of every setup, append-only: the stage history.
 create table setups.history (

@@ -77,9 +77,17 @@ struct Run {
 
 impl Run {
     async fn start(carrier: bool) -> anyhow::Result<Self> {
+        Self::start_with(carrier, &[]).await
+    }
+
+    /// Orders, inventory, fulfillment and setups, and `more` workers.
+    async fn start_with(carrier: bool, more: &[&str]) -> anyhow::Result<Self> {
         let world = World::new().await?;
         let mut host = world.host();
-        for worker in ["orders", "inventory", "fulfillment", "setups"] {
+        for worker in ["orders", "inventory", "fulfillment", "setups"]
+            .iter()
+            .chain(more)
+        {
             orderly::workers::start(&mut host, worker).await?;
         }
         let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
@@ -517,5 +525,104 @@ async fn cancelling_the_order_cancels_its_open_setups_and_says_why() -> anyhow::
         .await?;
     assert_eq!(outcome, "refused");
     assert!(detail.contains("cancelled"), "{detail}");
+    run.stop().await
+}
+
+/// The SLA: a stage is due after its business hours of the agency's own time; waiting for
+/// the client does not count, and an overdue stage tells the store's staff exactly once.
+/// The sweep is run with a clock set weeks ahead instead of waiting for business hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_setup_tells_the_staff_once_and_waiting_for_the_client_is_not_counted()
+-> anyhow::Result<()> {
+    let run = Run::start_with(false, &["notifications"]).await?;
+    sim::store_settings(&run.publisher).await?;
+    let notifications = run.world.pool("notifications").await?;
+    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let order = run.place("S-3001", &[listings]).await?;
+    let setup = run.setup_id(order, "SVC-LISTINGS-40").await?;
+    let in_weeks = chrono::Utc::now() + chrono::Duration::days(30);
+
+    // Waiting for the client's intake: the clock is stopped, nothing is ever due.
+    let (due, spent): (Option<chrono::DateTime<chrono::Utc>>, i64) =
+        sqlx::query_as("select due_at, sla_spent_seconds from setups where setup_id = $1")
+            .bind(setup)
+            .fetch_one(&run.setups)
+            .await?;
+    assert_eq!((due, spent), (None, 0));
+    assert_eq!(
+        orderly_setups::sweep_overdue(&run.setups, None, in_weeks).await?,
+        0
+    );
+
+    // The intake is in: staff review it within 16 business hours.
+    run.applied(
+        order,
+        setup,
+        "submit_intake",
+        "client",
+        json!({"values": {"shop_url": "https://a.example", "contact_email": "a@a.example", "listings": "3"}}),
+    )
+    .await?;
+    let due: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select due_at from setups where setup_id = $1")
+            .bind(setup)
+            .fetch_one(&run.setups)
+            .await?;
+    let due = due.ok_or_else(|| anyhow::anyhow!("the clock runs in intake review"))?;
+    assert!(
+        due > chrono::Utc::now() + chrono::Duration::hours(16),
+        "{due}"
+    );
+    assert_eq!(
+        orderly_setups::sweep_overdue(&run.setups, None, due - chrono::Duration::seconds(1))
+            .await?,
+        0,
+        "not due a second early"
+    );
+    // Weeks later: overdue, reported once however often the sweep runs.
+    assert_eq!(
+        orderly_setups::sweep_overdue(&run.setups, None, in_weeks).await?,
+        1
+    );
+    assert_eq!(
+        orderly_setups::sweep_overdue(&run.setups, None, in_weeks).await?,
+        0
+    );
+    let staff_requests = || async {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from requests where order_id = $1 and event = 'setup.overdue'
+               and audience = 'staff'",
+        )
+        .bind(order)
+        .fetch_one(&notifications)
+        .await?;
+        anyhow::Ok(n)
+    };
+    wait_until("the staff told", DEADLINE, || async {
+        Ok(staff_requests().await? >= 1)
+    })
+    .await?;
+    // The next stage starts its own clock; being overdue there is another visit.
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    let overdue: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select overdue_at from setups where setup_id = $1")
+            .bind(setup)
+            .fetch_one(&run.setups)
+            .await?;
+    assert_eq!(overdue, None, "a new stage visit is not overdue yet");
+    // Everything the sweep wrote was published (the relay's sweep takes rows written
+    // without a handoff) and handled: still exactly one staff notification.
+    let setups = &run.setups;
+    wait_until("the setups outbox published", DEADLINE, || async {
+        let pending: i64 =
+            sqlx::query_scalar("select count(*) from outbox where published_at is null")
+                .fetch_one(setups)
+                .await?;
+        Ok(pending == 0)
+    })
+    .await?;
+    assert_eq!(staff_requests().await?, 1);
+    notifications.close().await;
     run.stop().await
 }

@@ -229,6 +229,8 @@ string_enum! {
         CreditNoteIssued = "credit_note.issued",
         /// A merchant webhook endpoint was disabled after repeated failures.
         WebhookEndpointDisabled = "webhook.endpoint_disabled",
+        /// A setup of a service product is past its stage's SLA (`setup.overdue`).
+        SetupOverdue = "setup.overdue",
     }
 }
 
@@ -278,7 +280,7 @@ pub struct NotificationRule {
 ///
 /// Variables are written `{name}`: `customer_name`, `order_number`, `store_name`, `status`,
 /// `reason`, `carrier`, `tracking_number`, `tracking_url`, `invoice_number`,
-/// `credit_note_number`, `amount`, `endpoint_url`. `{{` and `}}` are literal braces.
+/// `credit_note_number`, `amount`, `endpoint_url`, and for setups `product`, `stage`, `due`. `{{` and `}}` are literal braces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationTemplate {

@@ -566,6 +566,47 @@ impl Validate for SetupCompleted {
     }
 }
 
+/// `setup.overdue`: a setup's stage took longer than its SLA (business hours, not counting
+/// the time it waited for the client or was on hold). Sent once per stage visit; the
+/// notifications worker tells the store's staff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupOverdue {
+    /// The setup.
+    pub setup_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// The order line it sets up.
+    #[schemars(length(max = 64))]
+    pub line_id: String,
+    /// The order's store.
+    pub store_id: StoreId,
+    /// The service product.
+    pub sku: Sku,
+    /// The setup's `sequence` when it became overdue (with `setup_id`, names the stage
+    /// visit: one `setup.overdue` per visit).
+    pub sequence: u32,
+    /// The stage that is late.
+    #[schemars(length(max = 64))]
+    pub stage: String,
+    /// Its SLA.
+    pub sla_business_hours: u32,
+    /// When it was due.
+    pub due_at: DateTime<Utc>,
+}
+
+impl Message for SetupOverdue {
+    const TYPE: &'static str = "setup.overdue";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for SetupOverdue {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.line_id, 64).at("payload.line_id")?;
+        text(&self.stage, 64).at("payload.stage")
+    }
+}
+
 /// A field a submission got wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -648,6 +689,13 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             from: "setups",
             says: "a setup went through every stage",
             to: [ORDERS, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            SetupOverdue,
+            example: golden::setup_overdue,
+            from: "setups",
+            says: "a setup's stage is past its SLA (once per stage visit)",
+            to: [NOTIFICATIONS, OUT_MERCHANT_EVENTS],
         ),
         entry!(
             SetupRequestAnswered,
@@ -738,6 +786,30 @@ mod golden {
                 "store_id": STORE,
                 "sku": "SVC-LISTINGS-40",
                 "completed_at": "2026-03-20T15:30:00Z"
+            }),
+        )
+    }
+
+    pub(super) fn setup_overdue() -> Value {
+        envelope::<SetupOverdue>(
+            Meta {
+                n: 0x44,
+                correlation: ORDER,
+                causation: None,
+                at: "2026-03-18T15:00:00Z",
+                producer: "setups",
+                span: Some("00f067aa0ba90244"),
+            },
+            json!({
+                "setup_id": SETUP,
+                "order_id": ORDER,
+                "line_id": "3",
+                "store_id": STORE,
+                "sku": "SVC-LISTINGS-40",
+                "sequence": 3,
+                "stage": "build",
+                "sla_business_hours": 24,
+                "due_at": "2026-03-18T14:00:00Z"
             }),
         )
     }

@@ -58,7 +58,7 @@ pub struct Rule {
 /// The built-in rules: order confirmation, backorder, each shipment's dispatch with its
 /// tracking link, delivery, cancellation, invoices and credit notes with their PDF, to the
 /// customer by email; orders on hold, shipment exceptions and disabled webhooks to the
-/// store's staff by email. Other events notify nobody unless the store adds a rule.
+/// store's staff by email, and so are setups past their SLA. Other events notify nobody unless the store adds a rule.
 pub fn default_rules() -> Vec<Rule> {
     use NotificationAudience::{Customer, Staff};
     use NotificationEvent as E;
@@ -73,6 +73,7 @@ pub fn default_rules() -> Vec<Rule> {
         (E::CreditNoteIssued, Customer),
         (E::ShipmentException, Staff),
         (E::WebhookEndpointDisabled, Staff),
+        (E::SetupOverdue, Staff),
     ]
     .into_iter()
     .map(|(event, audience)| Rule {
@@ -352,6 +353,9 @@ pub const VARIABLES: &[&str] = &[
     "credit_note_number",
     "amount",
     "endpoint_url",
+    "product",
+    "stage",
+    "due",
 ];
 
 /// Why a template cannot be rendered.

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use orderly_contracts::messages::{
     CreditNoteIssued, DocumentRef, InvoiceIssued, NotificationAudience, NotificationChannel,
     NotificationEvent, NotificationFailed, NotificationRequested, NotificationResendRequested,
-    NotificationSent, OrderStatusChanged, ShipmentDelivered, ShipmentDispatched, ShipmentException,
-    StoreNotificationSettingsUpdated, WebhookEndpointRegistered,
+    NotificationSent, OrderStatusChanged, SetupOverdue, ShipmentDelivered, ShipmentDispatched,
+    ShipmentException, StoreNotificationSettingsUpdated, WebhookEndpointRegistered,
 };
 use orderly_contracts::types::{Locale, OrderStatus, ShipmentStatus};
 use orderly_contracts::{Envelope, RawEnvelope, Validate};
@@ -102,6 +102,8 @@ orderly_runtime::inputs! {
         EndpointRegistered(WebhookEndpointRegistered),
         /// An operator's request to send a customer notification again.
         Resend(NotificationResendRequested),
+        /// A setup of a service product past its stage's SLA: the store's staff are told.
+        SetupOverdue(SetupOverdue),
     }
 }
 
@@ -130,7 +132,8 @@ impl Handler for NotificationsHandler {
             | Input::Delivered(_)
             | Input::Exception(_)
             | Input::InvoiceIssued(_)
-            | Input::CreditNoteIssued(_) => Err(HandlerError::permanent(
+            | Input::CreditNoteIssued(_)
+            | Input::SetupOverdue(_) => Err(HandlerError::permanent(
                 "an order event that is not an order event (a bug in OrderEvent::of)",
             )),
         }
@@ -161,6 +164,7 @@ impl Handler for NotificationsHandler {
             Input::InvoiceIssued(env) => order(env.payload.order_id),
             Input::CreditNoteIssued(env) => order(env.payload.order_id),
             Input::Resend(env) => order(env.payload.order_id),
+            Input::SetupOverdue(env) => order(env.payload.order_id),
         }])
     }
 }
@@ -361,6 +365,22 @@ impl OrderEvent {
                     kind: Kind::Document,
                     vars,
                     attachments: vec![p.pdf],
+                }
+            }
+            Input::SetupOverdue(env) => {
+                let p = env.payload.clone();
+                vars.insert("product", p.sku.to_string());
+                vars.insert("stage", p.stage.clone());
+                vars.insert("due", p.due_at.format("%Y-%m-%d %H:%M UTC").to_string());
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::SetupOverdue,
+                    // One stage visit: the setup and its sequence when it became overdue.
+                    reference: format!("{}:{}", p.setup_id, p.sequence),
+                    kind: Kind::Document,
+                    vars,
+                    attachments: Vec::new(),
                 }
             }
             Input::Sent(_)

@@ -71,7 +71,8 @@ pub struct Running {
 }
 
 /// Starts worker `name` in `host`, with its background tasks and their settings
-/// (`[renderer]`, `[webhooks]`, `[notifications]`, `[ingress]`, `[api]`) from the host's
+/// (`[renderer]`, `[webhooks]`, `[notifications]`, `[ingress]`, `[api]`,
+/// `[setups]`) from the host's
 /// configuration.
 pub async fn start(host: &mut Host, name: &str) -> anyhow::Result<()> {
     start_listening(host, name).await.map(|_| ())
@@ -109,7 +110,10 @@ pub async fn start_listening(host: &mut Host, name: &str) -> anyhow::Result<Opti
             )
             .await
         }
-        orderly_setups::NAME => host.start_worker(name, orderly_setups::SetupsHandler).await,
+        orderly_setups::NAME => {
+            let settings = host.settings().section("setups")?;
+            orderly_setups::start(host, settings).await
+        }
         orderly_ingress::NAME => {
             let ingress = host.settings().section("ingress")?;
             return orderly_ingress::start(host, ingress).await.map(Some);

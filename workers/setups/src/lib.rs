@@ -21,6 +21,10 @@
 //! `setup.request_answered` for every request, applied or refused with the reason (and
 //! field-level errors for an intake).
 //!
+//! A background task (`overdue`) keeps the SLA: a stage's clock counts business hours while
+//! it is the agency's turn, and a stage past its SLA is reported once per visit
+//! (`setup.overdue`, which the notifications worker turns into a staff notification).
+//!
 //! Why its own worker and its own state machine: a setup's life (weeks, loops back, waiting
 //! on the client) is not an order's monotonic status; the order only needs to know when
 //! each setup is done.
@@ -31,10 +35,26 @@
 mod domain;
 mod handlers;
 mod input;
+mod overdue;
 mod store;
 
 pub use handlers::SetupsHandler;
 pub use input::SetupsInput;
+pub use overdue::{SetupSettings, sweep_overdue};
 
 /// The worker's name: its queue, its schema, the producer of what it emits.
 pub const NAME: &str = "setups";
+
+/// Starts the worker on `host`: its consumer, its outbox relay and the overdue sweep.
+pub async fn start(
+    host: &mut orderly_runtime::Host,
+    settings: SetupSettings,
+) -> anyhow::Result<()> {
+    host.start_worker(NAME, SetupsHandler).await?;
+    let pool = host.pool_for(NAME).await?;
+    let handoff = host.handoff(NAME);
+    host.spawn_task("overdue-sweep", move |shutdown| {
+        overdue::run(pool, handoff, settings, shutdown)
+    });
+    Ok(())
+}

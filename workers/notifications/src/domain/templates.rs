@@ -282,6 +282,28 @@ pub fn builtin(key: &str, language: &str) -> Option<(&'static str, &'static str)
                 "Orderly levert na herhaalde fouten ({reason}) geen gebeurtenissen meer aan {endpoint_url}. De leveringen blijven bewaard; registreer het endpoint opnieuw om verder te gaan.",
             ),
         ],
+        "setup.overdue" => &[
+            (
+                "en",
+                "Setup overdue: order {order_number}",
+                "The setup of {product} for order {order_number} is past its time at stage `{stage}` (due {due}).",
+            ),
+            (
+                "de",
+                "Einrichtung überfällig: Bestellung {order_number}",
+                "Die Einrichtung von {product} für Bestellung {order_number} ist in der Phase `{stage}` überfällig (fällig {due}).",
+            ),
+            (
+                "fr",
+                "Mise en place en retard : commande {order_number}",
+                "La mise en place de {product} pour la commande {order_number} est en retard à l'étape `{stage}` (échéance {due}).",
+            ),
+            (
+                "nl",
+                "Inrichting te laat: bestelling {order_number}",
+                "De inrichting van {product} voor bestelling {order_number} is te laat in de fase `{stage}` (uiterlijk {due}).",
+            ),
+        ],
         _ => return None,
     };
     texts

@@ -8,6 +8,7 @@
 //! or the [`Refusal`] to record; [`cancel`] is the order's cancellation.
 
 mod intake;
+pub(crate) mod sla;
 
 use orderly_contracts::messages::{
     FieldError, QaResult, SetupAction, SetupActionRequested, SetupRole, SetupStage, SetupStatus,

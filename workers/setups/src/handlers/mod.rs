@@ -13,6 +13,7 @@ use orderly_runtime::{Handler, HandlerContext, HandlerError, Incoming};
 use tracing::{debug, info};
 use uuid::Uuid;
 
+use crate::domain::sla::{self, Clock};
 use crate::domain::{self, Record, Refusal, Setup, Step};
 use crate::input::SetupsInput;
 use crate::store::{self, Answer, HistoryEntry, StoredSetup};
@@ -94,6 +95,11 @@ async fn order_accepted(
                 line.sku
             )));
         };
+        let clock = Clock::start(state.status, now);
+        let due_at = template
+            .stages
+            .first()
+            .and_then(|stage| clock.due(stage.sla_business_hours));
         let setup = StoredSetup {
             setup_id: Uuid::now_v7(),
             order_id: p.order_id,
@@ -105,6 +111,9 @@ async fn order_accepted(
             template_version: version,
             sequence: 1,
             state,
+            clock,
+            due_at,
+            overdue_at: None,
         };
         if !store::insert_setup(cx.conn, &setup, now).await? {
             continue;
@@ -282,8 +291,16 @@ async fn apply(
     at: chrono::DateTime<Utc>,
 ) -> Result<(), HandlerError> {
     let from = setup.state.status;
-    setup.state = step.after.clone();
+    let before = std::mem::replace(&mut setup.state, step.after.clone());
     setup.sequence = setup.sequence.saturating_add(1);
+    setup.clock = setup.clock.after(&before, &setup.state, at);
+    if sla::new_visit(&before, &setup.state) {
+        setup.overdue_at = None;
+    }
+    setup.due_at = template
+        .stages
+        .get(setup.state.stage_index)
+        .and_then(|stage| setup.clock.due(stage.sla_business_hours));
     store::update_setup(cx.conn, setup, at).await?;
     changed(cx, template, setup, Some(from), request, &step.detail, at).await?;
     if setup.state.status == SetupStatus::Completed {

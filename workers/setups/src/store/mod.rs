@@ -12,6 +12,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::domain::Setup;
+use crate::domain::sla::Clock;
 
 /// A stored setup with what identifies it.
 #[derive(Debug, Clone)]
@@ -26,6 +27,12 @@ pub(crate) struct StoredSetup {
     pub(crate) template_version: u32,
     pub(crate) sequence: u32,
     pub(crate) state: Setup,
+    /// The current stage visit's SLA clock.
+    pub(crate) clock: Clock,
+    /// When the current stage is due (none while the clock is stopped).
+    pub(crate) due_at: Option<DateTime<Utc>>,
+    /// When the current stage visit was found overdue.
+    pub(crate) overdue_at: Option<DateTime<Utc>>,
 }
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> sqlx::Error {
@@ -92,8 +99,8 @@ pub(crate) async fn insert_setup(
     let done = sqlx::query(
         "insert into setups (setup_id, order_id, line_id, store_id, sku, quantity,
                              template_version, status, stage_index, sequence, started_at,
-                             updated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+                             updated_at, sla_spent_seconds, clock_since, due_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
          on conflict (order_id, line_id) do nothing",
     )
     .bind(s.setup_id)
@@ -107,6 +114,9 @@ pub(crate) async fn insert_setup(
     .bind(i32::try_from(s.state.stage_index).unwrap_or(i32::MAX))
     .bind(int(s.sequence))
     .bind(at)
+    .bind(s.clock.spent)
+    .bind(s.clock.since)
+    .bind(s.due_at)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -128,6 +138,10 @@ struct SetupRow {
     loops: i32,
     sequence: i32,
     submissions: i32,
+    sla_spent_seconds: i64,
+    clock_since: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+    overdue_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<SetupRow> for StoredSetup {
@@ -156,6 +170,12 @@ impl TryFrom<SetupRow> for StoredSetup {
                 loops: nat("loops", r.loops)?,
                 submissions: nat("submissions", r.submissions)?,
             },
+            clock: Clock {
+                spent: r.sla_spent_seconds,
+                since: r.clock_since,
+            },
+            due_at: r.due_at,
+            overdue_at: r.overdue_at,
         })
     }
 }
@@ -167,7 +187,8 @@ pub(crate) async fn lock_setup(
 ) -> sqlx::Result<Option<StoredSetup>> {
     let row: Option<SetupRow> = sqlx::query_as(
         "select setup_id, order_id, line_id, store_id, sku, quantity, cancelled_units,
-                template_version, status, stage_index, held_from, loops, sequence, submissions
+                template_version, status, stage_index, held_from, loops, sequence, submissions,
+                sla_spent_seconds, clock_since, due_at, overdue_at
          from setups where setup_id = $1 for update",
     )
     .bind(setup_id)
@@ -183,7 +204,8 @@ pub(crate) async fn lock_setups_of_order(
 ) -> sqlx::Result<Vec<StoredSetup>> {
     let rows: Vec<SetupRow> = sqlx::query_as(
         "select setup_id, order_id, line_id, store_id, sku, quantity, cancelled_units,
-                template_version, status, stage_index, held_from, loops, sequence, submissions
+                template_version, status, stage_index, held_from, loops, sequence, submissions,
+                sla_spent_seconds, clock_since, due_at, overdue_at
          from setups where order_id = $1 order by setup_id for update",
     )
     .bind(order_id)
@@ -200,7 +222,8 @@ pub(crate) async fn update_setup(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "update setups set status = $2, stage_index = $3, held_from = $4, loops = $5,
-                sequence = $6, submissions = $7, cancelled_units = $8, updated_at = $9
+                sequence = $6, submissions = $7, cancelled_units = $8, updated_at = $9,
+                sla_spent_seconds = $10, clock_since = $11, due_at = $12, overdue_at = $13
          where setup_id = $1",
     )
     .bind(s.setup_id)
@@ -212,6 +235,10 @@ pub(crate) async fn update_setup(
     .bind(int(s.state.submissions))
     .bind(int(s.cancelled_units))
     .bind(at)
+    .bind(s.clock.spent)
+    .bind(s.clock.since)
+    .bind(s.due_at)
+    .bind(s.overdue_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -416,4 +443,42 @@ pub(crate) async fn order_cancelled(conn: &mut PgConnection, order_id: Uuid) -> 
             .fetch_optional(conn)
             .await?;
     Ok(found.is_some())
+}
+
+/// A setup found overdue by [`mark_overdue`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct Overdue {
+    pub(crate) setup_id: Uuid,
+    pub(crate) order_id: Uuid,
+    pub(crate) line_id: String,
+    pub(crate) store_id: String,
+    pub(crate) sku: String,
+    pub(crate) template_version: i32,
+    pub(crate) stage_index: i32,
+    pub(crate) sequence: i32,
+    pub(crate) due_at: DateTime<Utc>,
+}
+
+/// Marks at most `limit` setups due by `now` and not yet found overdue in this stage visit,
+/// and returns them. Rows another transaction holds are skipped (taken by the next sweep):
+/// the sweep never waits for the consumer, nor the consumer for long on the sweep.
+pub(crate) async fn mark_overdue(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Overdue>> {
+    sqlx::query_as(
+        "update setups s set overdue_at = $1
+         from (select setup_id from setups
+               where due_at <= $1 and overdue_at is null
+               order by due_at limit $2
+               for update skip locked) due
+         where s.setup_id = due.setup_id
+         returning s.setup_id, s.order_id, s.line_id, s.store_id, s.sku, s.template_version,
+                   s.stage_index, s.sequence, s.due_at",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
 }
