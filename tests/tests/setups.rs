@@ -2,7 +2,14 @@
 //! running on the real broker and database, the simulated carrier shipping the goods, and
 //! the client's and staff's requests sent as `setup.action_requested` messages.
 
+#[path = "support/chaos.rs"]
+mod chaos;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use chaos::{ChaosFigures, ChaosRecord, chaos_of};
 
 use orderly::sim::{self, Publisher, envelope};
 use orderly_runtime::{
@@ -57,6 +64,23 @@ fn ads_template(version: u32) -> Value {
     json!({"version": version, "stages": stages})
 }
 
+/// A valid intake of the listings setup for the shop at `https://{shop}.example`.
+fn listings_intake(shop: &str, listings: u32) -> Value {
+    json!({"values": {
+        "shop_url": format!("https://{shop}.example"),
+        "contact_email": format!("{shop}@{shop}.example"),
+        "listings": listings.to_string(),
+    }})
+}
+
+/// The listings setup's QA checklist, every item passed.
+fn listings_qa_passed() -> Value {
+    json!({"results": [
+        {"item": "links work", "passed": true},
+        {"item": "texts proofread", "passed": true},
+    ]})
+}
+
 fn service(sku: &'static str, title: &'static str, cents: i64) -> sim::Product {
     sim::Product {
         sku,
@@ -73,6 +97,8 @@ struct Run {
     publisher: Publisher,
     orders: PgPool,
     setups: PgPool,
+    /// What the chaos harness did, when the workers run under it.
+    chaos: Option<Arc<Mutex<ChaosRecord>>>,
 }
 
 impl Run {
@@ -90,6 +116,30 @@ impl Run {
         {
             orderly::workers::start(&mut host, worker).await?;
         }
+        Self::started(world, host, carrier, None).await
+    }
+
+    /// Orders, inventory, fulfillment and setups under the chaos harness (deliveries
+    /// deferred and duplicated, from `seed`), with the carrier.
+    async fn start_shaken(seed: u64) -> anyhow::Result<Self> {
+        let world = World::new().await?;
+        let mut host = world.host();
+        let (dup, record) = chaos::start_pipeline(&mut host, &world, seed).await?;
+        let shared = (&world, &dup, &record);
+        host.start_worker(
+            "setups",
+            chaos_of(shared, "setups", seed + 3, orderly_setups::SetupsHandler),
+        )
+        .await?;
+        Self::started(world, host, true, Some(record)).await
+    }
+
+    async fn started(
+        world: World,
+        host: Host,
+        carrier: bool,
+        chaos: Option<Arc<Mutex<ChaosRecord>>>,
+    ) -> anyhow::Result<Self> {
         let publisher = Publisher::new(&world.connection, world.names.clone()).await?;
         if carrier {
             sim::carrier(
@@ -109,6 +159,7 @@ impl Run {
             world,
             host,
             publisher,
+            chaos,
         };
         run.product(
             "SVC-LISTINGS-40",
@@ -342,7 +393,7 @@ async fn an_order_completes_only_when_its_goods_are_delivered_and_both_setups_co
         l,
         "submit_intake",
         "client",
-        json!({"values": {"shop_url": "https://keramik.example", "contact_email": "anna@keramik.example", "listings": "40"}}),
+        listings_intake("keramik", 40),
     )
     .await?;
     let (outcome, detail, _) = run
@@ -372,14 +423,8 @@ async fn an_order_completes_only_when_its_goods_are_delivered_and_both_setups_co
         json!({"approved": "preview 2, sha256:5d41402a"}),
     )
     .await?;
-    run.applied(
-        order,
-        l,
-        "record_qa",
-        "setup_manager",
-        json!({"results": [{"item": "links work", "passed": true}, {"item": "texts proofread", "passed": true}]}),
-    )
-    .await?;
+    run.applied(order, l, "record_qa", "setup_manager", listings_qa_passed())
+        .await?;
     let setups = run.setups_of(order).await?;
     assert_eq!(
         (setups[1].2.as_str(), setups[1].4),
@@ -488,7 +533,7 @@ async fn cancelling_the_order_cancels_its_open_setups_and_says_why() -> anyhow::
         setup,
         "submit_intake",
         "client",
-        json!({"values": {"shop_url": "https://a.example", "contact_email": "a@a.example", "listings": "3"}}),
+        listings_intake("a", 3),
     )
     .await?;
     run.publisher
@@ -560,7 +605,7 @@ async fn an_overdue_setup_tells_the_staff_once_and_waiting_for_the_client_is_not
         setup,
         "submit_intake",
         "client",
-        json!({"values": {"shop_url": "https://a.example", "contact_email": "a@a.example", "listings": "3"}}),
+        listings_intake("a", 3),
     )
     .await?;
     let due: Option<chrono::DateTime<chrono::Utc>> =
@@ -625,4 +670,159 @@ async fn an_overdue_setup_tells_the_staff_once_and_waiting_for_the_client_is_not
     assert_eq!(staff_requests().await?, 1);
     notifications.close().await;
     run.stop().await
+}
+
+/// Where a setups story ends: per order its status and its timeline's kinds (sorted,
+/// without status changes: the order of facts may differ, every fact must be there once);
+/// per (order, product) the setup's status, loops and the statuses of its history in order.
+type SetupsEnd = (
+    BTreeMap<String, (String, Vec<String>)>,
+    BTreeMap<(String, String), (String, i32, Vec<String>)>,
+);
+
+/// Three orders of a mug and both services, every setup driven to completion: the ads with
+/// a failed QA, the listings with a round of changes.
+async fn setups_story(seed: Option<u64>) -> anyhow::Result<(SetupsEnd, Option<ChaosFigures>)> {
+    let run = match seed {
+        Some(seed) => Run::start_shaken(seed).await?,
+        None => Run::start(true).await?,
+    };
+    let services = [
+        service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000),
+        service("SVC-ADS", "Ad campaign setup", 29000),
+    ];
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        let ext = format!("SC-{i}");
+        orders.push((ext.clone(), run.place(&ext, &services).await?));
+    }
+    for (_, order) in &orders {
+        let order = *order;
+        let l = run.setup_id(order, "SVC-LISTINGS-40").await?;
+        let a = run.setup_id(order, "SVC-ADS").await?;
+        run.applied(
+            order,
+            a,
+            "submit_intake",
+            "client",
+            json!({"values": {"budget": "900"}}),
+        )
+        .await?;
+        run.applied(
+            order,
+            l,
+            "submit_intake",
+            "client",
+            listings_intake("s", 12),
+        )
+        .await?;
+        for (setup, role) in [
+            (a, "setup_manager"),
+            (a, "setup_manager"),
+            (l, "order_admin"),
+        ] {
+            run.applied(order, setup, "advance", role, json!({}))
+                .await?;
+        }
+        run.applied(
+            order,
+            a,
+            "record_qa",
+            "setup_manager",
+            json!({"results": [{"item": "tracking fires", "passed": false, "note": "no pixel"}]}),
+        )
+        .await?;
+        run.applied(order, l, "advance", "setup_manager", json!({}))
+            .await?;
+        run.applied(
+            order,
+            l,
+            "request_changes",
+            "client",
+            json!({"note": "bigger photos"}),
+        )
+        .await?;
+        for setup in [a, l] {
+            run.applied(order, setup, "advance", "setup_manager", json!({}))
+                .await?;
+        }
+        run.applied(
+            order,
+            l,
+            "approve",
+            "client",
+            json!({"approved": "preview 2"}),
+        )
+        .await?;
+        run.applied(
+            order,
+            a,
+            "record_qa",
+            "setup_manager",
+            json!({"results": [{"item": "tracking fires", "passed": true}]}),
+        )
+        .await?;
+        run.applied(order, l, "record_qa", "setup_manager", listings_qa_passed())
+            .await?;
+    }
+    let mut order_end = BTreeMap::new();
+    let mut setup_end = BTreeMap::new();
+    for (ext, order) in &orders {
+        run.wait_status(*order, "completed").await?;
+        let mut kinds: Vec<String> = run
+            .timeline_kinds(*order)
+            .await?
+            .into_iter()
+            .filter(|k| k != "status_changed")
+            .collect();
+        kinds.sort();
+        order_end.insert(ext.clone(), (run.status(*order).await?, kinds));
+        for (sku, setup_id, status, _, loops) in run.setups_of(*order).await? {
+            let history: Vec<String> = sqlx::query_scalar(
+                "select to_status from history where setup_id = $1 order by sequence",
+            )
+            .bind(setup_id)
+            .fetch_all(&run.setups)
+            .await?;
+            setup_end.insert((ext.clone(), sku), (status, loops, history));
+        }
+    }
+    let figures = match &run.chaos {
+        Some(record) => Some(
+            chaos::figures(
+                &run.world,
+                record,
+                &["orders", "inventory", "fulfillment", "setups"],
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    run.stop().await?;
+    Ok(((order_end, setup_end), figures))
+}
+
+/// Duplicated and deferred deliveries (the pipeline's chaos harness on every worker of the
+/// run) leave the same orders, setups and histories as a calm run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_messages_leave_the_same_setups_and_history() -> anyhow::Result<()>
+{
+    let (calm, _) = setups_story(None).await?;
+    let (shaken, figures) = setups_story(Some(17)).await?;
+    let figures = figures.ok_or_else(|| anyhow::anyhow!("the shaken run kept no record"))?;
+    eprintln!("chaos: {figures:?}");
+    assert!(
+        figures.duplicated > 0,
+        "nothing was duplicated: {figures:?}"
+    );
+    assert!(figures.deferred > 0, "nothing was deferred: {figures:?}");
+    assert_eq!(calm, shaken);
+    assert!(
+        calm.1
+            .values()
+            .all(|(status, loops, _)| status == "completed" && *loops == 1),
+        "{:?}",
+        calm.1
+    );
+    Ok(())
 }
