@@ -23,29 +23,6 @@ use uuid::Uuid;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A listings setup: intake → build → client review (changes go back to build) → QA.
-fn listings_template(version: u32) -> Value {
-    json!({
-        "version": version,
-        "stages": [
-            {"key": "onboarding", "title": "Onboarding form", "kind": "intake", "role": "client",
-             "sla_business_hours": 16,
-             "fields": [
-                {"key": "shop_url", "label": "Your shop", "kind": "url", "required": true},
-                {"key": "contact_email", "label": "Contact", "kind": "email", "required": true},
-                {"key": "listings", "label": "Listings", "kind": "number", "required": true}
-             ]},
-            {"key": "build", "title": "Build the listings", "kind": "work", "role": "setup_manager",
-             "sla_business_hours": 24},
-            {"key": "review", "title": "Client review", "kind": "client_approval", "role": "client",
-             "sla_business_hours": 40, "loop_back_to": "build"},
-            {"key": "qa", "title": "Quality check", "kind": "qa", "role": "setup_manager",
-             "sla_business_hours": 8, "loop_back_to": "build",
-             "checklist": ["links work", "texts proofread"]}
-        ]
-    })
-}
-
 /// An ad campaign: intake → campaign → QA (and, from version 2, a launch stage).
 fn ads_template(version: u32) -> Value {
     let mut stages = vec![
@@ -164,7 +141,7 @@ impl Run {
         run.product(
             "SVC-LISTINGS-40",
             "Listings setup, 40 products",
-            listings_template(1),
+            sim::listings_template(1),
         )
         .await?;
         run.product("SVC-ADS", "Ad campaign setup", ads_template(1))
@@ -192,14 +169,7 @@ impl Run {
 
     async fn product(&self, sku: &str, title: &str, template: Value) -> anyhow::Result<()> {
         self.publisher
-            .send(&envelope(
-                "catalog.product_upserted",
-                "pim",
-                sku,
-                json!({"sku": sku, "gtins": [], "title": title, "tax_category": "standard",
-                       "active": true, "stock_tracked": false, "setup": template,
-                       "updated_at": chrono::Utc::now()}),
-            ))
+            .send(&sim::service_upserted(sku, title, template))
             .await
     }
 
@@ -280,23 +250,19 @@ impl Run {
         role: &str,
         extra: Value,
     ) -> anyhow::Result<(String, String, Value)> {
-        let request_id = Uuid::now_v7();
-        let mut payload = json!({
-            "request_id": request_id, "setup_id": setup_id, "order_id": order_id,
-            "action": action, "requested_by": {"role": role, "id": format!("{role}-1")},
-        });
-        if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(e.clone());
-        }
+        let request = sim::setup_request(
+            &setup_id.to_string(),
+            &order_id.to_string(),
+            action,
+            role,
+            &extra,
+        );
+        let request_id: Uuid = serde_json::from_value(request["payload"]["request_id"].clone())?;
         for _ in 0..2 {
-            self.publisher
-                .send(&envelope(
-                    "setup.action_requested",
-                    "admin-api",
-                    &order_id.to_string(),
-                    payload.clone(),
-                ))
-                .await?;
+            // The same request again, as a new message (a client retrying).
+            let mut again = request.clone();
+            again["message_id"] = json!(Uuid::now_v7());
+            self.publisher.send(&again).await?;
         }
         wait_for(&format!("the answer to {action}"), DEADLINE, || async {
             Ok(sqlx::query_as::<_, (String, String, Value)>(
@@ -346,7 +312,7 @@ impl Run {
 async fn an_order_completes_only_when_its_goods_are_delivered_and_both_setups_completed()
 -> anyhow::Result<()> {
     let run = Run::start(true).await?;
-    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let listings = sim::service_product();
     let ads = service("SVC-ADS", "Ad campaign setup", 29000);
     let order = run.place("S-1001", &[listings, ads]).await?;
     let (l, a) = (
@@ -525,7 +491,7 @@ async fn an_order_completes_only_when_its_goods_are_delivered_and_both_setups_co
 async fn cancelling_the_order_cancels_its_open_setups_and_says_why() -> anyhow::Result<()> {
     // No carrier: nothing leaves the warehouse, so the order can be cancelled.
     let run = Run::start(false).await?;
-    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let listings = sim::service_product();
     let order = run.place("S-2001", &[listings]).await?;
     let setup = run.setup_id(order, "SVC-LISTINGS-40").await?;
     run.applied(
@@ -582,7 +548,7 @@ async fn an_overdue_setup_tells_the_staff_once_and_waiting_for_the_client_is_not
     let run = Run::start_with(false, &["notifications"]).await?;
     sim::store_settings(&run.publisher).await?;
     let notifications = run.world.pool("notifications").await?;
-    let listings = service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000);
+    let listings = sim::service_product();
     let order = run.place("S-3001", &[listings]).await?;
     let setup = run.setup_id(order, "SVC-LISTINGS-40").await?;
     let in_weeks = chrono::Utc::now() + chrono::Duration::days(30);
@@ -688,7 +654,7 @@ async fn setups_story(seed: Option<u64>) -> anyhow::Result<(SetupsEnd, Option<Ch
         None => Run::start(true).await?,
     };
     let services = [
-        service("SVC-LISTINGS-40", "Listings setup, 40 products", 49000),
+        sim::service_product(),
         service("SVC-ADS", "Ad campaign setup", 29000),
     ];
     let mut orders = Vec::new();

@@ -9,6 +9,7 @@
 pub(crate) mod api;
 pub(crate) mod console;
 pub(crate) mod operations;
+pub(crate) mod setups;
 
 use std::time::{Duration, Instant};
 

@@ -604,6 +604,17 @@ enum BenchCommand {
         #[arg(long)]
         no_write: bool,
     },
+    /// The setups worker: stage transitions per second with many setups in progress at
+    /// once (two per order), each request decided, recorded and answered; in a scratch
+    /// database and namespace.
+    Setups {
+        /// Orders of two service lines each (so twice as many setups).
+        #[arg(long, default_value_t = 5_000)]
+        orders: usize,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
     /// The notifications worker: requests per second from status events, and webhook
     /// deliveries per second to a local receiver, with per-order order checked.
     Notifications {
@@ -884,6 +895,10 @@ impl Cli {
             Command::Bench {
                 command: BenchCommand::Operations { options, no_write },
             } => crate::bench::operations::run(settings, options, !no_write).await,
+            #[cfg(feature = "bench")]
+            Command::Bench {
+                command: BenchCommand::Setups { orders, no_write },
+            } => crate::bench::setups::run(settings, orders, !no_write).await,
             #[cfg(feature = "bench")]
             Command::Bench {
                 command: BenchCommand::Notifications { events, no_write },

@@ -119,6 +119,24 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         "Both stores' setup managers send their settings: seller and VAT id for invoices, name, language and staff contact for notifications.",
     );
     sim::store_settings(&publisher).await?;
+    step(
+        &mut steps,
+        "The catalog adds a service: a listings setup (onboarding form, build, client review, QA), set up after the order.",
+    );
+    publisher
+        .send(&sim::service_upserted(
+            sim::SERVICE_SKU,
+            "Listings setup, 40 products",
+            sim::listings_template(1),
+        ))
+        .await?;
+    sim::wait_for_service(
+        &settings.database_url,
+        sim::SERVICE_SKU,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let mut setup_events = sim::tap(&connection, &names, &["setup.status_changed"]).await?;
 
     step(
         &mut steps,
@@ -203,6 +221,19 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         .await?;
     }
 
+    say(
+        "SF-SETUP-1: a mug and a listings setup. The mug ships; the order completes only when the setup does.",
+    );
+    publisher
+        .send(&sim::order_placed(
+            &mut rng,
+            "SF-SETUP-1",
+            false,
+            &[(catalog[0].clone(), 1), (sim::service_product(), 1)],
+            1,
+        ))
+        .await?;
+
     step(
         &mut steps,
         "The marketplace connector imports orders by GTIN, one with an unknown GTIN.",
@@ -244,6 +275,30 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
     loop {
         while let Ok(m) = events.try_recv() {
             seen.apply(&m);
+        }
+        // The client and the setup manager answer each step of the listings setup.
+        while let Ok(m) = setup_events.try_recv() {
+            let p = &m.payload;
+            let (status, loops) = (
+                p["to"].as_str().unwrap_or_default(),
+                p["loops"].as_u64().unwrap_or_default(),
+            );
+            say(&format!(
+                "SF-SETUP-1 setup: {} ({status}).",
+                p["detail"].as_str().unwrap_or_default()
+            ));
+            if let Some((action, role, extra, what)) = sim::listings_next_step(status, loops) {
+                say(&format!("    next: {what}."));
+                publisher
+                    .send(&sim::setup_request(
+                        p["setup_id"].as_str().unwrap_or_default(),
+                        p["order_id"].as_str().unwrap_or_default(),
+                        action,
+                        role,
+                        &extra,
+                    ))
+                    .await?;
+            }
         }
         if !resolved_hold && let Some((order_id, exceptions, store)) = seen.on_hold.first().cloned()
         {
@@ -354,7 +409,7 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
             progress(started, &seen);
             last_progress = Instant::now();
         }
-        let total_expected = orders + 2 + 3;
+        let total_expected = orders + 2 + 3 + 1;
         let settled = seen.orders.len() >= total_expected
             && seen
                 .orders

@@ -104,6 +104,152 @@ pub fn catalog() -> Vec<Product> {
     ]
 }
 
+/// The simulated agency's service product: a listings setup, set up after the order.
+pub const SERVICE_SKU: &str = "SVC-LISTINGS-40";
+
+/// The service as an order line's product.
+pub fn service_product() -> Product {
+    Product {
+        sku: SERVICE_SKU,
+        title: "Listings setup, 40 products",
+        price: Decimal::new(49000, 2),
+        gtin: gtin("400000000001"),
+        tax: "standard",
+    }
+}
+
+/// The listings setup's template: the client's onboarding form, the build, the client's
+/// review (changes go back to the build) and QA.
+pub fn listings_template(version: u32) -> Value {
+    json!({
+        "version": version,
+        "stages": [
+            {"key": "onboarding", "title": "Onboarding form", "kind": "intake", "role": "client",
+             "sla_business_hours": 16,
+             "fields": [
+                {"key": "shop_url", "label": "Your shop", "kind": "url", "required": true},
+                {"key": "contact_email", "label": "Contact", "kind": "email", "required": true},
+                {"key": "listings", "label": "Listings", "kind": "number", "required": true}
+             ]},
+            {"key": "build", "title": "Build the listings", "kind": "work", "role": "setup_manager",
+             "sla_business_hours": 24},
+            {"key": "review", "title": "Client review", "kind": "client_approval", "role": "client",
+             "sla_business_hours": 40, "loop_back_to": "build"},
+            {"key": "qa", "title": "Quality check", "kind": "qa", "role": "setup_manager",
+             "sla_business_hours": 8, "loop_back_to": "build",
+             "checklist": ["links work", "texts proofread"]}
+        ]
+    })
+}
+
+/// The PIM's `catalog.product_upserted` of a service product with its setup template.
+pub fn service_upserted(sku: &str, title: &str, template: Value) -> Value {
+    envelope(
+        "catalog.product_upserted",
+        "pim",
+        sku,
+        json!({"sku": sku, "gtins": [], "title": title, "tax_category": "standard",
+               "active": true, "stock_tracked": false, "setup": template,
+               "updated_at": Utc::now()}),
+    )
+}
+
+/// A `setup.action_requested` as the client's form or the admin API sends it.
+pub fn setup_request(
+    setup_id: &str,
+    order_id: &str,
+    action: &str,
+    role: &str,
+    extra: &Value,
+) -> Value {
+    let mut payload = json!({
+        "request_id": Uuid::now_v7(), "setup_id": setup_id, "order_id": order_id,
+        "action": action, "requested_by": {"role": role, "id": format!("{role}-1")},
+    });
+    if let (Some(p), Some(e)) = (payload.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    envelope("setup.action_requested", "admin-api", order_id, payload)
+}
+
+/// What the simulated client and setup manager do when a listings setup reaches `status`
+/// with `loops` ways back so far: (action, role, the action's fields, what it is, in words).
+/// The client asks for one round of changes.
+pub fn listings_next_step(
+    status: &str,
+    loops: u64,
+) -> Option<(&'static str, &'static str, Value, &'static str)> {
+    Some(match (status, loops) {
+        ("pending_intake", _) => (
+            "submit_intake",
+            "client",
+            json!({"values": {"shop_url": "https://keramik.example", "contact_email": "anna@keramik.example", "listings": "40"}}),
+            "the client fills in the onboarding form",
+        ),
+        ("intake_review", _) => (
+            "advance",
+            "setup_manager",
+            json!({}),
+            "the setup manager accepts the intake",
+        ),
+        ("in_progress", _) => (
+            "advance",
+            "setup_manager",
+            json!({}),
+            "the listings are built",
+        ),
+        ("awaiting_client", 0) => (
+            "request_changes",
+            "client",
+            json!({"note": "Please use our own product photos"}),
+            "the client asks for changes",
+        ),
+        ("awaiting_client", _) => (
+            "approve",
+            "client",
+            json!({"approved": "preview 2"}),
+            "the client approves",
+        ),
+        ("qa", _) => (
+            "record_qa",
+            "setup_manager",
+            json!({"results": [{"item": "links work", "passed": true}, {"item": "texts proofread", "passed": true}]}),
+            "QA passes",
+        ),
+        _ => return None,
+    })
+}
+
+/// Waits until the orders worker knows `sku` with a setup template.
+pub async fn wait_for_service(
+    database_url: &str,
+    sku: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let pool = orderly_runtime::db::connect(database_url, orderly_orders::NAME, 1).await?;
+    let started = std::time::Instant::now();
+    let result = loop {
+        let known = {
+            let mut conn = pool.acquire().await?;
+            orderly_orders::store::products_by_sku(&mut conn, &[sku.to_owned()])
+                .await?
+                .values()
+                .any(|p| p.setup_template_version.is_some())
+        };
+        if known {
+            break Ok(());
+        }
+        if started.elapsed() > deadline {
+            break Err(anyhow::anyhow!(
+                "the orders worker does not know service {sku} after {deadline:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    pool.close().await;
+    result
+}
+
 /// Warehouses and starting stock: (warehouse, sku, on hand).
 pub fn starting_stock(scale: u32) -> Vec<(&'static str, &'static str, u32)> {
     let mut out = Vec::new();
