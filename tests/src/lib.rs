@@ -4,6 +4,7 @@
 //! Every test gets a fresh namespace and database, so tests run in parallel without seeing
 //! each other, against the real RabbitMQ and PostgreSQL.
 
+pub mod chaos;
 pub mod http;
 
 use std::time::Duration;

@@ -2,22 +2,19 @@
 //! real broker and database, driven by the simulated storefront, marketplace connector,
 //! operator and carrier speaking the public contracts.
 
-#[path = "support/chaos.rs"]
-mod chaos;
-
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use chaos::{ChaosFigures, ChaosRecord};
 use orderly::sim::{self, Observed, Publisher, envelope};
 use orderly_contracts::RawEnvelope;
 use orderly_runtime::{
     Host,
     testing::{World, wait_until},
 };
+use orderly_tests::chaos::{ChaosFigures, ChaosRecord};
 use rand::{SeedableRng, rngs::StdRng};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -52,7 +49,8 @@ impl Pipeline {
                 None
             }
             Some(seed) => {
-                let (_, record) = chaos::start_pipeline(&mut host, &world, seed).await?;
+                let (_, record) =
+                    orderly_tests::chaos::start_pipeline(&mut host, &world, seed).await?;
                 Some(record)
             }
         };
@@ -209,7 +207,7 @@ impl Pipeline {
         let Some(record) = &self.chaos else {
             return Ok(None);
         };
-        chaos::figures(&self.world, record, &["orders", "inventory", "fulfillment"])
+        orderly_tests::chaos::figures(&self.world, record, &["orders", "inventory", "fulfillment"])
             .await
             .map(Some)
     }

@@ -2,14 +2,11 @@
 //! running on the real broker and database, the simulated carrier shipping the goods, and
 //! the client's and staff's requests sent as `setup.action_requested` messages.
 
-#[path = "support/chaos.rs"]
-mod chaos;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chaos::{ChaosFigures, ChaosRecord, chaos_of};
+use orderly_tests::chaos::{ChaosFigures, ChaosRecord, chaos_of};
 
 use orderly::sim::{self, Publisher, envelope};
 use orderly_runtime::{
@@ -69,6 +66,8 @@ fn service(sku: &'static str, title: &'static str, cents: i64) -> sim::Product {
 }
 
 struct Run {
+    /// Where the api worker listens, when it runs.
+    api: Option<std::net::SocketAddr>,
     world: World,
     host: Host,
     publisher: Publisher,
@@ -86,14 +85,24 @@ impl Run {
     /// Orders, inventory, fulfillment and setups, and `more` workers.
     async fn start_with(carrier: bool, more: &[&str]) -> anyhow::Result<Self> {
         let world = World::new().await?;
-        let mut host = world.host();
+        let mut host = Host::new(world.settings.clone().with_section(
+            "api",
+            orderly_api::ApiSettings {
+                rate_per_second: 0.0,
+                address_rate_per_second: 0.0,
+                ..orderly_api::ApiSettings::default()
+            },
+        ));
+        let mut api = None;
         for worker in ["orders", "inventory", "fulfillment", "setups"]
             .iter()
             .chain(more)
         {
-            orderly::workers::start(&mut host, worker).await?;
+            api = api.or(orderly::workers::start_listening(&mut host, worker).await?);
         }
-        Self::started(world, host, carrier, None).await
+        let mut run = Self::started(world, host, carrier, None).await?;
+        run.api = api;
+        Ok(run)
     }
 
     /// Orders, inventory, fulfillment and setups under the chaos harness (deliveries
@@ -101,7 +110,7 @@ impl Run {
     async fn start_shaken(seed: u64) -> anyhow::Result<Self> {
         let world = World::new().await?;
         let mut host = world.host();
-        let (dup, record) = chaos::start_pipeline(&mut host, &world, seed).await?;
+        let (dup, record) = orderly_tests::chaos::start_pipeline(&mut host, &world, seed).await?;
         let shared = (&world, &dup, &record);
         host.start_worker(
             "setups",
@@ -131,6 +140,7 @@ impl Run {
         }
         sim::seed(&publisher, 1).await?;
         let run = Self {
+            api: None,
             orders: world.pool("orders").await?,
             setups: world.pool("setups").await?,
             world,
@@ -755,7 +765,7 @@ async fn setups_story(seed: Option<u64>) -> anyhow::Result<(SetupsEnd, Option<Ch
     }
     let figures = match &run.chaos {
         Some(record) => Some(
-            chaos::figures(
+            orderly_tests::chaos::figures(
                 &run.world,
                 record,
                 &["orders", "inventory", "fulfillment", "setups"],
@@ -791,4 +801,108 @@ async fn duplicated_and_reordered_messages_leave_the_same_setups_and_history() -
         calm.1
     );
     Ok(())
+}
+
+/// The admin API's view of setups: a setup manager lists them (filtered, overdue first
+/// flagged) and reads one with its history; an account manager sees only their stores'; the
+/// fulfillment team may not; bad filters are refused naming the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<()> {
+    let run = Run::start_with(false, &["notifications", "api"]).await?;
+    let addr = run
+        .api
+        .ok_or_else(|| anyhow::anyhow!("the api does not listen"))?;
+    let client = orderly_tests::http::Client::new(addr);
+    let staff = run.world.pool(orderly_api::NAME).await?;
+    let token = |email: &'static str, role: &'static str, stores: &'static [&'static str]| {
+        let staff = staff.clone();
+        async move {
+            let stores: Vec<String> = stores.iter().map(|s| (*s).to_owned()).collect();
+            orderly_api::staff::add(&staff, email, role, &stores).await?;
+            anyhow::Ok(
+                orderly_api::staff::issue_token(&staff, email, 1)
+                    .await?
+                    .token,
+            )
+        }
+    };
+    let manager = token("sm@example.com", "setup_manager", &[]).await?;
+    let other_store = token("am@example.com", "account_manager", &["bol-nl"]).await?;
+    let fulfillment = token("ft@example.com", "fulfillment_team", &[]).await?;
+
+    let order = run.place("S-4001", &[sim::service_product()]).await?;
+    let setup = run.setup_id(order, sim::SERVICE_SKU).await?;
+    run.applied(
+        order,
+        setup,
+        "submit_intake",
+        "client",
+        listings_intake("api", 5),
+    )
+    .await?;
+    orderly_setups::sweep_overdue(
+        &run.setups,
+        None,
+        chrono::Utc::now() + chrono::Duration::days(30),
+    )
+    .await?;
+    let path = format!("/api/v1/admin/setups/{setup}");
+    let detail = wait_for(
+        "the api shows the overdue intake review",
+        DEADLINE,
+        || async {
+            let answer = client.get(Some(&manager), &path).await?;
+            Ok((answer.status == 200
+                && answer.json["status"] == "intake_review"
+                && !answer.json["overdue_since"].is_null())
+            .then_some(answer.json))
+        },
+    )
+    .await?;
+    assert_eq!(detail["order_id"], order.to_string());
+    assert_eq!(detail["stage"], "onboarding");
+    let history: Vec<&str> = detail["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["to"].as_str())
+        .collect();
+    assert_eq!(history, ["pending_intake", "intake_review"]);
+    assert_eq!(detail["history"][1]["actor"]["role"], "client");
+
+    let listed = client
+        .get(
+            Some(&manager),
+            "/api/v1/admin/setups?overdue=true&status=intake_review",
+        )
+        .await?;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert_eq!(listed.json["setups"][0]["setup_id"], setup.to_string());
+    let none = client
+        .get(Some(&manager), "/api/v1/admin/setups?status=completed")
+        .await?;
+    assert_eq!(none.json["setups"].as_array().map(Vec::len), Some(0));
+
+    // Another store's account manager: nothing listed, the setup is 404.
+    let theirs = client
+        .get(Some(&other_store), "/api/v1/admin/setups")
+        .await?;
+    assert_eq!(theirs.json["setups"].as_array().map(Vec::len), Some(0));
+    assert_eq!(client.get(Some(&other_store), &path).await?.status, 404);
+    // The fulfillment team may not read setups; no token is 401.
+    assert_eq!(client.get(Some(&fulfillment), &path).await?.status, 403);
+    assert_eq!(client.get(None, "/api/v1/admin/setups").await?.status, 401);
+    // A bad filter is a problem naming it.
+    let bad = client
+        .get(Some(&manager), "/api/v1/admin/setups?status=late")
+        .await?;
+    orderly_tests::http::assert_problem(&bad, 400, "an unknown status");
+    assert_eq!(bad.json["field"], "status", "{bad:?}");
+    let bad = client
+        .get(Some(&manager), "/api/v1/admin/setups/not-a-uuid")
+        .await?;
+    orderly_tests::http::assert_problem(&bad, 400, "a setup id that is no UUID");
+    assert_eq!(bad.json["field"], "id", "{bad:?}");
+    staff.close().await;
+    run.stop().await
 }

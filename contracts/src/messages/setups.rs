@@ -681,7 +681,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::setup_status_changed,
             from: "setups",
             says: "a setup started, changed stage or status, or ended",
-            to: [OUT_MERCHANT_EVENTS],
+            to: [API, OUT_MERCHANT_EVENTS],
         ),
         entry!(
             SetupCompleted,
@@ -695,7 +695,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::setup_overdue,
             from: "setups",
             says: "a setup's stage is past its SLA (once per stage visit)",
-            to: [NOTIFICATIONS, OUT_MERCHANT_EVENTS],
+            to: [NOTIFICATIONS, API, OUT_MERCHANT_EVENTS],
         ),
         entry!(
             SetupRequestAnswered,

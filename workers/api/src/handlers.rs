@@ -14,7 +14,7 @@ use crate::domain::notice;
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
-use crate::store::{analytics, commands, notifications, products, tracking};
+use crate::store::{analytics, commands, notifications, products, setups, tracking};
 
 /// The orders whose analytics facts a message or batch may have changed.
 #[derive(Debug, Default)]
@@ -433,6 +433,14 @@ async fn project(
                 updated_at: p.updated_at,
             };
             products::upsert(conn, &product).await?;
+        }
+        ApiInput::SetupChanged(env) => {
+            let p = &env.payload;
+            setups::apply_change(conn, p).await?;
+        }
+        ApiInput::SetupOverdue(env) => {
+            let p = &env.payload;
+            setups::mark_overdue(conn, p.setup_id, p.sequence, p.due_at).await?;
         }
         ApiInput::RequestAnswered(env) => {
             // The answer names the request it answers by causation; only the API's own

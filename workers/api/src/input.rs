@@ -4,8 +4,9 @@
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationRequested, NotificationSent,
     OrderAccepted, OrderAddressChanged, OrderCancelled, OrderCompleted, OrderHoldChanged,
-    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, ShipmentDelivered,
-    ShipmentDispatched, ShipmentException, ShipmentRequested, ShipmentUpdated,
+    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, SetupOverdue,
+    SetupStatusChanged, ShipmentDelivered, ShipmentDispatched, ShipmentException,
+    ShipmentRequested, ShipmentUpdated,
 };
 use orderly_runtime::LockKey;
 
@@ -50,6 +51,10 @@ orderly_runtime::inputs! {
         NotificationFailed(NotificationFailed),
         /// A catalog product: searched when an operator resolves an order item exception.
         Product(ProductUpserted),
+        /// A setup of a service line started, moved or ended.
+        SetupChanged(SetupStatusChanged),
+        /// A setup's stage is past its SLA.
+        SetupOverdue(SetupOverdue),
     }
 }
 
@@ -75,6 +80,8 @@ impl ApiInput {
             Self::NotificationRequested(e) => e.payload.order_id,
             Self::NotificationSent(e) => e.payload.order_id,
             Self::NotificationFailed(e) => e.payload.order_id,
+            Self::SetupChanged(e) => Some(e.payload.order_id),
+            Self::SetupOverdue(e) => Some(e.payload.order_id),
             Self::Tracking(_) | Self::Product(_) => None,
         }
     }
@@ -114,7 +121,9 @@ impl ApiInput {
             | Self::NotificationRequested(_)
             | Self::NotificationSent(_)
             | Self::NotificationFailed(_)
-            | Self::Product(_) => FactsChange::None,
+            | Self::Product(_)
+            | Self::SetupChanged(_)
+            | Self::SetupOverdue(_) => FactsChange::None,
         }
     }
 }

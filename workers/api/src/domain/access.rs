@@ -26,12 +26,16 @@ pub(crate) enum Permission {
     /// See the queues and dead letters, replay and purge dead letters (the console's
     /// operations page).
     OperationsManage,
+    /// Read the setups of service lines (list and detail, with their history).
+    SetupsView,
+    /// Move setups along: advance, return, record QA, hold and release.
+    SetupsAdvance,
 }
 
 impl Permission {
     /// Every permission.
     #[cfg(test)]
-    pub(crate) const ALL: [Permission; 7] = [
+    pub(crate) const ALL: [Permission; 9] = [
         Self::OrdersView,
         Self::OrdersEdit,
         Self::OrdersCancel,
@@ -39,6 +43,8 @@ impl Permission {
         Self::ExceptionsResolve,
         Self::AuditView,
         Self::OperationsManage,
+        Self::SetupsView,
+        Self::SetupsAdvance,
     ];
 
     /// Its name, as documented (`orders.view`).
@@ -51,6 +57,8 @@ impl Permission {
             Self::ExceptionsResolve => "exceptions.resolve",
             Self::AuditView => "audit.view",
             Self::OperationsManage => "operations.manage",
+            Self::SetupsView => "setups.view",
+            Self::SetupsAdvance => "setups.advance",
         }
     }
 }
@@ -70,7 +78,7 @@ pub(crate) enum Role {
     FulfillmentTeam,
     /// Views, edits and cancels the orders of the stores assigned to them, and only those.
     AccountManager,
-    /// Views orders (setup stages come later).
+    /// Views orders, and views and moves along the setups of service lines.
     SetupManager,
 }
 
@@ -105,11 +113,14 @@ impl Role {
                 ExceptionsResolve,
                 AuditView,
                 OperationsManage,
+                SetupsView,
+                SetupsAdvance,
             ],
             Self::FulfillmentTeam => &[OrdersView, OrdersEdit],
-            // Their clients' orders: view, change and cancel (refunds are the order admins').
-            Self::AccountManager => &[OrdersView, OrdersEdit, OrdersCancel],
-            Self::SetupManager => &[OrdersView],
+            // Their clients' orders: view, change and cancel (refunds are the order admins'),
+            // and see how their clients' setups stand.
+            Self::AccountManager => &[OrdersView, OrdersEdit, OrdersCancel, SetupsView],
+            Self::SetupManager => &[OrdersView, SetupsView, SetupsAdvance],
         }
     }
 

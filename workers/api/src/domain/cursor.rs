@@ -65,6 +65,20 @@ impl Cursor {
     }
 }
 
+/// The `next_cursor` of a page of at most `limit` rows: after the last row's key (`key`),
+/// when the page is full (there may be more); `None` on a shorter page, the last.
+pub(crate) fn next_page<T>(
+    rows: &[T],
+    limit: u16,
+    key: impl Fn(&T) -> (DateTime<Utc>, Uuid),
+) -> Option<String> {
+    if rows.len() < usize::from(limit) {
+        return None;
+    }
+    let (at, id) = key(rows.last()?);
+    Some(Cursor::after(at, id).encode())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@
 //!   refused naming the parameter;
 //! - [`cursor`]: the lists' opaque keyset cursor;
 //! - [`exceptions`]: the order-exceptions list's query string;
+//! - [`setups`]: the setups list's query string;
 //! - [`export`]: exports of the order list (CSV, JSON lines): shape, cells, escaping;
 //! - [`customer_token`]: storefront customers' signed tokens: minting, parsing, verifying;
 //! - [`notice`]: a message to a customer, merged from the events about its request;
@@ -45,4 +46,5 @@ pub(crate) mod rate;
 pub(crate) mod rollup;
 pub(crate) mod saga;
 pub(crate) mod session;
+pub(crate) mod setups;
 pub(crate) mod token;

@@ -20,7 +20,7 @@ use super::endpoint::Reply;
 use super::orders::pairs;
 use super::{Api, Problem};
 use crate::domain::access::Permission;
-use crate::domain::cursor::Cursor;
+use crate::domain::cursor::next_page;
 use crate::domain::exceptions;
 use crate::store::exceptions::{self as store, OpenException};
 
@@ -63,10 +63,7 @@ pub(crate) async fn list(
     let rows = store::list(&api.pool, stores.as_deref(), &query)
         .await
         .map_err(internal)?;
-    let next = (rows.len() == usize::from(query.limit))
-        .then(|| rows.last())
-        .flatten()
-        .map(|r| Cursor::after(r.held_since, r.exception_id).encode());
+    let next = next_page(&rows, query.limit, |r| (r.held_since, r.exception_id));
     Ok(Reply::new(ExceptionPage {
         exceptions: rows.into_iter().map(with_links).collect(),
         next_cursor: next,

@@ -33,6 +33,7 @@ mod jobs;
 pub(crate) mod openapi;
 mod orders;
 mod problem;
+mod setups;
 
 use std::sync::Arc;
 
@@ -55,7 +56,7 @@ use crate::domain::command::{
 use crate::domain::rate::Throttle;
 use crate::domain::{
     audit as audit_query, bulk as bulk_query, exceptions as exception_query, filter,
-    jobs as jobs_query,
+    jobs as jobs_query, setups as setup_query,
 };
 use endpoint::{AnswerHeader, Endpoint};
 
@@ -310,6 +311,29 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             .not_found(
                 "No such open order item exception, or one of a store the token does not see.",
             ),
+        Endpoint::get("/api/v1/admin/setups", setups::list)
+            .doc(
+                "listSetups",
+                "setups",
+                "List setups of service lines",
+                "The setups of service products (one per service line of an accepted order), \
+                 most recently changed first, of the stores the token sees: a setup manager's \
+                 work queue (`overdue=true` for the stages past their SLA). Unknown parameters \
+                 are refused.",
+            )
+            .staff(Permission::SetupsView)
+            .query(setup_query::Param::ALL.map(setup_query::Param::doc)),
+        Endpoint::get("/api/v1/admin/setups/{id}", setups::detail)
+            .doc(
+                "getSetup",
+                "setups",
+                "One setup with its history",
+                "Where the setup stands (status, stage, loops, whether it is overdue) and \
+                 every change it went through, with who caused it.",
+            )
+            .staff(Permission::SetupsView)
+            .path_param("id", "The setup's id.")
+            .not_found("No such setup, or one of a store the token does not see."),
         Endpoint::action::<ResolveBody>("/api/v1/admin/order-exceptions/{id}/resolve")
             .doc(
                 "resolveOrderException",

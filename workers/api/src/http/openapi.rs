@@ -230,6 +230,7 @@ fn tag_description(tag: &str) -> &'static str {
         "orders" => "The order list and an order's detail, from the read model.",
         "actions" => "Staff actions on an order: each becomes a command.",
         "exceptions" => "Order item exceptions: imported lines that matched no product.",
+        "setups" => "Setups of service products: their stages, status and history.",
         "commands" => "What became of an action.",
         "audit" => "Every staff action, with who, from where and its outcome.",
         "documents" => "Invoice and credit-note PDFs, from the document store.",

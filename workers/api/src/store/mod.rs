@@ -38,6 +38,7 @@ pub(crate) mod read;
 pub mod secrets;
 pub(crate) mod seen_products;
 pub(crate) mod sessions;
+pub(crate) mod setups;
 pub mod staff;
 pub(crate) mod stats;
 pub(crate) mod tracking;

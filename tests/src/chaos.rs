@@ -1,4 +1,4 @@
-//! The chaos harness shared by the end-to-end tests: a worker's handler wrapped to defer
+//! The chaos harness shared by the end-to-end tests (the pipeline's and the setups' stories): a worker's handler wrapped to defer
 //! and duplicate deliveries like a real network, deterministically from a seed.
 
 use std::{
@@ -22,7 +22,8 @@ use uuid::Uuid;
 /// is forwarded, so duplicated, deferred and reordered deliveries go through the batch
 /// paths production runs. What the harness did is written to a [`ChaosRecord`] the test
 /// owns.
-pub(crate) struct Chaos<H> {
+#[derive(Debug)]
+pub struct Chaos<H> {
     inner: H,
     worker: &'static str,
     /// Where a duplicate goes: the worker's partition exchange (to the original's partition).
@@ -39,7 +40,7 @@ const DUPLICATE: f64 = 0.25;
 
 /// What the chaos harness did, shared by the wrappers of every worker of a run.
 #[derive(Debug, Default)]
-pub(crate) struct ChaosRecord {
+pub struct ChaosRecord {
     /// (worker, message id) of every message published a second time.
     duplicated: BTreeSet<(&'static str, Uuid)>,
     /// (worker, message id) of every message whose first delivery was deferred.
@@ -65,15 +66,15 @@ struct Handling {
 /// came after a later-created message of the same order (message ids are UUIDv7, ordered by
 /// creation), by path.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct ChaosFigures {
-    pub(crate) duplicated: usize,
-    pub(crate) deferred: usize,
+pub struct ChaosFigures {
+    pub duplicated: usize,
+    pub deferred: usize,
     /// Out of order inside `handle_batch` with more than one message.
-    pub(crate) reordered_in_batches: usize,
+    pub reordered_in_batches: usize,
     /// Out of order inside `handle_batch` with one message.
-    pub(crate) reordered_in_batches_of_one: usize,
+    pub reordered_in_batches_of_one: usize,
     /// Out of order through `handle` (the careful path).
-    pub(crate) reordered_alone: usize,
+    pub reordered_alone: usize,
 }
 
 impl ChaosRecord {
@@ -124,7 +125,7 @@ fn draw(seed: u64, id: Uuid, what: u64) -> f64 {
 }
 
 /// A worker's handler under chaos, sharing the run's broker channel and record.
-pub(crate) fn chaos_of<H: Handler>(
+pub fn chaos_of<H: Handler>(
     (world, channel, record): (&World, &lapin::Channel, &Arc<Mutex<ChaosRecord>>),
     worker: &'static str,
     seed: u64,
@@ -279,7 +280,7 @@ impl<H: Handler> Handler for Chaos<H> {
 
 /// What the harness did in a run of `workers`, counting only the handlings their inboxes
 /// say were committed.
-pub(crate) async fn figures(
+pub async fn figures(
     world: &World,
     record: &Mutex<ChaosRecord>,
     workers: &[&'static str],
@@ -302,7 +303,7 @@ pub(crate) async fn figures(
 /// Starts orders, inventory and fulfillment on `host`, each under the harness (seeds
 /// `seed`, `seed + 1`, `seed + 2`), sharing one record and one channel for the duplicates;
 /// returns both, to wrap more workers with [`chaos_of`].
-pub(crate) async fn start_pipeline(
+pub async fn start_pipeline(
     host: &mut Host,
     world: &World,
     seed: u64,

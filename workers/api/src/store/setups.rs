@@ -1,0 +1,251 @@
+//! Setups of service lines, from the read model: one row per setup at its highest
+//! `setup.status_changed`, its history, and whether its current stage is past its SLA
+//! (`setup.overdue` names the setup's sequence then; the flag holds while nothing changed
+//! since).
+
+use chrono::{DateTime, Utc};
+use orderly_contracts::messages::{SetupActor, SetupStatus, SetupStatusChanged};
+use schemars::JsonSchema;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::setups::SetupQuery;
+
+/// Applies a `setup.status_changed`: its history row (once), and the setup's row unless a
+/// higher sequence is there already.
+pub(crate) async fn apply_change(
+    conn: &mut PgConnection,
+    p: &SetupStatusChanged,
+) -> sqlx::Result<()> {
+    let role = p.actor.as_ref().map(|a| a.role.as_str());
+    let actor_id = p.actor.as_ref().map(|a| a.id.as_str());
+    sqlx::query(
+        "insert into setup_history (setup_id, sequence, from_status, to_status, stage, loops,
+                                    actor_role, actor_id, request_id, detail, at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         on conflict do nothing",
+    )
+    .bind(p.setup_id)
+    .bind(int(p.sequence))
+    .bind(p.from.map(SetupStatus::as_str))
+    .bind(p.to.as_str())
+    .bind(&p.stage)
+    .bind(int(p.loops))
+    .bind(role)
+    .bind(actor_id)
+    .bind(p.request_id)
+    .bind(&p.detail)
+    .bind(p.changed_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into setups (setup_id, order_id, line_id, store_id, sku, template_version,
+                             status, stage, stage_index, loops, sequence, started_at,
+                             updated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+         on conflict (setup_id) do update
+           set status = excluded.status, stage = excluded.stage,
+               stage_index = excluded.stage_index, loops = excluded.loops,
+               sequence = excluded.sequence, updated_at = excluded.updated_at,
+               started_at = least(setups.started_at, excluded.started_at)
+           where setups.sequence < excluded.sequence",
+    )
+    .bind(p.setup_id)
+    .bind(p.order_id)
+    .bind(&p.line_id)
+    .bind(p.store_id.as_str())
+    .bind(p.sku.as_str())
+    .bind(int(p.template_version))
+    .bind(p.to.as_str())
+    .bind(&p.stage)
+    .bind(int(p.stage_index))
+    .bind(int(p.loops))
+    .bind(int(p.sequence))
+    .bind(p.changed_at)
+    .execute(&mut *conn)
+    .await?;
+    // The start is the first change: an earlier `started_at` arriving late moves it back.
+    if p.sequence == 1 {
+        sqlx::query("update setups set started_at = $2 where setup_id = $1 and started_at > $2")
+            .bind(p.setup_id)
+            .bind(p.changed_at)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Applies a `setup.overdue` (the setup's row is there: the setups worker reports a setup
+/// only after it started it, and both messages share the order's partition).
+pub(crate) async fn mark_overdue(
+    conn: &mut PgConnection,
+    setup_id: Uuid,
+    sequence: u32,
+    due_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update setups set overdue_due_at = $3, overdue_sequence = $2
+         where setup_id = $1 and coalesce(overdue_sequence, 0) <= $2",
+    )
+    .bind(setup_id)
+    .bind(int(sequence))
+    .bind(due_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// A setup as the list and the detail show it.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct SetupRow {
+    pub(crate) setup_id: Uuid,
+    pub(crate) order_id: Uuid,
+    /// The order line it sets up.
+    pub(crate) line_id: String,
+    pub(crate) store_id: String,
+    /// The service product.
+    pub(crate) sku: String,
+    /// The template version it follows.
+    pub(crate) template_version: i32,
+    #[schemars(with = "SetupStatus")]
+    pub(crate) status: String,
+    /// The current stage's key (the last one once completed).
+    pub(crate) stage: String,
+    /// The current stage's position, from 0.
+    pub(crate) stage_index: i32,
+    /// How many times it went back (changes asked, QA failed, returned).
+    pub(crate) loops: i32,
+    /// The number of its last change.
+    pub(crate) sequence: i32,
+    pub(crate) started_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
+    /// When its current stage was due, if it is past its SLA.
+    pub(crate) overdue_since: Option<DateTime<Utc>>,
+}
+
+const SELECT: &str = "select setup_id, order_id, line_id, store_id, sku, template_version, \
+       status, stage, stage_index, loops, sequence, started_at, updated_at, \
+       case when overdue_sequence = sequence \
+                 and status not in ('completed', 'cancelled') \
+            then overdue_due_at end as overdue_since \
+     from setups";
+
+/// A page of setups (most recently changed first), of `stores` when given.
+pub(crate) async fn list(
+    pool: &PgPool,
+    stores: Option<&[String]>,
+    q: &SetupQuery,
+) -> sqlx::Result<Vec<SetupRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select * from ({SELECT} \
+           where ($1::text[] is null or store_id = any($1)) \
+             and (cardinality($2::text[]) = 0 or store_id = any($2)) \
+             and (cardinality($3::text[]) = 0 or status = any($3)) \
+             and (cardinality($4::text[]) = 0 or sku = any($4)) \
+             and ($5::text is null or stage = $5) \
+             and ($6::uuid is null or order_id = $6) \
+             and ($7::timestamptz is null or (updated_at, setup_id) < ($7, $8))) x \
+         where ($9::boolean is null or (x.overdue_since is not null) = $9) \
+         order by x.updated_at desc, x.setup_id desc limit $10"
+    )))
+    .bind(stores)
+    .bind(&q.stores)
+    .bind(&q.statuses)
+    .bind(&q.products)
+    .bind(q.stage.as_deref())
+    .bind(q.order)
+    .bind(q.cursor.map(|c| c.placed_at))
+    .bind(q.cursor.map(|c| c.order_id))
+    .bind(q.overdue)
+    .bind(i64::from(q.limit))
+    .fetch_all(pool)
+    .await
+}
+
+/// One setup.
+pub(crate) async fn one(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Option<SetupRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} where setup_id = $1")))
+        .bind(setup_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// One change of a setup.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SetupChange {
+    /// Its number, from 1 (the start).
+    pub(crate) sequence: i32,
+    /// Before (absent for the start).
+    pub(crate) from: Option<SetupStatus>,
+    /// After.
+    pub(crate) to: SetupStatus,
+    /// The stage after it.
+    pub(crate) stage: String,
+    pub(crate) loops: i32,
+    /// Who caused it (absent for the start and a cancellation of the order).
+    pub(crate) actor: Option<SetupActor>,
+    /// The request that caused it.
+    pub(crate) request_id: Option<Uuid>,
+    /// What was done.
+    pub(crate) detail: String,
+    pub(crate) at: DateTime<Utc>,
+}
+
+type HistoryRow = (
+    i32,
+    Option<String>,
+    String,
+    String,
+    i32,
+    Option<String>,
+    Option<String>,
+    Option<Uuid>,
+    String,
+    DateTime<Utc>,
+);
+
+/// A setup's history, oldest first.
+pub(crate) async fn history(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Vec<SetupChange>> {
+    let rows: Vec<HistoryRow> = sqlx::query_as(
+        "select sequence, from_status, to_status, stage, loops, actor_role, actor_id,
+                request_id, detail, at
+         from setup_history where setup_id = $1 order by sequence",
+    )
+    .bind(setup_id)
+    .fetch_all(pool)
+    .await?;
+    let corrupt = |what: &str, e: orderly_contracts::types::InvalidValue| {
+        sqlx::Error::Decode(format!("api: stored setup {what}: {e}").into())
+    };
+    rows.into_iter()
+        .map(
+            |(sequence, from, to, stage, loops, role, actor_id, request_id, detail, at)| {
+                Ok(SetupChange {
+                    sequence,
+                    from: from
+                        .map(|f| f.parse())
+                        .transpose()
+                        .map_err(|e| corrupt("status", e))?,
+                    to: to.parse().map_err(|e| corrupt("status", e))?,
+                    stage,
+                    loops,
+                    actor: match (role, actor_id) {
+                        (Some(role), Some(id)) => Some(SetupActor {
+                            role: role.parse().map_err(|e| corrupt("role", e))?,
+                            id,
+                        }),
+                        _ => None,
+                    },
+                    request_id,
+                    detail,
+                    at,
+                })
+            },
+        )
+        .collect()
+}
