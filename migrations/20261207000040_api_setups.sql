@@ -39,3 +39,12 @@ create table api.setup_history (
   at           timestamptz not null,
   primary key (setup_id, sequence)
 );
+
+-- The command resource of a staff step on a setup (`POST /api/v1/admin/setups/{id}/steps`),
+-- answered by `setup.request_answered`.
+alter table api.commands drop constraint commands_action_check;
+alter table api.commands
+  add constraint commands_action_check check (action in (
+    'cancel', 'refund', 'note', 'resolve_exception', 'resend_notification', 'hold', 'release',
+    'change_address', 'setup_step'
+  ));

@@ -883,12 +883,107 @@ async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<
         .await?;
     assert_eq!(none.json["setups"].as_array().map(Vec::len), Some(0));
 
+    // Moving it along through the API: a command the setups worker answers.
+    let steps = format!("{path}/steps");
+    let etag = client.get(Some(&manager), &path).await?.etag;
+    assert_eq!(
+        etag.as_deref(),
+        Some("\"2\""),
+        "the setup's ETag is its sequence"
+    );
+    let stale = client
+        .post(
+            Some(&manager),
+            &steps,
+            &[("if-match", "\"1\"")],
+            r#"{"action":"advance"}"#,
+        )
+        .await?;
+    orderly_tests::http::assert_problem(&stale, 412, "a stale If-Match");
+    let refused_role = client
+        .post(Some(&fulfillment), &steps, &[], r#"{"action":"advance"}"#)
+        .await?;
+    orderly_tests::http::assert_problem(&refused_role, 403, "the fulfillment team's step");
+    let clients_step = client
+        .post(Some(&manager), &steps, &[], r#"{"action":"approve"}"#)
+        .await?;
+    assert_eq!(clients_step.json["field"], "action", "{clients_step:?}");
+    let (reader, reader_token) = (&client, manager.as_str());
+    let command = |answer: orderly_tests::http::Answer| async move {
+        anyhow::ensure!(answer.status == 202, "{answer:?}");
+        let at = answer
+            .location
+            .ok_or_else(|| anyhow::anyhow!("a command without its Location"))?;
+        wait_for("the command answered", DEADLINE, || async {
+            let c = reader.get(Some(reader_token), &at).await?;
+            Ok((c.json["status"] != "pending").then_some(c.json))
+        })
+        .await
+    };
+    let advanced = command(
+        client
+            .post(
+                Some(&manager),
+                &steps,
+                &[("if-match", "\"2\""), ("idempotency-key", "step-1")],
+                r#"{"action":"advance"}"#,
+            )
+            .await?,
+    )
+    .await?;
+    assert_eq!(advanced["status"], "applied", "{advanced}");
+    let qa_too_early = command(
+        client
+            .post(
+                Some(&manager),
+                &steps,
+                &[],
+                r#"{"action":"record_qa","results":[{"item":"links work","passed":true}]}"#,
+            )
+            .await?,
+    )
+    .await?;
+    assert_eq!(qa_too_early["status"], "refused", "{qa_too_early}");
+    assert!(
+        qa_too_early["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not in QA"),
+        "{qa_too_early}"
+    );
+    let moved = wait_for("the api shows the step", DEADLINE, || async {
+        let d = client.get(Some(&manager), &path).await?;
+        Ok((d.json["status"] == "in_progress").then_some(d.json))
+    })
+    .await?;
+    assert_eq!(
+        moved["history"][2]["actor"]["role"], "setup_manager",
+        "{moved}"
+    );
+    assert_eq!(
+        moved["overdue_since"],
+        Value::Null,
+        "a new stage is not overdue"
+    );
+
     // Another store's account manager: nothing listed, the setup is 404.
     let theirs = client
         .get(Some(&other_store), "/api/v1/admin/setups")
         .await?;
     assert_eq!(theirs.json["setups"].as_array().map(Vec::len), Some(0));
     assert_eq!(client.get(Some(&other_store), &path).await?.status, 404);
+    let theirs = client
+        .post(
+            Some(&other_store),
+            &steps,
+            &[],
+            r#"{"action":"hold","note":"x"}"#,
+        )
+        .await?;
+    assert_eq!(
+        theirs.status, 403,
+        "an account manager may not move setups: {theirs:?}"
+    );
     // The fulfillment team may not read setups; no token is 401.
     assert_eq!(client.get(Some(&fulfillment), &path).await?.status, 403);
     assert_eq!(client.get(None, "/api/v1/admin/setups").await?.status, 401);

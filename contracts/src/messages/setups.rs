@@ -702,7 +702,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::setup_request_answered,
             from: "setups",
             says: "a setup request was applied, or refused and why",
-            to: [OUT_MERCHANT_EVENTS],
+            to: [API, OUT_MERCHANT_EVENTS],
         ),
     ]
 }

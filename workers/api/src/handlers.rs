@@ -442,6 +442,34 @@ async fn project(
             let p = &env.payload;
             setups::mark_overdue(conn, p.setup_id, p.sequence, p.due_at).await?;
         }
+        ApiInput::SetupAnswered(env) => {
+            // Like an order request's answer: only the API's own commands are recorded.
+            if let Some(command_id) = env.causation_id {
+                let p = &env.payload;
+                let refused: Vec<String> = if p.field_errors.is_empty() {
+                    match p.outcome {
+                        orderly_contracts::messages::RequestOutcome::Refused => {
+                            vec![p.detail.clone()]
+                        }
+                        _ => Vec::new(),
+                    }
+                } else {
+                    p.field_errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect()
+                };
+                commands::record_answer(
+                    conn,
+                    command_id,
+                    p.outcome.as_str(),
+                    &p.detail,
+                    &refused,
+                    env.occurred_at,
+                )
+                .await?;
+            }
+        }
         ApiInput::RequestAnswered(env) => {
             // The answer names the request it answers by causation; only the API's own
             // commands are recorded (a storefront's request is answered too).

@@ -5,8 +5,8 @@ use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationRequested, NotificationSent,
     OrderAccepted, OrderAddressChanged, OrderCancelled, OrderCompleted, OrderHoldChanged,
     OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, SetupOverdue,
-    SetupStatusChanged, ShipmentDelivered, ShipmentDispatched, ShipmentException,
-    ShipmentRequested, ShipmentUpdated,
+    SetupRequestAnswered, SetupStatusChanged, ShipmentDelivered, ShipmentDispatched,
+    ShipmentException, ShipmentRequested, ShipmentUpdated,
 };
 use orderly_runtime::LockKey;
 
@@ -55,6 +55,8 @@ orderly_runtime::inputs! {
         SetupChanged(SetupStatusChanged),
         /// A setup's stage is past its SLA.
         SetupOverdue(SetupOverdue),
+        /// What became of a setup request (a staff step the API sent, or another's).
+        SetupAnswered(SetupRequestAnswered),
     }
 }
 
@@ -82,6 +84,7 @@ impl ApiInput {
             Self::NotificationFailed(e) => e.payload.order_id,
             Self::SetupChanged(e) => Some(e.payload.order_id),
             Self::SetupOverdue(e) => Some(e.payload.order_id),
+            Self::SetupAnswered(e) => Some(e.payload.order_id),
             Self::Tracking(_) | Self::Product(_) => None,
         }
     }
@@ -123,7 +126,8 @@ impl ApiInput {
             | Self::NotificationFailed(_)
             | Self::Product(_)
             | Self::SetupChanged(_)
-            | Self::SetupOverdue(_) => FactsChange::None,
+            | Self::SetupOverdue(_)
+            | Self::SetupAnswered(_) => FactsChange::None,
         }
     }
 }

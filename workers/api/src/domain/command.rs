@@ -15,7 +15,7 @@ use orderly_contracts::messages::{
     Actor, ActorKind, Address, ExceptionResolution, LineQuantity, NotificationEvent,
     NotificationResendRequested, OrderAddressChangeRequested, OrderCancelRequested,
     OrderExceptionResolved, OrderHoldRequested, OrderNoteRequested, OrderRef, OrderRefundRequested,
-    OrderReleaseRequested,
+    OrderReleaseRequested, QaResult, SetupAction, SetupActionRequested, SetupActor, SetupRole,
 };
 use orderly_contracts::types::{Sku, StoreId};
 use orderly_contracts::{ContractError, Envelope, Message, TraceContext, Validate};
@@ -46,6 +46,8 @@ pub(crate) enum Action {
     Release,
     /// Change the order's delivery and/or invoice address (`order.address_change_requested`).
     ChangeAddress,
+    /// Move a setup of a service line along (`setup.action_requested`).
+    SetupStep,
 }
 
 impl Action {
@@ -60,6 +62,7 @@ impl Action {
         Self::Hold,
         Self::Release,
         Self::ChangeAddress,
+        Self::SetupStep,
     ];
 
     /// Its stored name.
@@ -73,6 +76,7 @@ impl Action {
             Self::Hold => "hold",
             Self::Release => "release",
             Self::ChangeAddress => "change_address",
+            Self::SetupStep => "setup_step",
         }
     }
 
@@ -86,6 +90,7 @@ impl Action {
             Self::ResendNotification | Self::Hold | Self::Release | Self::ChangeAddress => {
                 Permission::OrdersEdit
             }
+            Self::SetupStep => Permission::SetupsAdvance,
         }
     }
 
@@ -100,6 +105,7 @@ impl Action {
             Self::Hold => "orders.hold",
             Self::Release => "orders.release",
             Self::ChangeAddress => "orders.change_address",
+            Self::SetupStep => "setups.advance",
         }
     }
 }
@@ -218,6 +224,27 @@ pub(crate) struct AddressBody {
     billing_address: Option<Address>,
 }
 
+/// `POST /api/v1/admin/setups/{id}/steps`: move a setup of a service line along, as staff.
+/// The setups worker decides (who may, in which state) and answers the command.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SetupStepRequest")]
+pub(crate) struct SetupStepBody {
+    /// What to do: `advance` (complete the current stage), `return` (back to `to_stage`),
+    /// `record_qa` (the checklist's `results`), `hold` or `release`. The client's own steps
+    /// (intake, approval) are theirs, not staff's.
+    action: SetupAction,
+    /// Why (required to return and to hold).
+    #[serde(default)]
+    note: Option<String>,
+    /// The earlier stage to go back to (`return`).
+    #[serde(default)]
+    to_stage: Option<String>,
+    /// One result per checklist item (`record_qa`).
+    #[serde(default)]
+    results: Vec<QaResult>,
+}
+
 /// A request body that is an action: the type its endpoint parses and documents, and how it
 /// becomes a [`Request`]. The endpoint is generic over it, so the body the OpenAPI document
 /// describes is the type the handler parses.
@@ -254,6 +281,19 @@ impl ActionBody for AddressBody {
 
     fn into_request(self, _: Uuid) -> Request {
         Request::ChangeAddress(Box::new(self))
+    }
+}
+
+impl ActionBody for SetupStepBody {
+    const ACTION: Action = Action::SetupStep;
+
+    fn into_request(self, setup_id: Uuid) -> Request {
+        Request::SetupStep {
+            setup_id,
+            body: self,
+            // Set from the token by whoever sends it (see `Request::with_role`).
+            role: SetupRole::SetupManager,
+        }
     }
 }
 
@@ -319,6 +359,23 @@ pub(crate) enum Request {
     Release(ReleaseBody),
     /// Boxed: two addresses are much larger than the other bodies.
     ChangeAddress(Box<AddressBody>),
+    /// A step of a setup, asked by staff in `role`.
+    SetupStep {
+        setup_id: Uuid,
+        body: SetupStepBody,
+        role: SetupRole,
+    },
+}
+
+impl Request {
+    /// The request asked by staff in `role` (what a setup step names as who asks; the
+    /// other requests name the operator only).
+    pub(crate) fn with_role(mut self, staff: SetupRole) -> Self {
+        if let Self::SetupStep { role, .. } = &mut self {
+            *role = staff;
+        }
+        self
+    }
 }
 
 /// Who is acting, as the message names them: an operator, by e-mail (or staff id when the
@@ -454,6 +511,48 @@ pub(crate) fn message(
             command_id,
             trace,
         ),
+        Request::SetupStep {
+            setup_id,
+            body,
+            role,
+        } => {
+            if !matches!(
+                body.action,
+                SetupAction::Advance
+                    | SetupAction::Return
+                    | SetupAction::RecordQa
+                    | SetupAction::Hold
+                    | SetupAction::Release
+            ) {
+                return Err(ContractError::new(
+                    "action",
+                    format!(
+                        "`{}` is the client's step (their intake link), not staff's",
+                        body.action
+                    ),
+                ));
+            }
+            build(
+                SetupActionRequested {
+                    request_id: command_id,
+                    setup_id: *setup_id,
+                    order_id: target.order_id,
+                    action: body.action,
+                    requested_by: SetupActor {
+                        role: *role,
+                        id: by.id.clone().unwrap_or_default(),
+                    },
+                    note: body.note.clone(),
+                    values: Default::default(),
+                    results: body.results.clone(),
+                    to_stage: body.to_stage.clone(),
+                    approved: None,
+                },
+                target,
+                command_id,
+                trace,
+            )
+        }
         Request::ChangeAddress(b) => build(
             OrderAddressChangeRequested {
                 request_id: command_id,
@@ -596,8 +695,7 @@ mod tests {
     /// API stores (a new action without the migration is refused by the database: a 503).
     #[test]
     fn the_commands_check_constraint_lists_every_action() {
-        let migration =
-            include_str!("../../../../migrations/20261206000090_address_amendments.sql");
+        let migration = include_str!("../../../../migrations/20261207000040_api_setups.sql");
         let marker = "constraint commands_action_check check (action in (";
         let Some(allowed) = orderly_runtime::db::check_values(migration, marker) else {
             panic!("the migration has no `commands_action_check`");
@@ -615,10 +713,11 @@ mod tests {
                 | Action::ResendNotification
                 | Action::Hold
                 | Action::Release
-                | Action::ChangeAddress => {}
+                | Action::ChangeAddress
+                | Action::SetupStep => {}
             }
         }
-        assert_eq!(Action::ALL.len(), 8, "a variant missing from `Action::ALL`");
+        assert_eq!(Action::ALL.len(), 9, "a variant missing from `Action::ALL`");
     }
 
     fn target() -> Target<'static> {

@@ -39,10 +39,11 @@ use super::auth::Caller;
 use super::customer::Customer;
 use super::endpoint::{Accepted, Access, Endpoint, Reply, answer_of};
 use super::{Api, Problem};
-use crate::domain::access::Permission;
+use crate::domain::access::{Permission, Role};
 use crate::domain::command::{self, Action, ActionBody, CustomerAction, Target};
 use crate::store::commands::{self as store, AuditEntry, By, Command, NewCommand};
 use crate::store::customers::Owner;
+use orderly_contracts::messages::SetupRole;
 
 /// Where a request came from: the peer's address and, as told (not trusted), the
 /// `X-Forwarded-For` header of a proxy in front.
@@ -141,6 +142,19 @@ impl Requester {
             }
     }
 
+    /// The role they act on a setup in: the staff member's, or the client.
+    fn setup_role(&self) -> SetupRole {
+        match self {
+            Self::Staff(caller) => match caller.0.role {
+                Role::OrderAdmin => SetupRole::OrderAdmin,
+                Role::SetupManager => SetupRole::SetupManager,
+                Role::FulfillmentTeam => SetupRole::FulfillmentTeam,
+                Role::AccountManager => SetupRole::AccountManager,
+            },
+            Self::Customer(_) => SetupRole::Client,
+        }
+    }
+
     /// How the request message names them (`requested_by`).
     fn actor(&self) -> orderly_contracts::messages::Actor {
         match self {
@@ -177,6 +191,7 @@ impl Requester {
 enum On<'a> {
     Order(&'a str),
     Exception(&'a str),
+    Setup(&'a str),
 }
 
 /// Who may ask for the action whose body is `B`, as a handler's extractor: a staff member
@@ -257,6 +272,7 @@ pub(crate) async fn submit<B: ActionBody>(
     let action = B::ACTION;
     let on = match action {
         Action::ResolveException => On::Exception(id),
+        Action::SetupStep => On::Setup(id),
         Action::Cancel
         | Action::Refund
         | Action::Note
@@ -385,12 +401,13 @@ async fn decide<B: ActionBody>(
 ) -> Result<Accepted<CommandView>, Problem> {
     let action = B::ACTION;
     let target_text = match on {
-        On::Order(id) | On::Exception(id) => id,
+        On::Order(id) | On::Exception(id) | On::Setup(id) => id,
     };
     let parsed_id: Result<Uuid, _> = target_text.parse();
     match (on, &parsed_id) {
         (On::Order(_), Ok(id)) => facts.order_id = Some(*id),
         (On::Exception(_), Ok(id)) => facts.target = Some(format!("exception {id}")),
+        (On::Setup(_), Ok(id)) => facts.target = Some(format!("setup {id}")),
         (_, Err(_)) => facts.target = Some(target_text.chars().take(64).collect()),
     }
     requester.permit(action)?;
@@ -398,6 +415,7 @@ async fn decide<B: ActionBody>(
         let what = match on {
             On::Order(_) => "an order id",
             On::Exception(_) => "an order item exception id",
+            On::Setup(_) => "a setup id",
         };
         Problem::bad_parameter("id", format!("`{target_text}` is not {what} (a UUID)"))
     })?;
@@ -417,7 +435,8 @@ async fn decide<B: ActionBody>(
         .map_err(|why| Problem::bad_parameter("If-Match", why))?;
     let request = command::parse_body::<B>(body)
         .map_err(body_problem)?
-        .into_request(id);
+        .into_request(id)
+        .with_role(requester.setup_role());
     let fingerprint = command::request_fingerprint(action, target_text, body);
 
     let mut tx = api.pool.begin().await.map_err(internal)?;
@@ -439,12 +458,23 @@ async fn decide<B: ActionBody>(
             format!("no {what} that this token may see"),
         )
     };
+    // A setup's step is conditional on the setup's own sequence (its `ETag`), not the
+    // order's.
+    let mut setup_sequence = None;
     let order_id = match on {
         On::Order(_) => id,
         On::Exception(_) => store::order_of_exception(&mut tx, id)
             .await
             .map_err(internal)?
             .ok_or_else(|| not_found(format!("order item exception {id}")))?,
+        On::Setup(_) => {
+            let (order_id, sequence) = store::order_of_setup(&mut tx, id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| not_found(format!("setup {id}")))?;
+            setup_sequence = Some(i64::from(sequence));
+            order_id
+        }
     };
     facts.order_id = Some(order_id);
     let order = store::order_for_command(&mut tx, order_id, requester.owner())
@@ -454,18 +484,26 @@ async fn decide<B: ActionBody>(
         .ok_or_else(|| match on {
             On::Order(_) => not_found(format!("order {order_id}")),
             On::Exception(_) => not_found(format!("order item exception {id}")),
+            On::Setup(_) => not_found(format!("setup {id}")),
         })?;
     facts.store_id = Some(order.store_id.clone());
+    let (what, etag) = match setup_sequence {
+        Some(sequence) => ("setup", sequence),
+        None => ("order", order.status_sequence),
+    };
     if let Some(m) = &if_match
-        && !m.matches(order.status_sequence)
+        && !m.matches(etag)
     {
         return Err(Problem::new(
             StatusCode::PRECONDITION_FAILED,
             "precondition-failed",
-            "The order has moved on",
+            if setup_sequence.is_some() {
+                "The setup has moved on"
+            } else {
+                "The order has moved on"
+            },
             format!(
-                "the order's ETag is now \"{}\", not what If-Match names: reload it and decide again",
-                order.status_sequence
+                "the {what}'s ETag is now \"{etag}\", not what If-Match names: reload it and decide again"
             ),
         ));
     }

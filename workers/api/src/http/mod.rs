@@ -52,6 +52,7 @@ pub(crate) use problem::Problem;
 use crate::domain::access::Permission;
 use crate::domain::command::{
     AddressBody, CancelBody, HoldBody, NoteBody, RefundBody, ReleaseBody, ResendBody, ResolveBody,
+    SetupStepBody,
 };
 use crate::domain::rate::Throttle;
 use crate::domain::{
@@ -329,9 +330,24 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "setups",
                 "One setup with its history",
                 "Where the setup stands (status, stage, loops, whether it is overdue) and \
-                 every change it went through, with who caused it.",
+                 every change it went through, with who caused it. `ETag` is its sequence \
+                 (send it as `If-Match` on a step).",
             )
             .staff(Permission::SetupsView)
+            .answer_header(AnswerHeader::ETag)
+            .path_param("id", "The setup's id.")
+            .not_found("No such setup, or one of a store the token does not see."),
+        Endpoint::action::<SetupStepBody>("/api/v1/admin/setups/{id}/steps")
+            .doc(
+                "stepSetup",
+                "setups",
+                "Move a setup along",
+                "Sends `setup.action_requested` to the setups worker as the token's staff \
+                 role: complete the current stage (`advance`), go back to an earlier one \
+                 (`return`), record the QA checklist (`record_qa`), `hold` or `release`. The \
+                 worker decides (who may, in which state) and answers the command. `If-Match` \
+                 names the setup's `ETag` (its sequence, as its detail gives it).",
+            )
             .path_param("id", "The setup's id.")
             .not_found("No such setup, or one of a store the token does not see."),
         Endpoint::action::<ResolveBody>("/api/v1/admin/order-exceptions/{id}/resolve")

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::{
     extract::{Path, RawQuery, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -48,6 +48,8 @@ pub(crate) struct SetupLinks {
     order: String,
     /// The setup itself.
     setup: String,
+    /// Where staff move it along (`POST`).
+    steps: String,
 }
 
 /// A setup with every change it went through.
@@ -103,16 +105,21 @@ pub(crate) async fn detail(
     let history = store::history(&api.pool, setup_id)
         .await
         .map_err(internal)?;
+    // Its sequence: what `If-Match` names on a step.
+    let etag = HeaderValue::from_str(&format!("\"{}\"", found.sequence))
+        .map_err(|_| Problem::unavailable())?;
     Ok(Reply::new(SetupDetail {
         setup: with_links(found),
         history,
-    }))
+    })
+    .with_header(header::ETAG, etag))
 }
 
 fn with_links(setup: SetupRow) -> SetupView {
     let links = SetupLinks {
         order: format!("/api/v1/admin/orders/{}", setup.order_id),
         setup: format!("/api/v1/admin/setups/{}", setup.setup_id),
+        steps: format!("/api/v1/admin/setups/{}/steps", setup.setup_id),
     };
     SetupView { setup, links }
 }

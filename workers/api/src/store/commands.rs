@@ -203,6 +203,17 @@ pub(crate) async fn order_of_exception(
     .await
 }
 
+/// The order of setup `setup_id` and the setup's sequence (its `ETag`), from the read model.
+pub(crate) async fn order_of_setup(
+    conn: &mut PgConnection,
+    setup_id: Uuid,
+) -> sqlx::Result<Option<(Uuid, i32)>> {
+    sqlx::query_as("select order_id, sequence from setups where setup_id = $1")
+        .bind(setup_id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// What a new command is.
 #[derive(Debug)]
 pub(crate) struct NewCommand<'a> {
