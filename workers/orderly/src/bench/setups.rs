@@ -8,13 +8,15 @@
 //! request for a setup follows the answer to its previous one, as a client's or an operator's
 //! does. The clock runs from the first request published until every request is answered
 //! (applied, with its history row, `setup.status_changed`, `setup.request_answered` and, at
-//! the end, `setup.completed` in the outbox); then until the relay has published them all.
+//! the end, `setup.completed` in the outbox); then until the relay has published them all
+//! (a simulated merchant reads the merchant-events feed they go to).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use lapin::BasicProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
 use orderly_runtime::broker::{self, Names};
 use orderly_runtime::config::ConsumerSettings;
 use orderly_runtime::{Host, Settings, db, topology};
@@ -184,6 +186,28 @@ async fn measure(settings: &Settings, orders: usize) -> anyhow::Result<Figures> 
     };
     host.start_worker(orderly_setups::NAME, orderly_setups::SetupsHandler)
         .await?;
+    // The merchant's systems read their feed (`out.merchant-events`, where every setup event
+    // also goes): a full feed would hold the relay back (the outbound queues are
+    // length-limited and refuse more), which is not what is measured here.
+    let feed = connection.create_channel().await?;
+    let mut merchant = feed
+        .basic_consume(
+            names
+                .queue(orderly_contracts::routing::queues::OUT_MERCHANT_EVENTS)
+                .as_str()
+                .into(),
+            "bench-merchant".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let reader = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = merchant.next().await {}
+    });
 
     let product = envelope(
         "catalog.product_upserted",
@@ -286,6 +310,7 @@ async fn measure(settings: &Settings, orders: usize) -> anyhow::Result<Figures> 
         .fetch_one(&pool)
         .await?;
     host.stop(Duration::from_secs(10)).await;
+    reader.abort();
     pool.close().await;
     Ok(Figures {
         setups,
