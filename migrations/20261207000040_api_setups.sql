@@ -48,3 +48,12 @@ alter table api.commands
     'cancel', 'refund', 'note', 'resolve_exception', 'resend_notification', 'hold', 'release',
     'change_address', 'setup_step'
   ));
+
+-- The setup templates the catalog published (`catalog.product_upserted`'s `setup`), as
+-- published: the client's intake page is rendered from the version their setup follows.
+create table api.setup_templates (
+  sku          text    not null,
+  version      integer not null,
+  template     jsonb   not null,
+  primary key (sku, version)
+);

@@ -1001,3 +1001,114 @@ async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<
     staff.close().await;
     run.stop().await
 }
+
+/// The client's onboarding form through their signed link: made by staff (not without a
+/// store secret), rendered from the template, refused field by field with nothing sent,
+/// then sent and taken by the setups worker; a changed link is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_fills_in_the_onboarding_form_through_a_signed_link() -> anyhow::Result<()> {
+    let run = Run::start_with(false, &["api"]).await?;
+    let addr = run
+        .api
+        .ok_or_else(|| anyhow::anyhow!("the api does not listen"))?;
+    let client = orderly_tests::http::Client::new(addr);
+    let staff = run.world.pool(orderly_api::NAME).await?;
+    orderly_api::staff::add(&staff, "sm@example.com", "setup_manager", &[]).await?;
+    let manager = orderly_api::staff::issue_token(&staff, "sm@example.com", 1)
+        .await?
+        .token;
+    let order = run.place("S-5001", &[sim::service_product()]).await?;
+    let setup = run.setup_id(order, sim::SERVICE_SKU).await?;
+    let detail = format!("/api/v1/admin/setups/{setup}");
+    wait_until("the api knows the setup", DEADLINE, || async {
+        Ok(client.get(Some(&manager), &detail).await?.status == 200)
+    })
+    .await?;
+    let mint = format!("{detail}/intake-link");
+    let no_secret = client.post(Some(&manager), &mint, &[], "").await?;
+    orderly_tests::http::assert_problem(&no_secret, 409, "a store without a secret");
+    orderly_api::secrets::rotate(&staff, "shop-de", chrono::Duration::zero()).await?;
+    let made = client.post(Some(&manager), &mint, &[], "").await?;
+    assert_eq!(made.status, 200, "{made:?}");
+    let path = made.json["path"].as_str().unwrap_or_default().to_owned();
+    assert!(path.starts_with("/setup-intake/osi_"), "{path}");
+
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}{path}");
+    let page = http.get(&url).send().await?;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await?;
+    for label in ["Your shop", "Contact", "Listings"] {
+        assert!(html.contains(label), "the form lacks {label}: {html}");
+    }
+    // Errors come back by field; nothing is sent.
+    let bad = http
+        .post(&url)
+        .form(&[("shop_url", "keramik"), ("contact_email", "a@a.example")])
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 422);
+    let html = bad.text().await?;
+    assert!(html.contains(r#"data-field="shop_url""#), "{html}");
+    assert!(html.contains(r#"data-field="listings""#), "{html}");
+    assert!(
+        html.contains("keramik"),
+        "the values given are kept: {html}"
+    );
+    let sent: i64 = sqlx::query_scalar("select count(*) from outbox where message_type = $1")
+        .bind("setup.action_requested")
+        .fetch_one(&staff)
+        .await?;
+    assert_eq!(sent, 0, "an intake with errors sends nothing");
+    // A good one goes to the setups worker, which takes it.
+    let good = http
+        .post(&url)
+        .form(&[
+            ("shop_url", "https://keramik.example"),
+            ("contact_email", "anna@keramik.example"),
+            ("listings", "40"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(good.status(), 202);
+    let setups = &run.setups;
+    wait_until("the intake taken", DEADLINE, || async {
+        let status: String = sqlx::query_scalar("select status from setups where setup_id = $1")
+            .bind(setup)
+            .fetch_one(setups)
+            .await?;
+        Ok(status == "intake_review")
+    })
+    .await?;
+    let (values, by): (Value, String) = sqlx::query_as(
+        "select field_values, submitted_by from intake_submissions where setup_id = $1",
+    )
+    .bind(setup)
+    .fetch_one(setups)
+    .await?;
+    assert_eq!(values["listings"], "40");
+    assert!(
+        by.starts_with("C-"),
+        "submitted as the order's customer: {by}"
+    );
+    // Once in review, the form asks why for a correction.
+    wait_for("the correction form", DEADLINE, || async {
+        let html = http.get(&url).send().await?.text().await?;
+        Ok(html.contains("correction-reason").then_some(()))
+    })
+    .await?;
+    // A changed link is refused, a made-up one is not ours.
+    let mut changed = url.clone();
+    let last = changed.pop().unwrap_or('A');
+    changed.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(http.get(&changed).send().await?.status(), 403);
+    assert_eq!(
+        http.get(format!("http://{addr}/setup-intake/osi_nothing.here"))
+            .send()
+            .await?
+            .status(),
+        404
+    );
+    staff.close().await;
+    run.stop().await
+}

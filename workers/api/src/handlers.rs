@@ -433,6 +433,9 @@ async fn project(
                 updated_at: p.updated_at,
             };
             products::upsert(conn, &product).await?;
+            if let Some(template) = &p.setup {
+                setups::save_template(conn, p.sku.as_str(), template).await?;
+            }
         }
         ApiInput::SetupChanged(env) => {
             let p = &env.payload;

@@ -29,6 +29,7 @@ mod endpoint;
 mod exceptions;
 mod export;
 mod exports;
+mod intake;
 mod jobs;
 pub(crate) mod openapi;
 mod orders;
@@ -337,6 +338,24 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             .answer_header(AnswerHeader::ETag)
             .path_param("id", "The setup's id.")
             .not_found("No such setup, or one of a store the token does not see."),
+        Endpoint::post("/api/v1/admin/setups/{id}/intake-link", intake::mint)
+            .doc(
+                "setupIntakeLink",
+                "setups",
+                "A link for the client's onboarding form",
+                "A signed link (`/setup-intake/{token}` on this API) to the onboarding form of \
+                 the setup, valid 14 days, signed with the store's current secret (the one \
+                 customer tokens use): send it to the client. The form is rendered from the \
+                 template version the setup follows and checked field by field before \
+                 anything is sent. In the audit log as `setups.intake_link`.",
+            )
+            .staff(Permission::SetupsAdvance)
+            .path_param("id", "The setup's id.")
+            .not_found("No such setup, or one of a store the token does not see.")
+            .refuses(
+                409,
+                "The store has no secret yet (`orderly store-secret rotate`).",
+            ),
         Endpoint::action::<SetupStepBody>("/api/v1/admin/setups/{id}/steps")
             .doc(
                 "stepSetup",
@@ -591,6 +610,10 @@ pub(crate) fn router(api: Arc<Api>, max_body_bytes: usize) -> Router {
         .into_iter()
         .fold(Router::new(), |router, e| router.route(e.path, e.route))
         .merge(console::router())
+        .route(
+            "/setup-intake/{token}",
+            axum::routing::get(intake::show).post(intake::submit),
+        )
         .fallback(|| async {
             Problem::new(
                 StatusCode::NOT_FOUND,

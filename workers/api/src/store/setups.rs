@@ -249,3 +249,79 @@ pub(crate) async fn history(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Vec<S
         )
         .collect()
 }
+
+/// Keeps a setup template version as the catalog published it (the first one stands).
+pub(crate) async fn save_template(
+    conn: &mut PgConnection,
+    sku: &str,
+    template: &orderly_contracts::messages::SetupTemplate,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into setup_templates (sku, version, template) values ($1, $2, $3)
+         on conflict do nothing",
+    )
+    .bind(sku)
+    .bind(int(template.version))
+    .bind(sqlx::types::Json(template))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What the client's intake page needs of a setup.
+#[derive(Debug, Clone)]
+pub(crate) struct IntakeContext {
+    pub(crate) setup_id: Uuid,
+    pub(crate) order_id: Uuid,
+    pub(crate) store_id: String,
+    pub(crate) status: String,
+    pub(crate) stage_index: i32,
+    /// The template version the setup follows, once the catalog's message is here.
+    pub(crate) template: Option<orderly_contracts::messages::SetupTemplate>,
+    /// The order's customer, as the order carries them.
+    pub(crate) customer_id: Option<String>,
+    pub(crate) customer_name: Option<String>,
+}
+
+type IntakeRow = (
+    Uuid,
+    Uuid,
+    String,
+    String,
+    i32,
+    Option<sqlx::types::Json<orderly_contracts::messages::SetupTemplate>>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The setup `setup_id` as its intake page needs it.
+pub(crate) async fn intake_context(
+    pool: &PgPool,
+    setup_id: Uuid,
+) -> sqlx::Result<Option<IntakeContext>> {
+    let row: Option<IntakeRow> = sqlx::query_as(
+        "select s.setup_id, s.order_id, s.store_id, s.status, s.stage_index, t.template,
+                o.customer->>'id', o.customer_name
+         from setups s
+         left join setup_templates t on t.sku = s.sku and t.version = s.template_version
+         left join orders o on o.order_id = s.order_id
+         where s.setup_id = $1",
+    )
+    .bind(setup_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(setup_id, order_id, store_id, status, stage_index, template, customer_id, name)| {
+            IntakeContext {
+                setup_id,
+                order_id,
+                store_id,
+                status,
+                stage_index,
+                template: template.map(|t| t.0),
+                customer_id,
+                customer_name: name,
+            }
+        },
+    ))
+}

@@ -7,7 +7,6 @@
 //! [`decide`] checks who asks, for what, in which state, and returns the [`Step`] to take
 //! or the [`Refusal`] to record; [`cancel`] is the order's cancellation.
 
-mod intake;
 pub(crate) mod sla;
 
 use orderly_contracts::messages::{
@@ -15,7 +14,7 @@ use orderly_contracts::messages::{
     SetupTemplate, StageKind,
 };
 
-pub(crate) use intake::check_intake;
+pub(crate) use orderly_contracts::messages::check_intake;
 
 /// A setup as the decisions need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

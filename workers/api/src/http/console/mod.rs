@@ -26,6 +26,8 @@ mod analytics;
 mod bulk;
 mod exceptions;
 mod layout;
+
+pub(crate) use layout::STYLESHEET;
 mod operations;
 mod orders;
 mod signin;
