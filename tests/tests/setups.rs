@@ -1002,11 +1002,12 @@ async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<
     run.stop().await
 }
 
-/// The client's onboarding form through their signed link: made by staff (not without a
-/// store secret), rendered from the template, refused field by field with nothing sent,
-/// then sent and taken by the setups worker; a changed link is refused.
+/// The client's onboarding form and approval through their signed link: made by staff (not
+/// without a store secret), rendered from the template, refused field by field with nothing
+/// sent, then sent and taken by the setups worker; later the same link asks for changes and
+/// approves; a changed link is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_client_fills_in_the_onboarding_form_through_a_signed_link() -> anyhow::Result<()> {
+async fn the_client_fills_in_the_form_and_approves_through_a_signed_link() -> anyhow::Result<()> {
     let run = Run::start_with(false, &["api"]).await?;
     let addr = run
         .api
@@ -1097,6 +1098,78 @@ async fn the_client_fills_in_the_onboarding_form_through_a_signed_link() -> anyh
         Ok(html.contains("correction-reason").then_some(()))
     })
     .await?;
+    // The same link takes the client's approval when the work is done.
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    let status_is = |want: &'static str| async move {
+        wait_until(&format!("the setup {want}"), DEADLINE, || async {
+            let status: String =
+                sqlx::query_scalar("select status from setups where setup_id = $1")
+                    .bind(setup)
+                    .fetch_one(setups)
+                    .await?;
+            Ok(status == want)
+        })
+        .await
+    };
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    let page = wait_for("the approval page", DEADLINE, || async {
+        let html = http.get(&url).send().await?.text().await?;
+        Ok(html.contains("Client review").then_some(html))
+    })
+    .await?;
+    assert!(page.contains(r#"value="approve""#), "{page}");
+    let empty = http
+        .post(&url)
+        .form(&[("decision", "changes"), ("changes", " ")])
+        .send()
+        .await?;
+    assert_eq!(empty.status(), 422, "changes say what");
+    let changes = http
+        .post(&url)
+        .form(&[
+            ("decision", "changes"),
+            ("changes", "Bigger photos, please"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(changes.status(), 202);
+    status_is("in_progress").await?;
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    wait_for("the approval page again", DEADLINE, || async {
+        let html = http.get(&url).send().await?.text().await?;
+        Ok(html.contains(r#"value="approve""#).then_some(()))
+    })
+    .await?;
+    let approve = http
+        .post(&url)
+        .form(&[("decision", "approve")])
+        .send()
+        .await?;
+    assert_eq!(approve.status(), 202);
+    status_is("qa").await?;
+    let decisions: Vec<(String, Option<String>)> =
+        sqlx::query_as("select decision, approved from approvals where setup_id = $1 order by at")
+            .bind(setup)
+            .fetch_all(setups)
+            .await?;
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert_eq!(decisions[0].0, "changes_requested");
+    assert!(
+        decisions[1]
+            .1
+            .as_deref()
+            .is_some_and(|a| a.contains("stage `review`")),
+        "the approval is bound to what was approved: {decisions:?}"
+    );
+    // Nothing for the client to do in QA.
+    wait_for("nothing to do", DEADLINE, || async {
+        Ok((http.get(&url).send().await?.status() == 409).then_some(()))
+    })
+    .await?;
+
     // A changed link is refused, a made-up one is not ours.
     let mut changed = url.clone();
     let last = changed.pop().unwrap_or('A');

@@ -7,8 +7,11 @@
 //! (`orderly_contracts::messages::check_intake`): with errors the form comes back (422) with
 //! each field's error and nothing is sent; without, `setup.action_requested`
 //! (`submit_intake`, as the client) goes through the api's outbox and the setups worker
-//! decides. A setup in intake review takes a correction, which says why. A link changed or
-//! signed by a secret rotated out is 403, an expired one 410, a setup past its intake 409.
+//! decides. A setup in intake review takes a correction, which says why. While the setup
+//! waits for the client's approval, the same link shows the stage to approve and takes the
+//! approval (bound to the setup as of its last change, which is what the client saw) or a
+//! request for changes (which says what). A link changed or signed by a secret rotated out
+//! is 403, an expired one 410, a setup with nothing for the client to do 409.
 //! Pages for people, like the console: not endpoints of the OpenAPI document.
 
 use std::collections::BTreeMap;
@@ -24,7 +27,7 @@ use chrono::Utc;
 use maud::{DOCTYPE, Markup, html};
 use orderly_contracts::messages::{
     FieldError, FieldKind, IntakeField, SetupAction, SetupActionRequested, SetupActor, SetupRole,
-    StageKind, check_intake,
+    SetupStage, StageKind, check_intake,
 };
 use orderly_contracts::{Envelope, Validate};
 use orderly_runtime::outbox::{self, OutboxMessage};
@@ -170,29 +173,44 @@ async fn open(api: &Api, token: &str) -> Result<IntakeContext, PageAnswer> {
     }
 }
 
-/// The intake fields of the setup's current stage, and whether a submission would be a
-/// correction; or the page saying why there is no form.
-fn form_of(setup: &IntakeContext) -> Result<(&[IntakeField], bool), PageAnswer> {
-    let correction = match setup.status.as_str() {
-        "pending_intake" => false,
-        "intake_review" => true,
-        _ => {
-            return Err(PageAnswer(
-                StatusCode::CONFLICT,
-                notice("Your onboarding form is already with us: this setup is past it."),
-            ));
-        }
-    };
+/// What the client can do on their link now.
+enum ClientStep<'a> {
+    /// Fill in the intake form (`correction`: again, saying why).
+    Form {
+        fields: &'a [IntakeField],
+        correction: bool,
+    },
+    /// Approve the stage, or ask for changes.
+    Approval { stage: &'a SetupStage },
+}
+
+/// What the client can do with the setup now; or the page saying why nothing.
+fn step_of(setup: &IntakeContext) -> Result<ClientStep<'_>, PageAnswer> {
     let stage = setup.template.as_ref().and_then(|t| {
         usize::try_from(setup.stage_index)
             .ok()
             .and_then(|i| t.stages.get(i))
     });
-    match stage {
-        Some(stage) if stage.kind == StageKind::Intake => Ok((&stage.fields, correction)),
-        _ => Err(PageAnswer(
+    let not_now = || {
+        PageAnswer(
             StatusCode::SERVICE_UNAVAILABLE,
             notice("The form cannot be shown right now; please try again in a moment."),
+        )
+    };
+    match (setup.status.as_str(), stage) {
+        ("pending_intake" | "intake_review", Some(stage)) if stage.kind == StageKind::Intake => {
+            Ok(ClientStep::Form {
+                fields: &stage.fields,
+                correction: setup.status == "intake_review",
+            })
+        }
+        ("awaiting_client", Some(stage)) if stage.kind == StageKind::ClientApproval => {
+            Ok(ClientStep::Approval { stage })
+        }
+        ("pending_intake" | "intake_review" | "awaiting_client", _) => Err(not_now()),
+        _ => Err(PageAnswer(
+            StatusCode::CONFLICT,
+            notice("There is nothing for you to do on this setup right now: it is with us."),
         )),
     }
 }
@@ -203,12 +221,15 @@ pub(crate) async fn show(State(api): State<Arc<Api>>, Path(token): Path<String>)
         Ok(setup) => setup,
         Err(page) => return page.into_response(),
     };
-    match form_of(&setup) {
-        Ok((fields, correction)) => PageAnswer(
+    match step_of(&setup) {
+        Ok(ClientStep::Form { fields, correction }) => PageAnswer(
             StatusCode::OK,
             form(&setup, fields, correction, &BTreeMap::new(), &[]),
         )
         .into_response(),
+        Ok(ClientStep::Approval { stage }) => {
+            PageAnswer(StatusCode::OK, approval(stage, None)).into_response()
+        }
         Err(page) => page.into_response(),
     }
 }
@@ -223,8 +244,9 @@ pub(crate) async fn submit(
         Ok(setup) => setup,
         Err(page) => return page.into_response(),
     };
-    let (fields, correction) = match form_of(&setup) {
-        Ok(form) => form,
+    let (fields, correction) = match step_of(&setup) {
+        Ok(ClientStep::Form { fields, correction }) => (fields, correction),
+        Ok(ClientStep::Approval { stage }) => return decide(&api, &setup, stage, &body).await,
         Err(page) => return page.into_response(),
     };
     let mut values: BTreeMap<String, String> = BTreeMap::new();
@@ -250,11 +272,71 @@ pub(crate) async fn submit(
         )
         .into_response();
     }
-    let request = SetupActionRequested {
+    let mut request = client_request(&setup, SetupAction::SubmitIntake);
+    request.note = reason;
+    request.values = values;
+    sent(
+        send(&api, request).await,
+        "Thank you: your answers are with us. We will be in touch.",
+    )
+}
+
+/// The client's decision at an approval stage: `decision=approve`, or `decision=changes`
+/// with what to change (`changes`).
+async fn decide(api: &Api, setup: &IntakeContext, stage: &SetupStage, body: &[u8]) -> Response {
+    let form: BTreeMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let changes = form
+        .get("changes")
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
+    let request = match (form.get("decision").map(String::as_str), changes) {
+        (Some("approve"), _) => {
+            let mut r = client_request(setup, SetupAction::Approve);
+            // What the client approved: the stage as the setup stood at its last change.
+            r.approved = Some(format!(
+                "stage `{}` as of setup change {}, approved through the client's link",
+                stage.key, setup.sequence
+            ));
+            r
+        }
+        (Some("changes"), Some(what)) => {
+            let mut r = client_request(setup, SetupAction::RequestChanges);
+            r.note = Some(what.chars().take(2000).collect());
+            r
+        }
+        (Some("changes"), None) => {
+            return PageAnswer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                approval(stage, Some("Say what should change")),
+            )
+            .into_response();
+        }
+        _ => {
+            return PageAnswer(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                approval(stage, Some("Approve, or say what should change")),
+            )
+            .into_response();
+        }
+    };
+    let approved = request.action == SetupAction::Approve;
+    sent(
+        send(api, request).await,
+        if approved {
+            "Thank you for your approval. We take it from here."
+        } else {
+            "Thank you: we will make the changes and ask you again."
+        },
+    )
+}
+
+/// A request from the setup's client (the order's customer).
+fn client_request(setup: &IntakeContext, action: SetupAction) -> SetupActionRequested {
+    SetupActionRequested {
         request_id: Uuid::now_v7(),
         setup_id: setup.setup_id,
         order_id: setup.order_id,
-        action: SetupAction::SubmitIntake,
+        action,
         requested_by: SetupActor {
             role: SetupRole::Client,
             id: setup
@@ -262,23 +344,23 @@ pub(crate) async fn submit(
                 .clone()
                 .unwrap_or_else(|| "client".to_owned()),
         },
-        note: reason,
-        values,
+        note: None,
+        values: BTreeMap::new(),
         results: Vec::new(),
         to_stage: None,
         approved: None,
-    };
-    match send(&api, request).await {
-        Ok(()) => PageAnswer(
-            StatusCode::ACCEPTED,
-            notice("Thank you: your answers are with us. We will be in touch."),
-        )
-        .into_response(),
+    }
+}
+
+/// The page after sending: `thanks`, or why it could not be sent.
+fn sent(result: anyhow::Result<()>, thanks: &str) -> Response {
+    match result {
+        Ok(()) => PageAnswer(StatusCode::ACCEPTED, notice(thanks)).into_response(),
         Err(e) => {
-            error!(error = %e, "intake not sent");
+            error!(error = %e, "client request not sent");
             PageAnswer(
                 StatusCode::SERVICE_UNAVAILABLE,
-                notice("Your answers could not be sent right now; please try again in a moment."),
+                notice("Your answer could not be sent right now; please try again in a moment."),
             )
             .into_response()
         }
@@ -320,6 +402,31 @@ fn notice(text: &str) -> Markup {
     page(
         "Onboarding form",
         html! { h1 { "Onboarding form" } p { (text) } },
+    )
+}
+
+/// The approval page of `stage`, with `problem` when the last answer was incomplete.
+fn approval(stage: &SetupStage, problem: Option<&str>) -> Markup {
+    page(
+        "Your approval",
+        html! {
+            h1 { (stage.title) }
+            p { "We have finished this step. Please approve it, or tell us what should change." }
+            @if let Some(problem) = problem { p.error role="alert" { (problem) } }
+            form method="post" {
+                input type="hidden" name="decision" value="approve";
+                button type="submit" { "Approve" }
+            }
+            form method="post" {
+                input type="hidden" name="decision" value="changes";
+                p {
+                    label for="changes" { "What should change?" }
+                    br;
+                    textarea id="changes" name="changes" required {}
+                }
+                button type="submit" { "Ask for changes" }
+            }
+        },
     )
 }
 

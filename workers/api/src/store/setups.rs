@@ -268,40 +268,31 @@ pub(crate) async fn save_template(
     Ok(())
 }
 
-/// What the client's intake page needs of a setup.
-#[derive(Debug, Clone)]
+/// What the client's page needs of a setup.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct IntakeContext {
     pub(crate) setup_id: Uuid,
     pub(crate) order_id: Uuid,
     pub(crate) store_id: String,
     pub(crate) status: String,
     pub(crate) stage_index: i32,
+    /// The number of its last change (what the client sees is the setup as of it).
+    pub(crate) sequence: i32,
     /// The template version the setup follows, once the catalog's message is here.
-    pub(crate) template: Option<orderly_contracts::messages::SetupTemplate>,
+    pub(crate) template: Option<sqlx::types::Json<orderly_contracts::messages::SetupTemplate>>,
     /// The order's customer, as the order carries them.
     pub(crate) customer_id: Option<String>,
     pub(crate) customer_name: Option<String>,
 }
 
-type IntakeRow = (
-    Uuid,
-    Uuid,
-    String,
-    String,
-    i32,
-    Option<sqlx::types::Json<orderly_contracts::messages::SetupTemplate>>,
-    Option<String>,
-    Option<String>,
-);
-
-/// The setup `setup_id` as its intake page needs it.
+/// The setup `setup_id` as the client's page needs it.
 pub(crate) async fn intake_context(
     pool: &PgPool,
     setup_id: Uuid,
 ) -> sqlx::Result<Option<IntakeContext>> {
-    let row: Option<IntakeRow> = sqlx::query_as(
-        "select s.setup_id, s.order_id, s.store_id, s.status, s.stage_index, t.template,
-                o.customer->>'id', o.customer_name
+    sqlx::query_as(
+        "select s.setup_id, s.order_id, s.store_id, s.status, s.stage_index, s.sequence,
+                t.template, o.customer->>'id' as customer_id, o.customer_name
          from setups s
          left join setup_templates t on t.sku = s.sku and t.version = s.template_version
          left join orders o on o.order_id = s.order_id
@@ -309,19 +300,5 @@ pub(crate) async fn intake_context(
     )
     .bind(setup_id)
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(
-        |(setup_id, order_id, store_id, status, stage_index, template, customer_id, name)| {
-            IntakeContext {
-                setup_id,
-                order_id,
-                store_id,
-                status,
-                stage_index,
-                template: template.map(|t| t.0),
-                customer_id,
-                customer_name: name,
-            }
-        },
-    ))
+    .await
 }
