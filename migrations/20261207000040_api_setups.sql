@@ -31,6 +31,7 @@ create table api.setup_history (
   from_status  text,
   to_status    text        not null,
   stage        text        not null,
+  stage_index  integer     not null,
   loops        integer     not null,
   actor_role   text,
   actor_id     text,

@@ -966,6 +966,40 @@ async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<
         "a new stage is not overdue"
     );
 
+    // Analytics: one setup of the listings, found overdue once, its onboarding stage done
+    // (the build it is in now does not count yet).
+    let figures = client
+        .get(
+            Some(&manager),
+            "/api/v1/admin/analytics/setups?product=SVC-LISTINGS-40",
+        )
+        .await?;
+    assert_eq!(figures.status, 200, "{figures:?}");
+    let listing = &figures.json["products"][0];
+    assert_eq!(listing["product"], sim::SERVICE_SKU, "{figures:?}");
+    assert_eq!(
+        (
+            &listing["setups"],
+            &listing["completed"],
+            &listing["overdue_share"]
+        ),
+        (&json!(1), &json!(0), &json!(1.0)),
+        "{figures:?}"
+    );
+    let stages: Vec<&str> = listing["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["stage"].as_str())
+        .collect();
+    assert_eq!(stages, ["onboarding"], "{figures:?}");
+    assert!(listing["stages"][0]["p90_hours"].as_f64() >= Some(0.0));
+    let bad = client
+        .get(Some(&manager), "/api/v1/admin/analytics/setups?status=qa")
+        .await?;
+    orderly_tests::http::assert_problem(&bad, 400, "a list filter on the analytics");
+    assert_eq!(bad.json["field"], "status", "{bad:?}");
+
     // Another store's account manager: nothing listed, the setup is 404.
     let theirs = client
         .get(Some(&other_store), "/api/v1/admin/setups")

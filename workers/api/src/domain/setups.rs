@@ -56,6 +56,9 @@ impl Param {
         }
     }
 
+    /// The parameters of the setups' analytics.
+    pub(crate) const ANALYTICS: [Param; 2] = [Param::Store, Param::Product];
+
     const fn repeatable(self) -> bool {
         matches!(self, Self::Store | Self::Status | Self::Product)
     }
@@ -111,19 +114,26 @@ pub(crate) struct SetupQuery {
     pub(crate) cursor: Option<Cursor>,
 }
 
-/// Parses the query string's pairs.
+/// Parses the list's query string's pairs.
 pub(crate) fn parse(pairs: &[(String, String)]) -> Result<SetupQuery, BadParameter> {
+    parse_of(pairs, &Param::ALL, "setups take")
+}
+
+/// Parses the analytics' query string's pairs (`store`, `product`).
+pub(crate) fn parse_analytics(pairs: &[(String, String)]) -> Result<SetupQuery, BadParameter> {
+    parse_of(pairs, &Param::ANALYTICS, "setup analytics take")
+}
+
+fn parse_of(
+    pairs: &[(String, String)],
+    allowed: &[Param],
+    what: &str,
+) -> Result<SetupQuery, BadParameter> {
     let mut q = SetupQuery {
         limit: DEFAULT_LIMIT,
         ..SetupQuery::default()
     };
-    let given = recognise(
-        pairs,
-        &Param::ALL,
-        Param::name,
-        Param::repeatable,
-        "setups take",
-    )?;
+    let given = recognise(pairs, allowed, Param::name, Param::repeatable, what)?;
     for (param, name, value) in given {
         let bad = |reason: String| BadParameter::new(name, reason);
         let items = || value.split(',').map(str::trim).filter(|s| !s.is_empty());

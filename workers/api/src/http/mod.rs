@@ -482,6 +482,19 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             .query(
                 crate::domain::analytics::Param::ORDERS.map(crate::domain::analytics::Param::doc),
             ),
+        Endpoint::get("/api/v1/admin/analytics/setups", setups::analytics)
+            .doc(
+                "setupAnalytics",
+                "analytics",
+                "Setups: time per stage, loops, overdue",
+                "Per service product and template version, of the stores the token sees: \
+                 setups started and completed, loops per setup, the share found past a \
+                 stage's SLA, and per stage (in the template's order) the median and 90th \
+                 percentile hours setups spent in it, every visit together, time on hold \
+                 left out.",
+            )
+            .staff(Permission::SetupsView)
+            .query(setup_query::Param::ANALYTICS.map(setup_query::Param::doc)),
         Endpoint::get("/api/v1/admin/analytics/top-skus", analytics::top_skus)
             .doc(
                 "getTopSkus",

@@ -1,7 +1,8 @@
 //! `GET /api/v1/admin/setups` (the setups of service lines, most recently changed first: a
 //! setup manager's work queue, with `overdue=true` for the late ones) and
 //! `GET /api/v1/admin/setups/{id}` (one setup with its history). Both need `setups.view`
-//! and show only the caller's stores (another store's setup is 404).
+//! and show only the caller's stores (another store's setup is 404); and the setups'
+//! analytics (`GET /api/v1/admin/analytics/setups`).
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::cursor::next_page;
 use crate::domain::setups;
-use crate::store::setups::{self as store, SetupChange, SetupRow};
+use crate::store::setups::{self as store, SetupChange, SetupFigures, SetupRow};
 
 /// A page of setups.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -113,6 +114,30 @@ pub(crate) async fn detail(
         history,
     })
     .with_header(header::ETAG, etag))
+}
+
+/// The setups' analytics.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SetupAnalytics {
+    /// Per service product and template version.
+    products: Vec<SetupFigures>,
+}
+
+/// `GET /api/v1/admin/analytics/setups`: per product and template version, how many setups,
+/// how long each stage took (p50, p90), loops per setup and the share found overdue.
+pub(crate) async fn analytics(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Reply<SetupAnalytics>, Problem> {
+    let caller = caller.require(Permission::SetupsView)?;
+    let query = setups::parse_analytics(&pairs(raw))
+        .map_err(|e| Problem::bad_parameter(e.field, e.reason))?;
+    let stores = caller.scope().narrow(&query.stores);
+    let products = store::analytics(&api.pool, stores.as_deref(), &query)
+        .await
+        .map_err(internal)?;
+    Ok(Reply::new(SetupAnalytics { products }))
 }
 
 fn with_links(setup: SetupRow) -> SetupView {

@@ -22,8 +22,8 @@ pub(crate) async fn apply_change(
     let actor_id = p.actor.as_ref().map(|a| a.id.as_str());
     sqlx::query(
         "insert into setup_history (setup_id, sequence, from_status, to_status, stage, loops,
-                                    actor_role, actor_id, request_id, detail, at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                    actor_role, actor_id, request_id, detail, at, stage_index)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          on conflict do nothing",
     )
     .bind(p.setup_id)
@@ -37,6 +37,7 @@ pub(crate) async fn apply_change(
     .bind(p.request_id)
     .bind(&p.detail)
     .bind(p.changed_at)
+    .bind(int(p.stage_index))
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -301,4 +302,107 @@ pub(crate) async fn intake_context(
     .bind(setup_id)
     .fetch_optional(pool)
     .await
+}
+
+/// The figures of the setups of one product and template version.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct SetupFigures {
+    /// The service product.
+    pub(crate) product: String,
+    pub(crate) template_version: i32,
+    /// Setups started.
+    pub(crate) setups: i64,
+    /// Of which completed.
+    pub(crate) completed: i64,
+    /// Times back per setup, on average (changes asked, QA failed, returned).
+    pub(crate) loops_per_setup: f64,
+    /// The share of setups found past a stage's SLA at least once (0 to 1).
+    pub(crate) overdue_share: f64,
+    /// Per stage, in the template's order.
+    #[sqlx(skip)]
+    pub(crate) stages: Vec<StageFigures>,
+}
+
+/// How long setups spent in one stage (every visit together, time on hold left out).
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct StageFigures {
+    #[serde(skip)]
+    pub(crate) product: String,
+    #[serde(skip)]
+    pub(crate) template_version: i32,
+    /// The stage's key.
+    pub(crate) stage: String,
+    /// Setups that left the stage at least once (the ones still in it are not counted).
+    pub(crate) setups: i64,
+    /// Median hours in it.
+    pub(crate) p50_hours: f64,
+    /// 90th percentile hours in it.
+    pub(crate) p90_hours: f64,
+}
+
+/// The figures of the setups of `stores` (when given), by product and template version.
+pub(crate) async fn analytics(
+    pool: &PgPool,
+    stores: Option<&[String]>,
+    q: &SetupQuery,
+) -> sqlx::Result<Vec<SetupFigures>> {
+    let mut totals: Vec<SetupFigures> = sqlx::query_as(
+        "select sku as product, template_version, count(*) as setups,
+                count(*) filter (where status = 'completed') as completed,
+                coalesce(avg(loops), 0)::float8 as loops_per_setup,
+                (count(*) filter (where overdue_sequence is not null))::float8
+                  / greatest(count(*), 1) as overdue_share
+         from setups
+         where ($1::text[] is null or store_id = any($1))
+           and (cardinality($2::text[]) = 0 or store_id = any($2))
+           and (cardinality($3::text[]) = 0 or sku = any($3))
+         group by sku, template_version
+         order by sku, template_version",
+    )
+    .bind(stores)
+    .bind(&q.stores)
+    .bind(&q.products)
+    .fetch_all(pool)
+    .await?;
+    // Each span of the history (a change to the next one) counts for the stage it was in,
+    // unless the setup was on hold; a setup's spans in one stage add up (loops included).
+    let stages: Vec<StageFigures> = sqlx::query_as(
+        "with spans as (
+           select s.sku, s.template_version, h.setup_id, h.stage, h.stage_index, h.to_status,
+                  extract(epoch from lead(h.at) over w - h.at) as seconds
+           from setups s join setup_history h on h.setup_id = s.setup_id
+           where ($1::text[] is null or s.store_id = any($1))
+             and (cardinality($2::text[]) = 0 or s.store_id = any($2))
+             and (cardinality($3::text[]) = 0 or s.sku = any($3))
+           window w as (partition by h.setup_id order by h.sequence)
+         ), per_setup as (
+           select sku, template_version, setup_id, stage, min(stage_index) as stage_index,
+                  sum(seconds) as seconds
+           from spans
+           where seconds is not null and to_status <> 'on_hold'
+           group by sku, template_version, setup_id, stage
+         )
+         select sku as product, template_version, stage, count(*) as setups,
+                (percentile_cont(0.5) within group (order by seconds) / 3600)::float8
+                  as p50_hours,
+                (percentile_cont(0.9) within group (order by seconds) / 3600)::float8
+                  as p90_hours
+         from per_setup
+         group by sku, template_version, stage
+         order by sku, template_version, min(stage_index)",
+    )
+    .bind(stores)
+    .bind(&q.stores)
+    .bind(&q.products)
+    .fetch_all(pool)
+    .await?;
+    for stage in stages {
+        if let Some(t) = totals
+            .iter_mut()
+            .find(|t| t.product == stage.product && t.template_version == stage.template_version)
+        {
+            t.stages.push(stage);
+        }
+    }
+    Ok(totals)
 }
