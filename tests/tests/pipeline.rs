@@ -88,18 +88,7 @@ impl Pipeline {
         // A product's first level arrives with its first warehouse's count: wait until
         // inventory holds every seeded count, so a test's "before" figures are complete
         // (under load the second warehouse's count could land after them).
-        let mut seeded: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, sku, qty) in sim::starting_stock(1) {
-            *seeded.entry(sku.to_owned()).or_default() += i64::from(qty);
-        }
-        let pipeline = &p;
-        wait_until("every seeded stock count applied", DEADLINE, || async {
-            let now = pipeline.stock().await?;
-            Ok(seeded
-                .iter()
-                .all(|(sku, on_hand)| now.get(sku).map(|s| s.0) == Some(*on_hand)))
-        })
-        .await?;
+        sim::wait_for_stock(&p.inventory_db, 1, DEADLINE).await?;
         Ok(p)
     }
 

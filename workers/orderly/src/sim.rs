@@ -1067,6 +1067,43 @@ pub async fn wait_for_catalog(database_url: &str, deadline: Duration) -> anyhow:
     result
 }
 
+/// Waits until the inventory worker holds every count [`seed`] sent at `scale` (before any
+/// order is placed: an order that reaches inventory before its product's count is
+/// backordered, which a test counting backorders would not expect). `inventory` is a pool
+/// on the inventory worker's schema (its own database, where it has one).
+pub async fn wait_for_stock(
+    inventory: &sqlx::PgPool,
+    scale: u32,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let seeded: std::collections::BTreeSet<(String, String, i64)> = starting_stock(scale)
+        .into_iter()
+        .map(|(wh, sku, qty)| (wh.to_owned(), sku.to_owned(), i64::from(qty)))
+        .collect();
+    let started = std::time::Instant::now();
+    loop {
+        let held: std::collections::BTreeSet<(String, String, i64)> = {
+            let mut conn = inventory.acquire().await?;
+            orderly_inventory::store::list_stock(&mut conn, None)
+                .await?
+                .into_iter()
+                .map(|r| (r.warehouse_id, r.sku, r.on_hand))
+                .collect()
+        };
+        if seeded.is_subset(&held) {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            anyhow::bail!(
+                "inventory holds {} of the {} seeded counts after {deadline:?}",
+                seeded.intersection(&held).count(),
+                seeded.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The stores orders are placed for: (id, name, country).
 pub const STORES: [(&str, &str, &str); 2] = [
     ("shop-de", "Beispiel Shop", "DE"),
