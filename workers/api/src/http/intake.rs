@@ -70,21 +70,12 @@ pub(crate) async fn mint(
     Path(id): Path<String>,
 ) -> Result<Reply<IntakeLink>, Problem> {
     let caller = caller.require(Permission::SetupsAdvance)?;
-    let setup_id: Uuid = id
-        .parse()
-        .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not a setup id (a UUID)")))?;
+    let setup_id = super::setups::setup_id(&id)?;
     let found = store::intake_context(&api.pool, setup_id)
         .await
         .map_err(internal)?
         .filter(|s| caller.scope().sees(&s.store_id))
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "No such setup",
-                format!("no setup {setup_id} that this token may see"),
-            )
-        })?;
+        .ok_or_else(|| super::setups::not_found(setup_id))?;
     let secret = secrets::valid(&api.pool, &found.store_id)
         .await
         .map_err(internal)?

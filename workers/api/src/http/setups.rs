@@ -88,21 +88,12 @@ pub(crate) async fn detail(
     Path(id): Path<String>,
 ) -> Result<Reply<SetupDetail>, Problem> {
     let caller = caller.require(Permission::SetupsView)?;
-    let setup_id: Uuid = id
-        .parse()
-        .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not a setup id (a UUID)")))?;
+    let setup_id = setup_id(&id)?;
     let found = store::one(&api.pool, setup_id)
         .await
         .map_err(internal)?
         .filter(|s| caller.scope().sees(&s.store_id))
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "No such setup",
-                format!("no setup {setup_id} that this token may see"),
-            )
-        })?;
+        .ok_or_else(|| not_found(setup_id))?;
     let history = store::history(&api.pool, setup_id)
         .await
         .map_err(internal)?;
@@ -138,6 +129,22 @@ pub(crate) async fn analytics(
         .await
         .map_err(internal)?;
     Ok(Reply::new(SetupAnalytics { products }))
+}
+
+/// The setup id a path names, or the problem naming `id`.
+pub(super) fn setup_id(id: &str) -> Result<Uuid, Problem> {
+    id.parse()
+        .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not a setup id (a UUID)")))
+}
+
+/// A setup that does not exist or that the token may not see: the same 404 for both.
+pub(super) fn not_found(setup_id: Uuid) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "No such setup",
+        format!("no setup {setup_id} that this token may see"),
+    )
 }
 
 fn with_links(setup: SetupRow) -> SetupView {
