@@ -301,6 +301,35 @@ impl Run {
         Ok(detail)
     }
 
+    /// Submits a good intake form through the client's link `url` and waits until the
+    /// setups worker took it.
+    async fn submit_through(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+        setup: Uuid,
+    ) -> anyhow::Result<()> {
+        let sent = http
+            .post(url)
+            .form(&[
+                ("shop_url", "https://keramik.example"),
+                ("contact_email", "anna@keramik.example"),
+                ("listings", "40"),
+            ])
+            .send()
+            .await?;
+        assert_eq!(sent.status(), 202);
+        wait_until("the intake taken", DEADLINE, || async {
+            let status: String =
+                sqlx::query_scalar("select status from setups where setup_id = $1")
+                    .bind(setup)
+                    .fetch_one(&self.setups)
+                    .await?;
+            Ok(status == "intake_review")
+        })
+        .await
+    }
+
     async fn timeline_kinds(&self, order_id: Uuid) -> anyhow::Result<Vec<String>> {
         Ok(
             sqlx::query_scalar("select kind from timeline where order_id = $1 order by seq")
@@ -1062,6 +1091,12 @@ async fn the_client_fills_in_the_form_and_approves_through_a_signed_link() -> an
     let mint = format!("{detail}/intake-link");
     let no_secret = client.post(Some(&manager), &mint, &[], "").await?;
     orderly_tests::http::assert_problem(&no_secret, 409, "a store without a secret");
+    // The client could not be asked either, and the setup says why.
+    let shown = client.get(Some(&manager), &detail).await?;
+    let problem = shown.json["client_invitations"][0]["problem"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(problem.contains("no secret"), "{}", shown.json);
     orderly_api::secrets::rotate(&staff, "shop-de", chrono::Duration::zero()).await?;
     let made = client.post(Some(&manager), &mint, &[], "").await?;
     assert_eq!(made.status, 200, "{made:?}");
@@ -1096,25 +1131,8 @@ async fn the_client_fills_in_the_form_and_approves_through_a_signed_link() -> an
         .await?;
     assert_eq!(sent, 0, "an intake with errors sends nothing");
     // A good one goes to the setups worker, which takes it.
-    let good = http
-        .post(&url)
-        .form(&[
-            ("shop_url", "https://keramik.example"),
-            ("contact_email", "anna@keramik.example"),
-            ("listings", "40"),
-        ])
-        .send()
-        .await?;
-    assert_eq!(good.status(), 202);
+    run.submit_through(&http, &url, setup).await?;
     let setups = &run.setups;
-    wait_until("the intake taken", DEADLINE, || async {
-        let status: String = sqlx::query_scalar("select status from setups where setup_id = $1")
-            .bind(setup)
-            .fetch_one(setups)
-            .await?;
-        Ok(status == "intake_review")
-    })
-    .await?;
     let (values, by): (Value, String) = sqlx::query_as(
         "select field_values, submitted_by from intake_submissions where setup_id = $1",
     )
@@ -1217,5 +1235,171 @@ async fn the_client_fills_in_the_form_and_approves_through_a_signed_link() -> an
         404
     );
     staff.close().await;
+    run.stop().await
+}
+
+/// The customer requests (event, payload) about `order` in the notifications worker.
+async fn customer_requests(
+    notifications: &PgPool,
+    order: Uuid,
+    event: &str,
+) -> anyhow::Result<Vec<Value>> {
+    Ok(sqlx::query_scalar(
+        "select payload from requests where order_id = $1 and event = $2
+           and audience = 'customer' order by requested_at, request_id",
+    )
+    .bind(order)
+    .bind(event)
+    .fetch_all(notifications)
+    .await?)
+}
+
+/// The link in a notification's body.
+fn link_in(request: &Value) -> anyhow::Result<String> {
+    let body = request["body"].as_str().unwrap_or_default();
+    body.split_whitespace()
+        .find(|w| w.contains("/setup-intake/osi_"))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no link in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_is_asked_reminded_and_told_by_email_with_a_link_that_works()
+-> anyhow::Result<()> {
+    let run = Run::start_with(false, &["api", "notifications"]).await?;
+    let addr = run
+        .api
+        .ok_or_else(|| anyhow::anyhow!("the api does not listen"))?;
+    sim::store_settings(&run.publisher).await?;
+    let api = run.world.pool(orderly_api::NAME).await?;
+    orderly_api::secrets::rotate(&api, "shop-de", chrono::Duration::zero()).await?;
+    let notifications = run.world.pool("notifications").await?;
+    let order = run.place("S-6001", &[sim::service_product()]).await?;
+    let setup = run.setup_id(order, sim::SERVICE_SKU).await?;
+
+    // The setup starts waiting for the intake: the client gets the form's link, once.
+    let asked = wait_for("the intake asked of the client", DEADLINE, || async {
+        Ok(
+            customer_requests(&notifications, order, "setup.intake_requested")
+                .await?
+                .into_iter()
+                .next(),
+        )
+    })
+    .await?;
+    let link = link_in(&asked)?;
+    assert!(
+        link.starts_with(&format!("http://{addr}/setup-intake/")),
+        "{link}"
+    );
+    let http = reqwest::Client::new();
+    let page = http.get(&link).send().await?;
+    assert_eq!(page.status(), 200, "the e-mailed link opens the form");
+    assert!(page.text().await?.contains("Your shop"));
+
+    // Two days without an answer: a reminder with a fresh link; two more days, another;
+    // then no more. Each reminder once, however often the sweep runs.
+    let started = chrono::Utc::now();
+    let settings = orderly_setups::SetupSettings::default();
+    let sweep = |hours: i64| {
+        let at = started + chrono::Duration::hours(hours);
+        orderly_setups::sweep_reminders(&run.setups, None, &settings, at)
+    };
+    assert_eq!(sweep(47).await?, 0, "not before two days");
+    assert_eq!(sweep(49).await?, 1);
+    assert_eq!(sweep(49).await?, 0);
+    assert_eq!(sweep(97).await?, 1);
+    assert_eq!(sweep(2000).await?, 0, "two reminders per wait at most");
+    let reminders = wait_for("both reminders sent", DEADLINE, || async {
+        let r = customer_requests(&notifications, order, "setup.client_reminder").await?;
+        Ok((r.len() >= 2).then_some(r))
+    })
+    .await?;
+    let fresh = link_in(&reminders[1])?;
+    assert_ne!(fresh, link, "a reminder carries a fresh link");
+    assert_eq!(http.get(&fresh).send().await?.status(), 200);
+
+    // The client answers through the link; once the work is done they are asked to approve.
+    run.submit_through(&http, &fresh, setup).await?;
+    assert_eq!(
+        sweep(2000).await?,
+        0,
+        "no reminder once the client answered"
+    );
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    run.applied(order, setup, "advance", "setup_manager", json!({}))
+        .await?;
+    let approval = wait_for("the approval asked of the client", DEADLINE, || async {
+        Ok(
+            customer_requests(&notifications, order, "setup.approval_requested")
+                .await?
+                .into_iter()
+                .next(),
+        )
+    })
+    .await?;
+    let page = http.get(link_in(&approval)?).send().await?;
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text().await?.contains("Client review"),
+        "the link shows the stage to approve"
+    );
+    run.applied(
+        order,
+        setup,
+        "approve",
+        "client",
+        json!({"approved": "preview 1"}),
+    )
+    .await?;
+    run.applied(
+        order,
+        setup,
+        "record_qa",
+        "setup_manager",
+        listings_qa_passed(),
+    )
+    .await?;
+    wait_for("the client told it is done", DEADLINE, || async {
+        Ok(customer_requests(&notifications, order, "setup.completed")
+            .await?
+            .into_iter()
+            .next())
+    })
+    .await?;
+
+    // Everything published and handled: each message to the client exactly once, and
+    // every invitation on the setup's record in the api.
+    for (event, n) in [
+        ("setup.intake_requested", 1),
+        ("setup.client_reminder", 2),
+        ("setup.approval_requested", 1),
+        ("setup.completed", 1),
+    ] {
+        assert_eq!(
+            customer_requests(&notifications, order, event).await?.len(),
+            n,
+            "{event}"
+        );
+    }
+    let invitations: Vec<(String, i32)> = sqlx::query_as(
+        "select task, reminder from setup_invitations where setup_id = $1
+         order by at, sequence, reminder",
+    )
+    .bind(setup)
+    .fetch_all(&api)
+    .await?;
+    assert_eq!(
+        invitations,
+        [
+            ("intake".to_owned(), 0),
+            ("intake".to_owned(), 1),
+            ("intake".to_owned(), 2),
+            ("approval".to_owned(), 0)
+        ]
+    );
+    notifications.close().await;
+    api.close().await;
     run.stop().await
 }

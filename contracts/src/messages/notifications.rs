@@ -231,6 +231,17 @@ string_enum! {
         WebhookEndpointDisabled = "webhook.endpoint_disabled",
         /// A setup of a service product is past its stage's SLA (`setup.overdue`).
         SetupOverdue = "setup.overdue",
+        /// A setup's client is asked to fill in its intake form, with their link
+        /// (`setup.client_invited`, task `intake`).
+        SetupIntakeRequested = "setup.intake_requested",
+        /// A setup's client is asked to approve a stage, with their link
+        /// (`setup.client_invited`, task `approval`).
+        SetupApprovalRequested = "setup.approval_requested",
+        /// A setup still waits for its client: a reminder with a fresh link
+        /// (`setup.client_invited` with `reminder` ≥ 1).
+        SetupClientReminder = "setup.client_reminder",
+        /// A setup went through every stage (`setup.completed`).
+        SetupCompleted = "setup.completed",
     }
 }
 

@@ -734,6 +734,113 @@ impl Validate for SetupOverdue {
     }
 }
 
+string_enum! {
+    /// What a setup waits for the client to do.
+    pub enum ClientTask {
+        /// Fill in the intake form.
+        Intake = "intake",
+        /// Approve what they were shown, or ask for changes.
+        Approval = "approval",
+    }
+}
+
+/// `setup.client_reminder_due`: a setup has waited for its client longer than the
+/// reminder interval (the setups worker's sweep, at most a few times per wait). The api
+/// worker, which signs the client's links, answers it with a `setup.client_invited`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupClientReminderDue {
+    /// The setup.
+    pub setup_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// The order line it sets up.
+    #[schemars(length(max = 64))]
+    pub line_id: String,
+    /// The order's store.
+    pub store_id: StoreId,
+    /// The service product.
+    pub sku: Sku,
+    /// The setup's `sequence` when it began to wait (with `setup_id`, names the wait).
+    pub sequence: u32,
+    /// What the client has not done yet.
+    pub task: ClientTask,
+    /// The stage waiting on it.
+    #[schemars(length(max = 64))]
+    pub stage: String,
+    /// Which reminder of this wait, from 1.
+    pub reminder: u32,
+    /// Since when the setup waits.
+    pub waiting_since: DateTime<Utc>,
+}
+
+impl Message for SetupClientReminderDue {
+    const TYPE: &'static str = "setup.client_reminder_due";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for SetupClientReminderDue {
+    fn validate(&self) -> Result<(), ContractError> {
+        ensure(self.reminder >= 1, || "reminders count from 1".to_owned())
+            .at("payload.reminder")?;
+        text(&self.line_id, 64).at("payload.line_id")?;
+        text(&self.stage, 64).at("payload.stage")
+    }
+}
+
+/// `setup.client_invited`: the client of a setup is asked to act — fill in the intake form,
+/// approve a stage, or a reminder of either — with their signed link. From the api worker
+/// (which signs the links) to the notifications worker, which tells the customer. Not for
+/// merchants' webhooks: the link is the client's credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetupClientInvited {
+    /// The setup.
+    pub setup_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// The order line it sets up.
+    #[schemars(length(max = 64))]
+    pub line_id: String,
+    /// The order's store.
+    pub store_id: StoreId,
+    /// The service product.
+    pub sku: Sku,
+    /// The setup's `sequence` when it began to wait (with `setup_id` and `reminder`, names
+    /// the invitation: one per wait and reminder).
+    pub sequence: u32,
+    /// What the client is asked to do.
+    pub task: ClientTask,
+    /// The stage's title, for people.
+    #[schemars(length(max = 200))]
+    pub stage_title: String,
+    /// 0 for the first invitation of a wait, then the reminder's number.
+    pub reminder: u32,
+    /// The client's link (absolute), signed and expiring.
+    #[schemars(length(max = 2048))]
+    pub url: String,
+    /// When the link stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Message for SetupClientInvited {
+    const TYPE: &'static str = "setup.client_invited";
+    const VERSION: u16 = 1;
+}
+
+impl Validate for SetupClientInvited {
+    fn validate(&self) -> Result<(), ContractError> {
+        text(&self.line_id, 64).at("payload.line_id")?;
+        text(&self.stage_title, 200).at("payload.stage_title")?;
+        text(&self.url, 2048).at("payload.url")?;
+        ensure(
+            self.url.starts_with("https://") || self.url.starts_with("http://"),
+            || "an absolute http(s) address".to_owned(),
+        )
+        .at("payload.url")
+    }
+}
+
 /// A field a submission got wrong.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -815,7 +922,7 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             example: golden::setup_completed,
             from: "setups",
             says: "a setup went through every stage",
-            to: [ORDERS, OUT_MERCHANT_EVENTS],
+            to: [ORDERS, NOTIFICATIONS, OUT_MERCHANT_EVENTS],
         ),
         entry!(
             SetupOverdue,
@@ -830,6 +937,20 @@ pub(crate) fn specs() -> Vec<crate::catalog::MessageSpec> {
             from: "setups",
             says: "a setup request was applied, or refused and why",
             to: [API, OUT_MERCHANT_EVENTS],
+        ),
+        entry!(
+            SetupClientReminderDue,
+            example: golden::setup_client_reminder_due,
+            from: "setups",
+            says: "a setup has waited for its client long enough for a reminder",
+            to: [API],
+        ),
+        entry!(
+            SetupClientInvited,
+            example: golden::setup_client_invited,
+            from: "api",
+            says: "a setup's client is asked to act, with their signed link",
+            to: [NOTIFICATIONS],
         ),
     ]
 }
@@ -960,6 +1081,57 @@ mod golden {
                 "field_errors": [
                     { "field": "contact_email", "message": "`anna(at)keramik` is not an e-mail address" }
                 ]
+            }),
+        )
+    }
+
+    pub(super) fn setup_client_reminder_due() -> Value {
+        envelope::<SetupClientReminderDue>(
+            Meta {
+                n: 0x45,
+                correlation: ORDER,
+                causation: None,
+                at: "2026-03-19T09:00:00Z",
+                producer: "setups",
+                span: Some("00f067aa0ba90245"),
+            },
+            json!({
+                "setup_id": SETUP,
+                "order_id": ORDER,
+                "line_id": "3",
+                "store_id": STORE,
+                "sku": "SVC-LISTINGS-40",
+                "sequence": 1,
+                "task": "intake",
+                "stage": "onboarding",
+                "reminder": 1,
+                "waiting_since": "2026-03-16T09:00:00Z"
+            }),
+        )
+    }
+
+    pub(super) fn setup_client_invited() -> Value {
+        envelope::<SetupClientInvited>(
+            Meta {
+                n: 0x46,
+                correlation: ORDER,
+                causation: Some(0x45),
+                at: "2026-03-19T09:00:01Z",
+                producer: "api",
+                span: Some("00f067aa0ba90246"),
+            },
+            json!({
+                "setup_id": SETUP,
+                "order_id": ORDER,
+                "line_id": "3",
+                "store_id": STORE,
+                "sku": "SVC-LISTINGS-40",
+                "sequence": 1,
+                "task": "intake",
+                "stage_title": "Onboarding form",
+                "reminder": 1,
+                "url": "https://orders.keramik-becker.example/setup-intake/AZXzpxorfD2OT1prfI2eDw.1742900000.2CkqQzG0aTqNbyXDP6Vz4RrbW6r93c0q1bEcv8xhB0A",
+                "expires_at": "2026-04-02T09:00:01Z"
             }),
         )
     }

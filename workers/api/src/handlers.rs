@@ -5,6 +5,9 @@
 //! one order at the same time, and [`store::projection::ensure_order`] locks the order's
 //! row before the [`crate::domain::projection`] rules decide what the event may change.
 
+use std::sync::Arc;
+
+use chrono::Utc;
 use orderly_runtime::{Batch, Handler, HandlerContext, HandlerError, Incoming, LockKey};
 use sqlx::PgConnection;
 use tracing::Instrument;
@@ -13,6 +16,7 @@ use uuid::Uuid;
 use crate::domain::notice;
 use crate::domain::projection as rules;
 use crate::input::{ApiInput, FactsChange};
+use crate::invite;
 use crate::store::projection::{self as store, OrderKey, ShipmentFacts};
 use crate::store::{analytics, commands, notifications, products, setups, tracking};
 
@@ -59,9 +63,22 @@ impl FactsToRefresh {
     }
 }
 
-/// The api worker's handler: the read model's writer. Stateless.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiHandler;
+/// The api worker's handler: the read model's writer, and the one that asks setups'
+/// clients to act (with links on `public_url`, [`crate::invite`]).
+#[derive(Debug, Clone)]
+pub struct ApiHandler {
+    public_url: Arc<str>,
+}
+
+impl ApiHandler {
+    /// A handler whose client links start with `public_url` (the address clients reach this
+    /// API at).
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            public_url: Arc::from(public_url),
+        }
+    }
+}
 
 impl Handler for ApiHandler {
     type Input = ApiInput;
@@ -74,6 +91,7 @@ impl Handler for ApiHandler {
         let input = msg.input::<ApiInput>()?;
         let mut appended = Appended::default();
         project(input, cx.conn, &mut appended).await?;
+        invite::follow(cx, &self.public_url, input, Utc::now()).await?;
         appended.write(cx.conn).await?;
         let mut facts = FactsToRefresh::default();
         facts.note(input);
@@ -94,6 +112,9 @@ impl Handler for ApiHandler {
             let input = msg.input::<ApiInput>()?;
             let span = batch.span(msg);
             project(input, batch.conn, &mut appended)
+                .instrument(span.clone())
+                .await?;
+            invite::follow(&mut batch.context(msg), &self.public_url, input, Utc::now())
                 .instrument(span)
                 .await?;
             facts.note(input);
@@ -441,6 +462,8 @@ async fn project(
             let p = &env.payload;
             setups::apply_change(conn, p).await?;
         }
+        // Answered by `invite::follow`: the read model keeps the invitation it makes.
+        ApiInput::SetupReminderDue(_) => {}
         ApiInput::SetupOverdue(env) => {
             let p = &env.payload;
             setups::mark_overdue(conn, p.setup_id, p.sequence, p.due_at).await?;

@@ -4,8 +4,8 @@
 use orderly_contracts::messages::{
     CreditNoteIssued, InvoiceIssued, NotificationFailed, NotificationRequested, NotificationSent,
     OrderAccepted, OrderAddressChanged, OrderCancelled, OrderCompleted, OrderHoldChanged,
-    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, SetupOverdue,
-    SetupRequestAnswered, SetupStatusChanged, ShipmentDelivered, ShipmentDispatched,
+    OrderOnHold, OrderRequestAnswered, OrderStatusChanged, ProductUpserted, SetupClientReminderDue,
+    SetupOverdue, SetupRequestAnswered, SetupStatusChanged, ShipmentDelivered, ShipmentDispatched,
     ShipmentException, ShipmentRequested, ShipmentUpdated,
 };
 use orderly_runtime::LockKey;
@@ -57,6 +57,8 @@ orderly_runtime::inputs! {
         SetupOverdue(SetupOverdue),
         /// What became of a setup request (a staff step the API sent, or another's).
         SetupAnswered(SetupRequestAnswered),
+        /// A setup has kept its client waiting: the API sends them a fresh link.
+        SetupReminderDue(SetupClientReminderDue),
     }
 }
 
@@ -85,6 +87,7 @@ impl ApiInput {
             Self::SetupChanged(e) => Some(e.payload.order_id),
             Self::SetupOverdue(e) => Some(e.payload.order_id),
             Self::SetupAnswered(e) => Some(e.payload.order_id),
+            Self::SetupReminderDue(e) => Some(e.payload.order_id),
             Self::Tracking(_) | Self::Product(_) => None,
         }
     }
@@ -127,7 +130,8 @@ impl ApiInput {
             | Self::Product(_)
             | Self::SetupChanged(_)
             | Self::SetupOverdue(_)
-            | Self::SetupAnswered(_) => FactsChange::None,
+            | Self::SetupAnswered(_)
+            | Self::SetupReminderDue(_) => FactsChange::None,
         }
     }
 }

@@ -82,6 +82,7 @@ mod figures;
 mod handlers;
 mod http;
 mod input;
+mod invite;
 mod jobs;
 mod operations;
 pub mod store;
@@ -114,6 +115,10 @@ pub struct ApiSettings {
     /// Where the API listens. The default is loopback on a free port (logged at start), so
     /// nothing is exposed unless a deployment says where (`0.0.0.0:8080`).
     pub listen: String,
+    /// The address clients reach this API at (`https://orders.example.com`), for the links
+    /// sent to setups' clients by e-mail. Without it, `http://` and the address it listens
+    /// on: right for the demo and tests on one machine, not for a deployment.
+    pub public_url: Option<String>,
     /// The largest request body accepted, in bytes (64 KiB).
     pub max_body_bytes: usize,
     /// Requests one token (a staff token; for a storefront's customer, all of their tokens
@@ -148,6 +153,7 @@ impl Default for ApiSettings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:0".to_owned(),
+            public_url: None,
             max_body_bytes: 64 * 1024,
             rate_per_second: 20.0,
             rate_burst: 40,
@@ -169,6 +175,15 @@ impl ApiSettings {
             self.max_body_bytes > 0,
             "[api] max_body_bytes must be positive"
         );
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.len() <= 1024
+                    && !url.contains(['?', '#', ' ']),
+                "[api] public_url must be an http(s) address without query or fragment, \
+                 like https://orders.example.com (got {url:?})"
+            );
+        }
         self.limits()?;
         anyhow::ensure!(
             (1..=10_000).contains(&self.bulk_batch),
@@ -217,12 +232,17 @@ pub async fn start(
 ) -> anyhow::Result<SocketAddr> {
     settings.check()?;
     let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
-    host.start_worker(NAME, ApiHandler).await?;
-    let pool = host.pool_for(NAME).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("[api] cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    host.start_worker(NAME, ApiHandler::new(&public_url))
+        .await?;
+    let pool = host.pool_for(NAME).await?;
     let handoff = host.handoff(NAME);
     let (token_limit, address_limit) = settings.limits()?;
     let api = Arc::new(http::Api {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hmac::{KeyInit, Mac};
 use orderly_contracts::messages::{
-    NotificationAudience, NotificationChannel, NotificationEvent, NotificationTemplate,
+    ClientTask, NotificationAudience, NotificationChannel, NotificationEvent, NotificationTemplate,
     StoreNotificationSettingsUpdated,
 };
 use orderly_contracts::types::{OrderStatus, ShipmentStatus};
@@ -58,7 +58,9 @@ pub struct Rule {
 /// The built-in rules: order confirmation, backorder, each shipment's dispatch with its
 /// tracking link, delivery, cancellation, invoices and credit notes with their PDF, to the
 /// customer by email; orders on hold, shipment exceptions and disabled webhooks to the
-/// store's staff by email, and so are setups past their SLA. Other events notify nobody unless the store adds a rule.
+/// store's staff by email, and so are setups past their SLA; a setup's client is asked for
+/// its intake form and approvals (with their link), reminded, and told when it is done.
+/// Other events notify nobody unless the store adds a rule.
 pub fn default_rules() -> Vec<Rule> {
     use NotificationAudience::{Customer, Staff};
     use NotificationEvent as E;
@@ -74,6 +76,10 @@ pub fn default_rules() -> Vec<Rule> {
         (E::ShipmentException, Staff),
         (E::WebhookEndpointDisabled, Staff),
         (E::SetupOverdue, Staff),
+        (E::SetupIntakeRequested, Customer),
+        (E::SetupApprovalRequested, Customer),
+        (E::SetupClientReminder, Customer),
+        (E::SetupCompleted, Customer),
     ]
     .into_iter()
     .map(|(event, audience)| Rule {
@@ -126,6 +132,16 @@ pub fn rules_for(rules: &[Rule], event: NotificationEvent) -> Vec<&Rule> {
         .iter()
         .filter(|r| r.event == event && r.enabled)
         .collect()
+}
+
+/// The event an invitation of a setup's client is: the first of a wait asks for the intake
+/// form or the approval; later ones are reminders.
+pub fn event_for_invitation(task: ClientTask, reminder: u32) -> NotificationEvent {
+    match (task, reminder) {
+        (_, 1..) => NotificationEvent::SetupClientReminder,
+        (ClientTask::Intake, 0) => NotificationEvent::SetupIntakeRequested,
+        (ClientTask::Approval, 0) => NotificationEvent::SetupApprovalRequested,
+    }
 }
 
 /// The event an order status change is.
@@ -356,6 +372,8 @@ pub const VARIABLES: &[&str] = &[
     "product",
     "stage",
     "due",
+    "link",
+    "expires",
 ];
 
 /// Why a template cannot be rendered.

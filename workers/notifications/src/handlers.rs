@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use orderly_contracts::messages::{
     CreditNoteIssued, DocumentRef, InvoiceIssued, NotificationAudience, NotificationChannel,
     NotificationEvent, NotificationFailed, NotificationRequested, NotificationResendRequested,
-    NotificationSent, OrderStatusChanged, SetupOverdue, ShipmentDelivered, ShipmentDispatched,
-    ShipmentException, StoreNotificationSettingsUpdated, WebhookEndpointRegistered,
+    NotificationSent, OrderStatusChanged, SetupClientInvited, SetupCompleted, SetupOverdue,
+    ShipmentDelivered, ShipmentDispatched, ShipmentException, StoreNotificationSettingsUpdated,
+    WebhookEndpointRegistered,
 };
 use orderly_contracts::types::{Locale, OrderStatus, ShipmentStatus};
 use orderly_contracts::{Envelope, RawEnvelope, Validate};
@@ -104,6 +105,10 @@ orderly_runtime::inputs! {
         Resend(NotificationResendRequested),
         /// A setup of a service product past its stage's SLA: the store's staff are told.
         SetupOverdue(SetupOverdue),
+        /// A setup's client is asked to act (intake, approval, a reminder), with their link.
+        SetupInvited(SetupClientInvited),
+        /// A setup went through every stage: the client is told.
+        SetupCompleted(SetupCompleted),
     }
 }
 
@@ -133,7 +138,9 @@ impl Handler for NotificationsHandler {
             | Input::Exception(_)
             | Input::InvoiceIssued(_)
             | Input::CreditNoteIssued(_)
-            | Input::SetupOverdue(_) => Err(HandlerError::permanent(
+            | Input::SetupOverdue(_)
+            | Input::SetupInvited(_)
+            | Input::SetupCompleted(_) => Err(HandlerError::permanent(
                 "an order event that is not an order event (a bug in OrderEvent::of)",
             )),
         }
@@ -165,6 +172,8 @@ impl Handler for NotificationsHandler {
             Input::CreditNoteIssued(env) => order(env.payload.order_id),
             Input::Resend(env) => order(env.payload.order_id),
             Input::SetupOverdue(env) => order(env.payload.order_id),
+            Input::SetupInvited(env) => order(env.payload.order_id),
+            Input::SetupCompleted(env) => order(env.payload.order_id),
         }])
     }
 }
@@ -378,6 +387,39 @@ impl OrderEvent {
                     event: NotificationEvent::SetupOverdue,
                     // One stage visit: the setup and its sequence when it became overdue.
                     reference: format!("{}:{}", p.setup_id, p.sequence),
+                    kind: Kind::Document,
+                    vars,
+                    attachments: Vec::new(),
+                }
+            }
+            Input::SetupInvited(env) => {
+                let p = env.payload.clone();
+                vars.insert("product", p.sku.to_string());
+                vars.insert("stage", p.stage_title.clone());
+                vars.insert("link", p.url.clone());
+                vars.insert(
+                    "expires",
+                    p.expires_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                );
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: domain::event_for_invitation(p.task, p.reminder),
+                    // One invitation: the setup, its wait and the reminder's number.
+                    reference: format!("{}:{}:{}", p.setup_id, p.sequence, p.reminder),
+                    kind: Kind::Document,
+                    vars,
+                    attachments: Vec::new(),
+                }
+            }
+            Input::SetupCompleted(env) => {
+                let p = env.payload.clone();
+                vars.insert("product", p.sku.to_string());
+                OrderEvent {
+                    order_id: p.order_id,
+                    store_id: p.store_id.to_string(),
+                    event: NotificationEvent::SetupCompleted,
+                    reference: p.setup_id.to_string(),
                     kind: Kind::Document,
                     vars,
                     attachments: Vec::new(),

@@ -23,7 +23,9 @@
 //!
 //! A background task (`overdue`) keeps the SLA: a stage's clock counts business hours while
 //! it is the agency's turn, and a stage past its SLA is reported once per visit
-//! (`setup.overdue`, which the notifications worker turns into a staff notification).
+//! (`setup.overdue`, which the notifications worker turns into a staff notification). The
+//! same sweep reminds a client who keeps a setup waiting (`reminders`:
+//! `setup.client_reminder_due`, which the api worker answers with a fresh signed link).
 //!
 //! Why its own worker and its own state machine: a setup's life (weeks, loops back, waiting
 //! on the client) is not an order's monotonic status; the order only needs to know when
@@ -36,16 +38,21 @@ mod domain;
 mod handlers;
 mod input;
 mod overdue;
+mod reminders;
 mod store;
+mod sweep;
 
 pub use handlers::SetupsHandler;
 pub use input::SetupsInput;
-pub use overdue::{SetupSettings, sweep_overdue};
+pub use overdue::sweep_overdue;
+pub use reminders::sweep_reminders;
+pub use sweep::SetupSettings;
 
 /// The worker's name: its queue, its schema, the producer of what it emits.
 pub const NAME: &str = "setups";
 
-/// Starts the worker on `host`: its consumer, its outbox relay and the overdue sweep.
+/// Starts the worker on `host`: its consumer, its outbox relay and the sweep (overdue
+/// stages, reminders to clients).
 pub async fn start(
     host: &mut orderly_runtime::Host,
     settings: SetupSettings,
@@ -53,8 +60,8 @@ pub async fn start(
     host.start_worker(NAME, SetupsHandler).await?;
     let pool = host.pool_for(NAME).await?;
     let handoff = host.handoff(NAME);
-    host.spawn_task("overdue-sweep", move |shutdown| {
-        overdue::run(pool, handoff, settings, shutdown)
+    host.spawn_task("sweep", move |shutdown| {
+        sweep::run(pool, handoff, settings, shutdown)
     });
     Ok(())
 }

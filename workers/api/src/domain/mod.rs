@@ -39,6 +39,7 @@ pub(crate) mod exceptions;
 pub(crate) mod export;
 pub(crate) mod filter;
 pub(crate) mod intake_link;
+pub(crate) mod invitation;
 pub(crate) mod jobs;
 pub(crate) mod notice;
 pub(crate) mod projection;

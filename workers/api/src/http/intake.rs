@@ -42,12 +42,11 @@ use super::endpoint::Reply;
 use super::{Api, Problem};
 use crate::domain::access::Permission;
 use crate::domain::intake_link::{self, Refused};
+use crate::domain::invitation;
 use crate::store::commands::{self as audit_store, AuditEntry, By};
 use crate::store::secrets;
 use crate::store::setups::{self as store, IntakeContext};
 
-/// How long an intake link works.
-const LINK_DAYS: i64 = 14;
 /// The form's own field for a correction's reason (not a template key: those are
 /// `[a-z0-9_]`, this has a dash).
 const REASON: &str = "correction-reason";
@@ -89,7 +88,7 @@ pub(crate) async fn mint(
                 format!("make one: orderly store-secret rotate {}", found.store_id),
             )
         })?;
-    let expires_at = Utc::now() + chrono::Duration::days(LINK_DAYS);
+    let expires_at = Utc::now() + chrono::Duration::days(invitation::LINK_DAYS);
     let token = intake_link::mint(setup_id, expires_at.timestamp(), &secret);
     let entry = AuditEntry {
         by: By::Staff {

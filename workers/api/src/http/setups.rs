@@ -61,6 +61,9 @@ pub(crate) struct SetupDetail {
     setup: SetupView,
     /// Every change, oldest first (the start is 1).
     history: Vec<SetupChange>,
+    /// What the client was asked (the intake form, an approval, reminders) and when, or
+    /// why they could not be, oldest first.
+    client_invitations: Vec<store::Invitation>,
 }
 
 pub(crate) async fn list(
@@ -97,12 +100,16 @@ pub(crate) async fn detail(
     let history = store::history(&api.pool, setup_id)
         .await
         .map_err(internal)?;
+    let client_invitations = store::invitations(&api.pool, setup_id)
+        .await
+        .map_err(internal)?;
     // Its sequence: what `If-Match` names on a step.
     let etag = HeaderValue::from_str(&format!("\"{}\"", found.sequence))
         .map_err(|_| Problem::unavailable())?;
     Ok(Reply::new(SetupDetail {
         setup: with_links(found),
         history,
+        client_invitations,
     })
     .with_header(header::ETAG, etag))
 }

@@ -102,14 +102,17 @@ pub async fn rotate(
 
 /// The secrets that may have signed a token of `store` now: the current one and one in its
 /// grace period, newest first.
-pub(crate) async fn valid(pool: &PgPool, store: &str) -> Result<Vec<String>, sqlx::Error> {
+pub(crate) async fn valid<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    store: &str,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "select secret from store_secrets \
          where store_id = $1 and (valid_until is null or valid_until > now()) \
          order by created_at desc",
     )
     .bind(store)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 

@@ -4,7 +4,7 @@
 //! since).
 
 use chrono::{DateTime, Utc};
-use orderly_contracts::messages::{SetupActor, SetupStatus, SetupStatusChanged};
+use orderly_contracts::messages::{SetupActor, SetupStatus, SetupStatusChanged, SetupTemplate};
 use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -287,8 +287,8 @@ pub(crate) struct IntakeContext {
 }
 
 /// The setup `setup_id` as the client's page needs it.
-pub(crate) async fn intake_context(
-    pool: &PgPool,
+pub(crate) async fn intake_context<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     setup_id: Uuid,
 ) -> sqlx::Result<Option<IntakeContext>> {
     sqlx::query_as(
@@ -300,7 +300,7 @@ pub(crate) async fn intake_context(
          where s.setup_id = $1",
     )
     .bind(setup_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await
 }
 
@@ -405,4 +405,80 @@ pub(crate) async fn analytics(
         }
     }
     Ok(totals)
+}
+
+/// An invitation of a setup's client, as the setup's detail shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema, sqlx::FromRow)]
+pub(crate) struct Invitation {
+    /// The setup's sequence when the wait began.
+    pub(crate) sequence: i32,
+    /// 0 for the first invitation of the wait, then the reminder's number.
+    pub(crate) reminder: i32,
+    /// `intake` or `approval`.
+    pub(crate) task: String,
+    pub(crate) at: DateTime<Utc>,
+    /// When the link sent expires (absent when none could be sent).
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// Why no link could be sent.
+    pub(crate) problem: Option<String>,
+}
+
+/// Records an invitation (once per setup, wait and reminder); `false` when it was already.
+pub(crate) async fn record_invitation(
+    conn: &mut PgConnection,
+    setup_id: Uuid,
+    i: &Invitation,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "insert into setup_invitations (setup_id, sequence, reminder, task, at, expires_at,
+                                        problem)
+         values ($1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
+    )
+    .bind(setup_id)
+    .bind(i.sequence)
+    .bind(i.reminder)
+    .bind(&i.task)
+    .bind(i.at)
+    .bind(i.expires_at)
+    .bind(i.problem.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A setup's invitations, oldest first.
+pub(crate) async fn invitations(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Vec<Invitation>> {
+    sqlx::query_as(
+        "select sequence, reminder, task, at, expires_at, problem from setup_invitations
+         where setup_id = $1 order by at, sequence, reminder",
+    )
+    .bind(setup_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// What an invitation of the client needs of a setup: whether `sequence` is still its
+/// latest change, and the title of its stage `stage` (its key when the template is not
+/// here yet).
+pub(crate) async fn invitation_context(
+    conn: &mut PgConnection,
+    setup_id: Uuid,
+    sequence: u32,
+    stage: &str,
+) -> sqlx::Result<Option<(bool, String)>> {
+    let row: Option<(i32, Option<sqlx::types::Json<SetupTemplate>>)> = sqlx::query_as(
+        "select s.sequence, t.template from setups s
+         left join setup_templates t on t.sku = s.sku and t.version = s.template_version
+         where s.setup_id = $1",
+    )
+    .bind(setup_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(latest, template)| {
+        let title = template
+            .as_ref()
+            .and_then(|t| t.stage(stage).map(|(_, s)| s.title.clone()))
+            .unwrap_or_else(|| stage.to_owned());
+        (latest == int(sequence), title)
+    }))
 }

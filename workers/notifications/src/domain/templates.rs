@@ -304,6 +304,94 @@ pub fn builtin(key: &str, language: &str) -> Option<(&'static str, &'static str)
                 "De inrichting van {product} voor bestelling {order_number} is te laat in de fase `{stage}` (uiterlijk {due}).",
             ),
         ],
+        "setup.intake_requested" => &[
+            (
+                "en",
+                "{product}: we need a few details from you",
+                "Hello {customer_name},\n\nthank you for your order {order_number}. To start on {product}, please fill in the form \"{stage}\":\n{link}\n\nThe link works until {expires}.\n\nKind regards\n{store_name}",
+            ),
+            (
+                "de",
+                "{product}: Wir brauchen noch ein paar Angaben",
+                "Hallo {customer_name},\n\ndanke für deine Bestellung {order_number}. Damit wir mit {product} beginnen können, fülle bitte das Formular „{stage}“ aus:\n{link}\n\nDer Link gilt bis {expires}.\n\nViele Grüße\n{store_name}",
+            ),
+            (
+                "fr",
+                "{product} : il nous faut quelques informations",
+                "Bonjour {customer_name},\n\nmerci pour votre commande {order_number}. Pour commencer {product}, merci de remplir le formulaire « {stage} » :\n{link}\n\nLe lien est valable jusqu'au {expires}.\n\nCordialement\n{store_name}",
+            ),
+            (
+                "nl",
+                "{product}: we hebben nog wat gegevens nodig",
+                "Hallo {customer_name},\n\nbedankt voor je bestelling {order_number}. Vul het formulier \"{stage}\" in zodat we met {product} kunnen beginnen:\n{link}\n\nDe link werkt tot {expires}.\n\nMet vriendelijke groet\n{store_name}",
+            ),
+        ],
+        "setup.approval_requested" => &[
+            (
+                "en",
+                "{product}: ready for your approval",
+                "Hello {customer_name},\n\n\"{stage}\" of {product} (order {order_number}) is ready for you. Please approve it or tell us what to change:\n{link}\n\nThe link works until {expires}.\n\nKind regards\n{store_name}",
+            ),
+            (
+                "de",
+                "{product}: bereit zur Freigabe",
+                "Hallo {customer_name},\n\n„{stage}“ von {product} (Bestellung {order_number}) ist fertig. Bitte gib es frei oder sag uns, was wir ändern sollen:\n{link}\n\nDer Link gilt bis {expires}.\n\nViele Grüße\n{store_name}",
+            ),
+            (
+                "fr",
+                "{product} : prêt pour votre validation",
+                "Bonjour {customer_name},\n\n« {stage} » de {product} (commande {order_number}) est prêt. Merci de le valider ou de nous dire quoi modifier :\n{link}\n\nLe lien est valable jusqu'au {expires}.\n\nCordialement\n{store_name}",
+            ),
+            (
+                "nl",
+                "{product}: klaar voor je goedkeuring",
+                "Hallo {customer_name},\n\n\"{stage}\" van {product} (bestelling {order_number}) staat klaar. Keur het goed of laat ons weten wat er anders moet:\n{link}\n\nDe link werkt tot {expires}.\n\nMet vriendelijke groet\n{store_name}",
+            ),
+        ],
+        "setup.client_reminder" => &[
+            (
+                "en",
+                "Reminder: {product} is waiting for you",
+                "Hello {customer_name},\n\n{product} (order {order_number}) is waiting for you at \"{stage}\". Whenever you are ready:\n{link}\n\nThe link works until {expires}.\n\nKind regards\n{store_name}",
+            ),
+            (
+                "de",
+                "Erinnerung: {product} wartet auf dich",
+                "Hallo {customer_name},\n\n{product} (Bestellung {order_number}) wartet bei „{stage}“ auf dich. Sobald du so weit bist:\n{link}\n\nDer Link gilt bis {expires}.\n\nViele Grüße\n{store_name}",
+            ),
+            (
+                "fr",
+                "Rappel : {product} vous attend",
+                "Bonjour {customer_name},\n\n{product} (commande {order_number}) vous attend à l'étape « {stage} ». Dès que vous êtes prêt :\n{link}\n\nLe lien est valable jusqu'au {expires}.\n\nCordialement\n{store_name}",
+            ),
+            (
+                "nl",
+                "Herinnering: {product} wacht op je",
+                "Hallo {customer_name},\n\n{product} (bestelling {order_number}) wacht op je bij \"{stage}\". Zodra je zover bent:\n{link}\n\nDe link werkt tot {expires}.\n\nMet vriendelijke groet\n{store_name}",
+            ),
+        ],
+        "setup.completed" => &[
+            (
+                "en",
+                "{product} is done",
+                "Hello {customer_name},\n\nwe have finished {product} for your order {order_number}. Thank you for working with us!\n\nKind regards\n{store_name}",
+            ),
+            (
+                "de",
+                "{product} ist fertig",
+                "Hallo {customer_name},\n\n{product} für deine Bestellung {order_number} ist fertig. Danke für die Zusammenarbeit!\n\nViele Grüße\n{store_name}",
+            ),
+            (
+                "fr",
+                "{product} est terminé",
+                "Bonjour {customer_name},\n\nnous avons terminé {product} pour votre commande {order_number}. Merci de votre collaboration !\n\nCordialement\n{store_name}",
+            ),
+            (
+                "nl",
+                "{product} is klaar",
+                "Hallo {customer_name},\n\nwe hebben {product} voor je bestelling {order_number} afgerond. Bedankt voor de samenwerking!\n\nMet vriendelijke groet\n{store_name}",
+            ),
+        ],
         _ => return None,
     };
     texts

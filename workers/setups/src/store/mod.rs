@@ -5,7 +5,9 @@
 //! its order's correlation id, so they also arrive in one partition, in order.
 
 use chrono::{DateTime, Utc};
-use orderly_contracts::messages::{FieldError, SetupActionRequested, SetupStatus, SetupTemplate};
+use orderly_contracts::messages::{
+    FieldError, SetupActionRequested, SetupStage, SetupStatus, SetupTemplate,
+};
 use orderly_contracts::types::{Sku, StoreId};
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -90,6 +92,21 @@ pub(crate) async fn template(
     Ok(row.map(|Json(t)| t))
 }
 
+/// Stage `index` of template `version` of `sku`, if both are here.
+pub(crate) async fn template_stage(
+    conn: &mut PgConnection,
+    sku: &Sku,
+    version: i32,
+    index: i32,
+) -> anyhow::Result<Option<SetupStage>> {
+    let template = template(conn, sku, u32::try_from(version)?).await?;
+    Ok(template.and_then(|t| {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| t.stages.into_iter().nth(i))
+    }))
+}
+
 /// A new setup, unless its line has one: `false` then.
 pub(crate) async fn insert_setup(
     conn: &mut PgConnection,
@@ -99,8 +116,11 @@ pub(crate) async fn insert_setup(
     let done = sqlx::query(
         "insert into setups (setup_id, order_id, line_id, store_id, sku, quantity,
                              template_version, status, stage_index, sequence, started_at,
-                             updated_at, sla_spent_seconds, clock_since, due_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14)
+                             updated_at, sla_spent_seconds, clock_since, due_at,
+                             client_waiting_since, client_wait_sequence)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13, $14,
+                 case when $8 in ('pending_intake', 'awaiting_client') then $11 end,
+                 case when $8 in ('pending_intake', 'awaiting_client') then $10 end)
          on conflict (order_id, line_id) do nothing",
     )
     .bind(s.setup_id)
@@ -214,7 +234,9 @@ pub(crate) async fn lock_setups_of_order(
     rows.into_iter().map(StoredSetup::try_from).collect()
 }
 
-/// Writes `s`'s state and sequence.
+/// Writes `s`'s state and sequence. Entering a status that waits for the client starts a
+/// wait (its reminders count from 0); leaving it ends the wait. (In `set`, `status` is the
+/// row's status before this update.)
 pub(crate) async fn update_setup(
     conn: &mut PgConnection,
     s: &StoredSetup,
@@ -223,7 +245,16 @@ pub(crate) async fn update_setup(
     sqlx::query(
         "update setups set status = $2, stage_index = $3, held_from = $4, loops = $5,
                 sequence = $6, submissions = $7, cancelled_units = $8, updated_at = $9,
-                sla_spent_seconds = $10, clock_since = $11, due_at = $12, overdue_at = $13
+                sla_spent_seconds = $10, clock_since = $11, due_at = $12, overdue_at = $13,
+                client_waiting_since = case
+                  when $2 not in ('pending_intake', 'awaiting_client') then null
+                  when status = $2 then client_waiting_since
+                  else $9 end,
+                client_wait_sequence = case
+                  when $2 not in ('pending_intake', 'awaiting_client') then null
+                  when status = $2 then client_wait_sequence
+                  else $6 end,
+                reminders = case when status = $2 then reminders else 0 end
          where setup_id = $1",
     )
     .bind(s.setup_id)
@@ -478,6 +509,52 @@ pub(crate) async fn mark_overdue(
                    s.stage_index, s.sequence, s.due_at",
     )
     .bind(now)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// A setup whose client is due a reminder.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ReminderDue {
+    pub(crate) setup_id: Uuid,
+    pub(crate) order_id: Uuid,
+    pub(crate) line_id: String,
+    pub(crate) store_id: String,
+    pub(crate) sku: String,
+    pub(crate) template_version: i32,
+    pub(crate) stage_index: i32,
+    pub(crate) status: String,
+    pub(crate) client_wait_sequence: i32,
+    pub(crate) reminders: i32,
+    pub(crate) client_waiting_since: DateTime<Utc>,
+}
+
+/// Counts a reminder for at most `limit` setups that have waited for their client `every`
+/// hours per reminder already sent plus one, and fewer than `most` times, and returns them
+/// (with the reminder's number in `reminders`). Rows another copy holds are skipped.
+pub(crate) async fn mark_reminders(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    every_hours: i32,
+    most: i32,
+    limit: i64,
+) -> sqlx::Result<Vec<ReminderDue>> {
+    sqlx::query_as(
+        "update setups s set reminders = s.reminders + 1
+         from (select setup_id from setups
+               where client_waiting_since is not null and reminders < $3
+                 and client_waiting_since + make_interval(hours => $2 * (reminders + 1)) <= $1
+               order by client_waiting_since limit $4
+               for update skip locked) due
+         where s.setup_id = due.setup_id
+         returning s.setup_id, s.order_id, s.line_id, s.store_id, s.sku, s.template_version,
+                   s.stage_index, s.status, s.client_wait_sequence, s.reminders,
+                   s.client_waiting_since",
+    )
+    .bind(now)
+    .bind(every_hours)
+    .bind(most)
     .bind(limit)
     .fetch_all(conn)
     .await
