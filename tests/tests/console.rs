@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use orderly::sim::{self, Publisher};
 use orderly_runtime::{
     Host,
-    testing::{World, wait_until},
+    testing::{World, wait_for, wait_until},
 };
 use orderly_tests::http::Client;
 use rand::{SeedableRng, rngs::StdRng};
@@ -1184,5 +1184,151 @@ async fn staff_see_only_their_stores_and_actions_and_forged_or_tokenless_posts_a
     .fetch_one(&orderly.staff_db)
     .await?;
     assert_eq!(sign_ins, 3, "each sign-in is audited");
+    orderly.stop().await
+}
+
+#[tokio::test]
+async fn a_setup_manager_moves_a_setup_along_in_the_browser() -> anyhow::Result<()> {
+    let driver = Driver::start().await?;
+    let mut orderly = Orderly::start().await?;
+    orderly
+        .publisher
+        .send(&sim::service_upserted(
+            sim::SERVICE_SKU,
+            "Listings setup, 40 products",
+            sim::listings_template(1),
+        ))
+        .await?;
+    sim::wait_for_service(
+        &orderly.world.settings.database_url,
+        sim::SERVICE_SKU,
+        DEADLINE,
+    )
+    .await?;
+    orderly
+        .staff("sm@example.com", "setup_manager", &[])
+        .await?;
+    let order = sim::order_placed(
+        &mut orderly.rng,
+        "CON-SETUP-1",
+        false,
+        &[(product()?, 1), (sim::service_product(), 1)],
+        1,
+    );
+    orderly.publisher.send(&order).await?;
+    let order_id = orderly.order_in("CON-SETUP-1", "processing").await?;
+    // The client's intake, as their link would send it.
+    let setup_of = |detail: &Value| detail["setups"][0]["setup_id"].as_str().map(str::to_owned);
+    let oracle = &orderly;
+    let setup = wait_for("the setup on the order", DEADLINE, || async {
+        Ok(setup_of(&oracle.order(&order_id).await?))
+    })
+    .await?;
+    let (intake, role, extra, _) =
+        sim::listings_next_step("pending_intake", 0).ok_or_else(|| anyhow::anyhow!("no step"))?;
+    orderly
+        .publisher
+        .send(&sim::setup_request(&setup, &order_id, intake, role, &extra))
+        .await?;
+    wait_until("the intake in review", DEADLINE, || async {
+        Ok(oracle.order(&order_id).await?["setups"][0]["status"] == "intake_review")
+    })
+    .await?;
+
+    let dir = screenshots()?;
+    let (orderly_ref, setup_ref, order_ref) = (&orderly, setup.as_str(), order_id.as_str());
+    with_browser(&driver, |browser| async move {
+        let page = Page {
+            browser: &browser,
+            orderly: orderly_ref,
+            dir,
+        };
+        page.sign_in("sm@example.com", PASSWORD).await?;
+        page.navigate("nav a[href='/admin/setups']").await?;
+        let list = page.main_text().await?;
+        anyhow::ensure!(
+            list.contains(sim::SERVICE_SKU) && list.contains("intake_review"),
+            "{list}"
+        );
+        page.shot("setups-01-list").await?;
+        // Filtered: nothing overdue.
+        page.click("#overdue").await?;
+        page.navigate("form.filters button[type=submit]").await?;
+        anyhow::ensure!(page.main_text().await?.contains("No setups match"));
+        page.goto(&format!("/admin/setups/{setup_ref}")).await?;
+        let detail = page.main_text().await?;
+        anyhow::ensure!(detail.contains("Onboarding form"), "{detail}");
+        page.shot("setups-02-detail").await?;
+
+        // Complete the review: the command is answered, the setup is in the work stage.
+        page.fill("advance-note", "Intake complete").await?;
+        page.navigate("#step-advance").await?;
+        page.wait_for_text("the step applied", true, |t| t.contains("applied"))
+            .await?;
+        page.goto(&format!("/admin/setups/{setup_ref}")).await?;
+        let detail = page
+            .wait_for_text("the setup in progress", true, |t| t.contains("in_progress"))
+            .await?;
+        anyhow::ensure!(detail.contains("Build the listings"), "{detail}");
+        // Hold it with a reason, then release it; the history has every step.
+        page.fill("hold-note", "Waiting for the photographer")
+            .await?;
+        page.navigate("#step-hold").await?;
+        page.wait_for_text("the hold applied", true, |t| t.contains("applied"))
+            .await?;
+        page.goto(&format!("/admin/setups/{setup_ref}")).await?;
+        page.wait_for_text("the setup on hold", true, |t| t.contains("on_hold"))
+            .await?;
+        page.navigate("#step-release").await?;
+        page.wait_for_text("the release applied", true, |t| t.contains("applied"))
+            .await?;
+        page.goto(&format!("/admin/setups/{setup_ref}")).await?;
+        let detail = page
+            .wait_for_text("the setup released", true, |t| {
+                t.contains("Waiting for the photographer") && t.contains("on_hold → in_progress")
+            })
+            .await?;
+        anyhow::ensure!(detail.contains("setup_manager sm@example.com"), "{detail}");
+        page.shot("setups-03-history").await?;
+
+        // A step from a page that is out of date (it saw the setup's first change) is
+        // refused, 412, and moves nothing: two managers never move one setup twice.
+        let cookie = page.session_cookie().await?;
+        let url = orderly_ref.url(&format!("/admin/setups/{setup_ref}"));
+        let http = forger()?;
+        let csrf = form_token(&http, &url, &cookie).await?;
+        let stale = http
+            .post(format!("{url}/steps"))
+            .header("cookie", format!("orderly_console={cookie}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("key", &uuid::Uuid::now_v7().to_string()),
+                ("seen", "1"),
+                ("action", "advance"),
+            ])
+            .send()
+            .await?;
+        anyhow::ensure!(stale.status() == 412, "{}", stale.status());
+        page.goto(&format!("/admin/setups/{setup_ref}")).await?;
+        anyhow::ensure!(page.main_text().await?.contains("in_progress"));
+
+        // The order shows its setup and its changes on the timeline.
+        page.goto(&format!("/admin/orders/{order_ref}")).await?;
+        let order = page.main_text().await?;
+        anyhow::ensure!(
+            order.contains("Setups") && order.contains("Setup SVC-LISTINGS-40"),
+            "{order}"
+        );
+        page.shot("setups-04-order").await?;
+        Ok(())
+    })
+    .await?;
+    // The saga names the setup the order waits for, once its goods are delivered; until
+    // then the goods come first. Either way the API's detail lists the setup's history.
+    let detail = orderly.order(&order_id).await?;
+    let history = detail["setups"][0]["history"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(history >= 5, "{detail}");
     orderly.stop().await
 }

@@ -18,6 +18,9 @@ pub(crate) enum WaitingFor {
     Warehouse,
     /// A carrier: to deliver what left.
     Carrier,
+    /// The setups of its service lines: the agency's work or the client (the goods are
+    /// delivered; the order completes when every setup is completed).
+    Setups,
     /// Nothing: the order is done (completed or cancelled).
     Nothing,
 }
@@ -168,6 +171,50 @@ pub(crate) fn position(
     }
 }
 
+/// An open setup of the order, as the position names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenSetup<'a> {
+    pub(crate) sku: &'a str,
+    pub(crate) stage: &'a str,
+    pub(crate) status: &'a str,
+}
+
+/// The position of an order with `status` whose goods are done (it waits for nothing
+/// else) but which has open setups: it waits for them, naming each.
+pub(crate) fn with_setups(
+    position: SagaPosition,
+    status: Option<&str>,
+    open: &[OpenSetup<'_>],
+) -> SagaPosition {
+    if position.waiting_for != WaitingFor::Nothing
+        || open.is_empty()
+        || matches!(status, Some("completed" | "cancelled"))
+    {
+        return position;
+    }
+    let each: Vec<String> = open
+        .iter()
+        .map(|s| {
+            format!(
+                "{} at `{}` ({})",
+                s.sku,
+                s.stage,
+                s.status.replace('_', " ")
+            )
+        })
+        .collect();
+    SagaPosition {
+        waiting_for: WaitingFor::Setups,
+        since: position.since,
+        detail: format!(
+            "{}; {} setup(s) open: {}",
+            position.detail,
+            open.len(),
+            each.join(", ")
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -192,6 +239,39 @@ mod tests {
         );
         let done = position(Some("completed"), Some(t0), t0, &[]);
         assert_eq!(held(done.clone(), hold_at, None), done);
+    }
+
+    #[test]
+    fn an_order_with_open_setups_waits_for_them_once_its_goods_are_done() {
+        let t0 = Utc::now();
+        let open = [OpenSetup {
+            sku: "SVC-ADS",
+            stage: "review",
+            status: "awaiting_client",
+        }];
+        let at = |status| position(Some(status), Some(t0), t0, &[]);
+        let delivered = with_setups(at("delivered"), Some("delivered"), &open);
+        assert_eq!(delivered.waiting_for, WaitingFor::Setups);
+        assert!(
+            delivered
+                .detail
+                .contains("1 setup(s) open: SVC-ADS at `review` (awaiting client)"),
+            "{delivered:?}"
+        );
+        // Goods still on their way come first; a finished order waits for nothing.
+        let processing = at("processing");
+        assert_eq!(
+            with_setups(processing.clone(), Some("processing"), &open),
+            processing
+        );
+        for done in ["completed", "cancelled"] {
+            assert_eq!(with_setups(at(done), Some(done), &open), at(done));
+        }
+        let delivered = at("delivered");
+        assert_eq!(
+            with_setups(delivered.clone(), Some("delivered"), &[]),
+            delivered
+        );
     }
 
     fn t(minute: u32) -> DateTime<Utc> {

@@ -139,13 +139,13 @@ pub(crate) async fn analytics(
 }
 
 /// The setup id a path names, or the problem naming `id`.
-pub(super) fn setup_id(id: &str) -> Result<Uuid, Problem> {
+pub(crate) fn setup_id(id: &str) -> Result<Uuid, Problem> {
     id.parse()
         .map_err(|_| Problem::bad_parameter("id", format!("`{id}` is not a setup id (a UUID)")))
 }
 
 /// A setup that does not exist or that the token may not see: the same 404 for both.
-pub(super) fn not_found(setup_id: Uuid) -> Problem {
+pub(crate) fn not_found(setup_id: Uuid) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
         "not-found",

@@ -29,6 +29,7 @@ use crate::domain::cursor::Cursor;
 use crate::domain::filter::{COUNT_LIMIT, ListQuery, Total};
 use crate::domain::saga;
 use crate::store::notifications::{self, Notification};
+use crate::store::setups;
 use crate::store::tracking::{self, TrackingEvent};
 
 /// One row of the list.
@@ -465,6 +466,9 @@ pub(crate) struct OrderDetail {
     /// The messages sent to the customer about the order and what became of them, in the
     /// order they were asked for.
     pub(crate) notifications: Vec<Notification>,
+    /// The setups of its service lines, each with its history (none for an order of goods
+    /// only).
+    pub(crate) setups: Vec<setups::OrderSetup>,
 }
 
 /// An order's detail, if the read model knows the order.
@@ -525,6 +529,7 @@ pub(crate) async fn detail(
     let documents = documents(&mut tx, order_id).await?;
     let cancellations = cancellations(&mut tx, order_id).await?;
     let notifications = notifications::of(&mut tx, order_id).await?;
+    let setups = setups::of_order(&mut tx, order_id).await?;
     // Each entry is a staff member's or a customer's (the table's check says one of them).
     let audited: Vec<Audited> = sqlx::query_as(
         "select a.staff_email, a.customer_id, a.at, a.action, a.http_status, a.outcome, \
@@ -573,6 +578,16 @@ pub(crate) async fn detail(
         header.placed_at,
         &facts,
     );
+    let open: Vec<saga::OpenSetup<'_>> = setups
+        .iter()
+        .filter(|s| !matches!(s.setup.status.as_str(), "completed" | "cancelled"))
+        .map(|s| saga::OpenSetup {
+            sku: &s.setup.sku,
+            stage: &s.setup.stage,
+            status: &s.setup.status,
+        })
+        .collect();
+    saga = saga::with_setups(saga, header.status.as_deref(), &open);
     if header.held {
         let since = header.hold_changed_at.unwrap_or(saga.since);
         saga = saga::held(saga, since, header.hold_reason.as_deref());
@@ -588,5 +603,6 @@ pub(crate) async fn detail(
         staff_actions,
         customer_requests,
         notifications,
+        setups,
     }))
 }

@@ -176,6 +176,34 @@ pub(crate) async fn one(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Option<Se
         .await
 }
 
+/// A setup of an order, as the order's detail shows it: where it stands and every change.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct OrderSetup {
+    #[serde(flatten)]
+    pub(crate) setup: SetupRow,
+    /// Every change, oldest first (the start is 1).
+    pub(crate) history: Vec<SetupChange>,
+}
+
+/// The setups of `order_id` with their histories, by line.
+pub(crate) async fn of_order(
+    conn: &mut PgConnection,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<OrderSetup>> {
+    let rows: Vec<SetupRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} where order_id = $1 order by line_id, setup_id"
+    )))
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut setups = Vec::with_capacity(rows.len());
+    for setup in rows {
+        let history = history(&mut *conn, setup.setup_id).await?;
+        setups.push(OrderSetup { setup, history });
+    }
+    Ok(setups)
+}
+
 /// One change of a setup.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct SetupChange {
@@ -211,14 +239,17 @@ type HistoryRow = (
 );
 
 /// A setup's history, oldest first.
-pub(crate) async fn history(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<Vec<SetupChange>> {
+pub(crate) async fn history<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    setup_id: Uuid,
+) -> sqlx::Result<Vec<SetupChange>> {
     let rows: Vec<HistoryRow> = sqlx::query_as(
         "select sequence, from_status, to_status, stage, loops, actor_role, actor_id,
                 request_id, detail, at
          from setup_history where setup_id = $1 order by sequence",
     )
     .bind(setup_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let corrupt = |what: &str, e: orderly_contracts::types::InvalidValue| {
         sqlx::Error::Decode(format!("api: stored setup {what}: {e}").into())

@@ -19,6 +19,7 @@ pub(crate) const STYLESHEET: &str =
 pub(crate) enum Section {
     Orders,
     Exceptions,
+    Setups,
     Analytics,
     Operations,
 }
@@ -55,6 +56,9 @@ pub(crate) fn page(
                     nav aria-label="Console" {
                         a href="/admin/orders" aria-current=[current(Section::Orders)] { (text.orders) }
                         a href="/admin/exceptions" aria-current=[current(Section::Exceptions)] { (text.exceptions) }
+                        @if signed.caller.0.role.grants(crate::domain::access::Permission::SetupsView) {
+                            a href="/admin/setups" aria-current=[current(Section::Setups)] { (text.setups) }
+                        }
                         a href="/admin/analytics" aria-current=[current(Section::Analytics)] { (text.analytics) }
                         @if signed.caller.0.role.grants(crate::domain::access::Permission::OperationsManage) {
                             a href="/admin/operations" aria-current=[current(Section::Operations)] { (text.operations) }

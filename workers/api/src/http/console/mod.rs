@@ -30,6 +30,7 @@ mod layout;
 pub(crate) use layout::STYLESHEET;
 mod operations;
 mod orders;
+mod setups;
 mod signin;
 mod text;
 mod views;
@@ -93,6 +94,9 @@ pub(crate) fn router() -> Router<Arc<Api>> {
         )
         .route("/admin/commands/{id}", get(orders::command))
         .route("/admin/exceptions", get(exceptions::list))
+        .route("/admin/setups", get(setups::list))
+        .route("/admin/setups/{id}", get(setups::detail))
+        .route("/admin/setups/{id}/steps", post(setups::step))
         .route("/admin/analytics", get(analytics::page))
         .route("/admin/operations", get(operations::page))
         .route("/admin/operations/{queue}/{action}", post(operations::act))

@@ -471,6 +471,23 @@ pub(crate) async fn detail(
                 }
             }
         }
+        @if !detail.setups.is_empty() {
+            h2 #setups-title { (text.setups) }
+            div.table-wrap { table.stack #order-setups aria-labelledby="setups-title" {
+                thead { tr {
+                    th scope="col" { (text.product) } th scope="col" { (text.status) }
+                    th scope="col" { (text.stage) } th scope="col" { (text.loops) }
+                    th scope="col" { (text.overdue) }
+                } }
+                tbody { @for s in &detail.setups { tr {
+                    td data-label=(text.product) { a href=(format!("/admin/setups/{}", s.setup.setup_id)) { code { (s.setup.sku) } } }
+                    td data-label=(text.status) { (badge(Some(&s.setup.status))) }
+                    td data-label=(text.stage) { (s.setup.stage) }
+                    td data-label=(text.loops) { (s.setup.loops) }
+                    td data-label=(text.overdue) { (maybe_time(s.setup.overdue_since)) }
+                } } }
+            } }
+        }
         h2 { (text.customer_messages) }
         @if detail.notifications.is_empty() { p.muted { (text.none) } } @else {
             div.table-wrap { table.stack {
@@ -539,6 +556,7 @@ fn waiting_word(w: WaitingFor) -> &'static str {
         WaitingFor::Stock => "stock",
         WaitingFor::Warehouse => "warehouse",
         WaitingFor::Carrier => "carrier",
+        WaitingFor::Setups => "setups",
         WaitingFor::Nothing => "nothing",
     }
 }
@@ -720,7 +738,8 @@ struct Entry {
     who: String,
 }
 
-/// Status changes, cancellations, staff actions and customers' requests, oldest first.
+/// Status changes, cancellations, setups' changes, staff actions and customers' requests,
+/// oldest first.
 fn timeline(text: &Text, detail: &OrderDetail) -> Markup {
     let mut entries: Vec<Entry> = Vec::new();
     for s in &detail.status_history {
@@ -739,6 +758,22 @@ fn timeline(text: &Text, detail: &OrderDetail) -> Markup {
             what: html! { "cancelled (" (c.scope) "): " (c.reason) },
             who: "orders".to_owned(),
         });
+    }
+    for s in &detail.setups {
+        for h in &s.history {
+            entries.push(Entry {
+                at: h.at,
+                what: html! {
+                    (text.setup) " " code { (s.setup.sku) } ": "
+                    (h.from.map_or("—", |f| f.as_str())) " → " (badge(Some(h.to.as_str())))
+                    " (" (h.stage) ") " span.muted { (h.detail) }
+                },
+                who: h
+                    .actor
+                    .as_ref()
+                    .map_or_else(|| "setups".to_owned(), |a| format!("{} {}", a.role, a.id)),
+            });
+        }
     }
     for a in &detail.staff_actions {
         entries.push(Entry {
@@ -980,8 +1015,21 @@ pub(crate) async fn send<B: crate::domain::command::ActionBody>(
     if let Some(value) = key.and_then(|k| HeaderValue::from_str(k).ok()) {
         headers.insert("idempotency-key", value);
     }
+    send_with::<B>(api, signed, client, id, &headers, json, back).await
+}
+
+/// Like [`send`], with the request's headers given (`Idempotency-Key`, `If-Match`).
+pub(crate) async fn send_with<B: crate::domain::command::ActionBody>(
+    api: &Api,
+    signed: &Signed,
+    client: &Client,
+    id: &str,
+    headers: &HeaderMap,
+    json: &str,
+    back: &str,
+) -> Response {
     let requester = Requester::Staff(signed.caller.clone());
-    match submit::<B>(api, requester, client, id, &headers, json.as_bytes()).await {
+    match submit::<B>(api, requester, client, id, headers, json.as_bytes()).await {
         Ok(accepted) => Redirect::to(&format!(
             "/admin/commands/{}",
             accepted.body().command().command_id
