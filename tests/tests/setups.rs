@@ -190,7 +190,17 @@ impl Run {
             .into_iter()
             .find(|p| p.sku == "MUG-BLU-350")
             .expect("the mug");
-        let mut lines = vec![(mug, 1)];
+        self.place_lines(external_id, Some(mug), services).await
+    }
+
+    /// Places a storefront order of `goods` (if any) and the given services.
+    async fn place_lines(
+        &self,
+        external_id: &str,
+        goods: Option<sim::Product>,
+        services: &[sim::Product],
+    ) -> anyhow::Result<Uuid> {
+        let mut lines: Vec<(sim::Product, u32)> = goods.into_iter().map(|g| (g, 1)).collect();
         lines.extend(services.iter().cloned().map(|s| (s, 1)));
         let mut rng = sim::rng(17);
         self.publisher
@@ -1401,5 +1411,93 @@ async fn the_client_is_asked_reminded_and_told_by_email_with_a_link_that_works()
     );
     notifications.close().await;
     api.close().await;
+    run.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_never_shipped_and_an_order_of_services_completes_with_its_setup()
+-> anyhow::Result<()> {
+    let run = Run::start_with(true, &["notifications"]).await?;
+    sim::store_settings(&run.publisher).await?;
+    let notifications = run.world.pool("notifications").await?;
+    let fulfillment = run.world.pool("fulfillment").await?;
+    let shipped_skus = |order: Uuid| {
+        let fulfillment = &fulfillment;
+        async move {
+            let skus: Vec<String> = sqlx::query_scalar(
+                "select i.sku from shipment_items i join shipments s using (shipment_id)
+                 where s.order_id = $1 order by i.sku",
+            )
+            .bind(order)
+            .fetch_all(fulfillment)
+            .await?;
+            anyhow::Ok(skus)
+        }
+    };
+
+    // A mug and a service: the parcel holds the mug only.
+    let mixed = run.place("S-7001", &[sim::service_product()]).await?;
+    run.wait_status(mixed, "delivered").await?;
+    assert_eq!(shipped_skus(mixed).await?, ["MUG-BLU-350"]);
+
+    // The service alone: nothing reserved, nothing shipped; its goods are done at once
+    // (`delivered` without a parcel, and no "delivered" message to the customer).
+    let alone = run
+        .place_lines("S-7002", None, &[sim::service_product()])
+        .await?;
+    run.wait_status(alone, "delivered").await?;
+    assert!(shipped_skus(alone).await?.is_empty());
+    let setup = run.setup_id(alone, sim::SERVICE_SKU).await?;
+    let mut status = "pending_intake".to_owned();
+    let mut loops = 0;
+    while let Some((action, role, extra, _)) = sim::listings_next_step(&status, loops) {
+        run.applied(alone, setup, action, role, extra).await?;
+        (status, loops) = run
+            .setups_of(alone)
+            .await?
+            .into_iter()
+            .next()
+            .map(|s| (s.2, u64::try_from(s.4).unwrap_or(0)))
+            .ok_or_else(|| anyhow::anyhow!("the setup vanished"))?;
+    }
+    assert_eq!(status, "completed");
+    run.wait_status(alone, "completed").await?;
+    let timeline: Vec<String> =
+        sqlx::query_scalar("select detail from timeline where order_id = $1 order by seq")
+            .bind(alone)
+            .fetch_all(&run.orders)
+            .await?;
+    assert!(
+        timeline
+            .iter()
+            .any(|d| d.starts_with("Nothing to reserve or ship")),
+        "{timeline:?}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|d| d.contains("Completed: every setup completed (nothing to ship)")),
+        "{timeline:?}"
+    );
+    // The customer heard of the setup's completion, never of a delivery.
+    wait_until("the client told the setup is done", DEADLINE, || async {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from requests where order_id = $1 and event = 'setup.completed'",
+        )
+        .bind(alone)
+        .fetch_one(&notifications)
+        .await?;
+        Ok(n == 1)
+    })
+    .await?;
+    let delivered: i64 = sqlx::query_scalar(
+        "select count(*) from requests where order_id = $1 and event = 'order.delivered'",
+    )
+    .bind(alone)
+    .fetch_one(&notifications)
+    .await?;
+    assert_eq!(delivered, 0, "nothing was delivered to tell of");
+    fulfillment.close().await;
+    notifications.close().await;
     run.stop().await
 }

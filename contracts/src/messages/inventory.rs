@@ -179,7 +179,8 @@ impl Validate for WarehouseUpserted {
 }
 
 /// `stock.reserved`: every line of the order is reserved, all or nothing, split across
-/// warehouses in preference order where one cannot serve it all.
+/// warehouses in preference order where one cannot serve it all. No allocation at all: the
+/// order has nothing to ship (every line is a service, set up rather than shipped).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockReserved {
@@ -187,7 +188,7 @@ pub struct StockReserved {
     pub order_id: Uuid,
     /// The store.
     pub store_id: StoreId,
-    /// Per warehouse, what it ships; each warehouse once.
+    /// Per warehouse, what it ships; each warehouse once. Empty when nothing is shipped.
     pub allocations: Vec<Allocation>,
 }
 
@@ -198,7 +199,7 @@ impl Message for StockReserved {
 
 impl Validate for StockReserved {
     fn validate(&self) -> Result<(), ContractError> {
-        count(&self.allocations, 1, MAX_WAREHOUSES).at("payload.allocations")?;
+        count(&self.allocations, 0, MAX_WAREHOUSES).at("payload.allocations")?;
         if let Some(i) = first_duplicate(&self.allocations, |a| a.warehouse_id.clone()) {
             return Err(ContractError::new(
                 format!("payload.allocations[{i}].warehouse_id"),

@@ -499,6 +499,11 @@ pub struct OrderStatusChanged {
     pub reason: Option<String>,
     /// Who to tell, for notifications.
     pub customer: CustomerContact,
+    /// The order has nothing (left) to ship: every line is a service, set up rather than
+    /// shipped (or its goods were cancelled). It reaches `processing` and `delivered`
+    /// without a parcel; no "delivered" message goes to the customer then. Absent: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nothing_to_ship: bool,
 }
 
 impl Message for OrderStatusChanged {

@@ -189,8 +189,13 @@ impl StockView {
     ///
     /// Lines of untracked products take no stock: they join the first warehouse's picks
     /// unreserved, or the default warehouse's when the order has no tracked line (short,
-    /// with 0 available, only if inventory knows no warehouse at all).
+    /// with 0 available, only if inventory knows no warehouse at all). No lines at all (an
+    /// order of services, which are set up, not shipped): reserved, in no warehouse.
     pub(crate) fn allocate(&self, lines: &[LineRequest]) -> Allocated {
+        if lines.is_empty() {
+            // Nothing to ship (every line of the order is a service): no warehouse.
+            return Allocated::Reserved(Vec::new());
+        }
         let (tracked, free): (Vec<LineRequest>, Vec<LineRequest>) =
             lines.iter().cloned().partition(|l| self.tracks(&l.sku));
         let unreserved = |l: &LineRequest| Pick {
@@ -838,6 +843,12 @@ mod tests {
             reserved_flags(&got),
             vec![("hamburg-1".to_owned(), vec![("1".to_owned(), 1000, false)])]
         );
+    }
+
+    #[test]
+    fn an_order_with_nothing_to_ship_is_reserved_in_no_warehouse() {
+        let view = StockView::new([slot("berlin-1", 100, "MUG", 10)]);
+        assert_eq!(view.allocate(&[]), Allocated::Reserved(Vec::new()));
     }
 
     #[test]

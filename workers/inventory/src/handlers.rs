@@ -294,9 +294,11 @@ async fn reserve_orders(
         .iter()
         .map(|env| {
             claimed.remove(&env.payload.order_id).then(|| {
+                // A service line is set up, not shipped: nothing to reserve or pick.
                 env.payload
                     .lines
                     .iter()
+                    .filter(|l| l.setup_template_version.is_none())
                     .map(|l| LineRequest {
                         line_id: l.line_id.clone(),
                         sku: l.sku.clone(),
@@ -311,7 +313,7 @@ async fn reserve_orders(
         outcomes: Vec::with_capacity(orders.len()),
         touched: BTreeSet::new(),
     };
-    if skus.is_empty() {
+    if requests.iter().all(Option::is_none) {
         debug!("orders already reserved, backordered or cancelled; nothing to do");
         reserved.outcomes.resize(orders.len(), None);
         return Ok(reserved);
@@ -1028,12 +1030,8 @@ fn emit_reserved(
     store_id: &StoreId,
     picks: &[WarehousePicks],
 ) -> Result<(), HandlerError> {
+    // No allocation at all: nothing to ship (every line a service).
     let allocations = domain::to_allocations(picks);
-    if allocations.is_empty() {
-        return Err(HandlerError::permanent(format!(
-            "order {order_id} has nothing to reserve"
-        )));
-    }
     cx.emit_correlated(
         order_id.to_string(),
         StockReserved {

@@ -381,6 +381,7 @@ fn status(
             to,
             sequence,
             reason: None,
+            nothing_to_ship: false,
             customer: CustomerContact {
                 name: "Bench Customer".into(),
                 email: Some(EmailAddress::parse("bench@example.com")?),

@@ -247,6 +247,9 @@ enum Kind {
     Status {
         sequence: i64,
         status: OrderStatus,
+        /// The order has nothing to ship (every line a service): no "delivered" for the
+        /// customer.
+        nothing_to_ship: bool,
         contact: orderly_contracts::messages::CustomerContact,
         external_order_id: String,
     },
@@ -278,6 +281,7 @@ impl OrderEvent {
                     kind: Kind::Status {
                         sequence,
                         status: p.to,
+                        nothing_to_ship: p.nothing_to_ship,
                         contact: p.customer,
                         external_order_id: p.external_order_id,
                     },
@@ -552,7 +556,24 @@ async fn notify(
     .filter(|m| *m != order.mark);
     let mut suppressions = Vec::new();
     let mut requested = 0usize;
+    let nothing_shipped = matches!(
+        event.kind,
+        Kind::Status {
+            nothing_to_ship: true,
+            ..
+        }
+    );
     for rule in domain::rules_for(&rules, event.event) {
+        if nothing_shipped
+            && event.event == NotificationEvent::OrderDelivered
+            && rule.audience == NotificationAudience::Customer
+        {
+            suppressions.push(suppress(
+                Some(rule.audience),
+                "nothing was shipped: every line is a service (the setups tell the client)".into(),
+            ));
+            continue;
+        }
         // (channel, address, locale) of each recipient.
         let recipients: Vec<(NotificationChannel, String, Option<String>)> = match rule.audience {
             NotificationAudience::Customer => match &order.customer.email {

@@ -533,12 +533,19 @@ fn stock_reserved<'m>(
             .collect::<Vec<_>>()
             .join("; ");
         let n = p.allocations.len();
-        let detail = format!(
-            "Stock reserved in {n} warehouse{} ({n} shipment{} expected): {parts}{}",
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "" } else { "s" },
-            steps::cancelled_note(&open.head)
-        );
+        let detail = if n == 0 {
+            format!(
+                "Nothing to reserve or ship: every line is a service, set up rather than shipped{}",
+                steps::cancelled_note(&open.head)
+            )
+        } else {
+            format!(
+                "Stock reserved in {n} warehouse{} ({n} shipment{} expected): {parts}{}",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "" } else { "s" },
+                steps::cancelled_note(&open.head)
+            )
+        };
         writes.allocations.push(p);
         detail
     } else {

@@ -65,11 +65,7 @@ pub(crate) fn status_change(
 ) -> StatusChange {
     head.status_sequence += 1;
     head.status = t.to;
-    let why = if t.to == OrderStatus::Completed {
-        "Every shipment delivered".to_owned()
-    } else {
-        clip(reason, 1000)
-    };
+    let why = t.why.map_or_else(|| clip(reason, 1000), str::to_owned);
     let detail = match t.from {
         Some(from) => format!(
             "Status {from} → {} (change #{}): {why}",
@@ -86,17 +82,16 @@ pub(crate) fn status_change(
         from: t.from,
         to: t.to,
         sequence: head.status_sequence,
-        reason: Some(why),
+        reason: Some(why.clone()),
         customer: head.contact(),
+        nothing_to_ship: t.nothing_to_ship,
     };
     let completed = (t.to == OrderStatus::Completed).then(|| {
+        let what = why.to_lowercase();
         let detail = if invoice_numbers.is_empty() {
-            "Completed: every shipment delivered (no invoice known yet)".to_owned()
+            format!("Completed: {what} (no invoice known yet)")
         } else {
-            format!(
-                "Completed: every shipment delivered; invoices {}",
-                invoice_numbers.join(", ")
-            )
+            format!("Completed: {what}; invoices {}", invoice_numbers.join(", "))
         };
         let completed = OrderCompleted {
             order_id: head.order_id,

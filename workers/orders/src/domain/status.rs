@@ -137,7 +137,7 @@ impl Facts {
             Event::Cancelled => !std::mem::replace(&mut self.cancelled, true),
             Event::StockUnavailable => !std::mem::replace(&mut self.backordered, true),
             Event::StockReserved(units) => {
-                if self.allocations.is_some() || units.is_empty() {
+                if self.allocations.is_some() {
                     return false;
                 }
                 let mut map: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
@@ -208,6 +208,21 @@ impl Facts {
         Some(u32::try_from(live).unwrap_or(u32::MAX))
     }
 
+    /// Whether the order has nothing (left) to ship: reserved with no warehouse to ship
+    /// from (every line a service, or its goods released) and nothing shipped.
+    pub(crate) fn nothing_to_ship(&self) -> bool {
+        self.expected_shipments() == Some(0) && !self.any_shipped()
+    }
+
+    /// What completes the order, in words.
+    pub(crate) fn completion(&self) -> &'static str {
+        match (self.setups.is_empty(), self.nothing_to_ship()) {
+            (true, _) => "Every shipment delivered",
+            (false, true) => "Every setup completed (nothing to ship)",
+            (false, false) => "Every shipment delivered and every setup completed",
+        }
+    }
+
     /// Shipments that left a warehouse (seen dispatched, or delivered, which implies it).
     pub(crate) fn shipped(&self) -> BTreeSet<Uuid> {
         self.dispatched
@@ -246,6 +261,9 @@ impl Facts {
         if !self.accepted {
             return OrderStatus::OnHold;
         }
+        if self.nothing_to_ship() {
+            return OrderStatus::Delivered;
+        }
         let shipped = self.shipped().len();
         if shipped > 0 {
             let shipped = u32::try_from(shipped).unwrap_or(u32::MAX);
@@ -274,6 +292,23 @@ pub(crate) struct Transition {
     pub(crate) from: Option<OrderStatus>,
     /// After.
     pub(crate) to: OrderStatus,
+    /// Why, in the domain's words, when it knows better than the message that caused it
+    /// (what completed the order; that there is nothing to ship).
+    pub(crate) why: Option<&'static str>,
+    /// The order has nothing (left) to ship (`order.status_changed`'s `nothing_to_ship`).
+    pub(crate) nothing_to_ship: bool,
+}
+
+impl Transition {
+    /// A change from `from` to `to`, for the reason of the message that caused it.
+    pub(crate) fn new(from: Option<OrderStatus>, to: OrderStatus) -> Self {
+        Self {
+            from,
+            to,
+            why: None,
+            nothing_to_ship: false,
+        }
+    }
 }
 
 /// A computed move the transition table does not allow: a bug or impossible data, never
@@ -297,9 +332,16 @@ pub(crate) fn decide(
     facts: &Facts,
 ) -> Result<Vec<Transition>, IllegalTransition> {
     let target = facts.target();
+    let nothing_to_ship = facts.nothing_to_ship();
+    let step = |from, to| Transition {
+        why: (nothing_to_ship && to != OrderStatus::Cancelled)
+            .then_some("Nothing to ship: every line left is a service"),
+        nothing_to_ship,
+        ..Transition::new(from, to)
+    };
     let completes = Transition {
-        from: Some(OrderStatus::Delivered),
-        to: OrderStatus::Completed,
+        why: Some(facts.completion()),
+        ..step(Some(OrderStatus::Delivered), OrderStatus::Completed)
     };
     if current == Some(OrderStatus::Delivered)
         && target == OrderStatus::Delivered
@@ -315,16 +357,26 @@ pub(crate) fn decide(
             return Ok(Vec::new());
         }
     }
-    if !can_transition(current, target) {
+    let mut out = Vec::new();
+    // Nothing to ship: reserved (`processing`) and done with its goods (`delivered`) at once.
+    let mut from = current;
+    if nothing_to_ship
+        && target == OrderStatus::Delivered
+        && matches!(
+            current,
+            Some(OrderStatus::Accepted | OrderStatus::Backordered)
+        )
+    {
+        out.push(step(current, OrderStatus::Processing));
+        from = Some(OrderStatus::Processing);
+    }
+    if !can_transition(from, target) {
         return Err(IllegalTransition {
             from: current,
             to: target,
         });
     }
-    let mut out = vec![Transition {
-        from: current,
-        to: target,
-    }];
+    out.push(step(from, target));
     if target == OrderStatus::Delivered && facts.setups_done() {
         out.push(completes);
     }

@@ -65,6 +65,9 @@ pub(crate) async fn facts_of(
                 false, false
            from order_allocations where order_id = any($1)
          union all
+         select order_id, 'nothing', null, null, null, 0, false, false
+           from order_nothing_reserved where order_id = any($1)
+         union all
          select order_id, 'release', warehouse_id, line_id, null, quantity::bigint, false, false
            from order_releases where order_id = any($1)
          union all
@@ -103,6 +106,10 @@ pub(crate) async fn facts_of(
                         line.ok_or_else(|| missing("allocation line"))?,
                         count("allocated quantity", qty)?,
                     );
+            }
+            // Reserved in no warehouse: nothing to ship.
+            "nothing" => {
+                facts.allocations.get_or_insert_with(BTreeMap::new);
             }
             "release" => {
                 facts.released.insert(
@@ -189,8 +196,22 @@ pub(crate) async fn record_allocations(
     .column(|(_, _, l)| l.line_id.as_str())
     .column(|(_, _, l)| l.sku.as_str())
     .column(|(_, _, l)| i64::from(l.quantity.get()))
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    let nothing: Vec<Uuid> = reserved
+        .iter()
+        .filter(|p| p.allocations.is_empty())
+        .map(|p| p.order_id)
+        .collect();
+    if !nothing.is_empty() {
+        sqlx::query(
+            "insert into order_nothing_reserved (order_id) select unnest($1::uuid[])
+             on conflict do nothing",
+        )
+        .bind(&nothing)
+        .execute(conn)
+        .await?;
+    }
     Ok(())
 }
 

@@ -76,13 +76,7 @@ fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
 #[test]
 fn a_new_order_is_accepted_or_held() {
     let t = decide(None, &accepted_facts()).unwrap();
-    assert_eq!(
-        t,
-        vec![Transition {
-            from: None,
-            to: OrderStatus::Accepted
-        }]
-    );
+    assert_eq!(t, vec![Transition::new(None, OrderStatus::Accepted)]);
     let t = decide(None, &Facts::default()).unwrap();
     assert_eq!(t[0].to, OrderStatus::OnHold);
 }
@@ -589,4 +583,52 @@ fn a_setup_of_a_line_not_waited_for_changes_nothing() {
         line_id: "9".into()
     }));
     assert!(facts.setups_done());
+}
+
+/// An order of services only is reserved in no warehouse: it is `processing` and
+/// `delivered` at once (nothing to ship, said on each change), and completes with its last
+/// setup, saying so.
+#[test]
+fn an_order_with_nothing_to_ship_is_delivered_at_once_and_completes_with_its_setups() {
+    let mut facts = accepted_facts();
+    facts.setups = [("1".to_owned(), false)].into();
+    assert!(facts.apply(&Event::StockReserved(Vec::new())));
+    assert!(facts.nothing_to_ship());
+    let t = decide(Some(OrderStatus::Accepted), &facts).unwrap();
+    let moves: Vec<_> = t
+        .iter()
+        .map(|t| (t.from, t.to, t.nothing_to_ship))
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            (Some(OrderStatus::Accepted), OrderStatus::Processing, true),
+            (Some(OrderStatus::Processing), OrderStatus::Delivered, true),
+        ]
+    );
+    assert!(
+        t.iter()
+            .all(|t| t.why.is_some_and(|w| w.contains("Nothing to ship")))
+    );
+    assert!(facts.apply(&Event::SetupCompleted {
+        line_id: "1".into()
+    }));
+    let t = decide(Some(OrderStatus::Delivered), &facts).unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].to, OrderStatus::Completed);
+    assert_eq!(t[0].why, Some("Every setup completed (nothing to ship)"));
+    // Goods shipped and setups done: both said.
+    let mut goods = accepted_facts();
+    goods.setups = [("2".to_owned(), true)].into();
+    goods.apply(&Event::StockReserved(vec![Units {
+        warehouse_id: "berlin".into(),
+        line_id: "1".into(),
+        quantity: 1,
+    }]));
+    assert!(!goods.nothing_to_ship());
+    assert_eq!(
+        goods.completion(),
+        "Every shipment delivered and every setup completed"
+    );
+    assert_eq!(accepted_facts().completion(), "Every shipment delivered");
 }
