@@ -1033,6 +1033,16 @@ async fn staff_see_setups_and_their_history_through_the_api() -> anyhow::Result<
         .collect();
     assert_eq!(stages, ["onboarding"], "{figures:?}");
     assert!(listing["stages"][0]["p90_hours"].as_f64() >= Some(0.0));
+    // Over a period: today's setups are the same one; a period before them has none.
+    let today = chrono::Utc::now().date_naive();
+    let period = |from: chrono::NaiveDate, to: chrono::NaiveDate| {
+        format!("/api/v1/admin/analytics/setups?product=SVC-LISTINGS-40&from={from}&to={to}")
+    };
+    let same = client.get(Some(&manager), &period(today, today)).await?;
+    assert_eq!(same.json["products"], figures.json["products"], "{same:?}");
+    let before = today - chrono::Days::new(30);
+    let earlier = client.get(Some(&manager), &period(before, before)).await?;
+    assert_eq!(earlier.json["products"], json!([]), "{earlier:?}");
     let bad = client
         .get(Some(&manager), "/api/v1/admin/analytics/setups?status=qa")
         .await?;

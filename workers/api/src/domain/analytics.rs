@@ -310,7 +310,7 @@ pub(crate) fn parse(
     Ok(q)
 }
 
-fn date(name: &str, value: &str) -> Result<NaiveDate, BadParameter> {
+pub(crate) fn date(name: &str, value: &str) -> Result<NaiveDate, BadParameter> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
         .map_err(|_| BadParameter::new(name, format!("`{value}` is not a date (YYYY-MM-DD)")))
 }

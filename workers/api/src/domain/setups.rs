@@ -27,6 +27,8 @@ pub(crate) enum Param {
     Overdue,
     Limit,
     Cursor,
+    From,
+    To,
 }
 
 impl Param {
@@ -53,11 +55,13 @@ impl Param {
             Self::Overdue => "overdue",
             Self::Limit => "limit",
             Self::Cursor => "cursor",
+            Self::From => "from",
+            Self::To => "to",
         }
     }
 
     /// The parameters of the setups' analytics.
-    pub(crate) const ANALYTICS: [Param; 2] = [Param::Store, Param::Product];
+    pub(crate) const ANALYTICS: [Param; 4] = [Param::Store, Param::Product, Param::From, Param::To];
 
     const fn repeatable(self) -> bool {
         matches!(self, Self::Store | Self::Status | Self::Product)
@@ -87,6 +91,14 @@ impl Param {
             ),
             Self::Limit => ("Setups per page.", page_size::<MAX_LIMIT, DEFAULT_LIMIT>),
             Self::Cursor => ("Where the previous page ended: its `next_cursor`.", opaque),
+            Self::From => (
+                "Only setups started on or after this day (YYYY-MM-DD, UTC).",
+                one::<chrono::NaiveDate>,
+            ),
+            Self::To => (
+                "Only setups started on or before this day (YYYY-MM-DD, UTC).",
+                one::<chrono::NaiveDate>,
+            ),
         };
         Parameter {
             name: self.name(),
@@ -112,6 +124,10 @@ pub(crate) struct SetupQuery {
     pub(crate) limit: u16,
     /// The last row of the previous page: its `updated_at` and setup id.
     pub(crate) cursor: Option<Cursor>,
+    /// Setups started on or after this day (analytics).
+    pub(crate) started_from: Option<chrono::NaiveDate>,
+    /// Setups started on or before this day (analytics).
+    pub(crate) started_to: Option<chrono::NaiveDate>,
 }
 
 /// Parses the list's query string's pairs.
@@ -189,7 +205,17 @@ fn parse_of(
             }
             Param::Limit => q.limit = super::query::limit::<MAX_LIMIT>(name, value)?,
             Param::Cursor => q.cursor = Some(Cursor::decode(value).map_err(bad)?),
+            Param::From => q.started_from = Some(super::analytics::date(name, value.trim())?),
+            Param::To => q.started_to = Some(super::analytics::date(name, value.trim())?),
         }
+    }
+    if let (Some(from), Some(to)) = (q.started_from, q.started_to)
+        && to < from
+    {
+        return Err(BadParameter::new(
+            "to",
+            format!("{to} is before `from` ({from})"),
+        ));
     }
     Ok(q)
 }
@@ -212,6 +238,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_analytics_take_a_period_of_days() {
+        let q = parse_analytics(&pairs(&[("from", "2026-03-01"), ("to", "2026-03-31")]))
+            .expect("valid");
+        assert_eq!(
+            (q.started_from, q.started_to),
+            (
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 1),
+                chrono::NaiveDate::from_ymd_opt(2026, 3, 31)
+            )
+        );
+        let bad = parse_analytics(&pairs(&[("from", "2026-03-31"), ("to", "2026-03-01")]))
+            .expect_err("backwards");
+        assert_eq!(bad.field, "to");
+        let bad = parse_analytics(&pairs(&[("from", "March")])).expect_err("not a day");
+        assert_eq!(bad.field, "from");
+        let bad = parse(&pairs(&[("from", "2026-03-01")])).expect_err("not on the list");
+        assert_eq!(bad.field, "from");
     }
 
     #[test]

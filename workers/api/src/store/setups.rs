@@ -387,12 +387,16 @@ pub(crate) async fn analytics(
          where ($1::text[] is null or store_id = any($1))
            and (cardinality($2::text[]) = 0 or store_id = any($2))
            and (cardinality($3::text[]) = 0 or sku = any($3))
+           and ($4::date is null or started_at >= $4::date)
+           and ($5::date is null or started_at < $5::date + 1)
          group by sku, template_version
          order by sku, template_version",
     )
     .bind(stores)
     .bind(&q.stores)
     .bind(&q.products)
+    .bind(q.started_from)
+    .bind(q.started_to)
     .fetch_all(pool)
     .await?;
     // Each span of the history (a change to the next one) counts for the stage it was in,
@@ -405,6 +409,8 @@ pub(crate) async fn analytics(
            where ($1::text[] is null or s.store_id = any($1))
              and (cardinality($2::text[]) = 0 or s.store_id = any($2))
              and (cardinality($3::text[]) = 0 or s.sku = any($3))
+             and ($4::date is null or s.started_at >= $4::date)
+             and ($5::date is null or s.started_at < $5::date + 1)
            window w as (partition by h.setup_id order by h.sequence)
          ), per_setup as (
            select sku, template_version, setup_id, stage, min(stage_index) as stage_index,
@@ -425,6 +431,8 @@ pub(crate) async fn analytics(
     .bind(stores)
     .bind(&q.stores)
     .bind(&q.products)
+    .bind(q.started_from)
+    .bind(q.started_to)
     .fetch_all(pool)
     .await?;
     for stage in stages {
