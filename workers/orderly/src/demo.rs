@@ -136,7 +136,12 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         Duration::from_secs(30),
     )
     .await?;
-    let mut setup_events = sim::tap(&connection, &names, &["setup.status_changed"]).await?;
+    let mut setup_events = sim::tap(
+        &connection,
+        &names,
+        &["setup.status_changed", "setup.client_invited"],
+    )
+    .await?;
 
     step(
         &mut steps,
@@ -279,6 +284,14 @@ pub(crate) async fn run(mut settings: Settings, orders: usize, seed: u64) -> any
         // The client and the setup manager answer each step of the listings setup.
         while let Ok(m) = setup_events.try_recv() {
             let p = &m.payload;
+            if m.message_type == "setup.client_invited" {
+                say(&format!(
+                    "SF-SETUP-1 client e-mailed ({}): {}",
+                    p["task"].as_str().unwrap_or_default(),
+                    p["url"].as_str().unwrap_or_default()
+                ));
+                continue;
+            }
             let (status, loops) = (
                 p["to"].as_str().unwrap_or_default(),
                 p["loops"].as_u64().unwrap_or_default(),
@@ -464,6 +477,8 @@ async fn demo_token(settings: &Settings) -> anyhow::Result<String> {
     orderly_api::staff::add(&pool, DEMO_EMAIL, "order_admin", &[]).await?;
     orderly_api::staff::set_password(&pool, DEMO_EMAIL, DEMO_PASSWORD).await?;
     let issued = orderly_api::staff::issue_token(&pool, DEMO_EMAIL, 1).await?;
+    // The storefront's secret: it signs its customers' tokens and setups' clients' links.
+    orderly_api::secrets::rotate(&pool, "shop-de", chrono::Duration::zero()).await?;
     pool.close().await;
     Ok(issued.token)
 }
