@@ -377,3 +377,89 @@ async fn orders_export_and_bulk_drive_the_admin_api() -> anyhow::Result<()> {
     db.close().await;
     world.cleanup().await
 }
+
+/// An invoice issued by the invoicing worker, shown and checked the way an accountant or an
+/// auditor asks for it on the command line: listed, its PDF, the EN 16931 XML embedded in
+/// it, and the e-invoice's validation (business rules and the PDF/A-3 and Factur-X
+/// declarations); an unknown number is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_invoice_is_listed_shown_as_xml_and_validated_from_the_command_line()
+-> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut host = world.host();
+    orderly::workers::start(&mut host, "invoicing").await?;
+    for (kind, name) in [
+        (
+            "store.invoice_settings_updated",
+            "store.invoice_settings_updated.v1.json",
+        ),
+        ("invoice.requested", "invoice.requested.v1.json"),
+    ] {
+        world
+            .publish_raw(kind, &serde_json::to_vec(&example(name))?)
+            .await?;
+    }
+    // Listed once its PDF is rendered (the list says `bytes` then).
+    let world_ref = &world;
+    let number = orderly_runtime::testing::wait_for(
+        "the invoice listed with its PDF",
+        Duration::from_secs(30),
+        || async move {
+            let out = orderly(world_ref, &["invoice", "list"]);
+            let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(listed
+                .lines()
+                .find(|l| l.starts_with("invoice") && l.contains(" bytes)"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(str::to_owned))
+        },
+    )
+    .await?;
+    assert!(number.starts_with("RE-"), "{number}");
+
+    let pdf = orderly(&world, &["invoice", "pdf", &number]);
+    assert!(
+        pdf.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pdf.stderr)
+    );
+    assert!(pdf.stdout.starts_with(b"%PDF-"), "a PDF on stdout");
+
+    let xml = orderly(&world, &["invoice", "xml", &number]);
+    assert!(
+        xml.status.success(),
+        "{}",
+        String::from_utf8_lossy(&xml.stderr)
+    );
+    let xml = String::from_utf8_lossy(&xml.stdout);
+    assert!(xml.contains("CrossIndustryInvoice"), "{xml}");
+    assert!(
+        xml.contains(&number),
+        "the XML carries the invoice's number: {xml}"
+    );
+
+    let checked = orderly(&world, &["invoice", "validate", &number]);
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(report.contains("ok: the XMP declares PDF/A-3"), "{report}");
+    assert!(
+        report.contains(&format!("{number}: 0 error(s)")),
+        "{report}"
+    );
+
+    for command in ["xml", "validate"] {
+        let out = orderly(&world, &["invoice", command, "RE-1999-000001"]);
+        assert!(!out.status.success(), "{command} of an unknown number");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no invoice or credit note numbered RE-1999-000001"),
+            "{command}: {err}"
+        );
+    }
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
