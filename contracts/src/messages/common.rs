@@ -378,12 +378,33 @@ impl DocumentRef {
     }
 }
 
-/// One VAT rate's share of a document.
+string_enum! {
+    /// A VAT category, as EN 16931 codes it (UNTDID 5305): what keeps a zero-rated line
+    /// apart from an exempt one though both are 0 %.
+    pub enum VatCategoryCode {
+        /// Standard or reduced rate (any positive rate).
+        Standard = "S",
+        /// Zero-rated.
+        ZeroRated = "Z",
+        /// Exempt from VAT (the document says under which provision).
+        Exempt = "E",
+        /// Intra-Community supply, exempt (Art. 138).
+        IntraCommunity = "K",
+        /// Export outside the EU, exempt (Art. 146).
+        Export = "G",
+    }
+}
+
+/// One VAT category and rate's share of a document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaxBreakdown {
     /// The rate applied.
     pub rate: TaxRate,
+    /// The VAT category (absent from producers before it was added: then rows are per rate
+    /// only). A zero-rated and an exempt share are two rows at 0 %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<VatCategoryCode>,
     /// Net amount taxed at this rate.
     pub net: Amount,
     /// Tax at this rate.
@@ -401,17 +422,21 @@ pub struct DocumentTotals {
     pub tax: Amount,
     /// `net + tax`.
     pub gross: Amount,
-    /// Net and tax per rate; rates appear once each.
+    /// Net and tax per category and rate; each (category, rate) appears once.
     pub breakdown: Vec<TaxBreakdown>,
 }
 
 impl DocumentTotals {
     pub(crate) fn check(&self, at: &str, currency: CurrencyCode) -> Result<(), ContractError> {
         count(&self.breakdown, 1, 20).at_with(|| format!("{at}.breakdown"))?;
-        if let Some(i) = first_duplicate(&self.breakdown, |b| b.rate) {
+        if let Some(i) = first_duplicate(&self.breakdown, |b| (b.category, b.rate)) {
+            let b = &self.breakdown[i];
             return Err(ContractError::new(
                 format!("{at}.breakdown[{i}].rate"),
-                format!("rate {} appears more than once", self.breakdown[i].rate),
+                match b.category {
+                    Some(c) => format!("category {c} at rate {} appears more than once", b.rate),
+                    None => format!("rate {} appears more than once", b.rate),
+                },
             ));
         }
         for (name, amount) in [("net", self.net), ("tax", self.tax), ("gross", self.gross)] {

@@ -465,7 +465,7 @@ mod golden {
                     "net": "25.84",
                     "tax": "4.91",
                     "gross": "30.75",
-                    "breakdown": [{ "rate": "19", "net": "25.84", "tax": "4.91" }]
+                    "breakdown": [{ "rate": "19", "category": "S", "net": "25.84", "tax": "4.91" }]
                 },
                 "pdf": pdf(
                     "invoices",
@@ -505,7 +505,7 @@ mod golden {
                     "net": "10.84",
                     "tax": "2.06",
                     "gross": "12.90",
-                    "breakdown": [{ "rate": "19", "net": "10.84", "tax": "2.06" }]
+                    "breakdown": [{ "rate": "19", "category": "S", "net": "10.84", "tax": "2.06" }]
                 },
                 "pdf": pdf(
                     "credit-notes",

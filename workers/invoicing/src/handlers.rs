@@ -17,7 +17,7 @@ use chrono::{Datelike, Utc};
 use orderly_contracts::messages::{
     Address, CancellationScope, CreditNoteIssued, CreditReason, DocumentBuyer, DocumentTotals,
     InvoiceIssued, InvoiceRequested, InvoiceTiming, OrderCancelled, OrderRefundRequested,
-    StoreInvoiceSettingsUpdated, TaxBreakdown, WarehouseUpserted,
+    StoreInvoiceSettingsUpdated, TaxBreakdown, VatCategoryCode, WarehouseUpserted,
 };
 use orderly_contracts::types::{Amount, TaxRate};
 use orderly_contracts::{Envelope, Message, decode_raw};
@@ -317,24 +317,38 @@ fn amount(d: Decimal) -> Result<Amount, HandlerError> {
     Amount::new(d).map_err(|e| HandlerError::permanent(format!("amount {d}: {e}")))
 }
 
+/// The document's totals with its breakdown per VAT category and rate (the e-invoice's:
+/// a zero-rated and an exempt share are two rows, as EN 16931 has them).
 fn totals(doc: &Document) -> Result<DocumentTotals, HandlerError> {
     Ok(DocumentTotals {
         net: amount(doc.net)?,
         tax: amount(doc.tax)?,
         gross: amount(doc.gross)?,
-        breakdown: doc
-            .breakdown
+        breakdown: crate::einvoice::categories(doc)
             .iter()
-            .map(|b| {
+            .map(|c| {
                 Ok(TaxBreakdown {
-                    rate: TaxRate::parse(&b.rate.normalize().to_string())
-                        .map_err(|e| HandlerError::permanent(format!("rate {}: {e}", b.rate)))?,
-                    net: amount(b.net)?,
-                    tax: amount(b.tax)?,
+                    rate: TaxRate::parse(&c.rate.normalize().to_string())
+                        .map_err(|e| HandlerError::permanent(format!("rate {}: {e}", c.rate)))?,
+                    category: Some(category_code(c.code)),
+                    net: amount(c.basis)?,
+                    tax: amount(c.tax)?,
                 })
             })
             .collect::<Result<_, HandlerError>>()?,
     })
+}
+
+/// The contract's name for an e-invoice category.
+fn category_code(code: crate::einvoice::VatCode) -> VatCategoryCode {
+    use crate::einvoice::VatCode;
+    match code {
+        VatCode::S => VatCategoryCode::Standard,
+        VatCode::Z => VatCategoryCode::ZeroRated,
+        VatCode::E => VatCategoryCode::Exempt,
+        VatCode::K => VatCategoryCode::IntraCommunity,
+        VatCode::G => VatCategoryCode::Export,
+    }
 }
 
 /// The issued message of a document, checked against its contract, for its render job:

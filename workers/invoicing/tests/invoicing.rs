@@ -270,6 +270,61 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
     world.cleanup().await
 }
 
+/// A zero-rated line and an exempt one are both 0 %, but not the same thing: the issued
+/// invoice's breakdown keeps them apart by VAT category (as the e-invoice does).
+#[tokio::test]
+async fn zero_rated_and_exempt_lines_are_two_rows_of_the_breakdown() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tap = world.tap(&[InvoiceIssued::TYPE]).await?;
+    let mut host = world.host();
+    start(
+        &mut host,
+        InvoicingHandler::new(),
+        RenderSettings::default(),
+    )
+    .await?;
+    world.publish(&settings("shop-de", 1)).await?;
+    let order_id = Uuid::now_v7();
+    let mut req = serde_json::to_value(request("shop-de", order_id))?;
+    req["lines"] = json!([
+        {"line_id": "1", "sku": "MUG-BLU-350", "title": "Becher", "quantity": 1,
+         "unit_price": "11.90", "discount": "0", "tax_category": "standard"},
+        {"line_id": "2", "sku": "NEWS-1", "title": "Zeitung (zero-rated)", "quantity": 1,
+         "unit_price": "3.00", "discount": "0", "tax_category": "zero"},
+        {"line_id": "3", "sku": "STAMP-1", "title": "Briefmarken (exempt)", "quantity": 1,
+         "unit_price": "5.00", "discount": "0", "tax_category": "exempt"}
+    ]);
+    req["shipping"] = json!("0");
+    let req: InvoiceRequested = serde_json::from_value(req)?;
+    world.publish(&env("fulfillment", order_id, req)).await?;
+    let issued = tap.next_of::<InvoiceIssued>(WAIT).await?.payload;
+    let rows: Vec<(String, Option<String>, String)> = issued
+        .totals
+        .breakdown
+        .iter()
+        .map(|b| {
+            (
+                b.rate.to_string(),
+                b.category.map(|c| c.as_str().to_owned()),
+                b.net.to_string(),
+            )
+        })
+        .collect();
+    let row = |rate: &str, code: &str, net: &str| {
+        (rate.to_owned(), Some(code.to_owned()), net.to_owned())
+    };
+    assert_eq!(
+        rows,
+        [
+            row("19", "S", "10.00"),
+            row("0", "Z", "3.00"),
+            row("0", "E", "5.00")
+        ]
+    );
+    host.stop(Duration::from_secs(5)).await;
+    world.cleanup().await
+}
+
 #[tokio::test]
 async fn a_request_without_settings_is_held_then_issued() -> anyhow::Result<()> {
     let world = World::new().await?;
