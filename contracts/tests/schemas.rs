@@ -1182,3 +1182,32 @@ fn setup_templates_and_requests_name_their_field() {
         "needs a note saying why",
     );
 }
+
+/// An exempt product may name the provision it is exempt under (Art. 226(11)); a product
+/// taxed at a rate may not, and the reference is bounded.
+#[test]
+fn only_an_exempt_product_names_an_exemption_reference() {
+    let product = (spec("catalog.product_upserted", 1).expect("known").example)();
+    let exempt = with(
+        with(product.clone(), "/payload/tax_category", json!("exempt")),
+        "/payload/exemption_reference",
+        json!("Art. 135(1)(h) Directive 2006/112/EC"),
+    );
+    assert_eq!(check("catalog.product_upserted", &exempt), Ok(()));
+    refused(
+        "catalog.product_upserted",
+        &with(exempt.clone(), "/payload/tax_category", json!("standard")),
+        "payload.exemption_reference",
+        "only an exempt product",
+    );
+    refused(
+        "catalog.product_upserted",
+        &with(
+            exempt,
+            "/payload/exemption_reference",
+            json!("x".repeat(201)),
+        ),
+        "payload.exemption_reference",
+        "",
+    );
+}

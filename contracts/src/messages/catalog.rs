@@ -9,7 +9,7 @@ use super::setups::SetupTemplate;
 use crate::envelope::Message;
 use crate::error::ContractError;
 use crate::types::{CountryCode, Gtin, Sku, TaxCategory, TaxClass};
-use crate::validate::{At, Validate, count, ensure, first_duplicate, text};
+use crate::validate::{At, Validate, count, ensure, first_duplicate, opt_text, text};
 
 fn yes() -> bool {
     true
@@ -38,6 +38,13 @@ pub struct ProductUpserted {
     /// country has no row for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<TaxClass>,
+    /// For an exempt product (`tax_category` `exempt`): the provision its supply is exempt
+    /// under, printed on its invoices (Art. 226(11) of Directive 2006/112/EC): the
+    /// Directive's article or the national one ("Art. 135(1)(h) Directive 2006/112/EC",
+    /// "§ 4 Nr. 8 Buchst. i UStG"). Without it an exempt line cites the general exemption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub exemption_reference: Option<String>,
     /// Whether the product is sold. Inactive products are kept (old orders refer to them)
     /// but new lines for them become order item exceptions.
     pub active: bool,
@@ -81,6 +88,17 @@ impl Validate for ProductUpserted {
             ));
         }
         text(&self.title, 500).at("payload.title")?;
+        opt_text(self.exemption_reference.as_ref(), 200).at("payload.exemption_reference")?;
+        ensure(
+            self.exemption_reference.is_none() || self.tax_category == TaxCategory::Exempt,
+            || {
+                format!(
+                    "only an exempt product has an exemption reference (tax_category is {})",
+                    self.tax_category
+                )
+            },
+        )
+        .at("payload.exemption_reference")?;
         ensure(self.weight_grams != Some(0), || {
             "a shipped product weighs something; leave it out if unknown".to_owned()
         })

@@ -14,7 +14,7 @@ use crate::types::{
     Amount, CountryCode, CurrencyCode, EmailAddress, Quantity, Sku, StoreId, TaxCategory, TaxClass,
     VatId, WarehouseId,
 };
-use crate::validate::{At, Validate, count, ensure, text};
+use crate::validate::{At, Validate, count, ensure, opt_text, text};
 
 /// Most lines one invoice may have.
 const MAX_LINES: usize = 1000;
@@ -53,6 +53,11 @@ pub struct InvoiceLine {
     /// some countries (books, food, ...). Without it the category decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<TaxClass>,
+    /// For an exempt line: the provision the supply is exempt under, from the catalog,
+    /// printed on the invoice (Art. 226(11) of Directive 2006/112/EC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub exemption_reference: Option<String>,
 }
 
 impl PricedLine for InvoiceLine {
@@ -137,6 +142,8 @@ impl Validate for InvoiceRequested {
         for (i, line) in self.lines.iter().enumerate() {
             text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
             text(&line.title, 500).at_with(|| format!("payload.lines[{i}].title"))?;
+            opt_text(line.exemption_reference.as_ref(), 200)
+                .at_with(|| format!("payload.lines[{i}].exemption_reference"))?;
         }
         unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
         Pricing {

@@ -272,6 +272,11 @@ pub struct AcceptedLine {
     /// The product's tax class from the catalog, where it gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<TaxClass>,
+    /// For an exempt line: the provision the supply is exempt under, from the catalog,
+    /// printed on the invoice (Art. 226(11) of Directive 2006/112/EC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200))]
+    pub exemption_reference: Option<String>,
     /// For a service product with a setup template: the template version in force when the
     /// line was matched. The setups worker starts one setup for the line, following that
     /// version; the order completes only when the setup does.
@@ -362,6 +367,8 @@ impl Validate for OrderAccepted {
         for (i, line) in self.lines.iter().enumerate() {
             text(&line.line_id, 64).at_with(|| format!("payload.lines[{i}].line_id"))?;
             text(&line.title, 500).at_with(|| format!("payload.lines[{i}].title"))?;
+            opt_text(line.exemption_reference.as_ref(), 200)
+                .at_with(|| format!("payload.lines[{i}].exemption_reference"))?;
         }
         unique_lines(&self.lines, |l| l.line_id.as_str(), "payload.lines")?;
         Pricing {

@@ -152,6 +152,7 @@ fn sample_document(lines: usize) -> Document {
                 } else {
                     Decimal::new(7, 0)
                 },
+                exemption_reference: None,
             })
             .collect(),
         order_discount: Decimal::ZERO,

@@ -85,6 +85,9 @@ fn price_with(
             unit_price: l.unit_price.value(),
             discount: l.discount.value(),
             rate: vat::rate_for(decision, cx.rates, l.tax_category, l.tax_class, date)?,
+            exemption_reference: (l.tax_category == TaxCategory::Exempt)
+                .then(|| l.exemption_reference.clone())
+                .flatten(),
         });
     }
     if !request.shipping.is_zero() {
@@ -152,6 +155,7 @@ fn shipping_lines(goods: &[LineInput], amount: Decimal, title: &str, scale: u32)
             unit_price: share,
             discount: Decimal::ZERO,
             rate: *rate,
+            exemption_reference: None,
         })
         .collect()
 }

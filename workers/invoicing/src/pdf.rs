@@ -512,11 +512,30 @@ pub fn render_with(doc: &Document, cii: &str) -> Result<(Vec<u8>, usize), PdfErr
     c.rule(y + ROW - 4.0, 0.0, 0.6);
 
     // --- breakdown and totals, kept together ----------------------------------------------
-    let note_lines = doc
-        .legal_note
-        .as_ref()
-        .map(|n| c.wrap(n, BODY, right - MARGIN))
-        .unwrap_or_default();
+    // Under which provision each exempt line is exempt (Art. 226(11)), then the legal note.
+    let mut exemptions: Vec<(&str, Vec<String>)> = Vec::new();
+    for (i, line) in doc.lines.iter().enumerate() {
+        if let Some(reference) = line.exemption_reference.as_deref() {
+            let pos = (i + 1).to_string();
+            match exemptions.iter_mut().find(|(r, _)| *r == reference) {
+                Some((_, positions)) => positions.push(pos),
+                None => exemptions.push((reference, vec![pos])),
+            }
+        }
+    }
+    let mut note_lines: Vec<String> = Vec::new();
+    for (reference, positions) in &exemptions {
+        let text = format!(
+            "{} {reference} ({} {})",
+            l(Label::ExemptUnder),
+            l(Label::Pos),
+            positions.join(", ")
+        );
+        note_lines.extend(c.wrap(&text, BODY, right - MARGIN));
+    }
+    if let Some(note) = &doc.legal_note {
+        note_lines.extend(c.wrap(note, BODY, right - MARGIN));
+    }
     // The decision's reason (the rule explanation, the store's running distance-sales
     // totals) is the audit record, stored with the invoice: it is not printed.
     let late_payment = if lang.late_payment().is_some() {

@@ -271,7 +271,9 @@ async fn an_invoice_is_issued_once_with_its_pdf() -> anyhow::Result<()> {
 }
 
 /// A zero-rated line and an exempt one are both 0 %, but not the same thing: the issued
-/// invoice's breakdown keeps them apart by VAT category (as the e-invoice does).
+/// invoice's breakdown keeps them apart by VAT category (as the e-invoice does), and the
+/// exempt line's provision (its product's exemption reference, Art. 226(11)) is printed
+/// and given as the e-invoice's exemption reason.
 #[tokio::test]
 async fn zero_rated_and_exempt_lines_are_two_rows_of_the_breakdown() -> anyhow::Result<()> {
     let world = World::new().await?;
@@ -292,7 +294,8 @@ async fn zero_rated_and_exempt_lines_are_two_rows_of_the_breakdown() -> anyhow::
         {"line_id": "2", "sku": "NEWS-1", "title": "Zeitung (zero-rated)", "quantity": 1,
          "unit_price": "3.00", "discount": "0", "tax_category": "zero"},
         {"line_id": "3", "sku": "STAMP-1", "title": "Briefmarken (exempt)", "quantity": 1,
-         "unit_price": "5.00", "discount": "0", "tax_category": "exempt"}
+         "unit_price": "5.00", "discount": "0", "tax_category": "exempt",
+         "exemption_reference": "Art. 135(1)(h) Directive 2006/112/EC"}
     ]);
     req["shipping"] = json!("0");
     let req: InvoiceRequested = serde_json::from_value(req)?;
@@ -320,6 +323,22 @@ async fn zero_rated_and_exempt_lines_are_two_rows_of_the_breakdown() -> anyhow::
             row("0", "Z", "3.00"),
             row("0", "E", "5.00")
         ]
+    );
+    let pool = world.pool(NAME).await?;
+    let number = issued.invoice_number.clone();
+    // `invoice.issued` is sent once the PDF is stored.
+    let pdf = pdf_by_number(&pool, &number, None)
+        .await?
+        .expect("stored pdf");
+    let text = pdftotext(&pdf, "exempt-line");
+    assert!(
+        text.contains("Steuerfrei nach Art. 135(1)(h) Directive 2006/112/EC (Pos. 3)"),
+        "{text}"
+    );
+    let xml = orderly_invoicing::einvoice::embedded_xml(&pdf).map_err(anyhow::Error::msg)?;
+    assert!(
+        xml.contains("Exempt from VAT under Art. 135(1)(h) Directive 2006/112/EC"),
+        "{xml}"
     );
     host.stop(Duration::from_secs(5)).await;
     world.cleanup().await

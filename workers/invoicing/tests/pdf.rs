@@ -79,6 +79,7 @@ fn document(rule: Rule, lines: usize) -> Document {
                 unit_price: dec("19.99"),
                 discount: Decimal::ZERO,
                 rate: rates[i % 2],
+                exemption_reference: None,
             })
             .collect(),
         order_discount: Decimal::ZERO,

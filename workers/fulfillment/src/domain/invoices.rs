@@ -59,6 +59,7 @@ pub(crate) fn invoice_for_order(order: &OrderAccepted, request_id: Uuid) -> Invo
             discount: line.discount,
             tax_category: line.tax_category,
             tax_class: line.tax_class,
+            exemption_reference: line.exemption_reference.clone(),
         })
         .collect();
     invoice_request(
@@ -112,6 +113,7 @@ pub(crate) fn invoice_for_shipment(
             discount: Amount::new(share)?,
             tax_category: line.tax_category,
             tax_class: line.tax_class,
+            exemption_reference: line.exemption_reference.clone(),
         });
     }
     if lines.is_empty() {

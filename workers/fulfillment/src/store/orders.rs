@@ -116,15 +116,17 @@ pub(crate) async fn upsert_orders(
         .collect();
     db::unnest(
         "insert into order_lines (order_id, line_id, position, sku, gtin, title, quantity,
-                                  unit_price, discount, tax_category, tax_class)
+                                  unit_price, discount, tax_category, tax_class,
+                                  exemption_reference)
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
                               $6::text[], $7::bigint[], $8::numeric[], $9::numeric[],
-                              $10::text[], $11::text[])
+                              $10::text[], $11::text[], $12::text[])
          on conflict (order_id, line_id) do update set
            position = excluded.position, sku = excluded.sku, gtin = excluded.gtin,
            title = excluded.title, quantity = excluded.quantity,
            unit_price = excluded.unit_price, discount = excluded.discount,
-           tax_category = excluded.tax_category, tax_class = excluded.tax_class",
+           tax_category = excluded.tax_category, tax_class = excluded.tax_class,
+           exemption_reference = excluded.exemption_reference",
         &lines,
     )
     .column(|(id, _, _)| *id)
@@ -138,6 +140,7 @@ pub(crate) async fn upsert_orders(
     .column(|(_, _, l)| l.discount.value())
     .column(|(_, _, l)| l.tax_category.as_str())
     .column(|(_, _, l)| l.tax_class.map(TaxClass::as_str))
+    .column(|(_, _, l)| l.exemption_reference.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -214,6 +217,7 @@ struct LineRow {
     discount: Decimal,
     tax_category: String,
     tax_class: Option<String>,
+    exemption_reference: Option<String>,
     invoiced_quantity: i64,
     invoiced_discount: Decimal,
 }
@@ -256,7 +260,7 @@ pub(crate) async fn load_orders(
     let found: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
     let line_rows: Vec<LineRow> = sqlx::query_as(
         "select order_id, line_id, sku, gtin, title, quantity, unit_price, discount, tax_category,
-                tax_class, invoiced_quantity, invoiced_discount
+                tax_class, exemption_reference, invoiced_quantity, invoiced_discount
          from order_lines where order_id = any($1) order by order_id, position",
     )
     .bind(&found)
@@ -306,6 +310,7 @@ fn stored_order(row: OrderRow, line_rows: Vec<LineRow>) -> Result<StoredOrder, s
                 .as_deref()
                 .map(|c| parse("tax_class", c.parse::<TaxClass>()))
                 .transpose()?,
+            exemption_reference: l.exemption_reference,
             // Setups are the setups worker's; fulfillment neither keeps nor needs them.
             setup_template_version: None,
             line_id: l.line_id,

@@ -79,6 +79,8 @@ pub struct LineInput {
     pub discount: Decimal,
     /// The rate, percent.
     pub rate: Decimal,
+    /// For an exempt line: the provision it is exempt under (Art. 226(11)).
+    pub exemption_reference: Option<String>,
 }
 
 /// A priced line as it goes on the document.
@@ -108,6 +110,10 @@ pub struct PricedLine {
     pub tax: Decimal,
     /// `net + tax`.
     pub gross: Decimal,
+    /// For an exempt line: the provision it is exempt under (Art. 226(11)), printed under
+    /// the lines and given as the exemption reason of the e-invoice's exempt category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption_reference: Option<String>,
 }
 
 /// One rate's totals.
@@ -239,6 +245,7 @@ pub fn price(input: &DocumentInput) -> Priced {
                 net: net[i],
                 tax: tax[i],
                 gross: net[i] + tax[i],
+                exemption_reference: l.exemption_reference.clone(),
             }
         })
         .collect();
@@ -290,6 +297,7 @@ mod tests {
             unit_price: dec(unit),
             discount: dec(discount),
             rate: dec(rate),
+            exemption_reference: None,
         }
     }
 

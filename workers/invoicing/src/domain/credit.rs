@@ -223,6 +223,7 @@ pub fn split_amount(
                 net,
                 tax: share - net,
                 gross: share,
+                exemption_reference: None,
             });
         }
         left -= take;
@@ -402,6 +403,7 @@ mod tests {
             net: dec(net),
             tax: dec(tax),
             gross: dec(net) + dec(tax),
+            exemption_reference: None,
         }
     }
 

@@ -334,11 +334,13 @@ pub enum Label {
     Shipping,
     /// The title of a credit note's line for a free amount (a goodwill refund).
     PriceReduction,
+    /// Before an exempt line's provision (Art. 226(11)).
+    ExemptUnder,
 }
 
 impl Label {
     /// Every label (a test checks it lists each variant).
-    pub const ALL: [Label; 33] = [
+    pub const ALL: [Label; 34] = [
         Self::Invoice,
         Self::CreditNote,
         Self::InvoiceNumber,
@@ -372,6 +374,7 @@ impl Label {
         Self::TaxNumber,
         Self::Shipping,
         Self::PriceReduction,
+        Self::ExemptUnder,
     ];
 
     /// The label in English, German, French and Dutch ([`Language::ALL`]'s order).
@@ -461,6 +464,12 @@ impl Label {
                 "Réduction de prix",
                 "Prijsvermindering",
             ],
+            Self::ExemptUnder => [
+                "Exempt from VAT under",
+                "Steuerfrei nach",
+                "Exonération de TVA,",
+                "Vrijgesteld van btw op grond van",
+            ],
         }
     }
 }
@@ -526,8 +535,9 @@ mod tests {
             }
         }
         let last = |l: Label| match l {
-            Label::PriceReduction => true,
-            Label::Shipping
+            Label::ExemptUnder => true,
+            Label::PriceReduction
+            | Label::Shipping
             | Label::Invoice
             | Label::CreditNote
             | Label::InvoiceNumber

@@ -139,11 +139,20 @@ pub struct Category {
 /// The breakdown per category and rate, from the document's lines, highest rate first.
 pub fn categories(doc: &Document) -> Vec<Category> {
     let mut by: BTreeMap<(VatCode, Decimal), (Decimal, Decimal)> = BTreeMap::new();
+    // The provisions the category's lines are exempt under, each once, in line order.
+    let mut references: BTreeMap<(VatCode, Decimal), Vec<&str>> = BTreeMap::new();
     for l in &doc.lines {
         let code = line_code(doc.rule, l.category, l.rate);
-        let e = by.entry((code, l.rate.normalize())).or_default();
+        let key = (code, l.rate.normalize());
+        let e = by.entry(key).or_default();
         e.0 += l.net;
         e.1 += l.tax;
+        if let Some(reference) = l.exemption_reference.as_deref() {
+            let seen = references.entry(key).or_default();
+            if !seen.contains(&reference) {
+                seen.push(reference);
+            }
+        }
     }
     let mut out: Vec<Category> = by
         .into_iter()
@@ -153,9 +162,19 @@ pub fn categories(doc: &Document) -> Vec<Category> {
             basis,
             tax,
             exemption_reason: matches!(code, VatCode::E | VatCode::K | VatCode::G).then(|| {
-                doc.legal_note.clone().unwrap_or_else(|| {
-                    "Exempt from VAT (Art. 132 ff. of Directive 2006/112/EC)".to_owned()
-                })
+                match references.get(&(code, rate)) {
+                    // An exempt line says under which provision (Art. 226(11)).
+                    Some(refs)
+                        if code == VatCode::E
+                            && doc.rule != Rule::SmallBusiness
+                            && !refs.is_empty() =>
+                    {
+                        format!("Exempt from VAT under {}", refs.join("; "))
+                    }
+                    _ => doc.legal_note.clone().unwrap_or_else(|| {
+                        "Exempt from VAT (Art. 132 ff. of Directive 2006/112/EC)".to_owned()
+                    }),
+                }
             }),
         })
         .collect();

@@ -52,6 +52,7 @@ fn document(
                 unit_price: dec(price),
                 discount: Decimal::ZERO,
                 rate: dec(rate),
+                exemption_reference: None,
             })
             .collect(),
         order_discount: Decimal::ZERO,

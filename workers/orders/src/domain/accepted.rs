@@ -84,6 +84,10 @@ pub(crate) fn accepted_order(head: &OrderHead, lines: &[Line]) -> Result<OrderAc
             discount,
             tax_category: m.tax_category,
             tax_class: m.tax_class,
+            // Only an exempt line cites an exemption (the line may bring its own category).
+            exemption_reference: (m.tax_category == orderly_contracts::types::TaxCategory::Exempt)
+                .then(|| m.exemption_reference.clone())
+                .flatten(),
             setup_template_version: m.setup_template_version,
         });
     }

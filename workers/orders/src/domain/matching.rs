@@ -18,6 +18,8 @@ pub struct Product {
     pub tax_category: TaxCategory,
     /// Its tax class, if the catalog gives one.
     pub tax_class: Option<TaxClass>,
+    /// The provision an exempt product's supply is exempt under, if the catalog gives one.
+    pub exemption_reference: Option<String>,
     /// The version of its setup template, for a service product set up after the order.
     pub setup_template_version: Option<u32>,
     /// Whether it is sold.
@@ -55,6 +57,7 @@ fn matched(product: &Product, line_tax: Option<TaxCategory>) -> Match {
         sku: product.sku.clone(),
         tax_category: line_tax.unwrap_or(product.tax_category),
         tax_class: product.tax_class,
+        exemption_reference: product.exemption_reference.clone(),
         setup_template_version: product.setup_template_version,
         catalog_title: product.title.clone(),
     })
@@ -127,6 +130,7 @@ pub(crate) fn resolve_to(
             sku: p.sku.clone(),
             tax_category: line_tax.unwrap_or(p.tax_category),
             tax_class: p.tax_class,
+            exemption_reference: p.exemption_reference.clone(),
             setup_template_version: p.setup_template_version,
             catalog_title: p.title.clone(),
         }),
@@ -156,6 +160,7 @@ pub(crate) fn carry_over_match(old: &Line, new: &mut Line) -> bool {
         sku: m.sku.clone(),
         tax_category: new.requested_tax_category.unwrap_or(m.tax_category),
         tax_class: m.tax_class,
+        exemption_reference: m.exemption_reference.clone(),
         setup_template_version: m.setup_template_version,
         catalog_title: m.catalog_title.clone(),
     });

@@ -118,6 +118,8 @@ pub(crate) struct MatchedProduct {
     pub(crate) tax_category: TaxCategory,
     /// The catalog's tax class, if it gives one (books, food, ...).
     pub(crate) tax_class: Option<TaxClass>,
+    /// The catalog's exemption reference of an exempt product (Art. 226(11)).
+    pub(crate) exemption_reference: Option<String>,
     /// The setup template version of a service product, when the line was matched.
     pub(crate) setup_template_version: Option<u32>,
     /// The catalog's product name at matching time.

@@ -20,11 +20,12 @@ pub(crate) async fn upsert_product(
 ) -> sqlx::Result<bool> {
     let applied: Option<String> = sqlx::query_scalar(
         "insert into products (sku, title, tax_category, active, updated_at, tax_class,
-                               setup_template_version)
-         values ($1, $2, $3, $4, $5, $6, $7)
+                               setup_template_version, exemption_reference)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
          on conflict (sku) do update
            set title = excluded.title, tax_category = excluded.tax_category,
                tax_class = excluded.tax_class,
+               exemption_reference = excluded.exemption_reference,
                setup_template_version = excluded.setup_template_version,
                active = excluded.active, updated_at = excluded.updated_at, received_at = now()
            where products.updated_at < excluded.updated_at
@@ -41,6 +42,7 @@ pub(crate) async fn upsert_product(
             .as_ref()
             .map(|t| i32::try_from(t.version).unwrap_or(i32::MAX)),
     )
+    .bind(p.exemption_reference.as_deref())
     .fetch_optional(&mut *conn)
     .await?;
     if applied.is_none() {
@@ -70,6 +72,7 @@ struct ProductRow {
     title: String,
     tax_category: String,
     tax_class: Option<String>,
+    exemption_reference: Option<String>,
     setup_template_version: Option<i32>,
     active: bool,
 }
@@ -83,6 +86,7 @@ impl TryFrom<ProductRow> for Product {
             title: row.title,
             tax_category: parse("product tax category", &row.tax_category)?,
             tax_class: parse_opt("product tax class", row.tax_class.as_deref())?,
+            exemption_reference: row.exemption_reference,
             setup_template_version: version("product setup template", row.setup_template_version)?,
             active: row.active,
         })
@@ -98,7 +102,8 @@ pub async fn products_by_sku(
         return Ok(BTreeMap::new());
     }
     let rows: Vec<ProductRow> = sqlx::query_as(
-        "select sku, title, tax_category, tax_class, setup_template_version, active
+        "select sku, title, tax_category, tax_class, exemption_reference,
+                setup_template_version, active
          from products where sku = any($1)",
     )
     .bind(skus)
@@ -135,8 +140,8 @@ pub(crate) async fn products_by_gtin(
         return Ok(out);
     }
     let rows: Vec<GtinProductRow> = sqlx::query_as(
-        "select g.gtin14, p.sku, p.title, p.tax_category, p.tax_class, p.setup_template_version,
-                p.active
+        "select g.gtin14, p.sku, p.title, p.tax_category, p.tax_class, p.exemption_reference,
+                p.setup_template_version, p.active
          from product_gtins g join products p on p.sku = g.sku
          where g.gtin14 = any($1)",
     )

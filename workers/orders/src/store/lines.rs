@@ -39,12 +39,13 @@ pub(crate) async fn insert_lines_of(
         "insert into order_lines (order_id, line_id, position, requested_sku, gtin, gtin14, title,
                                   quantity, unit_price, discount, requested_tax_category, sku,
                                   tax_category, catalog_title, cancelled_quantity,
-                                  refunded_quantity, tax_class, setup_template_version)
+                                  refunded_quantity, tax_class, setup_template_version,
+                                  exemption_reference)
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[],
                               $6::text[], $7::text[], $8::bigint[], $9::numeric[],
                               $10::numeric[], $11::text[], $12::text[], $13::text[],
                               $14::text[], $15::bigint[], $16::bigint[], $17::text[],
-                              $18::int[])",
+                              $18::int[], $19::text[])",
         &rows,
     )
     .column(|(id, _, _)| *id)
@@ -74,6 +75,11 @@ pub(crate) async fn insert_lines_of(
             .and_then(|m| m.setup_template_version)
             .map(|v| i32::try_from(v).unwrap_or(i32::MAX))
     })
+    .column(|(_, _, l)| {
+        l.matched
+            .as_ref()
+            .and_then(|m| m.exemption_reference.as_deref())
+    })
     .execute(conn)
     .await?;
     Ok(())
@@ -101,6 +107,7 @@ struct LineRow {
     sku: Option<String>,
     tax_category: Option<String>,
     tax_class: Option<String>,
+    exemption_reference: Option<String>,
     setup_template_version: Option<i32>,
     catalog_title: Option<String>,
     cancelled_quantity: i64,
@@ -116,6 +123,7 @@ impl TryFrom<LineRow> for Line {
                 sku: parse("line sku", &sku)?,
                 tax_category: parse("line tax category", &tax)?,
                 tax_class: parse_opt("line tax class", r.tax_class.as_deref())?,
+                exemption_reference: r.exemption_reference,
                 setup_template_version: version("line setup template", r.setup_template_version)?,
                 catalog_title: r.catalog_title.unwrap_or_default(),
             }),
@@ -144,8 +152,8 @@ impl TryFrom<LineRow> for Line {
 pub(crate) async fn load_lines(conn: &mut PgConnection, order_id: Uuid) -> sqlx::Result<Vec<Line>> {
     let rows: Vec<LineRow> = sqlx::query_as(
         "select line_id, requested_sku, gtin, title, quantity, unit_price, discount,
-                requested_tax_category, sku, tax_category, tax_class, setup_template_version,
-                catalog_title, cancelled_quantity, refunded_quantity
+                requested_tax_category, sku, tax_category, tax_class, exemption_reference,
+                setup_template_version, catalog_title, cancelled_quantity, refunded_quantity
          from order_lines where order_id = $1 order by position",
     )
     .bind(order_id)
@@ -163,7 +171,7 @@ pub(crate) async fn set_line_match(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "update order_lines set sku = $3, tax_category = $4, catalog_title = $5, tax_class = $6,
-                                setup_template_version = $7
+                                setup_template_version = $7, exemption_reference = $8
          where order_id = $1 and line_id = $2",
     )
     .bind(order_id)
@@ -176,6 +184,7 @@ pub(crate) async fn set_line_match(
         m.setup_template_version
             .map(|v| i32::try_from(v).unwrap_or(i32::MAX)),
     )
+    .bind(m.exemption_reference.as_deref())
     .execute(conn)
     .await?;
     Ok(())

@@ -15,6 +15,28 @@ fn the_accepted_order_carries_every_line_as_placed() {
 }
 
 #[test]
+fn only_an_exempt_line_carries_its_products_exemption_reference() {
+    let p = two_line_order();
+    let mut lines = matched_lines(&p);
+    let head = head_of(&p, OrderStatus::Accepted);
+    let reference = "Art. 135(1)(h) Directive 2006/112/EC";
+    for (line, category) in lines
+        .iter_mut()
+        .zip([TaxCategory::Exempt, TaxCategory::Standard])
+    {
+        let m = line.matched.as_mut().unwrap();
+        m.tax_category = category;
+        m.exemption_reference = Some(reference.to_owned());
+    }
+    let a = accepted_order(&head, &lines).unwrap();
+    assert_eq!(a.lines[0].exemption_reference.as_deref(), Some(reference));
+    assert_eq!(
+        a.lines[1].exemption_reference, None,
+        "a line taxed by its own category cites no exemption"
+    );
+}
+
+#[test]
 fn cancelled_lines_before_acceptance_recompute_the_amounts() {
     let mut p = placed(
         json!([

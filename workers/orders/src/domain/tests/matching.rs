@@ -168,6 +168,7 @@ fn a_replacing_revision_keeps_an_operators_match() {
         sku: sku("PEN-OP"),
         tax_category: TaxCategory::Standard,
         tax_class: None,
+        exemption_reference: None,
         setup_template_version: None,
         catalog_title: "Pen".into(),
     });

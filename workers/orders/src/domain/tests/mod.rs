@@ -54,6 +54,7 @@ fn product(sku: &str, active: bool) -> Product {
         title: format!("{sku} (catalog)"),
         tax_category: TaxCategory::Reduced,
         tax_class: None,
+        exemption_reference: None,
         setup_template_version: None,
         active,
     }
@@ -73,6 +74,7 @@ fn matched_lines(p: &OrderPlaced) -> Vec<Line> {
                 sku: s,
                 tax_category: TaxCategory::Standard,
                 tax_class: None,
+                exemption_reference: None,
                 setup_template_version: None,
                 catalog_title: l.title.clone(),
             });
