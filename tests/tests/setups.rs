@@ -1507,6 +1507,51 @@ async fn a_service_is_never_shipped_and_an_order_of_services_completes_with_its_
     .fetch_one(&notifications)
     .await?;
     assert_eq!(delivered, 0, "nothing was delivered to tell of");
+    // The store invoices per shipment: the services on a request of their own (order-wide,
+    // no shipping), the mug with its parcel (with the shipping); the order of services
+    // alone, one request for its service.
+    let invoiced = |order: Uuid| {
+        let fulfillment = &fulfillment;
+        async move {
+            let rows: Vec<(Option<Uuid>, Value)> = sqlx::query_as(
+                "select (body->'payload'->>'shipment_id')::uuid, body->'payload'->'lines'
+                 from outbox where message_type = 'invoice.requested'
+                   and body->'payload'->>'order_id' = $1::text
+                 order by (body->'payload'->>'shipment_id') nulls first",
+            )
+            .bind(order)
+            .fetch_all(fulfillment)
+            .await?;
+            anyhow::Ok(
+                rows.into_iter()
+                    .map(|(shipment, lines)| {
+                        let skus: Vec<String> = lines
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|l| l["sku"].as_str().map(str::to_owned))
+                            .collect();
+                        (shipment.is_some(), skus)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    wait_until("the mixed order's parcel invoiced", DEADLINE, || async {
+        Ok(invoiced(mixed).await?.len() == 2)
+    })
+    .await?;
+    assert_eq!(
+        invoiced(mixed).await?,
+        [
+            (false, vec![sim::SERVICE_SKU.to_owned()]),
+            (true, vec!["MUG-BLU-350".to_owned()])
+        ]
+    );
+    assert_eq!(
+        invoiced(alone).await?,
+        [(false, vec![sim::SERVICE_SKU.to_owned()])]
+    );
     fulfillment.close().await;
     notifications.close().await;
     run.stop().await

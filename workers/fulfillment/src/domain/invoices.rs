@@ -1,6 +1,8 @@
 //! What goes on an invoice request: the whole order when the store invoices on order, or a
 //! shipment's items when it invoices per shipment, with shipping and discounts shared out
-//! so the requests of an order add up to the order exactly.
+//! so the requests of an order add up to the order exactly. Services (lines with a setup
+//! template) are never shipped: a store that invoices per shipment has them invoiced when
+//! the order is accepted, on a request of their own ([`invoice_for_services`]).
 
 use std::collections::BTreeMap;
 
@@ -88,6 +90,45 @@ pub(crate) fn invoice_for_shipment(
     items: &[(String, u32)],
     request_id: Uuid,
 ) -> Result<(InvoiceRequested, InvoiceProgress), InvoiceError> {
+    invoice_for_items(order, progress, Some(shipment_id), items, request_id, true)
+}
+
+/// For an order of a store that invoices per shipment: `invoice.requested` for its service
+/// lines (set up, never shipped, so no shipment would ever invoice them), and the order's
+/// invoice progress after it; `None` when it has none. The shipping charge stays for the
+/// first parcel's invoice (it follows the goods), unless the order has no goods at all.
+/// Asked as an order-wide request (scope "order", supply date the order date).
+pub(crate) fn invoice_for_services(
+    order: &OrderAccepted,
+    progress: &InvoiceProgress,
+    request_id: Uuid,
+) -> Option<Result<(InvoiceRequested, InvoiceProgress), InvoiceError>> {
+    let items: Vec<(String, u32)> = order
+        .lines
+        .iter()
+        .filter(|l| l.setup_template_version.is_some())
+        .map(|l| (l.line_id.clone(), l.quantity.get()))
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let goods = order.lines.len() > items.len();
+    Some(invoice_for_items(
+        order, progress, None, &items, request_id, !goods,
+    ))
+}
+
+/// `invoice.requested` for `items` (line, units): per shipment (`shipment_id`) or, without
+/// one, as an order-wide request; with the shipping charge when `with_shipping` and not
+/// invoiced yet.
+fn invoice_for_items(
+    order: &OrderAccepted,
+    progress: &InvoiceProgress,
+    shipment_id: Option<Uuid>,
+    items: &[(String, u32)],
+    request_id: Uuid,
+    with_shipping: bool,
+) -> Result<(InvoiceRequested, InvoiceProgress), InvoiceError> {
     let minor_units = order.currency.minor_units().map_or(8, u32::from);
     let mut next = progress.clone();
     let mut lines = Vec::with_capacity(items.len());
@@ -119,23 +160,28 @@ pub(crate) fn invoice_for_shipment(
     if lines.is_empty() {
         return Err(InvoiceError::Empty);
     }
-    let shipping = if progress.shipping_invoiced {
+    let shipping = if progress.shipping_invoiced || !with_shipping {
         Decimal::ZERO
     } else {
         order.shipping.value()
     };
-    next.shipping_invoiced = true;
+    next.shipping_invoiced = progress.shipping_invoiced || with_shipping;
     let discount_left = (order.discount.value() - progress.discount_invoiced).max(Decimal::ZERO);
     let room = (base + shipping)
         .round_dp_with_strategy(minor_units, RoundingStrategy::ToZero)
         .max(Decimal::ZERO);
     let discount = discount_left.min(room);
     next.discount_invoiced += discount;
+    let timing = if shipment_id.is_some() {
+        InvoiceTiming::OnShipment
+    } else {
+        InvoiceTiming::OnOrder
+    };
     let request = invoice_request(
         order,
         request_id,
-        InvoiceTiming::OnShipment,
-        Some(shipment_id),
+        timing,
+        shipment_id,
         lines,
         Amount::new(shipping)?,
         Amount::new(discount)?,

@@ -39,7 +39,7 @@ impl Run {
             revision = order.revision,
             "order snapshot stored"
         );
-        let stored = StoredOrder {
+        let mut stored = StoredOrder {
             progress: InvoiceProgress {
                 shipping_invoiced: false,
                 discount_invoiced: rust_decimal::Decimal::ZERO,
@@ -69,12 +69,35 @@ impl Run {
                 cx.emit_valid(order_id.to_string(), request)?;
             }
         }
+        let mut progress_moved = false;
+        if timing == InvoiceTiming::OnShipment
+            && !self.invoiced.contains(&order_id)
+            && let Some(services) =
+                domain::invoice_for_services(&stored.order, &stored.progress, Uuid::now_v7())
+        {
+            let (request, progress) = services.map_err(|e| {
+                HandlerError::permanent(format!(
+                    "cannot request the invoice of order {order_id}'s services: {e}"
+                ))
+            })?;
+            self.invoiced.insert(order_id);
+            self.writes.requests.push(NewInvoiceRequest {
+                request_id: request.request_id,
+                order_id,
+                shipment_id: None,
+                timing: InvoiceTiming::OnOrder,
+            });
+            stored.progress = progress;
+            progress_moved = true;
+            info!(request_id = %request.request_id, "invoice requested for the order's services");
+            cx.emit_valid(order_id.to_string(), request)?;
+        }
         self.orders.insert(
             order_id,
             HeldOrder {
                 stored,
                 new: true,
-                progress_moved: false,
+                progress_moved,
             },
         );
         Ok(Step::Done)

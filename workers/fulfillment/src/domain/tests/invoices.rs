@@ -105,3 +105,49 @@ fn a_shipment_invoice_needs_known_lines_and_units() {
         InvoiceError::Empty
     );
 }
+
+/// A store that invoices per shipment: the services of an order (never shipped) are
+/// invoiced on a request of their own, order-wide; the shipping charge stays for the first
+/// parcel while the order has goods, and goes with the services when it has none.
+#[test]
+fn services_are_invoiced_on_their_own_and_shipping_follows_the_goods() {
+    let mut order = golden_order();
+    assert!(
+        invoice_for_services(&order, &InvoiceProgress::default(), Uuid::from_u128(1)).is_none(),
+        "an order of goods only has nothing to invoice before its parcels"
+    );
+    order.lines[1].setup_template_version = Some(1);
+    let (services, progress) =
+        invoice_for_services(&order, &InvoiceProgress::default(), Uuid::from_u128(2))
+            .expect("a service line")
+            .expect("valid");
+    services.validate().expect("valid invoice.requested");
+    assert_eq!(services.timing, InvoiceTiming::OnOrder);
+    assert_eq!(services.shipment_id, None);
+    let ids: Vec<&str> = services.lines.iter().map(|l| l.line_id.as_str()).collect();
+    assert_eq!(ids, [order.lines[1].line_id.as_str()]);
+    assert_eq!(services.shipping.value(), Decimal::ZERO);
+    assert!(!progress.shipping_invoiced);
+    // The parcel's invoice then takes the goods and the shipping.
+    let goods = order.lines[0].line_id.clone();
+    let units = order.lines[0].quantity.get();
+    let (parcel, _) = invoice_for_shipment(
+        &order,
+        &progress,
+        Uuid::from_u128(3),
+        &[(goods, units)],
+        Uuid::from_u128(4),
+    )
+    .expect("the parcel");
+    assert_eq!(parcel.shipping, order.shipping);
+
+    // Services only: the shipping charge (if any) goes with them.
+    order.lines[0].setup_template_version = Some(1);
+    let (all, progress) =
+        invoice_for_services(&order, &InvoiceProgress::default(), Uuid::from_u128(5))
+            .expect("service lines")
+            .expect("valid");
+    assert_eq!(all.lines.len(), 2);
+    assert_eq!(all.shipping, order.shipping);
+    assert!(progress.shipping_invoiced);
+}
