@@ -5,7 +5,7 @@
 use anyhow::anyhow;
 use orderly_contracts::RawEnvelope;
 use orderly_contracts::messages::{
-    InvoiceTiming, OrderAccepted, ShipmentItem, ShipmentRequested, StockReserved,
+    InvoiceRequested, InvoiceTiming, OrderAccepted, ShipmentItem, ShipmentRequested, StockReserved,
 };
 use orderly_contracts::types::Quantity;
 use orderly_runtime::{HandlerContext, HandlerError};
@@ -59,14 +59,7 @@ impl Run {
                 .get(&order_id)
                 .map_or(&[][..], Vec::as_slice);
             if let Some(request) = steps::invoice_on_order(&stored, cancellations, &self.invoiced) {
-                self.invoiced.insert(order_id);
-                self.writes.requests.push(NewInvoiceRequest {
-                    request_id: request.request_id,
-                    order_id,
-                    shipment_id: None,
-                    timing: InvoiceTiming::OnOrder,
-                });
-                cx.emit_valid(order_id.to_string(), request)?;
+                self.request_order_wide(cx, request)?;
             }
         }
         let mut progress_moved = false;
@@ -80,17 +73,10 @@ impl Run {
                     "cannot request the invoice of order {order_id}'s services: {e}"
                 ))
             })?;
-            self.invoiced.insert(order_id);
-            self.writes.requests.push(NewInvoiceRequest {
-                request_id: request.request_id,
-                order_id,
-                shipment_id: None,
-                timing: InvoiceTiming::OnOrder,
-            });
             stored.progress = progress;
             progress_moved = true;
             info!(request_id = %request.request_id, "invoice requested for the order's services");
-            cx.emit_valid(order_id.to_string(), request)?;
+            self.request_order_wide(cx, request)?;
         }
         self.orders.insert(
             order_id,
@@ -101,6 +87,25 @@ impl Run {
             },
         );
         Ok(Step::Done)
+    }
+
+    /// Sends an order-wide invoice request (no shipment: the whole order, or its services),
+    /// recorded so the order is asked for once.
+    fn request_order_wide(
+        &mut self,
+        cx: &mut HandlerContext<'_>,
+        request: InvoiceRequested,
+    ) -> Result<(), HandlerError> {
+        let order_id = request.order_id;
+        self.invoiced.insert(order_id);
+        self.writes.requests.push(NewInvoiceRequest {
+            request_id: request.request_id,
+            order_id,
+            shipment_id: None,
+            timing: InvoiceTiming::OnOrder,
+        });
+        cx.emit_valid(order_id.to_string(), request)?;
+        Ok(())
     }
 
     /// `stock.reserved`: one shipment per warehouse allocation, requested from the warehouse;
