@@ -86,16 +86,20 @@ pub(crate) async fn follow(
     let Some(wait) = Wait::of(input) else {
         return Ok(());
     };
-    let Some((latest, stage_title)) =
-        store::invitation_context(cx.conn, wait.setup_id, wait.sequence, &wait.stage).await?
-    else {
+    let Some(setup) = store::intake_context(&mut *cx.conn, wait.setup_id).await? else {
         return Ok(());
     };
     // A first invitation only for the setup as it is now; a reminder names the wait, which
     // the setups worker saw still open.
-    if wait.reminder == 0 && !latest {
+    if wait.reminder == 0 && i64::from(setup.sequence) != i64::from(wait.sequence) {
         return Ok(());
     }
+    // The stage's title (its key while the template is not here yet).
+    let stage_title = setup
+        .template
+        .as_ref()
+        .and_then(|t| t.stage(&wait.stage).map(|(_, s)| s.title.clone()))
+        .unwrap_or_else(|| wait.stage.clone());
     let secret = secrets::valid(&mut *cx.conn, wait.store_id.as_str())
         .await?
         .into_iter()

@@ -4,7 +4,7 @@
 //! since).
 
 use chrono::{DateTime, Utc};
-use orderly_contracts::messages::{SetupActor, SetupStatus, SetupStatusChanged, SetupTemplate};
+use orderly_contracts::messages::{SetupActor, SetupStatus, SetupStatusChanged};
 use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -494,30 +494,4 @@ pub(crate) async fn invitations(pool: &PgPool, setup_id: Uuid) -> sqlx::Result<V
     .bind(setup_id)
     .fetch_all(pool)
     .await
-}
-
-/// What an invitation of the client needs of a setup: whether `sequence` is still its
-/// latest change, and the title of its stage `stage` (its key when the template is not
-/// here yet).
-pub(crate) async fn invitation_context(
-    conn: &mut PgConnection,
-    setup_id: Uuid,
-    sequence: u32,
-    stage: &str,
-) -> sqlx::Result<Option<(bool, String)>> {
-    let row: Option<(i32, Option<sqlx::types::Json<SetupTemplate>>)> = sqlx::query_as(
-        "select s.sequence, t.template from setups s
-         left join setup_templates t on t.sku = s.sku and t.version = s.template_version
-         where s.setup_id = $1",
-    )
-    .bind(setup_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(latest, template)| {
-        let title = template
-            .as_ref()
-            .and_then(|t| t.stage(stage).map(|(_, s)| s.title.clone()))
-            .unwrap_or_else(|| stage.to_owned());
-        (latest == int(sequence), title)
-    }))
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use axum::{
     body::Bytes,
     extract::{Path, RawQuery, State},
-    http::StatusCode,
     response::Response,
 };
 use chrono::Utc;
@@ -26,7 +25,7 @@ use super::super::actions::Client;
 use super::super::orders::pairs;
 use super::layout::{self, Section, csrf_field, time};
 use super::orders::send;
-use super::{Signed, checked_form, csrf_refusal, page_response, unavailable};
+use super::{Signed, checked_form, csrf_refusal, unavailable};
 use crate::domain::access::Permission;
 use crate::domain::command::ResolveBody;
 use crate::domain::cursor::Cursor;
@@ -45,10 +44,7 @@ pub(crate) async fn list(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let text = signed.lang.text();
-    let here = match &raw {
-        Some(q) if !q.is_empty() => format!("/admin/exceptions?{q}"),
-        _ => "/admin/exceptions".to_owned(),
-    };
+    let here = super::here("/admin/exceptions", raw.as_deref());
     let pairs: Vec<(String, String)> = pairs(raw)
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -234,21 +230,13 @@ pub(crate) async fn list(
             }
         }
     };
-    let status = if bad.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    page_response(
-        status,
-        layout::page(
-            &signed,
-            Some(Section::Exceptions),
-            text.exceptions,
-            None,
-            &here,
-            body,
-        ),
+    super::list_response(
+        &signed,
+        Section::Exceptions,
+        text.exceptions,
+        &here,
+        bad.is_some(),
+        body,
     )
 }
 

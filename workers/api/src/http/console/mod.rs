@@ -271,6 +271,35 @@ pub(crate) fn csrf_refusal(lang: Lang) -> Response {
     )
 }
 
+/// The address of a list page with the query string it was asked with (to come back to).
+pub(crate) fn here(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) if !q.is_empty() => format!("{path}?{q}"),
+        _ => path.to_owned(),
+    }
+}
+
+/// A list page (orders, exceptions, setups): 400 when its filters were refused (`refused`,
+/// the page says which), 200 otherwise.
+pub(crate) fn list_response(
+    signed: &Signed,
+    section: layout::Section,
+    title: &str,
+    here: &str,
+    refused: bool,
+    body: Markup,
+) -> Response {
+    let status = if refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page_response(
+        status,
+        layout::page(signed, Some(section), title, None, here, body),
+    )
+}
+
 /// An HTML page with `status`, never cached (it shows one staff member's view).
 pub(crate) fn page_response(status: StatusCode, markup: Markup) -> Response {
     (

@@ -56,10 +56,7 @@ pub(crate) async fn list(
     signed: Signed,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let here = match &raw {
-        Some(q) if !q.is_empty() => format!("/admin/orders?{q}"),
-        _ => "/admin/orders".to_owned(),
-    };
+    let here = super::here("/admin/orders", raw.as_deref());
     let pairs = list_pairs(raw);
     let value = |name: &str| {
         pairs
@@ -177,21 +174,13 @@ pub(crate) async fn list(
             }
         }
     };
-    let status = if bad.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    page_response(
-        status,
-        layout::page(
-            &signed,
-            Some(Section::Orders),
-            text.orders,
-            None,
-            &here,
-            body,
-        ),
+    super::list_response(
+        &signed,
+        Section::Orders,
+        text.orders,
+        &here,
+        bad.is_some(),
+        body,
     )
 }
 

@@ -45,10 +45,7 @@ pub(crate) async fn list(
     if let Err(refused) = signed.caller.clone().require(Permission::SetupsView) {
         return problem_page(&signed, &refused, "/admin/orders");
     }
-    let here = match &raw {
-        Some(q) if !q.is_empty() => format!("/admin/setups?{q}"),
-        _ => "/admin/setups".to_owned(),
-    };
+    let here = super::here("/admin/setups", raw.as_deref());
     let mut asked: Vec<(String, String)> = pairs(raw)
         .into_iter()
         .filter(|(_, v)| !v.trim().is_empty())
@@ -152,21 +149,13 @@ pub(crate) async fn list(
             nav.pager aria-label="Pages" { a rel="next" href=(next) { (text.next_page) " →" } }
         }
     };
-    let status = if bad.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    page_response(
-        status,
-        layout::page(
-            &signed,
-            Some(Section::Setups),
-            text.setups,
-            None,
-            &here,
-            body,
-        ),
+    super::list_response(
+        &signed,
+        Section::Setups,
+        text.setups,
+        &here,
+        bad.is_some(),
+        body,
     )
 }
 
