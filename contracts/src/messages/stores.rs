@@ -111,6 +111,14 @@ pub struct StoreInvoiceSettingsUpdated {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 200))]
     pub small_business: Option<String>,
+    /// The EU's cross-border small-enterprise scheme (Art. 284(2) of Directive 2006/112/EC,
+    /// since 2025-01-01): the other Member States where the small business is exempt too,
+    /// and the identification number with the suffix `EX` its own state gave it for that.
+    /// Only beside `small_business`. Without it, a small business's sale that takes place
+    /// in another state (a warehouse there, or distance sales over the EUR 10,000
+    /// threshold) is refused, not invoiced without VAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sme_cross_border: Option<SmeCrossBorder>,
     /// The structured e-invoice written beside every PDF unless the buyer asks for another
     /// (every PDF is Factur-X whatever this says).
     #[serde(default = "default_einvoice_format")]
@@ -129,6 +137,20 @@ pub struct StoreInvoiceSettingsUpdated {
 
 fn default_einvoice_format() -> EinvoiceFormat {
     EinvoiceFormat::Facturx
+}
+
+/// A small business's registration for the EU cross-border small-enterprise scheme
+/// (Art. 284(2)–(3) of Directive 2006/112/EC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmeCrossBorder {
+    /// The individual identification number with the suffix `EX` (Art. 284(3)), printed
+    /// on the invoices the scheme exempts.
+    #[schemars(length(min = 5, max = 20))]
+    pub ex_number: String,
+    /// The Member States (other than the seller's own) where the exemption was notified.
+    #[schemars(length(min = 1))]
+    pub member_states: Vec<CountryCode>,
 }
 
 /// The seller's contact for invoices (BG-6).
@@ -277,6 +299,39 @@ impl Validate for StoreInvoiceSettingsUpdated {
             }
             opt_text(account.holder.as_ref(), 200).at("payload.payee_account.holder")?;
         }
+        if let Some(sme) = &self.sme_cross_border {
+            ensure(self.small_business.is_some(), || {
+                "the cross-border small-enterprise scheme extends a small business's own exemption: set `small_business` too".to_owned()
+            })
+            .at("payload.sme_cross_border")?;
+            let ex = &sme.ex_number;
+            ensure(
+                (5..=20).contains(&ex.len())
+                    && ex.ends_with("EX")
+                    && ex.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+                || format!("`{ex}` is not an identification number of the scheme (5 to 20 of A-Z and 0-9, ending in `EX`, Art. 284(3))"),
+            )
+            .at("payload.sme_cross_border.ex_number")?;
+            ensure(!sme.member_states.is_empty(), || {
+                "name at least one Member State where the exemption was notified".to_owned()
+            })
+            .at("payload.sme_cross_border.member_states")?;
+            for (i, state) in sme.member_states.iter().enumerate() {
+                let at = format!("payload.sme_cross_border.member_states[{i}]");
+                ensure(state.is_eu(), || {
+                    format!("{state} is not an EU Member State")
+                })
+                .at(&at)?;
+                ensure(*state != self.address.country, || {
+                    format!("{state} is the seller's own state, where `small_business` applies")
+                })
+                .at(&at)?;
+                ensure(!sme.member_states[..i].contains(state), || {
+                    format!("{state} is named twice")
+                })
+                .at(&at)?;
+            }
+        }
         ensure(!(self.oss_registered && self.small_business.is_some()), || {
             "a small business charges no VAT, so it has no distance sales to report through the OSS: set `oss_registered` false or remove `small_business`".to_owned()
         })
@@ -423,5 +478,78 @@ mod tests {
         };
         let err = too_many.validate().expect_err("13 digits");
         assert!(err.to_string().contains("payload.number_digits"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod sme_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with(extra: serde_json::Value) -> Result<StoreInvoiceSettingsUpdated, String> {
+        let mut payload = golden::store_invoice_settings_updated()["payload"].clone();
+        let fields = payload.as_object_mut().expect("an object");
+        fields.remove("vat_id");
+        fields.insert("oss_registered".into(), json!(false));
+        fields.insert("small_business".into(), json!("§ 19 UStG"));
+        for (key, value) in extra.as_object().expect("an object") {
+            fields.insert(key.clone(), value.clone());
+        }
+        let settings: StoreInvoiceSettingsUpdated =
+            serde_json::from_value(payload).map_err(|e| e.to_string())?;
+        settings.validate().map_err(|e| e.to_string())?;
+        Ok(settings)
+    }
+
+    /// The cross-border scheme is checked field by field, and only extends a declared
+    /// small business to other Member States.
+    #[test]
+    fn the_cross_border_small_enterprise_scheme_is_checked_field_by_field() {
+        let ok = with(json!({"sme_cross_border":
+            {"ex_number": "DE123456789EX", "member_states": ["AT", "FR"]}}))
+        .expect("valid");
+        assert_eq!(
+            ok.sme_cross_border.expect("kept").member_states,
+            [
+                CountryCode::parse("AT").expect("AT"),
+                CountryCode::parse("FR").expect("FR")
+            ]
+        );
+        for (extra, field, why) in [
+            (
+                json!({"sme_cross_border": {"ex_number": "DE123456789", "member_states": ["AT"]}}),
+                "payload.sme_cross_border.ex_number",
+                "ending in `EX`",
+            ),
+            (
+                json!({"sme_cross_border": {"ex_number": "DE123456789EX", "member_states": []}}),
+                "payload.sme_cross_border.member_states",
+                "at least one",
+            ),
+            (
+                json!({"sme_cross_border": {"ex_number": "DE123456789EX", "member_states": ["CH"]}}),
+                "member_states[0]",
+                "not an EU Member State",
+            ),
+            (
+                json!({"sme_cross_border": {"ex_number": "DE123456789EX", "member_states": ["AT", "DE"]}}),
+                "member_states[1]",
+                "the seller's own state",
+            ),
+            (
+                json!({"sme_cross_border": {"ex_number": "DE123456789EX", "member_states": ["AT", "AT"]}}),
+                "member_states[1]",
+                "named twice",
+            ),
+            (
+                json!({"small_business": null, "vat_id": "DE123456789",
+                       "sme_cross_border": {"ex_number": "DE123456789EX", "member_states": ["AT"]}}),
+                "payload.sme_cross_border",
+                "set `small_business` too",
+            ),
+        ] {
+            let err = with(extra).expect_err(why);
+            assert!(err.contains(field) && err.contains(why), "{err}");
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod amounts;
 pub mod credit;
 pub mod document;
 pub mod fx;
+pub mod greek_islands;
 pub mod language;
 pub mod numbers;
 pub mod rates;
@@ -197,6 +198,13 @@ pub fn plan_invoice(
         destination: Where::of(&request.shipping_address),
         seller_vat_id: settings.vat_id.as_ref(),
         small_business: settings.small_business.as_deref(),
+        sme_cross_border: settings
+            .sme_cross_border
+            .as_ref()
+            .map(|sme| vat::CrossBorderSme {
+                ex_number: &sme.ex_number,
+                states: &sme.member_states,
+            }),
         oss_registered: settings.oss_registered,
         buyer_is_business: request.buyer.is_business,
         buyer_vat_id: request.buyer.vat_id.as_ref().map(|v| v.as_str()),

@@ -9,7 +9,7 @@
 //!
 //! A **rate area** is a member state (`DE`, ISO spelling: Greece is `GR`), or a part of one
 //! with rates of its own: `PT-20` (Azores), `PT-30` (Madeira), `AT-JM` (Jungholz and
-//! Mittelberg), and `XI` (Northern Ireland, EU rules for goods). A part falls back to its
+//! Mittelberg), `GR-ISL` (the Greek islands with lower rates, see [`super::greek_islands`]), and `XI` (Northern Ireland, EU rules for goods). A part falls back to its
 //! state's row for a class it has no row for.
 //!
 //! A **class** is either a generic category (`standard`, `reduced`, `super_reduced`: what a
@@ -32,6 +32,7 @@ pub const SPECIAL_AREAS: &[(&str, &str)] = &[
     ("PT-20", "PT"),
     ("PT-30", "PT"),
     ("AT-JM", "AT"),
+    ("GR-ISL", "GR"),
     // Northern Ireland is not a member state; it applies UK rates under EU rules for goods.
     ("XI", "XI"),
 ];
@@ -264,7 +265,7 @@ impl RateTable {
             return Err(err(
                 "area",
                 format!(
-                    "`{}` is neither a member state (ISO code, Greece is GR) nor one of PT-20, PT-30, AT-JM, XI",
+                    "`{}` is neither a member state (ISO code, Greece is GR) nor one of PT-20, PT-30, AT-JM, GR-ISL, XI",
                     f[0]
                 ),
             ));

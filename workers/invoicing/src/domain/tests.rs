@@ -39,6 +39,8 @@ struct Case {
     vat_id: Option<&'static str>,
     registry: RegistryAnswer,
     small_business: Option<&'static str>,
+    /// The states of the store's cross-border small-enterprise scheme (Art. 284(2)).
+    sme: &'static [&'static str],
     oss: bool,
     previous_year: &'static str,
     this_year: &'static str,
@@ -70,6 +72,7 @@ fn case(name: &'static str) -> Case {
         vat_id: None,
         registry: RegistryAnswer::NotChecked,
         small_business: None,
+        sme: &[],
         oss: false,
         previous_year: "0",
         this_year: "0",
@@ -538,24 +541,162 @@ fn decision_cases() -> Vec<Case> {
             ..case("DE store, NL warehouse → FR business identified in NL: taxed in NL")
         },
         // --- small businesses (Art. 282 ff.) -------------------------------------------------
+        small("a declared small business charges no VAT at home"),
         Case {
-            small_business: Some("§ 19 UStG"),
-            rule: Rule::SmallBusiness,
-            area: None,
-            rates: &["0"],
-            law: "§ 19 UStG",
-            ..case("a declared small business charges no VAT at home")
+            dest: FR,
+            reason_has: "within the EUR 10000 threshold",
+            counts: true,
+            ..small("a small business's distance sale within the threshold: exempt at home")
+        },
+        Case {
+            dest: ("AT", "1010"),
+            business: true,
+            vat_id: Some("ATU12345678"),
+            law: "Art. 139(1)",
+            reason_has: "§ 19 UStG",
+            ..small(
+                "a small business's sale to an Austrian business: no intra-Community supply, exempt at home",
+            )
+        },
+        Case {
+            dest: ("CH", "8001"),
+            reason_has: "an export from the seller's own state",
+            ..small("a small business's export: exempt at home")
         },
         Case {
             dest: FR,
-            small_business: Some("§ 19 UStG"),
-            rule: Rule::SmallBusiness,
-            area: None,
-            rates: &["0"],
-            law: "§ 19 UStG",
-            ..case("a declared small business charges no VAT abroad either")
+            previous_year: "12000",
+            sme: &["AT", "FR"],
+            law: "Art. 284(2)",
+            reason_has: "DE123456789EX",
+            counts: true,
+            ..small(
+                "a small business over the threshold with the cross-border scheme for FR: exempt in FR",
+            )
         },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            dest: ("NL", "1012 AB"),
+            sme: &["NL"],
+            law: "Art. 284(2)",
+            reason_has: "takes place in NL",
+            ..small(
+                "a small business shipping from a Dutch warehouse to a Dutch consumer, scheme for NL",
+            )
+        },
+        Case {
+            dispatch: NL_WAREHOUSE,
+            dest: ("CH", "8001"),
+            small_business: Some("§ 19 UStG"),
+            ..export(
+                "a small business's export from a Dutch warehouse: exempt as an export",
+                ("CH", "8001"),
+                "small-business status",
+            )
+        },
+        // --- the Greek islands' lower rates (Art. 26(4) of the Greek VAT Code) ---------------
+        Case {
+            law: "Art. 26(4)",
+            reason_has: "established on Lesvos",
+            ..greek(
+                "a Lesvos seller sends goods from Lesvos to Athens: the islands' 17 %",
+                ("GR", "811 00"),
+                None,
+                "GR-ISL",
+                &["17"],
+            )
+        },
+        Case {
+            lines: BOOKS,
+            law: "Art. 26(4)",
+            ..greek(
+                "a Lesvos seller's books: the islands' 4 %",
+                ("GR", "81100"),
+                None,
+                "GR-ISL",
+                &["4"],
+            )
+        },
+        Case {
+            dest: ("GR", "81100"),
+            reason_has: "only for sellers established",
+            ..greek(
+                "an Athens seller's warehouse on Lesvos, to a Lesvos consumer: the mainland's 24 %",
+                ("GR", "10431"),
+                Some(("GR", "81100")),
+                "GR",
+                &["24"],
+            )
+        },
+        Case {
+            date: "2025-06-01",
+            ..greek(
+                "a Patmos seller in 2025, before the extension: 24 %",
+                ("GR", "85500"),
+                None,
+                "GR",
+                &["24"],
+            )
+        },
+        Case {
+            date: "2026-02-01",
+            law: "Art. 26(4)",
+            reason_has: "Patmos",
+            ..greek(
+                "a Patmos seller in 2026, after the extension: 17 %",
+                ("GR", "85500"),
+                None,
+                "GR-ISL",
+                &["17"],
+            )
+        },
+        Case {
+            reason_has: "",
+            ..greek(
+                "a Rhodes seller: Rhodes is not in the scheme, 24 %",
+                ("GR", "85100"),
+                None,
+                "GR",
+                &["24"],
+            )
+        },
+        at_destination(
+            "DE→Lesvos consumer, taxed where it arrives: the mainland's 24 % (the seller is not on an island)",
+            ("GR", "81100"),
+            "GR",
+            &["24"],
+        ),
     ]
+}
+
+/// A declared small business (§ 19 UStG) charging no VAT at home; cases override the rest.
+fn small(name: &'static str) -> Case {
+    Case {
+        small_business: Some("§ 19 UStG"),
+        rule: Rule::SmallBusiness,
+        area: None,
+        rates: &["0"],
+        law: "§ 19 UStG",
+        ..case(name)
+    }
+}
+
+/// A Greek seller at `seat` (goods from `dispatch`, or the seat) to a consumer in Athens.
+fn greek(
+    name: &'static str,
+    seat: (&'static str, &'static str),
+    dispatch: Option<(&'static str, &'static str)>,
+    area: &'static str,
+    rates: &'static [&'static str],
+) -> Case {
+    Case {
+        seat,
+        dispatch,
+        dest: ("GR", "10431"),
+        area: Some(area),
+        rates,
+        ..case(name)
+    }
 }
 
 #[test]
@@ -566,6 +707,7 @@ fn decision_tree() {
     assert!(cases.len() >= 40, "{} cases", cases.len());
     let mut failures = Vec::new();
     for t in &cases {
+        let sme_states: Vec<CountryCode> = t.sme.iter().map(|s| c(s)).collect();
         let sale = Sale {
             establishment: Where {
                 country: c(t.seat.0),
@@ -587,6 +729,10 @@ fn decision_tree() {
             },
             seller_vat_id: Some(&seller_vat),
             small_business: t.small_business,
+            sme_cross_border: (!t.sme.is_empty()).then_some(vat::CrossBorderSme {
+                ex_number: "DE123456789EX",
+                states: &sme_states,
+            }),
             oss_registered: t.oss,
             buyer_is_business: t.business,
             buyer_vat_id: t.vat_id,
@@ -682,6 +828,7 @@ fn german_sale<'a>(vat: Option<&'a VatId>) -> Sale<'a> {
         destination: berlin,
         seller_vat_id: vat,
         small_business: None,
+        sme_cross_border: None,
         oss_registered: false,
         buyer_is_business: false,
         buyer_vat_id: None,
@@ -732,6 +879,71 @@ fn sales_the_rules_cannot_decide_are_refused_with_the_reason() {
     let refusal = vat::decide(&german_sale(None), rates).expect_err("no VAT status");
     assert_eq!(refusal, vat::VatError::NoVatStatus);
     assert!(refusal.to_string().contains("small_business"));
+    // A small business's sale that takes place where it has no exemption of its own.
+    let paris = Where {
+        country: c("FR"),
+        postcode: Some("75011"),
+    };
+    let amsterdam = Where {
+        country: c("NL"),
+        postcode: Some("1012 AB"),
+    };
+    let austria_only = [c("AT")];
+    let small = Sale {
+        small_business: Some("§ 19 UStG"),
+        sme_cross_border: Some(vat::CrossBorderSme {
+            ex_number: "DE123456789EX",
+            states: &austria_only,
+        }),
+        ..german_sale(None)
+    };
+    for (sale, place, why) in [
+        (
+            Sale {
+                destination: paris,
+                distance_sales_previous_year: dec("12000"),
+                ..small.clone()
+            },
+            "FR",
+            "over the EUR 10000 threshold",
+        ),
+        (
+            Sale {
+                destination: paris,
+                distance_sales_this_year: dec("9999.50"),
+                this_sale_eur: Some(dec("1.00")),
+                ..small.clone()
+            },
+            "FR",
+            "this sale takes the store's EU distance sales this year from EUR 9999.50 to EUR 10000.50",
+        ),
+        (
+            Sale {
+                dispatch: amsterdam,
+                destination: amsterdam,
+                ..small.clone()
+            },
+            "NL",
+            "goods delivered within NL",
+        ),
+    ] {
+        let refusal = vat::decide(&sale, rates).expect_err(why);
+        match &refusal {
+            vat::VatError::SmallBusinessNotExemptThere {
+                seat,
+                place: at,
+                why: said,
+            } => {
+                assert_eq!((seat.as_str(), at.as_str()), ("DE", place), "{refusal}");
+                assert!(said.contains(why), "{refusal}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(
+            refusal.to_string().contains("sme_cross_border"),
+            "{refusal}"
+        );
+    }
     // Before the rate data starts.
     let early = Sale {
         supply_date: day("2015-12-31"),

@@ -4,7 +4,10 @@
 //! 1. the seller is established outside the EU VAT area, or the goods leave from outside it
 //!    (an import) → refused: Orderly invoices for EU sellers shipping from inside the EU;
 //! 2. the store declares a small-business scheme (e.g. § 19 UStG) → no VAT, with the scheme
-//!    named; a store with neither a VAT id nor such a declaration → refused (never guessed);
+//!    named, where the sale takes place in its own state or (with the EU cross-border
+//!    scheme, Art. 284(2)) in a state it notified; refused where it takes place elsewhere (a
+//!    warehouse in another state, distance sales over the threshold), see `small_business`;
+//!    a store with neither a VAT id nor such a declaration → refused (never guessed);
 //! 3. destination outside the EU VAT area (a third country, or a territory such as the
 //!    Canary Islands or Åland) → export, 0 % (Art. 146);
 //! 4. destination = dispatch state → domestic, that state's rates (the warehouse's state
@@ -22,7 +25,8 @@
 //!    is the seller's own state).
 //!
 //! Rates per line then come from the dated rate data ([`super::rates`]) of the chosen rate
-//! area (`PT-20` for the Azores): a line's product class first, its category otherwise.
+//! area (`PT-20` for the Azores; `GR-ISL` when a seller established on a Greek island of
+//! Art. 26(4) sends goods from one, [`super::greek_islands`]): a line's product class first, its category otherwise.
 //! The decision carries a machine-readable rule and a sentence for the accountant; both are
 //! stored with the invoice (the sentence is the audit record, never printed).
 
@@ -32,6 +36,7 @@ use orderly_contracts::types::{CountryCode, TaxCategory, TaxClass, VatId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use super::greek_islands;
 use super::rates::{Found, Rates};
 use super::territory::{self, Located, VatPlace};
 
@@ -158,6 +163,8 @@ pub struct Sale<'a> {
     pub seller_vat_id: Option<&'a VatId>,
     /// The small-business scheme the store declares (its legal reference), if any.
     pub small_business: Option<&'a str>,
+    /// The EU cross-border small-enterprise scheme (Art. 284(2)), if the store uses it.
+    pub sme_cross_border: Option<CrossBorderSme<'a>>,
     /// Whether the store reports distance sales through the OSS (and so has opted for
     /// destination taxation from the first euro, Art. 59c(3)).
     pub oss_registered: bool,
@@ -176,6 +183,16 @@ pub struct Sale<'a> {
     /// This sale's value for the threshold (net at the seller's rates, EUR); `None` when
     /// the invoice is not in EUR and cannot be converted.
     pub this_sale_eur: Option<Decimal>,
+}
+
+/// A small business's registration for the cross-border scheme: the `EX` number and the
+/// other Member States where it is exempt.
+#[derive(Debug, Clone, Copy)]
+pub struct CrossBorderSme<'a> {
+    /// The identification number with the suffix `EX` (Art. 284(3)).
+    pub ex_number: &'a str,
+    /// The Member States it notified.
+    pub states: &'a [CountryCode],
 }
 
 /// The outcome, stored on the invoice.
@@ -241,6 +258,18 @@ pub enum VatError {
         "the store has no VAT id and does not declare a small-business scheme: set `vat_id`, or `small_business` with its legal reference, in the store's invoice settings"
     )]
     NoVatStatus,
+    /// A small business's sale taking place in a state where no exemption of its own applies.
+    #[error(
+        "the store is a small business exempt in {seat}, but this sale takes place in {place} ({why}), where it has no exemption: declare the EU cross-border small-enterprise scheme for {place} (`sme_cross_border`, Art. 284(2)) or register for VAT there and drop `small_business`"
+    )]
+    SmallBusinessNotExemptThere {
+        /// The seller's state.
+        seat: String,
+        /// Where the sale takes place.
+        place: String,
+        /// Why it takes place there.
+        why: String,
+    },
     /// The structured e-invoice the store or the buyer asks for lacks data it requires.
     #[error("a {format} e-invoice is asked for, but it needs {missing}")]
     EinvoiceIncomplete {
@@ -344,22 +373,35 @@ pub fn decide(sale: &Sale<'_>, rates: Rates<'_>) -> Result<VatDecision, VatError
             })
     };
 
+    // The Greek islands' lower rates: a seller established on one, goods leaving from one.
+    let island = |at: &Where<'_>| greek_islands::on_island(at.country, at.postcode, date);
+    let (from_area, island_note) = match (island(&sale.dispatch), island(&sale.establishment)) {
+        (Some(goods), Some(seat)) if from_state == "GR" => (
+            greek_islands::AREA,
+            format!(
+                " (the goods leave from {goods} and the seller is established on {seat}: the islands' rates, 30 % lower, Art. 26(4) of the Greek VAT Code)"
+            ),
+        ),
+        (Some(goods), None) if from_state == "GR" => (
+            from_area,
+            format!(
+                " ({goods} has lower rates only for sellers established on such an island, Art. 26(4) of the Greek VAT Code: the mainland's rates)"
+            ),
+        ),
+        _ => (from_area, String::new()),
+    };
+    let notes = format!("{island_note}{notes}");
+    let to_inside = inside(&to, sale.destination.country).ok();
+
     if let Some(scheme) = sale.small_business {
-        return Ok(VatDecision {
-            small_business: Some(scheme.to_owned()),
-            ..VatDecision::zero(
-                Rule::SmallBusiness,
-                format!("the store applies a small-business scheme ({scheme}): no VAT is charged"),
-                SMALL_BUSINESS_WORDING,
-            )
-        });
+        return small_business(sale, scheme, seat_state, from_state, to_inside, &notes);
     }
     if sale.seller_vat_id.is_none() {
         return Err(VatError::NoVatStatus);
     }
-    let (to_state, to_area) = match inside(&to, sale.destination.country) {
-        Ok(place) => place,
-        Err(_) => {
+    let (to_state, to_area) = match to_inside {
+        Some(place) => place,
+        None => {
             return Ok(VatDecision::zero(
                 Rule::Export,
                 format!(
@@ -453,45 +495,7 @@ pub fn decide(sale: &Sale<'_>, rates: Rates<'_>) -> Result<VatDecision, VatError
     }
     // A distance sale (Art. 33) to a consumer, or a business treated as one.
     let threshold = DISTANCE_SALES_THRESHOLD_EUR;
-    let to_destination: Option<String> = if from_state != seat_state {
-        Some(format!(
-            "the goods leave from {from_state}, not from {seat_state} where the seller is established, so the EUR {threshold} threshold does not apply (Art. 59c(1))"
-        ))
-    } else if sale.oss_registered {
-        Some(
-            "the store is registered for the OSS and so taxes distance sales where they arrive from the first euro (Art. 59c(3))"
-                .to_owned(),
-        )
-    } else if sale.distance_sales_previous_year > threshold {
-        Some(format!(
-            "the store's EU distance sales were EUR {} last year, over the EUR {threshold} threshold",
-            sale.distance_sales_previous_year
-        ))
-    } else {
-        match sale.this_sale_eur {
-            None => Some(
-                "the invoice is not in EUR and cannot be counted toward the EUR threshold, \
-                 so it is taxed where the goods arrive (the safe side)"
-                    .to_owned(),
-            ),
-            Some(value) => {
-                let after = sale.distance_sales_this_year + value;
-                (after > threshold).then(|| {
-                    if sale.distance_sales_this_year > threshold {
-                        format!(
-                            "the store's EU distance sales this year (EUR {}) are over the EUR {threshold} threshold",
-                            sale.distance_sales_this_year
-                        )
-                    } else {
-                        format!(
-                            "this sale takes the store's EU distance sales this year from EUR {} to EUR {after}, over the EUR {threshold} threshold",
-                            sale.distance_sales_this_year
-                        )
-                    }
-                })
-            }
-        }
-    };
+    let to_destination = taxed_where_it_arrives(sale, from_state, seat_state);
     match to_destination {
         Some(why) => {
             let own_state = to_state == seat_state;
@@ -538,6 +542,156 @@ pub fn decide(sale: &Sale<'_>, rates: Rates<'_>) -> Result<VatDecision, VatError
                 ),
             )
         }),
+    }
+}
+
+/// A small business's sale (Art. 282 ff.): no VAT where an exemption of its own applies.
+///
+/// Its exemption covers the sales that take place in its own state (Art. 284(1)), and, with
+/// the cross-border scheme, in the other states it notified (Art. 284(2)). Where the sale
+/// takes place follows the same rules as anyone's: where dispatch begins (Art. 32), so a
+/// warehouse in another state moves it there; a business buyer's VAT id changes nothing
+/// (a small business makes no exempt intra-Community supply, Art. 139(1), and its buyer
+/// has no acquisition to declare, Art. 2(1)(b)(i)); a distance sale to a consumer moves to
+/// where it arrives once the store's distance sales pass the EUR 10,000 threshold
+/// (Art. 59c). Where no exemption of its own applies, the sale is refused with what to set:
+/// never invoiced without VAT on a guess.
+fn small_business(
+    sale: &Sale<'_>,
+    scheme: &str,
+    seat_state: &'static str,
+    from_state: &'static str,
+    to: Option<(&'static str, &'static str)>,
+    notes: &str,
+) -> Result<VatDecision, VatError> {
+    let (place, why, counts) = match to {
+        None => {
+            // An export is exempt whoever makes it (Art. 146).
+            if from_state != seat_state {
+                return Ok(VatDecision::zero(
+                    Rule::Export,
+                    format!(
+                        "goods go from {from_state} to outside the EU VAT area: export of goods, exempt (Art. 146), whatever the seller's small-business status{notes}"
+                    ),
+                    EXPORT_WORDING,
+                ));
+            }
+            (
+                from_state,
+                "an export from the seller's own state".to_owned(),
+                false,
+            )
+        }
+        Some((to_state, _)) if to_state == from_state => (
+            from_state,
+            format!("goods delivered within {from_state}, taxed where dispatch begins (Art. 32)"),
+            false,
+        ),
+        Some((to_state, _)) if sale.buyer_is_business && sale.buyer_vat_id.is_some() => (
+            from_state,
+            format!(
+                "to a business in {to_state}: taxed where dispatch begins (Art. 32); a small business makes no exempt intra-Community supply (Art. 139(1)) and the buyer has no acquisition to declare (Art. 2(1)(b)(i))"
+            ),
+            false,
+        ),
+        Some((to_state, _)) => match taxed_where_it_arrives(sale, from_state, seat_state) {
+            None => (
+                from_state,
+                format!(
+                    "a distance sale to {to_state} within the EUR {DISTANCE_SALES_THRESHOLD_EUR} threshold (Art. 59c; last year EUR {}, this year EUR {} with this sale): taxed where dispatch begins",
+                    sale.distance_sales_previous_year,
+                    sale.distance_sales_this_year + sale.this_sale_eur.unwrap_or_default(),
+                ),
+                true,
+            ),
+            Some(why) => (
+                to_state,
+                format!("a distance sale to {to_state} (Art. 33): {why}"),
+                from_state == seat_state,
+            ),
+        },
+    };
+    let (reference, under) = if place == seat_state {
+        (
+            scheme.to_owned(),
+            format!("its own small-business scheme ({scheme})"),
+        )
+    } else if let Some(sme) = sale
+        .sme_cross_border
+        .filter(|sme| sme.states.iter().any(|s| s.as_str() == place))
+    {
+        (
+            format!(
+                "{place}: Art. 284(2) of Directive 2006/112/EC, {}",
+                sme.ex_number
+            ),
+            format!(
+                "the EU cross-border small-enterprise scheme in {place} (Art. 284(2), identification number {})",
+                sme.ex_number
+            ),
+        )
+    } else {
+        return Err(VatError::SmallBusinessNotExemptThere {
+            seat: seat_state.to_owned(),
+            place: place.to_owned(),
+            why,
+        });
+    };
+    Ok(VatDecision {
+        small_business: Some(reference),
+        counts_toward_threshold: counts,
+        ..VatDecision::zero(
+            Rule::SmallBusiness,
+            format!(
+                "{why}; the sale takes place in {place}, where the seller is exempt under {under}: no VAT is charged{notes}"
+            ),
+            SMALL_BUSINESS_WORDING,
+        )
+    })
+}
+
+/// Why a distance sale from `from_state` is taxed where it arrives (Art. 59c), or `None`
+/// when it stays within the EUR 10,000 threshold and is taxed where dispatch begins.
+fn taxed_where_it_arrives(sale: &Sale<'_>, from_state: &str, seat_state: &str) -> Option<String> {
+    let threshold = DISTANCE_SALES_THRESHOLD_EUR;
+    if from_state != seat_state {
+        Some(format!(
+            "the goods leave from {from_state}, not from {seat_state} where the seller is established, so the EUR {threshold} threshold does not apply (Art. 59c(1))"
+        ))
+    } else if sale.oss_registered {
+        Some(
+            "the store is registered for the OSS and so taxes distance sales where they arrive from the first euro (Art. 59c(3))"
+                .to_owned(),
+        )
+    } else if sale.distance_sales_previous_year > threshold {
+        Some(format!(
+            "the store's EU distance sales were EUR {} last year, over the EUR {threshold} threshold",
+            sale.distance_sales_previous_year
+        ))
+    } else {
+        match sale.this_sale_eur {
+            None => Some(
+                "the invoice is not in EUR and cannot be counted toward the EUR threshold, \
+                 so it is taxed where the goods arrive (the safe side)"
+                    .to_owned(),
+            ),
+            Some(value) => {
+                let after = sale.distance_sales_this_year + value;
+                (after > threshold).then(|| {
+                    if sale.distance_sales_this_year > threshold {
+                        format!(
+                            "the store's EU distance sales this year (EUR {}) are over the EUR {threshold} threshold",
+                            sale.distance_sales_this_year
+                        )
+                    } else {
+                        format!(
+                            "this sale takes the store's EU distance sales this year from EUR {} to EUR {after}, over the EUR {threshold} threshold",
+                            sale.distance_sales_this_year
+                        )
+                    }
+                })
+            }
+        }
     }
 }
 
