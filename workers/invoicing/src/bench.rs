@@ -276,12 +276,10 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
     let mut host = Host::new(host_settings);
     let start = Instant::now();
     let cpu = orderly_runtime::machine::CpuSample::now();
-    crate::start(
-        &mut host,
-        InvoicingHandler::new(),
-        RenderSettings::default(),
-    )
-    .await?;
+    // The renderer as configured (`[renderer]`, `ORDERLY__RENDERER__*`), so its settings
+    // can be compared without a rebuild.
+    let rendering: RenderSettings = settings.section("renderer")?;
+    crate::start(&mut host, InvoicingHandler::new(), rendering).await?;
     let deadline = Duration::from_secs(60 + invoices as u64 / 10);
     let target = i64::try_from(invoices)?;
     let mut numbered_seconds = None;

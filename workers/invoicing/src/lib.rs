@@ -83,7 +83,8 @@ pub async fn start(
     handler: InvoicingHandler,
     rendering: RenderSettings,
 ) -> anyhow::Result<()> {
-    let documents = orderly_runtime::documents::open(&host.settings().section("documents")?)?;
+    let documents =
+        orderly_runtime::documents::open_batched(&host.settings().section("documents")?)?;
     let vat: RateSettings = host.settings().section("vat")?;
     let pool = host.pool_for(NAME).await?;
     let (loaded, table) = load_rates(&pool, &vat).await?;

@@ -7,7 +7,8 @@
 //! with a render job (`store::enqueue_render`); the renderer, outside any store lock, claims
 //! jobs (`FOR UPDATE SKIP LOCKED`: every worker copy runs one, they share the work), renders
 //! them on all cores, puts each PDF in the document store (`[documents]`, see
-//! [`orderly_runtime::documents`]), and then in one transaction stores the PDFs in its own
+//! [`orderly_runtime::documents`]), makes the round's puts durable with one flush
+//! ([`BatchedStore::make_durable`]), and then in one transaction stores the PDFs in its own
 //! table too, completes the prepared `invoice.issued` / `credit_note.issued` with the PDF's
 //! reference (its key in the document store and its SHA-256) and puts it in the outbox, and
 //! removes the jobs. So a message never names a document the store does not hold. A crash
@@ -23,16 +24,18 @@
 //! lost: its job stays with the error and is retried with growing pauses; `orderly invoice
 //! list` shows it as not rendered, with the error.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, stream};
-use object_store::{ObjectStore, ObjectStoreExt, path::Path};
+use object_store::{ObjectStoreExt, path::Path};
 use orderly_contracts::messages::DocumentRef;
-use orderly_runtime::documents::{self, DocumentFolder};
+use orderly_runtime::documents::{self, BatchedStore, DocumentFolder};
 use orderly_runtime::drain::{self, Round};
 use orderly_runtime::outbox::{self, OutboxMessage};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -79,18 +82,19 @@ const PUTS_IN_FLIGHT: usize = 16;
 pub struct Renderer {
     pool: PgPool,
     settings: RenderSettings,
-    documents: Arc<dyn ObjectStore>,
+    documents: BatchedStore,
     handoff: Option<outbox::Handoff>,
     wake: drain::Wake,
 }
 
 impl Renderer {
-    /// A renderer working on `pool` (the invoicing schema's), putting PDFs in `documents`.
-    pub fn new(pool: PgPool, settings: RenderSettings, documents: Arc<dyn ObjectStore>) -> Self {
+    /// A renderer working on `pool` (the invoicing schema's), putting PDFs in `documents`
+    /// (made durable once per round, before the round's messages are committed).
+    pub fn new(pool: PgPool, settings: RenderSettings, documents: impl Into<BatchedStore>) -> Self {
         Self {
             pool,
             settings,
-            documents,
+            documents: documents.into(),
             handoff: None,
             wake: drain::Wake::default(),
         }
@@ -113,9 +117,16 @@ impl Renderer {
         self
     }
 
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`. Rounds overlap by one: while a round's documents are made
+    /// durable and its transaction commits, the next round is claimed, rendered and put
+    /// (the disk and the database wait, the cores render). The next round never takes a
+    /// job the previous one holds, nor a later document of the same order (its claim skips
+    /// both), so one order's documents still go out in the order they were numbered.
     pub async fn run(self, shutdown: CancellationToken) {
         let this = &self;
+        let finishing: tokio::sync::Mutex<Option<JoinHandle<anyhow::Result<()>>>> =
+            tokio::sync::Mutex::default();
+        let finishing = &finishing;
         drain::run(
             &self.pool,
             self.wake.clone(),
@@ -123,30 +134,66 @@ impl Renderer {
             "invoice renderer",
             shutdown,
             this.settings.poll_interval,
-            || async move { Ok(Round::of(this.round().await?, this.settings.batch_size)) },
+            || async move {
+                let prepared = this.prepare().await;
+                // At most one round finishing; its failure is this round's error (its
+                // jobs stay queued and are taken again).
+                if let Some(previous) = finishing.lock().await.take() {
+                    previous.await??;
+                }
+                let Some(prepared) = prepared? else {
+                    return Ok(Round::of(0, this.settings.batch_size));
+                };
+                let claimed = prepared.claimed;
+                let renderer = this.clone();
+                *finishing.lock().await =
+                    Some(tokio::spawn(async move { renderer.finish(prepared).await }));
+                Ok(Round::of(claimed, this.settings.batch_size))
+            },
             || async move {
                 let mut conn = this.pool.acquire().await?;
                 Ok(store::next_render_due(&mut conn).await?)
             },
         )
         .await;
+        if let Some(last) = finishing.lock().await.take()
+            && let Err(error) = last.await.map_err(anyhow::Error::from).and_then(|r| r)
+        {
+            warn!(%error, "the last round did not finish; its documents are rendered again");
+        }
     }
 
-    /// One round: claim, render, store and send. Returns how many jobs it claimed.
+    /// One round, start to end: claim, render, store and send. Returns how many jobs it
+    /// claimed.
     pub async fn round(&self) -> anyhow::Result<usize> {
+        match self.prepare().await? {
+            None => Ok(0),
+            Some(prepared) => {
+                let claimed = prepared.claimed;
+                self.finish(prepared).await?;
+                Ok(claimed)
+            }
+        }
+    }
+
+    /// Claims a round's jobs, renders them and puts the documents in the store (not yet
+    /// durable); `None` when no job is due.
+    async fn prepare(&self) -> anyhow::Result<Option<Prepared>> {
         let mut tx = self.pool.begin().await?;
         let jobs = store::claim_renders(&mut tx, self.settings.batch_size).await?;
         let claimed = jobs.len();
         if claimed == 0 {
             tx.commit().await?;
-            return Ok(0);
+            return Ok(None);
         }
         let mut pdfs = Vec::with_capacity(claimed);
         let mut messages = Vec::with_capacity(claimed);
+        let mut stored = Vec::with_capacity(2 * claimed);
         let rendered = render_all(jobs, self.settings.announce_keys).await?;
         for (job, rendered) in self.put_all(rendered).await {
             match rendered.and_then(|r| complete(&job, r)) {
                 Ok((pdf, message)) => {
+                    stored.extend([xml_key(&job), pdf_key(&job)]);
                     pdfs.push(pdf);
                     messages.push(message);
                 }
@@ -163,6 +210,27 @@ impl Renderer {
                 }
             }
         }
+        Ok(Some(Prepared {
+            tx,
+            claimed,
+            pdfs,
+            messages,
+            stored,
+        }))
+    }
+
+    /// Makes a prepared round's documents durable, then in its transaction stores the PDFs,
+    /// writes the issued messages to the outbox and removes the jobs.
+    async fn finish(&self, prepared: Prepared) -> anyhow::Result<()> {
+        let Prepared {
+            mut tx,
+            pdfs,
+            messages,
+            stored,
+            ..
+        } = prepared;
+        // Nothing is announced before every PDF and XML it names is durable.
+        self.documents.make_durable(&stored).await?;
         store::store_pdfs(&mut tx, &pdfs).await?;
         let written = outbox::insert(&mut tx, &messages).await?;
         tx.commit().await?;
@@ -172,7 +240,7 @@ impl Renderer {
         if !pdfs.is_empty() {
             info!(rendered = pdfs.len(), "documents rendered and sent");
         }
-        Ok(claimed)
+        Ok(())
     }
 
     /// Puts every rendered PDF in the document store, a few at a time; a PDF the store does
@@ -183,15 +251,17 @@ impl Renderer {
                 let Ok(r) = rendered else {
                     return (job, rendered);
                 };
-                // The XML first: a PDF in the store always has its XML beside it.
-                let put = |key: Path, bytes: Vec<u8>| async move {
+                // The XML first: a PDF in the store always has its XML beside it. The bytes
+                // are shared, not copied (the PDF also goes to the archive table).
+                let put = |key: Path, bytes: Bytes| async move {
                     self.documents
+                        .store()
                         .put(&key, bytes.into())
                         .await
                         .map(|_| ())
                         .map_err(|e| format!("cannot store {key} in the document store: {e}"))
                 };
-                let stored = match put(xml_key(&job), r.xml.clone().into_bytes()).await {
+                let stored = match put(xml_key(&job), r.xml.clone()).await {
                     Ok(()) => put(pdf_key(&job), r.pdf.clone()).await,
                     Err(e) => Err(e),
                 };
@@ -208,11 +278,21 @@ impl Renderer {
     }
 }
 
+/// A round claimed, rendered and put, its transaction (holding the jobs) still open.
+struct Prepared {
+    tx: Transaction<'static, Postgres>,
+    claimed: usize,
+    pdfs: Vec<RenderedPdf>,
+    messages: Vec<OutboxMessage>,
+    /// The keys put, to be made durable before the messages are committed.
+    stored: Vec<Path>,
+}
+
 /// A rendered document: the PDF (with the XML embedded) and the XML, with their references.
 struct Documents {
-    pdf: Vec<u8>,
+    pdf: Bytes,
     pdf_ref: DocumentRef,
-    xml: String,
+    xml: Bytes,
     xml_ref: DocumentRef,
 }
 
@@ -250,9 +330,9 @@ async fn render_all(
                             let key = announce_key.then(|| xml_key(&job));
                             let xml_ref = xml_ref(job.kind, number, xml.as_bytes(), key);
                             Documents {
-                                pdf: bytes,
+                                pdf: bytes.into(),
                                 pdf_ref,
-                                xml,
+                                xml: xml.into_bytes().into(),
                                 xml_ref,
                             }
                         });

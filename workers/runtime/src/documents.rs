@@ -100,19 +100,112 @@ pub struct DocumentStoreError(String);
 /// credentials work).
 pub fn open(settings: &DocumentSettings) -> Result<Arc<dyn ObjectStore>, DocumentStoreError> {
     match settings.store {
-        StoreKind::File => {
-            std::fs::create_dir_all(&settings.path).map_err(|e| {
-                DocumentStoreError(format!(
-                    "cannot create the directory {}: {e}",
-                    settings.path.display()
-                ))
-            })?;
-            let store = LocalFileSystem::new_with_prefix(&settings.path)
-                .map_err(|e| DocumentStoreError(e.to_string()))?
-                .with_fsync(true);
-            Ok(Arc::new(store))
-        }
+        StoreKind::File => Ok(Arc::new(local(settings)?.with_fsync(true))),
         StoreKind::S3 => open_s3(settings),
+    }
+}
+
+fn local(settings: &DocumentSettings) -> Result<LocalFileSystem, DocumentStoreError> {
+    std::fs::create_dir_all(&settings.path).map_err(|e| {
+        DocumentStoreError(format!(
+            "cannot create the directory {}: {e}",
+            settings.path.display()
+        ))
+    })?;
+    LocalFileSystem::new_with_prefix(&settings.path).map_err(|e| DocumentStoreError(e.to_string()))
+}
+
+/// A document store for a writer that puts many documents and then needs them all durable
+/// at once (the invoice renderer: a round's PDFs, then one transaction announcing them).
+///
+/// Why: [`open`]'s local directory syncs every put as it goes (the staged file, then its
+/// directory after the rename), each put waiting for its own flushes while the next writers
+/// queue on the directory's lock. Here a put to a local directory only writes;
+/// [`BatchedStore::make_durable`] then syncs the round's files all together and each of
+/// their directories once, so the file system commits them in a few journal commits,
+/// before the caller announces any of them. An S3 store's put is durable when it returns;
+/// there `make_durable` does nothing.
+#[derive(Clone)]
+pub struct BatchedStore {
+    store: Arc<dyn ObjectStore>,
+    /// The same store as a local directory, where puts must be synced.
+    local: Option<Arc<LocalFileSystem>>,
+}
+
+impl std::fmt::Debug for BatchedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchedStore")
+            .field("store", &self.store.to_string())
+            .field("local", &self.local.is_some())
+            .finish()
+    }
+}
+
+/// How many files [`BatchedStore::make_durable`] syncs at a time.
+const SYNCS_IN_FLIGHT: usize = 16;
+
+impl BatchedStore {
+    /// Puts and gets. A put is not durable until [`Self::make_durable`] returns.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Makes the puts of `keys` (each returned already) durable: the files, then each of
+    /// their directories once.
+    pub async fn make_durable(&self, keys: &[Path]) -> std::io::Result<()> {
+        use futures_util::{StreamExt, TryStreamExt, stream};
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let sync = |path: PathBuf| async move {
+            tokio::task::spawn_blocking(move || std::fs::File::open(&path)?.sync_all())
+                .await
+                .map_err(std::io::Error::other)?
+        };
+        let files = keys
+            .iter()
+            .map(|key| local.path_to_filesystem(key))
+            .collect::<Result<Vec<PathBuf>, _>>()
+            .map_err(std::io::Error::other)?;
+        stream::iter(files.iter().cloned().map(sync))
+            .buffer_unordered(SYNCS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        let mut directories: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(std::path::Path::to_path_buf))
+            .collect();
+        directories.sort();
+        directories.dedup();
+        stream::iter(directories.into_iter().map(sync))
+            .buffer_unordered(SYNCS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+}
+
+/// A store used as it is: its puts are as durable as it makes them, `make_durable` does
+/// nothing (a store from [`open`], or a test's).
+impl From<Arc<dyn ObjectStore>> for BatchedStore {
+    fn from(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store, local: None }
+    }
+}
+
+/// Opens the store the settings name for batched writes (see [`BatchedStore`]).
+pub fn open_batched(settings: &DocumentSettings) -> Result<BatchedStore, DocumentStoreError> {
+    match settings.store {
+        StoreKind::File => {
+            let local = Arc::new(local(settings)?);
+            Ok(BatchedStore {
+                store: local.clone(),
+                local: Some(local),
+            })
+        }
+        StoreKind::S3 => Ok(BatchedStore {
+            store: open_s3(settings)?,
+            local: None,
+        }),
     }
 }
 
@@ -284,6 +377,45 @@ mod tests {
             .await
             .expect("bytes");
         assert_eq!(bytes.as_ref(), b"%PDF-1.7");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A batched store syncs exactly the files it is given (an odd key included, through
+    /// the store's own mapping of keys to files), and says so when one is not there.
+    #[tokio::test]
+    async fn a_batched_store_makes_the_named_puts_durable() {
+        use object_store::ObjectStoreExt;
+        let dir = std::env::temp_dir().join(format!(
+            "orderly-docs-batched-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let settings = DocumentSettings {
+            path: dir.clone(),
+            ..DocumentSettings::default()
+        };
+        let batched = open_batched(&settings).expect("opens");
+        let keys = [
+            pdf_key(DocumentFolder::Invoices, "shop-de", "RE/2026/1"),
+            xml_key(DocumentFolder::Invoices, "shop-de", "RE/2026/1"),
+            pdf_key(DocumentFolder::CreditNotes, "shop-fr", "GS-1"),
+        ];
+        for key in &keys {
+            batched
+                .store()
+                .put(key, b"bytes".to_vec().into())
+                .await
+                .expect("put");
+        }
+        batched.make_durable(&keys).await.expect("synced");
+        let never_put = pdf_key(DocumentFolder::Invoices, "shop-de", "RE-404");
+        let err = batched
+            .make_durable(&[never_put])
+            .await
+            .expect_err("a file that is not there cannot be made durable");
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        // A store used as it is (S3, a test's) has nothing to sync.
+        let plain = BatchedStore::from(open(&settings).expect("opens"));
+        plain.make_durable(&keys).await.expect("nothing to do");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

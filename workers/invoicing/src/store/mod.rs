@@ -664,8 +664,8 @@ pub(crate) struct RenderedPdf {
     pub seq: i64,
     /// The document.
     pub document_id: Uuid,
-    /// The bytes.
-    pub pdf: Vec<u8>,
+    /// The bytes (shared with the document store's put).
+    pub pdf: bytes::Bytes,
     /// Their SHA-256, hex.
     pub sha256: String,
 }
@@ -690,7 +690,7 @@ pub(crate) async fn store_pdfs(
         &sized,
     )
     .column(|(p, _)| p.document_id)
-    .column(|(p, _)| p.pdf.as_slice())
+    .column(|(p, _)| p.pdf.as_ref())
     .column(|(p, _)| p.sha256.as_str())
     .column(|(_, size)| *size)
     .execute(&mut *conn)
