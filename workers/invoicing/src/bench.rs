@@ -284,10 +284,12 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
     let target = i64::try_from(invoices)?;
     let mut numbered_seconds = None;
     loop {
-        let (numbered, rendered, pending): (i64, i64, i64) = sqlx::query_as(
+        // A job leaves the render queue in the transaction that stores its PDF and writes
+        // its message, so every invoice numbered, no job left and nothing unsent means every
+        // one rendered and sent. (The join with the stored PDFs this replaces took 20 ms and
+        // more a poll by the end of a run: the benchmark's own load.)
+        let (numbered, pending): (i64, i64) = sqlx::query_as(
             "select (select count(*) from invoices where store_id = $1),
-                    (select count(*) from invoices i join document_pdfs p
-                       on p.document_id = i.invoice_id where i.store_id = $1),
                     (select count(*) from outbox where published_at is null)
                     + (select count(*) from render_queue)",
         )
@@ -297,11 +299,13 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
         if numbered >= target && numbered_seconds.is_none() {
             numbered_seconds = Some(start.elapsed().as_secs_f64());
         }
-        if rendered >= target && pending == 0 {
+        if numbered >= target && pending == 0 {
             break;
         }
         if start.elapsed() > deadline {
-            anyhow::bail!("only {rendered} of {invoices} invoices after {deadline:?}");
+            anyhow::bail!(
+                "{numbered} of {invoices} invoices numbered, {pending} renders or messages pending after {deadline:?}"
+            );
         }
         // Coarse on purpose: these counts scan the tables, and polling them often took
         // database time from the worker being measured (0.1 s in a 10 s run is 1 %).
@@ -312,15 +316,20 @@ pub async fn run(settings: &Settings, invoices: usize) -> anyhow::Result<Figures
     let numbered_seconds = numbered_seconds.unwrap_or(seconds);
     host.stop(Duration::from_secs(5)).await;
     let _ = std::fs::remove_dir_all(&documents);
-    let average_pdf_bytes: f64 = sqlx::query_scalar::<_, Option<f64>>(
-        "select avg(p.pdf_size)::float8
+    let (with_pdf, average_pdf_bytes): (i64, Option<f64>) = sqlx::query_as(
+        "select count(*), avg(p.pdf_size)::float8
          from invoices i join document_pdfs p on p.document_id = i.invoice_id
          where i.store_id = $1",
     )
     .bind(&store)
     .fetch_one(&pool)
-    .await?
-    .unwrap_or_default();
+    .await?;
+    // Checked once the clock has stopped: every invoice has its PDF.
+    anyhow::ensure!(
+        with_pdf == target,
+        "{with_pdf} of {invoices} invoices have a stored PDF"
+    );
+    let average_pdf_bytes = average_pdf_bytes.unwrap_or_default();
     pool.close().await;
     let _ = connection.close(200, "done".into()).await;
 

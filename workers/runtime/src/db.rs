@@ -43,6 +43,12 @@ pub enum DbError {
 /// sequential scans priced out, the generic plan uses the index from the start; a statement
 /// with no index to use still scans. (Planning every execution instead,
 /// `plan_cache_mode = force_custom_plan`, cost a fifth of the database's CPU.)
+///
+/// And with `jit = off`: a statement that has to scan (a function scan, a small table, a
+/// clean-up) is priced at more than 10^10 with sequential scans off, far above
+/// `jit_above_cost`, so PostgreSQL compiled it with LLVM, inlining and optimisation
+/// included, at every execution: 4 % of the machine in the invoicing benchmark, 20–300 ms a
+/// statement. The workers' statements are short; compiling never pays for itself.
 pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<PgPool, DbError> {
     connect_as(url, schema, max_connections, None).await
 }
@@ -60,6 +66,7 @@ pub async fn connect_as(
     let mut settings = vec![
         ("search_path", format!("{schema},public")),
         ("enable_seqscan", "off".to_owned()),
+        ("jit", "off".to_owned()),
     ];
     if let Some(writer) = writer {
         settings.push(("orderly.writer", writer.to_string()));
@@ -315,5 +322,20 @@ mod tests {
         let sql = "alter table t add constraint c check (kind in (\n  'b', 'a',\n  'c'\n));";
         assert_eq!(check_values(sql, "kind in ("), Some(vec!["a", "b", "c"]));
         assert_eq!(check_values(sql, "status in ("), None);
+    }
+
+    /// A worker's sessions price sequential scans out and never JIT-compile (see
+    /// [`super::connect`]), whatever the server's defaults.
+    #[tokio::test]
+    async fn a_workers_sessions_plan_without_sequential_scans_or_jit() {
+        let url = "postgres://postgres@127.0.0.1:5432/postgres";
+        let pool = super::connect(url, "public", 1).await.expect("connects");
+        let (seqscan, jit): (String, String) =
+            sqlx::query_as("select current_setting('enable_seqscan'), current_setting('jit')")
+                .fetch_one(&pool)
+                .await
+                .expect("settings");
+        assert_eq!((seqscan.as_str(), jit.as_str()), ("off", "off"));
+        pool.close().await;
     }
 }
