@@ -7,8 +7,8 @@
 //! with a render job (`store::enqueue_render`); the renderer, outside any store lock, claims
 //! jobs (`FOR UPDATE SKIP LOCKED`: every worker copy runs one, they share the work), renders
 //! them on all cores, puts each PDF in the document store (`[documents]`, see
-//! [`orderly_runtime::documents`]), makes the round's puts durable with one flush
-//! ([`BatchedStore::make_durable`]), and then in one transaction stores the PDFs in its own
+//! [`orderly_runtime::documents`]), makes the round's puts durable together (its files,
+//! then each directory once: [`BatchedStore::make_durable`]), and then in one transaction stores the PDFs in its own
 //! table too, completes the prepared `invoice.issued` / `credit_note.issued` with the PDF's
 //! reference (its key in the document store and its SHA-256) and puts it in the outbox, and
 //! removes the jobs. So a message never names a document the store does not hold. A crash
