@@ -5,11 +5,7 @@ use orderly_runtime::{Settings, broker::Names, topology};
 #[test]
 fn broker_definitions_match_the_topology_the_workers_declare() {
     let settings = Settings::default();
-    let generated = topology::definitions(
-        &Names::new(settings.namespace.clone()),
-        &topology::standard_specs(&settings),
-        "/",
-    );
+    let generated = orderly::workers::broker_definitions(&settings, "/");
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../deploy/rabbitmq/definitions.json"
@@ -22,6 +18,42 @@ fn broker_definitions_match_the_topology_the_workers_declare() {
         committed == generated,
         "deploy/rabbitmq/definitions.json is stale; regenerate with `orderly topology --definitions > deploy/rabbitmq/definitions.json`"
     );
+}
+
+#[test]
+fn every_worker_has_its_own_broker_user_without_a_secret_and_guest_is_not_defined() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/rabbitmq/definitions.json"
+    );
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("definitions")).expect("JSON");
+    let users = committed["users"].as_array().expect("users");
+    let permissions = committed["permissions"].as_array().expect("permissions");
+    assert!(
+        users.iter().all(|u| u["name"] != "guest"),
+        "guest stays the broker's own loopback-only user"
+    );
+    for worker in orderly::workers::names() {
+        let user = format!("orderly-{worker}");
+        let defined = users
+            .iter()
+            .find(|u| u["name"] == user.as_str())
+            .unwrap_or_else(|| panic!("no broker user for worker `{worker}`"));
+        assert_eq!(
+            defined["password_hash"], "",
+            "{user}: no secret in the repository"
+        );
+        let p = permissions
+            .iter()
+            .find(|p| p["user"] == user.as_str())
+            .unwrap_or_else(|| panic!("no permissions for {user}"));
+        assert_eq!(
+            p["configure"],
+            format!("^orderly\\.{worker}\\."),
+            "{user} configures its own names only"
+        );
+    }
 }
 
 #[test]

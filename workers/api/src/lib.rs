@@ -253,7 +253,7 @@ pub async fn start(
         jobs: tokio::sync::Notify::new(),
         exports: tokio::sync::Notify::new(),
         operations: operations::BrokerAccess {
-            url: host.settings().broker_url.clone(),
+            url: host.settings().broker_url_for(NAME).to_owned(),
             names: host.names().clone(),
             partitions: orderly_contracts::routing::routes()
                 .iter()

@@ -31,6 +31,14 @@ enum Command {
         #[arg(long)]
         definitions: bool,
     },
+    /// Every worker's database role, with rights on its own schema only: print the SQL, or
+    /// apply it (as the administrator, after `migrate`). docs/operations.md, "Least
+    /// privilege".
+    Roles {
+        /// Run the SQL in each worker's database instead of printing it.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Check one message (an envelope in a JSON file) against its contract, without a broker:
     /// prints what it is, or the first field that is wrong and why (exit 1).
     Validate {
@@ -156,7 +164,9 @@ enum Command {
         /// Scenarios to run (repeatable); every scenario when none is given. Known:
         /// kill-orders, kill-inventory, kill-fulfillment, kill-invoicing, kill-notifications,
         /// kill-api, broker-stop, broker-kill, postgres-fast, postgres-immediate,
-        /// two-copies-killed-repeatedly, two-copies, three-copies (no fault), memory-alarm.
+        /// two-copies-killed-repeatedly, two-copies, three-copies (no fault), memory-alarm,
+        /// cluster-node-kill, least-privilege-tls (no fault: TLS only, each worker its own
+        /// broker user and database role, then the refusals probed).
         #[arg(long = "scenario")]
         scenarios: Vec<String>,
         /// Orders each scenario places.
@@ -646,6 +656,7 @@ impl Cli {
             Command::Run { worker } => crate::ops::run(settings, &worker).await,
             Command::Migrate => crate::ops::migrate(&settings).await,
             Command::Topology { definitions } => crate::ops::topology(&settings, definitions).await,
+            Command::Roles { apply } => crate::ops::roles(&settings, apply).await,
             Command::Validate { file } => crate::ops::validate(&file),
             Command::Publish { file } => crate::ops::publish(&settings, &file).await,
             Command::Dlq { command } => match command {

@@ -22,14 +22,23 @@ pub(crate) async fn run(settings: Settings, worker: &str) -> anyhow::Result<()> 
     } else {
         anyhow::bail!("unknown worker `{worker}`; known: {}", known.join(", "));
     };
-    for url in settings.all_database_urls() {
-        db::ensure_database(url).await?;
-        db::migrate(url).await?;
+    let mut host = Host::new(settings);
+    let specs = topology::standard_specs(host.settings());
+    if host.settings().provision {
+        for url in host.settings().all_database_urls() {
+            db::ensure_database(url).await?;
+            db::migrate(url).await?;
+        }
+        host.declare(&specs).await?;
+    } else {
+        // A deployment's job provisioned everything; each worker, as its own broker user,
+        // (re)declares only its own queues.
+        for name in &selected {
+            if let Some(spec) = specs.iter().find(|s| &s.name == name) {
+                host.declare_own(name, spec).await?;
+            }
+        }
     }
-    let host = Host::new(settings);
-    host.declare(&topology::standard_specs(host.settings()))
-        .await?;
-    let mut host = host;
     for name in &selected {
         crate::workers::start(&mut host, name).await?;
     }
@@ -304,6 +313,37 @@ pub(crate) async fn inventory_check(settings: &Settings) -> anyhow::Result<()> {
     anyhow::bail!("{} inventory inconsistencies", violations.len())
 }
 
+/// `orderly roles`: every worker's database role and its grants (its own schema only), as
+/// SQL; with `apply`, run in each worker's database (as the administrator who ran the
+/// migrations; after every migration, so new tables are granted too).
+pub(crate) async fn roles(settings: &Settings, apply: bool) -> anyhow::Result<()> {
+    use orderly_runtime::access;
+    for worker in crate::workers::names() {
+        let sql = access::postgres_grants(&worker);
+        if !apply {
+            println!("-- worker `{worker}`\n{sql}");
+            continue;
+        }
+        let url = settings.database_url_for(&worker);
+        let mut conn = db::connect(url, "public", 1)
+            .await?
+            .acquire()
+            .await?
+            .detach();
+        // Built from the built-in workers' names only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("granting worker `{worker}` its schema"))?;
+        println!(
+            "role {} may use schema {worker} in {}",
+            access::postgres_role(&worker),
+            orderly_runtime::config::redact_url(url)
+        );
+    }
+    Ok(())
+}
+
 /// `orderly migrate`.
 pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     // One migration set for every database: each gets every worker's schema, and a worker
@@ -323,10 +363,9 @@ pub(crate) async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 pub(crate) async fn topology(settings: &Settings, definitions: bool) -> anyhow::Result<()> {
     let specs = topology::standard_specs(settings);
     if definitions {
-        let names = Names::new(settings.namespace.clone());
         println!(
             "{}",
-            serde_json::to_string_pretty(&topology::definitions(&names, &specs, "/"))?
+            serde_json::to_string_pretty(&crate::workers::broker_definitions(settings, "/"))?
         );
         return Ok(());
     }

@@ -56,6 +56,24 @@ pub const BUILT_IN: &[BuiltIn] = &[
     built_in::<orderly_setups::SetupsHandler>(orderly_setups::NAME),
 ];
 
+/// The broker definitions `deploy/rabbitmq/definitions.json` holds (`orderly topology
+/// --definitions`): the topology the workers declare, and a user per built-in worker with
+/// permissions on its own names only (`orderly_runtime::access`); the api, which shows and
+/// replays every worker's dead letters, also on those.
+pub fn broker_definitions(settings: &orderly_runtime::Settings, vhost: &str) -> serde_json::Value {
+    use orderly_runtime::{access, broker::Names, topology};
+    let names = Names::new(settings.namespace.clone());
+    let mut definitions = topology::definitions(&names, &topology::standard_specs(settings), vhost);
+    let workers: Vec<(&str, bool)> = BUILT_IN
+        .iter()
+        .map(|w| (w.name, w.name == orderly_api::NAME))
+        .collect();
+    let (users, permissions) = access::broker_definitions(&names, &workers, vhost);
+    definitions["users"] = users.into();
+    definitions["permissions"] = permissions.into();
+    definitions
+}
+
 /// The names of the built-in workers.
 pub fn names() -> Vec<String> {
     BUILT_IN.iter().map(|w| w.name.to_owned()).collect()

@@ -100,6 +100,13 @@ impl Names {
         format!("{}.{queue}.dlq", self.namespace)
     }
 
+    /// The direct exchange a worker publishes its retries to, each delay queue bound under
+    /// its own name: a worker's broker user may then publish to its own exchanges only,
+    /// never to the default exchange, through which it could put a message into any queue.
+    pub fn delay_exchange(&self, queue: &str) -> String {
+        format!("{}.{queue}.delays", self.namespace)
+    }
+
     /// The `index`-th delay queue of a consumer queue (one per backoff step).
     pub fn retry_queue(&self, queue: &str, index: u32) -> String {
         format!("{}.{queue}.retry.{index}", self.namespace)
@@ -152,21 +159,94 @@ pub async fn connect(urls: &str, name: &str) -> Result<Connection, BrokerUnreach
     };
     for url in nodes.iter().cycle().skip(start).take(nodes.len()) {
         let props = ConnectionProperties::default().with_connection_name(name.into());
-        let source =
-            match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, props)).await {
-                Ok(Ok(connection)) => return Ok(connection),
-                Ok(Err(source)) => source,
-                Err(_) => lapin::Error::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-                )),
-            };
+        let attempt = async {
+            let (url, tls) = tls_of(url)?;
+            Connection::connect_with_config(&url, props, tls, lapin::runtime::default_runtime()?)
+                .await
+        };
+        let source = match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(source)) => source,
+            Err(_) => lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            )),
+        };
         failure = BrokerUnreachable {
             url: redact_url(url),
             source,
         };
     }
     Err(failure)
+}
+
+/// The TLS settings in a broker URL's query, named as RabbitMQ's URI spec names them, and
+/// the URL without them: `cacertfile`, a PEM file of the certificate authorities to trust
+/// besides the system's (a private CA's). An `amqps://` URL is verified (certificate chain
+/// and host name) whatever the query says; lapin has no way to turn that off and we would
+/// not offer one. Client certificates (`certfile`, `keyfile`) are refused by name rather
+/// than ignored: a deployment counting on them must not connect without them.
+pub fn tls_of(url: &str) -> Result<(String, lapin::tcp::OwnedTLSConfig), lapin::Error> {
+    let invalid = |why: String| {
+        lapin::Error::from(std::io::Error::new(std::io::ErrorKind::InvalidInput, why))
+    };
+    let mut tls = lapin::tcp::OwnedTLSConfig::default();
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), tls));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "cacertfile" => {
+                let path = percent_decode(value);
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|e| invalid(format!("cacertfile {path}: {e}")))?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(invalid(format!(
+                        "cacertfile {path} holds no PEM certificate"
+                    )));
+                }
+                tls.cert_chain = Some(pem);
+            }
+            "certfile" | "keyfile" => {
+                return Err(invalid(format!(
+                    "`{key}` (a client certificate) is not supported; authenticate with the \
+                     worker's user and password over amqps://"
+                )));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, tls))
+}
+
+/// `%XX` escapes in a URL query value decoded (a path with spaces, say).
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads a string header.
@@ -271,4 +351,47 @@ pub async fn observe(
         )
         .await?;
     Ok((channel, consumer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ca_file_is_read_from_the_query_and_taken_out_of_the_url() {
+        let dir = std::env::temp_dir().join(format!("orderly-tls-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("my ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let url = format!(
+            "amqps://u:p@h:5671/%2f?heartbeat=10&cacertfile={}",
+            ca.display().to_string().replace(' ', "%20")
+        );
+        let (plain, tls) = tls_of(&url).unwrap();
+        assert_eq!(plain, "amqps://u:p@h:5671/%2f?heartbeat=10");
+        assert!(tls.cert_chain.unwrap().contains("BEGIN CERTIFICATE"));
+
+        let (plain, tls) = tls_of("amqp://h/%2f").unwrap();
+        assert_eq!(plain, "amqp://h/%2f");
+        assert!(tls.cert_chain.is_none());
+
+        let missing = tls_of("amqps://h/%2f?cacertfile=/nonexistent/ca.pem").unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/ca.pem"),
+            "{missing}"
+        );
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let garbage = tls_of(&url).unwrap_err();
+        assert!(
+            garbage.to_string().contains("no PEM certificate"),
+            "{garbage}"
+        );
+        let client = tls_of("amqps://h/%2f?certfile=/c.pem").unwrap_err();
+        assert!(client.to_string().contains("certfile"), "{client}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

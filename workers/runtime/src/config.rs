@@ -26,6 +26,21 @@ pub struct Settings {
     /// Workers never read each other's schemas, so each can live on its own server.
     #[serde(default)]
     pub databases: BTreeMap<String, String>,
+    /// Per-worker broker URLs: a worker named here connects with this URL (its own broker
+    /// user, `ORDERLY__BROKERS__ORDERS=amqps://orderly-orders:…@…`) instead of `broker_url`.
+    /// `deploy/rabbitmq/definitions.json` has one user per worker with permissions on its
+    /// own queues and exchanges only ([`crate::access`]).
+    #[serde(default)]
+    pub brokers: BTreeMap<String, String>,
+    /// Whether `orderly run` provisions what the workers need before starting them: creates
+    /// and migrates the databases and declares the whole broker topology. True by default
+    /// (a laptop, the demo, the tests: one set of administrator credentials). A production
+    /// deployment sets it false: migrations, the topology and the workers' roles are
+    /// applied by a job with administrator credentials (`orderly migrate`, `orderly
+    /// topology`, `orderly roles --apply`), and each worker, connecting as its own user,
+    /// declares only its own queues (`docs/operations.md`, "Least privilege").
+    #[serde(default = "yes")]
+    pub provision: bool,
     /// Prefix of every exchange and queue name, so environments and tests never collide.
     pub namespace: String,
     /// Address of the health and metrics endpoint; port 0 picks a free one.
@@ -200,6 +215,8 @@ impl Default for Settings {
             broker_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/orderly".into(),
             databases: BTreeMap::new(),
+            brokers: BTreeMap::new(),
+            provision: true,
             namespace: "orderly".into(),
             http_addr: "127.0.0.1:9464".into(),
             queue_type: QueueType::Quorum,
@@ -210,6 +227,10 @@ impl Default for Settings {
             sources: Sources::default(),
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A configuration that cannot be used, with the reason.
@@ -309,6 +330,13 @@ impl Settings {
             .map_or(self.database_url.as_str(), String::as_str)
     }
 
+    /// The broker URL of `worker`: its own (its own broker user), else `broker_url`.
+    pub fn broker_url_for(&self, worker: &str) -> &str {
+        self.brokers
+            .get(worker)
+            .map_or(self.broker_url.as_str(), String::as_str)
+    }
+
     /// Every database some worker keeps its schema in: `database_url` first, then the
     /// per-worker ones, each once (what `orderly migrate` migrates).
     pub fn all_database_urls(&self) -> Vec<&str> {
@@ -340,14 +368,9 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("broker_url", &redact_url(&self.broker_url))
             .field("database_url", &redact_url(&self.database_url))
-            .field(
-                "databases",
-                &self
-                    .databases
-                    .iter()
-                    .map(|(worker, url)| (worker.as_str(), redact_url(url)))
-                    .collect::<BTreeMap<_, _>>(),
-            )
+            .field("databases", &redacted(&self.databases))
+            .field("brokers", &redacted(&self.brokers))
+            .field("provision", &self.provision)
             .field("namespace", &self.namespace)
             .field("http_addr", &self.http_addr)
             .field("queue_type", &self.queue_type)
@@ -376,6 +399,13 @@ pub mod millis {
     }
 }
 
+/// Per-worker URLs with their passwords redacted.
+fn redacted(urls: &BTreeMap<String, String>) -> BTreeMap<&str, String> {
+    urls.iter()
+        .map(|(worker, url)| (worker.as_str(), redact_url(url)))
+        .collect()
+}
+
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
     if url.contains(',') {
@@ -385,6 +415,22 @@ pub fn redact_url(url: &str) -> String {
             .map(|u| redact_url(u.trim()))
             .collect::<Vec<_>>()
             .join(",");
+    }
+    // A password may also ride in the query (`postgres://h/db?user=u&password=…`).
+    if let Some((base, query)) = url.split_once('?')
+        && query.split('&').any(|p| p.starts_with("password="))
+    {
+        let query: Vec<&str> = query
+            .split('&')
+            .map(|p| {
+                if p.starts_with("password=") {
+                    "password=***"
+                } else {
+                    p
+                }
+            })
+            .collect();
+        return format!("{}?{}", redact_url(base), query.join("&"));
     }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -484,8 +530,22 @@ mod tests {
             "amqp://g:***@n1:5672/%2f,amqp://g:***@n2:5672/%2f",
             "every node of a cluster list"
         );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=pw&sslmode=verify-full"),
+            "postgres://h/db?user=u&password=***&sslmode=verify-full",
+            "a password in the query"
+        );
+        assert_eq!(
+            redact_url("amqps://u:pw@h:5671/%2f?cacertfile=/etc/ca.pem"),
+            "amqps://u:***@h:5671/%2f?cacertfile=/etc/ca.pem"
+        );
         let s = Settings {
             broker_url: "amqp://u:hunter2@h".into(),
+            brokers: [(
+                "orders".to_owned(),
+                "amqps://orderly-orders:opensesame@h".to_owned(),
+            )]
+            .into(),
             databases: [(
                 "orders".to_owned(),
                 "postgres://u:swordfish@h/db".to_owned(),
@@ -495,7 +555,9 @@ mod tests {
         };
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("hunter2") && !shown.contains("swordfish"),
+            !shown.contains("hunter2")
+                && !shown.contains("swordfish")
+                && !shown.contains("opensesame"),
             "{shown}"
         );
     }

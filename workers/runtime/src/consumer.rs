@@ -894,7 +894,14 @@ impl<H: Handler> Inner<H> {
                     let queue = self
                         .names
                         .retry_queue(&self.queue, self.retry.delay_queue_for(attempt + 1));
-                    publish_confirmed(publisher, "", &queue, &item.delivery.data, props).await?;
+                    publish_confirmed(
+                        publisher,
+                        &self.names.delay_exchange(&self.queue),
+                        &queue,
+                        &item.delivery.data,
+                        props,
+                    )
+                    .await?;
                     info!(worker = %self.name, attempt, ?delay, %reason, "transient failure; retrying later");
                     Outcome::Retried
                 }

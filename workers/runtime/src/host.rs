@@ -114,6 +114,32 @@ impl Host {
         Ok(())
     }
 
+    /// Declares worker `name`'s own queues and exchanges (`spec`), connecting as the worker
+    /// (`brokers.<name>`): what a worker whose broker user may configure nothing else does
+    /// at start when the deployment provisions the rest (`provision = false`). The shared
+    /// exchanges are only checked (passively): a worker must not be able to change them.
+    pub async fn declare_own(&self, name: &str, spec: &QueueSpec) -> anyhow::Result<()> {
+        let connection = broker::connect(
+            self.settings.broker_url_for(name),
+            &format!("orderly-topology-{name}"),
+        )
+        .await?;
+        let channel = connection.create_channel().await?;
+        topology::check_exchanges(&channel, &self.names)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "worker `{name}`: the exchanges {} and {} are not there ({e}); run \
+                     `orderly topology` with the administrator's credentials first",
+                    self.names.events_exchange(),
+                    self.names.dead_letter_exchange()
+                )
+            })?;
+        topology::declare_queue(&channel, &self.names, spec).await?;
+        let _ = connection.close(200, "done".into()).await;
+        Ok(())
+    }
+
     /// The pool of worker `name` (its schema): opened on first use, then shared by all of
     /// that worker's parts in this host (consumer, relay, background tasks).
     pub async fn pool_for(&mut self, name: &str) -> anyhow::Result<PgPool> {
@@ -167,7 +193,7 @@ impl Host {
             handler,
             pool.clone(),
             self.names.clone(),
-            self.settings.broker_url.clone(),
+            self.settings.broker_url_for(name).to_owned(),
             self.settings.consumer_for(name),
             RetryPolicy::from(&self.settings.retry),
             self.metrics.clone(),
@@ -197,7 +223,12 @@ impl Host {
         }
         let sampled = Arc::new(std::sync::Mutex::new(queues));
         self.sampled = Some(sampled.clone());
-        let (url, metrics) = (self.settings.broker_url.clone(), self.metrics.clone());
+        // As the first worker's user: a worker's user may look at its own queues, and a
+        // process of several workers (`run all`) runs with one set of credentials anyway.
+        let (url, metrics) = (
+            self.settings.broker_url_for(name).to_owned(),
+            self.metrics.clone(),
+        );
         self.spawn_task("queue-depth", move |shutdown| {
             crate::depth::run(sampled, url, metrics, shutdown)
         });
@@ -212,7 +243,7 @@ impl Host {
         let relay = Relay::new(
             schema,
             pool,
-            self.settings.broker_url.clone(),
+            self.settings.broker_url_for(schema).to_owned(),
             self.names.clone(),
             &self.settings.relay,
             self.metrics.clone(),

@@ -22,6 +22,7 @@
 //! a handler's behalf is the outbox relay; the consumer itself only moves the message it was
 //! given (to its retry or dead-letter queue).
 
+pub mod access;
 pub mod broker;
 pub mod config;
 pub mod consumer;

@@ -16,7 +16,9 @@
 //! - `ns.Q.dlq`: the dead letters, bound to `ns.dead-letter` under `ns.Q`. The runtime
 //!   publishes here itself (with the reason) for permanent failures and spent budgets; the
 //!   broker routes here when the delivery limit is exceeded;
-//! - `ns.Q.retry.K` for K in 1..=delay_queues: delay queues, one per step of the backoff. A
+//! - `ns.Q.retry.K` for K in 1..=delay_queues: delay queues, one per step of the backoff,
+//!   each bound under its own name to `ns.Q.delays`, the direct exchange the worker
+//!   publishes its retries to (not the default exchange: see [`Names::delay_exchange`]). A
 //!   message waiting for its next attempt sits in the queue of that attempt's step with a
 //!   per-message expiration (the backoff delay with jitter); when it expires, the broker
 //!   dead-letters it back through `ns.Q.partitions`, so it returns to its own partition. One
@@ -131,6 +133,25 @@ pub async fn declare_exchanges(channel: &Channel, names: &Names) -> lapin::Resul
             FieldTable::default(),
         )
         .await
+}
+
+/// Checks that the exchanges every namespace has exist, without declaring them (a passive
+/// declaration needs no permission: a worker's own broker user can do it). A missing one
+/// closes the channel.
+pub async fn check_exchanges(channel: &Channel, names: &Names) -> lapin::Result<()> {
+    let options = ExchangeDeclareOptions {
+        passive: true,
+        ..durable_exchange()
+    };
+    for (exchange, kind) in [
+        (names.events_exchange(), ExchangeKind::Topic),
+        (names.dead_letter_exchange(), ExchangeKind::Direct),
+    ] {
+        channel
+            .exchange_declare(exchange.into(), kind, options, FieldTable::default())
+            .await?;
+    }
+    Ok(())
 }
 
 /// Declares one queue with everything around it. Safe to repeat; arguments must not change
@@ -272,6 +293,15 @@ async fn declare_worker(
         )
         .await?;
 
+    let delays = names.delay_exchange(&spec.name);
+    channel
+        .exchange_declare(
+            delays.clone().into(),
+            ExchangeKind::Direct,
+            durable_exchange(),
+            FieldTable::default(),
+        )
+        .await?;
     for index in 1..=delay_queues {
         let mut retry_args = typed(spec.queue_type);
         arg_str(&mut retry_args, "x-dead-letter-exchange", &exchange);
@@ -279,11 +309,17 @@ async fn declare_worker(
             arg_str(&mut retry_args, "x-dead-letter-strategy", "at-least-once");
         }
         arg_str(&mut retry_args, "x-overflow", "reject-publish");
+        let retry = names.retry_queue(&spec.name, index);
         channel
-            .queue_declare(
-                names.retry_queue(&spec.name, index).into(),
-                durable(),
-                retry_args,
+            .queue_declare(retry.clone().into(), durable(), retry_args)
+            .await?;
+        channel
+            .queue_bind(
+                retry.clone().into(),
+                delays.clone().into(),
+                retry.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
             )
             .await?;
     }
@@ -328,6 +364,7 @@ pub async fn delete(channel: &Channel, names: &Names, specs: &[QueueSpec]) -> la
             queues.extend((1..=delay_queues).map(|k| names.retry_queue(&spec.name, k)));
             exchanges.push(names.partition_exchange(&spec.name));
             exchanges.push(names.unrouted_exchange(&spec.name));
+            exchanges.push(names.delay_exchange(&spec.name));
         } else {
             queues.push(names.queue(&spec.name));
         }
@@ -375,6 +412,12 @@ pub fn standard_specs(settings: &crate::Settings) -> Vec<QueueSpec> {
         .collect()
 }
 
+/// How long a dead letter waits in its queue before the broker drops it, by the policy
+/// `<ns>-dead-letters` of [`definitions`]: two weeks for someone to look, replay or purge
+/// (the operations page and `orderly dlq` show their age). Change the policy's
+/// `message-ttl`, or remove the policy to keep them until purged.
+pub const DEAD_LETTER_TTL: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
 /// The topology as a RabbitMQ definitions document (`rabbitmqctl import_definitions`, or
 /// `load_definitions` at boot), for operators who declare it ahead of the workers. It is
 /// the same declaration the workers make, so the two cannot disagree.
@@ -382,7 +425,7 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
     use serde_json::{Value, json};
     let mut queues: Vec<Value> = Vec::new();
     let mut bindings: Vec<Value> = Vec::new();
-    let mut partition_exchanges: Vec<(String, String)> = Vec::new();
+    let mut partition_exchanges: Vec<(String, String, String)> = Vec::new();
     let queue = |name: String, args: Value| json!({"name": name, "vhost": vhost, "durable": true, "auto_delete": false, "arguments": args});
     let binding = |source: String, destination: String, kind: &str, key: &str| json!({"source": source, "vhost": vhost, "destination": destination, "destination_type": kind, "routing_key": key, "arguments": {}});
     for spec in specs {
@@ -414,9 +457,12 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
                 let dlq = names.dead_letter_queue(&spec.name);
                 queues.push(queue(dlq.clone(), json!({"x-queue-type": "quorum"})));
                 bindings.push(binding(names.dead_letter_exchange(), dlq, "queue", &main));
+                let delays = names.delay_exchange(&spec.name);
                 for index in 1..=delay_queues {
+                    let retry = names.retry_queue(&spec.name, index);
+                    bindings.push(binding(delays.clone(), retry.clone(), "queue", &retry));
                     queues.push(queue(
-                        names.retry_queue(&spec.name, index),
+                        retry,
                         json!({"x-queue-type": "quorum", "x-dead-letter-exchange": exchange,
                                "x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}),
                     ));
@@ -429,7 +475,7 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
                         key,
                     ));
                 }
-                partition_exchanges.push((exchange, unrouted));
+                partition_exchanges.push((exchange, unrouted, delays));
             }
             QueueKind::Outbound { max_length } => {
                 queues.push(queue(main.clone(), json!({"x-queue-type": "quorum", "x-max-length": max_length, "x-overflow": "reject-publish"})));
@@ -444,23 +490,34 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
         exchange(names.events_exchange(), "topic", json!({})),
         exchange(names.dead_letter_exchange(), "direct", json!({})),
     ];
-    for (name, unrouted) in partition_exchanges {
+    for (name, unrouted, delays) in partition_exchanges {
         exchanges.push(exchange(
             name,
             CONSISTENT_HASH,
             json!({"hash-property": HASH_PROPERTY, "alternate-exchange": unrouted}),
         ));
         exchanges.push(exchange(unrouted, "fanout", json!({})));
+        exchanges.push(exchange(delays, "direct", json!({})));
     }
     // On a cluster, quorum queue leaders spread over the nodes instead of all landing on the
-    // node whose client declared them (one worker declares them all at start).
+    // node whose client declared them (one worker declares them all at start). Dead letters
+    // expire after DEAD_LETTER_TTL (one policy applies to a queue, the one of highest
+    // priority, so the dead-letter queues' policy says the leader locator again).
+    let ns = crate::access::regex_escape(names.namespace());
     let policies = json!([{
         "vhost": vhost,
         "name": format!("{}-leaders", names.namespace()),
-        "pattern": format!("^{}\\.", regex_escape(names.namespace())),
+        "pattern": format!("^{ns}\\."),
         "apply-to": "queues",
         "definition": {"queue-leader-locator": "balanced"},
         "priority": 0,
+    }, {
+        "vhost": vhost,
+        "name": format!("{}-dead-letters", names.namespace()),
+        "pattern": format!("^{ns}\\.[^.]+\\.dlq$"),
+        "apply-to": "queues",
+        "definition": {"queue-leader-locator": "balanced", "message-ttl": DEAD_LETTER_TTL.as_millis()},
+        "priority": 1,
     }]);
     json!({
         "exchanges": exchanges,
@@ -468,16 +525,4 @@ pub fn definitions(names: &Names, specs: &[QueueSpec], vhost: &str) -> serde_jso
         "queues": queues,
         "bindings": bindings,
     })
-}
-
-/// `text` with the characters a regular expression treats specially escaped.
-fn regex_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
 }
