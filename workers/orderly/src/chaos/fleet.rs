@@ -79,9 +79,10 @@ impl Fleet {
         }
         Ok(command
             .args(["run", worker])
+            // Quiet unless the scenario asks for more.
+            .env("RUST_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("ORDERLY__HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
             .env("MALLOC_ARENA_MAX", "2")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

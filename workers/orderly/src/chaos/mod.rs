@@ -14,6 +14,7 @@
 
 mod check;
 mod fleet;
+mod secured;
 mod services;
 
 use std::time::{Duration, Instant};
@@ -45,6 +46,11 @@ enum Fault {
     /// On a three-node cluster: one node `kill -9`'d, started again after [`DOWN_FOR`]; its
     /// queues' replicas must come back.
     ClusterNodeKill,
+    /// No fault: the deployment as production runs it ([`secured`]): a broker and a database
+    /// of their own that speak TLS, each worker its own broker user and database role, the
+    /// topology and roles provisioned by the administrator. The load must go through as
+    /// usual, and what a worker may not do must be refused.
+    Secured,
 }
 
 /// A named scenario.
@@ -132,6 +138,11 @@ const SCENARIOS: &[Scenario] = &[
         fault: Fault::ClusterNodeKill,
         copies: 1,
     },
+    Scenario {
+        name: "least-privilege-tls",
+        fault: Fault::Secured,
+        copies: 1,
+    },
 ];
 
 /// Nodes of the cluster the cluster scenarios run on.
@@ -200,16 +211,21 @@ pub(crate) async fn run(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     eprintln!("[chaos] own services under {}", dir.display());
-    let pg = Postgres::start_new(&dir.join("postgres"))?;
-    let rabbit = Rabbit::start_new(
-        &dir.join("rabbitmq"),
-        &format!("orderly-chaos-{}", std::process::id()),
-    )?;
-    eprintln!(
-        "[chaos] PostgreSQL on port {}, RabbitMQ on port {}",
-        pg.port, rabbit.port
-    );
-    let single = vec![rabbit];
+    // The shared PostgreSQL cluster and node, unless every scenario brings its own.
+    let shared = if selected.iter().all(|s| matches!(s.fault, Fault::Secured)) {
+        None
+    } else {
+        let pg = Postgres::start_new(&dir.join("postgres"))?;
+        let rabbit = Rabbit::start_new(
+            &dir.join("rabbitmq"),
+            &format!("orderly-chaos-{}", std::process::id()),
+        )?;
+        eprintln!(
+            "[chaos] PostgreSQL on port {}, RabbitMQ on port {}",
+            pg.port, rabbit.port
+        );
+        Some((pg, vec![rabbit]))
+    };
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for scenario in selected {
@@ -234,14 +250,25 @@ pub(crate) async fn run(
         } else {
             Vec::new()
         };
-        let nodes = if cluster.is_empty() {
-            &single
+        // And TLS services of their own for the secured scenario.
+        let secured = if matches!(scenario.fault, Fault::Secured) {
+            Some(secured::Services::start(
+                &dir.join(scenario.name),
+                std::process::id(),
+            )?)
         } else {
-            &cluster
+            None
         };
-        let outcome = scenario_run(&pg, nodes, &dir, scenario, orders, rate)
+        let (pg, nodes) = match (&secured, &shared) {
+            (Some(s), _) => (&s.pg, std::slice::from_ref(&s.rabbit)),
+            (None, Some((pg, single))) if cluster.is_empty() => (pg, &single[..]),
+            (None, Some((pg, _))) => (pg, &cluster[..]),
+            (None, None) => anyhow::bail!("no services for scenario {}", scenario.name),
+        };
+        let outcome = scenario_run(pg, nodes, secured.as_ref(), &dir, scenario, orders, rate)
             .await
             .with_context(|| format!("scenario {}", scenario.name))?;
+        drop(secured);
         for v in &outcome.verdicts {
             eprintln!(
                 "[chaos] {}: {} {}{}",
@@ -273,8 +300,7 @@ pub(crate) async fn run(
         std::fs::write(&path, format!("{head}{marker}\n{table}"))?;
         println!("written to docs/chaos.md");
     }
-    drop(single);
-    drop(pg);
+    drop(shared);
     let _ = std::fs::remove_dir_all(&dir);
     let failed: Vec<&str> = outcomes
         .iter()
@@ -292,6 +318,7 @@ pub(crate) async fn run(
 async fn scenario_run(
     pg: &Postgres,
     nodes: &[Rabbit],
+    secured: Option<&secured::Services>,
     dir: &std::path::Path,
     scenario: Scenario,
     orders: usize,
@@ -307,10 +334,16 @@ async fn scenario_run(
     ));
     orderly_runtime::db::ensure_database(&database_url).await?;
     orderly_runtime::db::migrate(&database_url).await?;
-    let env = vec![
+    let mut env = match secured {
+        // The administrator provisions; the workers get their own credentials only.
+        Some(s) => s.provision(&namespace, &database_url).await?,
+        None => vec![
+            ("ORDERLY__DATABASE_URL".to_owned(), database_url.clone()),
+            ("ORDERLY__BROKER_URL".to_owned(), broker_url.clone()),
+        ],
+    };
+    env.extend([
         ("ORDERLY__NAMESPACE".to_owned(), namespace.clone()),
-        ("ORDERLY__DATABASE_URL".to_owned(), database_url.clone()),
-        ("ORDERLY__BROKER_URL".to_owned(), broker_url.clone()),
         // The PDFs go with the rest of the run, not into the working directory.
         (
             "ORDERLY__DOCUMENTS__PATH".to_owned(),
@@ -318,7 +351,7 @@ async fn scenario_run(
                 .display()
                 .to_string(),
         ),
-    ];
+    ]);
     let client = reqwest::Client::new();
     let mut fleet = Fleet::start(
         env,
@@ -361,6 +394,10 @@ async fn scenario_run(
     verdicts.extend(observed);
     if matches!(scenario.fault, Fault::ClusterNodeKill) {
         verdicts.push(replicas_back(nodes, fault_over).await);
+    }
+    if let Some(s) = secured {
+        let log = dir.join(format!("{}.log", scenario.name));
+        verdicts.extend(s.probes(&namespace, &database_url, &log).await);
     }
     let repeats = repeats(&broker_url, &names).await?;
     fleet.stop();
@@ -470,7 +507,7 @@ async fn inject(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        Fault::None => {}
+        Fault::None | Fault::Secured => {}
         Fault::ClusterNodeKill => {
             let victim = nodes.get(1).context("a cluster of at least two nodes")?;
             victim.stop(BrokerStop::Kill)?;

@@ -113,8 +113,62 @@ impl Postgres {
         Ok(pg)
     }
 
+    /// Like [`Postgres::start_new`], with TLS on (`certs`' server certificate, for
+    /// `localhost`) and every member of the workers' group role (`orderly_workers`) made to
+    /// connect over TLS with a password; the suite's administrator (`postgres`) still
+    /// connects as before.
+    pub(crate) fn start_new_tls(dir: &Path, certs: &Certificates) -> anyhow::Result<Self> {
+        let pg = Self::start_new(dir)?;
+        pg.stop(PgStop::Fast)?;
+        let key = pg.data.join("server.key");
+        std::fs::copy(&certs.cert, pg.data.join("server.crt"))?;
+        std::fs::copy(&certs.key, &key)?;
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if is_root() {
+            run(Command::new("chown")
+                .arg("postgres")
+                .arg(&key)
+                .arg(pg.data.join("server.crt")))?;
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(pg.data.join("postgresql.conf"))?;
+        std::io::Write::write_all(
+            &mut conf,
+            b"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\npassword_encryption = 'scram-sha-256'\n",
+        )?;
+        std::fs::write(
+            pg.data.join("pg_hba.conf"),
+            format!(
+                "local all all trust\n\
+                 hostssl all +{group} 127.0.0.1/32 scram-sha-256\n\
+                 host all +{group} 127.0.0.1/32 reject\n\
+                 host all all 127.0.0.1/32 trust\n",
+                group = orderly_runtime::access::WORKERS_ROLE
+            ),
+        )?;
+        pg.start()?;
+        Ok(pg)
+    }
+
     pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The URL of `role` with `password` on `database`, verifying the server's certificate
+    /// against `ca` and its name (`localhost`).
+    pub(crate) fn url_verified(
+        &self,
+        role: &str,
+        password: &str,
+        database: &str,
+        ca: &Path,
+    ) -> String {
+        format!(
+            "postgres://{role}:{password}@localhost:{}/{database}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            ca.display()
+        )
     }
 
     pub(crate) fn start(&self) -> anyhow::Result<()> {
@@ -178,6 +232,9 @@ pub(crate) struct Rabbit {
     node: String,
     pub(crate) port: u16,
     dist_port: u16,
+    /// For a node that listens for TLS only ([`Rabbit::start_new_tls`]): the CA its clients
+    /// trust.
+    ca: Option<PathBuf>,
 }
 
 const RABBIT_BIN: &str = "/usr/lib/rabbitmq/bin";
@@ -185,6 +242,21 @@ const RABBIT_BIN: &str = "/usr/lib/rabbitmq/bin";
 impl Rabbit {
     /// Starts a new node under `dir` on spare ports.
     pub(crate) fn start_new(dir: &Path, name: &str) -> anyhow::Result<Self> {
+        Self::start_with(dir, name, None)
+    }
+
+    /// A node that accepts AMQP over TLS only (`amqps://`, `certs`' server certificate for
+    /// `localhost`), with the broker's defaults for `guest` (loopback only), as production
+    /// would run it.
+    pub(crate) fn start_new_tls(
+        dir: &Path,
+        name: &str,
+        certs: &Certificates,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(dir, name, Some(certs))
+    }
+
+    fn start_with(dir: &Path, name: &str, certs: Option<&Certificates>) -> anyhow::Result<Self> {
         anyhow::ensure!(
             Path::new(RABBIT_BIN).exists(),
             "RabbitMQ is not installed (run scripts/services)"
@@ -195,14 +267,26 @@ impl Rabbit {
         while dist_port == port {
             dist_port = spare_port()?;
         }
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!(
+        let conf = match certs {
+            None => format!(
                 "listeners.tcp.default = 127.0.0.1:{port}\n\
                  # The suite's own node on loopback: guest may connect to it.\n\
                  loopback_users = none\n"
             ),
-        )?;
+            Some(certs) => format!(
+                "listeners.tcp = none\n\
+                 listeners.ssl.default = 127.0.0.1:{port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_none\n\
+                 ssl_options.fail_if_no_peer_cert = false\n",
+                certs.ca.display(),
+                certs.cert.display(),
+                certs.key.display()
+            ),
+        };
+        std::fs::write(dir.join("rabbitmq.conf"), conf)?;
         // Worker queues are partitioned through consistent-hash exchanges.
         std::fs::write(
             dir.join("enabled_plugins"),
@@ -213,6 +297,7 @@ impl Rabbit {
             node: format!("{name}@localhost"),
             port,
             dist_port,
+            ca: certs.map(|c| c.ca.clone()),
         };
         rabbit.start()?;
         Ok(rabbit)
@@ -274,7 +359,28 @@ impl Rabbit {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        self.url_as("guest", "guest")
+    }
+
+    /// The URL of `user` with `password`: `amqps://` to `localhost` (the certificate's name)
+    /// trusting the suite's CA on a TLS node, plain AMQP otherwise.
+    pub(crate) fn url_as(&self, user: &str, password: &str) -> String {
+        match &self.ca {
+            Some(ca) => format!(
+                "amqps://{user}:{password}@localhost:{}/%2f?cacertfile={}",
+                self.port,
+                ca.display()
+            ),
+            None => format!("amqp://{user}:{password}@127.0.0.1:{}/%2f", self.port),
+        }
+    }
+
+    /// `rabbitmqctl <args>` against this node.
+    pub(crate) fn ctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        run(self
+            .command("rabbitmqctl")
+            .args(["-n", &self.node])
+            .args(args))
     }
 
     fn command(&self, program: &str) -> Command {
@@ -383,5 +489,97 @@ impl Rabbit {
 impl Drop for Rabbit {
     fn drop(&mut self) {
         let _ = self.stop(BrokerStop::Kill);
+    }
+}
+
+/// A private certificate authority and a server certificate it signed for `localhost`,
+/// made with the machine's `openssl` for the suite's TLS services.
+pub(crate) struct Certificates {
+    /// The authority's certificate (PEM): what clients trust.
+    pub(crate) ca: PathBuf,
+    /// The server's certificate (PEM), for the DNS name `localhost` only.
+    pub(crate) cert: PathBuf,
+    /// The server's private key (PEM).
+    pub(crate) key: PathBuf,
+}
+
+impl Certificates {
+    /// Generates them under `dir` (P-256 keys, valid for two days).
+    pub(crate) fn generate(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let path = |name: &str| dir.join(name);
+        let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(dir));
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=Orderly fault suite CA",
+                ],
+            ]
+            .concat(),
+        )
+        .context("openssl is needed for the TLS scenario (Debian package openssl)")?;
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=localhost",
+                ],
+            ]
+            .concat(),
+        )?;
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName = DNS:localhost\nbasicConstraints = CA:FALSE\n\
+             keyUsage = digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\n",
+        )?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        // Readable by the services (PostgreSQL copies its own, see start_new_tls).
+        std::fs::set_permissions(
+            path("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+        Ok(Self {
+            ca: path("ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+        })
     }
 }
