@@ -25,7 +25,7 @@ use orderly_runtime::broker::Names;
 use crate::sim::{self, Publisher};
 use check::Verdict;
 use fleet::Fleet;
-use services::{BrokerStop, PgStop, Postgres, Rabbit};
+use services::{BrokerStop, Certificates, PgStop, Postgres, Rabbit};
 
 /// What is done to the system mid-load.
 #[derive(Debug, Clone, Copy)]
@@ -233,13 +233,17 @@ pub(crate) async fn run(
         // A cluster only for the scenario that needs it: three more Erlang VMs would take
         // their share of two cores from every other scenario.
         let cluster = if matches!(scenario.fault, Fault::ClusterNodeKill) {
+            // Over TLS: the workers fail over between nodes with amqps:// URLs.
+            let certs =
+                Certificates::generate(&dir.join(format!("cluster-{}-certs", scenario.name)))?;
             let nodes = Rabbit::cluster(
                 &dir.join(format!("cluster-{}", scenario.name)),
                 &format!("orderly-chaos-{}-cluster", std::process::id()),
                 CLUSTER_SIZE,
+                Some(&certs),
             )?;
             eprintln!(
-                "[chaos] a {CLUSTER_SIZE}-node RabbitMQ cluster on ports {}",
+                "[chaos] a {CLUSTER_SIZE}-node RabbitMQ cluster, TLS only, on ports {}",
                 nodes
                     .iter()
                     .map(|n| n.port.to_string())

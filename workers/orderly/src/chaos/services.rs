@@ -306,8 +306,15 @@ impl Rabbit {
     /// Starts `size` new nodes under `dir` and joins them into one cluster (the first is the
     /// seed; they share its Erlang cookie). Quorum queues declared afterwards get a replica
     /// on every node.
-    pub(crate) fn cluster(dir: &Path, name: &str, size: usize) -> anyhow::Result<Vec<Self>> {
-        let seed = Self::start_new(&dir.join("node-1"), &format!("{name}-1"))?;
+    /// With `certs`, every node listens for TLS only (clients' `amqps://`; the nodes' own
+    /// Erlang distribution stays on loopback, unencrypted).
+    pub(crate) fn cluster(
+        dir: &Path,
+        name: &str,
+        size: usize,
+        certs: Option<&Certificates>,
+    ) -> anyhow::Result<Vec<Self>> {
+        let seed = Self::start_with(&dir.join("node-1"), &format!("{name}-1"), certs)?;
         let cookie = std::fs::read(seed.dir.join(".erlang.cookie"))
             .context("the seed node's Erlang cookie")?;
         let mut nodes = vec![seed];
@@ -320,7 +327,7 @@ impl Rabbit {
                 &cookie_file,
                 std::os::unix::fs::PermissionsExt::from_mode(0o400),
             )?;
-            let node = Self::start_new(&node_dir, &format!("{name}-{k}"))?;
+            let node = Self::start_with(&node_dir, &format!("{name}-{k}"), certs)?;
             let ctl = |args: &[&str]| {
                 run(node
                     .command("rabbitmqctl")
