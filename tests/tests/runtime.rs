@@ -875,3 +875,69 @@ async fn a_broker_url_list_fails_over_to_the_node_that_answers() -> anyhow::Resu
     assert!(err.to_string().contains("127.0.0.1:"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_takes_only_the_letters_there_when_it_began() -> anyhow::Result<()> {
+    use lapin::{
+        BasicProperties, ExchangeKind,
+        options::{
+            BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+            ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+        },
+        types::FieldTable,
+    };
+    let env = TestEnv::new(TestEnv::fast_retry(2), consumer()).await?;
+    // A queue whose "worker input" is its own dead-letter queue: every replayed letter is
+    // back in the queue at once, as a letter the worker refuses again can be while the
+    // replay is still going. Without a bound the replay would never end.
+    let queue = "replay-loop";
+    let (dlq, input) = (
+        env.names.dead_letter_queue(queue),
+        env.names.partition_exchange(queue),
+    );
+    let ch = env.connection.create_channel().await?;
+    ch.exchange_declare(
+        input.clone().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_declare(
+        dlq.clone().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.queue_bind(
+        dlq.clone().into(),
+        input.clone().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    for n in 0..3 {
+        ch.basic_publish(
+            "".into(),
+            dlq.clone().into(),
+            BasicPublishOptions::default(),
+            b"{}",
+            BasicProperties::default().with_message_id(format!("letter-{n}").into()),
+        )
+        .await?
+        .await?;
+    }
+    let letters = DeadLetters::new(&ch, &env.names, queue);
+    let replayed = tokio::time::timeout(DEADLINE, letters.replay(&[]))
+        .await
+        .map_err(|_| anyhow::anyhow!("the replay kept replaying what came back"))??;
+    assert_eq!(replayed, 3, "each letter once");
+    assert_eq!(env.queue_depth(&dlq).await?, 3, "all three are back");
+    ch.queue_delete(dlq.into(), QueueDeleteOptions::default())
+        .await?;
+    ch.exchange_delete(input.into(), ExchangeDeleteOptions::default())
+        .await?;
+    env.cleanup().await
+}

@@ -138,12 +138,22 @@ impl<'a> DeadLetters<'a> {
 
     /// Replays the dead letters whose message id is in `ids` (all of them when `ids` is
     /// empty) to the consumer queue with a fresh attempt budget. Returns how many.
+    ///
+    /// Only the letters in the queue when the replay began: one the worker refuses again
+    /// while the replay is still going comes back to the end of the queue, and taking it
+    /// again would replay it twice in one request (the console saw "2 replayed" for one).
     pub async fn replay(&self, ids: &[String]) -> anyhow::Result<usize> {
         self.channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         let mut replayed = 0;
-        while let Some(m) = self.get().await? {
+        // Letters still to look at, known from the first get (it says how many follow).
+        let mut left: Option<u32> = None;
+        while left != Some(0) {
+            let Some(m) = self.get().await? else {
+                break;
+            };
+            left = Some(left.unwrap_or(m.message_count + 1) - 1);
             let props = &m.delivery.properties;
             let id = letter_id(props, &m.delivery.data);
             let wanted = ids.is_empty() || id.as_ref().is_some_and(|id| ids.contains(id));
