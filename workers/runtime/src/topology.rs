@@ -107,6 +107,18 @@ fn durable_exchange() -> ExchangeDeclareOptions {
     }
 }
 
+/// Declares a durable exchange.
+async fn declare_exchange(
+    channel: &Channel,
+    name: &str,
+    kind: ExchangeKind,
+    args: FieldTable,
+) -> lapin::Result<()> {
+    channel
+        .exchange_declare(name.into(), kind, durable_exchange(), args)
+        .await
+}
+
 fn durable() -> QueueDeclareOptions {
     QueueDeclareOptions {
         durable: true,
@@ -116,23 +128,20 @@ fn durable() -> QueueDeclareOptions {
 
 /// Declares the exchanges every namespace has.
 pub async fn declare_exchanges(channel: &Channel, names: &Names) -> lapin::Result<()> {
-    let options = durable_exchange();
-    channel
-        .exchange_declare(
-            names.events_exchange().into(),
-            ExchangeKind::Topic,
-            options,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .exchange_declare(
-            names.dead_letter_exchange().into(),
-            ExchangeKind::Direct,
-            options,
-            FieldTable::default(),
-        )
-        .await
+    declare_exchange(
+        channel,
+        &names.events_exchange(),
+        ExchangeKind::Topic,
+        FieldTable::default(),
+    )
+    .await?;
+    declare_exchange(
+        channel,
+        &names.dead_letter_exchange(),
+        ExchangeKind::Direct,
+        FieldTable::default(),
+    )
+    .await
 }
 
 /// Checks that the exchanges every namespace has exist, without declaring them (a passive
@@ -232,25 +241,23 @@ async fn declare_worker(
     // events exchange fans a message out to several workers, so the publisher's `mandatory`
     // would not notice one worker's copy missing.
     let unrouted = names.unrouted_exchange(&spec.name);
-    channel
-        .exchange_declare(
-            unrouted.clone().into(),
-            ExchangeKind::Fanout,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(
+        channel,
+        &unrouted,
+        ExchangeKind::Fanout,
+        FieldTable::default(),
+    )
+    .await?;
     let mut hash_args = FieldTable::default();
     arg_str(&mut hash_args, "hash-property", HASH_PROPERTY);
     arg_str(&mut hash_args, "alternate-exchange", &unrouted);
-    channel
-        .exchange_declare(
-            exchange.clone().into(),
-            ExchangeKind::Custom(CONSISTENT_HASH.into()),
-            durable_exchange(),
-            hash_args,
-        )
-        .await?;
+    declare_exchange(
+        channel,
+        &exchange,
+        ExchangeKind::Custom(CONSISTENT_HASH.into()),
+        hash_args,
+    )
+    .await?;
     for partition in names.partition_queues(&spec.name, partitions) {
         let mut args = typed(spec.queue_type);
         if quorum {
@@ -294,14 +301,13 @@ async fn declare_worker(
         .await?;
 
     let delays = names.delay_exchange(&spec.name);
-    channel
-        .exchange_declare(
-            delays.clone().into(),
-            ExchangeKind::Direct,
-            durable_exchange(),
-            FieldTable::default(),
-        )
-        .await?;
+    declare_exchange(
+        channel,
+        &delays,
+        ExchangeKind::Direct,
+        FieldTable::default(),
+    )
+    .await?;
     for index in 1..=delay_queues {
         let mut retry_args = typed(spec.queue_type);
         arg_str(&mut retry_args, "x-dead-letter-exchange", &exchange);
