@@ -95,6 +95,26 @@ enum Command {
         #[arg(long)]
         whole_life: bool,
     },
+    /// Drive the load generator at a steady rate for a long time, sampling memory, table
+    /// sizes and latency per window (`scripts/soak`; section `soak` of docs/benchmarks.md).
+    #[cfg(feature = "bench")]
+    Soak {
+        /// How long to place orders, in minutes.
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Orders per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 180)]
+        window_seconds: u64,
+        /// Worker process ids whose memory to sample.
+        #[arg(long = "worker-pid")]
+        worker_pids: Vec<u32>,
+        /// Do not write docs/benchmarks.md.
+        #[arg(long)]
+        no_write: bool,
+    },
     /// Look at orders: exceptions, rejected orders, a timeline.
     Orders {
         #[command(subcommand)]
@@ -692,6 +712,24 @@ impl Cli {
             } => {
                 let write = (!no_write).then_some(section.as_str());
                 crate::loadgen::run(settings, orders, rate, worker_pids, write, whole_life).await
+            }
+            #[cfg(feature = "bench")]
+            Command::Soak {
+                minutes,
+                rate,
+                window_seconds,
+                worker_pids,
+                no_write,
+            } => {
+                crate::soak::run(
+                    settings,
+                    minutes,
+                    rate,
+                    std::time::Duration::from_secs(window_seconds),
+                    worker_pids,
+                    !no_write,
+                )
+                .await
             }
             Command::Orders { command } => {
                 let query = match command {

@@ -14,4 +14,6 @@ mod loadgen;
 pub mod ops;
 mod report;
 pub mod sim;
+#[cfg(feature = "bench")]
+mod soak;
 pub mod workers;

@@ -50,18 +50,91 @@ fn done(o: &sim::OrderView, whole_life: bool) -> bool {
 
 /// Resident memory (VmHWM: the peak) of a process, in KiB, with its command line.
 fn memory(pid: u32) -> Option<(String, u64)> {
+    Some((command_line(pid)?, status_kib(pid, "VmHWM")?))
+}
+
+/// A field of `/proc/<pid>/status` given in KiB (`VmRSS`, `VmHWM`).
+pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = status
+    status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
         .split_whitespace()
-        .nth(1)?
+        .next()?
         .parse()
-        .ok()?;
-    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-        .ok()?
-        .replace('\0', " ");
-    Some((cmd.trim().to_owned(), kib))
+        .ok()
+}
+
+/// A process's command line, its arguments separated by spaces.
+pub(crate) fn command_line(pid: u32) -> Option<String> {
+    let cmd = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(cmd.replace('\0', " ").trim().to_owned())
+}
+
+/// The simulated outside world a load run drives the workers with, ready for the first
+/// order: the storefront's publisher, the carrier, a tap on the events the figures need,
+/// the catalog seeded and its stock in place.
+pub(crate) struct Rig {
+    pub(crate) connection: lapin::Connection,
+    pub(crate) publisher: Publisher,
+    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<orderly_contracts::RawEnvelope>,
+    pub(crate) seen: Observed,
+    _carrier: tokio::task::JoinHandle<()>,
+}
+
+impl Rig {
+    /// Connects, sends the stores' settings when `whole_life`, starts the carrier and seeds
+    /// a catalog with stock for `orders` orders.
+    pub(crate) async fn prepare(
+        settings: &Settings,
+        names: &Names,
+        orders: usize,
+        whole_life: bool,
+    ) -> anyhow::Result<Self> {
+        let connection = sim::connect(&settings.broker_url, names).await?;
+        // The storefront and the carrier outlive a broker restart: the publisher re-sends
+        // until confirmed and the carrier acknowledges a shipment request only once its
+        // scans are confirmed (docs/chaos.md). The figures' tap below is a private queue and
+        // does not: a broker restart mid-run loses the events it would have counted (the
+        // fault suite counts from the databases instead).
+        let publisher = Publisher::resilient(&settings.broker_url, names.clone()).await?;
+        let observed = if whole_life {
+            sim::TIMED_WHOLE_LIFE
+        } else {
+            sim::TIMED
+        };
+        let mut events = sim::tap(&connection, names, observed).await?;
+        if whole_life {
+            // The stores' invoice and notification settings first, as a merchant's setup
+            // does.
+            sim::store_settings(&publisher).await?;
+        }
+        let carrier =
+            sim::carrier_resilient(&settings.broker_url, names, publisher.clone()).await?;
+        let mut seen = Observed::default();
+        let scale = u32::try_from(orders / 10 + 10).unwrap_or(u32::MAX);
+        eprintln!("seeding catalog and stock (scale {scale})...");
+        sim::seed(&publisher, scale).await?;
+        sim::wait_for_catalog(&settings.database_url, Duration::from_secs(60)).await?;
+        // Stock must be in place before the first order: wait for its level events.
+        let wait = Instant::now();
+        while seen.stock.len() < sim::catalog().len() && wait.elapsed() < Duration::from_secs(30) {
+            if let Some(m) = tokio::time::timeout(Duration::from_millis(200), events.recv())
+                .await
+                .ok()
+                .flatten()
+            {
+                seen.apply(&m);
+            }
+        }
+        Ok(Self {
+            connection,
+            publisher,
+            events,
+            seen,
+            _carrier: carrier,
+        })
+    }
 }
 
 /// Messages the workers have written to their outboxes so far (each is published once),
@@ -102,41 +175,13 @@ pub(crate) async fn run(
     whole_life: bool,
 ) -> anyhow::Result<()> {
     let names = Names::new(settings.namespace.clone());
-    let connection = sim::connect(&settings.broker_url, &names).await?;
-    // The storefront and the carrier outlive a broker restart: the publisher re-sends until
-    // confirmed and the carrier acknowledges a shipment request only once its scans are
-    // confirmed (docs/chaos.md). The figures' tap below is a private queue and does not: a
-    // broker restart mid-run loses the events it would have counted (the fault suite counts
-    // from the databases instead).
-    let publisher = Publisher::resilient(&settings.broker_url, names.clone()).await?;
-    let observed = if whole_life {
-        sim::TIMED_WHOLE_LIFE
-    } else {
-        sim::TIMED
-    };
-    let mut events = sim::tap(&connection, &names, observed).await?;
-    if whole_life {
-        // The stores' invoice and notification settings first, as a merchant's setup does.
-        sim::store_settings(&publisher).await?;
-    }
-    let _carrier = sim::carrier_resilient(&settings.broker_url, &names, publisher.clone()).await?;
-    let mut seen = Observed::default();
-
-    let scale = u32::try_from(orders / 10 + 10).unwrap_or(u32::MAX);
-    eprintln!("seeding catalog and stock (scale {scale})...");
-    sim::seed(&publisher, scale).await?;
-    sim::wait_for_catalog(&settings.database_url, Duration::from_secs(60)).await?;
-    // Stock must be in place before the first order: wait for its level events.
-    let wait = Instant::now();
-    while seen.stock.len() < sim::catalog().len() && wait.elapsed() < Duration::from_secs(30) {
-        if let Some(m) = tokio::time::timeout(Duration::from_millis(200), events.recv())
-            .await
-            .ok()
-            .flatten()
-        {
-            seen.apply(&m);
-        }
-    }
+    let Rig {
+        connection,
+        publisher,
+        mut events,
+        mut seen,
+        _carrier,
+    } = Rig::prepare(&settings, &names, orders, whole_life).await?;
     let published_before = published(&settings.database_url).await?;
     let sent_before = publisher.sent();
 
