@@ -103,7 +103,7 @@ enum Command {
         #[arg(long, default_value_t = 30.0)]
         minutes: f64,
         /// Orders per second.
-        #[arg(long, default_value_t = 100.0)]
+        #[arg(long, default_value_t = 50.0)]
         rate: f64,
         /// Seconds between samples.
         #[arg(long, default_value_t = 180)]
