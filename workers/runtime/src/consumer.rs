@@ -2,9 +2,7 @@
 //!
 //! # The cycle
 //! 1. Take deliveries as the broker pushes them from the worker's partitions this copy is the
-//!    active consumer of (up to `prefetch` unacknowledged; see [`crate::topology`]; a
-//!    partition's first delivery first asks the relay to publish what a predecessor left,
-//!    [`crate::outbox::Handoff::take_over`]), decode
+//!    active consumer of (up to `prefetch` unacknowledged; see [`crate::topology`]), decode
 //!    each envelope and put it in one of `concurrency` lanes by its correlation id, so that
 //!    the messages of one flow (everything about one order) share a lane and stay in arrival
 //!    order. Each lane runs one batch (up to `batch_size` of its deliveries) at a time; lanes
@@ -274,17 +272,11 @@ struct Subscriptions {
     session: Uuid,
     /// Consumer tags, to cancel on shutdown.
     tags: Vec<String>,
-    /// Every subscription's deliveries, as one stream, each with its subscription's index.
-    streams: futures_util::stream::SelectAll<Tagged>,
-    /// Per subscription: whether it has delivered yet (its first delivery means this copy
-    /// became the partition's active consumer).
-    delivered: Vec<bool>,
+    /// Every subscription's deliveries, as one stream.
+    streams: futures_util::stream::SelectAll<lapin::Consumer>,
     /// Partitions not subscribed yet (another numbered copy's), since when nobody took them.
     later: Vec<(String, Instant)>,
 }
-
-/// One subscription's deliveries, with the subscription's index.
-type Tagged = futures_util::stream::BoxStream<'static, (usize, lapin::Result<Delivery>)>;
 
 /// Active consumers of `queue` as the broker's declare reports them (a single-active-consumer
 /// queue counts its active one only, not its stand-bys).
@@ -387,20 +379,12 @@ impl<H: Handler> Inner<H> {
             let mut next = first;
             loop {
                 match next {
-                    Some((subscription, Ok(d))) => {
-                        if !std::mem::replace(&mut subscriptions.delivered[subscription], true)
-                            && let Some(handoff) = &self.handoff
-                        {
-                            // This copy just became the partition's consumer: whatever its
-                            // predecessor wrote and did not publish goes out before what
-                            // this copy answers (see `Handoff::take_over`).
-                            handoff.take_over().await;
-                        }
+                    Some(Ok(d)) => {
                         let item = decode(d, &events_exchange);
                         let lane = lane_of(&item);
                         buffered[lane].push_back(item);
                     }
-                    Some((_, Err(err))) => {
+                    Some(Err(err)) => {
                         pending_error = Some(err.into());
                         break;
                     }
@@ -424,7 +408,7 @@ impl<H: Handler> Inner<H> {
                     .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
                     .await;
             }
-            while let Some(Some((_, Ok(d)))) = subscriptions.streams.next().now_or_never() {
+            while let Some(Some(Ok(d))) = subscriptions.streams.next().now_or_never() {
                 let item = decode(d, &events_exchange);
                 let lane = lane_of(&item);
                 buffered[lane].push_back(item);
@@ -514,7 +498,6 @@ impl<H: Handler> Inner<H> {
             session: Uuid::now_v7(),
             tags: Vec::new(),
             streams: futures_util::stream::SelectAll::new(),
-            delivered: Vec::new(),
             later,
         };
         for queue in free.into_iter().chain(taken) {
@@ -568,12 +551,8 @@ impl<H: Handler> Inner<H> {
             )
             .await?;
         debug!(worker = %self.name, %queue, "subscribed");
-        let index = subscriptions.tags.len();
         subscriptions.tags.push(tag);
-        subscriptions.delivered.push(false);
-        subscriptions
-            .streams
-            .push(consumer.map(move |delivery| (index, delivery)).boxed());
+        subscriptions.streams.push(consumer);
         Ok(())
     }
 

@@ -15,25 +15,14 @@
 //! the relay got to them, another process's rows, a full handoff, a retry that is due) are
 //! found by the relay's *sweep*. Each relay session (one broker connection) starts with a
 //! catch-up, before it publishes anything handed: rows that failed before and are due (a
-//! confirm failed with the connection is due at once), the rows written before the relay
-//! existed and other processes' rows, then the handed rows the last session's lost
-//! connection could not publish; so one order's messages keep the order their workers wrote
-//! them in across a broker outage. Then the sweep runs every poll interval, taking rows
-//! that failed before and are due, and rows written more than a poll interval ago (younger
-//! ones are on their way through a handoff); rows another live process wrote
-//! (`written_by`, the process's id, set on its sessions) only after
-//! [`OTHER_WRITERS_GRACE`], since that process's handoff is publishing them. The sweep runs
-//! beside the handoff, on its own broker channel, so its scan never holds handed rows back.
-//!
-//! # Copies taking over from each other
-//! With several copies of a worker, an order's messages are handled by whichever copy
-//! consumes its partition (decision 0016). A copy killed after committing an order's
-//! message but before publishing it leaves the row pending, and the copy that takes over
-//! the partition handles the order's next message at once. So when a copy becomes a
-//! partition's consumer, its consumer asks its relay, through the handoff, to publish every
-//! other process's pending rows first ([`Handoff::take_over`]); each relay session's
-//! catch-up does the same after a lost connection. Those rows may be on their way through a
-//! live peer's handoff too: published twice, deduplicated by consumers, never out of order.
+//! confirm failed with the connection is due at once) and the rows written before the relay
+//! existed, then the handed rows the last session's lost connection could not publish; so one order's messages keep the order their worker wrote them in across a
+//! broker outage. Then the sweep runs every poll interval, taking rows that failed before
+//! and are due, and rows written more than a poll interval ago (younger ones are on their
+//! way through a handoff); rows another live process wrote (`written_by`, the process's
+//! id, set on its sessions) only after [`OTHER_WRITERS_GRACE`], since that process's
+//! handoff is publishing them. The sweep runs beside the
+//! handoff, on its own broker channel, so its scan never holds handed rows back.
 //!
 //! Why rows stay pending, and stay visible (`orderly outbox status`):
 //! - *unroutable*: the broker returned the message because no queue is bound for its type;
@@ -206,47 +195,21 @@ pub async fn insert(
 /// Hands rows a process committed to its outbox to the relay of that schema in the same
 /// process, which publishes them at once (see the module documentation). Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Handoff(mpsc::Sender<Handed>);
-
-/// What a handoff carries to its relay, in the order it was handed.
-#[derive(Debug)]
-enum Handed {
-    /// Rows a transaction committed.
-    Rows(Vec<Written>),
-    /// Publish what other processes left pending before anything handed after this: the
-    /// consumer took over a partition (see [`Handoff::take_over`]).
-    TakeOver,
-}
-
-/// The relay's end of a [`Handoff`] ([`Relay::with_handoff`]).
-#[derive(Debug)]
-pub struct Handoffs(mpsc::Receiver<Handed>);
+pub struct Handoff(mpsc::Sender<Vec<Written>>);
 
 impl Handoff {
     /// A handoff and the receiving end for the relay ([`Relay::with_handoff`]).
-    pub fn new() -> (Self, Handoffs) {
+    pub fn new() -> (Self, mpsc::Receiver<Vec<Written>>) {
         let (tx, rx) = mpsc::channel(HANDOFF_CAPACITY);
-        (Self(tx), Handoffs(rx))
+        (Self(tx), rx)
     }
 
     /// Hands over rows written in a transaction that committed. Never waits: when the
     /// relay is far behind (or gone), the rows stay pending and its sweep publishes them.
     pub fn hand(&self, rows: Vec<Written>) {
         if !rows.is_empty() {
-            let _ = self.0.try_send(Handed::Rows(rows));
+            let _ = self.0.try_send(rows);
         }
-    }
-
-    /// Says this process just became the consumer of a partition another process may have
-    /// consumed until now: the relay publishes every pending row other processes wrote
-    /// (oldest first) before any row handed after this call. A copy killed after
-    /// committing an order's message but before publishing it leaves that row pending; the
-    /// copy that takes over its partition handles the order's next message, and without
-    /// this its answer went out first (the fault suite's `two-copies-killed-repeatedly`
-    /// lost dispatch notifications that way, issue 19). Waits while the handoff is full,
-    /// unlike [`Handoff::hand`]: dropping the request would lose the order it keeps.
-    pub async fn take_over(&self) {
-        let _ = self.0.send(Handed::TakeOver).await;
     }
 }
 
@@ -352,7 +315,7 @@ pub struct Relay {
     inbox_retention_hours: u32,
     metrics: Arc<Metrics>,
     faults: RelayFaults,
-    handed: Option<mpsc::Receiver<Handed>>,
+    handed: Option<mpsc::Receiver<Vec<Written>>>,
     /// Handed rows whose publishing failed with the connection: the next session publishes
     /// them first, before anything newer, so they keep their place in line.
     leftover: std::sync::Mutex<Vec<Written>>,
@@ -368,16 +331,12 @@ pub struct Relay {
 /// of a process that died are taken after this (or at once by its own restart's catch-up).
 pub const OTHER_WRITERS_GRACE: Duration = Duration::from_secs(30);
 
-/// Which rows a sweep takes besides those that failed before and are due again.
+/// Which rows never tried a sweep takes (rows that failed before are taken when due).
 #[derive(Debug, Clone, Copy)]
 enum Unhanded {
-    /// Every due row except this process's handoff's (its own rows never tried, written
-    /// since the relay was made at this moment), oldest first, trying again rather than
-    /// skipping a row another relay holds (it is publishing it): a session's catch-up, and
-    /// a partition taken over ([`Handoff::take_over`]).
-    AllButHanded(DateTime<Utc>),
-    /// Rows written longer ago than this (a handoff would have delivered them by now);
-    /// another live process's only after [`OTHER_WRITERS_GRACE`].
+    /// Written before this moment: before the relay existed, so no handoff has them.
+    Before(DateTime<Utc>),
+    /// Written longer ago than this: a handoff would have delivered them by now.
     OlderThan(Duration),
 }
 
@@ -439,8 +398,8 @@ impl Relay {
 
     /// Takes the rows this process hands over (see [`Handoff`]).
     #[must_use]
-    pub fn with_handoff(mut self, handed: Handoffs) -> Self {
-        self.handed = Some(handed.0);
+    pub fn with_handoff(mut self, handed: mpsc::Receiver<Vec<Written>>) -> Self {
+        self.handed = Some(handed);
         self
     }
 
@@ -527,15 +486,14 @@ impl Relay {
             // Catch up before anything handed, oldest first: what was pending before the
             // relay existed (its handoff cannot have those rows; what this process's writers
             // committed since is on its way through the handoff, and a sweep taking it too
-            // would publish it twice), other processes' rows (a take-over the last session
-            // could not finish, see `Handoff::take_over`) and the rows whose confirm the
-            // lost connection failed (due at once); then the handed rows the last session
-            // could not publish. Only then the handoff: so one order's messages keep the
-            // order their worker wrote them in across a broker outage. The fault suite's `broker-stop` found a
+            // would publish it twice) with the rows whose confirm the lost connection failed
+            // (due at once); then the handed rows the last session could not publish. Only
+            // then the handoff: so one order's messages keep the order their worker wrote
+            // them in across a broker outage. The fault suite's `broker-stop` found a
             // `shipment.dispatched` waiting for its retry while the `shipment.delivered`
             // written after it went out at once, and the customer never got the dispatch
             // notification (issue 19).
-            this.drain_sweep(&sweep_channel, Unhanded::AllButHanded(this.made_at))
+            this.drain_sweep(&sweep_channel, Unhanded::Before(this.made_at))
                 .await?;
             let leftover = std::mem::take(
                 &mut *this
@@ -562,51 +520,30 @@ impl Relay {
                 }
             };
             let handoffs = async {
-                // A take-over met while collecting a batch of rows: it runs after them.
-                let mut next_up = None;
                 loop {
-                    let item = match next_up.take() {
-                        Some(item) => item,
-                        None => {
-                            let next = async {
-                                match handed.as_mut() {
-                                    Some(rx) => rx.recv().await,
-                                    None => std::future::pending().await,
-                                }
-                            };
-                            tokio::select! {
-                                biased;
-                                () = shutdown.cancelled() => return anyhow::Ok(()),
-                                item = next => match item {
-                                    Some(item) => item,
-                                    // Every handoff is gone: only sweeps from now on.
-                                    None => {
-                                        handed = None;
-                                        continue;
-                                    }
-                                },
-                            }
+                    let next = async {
+                        match handed.as_mut() {
+                            Some(rx) => rx.recv().await,
+                            None => std::future::pending().await,
                         }
                     };
-                    let mut rows = match item {
-                        Handed::Rows(rows) => rows,
-                        Handed::TakeOver => {
-                            this.drain_sweep(&channel, Unhanded::AllButHanded(this.made_at))
-                                .await?;
-                            continue;
-                        }
+                    let mut rows = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return anyhow::Ok(()),
+                        rows = next => match rows {
+                            Some(rows) => rows,
+                            // Every handoff is gone: only sweeps from now on.
+                            None => {
+                                handed = None;
+                                continue;
+                            }
+                        },
                     };
                     // Take whatever else is waiting, up to a batch.
                     while (rows.len() as i64) < this.batch_size
                         && let Some(Ok(more)) = handed.as_mut().map(|rx| rx.try_recv())
                     {
-                        match more {
-                            Handed::Rows(more) => rows.extend(more),
-                            take_over @ Handed::TakeOver => {
-                                next_up = Some(take_over);
-                                break;
-                            }
-                        }
+                        rows.extend(more);
                     }
                     this.publish_handed(&channel, rows).await?;
                 }
@@ -627,19 +564,10 @@ impl Relay {
         }
     }
 
-    /// Sweeps until a round finds fewer rows than a batch. A round that met a row another
-    /// relay holds ([`Unhanded::AllButHanded`] does not skip it) is tried again shortly.
+    /// Sweeps until a round finds fewer rows than a batch.
     async fn drain_sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<()> {
-        loop {
-            match self.sweep(channel, unhanded).await {
-                Ok(rows) if rows as i64 >= self.batch_size => {}
-                Ok(_) => return Ok(()),
-                Err(err) if held_by_another(&err) => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        while self.sweep(channel, unhanded).await? as i64 >= self.batch_size {}
+        Ok(())
     }
 
     /// On shutdown: publishes what was handed over and what the sweep finds, for a bounded
@@ -650,14 +578,8 @@ impl Relay {
         channel: &Channel,
     ) -> anyhow::Result<RelayExit> {
         let flush = async {
-            while let Some(item) = self.handed.as_mut().and_then(|rx| rx.try_recv().ok()) {
-                match item {
-                    Handed::Rows(rows) => self.publish_handed(channel, rows).await?,
-                    Handed::TakeOver => {
-                        self.drain_sweep(channel, Unhanded::AllButHanded(self.made_at))
-                            .await?;
-                    }
-                }
+            while let Some(rows) = self.handed.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                self.publish_handed(channel, rows).await?;
             }
             let everything = Unhanded::OlderThan(Duration::ZERO);
             while self.sweep(channel, everything).await? > 0 {}
@@ -697,45 +619,29 @@ impl Relay {
     /// rows that failed before and are due again, and the `unhanded` ones. Returns how many
     /// rows it looked at.
     ///
-    /// The periodic sweep's rows go out by `available_at`, then id: the order of the
-    /// `outbox_pending` index, so the scan stops after `batch_size` rows however long the
-    /// backlog. A catch-up's go out by id, the order they were written in.
+    /// Rows go out by `available_at`, then id: the order of the `outbox_pending` index, so
+    /// the scan stops after `batch_size` rows however long the backlog.
     async fn sweep(&self, channel: &Channel, unhanded: Unhanded) -> anyhow::Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<PendingRow> = match unhanded {
-            // Skipping a row another relay holds could let a younger row of the same order
-            // overtake it, so the round fails instead (`nowait`; `drain_sweep` tries again
-            // shortly) and never waits while holding rows: waiting could deadlock against
-            // another relay marking the same rows in another order.
-            Unhanded::AllButHanded(made_at) => {
-                sqlx::query_as(
-                    "select id, message_type, routing_key, correlation_id, body, attempts
-                     from outbox where published_at is null and available_at <= clock_timestamp()
-                       and (attempts > 0 or created_at <= $2 or written_by is distinct from $3)
-                     order by id limit $1 for update nowait",
-                )
-                .bind(self.batch_size)
-                .bind(made_at)
-                .bind(self.writer)
-                .fetch_all(&mut *tx)
-                .await?
-            }
-            Unhanded::OlderThan(older_than) => {
-                sqlx::query_as(
-                    "select id, message_type, routing_key, correlation_id, body, attempts
-                     from outbox where published_at is null and available_at <= clock_timestamp()
-                       and (attempts > 0 or created_at <= clock_timestamp() - interval '1 millisecond' *
-                              case when written_by is null or written_by = $3 then $2 else $4 end)
-                     order by available_at, id limit $1 for update skip locked",
-                )
-                .bind(self.batch_size)
-                .bind(older_than.as_millis() as f64)
-                .bind(self.writer)
-                .bind(OTHER_WRITERS_GRACE.max(older_than).as_millis() as f64)
-                .fetch_all(&mut *tx)
-                .await?
-            }
+        let (before, older_than) = match unhanded {
+            Unhanded::Before(at) => (Some(at), Duration::ZERO),
+            Unhanded::OlderThan(age) => (None, age),
         };
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<PendingRow> = sqlx::query_as(
+            "select id, message_type, routing_key, correlation_id, body, attempts
+             from outbox where published_at is null and available_at <= clock_timestamp()
+               and (attempts > 0 or created_at <= coalesce(
+                      $2, clock_timestamp() - interval '1 millisecond' *
+                        case when written_by is null or written_by = $4 then $3 else $5 end))
+             order by available_at, id limit $1 for update skip locked",
+        )
+        .bind(self.batch_size)
+        .bind(before)
+        .bind(older_than.as_millis() as f64)
+        .bind(self.writer)
+        .bind(OTHER_WRITERS_GRACE.max(older_than).as_millis() as f64)
+        .fetch_all(&mut *tx)
+        .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -935,15 +841,6 @@ impl Relay {
         .rows_affected();
         Ok(Pruned { outbox, inbox })
     }
-}
-
-/// Whether a sweep failed because another relay holds one of its rows (`lock_not_available`,
-/// from `for update nowait`).
-fn held_by_another(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<sqlx::Error>()
-        .and_then(sqlx::Error::as_database_error)
-        .and_then(|db| db.code())
-        .is_some_and(|code| code == "55P03")
 }
 
 /// A crash injected by [`RelayFaults`], ending the session like a failure would.
