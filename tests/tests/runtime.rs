@@ -26,6 +26,26 @@ fn consumer() -> ConsumerSettings {
     }
 }
 
+/// Takes every echo waiting in `queue`, in queue order: (message id, the probe's number).
+async fn take_echoes(env: &TestEnv, queue: &str) -> anyhow::Result<Vec<(uuid::Uuid, u64)>> {
+    let channel = env.connection.create_channel().await?;
+    let mut echoes = Vec::new();
+    while let Some(delivery) = channel
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await?
+    {
+        let raw = orderly_contracts::decode_raw(&delivery.delivery.data)?;
+        echoes.push((
+            raw.message_id,
+            raw.payload["n"].as_u64().unwrap_or_default(),
+        ));
+    }
+    Ok(echoes)
+}
+
 async fn host(env: &TestEnv) -> anyhow::Result<Host> {
     let mut host = Host::new(env.settings.clone());
     host.start_worker(
@@ -690,6 +710,96 @@ async fn a_sweep_leaves_another_live_processs_rows_to_it_for_the_grace() -> anyh
     env.cleanup().await
 }
 
+/// A copy killed after committing an order's message but before publishing it leaves the
+/// row pending; the copy that takes over the partition publishes that row before its own
+/// answer to the order's next message (issue 19: `two-copies-killed-repeatedly` lost
+/// dispatch notifications when the answer went first). The predecessor here is a consumer
+/// with no relay at all; the successor's sweeps are set to two minutes, so only the
+/// take-over can put the predecessor's row out within the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_taking_over_a_partition_publishes_its_predecessors_rows_first() -> anyhow::Result<()>
+{
+    use orderly_runtime::{consumer::Consumer, health::Health, retry::RetryPolicy};
+    let consumer = ConsumerSettings {
+        partitions: 1,
+        ..consumer()
+    };
+    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer.clone()).await?;
+    env.settings.relay.poll_interval_ms = 120_000;
+    let echoes = env.names.queue("out.echo");
+    let probe = |n: u32| {
+        (
+            "order-1".to_owned(),
+            Probe {
+                n,
+                emit: n > 0,
+                ..Probe::default()
+            },
+        )
+    };
+    let stop_predecessor = tokio_util::sync::CancellationToken::new();
+    let predecessor = tokio::spawn(
+        Consumer::new(
+            PROBE,
+            ProbeHandler {
+                side: env.side_pool().await?,
+            },
+            env.pool.clone(),
+            env.names.clone(),
+            env.settings.broker_url.clone(),
+            consumer.clone(),
+            RetryPolicy::from(&env.settings.retry),
+            Arc::new(orderly_runtime::metrics::Metrics::default()),
+            Health::default(),
+        )
+        .run(stop_predecessor.clone()),
+    );
+    env.publish_probes_in(vec![probe(0)]).await?;
+    wait_until(
+        "the predecessor consumes the partition",
+        DEADLINE,
+        || async { Ok(env.total_effects().await? == 1) },
+    )
+    .await?;
+    // The successor stands by behind it. A row waiting before it started is its relay's
+    // catch-up's: once that row is out, the catch-up is over.
+    let mut conn = env.pool.acquire().await?;
+    let sentinel = Envelope::new("probe", "sentinel", ProbeEcho { n: 100 });
+    outbox::insert(&mut conn, &[OutboxMessage::from_envelope(&sentinel)]).await?;
+    drop(conn);
+    let successor = host(&env).await?;
+    wait_until("the successor's relay caught up", DEADLINE, || async {
+        Ok(env.queue_depth(&echoes).await? == 1 && outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    // The predecessor answers the order's first message and goes away unpublished.
+    env.publish_probes_in(vec![probe(1)]).await?;
+    wait_until("the predecessor committed its answer", DEADLINE, || async {
+        Ok(env.total_effects().await? == 2 && outbox::status(&env.pool).await?.pending == 1)
+    })
+    .await?;
+    stop_predecessor.cancel();
+    predecessor.await?;
+    // The successor takes the partition over with the order's next message.
+    env.publish_probes_in(vec![probe(2)]).await?;
+    wait_until("both answers are published", DEADLINE, || async {
+        Ok(env.queue_depth(&echoes).await? >= 3 && outbox::status(&env.pool).await?.pending == 0)
+    })
+    .await?;
+    let published: Vec<u64> = take_echoes(&env, &echoes)
+        .await?
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(
+        published,
+        vec![100, 1, 2],
+        "the predecessor's answer before the successor's"
+    );
+    successor.stop(Duration::from_secs(10)).await;
+    env.cleanup().await
+}
+
 /// The inbox remembers a handled message for the deduplication window
 /// (`relay.inbox_retention_hours`) and the outbox keeps a published row for
 /// `relay.retention_hours`; after that the relay prunes them, in slices, and nothing younger.
@@ -827,19 +937,11 @@ async fn a_lost_broker_connection_does_not_reorder_the_outbox() -> anyhow::Resul
     .await?;
     // In the order written; a row whose confirm was lost may come twice (consumers drop the
     // repeat by message id), but never after a younger one.
-    let channel = env.connection.create_channel().await?;
     let mut first_seen = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    while let Some(delivery) = channel
-        .basic_get(
-            echoes.as_str().into(),
-            lapin::options::BasicGetOptions { no_ack: true },
-        )
-        .await?
-    {
-        let raw = orderly_contracts::decode_raw(&delivery.delivery.data)?;
-        if seen.insert(raw.message_id) {
-            first_seen.push(raw.payload["n"].as_u64().unwrap_or_default());
+    for (id, n) in take_echoes(&env, &echoes).await? {
+        if seen.insert(id) {
+            first_seen.push(n);
         }
     }
     assert_eq!(first_seen, (1..=60).collect::<Vec<u64>>());

@@ -38,6 +38,15 @@
 //! limit stops the flow) and tried again with backoff until the database answers. Messages
 //! are not retried or dead-lettered for it. Readiness reports `db` down meanwhile.
 //!
+//! # Taking over from a crashed copy
+//! A copy killed after committing a batch but before its relay published the rows leaves
+//! them pending in the outbox; the copy that takes the partition over must not publish an
+//! order's next message before them (downstream, the older one would then look stale). So a
+//! batch's rows go to the relay behind the pending rows about the same correlation ids that
+//! another process wrote ([`outbox::insert_after_others`]): the predecessor's leftovers
+//! leave first, in the order they were written, at the latest with the successor's first
+//! answer about that order.
+//!
 //! # Broker loss and shutdown
 //! A broker error ends the session; the consumer reconnects with backoff and resumes. Unacked
 //! deliveries are redelivered by the broker to whoever consumes next, and deduplicated by the
@@ -748,7 +757,11 @@ impl<H: Handler> Inner<H> {
         }
 
         let finish = async {
-            let written = outbox::insert(&mut tx, &outgoing).await?;
+            let written = if self.handoff.is_some() {
+                outbox::insert_after_others(&mut tx, &outgoing).await?
+            } else {
+                outbox::insert(&mut tx, &outgoing).await?
+            };
             if !failed_ids.is_empty() {
                 // Their inbox rows were claimed up front; the handler's effects were rolled
                 // back, so the claim must go too (a retry must run the handler again).

@@ -192,6 +192,48 @@ pub async fn insert(
         .collect())
 }
 
+/// Like [`insert`], and returns first the pending rows about the same correlation ids that
+/// another process wrote: what a crashed copy left unpublished about the orders whose
+/// partition this process took over. Handing the result over publishes those rows before
+/// the new ones, so an order's messages leave in the order they were written across a
+/// take-over, where the sweep would publish them only after its grace, behind the
+/// successor's (the fault suite's `two-copies-killed-repeatedly`: a `shipment.dispatched`
+/// published after the `shipment.delivered` the successor wrote, and suppressed as stale).
+///
+/// A row of a live process may be taken too (that process handles the same order from
+/// another input at the same moment, or the predecessor is not quite dead): it is then
+/// published twice, which consumers deduplicate by message id. Rows are not locked: a sweep
+/// publishing one of them at the same moment only adds such a duplicate.
+pub async fn insert_after_others(
+    conn: &mut PgConnection,
+    messages: &[OutboxMessage],
+) -> sqlx::Result<Vec<Written>> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut correlations: Vec<&str> = messages.iter().map(|m| m.correlation_id.as_str()).collect();
+    correlations.sort_unstable();
+    correlations.dedup();
+    let left: Vec<PendingRow> = sqlx::query_as(
+        "select id, message_type, routing_key, correlation_id, body, attempts from outbox
+         where published_at is null and correlation_id = any($1)
+           and written_by is distinct from nullif(current_setting('orderly.writer', true), '')::uuid
+         order by id",
+    )
+    .bind(&correlations)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rows: Vec<Written> = left.into_iter().map(Written::from).collect();
+    if !rows.is_empty() {
+        debug!(
+            rows = rows.len(),
+            "publishing another process's pending rows about the same orders first"
+        );
+    }
+    rows.extend(insert(conn, messages).await?);
+    Ok(rows)
+}
+
 /// Hands rows a process committed to its outbox to the relay of that schema in the same
 /// process, which publishes them at once (see the module documentation). Cheap to clone.
 #[derive(Debug, Clone)]
