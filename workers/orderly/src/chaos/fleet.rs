@@ -79,8 +79,11 @@ impl Fleet {
         }
         Ok(command
             .args(["run", worker])
-            // Quiet unless the scenario asks for more.
-            .env("RUST_LOG", "warn")
+            // Quiet unless the scenario (or `CHAOS_RUST_LOG`, docs/chaos.md) asks for more.
+            .env(
+                "RUST_LOG",
+                std::env::var("CHAOS_RUST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("ORDERLY__HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("MALLOC_ARENA_MAX", "2")

@@ -305,7 +305,11 @@ pub(crate) async fn run(
         println!("written to docs/chaos.md");
     }
     drop(shared);
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("CHAOS_RUST_LOG").is_some() {
+        println!("workers' output kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| !o.passed())
