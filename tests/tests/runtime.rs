@@ -46,32 +46,6 @@ async fn take_echoes(env: &TestEnv, queue: &str) -> anyhow::Result<Vec<(uuid::Uu
     Ok(echoes)
 }
 
-/// A relay of the probe's outbox reaching the broker at `broker_url`, fed by the returned
-/// handoff (as a worker's consumer feeds its relay).
-fn handed_relay(env: &TestEnv, broker_url: String) -> (outbox::Handoff, Relay) {
-    let (handoff, handed) = outbox::Handoff::new();
-    let relay = Relay::new(
-        PROBE,
-        env.pool.clone(),
-        broker_url,
-        env.names.clone(),
-        &env.settings.relay,
-        Arc::new(orderly_runtime::metrics::Metrics::default()),
-    )
-    .with_handoff(handed);
-    (handoff, relay)
-}
-
-/// Writes echo `n` in a transaction of its own and hands it over on commit.
-async fn write_echo(env: &TestEnv, handoff: &outbox::Handoff, n: u32) -> anyhow::Result<()> {
-    let msg = Envelope::new("probe", format!("flow-{n}"), ProbeEcho { n });
-    let mut tx = env.pool.begin().await?;
-    let written = outbox::insert(&mut tx, &[OutboxMessage::from_envelope(&msg)]).await?;
-    tx.commit().await?;
-    handoff.hand(written);
-    Ok(())
-}
-
 async fn host(env: &TestEnv) -> anyhow::Result<Host> {
     let mut host = Host::new(env.settings.clone());
     host.start_worker(
@@ -736,47 +710,6 @@ async fn a_sweep_leaves_another_live_processs_rows_to_it_for_the_grace() -> anyh
     env.cleanup().await
 }
 
-/// A row this process's handoff holds is the handoff's to publish, however long it waits:
-/// no sweep takes it too. Under load a handoff can lag behind the poll interval, and the
-/// sweep then sent its rows a second time (repeats to outside consumers with several copies
-/// and no fault). Here rows are handed over before the relay starts and dated an hour back,
-/// so its first sweep would take every one of them if it did not know they are handed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sweep_leaves_the_rows_its_own_handoff_holds() -> anyhow::Result<()> {
-    let mut env = TestEnv::new(TestEnv::fast_retry(3), consumer()).await?;
-    env.settings.relay.poll_interval_ms = 50;
-    let (handoff, relay) = handed_relay(&env, env.settings.broker_url.clone());
-    let write = |n: u32| write_echo(&env, &handoff, n);
-    for n in 1..=10 {
-        write(n).await?;
-    }
-    sqlx::query("update outbox set created_at = created_at - interval '1 hour'")
-        .execute(&env.pool)
-        .await?;
-    let token = tokio_util::sync::CancellationToken::new();
-    let relay_task = tokio::spawn(relay.run(token.clone()));
-    // The handoff publishes in the order handed: once the eleventh is out, so are the ten.
-    write(11).await?;
-    let echoes = env.names.queue("out.echo");
-    wait_until("every row is published", DEADLINE, || async {
-        Ok(outbox::status(&env.pool).await?.pending == 0 && env.queue_depth(&echoes).await? >= 11)
-    })
-    .await?;
-    let published: Vec<u64> = take_echoes(&env, &echoes)
-        .await?
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
-    assert_eq!(
-        published,
-        (1..=11).collect::<Vec<u64>>(),
-        "each row once, through the handoff"
-    );
-    token.cancel();
-    let _ = relay_task.await;
-    env.cleanup().await
-}
-
 /// A copy killed after committing an order's message but before publishing it leaves the
 /// row pending; the copy that takes over the partition publishes that row before its own
 /// answer to the order's next message (issue 19: `two-copies-killed-repeatedly` lost
@@ -955,12 +888,32 @@ async fn a_lost_broker_connection_does_not_reorder_the_outbox() -> anyhow::Resul
     env.settings.relay.poll_interval_ms = 60_000;
     let (switch, up) = tokio::sync::watch::channel(true);
     let port = orderly_tests::proxy(5672, up).await?;
-    let (handoff, relay) = handed_relay(&env, format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    let (handoff, handed) = outbox::Handoff::new();
+    let relay = Relay::new(
+        PROBE,
+        env.pool.clone(),
+        format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+        env.names.clone(),
+        &env.settings.relay,
+        Arc::new(orderly_runtime::metrics::Metrics::default()),
+    )
+    .with_handoff(handed);
     let token = tokio_util::sync::CancellationToken::new();
     let relay_task = tokio::spawn(relay.run(token.clone()));
     let echoes = env.names.queue("out.echo");
     // One echo per transaction, handed over on commit as a worker's consumer does.
-    let write = |n: u32| write_echo(&env, &handoff, n);
+    let write = |n: u32| {
+        let pool = env.pool.clone();
+        let handoff = handoff.clone();
+        async move {
+            let msg = Envelope::new("probe", format!("flow-{n}"), ProbeEcho { n });
+            let mut tx = pool.begin().await?;
+            let written = outbox::insert(&mut tx, &[OutboxMessage::from_envelope(&msg)]).await?;
+            tx.commit().await?;
+            handoff.hand(written);
+            anyhow::Ok(())
+        }
+    };
     for n in 1..=20 {
         write(n).await?;
     }

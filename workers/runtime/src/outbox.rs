@@ -19,8 +19,7 @@
 //! existed, then the handed rows the last session's lost connection could not publish; so one order's messages keep the order their worker wrote them in across a
 //! broker outage. Then the sweep runs every poll interval, taking rows that failed before
 //! and are due, and rows written more than a poll interval ago (younger ones are on their
-//! way through a handoff), never a row this process's handoff still holds (a handoff slower
-//! than the poll interval under load would otherwise see its rows published twice); rows another live process wrote (`written_by`, the process's
+//! way through a handoff); rows another live process wrote (`written_by`, the process's
 //! id, set on its sessions) only after [`OTHER_WRITERS_GRACE`], since that process's
 //! handoff is publishing them. The sweep runs beside the
 //! handoff, on its own broker channel, so its scan never holds handed rows back.
@@ -226,9 +225,7 @@ pub async fn insert_after_others(
     .await?;
     let mut rows: Vec<Written> = left.into_iter().map(Written::from).collect();
     if !rows.is_empty() {
-        // Rare in steady state (a copy took a partition over, or two processes answered
-        // about one order at once): worth seeing.
-        info!(
+        debug!(
             rows = rows.len(),
             "publishing another process's pending rows about the same orders first"
         );
@@ -237,60 +234,23 @@ pub async fn insert_after_others(
     Ok(rows)
 }
 
-/// Ids of the rows a handoff holds (handed over, not yet recorded by the relay): its relay's
-/// sweep leaves them to it, however long they wait, instead of publishing them a second
-/// time beside it.
-type InFlight = Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
-
-fn in_flight(set: &InFlight) -> std::sync::MutexGuard<'_, std::collections::HashSet<i64>> {
-    set.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Hands rows a process committed to its outbox to the relay of that schema in the same
 /// process, which publishes them at once (see the module documentation). Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Handoff {
-    tx: mpsc::Sender<Vec<Written>>,
-    in_flight: InFlight,
-}
-
-/// The relay's end of a [`Handoff`] ([`Relay::with_handoff`]).
-#[derive(Debug)]
-pub struct Handed {
-    rx: mpsc::Receiver<Vec<Written>>,
-    in_flight: InFlight,
-}
+pub struct Handoff(mpsc::Sender<Vec<Written>>);
 
 impl Handoff {
     /// A handoff and the receiving end for the relay ([`Relay::with_handoff`]).
-    pub fn new() -> (Self, Handed) {
+    pub fn new() -> (Self, mpsc::Receiver<Vec<Written>>) {
         let (tx, rx) = mpsc::channel(HANDOFF_CAPACITY);
-        let in_flight = InFlight::default();
-        (
-            Self {
-                tx,
-                in_flight: in_flight.clone(),
-            },
-            Handed { rx, in_flight },
-        )
+        (Self(tx), rx)
     }
 
     /// Hands over rows written in a transaction that committed. Never waits: when the
     /// relay is far behind (or gone), the rows stay pending and its sweep publishes them.
     pub fn hand(&self, rows: Vec<Written>) {
-        if rows.is_empty() {
-            return;
-        }
-        // Recorded before they are sent, so the relay's release after publishing cannot
-        // come first.
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        in_flight(&self.in_flight).extend(&ids);
-        if self.tx.try_send(rows).is_err() {
-            let mut set = in_flight(&self.in_flight);
-            for id in &ids {
-                set.remove(id);
-            }
+        if !rows.is_empty() {
+            let _ = self.0.try_send(rows);
         }
     }
 }
@@ -398,8 +358,6 @@ pub struct Relay {
     metrics: Arc<Metrics>,
     faults: RelayFaults,
     handed: Option<mpsc::Receiver<Vec<Written>>>,
-    /// The ids of the rows its handoff holds, which its sweep leaves alone.
-    in_flight: InFlight,
     /// Handed rows whose publishing failed with the connection: the next session publishes
     /// them first, before anything newer, so they keep their place in line.
     leftover: std::sync::Mutex<Vec<Written>>,
@@ -456,7 +414,6 @@ impl Relay {
             metrics,
             faults: RelayFaults::default(),
             handed: None,
-            in_flight: InFlight::default(),
             leftover: std::sync::Mutex::default(),
             health: None,
             made_at: Utc::now(),
@@ -483,18 +440,9 @@ impl Relay {
 
     /// Takes the rows this process hands over (see [`Handoff`]).
     #[must_use]
-    pub fn with_handoff(mut self, handed: Handed) -> Self {
-        self.handed = Some(handed.rx);
-        self.in_flight = handed.in_flight;
+    pub fn with_handoff(mut self, handed: mpsc::Receiver<Vec<Written>>) -> Self {
+        self.handed = Some(handed);
         self
-    }
-
-    /// Its handoff no longer holds `rows` (published and recorded, or lost with a crash).
-    fn release(&self, rows: &[Written]) {
-        let mut set = in_flight(&self.in_flight);
-        for row in rows {
-            set.remove(&row.id);
-        }
     }
 
     /// Reports the broker's flow control to `health` as the check `<schema>.broker_flow`.
@@ -675,8 +623,6 @@ impl Relay {
             while let Some(rows) = self.handed.as_mut().and_then(|rx| rx.try_recv().ok()) {
                 self.publish_handed(channel, rows).await?;
             }
-            // Nothing is on its way any more (rows a failed session left over included).
-            in_flight(&self.in_flight).clear();
             let everything = Unhanded::OlderThan(Duration::ZERO);
             while self.sweep(channel, everything).await? > 0 {}
             anyhow::Ok(())
@@ -705,15 +651,10 @@ impl Relay {
             }
         };
         if self.faults.crash_after_publish {
-            // A crashed process's handoff is gone: the rows are the sweep's again.
-            self.release(&rows);
             return Err(SimulatedCrash.into());
         }
         let mut conn = self.pool.acquire().await?;
-        let recorded = self.record(&mut conn, &rows, results).await;
-        // Recorded (published, or due again later) or not: the sweep takes them from here.
-        self.release(&rows);
-        recorded
+        self.record(&mut conn, &rows, results).await
     }
 
     /// Publishes one batch of due rows nobody handed over (see the module documentation):
@@ -727,7 +668,6 @@ impl Relay {
             Unhanded::Before(at) => (Some(at), Duration::ZERO),
             Unhanded::OlderThan(age) => (None, age),
         };
-        let held: Vec<i64> = in_flight(&self.in_flight).iter().copied().collect();
         let mut tx = self.pool.begin().await?;
         let rows: Vec<PendingRow> = sqlx::query_as(
             "select id, message_type, routing_key, correlation_id, body, attempts
@@ -735,7 +675,6 @@ impl Relay {
                and (attempts > 0 or created_at <= coalesce(
                       $2, clock_timestamp() - interval '1 millisecond' *
                         case when written_by is null or written_by = $4 then $3 else $5 end))
-               and id <> all($6)
              order by available_at, id limit $1 for update skip locked",
         )
         .bind(self.batch_size)
@@ -743,17 +682,12 @@ impl Relay {
         .bind(older_than.as_millis() as f64)
         .bind(self.writer)
         .bind(OTHER_WRITERS_GRACE.max(older_than).as_millis() as f64)
-        .bind(&held)
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {
             return Ok(0);
         }
         let rows: Vec<Written> = rows.into_iter().map(Written::from).collect();
-        // Rare in steady state (rows left by a crash, a full handoff, retries, a handoff
-        // slower than the poll interval): worth seeing, since a swept row a handoff also
-        // holds goes out twice.
-        info!(schema = %self.schema, rows = rows.len(), retries = rows.iter().filter(|r| r.attempts > 0).count(), "swept rows nobody handed over");
         let results = self.publish(channel, &rows).await?;
         if self.faults.crash_after_publish {
             // The broker has the messages; the rows are not marked. Rolling back is what a
